@@ -31,8 +31,9 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-# -- pnpm, pinned in package.json (corepack cannot verify pnpm's signature here) -------------
-want=$(node -p "require('./package.json').packageManager.split('@')[1]")
+# -- pnpm, pinned in package.json devEngines (corepack cannot verify pnpm's signature here,
+# and with onFail "download" pnpm 12 refuses a frozen install: the registry has no @pnpm/exe for its pin) --
+want=$(node -p "require('./package.json').devEngines.packageManager.version")
 have=$(pnpm --version 2>/dev/null || true)
 if [ "$have" != "$want" ]; then
   log "installing pnpm $want with npm"

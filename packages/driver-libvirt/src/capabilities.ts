@@ -1,0 +1,52 @@
+/** What the libvirt driver declares per hypervisor type: honest, measured on this platform. */
+import { NO_CAPABILITIES, type Capabilities } from "@virtkit/core";
+
+/** Facts the declaration depends on besides the virt type. */
+export interface CapabilityFacts {
+  /** A console log directory is configured and readable by the driver. */
+  readonly consoleLog?: boolean;
+}
+
+/** The capabilities of the driver for `virtType`. */
+export function libvirtCapabilities(virtType: string, facts: CapabilityFacts = {}): Capabilities {
+  const consoleOutput = facts.consoleLog === true;
+  switch (virtType) {
+    case "test":
+      // The test driver runs through the daemon: it has snapshots, managed save, set-user-password
+      // and events, but no volume download (so no image snapshot) and no migration at all.
+      return {
+        ...NO_CAPABILITIES,
+        pause: true,
+        suspend: true,
+        rescue: true,
+        softReboot: true,
+        instanceSnapshots: true,
+        setAdminPassword: true,
+        lifecycleEvents: true,
+        consoleOutput,
+      };
+    case "qemu":
+    case "kvm":
+      return {
+        pause: true,
+        suspend: true,
+        rescue: true,
+        softReboot: true,
+        consoleOutput,
+        imageSnapshot: true,
+        instanceSnapshots: true,
+        setAdminPassword: true,
+        liveMigration: true,
+        blockMigration: true,
+        tunnelledMigration: true,
+        nativeTlsMigration: true,
+        postCopy: true,
+        autoConverge: true,
+        lifecycleEvents: true,
+      };
+    default:
+      // Other libvirt hypervisors (xen, lxc, parallels, ...) are untested here: only what every
+      // libvirt driver implements is declared.
+      return { ...NO_CAPABILITIES, pause: true, softReboot: true, lifecycleEvents: true, consoleOutput };
+  }
+}

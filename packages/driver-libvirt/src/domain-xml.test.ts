@@ -1,0 +1,159 @@
+import type { Instance } from "@virtkit/core";
+import { describe, expect, it } from "vitest";
+import {
+  GUEST_AGENT_CHANNEL,
+  VIRTKIT_XMLNS,
+  buildDomainXml,
+  buildSnapshotXml,
+  buildVolumeXml,
+  readDomainXml,
+  readSnapshotXml,
+} from "./domain-xml.js";
+import { withRescueDisk } from "./libvirt-driver.js";
+import { child, children, parseXml, path } from "./xml.js";
+
+const instance = (over: Partial<Instance> = {}): Instance => ({
+  uuid: "0b6c7a52-7f3e-4d47-9b3c-2f4c8f1b9a10",
+  name: "web-1",
+  projectId: "proj-a",
+  userId: "user-b",
+  flavor: { name: "m1.tiny", memoryMb: 512, vcpus: 2, rootGb: 1 },
+  imageMeta: { id: "img-1", properties: {} },
+  ...over,
+});
+
+describe("buildDomainXml", () => {
+  it("writes type, name, uuid, memory, vcpus, disk, interfaces, console and metadata", () => {
+    const xml = buildDomainXml({
+      virtType: "kvm",
+      instance: instance(),
+      disks: [{ path: "/var/lib/libvirt/images/x_disk", format: "qcow2" }],
+      networkInfo: [
+        { id: "p1", address: "52:54:00:12:34:56", bridge: "br0" },
+        { id: "p2", address: "52:54:00:12:34:57", model: "e1000" },
+      ],
+      consoleLogPath: "/var/log/vk/x.log",
+    });
+    const dom = parseXml(xml);
+    expect(dom.attributes.type).toBe("kvm");
+    expect(child(dom, "name")?.text).toBe("web-1");
+    expect(child(dom, "uuid")?.text).toBe("0b6c7a52-7f3e-4d47-9b3c-2f4c8f1b9a10");
+    expect(child(dom, "memory")?.attributes.unit).toBe("MiB");
+    expect(child(dom, "memory")?.text).toBe("512");
+    expect(child(dom, "vcpu")?.text).toBe("2");
+    expect(path(dom, "features", "acpi")).toBeDefined();
+    const disk = path(dom, "devices", "disk");
+    expect(child(disk, "source")?.attributes.file).toBe("/var/lib/libvirt/images/x_disk");
+    expect(child(disk, "driver")?.attributes.type).toBe("qcow2");
+    expect(child(disk, "target")?.attributes).toEqual({ dev: "vda", bus: "virtio" });
+    const nics = children(child(dom, "devices"), "interface");
+    expect(nics.map((n) => n.attributes.type)).toEqual(["bridge", "user"]);
+    expect(child(nics[0], "source")?.attributes.bridge).toBe("br0");
+    expect(child(nics[1], "model")?.attributes.type).toBe("e1000");
+    expect(path(dom, "devices", "serial", "log")?.attributes.file).toBe("/var/log/vk/x.log");
+    expect(children(child(dom, "devices"), "channel")).toHaveLength(0);
+    const facts = readDomainXml(xml);
+    expect(facts).toMatchObject({
+      name: "web-1",
+      type: "kvm",
+      projectId: "proj-a",
+      consoleLogPath: "/var/log/vk/x.log",
+      hasGuestAgentChannel: false,
+    });
+    expect(facts.disks).toEqual([{ path: "/var/lib/libvirt/images/x_disk", format: "qcow2", target: "vda" }]);
+  });
+
+  it("adds the guest agent channel without a socket path when hw_qemu_guest_agent is set", () => {
+    const xml = buildDomainXml({
+      virtType: "qemu",
+      instance: instance({ imageMeta: { properties: { hw_qemu_guest_agent: true, hw_disk_bus: "scsi" } } }),
+      disks: [{ path: "/p/a", format: "raw" }],
+    });
+    const channel = path(parseXml(xml), "devices", "channel");
+    expect(channel?.attributes.type).toBe("unix");
+    expect(child(channel, "source")).toBeUndefined();
+    expect(child(channel, "target")?.attributes.name).toBe(GUEST_AGENT_CHANNEL);
+    expect(readDomainXml(xml).hasGuestAgentChannel).toBe(true);
+    expect(readDomainXml(xml).disks[0]?.target).toBe("sda");
+  });
+
+  it("escapes every value: a hostile name, project or path cannot change the document", () => {
+    const evil = `a'><evil/>&"`;
+    const xml = buildDomainXml({
+      virtType: "test",
+      instance: instance({
+        name: evil,
+        projectId: evil,
+        hostname: evil,
+        flavor: { name: evil, memoryMb: 64, vcpus: 1, rootGb: 0 },
+      }),
+      disks: [{ path: `/p/${evil}`, format: "qcow2" }],
+      networkInfo: [{ id: "x", address: evil, bridge: evil }],
+      consoleLogPath: `/l/${evil}`,
+    });
+    expect(xml).not.toContain("<evil/>");
+    const dom = parseXml(xml);
+    expect(child(dom, "name")?.text).toBe(evil);
+    expect(child(dom, "title")?.text).toBe(evil);
+    expect(path(dom, "devices", "disk", "source")?.attributes.file).toBe(`/p/${evil}`);
+    expect(path(dom, "devices", "interface", "mac")?.attributes.address).toBe(evil);
+    const names: string[] = [];
+    const walk = (e: ReturnType<typeof parseXml>): void => {
+      names.push(e.name);
+      e.children.forEach(walk);
+    };
+    walk(dom);
+    expect(names).not.toContain("evil");
+    expect(readDomainXml(xml).projectId).toBe(evil);
+  });
+
+  it("keeps metadata in virtkit's namespace, whatever prefix libvirt writes back", () => {
+    const xml =
+      `<domain type='test'><name>n</name><uuid>u</uuid><metadata>` +
+      `<vk:instance xmlns:vk="${VIRTKIT_XMLNS}"><vk:project>p</vk:project><vk:rescue>&lt;domain/&gt;</vk:rescue></vk:instance>` +
+      `<other:instance xmlns:other="urn:x"><other:project>q</other:project></other:instance>` +
+      `</metadata></domain>`;
+    expect(readDomainXml(xml)).toMatchObject({ projectId: "p", rescueOriginalXml: "<domain/>" });
+  });
+});
+
+describe("withRescueDisk", () => {
+  it("boots the rescue disk first and keeps the original XML in the metadata", () => {
+    const original = buildDomainXml({
+      virtType: "test",
+      instance: instance(),
+      disks: [{ path: "/pool/u_disk", format: "qcow2" }],
+    });
+    const rescued = withRescueDisk(original, { path: "/pool/u_disk.rescue", format: "qcow2" });
+    const facts = readDomainXml(rescued);
+    expect(facts.disks.map((d) => [d.path, d.target])).toEqual([
+      ["/pool/u_disk.rescue", "vdb"],
+      ["/pool/u_disk", "vda"],
+    ]);
+    const boots = children(child(parseXml(rescued), "devices"), "disk").map((d) => child(d, "boot")?.attributes.order);
+    expect(boots).toEqual(["1", "2"]);
+    expect(facts.rescueOriginalXml).toBe(original);
+    expect(readDomainXml(facts.rescueOriginalXml as string).rescueOriginalXml).toBeUndefined();
+  });
+});
+
+describe("snapshot and volume XML", () => {
+  it("escapes snapshot names and descriptions and reads libvirt's snapshot XML", () => {
+    const xml = buildSnapshotXml("s<1>", `{"a":"b&c"}`);
+    expect(child(parseXml(xml), "description")?.text).toBe(`{"a":"b&c"}`);
+    expect(
+      readSnapshotXml(
+        "<domainsnapshot><name>s1</name><description>d</description><state>paused</state><creationTime>1700000000</creationTime></domainsnapshot>",
+      ),
+    ).toEqual({ name: "s1", description: "d", state: "paused", creationTime: 1700000000 });
+  });
+  it("writes qcow2 volumes with an optional backing store", () => {
+    const v = parseXml(
+      buildVolumeXml({ name: "x'", capacityBytes: 1073741824n, format: "qcow2", backingPath: "/b/i" }),
+    );
+    expect(child(v, "name")?.text).toBe("x'");
+    expect(child(v, "capacity")?.text).toBe("1073741824");
+    expect(path(v, "backingStore", "path")?.text).toBe("/b/i");
+    expect(path(v, "target", "format")?.attributes.type).toBe("qcow2");
+  });
+});

@@ -1,0 +1,290 @@
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import {
+  DEFAULT_MIGRATION_POLICY,
+  GuestAgentNotEnabledError,
+  GuestAgentUnresponsiveError,
+  HypervisorUnavailableError,
+  InMemoryImageService,
+  InstanceNotRunningError,
+  InvalidInputError,
+  InvalidStateError,
+  MigrationPreCheckError,
+  PasswordSetFailedError,
+  PowerOffFailureError,
+  PowerState,
+  Secret,
+  TaskState,
+  type Instance,
+  type LifecycleEvent,
+} from "@virtkit/core";
+import { VirErrorNumber as E } from "@virtkit/libvirt-rpc";
+import { describe, expect, it } from "vitest";
+import { LibvirtDriver, virtTypeFromUri, type LibvirtDriverOptions } from "./libvirt-driver.js";
+import { FakeLibvirt, daemonError } from "./testing/fake-libvirt.js";
+
+const inst = (over: Partial<Instance> = {}): Instance => ({
+  uuid: "3f1c2b9e-5a4d-4c3b-8a2f-1e0d9c8b7a6f",
+  name: "vm-1",
+  projectId: "proj",
+  flavor: { name: "m1", memoryMb: 64, vcpus: 1, rootGb: 1 },
+  imageMeta: { properties: { hw_qemu_guest_agent: true } },
+  ...over,
+});
+
+async function setup(over: Partial<LibvirtDriverOptions> = {}, fake = new FakeLibvirt()) {
+  const driver = new LibvirtDriver({ uri: "qemu:///system", pollIntervalMs: 1, connector: async () => fake, ...over });
+  await driver.initHost("host-a");
+  return { driver, fake };
+}
+
+const count = (fake: FakeLibvirt, method: string): number => fake.calls.filter((c) => c.method === method).length;
+
+describe("virtTypeFromUri", () => {
+  it.each([
+    ["qemu:///system", "qemu"],
+    ["qemu+tcp://h/system", "qemu"],
+    ["test+unix:///default?socket=/x", "test"],
+    ["xen:///", "xen"],
+    ["lxc:///", "lxc"],
+  ])("%s -> %s", (uri, type) => expect(virtTypeFromUri(uri)).toBe(type));
+});
+
+describe("LibvirtDriver (in-memory libvirt)", () => {
+  it("reports an unreachable daemon as HypervisorUnavailableError", async () => {
+    const driver = new LibvirtDriver({
+      uri: "qemu:///system",
+      connector: async () => {
+        throw new Error("connect ENOENT /run/libvirt/libvirt-sock");
+      },
+    });
+    await expect(driver.initHost("h")).rejects.toBeInstanceOf(HypervisorUnavailableError);
+  });
+
+  it("refuses an invalid name before anything reaches libvirt", async () => {
+    const { driver, fake } = await setup();
+    await expect(driver.spawn({ instance: inst({ name: "a'><evil/>" }) })).rejects.toBeInstanceOf(InvalidInputError);
+    expect(count(fake, "domainDefineXml")).toBe(0);
+  });
+
+  it("refuses to pause a paused domain even though libvirt would accept it", async () => {
+    const { driver, fake } = await setup();
+    const i = inst();
+    await driver.spawn({ instance: i });
+    await driver.pause(i);
+    await expect(driver.pause(i)).rejects.toMatchObject({
+      code: "VIRTKIT_INVALID_STATE",
+      state: "PAUSED",
+      operation: "pause",
+    });
+    expect(count(fake, "domainSuspend")).toBe(1);
+  });
+
+  it("maps VIR_ERR_OPERATION_INVALID to InvalidStateError with the current state", async () => {
+    const { driver, fake } = await setup();
+    const i = inst();
+    await driver.spawn({ instance: i });
+    fake.failNext("domainSuspend", daemonError(E.VIR_ERR_OPERATION_INVALID, "domain is not running"));
+    const err = await driver.pause(i).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(InvalidStateError);
+    expect(err).toMatchObject({ state: "RUNNING", operation: "pause" });
+    expect((err as Error).cause).toMatchObject({ virErrorCode: E.VIR_ERR_OPERATION_INVALID });
+  });
+
+  it("turns a destroy timeout into PowerOffFailureError, retries EBUSY, and tolerates a gone domain", async () => {
+    const { driver, fake } = await setup();
+    const i = inst();
+    await driver.spawn({ instance: i });
+    fake.failNext("domainDestroy", daemonError(E.VIR_ERR_OPERATION_TIMEOUT, "operation time out"));
+    await expect(driver.destroy(i)).rejects.toBeInstanceOf(PowerOffFailureError);
+    fake.failNext("domainDestroy", daemonError(E.VIR_ERR_SYSTEM_ERROR, "busy", 16));
+    fake.failNext("domainDestroy", daemonError(E.VIR_ERR_NO_DOMAIN, "gone"));
+    await driver.destroy(i);
+    expect(count(fake, "domainDestroy")).toBe(3);
+  });
+
+  it("undefines like Nova: all flags, fewer flags, then by hand", async () => {
+    const { driver, fake } = await setup();
+    const i = inst();
+    await driver.spawn({ instance: i });
+    await driver.suspend(i);
+    fake.failNext("domainUndefine", daemonError(E.VIR_ERR_INVALID_ARG, "unsupported flags (0x4)"));
+    fake.failNext("domainUndefine", daemonError(E.VIR_ERR_INVALID_ARG, "unsupported flags (0x2)"));
+    await driver.destroy(i);
+    const flags = fake.calls.filter((c) => c.method === "domainUndefine").map((c) => c.args[1]);
+    expect(flags).toEqual([7, 3, 0]);
+    expect(fake.domains.size).toBe(0);
+    expect(fake.volumes.size).toBe(0);
+  });
+
+  it("sets the password as the right user and maps agent errors without leaking the password", async () => {
+    const { driver, fake } = await setup();
+    const i = inst();
+    await driver.spawn({ instance: i });
+    await driver.setAdminPassword(i, new Secret("pw-1"));
+    const win = inst({ osType: "windows" });
+    await driver.setAdminPassword(win, new Secret("pw-2"));
+    // Glance hands properties over as strings.
+    const named = inst({
+      imageMeta: { properties: { hw_qemu_guest_agent: "yes" as unknown as boolean, os_admin_user: "ubuntu" } },
+    });
+    await driver.setAdminPassword(named, new Secret("pw-3"));
+    expect(fake.calls.filter((c) => c.method === "domainSetUserPassword").map((c) => c.args[1])).toEqual([
+      "root",
+      "Administrator",
+      "ubuntu",
+    ]);
+
+    fake.failNext("domainSetUserPassword", daemonError(E.VIR_ERR_AGENT_UNRESPONSIVE, "agent not responding"));
+    await expect(driver.setAdminPassword(i, new Secret("x"))).rejects.toBeInstanceOf(GuestAgentUnresponsiveError);
+
+    const pw = "Tr0ub4dor&3";
+    fake.failNext("domainSetUserPassword", daemonError(E.VIR_ERR_INTERNAL_ERROR, `chpasswd failed for root:${pw}`));
+    const err = (await driver.setAdminPassword(i, new Secret(pw)).catch((e: unknown) => e)) as PasswordSetFailedError;
+    expect(err).toBeInstanceOf(PasswordSetFailedError);
+    const everything = [err.message, err.reason, JSON.stringify(err.toJSON()), String(err.stack)];
+    let cause: unknown = err.cause;
+    while (cause instanceof Error) {
+      everything.push(cause.message, JSON.stringify(cause), String(cause.stack));
+      cause = cause.cause;
+    }
+    for (const text of everything) expect(text).not.toContain(pw);
+    expect(err.reason).toContain("***");
+
+    await driver.powerOff(i);
+    await expect(driver.setAdminPassword(i, new Secret("x"))).rejects.toBeInstanceOf(InstanceNotRunningError);
+    await expect(
+      driver.setAdminPassword(inst({ imageMeta: { properties: {} } }), new Secret("x")),
+    ).rejects.toBeInstanceOf(GuestAgentNotEnabledError);
+  });
+
+  it("image-snapshots with Nova's metadata, task states, and the power state kept", async () => {
+    const images = new InMemoryImageService();
+    const { driver, fake } = await setup({ imageService: images });
+    const i = inst({ kernelId: "k-1", imageMeta: { diskFormat: "qcow2", properties: { os_type: "linux" } } });
+    await driver.spawn({ instance: i });
+    const disk = fake.volumes.get(`${i.uuid}_disk`);
+    if (disk) disk.data = new Uint8Array([1, 2, 3]);
+    const image = await images.create({ name: "snap" });
+    const states: [string, string | null][] = [];
+    await driver.snapshot(i, image.id, { onTaskState: (t, e) => void states.push([t, e]) });
+    expect(states).toEqual([
+      [TaskState.IMAGE_PENDING_UPLOAD, TaskState.IMAGE_SNAPSHOT],
+      [TaskState.IMAGE_UPLOADING, TaskState.IMAGE_PENDING_UPLOAD],
+    ]);
+    expect((await driver.getInfo(i)).state).toBe(PowerState.RUNNING);
+    expect(count(fake, "domainManagedSave")).toBe(1);
+    expect(await images.get(image.id)).toMatchObject({
+      status: "active",
+      size: 3,
+      diskFormat: "qcow2",
+      containerFormat: "bare",
+      properties: { kernel_id: "k-1", os_type: "linux", owner_id: "proj", image_location: "snapshot" },
+    });
+    expect([...fake.volumes.keys()]).toEqual([`${i.uuid}_disk`]);
+  });
+
+  it("translates events and stops after the listener is removed", async () => {
+    const { driver } = await setup();
+    const events: LifecycleEvent[] = [];
+    const off = driver.registerEventListener((e) => events.push(e));
+    const i = inst();
+    await driver.spawn({ instance: i });
+    await driver.pause(i);
+    await driver.suspend(i);
+    off();
+    await driver.resume(i);
+    expect(events.map((e) => e.transition)).toEqual(["STARTED", "PAUSED", "SUSPENDED"]);
+    expect(events.every((e) => e.instanceUuid === i.uuid && e.host === "host-a")).toBe(true);
+  });
+
+  it("reads the tail of the serial console log when a console log directory is set", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "vk-console-"));
+    try {
+      const { driver } = await setup({ consoleLogDir: dir });
+      expect(driver.capabilities.consoleOutput).toBe(true);
+      const i = inst();
+      await driver.spawn({ instance: i });
+      expect(await driver.getConsoleOutput(i)).toBe("");
+      writeFileSync(join(dir, `${i.uuid}.log`), "x".repeat(200 * 1024) + "login: ");
+      const out = await driver.getConsoleOutput(i);
+      expect(out.length).toBe(100 * 1024);
+      expect(out.endsWith("login: ")).toBe(true);
+      const { driver: without } = await setup();
+      await expect(without.getConsoleOutput(i)).rejects.toMatchObject({ code: "VIRTKIT_UNSUPPORTED_OPERATION" });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  describe("live migration", () => {
+    it("pre-checks the destination: same host, capacity, architecture", async () => {
+      const { driver } = await setup();
+      const i = inst();
+      const host = await driver.getHostInfo();
+      await expect(driver.checkCanLiveMigrateDestination(i, host, DEFAULT_MIGRATION_POLICY)).rejects.toThrow(
+        /source host/,
+      );
+      const other = { ...host, hostname: "src" };
+      await expect(
+        driver.checkCanLiveMigrateDestination(
+          inst({ flavor: { name: "big", memoryMb: 1 << 20, vcpus: 1, rootGb: 1 } }),
+          other,
+          DEFAULT_MIGRATION_POLICY,
+        ),
+      ).rejects.toBeInstanceOf(MigrationPreCheckError);
+      await expect(
+        driver.checkCanLiveMigrateDestination(i, { ...other, cpuArch: "aarch64" }, DEFAULT_MIGRATION_POLICY),
+      ).rejects.toBeInstanceOf(MigrationPreCheckError);
+      await expect(
+        driver.checkCanLiveMigrateDestination(i, other, {
+          ...DEFAULT_MIGRATION_POLICY,
+          tunnelled: true,
+          nativeTls: true,
+        }),
+      ).rejects.toBeInstanceOf(InvalidInputError);
+    });
+
+    it("detects shared storage through the pool and runs PERFORM3_PARAMS with Nova's flags", async () => {
+      // Source and destination see the same pool: shared storage.
+      const fake = new FakeLibvirt();
+      const { driver: dest } = await setup({}, fake);
+      const { driver: src } = await setup({}, fake);
+      const i = inst();
+      await src.spawn({ instance: i });
+      const srcHost = { ...(await src.getHostInfo()), hostname: "src" };
+      const data = await dest.checkCanLiveMigrateDestination(i, srcHost, DEFAULT_MIGRATION_POLICY);
+      expect(data.extra).toMatchObject({ destUri: "qemu+tcp://host-a/system", migrateUri: "tcp://host-a" });
+      expect(data.plan.bitmask).toBe(27);
+      const blockData = await dest.checkCanLiveMigrateDestination(i, srcHost, {
+        ...DEFAULT_MIGRATION_POLICY,
+        block: true,
+      });
+      await expect(src.checkCanLiveMigrateSource(i, blockData)).rejects.toThrow(/share storage/);
+      const checked = await src.checkCanLiveMigrateSource(i, data);
+      expect(checked.extra.sharedStorage).toBe(true);
+      await dest.preLiveMigration(i, checked);
+      expect([...fake.volumes.keys()].some((k) => k.startsWith(".virtkit-shared-"))).toBe(true); // blockData's marker
+      await dest.rollbackLiveMigrationAtDestination(inst({ uuid: "00000000-0000-4000-8000-000000000000" }), blockData);
+      expect([...fake.volumes.keys()].some((k) => k.startsWith(".virtkit-shared-"))).toBe(false);
+      await src.liveMigration(i, { ...checked, policy: { ...checked.policy, bandwidthMiBps: 50 } });
+      const perform = fake.calls.find((c) => c.method === "domainMigratePerform3Params");
+      expect(perform?.args[1]).toBe("qemu+tcp://host-a/system");
+      expect(perform?.args[3]).toBe(27);
+      const fields = (perform?.args[2] as { field: string }[]).map((p) => p.field);
+      expect(fields).toEqual(["migrate_uri", "bandwidth", "persistent_xml"]);
+    });
+
+    it("refuses a stopped source and an abort without a running job", async () => {
+      const { driver } = await setup();
+      const i = inst();
+      await driver.spawn({ instance: i });
+      await driver.powerOff(i);
+      const plan = driver.planMigration(DEFAULT_MIGRATION_POLICY);
+      const data = { sourceHost: "a", destHost: "b", policy: DEFAULT_MIGRATION_POLICY, plan, extra: {} };
+      await expect(driver.checkCanLiveMigrateSource(i, data)).rejects.toThrow(/SHUTDOWN/);
+      await expect(driver.liveMigrationAbort(i)).rejects.toBeInstanceOf(InvalidStateError);
+    });
+  });
+});

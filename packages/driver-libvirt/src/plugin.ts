@@ -1,0 +1,80 @@
+/**
+ * The plugin manifest: `virtkit ... --driver libvirt --option uri=qemu:///system` loads this,
+ * validates the options (strings from the CLI are coerced) and registers a {@link LibvirtDriver}.
+ */
+import { TOKENS, type DriverPlugin, type ImageService } from "@virtkit/core";
+import type { DependencyContainer } from "tsyringe";
+import { z } from "zod";
+import { LibvirtDriver, type DriverLogger } from "./libvirt-driver.js";
+
+/** The package version, kept in step with package.json. */
+export const PLUGIN_VERSION = "0.1.0";
+
+/** CLI options arrive as strings: `"30000"` -> 30000, but `""` stays invalid. */
+const num = (schema: z.ZodNumber) =>
+  z.preprocess((v) => (typeof v === "string" && v.trim() !== "" ? Number(v) : v), schema);
+
+/** Options of the libvirt plugin. Unknown keys are refused. */
+export const libvirtOptionsSchema = z
+  .object({
+    /** libvirt URI, e.g. `qemu:///system`, `test+unix:///default?socket=/tmp/x/libvirt-sock`. */
+    uri: z.string().regex(/^[a-z][a-z0-9]*(\+[a-z0-9]+)?:\/\//i, "a libvirt URI such as qemu:///system"),
+    /** `<domain type>`; default: derived from the URI scheme. */
+    virtType: z
+      .string()
+      .regex(/^[a-z][a-z0-9]*$/, "a libvirt domain type such as qemu, kvm, test")
+      .optional(),
+    /** Storage pool for instance disks (default `default`). */
+    pool: z.string().min(1).optional(),
+    /** Directory for the pool if it has to be created. */
+    poolPath: z.string().startsWith("/").optional(),
+    /** Default call deadline in ms. */
+    timeoutMs: num(z.number().int().positive()).optional(),
+    /** Live migration transport for kvm/qemu (`tcp`, `tls`, `ssh`). */
+    liveMigrationScheme: z.enum(["tcp", "tls", "ssh", "unix"]).optional(),
+    /** Full live migration URI template with one `%s` for the host. */
+    liveMigrationUriTemplate: z.string().includes("%s").optional(),
+    /** Keepalive interval in seconds; 0 disables. */
+    keepaliveIntervalSec: num(z.number().int().min(0)).optional(),
+    /** Directory for serial console logs (readable by this process). */
+    consoleLogDir: z.string().startsWith("/").optional(),
+    /** Seconds a soft reboot waits before going hard. */
+    softRebootTimeoutSec: num(z.number().int().min(0)).optional(),
+  })
+  .strict();
+
+/** Validated plugin options. */
+export type LibvirtPluginOptions = z.output<typeof libvirtOptionsSchema>;
+
+function resolveOptional<T>(container: DependencyContainer, token: symbol): T | undefined {
+  return container.isRegistered(token, true) ? container.resolve<T>(token) : undefined;
+}
+
+/** The libvirt driver plugin. */
+export const plugin: DriverPlugin<typeof libvirtOptionsSchema> = {
+  kind: "virtkit-driver",
+  name: "libvirt",
+  version: PLUGIN_VERSION,
+  contractVersion: "^1.0.0",
+  description: "libvirt (QEMU/KVM, test, ...) over libvirt's RPC protocol, no native binding",
+  optionsSchema: libvirtOptionsSchema,
+  register(container, { token, options }) {
+    let driver: LibvirtDriver | undefined;
+    container.register(token, {
+      // One driver per registration, built on first resolve so the image service and logger
+      // registered after the plugin are still picked up.
+      useFactory: (c) => {
+        const imageService = resolveOptional<ImageService>(c, TOKENS.ImageService);
+        const logger = resolveOptional<DriverLogger>(c, TOKENS.Logger);
+        driver ??= new LibvirtDriver({
+          ...options,
+          ...(imageService ? { imageService } : {}),
+          ...(logger ? { logger } : {}),
+        });
+        return driver;
+      },
+    });
+  },
+};
+
+export default plugin;

@@ -1,0 +1,74 @@
+import { describe, expect, it } from "vitest";
+import { dialerForUri, parseConnectUri } from "./connect-uri.js";
+import { LibvirtUriError } from "./errors.js";
+import { SshDialer } from "./transport/ssh-dialer.js";
+import type { TcpDialer } from "./transport/tcp-dialer.js";
+import { TlsDialer } from "./transport/tls-dialer.js";
+import { UnixDialer } from "./transport/unix-dialer.js";
+
+describe("parseConnectUri", () => {
+  it.each([
+    ["test:///default", "unix", undefined, undefined, "test:///default"],
+    ["qemu:///system", "unix", undefined, undefined, "qemu:///system"],
+    ["qemu:///session", "unix", undefined, undefined, "qemu:///session"],
+    ["qemu+unix:///system?socket=/tmp/s", "unix", undefined, undefined, "qemu:///system"],
+    ["test+unix:///default?socket=/x/y", "unix", undefined, undefined, "test:///default"],
+    ["qemu+tcp://host:1234/system", "tcp", "host", 1234, "qemu:///system"],
+    ["test+tcp://127.0.0.1/default", "tcp", "127.0.0.1", undefined, "test:///default"],
+    ["qemu+tls://host/system", "tls", "host", undefined, "qemu:///system"],
+    ["qemu://host/system", "tls", "host", undefined, "qemu:///system"],
+    ["qemu+ssh://user@host/system", "ssh", "host", undefined, "qemu:///system"],
+    ["qemu+tcp://[::1]:16509/system?mode=legacy&foo=bar", "tcp", "::1", 16509, "qemu:///system?foo=bar"],
+  ])("%s", (uri, transport, host, port, openName) => {
+    const p = parseConnectUri(uri);
+    expect(p.transport).toBe(transport);
+    expect(p.host).toBe(host);
+    expect(p.port).toBe(port);
+    expect(p.openName).toBe(openName);
+  });
+
+  it("keeps the user and honours name=", () => {
+    expect(parseConnectUri("qemu+ssh://root@h:2222/system").user).toBe("root");
+    expect(parseConnectUri("qemu+tcp://h/system?name=qemu:///embed").openName).toBe("qemu:///embed");
+  });
+
+  it.each([
+    "",
+    "not a uri",
+    "qemu+carrier-pigeon://h/system",
+    "qemu+unix://host/system",
+    "qemu+tcp:///system",
+    "qemu+tcp://h:99999/system",
+    "qemu+tcp://h:abc/system",
+  ])("rejects %j with a typed error naming the URI", (uri) => {
+    try {
+      parseConnectUri(uri);
+      expect.unreachable();
+    } catch (err) {
+      expect(err).toBeInstanceOf(LibvirtUriError);
+      expect((err as LibvirtUriError).uri).toBe(uri);
+      expect((err as LibvirtUriError).code).toBe("LIBVIRT_INVALID_URI");
+    }
+  });
+});
+
+describe("dialerForUri", () => {
+  it("maps transports to dialers", () => {
+    const unix = dialerForUri(parseConnectUri("test:///default"), { socketPath: "/tmp/sock" });
+    expect(unix).toBeInstanceOf(UnixDialer);
+    expect((unix as UnixDialer).path).toBe("/tmp/sock");
+    expect((dialerForUri(parseConnectUri("qemu+unix:///system?socket=/a")) as UnixDialer).path).toBe("/a");
+    expect((dialerForUri(parseConnectUri("qemu:///system")) as UnixDialer).path).toBe("/run/libvirt/libvirt-sock");
+    const tcp = dialerForUri(parseConnectUri("test+tcp://127.0.0.1/default")) as TcpDialer;
+    expect([tcp.host, tcp.port]).toEqual(["127.0.0.1", 16509]);
+    const tls = dialerForUri(parseConnectUri("qemu+tls://h/system?no_verify=1")) as TlsDialer;
+    expect(tls).toBeInstanceOf(TlsDialer);
+    expect(tls.port).toBe(16514);
+    const ssh = dialerForUri(parseConnectUri("qemu+ssh://u@h:2222/system?keyfile=/k&no_verify=1")) as SshDialer;
+    expect(ssh).toBeInstanceOf(SshDialer);
+    const args = ssh.args();
+    expect(args).toEqual(expect.arrayContaining(["-p", "2222", "-l", "u", "-i", "/k", "h"]));
+    expect(args[args.length - 1]).toMatch(/virt-ssh-helper .*qemu:\/\/\/system/);
+    expect(args[args.length - 1]).toContain("/run/libvirt/libvirt-sock");
+  });
+});

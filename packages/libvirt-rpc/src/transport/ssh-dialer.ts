@@ -1,0 +1,94 @@
+import { spawn } from "node:child_process";
+import { Duplex } from "node:stream";
+import type { Dialer } from "./dialer.js";
+
+/** Options of `SshDialer`. */
+export interface SshDialerOptions {
+  host: string;
+  port?: number;
+  user?: string;
+  /** Identity file (`keyfile=` in the URI). */
+  keyFile?: string;
+  /** Remote socket path for `nc` (default `/run/libvirt/libvirt-sock`). */
+  socketPath?: string;
+  /** The URI to hand to `virt-ssh-helper` (e.g. `qemu:///system`); with it, the helper is tried first. */
+  remoteUri?: string;
+  /** `netcat=` override: remote netcat binary (default `nc`). */
+  netcat?: string;
+  /** `proxy=` mode: "auto" (helper, then nc), "netcat" or "native" (helper only). Default "auto". */
+  proxy?: "auto" | "netcat" | "native";
+  /** The ssh binary (default `ssh`). */
+  sshBinary?: string;
+  /** Disable host key checking (`no_verify=1`). */
+  noVerify?: boolean;
+  /** Extra ssh arguments. */
+  extraArgs?: readonly string[];
+}
+
+function shellQuote(s: string): string {
+  return `'${s.replace(/'/g, `'\\''`)}'`;
+}
+
+/** Builds the remote command the same way libvirt's remote driver does. */
+export function sshRemoteCommand(o: SshDialerOptions): string {
+  const sock = o.socketPath ?? "/run/libvirt/libvirt-sock";
+  const nc = o.netcat ?? "nc";
+  const ncCmd =
+    `if ${nc} -q 2>&1 | grep "requires an argument" >/dev/null 2>&1; then ARG=-q0; else ARG=; fi;` +
+    `${nc} $ARG -U ${shellQuote(sock)}`;
+  const proxy = o.proxy ?? "auto";
+  if (proxy === "netcat" || o.remoteUri === undefined) return `sh -c ${shellQuote(ncCmd)}`;
+  const helper = `virt-ssh-helper ${shellQuote(o.remoteUri)}`;
+  if (proxy === "native") return helper;
+  return `sh -c ${shellQuote(`if which virt-ssh-helper >/dev/null 2>&1; then ${helper}; else ${ncCmd}; fi`)}`;
+}
+
+/**
+ * Connects by running the system `ssh` and talking to libvirtd through `virt-ssh-helper` or `nc` on
+ * the remote host, like libvirt's `qemu+ssh://` transport. Authentication is ssh's (agent, keys).
+ */
+export class SshDialer implements Dialer {
+  readonly description: string;
+
+  constructor(private readonly options: SshDialerOptions) {
+    this.description = `ssh:${options.user ? `${options.user}@` : ""}${options.host}`;
+  }
+
+  /** The argv passed to ssh (for tests and diagnostics). */
+  args(): string[] {
+    const o = this.options;
+    const args = ["-T", "-e", "none", "-o", "BatchMode=yes"];
+    if (o.port !== undefined) args.push("-p", String(o.port));
+    if (o.user !== undefined) args.push("-l", o.user);
+    if (o.keyFile !== undefined) args.push("-i", o.keyFile);
+    if (o.noVerify) args.push("-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null");
+    args.push(...(o.extraArgs ?? []), "--", o.host, sshRemoteCommand(o));
+    return args;
+  }
+
+  async dial(signal?: AbortSignal): Promise<Duplex> {
+    const child = spawn(this.options.sshBinary ?? "ssh", this.args(), {
+      stdio: ["pipe", "pipe", "pipe"],
+      signal,
+    });
+    let stderr = "";
+    child.stderr.setEncoding("utf8");
+    child.stderr.on("data", (d: string) => {
+      if (stderr.length < 4096) stderr += d;
+    });
+    await new Promise<void>((resolve, reject) => {
+      child.once("spawn", resolve);
+      child.once("error", reject);
+    });
+    const duplex = Duplex.from({ readable: child.stdout, writable: child.stdin });
+    child.once("exit", (code) => {
+      if (!duplex.destroyed) {
+        duplex.destroy(code ? new Error(`ssh exited with status ${code}: ${stderr.trim()}`) : undefined);
+      }
+    });
+    duplex.once("close", () => {
+      if (child.exitCode === null) child.kill();
+    });
+    return duplex;
+  }
+}
