@@ -95,7 +95,7 @@ export class InvalidStateError extends VirtkitError {
   constructor(
     readonly instanceId: string,
     readonly operation: string,
-    /** The power state name the instance was in (e.g. `SHUTDOWN`). */
+    /** The power state name the instance was in (e.g. `SHUTDOWN`), or the vm / task state that forbids the operation. */
     readonly state: string,
     options?: VirtkitErrorOptions,
   ) {

@@ -77,3 +77,61 @@ export type {
 } from "./driver.js";
 export { TOKENS, driverToken } from "./plugin.js";
 export type { DriverPlugin, PluginRegistration } from "./plugin.js";
+export type {
+  ConformanceEnvironment,
+  ConformanceEnvironmentContext,
+  ConformanceEnvironmentFactory,
+  GuestAgentControls,
+  GuestAgentMode,
+  GuestControls,
+  HypervisorControls,
+} from "./conformance-environment.js";
+export {
+  LIMITS,
+  DISK_FORMATS,
+  CONTAINER_FORMATS,
+  validateSafeString,
+  validateInstanceName,
+  validateUuid,
+  validateFlavor,
+  parseImageBoolean,
+  validateUserName,
+  validateImageMeta,
+  parseImageProperties,
+  validateMigrationPolicy,
+  resolveMigrationPolicy,
+  validateInstance,
+} from "./validation.js";
+export { REDACTED, SECRET_KEY_PATTERN, redact, JsonLogger, MemoryLogger, NullLogger } from "./logger.js";
+export type { Logger, LogLevel, LogFields, LogRecord, LogSink, JsonLoggerOptions } from "./logger.js";
+export { PASSWORD_GROUPS, PASSWORD_LENGTH, generatePassword } from "./password.js";
+export {
+  KNOWN_DRIVERS,
+  pluginCandidates,
+  loadDriverPlugin,
+  validatePluginManifest,
+  parseOptionPairs,
+  validatePluginOptions,
+} from "./plugin-loader.js";
+export type { LoadDriverPluginOptions } from "./plugin-loader.js";
+export { DriverRegistry, createDriver } from "./driver-registry.js";
+export type { DriverRegistryOptions, RawDriverOptions, CreateDriverOptions } from "./driver-registry.js";
+export { InMemoryInstanceStore, expectedList } from "./instance-store.js";
+export type {
+  InstanceRecord,
+  NewInstanceRecord,
+  InstancePatch,
+  InstanceFault,
+  SaveOptions,
+  InstanceStore,
+} from "./instance-store.js";
+export { ComputeService, reconcileVmState } from "./compute-service.js";
+export type {
+  ComputeServiceOptions,
+  BootOptions,
+  RescueServiceOptions,
+  RescueResult,
+  MigrationDestination,
+  LiveMigrateOptions,
+  InstanceSnapshotOptions,
+} from "./compute-service.js";

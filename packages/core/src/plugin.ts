@@ -5,6 +5,7 @@
  */
 import type { DependencyContainer, InjectionToken } from "tsyringe";
 import type { z } from "zod";
+import type { ConformanceEnvironmentFactory } from "./conformance-environment.js";
 import type { ComputeDriver } from "./driver.js";
 
 /** Tokens the host application registers and drivers may resolve. Inject by token, never by type. */
@@ -45,4 +46,9 @@ export interface DriverPlugin<Schema extends z.ZodType = z.ZodType> {
   readonly optionsSchema: Schema;
   /** Registers the driver into `container` under `registration.token`. */
   register(container: DependencyContainer, registration: PluginRegistration<z.output<Schema>>): void;
+  /**
+   * Optional: the conformance environment for this driver with these (validated) options, so
+   * `virtkit conformance run --driver <name>` can test it. Absent: the kit uses a generic one.
+   */
+  conformanceEnvironment?(options: z.output<Schema>): ConformanceEnvironmentFactory;
 }
