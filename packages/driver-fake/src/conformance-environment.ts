@@ -1,0 +1,122 @@
+/**
+ * The fake's conformance environment: a private cloud with two hosts per scenario, an in-memory
+ * image service, and environment-side controls that act on the guests directly (password check by
+ * hash, agent and ACPI faults, disk markers, latency and migration duration).
+ */
+import {
+  InMemoryImageService,
+  MemoryLogger,
+  type ConformanceEnvironment,
+  type ConformanceEnvironmentContext,
+  type ConformanceEnvironmentFactory,
+  type ImageMeta,
+  type Instance,
+} from "@virtkit/core";
+import { FakeCloud } from "./fake-cloud.js";
+import { FakeDriver } from "./fake-driver.js";
+import type { FakeGuest } from "./fake-guest.js";
+import type { FakePluginOptions } from "./plugin.js";
+
+/** Where `writeData`/`readData` markers live on the guest's disk. */
+const MARKER_DIR = "/var/lib/virtkit-markers";
+
+/** The conformance environment factory for the fake driver with plugin `options`. */
+export function createFakeConformanceEnvironment(options: Partial<FakePluginOptions> = {}): ConformanceEnvironmentFactory {
+  return async (context: ConformanceEnvironmentContext): Promise<ConformanceEnvironment> => {
+    const safe = context.prefix.replace(/[^A-Za-z0-9.-]/g, "-").replace(/^-+/, "") || "env";
+    const cloud = new FakeCloud({ name: safe });
+    const imageService = new InMemoryImageService();
+    // Core's MemoryLogger redacts secrets by construction; the kit still checks the lines.
+    const logger = new MemoryLogger();
+    const hosts = [`${safe}-host-a`, `${safe}-host-b`] as const;
+    const drivers: FakeDriver[] = [];
+    let latencyMs = options.latencyMs ?? 0;
+    let migrationMs = options.migrationDurationMs ?? 20;
+    const guestOf = (instance: Instance): FakeGuest => cloud.guest(instance.uuid);
+    const bootImage: ImageMeta = {
+      id: "00000000-0000-4000-8000-00000000f4ce",
+      name: "fake-cirros",
+      diskFormat: "qcow2",
+      containerFormat: "bare",
+      properties: { hw_qemu_guest_agent: true, os_type: "linux" },
+    };
+    return {
+      hosts,
+      imageService,
+      bootImage,
+      async createDriver(host = hosts[0]) {
+        const driver = new FakeDriver({
+          host,
+          cloud,
+          imageService,
+          logger,
+          capabilities: options.capabilities,
+          virtType: options.virtType,
+          postCopySupported: options.postCopySupported,
+          memoryMb: options.memoryMb,
+          vcpus: options.vcpus,
+          storagePool: options.storagePool,
+          defaultTimeoutMs: options.defaultTimeoutMs,
+          latencyMs,
+          migrationDurationMs: migrationMs,
+        });
+        await driver.initHost(host);
+        drivers.push(driver);
+        return driver;
+      },
+      async verifyAdminPassword(instance, user, password) {
+        try {
+          return await guestOf(instance).checkPassword(user, password);
+        } catch {
+          return false;
+        }
+      },
+      agentControls: {
+        async setAgent(instance, mode) {
+          guestOf(instance).agent = mode;
+        },
+      },
+      guestControls: {
+        async ignoreAcpi(instance, ignore) {
+          guestOf(instance).ignoresAcpi = ignore;
+        },
+        async writeData(instance, key, value) {
+          guestOf(instance).writeFile(`${MARKER_DIR}/${encodeURIComponent(key)}`, value);
+        },
+        async readData(instance, key) {
+          return guestOf(instance).readTextFile(`${MARKER_DIR}/${encodeURIComponent(key)}`);
+        },
+      },
+      hypervisorControls: {
+        async setLatency(ms) {
+          latencyMs = ms;
+          for (const d of drivers) d.setLatency(ms);
+        },
+        async setMigrationDuration(ms) {
+          migrationMs = ms;
+          for (const d of drivers) d.setMigrationDuration(ms);
+        },
+      },
+      limits: {},
+      notes: ["The fake driver simulates hypervisor hosts in memory; results say nothing about a real hypervisor."],
+      logLines: () => logger.lines(),
+      async leftovers() {
+        const out: string[] = [];
+        for (const h of cloud.hosts()) {
+          for (const rec of h.instances.values()) out.push(`instance ${rec.spec.uuid} (${rec.spec.name}) on ${h.name}`);
+          for (const uuid of h.reservations.keys()) out.push(`migration reservation for ${uuid} on ${h.name}`);
+        }
+        return out;
+      },
+      async cleanup() {
+        for (const d of drivers.splice(0)) {
+          try {
+            await d.cleanupHost(d.host);
+          } catch {
+            // Cleaning up must go on for the other drivers.
+          }
+        }
+      },
+    };
+  };
+}
