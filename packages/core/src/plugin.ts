@@ -42,6 +42,11 @@ export interface DriverPlugin<Schema extends z.ZodType = z.ZodType> {
   /** The semver range of `CONTRACT_VERSION` this plugin implements, e.g. `^1.0.0`. */
   readonly contractVersion: string;
   readonly description: string;
+  /**
+   * Optional notes every conformance report and matrix shows for this driver, e.g.
+   * "XenAPI results come from a simulator".
+   */
+  readonly notes?: readonly string[];
   /** Validates (and coerces) options at load; `--option key=value` strings go through it. */
   readonly optionsSchema: Schema;
   /** Registers the driver into `container` under `registration.token`. */

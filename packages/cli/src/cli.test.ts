@@ -1,0 +1,152 @@
+// The CLI as a user runs it: real process spawns of bin/run.js (built first: turbo's test task
+// depends on build).
+import { spawnSync } from "node:child_process";
+import { existsSync } from "node:fs";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+
+const root = join(dirname(fileURLToPath(import.meta.url)), "..");
+const bin = join(root, "bin", "run.js");
+const cleanEnv = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("VIRTKIT_LIBVIRT")));
+
+function virtkit(args: string[], env: NodeJS.ProcessEnv = cleanEnv) {
+  const r = spawnSync(process.execPath, [bin, ...args], { encoding: "utf8", env, timeout: 60_000 });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+let dir: string;
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), "virtkit-cli-"));
+});
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe("virtkit", () => {
+  it("has --help on every command", () => {
+    for (const args of [["--help"], ["conformance", "run", "--help"], ["conformance", "list", "--help"], ["drivers", "--help"], ["matrix", "--help"]]) {
+      const r = virtkit(args);
+      expect(r.status, args.join(" ")).toBe(0);
+      expect(r.stdout, args.join(" ")).toMatch(/USAGE/);
+    }
+    expect(virtkit(["conformance", "run", "--help"]).stdout).toContain("--report-json");
+  });
+
+  it("lists the scenarios (--json) with ids, capabilities and levels", () => {
+    const r = virtkit(["conformance", "list", "--json"]);
+    expect(r.status).toBe(0);
+    const { scenarios } = JSON.parse(r.stdout) as { scenarios: { id: string; capability: string | null; level: string }[] };
+    expect(scenarios.length).toBeGreaterThanOrEqual(30);
+    expect(scenarios.find((s) => s.id === "lifecycle.pause-unpause")).toMatchObject({ capability: "pause", level: "MUST" });
+    expect(virtkit(["conformance", "list"]).stdout).toMatch(/lifecycle\.spawn\s+MUST/);
+  });
+
+  it("lists the installed drivers (--json)", () => {
+    const r = virtkit(["drivers", "--json"]);
+    expect(r.status).toBe(0);
+    const { drivers } = JSON.parse(r.stdout) as { drivers: { name: string; status: string; version?: string; capabilities?: string[] }[] };
+    expect(drivers.find((d) => d.name === "fake")).toMatchObject({ status: "installed", version: "0.1.0" });
+    expect(drivers.find((d) => d.name === "fake")?.capabilities).toContain("liveMigration");
+    expect(drivers.find((d) => d.name === "xenapi")?.status).toBe("not-installed");
+  });
+
+  it("runs the suite against the fake driver: exit 0 and every report file", () => {
+    const files = { junit: join(dir, "junit.xml"), tap: join(dir, "run.tap"), json: join(dir, "report.json") };
+    const r = virtkit(["conformance", "run", "--driver", "fake", "--parallel", "4", "--junit", files.junit, "--tap", files.tap, "--report-json", files.json]);
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/\[38\/38\]/);
+    expect(r.stdout).toMatch(/PASS: 38 passed/);
+    expect(r.stdout).toContain("simulates hypervisor hosts in memory");
+    for (const f of Object.values(files)) expect(existsSync(f), f).toBe(true);
+  });
+
+  it("prints the typed report with --json (direct runner)", () => {
+    const r = virtkit(["conformance", "run", "--driver", "fake", "--runner", "direct", "--focus", "^lifecycle\\.", "--json"]);
+    expect(r.status).toBe(0);
+    const report = JSON.parse(r.stdout) as { ok: boolean; runner: string; results: { id: string }[] };
+    expect(report.ok).toBe(true);
+    expect(report.runner).toBe("direct");
+    expect(report.results.every((x) => x.id.startsWith("lifecycle."))).toBe(true);
+  });
+
+  it("exits 1 when the suite timeout cuts the run short, reporting the rest as skipped", () => {
+    const r = virtkit(["conformance", "run", "--driver", "fake", "--suite-timeout", "1", "--json"]);
+    expect(r.status).toBe(1);
+    const report = JSON.parse(r.stdout) as { ok: boolean; results: { status: string; reason?: string }[] };
+    expect(report.ok).toBe(false);
+    expect(report.results.some((x) => x.status === "skipped" && /suite timeout/.test(x.reason ?? ""))).toBe(true);
+  });
+
+  it("exits 1 when a driver given by path fails a MUST scenario", async () => {
+    const fakePlugin = pathToFileURL(join(root, "node_modules", "@virtkit", "driver-fake", "dist", "plugin.js")).href;
+    const file = join(dir, "broken-driver.mjs");
+    await writeFile(
+      file,
+      `import { plugin as fake } from ${JSON.stringify(fakePlugin)};
+// The fake driver with one defect: pause does nothing.
+const broken = (d) => new Proxy(d, { get: (t, k) => (k === "pause" ? async () => {} : typeof t[k] === "function" ? t[k].bind(t) : t[k]) });
+export const plugin = {
+  ...fake,
+  name: "fake-pause-broken",
+  conformanceEnvironment(options) {
+    const factory = fake.conformanceEnvironment(options);
+    return async (ctx) => {
+      const env = await factory(ctx);
+      return { ...env, createDriver: async (host) => broken(await env.createDriver(host)) };
+    };
+  },
+};
+`,
+    );
+    const r = virtkit(["conformance", "run", "--driver", file, "--runner", "direct", "--focus", "pause-unpause", "--json"]);
+    expect(r.status).toBe(1);
+    const report = JSON.parse(r.stdout) as { ok: boolean; driver: { name: string }; results: { id: string; status: string; reason: string }[] };
+    expect(report.driver.name).toBe("fake-pause-broken");
+    expect(report.results[0]).toMatchObject({ id: "lifecycle.pause-unpause", status: "fail" });
+    expect(report.results[0]?.reason).toMatch(/after pause: getInfo says RUNNING/);
+  });
+
+  it("answers usage errors with ONE line on stderr and exit 2, no stack trace", () => {
+    const cases = [
+      ["conformance", "run"],
+      ["conformance", "run", "--driver", "no-such-driver"],
+      ["conformance", "run", "--driver", "fake", "--option", "novalue"],
+      ["conformance", "run", "--driver", "fake", "--option", "unknownKey=1"],
+      ["conformance", "run", "--driver", "fake", "--level", "SOMETIMES"],
+      ["conformance", "run", "--driver", "fake", "--focus", "("],
+      ["conformance", "run", "--driver", "fake", "--parallel", "0"],
+      ["no-such-command"],
+    ];
+    for (const args of cases) {
+      const r = virtkit(args);
+      expect(r.status, args.join(" ")).toBe(2);
+      expect(r.stdout, args.join(" ")).toBe("");
+      const lines = r.stderr.trimEnd().split("\n");
+      expect(lines, args.join(" ")).toHaveLength(1);
+      expect(lines[0], args.join(" ")).toMatch(/^virtkit: error: /);
+      expect(r.stderr).not.toMatch(/\n\s+at /);
+    }
+    const json = virtkit(["conformance", "run", "--driver", "no-such-driver", "--json"]);
+    expect(json.status).toBe(2);
+    expect(JSON.parse(json.stdout)).toMatchObject({ error: { code: "VIRTKIT_DRIVER_LOAD_FAILED", exit: 2 } });
+  });
+
+  it("writes the support matrix as JSON, Markdown and HTML, libvirt skipped with its reason", async () => {
+    const out = join(dir, "reports");
+    const r = virtkit(["matrix", "--out", out, "--json"]);
+    expect(r.status, r.stderr).toBe(0);
+    const matrix = JSON.parse(await readFile(join(out, "support-matrix.json"), "utf8")) as {
+      drivers: { name: string; availability: string; reason?: string }[];
+      cells: Record<string, Record<string, { status: string }>>;
+    };
+    expect(matrix.drivers.find((d) => d.name === "fake")?.availability).toBe("ran");
+    expect(matrix.drivers.find((d) => d.name === "libvirt")).toMatchObject({ availability: "unavailable" });
+    expect(matrix.drivers.find((d) => d.name === "libvirt")?.reason).toMatch(/VIRTKIT_LIBVIRT_URI/);
+    expect(Object.values(matrix.cells.fake ?? {}).every((c) => c.status === "pass")).toBe(true);
+    expect(await readFile(join(out, "support-matrix.md"), "utf8")).toMatch(/\| scenario \| level \| fake 0\.1\.0 \| libvirt 0\.1\.0 \|/);
+    expect(await readFile(join(out, "support-matrix.html"), "utf8")).toMatch(/<table id="matrix">/);
+  });
+});

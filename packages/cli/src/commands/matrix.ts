@@ -1,0 +1,101 @@
+import { mkdir, writeFile } from "node:fs/promises";
+import { join, resolve } from "node:path";
+import { Flags } from "@oclif/core";
+import { VirtkitCommand } from "../base-command.js";
+import type { RunReport, SupportMatrix, UnavailableDriver } from "@virtkit/conformance";
+import { driverFlag } from "../flags.js";
+import { runSuite } from "../run-suite.js";
+
+/** What `virtkit matrix` returns. */
+export interface MatrixResult {
+  readonly files: { readonly json: string; readonly markdown: string; readonly html: string };
+  readonly matrix: SupportMatrix;
+}
+
+/** Options for a driver from the environment (libvirt: VIRTKIT_LIBVIRT_URI / VIRTKIT_LIBVIRT_SOCKET). */
+export function environmentOptions(name: string, env: NodeJS.ProcessEnv = process.env): { options: string[] } | { unavailable: string } {
+  if (name !== "libvirt") return { options: [] };
+  if (env.VIRTKIT_LIBVIRT_URI) return { options: [`uri=${env.VIRTKIT_LIBVIRT_URI}`] };
+  if (env.VIRTKIT_LIBVIRT_SOCKET) {
+    return { options: [`uri=test+unix:///default?socket=${env.VIRTKIT_LIBVIRT_SOCKET}`] };
+  }
+  return { unavailable: "no libvirt daemon configured (set VIRTKIT_LIBVIRT_URI or VIRTKIT_LIBVIRT_SOCKET)" };
+}
+
+/** `virtkit matrix`: runs every installed driver and writes the support matrix. */
+export default class Matrix extends VirtkitCommand {
+  static override summary = "Run every installed driver and write the support matrix (JSON, Markdown, HTML).";
+  static override description =
+    "Cells are pass / fail / unsupported / skipped with reasons. The libvirt driver uses VIRTKIT_LIBVIRT_URI or VIRTKIT_LIBVIRT_SOCKET and is recorded as skipped with the reason when neither is set or its daemon is unreachable.";
+  static override examples = ["<%= config.bin %> <%= command.id %>", "<%= config.bin %> <%= command.id %> --out reports --driver fake"];
+  static override enableJsonFlag = true;
+  static override flags = {
+    out: Flags.string({ default: "reports", summary: "Directory for support-matrix.{json,md,html}.", helpValue: "<dir>" }),
+    driver: driverFlag({ multiple: true, summary: "Drivers to include (default: every installed one)." }),
+    "scenario-timeout": Flags.integer({ min: 1, default: 10_000, summary: "Deadline of each scenario in ms." }),
+    parallel: Flags.integer({ min: 1, max: 64, default: 4, summary: "Scenarios run at once per driver." }),
+    runner: Flags.option({ options: ["vitest", "direct"] as const, default: "vitest" as const, summary: "Run through vitest's Node API or in-process." })(),
+  };
+
+  async run(): Promise<MatrixResult> {
+    const { flags } = await this.parse(Matrix);
+    const { KNOWN_DRIVERS, loadDriverPlugin } = await import("@virtkit/core");
+    const { buildMatrix, renderHtml, renderMarkdown, stableStringify } = await import("@virtkit/conformance");
+    const { CLI_DIR } = await import("../run-suite.js");
+    const specs = flags.driver ?? Object.keys(KNOWN_DRIVERS);
+    const reports: RunReport[] = [];
+    const unavailable: UnavailableDriver[] = [];
+    for (const spec of specs) {
+      let version: string | undefined;
+      let name = spec;
+      try {
+        const plugin = await loadDriverPlugin(spec, { paths: [CLI_DIR] });
+        version = plugin.version;
+        name = plugin.name;
+      } catch (err) {
+        // Not installed: only an explicitly requested driver is an error worth a column.
+        if (flags.driver) unavailable.push({ name, spec, reason: (err as Error).message.split("\n")[0] ?? "cannot load" });
+        continue;
+      }
+      const env = environmentOptions(name);
+      if ("unavailable" in env) {
+        unavailable.push({ name, spec, version, reason: env.unavailable });
+        if (!this.jsonEnabled()) this.log(`${name}: skipped (${env.unavailable})`);
+        continue;
+      }
+      try {
+        const report = await runSuite({
+          spec,
+          options: env.options,
+          focus: [],
+          skip: [],
+          level: "MUST",
+          scenarioTimeoutMs: flags["scenario-timeout"],
+          parallel: flags.parallel,
+          runner: flags.runner,
+        });
+        const setupFailed = report.results.length > 0 && report.results.every((r) => r.status === "fail" && /setup failed/.test(r.reason ?? ""));
+        if (setupFailed) {
+          const reason = report.results[0]?.reason ?? "environment setup failed";
+          unavailable.push({ name, spec, version, reason });
+          if (!this.jsonEnabled()) this.log(`${name}: skipped (environment unavailable: ${reason})`);
+        } else {
+          reports.push(report);
+          const s = report.summary;
+          if (!this.jsonEnabled()) this.log(`${name}: ${s.pass} pass, ${s.fail} fail, ${s.unsupported} unsupported, ${s.skipped} skipped`);
+        }
+      } catch (err) {
+        unavailable.push({ name, spec, version, reason: (err as Error).message.split("\n")[0] ?? "failed" });
+      }
+    }
+    const matrix = buildMatrix(reports, unavailable);
+    const dir = resolve(flags.out);
+    await mkdir(dir, { recursive: true });
+    const files = { json: join(dir, "support-matrix.json"), markdown: join(dir, "support-matrix.md"), html: join(dir, "support-matrix.html") };
+    await writeFile(files.json, stableStringify(matrix) + "\n");
+    await writeFile(files.markdown, renderMarkdown(matrix));
+    await writeFile(files.html, renderHtml(matrix));
+    if (!this.jsonEnabled()) this.log(`wrote ${files.json}, ${files.markdown}, ${files.html}`);
+    return { files, matrix };
+  }
+}

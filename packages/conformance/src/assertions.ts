@@ -1,0 +1,188 @@
+/**
+ * The kit's own assertions: small, dependency-free (the direct runner works without vitest), and
+ * aware of the contract (power state agreement, typed refusals).
+ */
+import {
+  InstanceNotFoundError,
+  PowerState,
+  VirtkitError,
+  findError,
+  isUnsupported,
+  powerStateName,
+  type ComputeDriver,
+  type Instance,
+  type VirtkitErrorCode,
+} from "@virtkit/core";
+import type { ScenarioContext } from "./scenario.js";
+
+/** A check failed. The message never contains a secret. */
+export class ConformanceFailure extends Error {
+  override name = "ConformanceFailure";
+}
+
+/** The capability is not declared, yet the operation worked instead of being refused. */
+export class WorksButUndeclaredError extends ConformanceFailure {
+  override name = "WorksButUndeclaredError";
+}
+
+/** The environment cannot run (the rest of) this scenario: it is reported skipped with the reason. */
+export class EnvironmentLimitError extends Error {
+  override name = "EnvironmentLimitError";
+}
+
+/** Stops the scenario as skipped: `environment limit: <reason>`. */
+export function skipForEnvironment(reason: string): never {
+  throw new EnvironmentLimitError(reason);
+}
+
+/** Fails the scenario with `message`. */
+export function fail(message: string): never {
+  throw new ConformanceFailure(message);
+}
+
+/** Fails unless `condition` holds. */
+export function check(condition: unknown, message: string): asserts condition {
+  if (!condition) fail(message);
+}
+
+/** Fails unless `actual === expected`. */
+export function checkEqual<T>(actual: T, expected: T, what: string): void {
+  if (!Object.is(actual, expected)) fail(`${what}: expected ${show(expected)}, got ${show(actual)}`);
+}
+
+function show(v: unknown): string {
+  if (typeof v === "string") return JSON.stringify(v);
+  if (typeof v === "bigint") return `${v}n`;
+  try {
+    return JSON.stringify(v) ?? String(v);
+  } catch {
+    return String(v);
+  }
+}
+
+/** A short description of an error for reasons: `CODE: message` (or name: message). */
+export function describeError(err: unknown): string {
+  if (err instanceof VirtkitError) return `${err.code}: ${err.message}`;
+  if (err instanceof Error) return `${err.name}: ${err.message}`;
+  return String(err);
+}
+
+/** The power state name for messages. */
+export function stateName(state: PowerState): string {
+  return `${powerStateName(state)}(${state})`;
+}
+
+/**
+ * Awaits `promise` and requires it to reject with one of `codes`; returns the error.
+ * Every error is recorded (for the secret check).
+ */
+export async function expectRejects(
+  ctx: ScenarioContext,
+  promise: Promise<unknown>,
+  codes: readonly VirtkitErrorCode[],
+  what: string,
+): Promise<VirtkitError> {
+  let resolved = false;
+  try {
+    await promise;
+    resolved = true;
+  } catch (err) {
+    ctx.recordError(err);
+    for (const code of codes) {
+      const found = findError(err, code);
+      if (found) return found;
+    }
+    fail(`${what}: expected ${codes.join(" or ")}, got ${describeError(err)}`);
+  }
+  if (resolved) fail(`${what}: expected ${codes.join(" or ")}, but it succeeded`);
+  throw new Error("unreachable");
+}
+
+/**
+ * For an undeclared capability: the call must reject with `UnsupportedOperationError`. Success
+ * means "works but undeclared"; another error means the refusal is not typed.
+ */
+export async function expectUnsupported(ctx: ScenarioContext, what: string, call: () => Promise<unknown>): Promise<void> {
+  ctx.step(what);
+  try {
+    await call();
+  } catch (err) {
+    ctx.recordError(err);
+    if (isUnsupported(err)) return;
+    fail(`${what}: the capability is not declared, so UnsupportedOperationError was expected, got ${describeError(err)}`);
+  }
+  throw new WorksButUndeclaredError(`${what}: works although the capability is not declared`);
+}
+
+/** Same as {@link expectUnsupported} for a synchronous call (e.g. `planMigration`). */
+export async function expectUnsupportedSync(ctx: ScenarioContext, what: string, call: () => unknown): Promise<void> {
+  await expectUnsupported(ctx, what, async () => call());
+}
+
+/**
+ * The driver's three views agree that `instance` exists with `state`: `getInfo`, `instanceExists`,
+ * `listInstances` (names) and `listInstanceUuids`.
+ */
+export async function expectState(
+  ctx: ScenarioContext,
+  instance: Instance,
+  state: PowerState,
+  after: string,
+  driver: ComputeDriver = ctx.driver,
+): Promise<void> {
+  const info = await driver.getInfo(instance, ctx.opts());
+  if (info.state !== state) {
+    fail(`after ${after}: getInfo says ${stateName(info.state)}, expected ${stateName(state)}`);
+  }
+  const exists = await driver.instanceExists(instance, ctx.opts());
+  check(exists, `after ${after}: instanceExists is false but getInfo reports the instance`);
+  const uuids = await driver.listInstanceUuids(ctx.opts());
+  check(uuids.includes(instance.uuid), `after ${after}: listInstanceUuids does not contain the instance`);
+  const names = await driver.listInstances(ctx.opts());
+  check(names.includes(instance.name), `after ${after}: listInstances does not contain the instance's name`);
+}
+
+/** The instance is gone in every view: getInfo rejects with InstanceNotFoundError, exists and lists agree. */
+export async function expectGone(
+  ctx: ScenarioContext,
+  instance: Instance,
+  after: string,
+  driver: ComputeDriver = ctx.driver,
+): Promise<void> {
+  const exists = await driver.instanceExists(instance, ctx.opts());
+  check(!exists, `after ${after}: instanceExists is still true`);
+  const uuids = await driver.listInstanceUuids(ctx.opts());
+  check(!uuids.includes(instance.uuid), `after ${after}: listInstanceUuids still contains the instance`);
+  const names = await driver.listInstances(ctx.opts());
+  check(!names.includes(instance.name), `after ${after}: listInstances still contains the instance's name`);
+  await expectRejects(ctx, driver.getInfo(instance, ctx.opts()), [InstanceNotFoundError.CODE], `getInfo after ${after}`);
+}
+
+/**
+ * An illegal transition: `call` must reject with `InvalidStateError` and leave the power state as
+ * it was (`state`).
+ */
+export async function expectIllegal(
+  ctx: ScenarioContext,
+  instance: Instance,
+  state: PowerState,
+  what: string,
+  call: () => Promise<unknown>,
+): Promise<void> {
+  ctx.step(what);
+  await expectRejects(ctx, call(), ["VIRTKIT_INVALID_STATE"], what);
+  await expectState(ctx, instance, state, `the refused ${what}`);
+}
+
+/** Polls `probe` until it returns true or `timeoutMs` passes. */
+export async function waitFor(probe: () => boolean | Promise<boolean>, timeoutMs: number, signal?: AbortSignal): Promise<boolean> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    if (await probe()) return true;
+    if (Date.now() >= end || signal?.aborted) return false;
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+/** `PowerState` re-exported for check modules. */
+export { PowerState };

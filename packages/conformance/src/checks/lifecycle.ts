@@ -1,0 +1,305 @@
+/**
+ * Lifecycle checks: every operation is followed by a power-state check in all the driver's views,
+ * and the illegal transitions next to it are tried and must be refused with `InvalidStateError`
+ * leaving the state as it was.
+ */
+import { randomUUID } from "node:crypto";
+import { PowerState, type Instance, type LifecycleEvent, type LifecycleTransition } from "@virtkit/core";
+import {
+  check,
+  expectGone,
+  expectIllegal,
+  expectRejects,
+  expectState,
+  expectUnsupported,
+  fail,
+  waitFor,
+  skipForEnvironment,
+} from "../assertions.js";
+import type { ScenarioContext } from "../scenario.js";
+
+/** Spawn reaches RUNNING; the host answers; an unknown instance is unknown everywhere. */
+export async function checkSpawn(ctx: ScenarioContext): Promise<void> {
+  ctx.step("getHostInfo");
+  const host = await ctx.driver.getHostInfo(ctx.opts());
+  check(typeof host.hostname === "string" && host.hostname.length > 0, "getHostInfo: empty hostname");
+  check(host.vcpus >= 1 && host.memoryMb >= 1, "getHostInfo: vcpus and memoryMb must be >= 1");
+  const inst = await ctx.spawn();
+  ctx.step("getInfo fields");
+  const info = await ctx.driver.getInfo(inst, ctx.opts());
+  check(info.vcpus === inst.flavor.vcpus, `getInfo: vcpus ${info.vcpus}, flavor says ${inst.flavor.vcpus}`);
+  check(info.maxMemoryKb === inst.flavor.memoryMb * 1024, `getInfo: maxMemoryKb ${info.maxMemoryKb}, flavor says ${inst.flavor.memoryMb * 1024}`);
+  check(typeof info.cpuTimeNs === "bigint", "getInfo: cpuTimeNs must be a bigint");
+  ctx.step("spawn an instance that already exists");
+  await expectRejects(ctx, ctx.driver.spawn({ instance: inst }, ctx.opts()), ["VIRTKIT_INSTANCE_EXISTS"], "spawn of an existing uuid");
+  await expectState(ctx, inst, PowerState.RUNNING, "the refused second spawn");
+}
+
+/** Operations on an instance that never existed reject with `InstanceNotFoundError`. */
+export async function checkNotFound(ctx: ScenarioContext): Promise<void> {
+  const ghost = ctx.newInstance();
+  ctx.step("instanceExists of an unknown instance");
+  check(!(await ctx.driver.instanceExists(ghost, ctx.opts())), "instanceExists is true for an instance never spawned");
+  for (const [what, call] of [
+    ["getInfo", () => ctx.driver.getInfo(ghost, ctx.opts())],
+    ["powerOn", () => ctx.driver.powerOn(ghost, ctx.opts())],
+    ["powerOff", () => ctx.driver.powerOff(ghost, ctx.opts({ cleanShutdownTimeoutSec: 0 }))],
+    ["reboot", () => ctx.driver.reboot(ghost, "HARD", ctx.opts())],
+  ] as const) {
+    ctx.step(`${what} of an unknown instance`);
+    await expectRejects(ctx, call(), ["VIRTKIT_INSTANCE_NOT_FOUND"], `${what} of an unknown instance`);
+  }
+}
+
+/** Hard reboot keeps the instance RUNNING. */
+export async function checkRebootHard(ctx: ScenarioContext): Promise<void> {
+  const inst = await ctx.spawn();
+  ctx.step("reboot HARD");
+  await ctx.driver.reboot(inst, "HARD", ctx.opts());
+  await expectState(ctx, inst, PowerState.RUNNING, "reboot HARD");
+}
+
+/** Soft reboot keeps the instance RUNNING. */
+export async function checkRebootSoft(ctx: ScenarioContext): Promise<void> {
+  const inst = await ctx.spawn();
+  ctx.step("reboot SOFT");
+  await ctx.driver.reboot(inst, "SOFT", ctx.opts());
+  await expectState(ctx, inst, PowerState.RUNNING, "reboot SOFT");
+}
+
+/**
+ * Clean power off, then on. While stopped, the capability-specific moves (pause, suspend, resume,
+ * unpause) are illegal.
+ */
+export async function checkPowerOffOn(ctx: ScenarioContext): Promise<void> {
+  const inst = await ctx.spawn();
+  ctx.step("power off (clean)");
+  await ctx.driver.powerOff(inst, ctx.opts({ cleanShutdownTimeoutSec: 5, retryIntervalSec: 1 }));
+  await expectState(ctx, inst, PowerState.SHUTDOWN, "power off");
+  await illegalWhileStopped(ctx, inst);
+  ctx.step("power on");
+  await ctx.driver.powerOn(inst, ctx.opts());
+  await expectState(ctx, inst, PowerState.RUNNING, "power on");
+}
+
+async function illegalWhileStopped(ctx: ScenarioContext, inst: Instance): Promise<void> {
+  const caps = ctx.driver.capabilities;
+  const S = PowerState.SHUTDOWN;
+  if (caps.pause) {
+    await expectIllegal(ctx, inst, S, "pause a stopped instance", () => ctx.driver.pause(inst, ctx.opts()));
+    await expectIllegal(ctx, inst, S, "unpause a stopped instance", () => ctx.driver.unpause(inst, ctx.opts()));
+  }
+  if (caps.suspend) {
+    await expectIllegal(ctx, inst, S, "suspend a stopped instance", () => ctx.driver.suspend(inst, ctx.opts()));
+    await expectIllegal(ctx, inst, S, "resume a stopped instance", () => ctx.driver.resume(inst, ctx.opts()));
+  }
+}
+
+/** `cleanShutdownTimeoutSec: 0` powers off at once. */
+export async function checkPowerOffHard(ctx: ScenarioContext): Promise<void> {
+  const inst = await ctx.spawn();
+  ctx.step("power off (hard, timeout 0)");
+  await ctx.driver.powerOff(inst, ctx.opts({ cleanShutdownTimeoutSec: 0 }));
+  await expectState(ctx, inst, PowerState.SHUTDOWN, "hard power off");
+  ctx.step("power off an instance already off");
+  await ctx.driver.powerOff(inst, ctx.opts({ cleanShutdownTimeoutSec: 0 }));
+  await expectState(ctx, inst, PowerState.SHUTDOWN, "a second power off");
+}
+
+/** A guest that ignores ACPI: power off waits the clean timeout, then falls back to hard. */
+export async function checkPowerOffFallback(ctx: ScenarioContext): Promise<void> {
+  const ignoreAcpi = ctx.env.guestControls?.ignoreAcpi;
+  if (!ignoreAcpi) skipForEnvironment("the environment cannot make a guest ignore ACPI");
+  const inst = await ctx.spawn();
+  ctx.step("make the guest ignore ACPI");
+  await ignoreAcpi.call(ctx.env.guestControls, inst, true);
+  ctx.step("power off with a 0.3 s clean timeout");
+  const t0 = performance.now();
+  await ctx.driver.powerOff(inst, ctx.opts({ cleanShutdownTimeoutSec: 0.3, retryIntervalSec: 0.1 }));
+  const elapsed = performance.now() - t0;
+  await expectState(ctx, inst, PowerState.SHUTDOWN, "power off of a guest ignoring ACPI");
+  check(elapsed >= 250, `power off fell back to hard after ${Math.round(elapsed)} ms, before the 300 ms clean timeout`);
+}
+
+/** Pause and unpause, with unpause of a running and pause of a stopped instance refused. */
+export async function checkPauseUnpause(ctx: ScenarioContext): Promise<void> {
+  const inst = await ctx.spawn();
+  await expectIllegal(ctx, inst, PowerState.RUNNING, "unpause a running instance", () => ctx.driver.unpause(inst, ctx.opts()));
+  ctx.step("pause");
+  await ctx.driver.pause(inst, ctx.opts());
+  await expectState(ctx, inst, PowerState.PAUSED, "pause");
+  if (ctx.driver.capabilities.suspend) {
+    await expectIllegal(ctx, inst, PowerState.PAUSED, "resume a paused instance", () => ctx.driver.resume(inst, ctx.opts()));
+  }
+  ctx.step("unpause");
+  await ctx.driver.unpause(inst, ctx.opts());
+  await expectState(ctx, inst, PowerState.RUNNING, "unpause");
+  ctx.step("power off");
+  await ctx.driver.powerOff(inst, ctx.opts({ cleanShutdownTimeoutSec: 0 }));
+  await expectState(ctx, inst, PowerState.SHUTDOWN, "power off");
+  await expectIllegal(ctx, inst, PowerState.SHUTDOWN, "pause a stopped instance", () => ctx.driver.pause(inst, ctx.opts()));
+}
+
+/** Undeclared pause is refused as unsupported. */
+export async function refusePause(ctx: ScenarioContext): Promise<void> {
+  const inst = await ctx.spawn();
+  await expectUnsupported(ctx, "pause", () => ctx.driver.pause(inst, ctx.opts()));
+  await expectState(ctx, inst, PowerState.RUNNING, "the refused pause");
+}
+
+/** Suspend and resume, with resume of a running instance refused. */
+export async function checkSuspendResume(ctx: ScenarioContext): Promise<void> {
+  const inst = await ctx.spawn();
+  await expectIllegal(ctx, inst, PowerState.RUNNING, "resume a running instance", () => ctx.driver.resume(inst, ctx.opts()));
+  ctx.step("suspend");
+  await ctx.driver.suspend(inst, ctx.opts());
+  await expectState(ctx, inst, PowerState.SUSPENDED, "suspend");
+  if (ctx.driver.capabilities.pause) {
+    await expectIllegal(ctx, inst, PowerState.SUSPENDED, "pause a suspended instance", () => ctx.driver.pause(inst, ctx.opts()));
+  }
+  ctx.step("resume");
+  await ctx.driver.resume(inst, ctx.opts());
+  await expectState(ctx, inst, PowerState.RUNNING, "resume");
+}
+
+/** Undeclared suspend is refused as unsupported. */
+export async function refuseSuspend(ctx: ScenarioContext): Promise<void> {
+  const inst = await ctx.spawn();
+  await expectUnsupported(ctx, "suspend", () => ctx.driver.suspend(inst, ctx.opts()));
+  await expectState(ctx, inst, PowerState.RUNNING, "the refused suspend");
+}
+
+/** Rescue boots the rescue image (RUNNING), unrescue the original one (RUNNING). */
+export async function checkRescue(ctx: ScenarioContext): Promise<void> {
+  const inst = await ctx.spawn();
+  ctx.step("rescue");
+  await ctx.driver.rescue(inst, inst.imageMeta, ctx.opts());
+  await expectState(ctx, inst, PowerState.RUNNING, "rescue");
+  ctx.step("unrescue");
+  await ctx.driver.unrescue(inst, ctx.opts());
+  await expectState(ctx, inst, PowerState.RUNNING, "unrescue");
+}
+
+/** Undeclared rescue is refused as unsupported. */
+export async function refuseRescue(ctx: ScenarioContext): Promise<void> {
+  const inst = await ctx.spawn();
+  await expectUnsupported(ctx, "rescue", () => ctx.driver.rescue(inst, inst.imageMeta, ctx.opts()));
+  await expectState(ctx, inst, PowerState.RUNNING, "the refused rescue");
+}
+
+/** Destroy, destroy again, destroy a stopped instance and one that never existed. */
+export async function checkDestroy(ctx: ScenarioContext): Promise<void> {
+  const inst = await ctx.spawn();
+  ctx.step("destroy a running instance");
+  await ctx.driver.destroy(inst, ctx.opts());
+  await expectGone(ctx, inst, "destroy");
+  ctx.step("destroy again");
+  await ctx.driver.destroy(inst, ctx.opts());
+  await expectGone(ctx, inst, "the second destroy");
+  const stopped = await ctx.spawn();
+  ctx.step("power off before destroy");
+  await ctx.driver.powerOff(stopped, ctx.opts({ cleanShutdownTimeoutSec: 0 }));
+  await expectState(ctx, stopped, PowerState.SHUTDOWN, "power off");
+  ctx.step("destroy a stopped instance");
+  await ctx.driver.destroy(stopped, ctx.opts());
+  await expectGone(ctx, stopped, "destroy of a stopped instance");
+  const ghost = ctx.newInstance({ uuid: randomUUID() });
+  ctx.step("destroy an instance that never existed");
+  await ctx.driver.destroy(ghost, ctx.opts());
+  await expectGone(ctx, ghost, "destroy of an unknown instance");
+}
+
+/** Console output is a string (and, after a boot, not empty). */
+export async function checkConsoleOutput(ctx: ScenarioContext): Promise<void> {
+  const inst = await ctx.spawn();
+  ctx.step("getConsoleOutput");
+  const out = await ctx.driver.getConsoleOutput(inst, ctx.opts());
+  check(typeof out === "string", "getConsoleOutput must return a string");
+  check(out.length > 0, "getConsoleOutput returned nothing after a boot");
+  await expectState(ctx, inst, PowerState.RUNNING, "getConsoleOutput");
+}
+
+/** Undeclared console output is refused as unsupported. */
+export async function refuseConsoleOutput(ctx: ScenarioContext): Promise<void> {
+  const inst = await ctx.spawn();
+  await expectUnsupported(ctx, "getConsoleOutput", () => ctx.driver.getConsoleOutput(inst, ctx.opts()));
+}
+
+/** Lifecycle events: one per transition, for the right instance and host; none after unregistering. */
+export async function checkEvents(ctx: ScenarioContext): Promise<void> {
+  const events: LifecycleEvent[] = [];
+  ctx.step("registerEventListener");
+  const off = ctx.driver.registerEventListener((e) => events.push(e));
+  const inst = await ctx.spawn();
+  const expect = async (transition: LifecycleTransition, after: string) => {
+    const seen = await waitFor(
+      () => events.some((e) => e.instanceUuid === inst.uuid && e.transition === transition),
+      1000,
+      ctx.signal,
+    );
+    if (!seen) {
+      const got = events.filter((e) => e.instanceUuid === inst.uuid).map((e) => e.transition);
+      fail(`no ${transition} event after ${after} (got: ${got.join(", ") || "none"})`);
+    }
+  };
+  await expect("STARTED", "spawn");
+  ctx.step("power off");
+  await ctx.driver.powerOff(inst, ctx.opts({ cleanShutdownTimeoutSec: 0 }));
+  await expect("STOPPED", "power off");
+  ctx.step("power on");
+  events.length = 0;
+  await ctx.driver.powerOn(inst, ctx.opts());
+  await expect("STARTED", "power on");
+  if (ctx.driver.capabilities.pause) {
+    ctx.step("pause");
+    await ctx.driver.pause(inst, ctx.opts());
+    await expect("PAUSED", "pause");
+    ctx.step("unpause");
+    await ctx.driver.unpause(inst, ctx.opts());
+    await expect("RESUMED", "unpause");
+  }
+  const bad = events.find((e) => e.instanceUuid === inst.uuid && (typeof e.host !== "string" || !Number.isFinite(e.timestamp)));
+  check(!bad, "an event lacks its host or timestamp");
+  ctx.step("unregister, then power off");
+  off();
+  events.length = 0;
+  await ctx.driver.powerOff(inst, ctx.opts({ cleanShutdownTimeoutSec: 0 }));
+  await new Promise((r) => setTimeout(r, 20));
+  check(!events.some((e) => e.instanceUuid === inst.uuid), "events still arrive after the listener was removed");
+}
+
+/**
+ * Cancellation and deadlines: a call with an aborted signal rejects with `OperationAbortedError`
+ * and changes nothing; with a slow hypervisor, `timeoutMs` rejects with `OperationTimeoutError` in time.
+ */
+export async function checkDeadlines(ctx: ScenarioContext): Promise<void> {
+  const inst = await ctx.spawn();
+  ctx.step("power off with an aborted signal");
+  const aborted = new AbortController();
+  aborted.abort(new Error("cancelled by the kit"));
+  await expectRejects(
+    ctx,
+    ctx.driver.powerOff(inst, { signal: aborted.signal, cleanShutdownTimeoutSec: 0 }),
+    ["VIRTKIT_OPERATION_ABORTED"],
+    "power off with an aborted signal",
+  );
+  await expectState(ctx, inst, PowerState.RUNNING, "the cancelled power off");
+  const setLatency = ctx.env.hypervisorControls?.setLatency;
+  if (!setLatency) return;
+  ctx.step("power off with timeoutMs 100 on a hypervisor slowed to 2 s");
+  await setLatency.call(ctx.env.hypervisorControls, 2000);
+  const t0 = performance.now();
+  try {
+    await expectRejects(
+      ctx,
+      ctx.driver.powerOff(inst, { signal: ctx.signal, timeoutMs: 100, cleanShutdownTimeoutSec: 0 }),
+      ["VIRTKIT_OPERATION_TIMEOUT"],
+      "power off past its deadline",
+    );
+  } finally {
+    await setLatency.call(ctx.env.hypervisorControls, 0);
+  }
+  const elapsed = performance.now() - t0;
+  check(elapsed < 1000, `the 100 ms deadline was honoured only after ${Math.round(elapsed)} ms`);
+  await expectState(ctx, inst, PowerState.RUNNING, "the timed-out power off");
+}

@@ -1,0 +1,355 @@
+/**
+ * Migration checks: the policy → representation table (exact VIR_MIGRATE_* bitmasks for scheme
+ * `libvirt`, after Nova's `_parse_migration_flags` and newer Nova's TLS/parallel handling), the
+ * pre-checks, and a real move between two hosts with rollback and abort.
+ */
+import {
+  DEFAULT_MIGRATION_POLICY,
+  MigrationPreCheckError,
+  PowerState,
+  isInvalidInput,
+  type Capability,
+  type ComputeDriver,
+  type LifecycleEvent,
+  type MigrateData,
+  type MigrationHostFacts,
+  type MigrationPlan,
+  type MigrationPolicy,
+} from "@virtkit/core";
+import {
+  check,
+  checkEqual,
+  describeError,
+  expectGone,
+  expectRejects,
+  expectState,
+  expectUnsupported,
+  fail,
+  waitFor,
+  skipForEnvironment,
+} from "../assertions.js";
+import type { ScenarioContext } from "../scenario.js";
+
+/** VIR_MIGRATE_* bits (libvirt-domain.h, `virDomainMigrateFlags`). */
+export const VIR_MIGRATE = {
+  LIVE: 1,
+  PEER2PEER: 2,
+  TUNNELLED: 4,
+  PERSIST_DEST: 8,
+  UNDEFINE_SOURCE: 16,
+  NON_SHARED_INC: 128,
+  AUTO_CONVERGE: 8192,
+  POSTCOPY: 32768,
+  TLS: 65536,
+  PARALLEL: 131072,
+} as const;
+
+const { LIVE, PEER2PEER, TUNNELLED, PERSIST_DEST, UNDEFINE_SOURCE, NON_SHARED_INC, AUTO_CONVERGE, POSTCOPY, TLS, PARALLEL } =
+  VIR_MIGRATE;
+/** Nova's base flags on kvm/qemu. */
+const BASE = LIVE | PEER2PEER | UNDEFINE_SOURCE | PERSIST_DEST;
+
+/** One row of the migration table. */
+export interface MigrationCase {
+  /** Stable suffix of the scenario id (`migration.plan.<name>`). */
+  readonly name: string;
+  readonly title: string;
+  readonly policy: MigrationPolicy;
+  readonly facts: MigrationHostFacts;
+  /** Capabilities besides `liveMigration` the policy needs. */
+  readonly needs: readonly Capability[];
+  /**
+   * Expected representation per plan scheme: a bitmask (and optional params), or `"refused"`
+   * (planMigration must throw `InvalidInputError`).
+   */
+  readonly expect: Readonly<Record<string, { readonly bitmask: number; readonly params?: Readonly<Record<string, number>> } | "refused">>;
+}
+
+const policy = (p: Partial<MigrationPolicy>): MigrationPolicy => ({ ...DEFAULT_MIGRATION_POLICY, ...p });
+const KVM: MigrationHostFacts = { virtType: "kvm", postCopySupported: true };
+
+/** The table. Every driver planning in scheme `libvirt` must produce exactly these bitmasks. */
+export const MIGRATION_CASES: readonly MigrationCase[] = [
+  {
+    name: "default",
+    title: "default policy: LIVE|PEER2PEER|UNDEFINE_SOURCE|PERSIST_DEST",
+    policy: policy({}),
+    facts: KVM,
+    needs: [],
+    expect: { libvirt: { bitmask: BASE } },
+  },
+  {
+    name: "xen-no-p2p",
+    title: "on xen: no PEER2PEER",
+    policy: policy({}),
+    facts: { virtType: "xen", postCopySupported: false },
+    needs: [],
+    expect: { libvirt: { bitmask: LIVE | UNDEFINE_SOURCE | PERSIST_DEST } },
+  },
+  {
+    name: "block",
+    title: "block migration adds NON_SHARED_INC",
+    policy: policy({ block: true }),
+    facts: KVM,
+    needs: ["blockMigration"],
+    expect: { libvirt: { bitmask: BASE | NON_SHARED_INC } },
+  },
+  {
+    name: "tunnelled",
+    title: "tunnelled adds TUNNELLED",
+    policy: policy({ tunnelled: true }),
+    facts: KVM,
+    needs: ["tunnelledMigration"],
+    expect: { libvirt: { bitmask: BASE | TUNNELLED } },
+  },
+  {
+    name: "block-tunnelled",
+    title: "block and tunnelled together",
+    policy: policy({ block: true, tunnelled: true }),
+    facts: KVM,
+    needs: ["blockMigration", "tunnelledMigration"],
+    expect: { libvirt: { bitmask: BASE | NON_SHARED_INC | TUNNELLED } },
+  },
+  {
+    name: "tunnelled-tls-refused",
+    title: "tunnelled together with native TLS is refused",
+    policy: policy({ tunnelled: true, nativeTls: true }),
+    facts: KVM,
+    needs: ["tunnelledMigration", "nativeTlsMigration"],
+    expect: { libvirt: "refused", "*": "refused" },
+  },
+  {
+    name: "native-tls",
+    title: "native TLS adds TLS",
+    policy: policy({ nativeTls: true }),
+    facts: KVM,
+    needs: ["nativeTlsMigration"],
+    expect: { libvirt: { bitmask: BASE | TLS } },
+  },
+  {
+    name: "post-copy",
+    title: "post-copy permitted and supported adds POSTCOPY and then no AUTO_CONVERGE",
+    policy: policy({ permitPostCopy: true, permitAutoConverge: true }),
+    facts: KVM,
+    needs: ["postCopy"],
+    expect: { libvirt: { bitmask: BASE | POSTCOPY } },
+  },
+  {
+    name: "post-copy-unsupported",
+    title: "post-copy permitted but unsupported: AUTO_CONVERGE instead",
+    policy: policy({ permitPostCopy: true, permitAutoConverge: true }),
+    facts: { virtType: "kvm", postCopySupported: false },
+    needs: ["postCopy", "autoConverge"],
+    expect: { libvirt: { bitmask: BASE | AUTO_CONVERGE } },
+  },
+  {
+    name: "auto-converge",
+    title: "auto-converge permitted adds AUTO_CONVERGE",
+    policy: policy({ permitAutoConverge: true }),
+    facts: KVM,
+    needs: ["autoConverge"],
+    expect: { libvirt: { bitmask: BASE | AUTO_CONVERGE } },
+  },
+  {
+    name: "parallel",
+    title: "parallel connections add PARALLEL and the connection count",
+    policy: policy({ parallelConnections: 4 }),
+    facts: KVM,
+    needs: [],
+    expect: { libvirt: { bitmask: BASE | PARALLEL, params: { "parallel.connections": 4 } } },
+  },
+];
+
+function flagNamesFor(bitmask: number): string[] {
+  return (Object.entries(VIR_MIGRATE) as [string, number][])
+    .filter(([, bit]) => (bitmask & bit) !== 0)
+    .sort((a, b) => a[1] - b[1])
+    .map(([n]) => n);
+}
+
+/** The plan check of one table row. */
+export function checkPlan(c: MigrationCase): (ctx: ScenarioContext) => Promise<void> {
+  return async (ctx) => {
+    ctx.step(`planMigration (${c.name})`);
+    let plan: MigrationPlan | undefined;
+    let error: unknown;
+    try {
+      plan = ctx.driver.planMigration(c.policy, c.facts);
+    } catch (err) {
+      ctx.recordError(err);
+      error = err;
+    }
+    // The scheme comes from a successful plan, or from the default policy's plan when refused.
+    const scheme = plan?.scheme ?? safeScheme(ctx.driver);
+    const want = c.expect[scheme] ?? c.expect["*"];
+    if (want === "refused") {
+      if (plan) fail(`planMigration accepted an impossible policy (${c.title}): ${plan.flags.join("|")}`);
+      check(isInvalidInput(error), `planMigration refused with ${describeError(error)}, expected InvalidInputError`);
+      return;
+    }
+    if (!plan) fail(`planMigration threw ${describeError(error)}`);
+    // Generic invariants, every scheme.
+    check(typeof plan.scheme === "string" && plan.scheme.length > 0, "plan without a scheme");
+    const again = ctx.driver.planMigration(c.policy, c.facts);
+    checkEqual(JSON.stringify(again), JSON.stringify(plan), "planMigration is not deterministic");
+    if (!want) return; // No exact table for this scheme: the invariants are all we can hold it to.
+    checkEqual(plan.bitmask, want.bitmask, `bitmask for ${c.title} (${flagNamesFor(want.bitmask).join("|")})`);
+    checkEqual(plan.flags.join("|"), flagNamesFor(want.bitmask).join("|"), `flag names for ${c.title}`);
+    for (const [k, v] of Object.entries(want.params ?? {})) checkEqual(plan.params[k], v, `plan parameter ${k}`);
+  };
+}
+
+function safeScheme(driver: ComputeDriver): string {
+  try {
+    return driver.planMigration(DEFAULT_MIGRATION_POLICY, KVM).scheme;
+  } catch {
+    return "*";
+  }
+}
+
+/** Undeclared migration (or an undeclared part of the policy) is refused as unsupported. */
+export function refusePlan(c: MigrationCase): (ctx: ScenarioContext) => Promise<void> {
+  return async (ctx) => {
+    await expectUnsupported(ctx, `planMigration (${c.name})`, async () => ctx.driver.planMigration(c.policy, c.facts));
+  };
+}
+
+async function twoHosts(ctx: ScenarioContext): Promise<{ src: ComputeDriver; dst: ComputeDriver; dstHost: string }> {
+  const dstHost = ctx.env.hosts[1];
+  if (!dstHost) skipForEnvironment("the environment has a single host, so no real migration");
+  const dst = await ctx.driverFor(dstHost);
+  return { src: ctx.driver, dst, dstHost };
+}
+
+/**
+ * Pre-checks refuse what the destination cannot take: the instance's own host as destination, an
+ * instance larger than the destination (where the source is bigger), tunnelled + native TLS.
+ */
+export async function checkPreChecks(ctx: ScenarioContext): Promise<void> {
+  const { src, dst } = await twoHosts(ctx);
+  const srcInfo = await src.getHostInfo(ctx.opts());
+  const dstInfo = await dst.getHostInfo(ctx.opts());
+  const inst = await ctx.spawn();
+  ctx.step("checkCanLiveMigrateDestination on the instance's own host");
+  await expectRejects(
+    ctx,
+    src.checkCanLiveMigrateDestination(inst, srcInfo, DEFAULT_MIGRATION_POLICY, ctx.opts()),
+    ["VIRTKIT_MIGRATION_PRECHECK_FAILED"],
+    "destination pre-check on the host the instance already runs on",
+  );
+  ctx.step("checkCanLiveMigrateDestination with tunnelled + native TLS");
+  await expectRejects(
+    ctx,
+    dst.checkCanLiveMigrateDestination(inst, srcInfo, { ...DEFAULT_MIGRATION_POLICY, tunnelled: true, nativeTls: true }, ctx.opts()),
+    ["VIRTKIT_MIGRATION_PRECHECK_FAILED", "VIRTKIT_INVALID_INPUT", "VIRTKIT_UNSUPPORTED_OPERATION"],
+    "destination pre-check of tunnelled + native TLS",
+  );
+  await expectState(ctx, inst, PowerState.RUNNING, "the refused pre-checks");
+  if (srcInfo.memoryMb > dstInfo.memoryMb) {
+    const big = await ctx.spawn({
+      flavor: { name: "larger-than-destination", memoryMb: Math.min(srcInfo.memoryMb, dstInfo.memoryMb * 2), vcpus: 1, rootGb: 1 },
+    });
+    ctx.step("checkCanLiveMigrateDestination for an instance larger than the destination");
+    await expectRejects(
+      ctx,
+      dst.checkCanLiveMigrateDestination(big, srcInfo, DEFAULT_MIGRATION_POLICY, ctx.opts()),
+      ["VIRTKIT_MIGRATION_PRECHECK_FAILED"],
+      "destination pre-check of an instance the destination cannot hold",
+    );
+    await expectGone(ctx, big, "the refused pre-check (on the destination)", dst);
+  }
+}
+
+async function prepare(ctx: ScenarioContext, src: ComputeDriver, dst: ComputeDriver) {
+  const inst = await ctx.spawn();
+  const srcInfo = await src.getHostInfo(ctx.opts());
+  ctx.step("checkCanLiveMigrateDestination");
+  let data: MigrateData;
+  try {
+    data = await dst.checkCanLiveMigrateDestination(inst, srcInfo, DEFAULT_MIGRATION_POLICY, ctx.opts());
+  } catch (err) {
+    // Like Nova's `block_migration=auto`: hosts without shared storage need a block migration.
+    if (!(err instanceof MigrationPreCheckError) || !dst.capabilities.blockMigration) throw err;
+    ctx.recordError(err);
+    ctx.step("checkCanLiveMigrateDestination (block migration)");
+    data = await dst.checkCanLiveMigrateDestination(inst, srcInfo, { ...DEFAULT_MIGRATION_POLICY, block: true }, ctx.opts());
+  }
+  ctx.step("checkCanLiveMigrateSource");
+  data = await src.checkCanLiveMigrateSource(inst, data, ctx.opts());
+  ctx.step("preLiveMigration");
+  data = await dst.preLiveMigration(inst, data, {}, ctx.opts());
+  return { inst, data };
+}
+
+/** A real move: running on the destination, gone from the source, events emitted. */
+export async function checkLiveMigration(ctx: ScenarioContext): Promise<void> {
+  const { src, dst } = await twoHosts(ctx);
+  const events: LifecycleEvent[] = [];
+  const offs = [src.registerEventListener((e) => events.push(e)), dst.registerEventListener((e) => events.push(e))];
+  try {
+    const { inst, data } = await prepare(ctx, src, dst);
+    ctx.step("liveMigration");
+    await src.liveMigration(inst, data, ctx.opts());
+    ctx.step("postLiveMigrationAtDestination");
+    await dst.postLiveMigrationAtDestination(inst, data, {}, ctx.opts());
+    await expectState(ctx, inst, PowerState.RUNNING, "live migration (on the destination)", dst);
+    await expectGone(ctx, inst, "live migration (on the source)", src);
+    if (src.capabilities.lifecycleEvents) {
+      ctx.step("migration events");
+      const seen = await waitFor(() => events.some((e) => e.instanceUuid === inst.uuid), 1000, ctx.signal);
+      check(seen, "no lifecycle event was emitted for the migrated instance");
+    }
+    ctx.step("destroy on the destination");
+    await dst.destroy(inst, ctx.opts());
+    await expectGone(ctx, inst, "destroy on the destination", dst);
+  } finally {
+    for (const off of offs) off();
+  }
+}
+
+/** After preLiveMigration, rollback at the destination leaves the instance running on the source only. */
+export async function checkRollback(ctx: ScenarioContext): Promise<void> {
+  const { src, dst } = await twoHosts(ctx);
+  const { inst, data } = await prepare(ctx, src, dst);
+  ctx.step("rollbackLiveMigrationAtDestination");
+  await dst.rollbackLiveMigrationAtDestination(inst, data, {}, ctx.opts());
+  await expectState(ctx, inst, PowerState.RUNNING, "rollback (on the source)", src);
+  await expectGone(ctx, inst, "rollback (on the destination)", dst);
+}
+
+/** A migration aborted mid-way fails with `LiveMigrationFailedError` and leaves the instance on the source. */
+export async function checkAbort(ctx: ScenarioContext): Promise<void> {
+  const slow = ctx.env.hypervisorControls?.setMigrationDuration;
+  if (!slow) skipForEnvironment("the environment cannot slow a migration down");
+  const { src, dst } = await twoHosts(ctx);
+  const { inst, data } = await prepare(ctx, src, dst);
+  await slow.call(ctx.env.hypervisorControls, 2000);
+  try {
+    ctx.step("liveMigration, then liveMigrationAbort");
+    const moving = src.liveMigration(inst, data, ctx.opts());
+    moving.catch(() => undefined);
+    await new Promise((r) => setTimeout(r, 30));
+    await src.liveMigrationAbort(inst, ctx.opts());
+    await expectRejects(ctx, moving, ["VIRTKIT_LIVE_MIGRATION_FAILED", "VIRTKIT_OPERATION_ABORTED"], "the aborted liveMigration");
+  } finally {
+    await slow.call(ctx.env.hypervisorControls, 0);
+  }
+  ctx.step("rollbackLiveMigrationAtDestination");
+  await dst.rollbackLiveMigrationAtDestination(inst, data, {}, ctx.opts());
+  await expectState(ctx, inst, PowerState.RUNNING, "abort (on the source)", src);
+  await expectGone(ctx, inst, "abort (on the destination)", dst);
+}
+
+/** Undeclared live migration is refused as unsupported. */
+export async function refuseLiveMigration(ctx: ScenarioContext): Promise<void> {
+  const inst = await ctx.spawn();
+  const info = await ctx.driver.getHostInfo(ctx.opts());
+  await expectUnsupported(ctx, "checkCanLiveMigrateDestination", () =>
+    ctx.driver.checkCanLiveMigrateDestination(inst, info, DEFAULT_MIGRATION_POLICY, ctx.opts()),
+  );
+}
+
+/** Scenario guard: a real move needs a second host. */
+export function needsTwoHosts(env: { readonly hosts: readonly string[] }): string | undefined {
+  return env.hosts.length >= 2 ? undefined : "the environment has a single host, so no real migration";
+}

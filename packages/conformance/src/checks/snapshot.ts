@@ -1,0 +1,144 @@
+/**
+ * Snapshot checks: image snapshots land in the environment's image service with Nova's metadata
+ * (read from the service, not from the driver) and leave the power state as it was; instance
+ * snapshots create, list, revert (the captured state really comes back) and delete.
+ */
+import { PowerState, TaskState, snapshotImageMetadata, type Instance } from "@virtkit/core";
+import {
+  check,
+  checkEqual,
+  expectRejects,
+  expectState,
+  expectUnsupported,
+  fail,
+} from "../assertions.js";
+import type { ScenarioContext } from "../scenario.js";
+
+/** Instance fields the snapshot metadata carries (kernel, ramdisk, os type). */
+const SNAPSHOT_INSTANCE: Partial<Instance> = {
+  kernelId: "aki-conformance-kernel",
+  ramdiskId: "ari-conformance-ramdisk",
+  osType: "linux",
+};
+
+async function imageSnapshot(ctx: ScenarioContext, inst: Instance, state: PowerState, label: string): Promise<void> {
+  ctx.step(`create the queued image (${label})`);
+  const name = `${ctx.prefix}-snap-${label}`;
+  const image = await ctx.env.imageService.create({ name, status: "queued" });
+  ctx.trackImage(image.id);
+  const taskStates: (string | null)[] = [];
+  ctx.step(`snapshot (${label})`);
+  await ctx.driver.snapshot(
+    inst,
+    image.id,
+    ctx.opts({ onTaskState: (ts: TaskState, _expected: TaskState | null) => void taskStates.push(ts) }),
+  );
+  await expectState(ctx, inst, state, `an image snapshot of a ${label} instance`);
+
+  ctx.step(`read the image back (${label})`);
+  const got = await ctx.env.imageService.get(image.id);
+  const want = snapshotImageMetadata(inst, got.diskFormat ?? "raw", name);
+  checkEqual(got.status, "active", "snapshot image status");
+  checkEqual(got.name, name, "snapshot image name");
+  check(got.diskFormat !== undefined, "snapshot image has no disk format");
+  checkEqual(got.containerFormat, want.containerFormat, "snapshot image container format");
+  checkEqual(got.owner, inst.projectId, "snapshot image owner");
+  for (const [key, value] of Object.entries(want.properties ?? {})) {
+    checkEqual(got.properties[key], value ?? undefined, `snapshot image property ${key}`);
+  }
+  check(got.size > 0, "snapshot image has no data");
+  check(
+    taskStates.includes(TaskState.IMAGE_PENDING_UPLOAD) && taskStates.includes(TaskState.IMAGE_UPLOADING),
+    `snapshot did not report the task states image_pending_upload then image_uploading (got: ${taskStates.join(", ") || "none"})`,
+  );
+  checkEqual(
+    taskStates.indexOf(TaskState.IMAGE_PENDING_UPLOAD) < taskStates.indexOf(TaskState.IMAGE_UPLOADING),
+    true,
+    "task state order (image_pending_upload before image_uploading)",
+  );
+}
+
+/** Image snapshot of a running instance. */
+export async function checkImageSnapshotRunning(ctx: ScenarioContext): Promise<void> {
+  const inst = await ctx.spawn(SNAPSHOT_INSTANCE);
+  await imageSnapshot(ctx, inst, PowerState.RUNNING, "running");
+}
+
+/** Image snapshot of a stopped instance. */
+export async function checkImageSnapshotStopped(ctx: ScenarioContext): Promise<void> {
+  const inst = await ctx.spawn(SNAPSHOT_INSTANCE);
+  ctx.step("power off");
+  await ctx.driver.powerOff(inst, ctx.opts({ cleanShutdownTimeoutSec: 0 }));
+  await expectState(ctx, inst, PowerState.SHUTDOWN, "power off");
+  await imageSnapshot(ctx, inst, PowerState.SHUTDOWN, "stopped");
+}
+
+/** Undeclared image snapshots are refused as unsupported. */
+export async function refuseImageSnapshot(ctx: ScenarioContext): Promise<void> {
+  const inst = await ctx.spawn();
+  const image = await ctx.env.imageService.create({ name: `${ctx.prefix}-refused`, status: "queued" });
+  ctx.trackImage(image.id);
+  await expectUnsupported(ctx, "snapshot", () => ctx.driver.snapshot(inst, image.id, ctx.opts()));
+  await expectState(ctx, inst, PowerState.RUNNING, "the refused snapshot");
+}
+
+/**
+ * Instance snapshots: take one while running (with a marker in the guest where the environment
+ * can), change power state and data, revert, and find both as captured; then delete.
+ */
+export async function checkInstanceSnapshots(ctx: ScenarioContext): Promise<void> {
+  const inst = await ctx.spawn();
+  const guest = ctx.env.guestControls;
+  const canData = Boolean(guest?.writeData && guest.readData);
+  if (canData) {
+    ctx.step("write the marker before the snapshot");
+    await guest!.writeData!(inst, "/conformance/marker", "before");
+  }
+  ctx.step("createInstanceSnapshot (running)");
+  const snap = await ctx.driver.createInstanceSnapshot(inst, `${ctx.prefix}-s1`, ctx.opts({ description: "conformance" }));
+  checkEqual(snap.instanceUuid, inst.uuid, "snapshot instanceUuid");
+  checkEqual(snap.powerState, PowerState.RUNNING, "snapshot powerState");
+  await expectState(ctx, inst, PowerState.RUNNING, "createInstanceSnapshot");
+
+  ctx.step("listInstanceSnapshots");
+  const listed = await ctx.driver.listInstanceSnapshots(inst, ctx.opts());
+  check(listed.some((s) => s.id === snap.id), "listInstanceSnapshots does not contain the new snapshot");
+
+  if (canData) {
+    ctx.step("change the marker after the snapshot");
+    await guest!.writeData!(inst, "/conformance/marker", "after");
+  }
+  ctx.step("power off after the snapshot");
+  await ctx.driver.powerOff(inst, ctx.opts({ cleanShutdownTimeoutSec: 0 }));
+  await expectState(ctx, inst, PowerState.SHUTDOWN, "power off");
+
+  ctx.step("revertToInstanceSnapshot");
+  await ctx.driver.revertToInstanceSnapshot(inst, snap.id, ctx.opts());
+  await expectState(ctx, inst, PowerState.RUNNING, "revert to a snapshot taken while running");
+  if (canData) {
+    ctx.step("read the marker after revert");
+    const marker = await guest!.readData!(inst, "/conformance/marker");
+    if (marker !== "before") fail(`revert did not restore the guest's data (marker is ${JSON.stringify(marker)})`);
+  }
+
+  ctx.step("deleteInstanceSnapshot");
+  await ctx.driver.deleteInstanceSnapshot(inst, snap.id, ctx.opts());
+  const after = await ctx.driver.listInstanceSnapshots(inst, ctx.opts());
+  check(!after.some((s) => s.id === snap.id), "the deleted snapshot is still listed");
+  ctx.step("revert to the deleted snapshot");
+  await expectRejects(
+    ctx,
+    ctx.driver.revertToInstanceSnapshot(inst, snap.id, ctx.opts()),
+    ["VIRTKIT_SNAPSHOT_NOT_FOUND"],
+    "revert to a deleted snapshot",
+  );
+  await expectState(ctx, inst, PowerState.RUNNING, "the refused revert");
+}
+
+/** Undeclared instance snapshots are refused as unsupported. */
+export async function refuseInstanceSnapshots(ctx: ScenarioContext): Promise<void> {
+  const inst = await ctx.spawn();
+  await expectUnsupported(ctx, "createInstanceSnapshot", () =>
+    ctx.driver.createInstanceSnapshot(inst, `${ctx.prefix}-s1`, ctx.opts()),
+  );
+}

@@ -1,0 +1,49 @@
+export { runConformance, collectNotes } from "./runner.js";
+export type { ConformanceRunOptions } from "./runner.js";
+export { runScenario, declares, environmentLimit, DEFAULT_BOOT_IMAGE } from "./make-test.js";
+export type { MakeTestOptions } from "./make-test.js";
+export { SCENARIOS, SCENARIO_GROUPS, selectScenarios } from "./scenarios.js";
+export type {
+  ScenarioContext,
+  ScenarioDefinition,
+  AdminPasswordService,
+  AdminPasswordServiceFactory,
+} from "./scenario.js";
+export { SCENARIO_LEVELS, levelCounts, summarize } from "./types.js";
+export type {
+  ScenarioLevel,
+  ScenarioStatus,
+  CapabilityMismatch,
+  ScenarioResult,
+  RunSummary,
+  DriverDescriptor,
+  RunReport,
+} from "./types.js";
+export {
+  ConformanceFailure,
+  WorksButUndeclaredError,
+  EnvironmentLimitError,
+  check,
+  checkEqual,
+  fail,
+  skipForEnvironment,
+  expectRejects,
+  expectUnsupported,
+  expectState,
+  expectGone,
+  expectIllegal,
+} from "./assertions.js";
+export { MIGRATION_CASES, VIR_MIGRATE } from "./checks/migration.js";
+export type { MigrationCase } from "./checks/migration.js";
+export { fakeEnvironment } from "./environments/fake-environment.js";
+export type { FakeEnvironmentOptions, FakeWrapContext } from "./environments/fake-environment.js";
+export { computeServiceFactory } from "./compute-service-adapter.js";
+export { resolveDriver, declaredCapabilities, genericEnvironment } from "./resolve-driver.js";
+export type { ResolvedDriver, ResolveDriverOptions } from "./resolve-driver.js";
+export { runWithVitest, entryFile } from "./vitest/run-vitest.js";
+export type { RunWithVitestOptions, VitestRunSettings } from "./vitest/run-vitest.js";
+export { HumanReporter, JsonReporter, JunitReporter, TapReporter, REPORTERS, createReporter, xmlEscape } from "./reporters/index.js";
+export type { ConformanceReporter, HumanReporterOptions, ReporterName, WriteFn } from "./reporters/index.js";
+export { stableStringify } from "./stable-json.js";
+export { buildMatrix, renderMarkdown, renderHtml, htmlEscape, STATUS_SYMBOL } from "./matrix/index.js";
+export type { SupportMatrix, MatrixCell, MatrixDriver, MatrixScenario, UnavailableDriver } from "./matrix/index.js";

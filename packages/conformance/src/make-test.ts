@@ -1,0 +1,426 @@
+/**
+ * containerd's `makeTest`: all isolation of one scenario in one place. A fresh environment and
+ * driver from the factory, a unique name prefix, a deadline, cleanup in `finally` (failures
+ * reported, not fatal), a leak check afterwards and a secret check over everything produced.
+ */
+import { randomBytes, randomUUID } from "node:crypto";
+import { inspect } from "node:util";
+import {
+  isUnsupported,
+  PowerState,
+  type ComputeDriver,
+  type ConformanceEnvironment,
+  type ConformanceEnvironmentFactory,
+  type ImageMeta,
+  type Instance,
+  type OperationOptions,
+  type Secret,
+} from "@virtkit/core";
+import {
+  ConformanceFailure,
+  EnvironmentLimitError,
+  WorksButUndeclaredError,
+  describeError,
+  expectState,
+} from "./assertions.js";
+import type { AdminPasswordService, AdminPasswordServiceFactory, ScenarioContext, ScenarioDefinition } from "./scenario.js";
+import type { CapabilityMismatch, ScenarioResult, ScenarioStatus } from "./types.js";
+
+/** Options of one scenario run. */
+export interface MakeTestOptions {
+  /** Deadline of the scenario body in ms (default 10 000). */
+  readonly scenarioTimeoutMs?: number;
+  /** Deadline of cleanup in ms (default 5 000). */
+  readonly cleanupTimeoutMs?: number;
+  /** Aborts the scenario (suite deadline, Ctrl-C). */
+  readonly signal?: AbortSignal;
+  /** Builds the compute service the password group goes through (default: none, driver only). */
+  readonly service?: AdminPasswordServiceFactory;
+}
+
+/** The image instances boot from unless the environment says otherwise. */
+export const DEFAULT_BOOT_IMAGE: ImageMeta = Object.freeze({
+  id: "00000000-0000-4000-8000-00000000cafe",
+  name: "conformance-boot",
+  diskFormat: "qcow2",
+  containerFormat: "bare",
+  properties: Object.freeze({ hw_qemu_guest_agent: true, os_type: "linux" }),
+});
+
+/** Where an unresolved environment limit for `def` comes from: the id first, then the group. */
+export function environmentLimit(def: ScenarioDefinition, env: ConformanceEnvironment): string | undefined {
+  return env.limits[def.id] ?? env.limits[def.group] ?? def.needs?.(env);
+}
+
+/** True when `driver` declares every capability the scenario needs. */
+export function declares(def: ScenarioDefinition, driver: ComputeDriver): boolean {
+  const caps = [...(def.capability ? [def.capability] : []), ...(def.alsoNeeds ?? [])];
+  return caps.every((c) => driver.capabilities[c] === true);
+}
+
+const REDACTED = "[REDACTED]";
+
+/** Runs one scenario in isolation and returns its result; never throws. */
+export async function runScenario(
+  def: ScenarioDefinition,
+  factory: ConformanceEnvironmentFactory,
+  options: MakeTestOptions = {},
+): Promise<ScenarioResult> {
+  const started = performance.now();
+  const scenarioTimeoutMs = options.scenarioTimeoutMs ?? 10_000;
+  const prefix = `vk${randomBytes(4).toString("hex")}`;
+  const base = { id: def.id, title: def.title, group: def.group, capability: def.capability, level: def.level };
+  const done = (
+    status: ScenarioStatus,
+    extra: { reason?: string; step?: string; mismatch?: CapabilityMismatch; cleanupErrors?: string[]; leaks?: string[] } = {},
+  ): ScenarioResult => {
+    const r: Record<string, unknown> = { ...base, status };
+    for (const [k, v] of Object.entries(extra)) {
+      if (v !== undefined && !(Array.isArray(v) && v.length === 0)) r[k] = v;
+    }
+    r.durationMs = Math.round(performance.now() - started);
+    return r as unknown as ScenarioResult;
+  };
+
+  let env: ConformanceEnvironment;
+  try {
+    env = await factory({ prefix });
+  } catch (err) {
+    return done("fail", { reason: `environment setup failed: ${describeError(err)}`, step: "environment setup" });
+  }
+
+  const secrets: Secret[] = [];
+  const errors: string[] = [];
+  const drivers = new Map<string, ComputeDriver>();
+  const instances: Instance[] = [];
+  const images = new Set<string>();
+  const cleanupErrors: string[] = [];
+  let step = "create driver";
+  let counter = 0;
+
+  const controller = new AbortController();
+  const onOuterAbort = () => controller.abort(new Error("the run was aborted"));
+  options.signal?.addEventListener("abort", onOuterAbort, { once: true });
+
+  let baselineImages = new Set<string>();
+  let service: Promise<AdminPasswordService> | undefined;
+  let cleanupResult: { leaks: string[]; logLines: readonly string[] } = { leaks: [], logLines: [] };
+  const execute = async (): Promise<ScenarioResult> => {
+    let result: ScenarioResult;
+    const host = env.hosts[0] ?? "localhost";
+    let driver: ComputeDriver;
+    try {
+      driver = await env.createDriver(host);
+      drivers.set(host, driver);
+      baselineImages = new Set((await env.imageService.list()).map((i) => i.id));
+    } catch (err) {
+      return done("fail", { reason: `driver setup failed: ${describeError(err)}`, step });
+    }
+    const declared = declares(def, driver);
+    const limit = declared ? environmentLimit(def, env) : undefined;
+    if (limit !== undefined) {
+      result = done("skipped", { reason: `environment limit: ${limit}` });
+      return result;
+    }
+    if (!declared && !def.refuse) {
+      result = done("unsupported", { reason: notDeclaredReason(def, driver) });
+      return result;
+    }
+
+    const serviceFactory = options.service;
+    const ctx: ScenarioContext = {
+      env,
+      driver,
+      host,
+      prefix,
+      signal: controller.signal,
+      step(name) {
+        step = name;
+      },
+      opts<T extends object = object>(extra?: T): OperationOptions & T {
+        return { signal: controller.signal, ...(extra ?? ({} as T)) };
+      },
+      newInstance(overrides = {}) {
+        counter += 1;
+        const inst: Instance = {
+          uuid: randomUUID(),
+          name: `${prefix}-${counter}`,
+          flavor: { name: "m1.tiny", memoryMb: 64, vcpus: 1, rootGb: 1 },
+          imageMeta: env.bootImage ?? DEFAULT_BOOT_IMAGE,
+          projectId: "conformance-project",
+          userId: "conformance-user",
+          osType: "linux",
+          ...overrides,
+        };
+        instances.push(inst);
+        return inst;
+      },
+      async spawn(overrides) {
+        const inst = ctx.newInstance(overrides);
+        ctx.step(`spawn ${inst.name}`);
+        await driver.spawn({ instance: inst }, ctx.opts());
+        await expectState(ctx, inst, PowerState.RUNNING, "spawn");
+        return inst;
+      },
+      async driverFor(h) {
+        const existing = drivers.get(h);
+        if (existing) return existing;
+        const d = await env.createDriver(h);
+        drivers.set(h, d);
+        return d;
+      },
+      trackImage(id) {
+        images.add(id);
+      },
+      trackSecret(secret) {
+        secrets.push(secret);
+      },
+      recordError(err) {
+        errors.push(inspect(err, { depth: 6 }));
+        if (err instanceof Error) {
+          errors.push(err.message);
+          try {
+            errors.push(JSON.stringify(err));
+          } catch {
+            // Not serialisable: inspect above already covers it.
+          }
+        }
+      },
+      ...(serviceFactory
+        ? {
+            service: () => (service ??= serviceFactory(driver, env)),
+          }
+        : {}),
+    };
+
+    // Through a promise, so a body that throws synchronously is caught like any other failure.
+    const refuse = def.refuse;
+    const body = Promise.resolve().then(() => (declared || !refuse ? def.run(ctx) : refuse(ctx)));
+    try {
+      await withScenarioDeadline(body, controller, scenarioTimeoutMs);
+      result = declared
+        ? done("pass")
+        : done("unsupported", { reason: `${notDeclaredReason(def, driver)}; refused with UnsupportedOperationError` });
+    } catch (caught) {
+      // After the deadline or an outer abort, the signal's reason says why, whatever the body threw.
+      const reason: unknown = controller.signal.aborted ? controller.signal.reason : undefined;
+      const err = reason instanceof ConformanceFailure ? reason : caught;
+      ctx.recordError(caught);
+      if (err instanceof EnvironmentLimitError) {
+        result = done("skipped", { reason: `environment limit: ${err.message}`, step });
+      } else if (err instanceof WorksButUndeclaredError) {
+        result = done("fail", { reason: err.message, step, mismatch: "works-but-undeclared" });
+      } else {
+        let reason = err instanceof ConformanceFailure ? err.message : `unexpected error: ${describeError(err)}`;
+        if (declared && def.capability && isUnsupported(err) && !(err instanceof ConformanceFailure)) {
+          reason = `declares ${def.capability} but refused with UnsupportedOperationError: ${describeError(err)}`;
+        }
+        result = done("fail", {
+          reason,
+          step,
+          mismatch: declared && def.capability ? "declared-but-fails" : undefined,
+        });
+      }
+    }
+    return result;
+  };
+
+  let raw: ScenarioResult;
+  try {
+    raw = await execute();
+  } catch (err) {
+    raw = done("fail", { reason: `kit error: ${describeError(err)}`, step });
+  } finally {
+    options.signal?.removeEventListener("abort", onOuterAbort);
+    controller.abort(new Error("scenario finished"));
+    const leaks = await withCleanupDeadline(
+      cleanup(env, drivers, instances, images, baselineImages, prefix, cleanupErrors),
+      options.cleanupTimeoutMs ?? 5_000,
+      cleanupErrors,
+    );
+    const logLines = [...safeLogLines(env), ...(service ? await serviceLogLines(service) : [])];
+    try {
+      await env.cleanup();
+    } catch (err) {
+      cleanupErrors.push(`environment cleanup: ${describeError(err)}`);
+    }
+    cleanupResult = { leaks, logLines };
+  }
+  return finish(raw, cleanupResult.leaks, cleanupErrors, secrets, errors, cleanupResult.logLines);
+}
+
+function notDeclaredReason(def: ScenarioDefinition, driver: ComputeDriver): string {
+  const caps = [...(def.capability ? [def.capability] : []), ...(def.alsoNeeds ?? [])];
+  const missing = caps.filter((c) => driver.capabilities[c] !== true);
+  return `capability ${missing.join(", ")} not declared`;
+}
+
+async function withScenarioDeadline(body: Promise<void>, controller: AbortController, timeoutMs: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      const err = new ConformanceFailure(`scenario timed out after ${timeoutMs} ms`);
+      // Reject first: the body reacts to the abort too, and the deadline must win the race.
+      reject(err);
+      controller.abort(err);
+    }, timeoutMs);
+    const onAbort = () => reject(controller.signal.reason instanceof Error ? controller.signal.reason : new ConformanceFailure("aborted"));
+    controller.signal.addEventListener("abort", onAbort, { once: true });
+  });
+  // The body may still settle after a timeout; keep it from surfacing as unhandled.
+  body.catch(() => undefined);
+  try {
+    await Promise.race([body, deadline]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+async function withCleanupDeadline(
+  work: Promise<string[]>,
+  timeoutMs: number,
+  cleanupErrors: string[],
+): Promise<string[]> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<string[]>((resolve) => {
+    timer = setTimeout(() => {
+      cleanupErrors.push(`cleanup did not finish within ${timeoutMs} ms`);
+      resolve([`cleanup timed out; state unknown`]);
+    }, timeoutMs);
+  });
+  try {
+    return await Promise.race([work, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Destroys what the scenario created, then lists what is left: the leaks. */
+async function cleanup(
+  env: ConformanceEnvironment,
+  drivers: Map<string, ComputeDriver>,
+  instances: readonly Instance[],
+  images: ReadonlySet<string>,
+  baselineImages: ReadonlySet<string>,
+  prefix: string,
+  cleanupErrors: string[],
+): Promise<string[]> {
+  const leaks: string[] = [];
+  for (const [host, driver] of drivers) {
+    for (const inst of instances) {
+      try {
+        if (!(await driver.instanceExists(inst))) continue;
+        if (driver.capabilities.instanceSnapshots) {
+          for (const snap of await driver.listInstanceSnapshots(inst).catch(() => [])) {
+            await driver.deleteInstanceSnapshot(inst, snap.id).catch((err: unknown) => {
+              cleanupErrors.push(`delete snapshot ${snap.id} on ${host}: ${describeError(err)}`);
+            });
+          }
+        }
+        await driver.destroy(inst);
+      } catch (err) {
+        cleanupErrors.push(`destroy ${inst.name} on ${host}: ${describeError(err)}`);
+      }
+    }
+  }
+  for (const id of images) {
+    try {
+      await env.imageService.delete(id);
+    } catch {
+      // The scenario may have deleted it already.
+    }
+  }
+  // The leak check: nothing of ours may remain in any view.
+  const tracked = new Set(instances.map((i) => i.uuid));
+  for (const [host, driver] of drivers) {
+    try {
+      for (const uuid of await driver.listInstanceUuids()) {
+        if (tracked.has(uuid)) leaks.push(`instance ${uuid} still listed on ${host}`);
+      }
+      for (const name of await driver.listInstances()) {
+        if (name.startsWith(prefix) && !instances.some((i) => i.name === name && leaks.some((l) => l.includes(i.uuid)))) {
+          leaks.push(`instance ${name} still listed on ${host}`);
+        }
+      }
+    } catch (err) {
+      cleanupErrors.push(`leak check on ${host}: ${describeError(err)}`);
+    }
+  }
+  try {
+    for (const image of await env.imageService.list()) {
+      if (!baselineImages.has(image.id)) leaks.push(`image ${image.id} (${image.name}) left in the image service`);
+    }
+  } catch (err) {
+    cleanupErrors.push(`image leak check: ${describeError(err)}`);
+  }
+  if (env.leftovers) {
+    try {
+      leaks.push(...(await env.leftovers()));
+    } catch (err) {
+      cleanupErrors.push(`environment leftovers: ${describeError(err)}`);
+    }
+  }
+  for (const [host, driver] of drivers) {
+    try {
+      await driver.cleanupHost(host);
+    } catch (err) {
+      cleanupErrors.push(`cleanupHost ${host}: ${describeError(err)}`);
+    }
+  }
+  return leaks;
+}
+
+async function serviceLogLines(service: Promise<AdminPasswordService>): Promise<readonly string[]> {
+  try {
+    return (await service).logLines?.() ?? [];
+  } catch {
+    return [];
+  }
+}
+
+function safeLogLines(env: ConformanceEnvironment): readonly string[] {
+  try {
+    return env.logLines?.() ?? [];
+  } catch {
+    return [];
+  }
+}
+
+/** Applies leaks, cleanup errors and the secret check to a finished result. */
+function finish(
+  result: ScenarioResult,
+  leaks: readonly string[],
+  cleanupErrors: readonly string[],
+  secrets: readonly Secret[],
+  errors: readonly string[],
+  logLines: readonly string[],
+): ScenarioResult {
+  let r: ScenarioResult = { ...result };
+  if (cleanupErrors.length > 0) r = { ...r, cleanupErrors: [...cleanupErrors] };
+  if (leaks.length > 0) {
+    r = { ...r, leaks: [...leaks] };
+    if (r.status !== "fail") r = { ...r, status: "fail", reason: `leaked: ${leaks.join("; ")}`, step: "leak check" };
+  }
+  // Each password as written raw and as JSON escapes it (quotes, backslashes), so neither form slips through.
+  const values = [...new Set(secrets.flatMap((s) => [s.reveal(), JSON.stringify(s.reveal()).slice(1, -1)]))].filter((v) => v.length > 0);
+  if (values.length > 0) {
+    const found: string[] = [];
+    if (errors.some((e) => values.some((v) => e.includes(v)))) found.push("an error");
+    if (logLines.some((l) => values.some((v) => l.includes(v)))) found.push("a log line");
+    let serialized = JSON.stringify(r);
+    if (values.some((v) => serialized.includes(v))) {
+      found.push("the report");
+      for (const v of values) serialized = serialized.split(v).join(REDACTED);
+      r = JSON.parse(serialized) as ScenarioResult;
+    }
+    if (found.length > 0) {
+      r = {
+        ...r,
+        status: "fail",
+        reason: `the password appeared in ${found.join(", ")}${r.reason ? ` (and: ${r.reason})` : ""}`,
+        step: "secret check",
+      };
+    }
+  }
+  return r;
+}

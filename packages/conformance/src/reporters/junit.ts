@@ -1,0 +1,62 @@
+/**
+ * JUnit XML (`--junit`): one testcase per scenario; unsupported and skipped scenarios are
+ * `<skipped>` with their reason; notes are suite properties.
+ */
+import type { RunReport, ScenarioResult } from "../types.js";
+import type { ConformanceReporter } from "./reporter.js";
+
+/** Escapes text for XML attributes and content. */
+export function xmlEscape(text: string): string {
+  return text
+    .replace(/&/g, "&amp;")
+    .replace(/</g, "&lt;")
+    .replace(/>/g, "&gt;")
+    .replace(/"/g, "&quot;")
+    .replace(/'/g, "&apos;")
+    // Characters XML 1.0 cannot carry at all.
+    // eslint-disable-next-line no-control-regex
+    .replace(/[\u0000-\u0008\u000B\u000C\u000E-\u001F]/g, "");
+}
+
+/** JUnit output. */
+export class JunitReporter implements ConformanceReporter {
+  render(report: RunReport): string {
+    const s = report.summary;
+    const name = `virtkit conformance: ${report.driver.name}`;
+    const seconds = (ms: number) => (ms / 1000).toFixed(3);
+    const cases = report.results.map((r) => this.#testcase(r, seconds));
+    const props = [
+      ...report.notes.map((n) => `      <property name="note" value="${xmlEscape(n)}"/>`),
+      `      <property name="level" value="${report.level}"/>`,
+      `      <property name="runner" value="${report.runner}"/>`,
+      ...(report.driver.version ? [`      <property name="driver.version" value="${xmlEscape(report.driver.version)}"/>`] : []),
+    ];
+    return [
+      `<?xml version="1.0" encoding="UTF-8"?>`,
+      `<testsuites name="${xmlEscape(name)}" tests="${s.total}" failures="${s.fail}" skipped="${s.unsupported + s.skipped}" time="${seconds(report.durationMs)}">`,
+      `  <testsuite name="${xmlEscape(name)}" tests="${s.total}" failures="${s.fail}" errors="0" skipped="${s.unsupported + s.skipped}" time="${seconds(report.durationMs)}" timestamp="${report.startedAt}">`,
+      `    <properties>`,
+      ...props,
+      `    </properties>`,
+      ...cases,
+      `  </testsuite>`,
+      `</testsuites>`,
+      "",
+    ].join("\n");
+  }
+
+  #testcase(r: ScenarioResult, seconds: (ms: number) => string): string {
+    const open = `    <testcase classname="${xmlEscape(`virtkit.${r.group}`)}" name="${xmlEscape(`${r.id} [${r.level}] ${r.title}`)}" time="${seconds(r.durationMs)}"`;
+    const reason = xmlEscape(r.reason ?? "");
+    switch (r.status) {
+      case "pass":
+        return `${open}/>`;
+      case "fail":
+        return `${open}>\n      <failure message="${reason}" type="${r.mismatch ?? "failure"}">${xmlEscape(`${r.reason ?? ""}${r.step ? `\nstep: ${r.step}` : ""}`)}</failure>\n    </testcase>`;
+      case "unsupported":
+        return `${open}>\n      <skipped message="unsupported: ${reason}"/>\n    </testcase>`;
+      case "skipped":
+        return `${open}>\n      <skipped message="${reason}"/>\n    </testcase>`;
+    }
+  }
+}

@@ -1,0 +1,29 @@
+/** TAP version 13 (`--tap`), as OCI runtime-tools: the level in each line, reasons as YAML blocks. */
+import { levelCounts, type RunReport } from "../types.js";
+import type { ConformanceReporter } from "./reporter.js";
+
+const clean = (s: string) => s.replace(/[\r\n]+/g, " ").replace(/#/g, "\\#");
+
+/** TAP output. */
+export class TapReporter implements ConformanceReporter {
+  render(report: RunReport): string {
+    const out = ["TAP version 13", `1..${report.results.length}`];
+    for (const n of report.notes) out.push(`# note: ${clean(n)}`);
+    report.results.forEach((r, i) => {
+      const head = `${i + 1} - ${r.id} [${r.level}] ${clean(r.title)}`;
+      if (r.status === "pass") out.push(`ok ${head}`);
+      else if (r.status === "unsupported") out.push(`ok ${head} # SKIP unsupported: ${clean(r.reason ?? "")}`);
+      else if (r.status === "skipped") out.push(`ok ${head} # SKIP ${clean(r.reason ?? "")}`);
+      else {
+        // A failure below the run's level does not fail the run: TAP's TODO says exactly that.
+        const todo = levelCounts(r.level, report.level) ? "" : ` # TODO ${r.level} below level ${report.level}`;
+        out.push(`not ok ${head}${todo}`, "  ---", `  reason: ${JSON.stringify(r.reason ?? "")}`);
+        if (r.step) out.push(`  step: ${JSON.stringify(r.step)}`);
+        if (r.mismatch) out.push(`  mismatch: ${r.mismatch}`);
+        out.push("  ...");
+      }
+    });
+    out.push(`# pass ${report.summary.pass}`, `# fail ${report.summary.fail}`, `# unsupported ${report.summary.unsupported}`, `# skipped ${report.summary.skipped}`);
+    return out.join("\n") + "\n";
+  }
+}

@@ -1,0 +1,123 @@
+import { describe, expect, it } from "vitest";
+import { computeServiceFactory } from "./compute-service-adapter.js";
+import { fakeEnvironment } from "./environments/fake-environment.js";
+import { runConformance } from "./runner.js";
+import type { ScenarioDefinition } from "./scenario.js";
+import { SCENARIOS } from "./scenarios.js";
+import { stableStringify } from "./stable-json.js";
+import { BROKEN_VARIANTS } from "./testing/broken-drivers.js";
+import { runAgainstVariant } from "./testing/catch-rate.js";
+
+const service = computeServiceFactory();
+
+describe("runConformance against the fake driver", () => {
+  it("passes every scenario of the healthy fake, fast, with nothing leaked", async () => {
+    const report = await runConformance({ driver: { name: "fake" }, environment: fakeEnvironment(), service, parallel: 4 });
+    expect(report.results.filter((r) => r.status !== "pass").map((r) => `${r.id}: ${r.reason}`)).toEqual([]);
+    expect(report.results.map((r) => r.id).sort()).toEqual(SCENARIOS.map((s) => s.id).sort());
+    expect(report.leaks).toEqual([]);
+    expect(report.ok).toBe(true);
+    expect(report.summary).toMatchObject({ total: SCENARIOS.length, pass: SCENARIOS.length, fail: 0 });
+    expect(report.durationMs).toBeLessThan(3000);
+  });
+
+  it("reports undeclared capabilities as unsupported after checking the typed refusal", async () => {
+    const off = {
+      pause: false,
+      suspend: false,
+      rescue: false,
+      consoleOutput: false,
+      imageSnapshot: false,
+      instanceSnapshots: false,
+      setAdminPassword: false,
+      liveMigration: false,
+    };
+    const report = await runConformance({ driver: { name: "fake" }, environment: fakeEnvironment({ capabilities: off }), service, parallel: 4 });
+    const byId = new Map(report.results.map((r) => [r.id, r]));
+    for (const id of ["lifecycle.pause-unpause", "lifecycle.suspend-resume", "lifecycle.rescue-unrescue", "snapshot.instance-snapshots", "admin-password.set", "migration.plan.default", "migration.live"]) {
+      expect(byId.get(id)?.status, id).toBe("unsupported");
+      expect(byId.get(id)?.reason, id).toMatch(/not declared; refused with UnsupportedOperationError/);
+    }
+    // No refusal check exists for these: still unsupported, without the claim.
+    expect(byId.get("admin-password.generated")?.status).toBe("unsupported");
+    expect(report.results.filter((r) => r.status === "fail").map((r) => `${r.id}: ${r.reason}`)).toEqual([]);
+    expect(report.ok).toBe(true);
+  });
+
+  it("skips what the environment cannot do, with its reason, distinct from unsupported", async () => {
+    const report = await runConformance({
+      driver: { name: "fake" },
+      environment: fakeEnvironment({ limits: { migration: "no second host in this lab", "snapshot.image-running": "no image store" } }),
+      service,
+      focus: ["^migration\\.live$", "^snapshot\\.image-running$"],
+    });
+    expect(report.results.map((r) => [r.id, r.status, r.reason])).toEqual([
+      ["snapshot.image-running", "skipped", "environment limit: no image store"],
+      ["migration.live", "skipped", "environment limit: no second host in this lab"],
+    ]);
+  });
+
+  it("fails the run only for failures at the chosen level", async () => {
+    const variant = BROKEN_VARIANTS.find((v) => v.name === "abort-ignored")!;
+    const run = (level: "MUST" | "SHOULD") =>
+      runConformance({
+        driver: { name: "fake" },
+        environment: fakeEnvironment({ wrapDriver: variant.wrap }),
+        service,
+        focus: ["^migration\\.abort$", "^lifecycle\\.spawn$"],
+        level,
+      });
+    const must = await run("MUST");
+    expect(must.results.find((r) => r.id === "migration.abort")).toMatchObject({ status: "fail", level: "SHOULD" });
+    expect(must.ok).toBe(true);
+    expect(must.summary.failingAtLevel).toBe(0);
+    const should = await run("SHOULD");
+    expect(should.ok).toBe(false);
+    expect(should.summary.failingAtLevel).toBe(1);
+  });
+
+  it("filters with --focus and --skip over ids and titles", async () => {
+    const report = await runConformance({ driver: { name: "fake" }, environment: fakeEnvironment(), service, focus: ["^lifecycle\\."], skip: ["pause", "deadlines"] });
+    const ids = report.results.map((r) => r.id);
+    expect(ids.every((id) => id.startsWith("lifecycle."))).toBe(true);
+    expect(ids).not.toContain("lifecycle.pause-unpause");
+    expect(ids).not.toContain("lifecycle.deadlines");
+    // "pause" also matches titles: power-off-on's title mentions pause.
+    expect(ids).not.toContain("lifecycle.power-off-on");
+  });
+
+  it("enforces the scenario deadline and the suite deadline", async () => {
+    const hang: ScenarioDefinition = {
+      id: "kit.hang",
+      title: "a scenario that never ends",
+      group: "kit",
+      capability: null,
+      level: "MUST",
+      run: (ctx) => new Promise((_, reject) => ctx.signal.addEventListener("abort", () => reject(new Error("aborted")))),
+    };
+    const report = await runConformance({ driver: { name: "fake" }, environment: fakeEnvironment(), scenarios: [hang], scenarioTimeoutMs: 50 });
+    expect(report.results[0]).toMatchObject({ status: "fail", reason: "scenario timed out after 50 ms" });
+    const suite = await runConformance({ driver: { name: "fake" }, environment: fakeEnvironment(), scenarios: [hang, hang, hang], scenarioTimeoutMs: 200, suiteTimeoutMs: 30 });
+    expect(suite.results.slice(1).map((r) => r.reason)).toEqual(["suite timeout (30 ms) reached", "suite timeout (30 ms) reached"]);
+  });
+
+  it("carries the environment's notes into the report", async () => {
+    const report = await runConformance({
+      driver: { name: "fake" },
+      environment: fakeEnvironment({ notes: ["XenAPI results come from a simulator"] }),
+      focus: ["^lifecycle\\.spawn$"],
+    });
+    expect(report.notes).toEqual(["XenAPI results come from a simulator"]);
+  });
+
+  it("never puts a password into the report, even when the driver leaks one into an error", async () => {
+    const variant = BROKEN_VARIANTS.find((v) => v.name === "password-in-error")!;
+    const report = await runAgainstVariant(variant);
+    const failed = report.results.find((r) => r.id === "admin-password.not-running")!;
+    expect(failed.status).toBe("fail");
+    expect(failed.reason).toMatch(/the password appeared in an error/);
+    const json = stableStringify(report);
+    // The broken driver writes "chpasswd root:<password> failed": nothing may follow "root:" but the redaction.
+    expect(json).not.toMatch(/root:Vk-/);
+  });
+});

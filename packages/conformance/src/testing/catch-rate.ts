@@ -1,0 +1,79 @@
+/**
+ * Runs the suite against the healthy fake and every broken variant, and says which variants were
+ * caught (at least one scenario failed) and by which scenarios. Used by the catch test and bench.
+ */
+import { computeServiceFactory } from "../compute-service-adapter.js";
+import { fakeEnvironment } from "../environments/fake-environment.js";
+import { runConformance } from "../runner.js";
+import type { AdminPasswordServiceFactory } from "../scenario.js";
+import type { RunReport } from "../types.js";
+import { BROKEN_VARIANTS, type BrokenVariant } from "./broken-drivers.js";
+
+/** The verdict on one broken variant. */
+export interface VariantVerdict {
+  readonly name: string;
+  readonly defect: string;
+  /** At least one scenario failed. */
+  readonly caught: boolean;
+  /** Failed scenarios, with reasons. */
+  readonly failedBy: readonly { readonly id: string; readonly reason: string }[];
+  /** At least one of the expected scenarios failed. */
+  readonly caughtWhereExpected: boolean;
+}
+
+/** The whole catch-rate run. */
+export interface CatchRateReport {
+  readonly healthy: RunReport;
+  readonly verdicts: readonly VariantVerdict[];
+  readonly caught: number;
+  readonly total: number;
+  readonly durationMs: number;
+}
+
+function serviceFor(variant: BrokenVariant | undefined): AdminPasswordServiceFactory {
+  const base = computeServiceFactory();
+  if (!variant?.wrapService) return base;
+  const wrap = variant.wrapService;
+  return async (driver, env) => wrap(await base(driver, env));
+}
+
+/** Runs the suite against one variant (or the healthy fake when `variant` is undefined). */
+export function runAgainstVariant(variant: BrokenVariant | undefined, parallel = 4): Promise<RunReport> {
+  return runConformance({
+    driver: { name: variant ? `fake+${variant.name}` : "fake" },
+    environment: fakeEnvironment(variant?.wrap ? { wrapDriver: variant.wrap } : {}),
+    service: serviceFor(variant),
+    parallel,
+    level: "MAY",
+  });
+}
+
+/** Runs the healthy fake and every variant (`concurrency` variants at a time). */
+export async function measureCatchRate(
+  variants: readonly BrokenVariant[] = BROKEN_VARIANTS,
+  concurrency = 4,
+): Promise<CatchRateReport> {
+  const t0 = performance.now();
+  const healthy = await runAgainstVariant(undefined);
+  const verdicts: VariantVerdict[] = new Array(variants.length);
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (next < variants.length) {
+        const i = next++;
+        const v = variants[i]!;
+        const report = await runAgainstVariant(v, 2);
+        const failed = report.results.filter((r) => r.status === "fail");
+        verdicts[i] = {
+          name: v.name,
+          defect: v.defect,
+          caught: failed.length > 0,
+          failedBy: failed.map((r) => ({ id: r.id, reason: r.reason ?? "" })),
+          caughtWhereExpected: failed.some((r) => v.caughtBy.includes(r.id)),
+        };
+      }
+    }),
+  );
+  const caught = verdicts.filter((v) => v.caught).length;
+  return { healthy, verdicts, caught, total: verdicts.length, durationMs: Math.round(performance.now() - t0) };
+}

@@ -1,0 +1,5 @@
+export { DriverDecorator } from "./driver-decorator.js";
+export { BROKEN_VARIANTS } from "./broken-drivers.js";
+export type { BrokenVariant } from "./broken-drivers.js";
+export { measureCatchRate, runAgainstVariant } from "./catch-rate.js";
+export type { CatchRateReport, VariantVerdict } from "./catch-rate.js";

@@ -1,0 +1,50 @@
+/**
+ * A vitest reporter that turns the scenario tests' results (`task.meta.virtkit`) into
+ * {@link ScenarioResult}s, live, and knows about tests that died before storing one.
+ */
+import type { Reporter, TestCase, TestModule } from "vitest/node";
+import type { ScenarioResult } from "../types.js";
+
+/** Collects results as vitest reports them. Implements only the hooks it needs. */
+export class CollectReporter implements Reporter {
+  readonly results: ScenarioResult[] = [];
+  /** Errors vitest reported outside any scenario (collection failures, unhandled rejections). */
+  readonly errors: string[] = [];
+  /** Environment notes the scenario tests stored (`task.meta.virtkitNotes`). */
+  readonly notes = new Set<string>();
+  readonly #onResult: ((result: ScenarioResult) => void) | undefined;
+
+  constructor(onResult?: (result: ScenarioResult) => void) {
+    this.#onResult = onResult;
+  }
+
+  onTestCaseResult(testCase: TestCase): void {
+    for (const n of testCase.meta().virtkitNotes ?? []) this.notes.add(n);
+    const meta = testCase.meta().virtkit;
+    let result: ScenarioResult | undefined = meta;
+    if (!result) {
+      // The test failed before the kit stored a result (vitest timeout, crash in the kit).
+      const r = testCase.result();
+      const id = testCase.name.split(" ")[0] ?? testCase.name;
+      result = {
+        id,
+        title: testCase.name,
+        group: id.split(".")[0] ?? "unknown",
+        capability: null,
+        level: "MUST",
+        status: r.state === "skipped" ? "skipped" : "fail",
+        reason: r.state === "failed" ? (r.errors?.[0]?.message ?? "failed") : r.state === "skipped" ? (r.note ?? "skipped") : "no result",
+        durationMs: Math.round(testCase.diagnostic()?.duration ?? 0),
+      };
+    }
+    this.results.push(result);
+    this.#onResult?.(result);
+  }
+
+  onTestRunEnd(testModules: ReadonlyArray<TestModule>, unhandledErrors: ReadonlyArray<{ message?: string }>): void {
+    for (const m of testModules) {
+      for (const e of m.errors()) this.errors.push(`${m.moduleId}: ${e.message ?? String(e)}`);
+    }
+    for (const e of unhandledErrors) this.errors.push(e.message ?? String(e));
+  }
+}

@@ -1,0 +1,131 @@
+/**
+ * The ONE file that talks to vitest's Node API (its signature changed between majors): runs the
+ * shipped entry test file with the run's settings passed through `provide`, and collects a
+ * {@link RunReport} with a custom reporter.
+ */
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { Writable } from "node:stream";
+import { fileURLToPath } from "node:url";
+import { summarize, type DriverDescriptor, type RunReport, type ScenarioLevel, type ScenarioResult } from "../types.js";
+import { SCENARIOS, selectScenarios } from "../scenarios.js";
+import { CollectReporter } from "./collect-reporter.js";
+
+/** What the entry file needs to rebuild the run inside vitest's worker (JSON-safe). */
+export interface VitestRunSettings {
+  /** Driver spec: short name, package or path. */
+  readonly spec: string;
+  /** `--option key=value` pairs, unparsed (the entry validates them against the plugin). */
+  readonly options: readonly string[];
+  readonly level: ScenarioLevel;
+  readonly focus: readonly string[];
+  readonly skip: readonly string[];
+  readonly scenarioTimeoutMs: number;
+  readonly parallel: number;
+  /** Extra directories to resolve driver packages from (e.g. the CLI's own dependencies). */
+  readonly paths?: readonly string[];
+  /** Epoch ms after which scenarios not yet started are skipped (`--suite-timeout`). */
+  readonly suiteDeadline?: number;
+}
+
+declare module "vitest" {
+  export interface ProvidedContext {
+    virtkitConformance: VitestRunSettings;
+  }
+}
+
+/** Options of {@link runWithVitest}. */
+export interface RunWithVitestOptions {
+  readonly settings: VitestRunSettings;
+  /** The driver as resolved by the caller (for the report; the worker resolves its own copy). */
+  readonly driver: DriverDescriptor;
+  readonly notes?: readonly string[];
+  readonly suiteTimeoutMs?: number;
+  readonly onResult?: (result: ScenarioResult) => void;
+}
+
+/** The entry test file shipped in this package. */
+export function entryFile(): string {
+  return fileURLToPath(new URL("./suite-entry.js", import.meta.url));
+}
+
+/** Runs the suite through vitest and returns the report. */
+export async function runWithVitest(options: RunWithVitestOptions): Promise<RunReport> {
+  const { createVitest } = await import("vitest/node");
+  const startedAt = new Date();
+  const t0 = performance.now();
+  const collector = new CollectReporter(options.onResult);
+  const entry = entryFile();
+  const settings: VitestRunSettings =
+    options.suiteTimeoutMs !== undefined ? { ...options.settings, suiteDeadline: Date.now() + options.suiteTimeoutMs } : options.settings;
+  const vitest = await createVitest(
+    "test",
+    {
+      run: true,
+      watch: false,
+      config: false,
+      root: dirname(entry),
+      include: ["suite-entry.js"],
+      reporters: [collector],
+      provide: { virtkitConformance: settings },
+      testTimeout: options.settings.scenarioTimeoutMs + 10_000,
+      // One file: a single fork is all it needs, and forks keep native handles (sockets) safe.
+      pool: "forks",
+      maxWorkers: 1,
+      // `--parallel`: scenarios are `it.concurrent` tests within the one file.
+      maxConcurrency: Math.max(1, options.settings.parallel),
+      fileParallelism: false,
+      passWithNoTests: true,
+      silent: true,
+    },
+    // Vite's cache would otherwise land next to the entry file, inside this package's dist.
+    { cacheDir: join(tmpdir(), "virtkit-conformance-vite") },
+    { stdout: devNull(), stderr: devNull() },
+  );
+  // The worker skips scenarios past the deadline itself; this is the hard stop for one that hangs.
+  const timer =
+    options.suiteTimeoutMs !== undefined
+      ? setTimeout(() => void vitest.cancelCurrentRun("keyboard-input"), options.suiteTimeoutMs + 2_000)
+      : undefined;
+  try {
+    await vitest.start([entry]);
+  } finally {
+    if (timer) clearTimeout(timer);
+    await vitest.close();
+  }
+  const level = options.settings.level;
+  // Table order (vitest reports in completion order), and every selected scenario accounted for:
+  // those a suite timeout cancelled are reported skipped.
+  const selected = selectScenarios(SCENARIOS, options.settings);
+  const byId = new Map(collector.results.map((r) => [r.id, r]));
+  const ordered: ScenarioResult[] = selected.map(
+    (s) =>
+      byId.get(s.id) ?? {
+        id: s.id,
+        title: s.title,
+        group: s.group,
+        capability: s.capability,
+        level: s.level,
+        status: "skipped",
+        reason: options.suiteTimeoutMs !== undefined ? `suite timeout (${options.suiteTimeoutMs} ms) reached` : "not run",
+        durationMs: 0,
+      },
+  );
+  ordered.push(...collector.results.filter((r) => !selected.some((s) => s.id === r.id)));
+  const results = ordered;
+  return {
+    driver: options.driver,
+    notes: [...new Set([...(options.driver.notes ?? []), ...(options.notes ?? []), ...collector.notes])].concat(collector.errors.map((e) => `vitest: ${e}`)),
+    level,
+    startedAt: startedAt.toISOString(),
+    durationMs: Math.round(performance.now() - t0),
+    runner: "vitest",
+    results,
+    ...summarize(results, level),
+  };
+}
+
+function devNull(): Writable {
+  // vitest writes its banner and summary to these; our reporters print instead.
+  return new Writable({ write: (_chunk, _encoding, cb) => cb() });
+}

@@ -1,0 +1,22 @@
+/**
+ * The entry test file the CLI's vitest runner executes: rebuilds the run from the settings the
+ * runner provided (`inject`) and registers the scenarios with `defineConformanceSuite`.
+ */
+import { inject } from "vitest";
+import { resolveDriver } from "../resolve-driver.js";
+import { defineConformanceSuite } from "./define-suite.js";
+import "./run-vitest.js";
+
+const settings = inject("virtkitConformance");
+const resolved = await resolveDriver(settings.spec, settings.options, { paths: settings.paths ?? [] });
+defineConformanceSuite({
+  driver: resolved.descriptor,
+  environment: resolved.environment,
+  service: resolved.service,
+  level: settings.level,
+  focus: settings.focus,
+  skip: settings.skip,
+  scenarioTimeoutMs: settings.scenarioTimeoutMs,
+  parallel: settings.parallel,
+  ...(settings.suiteDeadline !== undefined ? { suiteDeadline: settings.suiteDeadline } : {}),
+});
