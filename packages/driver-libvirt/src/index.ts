@@ -3,6 +3,12 @@ export type { LibvirtDriverOptions, DriverLogger } from "./libvirt-driver.js";
 export { plugin, libvirtOptionsSchema, PLUGIN_VERSION } from "./plugin.js";
 export type { LibvirtPluginOptions } from "./plugin.js";
 export { libvirtCapabilities } from "./capabilities.js";
+export {
+  createLibvirtConformanceEnvironment,
+  libvirtEnvironmentLimits,
+  libvirtEnvironmentNotes,
+} from "./conformance-environment.js";
+export type { LibvirtConformanceOptions } from "./conformance-environment.js";
 export type { CapabilityFacts } from "./capabilities.js";
 export {
   buildDomainXml,

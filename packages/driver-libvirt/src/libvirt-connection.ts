@@ -80,8 +80,8 @@ export interface LibvirtApi {
   domainMigrateSetMaxSpeed(dom: Domain, bandwidth: bigint | number, flags?: number, opts?: CallOptions): Promise<void>;
   domainGetJobInfo(dom: Domain, opts?: CallOptions): Promise<DomainJobInfo>;
   domainAbortJob(dom: Domain, opts?: CallOptions): Promise<void>;
-  /** virDomainMigrateStartPostCopy; optional because the rpc client does not have it yet. */
-  domainMigrateStartPostCopy?(dom: Domain, flags?: number, opts?: CallOptions): Promise<void>;
+  /** virDomainMigrateStartPostCopy: switch a migration started with VIR_MIGRATE_POSTCOPY to post-copy. */
+  domainMigrateStartPostCopy(dom: Domain, flags?: number, opts?: CallOptions): Promise<void>;
 
   domainEventLifecycleRegister(
     listener: DomainLifecycleListener,

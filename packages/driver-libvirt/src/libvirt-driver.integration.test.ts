@@ -16,7 +16,6 @@ import {
   InstanceNotRunningError,
   InvalidStateError,
   LiveMigrationFailedError,
-  MigrationPreCheckError,
   PowerState,
   Secret,
   SnapshotNotFoundError,
@@ -28,6 +27,7 @@ import {
 import { LibvirtConnection } from "@virtkit/libvirt-rpc";
 import { afterAll, describe, expect, it } from "vitest";
 import { LibvirtDriver, type LibvirtDriverOptions } from "./libvirt-driver.js";
+import { planMigration } from "./migration-flags.js";
 
 const SOCKET = process.env.VIRTKIT_LIBVIRT_SOCKET;
 const TCP = process.env.VIRTKIT_LIBVIRT_TCP;
@@ -225,14 +225,20 @@ describe.skipIf(!SOCKET)(`LibvirtDriver against a real libvirtd${SOCKET ? "" : `
 
   it("sets the admin password through the test driver and never leaks it", async () => {
     await withDriver(async (d) => {
-      const i = instance({ imageMeta: { properties: { os_admin_user: "admin" } } });
+      const i = instance({ imageMeta: { properties: { os_admin_user: "admin", hw_qemu_guest_agent: true } } });
       await d.spawn({ instance: i });
       await d.setAdminPassword(i, new Secret("s3cret-pw"));
+      // Like qemu, the test hypervisor needs the agent enabled in the image.
+      const noAgent = instance();
+      await d.spawn({ instance: noAgent });
+      await expect(d.setAdminPassword(noAgent, new Secret("s3cret-pw"))).rejects.toBeInstanceOf(GuestAgentNotEnabledError);
+      await d.destroy(noAgent);
       await d.powerOff(i);
       const err = await d.setAdminPassword(i, new Secret("s3cret-pw")).catch((e: unknown) => e);
       expect(err).toBeInstanceOf(InstanceNotRunningError);
       expect(JSON.stringify(err) + String(err)).not.toContain("s3cret-pw");
-      await expect(d.setAdminPassword(instance(), new Secret("x"))).rejects.toBeInstanceOf(InstanceNotFoundError);
+      const ghost = instance({ imageMeta: { properties: { hw_qemu_guest_agent: true } } });
+      await expect(d.setAdminPassword(ghost, new Secret("x"))).rejects.toBeInstanceOf(InstanceNotFoundError);
       await d.destroy(i);
     });
   });
@@ -270,12 +276,15 @@ describe.skipIf(!SOCKET)(`LibvirtDriver against a real libvirtd${SOCKET ? "" : `
         await expect(d.snapshot(i, image.id)).rejects.toBeInstanceOf(UnsupportedOperationError);
         expect(await state(d, i)).toBe(PowerState.RUNNING);
         const host = await d.getHostInfo();
+        // Undeclared, so refused as unsupported like every other undeclared operation.
         await expect(
           d.checkCanLiveMigrateDestination(i, { ...host, hostname: "elsewhere" }, DEFAULT_MIGRATION_POLICY),
-        ).rejects.toBeInstanceOf(MigrationPreCheckError);
-        const plan = d.planMigration(DEFAULT_MIGRATION_POLICY);
+        ).rejects.toMatchObject({ code: "VIRTKIT_UNSUPPORTED_OPERATION", capability: "liveMigration" });
+        expect(() => d.planMigration(DEFAULT_MIGRATION_POLICY)).toThrow(UnsupportedOperationError);
+        const plan = planMigration(DEFAULT_MIGRATION_POLICY, { virtType: "test" });
         const data = { sourceHost: "a", destHost: "b", policy: DEFAULT_MIGRATION_POLICY, plan, extra: {} };
-        await expect(d.liveMigration(i, data)).rejects.toBeInstanceOf(LiveMigrationFailedError);
+        await expect(d.liveMigration(i, data)).rejects.toBeInstanceOf(UnsupportedOperationError);
+        await expect(d.liveMigrationForceComplete(i)).rejects.toBeInstanceOf(UnsupportedOperationError);
         expect(await state(d, i)).toBe(PowerState.RUNNING);
         await d.destroy(i);
       },

@@ -16,6 +16,7 @@ import {
   PowerState,
   Secret,
   TaskState,
+  UnsupportedOperationError,
   type Instance,
   type LifecycleEvent,
 } from "@virtkit/core";
@@ -274,6 +275,62 @@ describe("LibvirtDriver (in-memory libvirt)", () => {
       expect(perform?.args[3]).toBe(27);
       const fields = (perform?.args[2] as { field: string }[]).map((p) => p.field);
       expect(fields).toEqual(["migrate_uri", "bandwidth", "persistent_xml"]);
+    });
+
+    it("force-completes with post-copy when the plan has POSTCOPY, else by pausing the guest", async () => {
+      const run = async (permitPostCopy: boolean, refusePostCopy = false) => {
+        const { driver, fake } = await setup();
+        const i = inst();
+        await driver.spawn({ instance: i });
+        const policy = { ...DEFAULT_MIGRATION_POLICY, permitPostCopy };
+        const data = { sourceHost: "a", destHost: "b", policy, plan: driver.planMigration(policy), extra: {} };
+        let release!: () => void;
+        fake.migrationGate = new Promise<void>((r) => (release = r));
+        fake.jobType = 2; // VIR_DOMAIN_JOB_UNBOUNDED: a migration is running
+        const moving = driver.liveMigration(i, data);
+        while (count(fake, "domainMigratePerform3Params") === 0) await new Promise((r) => setTimeout(r, 1));
+        if (refusePostCopy) {
+          fake.failNext(
+            "domainMigrateStartPostCopy",
+            daemonError(E.VIR_ERR_OPERATION_INVALID, "post-copy migration is not enabled"),
+          );
+        }
+        await driver.liveMigrationForceComplete(i);
+        release();
+        await moving;
+        fake.jobType = 0;
+        // After the migration the plan is forgotten: nothing left to force.
+        await expect(driver.liveMigrationForceComplete(i)).rejects.toBeInstanceOf(InvalidStateError);
+        return fake;
+      };
+      const post = await run(true);
+      expect(post.calls.find((c) => c.method === "domainMigratePerform3Params")?.args[3]).toBe(27 | 32768);
+      expect(count(post, "domainMigrateStartPostCopy")).toBe(1);
+      expect(count(post, "domainSuspend")).toBe(0);
+      const pre = await run(false);
+      expect(count(pre, "domainMigrateStartPostCopy")).toBe(0);
+      expect(count(pre, "domainSuspend")).toBe(1);
+      const refused = await run(true, true);
+      expect(count(refused, "domainMigrateStartPostCopy")).toBe(1);
+      expect(count(refused, "domainSuspend")).toBe(1);
+    });
+
+    it("refuses migration as unsupported where it is not declared (the test hypervisor)", async () => {
+      const { driver } = await setup({ uri: "test:///default" });
+      expect(driver.capabilities.liveMigration).toBe(false);
+      expect(() => driver.planMigration(DEFAULT_MIGRATION_POLICY)).toThrow(UnsupportedOperationError);
+      const host = await driver.getHostInfo();
+      await expect(
+        driver.checkCanLiveMigrateDestination(inst(), { ...host, hostname: "src" }, DEFAULT_MIGRATION_POLICY),
+      ).rejects.toMatchObject({ code: "VIRTKIT_UNSUPPORTED_OPERATION", capability: "liveMigration" });
+      await expect(driver.liveMigrationAbort(inst())).rejects.toBeInstanceOf(UnsupportedOperationError);
+    });
+
+    it("refuses a policy part the driver does not declare (xen: no migration declared at all)", async () => {
+      const { driver } = await setup({ virtType: "xen" });
+      expect(() => driver.planMigration({ ...DEFAULT_MIGRATION_POLICY, block: true })).toThrow(
+        UnsupportedOperationError,
+      );
     });
 
     it("refuses a stopped source and an abort without a running job", async () => {

@@ -183,6 +183,8 @@ export class LibvirtDriver implements ComputeDriver {
   #host = "";
   #pool: StoragePool | undefined;
   #closed = false;
+  /** VIR_MIGRATE_* bitmask of each migration this driver is running, by instance uuid. */
+  readonly #activeMigrations = new Map<string, number>();
 
   constructor(options: LibvirtDriverOptions) {
     this.#options = options;
@@ -1067,12 +1069,14 @@ export class LibvirtDriver implements ComputeDriver {
 
   /** Nova's `_can_set_admin_password`. */
   #checkCanSetAdminPassword(instance: Instance): void {
-    if (this.virtType === "kvm" || this.virtType === "qemu") {
+    // The test hypervisor stands in for a qemu guest: without the agent enabled in the image the
+    // domain has no agent channel, so it is refused the same way.
+    if (this.virtType === "kvm" || this.virtType === "qemu" || this.virtType === "test") {
       if (!imagePropertyTrue(instance.imageMeta.properties.hw_qemu_guest_agent)) {
         throw new GuestAgentNotEnabledError(instance.uuid);
       }
-    } else if (this.virtType !== "test") {
-      // The test hypervisor implements set-user-password; the others here have no agent path.
+    } else {
+      // The other hypervisors here have no agent path.
       throw new AdminPasswordNotSupportedError(`Set admin password is not supported with virt type ${this.virtType}`);
     }
   }
@@ -1139,13 +1143,20 @@ export class LibvirtDriver implements ComputeDriver {
   }
 
   planMigration(policy: MigrationPolicy, facts?: MigrationHostFacts): MigrationPlan {
+    this.#requireMigration(policy);
     return planMigration(policy, this.#migrationFacts(facts));
   }
 
-  #requireMigration(): void {
-    if (!this.capabilities.liveMigration) {
-      throw new MigrationPreCheckError(`live migration is not supported by the ${this.virtType} hypervisor`);
-    }
+  /**
+   * Live migration (and the parts of `policy` that need more) must be declared: an undeclared one
+   * is refused with `UnsupportedOperationError`, like every other undeclared operation.
+   */
+  #requireMigration(policy?: MigrationPolicy): void {
+    const detail = `the ${this.virtType} hypervisor does not support it`;
+    this.#requireCapability("liveMigration", detail);
+    if (policy?.block) this.#requireCapability("blockMigration", detail);
+    if (policy?.tunnelled) this.#requireCapability("tunnelledMigration", detail);
+    if (policy?.nativeTls) this.#requireCapability("nativeTlsMigration", detail);
   }
 
   async checkCanLiveMigrateDestination(
@@ -1154,11 +1165,8 @@ export class LibvirtDriver implements ComputeDriver {
     policy: MigrationPolicy,
     options?: OperationOptions,
   ): Promise<MigrateData> {
-    this.#requireMigration();
+    this.#requireMigration(policy);
     const plan = this.planMigration(policy);
-    if (policy.block && !this.capabilities.blockMigration) {
-      throw new MigrationPreCheckError("block migration is not supported here");
-    }
     return this.#run("check can live migrate destination", instance, options, async (api, call) => {
       const dest = await this.getHostInfo(call);
       if (dest.hostname === sourceHost.hostname) {
@@ -1255,9 +1263,7 @@ export class LibvirtDriver implements ComputeDriver {
   async liveMigration(instance: Instance, data: MigrateData, options?: LiveMigrationOptions): Promise<void> {
     const fail = (reason: string, cause?: unknown): LiveMigrationFailedError =>
       new LiveMigrationFailedError(instance.uuid, reason, cause === undefined ? undefined : { cause });
-    if (!this.capabilities.liveMigration) {
-      throw fail(`the ${this.virtType} hypervisor does not support migration`);
-    }
+    this.#requireMigration();
     return withDeadline("live migration", options, Math.max(this.#longTimeout(), 3_600_000), async (signal) => {
       const call: CallOptions = { signal };
       let api: LibvirtApi;
@@ -1293,6 +1299,7 @@ export class LibvirtDriver implements ComputeDriver {
       const destUri = typeof data.extra.destUri === "string" ? data.extra.destUri : null;
       const started = Date.now();
       let done = false;
+      this.#activeMigrations.set(instance.uuid, bitmask);
       const onAbort = () => void api.domainAbortJob(dom, { timeoutMs: 10_000 }).catch(() => undefined);
       signal.addEventListener("abort", onAbort, { once: true });
       const monitor = (async () => {
@@ -1324,6 +1331,7 @@ export class LibvirtDriver implements ComputeDriver {
         throw fail(libvirtMessage(err), err);
       } finally {
         done = true;
+        this.#activeMigrations.delete(instance.uuid);
         signal.removeEventListener("abort", onAbort);
         await monitor;
       }
@@ -1369,23 +1377,28 @@ export class LibvirtDriver implements ComputeDriver {
     return dom;
   }
 
-  liveMigrationAbort(instance: Instance, options?: OperationOptions): Promise<void> {
+  async liveMigrationAbort(instance: Instance, options?: OperationOptions): Promise<void> {
+    this.#requireMigration();
     return this.#run("abort live migration", instance, options, async (api, call) => {
       const dom = await this.#activeJob(api, instance, "abort live migration", call);
       await api.domainAbortJob(dom, call);
     });
   }
 
-  liveMigrationForceComplete(instance: Instance, options?: OperationOptions): Promise<void> {
+  async liveMigrationForceComplete(instance: Instance, options?: OperationOptions): Promise<void> {
+    this.#requireMigration();
     return this.#run("force complete live migration", instance, options, async (api, call) => {
       const dom = await this.#activeJob(api, instance, "force complete live migration", call);
-      // Nova: switch to post-copy when it was enabled, else pause the guest so the copy converges.
-      if (api.domainMigrateStartPostCopy) {
+      // Nova: switch to post-copy when the plan enabled it, else pause the guest so the copy converges.
+      const bitmask = this.#activeMigrations.get(instance.uuid) ?? 0;
+      if ((bitmask & VIR_MIGRATE.POSTCOPY) !== 0) {
         try {
           await api.domainMigrateStartPostCopy(dom, 0, call);
+          this.#log("info", "live migration switched to post-copy", { instance: instance.uuid });
           return;
         } catch (err) {
-          this.#log("info", "post-copy not available, pausing instead", { err: libvirtMessage(err) });
+          if (call.signal?.aborted) throw err;
+          this.#log("warn", "post-copy switch refused, pausing instead", { err: libvirtMessage(err) });
         }
       }
       await api.domainSuspend(dom, call);

@@ -2,7 +2,8 @@
 import { CONTRACT_VERSION, InMemoryImageService, TOKENS, driverToken } from "@virtkit/core";
 import { container } from "tsyringe";
 import { describe, expect, it } from "vitest";
-import { LibvirtDriver } from "./libvirt-driver.js";
+import { libvirtEnvironmentLimits, libvirtEnvironmentNotes } from "./conformance-environment.js";
+import { LibvirtDriver, virtTypeFromUri } from "./libvirt-driver.js";
 import defaultPlugin, { libvirtOptionsSchema, plugin } from "./plugin.js";
 
 describe("plugin manifest", () => {
@@ -39,5 +40,36 @@ describe("plugin manifest", () => {
     expect(driver).toBeInstanceOf(LibvirtDriver);
     expect(c.resolve(token)).toBe(driver);
     expect((driver as LibvirtDriver).virtType).toBe("test");
+  });
+});
+
+describe("plugin conformance environment", () => {
+  it("names its limits by scenario ids the kit really has, each with a reason", async () => {
+    const { SCENARIOS, SCENARIO_GROUPS } = await import("@virtkit/conformance");
+    const known = new Set<string>([...SCENARIOS.map((s) => s.id), ...SCENARIO_GROUPS]);
+    for (const uri of ["test+unix:///default?socket=/tmp/s", "qemu+tcp://kvm-1/system"]) {
+      const limits = libvirtEnvironmentLimits(virtTypeFromUri(uri), uri);
+      expect(Object.keys(limits).length).toBeGreaterThan(0);
+      for (const [key, reason] of Object.entries(limits)) {
+        expect(known.has(key), key).toBe(true);
+        expect(reason.length).toBeGreaterThan(20);
+        expect(reason).not.toContain("socket=");
+      }
+      // No guest login anywhere here: the password's effect is never claimed as verified.
+      expect(limits["admin-password.set"]).toBeDefined();
+    }
+    expect(libvirtEnvironmentLimits("test", "test:///default")["migration.live"]).toMatch(/test:\/\/\/default .*no migration/);
+    expect(libvirtEnvironmentNotes("test", "test+unix:///default?socket=/tmp/s").join("\n")).not.toContain("/tmp/s");
+  });
+
+  it("is offered by the plugin and builds an environment without connecting", async () => {
+    const factory = plugin.conformanceEnvironment?.(libvirtOptionsSchema.parse({ uri: "test+unix:///default?socket=/nonexistent" }));
+    expect(factory).toBeTypeOf("function");
+    const env = await factory!({ prefix: "vkunit" });
+    expect(env.hosts).toHaveLength(1);
+    expect(env.hypervisorControls?.setLatency).toBeTypeOf("function");
+    expect(env.verifyAdminPassword).toBeUndefined();
+    expect(await env.leftovers?.()).toEqual([]);
+    await env.cleanup();
   });
 });

@@ -5,6 +5,7 @@
 import { TOKENS, type DriverPlugin, type ImageService } from "@virtkit/core";
 import type { DependencyContainer } from "tsyringe";
 import { z } from "zod";
+import { createLibvirtConformanceEnvironment } from "./conformance-environment.js";
 import { LibvirtDriver, type DriverLogger } from "./libvirt-driver.js";
 
 /** The package version, kept in step with package.json. */
@@ -74,6 +75,9 @@ export const plugin: DriverPlugin<typeof libvirtOptionsSchema> = {
         return driver;
       },
     });
+  },
+  conformanceEnvironment(options) {
+    return createLibvirtConformanceEnvironment(options);
   },
 };
 

@@ -728,6 +728,14 @@ export class LibvirtConnection implements AsyncDisposable {
     );
   }
 
+  /**
+   * virDomainMigrateStartPostCopy: switches a running migration started with
+   * `VIR_MIGRATE_POSTCOPY` to post-copy mode (the guest then runs on the destination).
+   */
+  domainMigrateStartPostCopy(dom: Domain, flags = 0, opts?: CallOptions): Promise<void> {
+    return this.call(Proc.DOMAIN_MIGRATE_START_POST_COPY, domFlags(dom, flags), null, opts);
+  }
+
   /** virDomainAbortJob. */
   domainAbortJob(dom: Domain, opts?: CallOptions): Promise<void> {
     return this.call(Proc.DOMAIN_ABORT_JOB, domOnly(dom), null, opts);
@@ -984,6 +992,33 @@ export class LibvirtConnection implements AsyncDisposable {
       w.uhyper(big(range.length));
       w.uint(range.flags ?? 0);
     };
+  }
+
+  /**
+   * virDomainOpenConsole: the guest's console (`devName`, or the first console when null) as a
+   * Readable of what the guest writes. Destroying it closes the console stream on the daemon.
+   * `flags`: VIR_DOMAIN_CONSOLE_FORCE (1), VIR_DOMAIN_CONSOLE_SAFE (2).
+   */
+  async domainOpenConsole(
+    dom: Domain,
+    devName: string | null = null,
+    flags = 0,
+    opts?: CallOptions,
+  ): Promise<LibvirtReadStream> {
+    const client = await this.client();
+    const stream = new LibvirtReadStream(client, Proc.DOMAIN_OPEN_CONSOLE);
+    const args: Encoder = (w) => {
+      writeDomain(w, dom);
+      w.optString(devName);
+      w.uint(flags);
+    };
+    try {
+      await client.callWithStream(Proc.DOMAIN_OPEN_CONSOLE, args, stream, opts);
+    } catch (err) {
+      stream.destroy();
+      throw err;
+    }
+    return stream;
   }
 
   /**

@@ -57,6 +57,10 @@ export class FakeLibvirt implements LibvirtApi {
   readonly #listeners = new Set<DomainLifecycleListener>();
   /** Set by the test to make `domainSuspend` of a paused domain succeed silently (like some drivers). */
   hostname = "fakehost";
+  /** What `domainGetJobInfo` reports as the job type (0 = none, 2 = unbounded, as a migration). */
+  jobType = 0;
+  /** While set, `domainMigratePerform3Params` waits for it (a migration in progress). */
+  migrationGate: Promise<void> | undefined;
   closed = false;
   #nextId = 1;
 
@@ -290,6 +294,7 @@ export class FakeLibvirt implements LibvirtApi {
   ): Promise<Uint8Array> {
     this.#enter("domainMigratePerform3Params", [dom, dconnuri, params, flags]);
     this.#running(this.#get(dom));
+    if (this.migrationGate) await this.migrationGate;
     return new Uint8Array(0);
   }
   async domainMigrateSetMaxDowntime(dom: Domain, ms: bigint | number): Promise<void> {
@@ -301,7 +306,7 @@ export class FakeLibvirt implements LibvirtApi {
   async domainGetJobInfo(dom: Domain): Promise<DomainJobInfo> {
     this.#enter("domainGetJobInfo", [dom]);
     return {
-      type: 0,
+      type: this.jobType,
       timeElapsed: 0n,
       timeRemaining: 0n,
       dataTotal: 0n,
@@ -317,6 +322,10 @@ export class FakeLibvirt implements LibvirtApi {
   }
   async domainAbortJob(dom: Domain): Promise<void> {
     this.#enter("domainAbortJob", [dom]);
+  }
+  async domainMigrateStartPostCopy(dom: Domain, flags = 0): Promise<void> {
+    this.#enter("domainMigrateStartPostCopy", [dom, flags]);
+    this.#running(this.#get(dom));
   }
 
   async domainEventLifecycleRegister(

@@ -1,0 +1,224 @@
+/**
+ * The libvirt driver's conformance environment (`plugin.conformanceEnvironment`): per scenario a
+ * fresh {@link LibvirtDriver} on a NEW libvirt connection, an in-memory image service, a memory
+ * logger, a latency control (injected between the driver and libvirtd), and `leftovers()` read
+ * back from the daemon.
+ *
+ * libvirt's test driver keeps ONE `test:///default` state for all connections open at the same
+ * time and starts afresh once the last one closed: serial scenarios each get a pristine hypervisor,
+ * parallel ones share it (with unique names and uuids they do not collide). So `leftovers()` checks
+ * what the scenario itself created (every domain it defined, every volume it created, recorded at
+ * the connection) plus any domain carrying the scenario's name prefix, never a diff of everything
+ * (that would blame a neighbour's instances). With `qemu://` the same holds on a shared daemon.
+ */
+import { hostname as osHostname } from "node:os";
+import {
+  InMemoryImageService,
+  MemoryLogger,
+  sleep,
+  type ConformanceEnvironment,
+  type ConformanceEnvironmentContext,
+  type ConformanceEnvironmentFactory,
+} from "@virtkit/core";
+import { LibvirtConnection, type CallOptions, type Domain, type StorageVol } from "@virtkit/libvirt-rpc";
+import type { LibvirtApi, LibvirtConnector } from "./libvirt-connection.js";
+import { LibvirtDriver, virtTypeFromUri, type LibvirtDriverOptions } from "./libvirt-driver.js";
+
+/** What the environment needs: the plugin's options (plus anything else the driver takes). */
+export type LibvirtConformanceOptions = Omit<LibvirtDriverOptions, "imageService" | "logger" | "connector">;
+
+const MOVE_SCENARIOS = ["migration.pre-checks", "migration.live", "migration.rollback", "migration.abort"] as const;
+
+/** The scenarios this environment cannot run, with the reason, for `virtType`. */
+export function libvirtEnvironmentLimits(virtType: string, uri: string): Record<string, string> {
+  const isTest = virtType === "test";
+  const noGuest = isTest
+    ? "the test hypervisor has no guest to log into, so a password's effect cannot be verified"
+    : `no guest login in this environment (${redactUri(uri)}): the password's effect in the guest cannot be verified`;
+  const move = isTest
+    ? "libvirt's test:///default hypervisor supports no migration; the real move runs in the nested-QEMU environment"
+    : "this environment has a single libvirtd host; the real move runs in the nested-QEMU environment with two hosts";
+  return {
+    "lifecycle.power-off-fallback": isTest
+      ? "the test hypervisor shuts a domain off at once on an ACPI request; it has no guest that could ignore it"
+      : "the environment has no control over the guest, so it cannot make it ignore ACPI",
+    "admin-password.set": noGuest,
+    "admin-password.generated": noGuest,
+    "admin-password.agent-unresponsive": isTest
+      ? "the test hypervisor has no guest agent that could be made to hang"
+      : "the environment cannot make the QEMU guest agent hang",
+    ...Object.fromEntries(MOVE_SCENARIOS.map((id) => [id, move])),
+  };
+}
+
+/** The notes every report of this environment shows. */
+export function libvirtEnvironmentNotes(virtType: string, uri: string): string[] {
+  const notes =
+    virtType === "test"
+      ? [
+          "libvirt test:///default hypervisor through a private libvirtd: a simulated hypervisor without guests and without migration",
+          "each scenario runs on its own libvirt connection; libvirt's test driver shares one test:///default state among the connections open at the same time (so --parallel scenarios share it)",
+        ]
+      : [
+          `libvirt ${redactUri(uri)} (${virtType}) through libvirtd: real domains, but no guest login or guest control here`,
+          "soft reboot falls back to hard after 5 s here (softRebootTimeoutSec) unless the option sets it",
+        ];
+  notes.push("hypervisor latency for the deadline checks is injected between the driver and libvirtd");
+  return notes;
+}
+
+/** The URI without its query (socket paths, key files) for notes. */
+function redactUri(uri: string): string {
+  return uri.replace(/\?.*$/, "");
+}
+
+/** The host name the environment gives its one host: the URI's server, or this machine's name. */
+function hostOf(uri: string): string {
+  const m = /^[a-z][a-z0-9+]*:\/\/(?:[^@/?]*@)?(\[[^\]]+\]|[^/:?]*)/i.exec(uri);
+  const h = m?.[1] ?? "";
+  return h !== "" ? h : osHostname() || "localhost";
+}
+
+/** The signal of a call's options (the driver passes `{ signal }` last). */
+function signalOf(args: readonly unknown[]): AbortSignal | undefined {
+  for (let i = args.length - 1; i >= 0; i--) {
+    const a = args[i];
+    if (typeof a === "object" && a !== null && "signal" in a) {
+      const s = (a as CallOptions).signal;
+      if (s instanceof AbortSignal) return s;
+    }
+  }
+  return undefined;
+}
+
+function isDomain(v: unknown): v is Domain {
+  return typeof v === "object" && v !== null && typeof (v as Domain).uuid === "string" && typeof (v as Domain).name === "string";
+}
+
+function isVol(v: unknown): v is StorageVol {
+  return typeof v === "object" && v !== null && typeof (v as StorageVol).pool === "string" && typeof (v as StorageVol).key === "string";
+}
+
+/** Volumes the driver names after an instance: `<uuid>_disk`, `<uuid>_disk.rescue`, `<uuid>_snapshot_*`. */
+function instanceVolume(name: string, uuids: ReadonlySet<string>): boolean {
+  const m = /^([0-9a-f-]{36})_(disk|snapshot)/.exec(name);
+  return m !== null && uuids.has(m[1]!);
+}
+
+/** The conformance environment factory for the libvirt driver with these (validated) options. */
+export function createLibvirtConformanceEnvironment(options: LibvirtConformanceOptions): ConformanceEnvironmentFactory {
+  const virtType = options.virtType ?? virtTypeFromUri(options.uri);
+  const limits = Object.freeze(libvirtEnvironmentLimits(virtType, options.uri));
+  const notes = Object.freeze(libvirtEnvironmentNotes(virtType, options.uri));
+
+  return async (context: ConformanceEnvironmentContext): Promise<ConformanceEnvironment> => {
+    const imageService = new InMemoryImageService();
+    const logger = new MemoryLogger();
+    const host = hostOf(options.uri);
+    const connections: LibvirtConnection[] = [];
+    const createdDomains = new Map<string, Domain>();
+    const createdVolumes = new Map<string, StorageVol>();
+    const drivers: LibvirtDriver[] = [];
+    let latencyMs = 0;
+
+    /** Records what the driver creates and applies the injected latency to every call. */
+    const instrument = (conn: LibvirtConnection): LibvirtApi =>
+      new Proxy(conn as unknown as LibvirtApi, {
+        get(target, prop) {
+          // Read with the connection itself as `this`: its getters use private fields.
+          const value: unknown = Reflect.get(target, prop, target);
+          if (typeof value !== "function" || prop === "close" || prop === "constructor") {
+            return typeof value === "function" ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+          }
+          const fn = value as (...a: unknown[]) => Promise<unknown>;
+          return async (...args: unknown[]) => {
+            if (latencyMs > 0) await sleep(latencyMs, signalOf(args), `libvirt ${String(prop)}`);
+            const result = await fn.apply(target, args);
+            if (prop === "domainDefineXml" && isDomain(result)) createdDomains.set(result.uuid, result);
+            if ((prop === "storageVolCreateXml" || prop === "storageVolCreateXmlFrom") && isVol(result)) {
+              createdVolumes.set(`${result.pool}/${result.name}`, result);
+            }
+            return result;
+          };
+        },
+      });
+
+    const connector: LibvirtConnector = async (uri, connectOptions) => {
+      const conn = await LibvirtConnection.open(uri, connectOptions);
+      connections.push(conn);
+      return instrument(conn);
+    };
+
+    const env: ConformanceEnvironment = {
+      hosts: [host],
+      imageService,
+      async createDriver(h = host) {
+        const driver = new LibvirtDriver({
+          // The default boot image has no OS that answers ACPI: a soft reboot falls back to hard
+          // after this many seconds instead of the production 120 (an explicit option wins).
+          softRebootTimeoutSec: 5,
+          ...options,
+          imageService,
+          logger: logger.child({ host: h }),
+          connector,
+        });
+        drivers.push(driver);
+        await driver.initHost(h);
+        return driver;
+      },
+      hypervisorControls: {
+        async setLatency(ms: number) {
+          latencyMs = Math.max(0, ms);
+        },
+      },
+      limits,
+      notes,
+      logLines: () => logger.lines(),
+      async leftovers() {
+        const out: string[] = [];
+        const where = redactUri(options.uri);
+        const call: CallOptions = { timeoutMs: 10_000 };
+        const conn = connections.find((c) => c.isOpen);
+        if (!conn) return out;
+        const seen = new Set<string>();
+        const add = (what: string) => {
+          if (!seen.has(what)) {
+            seen.add(what);
+            out.push(`${what} left on ${where}`);
+          }
+        };
+        const ours = new Set(createdDomains.keys());
+        for (const d of await conn.connectListAllDomains(0, call)) {
+          if (ours.has(d.uuid) || d.name.startsWith(context.prefix)) {
+            ours.add(d.uuid);
+            add(`domain ${d.name} (${d.uuid})`);
+          }
+        }
+        for (const vol of createdVolumes.values()) {
+          try {
+            const pool = await conn.storagePoolLookupByName(vol.pool, call);
+            await conn.storageVolLookupByName(pool, vol.name, call);
+            add(`volume ${vol.pool}/${vol.name}`);
+          } catch {
+            // Gone, as it should be.
+          }
+        }
+        // Volumes named after one of our instances, however they were made.
+        for (const pool of await conn.connectListAllStoragePools(0, call)) {
+          const vols = await conn.storagePoolListAllVolumes(pool, 0, call).catch(() => []);
+          for (const v of vols) if (instanceVolume(v.name, ours)) add(`volume ${v.pool}/${v.name}`);
+        }
+        return out;
+      },
+      async cleanup() {
+        for (const d of drivers.splice(0)) {
+          await d.cleanupHost(host).catch(() => undefined);
+        }
+        for (const conn of connections.splice(0)) {
+          if (conn.isOpen) await conn.close({ timeoutMs: 5_000 }).catch(() => undefined);
+        }
+      },
+    };
+    return env;
+  };
+}
