@@ -12,14 +12,35 @@ export interface MatrixResult {
   readonly matrix: SupportMatrix;
 }
 
-/** Options for a driver from the environment (libvirt: VIRTKIT_LIBVIRT_URI / VIRTKIT_LIBVIRT_SOCKET). */
-export function environmentOptions(name: string, env: NodeJS.ProcessEnv = process.env): { options: string[] } | { unavailable: string } {
-  if (name !== "libvirt") return { options: [] };
-  if (env.VIRTKIT_LIBVIRT_URI) return { options: [`uri=${env.VIRTKIT_LIBVIRT_URI}`] };
+/** One column of the matrix: a driver run with options, or recorded as unavailable with a reason. */
+export type MatrixConfiguration =
+  | { readonly label: string; readonly options: string[] }
+  | { readonly label: string; readonly unavailable: string };
+
+/**
+ * The configurations a driver is run in, from the environment. libvirt: `VIRTKIT_LIBVIRT_URI`
+ * (one column), or the private daemon's `VIRTKIT_LIBVIRT_SOCKET`: the `test:///default`
+ * hypervisor (column `libvirt`) and real QEMU guests under TCG (column `libvirt-qemu`), so the
+ * matrix shows both the simulated hypervisor's limits and what a real one does.
+ */
+export function environmentConfigurations(name: string, env: NodeJS.ProcessEnv = process.env): MatrixConfiguration[] {
+  if (name !== "libvirt") return [{ label: name, options: [] }];
+  if (env.VIRTKIT_LIBVIRT_URI) return [{ label: name, options: [`uri=${env.VIRTKIT_LIBVIRT_URI}`] }];
   if (env.VIRTKIT_LIBVIRT_SOCKET) {
-    return { options: [`uri=test+unix:///default?socket=${env.VIRTKIT_LIBVIRT_SOCKET}`] };
+    const socket = env.VIRTKIT_LIBVIRT_SOCKET;
+    return [
+      { label: name, options: [`uri=test+unix:///default?socket=${socket}`] },
+      { label: `${name}-qemu`, options: [`uri=qemu+unix:///system?socket=${socket}`] },
+    ];
   }
-  return { unavailable: "no libvirt daemon configured (set VIRTKIT_LIBVIRT_URI or VIRTKIT_LIBVIRT_SOCKET)" };
+  return [{ label: name, unavailable: "no libvirt daemon configured (set VIRTKIT_LIBVIRT_URI or VIRTKIT_LIBVIRT_SOCKET)" }];
+}
+
+/** Options for a driver's first configuration (kept for callers of the one-column form). */
+export function environmentOptions(name: string, env: NodeJS.ProcessEnv = process.env): { options: string[] } | { unavailable: string } {
+  const first = environmentConfigurations(name, env)[0];
+  if (!first) return { unavailable: "no configuration" };
+  return "unavailable" in first ? { unavailable: first.unavailable } : { options: first.options };
 }
 
 /** `virtkit matrix`: runs every installed driver and writes the support matrix. */
@@ -32,7 +53,7 @@ export default class Matrix extends VirtkitCommand {
   static override flags = {
     out: Flags.string({ default: "reports", summary: "Directory for support-matrix.{json,md,html}.", helpValue: "<dir>" }),
     driver: driverFlag({ multiple: true, summary: "Drivers to include (default: every installed one)." }),
-    "scenario-timeout": Flags.integer({ min: 1, default: 10_000, summary: "Deadline of each scenario in ms." }),
+    "scenario-timeout": Flags.integer({ min: 1, default: 60_000, summary: "Deadline of each scenario in ms." }),
     parallel: Flags.integer({ min: 1, max: 64, default: 4, summary: "Scenarios run at once per driver." }),
     runner: Flags.option({ options: ["vitest", "direct"] as const, default: "vitest" as const, summary: "Run through vitest's Node API or in-process." })(),
   };
@@ -57,35 +78,40 @@ export default class Matrix extends VirtkitCommand {
         if (flags.driver) unavailable.push({ name, spec, reason: (err as Error).message.split("\n")[0] ?? "cannot load" });
         continue;
       }
-      const env = environmentOptions(name);
-      if ("unavailable" in env) {
-        unavailable.push({ name, spec, version, reason: env.unavailable });
-        if (!this.jsonEnabled()) this.log(`${name}: skipped (${env.unavailable})`);
-        continue;
-      }
-      try {
-        const report = await runSuite({
-          spec,
-          options: env.options,
-          focus: [],
-          skip: [],
-          level: "MUST",
-          scenarioTimeoutMs: flags["scenario-timeout"],
-          parallel: flags.parallel,
-          runner: flags.runner,
-        });
-        const setupFailed = report.results.length > 0 && report.results.every((r) => r.status === "fail" && /setup failed/.test(r.reason ?? ""));
-        if (setupFailed) {
-          const reason = report.results[0]?.reason ?? "environment setup failed";
-          unavailable.push({ name, spec, version, reason });
-          if (!this.jsonEnabled()) this.log(`${name}: skipped (environment unavailable: ${reason})`);
-        } else {
-          reports.push(report);
-          const s = report.summary;
-          if (!this.jsonEnabled()) this.log(`${name}: ${s.pass} pass, ${s.fail} fail, ${s.unsupported} unsupported, ${s.skipped} skipped`);
+      for (const config of environmentConfigurations(name)) {
+        const label = config.label;
+        if ("unavailable" in config) {
+          unavailable.push({ name: label, spec, version, reason: config.unavailable });
+          if (!this.jsonEnabled()) this.log(`${label}: skipped (${config.unavailable})`);
+          continue;
         }
-      } catch (err) {
-        unavailable.push({ name, spec, version, reason: (err as Error).message.split("\n")[0] ?? "failed" });
+        try {
+          const ran = await runSuite({
+            spec,
+            options: config.options,
+            focus: [],
+            skip: [],
+            level: "MUST",
+            scenarioTimeoutMs: flags["scenario-timeout"],
+            parallel: flags.parallel,
+            runner: flags.runner,
+          });
+          // The column is the configuration's label (libvirt, libvirt-qemu), not just the driver's name.
+          const report: RunReport = label === ran.driver.name ? ran : { ...ran, driver: { ...ran.driver, name: label } };
+          const setupFailed =
+            report.results.length > 0 && report.results.every((r) => r.status === "fail" && /setup failed/.test(r.reason ?? ""));
+          if (setupFailed) {
+            const reason = report.results[0]?.reason ?? "environment setup failed";
+            unavailable.push({ name: label, spec, version, reason });
+            if (!this.jsonEnabled()) this.log(`${label}: skipped (environment unavailable: ${reason})`);
+          } else {
+            reports.push(report);
+            const s = report.summary;
+            if (!this.jsonEnabled()) this.log(`${label}: ${s.pass} pass, ${s.fail} fail, ${s.unsupported} unsupported, ${s.skipped} skipped`);
+          }
+        } catch (err) {
+          unavailable.push({ name: label, spec, version, reason: (err as Error).message.split("\n")[0] ?? "failed" });
+        }
       }
     }
     const matrix = buildMatrix(reports, unavailable);
