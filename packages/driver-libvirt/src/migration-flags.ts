@@ -4,19 +4,20 @@
  * `_handle_live_migration_auto_converge`, plus native TLS and parallel connections).
  */
 import { InvalidInputError, type MigrationHostFacts, type MigrationPlan, type MigrationPolicy } from "@virtkit/core";
+import { MigrateFlags } from "@virtkit/libvirt-rpc";
 
-/** VIR_MIGRATE_* bits used by the driver (values from libvirt-domain.h, `virDomainMigrateFlags`). */
+/** The VIR_MIGRATE_* bits the driver uses: a subset of the rpc client's `MigrateFlags` (libvirt-domain.h). */
 export const VIR_MIGRATE = {
-  LIVE: 1,
-  PEER2PEER: 2,
-  TUNNELLED: 4,
-  PERSIST_DEST: 8,
-  UNDEFINE_SOURCE: 16,
-  NON_SHARED_INC: 128,
-  AUTO_CONVERGE: 8192,
-  POSTCOPY: 32768,
-  TLS: 65536,
-  PARALLEL: 131072,
+  LIVE: MigrateFlags.LIVE,
+  PEER2PEER: MigrateFlags.PEER2PEER,
+  TUNNELLED: MigrateFlags.TUNNELLED,
+  PERSIST_DEST: MigrateFlags.PERSIST_DEST,
+  UNDEFINE_SOURCE: MigrateFlags.UNDEFINE_SOURCE,
+  NON_SHARED_INC: MigrateFlags.NON_SHARED_INC,
+  AUTO_CONVERGE: MigrateFlags.AUTO_CONVERGE,
+  POSTCOPY: MigrateFlags.POSTCOPY,
+  TLS: MigrateFlags.TLS,
+  PARALLEL: MigrateFlags.PARALLEL,
 } as const;
 
 /** A VIR_MIGRATE_* flag name (without the prefix). */
