@@ -47,10 +47,10 @@ const migration: ScenarioDefinition[] = [
       refuse: mig.refusePlan(c),
     }),
   ),
-  { id: "migration.pre-checks", title: "pre-checks refuse what the destination cannot take", group: "migration", capability: "liveMigration", level: "MUST", run: mig.checkPreChecks, needs: mig.needsTwoHosts },
+  { id: "migration.pre-checks", title: "pre-checks refuse what the destination cannot take", group: "migration", capability: "liveMigration", level: "MUST", run: mig.checkPreChecks, refuse: mig.refusePreChecks, needs: mig.needsTwoHosts },
   { id: "migration.live", title: "real live migration: running on the destination, gone from the source, events", group: "migration", capability: "liveMigration", level: "MUST", run: mig.checkLiveMigration, refuse: mig.refuseLiveMigration, needs: mig.needsTwoHosts },
   { id: "migration.rollback", title: "rollback leaves the instance running on the source", group: "migration", capability: "liveMigration", level: "MUST", run: mig.checkRollback, needs: mig.needsTwoHosts },
-  { id: "migration.abort", title: "an aborted migration fails typed and leaves the instance on the source", group: "migration", capability: "liveMigration", level: "SHOULD", run: mig.checkAbort, needs: mig.needsTwoHosts },
+  { id: "migration.abort", title: "an aborted migration fails typed and leaves the instance on the source", group: "migration", capability: "liveMigration", level: "SHOULD", run: mig.checkAbort, refuse: mig.refuseAbort, needs: mig.needsTwoHosts },
 ];
 
 const adminPassword: ScenarioDefinition[] = [

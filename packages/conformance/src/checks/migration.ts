@@ -349,6 +349,35 @@ export async function refuseLiveMigration(ctx: ScenarioContext): Promise<void> {
   );
 }
 
+/** Migration data for refusal checks: what a caller would hand the later steps. */
+async function refusalData(ctx: ScenarioContext): Promise<MigrateData> {
+  const host = (await ctx.driver.getHostInfo(ctx.opts())).hostname;
+  return {
+    sourceHost: host,
+    destHost: `${host}-elsewhere`,
+    policy: DEFAULT_MIGRATION_POLICY,
+    plan: { scheme: "none", flags: [], params: {} },
+    extra: {},
+  };
+}
+
+/** Undeclared live migration: the source check and the destination's preparation are refused as unsupported. */
+export async function refusePreChecks(ctx: ScenarioContext): Promise<void> {
+  const inst = await ctx.spawn();
+  const data = await refusalData(ctx);
+  await expectUnsupported(ctx, "checkCanLiveMigrateSource", () => ctx.driver.checkCanLiveMigrateSource(inst, data, ctx.opts()));
+  await expectUnsupported(ctx, "preLiveMigration", () => ctx.driver.preLiveMigration(inst, data, {}, ctx.opts()));
+  await expectState(ctx, inst, PowerState.RUNNING, "the refused pre-checks");
+}
+
+/** Undeclared live migration: abort and force complete are refused as unsupported, the instance untouched. */
+export async function refuseAbort(ctx: ScenarioContext): Promise<void> {
+  const inst = await ctx.spawn();
+  await expectUnsupported(ctx, "liveMigrationAbort", () => ctx.driver.liveMigrationAbort(inst, ctx.opts()));
+  await expectUnsupported(ctx, "liveMigrationForceComplete", () => ctx.driver.liveMigrationForceComplete(inst, ctx.opts()));
+  await expectState(ctx, inst, PowerState.RUNNING, "the refused abort");
+}
+
 /** Scenario guard: a real move needs a second host. */
 export function needsTwoHosts(env: { readonly hosts: readonly string[] }): string | undefined {
   return env.hosts.length >= 2 ? undefined : "the environment has a single host, so no real migration";
