@@ -134,6 +134,17 @@ export const plugin = {
     expect(JSON.parse(json.stdout)).toMatchObject({ error: { code: "VIRTKIT_DRIVER_LOAD_FAILED", exit: 2 } });
   });
 
+  it("never echoes an --option that may hold a credential in a usage error", () => {
+    for (const option of ["qemu+tcp://admin:hunter2@host/system", "1password=hunter2", "hunter2"]) {
+      for (const extra of [[], ["--json"]]) {
+        const r = virtkit(["conformance", "run", "--driver", "fake", "--option", option, ...extra]);
+        expect(r.status, option).toBe(2);
+        expect(r.stdout + r.stderr, option).toMatch(/invalid --option/);
+        expect(r.stdout + r.stderr, option).not.toContain("hunter2");
+      }
+    }
+  });
+
   it("writes the support matrix as JSON, Markdown and HTML, libvirt skipped with its reason", async () => {
     const out = join(dir, "reports");
     const r = virtkit(["matrix", "--out", out, "--json"]);

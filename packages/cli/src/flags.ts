@@ -32,7 +32,8 @@ export const optionFlag = Flags.custom<string>({
   multiple: true,
   async parse(input) {
     if (!OPTION_PAIR.test(input)) {
-      throw new Errors.CLIError(`invalid --option "${input}": expected key=value with a key starting with a letter`, {
+      // Never echo the input: it may be a password or a URI with credentials.
+      throw new Errors.CLIError("invalid --option: expected key=value with a key starting with a letter (the value is not shown)", {
         exit: 2,
         code: "VIRTKIT_USAGE",
       });

@@ -11,6 +11,7 @@ import {
   MemoryLogger,
   loadDriverPlugin,
   parseOptionPairs,
+  redactOptions,
   validatePluginOptions,
   type ComputeDriver,
   type ConformanceEnvironmentFactory,
@@ -55,7 +56,7 @@ export async function resolveDriver(
   return {
     plugin,
     options,
-    descriptor: { name: plugin.name, version: plugin.version, spec, options: raw, ...(plugin.notes?.length ? { notes: [...plugin.notes] } : {}) },
+    descriptor: { name: plugin.name, version: plugin.version, spec, options: redactOptions(raw), ...(plugin.notes?.length ? { notes: [...plugin.notes] } : {}) },
     environment,
     service: computeServiceFactory(),
   };

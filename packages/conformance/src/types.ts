@@ -63,7 +63,7 @@ export interface DriverDescriptor {
   readonly spec?: string;
   /** Declared capabilities as reported by a driver instance. */
   readonly capabilities?: Readonly<Record<string, boolean>>;
-  /** Options the driver ran with (secrets are never passed as options to reports). */
+  /** Options the driver ran with, secret values (password-like keys, URI credentials) shown as `***`. */
   readonly options?: Readonly<Record<string, string>>;
   /** The plugin's own notes (e.g. "results come from a simulator"); reports show them with the environment's. */
   readonly notes?: readonly string[];

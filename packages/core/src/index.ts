@@ -103,6 +103,7 @@ export {
   validateInstance,
 } from "./validation.js";
 export { REDACTED, SECRET_KEY_PATTERN, redact, JsonLogger, MemoryLogger, NullLogger } from "./logger.js";
+export { redactOptions, scrubOptionSecrets } from "./redact-options.js";
 export type { Logger, LogLevel, LogFields, LogRecord, LogSink, JsonLoggerOptions } from "./logger.js";
 export { PASSWORD_GROUPS, PASSWORD_LENGTH, generatePassword } from "./password.js";
 export {

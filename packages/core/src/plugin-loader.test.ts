@@ -166,6 +166,7 @@ describe("loadDriverPlugin", () => {
     ["a require-only package", "require-only", /does not export "\."/],
     ["an empty spec", " ", /empty driver spec/],
     ["a malformed spec", "Not A Package!", /not a short name, a package name or a path/],
+    ["a file URL with an encoded slash", "file:///tmp/a%2Fb.js", /not a valid file URL/],
   ])("refuses %s", async (_label, spec, reason) => {
     const cwd = spec.startsWith("./") ? root : join(root, "project");
     expect((await loadError(spec, cwd)).reason).toMatch(reason);
@@ -257,6 +258,17 @@ describe("parseOptionPairs", () => {
       expect((e as InvalidInputError).reason).toContain(reason);
     }
   });
+  it("does not echo a malformed key that may be a credential (a URI given without uri=)", () => {
+    try {
+      parseOptionPairs(["qemu+tcp://admin:hunter2@host/system?x=1"]);
+      throw new Error("accepted");
+    } catch (e) {
+      expect(e).toBeInstanceOf(InvalidInputError);
+      expect((e as InvalidInputError).field).toBe("option");
+      expect((e as Error).message).toMatch(/option #1 has a malformed key/);
+      expect((e as Error).message).not.toContain("hunter2");
+    }
+  });
   it("never echoes a value", () => {
     expect(() => parseOptionPairs(["password=hunter2", "password=hunter2"])).toThrow(/^(?!.*hunter2)/s);
     try {
@@ -329,6 +341,29 @@ describe("validatePluginOptions", () => {
     } catch (e) {
       expect((e as InvalidInputError).field).toBe("option.password");
       expect((e as Error).message).not.toContain("hunter2");
+    }
+  });
+
+  it("scrubs a secret value a plugin's own message echoes", () => {
+    const echoing = manifest(
+      z.strictObject({
+        password: z.string().refine((v) => v.length >= 12, { error: (iss) => `"${String(iss.input)}" is too short` }),
+        uri: z.string().refine((v) => v.startsWith("xen"), { error: (iss) => `${String(iss.input)} is not a xen URI` }),
+      }),
+    );
+    for (const [raw, field] of [
+      [{ password: "hunter2" }, "option.password"],
+      [{ password: "correct-horse-battery", uri: "https://root:hunter2@xen-1/api?token=s3cr3tTok" }, "option.uri"],
+    ] as const) {
+      try {
+        validatePluginOptions(echoing, raw);
+        throw new Error("accepted");
+      } catch (e) {
+        expect(e).toBeInstanceOf(InvalidInputError);
+        expect((e as InvalidInputError).field).toBe(field);
+        expect((e as Error).message).toContain("***");
+        expect((e as Error).message).not.toMatch(/hunter2|s3cr3tTok/);
+      }
     }
   });
 

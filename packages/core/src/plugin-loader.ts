@@ -14,6 +14,7 @@ import type { z } from "zod";
 import { CONTRACT_VERSION } from "./driver.js";
 import { DriverLoadError, InvalidInputError, OperationAbortedError } from "./errors.js";
 import type { DriverPlugin } from "./plugin.js";
+import { scrubOptionSecrets } from "./redact-options.js";
 
 /** Short names of the drivers virtkit knows, and their packages. */
 export const KNOWN_DRIVERS: Readonly<Record<string, string>> = Object.freeze({
@@ -81,7 +82,13 @@ function fileSpecUrl(spec: string, cwd: string): string {
   } catch (e) {
     throw new DriverLoadError(spec, "not a valid file URL", { cause: e });
   }
-  const file = fileURLToPath(new URL(url.pathname, "file://"));
+  let file: string;
+  try {
+    file = fileURLToPath(new URL(url.pathname, "file://"));
+  } catch (e) {
+    // e.g. an encoded `/` (`%2F`) or NUL, which Node refuses with a raw TypeError.
+    throw new DriverLoadError(spec, "not a valid file URL", { cause: e });
+  }
   if (!/\.m?js$/.test(file)) throw new DriverLoadError(spec, "a driver file must be a .js or .mjs module");
   if (!existsSync(file) || !statSync(file).isFile()) throw new DriverLoadError(spec, `no such file: ${file}`);
   // The query (if any) is kept: callers use it to bypass the module cache.
@@ -277,6 +284,8 @@ export function validatePluginManifest(value: unknown, spec: string): DriverPlug
 }
 
 const OPTION_KEY_RE = /^[A-Za-z][A-Za-z0-9_.-]*$/;
+/** A malformed key short and plain enough to show; anything else (a URI with credentials given without `uri=`, ...) is not echoed. */
+const SHOWABLE_KEY_RE = /^[\w. -]{1,64}$/;
 
 /**
  * Turns `--option key=value` strings into a record (`["uri=test:///default","timeout=5"]` →
@@ -293,7 +302,10 @@ export function parseOptionPairs(pairs: readonly string[]): Record<string, strin
     const key = pair.slice(0, eq);
     if (key.length === 0) throw new InvalidInputError("option", `option #${i + 1} has an empty key`);
     if (!OPTION_KEY_RE.test(key)) {
-      throw new InvalidInputError(`option.${key}`, "keys start with a letter and hold letters, digits, '_', '.', '-'");
+      const reason = "keys start with a letter and hold letters, digits, '_', '.', '-'";
+      // The text before `=` may itself be a secret (`qemu+tcp://admin:pw@host/system?a=b` without `uri=`).
+      if (!SHOWABLE_KEY_RE.test(key)) throw new InvalidInputError("option", `option #${i + 1} has a malformed key: ${reason}`);
+      throw new InvalidInputError(`option.${key}`, reason);
     }
     if (out.has(key)) throw new InvalidInputError(`option.${key}`, "given more than once");
     out.set(key, pair.slice(eq + 1));
@@ -337,14 +349,16 @@ export function validatePluginOptions<S extends z.ZodType>(plugin: DriverPlugin<
     result = schema.safeParse(raw);
   } catch (e) {
     // e.g. an async refinement: the schema cannot be used synchronously.
-    throw new DriverLoadError(plugin.name, `its options schema failed: ${messageOf(e)}`, { cause: e });
+    // No `cause`: the schema's exception may carry the option values (a password) in its fields.
+    throw new DriverLoadError(plugin.name, `its options schema failed: ${scrubOptionSecrets(messageOf(e), raw)}`);
   }
   if (result.success) return result.data as z.output<S>;
   const issue = result.error.issues[0];
   if (!issue) throw new InvalidInputError("options", "rejected by the driver's schema");
   const path = (issue.path ?? []).map(String).join(".");
   if (issue.code === "unrecognized_keys" && issue.keys?.[0] !== undefined) {
-    throw new InvalidInputError(`option.${path ? `${path}.` : ""}${issue.keys[0]}`, issue.message);
+    throw new InvalidInputError(`option.${path ? `${path}.` : ""}${issue.keys[0]}`, scrubOptionSecrets(issue.message, raw));
   }
-  throw new InvalidInputError(path ? `option.${path}` : "options", issue.message);
+  // A plugin's own message may echo the value it refused (`"<value>" is not a valid ...`).
+  throw new InvalidInputError(path ? `option.${path}` : "options", scrubOptionSecrets(issue.message, raw));
 }
