@@ -32,7 +32,8 @@ export function libvirtCapabilities(virtType: string, facts: CapabilityFacts = {
         suspend: true,
         rescue: true,
         softReboot: true,
-        consoleOutput,
+        // Read from a console stream through the daemon (or from the console log when configured).
+        consoleOutput: true,
         imageSnapshot: true,
         instanceSnapshots: true,
         setAdminPassword: true,

@@ -106,6 +106,10 @@ export function buildDomainXml(spec: DomainSpec): string {
   lines.push(`  <vcpu>${escapeXml(instance.flavor.vcpus)}</vcpu>`);
   lines.push("  <os>");
   lines.push(`    <type${attr("arch", arch)}>hvm</type>`);
+  // SeaBIOS (x86 only) writes to the serial port too, so the console shows something from boot on.
+  if ((spec.virtType === "qemu" || spec.virtType === "kvm") && /^(x86_64|i[3-6]86)$/.test(arch)) {
+    lines.push("    <bios useserial='yes'/>");
+  }
   lines.push("  </os>");
   if (!isTest) {
     // ACPI makes a clean (soft) shutdown and reboot possible.

@@ -22,7 +22,7 @@ import {
   type TypedParam,
 } from "@virtkit/libvirt-rpc";
 
-/** A readable byte stream (a storage volume download); `destroy` aborts it. */
+/** A readable byte stream (a storage volume download, a console); `destroy` aborts it. */
 export type ByteStream = AsyncIterable<Uint8Array> & { destroy(error?: Error): unknown };
 
 /** What the driver needs from a libvirt connection. */
@@ -54,6 +54,8 @@ export interface LibvirtApi {
   domainManagedSave(dom: Domain, flags?: number, opts?: CallOptions): Promise<void>;
   domainHasManagedSaveImage(dom: Domain, flags?: number, opts?: CallOptions): Promise<boolean>;
   domainManagedSaveRemove(dom: Domain, flags?: number, opts?: CallOptions): Promise<void>;
+  /** virDomainOpenConsole: the console's output as a read stream (`devName` null: the first console). */
+  domainOpenConsole(dom: Domain, devName?: string | null, flags?: number, opts?: CallOptions): Promise<ByteStream>;
   domainSetUserPassword(dom: Domain, user: string, password: string, flags?: number, opts?: CallOptions): Promise<void>;
 
   domainSnapshotCreateXml(dom: Domain, xml: string, flags?: number, opts?: CallOptions): Promise<DomainSnapshot>;

@@ -455,5 +455,39 @@ describe.skipIf(!SOCKET)(`LibvirtDriver against a real libvirtd${SOCKET ? "" : `
         },
       );
     }, 120_000);
+
+    it("captures SeaBIOS on the serial console through a console stream, and releases it", async () => {
+      const i = instance({ flavor: { name: "m1.nano", memoryMb: 64, vcpus: 1, rootGb: 1 } });
+      const opts = {
+        uri: "qemu:///system",
+        virtType: "qemu",
+        pool,
+        poolPath: dir,
+        connectOptions: { socketPath: SOCKET },
+      };
+      const d = new LibvirtDriver({ pollIntervalMs: 20, ...opts });
+      await d.initHost("host-a");
+      let cleaned = false;
+      try {
+        expect(d.capabilities.consoleOutput).toBe(true);
+        await d.spawn({ instance: i });
+        expect(await d.getConsoleOutput(i)).toContain("SeaBIOS");
+        await d.cleanupHost("host-a");
+        cleaned = true;
+        // The daemon released our console session: another client opens it without FORCE.
+        await using conn = await LibvirtConnection.open("qemu:///system", { socketPath: SOCKET });
+        const dom = await conn.domainLookupByUuid(i.uuid);
+        const stream = await conn.domainOpenConsole(dom, null, 0);
+        stream.destroy();
+      } finally {
+        if (!cleaned) await d.cleanupHost("host-a");
+      }
+      // A new driver finds the guest running and opens its console lazily: a read that succeeds.
+      await withDriver(async (d2) => {
+        expect(typeof (await d2.getConsoleOutput(i))).toBe("string");
+        await d2.powerOff(i);
+        await d2.destroy(i);
+      }, opts);
+    }, 120_000);
   });
 });

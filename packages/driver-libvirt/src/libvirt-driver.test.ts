@@ -63,6 +63,19 @@ describe("LibvirtDriver (in-memory libvirt)", () => {
     await expect(driver.initHost("h")).rejects.toBeInstanceOf(HypervisorUnavailableError);
   });
 
+  it("never puts a password from the connection URI into the unavailable error", async () => {
+    const driver = new LibvirtDriver({
+      uri: "qemu+tcp://admin:hunter2@192.0.2.1/system?password=hunter3",
+      connector: async () => {
+        throw new Error("connect ECONNREFUSED");
+      },
+    });
+    const err = await driver.initHost("h").catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(HypervisorUnavailableError);
+    expect(JSON.stringify(err) + String((err as Error).message)).not.toMatch(/hunter[23]/);
+    expect((err as HypervisorUnavailableError).host).toMatch(/192\.0\.2\.1/);
+  });
+
   it("refuses an invalid name before anything reaches libvirt", async () => {
     const { driver, fake } = await setup();
     await expect(driver.spawn({ instance: inst({ name: "a'><evil/>" }) })).rejects.toBeInstanceOf(InvalidInputError);
@@ -212,11 +225,66 @@ describe("LibvirtDriver (in-memory libvirt)", () => {
       const out = await driver.getConsoleOutput(i);
       expect(out.length).toBe(100 * 1024);
       expect(out.endsWith("login: ")).toBe(true);
-      const { driver: without } = await setup();
+      // The test hypervisor has no console stream: without a log directory it refuses.
+      const { driver: without } = await setup({ uri: "test:///default" });
+      expect(without.capabilities.consoleOutput).toBe(false);
       await expect(without.getConsoleOutput(i)).rejects.toMatchObject({ code: "VIRTKIT_UNSUPPORTED_OPERATION" });
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+
+  it("captures the console from a stream opened at a paused start, bounded, and closes it", async () => {
+    const fake = new FakeLibvirt();
+    const { driver } = await setup({}, fake);
+    expect(driver.capabilities.consoleOutput).toBe(true);
+    const events: LifecycleEvent[] = [];
+    driver.registerEventListener((e) => events.push(e));
+    const i = inst();
+    fake.consoleText.set(i.uuid, "SeaBIOS\r\n");
+    await driver.spawn({ instance: i });
+    // Started paused, console forced open, then resumed: no output lost, no PAUSED/RESUMED reported.
+    expect(fake.calls.filter((c) => c.method === "domainCreateWithFlags").map((c) => c.args[1])).toEqual([1]);
+    expect(fake.consoles.map((c) => c.flags)).toEqual([1]);
+    expect(events.map((e) => e.transition)).toEqual(["STARTED"]);
+    expect(await driver.getConsoleOutput(i)).toBe("SeaBIOS\r\n");
+    fake.consoles[0]!.stream.write("y".repeat(100 * 1024) + "login: ");
+    await new Promise((r) => setImmediate(r));
+    const out = await driver.getConsoleOutput(i);
+    expect(out.length).toBe(64 * 1024);
+    expect(out.endsWith("login: ")).toBe(true);
+    // Power off closes the stream; the capture stays readable.
+    await driver.powerOff(i);
+    expect(fake.consoles[0]!.stream.destroyed || fake.consoles[0]!.stream.writableEnded).toBe(true);
+    expect((await driver.getConsoleOutput(i)).endsWith("login: ")).toBe(true);
+    // Power on opens a fresh one.
+    await driver.powerOn(i);
+    expect(fake.consoles).toHaveLength(2);
+    await driver.cleanupHost("host-a");
+    expect(fake.consoles.every((c) => c.stream.destroyed || c.stream.writableEnded)).toBe(true);
+  });
+
+  it("opens the console lazily, without FORCE, for a running domain it did not start", async () => {
+    const fake = new FakeLibvirt();
+    const { driver: first } = await setup({ consoleLogDir: "/nonexistent" }, fake);
+    const i = inst();
+    await first.spawn({ instance: i });
+    expect(fake.consoles).toHaveLength(0);
+    const { driver } = await setup({}, fake);
+    fake.consoleText.set(i.uuid, "late\r\n");
+    // A console opened late only sees what comes after: no waiting for a boot line.
+    expect(await driver.getConsoleOutput(i)).toBe("");
+    await new Promise((r) => setImmediate(r));
+    expect(await driver.getConsoleOutput(i)).toBe("late\r\n");
+    expect(fake.consoles.map((c) => c.flags)).toEqual([0]);
+    // Someone else takes the console over: what was captured is still returned.
+    const other = await fake.domainOpenConsole((await fake.domainLookupByUuid(i.uuid)), null, 1);
+    await new Promise((r) => setImmediate(r));
+    expect(await driver.getConsoleOutput(i)).toBe("late\r\n");
+    other.destroy();
+    await driver.destroy(i);
+    expect(fake.consoles.every((c) => c.stream.destroyed || c.stream.writableEnded)).toBe(true);
+    await driver.cleanupHost("host-a");
   });
 
   describe("live migration", () => {

@@ -53,6 +53,7 @@ import {
   type RescueOptions,
   type Secret,
   type SpawnRequest,
+  redactOptions,
 } from "@virtkit/core";
 import {
   DomainJobType,
@@ -73,6 +74,7 @@ import {
   type TypedParam,
 } from "@virtkit/libvirt-rpc";
 import { libvirtCapabilities } from "./capabilities.js";
+import { ConsoleCapture } from "./console-capture.js";
 import {
   buildDirPoolXml,
   buildDomainXml,
@@ -153,6 +155,10 @@ const SNAPSHOT_DELETE_METADATA_ONLY = 2;
 /** EBUSY, as libvirt reports a process that would not die (int1 of VIR_ERR_SYSTEM_ERROR). */
 const EBUSY = 16;
 const RESCUE_SUFFIX = ".rescue";
+/** How long after a boot `getConsoleOutput` waits for the console's first whole line. */
+const CONSOLE_BOOT_WAIT_MS = 3000;
+/** How long after the resume of a paused start its PAUSED/RESUMED events are still swallowed. */
+const QUIET_START_MS = 5000;
 
 interface DomainStatus {
   readonly domainState: number;
@@ -185,6 +191,10 @@ export class LibvirtDriver implements ComputeDriver {
   #closed = false;
   /** VIR_MIGRATE_* bitmask of each migration this driver is running, by instance uuid. */
   readonly #activeMigrations = new Map<string, number>();
+  /** Console captures (console streams into ring buffers) by instance uuid. */
+  readonly #consoles = new Map<string, ConsoleCapture>();
+  /** Domains started paused to attach their console: their PAUSED/RESUMED events are internal. */
+  readonly #quietStarts = new Map<string, number>();
 
   constructor(options: LibvirtDriverOptions) {
     this.#options = options;
@@ -205,12 +215,17 @@ export class LibvirtDriver implements ComputeDriver {
     this.#options.logger?.[level]?.(message, fields);
   }
 
+  /** The connection URI with any password or secret query value masked, for errors and logs. */
+  #safeUri(): string {
+    return redactOptions({ uri: this.#options.uri }).uri ?? "";
+  }
+
   #longTimeout(): number {
     return Math.max(this.#timeoutMs, LONG_TIMEOUT_MS);
   }
 
   async #api(signal?: AbortSignal): Promise<LibvirtApi> {
-    if (this.#closed) throw new HypervisorUnavailableError(this.#options.uri, "the driver was cleaned up");
+    if (this.#closed) throw new HypervisorUnavailableError(this.#safeUri(), "the driver was cleaned up");
     if (this.#conn) return this.#conn;
     this.#connecting ??= this.#open(signal).finally(() => {
       this.#connecting = undefined;
@@ -236,14 +251,14 @@ export class LibvirtDriver implements ComputeDriver {
       this.#conn = conn;
       return conn;
     } catch (err) {
-      throw new HypervisorUnavailableError(this.#options.uri, libvirtMessage(err), { cause: err });
+      throw new HypervisorUnavailableError(this.#safeUri(), libvirtMessage(err), { cause: err });
     }
   }
 
   #ctx(instance: Instance | undefined, operation: string, extra: Partial<ErrorContext> = {}): ErrorContext {
     return {
       operation,
-      host: this.#host || this.#options.uri,
+      host: this.#host || this.#safeUri(),
       ...(instance ? { instanceId: instance.uuid } : {}),
       ...extra,
     };
@@ -360,6 +375,9 @@ export class LibvirtDriver implements ComputeDriver {
     this.#conn = undefined;
     this.#closed = true;
     this.#listeners.clear();
+    for (const capture of this.#consoles.values()) capture.close();
+    this.#consoles.clear();
+    this.#quietStarts.clear();
     if (!conn) return;
     await withDeadline("cleanup host", options, this.#timeoutMs, async (signal) => {
       try {
@@ -427,10 +445,16 @@ export class LibvirtDriver implements ComputeDriver {
     });
   }
 
+  /** Console output comes from console streams (qemu/kvm without a console log directory). */
+  get #consoleStreams(): boolean {
+    return this.#options.consoleLogDir === undefined && (this.virtType === "qemu" || this.virtType === "kvm");
+  }
+
   async getConsoleOutput(instance: Instance, options?: OperationOptions): Promise<string> {
     this.#requireCapability("consoleOutput", "no consoleLogDir configured");
     return this.#run("get console output", instance, options, async (api, call) => {
       const dom = await this.#lookup(api, instance, call);
+      if (this.#consoleStreams) return this.#capturedConsole(api, instance, dom, call);
       const logPath = readDomainXml(await api.domainGetXmlDesc(dom, 0, call)).consoleLogPath;
       if (logPath === undefined) return "";
       let data: Buffer;
@@ -446,6 +470,79 @@ export class LibvirtDriver implements ComputeDriver {
       // Like Nova, only the tail: a guest can write without bound.
       return data.subarray(Math.max(0, data.length - MAX_CONSOLE_BYTES)).toString("utf8");
     });
+  }
+
+  /** The captured console tail; opens the console lazily for a running domain found without one. */
+  async #capturedConsole(api: LibvirtApi, instance: Instance, dom: Domain, call: CallOptions): Promise<string> {
+    let capture = this.#consoles.get(instance.uuid);
+    let atBoot = true;
+    if (!capture || capture.closed) {
+      atBoot = false;
+      const status = await this.#status(api, dom, call);
+      const active = status.power === PowerState.RUNNING || status.power === PowerState.PAUSED;
+      // Not running: whatever was captured before it stopped (nothing if it never ran here).
+      if (!active) return capture?.text() ?? "";
+      // Found running (started elsewhere, or its console was taken over): no FORCE, an operator's
+      // interactive session keeps the console.
+      capture = (await this.#attachConsole(api, instance, dom, false, call)) ?? capture;
+      if (!capture) return "";
+    }
+    // Right after a boot (console attached at start) the firmware's first line may still be on its way.
+    const age = Date.now() - capture.openedAt;
+    if (atBoot && age < CONSOLE_BOOT_WAIT_MS) await capture.waitForLine(CONSOLE_BOOT_WAIT_MS - age, call.signal);
+    if (call.signal?.aborted) throw call.signal.reason;
+    return capture.text().slice(-MAX_CONSOLE_BYTES);
+  }
+
+  /**
+   * Opens the domain's first console into a new capture (replacing an older one). `force` takes the
+   * console over from another session (VIR_DOMAIN_CONSOLE_FORCE). A failure is logged, not thrown:
+   * the console is a convenience and must never fail a lifecycle operation.
+   */
+  async #attachConsole(
+    api: LibvirtApi,
+    instance: Instance,
+    dom: Domain,
+    force: boolean,
+    call: CallOptions,
+  ): Promise<ConsoleCapture | undefined> {
+    this.#consoles.get(instance.uuid)?.close();
+    try {
+      const stream = await api.domainOpenConsole(dom, null, force ? Flags.CONSOLE_FORCE : 0, call);
+      if (this.#closed) {
+        stream.destroy();
+        return undefined;
+      }
+      const capture = new ConsoleCapture(stream);
+      this.#consoles.set(instance.uuid, capture);
+      return capture;
+    } catch (err) {
+      this.#log("warn", "console stream unavailable", { instance: instance.uuid, err: libvirtMessage(err) });
+      return undefined;
+    }
+  }
+
+  #closeConsole(uuid: string, forget = false): void {
+    this.#consoles.get(uuid)?.close();
+    if (forget) this.#consoles.delete(uuid);
+  }
+
+  /**
+   * Starts a domain (not paused). With console streams it starts paused, attaches the console
+   * (so nothing from the firmware on is lost), then resumes; those internal PAUSED/RESUMED events
+   * are not reported.
+   */
+  async #startRunning(api: LibvirtApi, instance: Instance, dom: Domain, call: CallOptions): Promise<Domain> {
+    if (!this.#consoleStreams) return api.domainCreateWithFlags(dom, 0, call);
+    this.#quietStarts.set(instance.uuid, Number.POSITIVE_INFINITY);
+    try {
+      const started = await api.domainCreateWithFlags(dom, Flags.START_PAUSED, call);
+      await this.#attachConsole(api, instance, started, true, call);
+      await api.domainResume(started, call);
+      return started;
+    } finally {
+      if (this.#quietStarts.has(instance.uuid)) this.#quietStarts.set(instance.uuid, Date.now() + QUIET_START_MS);
+    }
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -576,7 +673,7 @@ export class LibvirtDriver implements ComputeDriver {
         let dom: Domain | undefined;
         try {
           dom = await api.domainDefineXml(xml, 0, call);
-          dom = await api.domainCreateWithFlags(dom, 0, call);
+          dom = await this.#startRunning(api, instance, dom, call);
           await this.#waitFor(api, dom, call, (s) => s.power === PowerState.RUNNING);
         } catch (err) {
           // Leave nothing behind: a half-spawned instance would block the next attempt.
@@ -596,6 +693,7 @@ export class LibvirtDriver implements ComputeDriver {
         await api.domainDestroy(dom, 0, call).catch(() => undefined);
         await this.#undefine(api, dom, call);
       }
+      this.#closeConsole(instance.uuid, true);
       await this.#deleteDisks(api, instance, call);
     } catch (err) {
       this.#log("warn", "cleanup after a failed spawn failed", { instance: instance.uuid, err: libvirtMessage(err) });
@@ -604,6 +702,8 @@ export class LibvirtDriver implements ComputeDriver {
 
   /** Nova's `_destroy`: tolerant of a missing or already stopped domain. */
   async #destroyDomain(api: LibvirtApi, instance: Instance, dom: Domain, call: CallOptions): Promise<void> {
+    // The stream would end with the domain anyway; what it captured stays readable.
+    this.#closeConsole(instance.uuid);
     for (let attempt = 1; ; attempt++) {
       try {
         await api.domainDestroy(dom, 0, call);
@@ -667,6 +767,7 @@ export class LibvirtDriver implements ComputeDriver {
           await this.#destroyDomain(api, instance, dom, call);
           await this.#undefine(api, dom, call);
         }
+        this.#closeConsole(instance.uuid, true);
         if (options?.destroyDisks ?? true) await this.#deleteDisks(api, instance, call);
       },
       this.#longTimeout(),
@@ -678,8 +779,10 @@ export class LibvirtDriver implements ComputeDriver {
     });
   }
 
-  async #start(api: LibvirtApi, dom: Domain, call: CallOptions, paused = false): Promise<Domain> {
-    const started = await api.domainCreateWithFlags(dom, paused ? Flags.START_PAUSED : 0, call);
+  async #start(api: LibvirtApi, instance: Instance, dom: Domain, call: CallOptions, paused = false): Promise<Domain> {
+    const started = paused
+      ? await api.domainCreateWithFlags(dom, Flags.START_PAUSED, call)
+      : await this.#startRunning(api, instance, dom, call);
     const want = paused ? PowerState.PAUSED : PowerState.RUNNING;
     await this.#waitFor(api, started, call, (s) => s.power === want || s.power === PowerState.RUNNING);
     return started;
@@ -690,7 +793,7 @@ export class LibvirtDriver implements ComputeDriver {
     await this.#destroyDomain(api, instance, dom, call);
     // A fresh boot, not a restore of a suspended image.
     if (await api.domainHasManagedSaveImage(dom, 0, call)) await api.domainManagedSaveRemove(dom, 0, call);
-    await this.#start(api, dom, call);
+    await this.#start(api, instance, dom, call);
   }
 
   reboot(instance: Instance, type: RebootType, options?: OperationOptions): Promise<void> {
@@ -709,7 +812,7 @@ export class LibvirtDriver implements ComputeDriver {
             const waitMs = Math.min((this.#options.softRebootTimeoutSec ?? 120) * 1000, budget / 2);
             const down = await this.#waitFor(api, dom, call, (s) => s.domainState === DomainState.SHUTOFF, waitMs);
             if (down) {
-              await this.#start(api, dom, call);
+              await this.#start(api, instance, dom, call);
               return;
             }
             this.#log("info", "soft reboot timed out, rebooting hard", { instance: instance.uuid });
@@ -781,7 +884,7 @@ export class LibvirtDriver implements ComputeDriver {
           // SHUTDOWN (in progress) or CRASHED: make sure it is off first, as Nova's hard reboot does.
           await this.#destroyDomain(api, instance, dom, call);
         }
-        await this.#start(api, dom, call);
+        await this.#start(api, instance, dom, call);
       },
       this.#longTimeout(),
     );
@@ -867,7 +970,7 @@ export class LibvirtDriver implements ComputeDriver {
         if (await api.domainHasManagedSaveImage(dom, 0, call)) await api.domainManagedSaveRemove(dom, 0, call);
         try {
           const rescued = await api.domainDefineXml(rescueXml, 0, call);
-          await this.#start(api, rescued, call);
+          await this.#start(api, instance, rescued, call);
         } catch (err) {
           // Put the original definition back so the instance is not lost.
           await api.domainDefineXml(originalXml, 0, call).catch(() => undefined);
@@ -893,7 +996,7 @@ export class LibvirtDriver implements ComputeDriver {
         }
         await this.#destroyDomain(api, instance, dom, call);
         const restored = await api.domainDefineXml(facts.rescueOriginalXml, 0, call);
-        await this.#start(api, restored, call);
+        await this.#start(api, instance, restored, call);
         const pool = await this.#ensurePool(api, call);
         await this.#deleteVol(api, pool, `${instance.uuid}_disk${RESCUE_SUFFIX}`, call);
       },
@@ -943,7 +1046,7 @@ export class LibvirtDriver implements ComputeDriver {
               call,
             );
           } finally {
-            if (cold) await this.#start(api, dom, call, before.power === PowerState.PAUSED);
+            if (cold) await this.#start(api, instance, dom, call, before.power === PowerState.PAUSED);
           }
           await options?.onTaskState?.(TaskState.IMAGE_UPLOADING, TaskState.IMAGE_PENDING_UPLOAD);
           const stream = await api.storageVolDownload(copy, {}, call);
@@ -1418,6 +1521,14 @@ export class LibvirtDriver implements ComputeDriver {
   #onEvent(e: DomainLifecycleEvent): void {
     const transition = toLifecycleTransition(e.event, e.detail);
     if (!transition) return;
+    if (transition === "PAUSED" || transition === "RESUMED") {
+      const quietUntil = this.#quietStarts.get(e.domain.uuid);
+      if (quietUntil !== undefined) {
+        if (transition === "RESUMED" || Date.now() > quietUntil) this.#quietStarts.delete(e.domain.uuid);
+        // The pause and resume around attaching the console at start are internal.
+        if (Date.now() <= quietUntil) return;
+      }
+    }
     const event = { instanceUuid: e.domain.uuid, transition, host: this.#host, timestamp: Date.now() };
     for (const l of this.#listeners) {
       try {

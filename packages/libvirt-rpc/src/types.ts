@@ -177,6 +177,9 @@ export const Flags = {
   START_FORCE_BOOT: 8,
   /** virDomainDefineFlags. */
   DEFINE_VALIDATE: 1,
+  /** virDomainConsoleFlags: FORCE takes the console over from another session; SAFE refuses drivers without safe console handling. */
+  CONSOLE_FORCE: 1,
+  CONSOLE_SAFE: 2,
   /** virDomainXMLFlags. */
   XML_SECURE: 1,
   XML_INACTIVE: 2,

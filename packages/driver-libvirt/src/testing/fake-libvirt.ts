@@ -4,6 +4,7 @@
  * daemon errors (`failNext`). Not shipped (excluded from the build).
  */
 import { randomUUID } from "node:crypto";
+import { PassThrough } from "node:stream";
 import {
   DomainState,
   LibvirtError,
@@ -52,6 +53,10 @@ export class FakeLibvirt implements LibvirtApi {
   readonly domains = new Map<string, FakeDomain>();
   readonly volumes = new Map<string, { vol: StorageVol; path: string; data: Uint8Array; capacity: bigint }>();
   readonly pool: StoragePool = { name: "default", uuid: randomUUID() };
+  /** What a domain's console prints when a console stream opens (by uuid; default none). */
+  readonly consoleText = new Map<string, string>();
+  /** Console streams opened, in order, with their domain's uuid. */
+  readonly consoles: { uuid: string; flags: number; stream: PassThrough }[] = [];
   /** Errors to raise on the next call of a method (consumed in order). */
   readonly #failures = new Map<string, Error[]>();
   readonly #listeners = new Set<DomainLifecycleListener>();
@@ -202,10 +207,30 @@ export class FakeLibvirt implements LibvirtApi {
     this.#enter("domainReset", [dom]);
     this.#running(this.#get(dom));
   }
+  async domainOpenConsole(dom: Domain, devName: string | null = null, flags = 0): Promise<ByteStream> {
+    this.#enter("domainOpenConsole", [dom, devName, flags]);
+    const d = this.#get(dom);
+    if (d.state !== DomainState.RUNNING && d.state !== DomainState.PAUSED) {
+      throw daemonError(E.VIR_ERR_OPERATION_INVALID, "domain is not running");
+    }
+    const uuid = d.dom.uuid;
+    const busy = this.consoles.find((c) => c.uuid === uuid && !c.stream.destroyed && !c.stream.writableEnded);
+    if (busy && !(flags & 1)) throw daemonError(E.VIR_ERR_OPERATION_FAILED, "Active console session exists for this domain");
+    busy?.stream.end();
+    const stream = new PassThrough();
+    this.consoles.push({ uuid, flags, stream });
+    const text = this.consoleText.get(uuid);
+    if (text) stream.write(text);
+    return stream;
+  }
+  #endConsoles(uuid: string): void {
+    for (const c of this.consoles) if (c.uuid === uuid && !c.stream.writableEnded) c.stream.end();
+  }
   async domainDestroy(dom: Domain): Promise<void> {
     this.#enter("domainDestroy", [dom]);
     const d = this.#get(dom);
     this.#running(d);
+    this.#endConsoles(d.dom.uuid);
     d.state = DomainState.SHUTOFF;
     d.dom = { ...d.dom, id: -1 };
     this.#emit(d, 5, 1);
