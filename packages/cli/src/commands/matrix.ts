@@ -36,13 +36,6 @@ export function environmentConfigurations(name: string, env: NodeJS.ProcessEnv =
   return [{ label: name, unavailable: "no libvirt daemon configured (set VIRTKIT_LIBVIRT_URI or VIRTKIT_LIBVIRT_SOCKET)" }];
 }
 
-/** Options for a driver's first configuration (kept for callers of the one-column form). */
-export function environmentOptions(name: string, env: NodeJS.ProcessEnv = process.env): { options: string[] } | { unavailable: string } {
-  const first = environmentConfigurations(name, env)[0];
-  if (!first) return { unavailable: "no configuration" };
-  return "unavailable" in first ? { unavailable: first.unavailable } : { options: first.options };
-}
-
 /** `virtkit matrix`: runs every installed driver and writes the support matrix. */
 export default class Matrix extends VirtkitCommand {
   static override summary = "Run every installed driver and write the support matrix (JSON, Markdown, HTML).";
