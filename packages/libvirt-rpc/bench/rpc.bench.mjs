@@ -1,20 +1,47 @@
 // Benchmark: @virtkit/libvirt-rpc vs libvirt's C library (python3-libvirt) on the same private
 // daemon and the same connection type (test:///default through the daemon's UNIX socket).
-//   1. 10,000 sequential domain lookups + get-info: virtkit time / libvirt-python time (target <= 1.0)
-//   2. the same 10,000 with 64 calls in flight: rate vs libvirt-python's sequential rate (target >= 3x)
-//   3. client RSS/heap after GC at 10k, 50k and 100k calls (must not grow with the count)
-// Run with `pnpm --filter @virtkit/libvirt-rpc bench` (node --expose-gc).
+// One unit of work is domainLookupByName("test") + domainGetInfo: 2 RPCs ("calls/s" counts RPCs).
+//   (a) N (10,000) units sequentially: virtkit time / libvirt-python time (goal <= 1.0)
+//   (b) N units with 64 in flight on one virtkit connection vs libvirt-python with 64 threads
+//       sharing ONE connection (libvirt-python releases the GIL during an RPC): rate ratio
+//       virtkit / python (goal >= 1.0); virtkit's rate / python's sequential rate for reference
+//   (c) client heap (and RSS) after GC at 10k, 50k and 100k units: must stay flat
+// Reproducibility: R rounds (BENCH_ROUNDS, default 7); each round runs the virtkit batch and the
+// python batch of a figure back to back, alternating which goes first, and yields one ratio per
+// figure. Reported: median ratio, spread (min-max of the per-round ratios), absolute medians.
+// Python startup, connection and warm-up happen before its own clock starts (it times itself and
+// prints seconds); virtkit warms up once on its long-lived connection and is GC'd before each batch.
+// Last line: `BENCH_JSON {...}` with every figure. Env: BENCH_ROUNDS, BENCH_CALLS (N),
+// BENCH_IN_FLIGHT (64), BENCH_PYTHON (/usr/bin/python3), VIRTKIT_LIBVIRT_SOCKET (else the
+// private daemon is started with scripts/libvirtd.sh).
+// Run with `pnpm --filter @virtkit/libvirt-rpc bench` (node --expose-gc) after building.
 /* global process, console, performance */
 
-import { execFileSync } from "node:child_process";
+import { execFileSync, execFile } from "node:child_process";
+import { readdirSync, statSync } from "node:fs";
+import { cpus, loadavg } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
 import { LibvirtConnection } from "../dist/index.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
+const pkg = join(here, "..");
 const script = join(here, "../../../scripts/libvirtd.sh");
-const N = Number(process.env.BENCH_CALLS ?? 10_000);
+const N = positive("BENCH_CALLS", 10_000);
+const ROUNDS = positive("BENCH_ROUNDS", 7);
+const IN_FLIGHT = positive("BENCH_IN_FLIGHT", 64);
 const PYTHON = process.env.BENCH_PYTHON ?? "/usr/bin/python3";
+const MEMORY_MARKS = [10_000, 50_000, 100_000];
+const GOAL_SEQUENTIAL = 1.0; // virtkit time / python time, at most
+const GOAL_CONCURRENT = 1.0; // virtkit rate / python rate, at least
+const run = promisify(execFile);
+
+function positive(name, fallback) {
+  const v = Number(process.env[name] ?? fallback);
+  if (!Number.isInteger(v) || v < 1) throw new Error(`${name} must be a positive integer, got ${process.env[name]}`);
+  return v;
+}
 
 function daemonSocket() {
   if (process.env.VIRTKIT_LIBVIRT_SOCKET) return process.env.VIRTKIT_LIBVIRT_SOCKET;
@@ -25,33 +52,74 @@ function daemonSocket() {
   return m[1];
 }
 
-const PY = `
-import libvirt, sys, time
-libvirt.registerErrorHandler(lambda *a: None, None)
-c = libvirt.open("test+unix:///default?socket=" + sys.argv[1])
-n = int(sys.argv[2])
-for _ in range(500):
-    c.lookupByName("test").info()
-t = time.perf_counter()
-for _ in range(n):
-    d = c.lookupByName("test")
-    d.info()
-print(time.perf_counter() - t)
-`;
-
-function pythonSeconds(socket) {
-  const out = execFileSync(PYTHON, ["-c", PY, socket, String(N)], { encoding: "utf8" });
-  return Number(out.trim());
+/** True when some non-test source is newer than the compiled client the bench imports. */
+function distOlderThanSrc() {
+  const dist = statSync(join(pkg, "dist/index.js")).mtimeMs;
+  const walk = (dir) =>
+    readdirSync(dir, { withFileTypes: true }).some((e) =>
+      e.isDirectory()
+        ? walk(join(dir, e.name))
+        : e.name.endsWith(".ts") && !e.name.endsWith(".test.ts") && statSync(join(dir, e.name)).mtimeMs > dist,
+    );
+  return walk(join(pkg, "src"));
 }
 
-async function sequential(conn, n) {
+// The python side: argv = socket, units, threads. Prints the seconds its batch took, nothing else.
+// threads > 1: that many threads share the one connection, each doing its share of the units;
+// the clock starts when all of them are ready (a barrier), so thread start-up is not timed.
+const PY = `
+import libvirt, sys, threading, time
+libvirt.registerErrorHandler(lambda *a: None, None)
+sock, n, threads = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+c = libvirt.open("test+unix:///default?socket=" + sock)
+
+def work(k):
+    for _ in range(k):
+        c.lookupByName("test").info()
+
+def batch(n, threads):
+    if threads <= 1:
+        t = time.perf_counter()
+        work(n)
+        return time.perf_counter() - t
+    shares = [n // threads + (1 if i < n % threads else 0) for i in range(threads)]
+    ready = threading.Barrier(threads + 1)
+    def run(k):
+        ready.wait()
+        work(k)
+    ts = [threading.Thread(target=run, args=(k,)) for k in shares]
+    for th in ts:
+        th.start()
+    ready.wait()
+    t = time.perf_counter()
+    for th in ts:
+        th.join()
+    return time.perf_counter() - t
+
+batch(500, 1)
+if threads > 1:
+    batch(max(500, 8 * threads), threads)
+print(batch(n, threads))
+c.close()
+`;
+
+/** One libvirt-python batch in its own process; resolves to the seconds it measured. */
+async function pythonSeconds(socket, units, threads) {
+  // Asynchronous, so the virtkit connection keeps answering the daemon's keepalive meanwhile.
+  const { stdout } = await run(PYTHON, ["-c", PY, socket, String(units), String(threads)], { encoding: "utf8" });
+  const s = Number(stdout.trim().split("\n").at(-1));
+  if (!Number.isFinite(s) || s <= 0) throw new Error(`libvirt-python printed ${JSON.stringify(stdout)}`);
+  return s;
+}
+
+async function unitsSequential(conn, n) {
   for (let i = 0; i < n; i++) {
     const d = await conn.domainLookupByName("test");
     await conn.domainGetInfo(d);
   }
 }
 
-async function concurrent(conn, n, inFlight) {
+async function unitsConcurrent(conn, n, inFlight) {
   let next = 0;
   const worker = async () => {
     while (next < n) {
@@ -60,60 +128,214 @@ async function concurrent(conn, n, inFlight) {
       await conn.domainGetInfo(d);
     }
   };
-  await Promise.all(Array.from({ length: inFlight }, worker));
+  await Promise.all(Array.from({ length: Math.min(inFlight, n) }, worker));
+}
+
+/** Seconds one virtkit batch takes, starting from a collected heap (no earlier batch's garbage). */
+async function virtkitSeconds(fn) {
+  globalThis.gc?.();
+  const t0 = performance.now();
+  await fn();
+  return (performance.now() - t0) / 1000;
 }
 
 function mem() {
   globalThis.gc?.();
   globalThis.gc?.();
   const m = process.memoryUsage();
-  return { rssMiB: +(m.rss / 1048576).toFixed(1), heapMiB: +(m.heapUsed / 1048576).toFixed(2) };
+  return { rssMiB: r2(m.rss / 1048576), heapMiB: r2(m.heapUsed / 1048576) };
 }
 
-const fmt = (s) => `${(s * 1000).toFixed(0)} ms`;
+const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+};
+const r2 = (x) => Math.round(x * 100) / 100;
+const r3 = (x) => Math.round(x * 1000) / 1000;
+const spread = (xs) => ({ median: r3(median(xs)), min: r3(Math.min(...xs)), max: r3(Math.max(...xs)) });
+const rate = (seconds) => (2 * N) / seconds;
+const ms = (s) => `${(s * 1000).toFixed(0)} ms`;
+const perSec = (r) => `${Math.round(r).toLocaleString("en-US")}/s`;
+const pad = (s, w) => String(s).padStart(w);
+const padEnd = (s, w) => String(s).padEnd(w);
+const version = (v) => `${Math.floor(v / 1e6)}.${Math.floor(v / 1e3) % 1000}.${v % 1000}`;
+
+// ---------------------------------------------------------------------------------------------
 
 const socket = daemonSocket();
-console.log(`libvirt-rpc benchmark: ${N} x (lookupByName + getInfo) on test:///default via ${socket}`);
-
+const staleDist = distOlderThanSrc();
+const loadBefore = loadavg().map(r2);
 const conn = await LibvirtConnection.open("test:///default", { socketPath: socket });
-await sequential(conn, 2000); // warm up the JIT
+const daemonVersion = await conn.connectGetLibVersion();
+const pythonLibvirt = Number(
+  execFileSync(PYTHON, ["-c", "import libvirt; print(libvirt.getVersion())"], { encoding: "utf8" }).trim(),
+);
 
-// Alternate runs so neither side benefits from a quieter machine; keep the best of each.
-let py = Infinity;
-let seq = Infinity;
-for (let round = 0; round < 3; round++) {
-  py = Math.min(py, pythonSeconds(socket));
-  const t0 = performance.now();
-  await sequential(conn, N);
-  seq = Math.min(seq, (performance.now() - t0) / 1000);
+console.log(`libvirt-rpc benchmark: lookupByName + getInfo (2 RPCs) on test:///default via ${socket}`);
+console.log(
+  `  ${N.toLocaleString("en-US")} units per batch, ${ROUNDS} rounds, ${IN_FLIGHT} in flight / python threads; ` +
+    `libvirtd ${daemonVersion.major}.${daemonVersion.minor}.${daemonVersion.release}, ` +
+    `python3-libvirt ${version(pythonLibvirt)}, node ${process.version}, ${cpus().length} CPUs, load ${loadBefore.join(" ")}`,
+);
+if (staleDist) console.log("  NOTE: src/ is newer than dist/: the figures are for the last build, not the current source");
+
+// Warm up the JIT and the connection on both paths.
+await unitsSequential(conn, 2000);
+await unitsConcurrent(conn, 4000, IN_FLIGHT);
+
+const rounds = [];
+for (let round = 0; round < ROUNDS; round++) {
+  const virtkitFirst = round % 2 === 0;
+  const pair = async (vk, py) => {
+    if (virtkitFirst) {
+      const v = await vk();
+      return { virtkit: v, python: await py() };
+    }
+    const p = await py();
+    return { virtkit: await vk(), python: p };
+  };
+  const seq = await pair(
+    () => virtkitSeconds(() => unitsSequential(conn, N)),
+    () => pythonSeconds(socket, N, 1),
+  );
+  const par = await pair(
+    () => virtkitSeconds(() => unitsConcurrent(conn, N, IN_FLIGHT)),
+    () => pythonSeconds(socket, N, IN_FLIGHT),
+  );
+  const r = {
+    round: round + 1,
+    first: virtkitFirst ? "virtkit" : "python",
+    sequential: { virtkitMs: r2(seq.virtkit * 1000), pythonMs: r2(seq.python * 1000), ratio: r3(seq.virtkit / seq.python) },
+    concurrent: {
+      virtkitMs: r2(par.virtkit * 1000),
+      pythonMs: r2(par.python * 1000),
+      ratio: r3(rate(par.virtkit) / rate(par.python)),
+      vsPythonSequential: r3(rate(par.virtkit) / rate(seq.python)),
+    },
+  };
+  rounds.push(r);
+  console.log(
+    `  round ${r.round}/${ROUNDS} (${r.first} first): (a) ${ms(seq.virtkit)} vs ${ms(seq.python)} = ${r.sequential.ratio.toFixed(2)}` +
+      `  (b) ${ms(par.virtkit)} vs ${ms(par.python)} = ${r.concurrent.ratio.toFixed(2)}x`,
+  );
 }
-let par = Infinity;
-for (let round = 0; round < 3; round++) {
-  const t0 = performance.now();
-  await concurrent(conn, N, 64);
-  par = Math.min(par, (performance.now() - t0) / 1000);
-}
 
-const pyRate = (2 * N) / py;
-const seqRate = (2 * N) / seq;
-const parRate = (2 * N) / par;
-console.log(`(1) sequential: libvirt-python ${fmt(py)} (${pyRate.toFixed(0)} calls/s), virtkit ${fmt(seq)} (${seqRate.toFixed(0)} calls/s)`);
-console.log(`    ratio virtkit/libvirt-python = ${(seq / py).toFixed(2)} (target <= 1.0) ${seq / py <= 1 ? "PASS" : "MISS"}`);
-console.log(`(2) 64 in flight: virtkit ${fmt(par)} (${parRate.toFixed(0)} calls/s)`);
-console.log(`    rate vs libvirt-python sequential = ${(parRate / pyRate).toFixed(2)}x (target >= 3x) ${parRate / pyRate >= 3 ? "PASS" : "MISS"}`);
-
-// (3) memory: 100,000 lookup+getInfo pairs with 64 in flight, sampled after GC.
-const samples = [];
+// (c) memory: cumulative units with IN_FLIGHT in flight, sampled after GC.
+const memBase = mem();
+const memory = [];
 let done = 0;
-const base = mem();
-for (const mark of [10_000, 50_000, 100_000]) {
-  await concurrent(conn, mark - done, 64);
+for (const mark of MEMORY_MARKS) {
+  await unitsConcurrent(conn, mark - done, IN_FLIGHT);
   done = mark;
-  samples.push({ calls: mark, ...mem() });
+  memory.push({ units: mark, ...mem() });
 }
-console.log(`(3) memory after GC (baseline rss ${base.rssMiB} MiB, heap ${base.heapMiB} MiB):`);
-for (const s of samples) console.log(`    ${String(s.calls).padStart(6)} calls: rss ${s.rssMiB} MiB, heap ${s.heapMiB} MiB`);
-const growth = samples[2].heapMiB - samples[0].heapMiB;
-console.log(`    heap growth 10k -> 100k: ${growth.toFixed(2)} MiB ${Math.abs(growth) < 2 ? "PASS (flat)" : "CHECK"}`);
-
 await conn.close();
+const loadAfter = loadavg().map(r2);
+
+// ---------------------------------------------------------------------------------------------
+
+const seqRatio = spread(rounds.map((r) => r.sequential.ratio));
+const parRatio = spread(rounds.map((r) => r.concurrent.ratio));
+const parVsSeq = spread(rounds.map((r) => r.concurrent.vsPythonSequential));
+const med = (pick) => median(rounds.map(pick)) / 1000;
+const seqVk = med((r) => r.sequential.virtkitMs);
+const seqPy = med((r) => r.sequential.pythonMs);
+const parVk = med((r) => r.concurrent.virtkitMs);
+const parPy = med((r) => r.concurrent.pythonMs);
+const heapGrowth = r2(memory.at(-1).heapMiB - memory[0].heapMiB);
+const passSeq = seqRatio.median <= GOAL_SEQUENTIAL;
+const passPar = parRatio.median >= GOAL_CONCURRENT;
+const flat = Math.abs(heapGrowth) < 2;
+
+const row = (what, vk, py, ratio, range, goal, pass) =>
+  console.log(
+    `${padEnd(what, 40)}${pad(vk, 24)}${pad(py, 24)}${pad(ratio, 8)}${pad(range, 13)}  ${padEnd(goal, 8)}${pass}`,
+  );
+console.log("");
+row("figure", "virtkit median", "libvirt-python median", "ratio", "spread", "goal", "");
+row(
+  `(a) ${N.toLocaleString("en-US")} sequential, time`,
+  `${ms(seqVk)} ${perSec(rate(seqVk))}`,
+  `${ms(seqPy)} ${perSec(rate(seqPy))}`,
+  seqRatio.median.toFixed(2),
+  `${seqRatio.min.toFixed(2)}-${seqRatio.max.toFixed(2)}`,
+  `<= ${GOAL_SEQUENTIAL.toFixed(1)}`,
+  passSeq ? "PASS" : "MISS",
+);
+row(
+  `(b) ${IN_FLIGHT} in flight vs ${IN_FLIGHT} threads, rate`,
+  `${ms(parVk)} ${perSec(rate(parVk))}`,
+  `${ms(parPy)} ${perSec(rate(parPy))}`,
+  `${parRatio.median.toFixed(2)}x`,
+  `${parRatio.min.toFixed(2)}-${parRatio.max.toFixed(2)}`,
+  `>= ${GOAL_CONCURRENT.toFixed(1)}x`,
+  passPar ? "PASS" : "MISS",
+);
+row(
+  "    (ref) vs python sequential, rate",
+  `${perSec(rate(parVk))}`,
+  `${perSec(rate(seqPy))}`,
+  `${parVsSeq.median.toFixed(2)}x`,
+  `${parVsSeq.min.toFixed(2)}-${parVsSeq.max.toFixed(2)}`,
+  "",
+  "",
+);
+console.log(
+  `(c) heap after GC, baseline ${memBase.heapMiB} MiB: ` +
+    memory.map((m) => `${m.units / 1000}k ${m.heapMiB} MiB (rss ${m.rssMiB})`).join(", ") +
+    `; growth 10k->100k ${heapGrowth} MiB, goal flat (< 2 MiB) ${flat ? "PASS" : "MISS"}`,
+);
+console.log(
+  "(medians over rounds; ratio = median of per-round ratios; spread = min-max of per-round ratios; " +
+    "a unit = lookup + getInfo, rates in RPCs/s)",
+);
+console.log(`load average before ${loadBefore.join(" ")}, after ${loadAfter.join(" ")}`);
+// Other work on the machine skews single rounds; the spread shows how much, this says why.
+const busy = Math.max(loadBefore[0], loadAfter[0]) > cpus().length;
+if (busy) console.log(`WARNING: load average above ${cpus().length} (CPUs): other work competed, figures are noisy; rerun on a quiet machine`);
+
+console.log(
+  "BENCH_JSON " +
+    JSON.stringify({
+      bench: "libvirt-rpc",
+      uri: "test+unix:///default",
+      unit: "domainLookupByName + domainGetInfo (2 RPCs)",
+      units: N,
+      rounds: ROUNDS,
+      inFlight: IN_FLIGHT,
+      environment: {
+        node: process.version,
+        libvirtd: `${daemonVersion.major}.${daemonVersion.minor}.${daemonVersion.release}`,
+        pythonLibvirt: version(pythonLibvirt),
+        cpus: cpus().length,
+        loadBefore,
+        loadAfter,
+        busy,
+        distOlderThanSrc: staleDist,
+      },
+      sequential: {
+        goal: `ratio <= ${GOAL_SEQUENTIAL}`,
+        ratio: seqRatio,
+        virtkitMs: r2(seqVk * 1000),
+        pythonMs: r2(seqPy * 1000),
+        virtkitRpcPerSec: Math.round(rate(seqVk)),
+        pythonRpcPerSec: Math.round(rate(seqPy)),
+        pass: passSeq,
+      },
+      concurrent: {
+        goal: `ratio >= ${GOAL_CONCURRENT}`,
+        pythonThreads: IN_FLIGHT,
+        ratio: parRatio,
+        vsPythonSequential: parVsSeq,
+        virtkitMs: r2(parVk * 1000),
+        pythonMs: r2(parPy * 1000),
+        virtkitRpcPerSec: Math.round(rate(parVk)),
+        pythonRpcPerSec: Math.round(rate(parPy)),
+        pass: passPar,
+      },
+      memory: { baseline: memBase, samples: memory, heapGrowthMiB: heapGrowth, flat },
+      perRound: rounds,
+      pass: passSeq && passPar && flat,
+    }),
+);

@@ -185,6 +185,48 @@ describe("LibvirtConnection over the mock daemon", () => {
     expect(pings.every((p) => p === 1)).toBe(true);
   });
 
+  it("declares a peer dead that trickles bytes of a frame it never completes", async () => {
+    // timeoutMs 0: without keepalive, the pending call would wait forever.
+    const { mock, conn } = await open(new MockLibvirtd(), { keepalive: { intervalMs: 100, count: 3 }, timeoutMs: 0 });
+    mock.on(Proc.CONNECT_GET_HOSTNAME, () => "no-reply");
+    const call = conn.connectGetHostname();
+    // Half a frame that declares 64 KiB, then one byte every 20 ms: bytes keep coming, no message ever does.
+    const head = mockPacket(Proc.CONNECT_GET_HOSTNAME, MessageType.REPLY, 1, MessageStatus.OK);
+    head.writeUInt32BE(64 * 1024, 0);
+    mock.last.send(head.subarray(0, 14));
+    const trickle = setInterval(() => mock.last.send(Buffer.from([0])), 20);
+    try {
+      // Dead after about 300 ms; the generous bound only separates "declared dead" from "never".
+      const outcome = await Promise.race([
+        call.then(
+          () => "resolved",
+          (err: unknown) => err,
+        ),
+        new Promise((r) => setTimeout(r, 5000, "still pending after 5 s")),
+      ]);
+      expect(outcome).toBeInstanceOf(LibvirtConnectionClosedError);
+      expect((outcome as Error).message).toMatch(/keepalive/);
+      expect(conn.isOpen).toBe(false);
+      await expect(conn.connectGetHostname()).rejects.toBeInstanceOf(LibvirtConnectionClosedError);
+    } finally {
+      clearInterval(trickle);
+      await conn.close();
+    }
+  }, 15_000);
+
+  it("stays alive on the daemon's PING messages alone", async () => {
+    // Dead would be declared after 500 ms without a message; watch for well over that.
+    const { mock, conn } = await open(new MockLibvirtd(), { keepalive: { intervalMs: 100, count: 5 }, timeoutMs: 0 });
+    const ping = setInterval(() => mock.last.send(fixtures.keepalivePing()), 25);
+    try {
+      await new Promise((r) => setTimeout(r, 1200));
+      expect(conn.isOpen).toBe(true);
+    } finally {
+      clearInterval(ping);
+      await conn.close();
+    }
+  });
+
   it("stays alive while the peer answers keepalive pings", async () => {
     const mock = new MockLibvirtd();
     mock.onAnyPacket = (h, _p, c) => {

@@ -277,7 +277,7 @@ export class RpcClient {
       (idle) =>
         this.destroy(
           new LibvirtConnectionClosedError(
-            `libvirt connection is dead: no traffic from the daemon for ${idle} ms (keepalive)`,
+            `libvirt connection is dead: no complete message from the daemon for ${idle} ms (keepalive)`,
           ),
         ),
     );
@@ -309,7 +309,7 @@ export class RpcClient {
 
   private onData(chunk: Buffer): void {
     if (this.closeError) return;
-    this.keepalive?.touch();
+    // No keepalive touch here: bytes of a frame that never completes are not a sign of life.
     try {
       this.decoder.push(chunk, (packet) => this.onPacket(packet));
     } catch (err) {
@@ -324,6 +324,8 @@ export class RpcClient {
   }
 
   private onPacket(packet: Buffer): void {
+    // Liveness is a whole message, keepalive PING/PONG included.
+    this.keepalive?.touch();
     const prog = packet.readUInt32BE(4);
     const proc = packet.readInt32BE(12);
     const type = packet.readInt32BE(16);

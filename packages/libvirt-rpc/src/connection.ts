@@ -4,10 +4,15 @@
 
 import { RpcClient, type Decoder, type Encoder } from "./client.js";
 import { type ConnectUriOptions, type ParsedConnectUri, parseConnectUri, resolveConnectUri } from "./connect-uri.js";
-import { LibvirtAuthUnsupportedError, LibvirtConnectionClosedError } from "./errors.js";
+import {
+  LibvirtAbortedError,
+  LibvirtAuthUnsupportedError,
+  LibvirtConnectionClosedError,
+  LibvirtTimeoutError,
+} from "./errors.js";
 import { EventRegistry, type DomainLifecycleListener, type EventSubscription } from "./events.js";
 import { DEFAULT_KEEPALIVE, type KeepaliveOptions } from "./keepalive.js";
-import { DrvFeature, Limits, Proc } from "./procedures.js";
+import { DrvFeature, Limits, Proc, procName } from "./procedures.js";
 import { ReconnectingClient, type ReconnectOptions } from "./reconnecting-client.js";
 import { LibvirtReadStream, LibvirtWriteStream } from "./stream.js";
 import type { Dialer } from "./transport/dialer.js";
@@ -55,7 +60,10 @@ export interface LibvirtConnectOptions extends ConnectUriOptions {
   readOnly?: boolean;
   /** Default timeout of every call (ms, default 60 000; 0 disables). */
   timeoutMs?: number;
-  /** Timeout for dialing and the open handshake (ms, default 30 000). */
+  /**
+   * Timeout for dialing and the open handshake together (ms, default 30 000; 0 disables). A dial
+   * that runs out fails with `LibvirtConnectionClosedError`, a handshake with `LibvirtTimeoutError`.
+   */
   connectTimeoutMs?: number;
   /** Cancels opening. */
   signal?: AbortSignal;
@@ -167,52 +175,81 @@ export class LibvirtConnection implements AsyncDisposable {
   /** Dial, then run the open handshake: auth list, CONNECT_OPEN, keepalive negotiation. */
   private async openLink(): Promise<RpcClient> {
     const o = this.options;
-    const timeout = AbortSignal.timeout(o.connectTimeoutMs ?? 30_000);
-    const signal = o.signal ? AbortSignal.any([o.signal, timeout]) : timeout;
-    let socket;
+    const where = this.dialer.description ?? this.uri.uri;
+    const timeoutMs = o.connectTimeoutMs ?? 30_000;
+    // Our own deadline rather than AbortSignal.timeout: its firing must read as a timeout, while
+    // only the caller's signal reads as an abort.
+    const deadline = new AbortController();
+    let step = "dial";
+    const timer =
+      timeoutMs > 0 && Number.isFinite(timeoutMs)
+        ? setTimeout(() => {
+            const message =
+              step === "dial"
+                ? `dialing ${where} timed out after ${timeoutMs} ms`
+                : `libvirt open handshake with ${where} timed out after ${timeoutMs} ms (no answer to ${step})`;
+            deadline.abort(new LibvirtTimeoutError(step, timeoutMs, { message }));
+          }, timeoutMs)
+        : undefined;
+    const signal = o.signal ? AbortSignal.any([o.signal, deadline.signal]) : deadline.signal;
+    // The caller aborting wins over a deadline that fired at the same moment.
+    const timedOut = (): LibvirtTimeoutError | undefined =>
+      !o.signal?.aborted && deadline.signal.reason instanceof LibvirtTimeoutError ? deadline.signal.reason : undefined;
     try {
-      socket = await this.dialer.dial(signal);
-    } catch (err) {
-      throw new LibvirtConnectionClosedError(
-        `cannot connect to libvirtd at ${this.dialer.description ?? this.uri.uri}: ${(err as Error).message}`,
-        { cause: err },
-      );
-    }
-    const client = new RpcClient(socket, { defaultTimeoutMs: o.timeoutMs, maxPacketBytes: o.maxPacketBytes });
-    this.events.attach(client);
-    const opts: CallOptions = { signal, timeoutMs: o.connectTimeoutMs ?? 30_000 };
-    try {
-      const auth = await client.call(
-        Proc.AUTH_LIST,
-        null,
-        (r) => r.array((rr) => rr.int(), Limits.AUTH_TYPE_LIST_MAX),
-        opts,
-      );
-      if (auth.length > 0 && !auth.includes(REMOTE_AUTH_NONE)) throw new LibvirtAuthUnsupportedError(auth);
-      await client.call(
-        Proc.CONNECT_OPEN,
-        (w) => {
-          w.optString(this.uri.openName);
-          w.uint(o.readOnly ? VIR_CONNECT_RO : 0);
-        },
-        null,
-        opts,
-      );
-      if (o.keepalive !== false) {
-        // Advertising keepalive support also makes the daemon ping us.
-        const supported = await client.call(
-          Proc.CONNECT_SUPPORTS_FEATURE,
-          (w) => w.int(DrvFeature.PROGRAM_KEEPALIVE),
-          readBoolInt,
+      let socket;
+      try {
+        socket = await this.dialer.dial(signal);
+      } catch (err) {
+        const timeout = timedOut();
+        throw new LibvirtConnectionClosedError(
+          `cannot connect to libvirtd at ${where}: ${timeout ? `timed out after ${timeoutMs} ms` : (err as Error).message}`,
+          { cause: timeout ?? err },
+        );
+      }
+      const client = new RpcClient(socket, { defaultTimeoutMs: o.timeoutMs, maxPacketBytes: o.maxPacketBytes });
+      this.events.attach(client);
+      // The deadline bounds the whole handshake; without one, each call keeps the default timeout.
+      const opts: CallOptions = timer ? { signal, timeoutMs: 0 } : { signal };
+      try {
+        step = procName(Proc.AUTH_LIST);
+        const auth = await client.call(
+          Proc.AUTH_LIST,
+          null,
+          (r) => r.array((rr) => rr.int(), Limits.AUTH_TYPE_LIST_MAX),
           opts,
         );
-        if (supported) client.startKeepalive(o.keepalive ?? DEFAULT_KEEPALIVE);
+        if (auth.length > 0 && !auth.includes(REMOTE_AUTH_NONE)) throw new LibvirtAuthUnsupportedError(auth);
+        step = procName(Proc.CONNECT_OPEN);
+        await client.call(
+          Proc.CONNECT_OPEN,
+          (w) => {
+            w.optString(this.uri.openName);
+            w.uint(o.readOnly ? VIR_CONNECT_RO : 0);
+          },
+          null,
+          opts,
+        );
+        if (o.keepalive !== false) {
+          step = procName(Proc.CONNECT_SUPPORTS_FEATURE);
+          // Advertising keepalive support also makes the daemon ping us.
+          const supported = await client.call(
+            Proc.CONNECT_SUPPORTS_FEATURE,
+            (w) => w.int(DrvFeature.PROGRAM_KEEPALIVE),
+            readBoolInt,
+            opts,
+          );
+          if (supported) client.startKeepalive(o.keepalive ?? DEFAULT_KEEPALIVE);
+        }
+      } catch (err) {
+        // A handshake call aborted by our deadline is a timeout; by the caller, an abort.
+        const failure = (err instanceof LibvirtAbortedError ? timedOut() : undefined) ?? err;
+        client.destroy(failure instanceof Error ? failure : undefined);
+        throw failure;
       }
-    } catch (err) {
-      client.destroy(err instanceof Error ? err : undefined);
-      throw err;
+      return client;
+    } finally {
+      if (timer) clearTimeout(timer);
     }
-    return client;
   }
 
   /** Issue one call on the current (or a re-opened) link. */

@@ -116,16 +116,20 @@ export class LibvirtProtocolError extends LibvirtRpcError {
   }
 }
 
-/** A call got no reply within its timeout. A late reply is discarded. */
+/**
+ * A call, or the dial-and-handshake of opening a connection, did not complete within its timeout.
+ * A late reply is discarded.
+ */
 export class LibvirtTimeoutError extends LibvirtRpcError {
   override readonly code = "LIBVIRT_TIMEOUT" as const;
   override readonly name = "LibvirtTimeoutError";
-  /** Procedure that timed out. */
+  /** Procedure that timed out (for an open: the handshake call that got no answer). */
   readonly procedure: string;
   /** The timeout that elapsed. */
   readonly timeoutMs: number;
-  constructor(procedure: string, timeoutMs: number) {
-    super(`libvirt call ${procedure} timed out after ${timeoutMs} ms`);
+  /** `message` replaces the default "libvirt call X timed out after N ms". */
+  constructor(procedure: string, timeoutMs: number, options?: { message?: string }) {
+    super(options?.message ?? `libvirt call ${procedure} timed out after ${timeoutMs} ms`);
     brand(this, this.code);
     this.procedure = procedure;
     this.timeoutMs = timeoutMs;

@@ -1,11 +1,12 @@
-// Keepalive (virkeepaliveprotocol): after `intervalMs` without any traffic from the daemon we send a
-// PING; after `intervalMs * count` without traffic the peer is declared dead.
+// Keepalive (virkeepaliveprotocol): after `intervalMs` without a complete message from the daemon
+// we send a PING; after `intervalMs * count` without one the peer is declared dead. Like libvirt,
+// only whole messages count: a peer stuck mid-frame (or trickling bytes) is not alive.
 
 /** Keepalive settings; libvirt's client defaults are 5 s and 5. */
 export interface KeepaliveOptions {
   /** Idle time before a PING is sent (ms). */
   intervalMs: number;
-  /** Number of intervals without traffic after which the connection is closed. */
+  /** Number of intervals without a complete message after which the connection is closed. */
   count: number;
 }
 
@@ -43,7 +44,7 @@ export class Keepalive {
     this.timer = undefined;
   }
 
-  /** Record inbound traffic. */
+  /** Record a complete inbound message. */
   touch(): void {
     this.lastRx = this.now();
   }

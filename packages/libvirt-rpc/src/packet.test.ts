@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { LibvirtProtocolError } from "./errors.js";
-import { MessageType, PacketDecoder, REMOTE_PROGRAM, encodePacket, readHeader } from "./packet.js";
+import { DEFAULT_MAX_PACKET, MessageType, PacketDecoder, REMOTE_PROGRAM, encodePacket, readHeader } from "./packet.js";
 
 const header = { prog: REMOTE_PROGRAM, vers: 1, proc: 59, type: MessageType.REPLY, serial: 7, status: 0 };
 
@@ -31,5 +31,107 @@ describe("packet framing", () => {
     expect(() => new PacketDecoder(1024).push(Buffer.from([0, 0, 8, 0]), () => undefined)).toThrow(/exceeds/);
     // Over the default 32 MiB limit, detected from the length word alone.
     expect(() => new PacketDecoder().push(Buffer.from([0x04, 0, 0, 0]), () => undefined)).toThrow(/exceeds/);
+  });
+});
+
+/** Seeded PRNG (mulberry32) so a failing split can be replayed from the printed seed. */
+function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+describe("packet decoder cost", () => {
+  it(
+    "decodes a 32 MiB packet whose length word straddles two reads, then arrives in 64 KiB pieces, in linear time",
+    () => {
+      const size = DEFAULT_MAX_PACKET;
+      const big = encodePacket({ ...header, type: MessageType.STREAM }, Buffer.alloc(size - 28, 0xab));
+      const tail = encodePacket({ ...header, serial: 9 }, Buffer.from([1, 2, 3, 4]));
+      const stream = Buffer.concat([big, tail]);
+      // 2 bytes of the length word in the first read, the other 2 at the start of the second.
+      const pieces = [stream.subarray(0, 2)];
+      for (let at = 2; at < stream.length; at += 64 * 1024) pieces.push(stream.subarray(at, at + 64 * 1024));
+      const d = new PacketDecoder();
+      const got: Buffer[] = [];
+      // The quadratic decoder needs tens of seconds here; a linear one well under a second.
+      const boundMs = 3000;
+      const t0 = performance.now();
+      let fed = 0;
+      for (const piece of pieces) {
+        d.push(piece, (p) => got.push(Buffer.from(p)));
+        fed++;
+        if (performance.now() - t0 > boundMs) break;
+      }
+      const elapsed = performance.now() - t0;
+      expect(
+        fed,
+        `only ${fed} of ${pieces.length} pieces decoded in ${elapsed.toFixed(0)} ms`,
+      ).toBe(pieces.length);
+      expect(got.map((p) => p.length)).toEqual([size, tail.length]);
+      expect(got[0]?.equals(big)).toBe(true);
+      expect(got[1]?.equals(tail)).toBe(true);
+      expect(d.pending).toBe(0);
+    },
+    60_000,
+  );
+
+  it("yields the same packets for any split of a stream of packets", () => {
+    const seed = Number(process.env.FUZZ_SEED ?? 0xdec0de);
+    const next = rng(seed);
+    for (let iter = 0; iter < 300; iter++) {
+      const packets: Buffer[] = [];
+      const count = 1 + Math.floor(next() * 6);
+      for (let i = 0; i < count; i++) {
+        // Mostly small bodies, sometimes one larger than a typical read.
+        const len = next() < 0.15 ? Math.floor(next() * 200_000) : Math.floor(next() * 64);
+        const body = Buffer.alloc(len);
+        for (let j = 0; j < Math.min(len, 16); j++) body[j] = Math.floor(next() * 256);
+        packets.push(encodePacket({ ...header, serial: iter * 10 + i }, body));
+      }
+      const stream = Buffer.concat(packets);
+      const d = new PacketDecoder();
+      const got: Buffer[] = [];
+      let at = 0;
+      while (at < stream.length) {
+        // Piece sizes from 0 (empty read) through 1-3 bytes (split length word) to several packets.
+        const r = next();
+        const n = r < 0.05 ? 0 : r < 0.4 ? 1 + Math.floor(next() * 4) : r < 0.8 ? Math.floor(next() * 100) : Math.floor(next() * 300_000);
+        // Copy each piece, like separate socket reads.
+        d.push(Buffer.from(stream.subarray(at, at + n)), (p) => got.push(Buffer.from(p)));
+        at += n;
+      }
+      const where = `seed ${seed}, iteration ${iter}`;
+      expect(got.length, where).toBe(packets.length);
+      for (let i = 0; i < packets.length; i++) expect(got[i]?.equals(packets[i] as Buffer), where).toBe(true);
+      expect(d.pending, where).toBe(0);
+    }
+  });
+
+  it("reports bytes waiting for the rest of a packet", () => {
+    const p = encodePacket(header, Buffer.alloc(100, 7));
+    const d = new PacketDecoder();
+    const got: Buffer[] = [];
+    d.push(p.subarray(0, 1), (x) => got.push(x));
+    d.push(p.subarray(1, 3), (x) => got.push(x));
+    expect(d.pending).toBe(3);
+    d.push(p.subarray(3, 50), (x) => got.push(x));
+    expect(d.pending).toBe(50);
+    d.push(Buffer.concat([p.subarray(50), p.subarray(0, 2)]), (x) => got.push(Buffer.from(x)));
+    expect(got).toHaveLength(1);
+    expect(got[0]?.equals(p)).toBe(true);
+    expect(d.pending).toBe(2);
+  });
+
+  it("rejects an impossible length word split across reads", () => {
+    const d = new PacketDecoder(1024);
+    d.push(Buffer.from([0]), () => undefined);
+    d.push(Buffer.from([0, 8]), () => undefined);
+    expect(() => d.push(Buffer.from([0]), () => undefined)).toThrow(/exceeds/);
   });
 });

@@ -119,10 +119,14 @@ export function readHeader(packet: Buffer): PacketHeader {
 /**
  * Splits a byte stream into packets. `push` returns complete packets (each a Buffer that starts at
  * the length word) and throws `LibvirtProtocolError` on an impossible length word.
+ * Cost is linear in the bytes received: a partial packet is held as a list of chunks, its length
+ * is read once, and the chunks are joined once, when the packet is complete.
  */
 export class PacketDecoder {
   private chunks: Buffer[] = [];
   private buffered = 0;
+  /** Length of the packet being assembled; 0 until its length word is complete. */
+  private need = 0;
 
   constructor(private readonly maxPacket = DEFAULT_MAX_PACKET) {}
 
@@ -133,42 +137,52 @@ export class PacketDecoder {
 
   /** Feed bytes; calls `onPacket` for each complete packet, in order. */
   push(chunk: Buffer, onPacket: (packet: Buffer) => void): void {
-    let data: Buffer;
-    if (this.buffered === 0) {
-      data = chunk;
-    } else {
+    let data = chunk;
+    if (this.buffered > 0) {
       this.chunks.push(chunk);
       this.buffered += chunk.length;
-      // Wait without concatenating until the declared packet is complete.
-      if (this.buffered >= LEN_SIZE) {
-        const first = this.chunks[0] as Buffer;
-        const need = first.length >= LEN_SIZE ? this.check(first.readUInt32BE(0)) : this.check(this.peekLength());
-        if (this.buffered < need) return;
-      } else {
-        return;
+      if (this.need === 0) {
+        if (this.buffered < LEN_SIZE) return;
+        this.need = this.check(this.readLength());
       }
-      data = Buffer.concat(this.chunks, this.buffered);
+      if (this.buffered < this.need) return;
+      // Held bytes are always fewer than `need`, so the overshoot lies within this chunk.
+      const over = this.buffered - this.need;
+      const packet = Buffer.concat(this.chunks, this.need);
       this.chunks = [];
       this.buffered = 0;
+      this.need = 0;
+      onPacket(packet);
+      if (over === 0) return;
+      data = chunk.subarray(chunk.length - over);
     }
     let off = 0;
     while (data.length - off >= LEN_SIZE) {
       const len = this.check(data.readUInt32BE(off));
-      if (data.length - off < len) break;
+      if (data.length - off < len) {
+        this.need = len;
+        break;
+      }
       onPacket(data.subarray(off, off + len));
       off += len;
     }
     if (off < data.length) {
-      // Keep our own copy: the caller may reuse its chunk buffer.
+      // Socket chunks are never reused by Node, so holding a view is safe.
       const rest = data.subarray(off);
       this.chunks = [rest];
       this.buffered = rest.length;
     }
   }
 
-  private peekLength(): number {
-    const head = Buffer.concat(this.chunks, this.buffered).subarray(0, LEN_SIZE);
-    return head.readUInt32BE(0);
+  /** The length word of the held bytes, which may be spread over up to four chunks. */
+  private readLength(): number {
+    let len = 0;
+    let got = 0;
+    for (const c of this.chunks) {
+      for (let i = 0; i < c.length && got < LEN_SIZE; i++, got++) len = len * 256 + (c[i] ?? 0);
+      if (got === LEN_SIZE) break;
+    }
+    return len;
   }
 
   private check(len: number): number {

@@ -82,7 +82,9 @@ export class LibvirtReadStream extends Readable implements StreamSink {
   /** @internal */
   onClose(err: Error): void {
     this.client.resumeReading(this);
-    if (this.state !== "done") this.destroy(err);
+    // A stream whose reader already stopped listening (or never got it, its open call having
+    // failed) must not turn the link's death into an uncaught 'error' event.
+    if (this.state !== "done") this.destroy(this.listenerCount("error") > 0 ? err : undefined);
   }
 
   private fail(err: Error): void {
