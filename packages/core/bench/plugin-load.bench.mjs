@@ -129,6 +129,15 @@ try {
     );
   }
   if (fakeFirst !== undefined) console.log(`${"fake, first import (one-off)".padEnd(30)} ${fmt(fakeFirst)}`);
+  console.log(
+    `BENCH_JSON ${JSON.stringify({
+      bench: "plugin-load",
+      iterations: ITERATIONS,
+      targetMs: TARGET_MS,
+      rows: rows.map((r) => ({ label: r.label, medianMs: r.median, p95Ms: r.p95, meanMs: r.mean })),
+      ...(fakeFirst !== undefined ? { fakeFirstImportMs: fakeFirst } : {}),
+    })}`,
+  );
   if (rows.some((r) => r.median >= TARGET_MS)) process.exitCode = 1;
 } finally {
   rmSync(dir, { recursive: true, force: true });

@@ -118,6 +118,20 @@ describe("ComputeService lifecycle", () => {
     expect(driver.callsOf("spawn")).toEqual([]);
   });
 
+  it("refuses an upper-case uuid and the nil uuid naming the field, before any driver call", async () => {
+    const { service, driver, store } = setup();
+    for (const [uuid, reason] of [
+      ["3F1C2B9E-5A4D-4C3B-8A2F-1E0D9C8B7A6F", "lower-case"],
+      ["00000000-0000-0000-0000-000000000000", "nil uuid"],
+    ] as const) {
+      const err = await service.boot(testInstance({ uuid })).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(InvalidInputError);
+      expect(err).toMatchObject({ field: "instance.uuid", reason: expect.stringContaining(reason) });
+    }
+    expect(await store.list()).toEqual([]);
+    expect(driver.callsOf("spawn")).toEqual([]);
+  });
+
   it("refuses a duplicate uuid or name", async () => {
     const { service, uuid, vm } = await booted();
     await expect(service.boot({ ...testInstance(), uuid })).rejects.toBeInstanceOf(InstanceExistsError);

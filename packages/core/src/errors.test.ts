@@ -38,6 +38,8 @@ const ARGS: Record<string, unknown[]> = {
   InstanceExistsError: ["i-1"],
   OperationTimeoutError: ["spawn", 1000],
   OperationAbortedError: ["spawn"],
+  StorageUnavailableError: ["default", "not active"],
+  InsufficientStorageError: ["default", "needs 10 GiB"],
 };
 
 function make(cls: AnyErrorClass, options?: errors.VirtkitErrorOptions): errors.VirtkitError {

@@ -361,6 +361,36 @@ export class OperationAbortedError extends VirtkitError {
   }
 }
 
+/** The storage pool that holds instance disks is missing, inactive or cannot be started. */
+export class StorageUnavailableError extends VirtkitError {
+  static readonly CODE = "VIRTKIT_STORAGE_UNAVAILABLE";
+  override readonly code = "VIRTKIT_STORAGE_UNAVAILABLE" as const;
+  override name = "StorageUnavailableError";
+  constructor(
+    readonly pool: string,
+    readonly reason: string,
+    options?: VirtkitErrorOptions,
+  ) {
+    super(`Storage pool ${pool} is not usable: ${reason}`, options);
+    brand(this, StorageUnavailableError);
+  }
+}
+
+/** The storage pool has not enough free space for what was asked. */
+export class InsufficientStorageError extends VirtkitError {
+  static readonly CODE = "VIRTKIT_INSUFFICIENT_STORAGE";
+  override readonly code = "VIRTKIT_INSUFFICIENT_STORAGE" as const;
+  override name = "InsufficientStorageError";
+  constructor(
+    readonly pool: string,
+    readonly reason: string,
+    options?: VirtkitErrorOptions,
+  ) {
+    super(`Not enough space in storage pool ${pool}: ${reason}`, options);
+    brand(this, InsufficientStorageError);
+  }
+}
+
 /** Every concrete error class, for table-driven tests and for code → class look-ups. */
 export const ERROR_CLASSES = [
   InstanceNotFoundError,
@@ -383,6 +413,8 @@ export const ERROR_CLASSES = [
   InstanceExistsError,
   OperationTimeoutError,
   OperationAbortedError,
+  StorageUnavailableError,
+  InsufficientStorageError,
 ] as const;
 
 /** The union of every stable error code. */

@@ -14,6 +14,7 @@ import type { z } from "zod";
 import { CONTRACT_VERSION } from "./driver.js";
 import { DriverLoadError, InvalidInputError, OperationAbortedError } from "./errors.js";
 import type { DriverPlugin } from "./plugin.js";
+import { REDACTED } from "./logger.js";
 import { scrubOptionSecrets } from "./redact-options.js";
 
 /** Short names of the drivers virtkit knows, and their packages. */
@@ -284,17 +285,17 @@ export function validatePluginManifest(value: unknown, spec: string): DriverPlug
 }
 
 const OPTION_KEY_RE = /^[A-Za-z][A-Za-z0-9_.-]*$/;
-/** A malformed key short and plain enough to show; anything else (a URI with credentials given without `uri=`, ...) is not echoed. */
-const SHOWABLE_KEY_RE = /^[\w. -]{1,64}$/;
 
 /**
  * Turns `--option key=value` strings into a record (`["uri=test:///default","timeout=5"]` →
  * `{uri: "test:///default", timeout: "5"}`); the value is everything after the first `=`.
- * A missing `=`, an empty or malformed key or a duplicate key is an `InvalidInputError`;
- * values are never echoed (an option may be a password).
+ * A missing `=`, an empty or malformed key or a duplicate key is an `InvalidInputError` naming the
+ * option by position; neither keys nor values are echoed (a pasted password or a URI with
+ * credentials may land on either side of the `=`).
  */
 export function parseOptionPairs(pairs: readonly string[]): Record<string, string> {
   const out = new Map<string, string>();
+  const firstAt = new Map<string, number>();
   pairs.forEach((pair, i) => {
     if (typeof pair !== "string") throw new InvalidInputError("option", `option #${i + 1} must be a string`);
     const eq = pair.indexOf("=");
@@ -302,15 +303,23 @@ export function parseOptionPairs(pairs: readonly string[]): Record<string, strin
     const key = pair.slice(0, eq);
     if (key.length === 0) throw new InvalidInputError("option", `option #${i + 1} has an empty key`);
     if (!OPTION_KEY_RE.test(key)) {
-      const reason = "keys start with a letter and hold letters, digits, '_', '.', '-'";
-      // The text before `=` may itself be a secret (`qemu+tcp://admin:pw@host/system?a=b` without `uri=`).
-      if (!SHOWABLE_KEY_RE.test(key)) throw new InvalidInputError("option", `option #${i + 1} has a malformed key: ${reason}`);
-      throw new InvalidInputError(`option.${key}`, reason);
+      throw new InvalidInputError(
+        "option",
+        `option #${i + 1} has a malformed key (${characters(key)}): keys start with a letter and hold letters, digits, '_', '.', '-'`,
+      );
     }
-    if (out.has(key)) throw new InvalidInputError(`option.${key}`, "given more than once");
+    const first = firstAt.get(key);
+    if (first !== undefined) throw new InvalidInputError("option", `option #${i + 1} repeats the key of option #${first}`);
+    firstAt.set(key, i + 1);
     out.set(key, pair.slice(eq + 1));
   });
   return Object.fromEntries(out);
+}
+
+/** `13 characters`: what may be said about a key that must not be shown. */
+function characters(text: string): string {
+  const n = [...text].length;
+  return `${n} character${n === 1 ? "" : "s"}`;
 }
 
 interface ParseIssue {
@@ -333,32 +342,49 @@ export function validatePluginOptions<S extends z.ZodType>(plugin: DriverPlugin<
   }
   const schema = plugin.optionsSchema as unknown as { shape?: unknown; safeParse(data: unknown): SafeParseResult };
   const shape = schema.shape;
-  if (typeof shape === "object" && shape !== null) {
-    const known = Object.keys(shape);
-    for (const key of Object.keys(raw)) {
-      if (!known.includes(key)) {
-        throw new InvalidInputError(
-          `option.${key}`,
-          `unknown option for driver ${plugin.name}; known: ${known.length ? known.join(", ") : "none"}`,
-        );
-      }
-    }
+  const given = Object.keys(raw);
+  // Only the schema's own keys may be shown: a key the user typed may be a pasted secret.
+  const known = typeof shape === "object" && shape !== null ? Object.keys(shape) : undefined;
+  const unknownKey = (key: string): InvalidInputError => {
+    const at = given.indexOf(key);
+    const which = at >= 0 ? `#${at + 1} ` : "";
+    const list = known === undefined ? "" : `; known keys of driver ${plugin.name}: ${known.length ? known.join(", ") : "none"}`;
+    return new InvalidInputError("option", `unknown option key ${which}(${characters(key)})${list}`);
+  };
+  if (known !== undefined) {
+    for (const key of given) if (!known.includes(key)) throw unknownKey(key);
   }
+  // Messages are scrubbed of every key the schema does not declare, then of secret values (keys
+  // first: a short secret value could otherwise cut a key apart before it is found).
+  const scrub = (text: string): string => scrubOptionSecrets(scrubUnknownKeys(text, given, known), raw);
   let result: SafeParseResult;
   try {
     result = schema.safeParse(raw);
   } catch (e) {
     // e.g. an async refinement: the schema cannot be used synchronously.
     // No `cause`: the schema's exception may carry the option values (a password) in its fields.
-    throw new DriverLoadError(plugin.name, `its options schema failed: ${scrubOptionSecrets(messageOf(e), raw)}`);
+    throw new DriverLoadError(plugin.name, `its options schema failed: ${scrub(messageOf(e))}`);
   }
   if (result.success) return result.data as z.output<S>;
   const issue = result.error.issues[0];
   if (!issue) throw new InvalidInputError("options", "rejected by the driver's schema");
-  const path = (issue.path ?? []).map(String).join(".");
-  if (issue.code === "unrecognized_keys" && issue.keys?.[0] !== undefined) {
-    throw new InvalidInputError(`option.${path ? `${path}.` : ""}${issue.keys[0]}`, scrubOptionSecrets(issue.message, raw));
-  }
+  const path = (issue.path ?? []).map(String);
+  if (issue.code === "unrecognized_keys" && issue.keys?.[0] !== undefined && path.length === 0) throw unknownKey(issue.keys[0]);
+  // A path through a key the schema does not declare (a record schema) would echo the user's key.
+  const showable = path.length === 0 || known?.includes(path[0]!) === true;
+  const field = path.length === 0 ? "options" : showable ? `option.${path.join(".")}` : "option";
   // A plugin's own message may echo the value it refused (`"<value>" is not a valid ...`).
-  throw new InvalidInputError(path ? `option.${path}` : "options", scrubOptionSecrets(issue.message, raw));
+  throw new InvalidInputError(field, scrub(issue.message));
+}
+
+/**
+ * `text` without any of `given`'s keys that `known` does not hold (all of them when nothing is
+ * known). Keys under 4 characters stay: hiding them would mangle every word holding them, and
+ * they hide little.
+ */
+function scrubUnknownKeys(text: string, given: readonly string[], known: readonly string[] | undefined): string {
+  let out = text;
+  const hidden = given.filter((k) => k.length >= 4 && !known?.includes(k)).sort((a, b) => b.length - a.length);
+  for (const key of hidden) out = out.split(key).join(REDACTED);
+  return out;
 }

@@ -63,24 +63,46 @@ describe("validateInstanceName", () => {
 });
 
 describe("validateUuid", () => {
-  it.each([crypto.randomUUID(), "123e4567-e89b-12d3-a456-426614174000", "017f22e2-79b0-7cc3-98c4-dc0c0c07398f"])(
-    "accepts %s",
-    (uuid) => expect(validateUuid(uuid)).toBe(uuid),
-  );
+  // One rule for every uuid handed to virtkit (core, the fake, libvirt): canonical hyphenated
+  // lower-case hex, any variant and version bits, never the nil uuid.
   it.each([
-    ["123E4567-E89B-12D3-A456-426614174000", "lower-case"],
-    ["123e4567e89b12d3a456426614174000", "canonical"],
-    ["{123e4567-e89b-12d3-a456-426614174000}", "canonical"],
-    ["123e4567-e89b-02d3-a456-426614174000", "canonical"], // version 0
-    ["123e4567-e89b-12d3-c456-426614174000", "canonical"], // variant 110x (Microsoft)
-    ["00000000-0000-0000-0000-000000000000", "canonical"],
-    ["123e4567-e89b-12d3-a456-42661417400", "canonical"],
-    ["123e4567-e89b-12d3-a456-4266141740000", "canonical"],
-    [" 123e4567-e89b-12d3-a456-426614174000", "canonical"],
-    ["", "canonical"],
-    [undefined, "must be a string"],
-  ])("refuses %j", (uuid, reason) => {
-    expect(refused(() => validateUuid(uuid)).reason).toContain(reason);
+    ["a random v4", "3f1c2b9e-5a4d-4c3b-8a2f-1e0d9c8b7a6f", "3f1c2b9e-5a4d-4c3b-8a2f-1e0d9c8b7a6f"],
+    ["v1", "123e4567-e89b-12d3-a456-426614174000", "123e4567-e89b-12d3-a456-426614174000"],
+    ["v7", "017f22e2-79b0-7cc3-98c4-dc0c0c07398f", "017f22e2-79b0-7cc3-98c4-dc0c0c07398f"],
+    ["version 0", "123e4567-e89b-02d3-a456-426614174000", "123e4567-e89b-02d3-a456-426614174000"],
+    ["version f", "123e4567-e89b-f2d3-a456-426614174000", "123e4567-e89b-f2d3-a456-426614174000"],
+    ["NCS variant 0xxx", "6695eb01-f6a4-8304-79aa-97f2502e193f", "6695eb01-f6a4-8304-79aa-97f2502e193f"],
+    ["Microsoft variant 110x", "123e4567-e89b-12d3-c456-426614174000", "123e4567-e89b-12d3-c456-426614174000"],
+    ["reserved variant 111x", "123e4567-e89b-12d3-e456-426614174000", "123e4567-e89b-12d3-e456-426614174000"],
+    ["the max uuid", "ffffffff-ffff-ffff-ffff-ffffffffffff", "ffffffff-ffff-ffff-ffff-ffffffffffff"],
+  ])("accepts %s: %s", (_what, uuid, normalised) => {
+    expect(validateUuid(uuid)).toBe(normalised);
+  });
+  it("accepts crypto.randomUUID()", () => {
+    const uuid = crypto.randomUUID();
+    expect(validateUuid(uuid)).toBe(uuid);
+  });
+  it.each([
+    ["the nil uuid", "00000000-0000-0000-0000-000000000000", "must not be the nil uuid"],
+    ["upper case", "123E4567-E89B-12D3-A456-426614174000", "must be lower-case"],
+    ["mixed case", "3F1c2B9e-5a4D-4c3B-8a2F-1e0D9c8B7a6F", "must be lower-case"],
+    ["no hyphens", "123e4567e89b12d3a456426614174000", "canonical"],
+    ["braces", "{123e4567-e89b-12d3-a456-426614174000}", "canonical"],
+    ["urn form", "urn:uuid:123e4567-e89b-12d3-a456-426614174000", "canonical"],
+    ["too short", "123e4567-e89b-12d3-a456-42661417400", "canonical"],
+    ["too long", "123e4567-e89b-12d3-a456-4266141740000", "canonical"],
+    ["hyphens misplaced", "123e456-7e89b-12d3-a456-426614174000", "canonical"],
+    ["a non-hex digit", "123e4567-e89b-12d3-a456-42661417400g", "canonical"],
+    ["leading space", " 123e4567-e89b-12d3-a456-426614174000", "canonical"],
+    ["trailing newline", "123e4567-e89b-12d3-a456-426614174000\n", "canonical"],
+    ["empty", "", "canonical"],
+    ["undefined", undefined, "must be a string"],
+    ["a number", 42, "must be a string"],
+  ])("refuses %s with a typed error naming the field", (_what, uuid, reason) => {
+    const err = refused(() => validateUuid(uuid, "spawn.instance.uuid"));
+    expect(err.field).toBe("spawn.instance.uuid");
+    expect(err.reason).toContain(reason);
+    if (typeof uuid === "string" && uuid.length > 0) expect(err.message).not.toContain(uuid.trim());
   });
 });
 
@@ -247,6 +269,14 @@ describe("validateInstance", () => {
     expect(out.metadata).toEqual({ role: "web" });
     expect(Object.isFrozen(out)).toBe(true);
     expect(JSON.stringify(input)).toBe(before);
+  });
+  it("refuses an upper-case uuid (one spelling per instance) and the nil uuid", () => {
+    expect(refused(() => validateInstance(testInstance({ uuid: "3F1C2B9E-5A4D-4C3B-8A2F-1E0D9C8B7A6F" }))).reason).toBe(
+      "must be lower-case",
+    );
+    expect(refused(() => validateInstance(testInstance({ uuid: "00000000-0000-0000-0000-000000000000" }))).field).toBe(
+      "instance.uuid",
+    );
   });
   it.each([
     [{ uuid: "nope" }, "instance.uuid"],
