@@ -145,6 +145,70 @@ export const plugin = {
     }
   });
 
+  it("notes a slow cleanup that finishes, and fails one that misses --cleanup-timeout as state unknown", async () => {
+    const fakePlugin = pathToFileURL(join(root, "node_modules", "@virtkit", "driver-fake", "dist", "plugin.js")).href;
+    const file = join(dir, "slow-destroy-driver.mjs");
+    await writeFile(
+      file,
+      `import { plugin as fake } from ${JSON.stringify(fakePlugin)};
+// The fake driver whose destroy takes 5.5 s, like a TCG guest on a loaded machine.
+const slow = (d) => new Proxy(d, { get: (t, k) => (k === "destroy" ? async (...a) => { await new Promise((r) => setTimeout(r, 5500)); return t.destroy(...a); } : typeof t[k] === "function" ? t[k].bind(t) : t[k]) });
+export const plugin = {
+  ...fake,
+  name: "fake-slow-destroy",
+  conformanceEnvironment(options) {
+    const factory = fake.conformanceEnvironment(options);
+    return async (ctx) => {
+      const env = await factory(ctx);
+      return { ...env, createDriver: async (host) => slow(await env.createDriver(host)) };
+    };
+  },
+};
+`,
+    );
+    const base = ["conformance", "run", "--driver", file, "--runner", "direct", "--focus", "^lifecycle\\.spawn$"];
+    const human = virtkit(base);
+    expect(human.status, human.stderr).toBe(0);
+    expect(human.stdout).toMatch(/✓ lifecycle\.spawn \[MUST\] \d+ ms\n\s+warning: cleanup took 5\.\d s/);
+    expect(human.stdout).toMatch(/Warnings:\n {2}- lifecycle\.spawn: cleanup took 5\.\d s/);
+    expect(human.stdout).toMatch(/PASS: 1 passed, 0 failed .*, 1 warning in/);
+    const json = virtkit([...base, "--json"]);
+    expect(json.status).toBe(0);
+    const report = JSON.parse(json.stdout) as { ok: boolean; warnings: string[]; leaks: string[]; results: { status: string; warnings?: string[] }[] };
+    expect(report).toMatchObject({ ok: true, leaks: [] });
+    expect(report.results[0]?.warnings).toEqual([expect.stringMatching(/^cleanup took 5\.\d s$/)]);
+    const stuck = virtkit([...base, "--cleanup-timeout", "500", "--json"]);
+    expect(stuck.status).toBe(1);
+    const failed = JSON.parse(stuck.stdout) as { ok: boolean; leaks: string[]; results: { status: string; reason?: string }[] };
+    expect(failed).toMatchObject({ ok: false, leaks: [] });
+    expect(failed.results[0]).toMatchObject({ status: "fail", reason: "cleanup did not finish in 0.5 s; state unknown" });
+  }, 120_000);
+
+  it("never echoes an unknown --option key (it may be a pasted secret): human, --json and report files", async () => {
+    const files = { junit: join(dir, "k.xml"), tap: join(dir, "k.tap"), json: join(dir, "k.json") };
+    const reportFlags = ["--junit", files.junit, "--tap", files.tap, "--report-json", files.json];
+    for (const [option, extra] of [["hunter2secret=1", []], ["Xhunter2secret.example-com=x", ["--json"]]] as const) {
+      const args = ["conformance", "run", "--driver", "fake", "--option", "cloud=lab", "--option", option, ...reportFlags, ...extra];
+      const r = virtkit(args);
+      expect(r.status, option).toBe(2);
+      expect(r.stdout + r.stderr, option).not.toContain("hunter2secret");
+      expect(r.stdout + r.stderr, option).toMatch(/unknown option key #2 \(\d+ characters\); known keys of driver fake: host, cloud, /);
+      for (const f of Object.values(files)) {
+        expect(existsSync(f) ? await readFile(f, "utf8") : "", f).not.toContain("hunter2secret");
+      }
+    }
+    // Malformed options (not KEY=VALUE, or a key that is not one) are refused without echo too.
+    for (const [option, extra] of [["hunter2secret", []], ["=hunter2secret", ["--json"]], ["9hunter2secret=1", []], ["hunter2 secret=1", ["--json"]]] as const) {
+      const r = virtkit(["conformance", "run", "--driver", "fake", "--option", option, ...extra]);
+      expect(r.status, option).toBe(2);
+      expect(r.stdout + r.stderr, option).not.toContain("hunter2");
+    }
+    // The same key twice: the second is refused without naming it.
+    const twice = virtkit(["conformance", "run", "--driver", "fake", "--option", "hunter2secret=1", "--option", "hunter2secret=2"]);
+    expect(twice.status).toBe(2);
+    expect(twice.stdout + twice.stderr).not.toContain("hunter2");
+  });
+
   it("writes the support matrix as JSON, Markdown and HTML, libvirt skipped with its reason", async () => {
     const out = join(dir, "reports");
     const r = virtkit(["matrix", "--out", out, "--json"]);

@@ -14,6 +14,8 @@ export interface RunSuiteOptions {
   readonly skip: readonly string[];
   readonly level: ScenarioLevel;
   readonly scenarioTimeoutMs: number;
+  /** Deadline of each scenario's cleanup (default: the kit's, 60 s). */
+  readonly cleanupTimeoutMs?: number;
   readonly suiteTimeoutMs?: number;
   readonly parallel: number;
   readonly runner: "vitest" | "direct";
@@ -37,6 +39,7 @@ export async function runSuite(o: RunSuiteOptions): Promise<RunReport> {
         focus: o.focus,
         skip: o.skip,
         scenarioTimeoutMs: o.scenarioTimeoutMs,
+        ...(o.cleanupTimeoutMs !== undefined ? { cleanupTimeoutMs: o.cleanupTimeoutMs } : {}),
         parallel: o.parallel,
         paths: [CLI_DIR],
       },
@@ -53,6 +56,7 @@ export async function runSuite(o: RunSuiteOptions): Promise<RunReport> {
     focus: o.focus,
     skip: o.skip,
     scenarioTimeoutMs: o.scenarioTimeoutMs,
+    cleanupTimeoutMs: o.cleanupTimeoutMs,
     suiteTimeoutMs: o.suiteTimeoutMs,
     parallel: o.parallel,
     onResult: (r) => onResult(r),

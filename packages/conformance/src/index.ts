@@ -1,6 +1,6 @@
 export { runConformance, collectNotes } from "./runner.js";
 export type { ConformanceRunOptions } from "./runner.js";
-export { runScenario, declares, environmentLimit, DEFAULT_BOOT_IMAGE } from "./make-test.js";
+export { runScenario, declares, environmentLimit, DEFAULT_BOOT_IMAGE, DEFAULT_CLEANUP_TIMEOUT_MS, DEFAULT_SLOW_CLEANUP_MS } from "./make-test.js";
 export type { MakeTestOptions } from "./make-test.js";
 export { SCENARIOS, SCENARIO_GROUPS, selectScenarios } from "./scenarios.js";
 export type {

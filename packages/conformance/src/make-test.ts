@@ -30,13 +30,24 @@ import type { CapabilityMismatch, ScenarioResult, ScenarioStatus } from "./types
 export interface MakeTestOptions {
   /** Deadline of the scenario body in ms (default 10 000). */
   readonly scenarioTimeoutMs?: number;
-  /** Deadline of cleanup in ms (default 5 000). */
+  /** Deadline of cleanup in ms (default {@link DEFAULT_CLEANUP_TIMEOUT_MS}). */
   readonly cleanupTimeoutMs?: number;
+  /** Cleanup slower than this (ms) is noted in the result's warnings (default {@link DEFAULT_SLOW_CLEANUP_MS}). */
+  readonly slowCleanupMs?: number;
   /** Aborts the scenario (suite deadline, Ctrl-C). */
   readonly signal?: AbortSignal;
   /** Builds the compute service the password group goes through (default: none, driver only). */
   readonly service?: AdminPasswordServiceFactory;
 }
+
+/**
+ * Cleanup deadline: generous, because destroying TCG guests on a loaded 2-core machine takes tens
+ * of seconds; only a cleanup that never finishes (state unknown) should fail on time alone.
+ */
+export const DEFAULT_CLEANUP_TIMEOUT_MS = 60_000;
+
+/** Cleanup slower than this is worth a note (it was the old deadline), but is not a failure. */
+export const DEFAULT_SLOW_CLEANUP_MS = 5_000;
 
 /** The image instances boot from unless the environment says otherwise. */
 export const DEFAULT_BOOT_IMAGE: ImageMeta = Object.freeze({
@@ -104,7 +115,10 @@ export async function runScenario(
 
   let baselineImages = new Set<string>();
   let service: Promise<AdminPasswordService> | undefined;
-  let cleanupResult: { leaks: string[]; logLines: readonly string[] } = { leaks: [], logLines: [] };
+  let cleanupResult: { outcome: CleanupOutcome; logLines: readonly string[] } = {
+    outcome: { leaks: [], durationMs: 0, timedOut: false, timeoutMs: 0 },
+    logLines: [],
+  };
   const execute = async (): Promise<ScenarioResult> => {
     let result: ScenarioResult;
     const host = env.hosts[0] ?? "localhost";
@@ -233,20 +247,34 @@ export async function runScenario(
   } finally {
     options.signal?.removeEventListener("abort", onOuterAbort);
     controller.abort(new Error("scenario finished"));
-    const leaks = await withCleanupDeadline(
-      cleanup(env, drivers, instances, images, baselineImages, prefix, cleanupErrors),
-      options.cleanupTimeoutMs ?? 5_000,
+    const outcome = await withCleanupDeadline(
+      () => cleanup(env, drivers, instances, images, baselineImages, prefix, cleanupErrors),
+      options.cleanupTimeoutMs ?? DEFAULT_CLEANUP_TIMEOUT_MS,
       cleanupErrors,
     );
     const logLines = [...safeLogLines(env), ...(service ? await serviceLogLines(service) : [])];
+    // The environment's own teardown is bounded too: a hung one must not hang the whole run.
+    const envTimeoutMs = options.cleanupTimeoutMs ?? DEFAULT_CLEANUP_TIMEOUT_MS;
+    let envTimer: NodeJS.Timeout | undefined;
     try {
-      await env.cleanup();
+      const teardown = env.cleanup();
+      teardown.catch(() => undefined);
+      const timedOut = await Promise.race([
+        teardown.then(() => false),
+        new Promise<true>((resolve) => {
+          envTimer = setTimeout(() => resolve(true), envTimeoutMs);
+        }),
+      ]);
+      if (timedOut) cleanupErrors.push(`environment cleanup did not finish within ${envTimeoutMs} ms`);
     } catch (err) {
       cleanupErrors.push(`environment cleanup: ${describeError(err)}`);
+    } finally {
+      clearTimeout(envTimer);
     }
-    cleanupResult = { leaks, logLines };
+    cleanupResult = { outcome, logLines };
   }
-  return finish(raw, cleanupResult.leaks, cleanupErrors, secrets, errors, cleanupResult.logLines);
+  const slowMs = options.slowCleanupMs ?? DEFAULT_SLOW_CLEANUP_MS;
+  return finish(raw, cleanupResult.outcome, slowMs, cleanupErrors, secrets, errors, cleanupResult.logLines);
 }
 
 function notDeclaredReason(def: ScenarioDefinition, driver: ComputeDriver): string {
@@ -276,23 +304,44 @@ async function withScenarioDeadline(body: Promise<void>, controller: AbortContro
   }
 }
 
+/** How cleanup went: what it found left behind, how long it took, and whether it finished at all. */
+interface CleanupOutcome {
+  readonly leaks: readonly string[];
+  readonly durationMs: number;
+  /** True when the deadline passed first: nothing is known about what is left. */
+  readonly timedOut: boolean;
+  readonly timeoutMs: number;
+}
+
 async function withCleanupDeadline(
-  work: Promise<string[]>,
+  work: () => Promise<string[]>,
   timeoutMs: number,
   cleanupErrors: string[],
-): Promise<string[]> {
+): Promise<CleanupOutcome> {
+  const t0 = performance.now();
   let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<string[]>((resolve) => {
-    timer = setTimeout(() => {
-      cleanupErrors.push(`cleanup did not finish within ${timeoutMs} ms`);
-      resolve([`cleanup timed out; state unknown`]);
-    }, timeoutMs);
+  const timeout = new Promise<"timeout">((resolve) => {
+    timer = setTimeout(() => resolve("timeout"), timeoutMs);
   });
+  const running = work();
+  // It may still settle after the deadline; keep that from surfacing as unhandled.
+  running.catch(() => undefined);
   try {
-    return await Promise.race([work, timeout]);
+    const leaks = await Promise.race([running, timeout]);
+    const durationMs = performance.now() - t0;
+    if (leaks === "timeout") {
+      cleanupErrors.push(`cleanup did not finish within ${timeoutMs} ms`);
+      return { leaks: [], durationMs, timedOut: true, timeoutMs };
+    }
+    return { leaks, durationMs, timedOut: false, timeoutMs };
   } finally {
     clearTimeout(timer);
   }
+}
+
+/** `12.4 s`: one decimal, enough to tell slow from stuck. */
+function seconds(ms: number): string {
+  return `${Number((ms / 1000).toFixed(1))} s`;
 }
 
 /** Destroys what the scenario created, then lists what is left: the leaks. */
@@ -386,10 +435,11 @@ function safeLogLines(env: ConformanceEnvironment): readonly string[] {
   }
 }
 
-/** Applies leaks, cleanup errors and the secret check to a finished result. */
+/** Applies the cleanup outcome (timeout, leaks, slowness), cleanup errors and the secret check to a finished result. */
 function finish(
   result: ScenarioResult,
-  leaks: readonly string[],
+  cleanup: CleanupOutcome,
+  slowCleanupMs: number,
   cleanupErrors: readonly string[],
   secrets: readonly Secret[],
   errors: readonly string[],
@@ -397,9 +447,22 @@ function finish(
 ): ScenarioResult {
   let r: ScenarioResult = { ...result };
   if (cleanupErrors.length > 0) r = { ...r, cleanupErrors: [...cleanupErrors] };
+  const { leaks } = cleanup;
+  if (cleanup.timedOut) {
+    // Not a leak: nothing was checked. A failure, because nothing is known about what is left.
+    if (r.status !== "fail") {
+      r = { ...r, status: "fail", reason: `cleanup did not finish in ${seconds(cleanup.timeoutMs)}; state unknown`, step: "cleanup" };
+    }
+  } else if (cleanup.durationMs > slowCleanupMs) {
+    // Slow is not broken: say so, and let the status stand.
+    r = { ...r, warnings: [...(r.warnings ?? []), `cleanup took ${seconds(cleanup.durationMs)}`] };
+  }
   if (leaks.length > 0) {
     r = { ...r, leaks: [...leaks] };
-    if (r.status !== "fail") r = { ...r, status: "fail", reason: `leaked: ${leaks.join("; ")}`, step: "leak check" };
+    if (r.status !== "fail") {
+      const n = `${leaks.length} resource${leaks.length === 1 ? "" : "s"}`;
+      r = { ...r, status: "fail", reason: `cleanup left ${n} behind: ${leaks.join("; ")}`, step: "leak check" };
+    }
   }
   // Each password as written raw and as JSON escapes it (quotes, backslashes), so neither form slips through.
   const values = [...new Set(secrets.flatMap((s) => [s.reveal(), JSON.stringify(s.reveal()).slice(1, -1)]))].filter((v) => v.length > 0);

@@ -25,6 +25,10 @@ export interface ConformanceRunOptions {
   readonly skip?: readonly string[];
   /** Per-scenario deadline in ms (default 10 000). */
   readonly scenarioTimeoutMs?: number;
+  /** Deadline of each scenario's cleanup in ms (default 60 000); only a cleanup that misses it fails. */
+  readonly cleanupTimeoutMs?: number;
+  /** Cleanup slower than this (ms, default 5 000) is noted as a warning. */
+  readonly slowCleanupMs?: number;
   /** Whole-run deadline in ms (default: none); scenarios not started by then are skipped. */
   readonly suiteTimeoutMs?: number;
   /** Scenarios run at once (default 1). Each has its own environment, so this is safe. */
@@ -75,6 +79,8 @@ export async function runConformance(options: ConformanceRunOptions): Promise<Ru
       } else {
         result = await runScenario(def, envNotes, {
           scenarioTimeoutMs: options.scenarioTimeoutMs,
+          cleanupTimeoutMs: options.cleanupTimeoutMs,
+          slowCleanupMs: options.slowCleanupMs,
           signal: controller.signal,
           service: options.service,
         });

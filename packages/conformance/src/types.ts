@@ -40,6 +40,8 @@ export interface ScenarioResult {
   readonly cleanupErrors?: readonly string[];
   /** Resources left behind after cleanup. Any leak fails the scenario. */
   readonly leaks?: readonly string[];
+  /** Observations that do not fail the scenario by themselves, e.g. `cleanup took 12.4 s`. */
+  readonly warnings?: readonly string[];
   readonly durationMs: number;
 }
 
@@ -84,6 +86,8 @@ export interface RunReport {
   readonly summary: RunSummary;
   /** All leaks of all scenarios, prefixed with the scenario id. */
   readonly leaks: readonly string[];
+  /** All warnings of all scenarios (slow cleanup, ...), prefixed with the scenario id; they do not affect `ok`. */
+  readonly warnings: readonly string[];
   /** True when no scenario at or above `level` failed and the suite timeout did not cut the run short. */
   readonly ok: boolean;
 }
@@ -97,10 +101,11 @@ export function levelCounts(scenarioLevel: ScenarioLevel, runLevel: ScenarioLeve
 export function summarize(
   results: readonly ScenarioResult[],
   level: ScenarioLevel,
-): Pick<RunReport, "summary" | "leaks" | "ok"> {
+): Pick<RunReport, "summary" | "leaks" | "warnings" | "ok"> {
   const count = (s: ScenarioStatus) => results.filter((r) => r.status === s).length;
   const failingAtLevel = results.filter((r) => r.status === "fail" && levelCounts(r.level, level)).length;
   const leaks = results.flatMap((r) => (r.leaks ?? []).map((l) => `${r.id}: ${l}`));
+  const warnings = results.flatMap((r) => (r.warnings ?? []).map((w) => `${r.id}: ${w}`));
   return {
     summary: {
       total: results.length,
@@ -111,6 +116,7 @@ export function summarize(
       failingAtLevel,
     },
     leaks,
+    warnings,
     // A run cut short by its suite timeout did not show conformance, whatever did pass.
     ok: failingAtLevel === 0 && !results.some((r) => r.status === "skipped" && r.reason?.startsWith("suite timeout")),
   };

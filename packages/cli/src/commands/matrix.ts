@@ -47,6 +47,11 @@ export default class Matrix extends VirtkitCommand {
     out: Flags.string({ default: "reports", summary: "Directory for support-matrix.{json,md,html}.", helpValue: "<dir>" }),
     driver: driverFlag({ multiple: true, summary: "Drivers to include (default: every installed one)." }),
     "scenario-timeout": Flags.integer({ min: 1, default: 60_000, summary: "Deadline of each scenario in ms." }),
+    "cleanup-timeout": Flags.integer({
+      min: 1,
+      default: 60_000,
+      summary: "Deadline of each scenario's cleanup in ms; slower cleanups that finish are only noted.",
+    }),
     parallel: Flags.integer({ min: 1, max: 64, default: 4, summary: "Scenarios run at once per driver." }),
     runner: Flags.option({ options: ["vitest", "direct"] as const, default: "vitest" as const, summary: "Run through vitest's Node API or in-process." })(),
   };
@@ -86,6 +91,7 @@ export default class Matrix extends VirtkitCommand {
             skip: [],
             level: "MUST",
             scenarioTimeoutMs: flags["scenario-timeout"],
+            cleanupTimeoutMs: flags["cleanup-timeout"],
             parallel: flags.parallel,
             runner: flags.runner,
           });
@@ -100,7 +106,8 @@ export default class Matrix extends VirtkitCommand {
           } else {
             reports.push(report);
             const s = report.summary;
-            if (!this.jsonEnabled()) this.log(`${label}: ${s.pass} pass, ${s.fail} fail, ${s.unsupported} unsupported, ${s.skipped} skipped`);
+            const warned = report.warnings.length > 0 ? `, ${report.warnings.length} warnings (${report.warnings.join("; ")})` : "";
+            if (!this.jsonEnabled()) this.log(`${label}: ${s.pass} pass, ${s.fail} fail, ${s.unsupported} unsupported, ${s.skipped} skipped${warned}`);
           }
         } catch (err) {
           unavailable.push({ name: label, spec, version, reason: (err as Error).message.split("\n")[0] ?? "failed" });

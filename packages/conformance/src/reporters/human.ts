@@ -30,27 +30,37 @@ export class HumanReporter implements ConformanceReporter {
     this.#write?.(`${this.line(result, finished, total)}\n`);
   }
 
-  /** One line (two for failures) for a scenario. */
+  /** One line for a scenario, plus one for a failure's reason and one per warning. */
   line(result: ScenarioResult, finished?: number, total?: number): string {
     const progress = finished !== undefined ? `[${String(finished).padStart(String(total ?? finished).length)}/${total ?? "?"}] ` : "";
     const head = `${progress}${this.#paint(result.status, MARK[result.status])} ${result.id} [${result.level}] ${result.durationMs} ms`;
     const why = result.reason ? `\n      ${result.status}${result.mismatch ? ` (${result.mismatch})` : ""}: ${result.reason}${result.step ? ` [step: ${result.step}]` : ""}` : "";
-    return result.status === "pass" ? head : head + why;
+    // Warnings show under any status: a passing scenario with a slow cleanup is still worth a look.
+    const warnings = (result.warnings ?? []).map((w) => `\n      ${this.#paint("skipped", "warning")}: ${w}`).join("");
+    return (result.status === "pass" ? head : head + why) + warnings;
   }
 
   render(report: RunReport): string {
     const out: string[] = [];
     out.push(`virtkit conformance: ${report.driver.name}${report.driver.version ? ` ${report.driver.version}` : ""} (runner: ${report.runner}, level: ${report.level})`);
     for (const r of report.results) out.push(this.line(r));
-    out.push("", this.table(report));
+    out.push("", this.summary(report));
+    return out.join("\n") + "\n";
+  }
+
+  /** What follows the scenario lines: the table, notes, warnings, leaks and the verdict. */
+  summary(report: RunReport): string {
+    const out: string[] = [this.table(report)];
     if (report.notes.length > 0) out.push("", "Notes:", ...report.notes.map((n) => `  - ${n}`));
+    if (report.warnings.length > 0) out.push("", "Warnings:", ...report.warnings.map((w) => `  - ${w}`));
     if (report.leaks.length > 0) out.push("", "Leaks:", ...report.leaks.map((l) => `  - ${l}`));
     const s = report.summary;
+    const warned = report.warnings.length > 0 ? `, ${report.warnings.length} warning${report.warnings.length === 1 ? "" : "s"}` : "";
     out.push(
       "",
-      `${report.ok ? this.#paint("pass", "PASS") : this.#paint("fail", "FAIL")}: ${s.pass} passed, ${s.fail} failed (${s.failingAtLevel} at level ${report.level}), ${s.unsupported} unsupported, ${s.skipped} skipped in ${report.durationMs} ms`,
+      `${report.ok ? this.#paint("pass", "PASS") : this.#paint("fail", "FAIL")}: ${s.pass} passed, ${s.fail} failed (${s.failingAtLevel} at level ${report.level}), ${s.unsupported} unsupported, ${s.skipped} skipped${warned} in ${report.durationMs} ms`,
     );
-    return out.join("\n") + "\n";
+    return out.join("\n");
   }
 
   /** The summary table: one row per group. */

@@ -48,15 +48,17 @@ export class JunitReporter implements ConformanceReporter {
   #testcase(r: ScenarioResult, seconds: (ms: number) => string): string {
     const open = `    <testcase classname="${xmlEscape(`virtkit.${r.group}`)}" name="${xmlEscape(`${r.id} [${r.level}] ${r.title}`)}" time="${seconds(r.durationMs)}"`;
     const reason = xmlEscape(r.reason ?? "");
+    // JUnit has no warning element; system-out is what CI result pages show for a passing case.
+    const out = r.warnings?.length ? `\n      <system-out>${xmlEscape(r.warnings.map((w) => `warning: ${w}`).join("\n"))}</system-out>` : "";
     switch (r.status) {
       case "pass":
-        return `${open}/>`;
+        return out ? `${open}>${out}\n    </testcase>` : `${open}/>`;
       case "fail":
-        return `${open}>\n      <failure message="${reason}" type="${r.mismatch ?? "failure"}">${xmlEscape(`${r.reason ?? ""}${r.step ? `\nstep: ${r.step}` : ""}`)}</failure>\n    </testcase>`;
+        return `${open}>\n      <failure message="${reason}" type="${r.mismatch ?? "failure"}">${xmlEscape(`${r.reason ?? ""}${r.step ? `\nstep: ${r.step}` : ""}`)}</failure>${out}\n    </testcase>`;
       case "unsupported":
-        return `${open}>\n      <skipped message="unsupported: ${reason}"/>\n    </testcase>`;
+        return `${open}>\n      <skipped message="unsupported: ${reason}"/>${out}\n    </testcase>`;
       case "skipped":
-        return `${open}>\n      <skipped message="${reason}"/>\n    </testcase>`;
+        return `${open}>\n      <skipped message="${reason}"/>${out}\n    </testcase>`;
     }
   }
 }

@@ -21,6 +21,9 @@ export class CollectReporter implements Reporter {
   onTestCaseResult(testCase: TestCase): void {
     for (const n of testCase.meta().virtkitNotes ?? []) this.notes.add(n);
     const meta = testCase.meta().virtkit;
+    // Never started (the suite deadline's hard stop cancelled the run, e.g. while vitest was still
+    // starting on a loaded machine): leave it out, so the runner reports it skipped with the reason.
+    if (!meta && testCase.result().state === "pending") return;
     let result: ScenarioResult | undefined = meta;
     if (!result) {
       // The test failed before the kit stored a result (vitest timeout, crash in the kit).

@@ -12,7 +12,7 @@
  * as skipped with the reason.
  */
 import { describe, it } from "vitest";
-import { runScenario } from "../make-test.js";
+import { DEFAULT_CLEANUP_TIMEOUT_MS, runScenario } from "../make-test.js";
 import { collectNotes, type ConformanceRunOptions } from "../runner.js";
 import { SCENARIOS, selectScenarios } from "../scenarios.js";
 import { levelCounts, type ScenarioResult } from "../types.js";
@@ -37,37 +37,44 @@ export function defineConformanceSuite(options: ConformanceSuiteOptions): void {
   const selected = selectScenarios(options.scenarios ?? SCENARIOS, options);
   const level = options.level ?? "MUST";
   const scenarioTimeoutMs = options.scenarioTimeoutMs ?? 10_000;
+  const cleanupTimeoutMs = options.cleanupTimeoutMs ?? DEFAULT_CLEANUP_TIMEOUT_MS;
   const concurrent = (options.parallel ?? 1) > 1;
   describe(`virtkit conformance: ${options.driver.name}`, () => {
     for (const def of selected) {
       const test = concurrent ? it.concurrent : it;
-      // vitest's own timeout sits above the kit's deadline plus cleanup, so the kit reports first.
-      test(`${def.id} [${def.level}] ${def.title}`, { timeout: scenarioTimeoutMs + 7_000 }, async (ctx) => {
-        if (options.suiteDeadline !== undefined && Date.now() > options.suiteDeadline) {
-          ctx.task.meta.virtkit = {
-            id: def.id,
-            title: def.title,
-            group: def.group,
-            capability: def.capability,
-            level: def.level,
-            status: "skipped",
-            reason: "suite timeout reached",
-            durationMs: 0,
-          };
-          ctx.skip("suite timeout reached");
-        }
-        const notes = new Set<string>([...(options.driver.notes ?? []), ...(options.notes ?? [])]);
-        const result = await runScenario(def, collectNotes(options.environment, notes), {
-          scenarioTimeoutMs,
-          service: options.service,
-        });
-        ctx.task.meta.virtkit = result;
-        ctx.task.meta.virtkitNotes = [...notes];
-        if (result.status === "skipped") ctx.skip(result.reason);
-        if (result.status === "fail" && levelCounts(result.level, level)) {
-          throw new Error(`${result.reason ?? "failed"}${result.step ? ` [step: ${result.step}]` : ""}`);
-        }
-      });
+      // vitest's own timeout sits above the kit's deadlines (scenario, then cleanup), so the kit reports first.
+      test(
+        `${def.id} [${def.level}] ${def.title}`,
+        { timeout: scenarioTimeoutMs + cleanupTimeoutMs + 7_000 },
+        async (ctx) => {
+          if (options.suiteDeadline !== undefined && Date.now() > options.suiteDeadline) {
+            ctx.task.meta.virtkit = {
+              id: def.id,
+              title: def.title,
+              group: def.group,
+              capability: def.capability,
+              level: def.level,
+              status: "skipped",
+              reason: "suite timeout reached",
+              durationMs: 0,
+            };
+            ctx.skip("suite timeout reached");
+          }
+          const notes = new Set<string>([...(options.driver.notes ?? []), ...(options.notes ?? [])]);
+          const result = await runScenario(def, collectNotes(options.environment, notes), {
+            scenarioTimeoutMs,
+            cleanupTimeoutMs,
+            slowCleanupMs: options.slowCleanupMs,
+            service: options.service,
+          });
+          ctx.task.meta.virtkit = result;
+          ctx.task.meta.virtkitNotes = [...notes];
+          if (result.status === "skipped") ctx.skip(result.reason);
+          if (result.status === "fail" && levelCounts(result.level, level)) {
+            throw new Error(`${result.reason ?? "failed"}${result.step ? ` [step: ${result.step}]` : ""}`);
+          }
+        },
+      );
     }
   });
 }

@@ -9,6 +9,7 @@ import { Writable } from "node:stream";
 import { fileURLToPath } from "node:url";
 import { summarize, type DriverDescriptor, type RunReport, type ScenarioLevel, type ScenarioResult } from "../types.js";
 import { SCENARIOS, selectScenarios } from "../scenarios.js";
+import { DEFAULT_CLEANUP_TIMEOUT_MS } from "../make-test.js";
 import { CollectReporter } from "./collect-reporter.js";
 
 /** What the entry file needs to rebuild the run inside vitest's worker (JSON-safe). */
@@ -21,6 +22,8 @@ export interface VitestRunSettings {
   readonly focus: readonly string[];
   readonly skip: readonly string[];
   readonly scenarioTimeoutMs: number;
+  /** Deadline of each scenario's cleanup in ms (default 60 000). */
+  readonly cleanupTimeoutMs?: number;
   readonly parallel: number;
   /** Extra directories to resolve driver packages from (e.g. the CLI's own dependencies). */
   readonly paths?: readonly string[];
@@ -68,7 +71,7 @@ export async function runWithVitest(options: RunWithVitestOptions): Promise<RunR
       include: ["suite-entry.js"],
       reporters: [collector],
       provide: { virtkitConformance: settings },
-      testTimeout: options.settings.scenarioTimeoutMs + 10_000,
+      testTimeout: options.settings.scenarioTimeoutMs + (options.settings.cleanupTimeoutMs ?? DEFAULT_CLEANUP_TIMEOUT_MS) + 10_000,
       // One file: a single fork is all it needs, and forks keep native handles (sockets) safe.
       pool: "forks",
       maxWorkers: 1,

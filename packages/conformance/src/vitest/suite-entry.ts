@@ -17,6 +17,7 @@ defineConformanceSuite({
   focus: settings.focus,
   skip: settings.skip,
   scenarioTimeoutMs: settings.scenarioTimeoutMs,
+  ...(settings.cleanupTimeoutMs !== undefined ? { cleanupTimeoutMs: settings.cleanupTimeoutMs } : {}),
   parallel: settings.parallel,
   ...(settings.suiteDeadline !== undefined ? { suiteDeadline: settings.suiteDeadline } : {}),
 });

@@ -24,6 +24,11 @@ export default class ConformanceRun extends VirtkitCommand {
     skip: patternFlag({ summary: "Leave out scenarios whose id or title matches (regex, repeatable)." }),
     level: levelFlag(),
     "scenario-timeout": Flags.integer({ min: 1, default: 10_000, summary: "Deadline of each scenario in ms." }),
+    "cleanup-timeout": Flags.integer({
+      min: 1,
+      default: 60_000,
+      summary: "Deadline of each scenario's cleanup in ms; slower cleanups that finish are only noted.",
+    }),
     "suite-timeout": Flags.integer({ min: 1, summary: "Deadline of the whole run in ms." }),
     parallel: Flags.integer({ min: 1, max: 64, default: 1, summary: "Scenarios run at once." }),
     runner: Flags.option({ options: ["vitest", "direct"] as const, default: "vitest" as const, summary: "Run through vitest's Node API or in-process." })(),
@@ -46,6 +51,7 @@ export default class ConformanceRun extends VirtkitCommand {
         skip: flags.skip ?? [],
         level: flags.level,
         scenarioTimeoutMs: flags["scenario-timeout"],
+        cleanupTimeoutMs: flags["cleanup-timeout"],
         suiteTimeoutMs: flags["suite-timeout"],
         parallel: flags.parallel,
         runner: flags.runner,
@@ -62,12 +68,7 @@ export default class ConformanceRun extends VirtkitCommand {
     for (const [file, reporter] of files) if (file) await writeFile(file, reporter.render(report));
     if (!json) {
       this.log("");
-      this.log(human.table(report));
-      if (report.notes.length > 0) this.log(["", "Notes:", ...report.notes.map((n) => `  - ${n}`)].join("\n"));
-      const s = report.summary;
-      this.log(
-        `\n${report.ok ? "PASS" : "FAIL"}: ${s.pass} passed, ${s.fail} failed (${s.failingAtLevel} at level ${report.level}), ${s.unsupported} unsupported, ${s.skipped} skipped in ${report.durationMs} ms`,
-      );
+      this.log(human.summary(report));
     }
     if (!report.ok) process.exitCode = 1;
     return report;
