@@ -154,6 +154,7 @@ describe("bad input", () => {
   const bad: [string, (i: Instance) => Instance][] = [
     ["uuid", (i) => ({ ...i, uuid: "not-a-uuid" })],
     ["upper-case uuid", (i) => ({ ...i, uuid: i.uuid.toUpperCase() })],
+    ["nil uuid", (i) => ({ ...i, uuid: "00000000-0000-0000-0000-000000000000" })],
     ["empty name", (i) => ({ ...i, name: "" })],
     ["name with a space", (i) => ({ ...i, name: "a b" })],
     ["name with a quote", (i) => ({ ...i, name: "a'b" })],

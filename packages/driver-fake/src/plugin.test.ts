@@ -80,6 +80,15 @@ describe("options schema", () => {
   ])("refuses %j", (raw) => {
     expect(fakeOptionsSchema.safeParse(raw).success).toBe(false);
   });
+
+  it("never echoes a capability list item it refuses (it could be a pasted secret)", () => {
+    for (const capabilities of ["disable=pause,hunter2-secret", "hunter2-secret=pause"]) {
+      const r = fakeOptionsSchema.safeParse({ capabilities });
+      expect(r.success).toBe(false);
+      expect(JSON.stringify(r.error?.issues)).not.toContain("hunter2");
+      expect(JSON.stringify(r.error?.issues)).toMatch(/item #\d/);
+    }
+  });
 });
 
 describe("register", () => {

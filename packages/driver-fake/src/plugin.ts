@@ -32,21 +32,26 @@ const boolish = z.union([z.boolean(), z.stringbool()]);
 function parseCapabilityList(text: string, ctx: z.RefinementCtx): Partial<Capabilities> {
   const out: Partial<Record<Capability, boolean>> = {};
   let value = false;
-  for (const raw of text.split(",")) {
+  // Option values are never echoed (a pasted secret could be one): items are named by position.
+  for (const [index, raw] of text.split(",").entries()) {
+    const item = `item #${index + 1}`;
     let token = raw.trim();
     if (token.length === 0) continue;
     const eq = token.indexOf("=");
     if (eq >= 0) {
       const mode = token.slice(0, eq).trim();
       if (mode !== "disable" && mode !== "enable") {
-        ctx.addIssue({ code: "custom", message: `expected disable=<names> or enable=<names>, got "${mode}="` });
+        ctx.addIssue({ code: "custom", message: `${item}: expected disable=<names> or enable=<names>` });
         return out;
       }
       value = mode === "enable";
       token = token.slice(eq + 1).trim();
     }
     if (!(CAPABILITY_NAMES as readonly string[]).includes(token)) {
-      ctx.addIssue({ code: "custom", message: `unknown capability "${token}" (known: ${CAPABILITY_NAMES.join(", ")})` });
+      ctx.addIssue({
+        code: "custom",
+        message: `${item}: unknown capability (${token.length} characters; known: ${CAPABILITY_NAMES.join(", ")})`,
+      });
       return out;
     }
     out[token as Capability] = value;
