@@ -276,6 +276,12 @@ export function buildDirPoolXml(name: string, dir: string): string {
   return `<pool type='dir'><name>${escapeXml(name)}</name><target><path>${escapeXml(dir)}</path></target></pool>`;
 }
 
+/** A pool's type (`dir`, `logical`, ...) and target path, from its XML. */
+export function readPoolFacts(xml: string): { type: string | undefined; path: string | undefined } {
+  const root = parseXml(xml);
+  return { type: root.attributes.type, path: path(root, "target", "path")?.text };
+}
+
 /** Reads a pool's target path from its XML. */
 export function readPoolPath(xml: string): string | undefined {
   return path(parseXml(xml), "target", "path")?.text;

@@ -16,6 +16,7 @@ import {
   type LibvirtVersion,
   type NodeInfo,
   type StoragePool,
+  type StoragePoolInfo,
   type StorageVol,
   type StorageVolInfo,
   type StreamRange,
@@ -28,6 +29,8 @@ export type ByteStream = AsyncIterable<Uint8Array> & { destroy(error?: Error): u
 /** What the driver needs from a libvirt connection. */
 export interface LibvirtApi {
   close(opts?: CallOptions): Promise<void>;
+  /** How often the link was re-opened: what was learnt about the daemon is valid for one value. */
+  readonly reconnectCount?: number;
 
   connectGetHostname(opts?: CallOptions): Promise<string>;
   connectGetType(opts?: CallOptions): Promise<string>;
@@ -95,6 +98,7 @@ export interface LibvirtApi {
   storagePoolBuild(pool: StoragePool, flags?: number, opts?: CallOptions): Promise<void>;
   storagePoolCreate(pool: StoragePool, flags?: number, opts?: CallOptions): Promise<void>;
   storagePoolRefresh(pool: StoragePool, flags?: number, opts?: CallOptions): Promise<void>;
+  storagePoolGetInfo(pool: StoragePool, opts?: CallOptions): Promise<StoragePoolInfo>;
   storagePoolGetXmlDesc(pool: StoragePool, flags?: number, opts?: CallOptions): Promise<string>;
   storageVolCreateXml(pool: StoragePool, xml: string, flags?: number, opts?: CallOptions): Promise<StorageVol>;
   storageVolCreateXmlFrom(

@@ -1,6 +1,10 @@
 /**
- * The libvirt ComputeDriver, after Nova's `nova/virt/libvirt/driver.py`: domains defined from
- * generated XML, disks from a storage pool, state read back from libvirt on every call.
+ * The libvirt ComputeDriver, after Nova's `nova/virt/libvirt/driver.py`: a thin orchestrator over
+ * the host (connection, what the daemon supports, events: `libvirt-host.ts`), the instance's storage
+ * (`instance-storage.ts`), one domain handle per operation (`guest.ts`), console capture
+ * (`guest-consoles.ts`) and live migration (`live-migration.ts`). State is read back from libvirt;
+ * only what cannot change under us (the pool, the daemon's supported flags) is remembered, per
+ * connection.
  */
 import { randomUUID } from "node:crypto";
 import { readFile } from "node:fs/promises";
@@ -14,8 +18,6 @@ import {
   InstanceNotFoundError,
   InstanceNotRunningError,
   InvalidStateError,
-  LiveMigrationFailedError,
-  MigrationPreCheckError,
   OperationAbortedError,
   OperationTimeoutError,
   PasswordSetFailedError,
@@ -53,46 +55,35 @@ import {
   type RescueOptions,
   type Secret,
   type SpawnRequest,
-  redactOptions,
 } from "@virtkit/core";
 import {
-  DomainJobType,
+  DomainEventType,
   DomainState,
   Flags,
   VirErrorNumber as E,
   isNoDomain,
   isNoDomainSnapshot,
-  isNoStoragePool,
-  isNoStorageVol,
   type CallOptions,
   type Domain,
   type DomainLifecycleEvent,
   type DomainSnapshot,
-  type EventSubscription,
-  type StoragePool,
   type StorageVol,
-  type TypedParam,
 } from "@virtkit/libvirt-rpc";
 import { libvirtCapabilities } from "./capabilities.js";
-import { ConsoleCapture } from "./console-capture.js";
-import {
-  buildDirPoolXml,
-  buildDomainXml,
-  buildSnapshotXml,
-  buildVolumeXml,
-  readDomainXml,
-  readSnapshotXml,
-  VIRTKIT_XMLNS,
-  type DiskSpec,
-} from "./domain-xml.js";
+import { buildDomainXml, buildSnapshotXml, buildVolumeXml, readDomainXml, type DiskSpec } from "./domain-xml.js";
 import { libvirtMessage, mapLibvirtError, redact, virErrorCode, type ErrorContext } from "./error-map.js";
+import { Guest, type DomainStatus } from "./guest.js";
+import { GuestConsoles } from "./guest-consoles.js";
+import { InstanceStorage, LeftoverVolumeError, RESCUE_SUFFIX, instanceVolumeNames } from "./instance-storage.js";
+import { toInstanceSnapshot, type SnapshotDescription } from "./instance-snapshots.js";
+import type { LibvirtApi, LibvirtConnector } from "./libvirt-connection.js";
+import { LibvirtHost } from "./libvirt-host.js";
 import { toLifecycleTransition } from "./lifecycle-events.js";
-import { openRpcConnection, type LibvirtApi, type LibvirtConnector } from "./libvirt-connection.js";
-import { VIR_MIGRATE, planMigration } from "./migration-flags.js";
-import { liveMigrationUri, migrateUri } from "./migration-uri.js";
+import { LiveMigrations } from "./live-migration.js";
+import { PendingCleanups } from "./pending-cleanups.js";
 import { toPowerState } from "./power-state-map.js";
+import { withRescueDisk } from "./rescue-xml.js";
 import { imagePropertyTrue, validateInstance } from "./validate.js";
-import { parseXml, serializeXml, type XmlElement } from "./xml.js";
 
 /** A structured logger (what the host application registers under `TOKENS.Logger`). */
 export interface DriverLogger {
@@ -144,33 +135,26 @@ export function virtTypeFromUri(uri: string): string {
   return scheme;
 }
 
+export { withRescueDisk } from "./rescue-xml.js";
+
 const DRIVER = "libvirt";
 const DEFAULT_TIMEOUT_MS = 60_000;
 const LONG_TIMEOUT_MS = 300_000;
-const GiB = 1024 ** 3;
 /** Nova's MAX_CONSOLE_BYTES. */
 const MAX_CONSOLE_BYTES = 100 * 1024;
-/** VIR_DOMAIN_SNAPSHOT_DELETE_METADATA_ONLY. */
-const SNAPSHOT_DELETE_METADATA_ONLY = 2;
-/** EBUSY, as libvirt reports a process that would not die (int1 of VIR_ERR_SYSTEM_ERROR). */
-const EBUSY = 16;
-const RESCUE_SUFFIX = ".rescue";
-/** How long after a boot `getConsoleOutput` waits for the console's first whole line. */
-const CONSOLE_BOOT_WAIT_MS = 3000;
-/** How long after the resume of a paused start its PAUSED/RESUMED events are still swallowed. */
-const QUIET_START_MS = 5000;
+/** Deadline of the removal of what a failed spawn created (its own: the caller's may have passed). */
+const SPAWN_CLEANUP_TIMEOUT_MS = 30_000;
 
-interface DomainStatus {
-  readonly domainState: number;
-  readonly power: PowerState;
-  readonly managedSave: boolean;
-}
+/** What names an instance's domain: its uuid (what libvirtd looks it up by) and its name. */
+type InstanceRef = Pick<Instance, "uuid" | "name">;
 
-interface SnapshotDescription {
-  readonly virtkit: 1;
-  readonly name: string;
-  readonly createdAt: string;
-  readonly description?: string;
+/** A promise's outcome as a value, for deciding after two calls have both answered. */
+async function settle<T>(p: Promise<T>): Promise<{ ok: true; value: T } | { ok: false; error: unknown }> {
+  try {
+    return { ok: true, value: await p };
+  } catch (error) {
+    return { ok: false, error };
+  }
 }
 
 /** The libvirt driver. Call `initHost` before anything else. */
@@ -183,29 +167,68 @@ export class LibvirtDriver implements ComputeDriver {
   readonly #timeoutMs: number;
   readonly #pollMs: number;
   readonly #listeners = new Set<LifecycleListener>();
-  #conn: LibvirtApi | undefined;
-  #connecting: Promise<LibvirtApi> | undefined;
-  #subscription: EventSubscription | undefined;
+  readonly #conn: LibvirtHost;
+  readonly #storage: InstanceStorage;
+  readonly #consoles: GuestConsoles;
+  readonly #pending = new PendingCleanups();
+  readonly #migrations: LiveMigrations;
+  /**
+   * Domain handles (with their current id) by uuid, for the connection they came from. Kept fresh
+   * by this driver's own starts and stops and by lifecycle events; used only while events flow.
+   */
+  readonly #handles = new Map<string, { readonly dom: Domain; readonly api: LibvirtApi; readonly generation: number }>();
   #host = "";
-  #pool: StoragePool | undefined;
-  #closed = false;
-  /** VIR_MIGRATE_* bitmask of each migration this driver is running, by instance uuid. */
-  readonly #activeMigrations = new Map<string, number>();
-  /** Console captures (console streams into ring buffers) by instance uuid. */
-  readonly #consoles = new Map<string, ConsoleCapture>();
-  /** Domains started paused to attach their console: their PAUSED/RESUMED events are internal. */
-  readonly #quietStarts = new Map<string, number>();
 
   constructor(options: LibvirtDriverOptions) {
     this.#options = options;
     this.virtType = options.virtType ?? virtTypeFromUri(options.uri);
     this.#timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     this.#pollMs = options.pollIntervalMs ?? 200;
+    const log = (level: keyof DriverLogger, message: string, fields?: Record<string, unknown>) =>
+      this.#log(level, message, fields);
+    this.#conn = new LibvirtHost({
+      uri: options.uri,
+      ...(options.connector ? { connector: options.connector } : {}),
+      ...(options.connectOptions ? { connectOptions: options.connectOptions } : {}),
+      timeoutMs: this.#timeoutMs,
+      ...(options.keepaliveIntervalSec !== undefined ? { keepaliveIntervalSec: options.keepaliveIntervalSec } : {}),
+      onEvent: (e) => this.#onEvent(e),
+      log,
+    });
+    this.#storage = new InstanceStorage({
+      ...(options.pool !== undefined ? { pool: options.pool } : {}),
+      ...(options.poolPath !== undefined ? { poolPath: options.poolPath } : {}),
+      virtType: this.virtType,
+      timeoutMs: this.#timeoutMs,
+      log,
+    });
+    this.#consoles = new GuestConsoles((message, fields) => log("warn", message, fields));
+    this.#migrations = new LiveMigrations({
+      virtType: this.virtType,
+      liveMigrationScheme: options.liveMigrationScheme,
+      liveMigrationUriTemplate: options.liveMigrationUriTemplate,
+      storage: this.#storage,
+      hostName: () => this.#host,
+      requireMigration: (policy) => this.#requireMigration(policy),
+      run: (operation, instance, opts, fn) => this.#run(operation, instance, opts, fn),
+      api: (signal) => this.#api(signal),
+      guest: (api, instance, call) => this.#found(api, instance, call),
+      getHostInfo: (call) => this.getHostInfo(call),
+      remove: (api, instance, call, disks) => this.#remove(api, instance, call, disks),
+      hostContext: (instance, operation) => ({ ...this.#ctx(instance, operation), instanceId: instance.uuid }),
+      log,
+      longTimeoutMs: this.#longTimeout(),
+    });
   }
 
   /** Declared per virt type (see `libvirtCapabilities`). */
   get capabilities(): Capabilities {
     return libvirtCapabilities(this.virtType, { consoleLog: this.#options.consoleLogDir !== undefined });
+  }
+
+  /** Instances whose failed spawn still has something to remove (finished on the next call). */
+  get pendingCleanups(): readonly string[] {
+    return this.#pending.uuids();
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -215,50 +238,21 @@ export class LibvirtDriver implements ComputeDriver {
     this.#options.logger?.[level]?.(message, fields);
   }
 
-  /** The connection URI with any password or secret query value masked, for errors and logs. */
-  #safeUri(): string {
-    return redactOptions({ uri: this.#options.uri }).uri ?? "";
-  }
-
   #longTimeout(): number {
     return Math.max(this.#timeoutMs, LONG_TIMEOUT_MS);
   }
 
+  /** The connection; first finishes what failed spawns left behind, once the daemon answers. */
   async #api(signal?: AbortSignal): Promise<LibvirtApi> {
-    if (this.#closed) throw new HypervisorUnavailableError(this.#safeUri(), "the driver was cleaned up");
-    if (this.#conn) return this.#conn;
-    this.#connecting ??= this.#open(signal).finally(() => {
-      this.#connecting = undefined;
-    });
-    return this.#connecting;
-  }
-
-  async #open(signal?: AbortSignal): Promise<LibvirtApi> {
-    const connector = this.#options.connector ?? openRpcConnection;
-    const keepalive = this.#options.keepaliveIntervalSec;
-    try {
-      const conn = await connector(this.#options.uri, {
-        ...this.#options.connectOptions,
-        timeoutMs: this.#timeoutMs,
-        connectTimeoutMs: Math.min(this.#timeoutMs, 30_000),
-        ...(signal ? { signal } : {}),
-        ...(keepalive === undefined
-          ? {}
-          : { keepalive: keepalive > 0 ? { intervalMs: keepalive * 1000, count: 5 } : false }),
-        reconnect: true,
-        onListenerError: (err: unknown) => this.#log("warn", "lifecycle listener failed", { err }),
-      });
-      this.#conn = conn;
-      return conn;
-    } catch (err) {
-      throw new HypervisorUnavailableError(this.#safeUri(), libvirtMessage(err), { cause: err });
-    }
+    const api = await this.#conn.api(signal);
+    if (this.#pending.size > 0) await this.#finishPending(api);
+    return api;
   }
 
   #ctx(instance: Instance | undefined, operation: string, extra: Partial<ErrorContext> = {}): ErrorContext {
     return {
       operation,
-      host: this.#host || this.#safeUri(),
+      host: this.#host || this.#conn.safeUri,
       ...(instance ? { instanceId: instance.uuid } : {}),
       ...extra,
     };
@@ -285,11 +279,14 @@ export class LibvirtDriver implements ComputeDriver {
 
   /** Maps an error; for VIR_ERR_OPERATION_INVALID it reads the current state for the message. */
   async #mapError(err: unknown, instance: Instance | undefined, operation: string, signal?: AbortSignal) {
+    const storage = this.#storage.mapError(err);
+    if (storage instanceof VirtkitError) return storage;
     let stateName: string | undefined;
-    if (instance && virErrorCode(err) === E.VIR_ERR_OPERATION_INVALID && this.#conn) {
+    const api = this.#conn.current;
+    if (instance && virErrorCode(err) === E.VIR_ERR_OPERATION_INVALID && api) {
       try {
-        const dom = await this.#conn.domainLookupByUuid(instance.uuid, { signal });
-        stateName = powerStateName((await this.#status(this.#conn, dom, { signal })).power);
+        const dom = await api.domainLookupByUuid(instance.uuid, { signal });
+        stateName = powerStateName((await new Guest(api, dom, { signal }).status()).power);
       } catch {
         // The state is only for the message.
       }
@@ -297,28 +294,49 @@ export class LibvirtDriver implements ComputeDriver {
     return mapLibvirtError(err, this.#ctx(instance, operation, stateName ? { stateName } : {}));
   }
 
-  async #lookup(api: LibvirtApi, instance: Instance, call: CallOptions): Promise<Domain> {
+  /**
+   * The instance's domain for this operation, without a round trip: libvirtd finds a domain by the
+   * handle's uuid (the name only labels it), and a missing one answers VIR_ERR_NO_DOMAIN to the
+   * first call, which maps to `InstanceNotFoundError`. Costs nothing where Nova pays a look-up.
+   */
+  #guest(api: LibvirtApi, instance: Instance, call: CallOptions): Guest {
+    return new Guest(api, { name: instance.name, uuid: instance.uuid, id: -1 }, call);
+  }
+
+  /** The instance's domain looked up (for its id, or to prove it exists), or `InstanceNotFoundError`. */
+  async #found(api: LibvirtApi, instance: Instance, call: CallOptions): Promise<Guest> {
     try {
-      return await api.domainLookupByUuid(instance.uuid, call);
+      const dom = await api.domainLookupByUuid(instance.uuid, call);
+      this.#remember(api, dom);
+      return new Guest(api, dom, call);
     } catch (err) {
-      if (isNoDomain(err)) throw new InstanceNotFoundError(instance.uuid, { cause: err });
+      if (isNoDomain(err)) {
+        this.#handles.delete(instance.uuid);
+        throw new InstanceNotFoundError(instance.uuid, { cause: err });
+      }
       throw err;
     }
   }
 
-  async #lookupOrNull(api: LibvirtApi, instance: Instance, call: CallOptions): Promise<Domain | null> {
+  /** A handle with the domain's current id, remembered while events keep it fresh. */
+  #remember(api: LibvirtApi, dom: Domain): void {
+    if (this.#conn.subscribed) this.#handles.set(dom.uuid, { dom, api, generation: api.reconnectCount ?? 0 });
+  }
+
+  /** The remembered handle of `uuid` on this connection, if events have kept it fresh. */
+  #remembered(api: LibvirtApi, uuid: string): Domain | undefined {
+    const h = this.#handles.get(uuid);
+    if (!h || !this.#conn.subscribed || h.api !== api || h.generation !== (api.reconnectCount ?? 0)) return undefined;
+    return h.dom;
+  }
+
+  async #lookupOrNull(api: LibvirtApi, uuid: string, call: CallOptions): Promise<Domain | null> {
     try {
-      return await api.domainLookupByUuid(instance.uuid, call);
+      return await api.domainLookupByUuid(uuid, call);
     } catch (err) {
       if (isNoDomain(err)) return null;
       throw err;
     }
-  }
-
-  async #status(api: LibvirtApi, dom: Domain, call: CallOptions): Promise<DomainStatus> {
-    const { state } = await api.domainGetState(dom, 0, call);
-    const managedSave = state === DomainState.SHUTOFF ? await api.domainHasManagedSaveImage(dom, 0, call) : false;
-    return { domainState: state, power: toPowerState(state, managedSave), managedSave };
   }
 
   #requireCapability(capability: Capability, detail?: string): void {
@@ -333,21 +351,37 @@ export class LibvirtDriver implements ComputeDriver {
     return new InvalidStateError(instance.uuid, operation, powerStateName(status.power));
   }
 
-  /** Polls until `accept(status)` or the signal fires. */
-  async #waitFor(
-    api: LibvirtApi,
-    dom: Domain,
-    call: CallOptions,
-    accept: (s: DomainStatus) => boolean,
-    maxMs = Number.POSITIVE_INFINITY,
-  ): Promise<DomainStatus | undefined> {
-    const started = Date.now();
-    for (;;) {
-      const s = await this.#status(api, dom, call);
-      if (accept(s)) return s;
-      if (Date.now() - started >= maxMs) return undefined;
-      await sleep(this.#pollMs, call.signal, "wait for domain state");
-    }
+  /**
+   * Removes an instance from this host, tolerantly: its domain (destroyed, undefined) and, with
+   * `disks`, its volumes. Undefine and volume deletes go out together.
+   */
+  async #remove(api: LibvirtApi, instance: InstanceRef, call: CallOptions, disks: boolean): Promise<void> {
+    // The stream would end with the domain anyway; what it captured stays readable until forgotten.
+    this.#consoles.close(instance.uuid);
+    this.#handles.delete(instance.uuid);
+    const guest = new Guest(api, { name: instance.name, uuid: instance.uuid, id: -1 }, call);
+    // The definition tells whether a rescue disk exists too, so no delete is sent for nothing.
+    const [xml, existed] = await Promise.all([
+      disks ? api.domainGetXmlDesc(guest.dom, 0, call).catch(() => undefined) : undefined,
+      guest.destroy(instance.uuid),
+    ]);
+    const names = instanceVolumeNames(instance.uuid);
+    const rescued = xml === undefined || readDomainXml(xml).rescueOriginalXml !== undefined;
+    // Undefine and the volume deletes are independent: one round of calls.
+    const work: Promise<void>[] = [];
+    if (existed) work.push(guest.undefine(this.#conn.facts(api)));
+    if (disks) work.push(this.#storage.delete(api, names.disk, call));
+    if (disks && rescued) work.push(this.#storage.delete(api, names.rescue, call));
+    await Promise.all(work);
+    this.#consoles.close(instance.uuid, true);
+  }
+
+  /** Removes what failed spawns left behind; what still cannot be removed stays pending. */
+  async #finishPending(api: LibvirtApi): Promise<void> {
+    await this.#pending.finish(async ({ uuid, name, attempts }) => {
+      await this.#remove(api, { uuid, name }, { timeoutMs: SPAWN_CLEANUP_TIMEOUT_MS }, true);
+      this.#log("info", "removed what a failed spawn left behind", { instance: uuid, attempts });
+    });
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -358,34 +392,18 @@ export class LibvirtDriver implements ComputeDriver {
     await this.#run("init host", undefined, options, async (api, call) => {
       // Nova's _test_connection: a cheap call proves the link and the driver.
       await api.connectGetType(call);
-      if (!this.#subscription) {
-        try {
-          this.#subscription = await api.domainEventLifecycleRegister((e) => this.#onEvent(e), call);
-        } catch (err) {
-          this.#log("warn", "lifecycle events unavailable", { err: libvirtMessage(err) });
-        }
-      }
+      await this.#conn.subscribe(api, call);
     });
   }
 
   async cleanupHost(_host: string, options?: OperationOptions): Promise<void> {
-    const conn = this.#conn;
-    const sub = this.#subscription;
-    this.#subscription = undefined;
-    this.#conn = undefined;
-    this.#closed = true;
     this.#listeners.clear();
-    for (const capture of this.#consoles.values()) capture.close();
-    this.#consoles.clear();
-    this.#quietStarts.clear();
-    if (!conn) return;
+    this.#consoles.closeAll();
     await withDeadline("cleanup host", options, this.#timeoutMs, async (signal) => {
-      try {
-        await sub?.unsubscribe({ signal });
-      } catch {
-        // Closing anyway.
-      }
-      await conn.close({ signal });
+      const api = this.#conn.current;
+      // Last chance for what failed spawns left behind (best effort: the daemon may be gone).
+      if (api && this.#pending.size > 0) await this.#finishPending(api).catch(() => undefined);
+      await this.#conn.close({ signal });
     });
   }
 
@@ -425,14 +443,23 @@ export class LibvirtDriver implements ComputeDriver {
 
   instanceExists(instance: Instance, options?: OperationOptions): Promise<boolean> {
     return this.#run("instance exists", instance, options, async (api, call) => {
-      return (await this.#lookupOrNull(api, instance, call)) !== null;
+      return (await this.#lookupOrNull(api, instance.uuid, call)) !== null;
     });
   }
 
   getInfo(instance: Instance, options?: OperationOptions): Promise<InstanceInfo> {
     return this.#run("get info", instance, options, async (api, call) => {
-      const dom = await this.#lookup(api, instance, call);
-      const info = await api.domainGetInfo(dom, call);
+      // The domain's id (Nova's internal_id) comes from a fresh handle: one kept fresh by events,
+      // else a look-up.
+      const remembered = this.#remembered(api, instance.uuid);
+      const dom = remembered ?? (await this.#found(api, instance, call)).dom;
+      let info: Awaited<ReturnType<LibvirtApi["domainGetInfo"]>>;
+      try {
+        info = await api.domainGetInfo(dom, call);
+      } catch (err) {
+        if (isNoDomain(err)) this.#handles.delete(instance.uuid);
+        throw err;
+      }
       const managedSave = info.state === DomainState.SHUTOFF && (await api.domainHasManagedSaveImage(dom, 0, call));
       return {
         state: toPowerState(info.state, managedSave),
@@ -453,9 +480,9 @@ export class LibvirtDriver implements ComputeDriver {
   async getConsoleOutput(instance: Instance, options?: OperationOptions): Promise<string> {
     this.#requireCapability("consoleOutput", "no consoleLogDir configured");
     return this.#run("get console output", instance, options, async (api, call) => {
-      const dom = await this.#lookup(api, instance, call);
-      if (this.#consoleStreams) return this.#capturedConsole(api, instance, dom, call);
-      const logPath = readDomainXml(await api.domainGetXmlDesc(dom, 0, call)).consoleLogPath;
+      const guest = this.#guest(api, instance, call);
+      if (this.#consoleStreams) return this.#capturedConsole(guest, instance);
+      const logPath = readDomainXml(await api.domainGetXmlDesc(guest.dom, 0, call)).consoleLogPath;
       if (logPath === undefined) return "";
       let data: Buffer;
       try {
@@ -473,173 +500,37 @@ export class LibvirtDriver implements ComputeDriver {
   }
 
   /** The captured console tail; opens the console lazily for a running domain found without one. */
-  async #capturedConsole(api: LibvirtApi, instance: Instance, dom: Domain, call: CallOptions): Promise<string> {
+  async #capturedConsole(guest: Guest, instance: Instance): Promise<string> {
     let capture = this.#consoles.get(instance.uuid);
-    let atBoot = true;
     if (!capture || capture.closed) {
-      atBoot = false;
-      const status = await this.#status(api, dom, call);
+      const status = await guest.status();
       const active = status.power === PowerState.RUNNING || status.power === PowerState.PAUSED;
       // Not running: whatever was captured before it stopped (nothing if it never ran here).
       if (!active) return capture?.text() ?? "";
       // Found running (started elsewhere, or its console was taken over): no FORCE, an operator's
       // interactive session keeps the console.
-      capture = (await this.#attachConsole(api, instance, dom, false, call)) ?? capture;
+      capture = (await this.#consoles.attach(guest.api, instance.uuid, guest.dom, false, guest.call)) ?? capture;
       if (!capture) return "";
+    } else {
+      await this.#consoles.settle(capture, guest.call.signal);
     }
-    // Right after a boot (console attached at start) the firmware's first line may still be on its way.
-    const age = Date.now() - capture.openedAt;
-    if (atBoot && age < CONSOLE_BOOT_WAIT_MS) await capture.waitForLine(CONSOLE_BOOT_WAIT_MS - age, call.signal);
-    if (call.signal?.aborted) throw call.signal.reason;
+    if (guest.call.signal?.aborted) throw guest.call.signal.reason;
     return capture.text().slice(-MAX_CONSOLE_BYTES);
   }
 
-  /**
-   * Opens the domain's first console into a new capture (replacing an older one). `force` takes the
-   * console over from another session (VIR_DOMAIN_CONSOLE_FORCE). A failure is logged, not thrown:
-   * the console is a convenience and must never fail a lifecycle operation.
-   */
-  async #attachConsole(
-    api: LibvirtApi,
-    instance: Instance,
-    dom: Domain,
-    force: boolean,
-    call: CallOptions,
-  ): Promise<ConsoleCapture | undefined> {
-    this.#consoles.get(instance.uuid)?.close();
-    try {
-      const stream = await api.domainOpenConsole(dom, null, force ? Flags.CONSOLE_FORCE : 0, call);
-      if (this.#closed) {
-        stream.destroy();
-        return undefined;
-      }
-      const capture = new ConsoleCapture(stream);
-      this.#consoles.set(instance.uuid, capture);
-      return capture;
-    } catch (err) {
-      this.#log("warn", "console stream unavailable", { instance: instance.uuid, err: libvirtMessage(err) });
-      return undefined;
-    }
+  /** Starts a defined domain running (console attached first where consoles are streamed). */
+  async #startRunning(guest: Guest, uuid: string): Promise<void> {
+    guest.dom = this.#consoleStreams
+      ? await this.#consoles.startRunning(guest.api, uuid, guest.dom, guest.call)
+      : await guest.api.domainCreateWithFlags(guest.dom, 0, guest.call);
+    this.#remember(guest.api, guest.dom);
   }
 
-  #closeConsole(uuid: string, forget = false): void {
-    this.#consoles.get(uuid)?.close();
-    if (forget) this.#consoles.delete(uuid);
-  }
-
-  /**
-   * Starts a domain (not paused). With console streams it starts paused, attaches the console
-   * (so nothing from the firmware on is lost), then resumes; those internal PAUSED/RESUMED events
-   * are not reported.
-   */
-  async #startRunning(api: LibvirtApi, instance: Instance, dom: Domain, call: CallOptions): Promise<Domain> {
-    if (!this.#consoleStreams) return api.domainCreateWithFlags(dom, 0, call);
-    this.#quietStarts.set(instance.uuid, Number.POSITIVE_INFINITY);
-    try {
-      const started = await api.domainCreateWithFlags(dom, Flags.START_PAUSED, call);
-      await this.#attachConsole(api, instance, started, true, call);
-      await api.domainResume(started, call);
-      return started;
-    } finally {
-      if (this.#quietStarts.has(instance.uuid)) this.#quietStarts.set(instance.uuid, Date.now() + QUIET_START_MS);
-    }
-  }
-
-  // ---------------------------------------------------------------------------------------------
-  // storage
-
-  async #ensurePool(api: LibvirtApi, call: CallOptions): Promise<StoragePool> {
-    if (this.#pool) return this.#pool;
-    const name = this.#options.pool ?? "default";
-    let pool: StoragePool;
-    try {
-      pool = await api.storagePoolLookupByName(name, call);
-    } catch (err) {
-      if (!isNoStoragePool(err)) throw err;
-      if (this.virtType === "test") {
-        // The test hypervisor has its own built-in pool and cannot create directories.
-        pool = await api.storagePoolLookupByName("default-pool", call);
-      } else {
-        const dir = this.#options.poolPath ?? "/var/lib/libvirt/images";
-        pool = await api.storagePoolDefineXml(buildDirPoolXml(name, dir), 0, call);
-        await api.storagePoolBuild(pool, 0, call).catch(() => undefined);
-        await api.storagePoolCreate(pool, 0, call);
-        this.#log("info", "created storage pool", { pool: name, dir });
-      }
-    }
-    this.#pool = pool;
-    return pool;
-  }
-
-  async #volOrNull(api: LibvirtApi, pool: StoragePool, name: string, call: CallOptions): Promise<StorageVol | null> {
-    try {
-      return await api.storageVolLookupByName(pool, name, call);
-    } catch (err) {
-      if (isNoStorageVol(err)) return null;
-      throw err;
-    }
-  }
-
-  async #deleteVol(api: LibvirtApi, pool: StoragePool, name: string, call: CallOptions): Promise<void> {
-    const vol = await this.#volOrNull(api, pool, name, call);
-    if (!vol) return;
-    try {
-      await api.storageVolDelete(vol, 0, call);
-    } catch (err) {
-      if (!isNoStorageVol(err)) throw err;
-    }
-  }
-
-  /** Creates `<uuid>_disk<suffix>`: qcow2 over the image's base volume when the pool has one. */
-  async #createDisk(
-    api: LibvirtApi,
-    instance: Instance,
-    imageMeta: ImageMeta,
-    suffix: string,
-    call: CallOptions,
-  ): Promise<DiskSpec> {
-    const pool = await this.#ensurePool(api, call);
-    await api.storagePoolRefresh(pool, 0, call).catch(() => undefined);
-    const name = `${instance.uuid}_disk${suffix}`;
-    // A leftover of an earlier failed spawn would make the create fail.
-    await this.#deleteVol(api, pool, name, call);
-    let backingPath: string | undefined;
-    let backingFormat: string | undefined;
-    let capacity = instance.flavor.rootGb > 0 ? instance.flavor.rootGb * GiB : Math.max(imageMeta.size ?? 0, GiB);
-    if (imageMeta.id !== undefined) {
-      // Images are cached in the pool as `image-<id>` (Nova's _base directory, through the storage API).
-      const base = await this.#volOrNull(api, pool, `image-${imageMeta.id}`, call);
-      if (base) {
-        backingPath = await api.storageVolGetPath(base, call);
-        backingFormat = imageMeta.diskFormat === "raw" ? "raw" : "qcow2";
-        const info = await api.storageVolGetInfo(base, call);
-        capacity = Math.max(capacity, Number(info.capacity));
-      }
-    }
-    const vol = await api.storageVolCreateXml(
-      pool,
-      buildVolumeXml({
-        name,
-        capacityBytes: capacity,
-        format: "qcow2",
-        ...(backingPath !== undefined ? { backingPath, backingFormat } : {}),
-      }),
-      0,
-      call,
-    );
-    return { path: await api.storageVolGetPath(vol, call), format: "qcow2" };
-  }
-
-  async #deleteDisks(api: LibvirtApi, instance: Instance, call: CallOptions): Promise<void> {
-    let pool: StoragePool;
-    try {
-      pool = await this.#ensurePool(api, call);
-    } catch (err) {
-      this.#log("warn", "no storage pool to delete disks from", { err: libvirtMessage(err) });
-      return;
-    }
-    await this.#deleteVol(api, pool, `${instance.uuid}_disk`, call);
-    await this.#deleteVol(api, pool, `${instance.uuid}_disk${RESCUE_SUFFIX}`, call);
+  /** Starts a defined domain, running or paused. libvirt returns once it is in that state. */
+  async #start(guest: Guest, uuid: string, paused = false): Promise<void> {
+    if (!paused) return this.#startRunning(guest, uuid);
+    guest.dom = await guest.api.domainCreateWithFlags(guest.dom, Flags.START_PAUSED, guest.call);
+    this.#remember(guest.api, guest.dom);
   }
 
   #consoleLogPath(instance: Instance): string | undefined {
@@ -659,25 +550,42 @@ export class LibvirtDriver implements ComputeDriver {
       instance,
       options,
       async (api, call) => {
-        if (await this.#lookupOrNull(api, instance, call)) throw new InstanceExistsError(instance.uuid);
-        const disk = await this.#createDisk(api, instance, imageMeta, "", call);
-        const consoleLogPath = this.#consoleLogPath(instance);
-        const xml = buildDomainXml({
-          virtType: this.virtType,
-          instance,
-          imageMeta,
-          disks: [disk],
-          ...(request.networkInfo ? { networkInfo: request.networkInfo } : {}),
-          ...(consoleLogPath !== undefined ? { consoleLogPath } : {}),
-        });
-        let dom: Domain | undefined;
+        // Whether the uuid is taken is asked while the disk is being made: one round trip less.
+        const existing = this.#lookupOrNull(api, instance.uuid, call);
+        existing.catch(() => undefined); // awaited below; never an unhandled rejection meanwhile
+        let disk: DiskSpec;
         try {
-          dom = await api.domainDefineXml(xml, 0, call);
-          dom = await this.#startRunning(api, instance, dom, call);
-          await this.#waitFor(api, dom, call, (s) => s.power === PowerState.RUNNING);
+          const base = await this.#storage.baseImage(api, imageMeta, call);
+          const made = await settle(this.#storage.createDisk(api, instance, imageMeta, "", call, base, false));
+          if (await existing) {
+            // The uuid is taken. A disk made just now is ours to remove; an existing one is not.
+            if (made.ok) await this.#storage.delete(api, instanceVolumeNames(instance.uuid).disk, call);
+            throw new InstanceExistsError(instance.uuid);
+          }
+          disk = made.ok
+            ? made.value
+            : made.error instanceof LeftoverVolumeError
+              ? await this.#storage.createDisk(api, instance, imageMeta, "", call, base, true)
+              : await Promise.reject(made.error);
         } catch (err) {
-          // Leave nothing behind: a half-spawned instance would block the next attempt.
-          await this.#cleanupFailedSpawn(api, instance, dom);
+          if (err instanceof InstanceExistsError) throw err;
+          await this.#cleanupFailedSpawn(api, instance);
+          throw err;
+        }
+        try {
+          const consoleLogPath = this.#consoleLogPath(instance);
+          const xml = buildDomainXml({
+            virtType: this.virtType,
+            instance,
+            imageMeta,
+            disks: [disk],
+            ...(request.networkInfo ? { networkInfo: request.networkInfo } : {}),
+            ...(consoleLogPath !== undefined ? { consoleLogPath } : {}),
+          });
+          const guest = new Guest(api, await api.domainDefineXml(xml, 0, call), call);
+          await this.#startRunning(guest, instance.uuid);
+        } catch (err) {
+          await this.#cleanupFailedSpawn(api, instance);
           throw err;
         }
         this.#log("info", "instance spawned", { instance: instance.uuid });
@@ -686,73 +594,23 @@ export class LibvirtDriver implements ComputeDriver {
     );
   }
 
-  async #cleanupFailedSpawn(api: LibvirtApi, instance: Instance, dom: Domain | undefined): Promise<void> {
-    const call: CallOptions = { timeoutMs: 30_000 };
+  /**
+   * Leaves nothing behind: a half-spawned instance would block the next attempt. Whatever step
+   * failed, even one whose reply was lost, anything of the instance may exist on the daemon, so
+   * the removal is recorded first and only forgotten once it went through.
+   */
+  async #cleanupFailedSpawn(api: LibvirtApi, instance: Instance): Promise<void> {
+    const { uuid } = instance;
+    this.#pending.add(uuid, instance.name);
     try {
-      if (dom) {
-        await api.domainDestroy(dom, 0, call).catch(() => undefined);
-        await this.#undefine(api, dom, call);
-      }
-      this.#closeConsole(instance.uuid, true);
-      await this.#deleteDisks(api, instance, call);
+      await this.#remove(api, instance, { timeoutMs: SPAWN_CLEANUP_TIMEOUT_MS }, true);
+      this.#pending.delete(uuid);
     } catch (err) {
-      this.#log("warn", "cleanup after a failed spawn failed", { instance: instance.uuid, err: libvirtMessage(err) });
-    }
-  }
-
-  /** Nova's `_destroy`: tolerant of a missing or already stopped domain. */
-  async #destroyDomain(api: LibvirtApi, instance: Instance, dom: Domain, call: CallOptions): Promise<void> {
-    // The stream would end with the domain anyway; what it captured stays readable.
-    this.#closeConsole(instance.uuid);
-    for (let attempt = 1; ; attempt++) {
-      try {
-        await api.domainDestroy(dom, 0, call);
-        return;
-      } catch (err) {
-        const code = virErrorCode(err);
-        if (code === E.VIR_ERR_NO_DOMAIN) return;
-        if (code === E.VIR_ERR_OPERATION_INVALID) {
-          // "domain is not running": fine when it is indeed shut off.
-          const s = await this.#status(api, dom, call).catch(() => undefined);
-          if (s === undefined || s.domainState === DomainState.SHUTOFF) return;
-        }
-        if (code === E.VIR_ERR_OPERATION_TIMEOUT) {
-          throw new PowerOffFailureError(instance.uuid, "operation time out", { cause: err });
-        }
-        if (code === E.VIR_ERR_SYSTEM_ERROR && (err as { remote?: { int1?: number } }).remote?.int1 === EBUSY) {
-          // A process stuck in uninterruptible I/O: libvirt gave up waiting; Nova retries up to 6 times.
-          if (attempt < 6) continue;
-        }
-        const mapped = await this.#mapError(err, instance, "destroy", call.signal);
-        if (mapped instanceof OperationTimeoutError) {
-          throw new PowerOffFailureError(instance.uuid, "operation time out", { cause: err });
-        }
-        throw mapped;
-      }
-    }
-  }
-
-  /** Nova's `_undefine_domain`: every flag first, then fewer, then by hand. */
-  async #undefine(api: LibvirtApi, dom: Domain, call: CallOptions): Promise<void> {
-    const all = Flags.UNDEFINE_MANAGED_SAVE | Flags.UNDEFINE_SNAPSHOTS_METADATA;
-    for (const flags of [all | Flags.UNDEFINE_NVRAM, all]) {
-      try {
-        await api.domainUndefine(dom, flags, call);
-        return;
-      } catch (err) {
-        if (isNoDomain(err)) return;
-        this.#log("debug", "undefine with flags failed, retrying with fewer", { flags, err: libvirtMessage(err) });
-      }
-    }
-    // Old hypervisor drivers: remove what the flags would have removed, then undefine plainly.
-    try {
-      if (await api.domainHasManagedSaveImage(dom, 0, call)) await api.domainManagedSaveRemove(dom, 0, call);
-      for (const snap of await api.domainListAllSnapshots(dom, 0, call).catch(() => [])) {
-        await api.domainSnapshotDelete(snap, SNAPSHOT_DELETE_METADATA_ONLY, call).catch(() => undefined);
-      }
-      await api.domainUndefine(dom, 0, call);
-    } catch (err) {
-      if (!isNoDomain(err)) throw err;
+      // The daemon is gone or the link broke: finished on the next call that reaches it.
+      this.#log("warn", "cleanup after a failed spawn is pending until the daemon answers", {
+        instance: uuid,
+        err: libvirtMessage(err),
+      });
     }
   }
 
@@ -762,13 +620,8 @@ export class LibvirtDriver implements ComputeDriver {
       instance,
       options,
       async (api, call) => {
-        const dom = await this.#lookupOrNull(api, instance, call);
-        if (dom) {
-          await this.#destroyDomain(api, instance, dom, call);
-          await this.#undefine(api, dom, call);
-        }
-        this.#closeConsole(instance.uuid, true);
-        if (options?.destroyDisks ?? true) await this.#deleteDisks(api, instance, call);
+        await this.#remove(api, instance, call, options?.destroyDisks ?? true);
+        this.#pending.delete(instance.uuid);
       },
       this.#longTimeout(),
     ).catch((err: unknown) => {
@@ -779,21 +632,13 @@ export class LibvirtDriver implements ComputeDriver {
     });
   }
 
-  async #start(api: LibvirtApi, instance: Instance, dom: Domain, call: CallOptions, paused = false): Promise<Domain> {
-    const started = paused
-      ? await api.domainCreateWithFlags(dom, Flags.START_PAUSED, call)
-      : await this.#startRunning(api, instance, dom, call);
-    const want = paused ? PowerState.PAUSED : PowerState.RUNNING;
-    await this.#waitFor(api, started, call, (s) => s.power === want || s.power === PowerState.RUNNING);
-    return started;
-  }
-
-  /** Hard reboot: destroy (tolerantly) and start from the persistent definition. */
-  async #hardReboot(api: LibvirtApi, instance: Instance, dom: Domain, call: CallOptions): Promise<void> {
-    await this.#destroyDomain(api, instance, dom, call);
+  /** Hard reboot: destroy (tolerantly) and start afresh from the persistent definition. */
+  async #hardReboot(guest: Guest, instance: Instance): Promise<void> {
+    this.#consoles.close(instance.uuid);
+    if (!(await guest.destroy(instance.uuid))) throw new InstanceNotFoundError(instance.uuid);
     // A fresh boot, not a restore of a suspended image.
-    if (await api.domainHasManagedSaveImage(dom, 0, call)) await api.domainManagedSaveRemove(dom, 0, call);
-    await this.#start(api, instance, dom, call);
+    await guest.removeManagedSave();
+    await this.#start(guest, instance.uuid);
   }
 
   reboot(instance: Instance, type: RebootType, options?: OperationOptions): Promise<void> {
@@ -803,22 +648,23 @@ export class LibvirtDriver implements ComputeDriver {
       instance,
       options,
       async (api, call) => {
-        const dom = await this.#lookup(api, instance, call);
+        const guest = this.#guest(api, instance, call);
         if (type === "SOFT") {
-          const status = await this.#status(api, dom, call);
+          const status = await guest.status();
           // Nova's _soft_reboot: only a running guest can reboot itself; otherwise go hard.
           if (status.power === PowerState.RUNNING) {
-            await api.domainShutdown(dom, 0, call);
+            await api.domainShutdown(guest.dom, 0, call);
             const waitMs = Math.min((this.#options.softRebootTimeoutSec ?? 120) * 1000, budget / 2);
-            const down = await this.#waitFor(api, dom, call, (s) => s.domainState === DomainState.SHUTOFF, waitMs);
+            const down = await guest.waitFor((s) => s.domainState === DomainState.SHUTOFF, this.#pollMs, waitMs);
             if (down) {
-              await this.#start(api, instance, dom, call);
+              this.#consoles.close(instance.uuid);
+              await this.#start(guest, instance.uuid);
               return;
             }
             this.#log("info", "soft reboot timed out, rebooting hard", { instance: instance.uuid });
           }
         }
-        await this.#hardReboot(api, instance, dom, call);
+        await this.#hardReboot(guest, instance);
       },
       budget,
     );
@@ -832,40 +678,34 @@ export class LibvirtDriver implements ComputeDriver {
       instance,
       options,
       async (api, call) => {
-        const dom = await this.#lookup(api, instance, call);
-        if (timeoutSec > 0 && (await this.#cleanShutdown(api, dom, timeoutSec, retrySec, call))) return;
-        await this.#destroyDomain(api, instance, dom, call);
+        const guest = this.#guest(api, instance, call);
+        if (timeoutSec > 0 && (await this.#cleanShutdown(guest, timeoutSec, retrySec))) return;
+        this.#consoles.close(instance.uuid);
+        if (!(await guest.destroy(instance.uuid))) throw new InstanceNotFoundError(instance.uuid);
       },
       Math.max(this.#longTimeout(), timeoutSec * 1000 + this.#timeoutMs),
     );
   }
 
   /** Nova's `_clean_shutdown`: ask, re-ask every `retrySec`, give up after `timeoutSec`. */
-  async #cleanShutdown(
-    api: LibvirtApi,
-    dom: Domain,
-    timeoutSec: number,
-    retrySec: number,
-    call: CallOptions,
-  ): Promise<boolean> {
-    const initial = await this.#status(api, dom, call);
+  async #cleanShutdown(guest: Guest, timeoutSec: number, retrySec: number): Promise<boolean> {
     const off = (s: DomainStatus): boolean =>
       s.power === PowerState.SHUTDOWN || s.power === PowerState.CRASHED || s.power === PowerState.SUSPENDED;
-    if (off(initial)) return true;
+    if (off(await guest.status())) return true;
     const deadline = Date.now() + timeoutSec * 1000;
     let nextAsk = 0;
     while (Date.now() < deadline) {
       if (Date.now() >= nextAsk) {
         try {
-          await api.domainShutdown(dom, 0, call);
+          await guest.api.domainShutdown(guest.dom, 0, guest.call);
         } catch (err) {
           // The guest may have just gone down between the check and the request.
           if (virErrorCode(err) !== E.VIR_ERR_OPERATION_INVALID) throw err;
         }
         nextAsk = Date.now() + retrySec * 1000;
       }
-      if (off(await this.#status(api, dom, call))) return true;
-      await sleep(Math.min(1000, this.#pollMs * 5), call.signal, "clean shutdown");
+      if (off(await guest.status())) return true;
+      await sleep(Math.min(1000, this.#pollMs * 5), guest.call.signal, "clean shutdown");
     }
     return false;
   }
@@ -876,15 +716,15 @@ export class LibvirtDriver implements ComputeDriver {
       instance,
       options,
       async (api, call) => {
-        const dom = await this.#lookup(api, instance, call);
-        const status = await this.#status(api, dom, call);
+        const guest = this.#guest(api, instance, call);
+        const status = await guest.status();
         if (status.power === PowerState.RUNNING) return;
         if (status.power === PowerState.PAUSED) throw this.#invalid(instance, "power on", status);
         if (status.domainState !== DomainState.SHUTOFF) {
           // SHUTDOWN (in progress) or CRASHED: make sure it is off first, as Nova's hard reboot does.
-          await this.#destroyDomain(api, instance, dom, call);
+          await guest.destroy(instance.uuid);
         }
-        await this.#start(api, instance, dom, call);
+        await this.#start(guest, instance.uuid);
       },
       this.#longTimeout(),
     );
@@ -893,21 +733,21 @@ export class LibvirtDriver implements ComputeDriver {
   async pause(instance: Instance, options?: OperationOptions): Promise<void> {
     this.#requireCapability("pause");
     return this.#run("pause", instance, options, async (api, call) => {
-      const dom = await this.#lookup(api, instance, call);
-      const status = await this.#status(api, dom, call);
+      const guest = this.#guest(api, instance, call);
+      const status = await guest.status();
       // libvirt's suspend of a paused domain may succeed silently: refuse it here.
       if (status.power !== PowerState.RUNNING) throw this.#invalid(instance, "pause", status);
-      await api.domainSuspend(dom, call);
+      await api.domainSuspend(guest.dom, call);
     });
   }
 
   async unpause(instance: Instance, options?: OperationOptions): Promise<void> {
     this.#requireCapability("pause");
     return this.#run("unpause", instance, options, async (api, call) => {
-      const dom = await this.#lookup(api, instance, call);
-      const status = await this.#status(api, dom, call);
+      const guest = this.#guest(api, instance, call);
+      const status = await guest.status();
       if (status.power !== PowerState.PAUSED) throw this.#invalid(instance, "unpause", status);
-      await api.domainResume(dom, call);
+      await api.domainResume(guest.dom, call);
     });
   }
 
@@ -918,13 +758,13 @@ export class LibvirtDriver implements ComputeDriver {
       instance,
       options,
       async (api, call) => {
-        const dom = await this.#lookup(api, instance, call);
-        const status = await this.#status(api, dom, call);
+        const guest = this.#guest(api, instance, call);
+        const status = await guest.status();
         // Nova's suspend: managed save of a running or paused guest.
         if (status.power !== PowerState.RUNNING && status.power !== PowerState.PAUSED) {
           throw this.#invalid(instance, "suspend", status);
         }
-        await api.domainManagedSave(dom, 0, call);
+        await api.domainManagedSave(guest.dom, 0, call);
       },
       this.#longTimeout(),
     );
@@ -937,15 +777,16 @@ export class LibvirtDriver implements ComputeDriver {
       instance,
       options,
       async (api, call) => {
-        const dom = await this.#lookup(api, instance, call);
-        const status = await this.#status(api, dom, call);
+        const guest = this.#guest(api, instance, call);
+        const status = await guest.status();
         if (!(status.domainState === DomainState.SHUTOFF && status.managedSave)) {
           throw this.#invalid(instance, "resume", status);
         }
         // Starting a domain with a managed-save image restores it; the contract resumes to RUNNING.
-        const started = await api.domainCreateWithFlags(dom, 0, call);
-        const after = await this.#waitFor(api, started, call, (s) => s.power !== PowerState.SHUTDOWN);
-        if (after?.power === PowerState.PAUSED) await api.domainResume(started, call);
+        guest.dom = await api.domainCreateWithFlags(guest.dom, 0, call);
+        this.#remember(api, guest.dom);
+        const after = await guest.waitFor((s) => s.power !== PowerState.SHUTDOWN, this.#pollMs);
+        if (after?.power === PowerState.PAUSED) await api.domainResume(guest.dom, call);
       },
       this.#longTimeout(),
     );
@@ -958,22 +799,27 @@ export class LibvirtDriver implements ComputeDriver {
       instance,
       options,
       async (api, call) => {
-        const dom = await this.#lookup(api, instance, call);
-        const originalXml = await api.domainGetXmlDesc(dom, Flags.XML_INACTIVE | Flags.XML_SECURE, call);
-        const facts = readDomainXml(originalXml);
-        if (facts.rescueOriginalXml !== undefined) {
+        const guest = this.#guest(api, instance, call);
+        const originalXml = await api.domainGetXmlDesc(guest.dom, Flags.XML_INACTIVE | Flags.XML_SECURE, call);
+        if (readDomainXml(originalXml).rescueOriginalXml !== undefined) {
           throw new InvalidStateError(instance.uuid, "rescue", "RESCUED");
         }
-        const rescueDisk = await this.#createDisk(api, instance, rescueImageMeta, RESCUE_SUFFIX, call);
-        const rescueXml = withRescueDisk(originalXml, rescueDisk);
-        await this.#destroyDomain(api, instance, dom, call);
-        if (await api.domainHasManagedSaveImage(dom, 0, call)) await api.domainManagedSaveRemove(dom, 0, call);
+        const rescueDisk = await this.#storage.createDisk(api, instance, rescueImageMeta, RESCUE_SUFFIX, call);
+        let defined = false;
         try {
-          const rescued = await api.domainDefineXml(rescueXml, 0, call);
-          await this.#start(api, instance, rescued, call);
+          const rescueXml = withRescueDisk(originalXml, rescueDisk);
+          this.#consoles.close(instance.uuid);
+          await guest.destroy(instance.uuid);
+          await guest.removeManagedSave();
+          const rescued = new Guest(api, await api.domainDefineXml(rescueXml, 0, call), call);
+          defined = true;
+          await this.#start(rescued, instance.uuid);
         } catch (err) {
-          // Put the original definition back so the instance is not lost.
-          await api.domainDefineXml(originalXml, 0, call).catch(() => undefined);
+          // Put the original definition back so the instance is not lost, and drop the rescue disk
+          // (destroy only looks for one when the definition says the instance is rescued).
+          const cleanup: CallOptions = { timeoutMs: SPAWN_CLEANUP_TIMEOUT_MS };
+          if (defined) await api.domainDefineXml(originalXml, 0, cleanup).catch(() => undefined);
+          await this.#storage.delete(api, instanceVolumeNames(instance.uuid).rescue, cleanup).catch(() => undefined);
           throw err;
         }
       },
@@ -988,17 +834,14 @@ export class LibvirtDriver implements ComputeDriver {
       instance,
       options,
       async (api, call) => {
-        const dom = await this.#lookup(api, instance, call);
-        const facts = readDomainXml(await api.domainGetXmlDesc(dom, Flags.XML_INACTIVE, call));
-        if (facts.rescueOriginalXml === undefined) {
-          const status = await this.#status(api, dom, call);
-          throw this.#invalid(instance, "unrescue", status);
-        }
-        await this.#destroyDomain(api, instance, dom, call);
-        const restored = await api.domainDefineXml(facts.rescueOriginalXml, 0, call);
-        await this.#start(api, instance, restored, call);
-        const pool = await this.#ensurePool(api, call);
-        await this.#deleteVol(api, pool, `${instance.uuid}_disk${RESCUE_SUFFIX}`, call);
+        const guest = this.#guest(api, instance, call);
+        const facts = readDomainXml(await api.domainGetXmlDesc(guest.dom, Flags.XML_INACTIVE, call));
+        if (facts.rescueOriginalXml === undefined) throw this.#invalid(instance, "unrescue", await guest.status());
+        this.#consoles.close(instance.uuid);
+        await guest.destroy(instance.uuid);
+        const restored = new Guest(api, await api.domainDefineXml(facts.rescueOriginalXml, 0, call), call);
+        await this.#start(restored, instance.uuid);
+        await this.#storage.delete(api, instanceVolumeNames(instance.uuid).rescue, call);
       },
       this.#longTimeout(),
     );
@@ -1016,25 +859,24 @@ export class LibvirtDriver implements ComputeDriver {
       instance,
       options,
       async (api, call) => {
-        const dom = await this.#lookup(api, instance, call);
+        const guest = this.#guest(api, instance, call);
         const image = await images.get(imageId, call);
-        const facts = readDomainXml(await api.domainGetXmlDesc(dom, 0, call));
-        const root = facts.disks[0];
+        const root = readDomainXml(await api.domainGetXmlDesc(guest.dom, 0, call)).disks[0];
         if (!root) throw new VirtkitError(`instance ${instance.uuid} has no disk to snapshot`);
         const format: DiskFormat = root.format === "raw" ? "raw" : "qcow2";
         const metadata = snapshotImageMetadata(instance, format, image.name);
-        const before = await this.#status(api, dom, call);
+        const before = await guest.status();
         await options?.onTaskState?.(TaskState.IMAGE_PENDING_UPLOAD, TaskState.IMAGE_SNAPSHOT);
 
         // Cold snapshot (Nova's _prepare_domain_for_snapshot): managed save a running or paused
         // guest so its disk is quiescent, copy the disk, then bring the guest back as it was.
         const cold = before.power === PowerState.RUNNING || before.power === PowerState.PAUSED;
-        const pool = await this.#ensurePool(api, call);
+        const { pool } = await this.#storage.pool(api, call);
         const src = await api.storageVolLookupByPath(root.path, call);
         const copyName = `${instance.uuid}_snapshot_${randomUUID().slice(0, 8)}`;
         let copy: StorageVol | undefined;
         try {
-          if (cold) await api.domainManagedSave(dom, 0, call);
+          if (cold) await api.domainManagedSave(guest.dom, 0, call);
           try {
             // Cloning flattens a qcow2 overlay into a standalone image (qemu-img convert).
             const info = await api.storageVolGetInfo(src, call);
@@ -1046,7 +888,10 @@ export class LibvirtDriver implements ComputeDriver {
               call,
             );
           } finally {
-            if (cold) await this.#start(api, instance, dom, call, before.power === PowerState.PAUSED);
+            if (cold) {
+              this.#consoles.close(instance.uuid);
+              await this.#start(guest, instance.uuid, before.power === PowerState.PAUSED);
+            }
           }
           await options?.onTaskState?.(TaskState.IMAGE_UPLOADING, TaskState.IMAGE_PENDING_UPLOAD);
           const stream = await api.storageVolDownload(copy, {}, call);
@@ -1068,27 +913,6 @@ export class LibvirtDriver implements ComputeDriver {
   // ---------------------------------------------------------------------------------------------
   // instance snapshots
 
-  #toInstanceSnapshot(instance: Instance, snap: DomainSnapshot, xml: string): InstanceSnapshot {
-    const facts = readSnapshotXml(xml);
-    let name = facts.name;
-    let createdAt = new Date(facts.creationTime * 1000).toISOString();
-    let description = facts.description;
-    const parsed = parseSnapshotDescription(facts.description);
-    if (parsed) {
-      name = parsed.name;
-      createdAt = parsed.createdAt;
-      description = parsed.description;
-    }
-    return {
-      id: snap.name,
-      name,
-      instanceUuid: instance.uuid,
-      createdAt,
-      powerState: snapshotPowerState(facts.state),
-      ...(description !== undefined ? { description } : {}),
-    };
-  }
-
   async createInstanceSnapshot(
     instance: Instance,
     name: string,
@@ -1100,16 +924,15 @@ export class LibvirtDriver implements ComputeDriver {
       instance,
       options,
       async (api, call) => {
-        const dom = await this.#lookup(api, instance, call);
-        const id = randomUUID();
+        const { dom } = this.#guest(api, instance, call);
         const desc: SnapshotDescription = {
           virtkit: 1,
           name,
           createdAt: new Date().toISOString(),
           ...(options?.description !== undefined ? { description: options.description } : {}),
         };
-        const snap = await api.domainSnapshotCreateXml(dom, buildSnapshotXml(id, JSON.stringify(desc)), 0, call);
-        return this.#toInstanceSnapshot(instance, snap, await api.domainSnapshotGetXmlDesc(snap, 0, call));
+        const snap = await api.domainSnapshotCreateXml(dom, buildSnapshotXml(randomUUID(), JSON.stringify(desc)), 0, call);
+        return toInstanceSnapshot(instance, snap, await api.domainSnapshotGetXmlDesc(snap, 0, call));
       },
       this.#longTimeout(),
     );
@@ -1118,17 +941,17 @@ export class LibvirtDriver implements ComputeDriver {
   async listInstanceSnapshots(instance: Instance, options?: OperationOptions): Promise<readonly InstanceSnapshot[]> {
     this.#requireCapability("instanceSnapshots");
     return this.#run("list instance snapshots", instance, options, async (api, call) => {
-      const dom = await this.#lookup(api, instance, call);
+      const { dom } = this.#guest(api, instance, call);
       const snaps = await api.domainListAllSnapshots(dom, 0, call);
       const out = await Promise.all(
-        snaps.map(async (s) => this.#toInstanceSnapshot(instance, s, await api.domainSnapshotGetXmlDesc(s, 0, call))),
+        snaps.map(async (s) => toInstanceSnapshot(instance, s, await api.domainSnapshotGetXmlDesc(s, 0, call))),
       );
       return out.sort((a, b) => a.createdAt.localeCompare(b.createdAt));
     });
   }
 
   async #snapshotByID(api: LibvirtApi, instance: Instance, id: string, call: CallOptions): Promise<DomainSnapshot> {
-    const dom = await this.#lookup(api, instance, call);
+    const { dom } = this.#guest(api, instance, call);
     try {
       return await api.domainSnapshotLookupByName(dom, id, 0, call);
     } catch (err) {
@@ -1193,19 +1016,17 @@ export class LibvirtDriver implements ComputeDriver {
       const call: CallOptions = { signal };
       const secret = password.reveal();
       const secrets = [secret];
-      let api: LibvirtApi;
-      let dom: Domain;
+      let guest: Guest;
       try {
-        api = await this.#api(signal);
-        dom = await this.#lookup(api, instance, call);
-        const status = await this.#status(api, dom, call);
+        guest = this.#guest(await this.#api(signal), instance, call);
+        const status = await guest.status();
         if (status.power !== PowerState.RUNNING) throw new InstanceNotRunningError(instance.uuid);
       } catch (err) {
         if (err instanceof VirtkitError) throw err;
         throw mapLibvirtError(err, this.#ctx(instance, "set admin password", { secrets }));
       }
       try {
-        await api.domainSetUserPassword(dom, user, secret, 0, call);
+        await guest.api.domainSetUserPassword(guest.dom, user, secret, 0, call);
       } catch (err) {
         throw this.#passwordError(instance, user, err, secrets);
       }
@@ -1238,16 +1059,10 @@ export class LibvirtDriver implements ComputeDriver {
   }
 
   // ---------------------------------------------------------------------------------------------
-  // live migration
-
-  #migrationFacts(facts?: MigrationHostFacts): MigrationHostFacts {
-    const qemu = this.virtType === "qemu" || this.virtType === "kvm";
-    return { virtType: this.virtType, postCopySupported: qemu, ...facts };
-  }
+  // live migration (live-migration.ts)
 
   planMigration(policy: MigrationPolicy, facts?: MigrationHostFacts): MigrationPlan {
-    this.#requireMigration(policy);
-    return planMigration(policy, this.#migrationFacts(facts));
+    return this.#migrations.plan(policy, facts);
   }
 
   /**
@@ -1262,183 +1077,30 @@ export class LibvirtDriver implements ComputeDriver {
     if (policy?.nativeTls) this.#requireCapability("nativeTlsMigration", detail);
   }
 
-  async checkCanLiveMigrateDestination(
+  checkCanLiveMigrateDestination(
     instance: Instance,
     sourceHost: HostInfo,
     policy: MigrationPolicy,
     options?: OperationOptions,
   ): Promise<MigrateData> {
-    this.#requireMigration(policy);
-    const plan = this.planMigration(policy);
-    return this.#run("check can live migrate destination", instance, options, async (api, call) => {
-      const dest = await this.getHostInfo(call);
-      if (dest.hostname === sourceHost.hostname) {
-        throw new MigrationPreCheckError(`the destination ${dest.hostname} is the source host`);
-      }
-      if (instance.flavor.vcpus > dest.vcpus) {
-        throw new MigrationPreCheckError(
-          `${dest.hostname} has ${dest.vcpus} vCPUs, the flavor needs ${instance.flavor.vcpus}`,
-        );
-      }
-      if (instance.flavor.memoryMb > dest.memoryMb) {
-        throw new MigrationPreCheckError(
-          `${dest.hostname} has ${dest.memoryMb} MiB of memory, the flavor needs ${instance.flavor.memoryMb}`,
-        );
-      }
-      if (sourceHost.cpuArch !== dest.cpuArch) {
-        throw new MigrationPreCheckError(`CPU architecture ${sourceHost.cpuArch} cannot move to ${dest.cpuArch}`);
-      }
-      // Nova's shared-storage probe, through the storage API: the source looks for this marker.
-      const pool = await this.#ensurePool(api, call);
-      const marker = `.virtkit-shared-${randomUUID()}`;
-      await api.storageVolCreateXml(pool, buildVolumeXml({ name: marker, capacityBytes: 0, format: "raw" }), 0, call);
-      const destUri = liveMigrationUri(this.#host || dest.hostname, {
-        virtType: this.virtType,
-        ...(this.#options.liveMigrationScheme ? { scheme: this.#options.liveMigrationScheme } : {}),
-        ...(this.#options.liveMigrationUriTemplate ? { template: this.#options.liveMigrationUriTemplate } : {}),
-      });
-      const mUri = migrateUri(this.#host || dest.hostname, this.virtType);
-      return {
-        sourceHost: sourceHost.hostname,
-        destHost: dest.hostname,
-        policy,
-        plan,
-        extra: {
-          destUri,
-          ...(mUri !== undefined ? { migrateUri: mUri } : {}),
-          sharedMarker: marker,
-          destPool: pool.name,
-          virtType: this.virtType,
-        },
-      };
-    });
+    return this.#migrations.checkDestination(instance, sourceHost, policy, options);
   }
 
-  async checkCanLiveMigrateSource(
-    instance: Instance,
-    data: MigrateData,
-    options?: OperationOptions,
-  ): Promise<MigrateData> {
-    this.#requireMigration();
-    return this.#run("check can live migrate source", instance, options, async (api, call) => {
-      const dom = await this.#lookup(api, instance, call);
-      const status = await this.#status(api, dom, call);
-      if (status.power !== PowerState.RUNNING && status.power !== PowerState.PAUSED) {
-        throw new MigrationPreCheckError(
-          `instance ${instance.uuid} is ${powerStateName(status.power)}, live migration needs it running`,
-        );
-      }
-      const pool = await this.#ensurePool(api, call);
-      await api.storagePoolRefresh(pool, 0, call).catch(() => undefined);
-      const marker = String(data.extra.sharedMarker ?? "");
-      const shared = marker !== "" && (await this.#volOrNull(api, pool, marker, call)) !== null;
-      if (data.policy.block && shared) {
-        throw new MigrationPreCheckError("block migration requested but the hosts share storage");
-      }
-      if (!data.policy.block && !shared) {
-        throw new MigrationPreCheckError("the hosts do not share storage: use block migration");
-      }
-      return { ...data, extra: { ...data.extra, sharedStorage: shared } };
-    });
+  checkCanLiveMigrateSource(instance: Instance, data: MigrateData, options?: OperationOptions): Promise<MigrateData> {
+    return this.#migrations.checkSource(instance, data, options);
   }
 
-  async #removeMarker(data: MigrateData, call: CallOptions): Promise<void> {
-    const marker = data.extra.sharedMarker;
-    if (typeof marker !== "string" || marker === "") return;
-    const api = await this.#api(call.signal);
-    const pool = await this.#ensurePool(api, call);
-    await this.#deleteVol(api, pool, marker, call).catch(() => undefined);
-  }
-
-  async preLiveMigration(
+  preLiveMigration(
     instance: Instance,
     data: MigrateData,
     _context?: MigrationContext,
     options?: OperationOptions,
   ): Promise<MigrateData> {
-    this.#requireMigration();
-    return this.#run("pre live migration", instance, options, async (_api, call) => {
-      await this.#removeMarker(data, call);
-      return data;
-    });
+    return this.#migrations.pre(instance, data, options);
   }
 
-  async liveMigration(instance: Instance, data: MigrateData, options?: LiveMigrationOptions): Promise<void> {
-    const fail = (reason: string, cause?: unknown): LiveMigrationFailedError =>
-      new LiveMigrationFailedError(instance.uuid, reason, cause === undefined ? undefined : { cause });
-    this.#requireMigration();
-    return withDeadline("live migration", options, Math.max(this.#longTimeout(), 3_600_000), async (signal) => {
-      const call: CallOptions = { signal };
-      let api: LibvirtApi;
-      let dom: Domain;
-      try {
-        api = await this.#api(signal);
-        dom = await this.#lookup(api, instance, call);
-      } catch (err) {
-        if (err instanceof VirtkitError) throw err;
-        throw mapLibvirtError(err, this.#ctx(instance, "live migration"));
-      }
-      const bitmask = data.plan.bitmask ?? this.planMigration(data.policy).bitmask ?? 0;
-      const params: TypedParam[] = [];
-      if (typeof data.extra.migrateUri === "string") {
-        params.push({ field: "migrate_uri", type: "string", value: data.extra.migrateUri });
-      }
-      if (data.policy.bandwidthMiBps > 0) {
-        params.push({ field: "bandwidth", type: "ullong", value: BigInt(data.policy.bandwidthMiBps) });
-      }
-      if ((bitmask & VIR_MIGRATE.PARALLEL) !== 0) {
-        params.push({ field: "parallel.connections", type: "int", value: data.policy.parallelConnections });
-      }
-      try {
-        const persistXml = await api.domainGetXmlDesc(
-          dom,
-          Flags.XML_INACTIVE | Flags.XML_SECURE | Flags.XML_MIGRATABLE,
-          call,
-        );
-        params.push({ field: "persistent_xml", type: "string", value: persistXml });
-      } catch {
-        // Without it libvirt persists the live definition, which is fine too.
-      }
-      const destUri = typeof data.extra.destUri === "string" ? data.extra.destUri : null;
-      const started = Date.now();
-      let done = false;
-      this.#activeMigrations.set(instance.uuid, bitmask);
-      const onAbort = () => void api.domainAbortJob(dom, { timeoutMs: 10_000 }).catch(() => undefined);
-      signal.addEventListener("abort", onAbort, { once: true });
-      const monitor = (async () => {
-        let downtimeSet = false;
-        while (!done) {
-          await sleep(500, signal, "migration monitor").catch(() => undefined);
-          if (done || signal.aborted) return;
-          try {
-            if (!downtimeSet && data.policy.maxDowntimeMs > 0) {
-              await api.domainMigrateSetMaxDowntime(dom, data.policy.maxDowntimeMs, 0, call);
-              downtimeSet = true;
-            }
-            const job = await api.domainGetJobInfo(dom, call);
-            if (job.type === DomainJobType.NONE) continue;
-            options?.onProgress?.({
-              dataTotalBytes: Number(job.dataTotal),
-              dataProcessedBytes: Number(job.dataProcessed),
-              dataRemainingBytes: Number(job.dataRemaining),
-              elapsedMs: Date.now() - started,
-            });
-          } catch {
-            // Progress is best effort; the perform call reports the outcome.
-          }
-        }
-      })();
-      try {
-        await api.domainMigratePerform3Params(dom, destUri, params, new Uint8Array(0), bitmask, { signal });
-      } catch (err) {
-        throw fail(libvirtMessage(err), err);
-      } finally {
-        done = true;
-        this.#activeMigrations.delete(instance.uuid);
-        signal.removeEventListener("abort", onAbort);
-        await monitor;
-      }
-    });
+  liveMigration(instance: Instance, data: MigrateData, options?: LiveMigrationOptions): Promise<void> {
+    return this.#migrations.migrate(instance, data, options);
   }
 
   postLiveMigrationAtDestination(
@@ -1447,9 +1109,7 @@ export class LibvirtDriver implements ComputeDriver {
     _context?: MigrationContext,
     options?: OperationOptions,
   ): Promise<void> {
-    return this.#run("post live migration at destination", instance, options, async (api, call) => {
-      await this.#lookup(api, instance, call);
-    });
+    return this.#migrations.postAtDestination(instance, options);
   }
 
   rollbackLiveMigrationAtDestination(
@@ -1458,54 +1118,15 @@ export class LibvirtDriver implements ComputeDriver {
     _context?: MigrationContext,
     options?: OperationOptions,
   ): Promise<void> {
-    return this.#run("rollback live migration at destination", instance, options, async (api, call) => {
-      await this.#removeMarker(data, call);
-      const dom = await this.#lookupOrNull(api, instance, call);
-      if (dom) {
-        await this.#destroyDomain(api, instance, dom, call);
-        await this.#undefine(api, dom, call);
-      }
-      // Copied disks belong to this host only after a block migration.
-      if (data.policy.block) await this.#deleteDisks(api, instance, call);
-    });
+    return this.#migrations.rollbackAtDestination(instance, data, options);
   }
 
-  async #activeJob(api: LibvirtApi, instance: Instance, operation: string, call: CallOptions): Promise<Domain> {
-    const dom = await this.#lookup(api, instance, call);
-    const job = await api.domainGetJobInfo(dom, call);
-    if (job.type === DomainJobType.NONE) {
-      const status = await this.#status(api, dom, call);
-      throw new InvalidStateError(instance.uuid, operation, `${powerStateName(status.power)} (no migration running)`);
-    }
-    return dom;
+  liveMigrationAbort(instance: Instance, options?: OperationOptions): Promise<void> {
+    return this.#migrations.abort(instance, options);
   }
 
-  async liveMigrationAbort(instance: Instance, options?: OperationOptions): Promise<void> {
-    this.#requireMigration();
-    return this.#run("abort live migration", instance, options, async (api, call) => {
-      const dom = await this.#activeJob(api, instance, "abort live migration", call);
-      await api.domainAbortJob(dom, call);
-    });
-  }
-
-  async liveMigrationForceComplete(instance: Instance, options?: OperationOptions): Promise<void> {
-    this.#requireMigration();
-    return this.#run("force complete live migration", instance, options, async (api, call) => {
-      const dom = await this.#activeJob(api, instance, "force complete live migration", call);
-      // Nova: switch to post-copy when the plan enabled it, else pause the guest so the copy converges.
-      const bitmask = this.#activeMigrations.get(instance.uuid) ?? 0;
-      if ((bitmask & VIR_MIGRATE.POSTCOPY) !== 0) {
-        try {
-          await api.domainMigrateStartPostCopy(dom, 0, call);
-          this.#log("info", "live migration switched to post-copy", { instance: instance.uuid });
-          return;
-        } catch (err) {
-          if (call.signal?.aborted) throw err;
-          this.#log("warn", "post-copy switch refused, pausing instead", { err: libvirtMessage(err) });
-        }
-      }
-      await api.domainSuspend(dom, call);
-    });
+  liveMigrationForceComplete(instance: Instance, options?: OperationOptions): Promise<void> {
+    return this.#migrations.forceComplete(instance, options);
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -1519,15 +1140,17 @@ export class LibvirtDriver implements ComputeDriver {
   }
 
   #onEvent(e: DomainLifecycleEvent): void {
+    // Every event carries the domain as it is now (its id changes with each start).
+    const known = this.#handles.get(e.domain.uuid);
+    if (known) {
+      if (e.event === DomainEventType.UNDEFINED) this.#handles.delete(e.domain.uuid);
+      else this.#handles.set(e.domain.uuid, { ...known, dom: e.domain });
+    }
     const transition = toLifecycleTransition(e.event, e.detail);
     if (!transition) return;
-    if (transition === "PAUSED" || transition === "RESUMED") {
-      const quietUntil = this.#quietStarts.get(e.domain.uuid);
-      if (quietUntil !== undefined) {
-        if (transition === "RESUMED" || Date.now() > quietUntil) this.#quietStarts.delete(e.domain.uuid);
-        // The pause and resume around attaching the console at start are internal.
-        if (Date.now() <= quietUntil) return;
-      }
+    // The pause and resume around attaching the console at start are internal.
+    if ((transition === "PAUSED" || transition === "RESUMED") && this.#consoles.isInternal(e.domain.uuid, transition)) {
+      return;
     }
     const event = { instanceUuid: e.domain.uuid, transition, host: this.#host, timestamp: Date.now() };
     for (const l of this.#listeners) {
@@ -1538,97 +1161,4 @@ export class LibvirtDriver implements ComputeDriver {
       }
     }
   }
-}
-
-/** Snapshot `<state>` -> the power state a revert restores. */
-function snapshotPowerState(state: string): PowerState {
-  switch (state) {
-    case "running":
-    case "blocked":
-      return PowerState.RUNNING;
-    case "paused":
-      return PowerState.PAUSED;
-    case "shutdown":
-    case "shutoff":
-    case "disk-snapshot":
-      return PowerState.SHUTDOWN;
-    case "crashed":
-      return PowerState.CRASHED;
-    case "pmsuspended":
-      return PowerState.SUSPENDED;
-    default:
-      return PowerState.NOSTATE;
-  }
-}
-
-function parseSnapshotDescription(text: string | undefined): SnapshotDescription | undefined {
-  if (text === undefined || !text.startsWith("{")) return undefined;
-  try {
-    const v = JSON.parse(text) as Partial<SnapshotDescription>;
-    if (v.virtkit === 1 && typeof v.name === "string" && typeof v.createdAt === "string") {
-      return v as SnapshotDescription;
-    }
-  } catch {
-    // A description written by someone else.
-  }
-  return undefined;
-}
-
-/** The original domain XML with `disk` booting first and the original kept in virtkit's metadata. */
-export function withRescueDisk(originalXml: string, disk: DiskSpec): string {
-  const root = parseXml(originalXml) as MutableXml;
-  const devices = root.children.find((c) => c.name === "devices");
-  if (!devices) throw new VirtkitError("domain XML has no <devices>");
-  const disks = devices.children.filter((c) => c.name === "disk");
-  const used = new Set(disks.map((d) => d.children.find((c) => c.name === "target")?.attributes.dev));
-  const bus = disks[0]?.children.find((c) => c.name === "target")?.attributes.bus ?? "virtio";
-  const prefix = disks[0]?.children.find((c) => c.name === "target")?.attributes.dev?.replace(/[a-z]$/, "") ?? "vd";
-  let target = "";
-  for (let i = 0; i < 26; i++) {
-    target = prefix + String.fromCharCode(97 + i);
-    if (!used.has(target)) break;
-  }
-  // Shift the existing boot orders so the rescue disk boots first.
-  for (const d of disks) {
-    const boot = d.children.find((c) => c.name === "boot");
-    if (boot) boot.attributes.order = String(Number(boot.attributes.order ?? "1") + 1);
-  }
-  const el = (
-    name: string,
-    attributes: Record<string, string> = {},
-    kids: MutableXml[] = [],
-    text = "",
-  ): MutableXml => ({
-    name,
-    attributes,
-    children: kids,
-    text,
-  });
-  const rescueDisk = el("disk", { type: "file", device: "disk" }, [
-    el("driver", { name: "qemu", type: disk.format }),
-    el("source", { file: disk.path }),
-    el("target", { dev: target, bus }),
-    el("boot", { order: "1" }),
-  ]);
-  const firstDisk = devices.children.findIndex((c) => c.name === "disk");
-  devices.children.splice(firstDisk < 0 ? 0 : firstDisk, 0, rescueDisk);
-  let metadata = root.children.find((c) => c.name === "metadata");
-  if (!metadata) {
-    metadata = el("metadata");
-    root.children.splice(Math.min(3, root.children.length), 0, metadata);
-  }
-  let inst = metadata.children.find((c) => c.name.endsWith(":instance") || c.name === "instance");
-  if (!inst) {
-    inst = el("virtkit:instance", { "xmlns:virtkit": VIRTKIT_XMLNS });
-    metadata.children.push(inst);
-  }
-  const prefixOf = inst.name.includes(":") ? inst.name.slice(0, inst.name.indexOf(":") + 1) : "";
-  inst.children.push(el(`${prefixOf}rescue`, {}, [], originalXml));
-  return serializeXml(root) + "\n";
-}
-
-interface MutableXml extends XmlElement {
-  attributes: Record<string, string>;
-  children: MutableXml[];
-  text: string;
 }

@@ -1,18 +1,13 @@
 /** Input checks the driver runs before anything reaches libvirt. */
-import { InvalidInputError, validateFlavor, validateInstanceName, type Instance } from "@virtkit/core";
-
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+import { validateFlavor, validateInstanceName, validateUuid, type Instance } from "@virtkit/core";
 
 /**
- * Refuses an instance whose name, uuid or flavor libvirt should never see. Name and flavor use
- * core's validators; the uuid check is looser than core's RFC 4122 one on purpose, because
- * libvirt domains defined outside virtkit (the test driver's own `test` domain) carry uuids of
- * any variant.
+ * Refuses an instance whose name, uuid or flavor libvirt should never see, with core's
+ * validators: the uuid rule is the one every driver applies (lower-case, any variant, since
+ * domains defined outside virtkit carry any; never the nil uuid).
  */
 export function validateInstance(instance: Instance): void {
-  if (typeof instance.uuid !== "string" || !UUID.test(instance.uuid)) {
-    throw new InvalidInputError("instance.uuid", "must be a lower-case hyphenated uuid");
-  }
+  validateUuid(instance.uuid, "instance.uuid");
   validateInstanceName(instance.name, "instance.name");
   validateFlavor(instance.flavor, "instance.flavor");
 }

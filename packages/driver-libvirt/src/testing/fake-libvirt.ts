@@ -20,6 +20,7 @@ import {
   type LibvirtVersion,
   type NodeInfo,
   type StoragePool,
+  type StoragePoolInfo,
   type StorageVol,
   type StorageVolInfo,
   type TypedParam,
@@ -67,6 +68,8 @@ export class FakeLibvirt implements LibvirtApi {
   /** While set, `domainMigratePerform3Params` waits for it (a migration in progress). */
   migrationGate: Promise<void> | undefined;
   closed = false;
+  /** Whether the pool is started (a stopped pool refuses volume creation, as libvirt does). */
+  poolActive = true;
   #nextId = 1;
 
   /** Makes the next call of `method` reject with `err`. */
@@ -242,6 +245,7 @@ export class FakeLibvirt implements LibvirtApi {
       throw daemonError(E.VIR_ERR_OPERATION_INVALID, "domain has a managed save image");
     if (d.snapshots.size > 0 && !(flags & 2)) throw daemonError(E.VIR_ERR_OPERATION_INVALID, "domain has snapshots");
     this.domains.delete(dom.uuid);
+    this.#emit(d, 1); // VIR_DOMAIN_EVENT_UNDEFINED
   }
   async domainGetInfo(dom: Domain): Promise<DomainInfo> {
     this.#enter("domainGetInfo", [dom]);
@@ -375,7 +379,14 @@ export class FakeLibvirt implements LibvirtApi {
     return this.pool;
   }
   async storagePoolBuild(): Promise<void> {}
-  async storagePoolCreate(): Promise<void> {}
+  async storagePoolCreate(): Promise<void> {
+    this.#enter("storagePoolCreate", []);
+    this.poolActive = true;
+  }
+  async storagePoolGetInfo(): Promise<StoragePoolInfo> {
+    this.#enter("storagePoolGetInfo", []);
+    return { state: this.poolActive ? 2 : 0, capacity: 100n * 2n ** 30n, allocation: 0n, available: 100n * 2n ** 30n };
+  }
   async storagePoolRefresh(): Promise<void> {}
   async storagePoolGetXmlDesc(): Promise<string> {
     return "<pool type='dir'><target><path>/pool</path></target></pool>";
@@ -384,6 +395,7 @@ export class FakeLibvirt implements LibvirtApi {
     this.#enter("storageVolCreateXml", [xml]);
     const v = parseXml(xml);
     const name = child(v, "name")?.text ?? "";
+    if (!this.poolActive) throw daemonError(E.VIR_ERR_OPERATION_INVALID, `storage pool '${this.pool.name}' is not active`);
     if (this.volumes.has(name)) throw daemonError(E.VIR_ERR_STORAGE_VOL_EXIST, "exists");
     const vol = { pool: this.pool.name, name, key: `/pool/${name}` };
     this.volumes.set(name, {

@@ -1,0 +1,100 @@
+/**
+ * Serial console capture over libvirt console streams (qemu/kvm without a console log directory):
+ * a domain is started paused, its console attached, then resumed, so nothing from the firmware on
+ * is lost; the PAUSED/RESUMED events of that step are internal and not reported.
+ */
+import { Flags, type CallOptions, type Domain } from "@virtkit/libvirt-rpc";
+import { ConsoleCapture } from "./console-capture.js";
+import { libvirtMessage } from "./error-map.js";
+import type { LibvirtApi } from "./libvirt-connection.js";
+
+/** How long after a boot a read waits for the console's first whole line. */
+const CONSOLE_BOOT_WAIT_MS = 3000;
+/** How long after the resume of a paused start its PAUSED/RESUMED events are still swallowed. */
+const QUIET_START_MS = 5000;
+
+/** Console captures by instance uuid, and the starts whose pause/resume events are internal. */
+export class GuestConsoles {
+  readonly #captures = new Map<string, ConsoleCapture>();
+  readonly #quietStarts = new Map<string, number>();
+  #closed = false;
+
+  constructor(private readonly log: (message: string, fields: Record<string, unknown>) => void) {}
+
+  /**
+   * Starts a defined domain running, with its console attached from the first byte. Returns the
+   * started domain's handle (it carries the new id).
+   */
+  async startRunning(api: LibvirtApi, uuid: string, dom: Domain, call: CallOptions): Promise<Domain> {
+    this.#quietStarts.set(uuid, Number.POSITIVE_INFINITY);
+    try {
+      const started = await api.domainCreateWithFlags(dom, Flags.START_PAUSED, call);
+      await this.attach(api, uuid, started, true, call);
+      await api.domainResume(started, call);
+      return started;
+    } finally {
+      if (this.#quietStarts.has(uuid)) this.#quietStarts.set(uuid, Date.now() + QUIET_START_MS);
+    }
+  }
+
+  /**
+   * Opens the domain's first console into a new capture (replacing an older one). `force` takes the
+   * console over from another session. A failure is logged, not thrown: the console is a convenience
+   * and must never fail a lifecycle operation.
+   */
+  async attach(
+    api: LibvirtApi,
+    uuid: string,
+    dom: Domain,
+    force: boolean,
+    call: CallOptions,
+  ): Promise<ConsoleCapture | undefined> {
+    this.#captures.get(uuid)?.close();
+    try {
+      const stream = await api.domainOpenConsole(dom, null, force ? Flags.CONSOLE_FORCE : 0, call);
+      if (this.#closed) {
+        stream.destroy();
+        return undefined;
+      }
+      const capture = new ConsoleCapture(stream);
+      this.#captures.set(uuid, capture);
+      return capture;
+    } catch (err) {
+      this.log("console stream unavailable", { instance: uuid, err: libvirtMessage(err) });
+      return undefined;
+    }
+  }
+
+  /** The open capture of a domain, if any. */
+  get(uuid: string): ConsoleCapture | undefined {
+    return this.#captures.get(uuid);
+  }
+
+  /** Right after a boot the firmware's first line may still be on its way: wait for it a little. */
+  async settle(capture: ConsoleCapture, signal: AbortSignal | undefined): Promise<void> {
+    const age = Date.now() - capture.openedAt;
+    if (age < CONSOLE_BOOT_WAIT_MS) await capture.waitForLine(CONSOLE_BOOT_WAIT_MS - age, signal);
+  }
+
+  /** Ends the capture (what it captured stays readable unless `forget`). */
+  close(uuid: string, forget = false): void {
+    this.#captures.get(uuid)?.close();
+    if (forget) this.#captures.delete(uuid);
+  }
+
+  /** True when a PAUSED/RESUMED event of `uuid` belongs to a start's internal pause. */
+  isInternal(uuid: string, transition: "PAUSED" | "RESUMED"): boolean {
+    const quietUntil = this.#quietStarts.get(uuid);
+    if (quietUntil === undefined) return false;
+    if (transition === "RESUMED" || Date.now() > quietUntil) this.#quietStarts.delete(uuid);
+    return Date.now() <= quietUntil;
+  }
+
+  /** Closes every capture; later attaches are refused. */
+  closeAll(): void {
+    this.#closed = true;
+    for (const capture of this.#captures.values()) capture.close();
+    this.#captures.clear();
+    this.#quietStarts.clear();
+  }
+}

@@ -1,0 +1,165 @@
+// The wire budget of the driver's hot path, counted on an in-memory libvirt: every call the driver
+// makes is one RPC on a real connection. A change that adds a round trip to spawn, getInfo or
+// destroy fails here, with the calls listed.
+import { randomUUID } from "node:crypto";
+import { InstanceExistsError, InstanceNotFoundError, StorageUnavailableError, type Instance } from "@virtkit/core";
+import { VirErrorNumber as E } from "@virtkit/libvirt-rpc";
+import { describe, expect, it } from "vitest";
+import type { LibvirtApi } from "./libvirt-connection.js";
+import { LibvirtDriver } from "./libvirt-driver.js";
+import { FakeLibvirt, daemonError } from "./testing/fake-libvirt.js";
+
+const inst = (over: Partial<Instance> = {}): Instance => ({
+  uuid: randomUUID(),
+  name: "vm-1",
+  projectId: "proj",
+  flavor: { name: "m1", memoryMb: 64, vcpus: 1, rootGb: 1 },
+  imageMeta: { properties: {} },
+  ...over,
+});
+
+/** The fake behind a proxy that records every method called on it, in order. */
+function counted(fake: FakeLibvirt): { api: LibvirtApi; calls: string[] } {
+  const calls: string[] = [];
+  const api = new Proxy(fake as LibvirtApi, {
+    get(target, prop, receiver) {
+      const v: unknown = Reflect.get(target, prop, receiver);
+      if (typeof v !== "function" || prop === "close") return v;
+      return (...args: unknown[]) => {
+        calls.push(String(prop));
+        return (v as (...a: unknown[]) => unknown).apply(target, args);
+      };
+    },
+  });
+  return { api, calls };
+}
+
+async function driverOn(fake: FakeLibvirt, uri = "test:///default") {
+  const { api, calls } = counted(fake);
+  const driver = new LibvirtDriver({ uri, pollIntervalMs: 1, connector: async () => api });
+  await driver.initHost("host-a");
+  return { driver, calls };
+}
+
+describe("round trips of spawn + getInfo + destroy", () => {
+  it("spends 4 + 1 + 4 calls per instance once the pool is known, and none on refreshes or retries", async () => {
+    const fake = new FakeLibvirt();
+    const { driver, calls } = await driverOn(fake);
+    // The first spawn prepares the pool (once per connection) and learns the undefine flags.
+    const first = inst();
+    await driver.spawn({ instance: first });
+    await driver.destroy(first);
+    calls.length = 0;
+
+    const i = inst();
+    await driver.spawn({ instance: i });
+    expect(calls.splice(0)).toEqual(["domainLookupByUuid", "storageVolCreateXml", "domainDefineXml", "domainCreateWithFlags"]);
+    // The handle from the start (kept fresh by events) carries the id: no look-up.
+    expect((await driver.getInfo(i)).internalId).toMatch(/^\d+$/);
+    expect(calls.splice(0)).toEqual(["domainGetInfo"]);
+    // The definition says there is no rescue disk: no delete is sent for one.
+    await driver.destroy(i);
+    expect(calls.splice(0).sort()).toEqual(["domainDestroy", "domainGetXmlDesc", "domainUndefine", "storageVolDelete"]);
+    expect(fake.domains.size).toBe(0);
+    expect(fake.volumes.size).toBe(0);
+  });
+
+  it("learns once per connection that the daemon refuses the NVRAM undefine flag", async () => {
+    const fake = new FakeLibvirt();
+    const { driver, calls } = await driverOn(fake);
+    for (let n = 0; n < 3; n++) {
+      const i = inst();
+      await driver.spawn({ instance: i });
+      // Like libvirt's test driver: the NVRAM bit (0x4) is named as unsupported.
+      if (n === 0) fake.failNext("domainUndefine", daemonError(E.VIR_ERR_INVALID_ARG, "unsupported flags (0x4) in function testDomainUndefineFlags"));
+      await driver.destroy(i);
+    }
+    expect(calls.filter((c) => c === "domainUndefine")).toHaveLength(4); // 2 for the first, then 1 each
+    expect(fake.domains.size).toBe(0);
+  });
+
+  it("prepares the pool once for many concurrent spawns, and starts one found inactive", async () => {
+    const fake = new FakeLibvirt();
+    fake.poolActive = false;
+    const { driver, calls } = await driverOn(fake, "qemu:///system");
+    const instances = Array.from({ length: 8 }, () => inst());
+    await Promise.all(instances.map((i) => driver.spawn({ instance: i })));
+    expect(calls.filter((c) => c === "storagePoolLookupByName")).toHaveLength(1);
+    expect(calls.filter((c) => c === "storagePoolCreate")).toHaveLength(1);
+    expect(calls.filter((c) => c === "storagePoolRefresh")).toHaveLength(0);
+    await Promise.all(instances.map((i) => driver.destroy(i)));
+  });
+
+  it("reports a pool stopped under it as StorageUnavailableError, then prepares it again", async () => {
+    const fake = new FakeLibvirt();
+    const { driver } = await driverOn(fake, "qemu:///system");
+    const a = inst();
+    await driver.spawn({ instance: a });
+    fake.poolActive = false;
+    await expect(driver.spawn({ instance: inst() })).rejects.toBeInstanceOf(StorageUnavailableError);
+    const b = inst();
+    await driver.spawn({ instance: b });
+    expect(fake.poolActive).toBe(true);
+    await driver.destroy(a);
+    await driver.destroy(b);
+    expect(fake.volumes.size).toBe(0);
+  });
+
+  it("refuses a taken uuid without touching the existing instance's disk, and replaces a leftover disk", async () => {
+    const fake = new FakeLibvirt();
+    const { driver } = await driverOn(fake);
+    const i = inst();
+    await driver.spawn({ instance: i });
+    await expect(driver.spawn({ instance: i })).rejects.toBeInstanceOf(InstanceExistsError);
+    expect(fake.volumes.has(`${i.uuid}_disk`)).toBe(true);
+    expect(await driver.instanceExists(i)).toBe(true);
+    // A disk left by a crashed process (no domain): the next spawn of that uuid replaces it.
+    await driver.destroy(i, { destroyDisks: false });
+    expect(fake.volumes.has(`${i.uuid}_disk`)).toBe(true);
+    await driver.spawn({ instance: i });
+    await driver.destroy(i);
+    expect(fake.volumes.size).toBe(0);
+  });
+});
+
+describe("what the driver remembers stays true", () => {
+  it("follows a domain stopped, restarted or undefined behind its back (events), never a stale id", async () => {
+    const fake = new FakeLibvirt();
+    const { driver } = await driverOn(fake);
+    const i = inst();
+    await driver.spawn({ instance: i });
+    const before = (await driver.getInfo(i)).internalId;
+    const d = fake.domains.get(i.uuid)!;
+    // Another client hard-restarts it: the id changes, and getInfo says so.
+    await fake.domainDestroy(d.dom);
+    await fake.domainCreateWithFlags(d.dom, 0);
+    const after = await driver.getInfo(i);
+    expect(after.internalId).toMatch(/^\d+$/);
+    expect(after.internalId).not.toBe(before);
+    // Another client removes it: InstanceNotFoundError, not the remembered handle's answer.
+    await fake.domainDestroy(fake.domains.get(i.uuid)!.dom);
+    await fake.domainUndefine(fake.domains.get(i.uuid)!.dom, 0);
+    await expect(driver.getInfo(i)).rejects.toBeInstanceOf(InstanceNotFoundError);
+    await driver.destroy(i);
+    expect(fake.volumes.size).toBe(0);
+  });
+
+  it("removes the rescue disk of a rescued instance at destroy, and after a failed rescue", async () => {
+    const fake = new FakeLibvirt();
+    const { driver } = await driverOn(fake, "qemu:///system");
+    const i = inst();
+    await driver.spawn({ instance: i });
+    await driver.rescue(i, { properties: {} });
+    expect(fake.volumes.has(`${i.uuid}_disk.rescue`)).toBe(true);
+    await driver.destroy(i);
+    expect(fake.volumes.size).toBe(0);
+
+    const j = inst();
+    await driver.spawn({ instance: j });
+    fake.failNext("domainDefineXml", daemonError(E.VIR_ERR_XML_ERROR, "bad rescue definition"));
+    await expect(driver.rescue(j, { properties: {} })).rejects.toThrow();
+    expect(fake.volumes.has(`${j.uuid}_disk.rescue`)).toBe(false);
+    await driver.destroy(j);
+    expect(fake.volumes.size).toBe(0);
+  });
+});
