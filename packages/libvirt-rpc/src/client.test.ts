@@ -215,11 +215,11 @@ describe("LibvirtConnection over the mock daemon", () => {
   }, 15_000);
 
   it("stays alive on the daemon's PING messages alone", async () => {
-    // Dead would be declared after 500 ms without a message; watch for well over that.
-    const { mock, conn } = await open(new MockLibvirtd(), { keepalive: { intervalMs: 100, count: 5 }, timeoutMs: 0 });
+    // Dead would be declared after 1 s without a message; watch for well over that.
+    const { mock, conn } = await open(new MockLibvirtd(), { keepalive: { intervalMs: 100, count: 10 }, timeoutMs: 0 });
     const ping = setInterval(() => mock.last.send(fixtures.keepalivePing()), 25);
     try {
-      await new Promise((r) => setTimeout(r, 1200));
+      await new Promise((r) => setTimeout(r, 2500));
       expect(conn.isOpen).toBe(true);
     } finally {
       clearInterval(ping);
@@ -234,8 +234,17 @@ describe("LibvirtConnection over the mock daemon", () => {
         c.send(mockPacket(2, MessageType.MESSAGE, 0, 0, undefined, 0x6b656570));
       }
     };
-    const { conn } = await open(mock, { keepalive: { intervalMs: 20, count: 3 } });
-    await new Promise((r) => setTimeout(r, 200));
+    // Many intervals pass with no traffic but pings and pongs; the dead window (1 s) is wide enough
+    // that a loaded machine's event-loop stalls cannot pass for a dead peer.
+    let pings = 0;
+    const answer = mock.onAnyPacket;
+    mock.onAnyPacket = (h, p, c) => {
+      if (h.prog === 0x6b656570 && h.proc === 1) pings++;
+      answer?.(h, p, c);
+    };
+    const { conn } = await open(mock, { keepalive: { intervalMs: 100, count: 10 } });
+    await new Promise((r) => setTimeout(r, 1500));
+    expect(pings).toBeGreaterThan(3);
     expect(conn.isOpen).toBe(true);
     await conn.close();
   });

@@ -222,8 +222,9 @@ describe.skipIf(!SOCKET)(`libvirt-rpc against a real libvirtd${SOCKET ? "" : ` (
   });
 
   it("keeps an idle connection alive with keepalive", async () => {
-    await using conn = await openTest({ keepalive: { intervalMs: 100, count: 3 } });
-    await new Promise((r) => setTimeout(r, 800));
+    // Many intervals, with a dead window (1 s) wide enough for a loaded machine's stalls.
+    await using conn = await openTest({ keepalive: { intervalMs: 100, count: 10 } });
+    await new Promise((r) => setTimeout(r, 1500));
     expect(conn.isOpen).toBe(true);
     expect(await conn.connectGetType()).toBe("TEST");
   });
