@@ -92,11 +92,21 @@ function signalOf(args: readonly unknown[]): AbortSignal | undefined {
 }
 
 function isDomain(v: unknown): v is Domain {
-  return typeof v === "object" && v !== null && typeof (v as Domain).uuid === "string" && typeof (v as Domain).name === "string";
+  return (
+    typeof v === "object" &&
+    v !== null &&
+    typeof (v as Domain).uuid === "string" &&
+    typeof (v as Domain).name === "string"
+  );
 }
 
 function isVol(v: unknown): v is StorageVol {
-  return typeof v === "object" && v !== null && typeof (v as StorageVol).pool === "string" && typeof (v as StorageVol).key === "string";
+  return (
+    typeof v === "object" &&
+    v !== null &&
+    typeof (v as StorageVol).pool === "string" &&
+    typeof (v as StorageVol).key === "string"
+  );
 }
 
 /** Volumes the driver names after an instance: `<uuid>_disk`, `<uuid>_disk.rescue`, `<uuid>_snapshot_*`. */

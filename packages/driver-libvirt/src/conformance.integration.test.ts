@@ -3,7 +3,14 @@
 // VIRTKIT_LIBVIRT_SOCKET is unset.
 import { randomUUID } from "node:crypto";
 import { HypervisorUnavailableError, PowerState } from "@virtkit/core";
-import { SCENARIOS, computeServiceFactory, declaredCapabilities, declares, runConformance, type RunReport } from "@virtkit/conformance";
+import {
+  SCENARIOS,
+  computeServiceFactory,
+  declaredCapabilities,
+  declares,
+  runConformance,
+  type RunReport,
+} from "@virtkit/conformance";
 import { defineConformanceSuite } from "@virtkit/conformance/vitest";
 import { beforeAll, describe, expect, it } from "vitest";
 import { createLibvirtConformanceEnvironment, libvirtEnvironmentLimits } from "./conformance-environment.js";
@@ -33,7 +40,11 @@ describe.skipIf(!socket)(`conformance report of the libvirt driver${SKIP}`, () =
 
   it("passes every MUST scenario that is neither an environment limit nor correctly unsupported", () => {
     const bad = report.results.filter(
-      (r) => r.level === "MUST" && r.status !== "pass" && r.status !== "unsupported" && !(r.status === "skipped" && r.reason?.startsWith("environment limit: ")),
+      (r) =>
+        r.level === "MUST" &&
+        r.status !== "pass" &&
+        r.status !== "unsupported" &&
+        !(r.status === "skipped" && r.reason?.startsWith("environment limit: ")),
     );
     expect(bad).toEqual([]);
     expect(report.results.filter((r) => r.status === "fail")).toEqual([]);
@@ -59,7 +70,12 @@ describe.skipIf(!socket)(`conformance report of the libvirt driver${SKIP}`, () =
     const skipped = report.results.filter((r) => r.status === "skipped");
     for (const r of skipped) expect(r.reason).toBe(`environment limit: ${limits[r.id]}`);
     expect(skipped.map((r) => r.id).sort()).toEqual(
-      ["admin-password.agent-unresponsive", "admin-password.generated", "admin-password.set", "lifecycle.power-off-fallback"].sort(),
+      [
+        "admin-password.agent-unresponsive",
+        "admin-password.generated",
+        "admin-password.set",
+        "lifecycle.power-off-fallback",
+      ].sort(),
     );
     expect(report.notes.join("\n")).toMatch(/test:\/\/\/default hypervisor through a private libvirtd/);
   });
@@ -87,7 +103,13 @@ describe.skipIf(!socket)(`conformance report of the libvirt driver${SKIP}`, () =
   });
 
   it("gives the same results with scenarios in parallel on a shared test:///default state", async () => {
-    const parallel = await runConformance({ driver, environment, service: computeServiceFactory(), parallel: 6, scenarioTimeoutMs: 20_000 });
+    const parallel = await runConformance({
+      driver,
+      environment,
+      service: computeServiceFactory(),
+      parallel: 6,
+      scenarioTimeoutMs: 20_000,
+    });
     expect(parallel.results.map((r) => [r.id, r.status])).toEqual(report.results.map((r) => [r.id, r.status]));
     expect(parallel.leaks).toEqual([]);
   }, 120_000);
@@ -177,7 +199,9 @@ describe.skipIf(!socket)(`libvirt conformance environment${SKIP}`, () => {
   });
 
   it.skipIf(!tcp)("works over TCP too (test+tcp)", async () => {
-    const factory = createLibvirtConformanceEnvironment(libvirtOptionsSchema.parse({ uri: `test+tcp://${tcp}/default` }));
+    const factory = createLibvirtConformanceEnvironment(
+      libvirtOptionsSchema.parse({ uri: `test+tcp://${tcp}/default` }),
+    );
     const r = await runConformance({
       driver,
       environment: factory,

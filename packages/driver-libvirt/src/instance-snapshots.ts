@@ -69,4 +69,3 @@ export function parseSnapshotDescription(text: string | undefined): SnapshotDesc
   }
   return undefined;
 }
-

@@ -4,7 +4,13 @@
  * instance. Nova keeps the same concern in its imagebackend; here it is one place so the wire work
  * of a spawn or destroy is easy to see and to keep small.
  */
-import { InsufficientStorageError, StorageUnavailableError, VirtkitError, type ImageMeta, type Instance } from "@virtkit/core";
+import {
+  InsufficientStorageError,
+  StorageUnavailableError,
+  VirtkitError,
+  type ImageMeta,
+  type Instance,
+} from "@virtkit/core";
 import {
   VirErrorNumber as E,
   isNoStoragePool,

@@ -20,7 +20,8 @@ import { CuttableProxy } from "./testing/cuttable-proxy.js";
 
 const SOCKET = process.env.VIRTKIT_LIBVIRT_SOCKET;
 const TCP = process.env.VIRTKIT_LIBVIRT_TCP;
-const REASON = "VIRTKIT_LIBVIRT_SOCKET/VIRTKIT_LIBVIRT_TCP are not set (scripts/libvirtd.sh start && eval $(scripts/libvirtd.sh env))";
+const REASON =
+  "VIRTKIT_LIBVIRT_SOCKET/VIRTKIT_LIBVIRT_TCP are not set (scripts/libvirtd.sh start && eval $(scripts/libvirtd.sh env))";
 const QEMU_URI = `qemu+unix:///system?socket=${SOCKET ?? ""}`;
 const TEST_URI = `test+unix:///default?socket=${SOCKET ?? ""}`;
 
@@ -37,202 +38,206 @@ function instance(over: Partial<Instance> = {}): Instance {
   };
 }
 
-describe.skipIf(!SOCKET || !TCP)(`libvirt driver races and faults on a real libvirtd${SOCKET ? "" : ` (skipped: ${REASON})`}`, () => {
-  let checker: LibvirtConnection;
-  const pools: string[] = [];
-  const dirs: string[] = [];
-
-  beforeAll(async () => {
-    checker = await LibvirtConnection.open(QEMU_URI, { timeoutMs: 30_000 });
-  });
-
-  afterAll(async () => {
-    for (const name of pools) {
-      try {
-        const p = await checker.storagePoolLookupByName(name);
-        await checker.storagePoolDestroy(p).catch(() => undefined);
-        await checker.storagePoolUndefine(p).catch(() => undefined);
-      } catch {
-        // Never created.
-      }
-    }
-    for (const d of dirs) rmSync(d, { recursive: true, force: true });
-    await checker?.close();
-  });
-
-  /** A pool name nobody has used: the daemon is "fresh" for it. */
-  function freshPool(): { pool: string; poolPath: string } {
-    const pool = `vkpool-${randomUUID().slice(0, 8)}`;
-    const poolPath = mkdtempSync(join(tmpdir(), "vkpool-"));
-    pools.push(pool);
-    dirs.push(poolPath);
-    return { pool, poolPath };
-  }
-
-  async function leftovers(pool: string, uuid: string): Promise<string[]> {
-    const out: string[] = [];
-    const doms = await checker.connectListAllDomains(0);
-    for (const d of doms) if (d.uuid === uuid) out.push(`domain ${d.name}`);
-    let p: StoragePool;
-    try {
-      p = await checker.storagePoolLookupByName(pool);
-    } catch (err) {
-      if (isNoStoragePool(err)) return out;
-      throw err;
-    }
-    await checker.storagePoolRefresh(p).catch(() => undefined);
-    for (const v of await checker.storagePoolListAllVolumes(p, 0)) if (v.name.startsWith(uuid)) out.push(`volume ${v.name}`);
-    return out;
-  }
-
-  it("four drivers spawning at once on a fresh daemon all succeed: one pool, created once", async () => {
-    const { pool, poolPath } = freshPool();
-    const drivers = Array.from({ length: 4 }, () => new LibvirtDriver({ uri: QEMU_URI, pool, poolPath }));
-    await Promise.all(drivers.map((d, n) => d.initHost(`host-${n}`)));
-    const instances = drivers.map(() => [instance(), instance()]);
-    try {
-      const results = await Promise.allSettled(
-        drivers.flatMap((d, n) => instances[n]!.map((i) => d.spawn({ instance: i }))),
-      );
-      expect(results.filter((r) => r.status === "rejected")).toEqual([]);
-      const p = await checker.storagePoolLookupByName(pool);
-      expect((await checker.storagePoolGetInfo(p)).state).toBe(2); // running
-    } finally {
-      await Promise.all(drivers.flatMap((d, n) => instances[n]!.map((i) => d.destroy(i).catch(() => undefined))));
-      await Promise.all(drivers.map((d, n) => d.cleanupHost(`host-${n}`)));
-    }
-    for (const list of instances) for (const i of list) expect(await leftovers(pool, i.uuid)).toEqual([]);
-  }, 120_000);
-
-  it("a pool that another client defined but did not start is started, not reported as UNKNOWN", async () => {
-    const { pool, poolPath } = freshPool();
-    await checker.storagePoolDefineXml(
-      `<pool type='dir'><name>${pool}</name><target><path>${poolPath}</path></target></pool>`,
-      0,
-    );
-    const d = new LibvirtDriver({ uri: QEMU_URI, pool, poolPath });
-    await d.initHost("host-a");
-    const i = instance();
-    try {
-      await d.spawn({ instance: i });
-      const p = await checker.storagePoolLookupByName(pool);
-      expect((await checker.storagePoolGetInfo(p)).state).toBe(2);
-    } finally {
-      await d.destroy(i).catch(() => undefined);
-      await d.cleanupHost("host-a");
-    }
-  }, 120_000);
-
-  it("a pool stopped under the driver is a typed StorageUnavailableError, and the next spawn starts it again", async () => {
-    const { pool, poolPath } = freshPool();
-    const d = new LibvirtDriver({ uri: QEMU_URI, pool, poolPath });
-    await d.initHost("host-a");
-    const first = instance();
-    const second = instance();
-    try {
-      await d.spawn({ instance: first });
-      await d.destroy(first);
-      await checker.storagePoolDestroy(await checker.storagePoolLookupByName(pool));
-      const err = await d.spawn({ instance: second }).catch((e: unknown) => e);
-      expect(err).toBeInstanceOf(StorageUnavailableError);
-      expect((err as Error).message).toMatch(/not active/);
-      expect(await leftovers(pool, second.uuid)).toEqual([]);
-      await d.spawn({ instance: second });
-      expect(await d.instanceExists(second)).toBe(true);
-    } finally {
-      await d.destroy(second).catch(() => undefined);
-      await d.cleanupHost("host-a");
-    }
-  }, 120_000);
-
-  it("a disk larger than the pool can hold is a typed InsufficientStorageError and nothing is left", async () => {
-    // The test hypervisor accounts for pool space (QEMU's qcow2 volumes are sparse).
-    const d = new LibvirtDriver({ uri: TEST_URI });
-    await d.initHost("host-a");
-    const i = instance({ flavor: { name: "huge", memoryMb: 64, vcpus: 1, rootGb: 1_000_000 } });
-    try {
-      const err = await d.spawn({ instance: i }).catch((e: unknown) => e);
-      expect(err).toBeInstanceOf(InsufficientStorageError);
-      expect(await d.instanceExists(i)).toBe(false);
-    } finally {
-      await d.cleanupHost("host-a");
-    }
-  }, 120_000);
-
-  describe("the daemon dies during a spawn", () => {
-    let proxy: CuttableProxy;
-    let pool: string;
-    let poolPath: string;
+describe.skipIf(!SOCKET || !TCP)(
+  `libvirt driver races and faults on a real libvirtd${SOCKET ? "" : ` (skipped: ${REASON})`}`,
+  () => {
+    let checker: LibvirtConnection;
+    const pools: string[] = [];
+    const dirs: string[] = [];
 
     beforeAll(async () => {
-      const [host, port] = (TCP ?? "127.0.0.1:0").split(":");
-      proxy = await CuttableProxy.start({ host: host!, port: Number(port) });
-      ({ pool, poolPath } = freshPool());
+      checker = await LibvirtConnection.open(QEMU_URI, { timeoutMs: 30_000 });
     });
+
     afterAll(async () => {
-      await proxy?.close();
+      for (const name of pools) {
+        try {
+          const p = await checker.storagePoolLookupByName(name);
+          await checker.storagePoolDestroy(p).catch(() => undefined);
+          await checker.storagePoolUndefine(p).catch(() => undefined);
+        } catch {
+          // Never created.
+        }
+      }
+      for (const d of dirs) rmSync(d, { recursive: true, force: true });
+      await checker?.close();
     });
 
-    const options = (): LibvirtDriverOptions => ({
-      uri: `qemu+tcp://127.0.0.1:${proxy.port}/system`,
-      pool,
-      poolPath,
-      keepaliveIntervalSec: 0, // count only the driver's own requests
-      timeoutMs: 20_000,
-    });
+    /** A pool name nobody has used: the daemon is "fresh" for it. */
+    function freshPool(): { pool: string; poolPath: string } {
+      const pool = `vkpool-${randomUUID().slice(0, 8)}`;
+      const poolPath = mkdtempSync(join(tmpdir(), "vkpool-"));
+      pools.push(pool);
+      dirs.push(poolPath);
+      return { pool, poolPath };
+    }
 
-    it("leaves nothing behind at any kill point, once the daemon is back", async () => {
-      const seen: string[] = [];
-      let completedAt: number | undefined;
-      for (let k = 1; k <= 30 && completedAt === undefined; k++) {
+    async function leftovers(pool: string, uuid: string): Promise<string[]> {
+      const out: string[] = [];
+      const doms = await checker.connectListAllDomains(0);
+      for (const d of doms) if (d.uuid === uuid) out.push(`domain ${d.name}`);
+      let p: StoragePool;
+      try {
+        p = await checker.storagePoolLookupByName(pool);
+      } catch (err) {
+        if (isNoStoragePool(err)) return out;
+        throw err;
+      }
+      await checker.storagePoolRefresh(p).catch(() => undefined);
+      for (const v of await checker.storagePoolListAllVolumes(p, 0))
+        if (v.name.startsWith(uuid)) out.push(`volume ${v.name}`);
+      return out;
+    }
+
+    it("four drivers spawning at once on a fresh daemon all succeed: one pool, created once", async () => {
+      const { pool, poolPath } = freshPool();
+      const drivers = Array.from({ length: 4 }, () => new LibvirtDriver({ uri: QEMU_URI, pool, poolPath }));
+      await Promise.all(drivers.map((d, n) => d.initHost(`host-${n}`)));
+      const instances = drivers.map(() => [instance(), instance()]);
+      try {
+        const results = await Promise.allSettled(
+          drivers.flatMap((d, n) => instances[n]!.map((i) => d.spawn({ instance: i }))),
+        );
+        expect(results.filter((r) => r.status === "rejected")).toEqual([]);
+        const p = await checker.storagePoolLookupByName(pool);
+        expect((await checker.storagePoolGetInfo(p)).state).toBe(2); // running
+      } finally {
+        await Promise.all(drivers.flatMap((d, n) => instances[n]!.map((i) => d.destroy(i).catch(() => undefined))));
+        await Promise.all(drivers.map((d, n) => d.cleanupHost(`host-${n}`)));
+      }
+      for (const list of instances) for (const i of list) expect(await leftovers(pool, i.uuid)).toEqual([]);
+    }, 120_000);
+
+    it("a pool that another client defined but did not start is started, not reported as UNKNOWN", async () => {
+      const { pool, poolPath } = freshPool();
+      await checker.storagePoolDefineXml(
+        `<pool type='dir'><name>${pool}</name><target><path>${poolPath}</path></target></pool>`,
+        0,
+      );
+      const d = new LibvirtDriver({ uri: QEMU_URI, pool, poolPath });
+      await d.initHost("host-a");
+      const i = instance();
+      try {
+        await d.spawn({ instance: i });
+        const p = await checker.storagePoolLookupByName(pool);
+        expect((await checker.storagePoolGetInfo(p)).state).toBe(2);
+      } finally {
+        await d.destroy(i).catch(() => undefined);
+        await d.cleanupHost("host-a");
+      }
+    }, 120_000);
+
+    it("a pool stopped under the driver is a typed StorageUnavailableError, and the next spawn starts it again", async () => {
+      const { pool, poolPath } = freshPool();
+      const d = new LibvirtDriver({ uri: QEMU_URI, pool, poolPath });
+      await d.initHost("host-a");
+      const first = instance();
+      const second = instance();
+      try {
+        await d.spawn({ instance: first });
+        await d.destroy(first);
+        await checker.storagePoolDestroy(await checker.storagePoolLookupByName(pool));
+        const err = await d.spawn({ instance: second }).catch((e: unknown) => e);
+        expect(err).toBeInstanceOf(StorageUnavailableError);
+        expect((err as Error).message).toMatch(/not active/);
+        expect(await leftovers(pool, second.uuid)).toEqual([]);
+        await d.spawn({ instance: second });
+        expect(await d.instanceExists(second)).toBe(true);
+      } finally {
+        await d.destroy(second).catch(() => undefined);
+        await d.cleanupHost("host-a");
+      }
+    }, 120_000);
+
+    it("a disk larger than the pool can hold is a typed InsufficientStorageError and nothing is left", async () => {
+      // The test hypervisor accounts for pool space (QEMU's qcow2 volumes are sparse).
+      const d = new LibvirtDriver({ uri: TEST_URI });
+      await d.initHost("host-a");
+      const i = instance({ flavor: { name: "huge", memoryMb: 64, vcpus: 1, rootGb: 1_000_000 } });
+      try {
+        const err = await d.spawn({ instance: i }).catch((e: unknown) => e);
+        expect(err).toBeInstanceOf(InsufficientStorageError);
+        expect(await d.instanceExists(i)).toBe(false);
+      } finally {
+        await d.cleanupHost("host-a");
+      }
+    }, 120_000);
+
+    describe("the daemon dies during a spawn", () => {
+      let proxy: CuttableProxy;
+      let pool: string;
+      let poolPath: string;
+
+      beforeAll(async () => {
+        const [host, port] = (TCP ?? "127.0.0.1:0").split(":");
+        proxy = await CuttableProxy.start({ host: host!, port: Number(port) });
+        ({ pool, poolPath } = freshPool());
+      });
+      afterAll(async () => {
+        await proxy?.close();
+      });
+
+      const options = (): LibvirtDriverOptions => ({
+        uri: `qemu+tcp://127.0.0.1:${proxy.port}/system`,
+        pool,
+        poolPath,
+        keepaliveIntervalSec: 0, // count only the driver's own requests
+        timeoutMs: 20_000,
+      });
+
+      it("leaves nothing behind at any kill point, once the daemon is back", async () => {
+        const seen: string[] = [];
+        let completedAt: number | undefined;
+        for (let k = 1; k <= 30 && completedAt === undefined; k++) {
+          proxy.restore();
+          const d = new LibvirtDriver(options());
+          await d.initHost("host-a");
+          const i = instance();
+          proxy.cutAfter(k);
+          const outcome = await d.spawn({ instance: i }).then(
+            () => "spawned",
+            (e: unknown) => e,
+          );
+          if (outcome === "spawned") {
+            completedAt = k;
+            proxy.restore();
+            await d.destroy(i);
+          } else {
+            expect(outcome, `kill point ${k}`).toBeInstanceOf(HypervisorUnavailableError);
+            // While the daemon is away, what the spawn created may still be there, and then the
+            // driver must know it has to remove it...
+            const during = await leftovers(pool, i.uuid);
+            if (during.length > 0) {
+              seen.push(`${k}: ${during.join(", ")}`);
+              expect(d.pendingCleanups, `kill point ${k}`).toEqual([i.uuid]);
+            }
+            // ...and once the daemon is back, the driver's next call removes it.
+            proxy.restore();
+            expect(await d.instanceExists(i), `kill point ${k}`).toBe(false);
+            expect(d.pendingCleanups, `kill point ${k}`).toEqual([]);
+          }
+          expect(await leftovers(pool, i.uuid), `kill point ${k}`).toEqual([]);
+          await d.cleanupHost("host-a");
+        }
+        // The loop reached a spawn with no kill point inside it, and some kill points did leave
+        // something behind for the driver to clean (otherwise this test proves nothing).
+        expect(completedAt).toBeGreaterThan(3);
+        expect(seen.length).toBeGreaterThan(0);
+      }, 240_000);
+
+      it("finishes a pending cleanup in cleanupHost when the daemon is back by then", async () => {
         proxy.restore();
         const d = new LibvirtDriver(options());
         await d.initHost("host-a");
         const i = instance();
-        proxy.cutAfter(k);
-        const outcome = await d.spawn({ instance: i }).then(
-          () => "spawned",
-          (e: unknown) => e,
-        );
-        if (outcome === "spawned") {
-          completedAt = k;
-          proxy.restore();
-          await d.destroy(i);
-        } else {
-          expect(outcome, `kill point ${k}`).toBeInstanceOf(HypervisorUnavailableError);
-          // While the daemon is away, what the spawn created may still be there, and then the
-          // driver must know it has to remove it...
-          const during = await leftovers(pool, i.uuid);
-          if (during.length > 0) {
-            seen.push(`${k}: ${during.join(", ")}`);
-            expect(d.pendingCleanups, `kill point ${k}`).toEqual([i.uuid]);
-          }
-          // ...and once the daemon is back, the driver's next call removes it.
-          proxy.restore();
-          expect(await d.instanceExists(i), `kill point ${k}`).toBe(false);
-          expect(d.pendingCleanups, `kill point ${k}`).toEqual([]);
-        }
-        expect(await leftovers(pool, i.uuid), `kill point ${k}`).toEqual([]);
+        // Past the volume creation (look-up, volume, define): the disk exists when the link dies.
+        proxy.cutAfter(3);
+        await expect(d.spawn({ instance: i })).rejects.toBeInstanceOf(HypervisorUnavailableError);
+        expect(d.pendingCleanups).toEqual([i.uuid]);
+        proxy.restore();
         await d.cleanupHost("host-a");
-      }
-      // The loop reached a spawn with no kill point inside it, and some kill points did leave
-      // something behind for the driver to clean (otherwise this test proves nothing).
-      expect(completedAt).toBeGreaterThan(3);
-      expect(seen.length).toBeGreaterThan(0);
-    }, 240_000);
-
-    it("finishes a pending cleanup in cleanupHost when the daemon is back by then", async () => {
-      proxy.restore();
-      const d = new LibvirtDriver(options());
-      await d.initHost("host-a");
-      const i = instance();
-      // Past the volume creation (look-up, volume, define): the disk exists when the link dies.
-      proxy.cutAfter(3);
-      await expect(d.spawn({ instance: i })).rejects.toBeInstanceOf(HypervisorUnavailableError);
-      expect(d.pendingCleanups).toEqual([i.uuid]);
-      proxy.restore();
-      await d.cleanupHost("host-a");
-      expect(await leftovers(pool, i.uuid)).toEqual([]);
-    }, 60_000);
-  });
-});
+        expect(await leftovers(pool, i.uuid)).toEqual([]);
+      }, 60_000);
+    });
+  },
+);

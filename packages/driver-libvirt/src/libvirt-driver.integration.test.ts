@@ -231,7 +231,9 @@ describe.skipIf(!SOCKET)(`LibvirtDriver against a real libvirtd${SOCKET ? "" : `
       // Like qemu, the test hypervisor needs the agent enabled in the image.
       const noAgent = instance();
       await d.spawn({ instance: noAgent });
-      await expect(d.setAdminPassword(noAgent, new Secret("s3cret-pw"))).rejects.toBeInstanceOf(GuestAgentNotEnabledError);
+      await expect(d.setAdminPassword(noAgent, new Secret("s3cret-pw"))).rejects.toBeInstanceOf(
+        GuestAgentNotEnabledError,
+      );
       await d.destroy(noAgent);
       await d.powerOff(i);
       const err = await d.setAdminPassword(i, new Secret("s3cret-pw")).catch((e: unknown) => e);

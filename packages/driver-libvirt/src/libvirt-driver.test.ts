@@ -278,7 +278,7 @@ describe("LibvirtDriver (in-memory libvirt)", () => {
     expect(await driver.getConsoleOutput(i)).toBe("late\r\n");
     expect(fake.consoles.map((c) => c.flags)).toEqual([0]);
     // Someone else takes the console over: what was captured is still returned.
-    const other = await fake.domainOpenConsole((await fake.domainLookupByUuid(i.uuid)), null, 1);
+    const other = await fake.domainOpenConsole(await fake.domainLookupByUuid(i.uuid), null, 1);
     await new Promise((r) => setImmediate(r));
     expect(await driver.getConsoleOutput(i)).toBe("late\r\n");
     other.destroy();

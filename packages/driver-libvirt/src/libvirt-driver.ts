@@ -10,31 +10,22 @@ import { randomUUID } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import {
-  AdminPasswordNotSupportedError,
-  GuestAgentNotEnabledError,
-  GuestAgentUnresponsiveError,
-  HypervisorUnavailableError,
   InstanceExistsError,
   InstanceNotFoundError,
   InstanceNotRunningError,
   InvalidStateError,
-  OperationAbortedError,
   OperationTimeoutError,
-  PasswordSetFailedError,
   PowerOffFailureError,
   PowerState,
-  TaskState,
   UnsupportedOperationError,
   VirtkitError,
   powerStateName,
   sleep,
-  snapshotImageMetadata,
   withDeadline,
   type Capabilities,
   type Capability,
   type ComputeDriver,
   type DestroyOptions,
-  type DiskFormat,
   type HostInfo,
   type ImageMeta,
   type ImageService,
@@ -67,13 +58,14 @@ import {
   type Domain,
   type DomainLifecycleEvent,
   type DomainSnapshot,
-  type StorageVol,
 } from "@virtkit/libvirt-rpc";
+import { adminUser, checkCanSetAdminPassword, passwordError } from "./admin-password.js";
 import { libvirtCapabilities } from "./capabilities.js";
-import { buildDomainXml, buildSnapshotXml, buildVolumeXml, readDomainXml, type DiskSpec } from "./domain-xml.js";
-import { libvirtMessage, mapLibvirtError, redact, virErrorCode, type ErrorContext } from "./error-map.js";
+import { buildDomainXml, buildSnapshotXml, readDomainXml, type DiskSpec } from "./domain-xml.js";
+import { libvirtMessage, mapLibvirtError, virErrorCode, type ErrorContext } from "./error-map.js";
 import { Guest, type DomainStatus } from "./guest.js";
 import { GuestConsoles } from "./guest-consoles.js";
+import { snapshotToImage } from "./image-snapshot.js";
 import { InstanceStorage, LeftoverVolumeError, RESCUE_SUFFIX, instanceVolumeNames } from "./instance-storage.js";
 import { toInstanceSnapshot, type SnapshotDescription } from "./instance-snapshots.js";
 import type { LibvirtApi, LibvirtConnector } from "./libvirt-connection.js";
@@ -83,7 +75,7 @@ import { LiveMigrations } from "./live-migration.js";
 import { PendingCleanups } from "./pending-cleanups.js";
 import { toPowerState } from "./power-state-map.js";
 import { withRescueDisk } from "./rescue-xml.js";
-import { imagePropertyTrue, validateInstance } from "./validate.js";
+import { validateInstance } from "./validate.js";
 
 /** A structured logger (what the host application registers under `TOKENS.Logger`). */
 export interface DriverLogger {
@@ -176,7 +168,10 @@ export class LibvirtDriver implements ComputeDriver {
    * Domain handles (with their current id) by uuid, for the connection they came from. Kept fresh
    * by this driver's own starts and stops and by lifecycle events; used only while events flow.
    */
-  readonly #handles = new Map<string, { readonly dom: Domain; readonly api: LibvirtApi; readonly generation: number }>();
+  readonly #handles = new Map<
+    string,
+    { readonly dom: Domain; readonly api: LibvirtApi; readonly generation: number }
+  >();
   #host = "";
 
   constructor(options: LibvirtDriverOptions) {
@@ -860,50 +855,18 @@ export class LibvirtDriver implements ComputeDriver {
       options,
       async (api, call) => {
         const guest = this.#guest(api, instance, call);
-        const image = await images.get(imageId, call);
-        const root = readDomainXml(await api.domainGetXmlDesc(guest.dom, 0, call)).disks[0];
-        if (!root) throw new VirtkitError(`instance ${instance.uuid} has no disk to snapshot`);
-        const format: DiskFormat = root.format === "raw" ? "raw" : "qcow2";
-        const metadata = snapshotImageMetadata(instance, format, image.name);
-        const before = await guest.status();
-        await options?.onTaskState?.(TaskState.IMAGE_PENDING_UPLOAD, TaskState.IMAGE_SNAPSHOT);
-
-        // Cold snapshot (Nova's _prepare_domain_for_snapshot): managed save a running or paused
-        // guest so its disk is quiescent, copy the disk, then bring the guest back as it was.
-        const cold = before.power === PowerState.RUNNING || before.power === PowerState.PAUSED;
-        const { pool } = await this.#storage.pool(api, call);
-        const src = await api.storageVolLookupByPath(root.path, call);
-        const copyName = `${instance.uuid}_snapshot_${randomUUID().slice(0, 8)}`;
-        let copy: StorageVol | undefined;
-        try {
-          if (cold) await api.domainManagedSave(guest.dom, 0, call);
-          try {
-            // Cloning flattens a qcow2 overlay into a standalone image (qemu-img convert).
-            const info = await api.storageVolGetInfo(src, call);
-            copy = await api.storageVolCreateXmlFrom(
-              pool,
-              buildVolumeXml({ name: copyName, capacityBytes: info.capacity, format }),
-              src,
-              0,
-              call,
-            );
-          } finally {
-            if (cold) {
-              this.#consoles.close(instance.uuid);
-              await this.#start(guest, instance.uuid, before.power === PowerState.PAUSED);
-            }
-          }
-          await options?.onTaskState?.(TaskState.IMAGE_UPLOADING, TaskState.IMAGE_PENDING_UPLOAD);
-          const stream = await api.storageVolDownload(copy, {}, call);
-          try {
-            await images.update(imageId, metadata, stream, call);
-          } catch (err) {
-            stream.destroy(err instanceof Error ? err : undefined);
-            throw err;
-          }
-        } finally {
-          if (copy) await api.storageVolDelete(copy, 0, { timeoutMs: 30_000 }).catch(() => undefined);
-        }
+        await snapshotToImage({
+          guest,
+          instance,
+          imageId,
+          images,
+          storage: this.#storage,
+          ...(options?.onTaskState ? { onTaskState: options.onTaskState } : {}),
+          restart: async (paused) => {
+            this.#consoles.close(instance.uuid);
+            await this.#start(guest, instance.uuid, paused);
+          },
+        });
         this.#log("info", "snapshot image upload complete", { instance: instance.uuid, imageId });
       },
       this.#longTimeout(),
@@ -931,7 +894,12 @@ export class LibvirtDriver implements ComputeDriver {
           createdAt: new Date().toISOString(),
           ...(options?.description !== undefined ? { description: options.description } : {}),
         };
-        const snap = await api.domainSnapshotCreateXml(dom, buildSnapshotXml(randomUUID(), JSON.stringify(desc)), 0, call);
+        const snap = await api.domainSnapshotCreateXml(
+          dom,
+          buildSnapshotXml(randomUUID(), JSON.stringify(desc)),
+          0,
+          call,
+        );
         return toInstanceSnapshot(instance, snap, await api.domainSnapshotGetXmlDesc(snap, 0, call));
       },
       this.#longTimeout(),
@@ -993,29 +961,14 @@ export class LibvirtDriver implements ComputeDriver {
   // ---------------------------------------------------------------------------------------------
   // admin password
 
-  /** Nova's `_can_set_admin_password`. */
-  #checkCanSetAdminPassword(instance: Instance): void {
-    // The test hypervisor stands in for a qemu guest: without the agent enabled in the image the
-    // domain has no agent channel, so it is refused the same way.
-    if (this.virtType === "kvm" || this.virtType === "qemu" || this.virtType === "test") {
-      if (!imagePropertyTrue(instance.imageMeta.properties.hw_qemu_guest_agent)) {
-        throw new GuestAgentNotEnabledError(instance.uuid);
-      }
-    } else {
-      // The other hypervisors here have no agent path.
-      throw new AdminPasswordNotSupportedError(`Set admin password is not supported with virt type ${this.virtType}`);
-    }
-  }
-
   async setAdminPassword(instance: Instance, password: Secret, options?: OperationOptions): Promise<void> {
-    this.#checkCanSetAdminPassword(instance);
-    const user =
-      instance.imageMeta.properties.os_admin_user ||
-      ((instance.osType ?? instance.imageMeta.properties.os_type) === "windows" ? "Administrator" : "root");
+    checkCanSetAdminPassword(this.virtType, instance);
+    const user = adminUser(instance);
     return withDeadline("set admin password", options, this.#timeoutMs, async (signal) => {
       const call: CallOptions = { signal };
       const secret = password.reveal();
       const secrets = [secret];
+      const ctx = (): ErrorContext => this.#ctx(instance, "set admin password", { secrets });
       let guest: Guest;
       try {
         guest = this.#guest(await this.#api(signal), instance, call);
@@ -1023,39 +976,14 @@ export class LibvirtDriver implements ComputeDriver {
         if (status.power !== PowerState.RUNNING) throw new InstanceNotRunningError(instance.uuid);
       } catch (err) {
         if (err instanceof VirtkitError) throw err;
-        throw mapLibvirtError(err, this.#ctx(instance, "set admin password", { secrets }));
+        throw mapLibvirtError(err, ctx());
       }
       try {
         await guest.api.domainSetUserPassword(guest.dom, user, secret, 0, call);
       } catch (err) {
-        throw this.#passwordError(instance, user, err, secrets);
+        throw passwordError(instance, user, err, ctx());
       }
     });
-  }
-
-  #passwordError(instance: Instance, user: string, err: unknown, secrets: string[]): VirtkitError {
-    const mapped = mapLibvirtError(err, this.#ctx(instance, "set admin password", { secrets }));
-    const cause = mapped.cause;
-    switch (virErrorCode(err)) {
-      case E.VIR_ERR_AGENT_UNRESPONSIVE:
-        return new GuestAgentUnresponsiveError(instance.uuid, { cause });
-      case E.VIR_ERR_OPERATION_INVALID:
-        return new InstanceNotRunningError(instance.uuid, { cause });
-      case E.VIR_ERR_NO_DOMAIN:
-        return new InstanceNotFoundError(instance.uuid, { cause });
-      case E.VIR_ERR_NO_SUPPORT:
-      case E.VIR_ERR_OPERATION_UNSUPPORTED:
-        return new AdminPasswordNotSupportedError(undefined, { cause });
-      default:
-        break;
-    }
-    if (mapped instanceof OperationTimeoutError || mapped instanceof OperationAbortedError) return mapped;
-    if (mapped instanceof HypervisorUnavailableError || mapped instanceof UnsupportedOperationError) return mapped;
-    const reason = redact(
-      `error from libvirt while setting the password for user "${user}": [Error Code ${virErrorCode(err) ?? "?"}] ${libvirtMessage(err, secrets)}`,
-      secrets,
-    );
-    return new PasswordSetFailedError(instance.uuid, reason, { cause });
   }
 
   // ---------------------------------------------------------------------------------------------

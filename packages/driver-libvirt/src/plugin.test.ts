@@ -58,12 +58,16 @@ describe("plugin conformance environment", () => {
       // No guest login anywhere here: the password's effect is never claimed as verified.
       expect(limits["admin-password.set"]).toBeDefined();
     }
-    expect(libvirtEnvironmentLimits("test", "test:///default")["migration.live"]).toMatch(/test:\/\/\/default .*no migration/);
+    expect(libvirtEnvironmentLimits("test", "test:///default")["migration.live"]).toMatch(
+      /test:\/\/\/default .*no migration/,
+    );
     expect(libvirtEnvironmentNotes("test", "test+unix:///default?socket=/tmp/s").join("\n")).not.toContain("/tmp/s");
   });
 
   it("is offered by the plugin and builds an environment without connecting", async () => {
-    const factory = plugin.conformanceEnvironment?.(libvirtOptionsSchema.parse({ uri: "test+unix:///default?socket=/nonexistent" }));
+    const factory = plugin.conformanceEnvironment?.(
+      libvirtOptionsSchema.parse({ uri: "test+unix:///default?socket=/nonexistent" }),
+    );
     expect(factory).toBeTypeOf("function");
     const env = await factory!({ prefix: "vkunit" });
     expect(env.hosts).toHaveLength(1);

@@ -53,7 +53,12 @@ describe("round trips of spawn + getInfo + destroy", () => {
 
     const i = inst();
     await driver.spawn({ instance: i });
-    expect(calls.splice(0)).toEqual(["domainLookupByUuid", "storageVolCreateXml", "domainDefineXml", "domainCreateWithFlags"]);
+    expect(calls.splice(0)).toEqual([
+      "domainLookupByUuid",
+      "storageVolCreateXml",
+      "domainDefineXml",
+      "domainCreateWithFlags",
+    ]);
     // The handle from the start (kept fresh by events) carries the id: no look-up.
     expect((await driver.getInfo(i)).internalId).toMatch(/^\d+$/);
     expect(calls.splice(0)).toEqual(["domainGetInfo"]);
@@ -71,7 +76,11 @@ describe("round trips of spawn + getInfo + destroy", () => {
       const i = inst();
       await driver.spawn({ instance: i });
       // Like libvirt's test driver: the NVRAM bit (0x4) is named as unsupported.
-      if (n === 0) fake.failNext("domainUndefine", daemonError(E.VIR_ERR_INVALID_ARG, "unsupported flags (0x4) in function testDomainUndefineFlags"));
+      if (n === 0)
+        fake.failNext(
+          "domainUndefine",
+          daemonError(E.VIR_ERR_INVALID_ARG, "unsupported flags (0x4) in function testDomainUndefineFlags"),
+        );
       await driver.destroy(i);
     }
     expect(calls.filter((c) => c === "domainUndefine")).toHaveLength(4); // 2 for the first, then 1 each

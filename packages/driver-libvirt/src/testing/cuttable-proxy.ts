@@ -16,9 +16,7 @@ export class CuttableProxy {
   #cutAt = Number.POSITIVE_INFINITY;
   port = 0;
 
-  private constructor(
-    private readonly target: { host: string; port: number },
-  ) {
+  private constructor(private readonly target: { host: string; port: number }) {
     this.#server = createServer((client) => this.#accept(client));
   }
 

@@ -218,7 +218,8 @@ export class FakeLibvirt implements LibvirtApi {
     }
     const uuid = d.dom.uuid;
     const busy = this.consoles.find((c) => c.uuid === uuid && !c.stream.destroyed && !c.stream.writableEnded);
-    if (busy && !(flags & 1)) throw daemonError(E.VIR_ERR_OPERATION_FAILED, "Active console session exists for this domain");
+    if (busy && !(flags & 1))
+      throw daemonError(E.VIR_ERR_OPERATION_FAILED, "Active console session exists for this domain");
     busy?.stream.end();
     const stream = new PassThrough();
     this.consoles.push({ uuid, flags, stream });
@@ -395,7 +396,8 @@ export class FakeLibvirt implements LibvirtApi {
     this.#enter("storageVolCreateXml", [xml]);
     const v = parseXml(xml);
     const name = child(v, "name")?.text ?? "";
-    if (!this.poolActive) throw daemonError(E.VIR_ERR_OPERATION_INVALID, `storage pool '${this.pool.name}' is not active`);
+    if (!this.poolActive)
+      throw daemonError(E.VIR_ERR_OPERATION_INVALID, `storage pool '${this.pool.name}' is not active`);
     if (this.volumes.has(name)) throw daemonError(E.VIR_ERR_STORAGE_VOL_EXIST, "exists");
     const vol = { pool: this.pool.name, name, key: `/pool/${name}` };
     this.volumes.set(name, {

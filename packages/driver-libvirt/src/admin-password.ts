@@ -1,0 +1,71 @@
+/**
+ * Set admin password through the QEMU guest agent, after Nova's libvirt driver (seed 004):
+ * which account, which guests can, and how libvirt's failures map to the contract's errors.
+ * The password itself never reaches a message.
+ */
+import {
+  AdminPasswordNotSupportedError,
+  GuestAgentNotEnabledError,
+  GuestAgentUnresponsiveError,
+  HypervisorUnavailableError,
+  InstanceNotFoundError,
+  InstanceNotRunningError,
+  OperationAbortedError,
+  OperationTimeoutError,
+  PasswordSetFailedError,
+  UnsupportedOperationError,
+  type Instance,
+  type VirtkitError,
+} from "@virtkit/core";
+import { VirErrorNumber as E } from "@virtkit/libvirt-rpc";
+import { libvirtMessage, mapLibvirtError, redact, virErrorCode, type ErrorContext } from "./error-map.js";
+import { imagePropertyTrue } from "./validate.js";
+
+/** Nova's `_can_set_admin_password`. */
+export function checkCanSetAdminPassword(virtType: string, instance: Instance): void {
+  // The test hypervisor stands in for a qemu guest: without the agent enabled in the image the
+  // domain has no agent channel, so it is refused the same way.
+  if (virtType === "kvm" || virtType === "qemu" || virtType === "test") {
+    if (!imagePropertyTrue(instance.imageMeta.properties.hw_qemu_guest_agent)) {
+      throw new GuestAgentNotEnabledError(instance.uuid);
+    }
+  } else {
+    // The other hypervisors here have no agent path.
+    throw new AdminPasswordNotSupportedError(`Set admin password is not supported with virt type ${virtType}`);
+  }
+}
+
+/** The account whose password is set: `os_admin_user`, else Administrator on Windows, else root. */
+export function adminUser(instance: Instance): string {
+  return (
+    instance.imageMeta.properties.os_admin_user ||
+    ((instance.osType ?? instance.imageMeta.properties.os_type) === "windows" ? "Administrator" : "root")
+  );
+}
+
+/** libvirt's failure of virDomainSetUserPassword as the contract's error, secrets redacted. */
+export function passwordError(instance: Instance, user: string, err: unknown, ctx: ErrorContext): VirtkitError {
+  const mapped = mapLibvirtError(err, ctx);
+  const cause = mapped.cause;
+  switch (virErrorCode(err)) {
+    case E.VIR_ERR_AGENT_UNRESPONSIVE:
+      return new GuestAgentUnresponsiveError(instance.uuid, { cause });
+    case E.VIR_ERR_OPERATION_INVALID:
+      return new InstanceNotRunningError(instance.uuid, { cause });
+    case E.VIR_ERR_NO_DOMAIN:
+      return new InstanceNotFoundError(instance.uuid, { cause });
+    case E.VIR_ERR_NO_SUPPORT:
+    case E.VIR_ERR_OPERATION_UNSUPPORTED:
+      return new AdminPasswordNotSupportedError(undefined, { cause });
+    default:
+      break;
+  }
+  if (mapped instanceof OperationTimeoutError || mapped instanceof OperationAbortedError) return mapped;
+  if (mapped instanceof HypervisorUnavailableError || mapped instanceof UnsupportedOperationError) return mapped;
+  const secrets = ctx.secrets;
+  const reason = redact(
+    `error from libvirt while setting the password for user "${user}": [Error Code ${virErrorCode(err) ?? "?"}] ${libvirtMessage(err, secrets)}`,
+    secrets,
+  );
+  return new PasswordSetFailedError(instance.uuid, reason, { cause });
+}
