@@ -3,7 +3,8 @@
 #
 #   scripts/libvirtd.sh start    install packages if missing, start the daemon (idempotent)
 #   scripts/libvirtd.sh stop     stop it (idempotent)
-#   scripts/libvirtd.sh status   exit 0 when running
+#   scripts/libvirtd.sh status   exit 0 when running (and lists any crash-and-restart of the daemon)
+#   scripts/libvirtd.sh restarts the daemon's crash-and-restart lines (it is restarted like systemd would)
 #   scripts/libvirtd.sh env      print `export VIRTKIT_LIBVIRT_SOCKET=...` / `VIRTKIT_LIBVIRT_TCP=...`
 #                                (and VIRTKIT_LIBVIRT_TLS / VIRTKIT_LIBVIRT_PKI when TLS is set up)
 #
@@ -20,6 +21,9 @@ SOCK="$DIR/run/libvirt-sock"
 PIDFILE="$DIR/libvirtd.pid"
 CONF="$DIR/libvirtd.conf"
 LOG="$DIR/libvirtd.log"
+SUPERVISOR="$DIR/supervisor.pid"
+# One line per crash-and-restart of the daemon (see start()).
+RESTARTS="$DIR/restarts.log"
 PACKAGES=(libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients qemu-system-x86 qemu-utils libvirt-dev python3-libvirt)
 
 as_root() {
@@ -131,6 +135,22 @@ start() {
   write_config
   local libvirtd
   libvirtd="$(command -v libvirtd || echo /usr/sbin/libvirtd)"
+  rm -f "$DIR/stopping"
+  # Like systemd's Restart=on-failure: a daemon that crashes (libvirtd 9.0 has been seen to segfault
+  # when many clients drop at once) is started again, and the restart is logged for the run to report.
+  : >"$RESTARTS"
+  local supervise="echo \$\$ >'$SUPERVISOR'
+n=0
+while :; do
+  '$libvirtd' --listen --timeout 0 -f '$CONF' -p '$PIDFILE'
+  rc=\$?
+  [ -f '$DIR/stopping' ] && exit 0
+  n=\$((n + 1))
+  [ \$n -gt 20 ] && { echo \"virtkit: libvirtd keeps exiting (status \$rc); giving up\" >>'$RESTARTS'; exit 1; }
+  echo \"virtkit: libvirtd exited with status \$rc at \$(date -u +%FT%TZ); restarting\" >>'$RESTARTS'
+  rm -f '$PIDFILE' '$SOCK'
+  sleep 1
+done"
   local inner="mount --make-rprivate / 2>/dev/null || true
 mkdir -p /run/libvirt /var/lib/libvirt /var/cache/libvirt /var/log/libvirt /etc/libvirt
 mount --bind '$DIR/etc' /etc/libvirt
@@ -138,12 +158,12 @@ mount --bind '$DIR/state/run' /run/libvirt
 mount --bind '$DIR/state/lib' /var/lib/libvirt
 mount --bind '$DIR/state/cache' /var/cache/libvirt
 mount --bind '$DIR/state/log' /var/log/libvirt
-exec '$libvirtd' --listen --timeout 0 -f '$CONF' -p '$PIDFILE'"
+$supervise"
   if [ "$(id -u)" = 0 ] && unshare -m true 2>/dev/null; then
     setsid unshare -m sh -c "$inner" </dev/null >>"$LOG" 2>&1 &
   else
     # Without namespaces, share the host's paths (fine when no other daemon runs).
-    setsid "$libvirtd" --listen --timeout 0 -f "$CONF" -p "$PIDFILE" </dev/null >>"$LOG" 2>&1 &
+    setsid sh -c "$supervise" </dev/null >>"$LOG" 2>&1 &
   fi
   for _ in $(seq 1 100); do
     if running; then
@@ -159,6 +179,13 @@ exec '$libvirtd' --listen --timeout 0 -f '$CONF' -p '$PIDFILE'"
 }
 
 stop() {
+  touch "$DIR/stopping" 2>/dev/null || true
+  if [ -f "$SUPERVISOR" ]; then
+    local sup
+    sup="$(cat "$SUPERVISOR" 2>/dev/null || true)"
+    [ -n "$sup" ] && kill "$sup" 2>/dev/null || true
+    rm -f "$SUPERVISOR"
+  fi
   if [ -f "$PIDFILE" ]; then
     local pid
     pid="$(cat "$PIDFILE" 2>/dev/null || true)"
@@ -180,6 +207,11 @@ case "${1:-}" in
   restart) stop; start ;;
   status)
     if running; then echo "running (pid $(cat "$PIDFILE"), socket $SOCK, tcp 127.0.0.1:$TCP_PORT)"; else echo "stopped"; exit 1; fi
+    [ -s "$RESTARTS" ] && cat "$RESTARTS"
+    ;;
+  restarts)
+    # Crash-and-restart lines since the daemon was started (empty: none).
+    cat "$RESTARTS" 2>/dev/null || true
     ;;
   env)
     echo "export VIRTKIT_LIBVIRT_SOCKET=$SOCK"

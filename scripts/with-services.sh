@@ -5,7 +5,17 @@
 set -euo pipefail
 export TURBO_TELEMETRY_DISABLED=1 DO_NOT_TRACK=1
 cd "$(dirname "$0")/.."
+before=0
 if [ -f scripts/libvirtd.sh ] && bash scripts/libvirtd.sh status >/dev/null 2>&1; then
   eval "$(bash scripts/libvirtd.sh env)"
+  before=$(bash scripts/libvirtd.sh restarts | wc -l)
 fi
-exec "$@"
+set +e
+"$@"
+rc=$?
+# A daemon crash explains a burst of failures: say so where the run's output is read.
+if [ -f scripts/libvirtd.sh ]; then
+  crashes=$(bash scripts/libvirtd.sh restarts | tail -n +$((before + 1)))
+  [ -n "$crashes" ] && printf 'with-services: the private libvirtd crashed during this run and was restarted:\n%s\n' "$crashes" >&2
+fi
+exit $rc
