@@ -11,14 +11,14 @@ import { runAgainstVariant } from "./testing/catch-rate.js";
 const service = computeServiceFactory();
 
 describe("runConformance against the fake driver", () => {
-  it("passes every scenario of the healthy fake, fast, with nothing leaked", async () => {
+  // How fast is the benchmark's business (bench/conformance.bench.mjs), not a timed unit test's.
+  it("passes every scenario of the healthy fake, with nothing leaked", async () => {
     const report = await runConformance({ driver: { name: "fake" }, environment: fakeEnvironment(), service, parallel: 4 });
     expect(report.results.filter((r) => r.status !== "pass").map((r) => `${r.id}: ${r.reason}`)).toEqual([]);
     expect(report.results.map((r) => r.id).sort()).toEqual(SCENARIOS.map((s) => s.id).sort());
     expect(report.leaks).toEqual([]);
     expect(report.ok).toBe(true);
     expect(report.summary).toMatchObject({ total: SCENARIOS.length, pass: SCENARIOS.length, fail: 0 });
-    expect(report.durationMs).toBeLessThan(3000);
   });
 
   it("reports undeclared capabilities as unsupported after checking the typed refusal", async () => {

@@ -173,7 +173,8 @@ describe(`fuzz (seed ${SEED}, ${ITERATIONS} iterations)`, () => {
       }
       const t0 = Date.now();
       const results = await Promise.allSettled(calls);
-      if (Date.now() - t0 > 1000) throw new Error(`seed ${SEED} iteration ${i}: calls took ${Date.now() - t0} ms to settle`);
+      // 20 ms deadlines: settling at all is the point; 10 s only catches a hang, not a slow machine.
+      if (Date.now() - t0 > 10_000) throw new Error(`seed ${SEED} iteration ${i}: calls took ${Date.now() - t0} ms to settle`);
       for (const r of results) {
         if (r.status === "rejected" && !(r.reason instanceof LibvirtRpcError)) {
           throw new Error(`seed ${SEED} iteration ${i}: untyped rejection ${String(r.reason)}`);
