@@ -14,6 +14,8 @@ import {
   InvalidStateError,
   LiveMigrationFailedError,
   MigrationPreCheckError,
+  OperationAbortedError,
+  OperationTimeoutError,
   PasswordSetFailedError,
   SnapshotNotFoundError,
   UnexpectedTaskStateError,
@@ -475,28 +477,103 @@ describe("ComputeService.setAdminPassword (seed 000)", () => {
 
   it.each([
     ["a plain error echoing the password", () => new Error(`chpasswd: bad line root:${PASSWORD}`)],
-    [
-      "a typed error with the password in its cause",
-      () => new GuestAgentUnresponsiveError("x", { cause: { password: PASSWORD, text: PASSWORD } }),
-    ],
     ["a PasswordSetFailedError from the driver", () => new PasswordSetFailedError("x", `agent said ${PASSWORD}`)],
     ["a thrown string", () => `raw ${PASSWORD}`],
-  ])("on %s: vm ERROR, task cleared, a NEW PasswordSetFailedError, no leak", async (_label, make) => {
+  ])(
+    "on %s: vm state unchanged (bug 1757061), task cleared, fault recorded, a NEW PasswordSetFailedError",
+    async (_label, make) => {
+      const ctx = await booted();
+      const failure = make();
+      ctx.driver.failOn("setAdminPassword", failure);
+      const err = await rejection(ctx.service.setAdminPassword(ctx.uuid, PASSWORD));
+      expect(err).toBeInstanceOf(PasswordSetFailedError);
+      expect(err).not.toBe(failure);
+      expect(err).toMatchObject({ instanceId: ctx.uuid, reason: "error setting admin password" });
+      expect((err as Error).cause).toBeUndefined();
+      expect(await ctx.service.get(ctx.uuid)).toMatchObject({
+        vmState: VmState.ACTIVE,
+        taskState: null,
+        lastError: { code: "VIRTKIT_PASSWORD_SET_FAILED" },
+      });
+      expect(ctx.logger.records.some((r) => r.level === "error" && r.msg === "set admin password failed")).toBe(true);
+      await expectNoLeak(ctx, err);
+    },
+  );
+
+  it("an unresponsive guest agent is 'not implemented by this guest' (seed 004 + 000): typed, no ERROR, fault kept", async () => {
+    const ctx = await booted();
+    for (const failure of [
+      new GuestAgentUnresponsiveError(ctx.uuid),
+      new GuestAgentUnresponsiveError(ctx.uuid, { cause: { password: PASSWORD, text: PASSWORD } }),
+    ]) {
+      ctx.driver.failOn("setAdminPassword", failure);
+      const err = await rejection(ctx.service.setAdminPassword(ctx.uuid, PASSWORD));
+      expect(err).toBeInstanceOf(GuestAgentUnresponsiveError);
+      expect(await ctx.service.get(ctx.uuid)).toMatchObject({
+        vmState: VmState.ACTIVE,
+        taskState: null,
+        lastError: { code: "VIRTKIT_GUEST_AGENT_UNRESPONSIVE" },
+      });
+      await expectNoLeak(ctx, err);
+    }
+  });
+
+  it.each([
+    ["a deadline", () => new OperationTimeoutError("set admin password", 50)],
+    ["the caller's abort", () => new OperationAbortedError("set admin password")],
+  ])("on %s: the typed error, vm state unchanged, task cleared, fault recorded", async (_label, make) => {
     const ctx = await booted();
     const failure = make();
     ctx.driver.failOn("setAdminPassword", failure);
     const err = await rejection(ctx.service.setAdminPassword(ctx.uuid, PASSWORD));
-    expect(err).toBeInstanceOf(PasswordSetFailedError);
-    expect(err).not.toBe(failure);
-    expect(err).toMatchObject({ instanceId: ctx.uuid, reason: "error setting admin password" });
-    expect((err as Error).cause).toBeUndefined();
+    expect(err).toBe(failure);
     expect(await ctx.service.get(ctx.uuid)).toMatchObject({
-      vmState: VmState.ERROR,
+      vmState: VmState.ACTIVE,
       taskState: null,
-      lastError: { code: "VIRTKIT_PASSWORD_SET_FAILED" },
+      lastError: { code: failure.code },
     });
-    expect(ctx.logger.records.some((r) => r.level === "error" && r.msg === "set admin password failed")).toBe(true);
-    await expectNoLeak(ctx, err);
+  });
+
+  it.each([VmState.ERROR, VmState.RESCUED, VmState.STOPPED, VmState.SUSPENDED])(
+    "refuses an instance in vm state %s before any driver call (Nova's API: ACTIVE only)",
+    async (vmState) => {
+      const ctx = await booted();
+      await ctx.store.save(ctx.uuid, { vmState });
+      const infosBefore = ctx.driver.callsOf("getInfo").length;
+      const err = await rejection(ctx.service.setAdminPassword(ctx.uuid, PASSWORD));
+      expect(err).toBeInstanceOf(InvalidStateError);
+      expect(ctx.driver.callsOf("setAdminPassword")).toEqual([]);
+      expect(ctx.driver.callsOf("getInfo").length).toBe(infosBefore);
+      expect(await ctx.store.get(ctx.uuid)).toMatchObject({ vmState, taskState: null });
+    },
+  );
+
+  it("records a fault on the not-running and unsupported paths too", async () => {
+    const ctx = await booted();
+    ctx.driver.vms.get(ctx.uuid)!.power = PowerState.SHUTDOWN;
+    await rejection(ctx.service.setAdminPassword(ctx.uuid, PASSWORD));
+    expect((await ctx.store.get(ctx.uuid)).lastError).toMatchObject({ code: "VIRTKIT_PASSWORD_SET_FAILED" });
+    ctx.driver.vms.get(ctx.uuid)!.power = PowerState.RUNNING;
+    ctx.driver.failOn("setAdminPassword", new AdminPasswordNotSupportedError());
+    await rejection(ctx.service.setAdminPassword(ctx.uuid, PASSWORD));
+    expect((await ctx.store.get(ctx.uuid)).lastError).toMatchObject({ code: "VIRTKIT_ADMIN_PASSWORD_NOT_SUPPORTED" });
+  });
+
+  it("never leaves the task stuck when saving the outcome fails once", async () => {
+    const ctx = await booted();
+    ctx.driver.failOn("setAdminPassword", new Error("agent exploded"));
+    const save = ctx.store.save.bind(ctx.store);
+    let failed = false;
+    ctx.store.save = async (uuid, patch, options) => {
+      if (!failed && patch.taskState === null) {
+        failed = true;
+        throw new Error("store briefly unavailable");
+      }
+      return save(uuid, patch, options);
+    };
+    await rejection(ctx.service.setAdminPassword(ctx.uuid, PASSWORD));
+    expect(failed).toBe(true);
+    expect((await ctx.store.get(ctx.uuid)).taskState).toBeNull();
   });
 
   it.each([

@@ -19,12 +19,15 @@ import type {
 import {
   AdminPasswordNotSupportedError,
   GuestAgentNotEnabledError,
+  GuestAgentUnresponsiveError,
   InstanceExistsError,
   InstanceNotFoundError,
   InvalidInputError,
   InvalidStateError,
   LiveMigrationFailedError,
   MigrationPreCheckError,
+  OperationAbortedError,
+  OperationTimeoutError,
   PasswordSetFailedError,
   UnexpectedTaskStateError,
   UnsupportedOperationError,
@@ -42,7 +45,7 @@ import {
 import { NullLogger, type Logger } from "./logger.js";
 import type { MigrationPolicy } from "./migration-policy.js";
 import type { BlockDeviceInfo, ImageMeta, Instance, NetworkInfo } from "./model.js";
-import { throwIfAborted, type OperationOptions } from "./operation.js";
+import { sleep, throwIfAborted, type OperationOptions } from "./operation.js";
 import { PASSWORD_LENGTH, generatePassword } from "./password.js";
 import { Secret, isSecret } from "./secret.js";
 import { PowerState, TaskState, VmState } from "./states.js";
@@ -512,60 +515,92 @@ export class ComputeService {
     const given = password === undefined ? undefined : toPassword(password, "adminPassword");
     await this.init(options);
     const record = await this.get(uuid, options);
+    // Nova's API: only an ACTIVE instance (not ERROR, not RESCUED: a rescued instance's password
+    // would be the rescue guest's), before any driver call.
+    if (record.vmState !== VmState.ACTIVE) {
+      throw new InvalidStateError(uuid, "set admin password", `vm state ${record.vmState}`);
+    }
     await this.store.save(
       uuid,
       { taskState: TaskState.UPDATING_PASSWORD },
       { ...op(options), expectedTaskState: null },
     );
     const log = this.logger.child({ instance: uuid });
-    const clear = (patch: InstancePatch = {}) =>
-      this.store.save(
-        uuid,
-        { taskState: null, ...patch },
-        { ...CLEANUP, expectedTaskState: TaskState.UPDATING_PASSWORD },
-      );
     const secret = given ?? generatePassword();
     const instance = toInstance(record);
+    // Every failing path gives the instance back (task cleared, vm state as it was: current Nova,
+    // after bug 1757061) and records a fault; a save that fails is retried so the task never sticks.
+    const fail = async (err: VirtkitError, patch: InstancePatch = {}): Promise<never> => {
+      await this.#release(uuid, { taskState: null, lastError: faultOf(err), ...patch });
+      throw err;
+    };
 
     let power: PowerState;
     try {
       power = await this.#readPowerState(instance, options);
     } catch (err) {
       // The driver could not say (hypervisor down, ...): give the instance back, keep the typed error.
-      await clear({ lastError: faultOf(err) }).catch(() => undefined);
-      throw err;
+      return fail(
+        err instanceof VirtkitError && !containsSecret(err, secret)
+          ? err
+          : new PasswordSetFailedError(uuid, "error setting admin password"),
+      );
     }
     if (power !== PowerState.RUNNING) {
-      await clear({ powerState: power });
-      throw new PasswordSetFailedError(uuid, `instance ${uuid} is not running`);
+      return fail(new PasswordSetFailedError(uuid, `instance ${uuid} is not running`), { powerState: power });
     }
 
     try {
       await this.driver.setAdminPassword(instance, secret, op(options));
       log.info("admin password set");
-      await clear({ lastError: null });
+      await this.#release(uuid, { taskState: null, lastError: null });
       return secret;
     } catch (err) {
+      if (err instanceof UnexpectedTaskStateError) throw err; // another task (most likely delete) took over
       if (
         err instanceof UnsupportedOperationError ||
         err instanceof AdminPasswordNotSupportedError ||
-        err instanceof GuestAgentNotEnabledError
+        err instanceof GuestAgentNotEnabledError ||
+        err instanceof GuestAgentUnresponsiveError
       ) {
+        // Nova: "not implemented by this driver or guest" (an unresponsive agent included, seed 004):
+        // the task is cleared and the caller gets the typed error; the instance is not in ERROR.
         log.warn("set admin password is not supported by this driver or guest", { error: this.#scrub(err, secret) });
-        await clear();
-        throw containsSecret(err, secret) ? this.#freshUnsupported(err, uuid) : err;
+        return fail(containsSecret(err, secret) ? this.#freshUnsupported(err, uuid) : err);
       }
-      if (err instanceof UnexpectedTaskStateError) throw err; // another task (most likely delete) took over
+      if (
+        (err instanceof OperationTimeoutError || err instanceof OperationAbortedError) &&
+        !containsSecret(err, secret)
+      ) {
+        log.warn("set admin password did not finish", { error: err });
+        return fail(err);
+      }
       log.error("set admin password failed", { error: this.#scrub(err, secret) });
-      const failure = new PasswordSetFailedError(uuid, "error setting admin password");
-      const powerState = await this.#readPowerState(instance, CLEANUP, power);
-      await this.#saveQuietly(
-        uuid,
-        { vmState: VmState.ERROR, taskState: null, powerState, lastError: faultOf(failure) },
-        [TaskState.UPDATING_PASSWORD],
-      );
       // A new error without `cause`: nothing the driver said can carry the password to the caller.
-      throw failure;
+      return fail(new PasswordSetFailedError(uuid, "error setting admin password"));
+    }
+  }
+
+  /**
+   * Clears an UPDATING_PASSWORD task with `patch`, retrying a failed save (a transient store error
+   * must not leave the task stuck). Throws only `UnexpectedTaskStateError`: another task (a delete)
+   * took the instance over, which the caller must hear about, as Nova's `instance.save` raises it.
+   */
+  async #release(uuid: string, patch: InstancePatch): Promise<void> {
+    for (let attempt = 1; attempt <= 3; attempt++) {
+      try {
+        await this.store.save(uuid, patch, { ...CLEANUP, expectedTaskState: TaskState.UPDATING_PASSWORD });
+        return;
+      } catch (err) {
+        if (err instanceof UnexpectedTaskStateError) throw err;
+        if (isInstanceNotFound(err)) return; // deleted meanwhile: nothing left to clear
+        this.logger.warn("could not record the outcome of set admin password; retrying", {
+          instance: uuid,
+          attempt,
+          error: err,
+        });
+        await sleep(100 * attempt).catch(() => undefined);
+      }
     }
   }
 
@@ -942,6 +977,7 @@ export class ComputeService {
 
   #freshUnsupported(err: VirtkitError, uuid: string): VirtkitError {
     if (err instanceof GuestAgentNotEnabledError) return new GuestAgentNotEnabledError(uuid);
+    if (err instanceof GuestAgentUnresponsiveError) return new GuestAgentUnresponsiveError(uuid);
     if (err instanceof AdminPasswordNotSupportedError) return new AdminPasswordNotSupportedError();
     return new UnsupportedOperationError("setAdminPassword", this.driver.name);
   }
