@@ -35,6 +35,20 @@ export function checkCanSetAdminPassword(virtType: string, instance: Instance): 
   }
 }
 
+/**
+ * Refuses to send a password over a plain-TCP libvirt connection (`xxx+tcp://`): it would cross the
+ * network unencrypted. Local (unix), TLS (`+tls`, or a remote URI without transport) and ssh
+ * transports are fine; `allowPlainTcp` is the operator saying the network is trusted.
+ */
+export function checkPasswordTransport(uri: string, allowPlainTcp: boolean): void {
+  const transport = /^[a-z][a-z0-9]*\+([a-z0-9]+):/i.exec(uri)?.[1]?.toLowerCase();
+  if (transport !== "tcp" || allowPlainTcp) return;
+  throw new AdminPasswordNotSupportedError(
+    "Refused: the connection to libvirtd is plain TCP, so the password would cross the network unencrypted; " +
+      "connect over unix, tls or ssh, or set the driver option allowPasswordOverTcp if the network is trusted",
+  );
+}
+
 /** The account whose password is set: `os_admin_user`, else Administrator on Windows, else root. */
 export function adminUser(instance: Instance): string {
   return (

@@ -59,7 +59,7 @@ import {
   type DomainLifecycleEvent,
   type DomainSnapshot,
 } from "@virtkit/libvirt-rpc";
-import { adminUser, checkCanSetAdminPassword, passwordError } from "./admin-password.js";
+import { adminUser, checkCanSetAdminPassword, checkPasswordTransport, passwordError } from "./admin-password.js";
 import { libvirtCapabilities } from "./capabilities.js";
 import { buildDomainXml, buildSnapshotXml, readDomainXml, type DiskSpec } from "./domain-xml.js";
 import { libvirtMessage, mapLibvirtError, virErrorCode, type ErrorContext } from "./error-map.js";
@@ -116,6 +116,8 @@ export interface LibvirtDriverOptions {
   readonly connectOptions?: Readonly<Record<string, unknown>>;
   /** Poll interval in ms while waiting for a state (default 200). */
   readonly pollIntervalMs?: number;
+  /** Allow setting admin passwords over a plain-TCP connection (`+tcp`): only on a trusted network. */
+  readonly allowPasswordOverTcp?: boolean;
 }
 
 /** The virt type a URI implies: its scheme before `+` (`qemu` stays `qemu`: TCG works everywhere). */
@@ -963,6 +965,7 @@ export class LibvirtDriver implements ComputeDriver {
 
   async setAdminPassword(instance: Instance, password: Secret, options?: OperationOptions): Promise<void> {
     checkCanSetAdminPassword(this.virtType, instance);
+    checkPasswordTransport(this.#options.uri, this.#options.allowPasswordOverTcp ?? false);
     const user = adminUser(instance);
     return withDeadline("set admin password", options, this.#timeoutMs, async (signal) => {
       const call: CallOptions = { signal };

@@ -41,6 +41,10 @@ export const libvirtOptionsSchema = z
     consoleLogDir: z.string().startsWith("/").optional(),
     /** Seconds a soft reboot waits before going hard. */
     softRebootTimeoutSec: num(z.number().int().min(0)).optional(),
+    /** Allow admin passwords over a plain-TCP (`+tcp`) connection: only on a trusted network. */
+    allowPasswordOverTcp: z
+      .preprocess((v) => (v === "true" ? true : v === "false" ? false : v), z.boolean())
+      .optional(),
   })
   .strict();
 
