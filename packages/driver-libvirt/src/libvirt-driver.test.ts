@@ -324,7 +324,9 @@ describe("LibvirtDriver (in-memory libvirt)", () => {
       await src.spawn({ instance: i });
       const srcHost = { ...(await src.getHostInfo()), hostname: "src" };
       const data = await dest.checkCanLiveMigrateDestination(i, srcHost, DEFAULT_MIGRATION_POLICY);
-      expect(data.extra).toMatchObject({ destUri: "qemu+tcp://host-a/system", migrateUri: "tcp://host-a" });
+      expect(data.extra).toMatchObject({ destUri: "qemu+tcp://host-a/system" });
+      // No inbound address configured: libvirt chooses, no migrate_uri is sent (Nova).
+      expect(data.extra.targetConnectAddr).toBeUndefined();
       expect(data.plan.bitmask).toBe(27);
       const blockData = await dest.checkCanLiveMigrateDestination(i, srcHost, {
         ...DEFAULT_MIGRATION_POLICY,
@@ -342,7 +344,29 @@ describe("LibvirtDriver (in-memory libvirt)", () => {
       expect(perform?.args[1]).toBe("qemu+tcp://host-a/system");
       expect(perform?.args[3]).toBe(27);
       const fields = (perform?.args[2] as { field: string }[]).map((p) => p.field);
-      expect(fields).toEqual(["migrate_uri", "bandwidth", "persistent_xml"]);
+      expect(fields).toEqual(["bandwidth", "persistent_xml"]);
+    });
+
+    it("sends migrate_uri toward a configured inbound address, and never for a tunnelled migration", async () => {
+      const fake = new FakeLibvirt();
+      const { driver: dest } = await setup({ liveMigrationInboundAddr: "2001:db8::7" }, fake);
+      const { driver: src } = await setup({}, fake);
+      const i = inst();
+      await src.spawn({ instance: i });
+      const srcHost = { ...(await src.getHostInfo()), hostname: "src" };
+      for (const tunnelled of [false, true]) {
+        const policy = { ...DEFAULT_MIGRATION_POLICY, tunnelled };
+        const data = await dest.checkCanLiveMigrateDestination(i, srcHost, policy);
+        expect(data.extra.targetConnectAddr).toBe("2001:db8::7");
+        const checked = await src.checkCanLiveMigrateSource(i, data);
+        await dest.preLiveMigration(i, checked);
+        fake.calls.length = 0;
+        await src.liveMigration(i, checked);
+        const perform = fake.calls.find((c) => c.method === "domainMigratePerform3Params");
+        const params = perform?.args[2] as { field: string; value: unknown }[];
+        const uri = params.find((p) => p.field === "migrate_uri")?.value;
+        expect(uri).toBe(tunnelled ? undefined : "tcp://[2001:db8::7]");
+      }
     });
 
     it("force-completes with post-copy when the plan has POSTCOPY, else by pausing the guest", async () => {

@@ -101,6 +101,11 @@ export interface LibvirtDriverOptions {
   readonly liveMigrationScheme?: string;
   /** A full live-migration URI template with one `%s` for the destination host. */
   readonly liveMigrationUriTemplate?: string;
+  /**
+   * Nova's `live_migration_inbound_addr`: the address (IP or name) other hosts send this host's
+   * incoming migration data to. Unset: libvirt chooses (the destination's host name).
+   */
+  readonly liveMigrationInboundAddr?: string;
   /** libvirt keepalive interval in seconds (0 disables; default 5). */
   readonly keepaliveIntervalSec?: number;
   /** Directory (on the hypervisor host, readable by this process) for serial console logs. */
@@ -204,6 +209,7 @@ export class LibvirtDriver implements ComputeDriver {
       virtType: this.virtType,
       liveMigrationScheme: options.liveMigrationScheme,
       liveMigrationUriTemplate: options.liveMigrationUriTemplate,
+      liveMigrationInboundAddr: options.liveMigrationInboundAddr,
       storage: this.#storage,
       hostName: () => this.#host,
       requireMigration: (policy) => this.#requireMigration(policy),

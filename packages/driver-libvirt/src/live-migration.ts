@@ -36,6 +36,8 @@ export interface MigrationHost {
   readonly virtType: string;
   readonly liveMigrationScheme: string | undefined;
   readonly liveMigrationUriTemplate: string | undefined;
+  /** Nova's `live_migration_inbound_addr`: the address other hosts send migration data to. */
+  readonly liveMigrationInboundAddr: string | undefined;
   readonly storage: InstanceStorage;
   /** The compute host name given to `initHost` ("" before). */
   hostName(): string;
@@ -111,7 +113,6 @@ export class LiveMigrations {
         ...(h.liveMigrationScheme ? { scheme: h.liveMigrationScheme } : {}),
         ...(h.liveMigrationUriTemplate ? { template: h.liveMigrationUriTemplate } : {}),
       });
-      const mUri = migrateUri(name, h.virtType);
       return {
         sourceHost: sourceHost.hostname,
         destHost: dest.hostname,
@@ -119,7 +120,8 @@ export class LiveMigrations {
         plan,
         extra: {
           destUri,
-          ...(mUri !== undefined ? { migrateUri: mUri } : {}),
+          // Nova's target_connect_addr: only when the destination names its inbound address.
+          ...(h.liveMigrationInboundAddr ? { targetConnectAddr: h.liveMigrationInboundAddr } : {}),
           sharedMarker: marker,
           destPool: pool.name,
           virtType: h.virtType,
@@ -187,9 +189,14 @@ export class LiveMigrations {
       const dom = guest.dom;
       const bitmask = data.plan.bitmask ?? this.plan(data.policy).bitmask ?? 0;
       const params: TypedParam[] = [];
-      if (typeof data.extra.migrateUri === "string") {
-        params.push({ field: "migrate_uri", type: "string", value: data.extra.migrateUri });
-      }
+      // Nova's _live_migration_operation: a migrate URI only toward a configured inbound address and
+      // never for a tunnelled migration (libvirt refuses migrate_uri there); otherwise libvirt picks.
+      const target = data.extra.targetConnectAddr;
+      const mUri =
+        typeof target === "string" && (bitmask & VIR_MIGRATE.TUNNELLED) === 0
+          ? migrateUri(target, h.virtType)
+          : undefined;
+      if (mUri !== undefined) params.push({ field: "migrate_uri", type: "string", value: mUri });
       if (data.policy.bandwidthMiBps > 0) {
         params.push({ field: "bandwidth", type: "ullong", value: BigInt(data.policy.bandwidthMiBps) });
       }

@@ -33,6 +33,11 @@ export const libvirtOptionsSchema = z
     timeoutMs: num(z.number().int().positive()).optional(),
     /** Live migration transport for kvm/qemu (`tcp`, `tls`, `ssh`). */
     liveMigrationScheme: z.enum(["tcp", "tls", "ssh", "unix"]).optional(),
+    /** Nova's live_migration_inbound_addr: where other hosts send this host's incoming migrations. */
+    liveMigrationInboundAddr: z
+      .string()
+      .regex(/^[A-Za-z0-9.:_-]+$/, "a host name or IP address")
+      .optional(),
     /** Full live migration URI template with one `%s` for the host. */
     liveMigrationUriTemplate: z.string().includes("%s").optional(),
     /** Keepalive interval in seconds; 0 disables. */
