@@ -1,9 +1,12 @@
 import type { Instance } from "@virtkit/core";
 import { describe, expect, it } from "vitest";
+import { isInvalidInput, type ImageProperties } from "@virtkit/core";
 import {
+  DIRECT_BOOT_PROPERTIES,
   GUEST_AGENT_CHANNEL,
   VIRTKIT_XMLNS,
   buildDomainXml,
+  directKernelBoot,
   buildSnapshotXml,
   buildVolumeXml,
   readDomainXml,
@@ -105,6 +108,93 @@ describe("buildDomainXml", () => {
     walk(dom);
     expect(names).not.toContain("evil");
     expect(readDomainXml(xml).projectId).toBe(evil);
+  });
+
+  it("boots a kernel, initrd and command line directly when the image properties give their paths", () => {
+    const evil = `a'><evil/>&"`;
+    const xml = buildDomainXml({
+      virtType: "qemu",
+      instance: instance({
+        imageMeta: {
+          properties: {
+            virtkit_kernel_path: `/opt/guest/vmlinux${evil}`,
+            virtkit_ramdisk_path: "/opt/guest/initrd.img",
+            os_command_line: `console=ttyS0 quiet x="${evil}"`,
+          },
+        },
+      }),
+      disks: [{ path: "/p/a", format: "qcow2" }],
+    });
+    expect(xml).not.toContain("<evil/>");
+    const os = child(parseXml(xml), "os");
+    expect(child(os, "type")?.text).toBe("hvm");
+    expect(child(os, "kernel")?.text).toBe(`/opt/guest/vmlinux${evil}`);
+    expect(child(os, "initrd")?.text).toBe("/opt/guest/initrd.img");
+    expect(child(os, "cmdline")?.text).toBe(`console=ttyS0 quiet x="${evil}"`);
+    // The disk stays attached (the guest's data disk).
+    expect(readDomainXml(xml).disks.map((d) => d.path)).toEqual(["/p/a"]);
+  });
+
+  it("boots from the first disk without a kernel path; an explicit directBoot wins over the properties", () => {
+    const plain = child(
+      parseXml(buildDomainXml({ virtType: "qemu", instance: instance(), disks: [{ path: "/p/a", format: "qcow2" }] })),
+      "os",
+    );
+    expect(child(plain, "kernel")).toBeUndefined();
+    expect(child(plain, "initrd")).toBeUndefined();
+    expect(child(plain, "cmdline")).toBeUndefined();
+    const os = child(
+      parseXml(
+        buildDomainXml({
+          virtType: "qemu",
+          instance: instance({ imageMeta: { properties: { virtkit_kernel_path: "/from/props" } } }),
+          disks: [],
+          directBoot: { kernelPath: "/pool/image-k", initrdPath: "/pool/image-r" },
+        }),
+      ),
+      "os",
+    );
+    expect(child(os, "kernel")?.text).toBe("/pool/image-k");
+    expect(child(os, "initrd")?.text).toBe("/pool/image-r");
+    expect(child(os, "cmdline")).toBeUndefined();
+  });
+
+  it("reads the direct boot properties: absolute paths only, no initrd without a kernel", () => {
+    expect(DIRECT_BOOT_PROPERTIES).toEqual({
+      kernelPath: "virtkit_kernel_path",
+      initrdPath: "virtkit_ramdisk_path",
+      cmdline: "os_command_line",
+    });
+    expect(directKernelBoot({})).toBeUndefined();
+    // A command line alone is ignored, as Nova does.
+    expect(directKernelBoot({ os_command_line: "quiet" })).toBeUndefined();
+    expect(directKernelBoot({ virtkit_kernel_path: "/k", os_command_line: "" })).toEqual({ kernelPath: "/k" });
+    const refused = (props: ImageProperties): unknown => {
+      try {
+        directKernelBoot(props);
+      } catch (err) {
+        return err;
+      }
+      return undefined;
+    };
+    for (const props of [
+      { virtkit_kernel_path: "vmlinux" },
+      { virtkit_kernel_path: "/boot/../etc/shadow" },
+      { virtkit_kernel_path: "/boot/./vmlinux" },
+      { virtkit_kernel_path: "/boot/vm\0linux" },
+      { virtkit_kernel_path: 42 },
+      { virtkit_ramdisk_path: "/initrd" },
+      { virtkit_kernel_path: "/k", os_command_line: 1 },
+    ]) {
+      expect(isInvalidInput(refused(props)), JSON.stringify(props)).toBe(true);
+    }
+    expect(() =>
+      buildDomainXml({
+        virtType: "qemu",
+        instance: instance({ imageMeta: { properties: { virtkit_kernel_path: "relative" } } }),
+        disks: [],
+      }),
+    ).toThrow(/virtkit_kernel_path/);
   });
 
   it("keeps metadata in virtkit's namespace, whatever prefix libvirt writes back", () => {

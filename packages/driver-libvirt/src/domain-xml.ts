@@ -3,7 +3,13 @@
  * few facts the driver needs (disk paths, virtkit metadata, the XML kept for unrescue).
  * Every value is escaped, whatever validation ran before.
  */
-import type { ImageMeta, Instance, NetworkInfo } from "@virtkit/core";
+import {
+  InvalidInputError,
+  type ImageMeta,
+  type ImageProperties,
+  type Instance,
+  type NetworkInfo,
+} from "@virtkit/core";
 import { imagePropertyTrue } from "./validate.js";
 import { child, children, escapeXml, parseXml, path, type XmlElement } from "./xml.js";
 
@@ -38,6 +44,77 @@ export interface DomainSpec {
   readonly arch?: string;
   /** While rescued: the domain XML to restore on unrescue, kept in the metadata. */
   readonly rescueOriginalXml?: string;
+  /**
+   * Boot this kernel directly (no boot loader). Wins over the image properties; a driver that
+   * resolves Nova's `kernel_id` / `ramdisk_id` to volumes passes their paths here.
+   */
+  readonly directBoot?: DirectKernelBoot;
+}
+
+/** A kernel (and initrd, command line) QEMU loads itself, like `-kernel/-initrd/-append`. */
+export interface DirectKernelBoot {
+  /** Absolute path of the kernel on the hypervisor host. */
+  readonly kernelPath: string;
+  /** Absolute path of the initrd on the hypervisor host. */
+  readonly initrdPath?: string;
+  /** The kernel command line. */
+  readonly cmdline?: string;
+}
+
+/**
+ * Image properties for direct kernel boot by path. The kernel and initrd are files on the
+ * hypervisor host (not Nova's `kernel_id` / `ramdisk_id`, which name images: resolving those to
+ * volumes is the driver's job and arrives as {@link DomainSpec.directBoot}). `os_command_line` is
+ * Nova's own property. Only an operator may set the paths: they make the hypervisor read that file
+ * into the guest's memory.
+ */
+export const DIRECT_BOOT_PROPERTIES = {
+  kernelPath: "virtkit_kernel_path",
+  initrdPath: "virtkit_ramdisk_path",
+  cmdline: "os_command_line",
+} as const;
+
+function bootPath(props: ImageProperties, key: string): string | undefined {
+  const value = props[key];
+  if (value === undefined || value === "") return undefined;
+  // Absolute and normalised: a relative or `..` path would depend on the daemon's working directory.
+  const bad =
+    typeof value !== "string" ||
+    !value.startsWith("/") ||
+    value.includes("\0") ||
+    value.split("/").some((segment) => segment === "." || segment === "..");
+  if (bad) {
+    throw new InvalidInputError(`imageMeta.properties.${key}`, "must be an absolute path without . or .. segments");
+  }
+  return value;
+}
+
+/**
+ * The direct kernel boot the image properties ask for, or `undefined` (boot from the first disk).
+ * An initrd without a kernel is refused (libvirt would ignore it silently); a command line without
+ * a kernel is ignored, as Nova does.
+ */
+export function directKernelBoot(props: ImageProperties): DirectKernelBoot | undefined {
+  const kernelPath = bootPath(props, DIRECT_BOOT_PROPERTIES.kernelPath);
+  const initrdPath = bootPath(props, DIRECT_BOOT_PROPERTIES.initrdPath);
+  if (kernelPath === undefined) {
+    if (initrdPath !== undefined) {
+      throw new InvalidInputError(
+        `imageMeta.properties.${DIRECT_BOOT_PROPERTIES.initrdPath}`,
+        `needs ${DIRECT_BOOT_PROPERTIES.kernelPath} too`,
+      );
+    }
+    return undefined;
+  }
+  const cmdline = props[DIRECT_BOOT_PROPERTIES.cmdline];
+  if (cmdline !== undefined && typeof cmdline !== "string") {
+    throw new InvalidInputError(`imageMeta.properties.${DIRECT_BOOT_PROPERTIES.cmdline}`, "must be a string");
+  }
+  return {
+    kernelPath,
+    ...(initrdPath !== undefined ? { initrdPath } : {}),
+    ...(cmdline !== undefined && cmdline !== "" ? { cmdline } : {}),
+  };
 }
 
 /** The guest agent's virtio-serial channel name. */
@@ -106,6 +183,12 @@ export function buildDomainXml(spec: DomainSpec): string {
   lines.push(`  <vcpu>${escapeXml(instance.flavor.vcpus)}</vcpu>`);
   lines.push("  <os>");
   lines.push(`    <type${attr("arch", arch)}>hvm</type>`);
+  const boot = spec.directBoot ?? directKernelBoot(props);
+  if (boot !== undefined) {
+    lines.push(`    <kernel>${escapeXml(boot.kernelPath)}</kernel>`);
+    if (boot.initrdPath !== undefined) lines.push(`    <initrd>${escapeXml(boot.initrdPath)}</initrd>`);
+    if (boot.cmdline !== undefined) lines.push(`    <cmdline>${escapeXml(boot.cmdline)}</cmdline>`);
+  }
   // SeaBIOS (x86 only) writes to the serial port too, so the console shows something from boot on.
   if ((spec.virtType === "qemu" || spec.virtType === "kvm") && /^(x86_64|i[3-6]86)$/.test(arch)) {
     lines.push("    <bios useserial='yes'/>");

@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
@@ -229,6 +229,9 @@ describe("LibvirtDriver (in-memory libvirt)", () => {
       const { driver: without } = await setup({ uri: "test:///default" });
       expect(without.capabilities.consoleOutput).toBe(false);
       await expect(without.getConsoleOutput(i)).rejects.toMatchObject({ code: "VIRTKIT_UNSUPPORTED_OPERATION" });
+      // The log can hold secrets the guest printed: destroy removes it with the instance.
+      await driver.destroy(i);
+      expect(existsSync(join(dir, `${i.uuid}.log`))).toBe(false);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

@@ -7,7 +7,7 @@
  * connection.
  */
 import { randomUUID } from "node:crypto";
-import { readFile } from "node:fs/promises";
+import { readFile, rm } from "node:fs/promises";
 import { join } from "node:path";
 import {
   InstanceExistsError,
@@ -377,6 +377,13 @@ export class LibvirtDriver implements ComputeDriver {
     if (disks && rescued) work.push(this.#storage.delete(api, names.rescue, call));
     await Promise.all(work);
     this.#consoles.close(instance.uuid, true);
+    // The serial log can hold what the guest printed (passwords included): it goes with the instance.
+    const log = this.#consoleLogPath(instance);
+    if (existed && log !== undefined) {
+      await rm(log, { force: true }).catch((err: unknown) =>
+        this.#log("warn", "could not remove the console log", { instance: instance.uuid, err: String(err) }),
+      );
+    }
   }
 
   /** Removes what failed spawns left behind; what still cannot be removed stays pending. */
@@ -536,7 +543,7 @@ export class LibvirtDriver implements ComputeDriver {
     this.#remember(guest.api, guest.dom);
   }
 
-  #consoleLogPath(instance: Instance): string | undefined {
+  #consoleLogPath(instance: InstanceRef): string | undefined {
     const dir = this.#options.consoleLogDir;
     return dir === undefined ? undefined : join(dir, `${instance.uuid}.log`);
   }
