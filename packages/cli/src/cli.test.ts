@@ -27,7 +27,13 @@ afterAll(async () => {
 
 describe("virtkit", () => {
   it("has --help on every command", () => {
-    for (const args of [["--help"], ["conformance", "run", "--help"], ["conformance", "list", "--help"], ["drivers", "--help"], ["matrix", "--help"]]) {
+    for (const args of [
+      ["--help"],
+      ["conformance", "run", "--help"],
+      ["conformance", "list", "--help"],
+      ["drivers", "--help"],
+      ["matrix", "--help"],
+    ]) {
       const r = virtkit(args);
       expect(r.status, args.join(" ")).toBe(0);
       expect(r.stdout, args.join(" ")).toMatch(/USAGE/);
@@ -38,16 +44,23 @@ describe("virtkit", () => {
   it("lists the scenarios (--json) with ids, capabilities and levels", () => {
     const r = virtkit(["conformance", "list", "--json"]);
     expect(r.status).toBe(0);
-    const { scenarios } = JSON.parse(r.stdout) as { scenarios: { id: string; capability: string | null; level: string }[] };
+    const { scenarios } = JSON.parse(r.stdout) as {
+      scenarios: { id: string; capability: string | null; level: string }[];
+    };
     expect(scenarios.length).toBeGreaterThanOrEqual(30);
-    expect(scenarios.find((s) => s.id === "lifecycle.pause-unpause")).toMatchObject({ capability: "pause", level: "MUST" });
+    expect(scenarios.find((s) => s.id === "lifecycle.pause-unpause")).toMatchObject({
+      capability: "pause",
+      level: "MUST",
+    });
     expect(virtkit(["conformance", "list"]).stdout).toMatch(/lifecycle\.spawn\s+MUST/);
   });
 
   it("lists the installed drivers (--json)", () => {
     const r = virtkit(["drivers", "--json"]);
     expect(r.status).toBe(0);
-    const { drivers } = JSON.parse(r.stdout) as { drivers: { name: string; status: string; version?: string; capabilities?: string[] }[] };
+    const { drivers } = JSON.parse(r.stdout) as {
+      drivers: { name: string; status: string; version?: string; capabilities?: string[] }[];
+    };
     expect(drivers.find((d) => d.name === "fake")).toMatchObject({ status: "installed", version: "0.1.0" });
     expect(drivers.find((d) => d.name === "fake")?.capabilities).toContain("liveMigration");
     expect(drivers.find((d) => d.name === "xenapi")?.status).toBe("not-installed");
@@ -55,16 +68,42 @@ describe("virtkit", () => {
 
   it("runs the suite against the fake driver: exit 0 and every report file", () => {
     const files = { junit: join(dir, "junit.xml"), tap: join(dir, "run.tap"), json: join(dir, "report.json") };
-    const r = virtkit(["conformance", "run", "--driver", "fake", "--parallel", "4", "--junit", files.junit, "--tap", files.tap, "--report-json", files.json]);
+    const r = virtkit([
+      "conformance",
+      "run",
+      "--driver",
+      "fake",
+      "--parallel",
+      "4",
+      "--junit",
+      files.junit,
+      "--tap",
+      files.tap,
+      "--report-json",
+      files.json,
+    ]);
     expect(r.status, r.stderr).toBe(0);
-    expect(r.stdout).toMatch(/\[38\/38\]/);
-    expect(r.stdout).toMatch(/PASS: 38 passed/);
+    // Every scenario of the kit ran and passed (the count is the kit's, not this test's).
+    const total = Number(/\((\d+) scenarios\)/.exec(r.stdout)?.[1]);
+    expect(total).toBeGreaterThan(100);
+    expect(r.stdout).toContain(`[${total}/${total}]`);
+    expect(r.stdout).toMatch(new RegExp(`PASS: ${total} passed`));
     expect(r.stdout).toContain("simulates hypervisor hosts in memory");
     for (const f of Object.values(files)) expect(existsSync(f), f).toBe(true);
   });
 
   it("prints the typed report with --json (direct runner)", () => {
-    const r = virtkit(["conformance", "run", "--driver", "fake", "--runner", "direct", "--focus", "^lifecycle\\.", "--json"]);
+    const r = virtkit([
+      "conformance",
+      "run",
+      "--driver",
+      "fake",
+      "--runner",
+      "direct",
+      "--focus",
+      "^lifecycle\\.",
+      "--json",
+    ]);
     expect(r.status).toBe(0);
     const report = JSON.parse(r.stdout) as { ok: boolean; runner: string; results: { id: string }[] };
     expect(report.ok).toBe(true);
@@ -101,9 +140,23 @@ export const plugin = {
 };
 `,
     );
-    const r = virtkit(["conformance", "run", "--driver", file, "--runner", "direct", "--focus", "pause-unpause", "--json"]);
+    const r = virtkit([
+      "conformance",
+      "run",
+      "--driver",
+      file,
+      "--runner",
+      "direct",
+      "--focus",
+      "pause-unpause",
+      "--json",
+    ]);
     expect(r.status).toBe(1);
-    const report = JSON.parse(r.stdout) as { ok: boolean; driver: { name: string }; results: { id: string; status: string; reason: string }[] };
+    const report = JSON.parse(r.stdout) as {
+      ok: boolean;
+      driver: { name: string };
+      results: { id: string; status: string; reason: string }[];
+    };
     expect(report.driver.name).toBe("fake-pause-broken");
     expect(report.results[0]).toMatchObject({ id: "lifecycle.pause-unpause", status: "fail" });
     expect(report.results[0]?.reason).toMatch(/after pause: getInfo says RUNNING/);
@@ -174,37 +227,79 @@ export const plugin = {
     expect(human.stdout).toMatch(/PASS: 1 passed, 0 failed .*, 1 warning in/);
     const json = virtkit([...base, "--json"]);
     expect(json.status).toBe(0);
-    const report = JSON.parse(json.stdout) as { ok: boolean; warnings: string[]; leaks: string[]; results: { status: string; warnings?: string[] }[] };
+    const report = JSON.parse(json.stdout) as {
+      ok: boolean;
+      warnings: string[];
+      leaks: string[];
+      results: { status: string; warnings?: string[] }[];
+    };
     expect(report).toMatchObject({ ok: true, leaks: [] });
     expect(report.results[0]?.warnings).toEqual([expect.stringMatching(/^cleanup took 5\.\d s$/)]);
     const stuck = virtkit([...base, "--cleanup-timeout", "500", "--json"]);
     expect(stuck.status).toBe(1);
-    const failed = JSON.parse(stuck.stdout) as { ok: boolean; leaks: string[]; results: { status: string; reason?: string }[] };
+    const failed = JSON.parse(stuck.stdout) as {
+      ok: boolean;
+      leaks: string[];
+      results: { status: string; reason?: string }[];
+    };
     expect(failed).toMatchObject({ ok: false, leaks: [] });
-    expect(failed.results[0]).toMatchObject({ status: "fail", reason: "cleanup did not finish in 0.5 s; state unknown" });
+    expect(failed.results[0]).toMatchObject({
+      status: "fail",
+      reason: "cleanup did not finish in 0.5 s; state unknown",
+    });
   }, 120_000);
 
   it("never echoes an unknown --option key (it may be a pasted secret): human, --json and report files", async () => {
     const files = { junit: join(dir, "k.xml"), tap: join(dir, "k.tap"), json: join(dir, "k.json") };
     const reportFlags = ["--junit", files.junit, "--tap", files.tap, "--report-json", files.json];
-    for (const [option, extra] of [["hunter2secret=1", []], ["Xhunter2secret.example-com=x", ["--json"]]] as const) {
-      const args = ["conformance", "run", "--driver", "fake", "--option", "cloud=lab", "--option", option, ...reportFlags, ...extra];
+    for (const [option, extra] of [
+      ["hunter2secret=1", []],
+      ["Xhunter2secret.example-com=x", ["--json"]],
+    ] as const) {
+      const args = [
+        "conformance",
+        "run",
+        "--driver",
+        "fake",
+        "--option",
+        "cloud=lab",
+        "--option",
+        option,
+        ...reportFlags,
+        ...extra,
+      ];
       const r = virtkit(args);
       expect(r.status, option).toBe(2);
       expect(r.stdout + r.stderr, option).not.toContain("hunter2secret");
-      expect(r.stdout + r.stderr, option).toMatch(/unknown option key #2 \(\d+ characters\); known keys of driver fake: host, cloud, /);
+      expect(r.stdout + r.stderr, option).toMatch(
+        /unknown option key #2 \(\d+ characters\); known keys of driver fake: host, cloud, /,
+      );
       for (const f of Object.values(files)) {
         expect(existsSync(f) ? await readFile(f, "utf8") : "", f).not.toContain("hunter2secret");
       }
     }
     // Malformed options (not KEY=VALUE, or a key that is not one) are refused without echo too.
-    for (const [option, extra] of [["hunter2secret", []], ["=hunter2secret", ["--json"]], ["9hunter2secret=1", []], ["hunter2 secret=1", ["--json"]]] as const) {
+    for (const [option, extra] of [
+      ["hunter2secret", []],
+      ["=hunter2secret", ["--json"]],
+      ["9hunter2secret=1", []],
+      ["hunter2 secret=1", ["--json"]],
+    ] as const) {
       const r = virtkit(["conformance", "run", "--driver", "fake", "--option", option, ...extra]);
       expect(r.status, option).toBe(2);
       expect(r.stdout + r.stderr, option).not.toContain("hunter2");
     }
     // The same key twice: the second is refused without naming it.
-    const twice = virtkit(["conformance", "run", "--driver", "fake", "--option", "hunter2secret=1", "--option", "hunter2secret=2"]);
+    const twice = virtkit([
+      "conformance",
+      "run",
+      "--driver",
+      "fake",
+      "--option",
+      "hunter2secret=1",
+      "--option",
+      "hunter2secret=2",
+    ]);
     expect(twice.status).toBe(2);
     expect(twice.stdout + twice.stderr).not.toContain("hunter2");
   });
@@ -221,7 +316,9 @@ export const plugin = {
     expect(matrix.drivers.find((d) => d.name === "libvirt")).toMatchObject({ availability: "unavailable" });
     expect(matrix.drivers.find((d) => d.name === "libvirt")?.reason).toMatch(/VIRTKIT_LIBVIRT_URI/);
     expect(Object.values(matrix.cells.fake ?? {}).every((c) => c.status === "pass")).toBe(true);
-    expect(await readFile(join(out, "support-matrix.md"), "utf8")).toMatch(/\| scenario \| level \| fake 0\.1\.0 \| libvirt 0\.1\.0 \|/);
+    expect(await readFile(join(out, "support-matrix.md"), "utf8")).toMatch(
+      /\| scenario \| level \| fake 0\.1\.0 \| libvirt 0\.1\.0 \|/,
+    );
     expect(await readFile(join(out, "support-matrix.html"), "utf8")).toMatch(/<table id="matrix">/);
   });
 });

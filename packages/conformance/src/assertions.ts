@@ -5,9 +5,8 @@
 import {
   InstanceNotFoundError,
   PowerState,
+  UnsupportedOperationError,
   VirtkitError,
-  findError,
-  isUnsupported,
   powerStateName,
   type ComputeDriver,
   type Instance,
@@ -73,8 +72,16 @@ export function stateName(state: PowerState): string {
 }
 
 /**
- * Awaits `promise` and requires it to reject with one of `codes`; returns the error.
- * Every error is recorded (for the secret check).
+ * The error itself when it is a virtkit error with one of `codes`. Only the error thrown counts:
+ * a driver that wraps the right refusal as the cause of another error has not refused typed.
+ */
+export function thrownWithCode(err: unknown, codes: readonly VirtkitErrorCode[]): VirtkitError | undefined {
+  return err instanceof VirtkitError && (codes as readonly string[]).includes(err.code) ? err : undefined;
+}
+
+/**
+ * Awaits `promise` and requires it to reject with one of `codes` (the error thrown, not a cause);
+ * returns the error. Every error is recorded (for the secret check).
  */
 export async function expectRejects(
   ctx: ScenarioContext,
@@ -88,10 +95,8 @@ export async function expectRejects(
     resolved = true;
   } catch (err) {
     ctx.recordError(err);
-    for (const code of codes) {
-      const found = findError(err, code);
-      if (found) return found;
-    }
+    const found = thrownWithCode(err, codes);
+    if (found) return found;
     fail(`${what}: expected ${codes.join(" or ")}, got ${describeError(err)}`);
   }
   if (resolved) fail(`${what}: expected ${codes.join(" or ")}, but it succeeded`);
@@ -102,14 +107,21 @@ export async function expectRejects(
  * For an undeclared capability: the call must reject with `UnsupportedOperationError`. Success
  * means "works but undeclared"; another error means the refusal is not typed.
  */
-export async function expectUnsupported(ctx: ScenarioContext, what: string, call: () => Promise<unknown>): Promise<void> {
+export async function expectUnsupported(
+  ctx: ScenarioContext,
+  what: string,
+  call: () => Promise<unknown>,
+): Promise<void> {
   ctx.step(what);
   try {
     await call();
   } catch (err) {
     ctx.recordError(err);
-    if (isUnsupported(err)) return;
-    fail(`${what}: the capability is not declared, so UnsupportedOperationError was expected, got ${describeError(err)}`);
+    // The error thrown, not a cause: core's isUnsupported() would accept a wrapped one.
+    if (err instanceof UnsupportedOperationError) return;
+    fail(
+      `${what}: the capability is not declared, so UnsupportedOperationError was expected, got ${describeError(err)}`,
+    );
   }
   throw new WorksButUndeclaredError(`${what}: works although the capability is not declared`);
 }
@@ -155,7 +167,12 @@ export async function expectGone(
   check(!uuids.includes(instance.uuid), `after ${after}: listInstanceUuids still contains the instance`);
   const names = await driver.listInstances(ctx.opts());
   check(!names.includes(instance.name), `after ${after}: listInstances still contains the instance's name`);
-  await expectRejects(ctx, driver.getInfo(instance, ctx.opts()), [InstanceNotFoundError.CODE], `getInfo after ${after}`);
+  await expectRejects(
+    ctx,
+    driver.getInfo(instance, ctx.opts()),
+    [InstanceNotFoundError.CODE],
+    `getInfo after ${after}`,
+  );
 }
 
 /**
@@ -175,7 +192,11 @@ export async function expectIllegal(
 }
 
 /** Polls `probe` until it returns true or `timeoutMs` passes. */
-export async function waitFor(probe: () => boolean | Promise<boolean>, timeoutMs: number, signal?: AbortSignal): Promise<boolean> {
+export async function waitFor(
+  probe: () => boolean | Promise<boolean>,
+  timeoutMs: number,
+  signal?: AbortSignal,
+): Promise<boolean> {
   const end = Date.now() + timeoutMs;
   for (;;) {
     if (await probe()) return true;

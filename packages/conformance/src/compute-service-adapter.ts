@@ -2,13 +2,7 @@
  * The admin-password group's view of core's `ComputeService`: a service per scenario over the
  * scenario's driver, with its own store and a memory logger whose lines join the secret check.
  */
-import {
-  ComputeService,
-  InMemoryInstanceStore,
-  MemoryLogger,
-  VmState,
-  isInstanceNotFound,
-} from "@virtkit/core";
+import { ComputeService, InMemoryInstanceStore, MemoryLogger, VmState, isInstanceNotFound } from "@virtkit/core";
 import type { AdminPasswordService, AdminPasswordServiceFactory } from "./scenario.js";
 
 /** Builds a `ComputeService` over the scenario's driver (the default for every run). */
@@ -17,7 +11,14 @@ export function computeServiceFactory(): AdminPasswordServiceFactory {
     const store = new InMemoryInstanceStore();
     const logger = new MemoryLogger();
     const host = env.hosts[0] ?? "localhost";
-    const service = new ComputeService({ driver, store, imageService: env.imageService, logger, host, initHost: false });
+    const service = new ComputeService({
+      driver,
+      store,
+      imageService: env.imageService,
+      logger,
+      host,
+      initHost: false,
+    });
     const adapter: AdminPasswordService = {
       async adopt(instance) {
         try {

@@ -1,6 +1,15 @@
 export { runConformance, collectNotes } from "./runner.js";
 export type { ConformanceRunOptions } from "./runner.js";
-export { runScenario, declares, environmentLimit, DEFAULT_BOOT_IMAGE, DEFAULT_CLEANUP_TIMEOUT_MS, DEFAULT_SLOW_CLEANUP_MS } from "./make-test.js";
+export {
+  runScenario,
+  declares,
+  environmentLimit,
+  scenarioDeadlineMs,
+  DEFAULT_SCENARIO_TIMEOUT_MS,
+  DEFAULT_BOOT_IMAGE,
+  DEFAULT_CLEANUP_TIMEOUT_MS,
+  DEFAULT_SLOW_CLEANUP_MS,
+} from "./make-test.js";
 export type { MakeTestOptions } from "./make-test.js";
 export { SCENARIOS, SCENARIO_GROUPS, selectScenarios } from "./scenarios.js";
 export type {
@@ -34,6 +43,30 @@ export {
   expectIllegal,
 } from "./assertions.js";
 export { MIGRATION_CASES, VIR_MIGRATE } from "./checks/migration.js";
+export { stateMatrixScenarios, stateScenario } from "./checks/state-matrix.js";
+export {
+  EXPECTED_TRANSITIONS,
+  MATRIX_STATES,
+  MATRIX_OPERATIONS,
+  REACHABLE_STATES,
+  STATE_POWER,
+  STATE_CAPABILITY,
+  OPERATION_CAPABILITY,
+  expectedCell,
+  describeOutcome,
+  revertCapturedState,
+} from "./expected-transitions.js";
+export type {
+  MatrixState,
+  MatrixOperation,
+  EventSequence,
+  RefusalClass,
+  StateOutcome,
+  RefusalOutcome,
+  GoneOutcome,
+  Outcome,
+  ExpectedCell,
+} from "./expected-transitions.js";
 export type { MigrationCase } from "./checks/migration.js";
 export { fakeEnvironment } from "./environments/fake-environment.js";
 export type { FakeEnvironmentOptions, FakeWrapContext } from "./environments/fake-environment.js";
@@ -42,7 +75,15 @@ export { resolveDriver, declaredCapabilities, genericEnvironment } from "./resol
 export type { ResolvedDriver, ResolveDriverOptions } from "./resolve-driver.js";
 export { runWithVitest, entryFile } from "./vitest/run-vitest.js";
 export type { RunWithVitestOptions, VitestRunSettings } from "./vitest/run-vitest.js";
-export { HumanReporter, JsonReporter, JunitReporter, TapReporter, REPORTERS, createReporter, xmlEscape } from "./reporters/index.js";
+export {
+  HumanReporter,
+  JsonReporter,
+  JunitReporter,
+  TapReporter,
+  REPORTERS,
+  createReporter,
+  xmlEscape,
+} from "./reporters/index.js";
 export type { ConformanceReporter, HumanReporterOptions, ReporterName, WriteFn } from "./reporters/index.js";
 export { stableStringify } from "./stable-json.js";
 export { buildMatrix, renderMarkdown, renderHtml, htmlEscape, STATUS_SYMBOL } from "./matrix/index.js";

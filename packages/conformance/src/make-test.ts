@@ -23,12 +23,17 @@ import {
   describeError,
   expectState,
 } from "./assertions.js";
-import type { AdminPasswordService, AdminPasswordServiceFactory, ScenarioContext, ScenarioDefinition } from "./scenario.js";
+import type {
+  AdminPasswordService,
+  AdminPasswordServiceFactory,
+  ScenarioContext,
+  ScenarioDefinition,
+} from "./scenario.js";
 import type { CapabilityMismatch, ScenarioResult, ScenarioStatus } from "./types.js";
 
 /** Options of one scenario run. */
 export interface MakeTestOptions {
-  /** Deadline of the scenario body in ms (default 10 000). */
+  /** Deadline of the scenario body in ms (default 10 000); a scenario's own `timeoutMs` is scaled by it. */
   readonly scenarioTimeoutMs?: number;
   /** Deadline of cleanup in ms (default {@link DEFAULT_CLEANUP_TIMEOUT_MS}). */
   readonly cleanupTimeoutMs?: number;
@@ -71,6 +76,21 @@ export function declares(def: ScenarioDefinition, driver: ComputeDriver): boolea
 
 const REDACTED = "[REDACTED]";
 
+/** The default deadline of a scenario body, and the pace a scenario's own `timeoutMs` is written for. */
+export const DEFAULT_SCENARIO_TIMEOUT_MS = 10_000;
+
+/**
+ * The deadline of `def` in a run whose `scenarioTimeoutMs` is `runTimeoutMs`: the run's value, or
+ * the scenario's own scaled by the run's pace (a slow environment given 20 s doubles every one).
+ */
+export function scenarioDeadlineMs(
+  def: ScenarioDefinition,
+  runTimeoutMs: number = DEFAULT_SCENARIO_TIMEOUT_MS,
+): number {
+  if (def.timeoutMs === undefined) return runTimeoutMs;
+  return Math.max(1, Math.round((def.timeoutMs * runTimeoutMs) / DEFAULT_SCENARIO_TIMEOUT_MS));
+}
+
 /** Runs one scenario in isolation and returns its result; never throws. */
 export async function runScenario(
   def: ScenarioDefinition,
@@ -78,12 +98,18 @@ export async function runScenario(
   options: MakeTestOptions = {},
 ): Promise<ScenarioResult> {
   const started = performance.now();
-  const scenarioTimeoutMs = options.scenarioTimeoutMs ?? 10_000;
+  const scenarioTimeoutMs = scenarioDeadlineMs(def, options.scenarioTimeoutMs);
   const prefix = `vk${randomBytes(4).toString("hex")}`;
   const base = { id: def.id, title: def.title, group: def.group, capability: def.capability, level: def.level };
   const done = (
     status: ScenarioStatus,
-    extra: { reason?: string; step?: string; mismatch?: CapabilityMismatch; cleanupErrors?: string[]; leaks?: string[] } = {},
+    extra: {
+      reason?: string;
+      step?: string;
+      mismatch?: CapabilityMismatch;
+      cleanupErrors?: string[];
+      leaks?: string[];
+    } = {},
   ): ScenarioResult => {
     const r: Record<string, unknown> = { ...base, status };
     for (const [k, v] of Object.entries(extra)) {
@@ -283,7 +309,11 @@ function notDeclaredReason(def: ScenarioDefinition, driver: ComputeDriver): stri
   return `capability ${missing.join(", ")} not declared`;
 }
 
-async function withScenarioDeadline(body: Promise<void>, controller: AbortController, timeoutMs: number): Promise<void> {
+async function withScenarioDeadline(
+  body: Promise<void>,
+  controller: AbortController,
+  timeoutMs: number,
+): Promise<void> {
   let timer: NodeJS.Timeout | undefined;
   const deadline = new Promise<never>((_, reject) => {
     timer = setTimeout(() => {
@@ -292,7 +322,8 @@ async function withScenarioDeadline(body: Promise<void>, controller: AbortContro
       reject(err);
       controller.abort(err);
     }, timeoutMs);
-    const onAbort = () => reject(controller.signal.reason instanceof Error ? controller.signal.reason : new ConformanceFailure("aborted"));
+    const onAbort = () =>
+      reject(controller.signal.reason instanceof Error ? controller.signal.reason : new ConformanceFailure("aborted"));
     controller.signal.addEventListener("abort", onAbort, { once: true });
   });
   // The body may still settle after a timeout; keep it from surfacing as unhandled.
@@ -387,7 +418,10 @@ async function cleanup(
         if (tracked.has(uuid)) leaks.push(`instance ${uuid} still listed on ${host}`);
       }
       for (const name of await driver.listInstances()) {
-        if (name.startsWith(prefix) && !instances.some((i) => i.name === name && leaks.some((l) => l.includes(i.uuid)))) {
+        if (
+          name.startsWith(prefix) &&
+          !instances.some((i) => i.name === name && leaks.some((l) => l.includes(i.uuid)))
+        ) {
           leaks.push(`instance ${name} still listed on ${host}`);
         }
       }
@@ -451,7 +485,12 @@ function finish(
   if (cleanup.timedOut) {
     // Not a leak: nothing was checked. A failure, because nothing is known about what is left.
     if (r.status !== "fail") {
-      r = { ...r, status: "fail", reason: `cleanup did not finish in ${seconds(cleanup.timeoutMs)}; state unknown`, step: "cleanup" };
+      r = {
+        ...r,
+        status: "fail",
+        reason: `cleanup did not finish in ${seconds(cleanup.timeoutMs)}; state unknown`,
+        step: "cleanup",
+      };
     }
   } else if (cleanup.durationMs > slowCleanupMs) {
     // Slow is not broken: say so, and let the status stand.
@@ -465,7 +504,9 @@ function finish(
     }
   }
   // Each password as written raw and as JSON escapes it (quotes, backslashes), so neither form slips through.
-  const values = [...new Set(secrets.flatMap((s) => [s.reveal(), JSON.stringify(s.reveal()).slice(1, -1)]))].filter((v) => v.length > 0);
+  const values = [...new Set(secrets.flatMap((s) => [s.reveal(), JSON.stringify(s.reveal()).slice(1, -1)]))].filter(
+    (v) => v.length > 0,
+  );
   if (values.length > 0) {
     const found: string[] = [];
     if (errors.some((e) => values.some((v) => e.includes(v)))) found.push("an error");

@@ -33,7 +33,11 @@ describe("resolveDriver", () => {
     );
     // The plugin still gets the real values.
     expect(resolved.options).toMatchObject({ password: "s3cr3t-pass", uri: "xen+https://root:hunter2@xen-1/api" });
-    expect(resolved.descriptor.options).toEqual({ uri: "xen+https://root:***@xen-1/api", username: "root", password: "***" });
+    expect(resolved.descriptor.options).toEqual({
+      uri: "xen+https://root:***@xen-1/api",
+      username: "root",
+      password: "***",
+    });
     const json = new JsonReporter().render({
       driver: resolved.descriptor,
       notes: [],

@@ -56,14 +56,23 @@ export async function resolveDriver(
   return {
     plugin,
     options,
-    descriptor: { name: plugin.name, version: plugin.version, spec, options: redactOptions(raw), ...(plugin.notes?.length ? { notes: [...plugin.notes] } : {}) },
+    descriptor: {
+      name: plugin.name,
+      version: plugin.version,
+      spec,
+      options: redactOptions(raw),
+      ...(plugin.notes?.length ? { notes: [...plugin.notes] } : {}),
+    },
     environment,
     service: computeServiceFactory(),
   };
 }
 
 /** The capabilities a driver built with these options declares (built, never initialised). */
-export async function declaredCapabilities(resolved: ResolvedDriver, raw: Readonly<Record<string, string>> = {}): Promise<Record<string, boolean>> {
+export async function declaredCapabilities(
+  resolved: ResolvedDriver,
+  raw: Readonly<Record<string, string>> = {},
+): Promise<Record<string, boolean>> {
   const registry = new DriverRegistry({ imageService: new InMemoryImageService() });
   try {
     registry.add("probe", resolved.plugin, raw);
@@ -77,7 +86,10 @@ export async function declaredCapabilities(resolved: ResolvedDriver, raw: Readon
  * For a plugin that offers no environment: one host, an in-memory image service, a memory
  * logger, no guest access. Scenarios needing more are skipped with the reason.
  */
-export function genericEnvironment(plugin: DriverPlugin, raw: Readonly<Record<string, string>>): ConformanceEnvironmentFactory {
+export function genericEnvironment(
+  plugin: DriverPlugin,
+  raw: Readonly<Record<string, string>>,
+): ConformanceEnvironmentFactory {
   return async () => {
     const imageService = new InMemoryImageService();
     const logger = new MemoryLogger();

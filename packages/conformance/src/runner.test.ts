@@ -13,12 +13,17 @@ const service = computeServiceFactory();
 describe("runConformance against the fake driver", () => {
   // How fast is the benchmark's business (bench/conformance.bench.mjs), not a timed unit test's.
   it("passes every scenario of the healthy fake, with nothing leaked", async () => {
-    const report = await runConformance({ driver: { name: "fake" }, environment: fakeEnvironment(), service, parallel: 4 });
+    const report = await runConformance({
+      driver: { name: "fake" },
+      environment: fakeEnvironment(),
+      service,
+      parallel: 4,
+    });
     expect(report.results.filter((r) => r.status !== "pass").map((r) => `${r.id}: ${r.reason}`)).toEqual([]);
     expect(report.results.map((r) => r.id).sort()).toEqual(SCENARIOS.map((s) => s.id).sort());
     expect(report.leaks).toEqual([]);
-    expect(report.ok).toBe(true);
     expect(report.summary).toMatchObject({ total: SCENARIOS.length, pass: SCENARIOS.length, fail: 0 });
+    expect(report.ok).toBe(true);
   });
 
   it("reports undeclared capabilities as unsupported after checking the typed refusal", async () => {
@@ -32,22 +37,49 @@ describe("runConformance against the fake driver", () => {
       setAdminPassword: false,
       liveMigration: false,
     };
-    const report = await runConformance({ driver: { name: "fake" }, environment: fakeEnvironment({ capabilities: off }), service, parallel: 4 });
+    const report = await runConformance({
+      driver: { name: "fake" },
+      environment: fakeEnvironment({ capabilities: off }),
+      service,
+      parallel: 4,
+    });
     const byId = new Map(report.results.map((r) => [r.id, r]));
-    for (const id of ["lifecycle.pause-unpause", "lifecycle.suspend-resume", "lifecycle.rescue-unrescue", "snapshot.instance-snapshots", "admin-password.set", "migration.plan.default", "migration.live"]) {
+    // State cells: the first call that needs an undeclared capability is checked refused, be it the
+    // preparation's (pause to reach PAUSED) or the operation's.
+    const cells = [
+      "state.paused.power-off",
+      "state.shutdown.pause",
+      "state.rescued.unrescue",
+      "state.running.instance-snapshot-create",
+      "state.suspended.set-admin-password",
+    ];
+    for (const id of [
+      "lifecycle.pause-unpause",
+      "lifecycle.suspend-resume",
+      "lifecycle.rescue-unrescue",
+      "snapshot.instance-snapshots",
+      "admin-password.set",
+      "migration.plan.default",
+      "migration.live",
+      ...cells,
+    ]) {
       expect(byId.get(id)?.status, id).toBe("unsupported");
       expect(byId.get(id)?.reason, id).toMatch(/not declared; refused with UnsupportedOperationError/);
     }
     // No refusal check exists for these: still unsupported, without the claim.
     expect(byId.get("admin-password.generated")?.status).toBe("unsupported");
+    expect(byId.get("state.paused.reboot-soft")?.reason).toBe("capability pause not declared");
     expect(report.results.filter((r) => r.status === "fail").map((r) => `${r.id}: ${r.reason}`)).toEqual([]);
+    // With suspend undeclared, the fake's one MUST defect (hard reboot of SUSPENDED) is not reached.
     expect(report.ok).toBe(true);
   });
 
   it("skips what the environment cannot do, with its reason, distinct from unsupported", async () => {
     const report = await runConformance({
       driver: { name: "fake" },
-      environment: fakeEnvironment({ limits: { migration: "no second host in this lab", "snapshot.image-running": "no image store" } }),
+      environment: fakeEnvironment({
+        limits: { migration: "no second host in this lab", "snapshot.image-running": "no image store" },
+      }),
       service,
       focus: ["^migration\\.live$", "^snapshot\\.image-running$"],
     });
@@ -77,7 +109,13 @@ describe("runConformance against the fake driver", () => {
   });
 
   it("filters with --focus and --skip over ids and titles", async () => {
-    const report = await runConformance({ driver: { name: "fake" }, environment: fakeEnvironment(), service, focus: ["^lifecycle\\."], skip: ["pause", "deadlines"] });
+    const report = await runConformance({
+      driver: { name: "fake" },
+      environment: fakeEnvironment(),
+      service,
+      focus: ["^lifecycle\\."],
+      skip: ["pause", "deadlines"],
+    });
     const ids = report.results.map((r) => r.id);
     expect(ids.every((id) => id.startsWith("lifecycle."))).toBe(true);
     expect(ids).not.toContain("lifecycle.pause-unpause");
@@ -93,12 +131,27 @@ describe("runConformance against the fake driver", () => {
       group: "kit",
       capability: null,
       level: "MUST",
-      run: (ctx) => new Promise((_, reject) => ctx.signal.addEventListener("abort", () => reject(new Error("aborted")))),
+      run: (ctx) =>
+        new Promise((_, reject) => ctx.signal.addEventListener("abort", () => reject(new Error("aborted")))),
     };
-    const report = await runConformance({ driver: { name: "fake" }, environment: fakeEnvironment(), scenarios: [hang], scenarioTimeoutMs: 50 });
+    const report = await runConformance({
+      driver: { name: "fake" },
+      environment: fakeEnvironment(),
+      scenarios: [hang],
+      scenarioTimeoutMs: 50,
+    });
     expect(report.results[0]).toMatchObject({ status: "fail", reason: "scenario timed out after 50 ms" });
-    const suite = await runConformance({ driver: { name: "fake" }, environment: fakeEnvironment(), scenarios: [hang, hang, hang], scenarioTimeoutMs: 200, suiteTimeoutMs: 30 });
-    expect(suite.results.slice(1).map((r) => r.reason)).toEqual(["suite timeout (30 ms) reached", "suite timeout (30 ms) reached"]);
+    const suite = await runConformance({
+      driver: { name: "fake" },
+      environment: fakeEnvironment(),
+      scenarios: [hang, hang, hang],
+      scenarioTimeoutMs: 200,
+      suiteTimeoutMs: 30,
+    });
+    expect(suite.results.slice(1).map((r) => r.reason)).toEqual([
+      "suite timeout (30 ms) reached",
+      "suite timeout (30 ms) reached",
+    ]);
   });
 
   it("carries the environment's notes into the report", async () => {

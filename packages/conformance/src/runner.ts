@@ -54,7 +54,9 @@ export async function runConformance(options: ConformanceRunOptions): Promise<Ru
   const onAbort = () => controller.abort(options.signal?.reason);
   options.signal?.addEventListener("abort", onAbort, { once: true });
   const suiteTimer =
-    options.suiteTimeoutMs !== undefined ? setTimeout(() => controller.abort(new Error("suite timeout")), options.suiteTimeoutMs) : undefined;
+    options.suiteTimeoutMs !== undefined
+      ? setTimeout(() => controller.abort(new Error("suite timeout")), options.suiteTimeoutMs)
+      : undefined;
   const notes = new Set<string>([...(options.driver.notes ?? []), ...(options.notes ?? [])]);
   const envNotes = collectNotes(options.environment, notes);
 
@@ -73,7 +75,9 @@ export async function runConformance(options: ConformanceRunOptions): Promise<Ru
           capability: def.capability,
           level: def.level,
           status: "skipped",
-          reason: options.signal?.aborted ? "the run was aborted" : `suite timeout (${options.suiteTimeoutMs} ms) reached`,
+          reason: options.signal?.aborted
+            ? "the run was aborted"
+            : `suite timeout (${options.suiteTimeoutMs} ms) reached`,
           durationMs: 0,
         };
       } else {
@@ -111,7 +115,10 @@ export async function runConformance(options: ConformanceRunOptions): Promise<Ru
 }
 
 /** Wraps a factory so the notes of every environment it builds end up in `notes`. */
-export function collectNotes(factory: ConformanceEnvironmentFactory, notes: Set<string>): ConformanceEnvironmentFactory {
+export function collectNotes(
+  factory: ConformanceEnvironmentFactory,
+  notes: Set<string>,
+): ConformanceEnvironmentFactory {
   return async (ctx) => {
     const env = await factory(ctx);
     for (const n of env.notes) notes.add(n);

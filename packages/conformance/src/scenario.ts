@@ -55,7 +55,10 @@ export interface AdminPasswordService {
 }
 
 /** Builds the service for one scenario over its driver. */
-export type AdminPasswordServiceFactory = (driver: ComputeDriver, env: ConformanceEnvironment) => Promise<AdminPasswordService>;
+export type AdminPasswordServiceFactory = (
+  driver: ComputeDriver,
+  env: ConformanceEnvironment,
+) => Promise<AdminPasswordService>;
 
 /** One scenario of the table. */
 export interface ScenarioDefinition {
@@ -78,4 +81,10 @@ export interface ScenarioDefinition {
   needs?(env: ConformanceEnvironment): string | undefined;
   /** When the body itself declares a capability-specific part, the extra capabilities it needs. */
   readonly alsoNeeds?: readonly Capability[];
+  /**
+   * This scenario's own deadline in ms, sized for the work it does, at the default pace (a run's
+   * `scenarioTimeoutMs` of 10 000 ms); a run with another `scenarioTimeoutMs` scales it alike.
+   * Absent: the run's `scenarioTimeoutMs` itself.
+   */
+  readonly timeoutMs?: number;
 }

@@ -6,64 +6,276 @@ import * as pw from "./checks/admin-password.js";
 import * as lc from "./checks/lifecycle.js";
 import * as mig from "./checks/migration.js";
 import * as snap from "./checks/snapshot.js";
+import { stateMatrixScenarios } from "./checks/state-matrix.js";
 import type { ScenarioDefinition } from "./scenario.js";
 
 /** Scenario groups, in report order. */
-export const SCENARIO_GROUPS = ["lifecycle", "snapshot", "migration", "admin-password"] as const;
+export const SCENARIO_GROUPS = ["lifecycle", "snapshot", "migration", "admin-password", "state"] as const;
 
 const lifecycle: ScenarioDefinition[] = [
-  { id: "lifecycle.spawn", title: "spawn reaches RUNNING and every view agrees", group: "lifecycle", capability: null, level: "MUST", run: lc.checkSpawn },
-  { id: "lifecycle.not-found", title: "operations on an unknown instance reject with InstanceNotFoundError", group: "lifecycle", capability: null, level: "MUST", run: lc.checkNotFound },
-  { id: "lifecycle.reboot-hard", title: "hard reboot", group: "lifecycle", capability: null, level: "MUST", run: lc.checkRebootHard },
-  { id: "lifecycle.reboot-soft", title: "soft reboot", group: "lifecycle", capability: "softReboot", level: "SHOULD", run: lc.checkRebootSoft },
-  { id: "lifecycle.power-off-on", title: "clean power off and on; stopped instances refuse pause/suspend/resume", group: "lifecycle", capability: null, level: "MUST", run: lc.checkPowerOffOn },
-  { id: "lifecycle.power-off-hard", title: "power off with a zero clean timeout is immediate and repeatable", group: "lifecycle", capability: null, level: "MUST", run: lc.checkPowerOffHard },
-  { id: "lifecycle.power-off-fallback", title: "power off falls back to hard after the clean timeout", group: "lifecycle", capability: null, level: "MUST", run: lc.checkPowerOffFallback },
-  { id: "lifecycle.pause-unpause", title: "pause and unpause; illegal pause/unpause refused", group: "lifecycle", capability: "pause", level: "MUST", run: lc.checkPauseUnpause, refuse: lc.refusePause },
-  { id: "lifecycle.suspend-resume", title: "suspend and resume; resume of a running instance refused", group: "lifecycle", capability: "suspend", level: "MUST", run: lc.checkSuspendResume, refuse: lc.refuseSuspend },
-  { id: "lifecycle.rescue-unrescue", title: "rescue and unrescue", group: "lifecycle", capability: "rescue", level: "MUST", run: lc.checkRescue, refuse: lc.refuseRescue },
-  { id: "lifecycle.destroy", title: "destroy is idempotent, also for stopped and unknown instances", group: "lifecycle", capability: null, level: "MUST", run: lc.checkDestroy },
-  { id: "lifecycle.console-output", title: "console output", group: "lifecycle", capability: "consoleOutput", level: "SHOULD", run: lc.checkConsoleOutput, refuse: lc.refuseConsoleOutput },
-  { id: "lifecycle.events", title: "lifecycle events for every transition, none after unregistering", group: "lifecycle", capability: "lifecycleEvents", level: "MUST", run: lc.checkEvents },
-  { id: "lifecycle.deadlines", title: "cancellation and deadlines are honoured and change nothing", group: "lifecycle", capability: null, level: "MUST", run: lc.checkDeadlines },
+  {
+    id: "lifecycle.spawn",
+    title: "spawn reaches RUNNING and every view agrees",
+    group: "lifecycle",
+    capability: null,
+    level: "MUST",
+    run: lc.checkSpawn,
+  },
+  {
+    id: "lifecycle.not-found",
+    title: "operations on an unknown instance reject with InstanceNotFoundError",
+    group: "lifecycle",
+    capability: null,
+    level: "MUST",
+    run: lc.checkNotFound,
+  },
+  {
+    id: "lifecycle.reboot-hard",
+    title: "hard reboot",
+    group: "lifecycle",
+    capability: null,
+    level: "MUST",
+    run: lc.checkRebootHard,
+  },
+  {
+    id: "lifecycle.reboot-soft",
+    title: "soft reboot",
+    group: "lifecycle",
+    capability: "softReboot",
+    level: "SHOULD",
+    run: lc.checkRebootSoft,
+  },
+  {
+    id: "lifecycle.power-off-on",
+    title: "clean power off and on; stopped instances refuse pause/suspend/resume",
+    group: "lifecycle",
+    capability: null,
+    level: "MUST",
+    run: lc.checkPowerOffOn,
+  },
+  {
+    id: "lifecycle.power-off-hard",
+    title: "power off with a zero clean timeout is immediate and repeatable",
+    group: "lifecycle",
+    capability: null,
+    level: "MUST",
+    run: lc.checkPowerOffHard,
+  },
+  {
+    id: "lifecycle.power-off-fallback",
+    title: "power off falls back to hard after the clean timeout",
+    group: "lifecycle",
+    capability: null,
+    level: "MUST",
+    run: lc.checkPowerOffFallback,
+  },
+  {
+    id: "lifecycle.pause-unpause",
+    title: "pause and unpause; illegal pause/unpause refused",
+    group: "lifecycle",
+    capability: "pause",
+    level: "MUST",
+    run: lc.checkPauseUnpause,
+    refuse: lc.refusePause,
+  },
+  {
+    id: "lifecycle.suspend-resume",
+    title: "suspend and resume; resume of a running instance refused",
+    group: "lifecycle",
+    capability: "suspend",
+    level: "MUST",
+    run: lc.checkSuspendResume,
+    refuse: lc.refuseSuspend,
+  },
+  {
+    id: "lifecycle.rescue-unrescue",
+    title: "rescue and unrescue",
+    group: "lifecycle",
+    capability: "rescue",
+    level: "MUST",
+    run: lc.checkRescue,
+    refuse: lc.refuseRescue,
+  },
+  {
+    id: "lifecycle.destroy",
+    title: "destroy is idempotent, also for stopped and unknown instances",
+    group: "lifecycle",
+    capability: null,
+    level: "MUST",
+    run: lc.checkDestroy,
+  },
+  {
+    id: "lifecycle.console-output",
+    title: "console output",
+    group: "lifecycle",
+    capability: "consoleOutput",
+    level: "SHOULD",
+    run: lc.checkConsoleOutput,
+    refuse: lc.refuseConsoleOutput,
+  },
+  {
+    id: "lifecycle.events",
+    title: "lifecycle events for every transition, none after unregistering",
+    group: "lifecycle",
+    capability: "lifecycleEvents",
+    level: "MUST",
+    run: lc.checkEvents,
+  },
+  {
+    id: "lifecycle.deadlines",
+    title: "cancellation and deadlines are honoured and change nothing",
+    group: "lifecycle",
+    capability: null,
+    level: "MUST",
+    run: lc.checkDeadlines,
+  },
 ];
 
 const snapshot: ScenarioDefinition[] = [
-  { id: "snapshot.image-running", title: "image snapshot of a running instance: Nova's metadata, state kept", group: "snapshot", capability: "imageSnapshot", level: "MUST", run: snap.checkImageSnapshotRunning, refuse: snap.refuseImageSnapshot },
-  { id: "snapshot.image-stopped", title: "image snapshot of a stopped instance: Nova's metadata, state kept", group: "snapshot", capability: "imageSnapshot", level: "MUST", run: snap.checkImageSnapshotStopped, refuse: snap.refuseImageSnapshot },
-  { id: "snapshot.instance-snapshots", title: "instance snapshots: create, list, revert restores state and data, delete", group: "snapshot", capability: "instanceSnapshots", level: "MUST", run: snap.checkInstanceSnapshots, refuse: snap.refuseInstanceSnapshots },
+  {
+    id: "snapshot.image-running",
+    title: "image snapshot of a running instance: Nova's metadata, state kept",
+    group: "snapshot",
+    capability: "imageSnapshot",
+    level: "MUST",
+    run: snap.checkImageSnapshotRunning,
+    refuse: snap.refuseImageSnapshot,
+  },
+  {
+    id: "snapshot.image-stopped",
+    title: "image snapshot of a stopped instance: Nova's metadata, state kept",
+    group: "snapshot",
+    capability: "imageSnapshot",
+    level: "MUST",
+    run: snap.checkImageSnapshotStopped,
+    refuse: snap.refuseImageSnapshot,
+  },
+  {
+    id: "snapshot.instance-snapshots",
+    title: "instance snapshots: create, list, revert restores state and data, delete",
+    group: "snapshot",
+    capability: "instanceSnapshots",
+    level: "MUST",
+    run: snap.checkInstanceSnapshots,
+    refuse: snap.refuseInstanceSnapshots,
+  },
 ];
 
 const migration: ScenarioDefinition[] = [
-  ...mig.MIGRATION_CASES.map(
-    (c): ScenarioDefinition => ({
-      id: `migration.plan.${c.name}`,
-      title: `migration plan: ${c.title}`,
-      group: "migration",
-      capability: "liveMigration",
-      alsoNeeds: c.needs,
-      level: "MUST",
-      run: mig.checkPlan(c),
-      refuse: mig.refusePlan(c),
-    }),
-  ),
-  { id: "migration.pre-checks", title: "pre-checks refuse what the destination cannot take", group: "migration", capability: "liveMigration", level: "MUST", run: mig.checkPreChecks, refuse: mig.refusePreChecks, needs: mig.needsTwoHosts },
-  { id: "migration.live", title: "real live migration: running on the destination, gone from the source, events", group: "migration", capability: "liveMigration", level: "MUST", run: mig.checkLiveMigration, refuse: mig.refuseLiveMigration, needs: mig.needsTwoHosts },
-  { id: "migration.rollback", title: "rollback leaves the instance running on the source", group: "migration", capability: "liveMigration", level: "MUST", run: mig.checkRollback, needs: mig.needsTwoHosts },
-  { id: "migration.abort", title: "an aborted migration fails typed and leaves the instance on the source", group: "migration", capability: "liveMigration", level: "SHOULD", run: mig.checkAbort, refuse: mig.refuseAbort, needs: mig.needsTwoHosts },
+  ...mig.MIGRATION_CASES.map((c): ScenarioDefinition => ({
+    id: `migration.plan.${c.name}`,
+    title: `migration plan: ${c.title}`,
+    group: "migration",
+    capability: "liveMigration",
+    alsoNeeds: c.needs,
+    level: "MUST",
+    run: mig.checkPlan(c),
+    refuse: mig.refusePlan(c),
+  })),
+  {
+    id: "migration.pre-checks",
+    title: "pre-checks refuse what the destination cannot take",
+    group: "migration",
+    capability: "liveMigration",
+    level: "MUST",
+    run: mig.checkPreChecks,
+    refuse: mig.refusePreChecks,
+    needs: mig.needsTwoHosts,
+  },
+  {
+    id: "migration.live",
+    title: "real live migration: running on the destination, gone from the source, events",
+    group: "migration",
+    capability: "liveMigration",
+    level: "MUST",
+    run: mig.checkLiveMigration,
+    refuse: mig.refuseLiveMigration,
+    needs: mig.needsTwoHosts,
+  },
+  {
+    id: "migration.rollback",
+    title: "rollback leaves the instance running on the source",
+    group: "migration",
+    capability: "liveMigration",
+    level: "MUST",
+    run: mig.checkRollback,
+    needs: mig.needsTwoHosts,
+  },
+  {
+    id: "migration.abort",
+    title: "an aborted migration fails typed and leaves the instance on the source",
+    group: "migration",
+    capability: "liveMigration",
+    level: "SHOULD",
+    run: mig.checkAbort,
+    refuse: mig.refuseAbort,
+    needs: mig.needsTwoHosts,
+  },
 ];
 
 const adminPassword: ScenarioDefinition[] = [
-  { id: "admin-password.set", title: "the password takes effect in the guest (driver and service)", group: "admin-password", capability: "setAdminPassword", level: "MUST", run: pw.checkSetPassword, refuse: pw.refuseSetPassword },
-  { id: "admin-password.generated", title: "no password given: one is generated, set and returned", group: "admin-password", capability: "setAdminPassword", level: "MUST", run: pw.checkGeneratedPassword },
-  { id: "admin-password.not-running", title: "a stopped instance: password-set-failed, task state cleared", group: "admin-password", capability: "setAdminPassword", level: "MUST", run: pw.checkPasswordNotRunning },
-  { id: "admin-password.no-agent", title: "no guest agent: not-supported or agent-not-enabled", group: "admin-password", capability: "setAdminPassword", level: "MUST", run: pw.checkPasswordNoAgent },
-  { id: "admin-password.agent-unresponsive", title: "a hanging agent: the typed error within the timeout", group: "admin-password", capability: "setAdminPassword", level: "MUST", run: pw.checkPasswordAgentUnresponsive },
-  { id: "admin-password.no-leak", title: "the password appears in no error, log line or report", group: "admin-password", capability: "setAdminPassword", level: "MUST", run: pw.checkPasswordNoLeak },
+  {
+    id: "admin-password.set",
+    title: "the password takes effect in the guest (driver and service)",
+    group: "admin-password",
+    capability: "setAdminPassword",
+    level: "MUST",
+    run: pw.checkSetPassword,
+    refuse: pw.refuseSetPassword,
+  },
+  {
+    id: "admin-password.generated",
+    title: "no password given: one is generated, set and returned",
+    group: "admin-password",
+    capability: "setAdminPassword",
+    level: "MUST",
+    run: pw.checkGeneratedPassword,
+  },
+  {
+    id: "admin-password.not-running",
+    title: "a stopped instance: password-set-failed, task state cleared",
+    group: "admin-password",
+    capability: "setAdminPassword",
+    level: "MUST",
+    run: pw.checkPasswordNotRunning,
+  },
+  {
+    id: "admin-password.no-agent",
+    title: "no guest agent: not-supported or agent-not-enabled",
+    group: "admin-password",
+    capability: "setAdminPassword",
+    level: "MUST",
+    run: pw.checkPasswordNoAgent,
+  },
+  {
+    id: "admin-password.agent-unresponsive",
+    title: "a hanging agent: the typed error within the timeout",
+    group: "admin-password",
+    capability: "setAdminPassword",
+    level: "MUST",
+    run: pw.checkPasswordAgentUnresponsive,
+  },
+  {
+    id: "admin-password.no-leak",
+    title: "the password appears in no error, log line or report",
+    group: "admin-password",
+    capability: "setAdminPassword",
+    level: "MUST",
+    run: pw.checkPasswordNoLeak,
+  },
 ];
 
+/** Every state x every operation, one scenario per cell of the kit's expected table (`state.<state>.<operation>`). */
+const state: ScenarioDefinition[] = stateMatrixScenarios();
+
 /** Every scenario, in report order. Ids are stable across releases. */
-export const SCENARIOS: readonly ScenarioDefinition[] = Object.freeze([...lifecycle, ...snapshot, ...migration, ...adminPassword]);
+export const SCENARIOS: readonly ScenarioDefinition[] = Object.freeze([
+  ...lifecycle,
+  ...snapshot,
+  ...migration,
+  ...adminPassword,
+  ...state,
+]);
 
 /** Filters by `--focus` / `--skip` patterns (regular expressions over id and title). */
 export function selectScenarios(

@@ -451,7 +451,7 @@ export class FakeDriver implements ComputeDriver {
       this.#legal(rec, type === "SOFT" ? "rebootSoft" : "rebootHard", "reboot");
       const now = this.#now();
       const guest = rec.guest;
-      if (type === "SOFT") {
+      if (type === "SOFT" && rec.state === "RUNNING") {
         guest.acpiRequests++;
         if (!guest.ignoresAcpi) {
           guest.print(now, "systemd-shutdown[1]: Syncing filesystems and block devices.", "reboot: Restarting system");
@@ -462,8 +462,11 @@ export class FakeDriver implements ComputeDriver {
         // Nova falls back to a hard reboot when the guest does not react to the ACPI request.
         this.#log?.info("guest ignored the soft reboot request, rebooting hard", { instance: rec.spec.uuid });
       }
-      // A hard reboot destroys and recreates the domain.
-      if (rec.state === "RUNNING" || rec.state === "PAUSED") this.#host.transition(rec, "SHUTDOWN");
+      // A hard reboot destroys and recreates the domain (a suspended guest's saved state is dropped:
+      // it boots afresh, it is not resumed).
+      if (rec.state === "RUNNING" || rec.state === "PAUSED" || rec.state === "SUSPENDED") {
+        this.#host.transition(rec, "SHUTDOWN");
+      }
       this.#host.transition(rec, "RUNNING");
       guest.lastReboot = "hard";
       guest.boot(now, { rescue: rec.rescued });
@@ -491,7 +494,12 @@ export class FakeDriver implements ComputeDriver {
         for (;;) {
           guest.acpiRequests++;
           if (!guest.ignoresAcpi) {
-            guest.print(this.#now(), "ACPI: button: power button pressed", "systemd-shutdown[1]: Powering off.", "reboot: Power down");
+            guest.print(
+              this.#now(),
+              "ACPI: button: power button pressed",
+              "systemd-shutdown[1]: Powering off.",
+              "reboot: Power down",
+            );
             guest.lastShutdown = "clean";
             this.#host.transition(rec, "SHUTDOWN");
             return;
@@ -525,7 +533,11 @@ export class FakeDriver implements ComputeDriver {
   }
 
   /** pause/unpause/suspend/resume: a table move with no guest-visible side effect. */
-  #simpleMove(op: "pause" | "unpause" | "suspend" | "resume", instance: Instance, options?: OperationOptions): Promise<void> {
+  #simpleMove(
+    op: "pause" | "unpause" | "suspend" | "resume",
+    instance: Instance,
+    options?: OperationOptions,
+  ): Promise<void> {
     this.#begin(op);
     validateInstanceRef(instance);
     return this.#call(op, options, false, () => {
@@ -556,7 +568,8 @@ export class FakeDriver implements ComputeDriver {
     validateInstanceRef(instance);
     const meta = validateImageMeta(rescueImageMeta, "rescueImageMeta");
     const password = options?.rescuePassword;
-    if (password !== undefined && !isSecret(password)) throw new InvalidInputError("rescuePassword", "must be a Secret");
+    if (password !== undefined && !isSecret(password))
+      throw new InvalidInputError("rescuePassword", "must be a Secret");
     return this.#call("rescue", options, false, async (signal) => {
       const check = (): FakeInstance => {
         const rec = this.#get(instance.uuid);
@@ -603,7 +616,8 @@ export class FakeDriver implements ComputeDriver {
   async snapshot(instance: Instance, imageId: string, options?: ImageSnapshotOptions): Promise<void> {
     this.#begin("snapshot");
     validateInstanceRef(instance);
-    if (typeof imageId !== "string" || imageId.length === 0) throw new InvalidInputError("imageId", "must be a non-empty string");
+    if (typeof imageId !== "string" || imageId.length === 0)
+      throw new InvalidInputError("imageId", "must be a non-empty string");
     const onTaskState = options?.onTaskState;
     return this.#call("snapshot", options, true, async (signal) => {
       const uuid = instance.uuid;
@@ -730,7 +744,8 @@ export class FakeDriver implements ComputeDriver {
       });
     } catch (err) {
       // The call's deadline ran out while the agent hung: that is the agent's failure.
-      if (agentHung && err instanceof OperationTimeoutError) throw new GuestAgentUnresponsiveError(uuid, { cause: err });
+      if (agentHung && err instanceof OperationTimeoutError)
+        throw new GuestAgentUnresponsiveError(uuid, { cause: err });
       throw err;
     }
   }
@@ -746,12 +761,14 @@ export class FakeDriver implements ComputeDriver {
   planMigration(policy: MigrationPolicy, facts?: MigrationHostFacts): MigrationPlan {
     if (!this.#capabilities.liveMigration) throw new UnsupportedOperationError("liveMigration", this.name);
     validateMigrationPolicy(policy, "policy");
-    const effective = !this.#capabilities.autoConverge && policy.permitAutoConverge ? { ...policy, permitAutoConverge: false } : policy;
+    const effective =
+      !this.#capabilities.autoConverge && policy.permitAutoConverge ? { ...policy, permitAutoConverge: false } : policy;
     const plan = planLibvirtMigration(effective, {
       virtType: facts?.virtType ?? this.#host.virtType,
       postCopySupported: facts?.postCopySupported ?? (this.#host.postCopySupported && this.#capabilities.postCopy),
     });
-    if (policy.block && !this.#capabilities.blockMigration) throw new UnsupportedOperationError("blockMigration", this.name);
+    if (policy.block && !this.#capabilities.blockMigration)
+      throw new UnsupportedOperationError("blockMigration", this.name);
     if (policy.tunnelled && !this.#capabilities.tunnelledMigration) {
       throw new UnsupportedOperationError("tunnelledMigration", this.name);
     }
@@ -824,7 +841,11 @@ export class FakeDriver implements ComputeDriver {
     });
   }
 
-  async checkCanLiveMigrateSource(instance: Instance, data: MigrateData, options?: OperationOptions): Promise<MigrateData> {
+  async checkCanLiveMigrateSource(
+    instance: Instance,
+    data: MigrateData,
+    options?: OperationOptions,
+  ): Promise<MigrateData> {
     this.#begin("checkCanLiveMigrateSource");
     validateInstanceRef(instance);
     checkMigrateData(data);
@@ -836,9 +857,12 @@ export class FakeDriver implements ComputeDriver {
       }
       if (rec.migration) throw new MigrationPreCheckError(`instance ${uuid} is already migrating`);
       if (rec.state !== "RUNNING" && rec.state !== "PAUSED") {
-        throw new MigrationPreCheckError(`instance ${uuid} is ${rec.state}; only a RUNNING or PAUSED instance can be live-migrated`, {
-          cause: new InvalidStateError(uuid, "liveMigration", rec.state),
-        });
+        throw new MigrationPreCheckError(
+          `instance ${uuid} is ${rec.state}; only a RUNNING or PAUSED instance can be live-migrated`,
+          {
+            cause: new InvalidStateError(uuid, "liveMigration", rec.state),
+          },
+        );
       }
       if (rec.rescued) throw new MigrationPreCheckError(`instance ${uuid} is in rescue mode`);
       return { ...data, extra: { ...data.extra, sourceState: rec.state } };
@@ -860,7 +884,8 @@ export class FakeDriver implements ComputeDriver {
       if (data.destHost !== dest.name) {
         throw new MigrationPreCheckError(`the migration's destination is ${data.destHost}, this host is ${dest.name}`);
       }
-      if (dest.instances.has(uuid)) throw new MigrationPreCheckError(`instance ${uuid} is already on host ${dest.name}`);
+      if (dest.instances.has(uuid))
+        throw new MigrationPreCheckError(`instance ${uuid} is already on host ${dest.name}`);
       const src = this.cloud.locate(uuid);
       if (!src) throw new InstanceNotFoundError(uuid);
       if (!dest.reservations.has(uuid)) {
@@ -893,7 +918,8 @@ export class FakeDriver implements ComputeDriver {
       if (!this.cloud.hasHost(data.destHost)) throw fail(`unknown destination host ${data.destHost}`);
       const dest = this.cloud.host(data.destHost);
       if (dest === this.#host) throw fail("the destination is the source");
-      if (!dest.reservations.has(uuid)) throw fail(`destination ${dest.name} is not prepared (call preLiveMigration there)`);
+      if (!dest.reservations.has(uuid))
+        throw fail(`destination ${dest.name} is not prepared (call preLiveMigration there)`);
 
       const job: MigrationJob = {
         id: typeof data.extra.migrationId === "string" ? data.extra.migrationId : randomUUID(),

@@ -19,24 +19,40 @@ export type PowerOperation =
   | "unrescue";
 
 /** Power states an existing fake instance can be in. */
-export const INSTANCE_STATES = ["RUNNING", "PAUSED", "SUSPENDED", "SHUTDOWN", "CRASHED"] as const satisfies readonly PowerStateName[];
+export const INSTANCE_STATES = [
+  "RUNNING",
+  "PAUSED",
+  "SUSPENDED",
+  "SHUTDOWN",
+  "CRASHED",
+] as const satisfies readonly PowerStateName[];
 /** One of {@link INSTANCE_STATES}. */
 export type InstanceStateName = (typeof INSTANCE_STATES)[number];
 
 /** From-state -> to-state for each operation. A same-state entry is a legal no-op (or an in-place reboot). */
-export const TRANSITIONS: Readonly<Record<PowerOperation, Readonly<Partial<Record<InstanceStateName, InstanceStateName>>>>> = {
+export const TRANSITIONS: Readonly<
+  Record<PowerOperation, Readonly<Partial<Record<InstanceStateName, InstanceStateName>>>>
+> = {
   pause: { RUNNING: "PAUSED" },
   unpause: { PAUSED: "RUNNING" },
   // libvirt's managed save works on a paused domain too.
   suspend: { RUNNING: "SUSPENDED", PAUSED: "SUSPENDED" },
   resume: { SUSPENDED: "RUNNING" },
   // Nova's power_off treats an instance that is already off as done (`_clean_shutdown` returns True).
-  powerOff: { RUNNING: "SHUTDOWN", PAUSED: "SHUTDOWN", SUSPENDED: "SHUTDOWN", CRASHED: "SHUTDOWN", SHUTDOWN: "SHUTDOWN" },
+  powerOff: {
+    RUNNING: "SHUTDOWN",
+    PAUSED: "SHUTDOWN",
+    SUSPENDED: "SHUTDOWN",
+    CRASHED: "SHUTDOWN",
+    SHUTDOWN: "SHUTDOWN",
+  },
   // Powering on a running instance is a no-op, as in Nova.
   powerOn: { SHUTDOWN: "RUNNING", CRASHED: "RUNNING", RUNNING: "RUNNING" },
-  rebootSoft: { RUNNING: "RUNNING" },
-  // Nova's hard reboot recreates the domain, so it also recovers paused, crashed and stopped instances.
-  rebootHard: { RUNNING: "RUNNING", PAUSED: "RUNNING", CRASHED: "RUNNING", SHUTDOWN: "RUNNING" },
+  // Nova's _soft_reboot only reboots a running guest; from any other state the driver reboots hard.
+  rebootSoft: { RUNNING: "RUNNING", PAUSED: "RUNNING", SUSPENDED: "RUNNING", CRASHED: "RUNNING", SHUTDOWN: "RUNNING" },
+  // Nova's hard reboot recreates the domain, so it also recovers paused, suspended (the saved state
+  // is discarded: ALLOW_HARD_REBOOT), crashed and stopped instances.
+  rebootHard: { RUNNING: "RUNNING", PAUSED: "RUNNING", SUSPENDED: "RUNNING", CRASHED: "RUNNING", SHUTDOWN: "RUNNING" },
   rescue: { RUNNING: "RUNNING", SHUTDOWN: "RUNNING" },
   // Legal only for a rescued instance (checked separately); it boots the original disk again.
   unrescue: { RUNNING: "RUNNING", PAUSED: "RUNNING", SHUTDOWN: "RUNNING", CRASHED: "RUNNING", SUSPENDED: "RUNNING" },

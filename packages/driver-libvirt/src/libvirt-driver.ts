@@ -689,9 +689,13 @@ export class LibvirtDriver implements ComputeDriver {
       options,
       async (api, call) => {
         const guest = this.#guest(api, instance, call);
-        if (timeoutSec > 0 && (await this.#cleanShutdown(guest, timeoutSec, retrySec))) return;
-        this.#consoles.close(instance.uuid);
-        if (!(await guest.destroy(instance.uuid))) throw new InstanceNotFoundError(instance.uuid);
+        if (!(timeoutSec > 0 && (await this.#cleanShutdown(guest, timeoutSec, retrySec)))) {
+          this.#consoles.close(instance.uuid);
+          if (!(await guest.destroy(instance.uuid))) throw new InstanceNotFoundError(instance.uuid);
+        }
+        // Powered off means SHUTDOWN: a suspended guest's saved memory is dropped, so the next
+        // power-on boots rather than restoring it (Nova's next hard boot undefines it with the domain).
+        await guest.removeManagedSave();
       },
       Math.max(this.#longTimeout(), timeoutSec * 1000 + this.#timeoutMs),
     );
@@ -902,7 +906,9 @@ export class LibvirtDriver implements ComputeDriver {
       instance,
       options,
       async (api, call) => {
-        const { dom } = this.#guest(api, instance, call);
+        const guest = this.#guest(api, instance, call);
+        const dom = guest.dom;
+        await this.#refuseSnapshotWhile(guest, instance, "create instance snapshot", true);
         const desc: SnapshotDescription = {
           virtkit: 1,
           name,
@@ -945,6 +951,21 @@ export class LibvirtDriver implements ComputeDriver {
     }
   }
 
+  /**
+   * Instance snapshots are refused while rescued (the snapshot would hold the rescue definition, a
+   * revert would leave rescue behind its back) and, for `create`, while suspended (libvirt snapshots
+   * the disk of a managed-saved domain as shut off: a revert would not bring back what was saved).
+   */
+  async #refuseSnapshotWhile(guest: Guest, instance: Instance, operation: string, create: boolean): Promise<void> {
+    const [xml, status] = await Promise.all([
+      guest.api.domainGetXmlDesc(guest.dom, Flags.XML_INACTIVE, guest.call),
+      create ? guest.status() : undefined,
+    ]);
+    if (readDomainXml(xml).rescueOriginalXml !== undefined)
+      throw new InvalidStateError(instance.uuid, operation, "RESCUED");
+    if (status?.power === PowerState.SUSPENDED) throw this.#invalid(instance, operation, status);
+  }
+
   async revertToInstanceSnapshot(instance: Instance, snapshotId: string, options?: OperationOptions): Promise<void> {
     this.#requireCapability("instanceSnapshots");
     return this.#run(
@@ -953,6 +974,12 @@ export class LibvirtDriver implements ComputeDriver {
       options,
       async (api, call) => {
         const snap = await this.#snapshotByID(api, instance, snapshotId, call);
+        await this.#refuseSnapshotWhile(
+          this.#guest(api, instance, call),
+          instance,
+          "revert to instance snapshot",
+          false,
+        );
         await api.domainRevertToSnapshot(snap, 0, call);
       },
       this.#longTimeout(),

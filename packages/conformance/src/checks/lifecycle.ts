@@ -28,10 +28,18 @@ export async function checkSpawn(ctx: ScenarioContext): Promise<void> {
   ctx.step("getInfo fields");
   const info = await ctx.driver.getInfo(inst, ctx.opts());
   check(info.vcpus === inst.flavor.vcpus, `getInfo: vcpus ${info.vcpus}, flavor says ${inst.flavor.vcpus}`);
-  check(info.maxMemoryKb === inst.flavor.memoryMb * 1024, `getInfo: maxMemoryKb ${info.maxMemoryKb}, flavor says ${inst.flavor.memoryMb * 1024}`);
+  check(
+    info.maxMemoryKb === inst.flavor.memoryMb * 1024,
+    `getInfo: maxMemoryKb ${info.maxMemoryKb}, flavor says ${inst.flavor.memoryMb * 1024}`,
+  );
   check(typeof info.cpuTimeNs === "bigint", "getInfo: cpuTimeNs must be a bigint");
   ctx.step("spawn an instance that already exists");
-  await expectRejects(ctx, ctx.driver.spawn({ instance: inst }, ctx.opts()), ["VIRTKIT_INSTANCE_EXISTS"], "spawn of an existing uuid");
+  await expectRejects(
+    ctx,
+    ctx.driver.spawn({ instance: inst }, ctx.opts()),
+    ["VIRTKIT_INSTANCE_EXISTS"],
+    "spawn of an existing uuid",
+  );
   await expectState(ctx, inst, PowerState.RUNNING, "the refused second spawn");
 }
 
@@ -124,12 +132,16 @@ export async function checkPowerOffFallback(ctx: ScenarioContext): Promise<void>
 /** Pause and unpause, with unpause of a running and pause of a stopped instance refused. */
 export async function checkPauseUnpause(ctx: ScenarioContext): Promise<void> {
   const inst = await ctx.spawn();
-  await expectIllegal(ctx, inst, PowerState.RUNNING, "unpause a running instance", () => ctx.driver.unpause(inst, ctx.opts()));
+  await expectIllegal(ctx, inst, PowerState.RUNNING, "unpause a running instance", () =>
+    ctx.driver.unpause(inst, ctx.opts()),
+  );
   ctx.step("pause");
   await ctx.driver.pause(inst, ctx.opts());
   await expectState(ctx, inst, PowerState.PAUSED, "pause");
   if (ctx.driver.capabilities.suspend) {
-    await expectIllegal(ctx, inst, PowerState.PAUSED, "resume a paused instance", () => ctx.driver.resume(inst, ctx.opts()));
+    await expectIllegal(ctx, inst, PowerState.PAUSED, "resume a paused instance", () =>
+      ctx.driver.resume(inst, ctx.opts()),
+    );
   }
   ctx.step("unpause");
   await ctx.driver.unpause(inst, ctx.opts());
@@ -137,7 +149,9 @@ export async function checkPauseUnpause(ctx: ScenarioContext): Promise<void> {
   ctx.step("power off");
   await ctx.driver.powerOff(inst, ctx.opts({ cleanShutdownTimeoutSec: 0 }));
   await expectState(ctx, inst, PowerState.SHUTDOWN, "power off");
-  await expectIllegal(ctx, inst, PowerState.SHUTDOWN, "pause a stopped instance", () => ctx.driver.pause(inst, ctx.opts()));
+  await expectIllegal(ctx, inst, PowerState.SHUTDOWN, "pause a stopped instance", () =>
+    ctx.driver.pause(inst, ctx.opts()),
+  );
 }
 
 /** Undeclared pause is refused as unsupported. */
@@ -150,12 +164,16 @@ export async function refusePause(ctx: ScenarioContext): Promise<void> {
 /** Suspend and resume, with resume of a running instance refused. */
 export async function checkSuspendResume(ctx: ScenarioContext): Promise<void> {
   const inst = await ctx.spawn();
-  await expectIllegal(ctx, inst, PowerState.RUNNING, "resume a running instance", () => ctx.driver.resume(inst, ctx.opts()));
+  await expectIllegal(ctx, inst, PowerState.RUNNING, "resume a running instance", () =>
+    ctx.driver.resume(inst, ctx.opts()),
+  );
   ctx.step("suspend");
   await ctx.driver.suspend(inst, ctx.opts());
   await expectState(ctx, inst, PowerState.SUSPENDED, "suspend");
   if (ctx.driver.capabilities.pause) {
-    await expectIllegal(ctx, inst, PowerState.SUSPENDED, "pause a suspended instance", () => ctx.driver.pause(inst, ctx.opts()));
+    await expectIllegal(ctx, inst, PowerState.SUSPENDED, "pause a suspended instance", () =>
+      ctx.driver.pause(inst, ctx.opts()),
+    );
   }
   ctx.step("resume");
   await ctx.driver.resume(inst, ctx.opts());
@@ -258,7 +276,9 @@ export async function checkEvents(ctx: ScenarioContext): Promise<void> {
     await ctx.driver.unpause(inst, ctx.opts());
     await expect("RESUMED", "unpause");
   }
-  const bad = events.find((e) => e.instanceUuid === inst.uuid && (typeof e.host !== "string" || !Number.isFinite(e.timestamp)));
+  const bad = events.find(
+    (e) => e.instanceUuid === inst.uuid && (typeof e.host !== "string" || !Number.isFinite(e.timestamp)),
+  );
   check(!bad, "an event lacks its host or timestamp");
   ctx.step("unregister, then power off");
   off();

@@ -44,8 +44,18 @@ export const VIR_MIGRATE = {
   PARALLEL: 131072,
 } as const;
 
-const { LIVE, PEER2PEER, TUNNELLED, PERSIST_DEST, UNDEFINE_SOURCE, NON_SHARED_INC, AUTO_CONVERGE, POSTCOPY, TLS, PARALLEL } =
-  VIR_MIGRATE;
+const {
+  LIVE,
+  PEER2PEER,
+  TUNNELLED,
+  PERSIST_DEST,
+  UNDEFINE_SOURCE,
+  NON_SHARED_INC,
+  AUTO_CONVERGE,
+  POSTCOPY,
+  TLS,
+  PARALLEL,
+} = VIR_MIGRATE;
 /** Nova's base flags on kvm/qemu. */
 const BASE = LIVE | PEER2PEER | UNDEFINE_SOURCE | PERSIST_DEST;
 
@@ -62,7 +72,9 @@ export interface MigrationCase {
    * Expected representation per plan scheme: a bitmask (and optional params), or `"refused"`
    * (planMigration must throw `InvalidInputError`).
    */
-  readonly expect: Readonly<Record<string, { readonly bitmask: number; readonly params?: Readonly<Record<string, number>> } | "refused">>;
+  readonly expect: Readonly<
+    Record<string, { readonly bitmask: number; readonly params?: Readonly<Record<string, number>> } | "refused">
+  >;
 }
 
 const policy = (p: Partial<MigrationPolicy>): MigrationPolicy => ({ ...DEFAULT_MIGRATION_POLICY, ...p });
@@ -240,14 +252,24 @@ export async function checkPreChecks(ctx: ScenarioContext): Promise<void> {
   ctx.step("checkCanLiveMigrateDestination with tunnelled + native TLS");
   await expectRejects(
     ctx,
-    dst.checkCanLiveMigrateDestination(inst, srcInfo, { ...DEFAULT_MIGRATION_POLICY, tunnelled: true, nativeTls: true }, ctx.opts()),
+    dst.checkCanLiveMigrateDestination(
+      inst,
+      srcInfo,
+      { ...DEFAULT_MIGRATION_POLICY, tunnelled: true, nativeTls: true },
+      ctx.opts(),
+    ),
     ["VIRTKIT_MIGRATION_PRECHECK_FAILED", "VIRTKIT_INVALID_INPUT", "VIRTKIT_UNSUPPORTED_OPERATION"],
     "destination pre-check of tunnelled + native TLS",
   );
   await expectState(ctx, inst, PowerState.RUNNING, "the refused pre-checks");
   if (srcInfo.memoryMb > dstInfo.memoryMb) {
     const big = await ctx.spawn({
-      flavor: { name: "larger-than-destination", memoryMb: Math.min(srcInfo.memoryMb, dstInfo.memoryMb * 2), vcpus: 1, rootGb: 1 },
+      flavor: {
+        name: "larger-than-destination",
+        memoryMb: Math.min(srcInfo.memoryMb, dstInfo.memoryMb * 2),
+        vcpus: 1,
+        rootGb: 1,
+      },
     });
     ctx.step("checkCanLiveMigrateDestination for an instance larger than the destination");
     await expectRejects(
@@ -272,7 +294,12 @@ async function prepare(ctx: ScenarioContext, src: ComputeDriver, dst: ComputeDri
     if (!(err instanceof MigrationPreCheckError) || !dst.capabilities.blockMigration) throw err;
     ctx.recordError(err);
     ctx.step("checkCanLiveMigrateDestination (block migration)");
-    data = await dst.checkCanLiveMigrateDestination(inst, srcInfo, { ...DEFAULT_MIGRATION_POLICY, block: true }, ctx.opts());
+    data = await dst.checkCanLiveMigrateDestination(
+      inst,
+      srcInfo,
+      { ...DEFAULT_MIGRATION_POLICY, block: true },
+      ctx.opts(),
+    );
   }
   ctx.step("checkCanLiveMigrateSource");
   data = await src.checkCanLiveMigrateSource(inst, data, ctx.opts());
@@ -330,7 +357,12 @@ export async function checkAbort(ctx: ScenarioContext): Promise<void> {
     moving.catch(() => undefined);
     await new Promise((r) => setTimeout(r, 30));
     await src.liveMigrationAbort(inst, ctx.opts());
-    await expectRejects(ctx, moving, ["VIRTKIT_LIVE_MIGRATION_FAILED", "VIRTKIT_OPERATION_ABORTED"], "the aborted liveMigration");
+    await expectRejects(
+      ctx,
+      moving,
+      ["VIRTKIT_LIVE_MIGRATION_FAILED", "VIRTKIT_OPERATION_ABORTED"],
+      "the aborted liveMigration",
+    );
   } finally {
     await slow.call(ctx.env.hypervisorControls, 0);
   }
@@ -365,7 +397,9 @@ async function refusalData(ctx: ScenarioContext): Promise<MigrateData> {
 export async function refusePreChecks(ctx: ScenarioContext): Promise<void> {
   const inst = await ctx.spawn();
   const data = await refusalData(ctx);
-  await expectUnsupported(ctx, "checkCanLiveMigrateSource", () => ctx.driver.checkCanLiveMigrateSource(inst, data, ctx.opts()));
+  await expectUnsupported(ctx, "checkCanLiveMigrateSource", () =>
+    ctx.driver.checkCanLiveMigrateSource(inst, data, ctx.opts()),
+  );
   await expectUnsupported(ctx, "preLiveMigration", () => ctx.driver.preLiveMigration(inst, data, {}, ctx.opts()));
   await expectState(ctx, inst, PowerState.RUNNING, "the refused pre-checks");
 }
@@ -374,7 +408,9 @@ export async function refusePreChecks(ctx: ScenarioContext): Promise<void> {
 export async function refuseAbort(ctx: ScenarioContext): Promise<void> {
   const inst = await ctx.spawn();
   await expectUnsupported(ctx, "liveMigrationAbort", () => ctx.driver.liveMigrationAbort(inst, ctx.opts()));
-  await expectUnsupported(ctx, "liveMigrationForceComplete", () => ctx.driver.liveMigrationForceComplete(inst, ctx.opts()));
+  await expectUnsupported(ctx, "liveMigrationForceComplete", () =>
+    ctx.driver.liveMigrationForceComplete(inst, ctx.opts()),
+  );
   await expectState(ctx, inst, PowerState.RUNNING, "the refused abort");
 }
 

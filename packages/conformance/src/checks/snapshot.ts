@@ -4,14 +4,7 @@
  * snapshots create, list, revert (the captured state really comes back) and delete.
  */
 import { PowerState, TaskState, snapshotImageMetadata, type Instance } from "@virtkit/core";
-import {
-  check,
-  checkEqual,
-  expectRejects,
-  expectState,
-  expectUnsupported,
-  fail,
-} from "../assertions.js";
+import { check, checkEqual, expectRejects, expectState, expectUnsupported, fail } from "../assertions.js";
 import type { ScenarioContext } from "../scenario.js";
 
 /** Instance fields the snapshot metadata carries (kernel, ramdisk, os type). */
@@ -95,14 +88,21 @@ export async function checkInstanceSnapshots(ctx: ScenarioContext): Promise<void
     await guest!.writeData!(inst, "/conformance/marker", "before");
   }
   ctx.step("createInstanceSnapshot (running)");
-  const snap = await ctx.driver.createInstanceSnapshot(inst, `${ctx.prefix}-s1`, ctx.opts({ description: "conformance" }));
+  const snap = await ctx.driver.createInstanceSnapshot(
+    inst,
+    `${ctx.prefix}-s1`,
+    ctx.opts({ description: "conformance" }),
+  );
   checkEqual(snap.instanceUuid, inst.uuid, "snapshot instanceUuid");
   checkEqual(snap.powerState, PowerState.RUNNING, "snapshot powerState");
   await expectState(ctx, inst, PowerState.RUNNING, "createInstanceSnapshot");
 
   ctx.step("listInstanceSnapshots");
   const listed = await ctx.driver.listInstanceSnapshots(inst, ctx.opts());
-  check(listed.some((s) => s.id === snap.id), "listInstanceSnapshots does not contain the new snapshot");
+  check(
+    listed.some((s) => s.id === snap.id),
+    "listInstanceSnapshots does not contain the new snapshot",
+  );
 
   if (canData) {
     ctx.step("change the marker after the snapshot");

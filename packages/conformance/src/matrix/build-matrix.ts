@@ -33,7 +33,12 @@ export interface MatrixDriver {
   readonly reason?: string;
   readonly notes: readonly string[];
   readonly ok?: boolean;
-  readonly summary?: { readonly pass: number; readonly fail: number; readonly unsupported: number; readonly skipped: number };
+  readonly summary?: {
+    readonly pass: number;
+    readonly fail: number;
+    readonly unsupported: number;
+    readonly skipped: number;
+  };
 }
 
 /** The whole matrix. */
@@ -61,7 +66,13 @@ export function buildMatrix(
   unavailable: readonly UnavailableDriver[] = [],
   scenarios: readonly ScenarioDefinition[] = SCENARIOS,
 ): SupportMatrix {
-  const rows: MatrixScenario[] = scenarios.map((s) => ({ id: s.id, title: s.title, group: s.group, capability: s.capability, level: s.level }));
+  const rows: MatrixScenario[] = scenarios.map((s) => ({
+    id: s.id,
+    title: s.title,
+    group: s.group,
+    capability: s.capability,
+    level: s.level,
+  }));
   const drivers: MatrixDriver[] = [];
   const cells: Record<string, Record<string, MatrixCell>> = {};
   for (const report of reports) {
@@ -85,7 +96,11 @@ export function buildMatrix(
     for (const row of rows) {
       const r = byId.get(row.id);
       col[row.id] = r
-        ? { status: r.status, ...(r.reason ? { reason: r.reason } : {}), ...(r.mismatch ? { mismatch: r.mismatch } : {}) }
+        ? {
+            status: r.status,
+            ...(r.reason ? { reason: r.reason } : {}),
+            ...(r.mismatch ? { mismatch: r.mismatch } : {}),
+          }
         : { status: "skipped", reason: "not run (filtered out)" };
     }
     cells[d.name] = col;
@@ -99,7 +114,9 @@ export function buildMatrix(
       reason: u.reason,
       notes: [...(u.notes ?? [])],
     });
-    cells[u.name] = Object.fromEntries(rows.map((row) => [row.id, { status: "skipped" as const, reason: `environment unavailable: ${u.reason}` }]));
+    cells[u.name] = Object.fromEntries(
+      rows.map((row) => [row.id, { status: "skipped" as const, reason: `environment unavailable: ${u.reason}` }]),
+    );
   }
   drivers.sort((a, b) => a.name.localeCompare(b.name));
   return { schema: 1, scenarios: rows, drivers, cells };

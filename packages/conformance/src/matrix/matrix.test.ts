@@ -17,19 +17,35 @@ function report(name: string, status: (id: string) => ScenarioResult["status"], 
     ...(status(s.id) === "pass" ? {} : { reason: `${status(s.id)} because | of <things>` }),
     durationMs: Math.random() * 10,
   }));
-  return { driver: { name, version: "1.0.0" }, notes, level: "MUST", startedAt: new Date().toISOString(), durationMs: 5, runner: "direct", results, ...summarize(results, "MUST") };
+  return {
+    driver: { name, version: "1.0.0" },
+    notes,
+    level: "MUST",
+    startedAt: new Date().toISOString(),
+    durationMs: 5,
+    runner: "direct",
+    results,
+    ...summarize(results, "MUST"),
+  };
 }
 
 describe("the support matrix", () => {
   const a = report("zeta", () => "pass");
-  const b = report("alpha", (id) => (id.startsWith("migration.") ? "unsupported" : id === "lifecycle.spawn" ? "fail" : "pass"), ["XenAPI results come from a simulator"]);
+  const b = report(
+    "alpha",
+    (id) => (id.startsWith("migration.") ? "unsupported" : id === "lifecycle.spawn" ? "fail" : "pass"),
+    ["XenAPI results come from a simulator"],
+  );
 
   it("has one cell per driver and scenario, drivers sorted, no timings", () => {
     const m = buildMatrix([a, b], [{ name: "libvirt", reason: "no daemon" }]);
     expect(m.drivers.map((d) => d.name)).toEqual(["alpha", "libvirt", "zeta"]);
     for (const d of m.drivers) expect(Object.keys(m.cells[d.name]!)).toHaveLength(SCENARIOS.length);
     expect(m.cells.alpha!["lifecycle.spawn"]).toEqual({ status: "fail", reason: "fail because | of <things>" });
-    expect(m.cells.libvirt!["lifecycle.spawn"]).toEqual({ status: "skipped", reason: "environment unavailable: no daemon" });
+    expect(m.cells.libvirt!["lifecycle.spawn"]).toEqual({
+      status: "skipped",
+      reason: "environment unavailable: no daemon",
+    });
     expect(stableStringify(m)).not.toMatch(/durationMs|startedAt/);
   });
 

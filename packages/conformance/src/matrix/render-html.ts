@@ -7,10 +7,20 @@ import type { SupportMatrix } from "./build-matrix.js";
 
 /** Escapes text for HTML content and attribute values. */
 export function htmlEscape(text: string): string {
-  return text.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;").replace(/"/g, "&quot;").replace(/'/g, "&#39;");
+  return text
+    .replace(/&/g, "&amp;")
+    .replace(/</g, "&lt;")
+    .replace(/>/g, "&gt;")
+    .replace(/"/g, "&quot;")
+    .replace(/'/g, "&#39;");
 }
 
-const LABEL: Readonly<Record<ScenarioStatus, string>> = { pass: "pass", fail: "FAIL", unsupported: "unsupported", skipped: "skipped" };
+const LABEL: Readonly<Record<ScenarioStatus, string>> = {
+  pass: "pass",
+  fail: "FAIL",
+  unsupported: "unsupported",
+  skipped: "skipped",
+};
 
 const CSS = `
 body{font:14px/1.4 system-ui,-apple-system,"Segoe UI",sans-serif;margin:24px;color:#1b1f24;background:#fff}
@@ -33,7 +43,12 @@ export function renderHtml(matrix: SupportMatrix, title = "virtkit support matri
   const drivers = matrix.drivers;
   const head = drivers
     .map((d) => {
-      const sub = d.availability === "unavailable" ? `<br><span class="reason">unavailable</span>` : d.summary ? `<br><span class="level">${d.summary.pass} pass · ${d.summary.fail} fail</span>` : "";
+      const sub =
+        d.availability === "unavailable"
+          ? `<br><span class="reason">unavailable</span>`
+          : d.summary
+            ? `<br><span class="level">${d.summary.pass} pass · ${d.summary.fail} fail</span>`
+            : "";
       return `<th scope="col" data-driver="${e(d.name)}">${e(d.name)}${d.version ? ` <span class="level">${e(d.version)}</span>` : ""}${sub}</th>`;
     })
     .join("");
@@ -52,10 +67,14 @@ export function renderHtml(matrix: SupportMatrix, title = "virtkit support matri
         return `<td class="cell ${c.status}" data-driver="${e(d.name)}" data-scenario="${e(s.id)}" data-status="${c.status}" title="${e(c.reason ?? c.status)}">${LABEL[c.status]}${reason}</td>`;
       })
       .join("");
-    rows.push(`<tr><th scope="row"><code>${e(s.id)}</code><br>${e(s.title)}</th><td class="level">${s.level}${s.capability ? `<br>${e(s.capability)}` : ""}</td>${cells}</tr>`);
+    rows.push(
+      `<tr><th scope="row"><code>${e(s.id)}</code><br>${e(s.title)}</th><td class="level">${s.level}${s.capability ? `<br>${e(s.capability)}` : ""}</td>${cells}</tr>`,
+    );
   }
   const notes = drivers.flatMap((d) => [
-    ...(d.availability === "unavailable" ? [`<li><strong>${e(d.name)}</strong>: environment unavailable: ${e(d.reason ?? "")}</li>`] : []),
+    ...(d.availability === "unavailable"
+      ? [`<li><strong>${e(d.name)}</strong>: environment unavailable: ${e(d.reason ?? "")}</li>`]
+      : []),
     ...d.notes.map((n) => `<li><strong>${e(d.name)}</strong>: ${e(n)}</li>`),
   ]);
   return `<!doctype html>

@@ -10,13 +10,20 @@ export const STATUS_SYMBOL: Readonly<Record<ScenarioStatus, string>> = {
   skipped: "⏭️ skipped",
 };
 
-const cell = (text: string) => text.replace(/\|/g, "\\|").replace(/[\r\n]+/g, " ").replace(/</g, "&lt;").replace(/>/g, "&gt;");
+const cell = (text: string) =>
+  text
+    .replace(/\|/g, "\\|")
+    .replace(/[\r\n]+/g, " ")
+    .replace(/</g, "&lt;")
+    .replace(/>/g, "&gt;");
 
 /** Renders Markdown; reasons become numbered footnotes under the table. */
 export function renderMarkdown(matrix: SupportMatrix): string {
   const out: string[] = ["# virtkit support matrix", ""];
   const drivers = matrix.drivers;
-  out.push(`| scenario | level | ${drivers.map((d) => cell(d.version ? `${d.name} ${d.version}` : d.name)).join(" | ")} |`);
+  out.push(
+    `| scenario | level | ${drivers.map((d) => cell(d.version ? `${d.name} ${d.version}` : d.name)).join(" | ")} |`,
+  );
   out.push(`|---|---|${drivers.map(() => "---").join("|")}|`);
   // Reasons become footnotes, one per distinct text, so a repeated reason is listed once.
   const notes: string[] = [];

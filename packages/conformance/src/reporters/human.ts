@@ -23,7 +23,9 @@ export class HumanReporter implements ConformanceReporter {
   }
 
   onStart(driver: DriverDescriptor, total: number | undefined): void {
-    this.#write?.(`virtkit conformance: ${driver.name}${driver.version ? ` ${driver.version}` : ""}${total ? ` (${total} scenarios)` : ""}\n`);
+    this.#write?.(
+      `virtkit conformance: ${driver.name}${driver.version ? ` ${driver.version}` : ""}${total ? ` (${total} scenarios)` : ""}\n`,
+    );
   }
 
   onResult(result: ScenarioResult, finished: number, total: number | undefined): void {
@@ -32,9 +34,12 @@ export class HumanReporter implements ConformanceReporter {
 
   /** One line for a scenario, plus one for a failure's reason and one per warning. */
   line(result: ScenarioResult, finished?: number, total?: number): string {
-    const progress = finished !== undefined ? `[${String(finished).padStart(String(total ?? finished).length)}/${total ?? "?"}] ` : "";
+    const progress =
+      finished !== undefined ? `[${String(finished).padStart(String(total ?? finished).length)}/${total ?? "?"}] ` : "";
     const head = `${progress}${this.#paint(result.status, MARK[result.status])} ${result.id} [${result.level}] ${result.durationMs} ms`;
-    const why = result.reason ? `\n      ${result.status}${result.mismatch ? ` (${result.mismatch})` : ""}: ${result.reason}${result.step ? ` [step: ${result.step}]` : ""}` : "";
+    const why = result.reason
+      ? `\n      ${result.status}${result.mismatch ? ` (${result.mismatch})` : ""}: ${result.reason}${result.step ? ` [step: ${result.step}]` : ""}`
+      : "";
     // Warnings show under any status: a passing scenario with a slow cleanup is still worth a look.
     const warnings = (result.warnings ?? []).map((w) => `\n      ${this.#paint("skipped", "warning")}: ${w}`).join("");
     return (result.status === "pass" ? head : head + why) + warnings;
@@ -42,7 +47,9 @@ export class HumanReporter implements ConformanceReporter {
 
   render(report: RunReport): string {
     const out: string[] = [];
-    out.push(`virtkit conformance: ${report.driver.name}${report.driver.version ? ` ${report.driver.version}` : ""} (runner: ${report.runner}, level: ${report.level})`);
+    out.push(
+      `virtkit conformance: ${report.driver.name}${report.driver.version ? ` ${report.driver.version}` : ""} (runner: ${report.runner}, level: ${report.level})`,
+    );
     for (const r of report.results) out.push(this.line(r));
     out.push("", this.summary(report));
     return out.join("\n") + "\n";
@@ -55,7 +62,8 @@ export class HumanReporter implements ConformanceReporter {
     if (report.warnings.length > 0) out.push("", "Warnings:", ...report.warnings.map((w) => `  - ${w}`));
     if (report.leaks.length > 0) out.push("", "Leaks:", ...report.leaks.map((l) => `  - ${l}`));
     const s = report.summary;
-    const warned = report.warnings.length > 0 ? `, ${report.warnings.length} warning${report.warnings.length === 1 ? "" : "s"}` : "";
+    const warned =
+      report.warnings.length > 0 ? `, ${report.warnings.length} warning${report.warnings.length === 1 ? "" : "s"}` : "";
     out.push(
       "",
       `${report.ok ? this.#paint("pass", "PASS") : this.#paint("fail", "FAIL")}: ${s.pass} passed, ${s.fail} failed (${s.failingAtLevel} at level ${report.level}), ${s.unsupported} unsupported, ${s.skipped} skipped${warned} in ${report.durationMs} ms`,
@@ -72,7 +80,11 @@ export class HumanReporter implements ConformanceReporter {
       return [g, n("pass"), n("fail"), n("unsupported"), n("skipped")];
     });
     const s = report.summary;
-    const all = [["group", "pass", "fail", "unsupported", "skipped"], ...rows, ["total", String(s.pass), String(s.fail), String(s.unsupported), String(s.skipped)]];
+    const all = [
+      ["group", "pass", "fail", "unsupported", "skipped"],
+      ...rows,
+      ["total", String(s.pass), String(s.fail), String(s.unsupported), String(s.skipped)],
+    ];
     const widths = all[0]!.map((_, i) => Math.max(...all.map((r) => r[i]!.length)));
     const fmt = (r: string[]) => r.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join("  ");
     const sep = widths.map((w) => "-".repeat(w)).join("  ");

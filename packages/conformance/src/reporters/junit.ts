@@ -7,15 +7,17 @@ import type { ConformanceReporter } from "./reporter.js";
 
 /** Escapes text for XML attributes and content. */
 export function xmlEscape(text: string): string {
-  return text
-    .replace(/&/g, "&amp;")
-    .replace(/</g, "&lt;")
-    .replace(/>/g, "&gt;")
-    .replace(/"/g, "&quot;")
-    .replace(/'/g, "&apos;")
-    // Characters XML 1.0 cannot carry at all.
-    // eslint-disable-next-line no-control-regex
-    .replace(/[\u0000-\u0008\u000B\u000C\u000E-\u001F]/g, "");
+  return (
+    text
+      .replace(/&/g, "&amp;")
+      .replace(/</g, "&lt;")
+      .replace(/>/g, "&gt;")
+      .replace(/"/g, "&quot;")
+      .replace(/'/g, "&apos;")
+      // Characters XML 1.0 cannot carry at all.
+      // eslint-disable-next-line no-control-regex
+      .replace(/[\u0000-\u0008\u000B\u000C\u000E-\u001F]/g, "")
+  );
 }
 
 /** JUnit output. */
@@ -29,7 +31,9 @@ export class JunitReporter implements ConformanceReporter {
       ...report.notes.map((n) => `      <property name="note" value="${xmlEscape(n)}"/>`),
       `      <property name="level" value="${report.level}"/>`,
       `      <property name="runner" value="${report.runner}"/>`,
-      ...(report.driver.version ? [`      <property name="driver.version" value="${xmlEscape(report.driver.version)}"/>`] : []),
+      ...(report.driver.version
+        ? [`      <property name="driver.version" value="${xmlEscape(report.driver.version)}"/>`]
+        : []),
     ];
     return [
       `<?xml version="1.0" encoding="UTF-8"?>`,
@@ -49,7 +53,9 @@ export class JunitReporter implements ConformanceReporter {
     const open = `    <testcase classname="${xmlEscape(`virtkit.${r.group}`)}" name="${xmlEscape(`${r.id} [${r.level}] ${r.title}`)}" time="${seconds(r.durationMs)}"`;
     const reason = xmlEscape(r.reason ?? "");
     // JUnit has no warning element; system-out is what CI result pages show for a passing case.
-    const out = r.warnings?.length ? `\n      <system-out>${xmlEscape(r.warnings.map((w) => `warning: ${w}`).join("\n"))}</system-out>` : "";
+    const out = r.warnings?.length
+      ? `\n      <system-out>${xmlEscape(r.warnings.map((w) => `warning: ${w}`).join("\n"))}</system-out>`
+      : "";
     switch (r.status) {
       case "pass":
         return out ? `${open}>${out}\n    </testcase>` : `${open}/>`;

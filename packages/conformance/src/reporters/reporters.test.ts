@@ -7,11 +7,57 @@ import { REPORTERS, createReporter } from "./registry.js";
 import { TapReporter } from "./tap.js";
 
 const results: ScenarioResult[] = [
-  { id: "lifecycle.spawn", title: "spawn", group: "lifecycle", capability: null, level: "MUST", status: "pass", durationMs: 3 },
-  { id: "lifecycle.pause-unpause", title: "pause <b>", group: "lifecycle", capability: "pause", level: "MUST", status: "fail", reason: 'after pause: getInfo says RUNNING(1) & "x" <script>', step: "pause", mismatch: "declared-but-fails", durationMs: 4 },
-  { id: "lifecycle.console-output", title: "console", group: "lifecycle", capability: "consoleOutput", level: "SHOULD", status: "fail", reason: "empty", durationMs: 1 },
-  { id: "migration.live", title: "move", group: "migration", capability: "liveMigration", level: "MUST", status: "skipped", reason: "environment limit: one host", durationMs: 0 },
-  { id: "snapshot.image-running", title: "image", group: "snapshot", capability: "imageSnapshot", level: "MUST", status: "unsupported", reason: "capability imageSnapshot not declared", durationMs: 2 },
+  {
+    id: "lifecycle.spawn",
+    title: "spawn",
+    group: "lifecycle",
+    capability: null,
+    level: "MUST",
+    status: "pass",
+    durationMs: 3,
+  },
+  {
+    id: "lifecycle.pause-unpause",
+    title: "pause <b>",
+    group: "lifecycle",
+    capability: "pause",
+    level: "MUST",
+    status: "fail",
+    reason: 'after pause: getInfo says RUNNING(1) & "x" <script>',
+    step: "pause",
+    mismatch: "declared-but-fails",
+    durationMs: 4,
+  },
+  {
+    id: "lifecycle.console-output",
+    title: "console",
+    group: "lifecycle",
+    capability: "consoleOutput",
+    level: "SHOULD",
+    status: "fail",
+    reason: "empty",
+    durationMs: 1,
+  },
+  {
+    id: "migration.live",
+    title: "move",
+    group: "migration",
+    capability: "liveMigration",
+    level: "MUST",
+    status: "skipped",
+    reason: "environment limit: one host",
+    durationMs: 0,
+  },
+  {
+    id: "snapshot.image-running",
+    title: "image",
+    group: "snapshot",
+    capability: "imageSnapshot",
+    level: "MUST",
+    status: "unsupported",
+    reason: "capability imageSnapshot not declared",
+    durationMs: 2,
+  },
 ];
 const report: RunReport = {
   driver: { name: "xenapi", version: "0.0.1" },
@@ -69,6 +115,8 @@ describe("reporters", () => {
     expect(tap).toContain("not ok 2 - lifecycle.pause-unpause [MUST]");
     expect(tap).toContain("not ok 3 - lifecycle.console-output [SHOULD] console # TODO SHOULD below level MUST");
     expect(tap).toContain("ok 4 - migration.live [MUST] move # SKIP environment limit: one host");
-    expect(tap).toContain("ok 5 - snapshot.image-running [MUST] image # SKIP unsupported: capability imageSnapshot not declared");
+    expect(tap).toContain(
+      "ok 5 - snapshot.image-running [MUST] image # SKIP unsupported: capability imageSnapshot not declared",
+    );
   });
 });

@@ -12,10 +12,13 @@ export class TapReporter implements ConformanceReporter {
     report.results.forEach((r, i) => {
       const head = `${i + 1} - ${r.id} [${r.level}] ${clean(r.title)}`;
       // Warnings go in the YAML block, which TAP 13 allows after `ok` lines too.
-      const warnings = r.warnings?.length ? ["  warnings:", ...r.warnings.map((w) => `    - ${JSON.stringify(w)}`)] : [];
+      const warnings = r.warnings?.length
+        ? ["  warnings:", ...r.warnings.map((w) => `    - ${JSON.stringify(w)}`)]
+        : [];
       const block = warnings.length > 0 ? ["  ---", ...warnings, "  ..."] : [];
       if (r.status === "pass") out.push(`ok ${head}`, ...block);
-      else if (r.status === "unsupported") out.push(`ok ${head} # SKIP unsupported: ${clean(r.reason ?? "")}`, ...block);
+      else if (r.status === "unsupported")
+        out.push(`ok ${head} # SKIP unsupported: ${clean(r.reason ?? "")}`, ...block);
       else if (r.status === "skipped") out.push(`ok ${head} # SKIP ${clean(r.reason ?? "")}`, ...block);
       else {
         // A failure below the run's level does not fail the run: TAP's TODO says exactly that.
@@ -26,7 +29,12 @@ export class TapReporter implements ConformanceReporter {
         out.push(...warnings, "  ...");
       }
     });
-    out.push(`# pass ${report.summary.pass}`, `# fail ${report.summary.fail}`, `# unsupported ${report.summary.unsupported}`, `# skipped ${report.summary.skipped}`);
+    out.push(
+      `# pass ${report.summary.pass}`,
+      `# fail ${report.summary.fail}`,
+      `# unsupported ${report.summary.unsupported}`,
+      `# skipped ${report.summary.skipped}`,
+    );
     for (const w of report.warnings) out.push(`# warning: ${clean(w)}`);
     return out.join("\n") + "\n";
   }

@@ -7,15 +7,16 @@ import { fakeEnvironment } from "../environments/fake-environment.js";
 import { runConformance } from "../runner.js";
 import type { AdminPasswordServiceFactory } from "../scenario.js";
 import type { RunReport } from "../types.js";
-import { BROKEN_VARIANTS, type BrokenVariant } from "./broken-drivers.js";
+import { BROKEN_VARIANTS, type BrokenVariant, type DefectClass } from "./broken-drivers.js";
 
 /** The verdict on one broken variant. */
 export interface VariantVerdict {
   readonly name: string;
   readonly defect: string;
-  /** At least one scenario failed. */
+  readonly defectClass?: DefectClass;
+  /** At least one scenario the healthy fake passes failed. */
   readonly caught: boolean;
-  /** Failed scenarios, with reasons. */
+  /** Failed scenarios (leaving out those the healthy fake fails too), with reasons. */
   readonly failedBy: readonly { readonly id: string; readonly reason: string }[];
   /** At least one of the expected scenarios failed. */
   readonly caughtWhereExpected: boolean;
@@ -24,9 +25,13 @@ export interface VariantVerdict {
 /** The whole catch-rate run. */
 export interface CatchRateReport {
   readonly healthy: RunReport;
+  /** Scenarios the healthy fake fails: a variant failing them too has not been told apart by them. */
+  readonly healthyFailures: readonly string[];
   readonly verdicts: readonly VariantVerdict[];
   readonly caught: number;
   readonly total: number;
+  /** Caught / total per defect class (variants without a class are left out). */
+  readonly byClass: Readonly<Partial<Record<DefectClass, { readonly caught: number; readonly total: number }>>>;
   readonly durationMs: number;
 }
 
@@ -55,6 +60,7 @@ export async function measureCatchRate(
 ): Promise<CatchRateReport> {
   const t0 = performance.now();
   const healthy = await runAgainstVariant(undefined);
+  const healthyFailures = new Set(healthy.results.filter((r) => r.status === "fail").map((r) => r.id));
   const verdicts: VariantVerdict[] = new Array(variants.length);
   let next = 0;
   await Promise.all(
@@ -63,10 +69,11 @@ export async function measureCatchRate(
         const i = next++;
         const v = variants[i]!;
         const report = await runAgainstVariant(v, 2);
-        const failed = report.results.filter((r) => r.status === "fail");
+        const failed = report.results.filter((r) => r.status === "fail" && !healthyFailures.has(r.id));
         verdicts[i] = {
           name: v.name,
           defect: v.defect,
+          ...(v.defectClass ? { defectClass: v.defectClass } : {}),
           caught: failed.length > 0,
           failedBy: failed.map((r) => ({ id: r.id, reason: r.reason ?? "" })),
           caughtWhereExpected: failed.some((r) => v.caughtBy.includes(r.id)),
@@ -75,5 +82,20 @@ export async function measureCatchRate(
     }),
   );
   const caught = verdicts.filter((v) => v.caught).length;
-  return { healthy, verdicts, caught, total: verdicts.length, durationMs: Math.round(performance.now() - t0) };
+  const byClass: Partial<Record<DefectClass, { caught: number; total: number }>> = {};
+  for (const v of verdicts) {
+    if (!v.defectClass) continue;
+    const c = (byClass[v.defectClass] ??= { caught: 0, total: 0 });
+    c.total += 1;
+    if (v.caught) c.caught += 1;
+  }
+  return {
+    healthy,
+    healthyFailures: [...healthyFailures],
+    verdicts,
+    caught,
+    total: verdicts.length,
+    byClass,
+    durationMs: Math.round(performance.now() - t0),
+  };
 }

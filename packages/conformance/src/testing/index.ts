@@ -3,3 +3,4 @@ export { BROKEN_VARIANTS } from "./broken-drivers.js";
 export type { BrokenVariant } from "./broken-drivers.js";
 export { measureCatchRate, runAgainstVariant } from "./catch-rate.js";
 export type { CatchRateReport, VariantVerdict } from "./catch-rate.js";
+export type { DefectClass } from "./broken-drivers.js";

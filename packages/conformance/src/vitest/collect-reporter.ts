@@ -36,7 +36,12 @@ export class CollectReporter implements Reporter {
         capability: null,
         level: "MUST",
         status: r.state === "skipped" ? "skipped" : "fail",
-        reason: r.state === "failed" ? (r.errors?.[0]?.message ?? "failed") : r.state === "skipped" ? (r.note ?? "skipped") : "no result",
+        reason:
+          r.state === "failed"
+            ? (r.errors?.[0]?.message ?? "failed")
+            : r.state === "skipped"
+              ? (r.note ?? "skipped")
+              : "no result",
         durationMs: Math.round(testCase.diagnostic()?.duration ?? 0),
       };
     }

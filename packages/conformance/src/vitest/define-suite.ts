@@ -12,7 +12,7 @@
  * as skipped with the reason.
  */
 import { describe, it } from "vitest";
-import { DEFAULT_CLEANUP_TIMEOUT_MS, runScenario } from "../make-test.js";
+import { DEFAULT_CLEANUP_TIMEOUT_MS, runScenario, scenarioDeadlineMs } from "../make-test.js";
 import { collectNotes, type ConformanceRunOptions } from "../runner.js";
 import { SCENARIOS, selectScenarios } from "../scenarios.js";
 import { levelCounts, type ScenarioResult } from "../types.js";
@@ -45,7 +45,7 @@ export function defineConformanceSuite(options: ConformanceSuiteOptions): void {
       // vitest's own timeout sits above the kit's deadlines (scenario, then cleanup), so the kit reports first.
       test(
         `${def.id} [${def.level}] ${def.title}`,
-        { timeout: scenarioTimeoutMs + cleanupTimeoutMs + 7_000 },
+        { timeout: scenarioDeadlineMs(def, scenarioTimeoutMs) + cleanupTimeoutMs + 7_000 },
         async (ctx) => {
           if (options.suiteDeadline !== undefined && Date.now() > options.suiteDeadline) {
             ctx.task.meta.virtkit = {

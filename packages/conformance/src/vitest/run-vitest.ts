@@ -60,7 +60,9 @@ export async function runWithVitest(options: RunWithVitestOptions): Promise<RunR
   const collector = new CollectReporter(options.onResult);
   const entry = entryFile();
   const settings: VitestRunSettings =
-    options.suiteTimeoutMs !== undefined ? { ...options.settings, suiteDeadline: Date.now() + options.suiteTimeoutMs } : options.settings;
+    options.suiteTimeoutMs !== undefined
+      ? { ...options.settings, suiteDeadline: Date.now() + options.suiteTimeoutMs }
+      : options.settings;
   const vitest = await createVitest(
     "test",
     {
@@ -71,7 +73,8 @@ export async function runWithVitest(options: RunWithVitestOptions): Promise<RunR
       include: ["suite-entry.js"],
       reporters: [collector],
       provide: { virtkitConformance: settings },
-      testTimeout: options.settings.scenarioTimeoutMs + (options.settings.cleanupTimeoutMs ?? DEFAULT_CLEANUP_TIMEOUT_MS) + 10_000,
+      testTimeout:
+        options.settings.scenarioTimeoutMs + (options.settings.cleanupTimeoutMs ?? DEFAULT_CLEANUP_TIMEOUT_MS) + 10_000,
       // One file: a single fork is all it needs, and forks keep native handles (sockets) safe.
       pool: "forks",
       maxWorkers: 1,
@@ -110,7 +113,8 @@ export async function runWithVitest(options: RunWithVitestOptions): Promise<RunR
         capability: s.capability,
         level: s.level,
         status: "skipped",
-        reason: options.suiteTimeoutMs !== undefined ? `suite timeout (${options.suiteTimeoutMs} ms) reached` : "not run",
+        reason:
+          options.suiteTimeoutMs !== undefined ? `suite timeout (${options.suiteTimeoutMs} ms) reached` : "not run",
         durationMs: 0,
       },
   );
@@ -118,7 +122,9 @@ export async function runWithVitest(options: RunWithVitestOptions): Promise<RunR
   const results = ordered;
   return {
     driver: options.driver,
-    notes: [...new Set([...(options.driver.notes ?? []), ...(options.notes ?? []), ...collector.notes])].concat(collector.errors.map((e) => `vitest: ${e}`)),
+    notes: [...new Set([...(options.driver.notes ?? []), ...(options.notes ?? []), ...collector.notes])].concat(
+      collector.errors.map((e) => `vitest: ${e}`),
+    ),
     level,
     startedAt: startedAt.toISOString(),
     durationMs: Math.round(performance.now() - t0),

@@ -1,0 +1,478 @@
+/**
+ * Every state x every operation, generated from the kit's expected table
+ * (`expected-transitions.ts`): one scenario per cell, `state.<state>.<operation>`. Each brings a
+ * fresh instance into the state through the contract only, applies the operation once, and checks
+ * the outcome in every view: getInfo, instanceExists, both lists, the lifecycle events the
+ * operation announced (exactly, in order, once, right instance and host) when the driver declares
+ * them, and rescue mode where it matters. A refusal must be the typed error itself (not a cause)
+ * and leave everything as it was.
+ */
+import { PowerState, Secret, type Capability, type Instance, type LifecycleEvent } from "@virtkit/core";
+import {
+  check,
+  checkEqual,
+  describeError,
+  expectGone,
+  expectRejects,
+  expectState,
+  expectUnsupported,
+  fail,
+  stateName,
+  waitFor,
+} from "../assertions.js";
+import {
+  OPERATION_CAPABILITY,
+  REACHABLE_STATES,
+  MATRIX_OPERATIONS,
+  STATE_CAPABILITY,
+  STATE_POWER,
+  describeOutcome,
+  expectedCell,
+  revertCapturedState,
+  type EventSequence,
+  type ExpectedCell,
+  type MatrixOperation,
+  type MatrixState,
+  type Outcome,
+  type StateOutcome,
+} from "../expected-transitions.js";
+import type { ScenarioContext, ScenarioDefinition } from "../scenario.js";
+
+/** How long events already due may take to arrive (a daemon's event stream lags its replies). */
+const EVENT_WAIT_MS = 500;
+/** Quiet time after the expected events, so a late duplicate still shows: enough for a timer turn. */
+const EVENT_SETTLE_MS = 2;
+
+const power = (state: MatrixState): PowerState => PowerState[STATE_POWER[state]];
+
+/**
+ * Waits EVENT_SETTLE_MS, then for the check phase: node runs a due timer list whole before the
+ * next, so without the setImmediate a duplicate due earlier could still be queued behind this one.
+ */
+async function settle(): Promise<void> {
+  await new Promise((r) => setTimeout(r, EVENT_SETTLE_MS));
+  await new Promise((r) => setImmediate(r));
+}
+
+/** Every lifecycle event of the scenario, from before the spawn on. */
+class EventLog {
+  readonly #events: LifecycleEvent[] = [];
+  readonly #off: (() => void) | undefined;
+
+  constructor(private readonly ctx: ScenarioContext) {
+    this.#off = ctx.driver.capabilities.lifecycleEvents
+      ? ctx.driver.registerEventListener((e) => this.#events.push(e))
+      : undefined;
+  }
+
+  get enabled(): boolean {
+    return this.#off !== undefined;
+  }
+
+  /** A position to count from. */
+  get mark(): number {
+    return this.#events.length;
+  }
+
+  /**
+   * Events about `uuid` since `from`. Events about other instances are left out: a hypervisor
+   * shared with parallel scenarios (libvirt's test:///default) reports theirs too.
+   */
+  of(uuid: string, from: number): LifecycleEvent[] {
+    return this.#events.slice(from).filter((e) => e.instanceUuid === uuid);
+  }
+
+  /** Waits until `count` events about `uuid` arrived since `from`; false if they did not in time. */
+  waitForCount(uuid: string, from: number, count: number): Promise<boolean> {
+    return waitFor(() => this.of(uuid, from).length >= count, EVENT_WAIT_MS, this.ctx.signal);
+  }
+
+  stop(): void {
+    this.#off?.();
+  }
+}
+
+const names = (events: readonly LifecycleEvent[]) => events.map((e) => e.transition);
+const same = (a: EventSequence, b: EventSequence) => a.length === b.length && a.every((t, i) => t === b[i]);
+const showSeq = (s: EventSequence) => `[${s.join(", ")}]`;
+
+/**
+ * The events about `inst` since `from` must be exactly one of `allowed`, all from this host. Waits
+ * for a matching sequence to arrive, then for a quiet moment, so a late duplicate still counts.
+ */
+async function expectEvents(
+  ctx: ScenarioContext,
+  log: EventLog,
+  inst: Instance,
+  from: number,
+  allowed: readonly EventSequence[],
+  after: string,
+): Promise<void> {
+  if (!log.enabled) return;
+  ctx.step(`lifecycle events after ${after}`);
+  const deadline = Date.now() + EVENT_WAIT_MS;
+  let stableAt = -1;
+  for (;;) {
+    const got = names(log.of(inst.uuid, from));
+    const ok = allowed.some((s) => same(s, got));
+    if (ok && got.length === stableAt) break;
+    if (Date.now() >= deadline || ctx.signal.aborted) break;
+    stableAt = ok ? got.length : -1;
+    await settle();
+  }
+  const events = log.of(inst.uuid, from);
+  const got = names(events);
+  if (!allowed.some((s) => same(s, got))) {
+    fail(`after ${after}: lifecycle events ${showSeq(got)}, expected ${allowed.map(showSeq).join(" or ")}`);
+  }
+  for (const e of events) {
+    check(
+      e.host === ctx.host,
+      `after ${after}: the ${e.transition} event names host ${JSON.stringify(e.host)}, expected ${JSON.stringify(ctx.host)}`,
+    );
+    check(Number.isFinite(e.timestamp), `after ${after}: the ${e.transition} event has no valid timestamp`);
+  }
+}
+
+/** One contract call of the preparation. */
+interface PrepStep {
+  readonly what: string;
+  readonly capability: Capability | null;
+  /** The state it leaves the instance in. */
+  readonly after: MatrixState;
+  /** How many lifecycle events it announces (what the MUST cells from RUNNING require). */
+  readonly events: number;
+  run(inst: Instance): Promise<void>;
+}
+
+/** What the preparation leaves for the operation. */
+interface Prepared {
+  /** The instance snapshot `instance-snapshot-revert` reverts to. */
+  snapshotId?: string;
+}
+
+/** The contract calls that take a spawned (RUNNING) instance into `from`, for `op`. */
+function preparation(ctx: ScenarioContext, from: MatrixState, op: MatrixOperation, prepared: Prepared): PrepStep[] {
+  const d = ctx.driver;
+  const steps: PrepStep[] = [];
+  const takeSnapshot = (state: MatrixState): PrepStep => ({
+    what: `createInstanceSnapshot (${state}, for the revert)`,
+    capability: "instanceSnapshots",
+    after: state,
+    events: 0,
+    async run(inst) {
+      prepared.snapshotId = (await d.createInstanceSnapshot(inst, `${ctx.prefix}-captured`, ctx.opts())).id;
+    },
+  });
+  const powerOff: PrepStep = {
+    what: "power off",
+    capability: null,
+    after: "SHUTDOWN",
+    events: 1,
+    run: (inst) => d.powerOff(inst, ctx.opts({ cleanShutdownTimeoutSec: 0 })),
+  };
+  if (op === "instance-snapshot-revert") {
+    if (revertCapturedState(from) === "SHUTDOWN") {
+      // RUNNING is the cell's state: capture SHUTDOWN, then come back.
+      steps.push(powerOff, takeSnapshot("SHUTDOWN"), {
+        what: "power on",
+        capability: null,
+        after: "RUNNING",
+        events: 1,
+        run: (inst) => d.powerOn(inst, ctx.opts()),
+      });
+      return steps;
+    }
+    steps.push(takeSnapshot("RUNNING"));
+  }
+  switch (from) {
+    case "PAUSED":
+      steps.push({
+        what: "pause",
+        capability: "pause",
+        after: "PAUSED",
+        events: 1,
+        run: (inst) => d.pause(inst, ctx.opts()),
+      });
+      break;
+    case "SUSPENDED":
+      steps.push({
+        what: "suspend",
+        capability: "suspend",
+        after: "SUSPENDED",
+        events: 1,
+        run: (inst) => d.suspend(inst, ctx.opts()),
+      });
+      break;
+    case "SHUTDOWN":
+      steps.push(powerOff);
+      break;
+    case "RESCUED":
+      steps.push({
+        what: "rescue",
+        capability: "rescue",
+        after: "RESCUED",
+        events: 2,
+        run: (inst) => d.rescue(inst, inst.imageMeta, ctx.opts()),
+      });
+      break;
+    case "RUNNING":
+    case "CRASHED":
+      break;
+  }
+  return steps;
+}
+
+/** A check that runs after the operation succeeded (its own effect besides the state). */
+type PostCheck = () => Promise<void>;
+
+/** Applies `op` once; returns the operation-specific check for a success. */
+async function perform(
+  ctx: ScenarioContext,
+  from: MatrixState,
+  op: MatrixOperation,
+  inst: Instance,
+  prepared: Prepared,
+): Promise<PostCheck | undefined> {
+  const d = ctx.driver;
+  switch (op) {
+    case "reboot-soft":
+      return void (await d.reboot(inst, "SOFT", ctx.opts()));
+    case "reboot-hard":
+      return void (await d.reboot(inst, "HARD", ctx.opts()));
+    case "power-off":
+      return void (await d.powerOff(inst, ctx.opts({ cleanShutdownTimeoutSec: 0 })));
+    case "power-on":
+      return void (await d.powerOn(inst, ctx.opts()));
+    case "pause":
+      return void (await d.pause(inst, ctx.opts()));
+    case "unpause":
+      return void (await d.unpause(inst, ctx.opts()));
+    case "suspend":
+      return void (await d.suspend(inst, ctx.opts()));
+    case "resume":
+      return void (await d.resume(inst, ctx.opts()));
+    case "rescue":
+      return void (await d.rescue(inst, inst.imageMeta, ctx.opts()));
+    case "unrescue":
+      return void (await d.unrescue(inst, ctx.opts()));
+    case "destroy":
+      return void (await d.destroy(inst, ctx.opts()));
+    case "image-snapshot": {
+      const image = await ctx.env.imageService.create({ name: `${ctx.prefix}-cell`, status: "queued" });
+      ctx.trackImage(image.id);
+      await d.snapshot(inst, image.id, ctx.opts());
+      return async () => {
+        const got = await ctx.env.imageService.get(image.id);
+        checkEqual(got.status, "active", "the snapshot image's status");
+      };
+    }
+    case "instance-snapshot-create": {
+      const snap = await d.createInstanceSnapshot(inst, `${ctx.prefix}-cell`, ctx.opts());
+      return async () => {
+        checkEqual(snap.instanceUuid, inst.uuid, "the snapshot's instanceUuid");
+        checkEqual(snap.powerState, power(from), `the snapshot's powerState (taken while ${from})`);
+        const listed = await d.listInstanceSnapshots(inst, ctx.opts());
+        check(
+          listed.some((s) => s.id === snap.id),
+          "listInstanceSnapshots does not contain the new snapshot",
+        );
+      };
+    }
+    case "instance-snapshot-revert":
+      if (prepared.snapshotId === undefined) fail("kit error: no snapshot to revert to");
+      return void (await d.revertToInstanceSnapshot(inst, prepared.snapshotId, ctx.opts()));
+    case "set-admin-password": {
+      const pw = new Secret(`Vk-cell-${Math.random().toString(36).slice(2, 10)}!`);
+      ctx.trackSecret(pw);
+      return void (await d.setAdminPassword(inst, pw, ctx.opts()));
+    }
+  }
+}
+
+/**
+ * Rescue mode is visible only through unrescue: it must succeed on a rescued instance (the probe
+ * ends the scenario, so its own events are not judged) and be refused on one that left rescue.
+ */
+async function probeRescue(ctx: ScenarioContext, inst: Instance, rescued: boolean, after: string): Promise<void> {
+  if (rescued) {
+    ctx.step(`unrescue (probe: still in rescue mode after ${after})`);
+    try {
+      await ctx.driver.unrescue(inst, ctx.opts());
+    } catch (err) {
+      ctx.recordError(err);
+      fail(`after ${after}: the instance should still be in rescue mode, but unrescue failed: ${describeError(err)}`);
+    }
+    await expectState(ctx, inst, PowerState.RUNNING, `the probing unrescue after ${after}`);
+  } else {
+    ctx.step(`unrescue (probe: rescue mode left after ${after})`);
+    await expectRejects(
+      ctx,
+      ctx.driver.unrescue(inst, ctx.opts()),
+      ["VIRTKIT_INVALID_STATE"],
+      `unrescue after ${after} (the instance should have left rescue mode)`,
+    );
+  }
+}
+
+const describeCell = (cell: ExpectedCell) => cell.outcomes.map(describeOutcome).join(" or ");
+
+/** The body of one cell when every capability it needs is declared. */
+function runCell(from: MatrixState, op: MatrixOperation): (ctx: ScenarioContext) => Promise<void> {
+  const cell = expectedCell(from, op);
+  const label = `${op} of a ${from} instance`;
+  return async (ctx) => {
+    const log = new EventLog(ctx);
+    try {
+      const prepared: Prepared = {};
+      const inst = await ctx.spawn();
+      let due = 1; // STARTED for the spawn
+      for (const step of preparation(ctx, from, op, prepared)) {
+        ctx.step(`prepare: ${step.what}`);
+        await step.run(inst);
+        await expectState(ctx, inst, power(step.after), `the preparation's ${step.what}`);
+        due += step.events;
+      }
+      if (log.enabled && !(await log.waitForCount(inst.uuid, 0, due))) {
+        fail(
+          `the preparation announced ${showSeq(names(log.of(inst.uuid, 0)))}, fewer than the ${due} transitions it made (spawn and ${from})`,
+        );
+      }
+      const mark = log.mark;
+
+      ctx.step(label);
+      let postCheck: PostCheck | undefined;
+      let error: unknown;
+      let failed = false;
+      try {
+        postCheck = await perform(ctx, from, op, inst, prepared);
+      } catch (err) {
+        failed = true;
+        error = err;
+        ctx.recordError(err);
+      }
+
+      if (failed) {
+        // Only the error thrown counts (instanceof checks the error's own brand, never a cause).
+        const refusal = cell.outcomes.find((o) => o.kind === "refused" && o.errors.some((cls) => error instanceof cls));
+        if (!refusal) fail(`${label}: expected ${describeCell(cell)}, got ${describeError(error)}`);
+        await expectState(ctx, inst, power(from), `the refused ${label}`);
+        await expectEvents(ctx, log, inst, mark, [[]], `the refused ${label}`);
+        if (from === "RESCUED") await probeRescue(ctx, inst, true, `the refused ${label}`);
+        return;
+      }
+
+      const accepted = cell.outcomes.filter((o): o is Exclude<Outcome, { kind: "refused" }> => o.kind !== "refused");
+      if (accepted.length === 0) {
+        fail(`${label}: expected ${describeCell(cell)}, but it succeeded (${await describeNow(ctx, inst)})`);
+      }
+      const goneOutcome = accepted.find((o) => o.kind === "gone");
+      if (goneOutcome) {
+        await expectGone(ctx, inst, label);
+        await expectEvents(ctx, log, inst, mark, goneOutcome.events, label);
+        return;
+      }
+      ctx.step(`views after ${label}`);
+      const info = await ctx.driver.getInfo(inst, ctx.opts());
+      const matching = accepted.filter((o): o is StateOutcome => o.kind === "state" && power(o.state) === info.state);
+      const first = matching[0];
+      if (!first) {
+        fail(
+          `after ${label}: getInfo says ${stateName(info.state)}, expected ${accepted.map(describeOutcome).join(" or ")}`,
+        );
+      }
+      await expectState(ctx, inst, info.state, label);
+      if (postCheck) {
+        ctx.step(`effects of ${label}`);
+        await postCheck();
+      }
+      await expectEvents(
+        ctx,
+        log,
+        inst,
+        mark,
+        matching.flatMap((o) => o.events),
+        label,
+      );
+      if (first.rescue !== "unchecked" && (first.state === "RESCUED" || from === "RESCUED")) {
+        await probeRescue(ctx, inst, first.state === "RESCUED", label);
+      }
+    } finally {
+      log.stop();
+    }
+  };
+}
+
+/** "now RUNNING" / "now gone", for the message of an operation that should have been refused. */
+async function describeNow(ctx: ScenarioContext, inst: Instance): Promise<string> {
+  try {
+    if (!(await ctx.driver.instanceExists(inst, ctx.opts()))) return "the instance is now gone";
+    return `the instance is now ${stateName((await ctx.driver.getInfo(inst, ctx.opts())).state)}`;
+  } catch (err) {
+    return `its state cannot be read: ${describeError(err)}`;
+  }
+}
+
+/**
+ * The body when a capability is not declared: the first contract call that needs an undeclared
+ * capability (in the preparation, else the operation itself) must be refused with
+ * `UnsupportedOperationError` and change nothing.
+ */
+function refuseCell(from: MatrixState, op: MatrixOperation): (ctx: ScenarioContext) => Promise<void> {
+  const label = `${op} of a ${from} instance`;
+  return async (ctx) => {
+    const caps = ctx.driver.capabilities;
+    const prepared: Prepared = {};
+    const inst = await ctx.spawn();
+    let current: MatrixState = "RUNNING";
+    for (const step of preparation(ctx, from, op, prepared)) {
+      if (step.capability !== null && !caps[step.capability]) {
+        await expectUnsupported(ctx, `prepare: ${step.what}`, () => step.run(inst));
+        await expectState(ctx, inst, power(current), `the refused ${step.what}`);
+        return;
+      }
+      ctx.step(`prepare: ${step.what}`);
+      await step.run(inst);
+      await expectState(ctx, inst, power(step.after), `the preparation's ${step.what}`);
+      current = step.after;
+    }
+    await expectUnsupported(ctx, label, () => perform(ctx, from, op, inst, prepared));
+    await expectState(ctx, inst, power(from), `the refused ${label}`);
+  };
+}
+
+/** Work of a cell in contract calls that change state: spawn, preparation, operation. */
+function cellTimeoutMs(from: MatrixState, op: MatrixOperation): number {
+  const prep =
+    (from === "RUNNING" ? 0 : from === "RESCUED" ? 2 : 1) +
+    (op === "instance-snapshot-revert" ? (from === "RUNNING" ? 3 : 1) : 0);
+  // 3 s of views and cleanup margin, 1 s per state change; a soft reboot may wait for the guest first.
+  return Math.min(10_000, 3_000 + 1_000 * (prep + 2) + (op === "reboot-soft" ? 5_000 : 0));
+}
+
+/** The scenario of one cell. */
+export function stateScenario(from: MatrixState, op: MatrixOperation): ScenarioDefinition {
+  const cell = expectedCell(from, op);
+  const capability = OPERATION_CAPABILITY[op];
+  const prepCaps = [STATE_CAPABILITY[from], op === "instance-snapshot-revert" ? "instanceSnapshots" : null].filter(
+    (c): c is Capability => c !== null && c !== capability,
+  );
+  return {
+    id: `state.${from.toLowerCase()}.${op}`,
+    title: `${op} from ${from}: ${describeCell(cell)}${cell.silent ? " (contract silent: any of these)" : ""}`,
+    group: "state",
+    capability,
+    ...(prepCaps.length > 0 ? { alsoNeeds: [...new Set(prepCaps)] } : {}),
+    level: cell.level ?? "MUST",
+    timeoutMs: cellTimeoutMs(from, op),
+    run: runCell(from, op),
+    // A soft reboot the driver does not declare may fall back to hard (the contract allows it), so
+    // there is no refusal to require: reported unsupported without a check, like lifecycle.reboot-soft.
+    ...(op === "reboot-soft" ? {} : { refuse: refuseCell(from, op) }),
+  };
+}
+
+/** Every reachable cell, state by state, in table order. */
+export function stateMatrixScenarios(): ScenarioDefinition[] {
+  return REACHABLE_STATES.flatMap((from) => MATRIX_OPERATIONS.map((op) => stateScenario(from, op)));
+}
