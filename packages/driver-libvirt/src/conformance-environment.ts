@@ -15,6 +15,7 @@ import { hostname as osHostname } from "node:os";
 import {
   InMemoryImageService,
   MemoryLogger,
+  redactOptions,
   sleep,
   type ConformanceEnvironment,
   type ConformanceEnvironmentContext,
@@ -67,9 +68,9 @@ export function libvirtEnvironmentNotes(virtType: string, uri: string): string[]
   return notes;
 }
 
-/** The URI without its query (socket paths, key files) for notes. */
+/** The URI for notes and reports: its password masked and its query (socket paths, key files) dropped. */
 function redactUri(uri: string): string {
-  return uri.replace(/\?.*$/, "");
+  return (redactOptions({ uri }).uri ?? "").replace(/\?.*$/, "");
 }
 
 /** The host name the environment gives its one host: the URI's server, or this machine's name. */

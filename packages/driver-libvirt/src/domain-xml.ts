@@ -44,6 +44,8 @@ export interface DomainSpec {
   readonly arch?: string;
   /** While rescued: the domain XML to restore on unrescue, kept in the metadata. */
   readonly rescueOriginalXml?: string;
+  /** Which spawn defined the domain: a failed spawn's cleanup removes only its own domain. */
+  readonly spawnId?: string;
   /**
    * Boot this kernel directly (no boot loader). Wins over the image properties; a driver that
    * resolves Nova's `kernel_id` / `ramdisk_id` to volumes passes their paths here.
@@ -176,6 +178,7 @@ export function buildDomainXml(spec: DomainSpec): string {
   if (spec.rescueOriginalXml !== undefined) {
     lines.push(`      <${PREFIX}:rescue>${escapeXml(spec.rescueOriginalXml)}</${PREFIX}:rescue>`);
   }
+  if (spec.spawnId !== undefined) lines.push(`      <${PREFIX}:spawn>${escapeXml(spec.spawnId)}</${PREFIX}:spawn>`);
   lines.push(`    </${PREFIX}:instance>`);
   lines.push("  </metadata>");
   lines.push(`  <memory unit='MiB'>${escapeXml(instance.flavor.memoryMb)}</memory>`);
@@ -248,6 +251,8 @@ export interface DomainXmlFacts {
   readonly projectId?: string;
   /** The XML kept for unrescue, when the domain is rescued. */
   readonly rescueOriginalXml?: string;
+  /** The spawn that defined the domain (virtkit's metadata), if recorded. */
+  readonly spawnId?: string;
   /** Serial console log file, if configured. */
   readonly consoleLogPath?: string;
   /** Whether a guest agent channel is present. */
@@ -283,6 +288,7 @@ export function readDomainXml(xml: string): DomainXmlFacts {
   const meta = virtkitMetadata(domain);
   const project = metaChild(meta, "project")?.text;
   const rescue = metaChild(meta, "rescue")?.text;
+  const spawnId = metaChild(meta, "spawn")?.text;
   const log = path(devices, "serial", "log")?.attributes.file;
   const hasAgent = children(devices, "channel").some(
     (c) => child(c, "target")?.attributes.name === GUEST_AGENT_CHANNEL,
@@ -294,6 +300,7 @@ export function readDomainXml(xml: string): DomainXmlFacts {
     disks,
     ...(project !== undefined ? { projectId: project } : {}),
     ...(rescue !== undefined && rescue !== "" ? { rescueOriginalXml: rescue } : {}),
+    ...(spawnId !== undefined && spawnId !== "" ? { spawnId } : {}),
     ...(log !== undefined ? { consoleLogPath: log } : {}),
     hasGuestAgentChannel: hasAgent,
   };

@@ -22,6 +22,7 @@ import {
 import { buildDirPoolXml, buildVolumeXml, readPoolFacts, type DiskSpec } from "./domain-xml.js";
 import { libvirtMessage, virErrorCode } from "./error-map.js";
 import type { LibvirtApi } from "./libvirt-connection.js";
+import { raceSignal } from "./race-signal.js";
 
 const GiB = 1024 ** 3;
 /** virStoragePoolState: VIR_STORAGE_POOL_RUNNING. */
@@ -254,7 +255,10 @@ export class InstanceStorage {
     if (code === undefined) return err;
     const message = libvirtMessage(err);
     const pool = this.poolName;
-    if (code === E.VIR_ERR_NO_STORAGE_POOL || (code === E.VIR_ERR_OPERATION_INVALID && /not active/i.test(message))) {
+    if (
+      code === E.VIR_ERR_NO_STORAGE_POOL ||
+      (code === E.VIR_ERR_OPERATION_INVALID && /storage pool .* is not active/i.test(message))
+    ) {
       this.invalidate();
       return new StorageUnavailableError(pool, message, { cause: err });
     }
@@ -273,24 +277,4 @@ export class LeftoverVolumeError extends VirtkitError {
   ) {
     super(`volume ${volume} exists already`, options);
   }
-}
-
-/** Waits for `promise`, or rejects with the signal's reason first. */
-function raceSignal<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
-  if (!signal) return promise;
-  if (signal.aborted) return Promise.reject(signal.reason as Error);
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(signal.reason as Error);
-    signal.addEventListener("abort", onAbort, { once: true });
-    promise.then(
-      (v) => {
-        signal.removeEventListener("abort", onAbort);
-        resolve(v);
-      },
-      (e: unknown) => {
-        signal.removeEventListener("abort", onAbort);
-        reject(e as Error);
-      },
-    );
-  });
 }

@@ -4,7 +4,7 @@
 // VIRTKIT_LIBVIRT_SOCKET / VIRTKIT_LIBVIRT_TCP are set (scripts/libvirtd.sh env).
 
 import { randomUUID } from "node:crypto";
-import { mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
@@ -83,9 +83,16 @@ describe.skipIf(!SOCKET || !TCP)(
         if (isNoStoragePool(err)) return out;
         throw err;
       }
-      await checker.storagePoolRefresh(p).catch(() => undefined);
-      for (const v of await checker.storagePoolListAllVolumes(p, 0))
-        if (v.name.startsWith(uuid)) out.push(`volume ${v.name}`);
+      // An inactive pool lists no volumes: look at its directory too (a file there is a leak either way).
+      if ((await checker.storagePoolGetInfo(p)).state === 2) {
+        await checker.storagePoolRefresh(p).catch(() => undefined);
+        for (const v of await checker.storagePoolListAllVolumes(p, 0))
+          if (v.name.startsWith(uuid)) out.push(`volume ${v.name}`);
+      }
+      const dir = dirs[pools.indexOf(pool)];
+      if (dir !== undefined && existsSync(dir)) {
+        for (const f of readdirSync(dir)) if (f.startsWith(uuid) && !out.includes(`volume ${f}`)) out.push(`file ${f}`);
+      }
       return out;
     }
 

@@ -46,6 +46,7 @@ import {
   type RescueOptions,
   type Secret,
   type SpawnRequest,
+  validateUuid,
 } from "@virtkit/core";
 import {
   DomainEventType,
@@ -73,6 +74,7 @@ import { LibvirtHost } from "./libvirt-host.js";
 import { toLifecycleTransition } from "./lifecycle-events.js";
 import { LiveMigrations } from "./live-migration.js";
 import { PendingCleanups } from "./pending-cleanups.js";
+import { raceSignal } from "./race-signal.js";
 import { toPowerState } from "./power-state-map.js";
 import { withRescueDisk } from "./rescue-xml.js";
 import { validateInstance } from "./validate.js";
@@ -143,6 +145,7 @@ const LONG_TIMEOUT_MS = 300_000;
 const MAX_CONSOLE_BYTES = 100 * 1024;
 /** Deadline of the removal of what a failed spawn created (its own: the caller's may have passed). */
 const SPAWN_CLEANUP_TIMEOUT_MS = 30_000;
+const CLEANUP_CALL: CallOptions = { timeoutMs: SPAWN_CLEANUP_TIMEOUT_MS };
 
 /** What names an instance's domain: its uuid (what libvirtd looks it up by) and its name. */
 type InstanceRef = Pick<Instance, "uuid" | "name">;
@@ -170,6 +173,8 @@ export class LibvirtDriver implements ComputeDriver {
   readonly #storage: InstanceStorage;
   readonly #consoles: GuestConsoles;
   readonly #pending = new PendingCleanups();
+  /** Uuids being spawned by this driver right now. */
+  readonly #spawning = new Set<string>();
   readonly #migrations: LiveMigrations;
   /**
    * Domain handles (with their current id) by uuid, for the connection they came from. Kept fresh
@@ -248,7 +253,8 @@ export class LibvirtDriver implements ComputeDriver {
   /** The connection; first finishes what failed spawns left behind, once the daemon answers. */
   async #api(signal?: AbortSignal): Promise<LibvirtApi> {
     const api = await this.#conn.api(signal);
-    if (this.#pending.size > 0) await this.#finishPending(api);
+    // Bounded by the caller's deadline; if the caller gives up, the removal goes on regardless.
+    if (this.#pending.size > 0) await raceSignal(this.#finishPending(api), signal);
     return api;
   }
 
@@ -270,6 +276,8 @@ export class LibvirtDriver implements ComputeDriver {
     timeoutMs = this.#timeoutMs,
   ): Promise<T> {
     return withDeadline(operation, options, timeoutMs, async (signal) => {
+      // One uuid rule for every operation, not only spawn: one instance, one spelling.
+      if (instance) validateUuid(instance.uuid, "instance.uuid");
       try {
         const api = await this.#api(signal);
         return await fn(api, { signal });
@@ -388,8 +396,8 @@ export class LibvirtDriver implements ComputeDriver {
 
   /** Removes what failed spawns left behind; what still cannot be removed stays pending. */
   async #finishPending(api: LibvirtApi): Promise<void> {
-    await this.#pending.finish(async ({ uuid, name, attempts }) => {
-      await this.#remove(api, { uuid, name }, { timeoutMs: SPAWN_CLEANUP_TIMEOUT_MS }, true);
+    await this.#pending.finish(async ({ uuid, name, spawnId, attempts }) => {
+      await this.#removeSpawn(api, { uuid, name }, spawnId, CLEANUP_CALL);
       this.#log("info", "removed what a failed spawn left behind", { instance: uuid, attempts });
     });
   }
@@ -413,6 +421,11 @@ export class LibvirtDriver implements ComputeDriver {
       const api = this.#conn.current;
       // Last chance for what failed spawns left behind (best effort: the daemon may be gone).
       if (api && this.#pending.size > 0) await this.#finishPending(api).catch(() => undefined);
+      if (this.#pending.size > 0) {
+        this.#log("warn", "failed spawns left things on the hypervisor that could not be removed", {
+          instances: this.#pending.uuids(),
+        });
+      }
       await this.#conn.close({ signal });
     });
   }
@@ -555,53 +568,62 @@ export class LibvirtDriver implements ComputeDriver {
     const { instance } = request;
     validateInstance(instance);
     const imageMeta = request.imageMeta ?? instance.imageMeta;
-    return this.#run(
-      "spawn",
-      instance,
-      options,
-      async (api, call) => {
-        // Whether the uuid is taken is asked while the disk is being made: one round trip less.
-        const existing = this.#lookupOrNull(api, instance.uuid, call);
-        existing.catch(() => undefined); // awaited below; never an unhandled rejection meanwhile
-        let disk: DiskSpec;
-        try {
-          const base = await this.#storage.baseImage(api, imageMeta, call);
-          const made = await settle(this.#storage.createDisk(api, instance, imageMeta, "", call, base, false));
-          if (await existing) {
-            // The uuid is taken. A disk made just now is ours to remove; an existing one is not.
-            if (made.ok) await this.#storage.delete(api, instanceVolumeNames(instance.uuid).disk, call);
-            throw new InstanceExistsError(instance.uuid);
+    const uuid = instance.uuid;
+    // Two spawns of one uuid through this driver at once: the second is refused, never raced.
+    if (this.#spawning.has(uuid)) throw new InstanceExistsError(uuid);
+    this.#spawning.add(uuid);
+    // Marks what this spawn defines, so a cleanup never removes another spawn's domain.
+    const spawnId = randomUUID();
+    try {
+      return await this.#run(
+        "spawn",
+        instance,
+        options,
+        async (api, call) => {
+          // Whether the uuid is taken is asked while the disk is being made: one round trip less.
+          const existing = settle(this.#lookupOrNull(api, uuid, call));
+          let free = false;
+          try {
+            const base = await this.#storage.baseImage(api, imageMeta, call);
+            const made = await settle(this.#storage.createDisk(api, instance, imageMeta, "", call, base, false));
+            const taken = await existing;
+            if (!taken.ok || taken.value !== null) {
+              // Taken, or not known: nothing here may be touched but a disk made just now (ours:
+              // creating it would have failed had it existed).
+              if (made.ok)
+                await this.#storage.delete(api, instanceVolumeNames(uuid).disk, CLEANUP_CALL).catch(() => undefined);
+              throw taken.ok ? new InstanceExistsError(uuid) : taken.error;
+            }
+            free = true;
+            let disk: DiskSpec;
+            if (made.ok) disk = made.value;
+            else if (made.error instanceof LeftoverVolumeError) {
+              disk = await this.#storage.createDisk(api, instance, imageMeta, "", call, base, true);
+            } else throw made.error;
+            const consoleLogPath = this.#consoleLogPath(instance);
+            const xml = buildDomainXml({
+              virtType: this.virtType,
+              instance,
+              imageMeta,
+              disks: [disk],
+              spawnId,
+              ...(request.networkInfo ? { networkInfo: request.networkInfo } : {}),
+              ...(consoleLogPath !== undefined ? { consoleLogPath } : {}),
+            });
+            const guest = new Guest(api, await api.domainDefineXml(xml, 0, call), call);
+            await this.#startRunning(guest, uuid);
+          } catch (err) {
+            // Only once the uuid was known to be free is anything of it this spawn's to remove.
+            if (free) await this.#cleanupFailedSpawn(api, instance, spawnId);
+            throw err;
           }
-          disk = made.ok
-            ? made.value
-            : made.error instanceof LeftoverVolumeError
-              ? await this.#storage.createDisk(api, instance, imageMeta, "", call, base, true)
-              : await Promise.reject(made.error);
-        } catch (err) {
-          if (err instanceof InstanceExistsError) throw err;
-          await this.#cleanupFailedSpawn(api, instance);
-          throw err;
-        }
-        try {
-          const consoleLogPath = this.#consoleLogPath(instance);
-          const xml = buildDomainXml({
-            virtType: this.virtType,
-            instance,
-            imageMeta,
-            disks: [disk],
-            ...(request.networkInfo ? { networkInfo: request.networkInfo } : {}),
-            ...(consoleLogPath !== undefined ? { consoleLogPath } : {}),
-          });
-          const guest = new Guest(api, await api.domainDefineXml(xml, 0, call), call);
-          await this.#startRunning(guest, instance.uuid);
-        } catch (err) {
-          await this.#cleanupFailedSpawn(api, instance);
-          throw err;
-        }
-        this.#log("info", "instance spawned", { instance: instance.uuid });
-      },
-      this.#longTimeout(),
-    );
+          this.#log("info", "instance spawned", { instance: uuid });
+        },
+        this.#longTimeout(),
+      );
+    } finally {
+      this.#spawning.delete(uuid);
+    }
   }
 
   /**
@@ -609,11 +631,11 @@ export class LibvirtDriver implements ComputeDriver {
    * failed, even one whose reply was lost, anything of the instance may exist on the daemon, so
    * the removal is recorded first and only forgotten once it went through.
    */
-  async #cleanupFailedSpawn(api: LibvirtApi, instance: Instance): Promise<void> {
+  async #cleanupFailedSpawn(api: LibvirtApi, instance: Instance, spawnId: string): Promise<void> {
     const { uuid } = instance;
-    this.#pending.add(uuid, instance.name);
+    this.#pending.add(uuid, instance.name, spawnId);
     try {
-      await this.#remove(api, instance, { timeoutMs: SPAWN_CLEANUP_TIMEOUT_MS }, true);
+      await this.#removeSpawn(api, { uuid, name: instance.name }, spawnId, CLEANUP_CALL);
       this.#pending.delete(uuid);
     } catch (err) {
       // The daemon is gone or the link broke: finished on the next call that reaches it.
@@ -622,6 +644,33 @@ export class LibvirtDriver implements ComputeDriver {
         err: libvirtMessage(err),
       });
     }
+  }
+
+  /**
+   * Removes what the spawn `spawnId` left: its domain (only if the domain carries that spawn's id:
+   * another spawn may have taken the uuid since) and the instance's disk volume.
+   */
+  async #removeSpawn(api: LibvirtApi, instance: InstanceRef, spawnId: string, call: CallOptions): Promise<void> {
+    const guest = new Guest(api, { name: instance.name, uuid: instance.uuid, id: -1 }, call);
+    let xml: string | undefined;
+    try {
+      xml = await api.domainGetXmlDesc(guest.dom, Flags.XML_INACTIVE, call);
+    } catch (err) {
+      if (!isNoDomain(err)) throw err;
+    }
+    if (xml !== undefined) {
+      if (readDomainXml(xml).spawnId !== spawnId) {
+        this.#log("info", "a failed spawn's uuid belongs to another spawn now; left alone", {
+          instance: instance.uuid,
+        });
+        return;
+      }
+      this.#consoles.close(instance.uuid, true);
+      this.#handles.delete(instance.uuid);
+      await guest.destroy(instance.uuid);
+      await guest.undefine(this.#conn.facts(api));
+    }
+    await this.#storage.delete(api, instanceVolumeNames(instance.uuid).disk, call);
   }
 
   destroy(instance: Instance, options?: DestroyOptions): Promise<void> {
@@ -1007,6 +1056,7 @@ export class LibvirtDriver implements ComputeDriver {
     checkCanSetAdminPassword(this.virtType, instance);
     checkPasswordTransport(this.#options.uri, this.#options.allowPasswordOverTcp ?? false);
     const user = adminUser(instance);
+    validateUuid(instance.uuid, "instance.uuid");
     return withDeadline("set admin password", options, this.#timeoutMs, async (signal) => {
       const call: CallOptions = { signal };
       const secret = password.reveal();

@@ -7,6 +7,7 @@ import { HypervisorUnavailableError, redactOptions } from "@virtkit/core";
 import type { CallOptions, DomainLifecycleEvent, EventSubscription } from "@virtkit/libvirt-rpc";
 import { libvirtMessage } from "./error-map.js";
 import { openRpcConnection, type LibvirtApi, type LibvirtConnector } from "./libvirt-connection.js";
+import { raceSignal } from "./race-signal.js";
 
 /** What the daemon was found to support, per connection. `undefined`: not learnt yet. */
 export interface DaemonFacts {
@@ -62,13 +63,15 @@ export class LibvirtHost {
   async api(signal?: AbortSignal): Promise<LibvirtApi> {
     if (this.#closed) throw new HypervisorUnavailableError(this.safeUri, "the driver was cleaned up");
     if (this.#conn) return this.#conn;
-    this.#connecting ??= this.#open(signal).finally(() => {
+    // Shared by every caller and kept for the connection's life (its reconnects reuse the options),
+    // so it runs under its own deadline: one caller's signal must not doom later reconnects.
+    this.#connecting ??= this.#open().finally(() => {
       this.#connecting = undefined;
     });
-    return this.#connecting;
+    return raceSignal(this.#connecting, signal);
   }
 
-  async #open(signal?: AbortSignal): Promise<LibvirtApi> {
+  async #open(): Promise<LibvirtApi> {
     const connector = this.#options.connector ?? openRpcConnection;
     const keepalive = this.#options.keepaliveIntervalSec;
     const timeoutMs = this.#options.timeoutMs;
@@ -77,7 +80,6 @@ export class LibvirtHost {
         ...this.#options.connectOptions,
         timeoutMs,
         connectTimeoutMs: Math.min(timeoutMs, 30_000),
-        ...(signal ? { signal } : {}),
         ...(keepalive === undefined
           ? {}
           : { keepalive: keepalive > 0 ? { intervalMs: keepalive * 1000, count: 5 } : false }),

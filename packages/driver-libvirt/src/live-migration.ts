@@ -12,6 +12,7 @@ import {
   VirtkitError,
   powerStateName,
   sleep,
+  validateUuid,
   withDeadline,
   type HostInfo,
   type Instance,
@@ -175,6 +176,7 @@ export class LiveMigrations {
     const fail = (reason: string, cause?: unknown): LiveMigrationFailedError =>
       new LiveMigrationFailedError(instance.uuid, reason, cause === undefined ? undefined : { cause });
     h.requireMigration();
+    validateUuid(instance.uuid, "instance.uuid");
     return withDeadline("live migration", options, Math.max(h.longTimeoutMs, 3_600_000), async (signal) => {
       const call: CallOptions = { signal };
       let api: LibvirtApi;

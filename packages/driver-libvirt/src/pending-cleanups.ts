@@ -9,6 +9,8 @@ export interface PendingCleanup {
   readonly uuid: string;
   /** The domain's name (a label for the handle; libvirtd finds it by uuid). */
   readonly name: string;
+  /** The failed spawn's id: a domain with another id is someone else's and is left alone. */
+  readonly spawnId: string;
   /** When the spawn failed (ms since the epoch). */
   readonly since: number;
   /** Attempts made so far. */
@@ -21,8 +23,8 @@ export class PendingCleanups {
   #running: Promise<void> | undefined;
 
   /** Remembers that `uuid`'s partial spawn must be removed. */
-  add(uuid: string, name: string): void {
-    if (!this.#records.has(uuid)) this.#records.set(uuid, { uuid, name, since: Date.now(), attempts: 0 });
+  add(uuid: string, name: string, spawnId: string): void {
+    this.#records.set(uuid, { uuid, name, spawnId, since: Date.now(), attempts: 0 });
   }
 
   /** Forgets `uuid` (removed, or the instance was spawned again successfully). */

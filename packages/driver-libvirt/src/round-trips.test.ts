@@ -2,8 +2,15 @@
 // makes is one RPC on a real connection. A change that adds a round trip to spawn, getInfo or
 // destroy fails here, with the calls listed.
 import { randomUUID } from "node:crypto";
-import { InstanceExistsError, InstanceNotFoundError, StorageUnavailableError, type Instance } from "@virtkit/core";
-import { VirErrorNumber as E } from "@virtkit/libvirt-rpc";
+import {
+  HypervisorUnavailableError,
+  InstanceExistsError,
+  InstanceNotFoundError,
+  InvalidInputError,
+  StorageUnavailableError,
+  type Instance,
+} from "@virtkit/core";
+import { LibvirtConnectionClosedError, VirErrorNumber as E } from "@virtkit/libvirt-rpc";
 import { describe, expect, it } from "vitest";
 import type { LibvirtApi } from "./libvirt-connection.js";
 import { LibvirtDriver } from "./libvirt-driver.js";
@@ -131,6 +138,25 @@ describe("round trips of spawn + getInfo + destroy", () => {
   });
 });
 
+describe("the uuid rule", () => {
+  it("holds for every operation, not only spawn: an upper-case or braced uuid touches nothing", async () => {
+    const fake = new FakeLibvirt();
+    const { driver, calls } = await driverOn(fake);
+    const i = inst();
+    await driver.spawn({ instance: i });
+    calls.length = 0;
+    for (const uuid of [i.uuid.toUpperCase(), `{${i.uuid}}`]) {
+      const other = { ...i, uuid };
+      await expect(driver.getInfo(other)).rejects.toBeInstanceOf(InvalidInputError);
+      await expect(driver.powerOff(other)).rejects.toBeInstanceOf(InvalidInputError);
+      await expect(driver.destroy(other)).rejects.toBeInstanceOf(InvalidInputError);
+    }
+    expect(calls).toEqual([]);
+    expect(fake.domains.size).toBe(1);
+    await driver.destroy(i);
+  });
+});
+
 describe("what the driver remembers stays true", () => {
   it("follows a domain stopped, restarted or undefined behind its back (events), never a stale id", async () => {
     const fake = new FakeLibvirt();
@@ -170,5 +196,85 @@ describe("what the driver remembers stays true", () => {
     expect(fake.volumes.has(`${j.uuid}_disk.rescue`)).toBe(false);
     await driver.destroy(j);
     expect(fake.volumes.size).toBe(0);
+  });
+});
+
+describe("a failed spawn removes only what is its own", () => {
+  const closed = () => new LibvirtConnectionClosedError("libvirt connection lost: test");
+
+  it("never touches an existing instance when its uuid is spawned again and that fails early", async () => {
+    const fake = new FakeLibvirt();
+    const { driver } = await driverOn(fake, "qemu:///system");
+    const i = inst();
+    await driver.spawn({ instance: i });
+    // The existence check is lost (link broke): whether the uuid is taken is not known.
+    fake.failNext("domainLookupByUuid", closed());
+    await expect(driver.spawn({ instance: i })).rejects.toBeInstanceOf(HypervisorUnavailableError);
+    // The pool stopped under the driver: the disk cannot be made, but the uuid is known taken.
+    fake.poolActive = false;
+    await expect(driver.spawn({ instance: i })).rejects.toBeInstanceOf(InstanceExistsError);
+    fake.poolActive = true;
+    expect(fake.domains.has(i.uuid)).toBe(true);
+    expect(fake.volumes.has(`${i.uuid}_disk`)).toBe(true);
+    expect(driver.pendingCleanups).toEqual([]);
+    await driver.destroy(i);
+  });
+
+  it("refuses a second concurrent spawn of one uuid through one driver, and keeps the first", async () => {
+    const fake = new FakeLibvirt();
+    const { driver } = await driverOn(fake, "qemu:///system");
+    const i = inst();
+    const results = await Promise.allSettled([driver.spawn({ instance: i }), driver.spawn({ instance: i })]);
+    expect(results.map((r) => r.status).sort()).toEqual(["fulfilled", "rejected"]);
+    const lost = results.find((r) => r.status === "rejected") as PromiseRejectedResult;
+    expect(lost.reason).toBeInstanceOf(InstanceExistsError);
+    expect((await driver.getInfo(i)).state).toBe(1);
+    expect(fake.volumes.has(`${i.uuid}_disk`)).toBe(true);
+    await driver.destroy(i);
+  });
+
+  it("leaves a domain another spawn defined since, when it finally gets to its pending cleanup", async () => {
+    const fake = new FakeLibvirt();
+    const { driver: a } = await driverOn(fake, "qemu:///system");
+    const { driver: b } = await driverOn(fake, "qemu:///system");
+    const i = inst();
+    // A's spawn fails after the define, and its cleanup cannot reach the daemon: pending.
+    fake.failNext("domainCreateWithFlags", daemonError(E.VIR_ERR_INTERNAL_ERROR, "qemu died"));
+    fake.failNext("domainGetXmlDesc", closed());
+    await expect(a.spawn({ instance: i })).rejects.toThrow(/qemu died/);
+    expect(a.pendingCleanups).toEqual([i.uuid]);
+    // Meanwhile B clears the uuid and spawns it for real.
+    await b.destroy(i);
+    await b.spawn({ instance: i });
+    // A's next call finishes its cleanup: B's instance is not A's to remove.
+    await a.listInstances();
+    expect(a.pendingCleanups).toEqual([]);
+    expect((await b.getInfo(i)).state).toBe(1);
+    expect(fake.volumes.has(`${i.uuid}_disk`)).toBe(true);
+    await b.destroy(i);
+  });
+});
+
+describe("the connection outlives its first caller", () => {
+  it("opens without the first caller's signal (reconnects reuse the options), and a caller that gives up gets its own error", async () => {
+    const fake = new FakeLibvirt();
+    const seen: Record<string, unknown>[] = [];
+    let release: () => void = () => undefined;
+    const gate = new Promise<void>((r) => (release = r));
+    const driver = new LibvirtDriver({
+      uri: "test:///default",
+      connector: async (_uri, options) => {
+        seen.push({ ...options });
+        await gate;
+        return fake;
+      },
+    });
+    const first = driver.getHostInfo({ timeoutMs: 50 });
+    await expect(first).rejects.toMatchObject({ code: "VIRTKIT_OPERATION_TIMEOUT" });
+    release();
+    // The open went on; the next call uses it.
+    expect((await driver.getHostInfo()).hostname).toBe("fakehost");
+    expect(seen).toHaveLength(1);
+    expect(seen[0]).not.toHaveProperty("signal");
   });
 });

@@ -50,6 +50,23 @@ describe("parseConnectUri", () => {
       expect((err as LibvirtUriError).code).toBe("LIBVIRT_INVALID_URI");
     }
   });
+
+  it.each([
+    "qemu+libssh2://root:SECRETpw@127.0.0.1:1/system",
+    "qemu+tcp://admin:SECRETpw@h:abc/system",
+    "qemu+tcp://h:99999/system?auth_pass=SECRETpw",
+    "qemu+tcp://h/system?x=%zzSECRETpw",
+  ])("never puts a password or query value of %j into the error", (uri) => {
+    let err: unknown;
+    try {
+      parseConnectUri(uri);
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(LibvirtUriError);
+    expect(String((err as Error).message)).not.toContain("SECRET");
+    expect((err as LibvirtUriError).uri).not.toContain("SECRET");
+  });
 });
 
 describe("dialerForUri", () => {

@@ -112,7 +112,7 @@ export function parseConnectUri(uri: string): ParsedConnectUri {
         key = decodeURIComponent(rawKey.replace(/\+/g, " "));
         val = decodeURIComponent(rawVal.replace(/\+/g, " "));
       } catch {
-        throw new LibvirtUriError(uri, `bad escape in query parameter ${JSON.stringify(part)}`);
+        throw new LibvirtUriError(uri, `a query parameter has a bad %-escape`);
       }
       params.set(key, val);
       if (!REMOTE_PARAMS.has(key.toLowerCase())) forwarded.push(part);
@@ -128,7 +128,10 @@ export function parseConnectUri(uri: string): ParsedConnectUri {
   } else if (explicitTransport === "ssh") {
     transport = "ssh";
   } else {
-    throw new LibvirtUriError(uri, `unsupported transport ${JSON.stringify(explicitTransport)} (use unix, tcp, tls or ssh)`);
+    throw new LibvirtUriError(
+      uri,
+      `unsupported transport ${JSON.stringify(explicitTransport)} (use unix, tcp, tls or ssh)`,
+    );
   }
   if (transport === "unix" && host !== undefined) {
     throw new LibvirtUriError(uri, "a unix transport cannot name a host");
@@ -140,8 +143,7 @@ export function parseConnectUri(uri: string): ParsedConnectUri {
     throw new LibvirtUriError(uri, "remote:// URIs must name a driver path");
   }
 
-  const openName =
-    params.get("name") ?? `${driver}://${path}${forwarded.length > 0 ? `?${forwarded.join("&")}` : ""}`;
+  const openName = params.get("name") ?? `${driver}://${path}${forwarded.length > 0 ? `?${forwarded.join("&")}` : ""}`;
   return { uri, driver, transport, host, port, user, path, openName, params };
 }
 

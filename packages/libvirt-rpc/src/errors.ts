@@ -199,15 +199,24 @@ export class LibvirtVersionSkewError extends LibvirtRpcError {
 }
 
 /** A connection URI that this client cannot parse or does not support. */
+/**
+ * A URI fit for a message: the password of `user:password@` and every query value (key files,
+ * auth parameters) replaced by `***`. Works on malformed URIs too, which is when it is needed.
+ */
+export function maskUri(uri: string): string {
+  return uri.replace(/^([^?#]*?\/\/[^/?#@]*?:)[^@/?#]*@/, "$1***@").replace(/([?&][^=&#]*)=[^&#]*/g, "$1=***");
+}
+
 export class LibvirtUriError extends LibvirtRpcError {
   override readonly code = "LIBVIRT_INVALID_URI" as const;
   override readonly name = "LibvirtUriError";
-  /** The offending URI. */
+  /** The offending URI, with any password and every query value masked (it can carry secrets). */
   readonly uri: string;
   constructor(uri: string, reason: string) {
-    super(`invalid libvirt URI ${JSON.stringify(uri)}: ${reason}`);
+    const masked = maskUri(uri);
+    super(`invalid libvirt URI ${JSON.stringify(masked)}: ${reason}`);
     brand(this, this.code);
-    this.uri = uri;
+    this.uri = masked;
   }
   static override [Symbol.hasInstance](value: unknown): boolean {
     return hasBrand(value, brandOf("LIBVIRT_INVALID_URI"));

@@ -36,6 +36,7 @@ export {
   LibvirtConnectionClosedError,
   LibvirtVersionSkewError,
   LibvirtUriError,
+  maskUri,
   LibvirtAuthUnsupportedError,
   findLibvirtError,
   hasVirErrorCode,
