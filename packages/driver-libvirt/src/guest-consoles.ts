@@ -29,8 +29,15 @@ export class GuestConsoles {
     this.#quietStarts.set(uuid, Number.POSITIVE_INFINITY);
     try {
       const started = await api.domainCreateWithFlags(dom, Flags.START_PAUSED, call);
-      await this.attach(api, uuid, started, true, call);
-      await api.domainResume(started, call);
+      try {
+        await this.attach(api, uuid, started, true, call);
+        await api.domainResume(started, call);
+      } catch (err) {
+        // Never leave the guest paused by our own doing: resume it under a deadline of its own (the
+        // caller's may be what failed). A link that is gone cannot, and the error says so.
+        await api.domainResume(started, { timeoutMs: 10_000 }).catch(() => undefined);
+        throw err;
+      }
       return started;
     } finally {
       if (this.#quietStarts.has(uuid)) this.#quietStarts.set(uuid, Date.now() + QUIET_START_MS);
