@@ -1,0 +1,180 @@
+/**
+ * Checks of a guest that do not trust the driver: the guest agent asked through libvirtd inside
+ * the host container (`virsh qemu-agent-command`), and a bare `qemu-system-x86_64` boot of the
+ * same kernel and initramfs in the same container, the baseline of the boot figures.
+ */
+import type { WaitOptions } from "./abortable.js";
+import { GUEST_CMDLINE, GUEST_INITRD_PATH, GUEST_KERNEL_PATH } from "./guest-layer.js";
+import type { NestedHost } from "./nested-hosts.js";
+
+/** The agent's answer, and when it came (the container's clock, epoch ms: the same clock as ours). */
+export interface AgentAnswer {
+  readonly reply: string;
+  readonly answeredAtMs: number;
+  readonly attempts: number;
+}
+
+/**
+ * Asks the domain's agent `command` (default guest-ping) until it answers, inside the host, every
+ * ~0.35 s (a ping, then 0.25 s of sleep): about the resolution of {@link bareQemuBoot}'s polling, and
+ * light enough to leave the guest's TCG thread its CPU on a 2-core machine (a 0.1 s loop slowed the
+ * boot it timed). libvirt answers "not connected" at once until the agent has opened its port.
+ */
+export async function waitForAgent(
+  host: NestedHost,
+  domain: string,
+  options: WaitOptions & { readonly command?: string } = {},
+): Promise<AgentAnswer> {
+  const timeoutMs = options.timeoutMs ?? 120_000;
+  const script = `n=0; end=$(( $(date +%s) + $1 ))
+while [ "$(date +%s)" -lt "$end" ]; do
+  n=$((n + 1))
+  if r=$(virsh -q -c qemu:///system qemu-agent-command --timeout 5 "$2" "$3" 2>/dev/null); then
+    echo "answered_at_ms=$(date +%s%3N)"; echo "attempts=$n"; echo "reply=$r"; exit 0
+  fi
+  sleep 0.25
+done
+echo "attempts=$n"; exit 3`;
+  const out = await host.exec(
+    [
+      "sh",
+      "-c",
+      script,
+      "sh",
+      String(Math.ceil(timeoutMs / 1000)),
+      domain,
+      options.command ?? '{"execute":"guest-ping"}',
+    ],
+    { timeoutMs: timeoutMs + 5_000, signal: options.signal },
+  );
+  const field = (k: string) => new RegExp(`^${k}=(.*)$`, "m").exec(out.stdout)?.[1];
+  if (out.exitCode !== 0) {
+    throw new Error(
+      `the agent of ${domain} on ${host.name} did not answer within ${timeoutMs} ms (${field("attempts") ?? "?"} attempts)`,
+    );
+  }
+  return {
+    reply: field("reply") ?? "",
+    answeredAtMs: Number(field("answered_at_ms")),
+    attempts: Number(field("attempts")),
+  };
+}
+
+/** A bare QEMU boot: from the process start to the agent's first answer, and what the console showed. */
+export interface BareBoot {
+  readonly agentMs: number;
+  readonly serial: string;
+}
+
+/**
+ * Boots the guest with plain `qemu-system-x86_64` (TCG, the same kernel, initramfs, command line,
+ * memory, a blank qcow2 data disk and the agent's virtio port) inside `host`, and times it until
+ * the agent answers a guest-ping on its socket (polled every ~0.35 s: one `socat` per attempt).
+ */
+export async function bareQemuBoot(
+  host: NestedHost,
+  options: WaitOptions & { readonly memoryMb?: number; readonly cmdline?: string } = {},
+): Promise<BareBoot> {
+  const timeoutMs = options.timeoutMs ?? 120_000;
+  const script = `set -u
+B=$(mktemp -d)
+qemu-img create -q -f qcow2 "$B/disk.qcow2" 1G
+t0=$(date +%s%3N)
+qemu-system-x86_64 -machine pc,accel=tcg -cpu qemu64 -m "$2" -smp 1 -nodefaults -no-user-config -display none \\
+  -kernel "$3" -initrd "$4" -append "$5" \\
+  -chardev file,id=ser0,path="$B/serial.log" -serial chardev:ser0 \\
+  -device virtio-serial-pci -chardev socket,id=qga0,path="$B/qga.sock",server=on,wait=off \\
+  -device virtserialport,chardev=qga0,name=org.qemu.guest_agent.0 \\
+  -drive file="$B/disk.qcow2",if=virtio,format=qcow2 -pidfile "$B/pid" -daemonize || exit 4
+end=$(( $(date +%s) + $1 )); r=""
+while [ "$(date +%s)" -lt "$end" ]; do
+  r=$(printf '{"execute":"guest-ping"}\\n' | socat -t 0.3 - UNIX-CONNECT:"$B/qga.sock" 2>/dev/null)
+  case "$r" in *return*) break ;; esac
+  sleep 0.05
+done
+t1=$(date +%s%3N)
+kill "$(cat "$B/pid")" 2>/dev/null
+echo "agent_ms=$((t1 - t0))"
+echo "reply=$r"
+echo "--- serial"
+cat "$B/serial.log"
+rm -rf "$B"
+case "$r" in *return*) exit 0 ;; esac
+exit 3`;
+  const out = await host.exec(
+    [
+      "sh",
+      "-c",
+      script,
+      "sh",
+      String(Math.ceil(timeoutMs / 1000)),
+      String(options.memoryMb ?? 256),
+      GUEST_KERNEL_PATH,
+      GUEST_INITRD_PATH,
+      options.cmdline ?? GUEST_CMDLINE,
+    ],
+    { timeoutMs: timeoutMs + 10_000, signal: options.signal },
+  );
+  const serial = out.stdout.split("--- serial\n")[1] ?? "";
+  if (out.exitCode !== 0) {
+    throw new Error(`bare QEMU boot on ${host.name} failed (exit ${out.exitCode}): ${out.stderr.trim()}\n${serial}`);
+  }
+  return { agentMs: Number(/^agent_ms=(\d+)$/m.exec(out.stdout)?.[1]), serial };
+}
+
+/** Runs one guest agent command through libvirtd inside `host`; resolves with its `return` value. */
+export async function agentCommand(
+  host: NestedHost,
+  domain: string,
+  command: { readonly execute: string; readonly arguments?: Readonly<Record<string, unknown>> },
+  options: WaitOptions = {},
+): Promise<unknown> {
+  const timeoutSec = Math.max(1, Math.ceil((options.timeoutMs ?? 30_000) / 1000));
+  const out = await host.exec(
+    [
+      "virsh",
+      "-q",
+      "-c",
+      "qemu:///system",
+      "qemu-agent-command",
+      "--timeout",
+      String(timeoutSec),
+      domain,
+      JSON.stringify(command),
+    ],
+    { timeoutMs: (options.timeoutMs ?? 30_000) + 5_000, signal: options.signal },
+  );
+  if (out.exitCode !== 0)
+    throw new Error(`agent ${command.execute} on ${domain}: ${out.stderr.trim() || `exit ${out.exitCode}`}`);
+  return (JSON.parse(out.stdout) as { return: unknown }).return;
+}
+
+/** Reads a file inside the guest through its agent (guest-file-open/read/close). */
+export async function readGuestFile(
+  host: NestedHost,
+  domain: string,
+  path: string,
+  options: WaitOptions = {},
+): Promise<string> {
+  const handle = await agentCommand(
+    host,
+    domain,
+    { execute: "guest-file-open", arguments: { path, mode: "r" } },
+    options,
+  );
+  try {
+    const chunk = (await agentCommand(
+      host,
+      domain,
+      { execute: "guest-file-read", arguments: { handle, count: 65536 } },
+      options,
+    )) as {
+      "buf-b64": string;
+    };
+    return Buffer.from(chunk["buf-b64"], "base64").toString("utf8");
+  } finally {
+    await agentCommand(host, domain, { execute: "guest-file-close", arguments: { handle } }, options).catch(
+      () => undefined,
+    );
+  }
+}

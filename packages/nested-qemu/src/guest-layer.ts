@@ -1,0 +1,261 @@
+/**
+ * The guest layer: a tiny guest that boots in seconds under TCG. The Debian kernel (extracted to
+ * an uncompressed ELF vmlinux, which boots faster than the bzImage) and an initramfs with busybox,
+ * the real qemu-guest-agent, the real chpasswd with PAM (pam_unix, pam_deny, pam_permit), the
+ * account files, and busybox init running the agent and a login on the serial console.
+ *
+ * The files live in the image, so every host container has them at the same path: the domain
+ * boots them directly (`<kernel>`, `<initrd>`), and a migrated guest finds them on the destination.
+ */
+
+/** Where the guest's kernel, initramfs and manifest are, inside the image. */
+export const GUEST_DIR = "/opt/virtkit-guest";
+export const GUEST_KERNEL_PATH = `${GUEST_DIR}/vmlinux`;
+export const GUEST_INITRD_PATH = `${GUEST_DIR}/initrd.img`;
+/** The kernel command line the guest is made for: serial console, quiet, no reboot loop on panic. */
+export const GUEST_CMDLINE = "console=ttyS0 quiet panic=-1";
+/** Lines the guest writes to its serial console. */
+export const GUEST_MARKERS = {
+  init: "virtkit-guest: init",
+  dataDisk: "virtkit-guest: data disk mounted on /data",
+  agent: "virtkit-guest: qemu-ga starting on",
+} as const;
+
+/** Debian packages the guest is made from (the kernel is downloaded, not installed). */
+export const GUEST_BUILD_PACKAGES = ["busybox-static", "qemu-guest-agent", "cpio", "kmod", "xz-utils", "zstd"] as const;
+
+/**
+ * Modules in load order. platform.md: the virtio modules must load in exactly this order; ext4
+ * (with what it needs, found by modprobe) mounts the data disk.
+ */
+export const GUEST_MODULES = [
+  "virtio_ring",
+  "virtio",
+  "virtio_pci_legacy_dev",
+  "virtio_pci_modern_dev",
+  "virtio_pci",
+  "virtio_console",
+  "virtio_blk",
+  "ext4",
+] as const;
+
+/** /init: mounts the pseudo file systems, then hands over to busybox init. */
+const INIT = `#!/bin/sh
+export PATH=/usr/sbin:/usr/bin
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+mkdir -p /dev/pts /run /tmp /data
+mount -t devpts devpts /dev/pts
+mount -t tmpfs tmpfs /run
+exec </dev/console >/dev/console 2>&1
+echo "${GUEST_MARKERS.init} $(cut -d' ' -f1 /proc/uptime)s"
+exec /usr/bin/busybox init
+`;
+
+const INITTAB = `::sysinit:/etc/virtkit/rc.sysinit
+::respawn:/etc/virtkit/run-qemu-ga
+ttyS0::respawn:/usr/bin/getty -L 115200 ttyS0 vt100
+::ctrlaltdel:/usr/bin/reboot
+::shutdown:/usr/bin/sync
+`;
+
+/** Modules, host name, and the data disk: mounted, or formatted first when it is blank. */
+const RC_SYSINIT = `#!/bin/sh
+export PATH=/usr/sbin:/usr/bin
+hostname virtkit-guest
+while read -r m; do
+  insmod "/lib/modules/$m" || echo "virtkit-guest: insmod $m failed"
+done < /etc/virtkit/modules
+echo "virtkit-guest: modules loaded $(cut -d' ' -f1 /proc/uptime)s"
+i=0
+while [ ! -b /dev/vda ] && [ $i -lt 20 ]; do sleep 0.1; i=$((i + 1)); done
+if [ -b /dev/vda ]; then
+  if ! mount -t ext4 /dev/vda /data 2>/dev/null; then
+    # Only a disk whose first MiB is all zeros is formatted: never someone's data.
+    if [ -z "$(dd if=/dev/vda bs=65536 count=16 2>/dev/null | tr -d '\\000' | head -c 1)" ]; then
+      echo "virtkit-guest: formatting the blank data disk /dev/vda"
+      mke2fs -F /dev/vda >/dev/null && mount -t ext4 /dev/vda /data
+    fi
+  fi
+  if grep -q " /data " /proc/mounts; then echo "${GUEST_MARKERS.dataDisk} $(cut -d' ' -f1 /proc/uptime)s"; fi
+fi
+`;
+
+/** The agent, on the virtio port named org.qemu.guest_agent.0 (its vportNpM number varies). */
+const RUN_QEMU_GA = `#!/bin/sh
+export PATH=/usr/sbin:/usr/bin
+port=""
+i=0
+while [ -z "$port" ] && [ $i -lt 100 ]; do
+  for d in /sys/class/virtio-ports/*; do
+    if [ -f "$d/name" ] && [ "$(cat "$d/name")" = org.qemu.guest_agent.0 ]; then port="/dev/$(basename "$d")"; fi
+  done
+  [ -n "$port" ] || sleep 0.1
+  i=$((i + 1))
+done
+if [ -z "$port" ]; then
+  echo "virtkit-guest: no org.qemu.guest_agent.0 port" >/dev/console
+  sleep 5
+  exit 1
+fi
+mkdir -p /run/qemu-ga
+echo "${GUEST_MARKERS.agent} $port $(cut -d' ' -f1 /proc/uptime)s" >/dev/console
+exec qemu-ga -m virtio-serial -p "$port" -t /run/qemu-ga -f /run/qemu-ga/qemu-ga.pid
+`;
+
+/**
+ * Runs in the image build: downloads and unpacks the kernel package (installing it would run
+ * initramfs-tools for nothing), extracts vmlinux, and assembles the initramfs.
+ */
+const MAKE_GUEST = `#!/bin/sh
+set -eu
+OUT="$1"
+HERE="$(cd "$(dirname "$0")" && pwd)"
+W="$(mktemp -d)"
+IR="$W/initramfs"
+export LC_ALL=C
+mkdir -p "$OUT"
+cd "$W"
+KPKG="$(apt-cache depends linux-image-amd64 | awk '/Depends: linux-image-[0-9]/ { print $2; exit }')"
+echo "make-guest: kernel package $KPKG"
+apt-get download -qq "$KPKG" 2>/dev/null
+dpkg-deb -x ./linux-image-*.deb k
+KVER="$(ls k/lib/modules | head -n 1)"
+IMG="k/boot/vmlinuz-$KVER"
+
+# vmlinux: find the compressed payload inside the bzImage (as the kernel's extract-vmlinux does)
+# and keep the first candidate that decompresses to an ELF.
+is_elf() { [ "$(head -c 4 "$1" | od -An -c | tr -d ' \\n')" = '177ELF' ]; }
+try_payload() {
+  pattern="$1"; shift
+  for off in $(grep -obUaP "$pattern" "$IMG" | cut -d: -f1); do
+    tail -c +$((off + 1)) "$IMG" | "$@" > "$W/vmlinux" 2>/dev/null || true
+    if is_elf "$W/vmlinux"; then return 0; fi
+  done
+  return 1
+}
+if try_payload '\\xfd\\x37\\x7a\\x58\\x5a\\x00' xz -dc || try_payload '\\x28\\xb5\\x2f\\xfd' zstd -dcq || try_payload '\\x1f\\x8b\\x08' gzip -dc; then
+  cp "$W/vmlinux" "$OUT/vmlinux"
+  KFORMAT=elf
+else
+  echo "make-guest: no ELF vmlinux found, booting the bzImage instead"
+  cp "$IMG" "$OUT/vmlinux"
+  KFORMAT=bzimage
+fi
+echo "make-guest: kernel $KVER ($KFORMAT, $(wc -c < "$OUT/vmlinux") bytes)"
+
+# A merged-/usr initramfs: /bin, /sbin, /lib, /lib64 point into /usr, so every path a library or
+# PAM was built with resolves.
+mkdir -p "$IR/usr/bin" "$IR/usr/sbin" "$IR/usr/lib" "$IR/usr/lib64" "$IR/etc/virtkit" "$IR/etc/pam.d" \\
+  "$IR/proc" "$IR/sys" "$IR/dev" "$IR/run" "$IR/tmp" "$IR/data" "$IR/root" "$IR/var"
+for d in bin sbin lib lib64; do ln -s "usr/$d" "$IR/$d"; done
+ln -s ../run "$IR/var/run"
+chmod 1777 "$IR/tmp"
+mknod -m 600 "$IR/dev/console" c 5 1
+mknod -m 666 "$IR/dev/null" c 1 3
+
+# Copies a file to the same (canonical) path in the initramfs.
+put() {
+  real="$(readlink -f "$1")"
+  case "$real" in
+    /usr/*) dest="$IR$real" ;;
+    *) dest="$IR/usr$real" ;;
+  esac
+  mkdir -p "$(dirname "$dest")"
+  [ -e "$dest" ] || cp "$real" "$dest"
+  # Keep the name it was asked for too (a library's soname link).
+  want="$1"
+  case "$want" in /usr/*) ;; *) want="/usr$want" ;; esac
+  [ -e "$IR$want" ] || ln -s "$real" "$IR$want" 2>/dev/null || true
+}
+# A binary or library with every library ldd finds for it.
+put_with_libs() {
+  for f in "$@"; do
+    put "$f"
+    for lib in $(ldd "$f" 2>/dev/null | awk '$2 == "=>" && $3 ~ /^\\// { print $3 } $1 ~ /^\\// { print $1 }'); do
+      put "$lib"
+    done
+  done
+}
+
+# busybox: every applet but chpasswd and passwd (the real ones must answer; platform.md).
+cp /bin/busybox "$IR/usr/bin/busybox"
+for a in $(/bin/busybox --list); do
+  case "$a" in chpasswd|passwd) continue ;; esac
+  [ -e "$IR/usr/bin/$a" ] || ln -s busybox "$IR/usr/bin/$a"
+done
+
+# The agent, chpasswd, and PAM's modules and helper.
+PAMDIR="$(dirname "$(readlink -f "$(find /lib /usr/lib -name pam_unix.so -path '*security*' | head -n 1)")")"
+put_with_libs /usr/sbin/qemu-ga /usr/sbin/chpasswd /usr/sbin/unix_chkpwd \\
+  "$PAMDIR/pam_unix.so" "$PAMDIR/pam_deny.so" "$PAMDIR/pam_permit.so"
+for f in chpasswd common-password common-auth common-account common-session other; do
+  cp "/etc/pam.d/$f" "$IR/etc/pam.d/$f"
+done
+# SHA-512 instead of Debian's yescrypt: busybox login and \`openssl passwd -6\` can check it.
+sed -i 's/\\byescrypt\\b/sha512/' "$IR/etc/pam.d/common-password"
+cp /etc/login.defs /etc/passwd /etc/group "$IR/etc/"
+cp /etc/shadow "$IR/etc/shadow" && chmod 640 "$IR/etc/shadow"
+[ -f /etc/gshadow ] && cp /etc/gshadow "$IR/etc/gshadow" && chmod 640 "$IR/etc/gshadow"
+printf 'passwd: files\\ngroup: files\\nshadow: files\\n' > "$IR/etc/nsswitch.conf"
+printf '/usr/lib/x86_64-linux-gnu\\n/usr/lib\\n' > "$IR/etc/ld.so.conf"
+ldconfig -r "$IR"
+
+# Modules, in load order, with their dependencies (modprobe resolves them; built-ins are skipped).
+depmod -b "$W/k" "$KVER"
+mkdir -p "$IR/lib/modules"
+: > "$W/modules"
+for m in $(cat "$HERE/modules"); do
+  modprobe -d "$W/k" -S "$KVER" --show-depends "$m" | awk '$1 == "insmod" { print $2 }' >> "$W/modules"
+done
+# Not the CPU-accelerated variants (crc32c-intel needs SSE4.2, which TCG's qemu64 CPU lacks):
+# the generic ones they stand in for are in the list anyway.
+for path in $(awk '!seen[$0]++' "$W/modules" | grep -v -- '-intel\\.ko'); do
+  [ -f "$path" ] || path="$W/k$path"
+  name="$(basename "$path")"
+  case "$name" in
+    *.ko.xz) xz -dc "$path" > "$IR/lib/modules/\${name%.xz}"; name="\${name%.xz}" ;;
+    *.ko.zst) zstd -dcq "$path" > "$IR/lib/modules/\${name%.zst}"; name="\${name%.zst}" ;;
+    *) cp "$path" "$IR/lib/modules/$name" ;;
+  esac
+  echo "$name" >> "$IR/etc/virtkit/modules"
+done
+echo "make-guest: modules $(tr '\\n' ' ' < "$IR/etc/virtkit/modules")"
+
+install -m 755 "$HERE/init" "$IR/init"
+install -m 644 "$HERE/inittab" "$IR/etc/inittab"
+install -m 755 "$HERE/rc.sysinit" "$IR/etc/virtkit/rc.sysinit"
+install -m 755 "$HERE/run-qemu-ga" "$IR/etc/virtkit/run-qemu-ga"
+
+# Uncompressed: under TCG, decompressing costs more than loading the bigger file.
+(cd "$IR" && find . | sort | cpio -o -H newc -R 0:0 --quiet) > "$OUT/initrd.img"
+printf 'kernel_version=%s\\nkernel_format=%s\\n' "$KVER" "$KFORMAT" > "$OUT/manifest"
+echo "make-guest: initramfs $(wc -c < "$OUT/initrd.img") bytes"
+rm -rf "$W"
+`;
+
+/** The Dockerfile of the layer, FROM `parent`. */
+export function guestDockerfile(parent: string, labels: Readonly<Record<string, string>>): string {
+  return `FROM ${parent}
+LABEL ${Object.entries(labels)
+    .map(([k, v]) => `${k}="${v}"`)
+    .join(" ")}
+ENV DEBIAN_FRONTEND=noninteractive
+COPY guest/ /usr/local/lib/virtkit-guest/
+RUN apt-get update -qq \\
+ && apt-get install -y -qq --no-install-recommends ${GUEST_BUILD_PACKAGES.join(" ")} >/dev/null \\
+ && sh /usr/local/lib/virtkit-guest/make-guest.sh ${GUEST_DIR} \\
+ && rm -rf /var/lib/apt/lists/* /var/cache/apt/archives/*.deb
+`;
+}
+
+/** The build context of the layer (besides the Dockerfile). */
+export const GUEST_FILES: Readonly<Record<string, string>> = {
+  "guest/make-guest.sh": MAKE_GUEST,
+  "guest/init": INIT,
+  "guest/inittab": INITTAB,
+  "guest/rc.sysinit": RC_SYSINIT,
+  "guest/run-qemu-ga": RUN_QEMU_GA,
+  "guest/modules": GUEST_MODULES.join("\n") + "\n",
+};

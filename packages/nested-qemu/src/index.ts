@@ -1,0 +1,20 @@
+export { ensureImage, planLayers, IMAGE_REPOSITORY } from "./image.js";
+export type { EnsureImageOptions, ImageProgress, LayerName, NestedQemuImage } from "./image.js";
+export {
+  dockerHost,
+  dockerClient,
+  engineAnswers,
+  configureTestcontainers,
+  PRIVATE_ENGINE_SOCKET,
+} from "./docker-engine.js";
+export { GUEST_KERNEL_PATH, GUEST_INITRD_PATH, GUEST_CMDLINE, GUEST_MARKERS } from "./guest-layer.js";
+export { LIBVIRTD_TCP_PORT } from "./host-layer.js";
+export { RUN_LABEL, OWNER_PID_LABEL, OWNER_HOST_LABEL } from "./labels.js";
+export { NestedQemuTimeoutError } from "./abortable.js";
+export { startNestedHosts } from "./nested-hosts.js";
+export type { NestedHost, NestedHosts, StartNestedHostsOptions, ExecOutput } from "./nested-hosts.js";
+export { sweepNestedQemu } from "./sweep.js";
+export type { SweepOptions, SweepResult } from "./sweep.js";
+export type { WaitOptions } from "./abortable.js";
+export { waitForAgent, bareQemuBoot, agentCommand, readGuestFile } from "./guest-checks.js";
+export type { AgentAnswer, BareBoot } from "./guest-checks.js";

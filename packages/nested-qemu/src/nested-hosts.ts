@@ -1,0 +1,240 @@
+/**
+ * Two (or more) hypervisor hosts: containers of the nested-QEMU image started by testcontainers,
+ * each running a private libvirtd on TCP, on a Docker network this run creates. The driver reaches
+ * each daemon through a port mapped to 127.0.0.1; the daemons reach each other by their address on
+ * the run's network (peer-to-peer migration). Everything is labelled with the run id and removed on
+ * stop, on a failed start, on abort, and on SIGINT/SIGTERM; a later run sweeps what a killed one left.
+ */
+import { randomBytes } from "node:crypto";
+import type Docker from "dockerode";
+import { GenericContainer, Wait, type StartedTestContainer } from "testcontainers";
+import { abortable, deadlineSignal, type WaitOptions } from "./abortable.js";
+import { configureTestcontainers, dockerClient, engineAnswers } from "./docker-engine.js";
+import { LIBVIRTD_TCP_PORT } from "./host-layer.js";
+import { ensureImage } from "./image.js";
+import { runLabels } from "./labels.js";
+import { sweepNestedQemu } from "./sweep.js";
+
+/** What a command run in a host container printed. */
+export interface ExecOutput {
+  readonly exitCode: number;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+/** One hypervisor host. */
+export interface NestedHost {
+  /** The container's name (unique per run). */
+  readonly name: string;
+  /** Its address on the run's network: what the other hosts' libvirtd and QEMU dial. */
+  readonly address: string;
+  /** libvirt URI for this process: `qemu+tcp://127.0.0.1:<mapped port>/system`. */
+  readonly uri: string;
+  /** The port on 127.0.0.1 mapped to libvirtd's TCP port. */
+  readonly port: number;
+  /**
+   * Runs a command inside the host (as root), bounded by `timeoutMs` (default 60 s): the command is
+   * killed inside the container too, by coreutils' `timeout`.
+   */
+  exec(command: readonly string[], options?: WaitOptions): Promise<ExecOutput>;
+}
+
+/** The running hosts. `stop()` (or `await using`) removes everything the run created. */
+export interface NestedHosts extends AsyncDisposable {
+  readonly runId: string;
+  readonly image: string;
+  /** The Docker network the hosts share. */
+  readonly network: string;
+  readonly hosts: readonly NestedHost[];
+  /** Removes the containers and the network; idempotent; bounded by `timeoutMs` (default 60 s). */
+  stop(options?: WaitOptions): Promise<void>;
+}
+
+/** Options of {@link startNestedHosts}. */
+export interface StartNestedHostsOptions {
+  /** Number of hosts (default 2). */
+  readonly count?: number;
+  /** The image (default: {@link ensureImage}'s, built when missing). */
+  readonly image?: string;
+  /** Governs the start only (cancelled start: everything removed); stop with `stop()`. */
+  readonly signal?: AbortSignal;
+  /** Deadline of the start, image build excluded (default 120 s). */
+  readonly timeoutMs?: number;
+  readonly onProgress?: (message: string) => void;
+  /** Sweep what dead earlier runs left before starting (default true). */
+  readonly sweep?: boolean;
+  /**
+   * On SIGINT/SIGTERM remove everything, then raise the signal again so the process ends as it
+   * would have (default true). Pass false when the program handles these signals and calls `stop()`.
+   */
+  readonly handleSignals?: boolean;
+  readonly docker?: Docker;
+}
+
+/** Publishes every exposed port on 127.0.0.1 only (testcontainers binds all addresses). */
+class LoopbackContainer extends GenericContainer {
+  protected override async beforeContainerCreated(): Promise<void> {
+    const bindings = this.hostConfig.PortBindings as
+      Record<string, { HostIp?: string; HostPort?: string }[]> | undefined;
+    for (const list of Object.values(bindings ?? {})) {
+      for (const binding of list) binding.HostIp = "127.0.0.1";
+    }
+  }
+}
+
+const EXEC_DEFAULT_TIMEOUT_MS = 60_000;
+
+function toHost(container: StartedTestContainer, network: string): NestedHost {
+  const port = container.getMappedPort(LIBVIRTD_TCP_PORT);
+  return {
+    name: container.getName().replace(/^\//, ""),
+    address: container.getIpAddress(network),
+    uri: `qemu+tcp://127.0.0.1:${port}/system`,
+    port,
+    async exec(command, options = {}) {
+      const timeoutMs = options.timeoutMs ?? EXEC_DEFAULT_TIMEOUT_MS;
+      const secs = Math.max(1, Math.ceil(timeoutMs / 1000));
+      const result = await abortable(container.exec(["timeout", "-k", "5", String(secs), ...command]), {
+        signal: options.signal,
+        // The in-container timeout fires first; this one guards the exec call itself.
+        timeoutMs: timeoutMs + 10_000,
+        what: `exec ${command.join(" ").slice(0, 80)}`,
+      });
+      return { exitCode: result.exitCode, stdout: result.stdout, stderr: result.stderr };
+    },
+  };
+}
+
+/** Starts the hosts; on any failure removes what it created and rethrows. */
+export async function startNestedHosts(options: StartNestedHostsOptions = {}): Promise<NestedHosts> {
+  configureTestcontainers();
+  const docker = options.docker ?? dockerClient();
+  const progress = (m: string) => options.onProgress?.(m);
+  if (!(await engineAnswers(docker, { signal: options.signal }))) {
+    throw new Error(`no Docker engine answers at ${process.env.DOCKER_HOST} (start one: bash scripts/docker.sh start)`);
+  }
+  const image =
+    options.image ??
+    (
+      await ensureImage({
+        signal: options.signal,
+        docker,
+        onProgress: (p) => {
+          if (p.phase !== "output") progress(`image ${p.layer} ${p.phase} ${p.message}`);
+        },
+      })
+    ).image;
+  const signal = deadlineSignal(options.signal, options.timeoutMs ?? 120_000);
+  if (options.sweep !== false) {
+    const swept = await sweepNestedQemu({ docker, signal });
+    const n = swept.containers.length + swept.networks.length + swept.volumes.length;
+    if (n > 0) progress(`swept ${n} leftovers of earlier runs: ${[...swept.containers, ...swept.networks].join(", ")}`);
+  }
+
+  const runId = `${Date.now().toString(36)}-${randomBytes(3).toString("hex")}`;
+  const labels = runLabels(runId);
+  const networkName = `virtkit-nq-${runId}`;
+  const containerIds = new Set<string>();
+  let networkId: string | undefined;
+  let stopping: Promise<void> | undefined;
+
+  const removeAll = async (timeoutMs: number): Promise<void> => {
+    const stopSignal = AbortSignal.timeout(timeoutMs);
+    const failures: string[] = [];
+    await Promise.all(
+      [...containerIds].map(async (id) => {
+        try {
+          await abortable(docker.getContainer(id).remove({ force: true, v: true }), {
+            signal: stopSignal,
+            what: `docker rm ${id.slice(0, 12)}`,
+          });
+          containerIds.delete(id);
+        } catch (err) {
+          if ((err as { statusCode?: number }).statusCode === 404) containerIds.delete(id);
+          else failures.push(`container ${id.slice(0, 12)}: ${err instanceof Error ? err.message : String(err)}`);
+        }
+      }),
+    );
+    if (networkId !== undefined) {
+      try {
+        await abortable(docker.getNetwork(networkId).remove(), {
+          signal: stopSignal,
+          what: `docker network rm ${networkName}`,
+        });
+        networkId = undefined;
+      } catch (err) {
+        if ((err as { statusCode?: number }).statusCode === 404) networkId = undefined;
+        else failures.push(`network ${networkName}: ${err instanceof Error ? err.message : String(err)}`);
+      }
+    }
+    if (failures.length > 0) {
+      throw new Error(`nested-qemu run ${runId}: could not remove ${failures.join("; ")} (a later run sweeps them)`);
+    }
+  };
+
+  const onSignal = (sig: NodeJS.Signals): void => {
+    progress(`${sig}: removing the nested-qemu hosts of run ${runId}`);
+    void stop({ timeoutMs: 30_000 })
+      .catch((err: unknown) => console.error(err instanceof Error ? err.message : String(err)))
+      .finally(() => {
+        // Raised again so the process ends as it would have: our listener is gone, and libraries'
+        // listeners (signal-exit, from testcontainers' proper-lockfile) re-raise once they are alone.
+        process.kill(process.pid, sig);
+      });
+  };
+  const signalHandlers: [NodeJS.Signals, () => void][] = [
+    ["SIGINT", () => onSignal("SIGINT")],
+    ["SIGTERM", () => onSignal("SIGTERM")],
+  ];
+  if (options.handleSignals !== false) for (const [sig, fn] of signalHandlers) process.once(sig, fn);
+
+  const stop = (stopOptions: WaitOptions = {}): Promise<void> => {
+    for (const [sig, fn] of signalHandlers) process.removeListener(sig, fn);
+    stopping ??= removeAll(stopOptions.timeoutMs ?? 60_000).finally(() => {
+      stopping = undefined;
+    });
+    return stopping;
+  };
+
+  try {
+    progress(`creating network ${networkName}`);
+    const network = await abortable(
+      docker.createNetwork({ Name: networkName, Driver: "bridge", CheckDuplicate: true, Labels: labels }),
+      { signal, what: `docker network create ${networkName}` },
+    );
+    networkId = network.id;
+    const count = options.count ?? 2;
+    const started = await Promise.all(
+      Array.from({ length: count }, async (_, i) => {
+        const name = `virtkit-nq-${runId}-${i}`;
+        progress(`starting host ${name}`);
+        const container = new LoopbackContainer(image)
+          .withName(name)
+          .withLabels(labels)
+          .withNetworkMode(networkName)
+          .withExposedPorts(LIBVIRTD_TCP_PORT)
+          .withWaitStrategy(Wait.forListeningPorts())
+          .withStartupTimeout(60_000);
+        const s = await abortable(container.start(), {
+          signal,
+          what: `starting ${name}`,
+          // Started after we gave up: remove it too.
+          onLate: (late) => {
+            containerIds.add(late.getId());
+            void removeAll(30_000).catch(() => undefined);
+          },
+        });
+        containerIds.add(s.getId());
+        return s;
+      }),
+    );
+    const hosts = started.map((c) => toHost(c, networkName));
+    progress(`hosts ${hosts.map((h) => `${h.name} ${h.address} -> 127.0.0.1:${h.port}`).join(", ")}`);
+    return { runId, image, network: networkName, hosts, stop, [Symbol.asyncDispose]: () => stop() };
+  } catch (err) {
+    // Containers whose start failed half way carry the run's label: remove them by it.
+    await sweepNestedQemu({ docker, runId, timeoutMs: 60_000 }).catch(() => undefined);
+    await stop({ timeoutMs: 60_000 }).catch(() => undefined);
+    throw err;
+  }
+}
