@@ -246,6 +246,32 @@ export class InstanceStorage {
   }
 
   /**
+   * Creates an empty volume `name` of `capacityBytes` in `format` (block migration's destination
+   * disk, Nova's pre_live_migration); a leftover of that name is replaced once.
+   */
+  async createVolume(
+    api: LibvirtApi,
+    name: string,
+    capacityBytes: number,
+    format: string,
+    call: CallOptions,
+  ): Promise<void> {
+    const active = await this.pool(api, call);
+    const xml = buildVolumeXml({ name, capacityBytes, format });
+    try {
+      await api.storageVolCreateXml(active.pool, xml, 0, call);
+    } catch (err) {
+      if (virErrorCode(err) !== E.VIR_ERR_STORAGE_VOL_EXIST) throw this.mapError(err);
+      await this.delete(api, name, call);
+      try {
+        await api.storageVolCreateXml(active.pool, xml, 0, call);
+      } catch (again) {
+        throw this.mapError(again);
+      }
+    }
+  }
+
+  /**
    * Storage failures that say what they are. An inactive pool also drops the cache, so the next
    * call finds and starts it again.
    */

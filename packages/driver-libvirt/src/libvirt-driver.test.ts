@@ -350,6 +350,38 @@ describe("LibvirtDriver (in-memory libvirt)", () => {
       expect(fields).toEqual(["bandwidth", "persistent_xml"]);
     });
 
+    it("block migration: the destination gets empty disks of the source's sizes first, the source drops its copy after", async () => {
+      const srcFake = new FakeLibvirt();
+      const dstFake = new FakeLibvirt();
+      dstFake.hostname = "dest-host";
+      const { driver: src } = await setup({}, srcFake);
+      const { driver: dest } = await setup({}, dstFake);
+      const i = inst();
+      await src.spawn({ instance: i });
+      const policy = { ...DEFAULT_MIGRATION_POLICY, block: true };
+      const data = await dest.checkCanLiveMigrateDestination(
+        i,
+        { ...(await src.getHostInfo()), hostname: "src" },
+        policy,
+      );
+      const checked = await src.checkCanLiveMigrateSource(i, data);
+      expect(JSON.parse(String(checked.extra.blockDisks))).toEqual([
+        { name: `${i.uuid}_disk`, capacityBytes: 2 ** 30, format: "qcow2" },
+      ]);
+      await dest.preLiveMigration(i, checked);
+      expect(dstFake.volumes.get(`${i.uuid}_disk`)?.capacity).toBe(2n ** 30n);
+      await src.liveMigration(i, checked);
+      expect(srcFake.volumes.has(`${i.uuid}_disk`)).toBe(false);
+      // A shared-storage migration never touches the disks.
+      const j = inst({ uuid: "4f1c2b9e-5a4d-4c3b-8a2f-1e0d9c8b7a6f", name: "vm-2" });
+      await src.spawn({ instance: j });
+      const shared = await src
+        .checkCanLiveMigrateSource(j, { ...data, policy: DEFAULT_MIGRATION_POLICY, extra: { sharedMarker: "" } })
+        .catch((e: unknown) => e);
+      expect(shared).toBeInstanceOf(MigrationPreCheckError);
+      expect(srcFake.volumes.has(`${j.uuid}_disk`)).toBe(true);
+    });
+
     it("sends migrate_uri toward a configured inbound address, and never for a tunnelled migration", async () => {
       const fake = new FakeLibvirt();
       const { driver: dest } = await setup({ liveMigrationInboundAddr: "2001:db8::7" }, fake);

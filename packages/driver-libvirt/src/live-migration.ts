@@ -24,13 +24,44 @@ import {
   type OperationOptions,
 } from "@virtkit/core";
 import { DomainJobType, Flags, type CallOptions, type TypedParam } from "@virtkit/libvirt-rpc";
-import { buildVolumeXml } from "./domain-xml.js";
+import { buildVolumeXml, readDomainXml } from "./domain-xml.js";
 import { libvirtMessage, mapLibvirtError, type ErrorContext } from "./error-map.js";
 import type { Guest } from "./guest.js";
 import type { InstanceStorage } from "./instance-storage.js";
 import type { LibvirtApi } from "./libvirt-connection.js";
 import { VIR_MIGRATE, planMigration } from "./migration-flags.js";
 import { liveMigrationUri, migrateUri } from "./migration-uri.js";
+
+/** A disk a block migration copies: created empty on the destination first. */
+interface BlockDisk {
+  readonly name: string;
+  readonly capacityBytes: number;
+  readonly format: string;
+}
+
+/** The block migration disks the source listed in the migrate data (validated: it crossed hosts). */
+function blockDisksOf(data: MigrateData): BlockDisk[] {
+  const raw = data.extra.blockDisks;
+  if (!data.policy.block || typeof raw !== "string") return [];
+  let list: unknown;
+  try {
+    list = JSON.parse(raw);
+  } catch {
+    return [];
+  }
+  if (!Array.isArray(list)) return [];
+  return list.filter(
+    (d): d is BlockDisk =>
+      typeof d === "object" &&
+      d !== null &&
+      typeof (d as BlockDisk).name === "string" &&
+      /^[A-Za-z0-9._-]+$/.test((d as BlockDisk).name) &&
+      Number.isSafeInteger((d as BlockDisk).capacityBytes) &&
+      (d as BlockDisk).capacityBytes >= 0 &&
+      typeof (d as BlockDisk).format === "string" &&
+      /^[a-z0-9]+$/.test((d as BlockDisk).format),
+  );
+}
 
 /** What the migration steps need from the driver. */
 export interface MigrationHost {
@@ -153,8 +184,30 @@ export class LiveMigrations {
       if (!data.policy.block && !shared) {
         throw new MigrationPreCheckError("the hosts do not share storage: use block migration");
       }
-      return { ...data, extra: { ...data.extra, sharedStorage: shared } };
+      // Block migration copies into disks that must already exist on the destination (libvirt will
+      // not pre-create them for NON_SHARED_INC): say which, with their size and format.
+      const blockDisks = data.policy.block ? await this.#localDisks(api, guest, pool.name, call) : [];
+      return {
+        ...data,
+        extra: {
+          ...data.extra,
+          sharedStorage: shared,
+          ...(data.policy.block ? { blockDisks: JSON.stringify(blockDisks) } : {}),
+        },
+      };
     });
+  }
+
+  /** The instance's disks that live in this host's pool (what a block migration copies). */
+  async #localDisks(api: LibvirtApi, guest: Guest, pool: string, call: CallOptions): Promise<BlockDisk[]> {
+    const out: BlockDisk[] = [];
+    for (const disk of readDomainXml(await api.domainGetXmlDesc(guest.dom, 0, call)).disks) {
+      const vol = await api.storageVolLookupByPath(disk.path, call).catch(() => undefined);
+      if (!vol || vol.pool !== pool) continue;
+      const info = await api.storageVolGetInfo(vol, call);
+      out.push({ name: vol.name, capacityBytes: Number(info.capacity), format: disk.format ?? "qcow2" });
+    }
+    return out;
   }
 
   async #removeMarker(api: LibvirtApi, data: MigrateData, call: CallOptions): Promise<void> {
@@ -167,6 +220,10 @@ export class LiveMigrations {
     this.host.requireMigration();
     return this.host.run("pre live migration", instance, options, async (api, call) => {
       await this.#removeMarker(api, data, call);
+      // Nova's pre_live_migration: the disks a block migration copies into, created empty here.
+      for (const disk of blockDisksOf(data)) {
+        await this.host.storage.createVolume(api, disk.name, disk.capacityBytes, disk.format, call);
+      }
       return data;
     });
   }
@@ -253,6 +310,16 @@ export class LiveMigrations {
         this.#active.delete(instance.uuid);
         signal.removeEventListener("abort", onAbort);
         await monitor;
+      }
+      // The guest now runs on the destination from copied disks: the source's copies are stale
+      // (Nova's source-side cleanup with destroy_disks). Best effort: the move itself succeeded.
+      for (const disk of blockDisksOf(data)) {
+        await h.storage.delete(api, disk.name, { timeoutMs: 30_000 }).catch((err: unknown) =>
+          h.log("warn", "could not remove the source's copy of a migrated disk", {
+            disk: disk.name,
+            err: libvirtMessage(err),
+          }),
+        );
       }
     });
   }
