@@ -300,7 +300,9 @@ function template(xmls, uuids, what) {
   const forms = uuids.map((u) => {
     const xml = xmls.find((x) => x.includes(u));
     if (!xml) throw new Error(`no captured ${what} XML for ${u}`);
-    return xml.split(u).join("{UUID}");
+    // The spawn id (a fresh uuid per spawn, in virtkit's metadata) becomes the instance uuid too:
+    // python's XML stays the same size and shape.
+    return xml.replace(/(<virtkit:spawn>)[^<]*(<\/virtkit:spawn>)/, `$1${u}$2`).split(u).join("{UUID}");
   });
   if (forms.some((f) => f !== forms[0])) {
     throw new Error(`the driver's ${what} XML differs between instances beyond the uuid; cannot template it`);
