@@ -207,7 +207,7 @@ case "${1:-}" in
   restart) stop; start ;;
   status)
     if running; then echo "running (pid $(cat "$PIDFILE"), socket $SOCK, tcp 127.0.0.1:$TCP_PORT)"; else echo "stopped"; exit 1; fi
-    [ -s "$RESTARTS" ] && cat "$RESTARTS"
+    if [ -s "$RESTARTS" ]; then cat "$RESTARTS"; fi
     ;;
   restarts)
     # Crash-and-restart lines since the daemon was started (empty: none).
