@@ -44,6 +44,8 @@ export function libvirtEnvironmentLimits(virtType: string, uri: string): Record<
       ? "the test hypervisor shuts a domain off at once on an ACPI request; it has no guest that could ignore it"
       : "the environment has no control over the guest, so it cannot make it ignore ACPI",
     "admin-password.set": noGuest,
+    // The state cells that set a password for real need a guest agent that answers, too.
+    ...(isTest ? {} : { "state.running.set-admin-password": noGuest, "state.rescued.set-admin-password": noGuest }),
     "admin-password.generated": noGuest,
     "admin-password.agent-unresponsive": isTest
       ? "the test hypervisor has no guest agent that could be made to hang"
