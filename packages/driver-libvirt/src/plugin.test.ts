@@ -77,3 +77,25 @@ describe("plugin conformance environment", () => {
     await env.cleanup();
   });
 });
+
+describe("uri validation", () => {
+  it.each(["qemu+tcp://[::1:SECRETx/system", "qemu+tcp://admin:SECRETpw@h:99999/system", "qemu+carrier://h/system"])(
+    "refuses %s up front without repeating it",
+    (uri) => {
+      const r = libvirtOptionsSchema.safeParse({ uri });
+      expect(r.success).toBe(false);
+      expect(JSON.stringify(r.error?.issues)).not.toContain("SECRET");
+    },
+  );
+
+  it("accepts the URIs the daemon takes", () => {
+    for (const uri of [
+      "qemu:///system",
+      "qemu+unix:///system?socket=/run/x",
+      "test+tcp://127.0.0.1:16519/default",
+      "qemu+tls://h/system",
+    ]) {
+      expect(libvirtOptionsSchema.safeParse({ uri }).success).toBe(true);
+    }
+  });
+});

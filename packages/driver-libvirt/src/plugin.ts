@@ -3,6 +3,7 @@
  * validates the options (strings from the CLI are coerced) and registers a {@link LibvirtDriver}.
  */
 import { TOKENS, type DriverPlugin, type ImageService } from "@virtkit/core";
+import { parseConnectUri } from "@virtkit/libvirt-rpc";
 import type { DependencyContainer } from "tsyringe";
 import { z } from "zod";
 import { createLibvirtConformanceEnvironment } from "./conformance-environment.js";
@@ -19,7 +20,19 @@ const num = (schema: z.ZodNumber) =>
 export const libvirtOptionsSchema = z
   .object({
     /** libvirt URI, e.g. `qemu:///system`, `test+unix:///default?socket=/tmp/x/libvirt-sock`. */
-    uri: z.string().regex(/^[a-z][a-z0-9]*(\+[a-z0-9]+)?:\/\//i, "a libvirt URI such as qemu:///system"),
+    uri: z
+      .string()
+      .regex(/^[a-z][a-z0-9]*(\+[a-z0-9]+)?:\/\//i, "a libvirt URI such as qemu:///system")
+      // Parsed as the connection will parse it, so a malformed URI is a usage error up front, not a
+      // failure of every scenario (the reason never repeats the URI: it may carry a password).
+      .superRefine((uri, ctx) => {
+        try {
+          parseConnectUri(uri);
+        } catch (err) {
+          const reason = err instanceof Error ? err.message.replace(/^invalid libvirt URI "[^"]*": /, "") : "";
+          ctx.addIssue({ code: "custom", message: `not a usable libvirt URI${reason ? `: ${reason}` : ""}` });
+        }
+      }),
     /** `<domain type>`; default: derived from the URI scheme. */
     virtType: z
       .string()

@@ -88,7 +88,7 @@ export function parseConnectUri(uri: string): ParsedConnectUri {
       host = hostPort.slice(0, colon);
       const p = hostPort.slice(colon + 1);
       if (p !== "") {
-        if (!/^\d+$/.test(p)) throw new LibvirtUriError(uri, `invalid port ${JSON.stringify(p)}`);
+        if (!/^\d+$/.test(p)) throw new LibvirtUriError(uri, "the port is not a number");
         port = Number(p);
       }
     } else {
