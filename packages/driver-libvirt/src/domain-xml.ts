@@ -371,8 +371,3 @@ export function readPoolFacts(xml: string): { type: string | undefined; path: st
   const root = parseXml(xml);
   return { type: root.attributes.type, path: path(root, "target", "path")?.text };
 }
-
-/** Reads a pool's target path from its XML. */
-export function readPoolPath(xml: string): string | undefined {
-  return path(parseXml(xml), "target", "path")?.text;
-}
