@@ -11,8 +11,6 @@ export interface PendingCleanup {
   readonly name: string;
   /** The failed spawn's id: a domain with another id is someone else's and is left alone. */
   readonly spawnId: string;
-  /** When the spawn failed (ms since the epoch). */
-  readonly since: number;
   /** Attempts made so far. */
   attempts: number;
 }
@@ -24,17 +22,12 @@ export class PendingCleanups {
 
   /** Remembers that `uuid`'s partial spawn must be removed. */
   add(uuid: string, name: string, spawnId: string): void {
-    this.#records.set(uuid, { uuid, name, spawnId, since: Date.now(), attempts: 0 });
+    this.#records.set(uuid, { uuid, name, spawnId, attempts: 0 });
   }
 
   /** Forgets `uuid` (removed, or the instance was spawned again successfully). */
   delete(uuid: string): void {
     this.#records.delete(uuid);
-  }
-
-  /** True when `uuid` still has a cleanup pending. */
-  has(uuid: string): boolean {
-    return this.#records.has(uuid);
   }
 
   /** How many are pending. */

@@ -2,6 +2,7 @@
 // Bounded and seeded, so it runs in every `vitest run`; any failure prints the seed.
 
 import { describe, expect, it } from "vitest";
+import { seededRandom } from "./testing/seeded-random.js";
 import { RpcClient } from "./client.js";
 import { LibvirtRpcError } from "./errors.js";
 import { readLifecycleMsg } from "./events.js";
@@ -24,17 +25,6 @@ import { XdrReader } from "./xdr.js";
 
 const SEED = Number(process.env.FUZZ_SEED ?? 0x5eed);
 const ITERATIONS = Number(process.env.FUZZ_ITERATIONS ?? 400);
-
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const UUID = "6695eb01-f6a4-8304-79aa-97f2502e193f";
 
@@ -97,7 +87,7 @@ function randomBytes(next: () => number, n: number): Buffer {
 
 describe(`fuzz (seed ${SEED}, ${ITERATIONS} iterations)`, () => {
   it("decoders only ever throw LibvirtRpcError on random and mutated input", () => {
-    const next = rng(SEED);
+    const next = seededRandom(SEED);
     const decoders: ((r: XdrReader) => unknown)[] = [
       readDomain,
       readDomainInfo,
@@ -122,8 +112,7 @@ describe(`fuzz (seed ${SEED}, ${ITERATIONS} iterations)`, () => {
       samples.push(p.subarray(28));
     }
     for (let i = 0; i < ITERATIONS * 20; i++) {
-      const input =
-        next() < 0.5 ? randomBytes(next, Math.floor(next() * 200)) : mutate(samples[0] as Buffer, next);
+      const input = next() < 0.5 ? randomBytes(next, Math.floor(next() * 200)) : mutate(samples[0] as Buffer, next);
       const dec = decoders[Math.floor(next() * decoders.length)] as (r: XdrReader) => unknown;
       try {
         dec(new XdrReader(input));
@@ -134,7 +123,7 @@ describe(`fuzz (seed ${SEED}, ${ITERATIONS} iterations)`, () => {
   });
 
   it("the packet decoder only ever throws LibvirtRpcError", () => {
-    const next = rng(SEED + 1);
+    const next = seededRandom(SEED + 1);
     for (let i = 0; i < ITERATIONS * 10; i++) {
       const d = new PacketDecoder(1 << 20);
       const base = seeds(1)[Math.floor(next() * 6)] as Buffer;
@@ -150,7 +139,7 @@ describe(`fuzz (seed ${SEED}, ${ITERATIONS} iterations)`, () => {
   });
 
   it("the client settles every call with a typed error or a value, never crashes or hangs", async () => {
-    const next = rng(SEED + 2);
+    const next = seededRandom(SEED + 2);
     let closedByGarbage = 0;
     for (let i = 0; i < ITERATIONS; i++) {
       const [clientSide, daemonSide] = duplexPair();
@@ -174,7 +163,8 @@ describe(`fuzz (seed ${SEED}, ${ITERATIONS} iterations)`, () => {
       const t0 = Date.now();
       const results = await Promise.allSettled(calls);
       // 20 ms deadlines: settling at all is the point; 10 s only catches a hang, not a slow machine.
-      if (Date.now() - t0 > 10_000) throw new Error(`seed ${SEED} iteration ${i}: calls took ${Date.now() - t0} ms to settle`);
+      if (Date.now() - t0 > 10_000)
+        throw new Error(`seed ${SEED} iteration ${i}: calls took ${Date.now() - t0} ms to settle`);
       for (const r of results) {
         if (r.status === "rejected" && !(r.reason instanceof LibvirtRpcError)) {
           throw new Error(`seed ${SEED} iteration ${i}: untyped rejection ${String(r.reason)}`);

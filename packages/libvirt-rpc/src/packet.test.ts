@@ -1,4 +1,5 @@
 import { describe, expect, it, vi } from "vitest";
+import { seededRandom } from "./testing/seeded-random.js";
 import { LibvirtProtocolError } from "./errors.js";
 import { DEFAULT_MAX_PACKET, MessageType, PacketDecoder, REMOTE_PROGRAM, encodePacket, readHeader } from "./packet.js";
 
@@ -36,56 +37,40 @@ describe("packet framing", () => {
   });
 });
 
-/** Seeded PRNG (mulberry32) so a failing split can be replayed from the printed seed. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 describe("packet decoder cost", () => {
-  it(
-    "decodes a 32 MiB packet whose length word straddles two reads, then arrives in 64 KiB pieces, copying it once",
-    () => {
-      const size = DEFAULT_MAX_PACKET;
-      const big = encodePacket({ ...header, type: MessageType.STREAM }, Buffer.alloc(size - 28, 0xab));
-      const tail = encodePacket({ ...header, serial: 9 }, Buffer.from([1, 2, 3, 4]));
-      const stream = Buffer.concat([big, tail]);
-      // 2 bytes of the length word in the first read, the other 2 at the start of the second.
-      const pieces = [stream.subarray(0, 2)];
-      for (let at = 2; at < stream.length; at += 64 * 1024) pieces.push(stream.subarray(at, at + 64 * 1024));
-      const d = new PacketDecoder();
-      const got: Buffer[] = [];
-      // The work, not the time (a loaded machine stretches time): count the bytes the decoder copies
-      // while joining pieces. Linear decoding copies the 32 MiB about once; the quadratic one re-joined
-      // everything held on every read (about 16 GiB here) and took tens of seconds.
-      let copied = 0;
-      const concat = vi.spyOn(Buffer, "concat").mockImplementation(function (list, totalLength) {
-        copied += totalLength ?? list.reduce((n, b) => n + b.length, 0);
-        return realConcat(list, totalLength);
-      });
-      try {
-        for (const piece of pieces) d.push(piece, (p) => got.push(Buffer.from(p)));
-      } finally {
-        concat.mockRestore();
-      }
-      expect(copied, `copied ${copied} bytes to decode ${stream.length}`).toBeLessThanOrEqual(2 * stream.length);
-      expect(got.map((p) => p.length)).toEqual([size, tail.length]);
-      expect(got[0]?.equals(big)).toBe(true);
-      expect(got[1]?.equals(tail)).toBe(true);
-      expect(d.pending).toBe(0);
-    },
-    60_000,
-  );
+  it("decodes a 32 MiB packet whose length word straddles two reads, then arrives in 64 KiB pieces, copying it once", () => {
+    const size = DEFAULT_MAX_PACKET;
+    const big = encodePacket({ ...header, type: MessageType.STREAM }, Buffer.alloc(size - 28, 0xab));
+    const tail = encodePacket({ ...header, serial: 9 }, Buffer.from([1, 2, 3, 4]));
+    const stream = Buffer.concat([big, tail]);
+    // 2 bytes of the length word in the first read, the other 2 at the start of the second.
+    const pieces = [stream.subarray(0, 2)];
+    for (let at = 2; at < stream.length; at += 64 * 1024) pieces.push(stream.subarray(at, at + 64 * 1024));
+    const d = new PacketDecoder();
+    const got: Buffer[] = [];
+    // The work, not the time (a loaded machine stretches time): count the bytes the decoder copies
+    // while joining pieces. Linear decoding copies the 32 MiB about once; the quadratic one re-joined
+    // everything held on every read (about 16 GiB here) and took tens of seconds.
+    let copied = 0;
+    const concat = vi.spyOn(Buffer, "concat").mockImplementation(function (list, totalLength) {
+      copied += totalLength ?? list.reduce((n, b) => n + b.length, 0);
+      return realConcat(list, totalLength);
+    });
+    try {
+      for (const piece of pieces) d.push(piece, (p) => got.push(Buffer.from(p)));
+    } finally {
+      concat.mockRestore();
+    }
+    expect(copied, `copied ${copied} bytes to decode ${stream.length}`).toBeLessThanOrEqual(2 * stream.length);
+    expect(got.map((p) => p.length)).toEqual([size, tail.length]);
+    expect(got[0]?.equals(big)).toBe(true);
+    expect(got[1]?.equals(tail)).toBe(true);
+    expect(d.pending).toBe(0);
+  }, 60_000);
 
   it("yields the same packets for any split of a stream of packets", () => {
     const seed = Number(process.env.FUZZ_SEED ?? 0xdec0de);
-    const next = rng(seed);
+    const next = seededRandom(seed);
     for (let iter = 0; iter < 300; iter++) {
       const packets: Buffer[] = [];
       const count = 1 + Math.floor(next() * 6);
@@ -103,7 +88,14 @@ describe("packet decoder cost", () => {
       while (at < stream.length) {
         // Piece sizes from 0 (empty read) through 1-3 bytes (split length word) to several packets.
         const r = next();
-        const n = r < 0.05 ? 0 : r < 0.4 ? 1 + Math.floor(next() * 4) : r < 0.8 ? Math.floor(next() * 100) : Math.floor(next() * 300_000);
+        const n =
+          r < 0.05
+            ? 0
+            : r < 0.4
+              ? 1 + Math.floor(next() * 4)
+              : r < 0.8
+                ? Math.floor(next() * 100)
+                : Math.floor(next() * 300_000);
         // Copy each piece, like separate socket reads.
         d.push(Buffer.from(stream.subarray(at, at + n)), (p) => got.push(Buffer.from(p)));
         at += n;
