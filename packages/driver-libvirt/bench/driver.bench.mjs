@@ -21,13 +21,14 @@
 // daemon with scripts/libvirtd.sh. BENCH_PYTHON (default /usr/bin/python3) runs the python side.
 /* global process, console, performance */
 
-import { execFileSync, spawn as spawnChild } from "node:child_process";
+import { spawn as spawnChild } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
+import { privateDaemonSocket } from "../../../scripts/private-libvirtd.mjs";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const pkg = join(here, "..");
@@ -47,7 +48,6 @@ const openRpcConnection =
   );
 const { PowerState } = await import("@virtkit/core");
 
-const script = join(here, "../../../scripts/libvirtd.sh");
 const worker = join(here, "libvirt-python-worker.py");
 const PYTHON = process.env.BENCH_PYTHON ?? "/usr/bin/python3";
 const SIZES = (process.env.BENCH_SIZES ?? "100,1000")
@@ -61,15 +61,6 @@ const POOL = "default-pool";
 const PHASES = ["spawn", "getInfo", "destroy"];
 
 for (const n of SIZES) if (!Number.isInteger(n) || n < 1) throw new Error(`BENCH_SIZES: bad size ${n}`);
-
-function daemonSocket() {
-  if (process.env.VIRTKIT_LIBVIRT_SOCKET) return process.env.VIRTKIT_LIBVIRT_SOCKET;
-  execFileSync("bash", [script, "start"], { stdio: "inherit" });
-  const env = execFileSync("bash", [script, "env"], { encoding: "utf8" });
-  const m = /VIRTKIT_LIBVIRT_SOCKET=(\S+)/.exec(env);
-  if (!m) throw new Error("scripts/libvirtd.sh env printed no socket");
-  return m[1];
-}
 
 /** Newest modification time (ms) of the driver's compiled code, to notice a rebuild mid-run. */
 function distStamp() {
@@ -316,7 +307,7 @@ function template(xmls, uuids, what) {
 // ---------------------------------------------------------------------------------------------
 // main
 
-const socket = daemonSocket();
+const socket = privateDaemonSocket();
 const uri = `test+unix:///default?socket=${socket}`;
 const distAtStart = distStamp();
 const loadStart = loadavg();

@@ -22,12 +22,12 @@ import { readdirSync, statSync } from "node:fs";
 import { cpus, loadavg } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { privateDaemonSocket } from "../../../scripts/private-libvirtd.mjs";
 import { promisify } from "node:util";
 import { LibvirtConnection } from "../dist/index.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const pkg = join(here, "..");
-const script = join(here, "../../../scripts/libvirtd.sh");
 const N = positive("BENCH_CALLS", 10_000);
 const ROUNDS = positive("BENCH_ROUNDS", 7);
 const IN_FLIGHT = positive("BENCH_IN_FLIGHT", 64);
@@ -41,15 +41,6 @@ function positive(name, fallback) {
   const v = Number(process.env[name] ?? fallback);
   if (!Number.isInteger(v) || v < 1) throw new Error(`${name} must be a positive integer, got ${process.env[name]}`);
   return v;
-}
-
-function daemonSocket() {
-  if (process.env.VIRTKIT_LIBVIRT_SOCKET) return process.env.VIRTKIT_LIBVIRT_SOCKET;
-  execFileSync("bash", [script, "start"], { stdio: "inherit" });
-  const env = execFileSync("bash", [script, "env"], { encoding: "utf8" });
-  const m = /VIRTKIT_LIBVIRT_SOCKET=(\S+)/.exec(env);
-  if (!m) throw new Error("scripts/libvirtd.sh env printed no socket");
-  return m[1];
 }
 
 /** True when some non-test source is newer than the compiled client the bench imports. */
@@ -163,7 +154,7 @@ const version = (v) => `${Math.floor(v / 1e6)}.${Math.floor(v / 1e3) % 1000}.${v
 
 // ---------------------------------------------------------------------------------------------
 
-const socket = daemonSocket();
+const socket = privateDaemonSocket();
 const staleDist = distOlderThanSrc();
 const loadBefore = loadavg().map(r2);
 const conn = await LibvirtConnection.open("test:///default", { socketPath: socket });
