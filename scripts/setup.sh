@@ -51,4 +51,13 @@ if [ -f scripts/libvirtd.sh ]; then
   log "starting the private libvirtd"
   bash scripts/libvirtd.sh start
 fi
+if [ -f scripts/docker.sh ] && [ "${VIRTKIT_NO_DOCKER:-}" != 1 ]; then
+  # The nested-QEMU environment: a private Docker engine, and its image built locally (cached
+  # under a tag derived from its inputs: seconds when nothing changed, minutes from nothing).
+  log "starting the private Docker engine"
+  bash scripts/docker.sh start
+  log "building the nested-QEMU image (cached)"
+  eval "$(bash scripts/docker.sh env)"
+  node packages/cli/bin/run.js env build nested-qemu --driver libvirt
+fi
 log "ready"

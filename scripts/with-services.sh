@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs a command with the environment of the services scripts/setup.sh started (the private
-# libvirtd's socket and TCP address), so integration tests find them. Tests that need a service
+# libvirtd's socket and TCP address, the private Docker engine), so integration tests find them. Tests that need a service
 # that is not running skip with the reason.
 set -euo pipefail
 export TURBO_TELEMETRY_DISABLED=1 DO_NOT_TRACK=1
@@ -9,6 +9,11 @@ before=0
 if [ -f scripts/libvirtd.sh ] && bash scripts/libvirtd.sh status >/dev/null 2>&1; then
   eval "$(bash scripts/libvirtd.sh env)"
   before=$(bash scripts/libvirtd.sh restarts | wc -l)
+fi
+# The private Docker engine (scripts/docker.sh): testcontainers finds it, the nested-QEMU tests run.
+if [ -f scripts/docker.sh ] && bash scripts/docker.sh status >/dev/null 2>&1; then
+  eval "$(bash scripts/docker.sh env)"
+  export VIRTKIT_NESTED_QEMU="${VIRTKIT_NESTED_QEMU:-1}"
 fi
 set +e
 "$@"

@@ -10,10 +10,14 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const bin = join(root, "bin", "run.js");
-const cleanEnv = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("VIRTKIT_LIBVIRT")));
+// No libvirtd and no Docker engine: the libvirt environments are recorded as unavailable, not run.
+const cleanEnv = {
+  ...Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("VIRTKIT_LIBVIRT") && k !== "DOCKER_HOST")),
+  DOCKER_HOST: "unix:///nonexistent/virtkit-cli-test/docker.sock",
+};
 
-function virtkit(args: string[], env: NodeJS.ProcessEnv = cleanEnv) {
-  const r = spawnSync(process.execPath, [bin, ...args], { encoding: "utf8", env, timeout: 60_000 });
+function virtkit(args: string[], env: NodeJS.ProcessEnv = cleanEnv, timeout = 60_000) {
+  const r = spawnSync(process.execPath, [bin, ...args], { encoding: "utf8", env, timeout });
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
@@ -33,6 +37,8 @@ describe("virtkit", () => {
       ["conformance", "list", "--help"],
       ["drivers", "--help"],
       ["matrix", "--help"],
+      ["env", "list", "--help"],
+      ["env", "build", "--help"],
     ]) {
       const r = virtkit(args);
       expect(r.status, args.join(" ")).toBe(0);
@@ -63,7 +69,9 @@ describe("virtkit", () => {
     };
     expect(drivers.find((d) => d.name === "fake")).toMatchObject({ status: "installed", version: "0.1.0" });
     expect(drivers.find((d) => d.name === "fake")?.capabilities).toContain("liveMigration");
-    expect(drivers.find((d) => d.name === "xenapi")?.status).toBe("not-installed");
+    // Found in the dependency tree, not from a fixed list: no phantom entry for what is not installed.
+    expect(drivers.every((d) => d.status === "installed")).toBe(true);
+    expect(drivers.find((d) => d.name === "libvirt")).toMatchObject({ needsOptions: ["uri"] });
   });
 
   it("runs the suite against the fake driver: exit 0 and every report file", () => {
@@ -304,21 +312,63 @@ export const plugin = {
     expect(twice.stdout + twice.stderr).not.toContain("hunter2");
   });
 
+  it("lists the environments a plugin offers, each with why it cannot run here", () => {
+    const r = virtkit(["env", "list", "--json"]);
+    expect(r.status, r.stderr).toBe(0);
+    const { environments } = JSON.parse(r.stdout) as {
+      environments: { driver: string; name: string; column: string; unavailable?: string; buildable: boolean }[];
+    };
+    const libvirt = environments.filter((e) => e.driver === "libvirt");
+    expect(libvirt.map((e) => e.column)).toEqual(["libvirt-test", "libvirt-qemu", "libvirt-nested-qemu"]);
+    expect(libvirt.every((e) => typeof e.unavailable === "string" && e.unavailable.length > 0)).toBe(true);
+    expect(libvirt.find((e) => e.name === "nested-qemu")?.buildable).toBe(true);
+    const listed = virtkit(["conformance", "list", "--driver", "libvirt", "--json"]);
+    expect(listed.status, listed.stderr).toBe(0);
+    const names = (JSON.parse(listed.stdout) as { environments: { name: string }[] }).environments.map((e) => e.name);
+    expect(names).toEqual(["test", "qemu", "nested-qemu"]);
+  });
+
+  it("refuses an environment the driver does not offer (exit 2, naming those it offers), and one that cannot run here", () => {
+    const unknown = virtkit(["conformance", "run", "--driver", "libvirt", "--env", "nope"]);
+    expect(unknown.status).toBe(2);
+    expect(unknown.stderr).toMatch(/offers no environment by that name \(it offers: test, qemu, nested-qemu\)/);
+    const fake = virtkit(["conformance", "run", "--driver", "fake", "--env", "test"]);
+    expect(fake.status).toBe(2);
+    expect(fake.stderr).toMatch(/offers no named environments/);
+    const down = virtkit(["conformance", "run", "--driver", "libvirt", "--env", "test"]);
+    expect(down.status).toBe(1);
+    expect(down.stderr).toMatch(/cannot run here: no private libvirtd configured/);
+    const build = virtkit(["env", "build", "nope"]);
+    expect(build.status).toBe(2);
+    expect(build.stderr).toMatch(/no installed driver offers an environment "nope"/);
+    const nothing = virtkit(["env", "build", "test", "--json"]);
+    expect(nothing.status, nothing.stderr).toBe(0);
+    expect(JSON.parse(nothing.stdout)).toMatchObject({ driver: "libvirt", environment: "test", built: false });
+  });
+
   it("writes the support matrix as JSON, Markdown and HTML, libvirt skipped with its reason", async () => {
     const out = join(dir, "reports");
-    const r = virtkit(["matrix", "--out", out, "--json"]);
+    // The matrix's mechanics: the whole suite against the fake, libvirt's environments recorded as
+    // unavailable. (The XenAPI driver's own score is held by its package's conformance test.)
+    const r = virtkit(["matrix", "--out", out, "--json", "--driver", "fake", "--driver", "libvirt"], cleanEnv, 240_000);
     expect(r.status, r.stderr).toBe(0);
     const matrix = JSON.parse(await readFile(join(out, "support-matrix.json"), "utf8")) as {
       drivers: { name: string; availability: string; reason?: string }[];
       cells: Record<string, Record<string, { status: string }>>;
     };
     expect(matrix.drivers.find((d) => d.name === "fake")?.availability).toBe("ran");
-    expect(matrix.drivers.find((d) => d.name === "libvirt")).toMatchObject({ availability: "unavailable" });
-    expect(matrix.drivers.find((d) => d.name === "libvirt")?.reason).toMatch(/VIRTKIT_LIBVIRT_URI/);
+    // One column per environment the libvirt plugin offers, each with why it cannot run here.
+    const column = (name: string) => matrix.drivers.find((d) => d.name === name);
+    for (const name of ["libvirt-test", "libvirt-qemu"]) {
+      expect(column(name)).toMatchObject({ availability: "unavailable" });
+      expect(column(name)?.reason).toMatch(/VIRTKIT_LIBVIRT_SOCKET is unset/);
+    }
+    expect(column("libvirt-nested-qemu")).toMatchObject({ availability: "unavailable" });
+    expect(column("libvirt-nested-qemu")?.reason).toMatch(/no Docker engine answers at unix:\/\/\/nonexistent/);
     expect(Object.values(matrix.cells.fake ?? {}).every((c) => c.status === "pass")).toBe(true);
     expect(await readFile(join(out, "support-matrix.md"), "utf8")).toMatch(
-      /\| scenario \| level \| fake 0\.1\.0 \| libvirt 0\.1\.0 \|/,
+      /\| scenario \| level \| fake 0\.1\.0 \| libvirt-nested-qemu 0\.1\.0 \| libvirt-qemu 0\.1\.0 \| libvirt-test 0\.1\.0 \|/,
     );
     expect(await readFile(join(out, "support-matrix.html"), "utf8")).toMatch(/<table id="matrix">/);
-  });
+  }, 300_000);
 });

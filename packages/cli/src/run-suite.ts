@@ -1,7 +1,10 @@
 /** Resolves a driver and runs the suite through the chosen runner, feeding a live reporter. */
-import { dirname } from "node:path";
+import { constants } from "node:fs";
+import { access, stat } from "node:fs/promises";
+import { dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import type { ConformanceReporter, RunReport, ScenarioLevel } from "@virtkit/conformance";
+import { Errors } from "@oclif/core";
+import type { ConformanceReporter, RunPlan, RunReport, ScenarioLevel } from "@virtkit/conformance";
 
 /** Where driver packages are also looked up: the CLI's own dependencies. */
 export const CLI_DIR = dirname(fileURLToPath(import.meta.url));
@@ -9,6 +12,8 @@ export const CLI_DIR = dirname(fileURLToPath(import.meta.url));
 /** What to run. */
 export interface RunSuiteOptions {
   readonly spec: string;
+  /** The plugin's named environment (`--env`); absent: its default. */
+  readonly environment?: string;
   readonly options: readonly string[];
   readonly focus: readonly string[];
   readonly skip: readonly string[];
@@ -20,13 +25,90 @@ export interface RunSuiteOptions {
   readonly parallel: number;
   readonly runner: "vitest" | "direct";
   readonly reporter?: ConformanceReporter;
+  /** Shuffles the scenario order with this seed (`--shuffle --seed N`). */
+  readonly seed?: number;
+  /** Per-scenario deadlines in ms by id (`--config`'s `timeouts`). */
+  readonly timeouts?: Readonly<Record<string, number>>;
+  /** Starts no scenario after the first failure at the run's level (`--fail-fast`). */
+  readonly failFast?: boolean;
+  /** Accepts a `--focus`/`--skip` that selects nothing (otherwise a usage error). */
+  readonly allowEmpty?: boolean;
+}
+
+/**
+ * A usage error (exit 2) when `--focus`/`--skip` select no scenario, unless empty runs are allowed:
+ * an empty run "passes" and would hide a typo in a CI job.
+ */
+export async function checkSelection(o: Pick<RunSuiteOptions, "focus" | "skip" | "allowEmpty">): Promise<number> {
+  const { selectScenarios, SCENARIOS } = await import("@virtkit/conformance");
+  const n = selectScenarios(SCENARIOS, o).length;
+  if (n === 0 && !o.allowEmpty) {
+    const { InvalidInputError } = await import("@virtkit/core");
+    const given = [...o.focus.map((f) => `--focus ${f}`), ...o.skip.map((s) => `--skip ${s}`)].join(" ");
+    throw new InvalidInputError("focus", `${given || "the selection"} selects no scenario (see virtkit conformance list; --allow-empty accepts an empty run)`);
+  }
+  return n;
+}
+
+/**
+ * Checks, before a run, that each report file can be written: its directory exists and is
+ * writable, and it is not itself a directory. A bad path is a usage error (exit 2) now, not a
+ * failure after the whole run.
+ */
+export async function checkReportPaths(files: readonly (readonly [flag: string, path: string | undefined])[]): Promise<void> {
+  for (const [flag, path] of files) {
+    if (path === undefined) continue;
+    const file = resolve(path);
+    const fail = (why: string) =>
+      new Errors.CLIError(`cannot write the ${flag} report to ${path}: ${why}`, { exit: 2, code: "VIRTKIT_USAGE" });
+    const existing = await stat(file).catch(() => undefined);
+    if (existing?.isDirectory()) throw fail("it is a directory");
+    const target = existing ? file : dirname(file);
+    const dir = existing ? undefined : await stat(target).catch(() => undefined);
+    if (!existing && !dir) throw fail(`the directory ${dirname(path) || "."} does not exist`);
+    if (dir && !dir.isDirectory()) throw fail(`${dirname(path)} is not a directory`);
+    try {
+      await access(target, constants.W_OK);
+    } catch {
+      throw fail(existing ? "the file is not writable" : `the directory ${dirname(path) || "."} is not writable`);
+    }
+  }
+}
+
+/** `--dry-run`: the plan (what would run, skips and reasons), from one environment and driver; runs no scenario. */
+export async function planSuite(o: RunSuiteOptions): Promise<RunPlan> {
+  const { resolveDriver, planRun } = await import("@virtkit/conformance");
+  await checkSelection(o);
+  const resolved = await resolveDriver(o.spec, o.options, {
+    paths: [CLI_DIR],
+    ...(o.environment !== undefined ? { environment: o.environment } : {}),
+  });
+  try {
+    return await planRun({
+      driver: resolved.descriptor,
+      environment: resolved.environment,
+      level: o.level,
+      focus: o.focus,
+      skip: o.skip,
+      scenarioTimeoutMs: o.scenarioTimeoutMs,
+      ...(o.seed !== undefined ? { seed: o.seed } : {}),
+      ...(o.timeouts !== undefined ? { timeouts: o.timeouts } : {}),
+    });
+  } finally {
+    await resolved.environment.dispose?.();
+  }
 }
 
 /** Runs one driver; driver load and option errors surface as typed virtkit errors. */
 export async function runSuite(o: RunSuiteOptions): Promise<RunReport> {
-  const { resolveDriver, runConformance, runWithVitest, selectScenarios, SCENARIOS } = await import("@virtkit/conformance");
-  const resolved = await resolveDriver(o.spec, o.options, { paths: [CLI_DIR] });
-  const total = selectScenarios(SCENARIOS, o).length;
+  const { resolveDriver, runConformance, runWithVitest } = await import("@virtkit/conformance");
+  // Driver stacks in failure locations point at the author's TypeScript when the driver ships source maps.
+  process.setSourceMapsEnabled(true);
+  const total = await checkSelection(o);
+  const resolved = await resolveDriver(o.spec, o.options, {
+    paths: [CLI_DIR],
+    ...(o.environment !== undefined ? { environment: o.environment } : {}),
+  });
   o.reporter?.onStart?.(resolved.descriptor, total);
   let finished = 0;
   const onResult = (r: Parameters<NonNullable<ConformanceReporter["onResult"]>>[0]) => o.reporter?.onResult?.(r, ++finished, total);
@@ -42,6 +124,10 @@ export async function runSuite(o: RunSuiteOptions): Promise<RunReport> {
         ...(o.cleanupTimeoutMs !== undefined ? { cleanupTimeoutMs: o.cleanupTimeoutMs } : {}),
         parallel: o.parallel,
         paths: [CLI_DIR],
+        ...(o.environment !== undefined ? { environment: o.environment } : {}),
+        ...(o.seed !== undefined ? { seed: o.seed } : {}),
+        ...(o.timeouts !== undefined ? { timeouts: o.timeouts } : {}),
+        ...(o.failFast ? { failFast: true } : {}),
       },
       driver: resolved.descriptor,
       suiteTimeoutMs: o.suiteTimeoutMs,
@@ -59,6 +145,9 @@ export async function runSuite(o: RunSuiteOptions): Promise<RunReport> {
     cleanupTimeoutMs: o.cleanupTimeoutMs,
     suiteTimeoutMs: o.suiteTimeoutMs,
     parallel: o.parallel,
+    ...(o.seed !== undefined ? { seed: o.seed } : {}),
+    ...(o.timeouts !== undefined ? { timeouts: o.timeouts } : {}),
+    ...(o.failFast ? { failFast: true } : {}),
     onResult: (r) => onResult(r),
   });
 }

@@ -6,6 +6,8 @@ import {
   MATRIX_OPERATIONS,
   MATRIX_STATES,
   REACHABLE_STATES,
+  ENVIRONMENT_STATES,
+  WITH_SNAPSHOT_CELLS,
   describeOutcome,
 } from "./expected-transitions.js";
 
@@ -29,16 +31,26 @@ describe("the kit's expected transition table", () => {
     expect(source).not.toMatch(/driver-fake|driver-libvirt|transitions\.js/);
   });
 
-  it("makes one scenario per reachable cell, SHOULD only where the contract says so", () => {
+  it("makes one scenario per cell, SHOULD only where the contract says so", () => {
     const scenarios = stateMatrixScenarios();
     expect(REACHABLE_STATES).not.toContain("CRASHED");
-    expect(scenarios).toHaveLength(REACHABLE_STATES.length * MATRIX_OPERATIONS.length);
+    expect(ENVIRONMENT_STATES).toEqual(["CRASHED"]);
+    expect(scenarios).toHaveLength(
+      (REACHABLE_STATES.length + ENVIRONMENT_STATES.length) * MATRIX_OPERATIONS.length + WITH_SNAPSHOT_CELLS.length,
+    );
+    // CRASHED cells need the environment's crash control; the with-snapshots ones instance snapshots.
+    expect(scenarios.filter((s) => s.id.startsWith("state.crashed.")).every((s) => s.needs !== undefined)).toBe(true);
+    expect(
+      scenarios.filter((s) => s.id.endsWith(".with-snapshots")).every((s) => s.alsoNeeds?.includes("instanceSnapshots") || s.capability === "instanceSnapshots"),
+    ).toBe(true);
+    expect(scenarios.find((s) => s.id === "state.crashed.power-on")?.needs?.({ hosts: [] } as never)).toMatch(/crash/);
     expect(new Set(scenarios.map((s) => s.id)).size).toBe(scenarios.length);
     expect(scenarios.filter((s) => s.level === "SHOULD").every((s) => s.id.endsWith(".reboot-soft"))).toBe(true);
     for (const s of scenarios) {
       expect(s.timeoutMs, s.id).toBeLessThanOrEqual(10_000);
-      // Soft reboot may fall back to hard when undeclared: no refusal to require.
-      expect(s.refuse === undefined, s.id).toBe(s.id.endsWith(".reboot-soft"));
+      // Soft reboot may fall back to hard when undeclared: no refusal to require; the with-snapshots
+      // cells leave the refusal to their plain twin.
+      expect(s.refuse === undefined, s.id).toBe(s.id.endsWith(".reboot-soft") || s.id.endsWith(".with-snapshots"));
     }
     expect(scenarios.find((s) => s.id === "state.paused.power-off")).toMatchObject({
       capability: null,

@@ -43,9 +43,37 @@ export type MatrixState = (typeof MATRIX_STATES)[number];
 
 /**
  * The states the kit can bring an instance into through the contract alone. CRASHED is not one:
- * no contract call crashes a guest, and the environment has no control that does (yet).
+ * no contract call crashes a guest; only the environment can (`guestControls.crash`).
  */
 export const REACHABLE_STATES: readonly MatrixState[] = ["RUNNING", "PAUSED", "SUSPENDED", "SHUTDOWN", "RESCUED"];
+
+/** States only an environment control reaches (CRASHED: `guestControls.crash`); their cells skip without it. */
+export const ENVIRONMENT_STATES: readonly MatrixState[] = ["CRASHED"];
+
+/**
+ * The cells repeated with instance snapshots present (`.with-snapshots`): the operations a
+ * hypervisor implements by removing, redefining, saving or restarting the domain, where existing
+ * snapshots get in the way (libvirt refuses to undefine a domain that has snapshot metadata) or get
+ * lost. Destroy from every state; the others from the states where they act. The snapshots must
+ * survive every one of them except destroy, which must take them along.
+ */
+export const WITH_SNAPSHOT_CELLS: readonly (readonly [MatrixState, MatrixOperation])[] = [
+  ...MATRIX_STATES.map((s) => [s, "destroy"] as const),
+  ...MATRIX_STATES.map((s) => [s, "reboot-hard"] as const),
+  ["RUNNING", "power-off"],
+  ["PAUSED", "power-off"],
+  ["SUSPENDED", "power-off"],
+  ["CRASHED", "power-off"],
+  ["SHUTDOWN", "power-on"],
+  ["CRASHED", "power-on"],
+  ["RUNNING", "suspend"],
+  ["SUSPENDED", "resume"],
+  ["RUNNING", "rescue"],
+  ["SHUTDOWN", "rescue"],
+  ["RESCUED", "unrescue"],
+  ["RUNNING", "image-snapshot"],
+  ["SHUTDOWN", "image-snapshot"],
+];
 
 /** Every operation of the table, as used in scenario ids (`state.paused.suspend`). */
 export const MATRIX_OPERATIONS = [
@@ -292,8 +320,7 @@ export const EXPECTED_TRANSITIONS: Readonly<Record<MatrixState, Readonly<Record<
     "instance-snapshot-revert": { outcomes: [to("RUNNING", ["STARTED"])] },
     "set-admin-password": { outcomes: [PASSWORD_NOT_RUNNING] },
   },
-  // Not reachable through the contract (see REACHABLE_STATES): kept so the table is whole and an
-  // environment that can crash a guest has its expectations ready.
+  // Reached only through the environment (guestControls.crash); skipped where it cannot crash a guest.
   CRASHED: {
     "reboot-soft": { outcomes: [to("RUNNING", ["STARTED"], ["STOPPED", "STARTED"])], level: "SHOULD" },
     "reboot-hard": { outcomes: [to("RUNNING", ["STARTED"], ["STOPPED", "STARTED"])] },

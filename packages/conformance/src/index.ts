@@ -1,5 +1,10 @@
-export { runConformance, collectNotes } from "./runner.js";
-export type { ConformanceRunOptions } from "./runner.js";
+export { runConformance, collectNotes, planRun, scheduleScenarios, shuffle } from "./runner.js";
+export type { ConformanceRunOptions, RunPlan, PlannedScenario } from "./runner.js";
+export { driverLocation } from "./failure-location.js";
+export { explainScenario, findScenario, renderExplanation } from "./docs/explain.js";
+export type { ScenarioExplanation, ScenarioTrace } from "./docs/explain.js";
+export { SCENARIO_DOCS, FAMILY_DOCS, scenarioDoc } from "./docs/scenario-docs.js";
+export type { ScenarioDoc } from "./docs/scenario-docs.js";
 export {
   runScenario,
   declares,
@@ -71,10 +76,11 @@ export type { MigrationCase } from "./checks/migration.js";
 export { fakeEnvironment } from "./environments/fake-environment.js";
 export type { FakeEnvironmentOptions, FakeWrapContext } from "./environments/fake-environment.js";
 export { computeServiceFactory } from "./compute-service-adapter.js";
-export { resolveDriver, declaredCapabilities, genericEnvironment } from "./resolve-driver.js";
+export { resolveDriver, declaredCapabilities, genericEnvironment, pluginEnvironment } from "./resolve-driver.js";
 export type { ResolvedDriver, ResolveDriverOptions } from "./resolve-driver.js";
 export { runWithVitest, entryFile } from "./vitest/run-vitest.js";
 export type { RunWithVitestOptions, VitestRunSettings } from "./vitest/run-vitest.js";
+export { SUPPORTED_VITEST } from "./vitest/vitest-version.js";
 export {
   HumanReporter,
   JsonReporter,
@@ -88,3 +94,13 @@ export type { ConformanceReporter, HumanReporterOptions, ReporterName, WriteFn }
 export { stableStringify } from "./stable-json.js";
 export { buildMatrix, renderMarkdown, renderHtml, htmlEscape, STATUS_SYMBOL } from "./matrix/index.js";
 export type { SupportMatrix, MatrixCell, MatrixDriver, MatrixScenario, UnavailableDriver } from "./matrix/index.js";
+export {
+  explore,
+  exploreEnvironment,
+  formatExploreResult,
+  EXPLORE_OPERATIONS,
+  ExploreDivergence,
+  EXPLORE_SCENARIO,
+  EXPLORE_SCENARIO_SEED,
+} from "./explore/index.js";
+export type { ExploreOptions, ExploreResult, ExploreTarget, TargetProvider } from "./explore/index.js";

@@ -29,6 +29,7 @@ import type {
   ScenarioContext,
   ScenarioDefinition,
 } from "./scenario.js";
+import { driverLocation } from "./failure-location.js";
 import type { CapabilityMismatch, ScenarioResult, ScenarioStatus } from "./types.js";
 
 /** Options of one scenario run. */
@@ -43,6 +44,8 @@ export interface MakeTestOptions {
   readonly signal?: AbortSignal;
   /** Builds the compute service the password group goes through (default: none, driver only). */
   readonly service?: AdminPasswordServiceFactory;
+  /** Called as the scenario names each step (`virtkit conformance explain` traces a run with it). */
+  readonly onStep?: (step: string) => void;
 }
 
 /**
@@ -106,6 +109,7 @@ export async function runScenario(
     extra: {
       reason?: string;
       step?: string;
+      location?: string;
       mismatch?: CapabilityMismatch;
       cleanupErrors?: string[];
       leaks?: string[];
@@ -128,6 +132,8 @@ export async function runScenario(
 
   const secrets: Secret[] = [];
   const errors: string[] = [];
+  // The last error a driver call raised, with the step it was raised in (for the failure's location).
+  let lastError: { err: unknown; step: string } | undefined;
   const drivers = new Map<string, ComputeDriver>();
   const instances: Instance[] = [];
   const images = new Set<string>();
@@ -154,7 +160,7 @@ export async function runScenario(
       drivers.set(host, driver);
       baselineImages = new Set((await env.imageService.list()).map((i) => i.id));
     } catch (err) {
-      return done("fail", { reason: `driver setup failed: ${describeError(err)}`, step });
+      return done("fail", { reason: `driver setup failed: ${describeError(err)}`, step, location: driverLocation(err) });
     }
     const declared = declares(def, driver);
     const limit = declared ? environmentLimit(def, env) : undefined;
@@ -176,6 +182,7 @@ export async function runScenario(
       signal: controller.signal,
       step(name) {
         step = name;
+        options.onStep?.(name);
       },
       opts<T extends object = object>(extra?: T): OperationOptions & T {
         return { signal: controller.signal, ...(extra ?? ({} as T)) };
@@ -185,7 +192,7 @@ export async function runScenario(
         const inst: Instance = {
           uuid: randomUUID(),
           name: `${prefix}-${counter}`,
-          flavor: { name: "m1.tiny", memoryMb: 64, vcpus: 1, rootGb: 1 },
+          flavor: env.flavor ?? { name: "m1.tiny", memoryMb: 64, vcpus: 1, rootGb: 1 },
           imageMeta: env.bootImage ?? DEFAULT_BOOT_IMAGE,
           projectId: "conformance-project",
           userId: "conformance-user",
@@ -200,6 +207,10 @@ export async function runScenario(
         ctx.step(`spawn ${inst.name}`);
         await driver.spawn({ instance: inst }, ctx.opts());
         await expectState(ctx, inst, PowerState.RUNNING, "spawn");
+        if (env.guestControls?.whenBooted) {
+          ctx.step(`wait for ${inst.name} to boot`);
+          await env.guestControls.whenBooted(inst, ctx.opts());
+        }
         return inst;
       },
       async driverFor(h) {
@@ -216,6 +227,7 @@ export async function runScenario(
         secrets.push(secret);
       },
       recordError(err) {
+        lastError = { err, step };
         errors.push(inspect(err, { depth: 6 }));
         if (err instanceof Error) {
           errors.push(err.message);
@@ -245,11 +257,14 @@ export async function runScenario(
       // After the deadline or an outer abort, the signal's reason says why, whatever the body threw.
       const reason: unknown = controller.signal.aborted ? controller.signal.reason : undefined;
       const err = reason instanceof ConformanceFailure ? reason : caught;
+      // A kit check that failed on a driver's error of this same step points at that error's origin.
+      const earlier = lastError?.step === step ? lastError.err : undefined;
       ctx.recordError(caught);
+      const location = driverLocation(caught) ?? (earlier !== undefined ? driverLocation(earlier) : undefined);
       if (err instanceof EnvironmentLimitError) {
         result = done("skipped", { reason: `environment limit: ${err.message}`, step });
       } else if (err instanceof WorksButUndeclaredError) {
-        result = done("fail", { reason: err.message, step, mismatch: "works-but-undeclared" });
+        result = done("fail", { reason: err.message, step, location, mismatch: "works-but-undeclared" });
       } else {
         let reason = err instanceof ConformanceFailure ? err.message : `unexpected error: ${describeError(err)}`;
         if (declared && def.capability && isUnsupported(err) && !(err instanceof ConformanceFailure)) {
@@ -258,6 +273,7 @@ export async function runScenario(
         result = done("fail", {
           reason,
           step,
+          location,
           mismatch: declared && def.capability ? "declared-but-fails" : undefined,
         });
       }

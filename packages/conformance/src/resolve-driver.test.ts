@@ -15,7 +15,12 @@ beforeAll(async () => {
     `export const plugin = {
   kind: "virtkit-driver", name: "creds", version: "1.0.0", contractVersion: "^1.0.0", description: "takes credentials",
   optionsSchema: { shape: { uri: 1, username: 1, password: 1 }, safeParse: (data) => ({ success: true, data }) },
-  register() {},
+  register(container, { token }) {
+    const call = async () => undefined;
+    container.register(token, { useValue: { name: "creds", capabilities: {}, initHost: call, cleanupHost: call, getHostInfo: call,
+      listInstances: call, listInstanceUuids: call, instanceExists: call, getInfo: call, spawn: call, destroy: call,
+      reboot: call, powerOff: call, powerOn: call } });
+  },
 };
 `,
   );

@@ -6,16 +6,21 @@
 import { dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 import {
+  DriverLoadError,
   DriverRegistry,
+  HypervisorUnavailableError,
   InMemoryImageService,
+  InvalidInputError,
   MemoryLogger,
   loadDriverPlugin,
   parseOptionPairs,
   redactOptions,
   validatePluginOptions,
   type ComputeDriver,
+  type ConformanceEnvironment,
   type ConformanceEnvironmentFactory,
   type DriverPlugin,
+  type PluginEnvironment,
 } from "@virtkit/core";
 import { computeServiceFactory } from "./compute-service-adapter.js";
 import type { AdminPasswordServiceFactory } from "./scenario.js";
@@ -36,6 +41,10 @@ export interface ResolveDriverOptions {
   /** Extra directories to resolve driver packages from (the CLI passes its own). */
   readonly paths?: readonly string[];
   readonly cwd?: string;
+  /** A named environment the plugin offers (`--env nested-qemu`); absent: the plugin's default. */
+  readonly environment?: string;
+  /** Where environments read their settings (default `process.env`). */
+  readonly env?: Readonly<Record<string, string | undefined>>;
 }
 
 const OWN_DIR = dirname(fileURLToPath(import.meta.url));
@@ -51,21 +60,55 @@ export async function resolveDriver(
     cwd: resolveOptions.cwd,
     paths: [...(resolveOptions.paths ?? []), OWN_DIR],
   });
-  const options = validatePluginOptions(plugin, raw);
-  const environment = plugin.conformanceEnvironment?.(options) ?? genericEnvironment(plugin, raw);
+  const named = resolveOptions.environment;
+  let options: unknown;
+  let environment: ConformanceEnvironmentFactory;
+  if (named !== undefined) {
+    const chosen = pluginEnvironment(plugin, named);
+    const env = resolveOptions.env ?? process.env;
+    const reason = await chosen.unavailable(env, { timeoutMs: 10_000 });
+    if (reason !== undefined) {
+      throw new HypervisorUnavailableError(named, `the ${plugin.name} environment "${named}" cannot run here: ${reason}`);
+    }
+    environment = await chosen.conformanceEnvironment(raw, env);
+    options = raw;
+  } else {
+    options = validatePluginOptions(plugin, raw);
+    environment = plugin.conformanceEnvironment?.(options) ?? genericEnvironment(plugin, raw);
+  }
+  // A broken `register` is ONE load error here, not a failure in every scenario. (A named
+  // environment may supply required options itself: then its own driver setup is the check.)
+  if (named === undefined || optionsValid(plugin, raw)) await checkRegisterPath(plugin, raw);
+  environment = productionPath(plugin, environment);
   return {
     plugin,
     options,
     descriptor: {
-      name: plugin.name,
+      // A named environment is its own column: `libvirt-nested-qemu`.
+      name: named !== undefined ? `${plugin.name}-${named}` : plugin.name,
       version: plugin.version,
       spec,
       options: redactOptions(raw),
+      ...(named !== undefined ? { environment: named } : {}),
       ...(plugin.notes?.length ? { notes: [...plugin.notes] } : {}),
     },
     environment,
     service: computeServiceFactory(),
   };
+}
+
+/** The plugin's environment `name`; an unknown name is an `InvalidInputError` listing the known ones. */
+export function pluginEnvironment(plugin: DriverPlugin, name: string): PluginEnvironment {
+  const all = plugin.environments ?? [];
+  const found = all.find((e) => e.name === name);
+  if (found) return found;
+  const known = all.map((e) => e.name);
+  throw new InvalidInputError(
+    "env",
+    known.length > 0
+      ? `the ${plugin.name} driver offers no environment by that name (it offers: ${known.join(", ")})`
+      : `the ${plugin.name} driver offers no named environments`,
+  );
 }
 
 /** The capabilities a driver built with these options declares (built, never initialised). */
@@ -98,6 +141,9 @@ export function genericEnvironment(
     return {
       hosts: [host],
       imageService,
+      // The production path: the kit registers and resolves the driver in a child of this container.
+      driverSetup: () => ({ options: raw, container: registry.container }),
+      // Used only when this factory runs without the kit's `productionPath` wrapper.
       async createDriver(h: string = host): Promise<ComputeDriver> {
         if (!registry.has(h)) registry.add(h, plugin, raw);
         const driver = registry.get(h);
@@ -117,4 +163,112 @@ export function genericEnvironment(
       },
     };
   };
+}
+
+/** The contract members the kit requires of whatever a plugin registers (`DriverRegistry` checks a few methods). */
+const DRIVER_METHODS = [
+  "initHost",
+  "cleanupHost",
+  "getHostInfo",
+  "listInstances",
+  "listInstanceUuids",
+  "instanceExists",
+  "getInfo",
+  "spawn",
+  "destroy",
+  "reboot",
+  "powerOff",
+  "powerOn",
+] as const;
+
+function optionsValid(plugin: DriverPlugin, raw: Readonly<Record<string, unknown>>): boolean {
+  try {
+    validatePluginOptions(plugin, raw);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Throws `DriverLoadError` unless `value` looks like a `ComputeDriver` (methods, name, capabilities). */
+export function assertDriverShape(plugin: DriverPlugin, value: unknown, name: string = plugin.name): ComputeDriver {
+  const v = value as Record<string, unknown> | null;
+  const missing = DRIVER_METHODS.filter((m) => typeof v?.[m] !== "function");
+  const problems = [
+    ...(missing.length > 0 ? [`missing ${missing.join(", ")}`] : []),
+    ...(typeof v?.name !== "string" ? ["no name"] : []),
+    ...(typeof v?.capabilities !== "object" || v.capabilities === null ? ["no capabilities object"] : []),
+  ];
+  if (typeof value !== "object" || value === null || problems.length > 0) {
+    throw new DriverLoadError(
+      name,
+      `plugin ${plugin.name} registered something that is not a ComputeDriver (${problems.join("; ") || typeof value})`,
+    );
+  }
+  return value as ComputeDriver;
+}
+
+/**
+ * The production path, once, at load: the plugin's `register` into a fresh registry (as
+ * `createDriver` does in a service) with these options, resolved by its token and checked to be a
+ * driver. Built, never initialised (nothing is contacted). Every failure is a `DriverLoadError`.
+ */
+export async function checkRegisterPath(
+  plugin: DriverPlugin,
+  raw: Readonly<Record<string, unknown>>,
+): Promise<ComputeDriver> {
+  const registry = new DriverRegistry({ imageService: new InMemoryImageService(), logger: new MemoryLogger() });
+  try {
+    registry.add(plugin.name, plugin, raw);
+    return assertDriverShape(plugin, registry.get(plugin.name));
+  } finally {
+    // The container only: `cleanupHost` on a driver that was never initialised is not the contract's.
+    await Promise.resolve(registry.container.dispose()).catch(() => undefined);
+  }
+}
+
+/**
+ * Wraps an environment factory so the kit builds every driver the production way when the
+ * environment offers `driverSetup` (see core's `ConformanceEnvironment.driverSetup`): the plugin's
+ * `register` into a child of the environment's container, resolved by `driverToken(host)`,
+ * checked, adopted by the environment, then `initHost`. Environments without it keep their own
+ * `createDriver`, and their notes say so. The factory's own properties (`dispose`) are kept.
+ */
+export function productionPath(plugin: DriverPlugin, factory: ConformanceEnvironmentFactory): ConformanceEnvironmentFactory {
+  const wrapped = async (context: Parameters<ConformanceEnvironmentFactory>[0]): Promise<ConformanceEnvironment> => {
+    const env = await factory(context);
+    const setupOf = env.driverSetup?.bind(env);
+    if (!setupOf) {
+      const note = `${plugin.name}: the drivers under test were built by the plugin's conformance environment, not through its register (checked once at load); offer driverSetup to test the production path`;
+      return new Proxy(env, {
+        get: (target, prop) => (prop === "notes" ? [...target.notes, note] : Reflect.get(target, prop, target)),
+      });
+    }
+    const registries: DriverRegistry[] = [];
+    const createDriver = async (host: string = env.hosts[0] ?? "localhost"): Promise<ComputeDriver> => {
+      const setup = await setupOf(host);
+      const registry = new DriverRegistry(
+        setup.container ? { container: setup.container } : { imageService: env.imageService },
+      );
+      registries.push(registry);
+      registry.add(host, plugin, setup.options);
+      const driver = assertDriverShape(plugin, registry.get(host), host);
+      setup.adopt?.(driver);
+      await driver.initHost(host);
+      return driver;
+    };
+    const cleanup = async (): Promise<void> => {
+      try {
+        await env.cleanup();
+      } finally {
+        // The kit has called `cleanupHost` on every driver; only the containers are left.
+        for (const r of registries.splice(0)) await Promise.resolve(r.container.dispose()).catch(() => undefined);
+      }
+    };
+    return new Proxy(env, {
+      get: (target, prop) =>
+        prop === "createDriver" ? createDriver : prop === "cleanup" ? cleanup : Reflect.get(target, prop, target),
+    });
+  };
+  return Object.assign(wrapped, factory);
 }

@@ -4,10 +4,23 @@
  * the same results.
  */
 import type { ConformanceEnvironmentFactory } from "@virtkit/core";
-import { runScenario } from "./make-test.js";
+import {
+  DEFAULT_SCENARIO_TIMEOUT_MS,
+  declares,
+  environmentLimit,
+  runScenario,
+  scenarioDeadlineMs,
+} from "./make-test.js";
 import type { AdminPasswordServiceFactory, ScenarioDefinition } from "./scenario.js";
 import { SCENARIOS, selectScenarios } from "./scenarios.js";
-import { summarize, type DriverDescriptor, type RunReport, type ScenarioLevel, type ScenarioResult } from "./types.js";
+import {
+  levelCounts,
+  summarize,
+  type DriverDescriptor,
+  type RunReport,
+  type ScenarioLevel,
+  type ScenarioResult,
+} from "./types.js";
 
 /** Options shared by every way of running the suite. */
 export interface ConformanceRunOptions {
@@ -37,6 +50,12 @@ export interface ConformanceRunOptions {
   readonly notes?: readonly string[];
   /** Replaces the scenario table (tests of the kit itself). */
   readonly scenarios?: readonly ScenarioDefinition[];
+  /** Shuffles the scenario order with this seed (the same seed gives the same order). */
+  readonly seed?: number;
+  /** Per-scenario deadlines in ms by scenario id; they replace the scenario's own (not scaled). */
+  readonly timeouts?: Readonly<Record<string, number>>;
+  /** Starts no scenario after the first failure at the run's level; the rest are skipped with the reason. */
+  readonly failFast?: boolean;
   /** Called as each scenario finishes (live reporters). */
   readonly onResult?: (result: ScenarioResult, index: number, total: number) => void;
   /** Aborts the run. */
@@ -48,7 +67,7 @@ export async function runConformance(options: ConformanceRunOptions): Promise<Ru
   const startedAt = new Date();
   const t0 = performance.now();
   const level = options.level ?? "MUST";
-  const selected = selectScenarios(options.scenarios ?? SCENARIOS, options);
+  const selected = scheduleScenarios(options);
   const results: (ScenarioResult | undefined)[] = new Array(selected.length);
   const controller = new AbortController();
   const onAbort = () => controller.abort(options.signal?.reason);
@@ -57,17 +76,21 @@ export async function runConformance(options: ConformanceRunOptions): Promise<Ru
     options.suiteTimeoutMs !== undefined
       ? setTimeout(() => controller.abort(new Error("suite timeout")), options.suiteTimeoutMs)
       : undefined;
-  const notes = new Set<string>([...(options.driver.notes ?? []), ...(options.notes ?? [])]);
+  const notes = new Set<string>([...(options.driver.notes ?? []), ...(options.notes ?? []), ...runNotes(options)]);
   const envNotes = collectNotes(options.environment, notes);
 
   let next = 0;
   let finished = 0;
+  // Fail-fast stops starting scenarios; those already running finish (aborting them would muddle their results).
+  let stoppedBy: string | undefined;
   const worker = async () => {
     while (next < selected.length) {
       const index = next++;
       const def = selected[index]!;
       let result: ScenarioResult;
-      if (controller.signal.aborted) {
+      if (stoppedBy !== undefined && !controller.signal.aborted) {
+        result = notRun(def, `not run: --fail-fast stopped the run after ${stoppedBy} failed`);
+      } else if (controller.signal.aborted) {
         result = {
           id: def.id,
           title: def.title,
@@ -88,6 +111,7 @@ export async function runConformance(options: ConformanceRunOptions): Promise<Ru
           signal: controller.signal,
           service: options.service,
         });
+        if (options.failFast && result.status === "fail" && levelCounts(result.level, level)) stoppedBy ??= result.id;
       }
       results[index] = result;
       finished += 1;
@@ -100,6 +124,8 @@ export async function runConformance(options: ConformanceRunOptions): Promise<Ru
   } finally {
     if (suiteTimer) clearTimeout(suiteTimer);
     options.signal?.removeEventListener("abort", onAbort);
+    // Hosts the factory shared between scenarios (containers started once per run) go now.
+    await options.environment.dispose?.();
   }
   const done = results.filter((r): r is ScenarioResult => r !== undefined);
   return {
@@ -124,4 +150,135 @@ export function collectNotes(
     for (const n of env.notes) notes.add(n);
     return env;
   };
+}
+
+/** A result for a scenario that was not started. */
+function notRun(def: ScenarioDefinition, reason: string): ScenarioResult {
+  return {
+    id: def.id,
+    title: def.title,
+    group: def.group,
+    capability: def.capability,
+    level: def.level,
+    status: "skipped",
+    reason,
+    durationMs: 0,
+  };
+}
+
+/** Notes a run's own settings add to its report (the shuffle seed, to repeat the order). */
+export function runNotes(options: Pick<ConformanceRunOptions, "seed">): string[] {
+  return options.seed !== undefined
+    ? [`scenario order shuffled with seed ${options.seed} (repeat it with --shuffle --seed ${options.seed})`]
+    : [];
+}
+
+/**
+ * The scenarios a run executes, in order: the table (or `scenarios`) filtered by focus/skip,
+ * per-scenario `timeouts` applied, shuffled when a `seed` is given. Every runner uses this.
+ */
+export function scheduleScenarios(
+  options: Pick<ConformanceRunOptions, "scenarios" | "focus" | "skip" | "seed" | "timeouts" | "scenarioTimeoutMs">,
+): ScenarioDefinition[] {
+  const runTimeoutMs = options.scenarioTimeoutMs ?? DEFAULT_SCENARIO_TIMEOUT_MS;
+  const selected = selectScenarios(options.scenarios ?? SCENARIOS, options).map((def) => {
+    const ms = options.timeouts?.[def.id];
+    // `scenarioDeadlineMs` scales a scenario's own deadline by the run's pace: store the inverse so it comes out as `ms`.
+    return ms === undefined ? def : { ...def, timeoutMs: (ms * DEFAULT_SCENARIO_TIMEOUT_MS) / runTimeoutMs };
+  });
+  return options.seed === undefined ? selected : shuffle(selected, options.seed);
+}
+
+/** Fisher–Yates with a seeded PRNG (mulberry32): the same seed, the same order, on every machine. */
+export function shuffle<T>(items: readonly T[], seed: number): T[] {
+  let state = seed >>> 0;
+  const random = () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+  const out = [...items];
+  for (let i = out.length - 1; i > 0; i--) {
+    const j = Math.floor(random() * (i + 1));
+    [out[i], out[j]] = [out[j]!, out[i]!];
+  }
+  return out;
+}
+
+/** What `--dry-run` says about one scenario. */
+export interface PlannedScenario {
+  readonly id: string;
+  readonly title: string;
+  readonly group: string;
+  readonly capability: ScenarioDefinition["capability"];
+  readonly level: ScenarioLevel;
+  /**
+   * - `run`: declared, the scenario runs;
+   * - `refuse`: not declared, the kit checks that the driver refuses it (then reports unsupported);
+   * - `unsupported`: not declared, reported unsupported without a call;
+   * - `skip`: the environment cannot run it (the reason says why).
+   */
+  readonly action: "run" | "refuse" | "unsupported" | "skip";
+  readonly reason?: string;
+  /** The scenario's deadline in this run, ms. */
+  readonly timeoutMs: number;
+}
+
+/** The plan of a run: what would run, in order, and why the rest would not. */
+export interface RunPlan {
+  readonly driver: DriverDescriptor;
+  readonly level: ScenarioLevel;
+  readonly capabilities: Readonly<Record<string, boolean>>;
+  readonly scenarios: readonly PlannedScenario[];
+  readonly notes: readonly string[];
+}
+
+/**
+ * `--dry-run`: builds ONE environment and the primary host's driver (to learn what it declares
+ * and what the environment cannot do), runs no scenario, tears both down, and returns the plan.
+ */
+export async function planRun(options: ConformanceRunOptions): Promise<RunPlan> {
+  const selected = scheduleScenarios(options);
+  const env = await options.environment({ prefix: `vkplan${Date.now().toString(36)}` });
+  const host = env.hosts[0] ?? "localhost";
+  try {
+    const driver = await env.createDriver(host);
+    try {
+      const scenarios = selected.map((def): PlannedScenario => {
+        const base = {
+          id: def.id,
+          title: def.title,
+          group: def.group,
+          capability: def.capability,
+          level: def.level,
+          timeoutMs: scenarioDeadlineMs(def, options.scenarioTimeoutMs ?? DEFAULT_SCENARIO_TIMEOUT_MS),
+        };
+        const caps = [...(def.capability ? [def.capability] : []), ...(def.alsoNeeds ?? [])];
+        const missing = caps.filter((c) => driver.capabilities[c] !== true);
+        if (declares(def, driver)) {
+          const limit = environmentLimit(def, env);
+          return limit !== undefined
+            ? { ...base, action: "skip", reason: `environment limit: ${limit}` }
+            : { ...base, action: "run" };
+        }
+        const why = `capability ${missing.join(", ")} not declared`;
+        return def.refuse
+          ? { ...base, action: "refuse", reason: `${why}: checks that it is refused with UnsupportedOperationError` }
+          : { ...base, action: "unsupported", reason: why };
+      });
+      return {
+        driver: options.driver,
+        level: options.level ?? "MUST",
+        capabilities: { ...driver.capabilities },
+        scenarios,
+        notes: [...new Set([...(options.driver.notes ?? []), ...(options.notes ?? []), ...runNotes(options), ...env.notes])],
+      };
+    } finally {
+      await driver.cleanupHost(host).catch(() => undefined);
+    }
+  } finally {
+    await env.cleanup().catch(() => undefined);
+  }
 }

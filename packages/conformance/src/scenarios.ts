@@ -6,11 +6,25 @@ import * as pw from "./checks/admin-password.js";
 import * as lc from "./checks/lifecycle.js";
 import * as mig from "./checks/migration.js";
 import * as snap from "./checks/snapshot.js";
+import { depthScenarios } from "./checks/depth-scenarios.js";
+import { checkSnapshotInheritsImageProperties } from "./checks/snapshot-inheritance.js";
 import { stateMatrixScenarios } from "./checks/state-matrix.js";
+import { EXPLORE_SCENARIO } from "./explore/explore-scenario.js";
 import type { ScenarioDefinition } from "./scenario.js";
 
 /** Scenario groups, in report order. */
-export const SCENARIO_GROUPS = ["lifecycle", "snapshot", "migration", "admin-password", "state"] as const;
+export const SCENARIO_GROUPS = [
+  "lifecycle",
+  "snapshot",
+  "migration",
+  "admin-password",
+  "state",
+  "effects",
+  "events",
+  "deadlines",
+  "service",
+  "explore",
+] as const;
 
 const lifecycle: ScenarioDefinition[] = [
   {
@@ -151,6 +165,15 @@ const snapshot: ScenarioDefinition[] = [
     refuse: snap.refuseImageSnapshot,
   },
   {
+    id: "snapshot.image-inherits-properties",
+    title: "image snapshot inherits the base image's properties, min disk and RAM, minus the non-inheritable ones",
+    group: "snapshot",
+    capability: "imageSnapshot",
+    level: "MUST",
+    run: checkSnapshotInheritsImageProperties,
+    refuse: snap.refuseImageSnapshot,
+  },
+  {
     id: "snapshot.instance-snapshots",
     title: "instance snapshots: create, list, revert restores state and data, delete",
     group: "snapshot",
@@ -275,6 +298,10 @@ export const SCENARIOS: readonly ScenarioDefinition[] = Object.freeze([
   ...migration,
   ...adminPassword,
   ...state,
+  // Issue 8's deeper checks (effects, events, deadlines, migration both ways, accounts, service path).
+  ...depthScenarios(),
+  // Model-based: a fixed-seed exploration of random sequences against the kit's reference model.
+  EXPLORE_SCENARIO,
 ]);
 
 /** Filters by `--focus` / `--skip` patterns (regular expressions over id and title). */

@@ -35,6 +35,12 @@ export interface ScenarioResult {
   readonly reason?: string;
   /** The step that failed, e.g. `pause a stopped instance`. */
   readonly step?: string;
+  /**
+   * Where in the driver the failing call was made or the error raised, from the error's stack
+   * (`file:line:column`, relative to the working directory when under it); absent when the
+   * failure was the kit's own check and no driver frame was on the stack.
+   */
+  readonly location?: string;
   readonly mismatch?: CapabilityMismatch;
   /** Problems found while cleaning up (reported, not fatal unless they are leaks). */
   readonly cleanupErrors?: readonly string[];
@@ -67,6 +73,8 @@ export interface DriverDescriptor {
   readonly capabilities?: Readonly<Record<string, boolean>>;
   /** Options the driver ran with, secret values (password-like keys, URI credentials) shown as `***`. */
   readonly options?: Readonly<Record<string, string>>;
+  /** The named environment of the plugin the run used (`nested-qemu`); absent: the plugin's default. */
+  readonly environment?: string;
   /** The plugin's own notes (e.g. "results come from a simulator"); reports show them with the environment's. */
   readonly notes?: readonly string[];
 }

@@ -134,10 +134,13 @@ describe("ComputeService lifecycle", () => {
     expect(driver.callsOf("spawn")).toEqual([]);
   });
 
-  it("refuses a duplicate uuid or name", async () => {
+  it("refuses a duplicate uuid, and allows a repeated display name as Nova does", async () => {
     const { service, uuid, vm } = await booted();
     await expect(service.boot({ ...testInstance(), uuid })).rejects.toBeInstanceOf(InstanceExistsError);
-    await expect(service.boot({ ...testInstance(), name: vm.name })).rejects.toBeInstanceOf(InstanceExistsError);
+    const twin = await service.boot({ ...testInstance(), name: vm.name });
+    expect(twin.name).toBe(vm.name);
+    expect(twin.uuid).not.toBe(uuid);
+    expect((await service.list()).filter((r) => r.name === vm.name)).toHaveLength(2);
   });
 
   it("puts a failed boot in ERROR with the fault and rethrows", async () => {

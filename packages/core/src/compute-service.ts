@@ -20,7 +20,6 @@ import {
   AdminPasswordNotSupportedError,
   GuestAgentNotEnabledError,
   GuestAgentUnresponsiveError,
-  InstanceExistsError,
   InstanceNotFoundError,
   InvalidInputError,
   InvalidStateError,
@@ -289,7 +288,7 @@ export class ComputeService {
     const password =
       options.adminPassword === undefined ? undefined : toPassword(options.adminPassword, "adminPassword");
     await this.init(options);
-    if ((await this.list(options)).some((r) => r.name === inst.name)) throw new InstanceExistsError(inst.name);
+    // Identity is the uuid (the store refuses a duplicate); display names may repeat, as in Nova.
     await this.store.create(
       {
         ...inst,
@@ -636,6 +635,7 @@ export class ComputeService {
       const imageId = image.id;
       await this.driver.snapshot(instance, imageId, {
         ...op(options),
+        onSnapshotMethod: (method, reason) => log.info("image snapshot method", { method, reason }),
         onTaskState: async (taskState, expectedState) => {
           if (taskState !== TaskState.IMAGE_PENDING_UPLOAD && taskState !== TaskState.IMAGE_UPLOADING) {
             throw new InvalidInputError(
@@ -768,7 +768,12 @@ export class ComputeService {
       }
       const sourceHost = await this.driver.getHostInfo(op(options));
       data = await dest.driver.checkCanLiveMigrateDestination(instance, sourceHost, resolved, op(options));
-      data = await this.driver.checkCanLiveMigrateSource(instance, data, op(options));
+      const destData = data;
+      data = await this.driver.checkCanLiveMigrateSource(instance, data, op(options)).catch(async (err: unknown) => {
+        // What the destination check left for the source to see goes (Nova's conductor does the same).
+        await dest.driver.cleanupLiveMigrationDestinationCheck?.(instance, destData, CLEANUP).catch(() => undefined);
+        throw err;
+      });
     } catch (err) {
       const failure =
         err instanceof MigrationPreCheckError

@@ -4,9 +4,10 @@
  * Types only, so a driver package can offer its environment (`DriverPlugin.conformanceEnvironment`)
  * without depending on `@virtkit/conformance`.
  */
+import type { DependencyContainer } from "tsyringe";
 import type { ComputeDriver } from "./driver.js";
 import type { ImageService } from "./image-service.js";
-import type { ImageMeta, Instance } from "./model.js";
+import type { Flavor, ImageMeta, Instance } from "./model.js";
 import type { Secret } from "./secret.js";
 
 /** How the guest agent of one instance behaves, as set by the environment. */
@@ -19,12 +20,41 @@ export interface GuestAgentControls {
 
 /** Environment-side control of the guest itself. */
 export interface GuestControls {
+  /**
+   * Resolves once the guest has booted far enough to answer (its agent up): a real guest needs
+   * seconds after `spawn` returns. The kit waits on it after every spawn it makes.
+   */
+  whenBooted?(instance: Instance, options?: { readonly signal?: AbortSignal; readonly timeoutMs?: number }): Promise<void>;
   /** Makes the guest ignore (or honour again) ACPI shutdown requests, so power-off needs the hard fallback. */
   ignoreAcpi?(instance: Instance, ignore: boolean): Promise<void>;
   /** Writes a marker into the guest's disk (to check that an instance snapshot revert restores data). */
   writeData?(instance: Instance, key: string, value: string): Promise<void>;
   /** Reads a marker back from the guest's disk; undefined when absent. */
   readData?(instance: Instance, key: string): Promise<string | undefined>;
+  /**
+   * Crashes the guest (a kernel panic the hypervisor notices), so the driver reports CRASHED.
+   * Only an instance that is RUNNING can be crashed. Absent: CRASHED cells are skipped.
+   */
+  crash?(instance: Instance): Promise<void>;
+  /**
+   * How many times the guest has booted (kernel starts, counted inside the guest): a reboot or a
+   * power cycle adds one, pause/unpause and suspend/resume add none.
+   */
+  bootCount?(instance: Instance): Promise<number>;
+  /**
+   * Reads a marker written with {@link GuestControls.writeData} from the data of an uploaded
+   * image (an image snapshot), by the environment's own reading of the disk format; undefined
+   * when the image holds no such marker.
+   */
+  readImageData?(imageId: string, key: string): Promise<string | undefined>;
+}
+
+/** What the environment knows of a host by its own means (not from the driver). */
+export interface HostFacts {
+  /** Host memory in MiB. */
+  readonly memoryMb: number;
+  /** Host CPUs. */
+  readonly vcpus: number;
 }
 
 /** Environment-side control of the hypervisor. */
@@ -33,6 +63,8 @@ export interface HypervisorControls {
   setLatency?(ms: number): Promise<void>;
   /** Makes live migrations take at least `ms` (0 restores), so they can be aborted mid-way. */
   setMigrationDuration?(ms: number): Promise<void>;
+  /** The host's size as the environment knows it (to check the units of `getHostInfo`). */
+  hostFacts?(host: string): Promise<HostFacts>;
 }
 
 /**
@@ -42,12 +74,34 @@ export interface HypervisorControls {
 export interface ConformanceEnvironment {
   /** Hosts the environment offers; the first is the primary one. Two or more allow a real migration. */
   readonly hosts: readonly string[];
-  /** A driver for `host` (default: the first), already `initHost`-ed. The kit calls `cleanupHost`. */
+  /**
+   * A driver for `host` (default: the first), already `initHost`-ed. The kit calls `cleanupHost`.
+   * Not called when the environment offers {@link ConformanceEnvironment.driverSetup}.
+   */
   createDriver(host?: string): Promise<ComputeDriver>;
+  /**
+   * Optional, and the way to have the kit test the path production uses: what `host`'s driver
+   * needs (options, and a container holding environment-side context). The kit then builds every
+   * driver itself, exactly as `createDriver`/`DriverRegistry` do in a service: the plugin's
+   * `register` into a child of `container`, resolved by `driverToken(host)`, checked to be a
+   * driver, handed to `adopt`, then `initHost(host)`. A plugin that registers under another token
+   * or registers something that is not a driver fails the run with one load error.
+   * Absent: the kit calls `createDriver`, checks the plugin's `register` path once at load, and
+   * its reports say that the drivers under test were built by the environment.
+   */
+  driverSetup?(host: string): ConformanceDriverSetup | Promise<ConformanceDriverSetup>;
+  /**
+   * Whether hosts `a` and `b` share instance storage: between such hosts a live migration must
+   * not copy disks (a block migration is refused), between others it must (a non-block one is
+   * refused). Absent: unknown, and the scenarios that depend on it are skipped.
+   */
+  sharesStorage?(a: string, b: string): boolean;
   /** Where image snapshots land; the kit reads it, never the driver's word. */
   readonly imageService: ImageService;
   /** The image instances boot from (default: a qcow2 image with the guest agent enabled). */
   readonly bootImage?: ImageMeta;
+  /** The flavor instances get (default: m1.tiny, 64 MiB, 1 vCPU, 1 GiB disk); real guests need RAM to boot. */
+  readonly flavor?: Flavor;
   /** Checks, by the environment's own means (a guest login), that `user`'s password is `password`. */
   verifyAdminPassword?(instance: Instance, user: string, password: Secret): Promise<boolean>;
   readonly agentControls?: GuestAgentControls;
@@ -68,11 +122,37 @@ export interface ConformanceEnvironment {
   cleanup(): Promise<void>;
 }
 
+/**
+ * What the environment supplies for one host's driver when the kit builds it (see
+ * {@link ConformanceEnvironment.driverSetup}). Context that is not an option (a private
+ * simulated cloud, an instrumented connection) travels as a token in `container`, which the
+ * plugin's `register` resolves when registered, as it resolves `TOKENS.ImageService`.
+ */
+export interface ConformanceDriverSetup {
+  /** Raw options for the plugin's `optionsSchema` (validated by it, as in a service). */
+  readonly options: Readonly<Record<string, unknown>>;
+  /**
+   * The container the environment prepared: `TOKENS.ImageService` (the environment's
+   * `imageService`), `TOKENS.Logger` (so `logLines` sees what the driver logs), and any
+   * plugin-specific token. Default: a fresh one holding the environment's `imageService`.
+   */
+  readonly container?: DependencyContainer;
+  /** Receives the driver the kit resolved, before `initHost`, so the environment's controls and cleanup reach it. */
+  adopt?(driver: ComputeDriver): void;
+}
+
 /** What a factory receives. */
 export interface ConformanceEnvironmentContext {
   /** A unique prefix for names created in this environment (instances, hosts, images). */
   readonly prefix: string;
 }
 
-/** Creates a fresh, isolated environment per scenario (containerd's snapshotter-suite shape). */
-export type ConformanceEnvironmentFactory = (context: ConformanceEnvironmentContext) => Promise<ConformanceEnvironment>;
+/**
+ * Creates a fresh, isolated environment per scenario (containerd's snapshotter-suite shape).
+ * A factory may share costly resources between the scenarios of one run (hosts in containers,
+ * started once): it then offers `dispose`, which the kit calls once after the last scenario.
+ */
+export type ConformanceEnvironmentFactory = ((context: ConformanceEnvironmentContext) => Promise<ConformanceEnvironment>) & {
+  /** Releases what the factory shares between scenarios; idempotent. */
+  readonly dispose?: () => Promise<void>;
+};

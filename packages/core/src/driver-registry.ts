@@ -4,8 +4,10 @@
  * its plain driver class, resolving `TOKENS.ImageService` / `TOKENS.Logger` from the container,
  * and registers it under `driverToken(name)`. Injection is by explicit token only.
  */
-import "reflect-metadata";
-import { container as rootContainer, type DependencyContainer } from "tsyringe";
+import type { DependencyContainer } from "tsyringe";
+// The container alone, not tsyringe's index: that one demands a global `reflect-metadata`
+// polyfill, which only decorators read, and virtkit injects by explicit token only.
+import { instance as rootContainer } from "tsyringe/dist/cjs/dependency-container.js";
 import { setDriverServices } from "./driver-context.js";
 import type { ComputeDriver } from "./driver.js";
 import { DriverLoadError, InvalidInputError, VirtkitError } from "./errors.js";
@@ -20,6 +22,7 @@ import {
   type LoadDriverPluginOptions,
 } from "./plugin-loader.js";
 import { TOKENS, driverToken, type DriverPlugin } from "./plugin.js";
+import type { StandardSchemaV1 } from "@standard-schema/spec";
 import { validateInstanceName } from "./validation.js";
 
 /** Options of {@link DriverRegistry}. */
@@ -74,15 +77,21 @@ export class DriverRegistry {
 
   /**
    * Validates `rawOptions` with the plugin's schema and lets the plugin register a driver named
-   * `name`. Nothing is registered when the options or the manifest are refused.
+   * `name`. Nothing is registered when the options or the manifest are refused. Options are typed
+   * by the plugin's schema (its input type: `registry.add("a", libvirtPlugin, { uri })`), or
+   * given as `key=value` strings.
    */
-  add(name: string, plugin: DriverPlugin, rawOptions: RawDriverOptions = {}): void {
+  add<S extends StandardSchemaV1>(
+    name: string,
+    plugin: DriverPlugin<S>,
+    rawOptions: StandardSchemaV1.InferInput<S> | readonly string[] = {},
+  ): void {
     this.#assertOpen(name);
     validateInstanceName(name, "driver.name");
     if (this.#entries.has(name))
       throw new InvalidInputError("driver.name", `a driver named "${name}" is already registered`);
     const checked = validatePluginManifest(plugin, name);
-    const raw = Array.isArray(rawOptions) ? parseOptionPairs(rawOptions as readonly string[]) : rawOptions;
+    const raw: unknown = Array.isArray(rawOptions) ? parseOptionPairs(rawOptions as readonly string[]) : rawOptions;
     const options = validatePluginOptions(checked, raw);
     const token = driverToken(name);
     try {
@@ -193,18 +202,28 @@ export interface CreateDriverOptions extends LoadDriverPluginOptions, DriverRegi
 }
 
 /**
- * Loads `spec`, registers it in a fresh {@link DriverRegistry} with `options` and returns the
- * driver. The caller owns it: call `initHost` before use (a `ComputeService` does) and
- * `cleanupHost` when done.
+ * Loads `spec` (or takes an imported plugin, whose schema then types `options`), registers it in a
+ * fresh {@link DriverRegistry} with `options` and returns the driver. The caller owns it: call
+ * `initHost` before use (a `ComputeService` does) and `cleanupHost` when done.
  */
+export async function createDriver<S extends StandardSchemaV1>(
+  plugin: DriverPlugin<S>,
+  options?: StandardSchemaV1.InferInput<S> | readonly string[],
+  createOptions?: CreateDriverOptions,
+): Promise<ComputeDriver>;
 export async function createDriver(
   spec: string,
-  options: RawDriverOptions = {},
+  options?: RawDriverOptions,
+  createOptions?: CreateDriverOptions,
+): Promise<ComputeDriver>;
+export async function createDriver(
+  spec: string | DriverPlugin,
+  options: unknown = {},
   createOptions: CreateDriverOptions = {},
 ): Promise<ComputeDriver> {
-  const plugin = await loadDriverPlugin(spec, createOptions);
+  const plugin = typeof spec === "string" ? await loadDriverPlugin(spec, createOptions) : spec;
   const registry = new DriverRegistry(createOptions);
   const name = createOptions.name ?? plugin.name;
-  registry.add(name, plugin, options);
+  registry.add(name, plugin, options as RawDriverOptions);
   return registry.get(name);
 }

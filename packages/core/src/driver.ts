@@ -50,7 +50,11 @@ export interface SpawnRequest {
   readonly imageMeta?: ImageMeta;
   readonly networkInfo?: NetworkInfo;
   readonly blockDeviceInfo?: BlockDeviceInfo;
-  /** Injected at first boot where the driver can. */
+  /**
+   * Injected at first boot where the driver can (the libvirt driver: through the guest agent once
+   * it answers). A driver that cannot set it refuses the spawn typed before creating anything
+   * (e.g. `GuestAgentNotEnabledError`): never dropped silently.
+   */
   readonly adminPassword?: Secret;
 }
 
@@ -81,9 +85,20 @@ export interface RescueOptions extends OperationOptions {
  */
 export type TaskStateCallback = (taskState: TaskState, expectedState: TaskState | null) => void | Promise<void>;
 
+/**
+ * How an image snapshot was taken: `live` (the guest kept running while its disk was copied,
+ * no downtime) or `cold` (the guest was stopped or saved for the copy, or was not running).
+ */
+export type ImageSnapshotMethod = "live" | "cold";
+
 /** Image snapshot options. */
 export interface ImageSnapshotOptions extends OperationOptions {
   readonly onTaskState?: TaskStateCallback;
+  /**
+   * Told, before the copy starts, which method the driver uses and why (e.g. why not live).
+   * Drivers with a single method may report it too; a caller that needs to know must not assume.
+   */
+  readonly onSnapshotMethod?: (method: ImageSnapshotMethod, reason: string) => void;
 }
 
 /** A hypervisor-level snapshot of one instance. */
@@ -238,6 +253,12 @@ export interface ComputeDriver {
   ): Promise<MigrateData>;
   /** On the source: can the instance leave under this plan? */
   checkCanLiveMigrateSource(instance: Instance, data: MigrateData, options?: OperationOptions): Promise<MigrateData>;
+  /**
+   * Optional, on the destination after `checkCanLiveMigrateSource` refused: removes what
+   * `checkCanLiveMigrateDestination` left for the source to see (Nova's
+   * `cleanup_live_migration_destination_check`, e.g. the shared-storage probe). Idempotent.
+   */
+  cleanupLiveMigrationDestinationCheck?(instance: Instance, data: MigrateData, options?: OperationOptions): Promise<void>;
   /** On the destination: prepare networks, disks, ... */
   preLiveMigration(
     instance: Instance,

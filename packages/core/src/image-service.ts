@@ -16,6 +16,10 @@ export interface ImageRecord {
   readonly containerFormat?: ContainerFormat;
   /** Owner project. */
   readonly owner?: string;
+  /** Minimum disk in GiB an instance booted from this image needs (Glance's `min_disk`). */
+  readonly minDisk?: number;
+  /** Minimum RAM in MiB (Glance's `min_ram`). */
+  readonly minRam?: number;
   readonly properties: Readonly<Record<string, string>>;
   /** Bytes of image data uploaded (0 until data arrives). */
   readonly size: number;
@@ -32,6 +36,8 @@ export interface ImageUpdate {
   readonly diskFormat?: DiskFormat;
   readonly containerFormat?: ContainerFormat;
   readonly owner?: string;
+  readonly minDisk?: number;
+  readonly minRam?: number;
   /** Merged into the existing properties; `null` removes a key. */
   readonly properties?: Readonly<Record<string, string | null>>;
 }
@@ -55,35 +61,108 @@ export interface ImageService {
 }
 
 /**
- * The metadata Nova's libvirt driver writes on an image snapshot (seed 004,
- * `_create_snapshot_metadata`): active, named, `image_location: snapshot`,
- * `image_state: available`, the owner, kernel/ramdisk ids, os_type, disk format and a bare
- * container unless the source image says otherwise. Every driver uses this so the kit can hold
- * them to one shape.
+ * Image properties a snapshot never inherits, whatever the configuration (Nova's
+ * `NON_INHERITABLE_IMAGE_PROPERTIES` in `nova/compute/utils.py`): encryption keys and signatures
+ * belong to the base image's bytes, not to a copy of the disk.
+ */
+export const NEVER_INHERITED_IMAGE_PROPERTIES: readonly string[] = Object.freeze([
+  "cinder_encryption_key_id",
+  "cinder_encryption_key_deletion_policy",
+  "img_signature",
+  "img_signature_hash_method",
+  "img_signature_key_type",
+  "img_signature_certificate_uuid",
+]);
+
+/** Property prefixes reserved for other services (Nova's `NON_INHERITABLE_IMAGE_NAMESPACES`). */
+export const NEVER_INHERITED_IMAGE_NAMESPACES: readonly string[] = Object.freeze(["os_glance"]);
+
+/** Nova's default `[DEFAULT]/non_inheritable_image_properties`. */
+export const DEFAULT_NON_INHERITABLE_IMAGE_PROPERTIES: readonly string[] = Object.freeze([
+  "cache_in_nova",
+  "bittorrent",
+]);
+
+/** Keys Nova never copies into system metadata (`SM_SKIP_KEYS`): large structured data. */
+const SKIPPED_IMAGE_PROPERTIES = new Set([
+  "mappings",
+  "block_device_mapping",
+  "img_mappings",
+  "img_block_device_mapping",
+]);
+
+/** Options of {@link snapshotImageMetadata}. */
+export interface SnapshotMetadataOptions {
+  /**
+   * Base-image properties the snapshot does not inherit (Nova's `non_inheritable_image_properties`;
+   * default {@link DEFAULT_NON_INHERITABLE_IMAGE_PROPERTIES}). {@link NEVER_INHERITED_IMAGE_PROPERTIES}
+   * and the `os_glance*` namespace are dropped whatever this says.
+   */
+  readonly nonInheritableProperties?: readonly string[];
+}
+
+function inheritedProperties(instance: Instance, options: SnapshotMetadataOptions): Record<string, string> {
+  const drop = new Set([
+    ...(options.nonInheritableProperties ?? DEFAULT_NON_INHERITABLE_IMAGE_PROPERTIES),
+    ...NEVER_INHERITED_IMAGE_PROPERTIES,
+  ]);
+  const out: Record<string, string> = {};
+  for (const [key, value] of Object.entries(instance.imageMeta.properties)) {
+    if (value === undefined || SKIPPED_IMAGE_PROPERTIES.has(key) || drop.has(key)) continue;
+    if (NEVER_INHERITED_IMAGE_NAMESPACES.some((ns) => key.startsWith(ns))) continue;
+    // Glance keeps strings; Nova's system metadata truncates each value to 255 characters.
+    out[key] = String(value).slice(0, 255);
+  }
+  return out;
+}
+
+/**
+ * The metadata of an image snapshot, as Nova builds it in two steps:
+ * - inherited from the base image (`nova/compute/utils.py` `initialize_instance_snapshot_metadata`
+ *   over `get_image_from_system_metadata`): every base-image property (`hw_qemu_guest_agent`,
+ *   `os_admin_user`, `hw_disk_bus`, `architecture`, ...) minus the non-inheritable ones, `min_ram`,
+ *   and `min_disk` raised to the flavor's root disk (`get_system_metadata_from_image`; a vhd
+ *   image takes the flavor's); plus `instance_uuid`, `user_id`, `image_type: snapshot` and
+ *   `base_image_ref` (`create_image`, compute API);
+ * - written by the driver on upload (seed 004, `_create_snapshot_metadata`): active, named,
+ *   `image_location: snapshot`, `image_state: available`, the owner, kernel/ramdisk ids, os_type,
+ *   the disk format and a bare container unless the source image says otherwise.
+ * Every driver uses this, so the kit holds them all to one shape.
  */
 export function snapshotImageMetadata(
   instance: Instance,
   imageFormat: DiskFormat,
   name: string,
+  options: SnapshotMetadataOptions = {},
 ): ImageUpdate & { readonly name: string } {
+  const meta = instance.imageMeta;
   const properties: Record<string, string> = {
+    ...inheritedProperties(instance, options),
+    instance_uuid: instance.uuid,
+    image_type: "snapshot",
+    ...(meta.id ? { base_image_ref: meta.id } : {}),
+    ...(instance.userId ? { user_id: instance.userId } : {}),
     image_location: "snapshot",
     image_state: "available",
     owner_id: instance.projectId,
   };
-  const kernelId = instance.kernelId ?? instance.imageMeta.properties.kernel_id;
-  const ramdiskId = instance.ramdiskId ?? instance.imageMeta.properties.ramdisk_id;
+  const kernelId = instance.kernelId ?? meta.properties.kernel_id;
+  const ramdiskId = instance.ramdiskId ?? meta.properties.ramdisk_id;
   if (kernelId) properties.kernel_id = kernelId;
   if (ramdiskId) properties.ramdisk_id = ramdiskId;
-  const osType = instance.osType ?? instance.imageMeta.properties.os_type;
+  const osType = instance.osType ?? meta.properties.os_type;
   if (osType) properties.os_type = osType;
+  const rootGb = instance.flavor.rootGb;
+  const minDisk = meta.diskFormat === "vhd" ? rootGb : Math.max(meta.minDisk ?? 0, rootGb);
   return {
     name,
     status: "active",
     owner: instance.projectId,
     // Glance forces ami images to keep the ami disk format.
-    diskFormat: instance.imageMeta.diskFormat === "ami" ? "ami" : imageFormat,
-    containerFormat: instance.imageMeta.containerFormat ?? "bare",
+    diskFormat: meta.diskFormat === "ami" ? "ami" : imageFormat,
+    containerFormat: meta.containerFormat ?? "bare",
+    minDisk,
+    ...(meta.minRam !== undefined ? { minRam: meta.minRam } : {}),
     properties,
   };
 }

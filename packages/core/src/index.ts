@@ -47,15 +47,50 @@ export type {
   BlockDeviceInfo,
   Instance,
 } from "./model.js";
-export { CAPABILITY_NAMES, CAPABILITY_DESCRIPTIONS, NO_CAPABILITIES, ALL_CAPABILITIES } from "./capabilities.js";
-export type { Capability, Capabilities } from "./capabilities.js";
+export {
+  CAPABILITY_NAMES,
+  CAPABILITY_DESCRIPTIONS,
+  CAPABILITY_METHODS,
+  NO_CAPABILITIES,
+  ALL_CAPABILITIES,
+  isCapability,
+  validateCapabilities,
+  declareCapabilities,
+} from "./capabilities.js";
+export type { Capability, Capabilities, ValidateCapabilitiesOptions } from "./capabilities.js";
+export { BaseComputeDriver, capabilitiesFrom } from "./base-driver.js";
+export type { CapabilityDeclaration } from "./base-driver.js";
 export { DEFAULT_MIGRATION_POLICY } from "./migration-policy.js";
 export type { MigrationPolicy, MigrationPlan, MigrationHostFacts } from "./migration-policy.js";
 export { Secret, isSecret } from "./secret.js";
 export { withDeadline, throwIfAborted, sleep } from "./operation.js";
 export type { OperationOptions } from "./operation.js";
-export { InMemoryImageService, snapshotImageMetadata } from "./image-service.js";
-export type { ImageService, ImageRecord, ImageUpdate, ImageStatus, ImageData } from "./image-service.js";
+export {
+  LIBVIRT_PLAN_SCHEME,
+  MIN_QEMU_PARALLEL_POSTCOPY_VERSION,
+  VIR_MIGRATE,
+  escapeIpv6,
+  liveMigrationUri,
+  migrateUri,
+  planLibvirtMigration,
+  virMigrateFlagNames,
+} from "./libvirt-migration.js";
+export type { LiveMigrationUriOptions, VirMigrateFlag } from "./libvirt-migration.js";
+export {
+  DEFAULT_NON_INHERITABLE_IMAGE_PROPERTIES,
+  InMemoryImageService,
+  NEVER_INHERITED_IMAGE_NAMESPACES,
+  NEVER_INHERITED_IMAGE_PROPERTIES,
+  snapshotImageMetadata,
+} from "./image-service.js";
+export type {
+  ImageService,
+  ImageRecord,
+  ImageUpdate,
+  ImageStatus,
+  ImageData,
+  SnapshotMetadataOptions,
+} from "./image-service.js";
 export { CONTRACT_VERSION } from "./driver.js";
 export type {
   ComputeDriver,
@@ -68,6 +103,7 @@ export type {
   RescueOptions,
   TaskStateCallback,
   ImageSnapshotOptions,
+  ImageSnapshotMethod,
   InstanceSnapshot,
   MigrateData,
   MigrationProgress,
@@ -78,14 +114,25 @@ export type {
   LifecycleListener,
 } from "./driver.js";
 export { TOKENS, driverToken } from "./plugin.js";
-export type { DriverPlugin, PluginRegistration } from "./plugin.js";
+export type { TypedToken } from "./plugin.js";
+export type {
+  DriverPlugin,
+  PluginRegistration,
+  PluginEnvironment,
+  EnvironmentProgress,
+  PluginOptions,
+  PluginOptionsInput,
+} from "./plugin.js";
+export type { StandardSchemaV1 } from "@standard-schema/spec";
 export type {
   ConformanceEnvironment,
   ConformanceEnvironmentContext,
   ConformanceEnvironmentFactory,
+  ConformanceDriverSetup,
   GuestAgentControls,
   GuestAgentMode,
   GuestControls,
+  HostFacts,
   HypervisorControls,
 } from "./conformance-environment.js";
 export {
@@ -107,6 +154,9 @@ export {
 } from "./validation.js";
 export { REDACTED, SECRET_KEY_PATTERN, redact, JsonLogger, MemoryLogger, NullLogger } from "./logger.js";
 export { redactOptions, scrubOptionSecrets } from "./redact-options.js";
+export { redactUrisInText } from "./secret-patterns.js";
+export { PinoLogger, pinoLogger } from "./pino-logger.js";
+export type { PinoLike } from "./pino-logger.js";
 export type { Logger, LogLevel, LogFields, LogRecord, LogSink, JsonLoggerOptions } from "./logger.js";
 export { PASSWORD_GROUPS, PASSWORD_LENGTH, generatePassword } from "./password.js";
 export {
@@ -116,9 +166,13 @@ export {
   validatePluginManifest,
   parseOptionPairs,
   validatePluginOptions,
+  missingPluginOptions,
+  discoverDriverPlugins,
+  DRIVER_PACKAGE_KEYWORD,
 } from "./plugin-loader.js";
-export type { LoadDriverPluginOptions } from "./plugin-loader.js";
+export type { LoadDriverPluginOptions, DiscoveredDriver, DiscoverDriverPluginsOptions } from "./plugin-loader.js";
 export { DriverRegistry, createDriver } from "./driver-registry.js";
+export { createContainer, cachedFactory } from "./container.js";
 export type { DriverRegistryOptions, RawDriverOptions, CreateDriverOptions } from "./driver-registry.js";
 export { InMemoryInstanceStore, expectedList } from "./instance-store.js";
 export type {
@@ -130,6 +184,8 @@ export type {
   InstanceStore,
 } from "./instance-store.js";
 export { ComputeService, reconcileVmState } from "./compute-service.js";
+export { computeServiceToken, registerComputeService, computeServiceFor } from "./compute-service-provider.js";
+export type { RegisterComputeServiceOptions } from "./compute-service-provider.js";
 export type {
   ComputeServiceOptions,
   BootOptions,

@@ -169,3 +169,28 @@ describe("NullLogger", () => {
     expect(log.child({ a: 1 })).toBe(log);
   });
 });
+
+describe("URI credentials under any key", () => {
+  it.each([
+    ["a plain key", { target: `https://root:${PASSWORD}@xen-1/` }, "https://root:***@xen-1/"],
+    ["a query secret", { url: `https://xen-1/api?session_token=${PASSWORD}&x=1` }, "https://xen-1/api?session_token=***&x=1"],
+    ["inside a sentence", { note: `dial qemu+tcp://a:${PASSWORD}@h:16509/system, then retry.` }, "dial qemu+tcp://a:***@h:16509/system, then retry."],
+    ["an array item", { hosts: [`xen://u:${PASSWORD}@a/`] }, ["xen://u:***@a/"]],
+  ])("redacts %s", (_label, fields, expected) => {
+    const out = redact(fields) as Record<string, unknown>;
+    expect(Object.values(out)[0]).toEqual(expected);
+    expect(JSON.stringify(out)).not.toContain(PASSWORD);
+  });
+
+  it("redacts an error message and the log message itself, and leaves URIs without credentials alone", () => {
+    const log = new MemoryLogger();
+    log.error(`cannot reach https://admin:${PASSWORD}@xen-1/`, {
+      error: new Error(`connect https://admin:${PASSWORD}@xen-1/ refused`),
+      plain: "qemu+ssh://root@host/system?keyfile=/k",
+    });
+    const [line] = log.lines();
+    expect(line).not.toContain(PASSWORD);
+    expect(line).toContain("https://admin:***@xen-1/");
+    expect(line).toContain("qemu+ssh://root@host/system?keyfile=/k");
+  });
+});

@@ -4,6 +4,9 @@
  * secret field of an error's cause chain can never reach an output, whichever logger is used.
  */
 import { isSecret } from "./secret.js";
+import { REDACTED, SECRET_KEY_PATTERN, redactUrisInText } from "./secret-patterns.js";
+
+export { REDACTED, SECRET_KEY_PATTERN };
 
 /** Log levels, lowest first. */
 export type LogLevel = "debug" | "info" | "warn" | "error";
@@ -33,18 +36,13 @@ export interface LogRecord {
   readonly fields: Readonly<Record<string, unknown>>;
 }
 
-/** What replaces a secret. */
-export const REDACTED = "***";
-
-/** Keys whose values are always redacted. */
-export const SECRET_KEY_PATTERN = /pass(word)?|secret|token|credential|auth/i;
-
 const MAX_DEPTH = 8;
 const MAX_CAUSES = 5;
 
 /**
  * A JSON-safe copy of `value` with secrets removed: `Secret`s and values under keys matching
- * {@link SECRET_KEY_PATTERN} become `***`; errors become `{name, code, message, ...fields}`
+ * {@link SECRET_KEY_PATTERN} become `***`, and so do the credentials of a URI inside any string,
+ * under any key (`https://root:***@xen-1/`, `?token=***`); errors become `{name, code, message, ...fields}`
  * (their own `toJSON` where they have one) with their cause chain treated the same way; bigints
  * become strings, binary data its length, cycles `[Circular]`.
  */
@@ -56,6 +54,7 @@ function redactValue(value: unknown, depth: number, seen: WeakSet<object>): unkn
   if (value === null || value === undefined) return value;
   switch (typeof value) {
     case "string":
+      return redactUrisInText(value);
     case "boolean":
       return value;
     case "number":
@@ -158,7 +157,7 @@ abstract class BaseLogger implements Logger {
   protected log(level: LogLevel, msg: string, fields: LogFields | undefined): void {
     if (!this.isLevelEnabled(level)) return;
     const merged = redact({ ...this.bindings, ...fields }) as Record<string, unknown>;
-    this.emit({ time: new Date().toISOString(), level, msg: String(msg), fields: merged });
+    this.emit({ time: new Date().toISOString(), level, msg: redactUrisInText(String(msg)), fields: merged });
   }
 
   protected abstract emit(record: LogRecord): void;

@@ -59,4 +59,11 @@ export interface MigrationHostFacts {
   readonly virtType?: string;
   /** Whether the hypervisor supports post-copy. */
   readonly postCopySupported?: boolean;
+  /**
+   * The hypervisor's version in libvirt's encoding (major * 1,000,000 + minor * 1,000 + release),
+   * where a plan depends on it (parallel connections with post-copy need QEMU 10.1).
+   */
+  readonly hypervisorVersion?: number;
+  /** The instance is paused when the move starts (libvirt cannot post-copy a paused guest). */
+  readonly instancePaused?: boolean;
 }

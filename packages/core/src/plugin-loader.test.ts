@@ -157,7 +157,7 @@ describe("loadDriverPlugin", () => {
     ],
     ["an unknown package", "@acme/nosuch", /not found/],
     ["a missing file", "./drivers/missing.mjs", /no such file/],
-    ["a .ts file", "./drivers/driver.ts", /\.js or \.mjs/],
+    ["a .ts file with no manifest (TypeScript is loaded, then checked)", "./drivers/driver.ts", /exports no plugin manifest/],
     ["a module that throws", "./drivers/throws.mjs", /importing .* failed: boom at import/],
     ["a module with no manifest", "./drivers/nothing.mjs", /exports no plugin manifest/],
     ["a package that does not export the subpath", "@acme/hv/secret", /does not export "\.\/secret"/],
@@ -208,7 +208,7 @@ describe("validatePluginManifest", () => {
     [{ contractVersion: "banana" }, "contractVersion must be a semver range"],
     [{ description: 3 }, "description must be a string"],
     [{ optionsSchema: undefined }, "optionsSchema is missing"],
-    [{ optionsSchema: {} }, "optionsSchema must be a zod schema"],
+    [{ optionsSchema: {} }, "optionsSchema must be a Standard Schema validator"],
     [{ register: "nope" }, "register must be a function"],
     [{ conformanceEnvironment: {} }, "conformanceEnvironment, when given, must be a function"],
   ])("refuses %j", (patch, reason) => {

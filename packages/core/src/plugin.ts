@@ -3,17 +3,33 @@
  * version, the contract range it implements, an options schema validated at load, and a
  * `register` function that puts the driver into a tsyringe container under an explicit token.
  */
+import type { StandardSchemaV1 } from "@standard-schema/spec";
 import type { DependencyContainer, InjectionToken } from "tsyringe";
-import type { z } from "zod";
 import type { ConformanceEnvironmentFactory } from "./conformance-environment.js";
+import type { ComputeService } from "./compute-service.js";
 import type { ComputeDriver } from "./driver.js";
+import type { ImageService } from "./image-service.js";
+import type { InstanceStore } from "./instance-store.js";
+import type { Logger } from "./logger.js";
+import type { OperationOptions } from "./operation.js";
+
+/**
+ * A token that carries the type it stands for: `container.resolve(TOKENS.Logger)` is a `Logger`,
+ * and `container.register(TOKENS.Logger, { useValue: 3 })` does not compile. Still a plain
+ * `Symbol.for` at run time, so two copies of core share it.
+ */
+export type TypedToken<T> = symbol & InjectionToken<T>;
 
 /** Tokens the host application registers and drivers may resolve. Inject by token, never by type. */
 export const TOKENS = {
   /** The `ImageService` image snapshots are written to. */
-  ImageService: Symbol.for("virtkit.ImageService"),
+  ImageService: Symbol.for("virtkit.ImageService") as TypedToken<ImageService>,
   /** The structured `Logger`. */
-  Logger: Symbol.for("virtkit.Logger"),
+  Logger: Symbol.for("virtkit.Logger") as TypedToken<Logger>,
+  /** The `InstanceStore` a service's `ComputeService`s share (one store for every host). */
+  InstanceStore: Symbol.for("virtkit.InstanceStore") as TypedToken<InstanceStore>,
+  /** A service's `ComputeService` (see `registerComputeService`). */
+  ComputeService: Symbol.for("virtkit.ComputeService") as TypedToken<ComputeService>,
 } as const;
 
 /** The token under which the driver named `name` is registered (`virtkit:driver:<name>`). */
@@ -31,8 +47,24 @@ export interface PluginRegistration<Options> {
   readonly options: Options;
 }
 
-/** The manifest a driver package exports (as `plugin` or its default export). */
-export interface DriverPlugin<Schema extends z.ZodType = z.ZodType> {
+/**
+ * The options a plugin's `register` receives: its schema's output (zod, valibot, arktype, ... any
+ * Standard Schema validator).
+ */
+export type PluginOptions<P extends { readonly optionsSchema: StandardSchemaV1 }> = StandardSchemaV1.InferOutput<
+  P["optionsSchema"]
+>;
+
+/** The options a caller may give a plugin before its schema coerces them (`registry.add`, `createDriver`). */
+export type PluginOptionsInput<P extends { readonly optionsSchema: StandardSchemaV1 }> = StandardSchemaV1.InferInput<
+  P["optionsSchema"]
+>;
+
+/**
+ * The manifest a driver package exports (as `plugin` or its default export). `Schema` is any
+ * Standard Schema validator (https://standardschema.dev): zod 3.24+ or 4, valibot, arktype, ...
+ */
+export interface DriverPlugin<Schema extends StandardSchemaV1 = StandardSchemaV1> {
   /** Marks the object as a virtkit driver plugin. */
   readonly kind: "virtkit-driver";
   /** Short driver name (`fake`, `libvirt`). */
@@ -47,13 +79,47 @@ export interface DriverPlugin<Schema extends z.ZodType = z.ZodType> {
    * "XenAPI results come from a simulator".
    */
   readonly notes?: readonly string[];
-  /** Validates (and coerces) options at load; `--option key=value` strings go through it. */
+  /**
+   * Validates (and coerces) options at load through its `~standard.validate`, synchronously;
+   * `--option key=value` strings go through it.
+   */
   readonly optionsSchema: Schema;
   /** Registers the driver into `container` under `registration.token`. */
-  register(container: DependencyContainer, registration: PluginRegistration<z.output<Schema>>): void;
+  register(container: DependencyContainer, registration: PluginRegistration<StandardSchemaV1.InferOutput<Schema>>): void;
   /**
    * Optional: the conformance environment for this driver with these (validated) options, so
    * `virtkit conformance run --driver <name>` can test it. Absent: the kit uses a generic one.
    */
-  conformanceEnvironment?(options: z.output<Schema>): ConformanceEnvironmentFactory;
+  conformanceEnvironment?(options: StandardSchemaV1.InferOutput<Schema>): ConformanceEnvironmentFactory;
+  /**
+   * Optional: the named conformance environments this plugin offers (`virtkit conformance run
+   * --env <name>`, one column each in `virtkit matrix`), e.g. libvirt's `test`, `qemu` and
+   * `nested-qemu`. Each brings its own hosts; the user's `--option`s come on top.
+   */
+  readonly environments?: readonly PluginEnvironment[];
+}
+
+/** How a named environment's preparation reports progress. */
+export type EnvironmentProgress = (line: string) => void;
+
+/**
+ * One named conformance environment a plugin offers. It says what a run in it proves, whether it
+ * can run on this machine (a daemon configured, a Docker engine answering), and builds the
+ * factory from the user's raw `key=value` options (which the plugin validates itself: an
+ * environment supplies some options, e.g. each host's URI, and may refuse others).
+ */
+export interface PluginEnvironment {
+  /** Short name: `test`, `qemu`, `nested-qemu`. The matrix column is `<driver>-<name>`. */
+  readonly name: string;
+  /** One line: what a run here proves and what it cannot (shown by `conformance list`, the matrix, the README). */
+  readonly description: string;
+  /** Why this environment cannot run here (nothing configured, no engine answering), or undefined when it can. */
+  unavailable(env: Readonly<Record<string, string | undefined>>, options?: OperationOptions): Promise<string | undefined>;
+  /** The factory for a run, from the user's raw options; bad options are an `InvalidInputError`. */
+  conformanceEnvironment(
+    rawOptions: Readonly<Record<string, string>>,
+    env: Readonly<Record<string, string | undefined>>,
+  ): Promise<ConformanceEnvironmentFactory>;
+  /** Builds ahead of time what a run needs (an image); idempotent and cached. Absent: nothing to build. */
+  prepare?(progress: EnvironmentProgress, options?: OperationOptions): Promise<void>;
 }

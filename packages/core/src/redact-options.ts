@@ -3,7 +3,7 @@
  * password-like keys ({@link SECRET_KEY_PATTERN}) and the password of a URI's user info
  * (`qemu+tcp://admin:pw@host/system`) or of a query parameter with such a key become `***`.
  */
-import { REDACTED, SECRET_KEY_PATTERN } from "./logger.js";
+import { REDACTED, SECRET_KEY_PATTERN, redactUriSecrets, uriSecrets } from "./secret-patterns.js";
 
 /** A copy of `options` safe to print: secret values replaced by `***`. */
 export function redactOptions(options: Readonly<Record<string, string>>): Record<string, string> {
@@ -30,33 +30,4 @@ function optionSecrets(options: object): string[] {
     else out.push(...uriSecrets(value));
   }
   return out;
-}
-
-/** `value` with its URI user-info password and secret query values replaced; non-URIs unchanged. */
-function redactUriSecrets(value: string): string {
-  let out = value;
-  for (const secret of uriSecrets(value)) out = out.split(secret).join(REDACTED);
-  return out;
-}
-
-/** The raw (as written) password and secret query values of `value` when it is a URI. */
-function uriSecrets(value: string): string[] {
-  const m = /^[A-Za-z][A-Za-z0-9+.-]*:\/\/([^/?#]*)(?:[/?#]|$)/.exec(value);
-  if (!m) return [];
-  const secrets: string[] = [];
-  const authority = m[1] ?? "";
-  const at = authority.lastIndexOf("@");
-  if (at >= 0) {
-    const userinfo = authority.slice(0, at);
-    const colon = userinfo.indexOf(":");
-    if (colon >= 0 && colon < userinfo.length - 1) secrets.push(userinfo.slice(colon + 1));
-  }
-  const q = value.indexOf("?");
-  if (q >= 0) {
-    for (const part of value.slice(q + 1).split("#")[0]!.split("&")) {
-      const eq = part.indexOf("=");
-      if (eq > 0 && eq < part.length - 1 && SECRET_KEY_PATTERN.test(part.slice(0, eq))) secrets.push(part.slice(eq + 1));
-    }
-  }
-  return secrets;
 }

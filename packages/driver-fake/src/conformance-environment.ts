@@ -13,6 +13,7 @@ import {
   type Instance,
 } from "@virtkit/core";
 import { FakeCloud } from "./fake-cloud.js";
+import { parseDisk } from "./fake-disk.js";
 import { FakeDriver } from "./fake-driver.js";
 import type { FakeGuest } from "./fake-guest.js";
 import type { FakePluginOptions } from "./plugin.js";
@@ -28,7 +29,11 @@ export function createFakeConformanceEnvironment(options: Partial<FakePluginOpti
     const imageService = new InMemoryImageService();
     // Core's MemoryLogger redacts secrets by construction; the kit still checks the lines.
     const logger = new MemoryLogger();
-    const hosts = [`${safe}-host-a`, `${safe}-host-b`] as const;
+    // a and c share storage (a live migration between them moves no disk); b has its own, so a
+    // move from a to b must be a block migration. A storage pool given in the options is shared by all.
+    const hosts = [`${safe}-host-a`, `${safe}-host-b`, `${safe}-host-c`] as const;
+    const poolOf = (host: string): string =>
+      options.storagePool ?? (host === hosts[1] ? `local:${host}` : `${safe}-shared-pool`);
     const drivers: FakeDriver[] = [];
     let latencyMs = options.latencyMs ?? 0;
     let migrationMs = options.migrationDurationMs ?? 20;
@@ -55,7 +60,7 @@ export function createFakeConformanceEnvironment(options: Partial<FakePluginOpti
           postCopySupported: options.postCopySupported,
           memoryMb: options.memoryMb,
           vcpus: options.vcpus,
-          storagePool: options.storagePool,
+          storagePool: poolOf(host),
           defaultTimeoutMs: options.defaultTimeoutMs,
           latencyMs,
           migrationDurationMs: migrationMs,
@@ -64,6 +69,7 @@ export function createFakeConformanceEnvironment(options: Partial<FakePluginOpti
         drivers.push(driver);
         return driver;
       },
+      sharesStorage: (a, b) => poolOf(a) === poolOf(b),
       async verifyAdminPassword(instance, user, password) {
         try {
           return await guestOf(instance).checkPassword(user, password);
@@ -86,6 +92,19 @@ export function createFakeConformanceEnvironment(options: Partial<FakePluginOpti
         async readData(instance, key) {
           return guestOf(instance).readTextFile(`${MARKER_DIR}/${encodeURIComponent(key)}`);
         },
+        async crash(instance) {
+          const host = cloud.locate(instance.uuid);
+          if (!host) throw new RangeError(`instance ${instance.uuid} is on no fake host`);
+          host.crash(instance.uuid);
+        },
+        async bootCount(instance) {
+          return guestOf(instance).boots;
+        },
+        async readImageData(imageId, key) {
+          const files = parseDisk(await imageService.download(imageId));
+          const data = files.get(`${MARKER_DIR}/${encodeURIComponent(key)}`);
+          return data === undefined ? undefined : Buffer.from(data).toString("utf8");
+        },
       },
       hypervisorControls: {
         async setLatency(ms) {
@@ -95,6 +114,10 @@ export function createFakeConformanceEnvironment(options: Partial<FakePluginOpti
         async setMigrationDuration(ms) {
           migrationMs = ms;
           for (const d of drivers) d.setMigrationDuration(ms);
+        },
+        async hostFacts(host) {
+          const h = cloud.host(host);
+          return { memoryMb: h.memoryMb, vcpus: h.vcpus };
         },
       },
       limits: {},

@@ -434,7 +434,10 @@ export class FakeDriver implements ComputeDriver {
       this.#host.reservations.delete(uuid);
       const rec = this.#host.instances.get(uuid);
       if (!rec) return;
-      if (rec.migration) rec.migration.aborted = true;
+      if (rec.migration) {
+        rec.migration.aborted = true;
+        rec.migration.wake.abort();
+      }
       this.#host.transition(rec, "SHUTDOWN");
       this.#host.detach(uuid);
       this.#log?.debug("destroyed", { host: this.host, instance: uuid });
@@ -928,6 +931,7 @@ export class FakeDriver implements ComputeDriver {
         forceComplete: false,
         postCopyPlanned: data.plan.flags.includes("POSTCOPY"),
         postCopyStarted: false,
+        wake: new AbortController(),
       };
       rec.migration = job;
       const clock = this.cloud.clock;
@@ -940,7 +944,13 @@ export class FakeDriver implements ComputeDriver {
         if (!data.policy.live && rec.state === "RUNNING") this.#host.transition(rec, "PAUSED");
         for (let step = 1; step <= MIGRATION_STEPS && !job.forceComplete; step++) {
           if (job.aborted) throw fail("aborted");
-          await clock.sleep(this.#migrationDurationMs / MIGRATION_STEPS, signal);
+          try {
+            const wakeOrCancel = signal ? AbortSignal.any([signal, job.wake.signal]) : job.wake.signal;
+            await clock.sleep(this.#migrationDurationMs / MIGRATION_STEPS, wakeOrCancel);
+          } catch (err) {
+            // Woken by abort or force-complete (not cancelled by the caller): the loop acts on it now.
+            if (!job.wake.signal.aborted || signal?.aborted) throw err;
+          }
           if (job.aborted) throw fail("aborted");
           if (this.#host.instances.get(uuid) !== rec) throw fail("the instance disappeared from the source");
           const processed = Math.round((total * step) / MIGRATION_STEPS);
@@ -1021,6 +1031,7 @@ export class FakeDriver implements ComputeDriver {
       // Once in post-copy the destination holds the newest memory: there is no going back.
       if (job.postCopyStarted) throw new InvalidStateError(rec.spec.uuid, "liveMigrationAbort", "POSTCOPY");
       job.aborted = true;
+      job.wake.abort();
     });
   }
 
@@ -1041,6 +1052,7 @@ export class FakeDriver implements ComputeDriver {
         this.#host.transition(rec, "PAUSED");
       }
       job.forceComplete = true;
+      job.wake.abort();
     });
   }
 

@@ -25,6 +25,8 @@ export interface MigrationJob {
   readonly postCopyPlanned: boolean;
   /** Set when force-complete switched a post-copy-enabled migration to post-copy. */
   postCopyStarted: boolean;
+  /** Fired on abort and force-complete, so the transfer reacts at once instead of after its current step. */
+  readonly wake: AbortController;
 }
 
 /** The lifecycle event a move from `from` to `to` produces, if any (XenAPI-style: resume -> RESUMED). */

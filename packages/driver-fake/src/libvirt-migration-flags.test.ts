@@ -1,4 +1,10 @@
-import { DEFAULT_MIGRATION_POLICY, InvalidInputError, type MigrationPolicy } from "@virtkit/core";
+import {
+  DEFAULT_MIGRATION_POLICY,
+  InvalidInputError,
+  MigrationPreCheckError,
+  liveMigrationUri as coreLiveMigrationUri,
+  type MigrationPolicy,
+} from "@virtkit/core";
 import { describe, expect, it } from "vitest";
 import { VIR_MIGRATE, liveMigrationUri, planLibvirtMigration, virMigrateFlagNames } from "./libvirt-migration-flags.js";
 
@@ -35,25 +41,103 @@ describe("VIR_MIGRATE bits", () => {
 
 // Nova's expected bitmasks per configuration (nova/tests/unit/virt/libvirt/test_driver.py,
 // test_parse_migration_flags_*): base = LIVE|PEER2PEER|UNDEFINE_SOURCE|PERSIST_DEST = 27.
-const TABLE: [string, Partial<MigrationPolicy>, { virtType?: string; postCopySupported?: boolean }, number, string[]][] = [
+const TABLE: [
+  string,
+  Partial<MigrationPolicy>,
+  { virtType?: string; postCopySupported?: boolean },
+  number,
+  string[],
+][] = [
   ["default kvm", {}, {}, 27, ["LIVE", "PEER2PEER", "PERSIST_DEST", "UNDEFINE_SOURCE"]],
   ["block", { block: true }, {}, 155, ["LIVE", "PEER2PEER", "PERSIST_DEST", "UNDEFINE_SOURCE", "NON_SHARED_INC"]],
   ["xen: no PEER2PEER", {}, { virtType: "xen" }, 25, ["LIVE", "PERSIST_DEST", "UNDEFINE_SOURCE"]],
-  ["xen block", { block: true }, { virtType: "xen" }, 153, ["LIVE", "PERSIST_DEST", "UNDEFINE_SOURCE", "NON_SHARED_INC"]],
+  [
+    "xen block",
+    { block: true },
+    { virtType: "xen" },
+    153,
+    ["LIVE", "PERSIST_DEST", "UNDEFINE_SOURCE", "NON_SHARED_INC"],
+  ],
   ["qemu like kvm", {}, { virtType: "qemu" }, 27, ["LIVE", "PEER2PEER", "PERSIST_DEST", "UNDEFINE_SOURCE"]],
   ["tunnelled", { tunnelled: true }, {}, 31, ["LIVE", "PEER2PEER", "TUNNELLED", "PERSIST_DEST", "UNDEFINE_SOURCE"]],
-  ["block tunnelled", { block: true, tunnelled: true }, {}, 159, ["LIVE", "PEER2PEER", "TUNNELLED", "PERSIST_DEST", "UNDEFINE_SOURCE", "NON_SHARED_INC"]],
-  ["post-copy permitted and supported", { permitPostCopy: true }, { postCopySupported: true }, 32795, ["LIVE", "PEER2PEER", "PERSIST_DEST", "UNDEFINE_SOURCE", "POSTCOPY"]],
-  ["post-copy permitted, not supported", { permitPostCopy: true }, { postCopySupported: false }, 27, ["LIVE", "PEER2PEER", "PERSIST_DEST", "UNDEFINE_SOURCE"]],
-  ["post-copy permitted, support unknown", { permitPostCopy: true }, {}, 27, ["LIVE", "PEER2PEER", "PERSIST_DEST", "UNDEFINE_SOURCE"]],
-  ["auto-converge permitted", { permitAutoConverge: true }, {}, 8219, ["LIVE", "PEER2PEER", "PERSIST_DEST", "UNDEFINE_SOURCE", "AUTO_CONVERGE"]],
-  ["post-copy wins over auto-converge", { permitPostCopy: true, permitAutoConverge: true }, { postCopySupported: true }, 32795, ["LIVE", "PEER2PEER", "PERSIST_DEST", "UNDEFINE_SOURCE", "POSTCOPY"]],
-  ["auto-converge when post-copy unsupported", { permitPostCopy: true, permitAutoConverge: true }, { postCopySupported: false }, 8219, ["LIVE", "PEER2PEER", "PERSIST_DEST", "UNDEFINE_SOURCE", "AUTO_CONVERGE"]],
-  ["block + auto-converge", { block: true, permitAutoConverge: true }, {}, 8347, ["LIVE", "PEER2PEER", "PERSIST_DEST", "UNDEFINE_SOURCE", "NON_SHARED_INC", "AUTO_CONVERGE"]],
-  ["block + post-copy", { block: true, permitPostCopy: true }, { postCopySupported: true }, 32923, ["LIVE", "PEER2PEER", "PERSIST_DEST", "UNDEFINE_SOURCE", "NON_SHARED_INC", "POSTCOPY"]],
+  [
+    "block tunnelled",
+    { block: true, tunnelled: true },
+    {},
+    159,
+    ["LIVE", "PEER2PEER", "TUNNELLED", "PERSIST_DEST", "UNDEFINE_SOURCE", "NON_SHARED_INC"],
+  ],
+  [
+    "post-copy permitted and supported",
+    { permitPostCopy: true },
+    { postCopySupported: true },
+    32795,
+    ["LIVE", "PEER2PEER", "PERSIST_DEST", "UNDEFINE_SOURCE", "POSTCOPY"],
+  ],
+  [
+    "post-copy permitted, not supported",
+    { permitPostCopy: true },
+    { postCopySupported: false },
+    27,
+    ["LIVE", "PEER2PEER", "PERSIST_DEST", "UNDEFINE_SOURCE"],
+  ],
+  [
+    "post-copy permitted, support unknown",
+    { permitPostCopy: true },
+    {},
+    27,
+    ["LIVE", "PEER2PEER", "PERSIST_DEST", "UNDEFINE_SOURCE"],
+  ],
+  [
+    "auto-converge permitted",
+    { permitAutoConverge: true },
+    {},
+    8219,
+    ["LIVE", "PEER2PEER", "PERSIST_DEST", "UNDEFINE_SOURCE", "AUTO_CONVERGE"],
+  ],
+  [
+    "post-copy wins over auto-converge",
+    { permitPostCopy: true, permitAutoConverge: true },
+    { postCopySupported: true },
+    32795,
+    ["LIVE", "PEER2PEER", "PERSIST_DEST", "UNDEFINE_SOURCE", "POSTCOPY"],
+  ],
+  [
+    "auto-converge when post-copy unsupported",
+    { permitPostCopy: true, permitAutoConverge: true },
+    { postCopySupported: false },
+    8219,
+    ["LIVE", "PEER2PEER", "PERSIST_DEST", "UNDEFINE_SOURCE", "AUTO_CONVERGE"],
+  ],
+  [
+    "block + auto-converge",
+    { block: true, permitAutoConverge: true },
+    {},
+    8347,
+    ["LIVE", "PEER2PEER", "PERSIST_DEST", "UNDEFINE_SOURCE", "NON_SHARED_INC", "AUTO_CONVERGE"],
+  ],
+  [
+    "block + post-copy",
+    { block: true, permitPostCopy: true },
+    { postCopySupported: true },
+    32923,
+    ["LIVE", "PEER2PEER", "PERSIST_DEST", "UNDEFINE_SOURCE", "NON_SHARED_INC", "POSTCOPY"],
+  ],
   ["native TLS", { nativeTls: true }, {}, 65563, ["LIVE", "PEER2PEER", "PERSIST_DEST", "UNDEFINE_SOURCE", "TLS"]],
-  ["parallel", { parallelConnections: 4 }, {}, 131099, ["LIVE", "PEER2PEER", "PERSIST_DEST", "UNDEFINE_SOURCE", "PARALLEL"]],
-  ["one connection is not parallel", { parallelConnections: 1 }, {}, 27, ["LIVE", "PEER2PEER", "PERSIST_DEST", "UNDEFINE_SOURCE"]],
+  [
+    "parallel",
+    { parallelConnections: 4 },
+    {},
+    131099,
+    ["LIVE", "PEER2PEER", "PERSIST_DEST", "UNDEFINE_SOURCE", "PARALLEL"],
+  ],
+  [
+    "one connection is not parallel",
+    { parallelConnections: 1 },
+    {},
+    27,
+    ["LIVE", "PEER2PEER", "PERSIST_DEST", "UNDEFINE_SOURCE"],
+  ],
   ["non-live drops LIVE", { live: false }, {}, 26, ["PEER2PEER", "PERSIST_DEST", "UNDEFINE_SOURCE"]],
   [
     "everything compatible",
@@ -111,6 +195,9 @@ describe("liveMigrationUri (Nova's _live_migration_uri)", () => {
     ["xen", "dst", "xenmigr://dst/system"],
     ["parallels", "dst", "parallels+tcp://dst/system"],
     ["kvm", "fe80::1", "qemu+tcp://[fe80::1]/system"],
+    ["kvm", "[fe80::1]", "qemu+tcp://[fe80::1]/system"],
+    // Not an IPv6 address: left alone (the fake's old copy bracketed anything with a colon).
+    ["kvm", "dst:16509", "qemu+tcp://dst:16509/system"],
   ])("%s to %s", (virtType, dest, uri) => {
     expect(liveMigrationUri(virtType, dest)).toBe(uri);
   });
@@ -119,7 +206,14 @@ describe("liveMigrationUri (Nova's _live_migration_uri)", () => {
     expect(liveMigrationUri("kvm", "dst", "tls")).toBe("qemu+tls://dst/system");
   });
 
-  it("refuses a virt type without a migration URI", () => {
-    expect(() => liveMigrationUri("lxc", "dst")).toThrow(InvalidInputError);
+  it("refuses a virt type without a migration URI, and a host that is not one", () => {
+    expect(() => liveMigrationUri("lxc", "dst")).toThrow(MigrationPreCheckError);
+    expect(() => liveMigrationUri("kvm", "dst/evil")).toThrow(InvalidInputError);
+  });
+
+  it("is the libvirt driver's implementation (core's), not a copy", () => {
+    for (const dest of ["dst", "fe80::1", "10.0.0.1", "dst:16509", "::ffff:10.0.0.1"]) {
+      expect(liveMigrationUri("kvm", dest, "tls")).toBe(coreLiveMigrationUri(dest, { virtType: "kvm", scheme: "tls" }));
+    }
   });
 });

@@ -358,4 +358,31 @@ describe("cancellation", () => {
     await dst.rollbackLiveMigrationAtDestination(instance, data);
     expect(dst.fakeHost.reservationUuids()).toEqual([]);
   });
+
+  it("abort and force complete act at once, not after the transfer step in progress (real time)", async () => {
+    for (const act of ["abort", "force"] as const) {
+      const { images } = makeCloud([]);
+      const real = new FakeCloud();
+      // 10 steps of 2 s each: waiting out a step would take seconds.
+      const src = new FakeDriver({ host: "src", cloud: real, imageService: images, migrationDurationMs: 20_000 });
+      const dst = new FakeDriver({ host: "dst", cloud: real, imageService: images });
+      const instance = makeInstance();
+      await src.spawn({ instance });
+      const data = await prepare(src, dst, instance);
+      const t0 = performance.now();
+      const moving = src.liveMigration(instance, data);
+      moving.catch(() => undefined);
+      await new Promise((r) => setTimeout(r, 10));
+      if (act === "abort") {
+        await src.liveMigrationAbort(instance);
+        await expect(moving).rejects.toBeInstanceOf(LiveMigrationFailedError);
+        expect((await src.getInfo(instance)).state).toBe(PowerState.RUNNING);
+      } else {
+        await src.liveMigrationForceComplete(instance);
+        await moving;
+        expect((await dst.getInfo(instance)).state).toBe(PowerState.RUNNING);
+      }
+      expect(performance.now() - t0).toBeLessThan(1_000);
+    }
+  });
 });

@@ -96,7 +96,15 @@ describe("register", () => {
     const c = root.createChildContainer();
     const images = new InMemoryImageService();
     const lines: string[] = [];
-    const logger = { debug: (m: string) => void lines.push(m), info: () => {}, warn: () => {}, error: () => {} };
+    const logger = {
+      debug: (m: string) => void lines.push(m),
+      info: () => {},
+      warn: () => {},
+      error: () => {},
+      child() {
+        return this;
+      },
+    };
     c.register(TOKENS.ImageService, { useValue: images });
     c.register(TOKENS.Logger, { useValue: logger });
     plugin.register(c, { name: "fake", token: driverToken("fake"), options: fakeOptionsSchema.parse({ capabilities: "disable=pause" }) });
@@ -143,10 +151,13 @@ describe("register", () => {
 });
 
 describe("conformance environment", () => {
-  it("offers two hosts, guest controls and password verification by the environment", async () => {
+  it("offers three hosts, guest controls and password verification by the environment", async () => {
     const factory = plugin.conformanceEnvironment!(fakeOptionsSchema.parse({}));
     const env = await factory({ prefix: "t1" });
-    expect(env.hosts).toHaveLength(2);
+    // a and c share storage, b does not: both migration modes have a pair.
+    expect(env.hosts).toHaveLength(3);
+    expect(env.sharesStorage!(env.hosts[0]!, env.hosts[2]!)).toBe(true);
+    expect(env.sharesStorage!(env.hosts[0]!, env.hosts[1]!)).toBe(false);
     const a = await env.createDriver();
     const b = await env.createDriver(env.hosts[1]);
     const instance = makeInstance({ imageMeta: env.bootImage! });
@@ -156,12 +167,26 @@ describe("conformance environment", () => {
     expect(await env.verifyAdminPassword!(instance, "root", new Secret("nope"))).toBe(false);
     await env.guestControls!.writeData!(instance, "k", "v");
     expect(await env.guestControls!.readData!(instance, "k")).toBe("v");
+    const boots = await env.guestControls!.bootCount!(instance);
+    await a.reboot(instance, "HARD");
+    expect(await env.guestControls!.bootCount!(instance)).toBe(boots + 1);
+    const image = await env.imageService.create({ name: "snap", status: "queued" });
+    await a.snapshot(instance, image.id);
+    expect(await env.guestControls!.readImageData!(image.id, "k")).toBe("v");
+    expect(await env.guestControls!.readImageData!(image.id, "absent")).toBeUndefined();
+    await env.imageService.delete(image.id);
+    expect(await env.hypervisorControls!.hostFacts!(env.hosts[0]!)).toEqual({ memoryMb: 16384, vcpus: 8 });
     await env.agentControls!.setAgent(instance, "absent");
     await expect(a.setAdminPassword(instance, new Secret("x"))).rejects.toMatchObject({ code: "VIRTKIT_GUEST_AGENT_UNRESPONSIVE" });
     await env.hypervisorControls!.setLatency!(50);
     await expect(b.listInstances({ timeoutMs: 5 })).rejects.toMatchObject({ code: "VIRTKIT_OPERATION_TIMEOUT" });
     await env.hypervisorControls!.setLatency!(0);
     expect(await env.leftovers!()).toHaveLength(1);
+    const crashing = makeInstance({ imageMeta: env.bootImage! });
+    await a.spawn({ instance: crashing });
+    await env.guestControls!.crash!(crashing);
+    expect((await a.getInfo(crashing)).state).toBe(6);
+    await a.destroy(crashing);
     expect(env.logLines!().join("\n")).not.toContain("hunter2");
     await a.destroy(instance);
     expect(await env.leftovers!()).toEqual([]);

@@ -14,15 +14,24 @@
 import { hostname as osHostname } from "node:os";
 import {
   InMemoryImageService,
+  TOKENS,
+  createContainer,
   MemoryLogger,
   redactOptions,
   sleep,
+  type ConformanceDriverSetup,
   type ConformanceEnvironment,
   type ConformanceEnvironmentContext,
   type ConformanceEnvironmentFactory,
+  type Flavor,
+  type GuestAgentControls,
+  type GuestControls,
+  type HostFacts,
+  type ImageMeta,
 } from "@virtkit/core";
-import { LibvirtConnection, type CallOptions, type Domain, type StorageVol } from "@virtkit/libvirt-rpc";
-import type { LibvirtApi, LibvirtConnector } from "./libvirt-connection.js";
+import { LibvirtConnection, type CallOptions, type Domain, type StorageVol, type TypedParam } from "@virtkit/libvirt-rpc";
+import { DOMAIN_NAME_PATTERN, readDomainXml } from "./domain-xml.js";
+import { LIBVIRT_CONNECTOR, type LibvirtApi, type LibvirtConnector } from "./libvirt-connection.js";
 import { LibvirtDriver, virtTypeFromUri, type LibvirtDriverOptions } from "./libvirt-driver.js";
 
 /** What the environment needs: the plugin's options (plus anything else the driver takes). */
@@ -123,91 +132,193 @@ export function createLibvirtConformanceEnvironment(options: LibvirtConformanceO
   const virtType = options.virtType ?? virtTypeFromUri(options.uri);
   const limits = Object.freeze(libvirtEnvironmentLimits(virtType, options.uri));
   const notes = Object.freeze(libvirtEnvironmentNotes(virtType, options.uri));
-
-  return async (context: ConformanceEnvironmentContext): Promise<ConformanceEnvironment> => {
-    const imageService = new InMemoryImageService();
-    const logger = new MemoryLogger();
-    const host = hostOf(options.uri);
-    const connections: LibvirtConnection[] = [];
-    const createdDomains = new Map<string, Domain>();
-    const createdVolumes = new Map<string, StorageVol>();
-    const drivers: LibvirtDriver[] = [];
-    let latencyMs = 0;
-
-    /** Records what the driver creates and applies the injected latency to every call. */
-    const instrument = (conn: LibvirtConnection): LibvirtApi =>
-      new Proxy(conn as unknown as LibvirtApi, {
-        get(target, prop) {
-          // Read with the connection itself as `this`: its getters use private fields.
-          const value: unknown = Reflect.get(target, prop, target);
-          if (typeof value !== "function" || prop === "close" || prop === "constructor") {
-            return typeof value === "function" ? (value as (...a: unknown[]) => unknown).bind(target) : value;
-          }
-          const fn = value as (...a: unknown[]) => Promise<unknown>;
-          return async (...args: unknown[]) => {
-            if (latencyMs > 0) await sleep(latencyMs, signalOf(args), `libvirt ${String(prop)}`);
-            const result = await fn.apply(target, args);
-            if (prop === "domainDefineXml" && isDomain(result)) createdDomains.set(result.uuid, result);
-            if ((prop === "storageVolCreateXml" || prop === "storageVolCreateXmlFrom") && isVol(result)) {
-              createdVolumes.set(`${result.pool}/${result.name}`, result);
-            }
-            return result;
-          };
-        },
-      });
-
-    const connector: LibvirtConnector = async (uri, connectOptions) => {
-      const conn = await LibvirtConnection.open(uri, connectOptions);
-      connections.push(conn);
-      return instrument(conn);
-    };
-
-    const env: ConformanceEnvironment = {
-      hosts: [host],
-      imageService,
-      async createDriver(h = host) {
-        const driver = new LibvirtDriver({
-          // The default boot image has no OS that answers ACPI: a soft reboot falls back to hard
-          // after this many seconds instead of the production 120 (an explicit option wins).
-          softRebootTimeoutSec: 5,
-          ...options,
-          imageService,
-          logger: logger.child({ host: h }),
-          connector,
-        });
-        drivers.push(driver);
-        await driver.initHost(h);
-        return driver;
-      },
-      hypervisorControls: {
-        async setLatency(ms: number) {
-          latencyMs = Math.max(0, ms);
-        },
-      },
+  return (context) =>
+    buildLibvirtEnvironment(context, {
+      hosts: [{ name: hostOf(options.uri), options }],
       limits,
       notes,
-      logLines: () => logger.lines(),
-      async leftovers() {
-        const out: string[] = [];
-        const where = redactUri(options.uri);
-        const call: CallOptions = { timeoutMs: 10_000 };
-        const conn = connections.find((c) => c.isOpen);
-        if (!conn) return out;
-        const seen = new Set<string>();
+    });
+}
+
+/** One libvirtd host of an environment: the name the driver knows it by, and its driver's options. */
+export interface LibvirtEnvironmentHost {
+  readonly name: string;
+  readonly options: LibvirtConformanceOptions;
+}
+
+/**
+ * What {@link buildLibvirtEnvironment} puts together: the hosts, and what the environment adds on
+ * top of the drivers (the guest checks and controls of an environment that can reach its guests).
+ */
+export interface LibvirtEnvironmentSpec {
+  readonly hosts: readonly LibvirtEnvironmentHost[];
+  /** Where image snapshots land (default: a fresh in-memory one). */
+  readonly imageService?: InMemoryImageService;
+  readonly limits: Readonly<Record<string, string>>;
+  readonly notes: readonly string[];
+  readonly bootImage?: ImageMeta;
+  readonly flavor?: Flavor;
+  readonly verifyAdminPassword?: ConformanceEnvironment["verifyAdminPassword"];
+  readonly agentControls?: GuestAgentControls;
+  readonly guestControls?: GuestControls;
+  /** Makes every migration this environment's drivers start slow (bandwidth in MiB/s, 0: as asked). */
+  readonly slowMigrationMiBps?: number;
+  /** A host's size by the environment's own means. */
+  readonly hostFacts?: (host: string) => Promise<HostFacts>;
+  /** Whether two hosts share instance storage (absent: unknown). */
+  readonly sharesStorage?: (a: string, b: string) => boolean;
+}
+
+/**
+ * One scenario's environment on libvirtd hosts: a fresh {@link LibvirtDriver} per host on NEW
+ * connections (recorded, with latency injected between driver and daemon), an in-memory image
+ * service, a memory logger, and `leftovers()` read back from every host's daemon.
+ */
+export async function buildLibvirtEnvironment(
+  context: ConformanceEnvironmentContext,
+  spec: LibvirtEnvironmentSpec,
+): Promise<ConformanceEnvironment> {
+  const imageService = spec.imageService ?? new InMemoryImageService();
+  const logger = new MemoryLogger();
+  const first = spec.hosts[0];
+  if (!first) throw new Error("a libvirt environment needs at least one host");
+  const connections = new Map<string, LibvirtConnection[]>();
+  const createdDomains = new Map<string, Domain>();
+  const createdVolumes = new Map<string, { host: string; vol: StorageVol }>();
+  const drivers: { host: string; driver: LibvirtDriver }[] = [];
+  let latencyMs = 0;
+  let migrationMiBps = 0;
+
+  /** Records what the driver creates and applies the injected latency to every call. */
+  const instrument = (conn: LibvirtConnection, host: string): LibvirtApi =>
+    new Proxy(conn as unknown as LibvirtApi, {
+      get(target, prop) {
+        // Read with the connection itself as `this`: its getters use private fields.
+        const value: unknown = Reflect.get(target, prop, target);
+        if (typeof value !== "function" || prop === "close" || prop === "constructor") {
+          return typeof value === "function" ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+        }
+        const fn = value as (...a: unknown[]) => Promise<unknown>;
+        return async (...args: unknown[]) => {
+          if (latencyMs > 0) await sleep(latencyMs, signalOf(args), `libvirt ${String(prop)}`);
+          if (prop === "domainMigratePerform3Params" && migrationMiBps > 0 && isDomain(args[0])) {
+            // A slow link, so a migration lasts long enough to be aborted mid-way: the bandwidth
+            // parameter the driver sent would override the cap, so it goes.
+            await conn.domainMigrateSetMaxSpeed(args[0], migrationMiBps, 0, { timeoutMs: 10_000 });
+            args[2] = (args[2] as readonly TypedParam[]).filter((p) => p.field !== "bandwidth");
+          }
+          const result = await fn.apply(target, args);
+          if (prop === "domainDefineXml" && isDomain(result)) createdDomains.set(result.uuid, result);
+          if ((prop === "storageVolCreateXml" || prop === "storageVolCreateXmlFrom") && isVol(result)) {
+            createdVolumes.set(`${host}/${result.pool}/${result.name}`, { host, vol: result });
+          }
+          return result;
+        };
+      },
+    });
+
+  const hostNamed = (h: string): LibvirtEnvironmentHost => {
+    const host = spec.hosts.find((x) => x.name === h);
+    if (!host) throw new Error(`this environment has no host ${h} (it has ${spec.hosts.map((x) => x.name).join(", ")})`);
+    return host;
+  };
+  // The default boot image has no OS that answers ACPI: a soft reboot falls back to hard after
+  // this many seconds instead of the production 120 (an explicit option wins).
+  const driverOptions = (host: LibvirtEnvironmentHost): LibvirtConformanceOptions => ({ softRebootTimeoutSec: 5, ...host.options });
+  const connectorFor =
+    (h: string): LibvirtConnector =>
+    async (uri, connectOptions) => {
+      const conn = await LibvirtConnection.open(uri, connectOptions);
+      const list = connections.get(h) ?? [];
+      list.push(conn);
+      connections.set(h, list);
+      return instrument(conn, h);
+    };
+
+  const env: ConformanceEnvironment = {
+    hosts: spec.hosts.map((h) => h.name),
+    imageService,
+    ...(spec.bootImage ? { bootImage: spec.bootImage } : {}),
+    ...(spec.flavor ? { flavor: spec.flavor } : {}),
+    ...(spec.verifyAdminPassword ? { verifyAdminPassword: spec.verifyAdminPassword } : {}),
+    ...(spec.agentControls ? { agentControls: spec.agentControls } : {}),
+    ...(spec.guestControls ? { guestControls: spec.guestControls } : {}),
+    ...(spec.sharesStorage ? { sharesStorage: spec.sharesStorage } : {}),
+    async createDriver(h = first.name) {
+      const host = hostNamed(h);
+      const driver = new LibvirtDriver({
+        ...driverOptions(host),
+        imageService,
+        logger: logger.child({ host: h }),
+        connector: connectorFor(h),
+      });
+      drivers.push({ host: h, driver });
+      await driver.initHost(h);
+      return driver;
+    },
+    // The path production uses: the kit registers the plugin into this container and resolves the
+    // driver by its token; the instrumented connector travels as LIBVIRT_CONNECTOR.
+    driverSetup(h: string): ConformanceDriverSetup {
+      const host = hostNamed(h);
+      const container = createContainer();
+      container.register(TOKENS.ImageService, { useValue: imageService });
+      container.register(TOKENS.Logger, { useValue: logger.child({ host: h }) });
+      container.register(LIBVIRT_CONNECTOR, { useValue: connectorFor(h) });
+      return {
+        options: driverOptions(host),
+        container,
+        adopt(driver) {
+          if (driver instanceof LibvirtDriver) drivers.push({ host: h, driver });
+        },
+      };
+    },
+    hypervisorControls: {
+      async setLatency(ms: number) {
+        latencyMs = Math.max(0, ms);
+      },
+      ...(spec.hostFacts ? { hostFacts: spec.hostFacts } : {}),
+      ...(spec.slowMigrationMiBps !== undefined
+        ? {
+            async setMigrationDuration(ms: number) {
+              migrationMiBps = ms > 0 ? spec.slowMigrationMiBps ?? 1 : 0;
+            },
+          }
+        : {}),
+    },
+    limits: spec.limits,
+    notes: spec.notes,
+    logLines: () => logger.lines(),
+    async leftovers() {
+      const out: string[] = [];
+      const call: CallOptions = { timeoutMs: 10_000 };
+      const seen = new Set<string>();
+      const ours = new Set(createdDomains.keys());
+      for (const host of spec.hosts) {
+        const where = spec.hosts.length > 1 ? `${host.name} (${redactUri(host.options.uri)})` : redactUri(host.options.uri);
+        const conn = connections.get(host.name)?.find((c) => c.isOpen);
+        if (!conn) continue;
         const add = (what: string) => {
-          if (!seen.has(what)) {
-            seen.add(what);
-            out.push(`${what} left on ${where}`);
+          const line = `${what} left on ${where}`;
+          if (!seen.has(line)) {
+            seen.add(line);
+            out.push(line);
           }
         };
-        const ours = new Set(createdDomains.keys());
         for (const d of await conn.connectListAllDomains(0, call)) {
-          if (ours.has(d.uuid) || d.name.startsWith(context.prefix)) {
+          // The driver names domains from the uuid; the display name (with the prefix) is in its metadata.
+          const name = DOMAIN_NAME_PATTERN.test(d.name)
+            ? await conn
+                .domainGetXmlDesc(d, 0, call)
+                .then((xml) => readDomainXml(xml).displayName ?? d.name)
+                .catch(() => d.name)
+            : d.name;
+          if (ours.has(d.uuid) || name.startsWith(context.prefix)) {
             ours.add(d.uuid);
-            add(`domain ${d.name} (${d.uuid})`);
+            add(`domain ${name} (${d.uuid})`);
           }
         }
-        for (const vol of createdVolumes.values()) {
+        for (const { host: h, vol } of createdVolumes.values()) {
+          if (h !== host.name) continue;
           try {
             const pool = await conn.storagePoolLookupByName(vol.pool, call);
             await conn.storageVolLookupByName(pool, vol.name, call);
@@ -216,22 +327,24 @@ export function createLibvirtConformanceEnvironment(options: LibvirtConformanceO
             // Gone, as it should be.
           }
         }
-        // Volumes named after one of our instances, however they were made.
+        // Volumes named after one of our instances, however they were made (a migration's copy too).
         for (const pool of await conn.connectListAllStoragePools(0, call)) {
           const vols = await conn.storagePoolListAllVolumes(pool, 0, call).catch(() => []);
           for (const v of vols) if (instanceVolume(v.name, ours)) add(`volume ${v.pool}/${v.name}`);
         }
-        return out;
-      },
-      async cleanup() {
-        for (const d of drivers.splice(0)) {
-          await d.cleanupHost(host).catch(() => undefined);
-        }
-        for (const conn of connections.splice(0)) {
+      }
+      return out;
+    },
+    async cleanup() {
+      for (const { host, driver } of drivers.splice(0)) {
+        await driver.cleanupHost(host).catch(() => undefined);
+      }
+      for (const list of connections.values()) {
+        for (const conn of list.splice(0)) {
           if (conn.isOpen) await conn.close({ timeoutMs: 5_000 }).catch(() => undefined);
         }
-      },
-    };
-    return env;
+      }
+    },
   };
+  return env;
 }

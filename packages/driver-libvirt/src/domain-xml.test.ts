@@ -9,8 +9,12 @@ import {
   directKernelBoot,
   buildSnapshotXml,
   buildVolumeXml,
+  domainName,
   readDomainXml,
   readSnapshotXml,
+  retargetDomainXml,
+  guestCpuConfig,
+  parseDiskCacheModes,
 } from "./domain-xml.js";
 import { withRescueDisk } from "./libvirt-driver.js";
 import { child, children, parseXml, path } from "./xml.js";
@@ -39,7 +43,9 @@ describe("buildDomainXml", () => {
     });
     const dom = parseXml(xml);
     expect(dom.attributes.type).toBe("kvm");
-    expect(child(dom, "name")?.text).toBe("web-1");
+    // Nova-style: the domain is named from the stable id, the display name kept in title and metadata.
+    expect(child(dom, "name")?.text).toBe(domainName(instance()));
+    expect(readDomainXml(xml).displayName).toBe("web-1");
     expect(child(dom, "uuid")?.text).toBe("0b6c7a52-7f3e-4d47-9b3c-2f4c8f1b9a10");
     expect(child(dom, "memory")?.attributes.unit).toBe("MiB");
     expect(child(dom, "memory")?.text).toBe("512");
@@ -57,7 +63,8 @@ describe("buildDomainXml", () => {
     expect(children(child(dom, "devices"), "channel")).toHaveLength(0);
     const facts = readDomainXml(xml);
     expect(facts).toMatchObject({
-      name: "web-1",
+      name: "instance-0b6c7a52-7f3e-4d47-9b3c-2f4c8f1b9a10",
+      displayName: "web-1",
       type: "kvm",
       projectId: "proj-a",
       consoleLogPath: "/var/log/vk/x.log",
@@ -96,7 +103,8 @@ describe("buildDomainXml", () => {
     });
     expect(xml).not.toContain("<evil/>");
     const dom = parseXml(xml);
-    expect(child(dom, "name")?.text).toBe(evil);
+    expect(child(dom, "name")?.text).toMatch(/^instance-[0-9a-f-]{36}$/);
+    expect(readDomainXml(xml).displayName).toBe(evil);
     expect(child(dom, "title")?.text).toBe(evil);
     expect(path(dom, "devices", "disk", "source")?.attributes.file).toBe(`/p/${evil}`);
     expect(path(dom, "devices", "interface", "mac")?.attributes.address).toBe(evil);
@@ -245,5 +253,122 @@ describe("snapshot and volume XML", () => {
     expect(child(v, "capacity")?.text).toBe("1073741824");
     expect(path(v, "backingStore", "path")?.text).toBe("/b/i");
     expect(path(v, "target", "format")?.attributes.type).toBe("qcow2");
+  });
+});
+
+describe("retargetDomainXml (the destination's paths for a migration)", () => {
+  const xml = buildDomainXml({
+    virtType: "qemu",
+    instance: instance(),
+    disks: [
+      { path: "/src/pool/a_disk", format: "qcow2" },
+      { path: "/shared/b_disk", format: "qcow2" },
+    ],
+    consoleLogPath: "/src/log/a.log",
+  });
+
+  it("moves the copied disks and the console log, nothing else", () => {
+    const out = retargetDomainXml(xml, {
+      diskPaths: new Map([["/src/pool/a_disk", "/dst/pool/a_disk"]]),
+      consoleLogPath: "/dst/log/a.log",
+    });
+    const disks = readDomainXml(out ?? "").disks.map((d) => d.path);
+    expect(disks).toEqual(["/dst/pool/a_disk", "/shared/b_disk"]);
+    expect(readDomainXml(out ?? "").consoleLogPath).toBe("/dst/log/a.log");
+  });
+
+  it("returns undefined when nothing differs (no destination XML is sent)", () => {
+    expect(retargetDomainXml(xml, { diskPaths: new Map([["/src/pool/a_disk", "/src/pool/a_disk"]]) })).toBeUndefined();
+    expect(retargetDomainXml(xml, { diskPaths: new Map(), consoleLogPath: "/src/log/a.log" })).toBeUndefined();
+  });
+});
+
+describe("guest CPU, disk cache, clock and SMBIOS (Nova's guest config)", () => {
+  it("chooses the CPU as Nova's _get_guest_cpu_model_config", () => {
+    expect(guestCpuConfig("kvm", "x86_64")).toEqual({ mode: "host-model" });
+    expect(guestCpuConfig("qemu", "x86_64")).toEqual({ mode: "host-model" });
+    expect(guestCpuConfig("kvm", "aarch64")).toEqual({ mode: "host-passthrough" });
+    expect(guestCpuConfig("kvm", "x86_64", { cpuMode: "custom", cpuModels: ["Haswell", "Broadwell"] })).toEqual({
+      mode: "custom",
+      model: "Haswell",
+    });
+    expect(guestCpuConfig("kvm", "aarch64", { cpuMode: "custom" })).toEqual({ mode: "custom", model: "max" });
+    expect(guestCpuConfig("kvm", "x86_64", { cpuMode: "none" })).toEqual({ mode: "none" });
+    expect(guestCpuConfig("test", "x86_64")).toBeUndefined();
+    expect(guestCpuConfig("xen", "x86_64", { cpuMode: "host-model" })).toBeUndefined();
+  });
+
+  it("refuses impossible CPU configurations typed", () => {
+    for (const bad of [
+      () => guestCpuConfig("kvm", "x86_64", { cpuMode: "custom" }),
+      () => guestCpuConfig("kvm", "x86_64", { cpuMode: "host-model", cpuModels: ["Haswell"] }),
+      () => guestCpuConfig("qemu", "x86_64", { cpuMode: "host-passthrough" }),
+      () => guestCpuConfig("kvm", "x86_64", { cpuMode: "custom", cpuModels: ["Has'well"] }),
+      () => guestCpuConfig("kvm", "x86_64", { cpuMode: "bogus" as "none" }),
+    ]) {
+      let err: unknown;
+      try {
+        bad();
+      } catch (e) {
+        err = e;
+      }
+      expect(isInvalidInput(err)).toBe(true);
+    }
+  });
+
+  it("parses disk_cachemodes and refuses nonsense", () => {
+    expect([...parseDiskCacheModes(["file=writeback", "block=none"])]).toEqual([
+      ["file", "writeback"],
+      ["block", "none"],
+    ]);
+    expect(() => parseDiskCacheModes(["file=fast"])).toThrow(/cache mode/);
+    expect(() => parseDiskCacheModes(["nfs=none"])).toThrow(/diskCachemodes|not/);
+  });
+
+  it("writes cache, cpu, clock and SMBIOS only where Nova does", () => {
+    const spec = {
+      instance: instance({ osType: "windows" }),
+      disks: [{ path: "/p/d", format: "qcow2" }],
+      cpu: { mode: "host-model" as const },
+      diskCache: "none" as const,
+    };
+    const kvm = parseXml(buildDomainXml({ ...spec, virtType: "kvm" }));
+    expect(path(kvm, "devices", "disk", "driver")?.attributes.cache).toBe("none");
+    expect(child(kvm, "cpu")?.attributes.mode).toBe("host-model");
+    expect(child(kvm, "clock")?.attributes.offset).toBe("localtime");
+    expect(children(child(kvm, "clock"), "timer").map((t) => t.attributes.name)).toEqual([
+      "pit",
+      "rtc",
+      "hpet",
+      "hypervclock",
+    ]);
+    expect(path(kvm, "os", "smbios")?.attributes.mode).toBe("sysinfo");
+    const entries = Object.fromEntries(
+      children(path(kvm, "sysinfo", "system"), "entry").map((e) => [e.attributes.name, e.text]),
+    );
+    expect(entries).toEqual({
+      manufacturer: "OpenStack Foundation",
+      product: "OpenStack Nova",
+      serial: "0b6c7a52-7f3e-4d47-9b3c-2f4c8f1b9a10",
+      uuid: "0b6c7a52-7f3e-4d47-9b3c-2f4c8f1b9a10",
+      family: "Virtual Machine",
+    });
+    expect(path(kvm, "features", "hyperv")).toBeDefined();
+    // Under TCG Nova adds no timers (_set_kvm_timers is kvm only); the clock offset stays. No
+    // Hyper-V enlightenments either: QEMU under TCG refuses to start with them.
+    const tcg = parseXml(buildDomainXml({ ...spec, virtType: "qemu" }));
+    expect(children(child(tcg, "clock"), "timer")).toEqual([]);
+    expect(path(tcg, "features", "hyperv")).toBeUndefined();
+    expect(child(tcg, "clock")?.attributes.offset).toBe("localtime");
+    // Linux: utc. An aarch64 guest: no SMBIOS (an x86 firmware table).
+    const linux = parseXml(buildDomainXml({ ...spec, virtType: "qemu", instance: instance({ osType: "linux" }) }));
+    expect(child(linux, "clock")?.attributes.offset).toBe("utc");
+    const arm = parseXml(buildDomainXml({ ...spec, virtType: "qemu", arch: "aarch64" }));
+    expect(child(arm, "sysinfo")).toBeUndefined();
+    // The test hypervisor gets none of it.
+    const test = parseXml(buildDomainXml({ instance: instance(), disks: spec.disks, virtType: "test" }));
+    expect(child(test, "cpu")).toBeUndefined();
+    expect(child(test, "clock")).toBeUndefined();
+    expect(child(test, "sysinfo")).toBeUndefined();
   });
 });

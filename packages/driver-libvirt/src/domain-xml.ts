@@ -11,7 +11,7 @@ import {
   type NetworkInfo,
 } from "@virtkit/core";
 import { imagePropertyTrue } from "./validate.js";
-import { child, children, escapeXml, parseXml, path, type XmlElement } from "./xml.js";
+import { child, children, escapeXml, parseXml, path, serializeXml, type XmlElement } from "./xml.js";
 
 /** The XML namespace of virtkit's `<metadata>` element. */
 export const VIRTKIT_XMLNS = "https://virtkit.dev/xmlns/libvirt/instance/1.0";
@@ -26,6 +26,116 @@ export interface DiskSpec {
   /** Target device (`vda`, `sdb`, ...); derived from the bus and index when absent. */
   readonly target?: string;
   readonly readOnly?: boolean;
+  /** libvirt's disk source type (`file`, `block`, `network`): picks the cache mode. Default `file`. */
+  readonly sourceType?: string;
+}
+
+/** Nova's `[libvirt]cpu_mode`. `maximum` is not Nova's; libvirt's TCG-friendly mode is not offered. */
+export type CpuMode = "host-model" | "host-passthrough" | "custom" | "none";
+
+/** The guest CPU as Nova's `_get_guest_cpu_model_config` chooses it (resolved by {@link guestCpuConfig}). */
+export interface GuestCpu {
+  readonly mode: CpuMode;
+  /** `custom` only: the model (Nova's first `cpu_models` entry). */
+  readonly model?: string;
+}
+
+/** QEMU's disk cache modes (Nova's `disk_cachemodes` values). */
+export const DISK_CACHE_MODES = ["none", "writeback", "writethrough", "directsync", "unsafe", "default"] as const;
+/** One of {@link DISK_CACHE_MODES}. */
+export type DiskCacheMode = (typeof DISK_CACHE_MODES)[number];
+
+/** The SMBIOS system identity the guest sees (Nova's `_get_guest_config_sysinfo`). */
+export interface GuestSysinfo {
+  readonly manufacturer: string;
+  readonly product: string;
+  readonly version?: string;
+  /** Default: the instance uuid (Nova's `sysinfo_serial = unique`). */
+  readonly serial?: string;
+  /** Default `Virtual Machine`. */
+  readonly family?: string;
+}
+
+/**
+ * Nova's vendor and product strings: cloud-init's OpenStack data source recognises the cloud by
+ * the DMI product name `OpenStack Nova` (or `OpenStack Compute`), so a guest of virtkit finds its
+ * metadata service as it would under Nova.
+ */
+export const DEFAULT_SYSINFO: GuestSysinfo = Object.freeze({
+  manufacturer: "OpenStack Foundation",
+  product: "OpenStack Nova",
+});
+
+/**
+ * The libvirt domain name of an instance: stable, unique on the host and independent of the
+ * display name (which may repeat and may change). Nova names domains from its integer id
+ * (`instance-%08x`); virtkit's instances have no integer id, so the uuid stands in, as with
+ * Nova's own `instance_name_template = instance-%(uuid)s`. The display name stays in `<title>`
+ * and virtkit's metadata.
+ */
+export function domainName(instance: Pick<Instance, "uuid">): string {
+  return `instance-${instance.uuid}`;
+}
+
+/** Domain names {@link domainName} produces, with the uuid captured. */
+export const DOMAIN_NAME_PATTERN = /^instance-([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$/;
+
+/**
+ * The guest CPU for the driver's configuration, as Nova's `_get_guest_cpu_model_config` decides
+ * it for kvm/qemu: `host-model` when no mode is set (`host-passthrough` on aarch64, where
+ * libvirt cannot describe the host CPU), `custom` needs a model, models only with `custom`.
+ * `host-passthrough` needs KVM: QEMU under TCG (virt type `qemu`) has no host CPU to pass
+ * through (libvirt's domain capabilities say `supported='no'`), so it is refused up front
+ * instead of failing at every start. Other virt types get no `<cpu>` (Nova returns none).
+ * Throws `InvalidInputError` for an impossible configuration.
+ */
+export function guestCpuConfig(
+  virtType: string,
+  arch: string,
+  options: { readonly cpuMode?: CpuMode; readonly cpuModels?: readonly string[] } = {},
+): GuestCpu | undefined {
+  if (virtType !== "kvm" && virtType !== "qemu") return undefined;
+  const models = options.cpuModels ?? [];
+  const mode = options.cpuMode ?? (arch === "aarch64" ? "host-passthrough" : "host-model");
+  if (!["host-model", "host-passthrough", "custom", "none"].includes(mode)) {
+    throw new InvalidInputError("cpuMode", "must be host-model, host-passthrough, custom or none");
+  }
+  if (models.some((m) => typeof m !== "string" || !/^[A-Za-z0-9._-]{1,64}$/.test(m))) {
+    throw new InvalidInputError("cpuModels", "must be CPU model names (letters, digits, . _ -)");
+  }
+  if (mode !== "custom" && models.length > 0) {
+    throw new InvalidInputError("cpuModels", "can only be given with cpuMode custom");
+  }
+  if (mode === "custom" && models.length === 0) {
+    if (arch === "aarch64") return { mode, model: "max" };
+    throw new InvalidInputError("cpuModels", "cpuMode custom needs at least one CPU model");
+  }
+  if (mode === "host-passthrough" && virtType === "qemu") {
+    throw new InvalidInputError(
+      "cpuMode",
+      "host-passthrough needs KVM (virt type kvm); QEMU under TCG has no host CPU",
+    );
+  }
+  return mode === "custom" ? { mode, model: models[0] as string } : { mode };
+}
+
+/**
+ * Nova's `disk_cachemodes` (`file=directsync,block=none`) parsed into source type → mode;
+ * throws `InvalidInputError` for an unknown source type or mode.
+ */
+export function parseDiskCacheModes(entries: readonly string[] | undefined): ReadonlyMap<string, DiskCacheMode> {
+  const out = new Map<string, DiskCacheMode>();
+  for (const entry of entries ?? []) {
+    const [type, mode, extra] = String(entry).split("=");
+    if (extra !== undefined || !type || !["file", "block", "network", "volume"].includes(type)) {
+      throw new InvalidInputError("diskCachemodes", `"${String(entry)}" is not <file|block|network|volume>=<mode>`);
+    }
+    if (!(DISK_CACHE_MODES as readonly string[]).includes(mode ?? "")) {
+      throw new InvalidInputError("diskCachemodes", `cache mode must be one of ${DISK_CACHE_MODES.join(", ")}`);
+    }
+    out.set(type, mode as DiskCacheMode);
+  }
+  return out;
 }
 
 /** Everything {@link buildDomainXml} needs. */
@@ -51,6 +161,17 @@ export interface DomainSpec {
    * resolves Nova's `kernel_id` / `ramdisk_id` to volumes passes their paths here.
    */
   readonly directBoot?: DirectKernelBoot;
+  /** The guest CPU ({@link guestCpuConfig}); none: no `<cpu>` element. */
+  readonly cpu?: GuestCpu;
+  /**
+   * Cache mode of the instance's disks (Nova's `disk_cachemode`: `none` where the storage
+   * supports O_DIRECT, else `writeback`); none: libvirt's default.
+   */
+  readonly diskCache?: DiskCacheMode;
+  /** Per source type overrides (Nova's `disk_cachemodes`), winning over `diskCache`. */
+  readonly diskCacheModes?: ReadonlyMap<string, DiskCacheMode>;
+  /** SMBIOS identity for kvm/qemu x86 guests; default {@link DEFAULT_SYSINFO}. */
+  readonly sysinfo?: GuestSysinfo;
 }
 
 /** A kernel (and initrd, command line) QEMU loads itself, like `-kernel/-initrd/-append`. */
@@ -159,9 +280,13 @@ export function buildDomainXml(spec: DomainSpec): string {
   const isTest = spec.virtType === "test";
   const bus = typeof props.hw_disk_bus === "string" && props.hw_disk_bus !== "" ? props.hw_disk_bus : "virtio";
   const arch = spec.arch ?? (typeof props.architecture === "string" ? props.architecture : "x86_64");
+  const qemu = spec.virtType === "qemu" || spec.virtType === "kvm";
+  const x86 = /^(x86_64|i[3-6]86)$/.test(arch);
+  const osType = instance.osType ?? props.os_type;
+  const windows = osType === "windows";
   const lines: string[] = [];
   lines.push(`<domain${attr("type", spec.virtType)}>`);
-  lines.push(`  <name>${escapeXml(instance.name)}</name>`);
+  lines.push(`  <name>${escapeXml(domainName(instance))}</name>`);
   lines.push(`  <uuid>${escapeXml(instance.uuid)}</uuid>`);
   lines.push(`  <title>${escapeXml(instance.hostname ?? instance.name)}</title>`);
   lines.push("  <metadata>");
@@ -184,6 +309,20 @@ export function buildDomainXml(spec: DomainSpec): string {
   lines.push(`  <memory unit='MiB'>${escapeXml(instance.flavor.memoryMb)}</memory>`);
   lines.push(`  <currentMemory unit='MiB'>${escapeXml(instance.flavor.memoryMb)}</currentMemory>`);
   lines.push(`  <vcpu>${escapeXml(instance.flavor.vcpus)}</vcpu>`);
+  // _get_guest_config_sysinfo: kvm/qemu x86 guests only (SMBIOS is an x86 firmware table).
+  const sysinfo = qemu && x86 ? (spec.sysinfo ?? DEFAULT_SYSINFO) : undefined;
+  if (sysinfo !== undefined) {
+    lines.push("  <sysinfo type='smbios'>");
+    lines.push("    <system>");
+    lines.push(`      <entry name='manufacturer'>${escapeXml(sysinfo.manufacturer)}</entry>`);
+    lines.push(`      <entry name='product'>${escapeXml(sysinfo.product)}</entry>`);
+    if (sysinfo.version !== undefined) lines.push(`      <entry name='version'>${escapeXml(sysinfo.version)}</entry>`);
+    lines.push(`      <entry name='serial'>${escapeXml(sysinfo.serial ?? instance.uuid)}</entry>`);
+    lines.push(`      <entry name='uuid'>${escapeXml(instance.uuid)}</entry>`);
+    lines.push(`      <entry name='family'>${escapeXml(sysinfo.family ?? "Virtual Machine")}</entry>`);
+    lines.push("    </system>");
+    lines.push("  </sysinfo>");
+  }
   lines.push("  <os>");
   lines.push(`    <type${attr("arch", arch)}>hvm</type>`);
   const boot = spec.directBoot ?? directKernelBoot(props);
@@ -193,13 +332,59 @@ export function buildDomainXml(spec: DomainSpec): string {
     if (boot.cmdline !== undefined) lines.push(`    <cmdline>${escapeXml(boot.cmdline)}</cmdline>`);
   }
   // SeaBIOS (x86 only) writes to the serial port too, so the console shows something from boot on.
-  if ((spec.virtType === "qemu" || spec.virtType === "kvm") && /^(x86_64|i[3-6]86)$/.test(arch)) {
-    lines.push("    <bios useserial='yes'/>");
-  }
+  if (qemu && x86) lines.push("    <bios useserial='yes'/>");
+  if (sysinfo !== undefined) lines.push("    <smbios mode='sysinfo'/>");
   lines.push("  </os>");
-  if (!isTest) {
-    // ACPI makes a clean (soft) shutdown and reboot possible.
+  if (qemu) {
+    // _set_features: ACPI makes a clean (soft) shutdown and reboot possible; Hyper-V
+    // enlightenments for Windows; vmcoreinfo for x86 and aarch64 (crash dumps). Nova adds the
+    // enlightenments under qemu too, but they are KVM's: QEMU under TCG refuses to start with them
+    // ("kernel doesn't allow setting HyperV VP_INDEX", seen here), so only kvm guests get them.
+    lines.push("  <features>");
+    lines.push("    <acpi/>");
+    lines.push("    <apic/>");
+    if (windows && spec.virtType === "kvm") {
+      lines.push("    <hyperv>");
+      lines.push("      <relaxed state='on'/>");
+      lines.push("      <vapic state='on'/>");
+      lines.push("      <spinlocks state='on' retries='8191'/>");
+      lines.push("      <vpindex state='on'/>");
+      lines.push("      <runtime state='on'/>");
+      lines.push("      <synic state='on'/>");
+      lines.push("      <reset state='on'/>");
+      lines.push("      <frequencies state='on'/>");
+      lines.push("      <tlbflush state='on'/>");
+      lines.push("      <ipi state='on'/>");
+      lines.push("    </hyperv>");
+    }
+    if (x86 || arch === "aarch64") lines.push("    <vmcoreinfo state='on'/>");
+    lines.push("  </features>");
+  } else if (!isTest) {
     lines.push("  <features><acpi/><apic/></features>");
+  }
+  if (spec.cpu !== undefined) {
+    // _get_guest_cpu_config: the mode, a custom model, and the flavor's vCPUs as sockets.
+    lines.push(`  <cpu${spec.cpu.mode !== "none" ? attr("mode", spec.cpu.mode) : ""} match='exact'>`);
+    if (spec.cpu.model !== undefined) lines.push(`    <model>${escapeXml(spec.cpu.model)}</model>`);
+    lines.push(`    <topology${attr("sockets", instance.flavor.vcpus)} cores='1' threads='1'/>`);
+    lines.push("  </cpu>");
+  }
+  if (!isTest) {
+    // _set_clock: Windows expects localtime; kvm also gets Nova's timers (_set_kvm_timers).
+    const timers: string[] = [];
+    if (spec.virtType === "kvm") {
+      timers.push("<timer name='pit' tickpolicy='delay'/>", "<timer name='rtc' tickpolicy='catchup'/>");
+      if (x86)
+        timers.push(`<timer name='hpet'${attr("present", imagePropertyTrue(props.hw_time_hpet) ? "yes" : "no")}/>`);
+      if (windows) timers.push("<timer name='hypervclock' present='yes'/>");
+    }
+    const offset = windows ? "localtime" : "utc";
+    if (timers.length === 0) lines.push(`  <clock${attr("offset", offset)}/>`);
+    else {
+      lines.push(`  <clock${attr("offset", offset)}>`);
+      for (const t of timers) lines.push(`    ${t}`);
+      lines.push("  </clock>");
+    }
   }
   lines.push("  <on_poweroff>destroy</on_poweroff>");
   lines.push("  <on_reboot>restart</on_reboot>");
@@ -208,8 +393,12 @@ export function buildDomainXml(spec: DomainSpec): string {
   const prefix = diskPrefix(bus);
   spec.disks.forEach((disk, index) => {
     const target = disk.target ?? diskTarget(prefix, index);
+    // _set_cache_mode: the per-source-type override, else the driver's mode.
+    const cache = spec.diskCacheModes?.get(disk.sourceType ?? "file") ?? spec.diskCache;
     lines.push("    <disk type='file' device='disk'>");
-    lines.push(`      <driver name='qemu'${attr("type", disk.format)}/>`);
+    lines.push(
+      `      <driver name='qemu'${attr("type", disk.format)}${cache !== undefined ? attr("cache", cache) : ""}/>`,
+    );
     lines.push(`      <source${attr("file", disk.path)}/>`);
     lines.push(`      <target${attr("dev", target)}${attr("bus", bus)}/>`);
     lines.push(`      <boot${attr("order", index + 1)}/>`);
@@ -245,8 +434,15 @@ export interface DomainXmlFacts {
   readonly name: string;
   readonly uuid: string;
   readonly type: string;
-  /** Disks in document order: path (file, block dev or volume) and format. */
-  readonly disks: readonly { readonly path: string; readonly format?: string; readonly target?: string }[];
+  /** Disks in document order: path (file, block dev or volume), format, target, read-only. */
+  readonly disks: readonly {
+    readonly path: string;
+    readonly format?: string;
+    readonly target?: string;
+    readonly readOnly?: boolean;
+  }[];
+  /** The instance's display name from virtkit's metadata, if present. */
+  readonly displayName?: string;
   /** The instance's project from virtkit's metadata, if present. */
   readonly projectId?: string;
   /** The XML kept for unrescue, when the domain is rescued. */
@@ -283,10 +479,16 @@ export function readDomainXml(xml: string): DomainXmlFacts {
     .map((d) => {
       const src = child(d, "source");
       const p = src?.attributes.file ?? src?.attributes.dev ?? src?.attributes.volume ?? src?.attributes.name ?? "";
-      return { path: p, format: child(d, "driver")?.attributes.type, target: child(d, "target")?.attributes.dev };
+      return {
+        path: p,
+        format: child(d, "driver")?.attributes.type,
+        target: child(d, "target")?.attributes.dev,
+        ...(child(d, "readonly") !== undefined ? { readOnly: true } : {}),
+      };
     });
   const meta = virtkitMetadata(domain);
   const project = metaChild(meta, "project")?.text;
+  const displayName = metaChild(meta, "name")?.text;
   const rescue = metaChild(meta, "rescue")?.text;
   const spawnId = metaChild(meta, "spawn")?.text;
   const log = path(devices, "serial", "log")?.attributes.file;
@@ -299,12 +501,52 @@ export function readDomainXml(xml: string): DomainXmlFacts {
     type: domain.attributes.type ?? "",
     disks,
     ...(project !== undefined ? { projectId: project } : {}),
+    ...(displayName !== undefined && displayName !== "" ? { displayName } : {}),
     ...(rescue !== undefined && rescue !== "" ? { rescueOriginalXml: rescue } : {}),
     ...(spawnId !== undefined && spawnId !== "" ? { spawnId } : {}),
     ...(log !== undefined ? { consoleLogPath: log } : {}),
     hasGuestAgentChannel: hasAgent,
   };
 }
+
+/** What changes in a guest's definition on the destination of a migration. */
+export interface DomainRetarget {
+  /** Source host path → destination host path of each disk whose path differs. */
+  readonly diskPaths: ReadonlyMap<string, string>;
+  /** The destination's serial console log file. */
+  readonly consoleLogPath?: string;
+}
+
+/**
+ * The domain XML with disk sources and the console log moved to the destination's paths (the
+ * part of Nova's `get_updated_guest_xml` a file-backed guest needs), or `undefined` when nothing
+ * differs: then no destination XML is sent and libvirt keeps the definition as it is.
+ */
+export function retargetDomainXml(xml: string, change: DomainRetarget): string | undefined {
+  const root = parseXml(xml) as MutableXml;
+  let changed = false;
+  const devices = root.children.find((c) => c.name === "devices");
+  for (const d of devices?.children ?? []) {
+    if (d.name === "disk") {
+      const src = d.children.find((c) => c.name === "source");
+      const from = src?.attributes.file;
+      const to = from !== undefined ? change.diskPaths.get(from) : undefined;
+      if (src && to !== undefined && to !== from) {
+        src.attributes.file = to;
+        changed = true;
+      }
+    } else if ((d.name === "serial" || d.name === "console") && change.consoleLogPath !== undefined) {
+      const log = d.children.find((c) => c.name === "log");
+      if (log && log.attributes.file !== change.consoleLogPath) {
+        log.attributes.file = change.consoleLogPath;
+        changed = true;
+      }
+    }
+  }
+  return changed ? serializeXml(root) : undefined;
+}
+
+type MutableXml = { name: string; attributes: Record<string, string>; children: MutableXml[]; text: string };
 
 /** Snapshot XML for `virDomainSnapshotCreateXML`. */
 export function buildSnapshotXml(name: string, description?: string): string {
@@ -359,6 +601,15 @@ export function buildVolumeXml(options: {
   }
   lines.push("</volume>");
   return lines.join("\n") + "\n";
+}
+
+/** A volume's backing file (path and format) from its XML, if it has one. */
+export function readVolumeBacking(xml: string): { path: string; format?: string } | undefined {
+  const backing = child(parseXml(xml), "backingStore");
+  const p = child(backing, "path")?.text;
+  if (p === undefined || p === "") return undefined;
+  const format = child(backing, "format")?.attributes.type;
+  return { path: p, ...(format !== undefined ? { format } : {}) };
 }
 
 /** Pool XML for a directory pool. */

@@ -6,7 +6,6 @@ import { PowerOffFailureError, sleep, type PowerState } from "@virtkit/core";
 import {
   DomainState,
   Flags,
-  LibvirtTimeoutError,
   VirErrorNumber as E,
   isNoDomain,
   type CallOptions,
@@ -90,7 +89,9 @@ export class Guest {
           const s = await this.status().catch(() => undefined);
           if (s === undefined || s.domainState === DomainState.SHUTOFF) return true;
         }
-        if (code === E.VIR_ERR_OPERATION_TIMEOUT || err instanceof LibvirtTimeoutError) {
+        // libvirt's own timeout killing QEMU is Nova's InstancePowerOffFailure; the caller's
+        // deadline passing (LibvirtTimeoutError) stays a timeout.
+        if (code === E.VIR_ERR_OPERATION_TIMEOUT) {
           throw new PowerOffFailureError(instanceUuid, "operation time out", { cause: err });
         }
         if (code === E.VIR_ERR_SYSTEM_ERROR && (err as { remote?: { int1?: number } }).remote?.int1 === EBUSY) {

@@ -2,6 +2,7 @@
  * The subset of libvirt calls the driver uses. `LibvirtConnection` from `@virtkit/libvirt-rpc`
  * satisfies it as is (same method names and shapes); unit tests pass an in-memory stand-in.
  */
+import type { InjectionToken } from "tsyringe";
 import {
   LibvirtConnection,
   type CallOptions,
@@ -125,3 +126,9 @@ export const openRpcConnection: LibvirtConnector = async (uri, options) => {
   const conn: LibvirtApi = await LibvirtConnection.open(uri, options);
   return conn;
 };
+
+/**
+ * The token under which a service (or the conformance kit) may register a {@link LibvirtConnector}
+ * for the plugin's `register` to use instead of opening plain connections (to instrument them).
+ */
+export const LIBVIRT_CONNECTOR: InjectionToken<LibvirtConnector> = Symbol.for("virtkit.libvirt.Connector");

@@ -182,13 +182,29 @@ describe("LibvirtDriver (in-memory libvirt)", () => {
     if (disk) disk.data = new Uint8Array([1, 2, 3]);
     const image = await images.create({ name: "snap" });
     const states: [string, string | null][] = [];
-    await driver.snapshot(i, image.id, { onTaskState: (t, e) => void states.push([t, e]) });
+    const methods: string[] = [];
+    await driver.snapshot(i, image.id, {
+      onTaskState: (t, e) => void states.push([t, e]),
+      onSnapshotMethod: (m) => void methods.push(m),
+    });
     expect(states).toEqual([
       [TaskState.IMAGE_PENDING_UPLOAD, TaskState.IMAGE_SNAPSHOT],
       [TaskState.IMAGE_UPLOADING, TaskState.IMAGE_PENDING_UPLOAD],
     ]);
     expect((await driver.getInfo(i)).state).toBe(PowerState.RUNNING);
+    // Live: an external disk-only snapshot (quiesced: the image has the agent), merged back; no save.
+    expect(methods).toEqual(["live"]);
+    expect(count(fake, "domainManagedSave")).toBe(0);
+    const create = fake.calls.find((c) => c.method === "domainSnapshotCreateXml");
+    expect(String(create?.args[1])).toMatch(/<disk name='vda' snapshot='external'>/);
+    expect(await driver.listInstanceSnapshots(i)).toEqual([]); // merged back: the snapshot is deleted
+    // Paused: cold (Nova), saved and brought back paused.
+    await driver.pause(i);
+    const image2 = await images.create({ name: "snap-paused" });
+    await driver.snapshot(i, image2.id, { onSnapshotMethod: (m) => void methods.push(m) });
+    expect(methods).toEqual(["live", "cold"]);
     expect(count(fake, "domainManagedSave")).toBe(1);
+    expect((await driver.getInfo(i)).state).toBe(PowerState.PAUSED);
     expect(await images.get(image.id)).toMatchObject({
       status: "active",
       size: 3,
@@ -366,12 +382,24 @@ describe("LibvirtDriver (in-memory libvirt)", () => {
       );
       const checked = await src.checkCanLiveMigrateSource(i, data);
       expect(JSON.parse(String(checked.extra.blockDisks))).toEqual([
-        { name: `${i.uuid}_disk`, capacityBytes: 2 ** 30, format: "qcow2" },
+        {
+          name: `${i.uuid}_disk`,
+          capacityBytes: 2 ** 30,
+          format: "qcow2",
+          target: "vda",
+          path: expect.stringContaining(`${i.uuid}_disk`) as unknown,
+        },
       ]);
-      await dest.preLiveMigration(i, checked);
+      const pre = await dest.preLiveMigration(i, checked);
       expect(dstFake.volumes.get(`${i.uuid}_disk`)?.capacity).toBe(2n ** 30n);
-      await src.liveMigration(i, checked);
+      expect(JSON.parse(String(pre.extra.destDiskPaths))).toEqual({ [`${i.uuid}_disk`]: expect.any(String) });
+      await src.liveMigration(i, pre);
       expect(srcFake.volumes.has(`${i.uuid}_disk`)).toBe(false);
+      // Nova's migrate_disks: the local disk's target, and NON_SHARED_INC kept (there is one to copy).
+      const perform = srcFake.calls.find((c) => c.method === "domainMigratePerform3Params");
+      const params = perform?.args[2] as { field: string; value: unknown }[];
+      expect(params.filter((p) => p.field === "migrate_disks").map((p) => p.value)).toEqual(["vda"]);
+      expect((perform?.args[3] as number) & 128).toBe(128);
       // A shared-storage migration never touches the disks.
       const j = inst({ uuid: "4f1c2b9e-5a4d-4c3b-8a2f-1e0d9c8b7a6f", name: "vm-2" });
       await src.spawn({ instance: j });

@@ -8,15 +8,15 @@
  */
 import { randomUUID } from "node:crypto";
 import { readFile, rm } from "node:fs/promises";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import {
   InstanceExistsError,
   InstanceNotFoundError,
   InstanceNotRunningError,
+  InvalidInputError,
   InvalidStateError,
-  OperationTimeoutError,
-  PowerOffFailureError,
   PowerState,
+  Secret,
   UnsupportedOperationError,
   VirtkitError,
   powerStateName,
@@ -44,7 +44,6 @@ import {
   type PowerOffOptions,
   type RebootType,
   type RescueOptions,
-  type Secret,
   type SpawnRequest,
   validateUuid,
 } from "@virtkit/core";
@@ -62,7 +61,21 @@ import {
 } from "@virtkit/libvirt-rpc";
 import { adminUser, checkCanSetAdminPassword, checkPasswordTransport, passwordError } from "./admin-password.js";
 import { libvirtCapabilities } from "./capabilities.js";
-import { buildDomainXml, buildSnapshotXml, readDomainXml, type DiskSpec } from "./domain-xml.js";
+import {
+  DOMAIN_NAME_PATTERN,
+  buildDomainXml,
+  buildSnapshotXml,
+  guestCpuConfig,
+  parseDiskCacheModes,
+  readDomainXml,
+  type CpuMode,
+  type DiskCacheMode,
+  type DiskSpec,
+  type GuestCpu,
+  type GuestSysinfo,
+} from "./domain-xml.js";
+import { DiskCachePolicy } from "./disk-cache.js";
+import { checkFirstBootPassword, setFirstBootPassword } from "./first-boot-password.js";
 import { libvirtMessage, mapLibvirtError, virErrorCode, type ErrorContext } from "./error-map.js";
 import { Guest, type DomainStatus } from "./guest.js";
 import { GuestConsoles } from "./guest-consoles.js";
@@ -125,6 +138,16 @@ export interface LibvirtDriverOptions {
   readonly pollIntervalMs?: number;
   /** Allow setting admin passwords over a plain-TCP connection (`+tcp`): only on a trusted network. */
   readonly allowPasswordOverTcp?: boolean;
+  /** Nova's `cpu_mode` for kvm/qemu guests (default host-model; see `guestCpuConfig`). */
+  readonly cpuMode?: CpuMode;
+  /** Nova's `cpu_models`: with cpuMode `custom`, the first is the guest's CPU model. */
+  readonly cpuModels?: readonly string[];
+  /** Nova's `disk_cachemodes` (`file=writeback`, ...): per source type, over the probed default. */
+  readonly diskCachemodes?: readonly string[];
+  /** The SMBIOS system identity of kvm/qemu x86 guests (default Nova's, which cloud-init recognises). */
+  readonly sysinfo?: GuestSysinfo;
+  /** Nova's `non_inheritable_image_properties` for image snapshots (default `cache_in_nova`, `bittorrent`). */
+  readonly nonInheritableImageProperties?: readonly string[];
 }
 
 /** The virt type a URI implies: its scheme before `+` (`qemu` stays `qemu`: TCG works everywhere). */
@@ -185,10 +208,20 @@ export class LibvirtDriver implements ComputeDriver {
     { readonly dom: Domain; readonly api: LibvirtApi; readonly generation: number }
   >();
   #host = "";
+  /** The guest CPU of kvm/qemu guests, resolved (and refused if impossible) at construction. */
+  readonly #cpu: GuestCpu | undefined;
+  readonly #diskCacheModes: ReadonlyMap<string, DiskCacheMode>;
+  readonly #diskCache: DiskCachePolicy;
 
   constructor(options: LibvirtDriverOptions) {
     this.#options = options;
     this.virtType = options.virtType ?? virtTypeFromUri(options.uri);
+    this.#cpu = guestCpuConfig(this.virtType, "x86_64", {
+      ...(options.cpuMode !== undefined ? { cpuMode: options.cpuMode } : {}),
+      ...(options.cpuModels !== undefined ? { cpuModels: options.cpuModels } : {}),
+    });
+    this.#diskCacheModes = parseDiskCacheModes(options.diskCachemodes);
+    this.#diskCache = new DiskCachePolicy((message, fields) => this.#log("warn", message, fields));
     this.#timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     this.#pollMs = options.pollIntervalMs ?? 200;
     const log = (level: keyof DriverLogger, message: string, fields?: Record<string, unknown>) =>
@@ -224,6 +257,7 @@ export class LibvirtDriver implements ComputeDriver {
       getHostInfo: (call) => this.getHostInfo(call),
       remove: (api, instance, call, disks) => this.#remove(api, instance, call, disks),
       hostContext: (instance, operation) => ({ ...this.#ctx(instance, operation), instanceId: instance.uuid }),
+      consoleLogPath: (instance) => this.#consoleLogPath(instance),
       log,
       longTimeoutMs: this.#longTimeout(),
     });
@@ -452,10 +486,27 @@ export class LibvirtDriver implements ComputeDriver {
   // ---------------------------------------------------------------------------------------------
   // inspection
 
+  /**
+   * Display names of the instances on this host. Domains virtkit defined are named from the uuid
+   * (`instance-<uuid>`, as Nova names them from its id): their display name is read from virtkit's
+   * metadata; other domains are listed by their libvirt name.
+   */
   listInstances(options?: OperationOptions): Promise<readonly string[]> {
-    return this.#run("list instances", undefined, options, async (api, call) =>
-      (await api.connectListAllDomains(0, call)).map((d) => d.name),
-    );
+    return this.#run("list instances", undefined, options, async (api, call) => {
+      const domains = await api.connectListAllDomains(0, call);
+      return Promise.all(
+        domains.map(async (d) => {
+          if (!DOMAIN_NAME_PATTERN.test(d.name)) return d.name;
+          try {
+            return readDomainXml(await api.domainGetXmlDesc(d, 0, call)).displayName ?? d.name;
+          } catch (err) {
+            // Undefined between the list and the read: it is gone, its libvirt name will do.
+            if (isNoDomain(err)) return d.name;
+            throw err;
+          }
+        }),
+      );
+    });
   }
 
   listInstanceUuids(options?: OperationOptions): Promise<readonly string[]> {
@@ -556,6 +607,34 @@ export class LibvirtDriver implements ComputeDriver {
     this.#remember(guest.api, guest.dom);
   }
 
+  /** CPU, disk cache and SMBIOS identity of a kvm/qemu guest (Nova's guest config); nothing for others. */
+  async #guestConfig(
+    imageMeta: ImageMeta,
+    disk: DiskSpec,
+  ): Promise<{
+    cpu?: GuestCpu;
+    diskCache?: DiskCacheMode;
+    diskCacheModes?: ReadonlyMap<string, DiskCacheMode>;
+    sysinfo?: GuestSysinfo;
+  }> {
+    if (this.virtType !== "qemu" && this.virtType !== "kvm") return {};
+    const arch = typeof imageMeta.properties.architecture === "string" ? imageMeta.properties.architecture : "x86_64";
+    const cpu =
+      arch === "x86_64"
+        ? this.#cpu
+        : guestCpuConfig(this.virtType, arch, {
+            ...(this.#options.cpuMode !== undefined ? { cpuMode: this.#options.cpuMode } : {}),
+            ...(this.#options.cpuModels !== undefined ? { cpuModels: this.#options.cpuModels } : {}),
+          });
+    const diskCache = await this.#diskCache.modeFor(dirname(disk.path));
+    return {
+      ...(cpu !== undefined ? { cpu } : {}),
+      diskCache,
+      diskCacheModes: this.#diskCacheModes,
+      ...(this.#options.sysinfo !== undefined ? { sysinfo: this.#options.sysinfo } : {}),
+    };
+  }
+
   #consoleLogPath(instance: InstanceRef): string | undefined {
     const dir = this.#options.consoleLogDir;
     return dir === undefined ? undefined : join(dir, `${instance.uuid}.log`);
@@ -569,6 +648,15 @@ export class LibvirtDriver implements ComputeDriver {
     validateInstance(instance);
     const imageMeta = request.imageMeta ?? instance.imageMeta;
     const uuid = instance.uuid;
+    const password = request.adminPassword;
+    if (password !== undefined) {
+      if (!(password instanceof Secret)) throw new InvalidInputError("request.adminPassword", "must be a Secret");
+      // Set through the guest agent after boot (first-boot-password.ts): refused now if it cannot be.
+      checkFirstBootPassword(this.virtType, this.#options.uri, this.#options.allowPasswordOverTcp ?? false, {
+        ...instance,
+        imageMeta,
+      });
+    }
     // Two spawns of one uuid through this driver at once: the second is refused, never raced.
     if (this.#spawning.has(uuid)) throw new InstanceExistsError(uuid);
     this.#spawning.add(uuid);
@@ -609,9 +697,15 @@ export class LibvirtDriver implements ComputeDriver {
               spawnId,
               ...(request.networkInfo ? { networkInfo: request.networkInfo } : {}),
               ...(consoleLogPath !== undefined ? { consoleLogPath } : {}),
+              ...(await this.#guestConfig(imageMeta, disk)),
             });
             const guest = new Guest(api, await api.domainDefineXml(xml, 0, call), call);
             await this.#startRunning(guest, uuid);
+            if (password !== undefined) {
+              await setFirstBootPassword(guest, { ...instance, imageMeta }, password, call, () =>
+                this.#ctx(instance, "spawn"),
+              );
+            }
           } catch (err) {
             // Only once the uuid was known to be free is anything of it this spawn's to remove.
             if (free) await this.#cleanupFailedSpawn(api, instance, spawnId);
@@ -682,13 +776,10 @@ export class LibvirtDriver implements ComputeDriver {
         await this.#remove(api, instance, call, options?.destroyDisks ?? true);
         this.#pending.delete(instance.uuid);
       },
+      // The caller's deadline passing is an OperationTimeoutError, as the contract says; only
+      // libvirt's own "operation timed out" killing QEMU is Nova's InstancePowerOffFailure.
       this.#longTimeout(),
-    ).catch((err: unknown) => {
-      if (err instanceof OperationTimeoutError) {
-        throw new PowerOffFailureError(instance.uuid, "operation time out", { cause: err });
-      }
-      throw err;
-    });
+    );
   }
 
   /** Hard reboot: destroy (tolerantly) and start afresh from the persistent definition. */
@@ -923,19 +1014,28 @@ export class LibvirtDriver implements ComputeDriver {
       options,
       async (api, call) => {
         const guest = this.#guest(api, instance, call);
-        await snapshotToImage({
-          guest,
-          instance,
-          imageId,
-          images,
-          storage: this.#storage,
-          ...(options?.onTaskState ? { onTaskState: options.onTaskState } : {}),
-          restart: async (paused) => {
-            this.#consoles.close(instance.uuid);
-            await this.#start(guest, instance.uuid, paused);
+        const method = await snapshotToImage(
+          {
+            guest,
+            instance,
+            imageId,
+            images,
+            storage: this.#storage,
+            virtType: this.virtType,
+            ...(this.#options.nonInheritableImageProperties !== undefined
+              ? { nonInheritableProperties: this.#options.nonInheritableImageProperties }
+              : {}),
+            ...(options?.onTaskState ? { onTaskState: options.onTaskState } : {}),
+            ...(options?.onSnapshotMethod ? { onMethod: options.onSnapshotMethod } : {}),
+            restart: async (paused) => {
+              this.#consoles.close(instance.uuid);
+              await this.#start(guest, instance.uuid, paused);
+            },
+            log: (level, message, fields) => this.#log(level, message, fields),
           },
-        });
-        this.#log("info", "snapshot image upload complete", { instance: instance.uuid, imageId });
+          call,
+        );
+        this.#log("info", "snapshot image upload complete", { instance: instance.uuid, imageId, method });
       },
       this.#longTimeout(),
     );
@@ -1109,6 +1209,10 @@ export class LibvirtDriver implements ComputeDriver {
 
   checkCanLiveMigrateSource(instance: Instance, data: MigrateData, options?: OperationOptions): Promise<MigrateData> {
     return this.#migrations.checkSource(instance, data, options);
+  }
+
+  cleanupLiveMigrationDestinationCheck(instance: Instance, data: MigrateData, options?: OperationOptions): Promise<void> {
+    return this.#migrations.cleanupDestinationCheck(instance, data, options);
   }
 
   preLiveMigration(

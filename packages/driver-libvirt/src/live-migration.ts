@@ -24,19 +24,29 @@ import {
   type OperationOptions,
 } from "@virtkit/core";
 import { DomainJobType, Flags, type CallOptions, type TypedParam } from "@virtkit/libvirt-rpc";
-import { buildVolumeXml, readDomainXml } from "./domain-xml.js";
+import { buildVolumeXml, readDomainXml, readVolumeBacking, retargetDomainXml } from "./domain-xml.js";
 import { libvirtMessage, mapLibvirtError, type ErrorContext } from "./error-map.js";
 import type { Guest } from "./guest.js";
 import type { InstanceStorage } from "./instance-storage.js";
 import type { LibvirtApi } from "./libvirt-connection.js";
-import { VIR_MIGRATE, planMigration } from "./migration-flags.js";
+import { VIR_MIGRATE, effectiveMigrationFlags, migrateFlagNames, planMigration } from "./migration-flags.js";
 import { liveMigrationUri, migrateUri } from "./migration-uri.js";
 
 /** A disk a block migration copies: created empty on the destination first. */
 interface BlockDisk {
+  /** Volume name, the same in both hosts' pools. */
   readonly name: string;
   readonly capacityBytes: number;
   readonly format: string;
+  /** Its target device in the guest (`vda`): what `migrate_disks` lists. */
+  readonly target?: string;
+  /** Its path on the source host: the destination XML replaces it when the destination's differs. */
+  readonly path?: string;
+  /**
+   * The volume (in the same pool, by name) the disk is a qcow2 overlay of: a block migration copies
+   * only the overlay (NON_SHARED_INC), so the destination must have it too.
+   */
+  readonly backing?: { readonly name: string; readonly format: string };
 }
 
 /** The block migration disks the source listed in the migrate data (validated: it crossed hosts). */
@@ -59,8 +69,48 @@ function blockDisksOf(data: MigrateData): BlockDisk[] {
       Number.isSafeInteger((d as BlockDisk).capacityBytes) &&
       (d as BlockDisk).capacityBytes >= 0 &&
       typeof (d as BlockDisk).format === "string" &&
-      /^[a-z0-9]+$/.test((d as BlockDisk).format),
+      /^[a-z0-9]+$/.test((d as BlockDisk).format) &&
+      ((d as BlockDisk).target === undefined || /^[a-z]{2,4}[a-z]{1,3}$/.test(String((d as BlockDisk).target))) &&
+      ((d as BlockDisk).path === undefined || isSafePath((d as BlockDisk).path)) &&
+      ((d as BlockDisk).backing === undefined || isBacking((d as BlockDisk).backing)),
   );
+}
+
+function isBacking(b: unknown): boolean {
+  const v = b as BlockDisk["backing"];
+  return (
+    typeof v === "object" &&
+    v !== null &&
+    typeof v.name === "string" &&
+    /^[A-Za-z0-9._-]+$/.test(v.name) &&
+    typeof v.format === "string" &&
+    /^[a-z0-9]+$/.test(v.format)
+  );
+}
+
+function isSafePath(p: unknown): boolean {
+  return typeof p === "string" && p.startsWith("/") && !p.includes("\0") && !p.split("/").includes("..");
+}
+
+/** Where the destination put each copied disk (volume name to path), as pre-live-migration recorded it. */
+function destDiskPathsOf(data: MigrateData): Map<string, string> {
+  const raw = data.extra.destDiskPaths;
+  const out = new Map<string, string>();
+  if (typeof raw !== "string") return out;
+  try {
+    const parsed: unknown = JSON.parse(raw);
+    if (typeof parsed !== "object" || parsed === null) return out;
+    for (const [name, p] of Object.entries(parsed)) if (isSafePath(p)) out.set(name, p as string);
+  } catch {
+    // Malformed: no retargeting, the paths stay as they are.
+  }
+  return out;
+}
+
+/** libvirt's version encoding of `major.minor.release` (undefined when it does not parse). */
+function encodeVersion(version: string): number | undefined {
+  const m = /^(\d+)\.(\d+)\.(\d+)$/.exec(version);
+  return m ? Number(m[1]) * 1_000_000 + Number(m[2]) * 1_000 + Number(m[3]) : undefined;
 }
 
 /** What the migration steps need from the driver. */
@@ -88,6 +138,8 @@ export interface MigrationHost {
   /** Destroys, undefines and (with `disks`) deletes the volumes of an instance, tolerantly. */
   remove(api: LibvirtApi, instance: Instance, call: CallOptions, disks: boolean): Promise<void>;
   hostContext(instance: Instance, operation: string): ErrorContext;
+  /** This host's serial console log file for `instance`, if console logging is configured. */
+  consoleLogPath?(instance: Instance): string | undefined;
   log(level: "info" | "warn", message: string, fields?: Record<string, unknown>): void;
   readonly longTimeoutMs: number;
 }
@@ -96,6 +148,12 @@ export interface MigrationHost {
 export class LiveMigrations {
   /** VIR_MIGRATE_* bitmask of each migration this driver is running, by instance uuid. */
   readonly #active = new Map<string, number>();
+  /**
+   * Migrations this driver has under way, from the first call of `migrate` to its end: an abort
+   * that comes before libvirt has started the job (the job exists only once the perform call
+   * reached QEMU) is recorded here and honoured, never answered "no migration running".
+   */
+  readonly #inFlight = new Map<string, { abortRequested: boolean; done: Promise<void> }>();
 
   constructor(private readonly host: MigrationHost) {}
 
@@ -115,10 +173,12 @@ export class LiveMigrations {
     policy: MigrationPolicy,
     options?: OperationOptions,
   ): Promise<MigrateData> {
-    const plan = this.plan(policy);
+    this.plan(policy);
     const h = this.host;
     return h.run("check can live migrate destination", instance, options, async (api, call) => {
       const dest = await h.getHostInfo(call);
+      // Planned again with the destination's hypervisor version (parallel + post-copy needs QEMU 10.1).
+      const plan = this.plan(policy, { hypervisorVersion: encodeVersion(dest.hypervisorVersion) });
       if (dest.hostname === sourceHost.hostname) {
         throw new MigrationPreCheckError(`the destination ${dest.hostname} is the source host`);
       }
@@ -130,6 +190,20 @@ export class LiveMigrations {
       if (instance.flavor.memoryMb > dest.memoryMb) {
         throw new MigrationPreCheckError(
           `${dest.hostname} has ${dest.memoryMb} MiB of memory, the flavor needs ${instance.flavor.memoryMb}`,
+        );
+      }
+      // What the guests already running here hold is not free (Nova's conductor counts the
+      // instances on the destination the same way; QEMU would overcommit and the host swap).
+      const CONNECT_LIST_DOMAINS_ACTIVE = 1;
+      let usedKiB = 0n;
+      for (const d of await api.connectListAllDomains(CONNECT_LIST_DOMAINS_ACTIVE, call)) {
+        const info = await api.domainGetInfo(d, call).catch(() => undefined);
+        if (info) usedKiB += info.maxMemKiB;
+      }
+      const freeMb = dest.memoryMb - Number(usedKiB / 1024n);
+      if (instance.flavor.memoryMb > freeMb) {
+        throw new MigrationPreCheckError(
+          `${dest.hostname} has ${Math.max(0, freeMb)} MiB of ${dest.memoryMb} free (its running guests hold the rest), the flavor needs ${instance.flavor.memoryMb}`,
         );
       }
       if (sourceHost.cpuArch !== dest.cpuArch) {
@@ -157,6 +231,7 @@ export class LiveMigrations {
           sharedMarker: marker,
           destPool: pool.name,
           virtType: h.virtType,
+          ...(h.consoleLogPath?.(instance) !== undefined ? { destConsoleLogPath: h.consoleLogPath(instance) } : {}),
         },
       };
     });
@@ -202,12 +277,44 @@ export class LiveMigrations {
   async #localDisks(api: LibvirtApi, guest: Guest, pool: string, call: CallOptions): Promise<BlockDisk[]> {
     const out: BlockDisk[] = [];
     for (const disk of readDomainXml(await api.domainGetXmlDesc(guest.dom, 0, call)).disks) {
+      // Nova's _live_migration_copy_disk_paths: read-only disks are not copied.
+      if (disk.readOnly) continue;
       const vol = await api.storageVolLookupByPath(disk.path, call).catch(() => undefined);
       if (!vol || vol.pool !== pool) continue;
-      const info = await api.storageVolGetInfo(vol, call);
-      out.push({ name: vol.name, capacityBytes: Number(info.capacity), format: disk.format ?? "qcow2" });
+      const [info, volXml] = await Promise.all([
+        api.storageVolGetInfo(vol, call),
+        api.storageVolGetXmlDesc(vol, 0, call),
+      ]);
+      // Nova's pre_live_migration creates the backing images too (_create_images_and_backing):
+      // the overlay is copied, its base must be found by name on the destination.
+      const backingFile = readVolumeBacking(volXml);
+      let backing: BlockDisk["backing"];
+      if (backingFile !== undefined) {
+        const base = await api.storageVolLookupByPath(backingFile.path, call).catch(() => undefined);
+        if (!base || base.pool !== pool) {
+          throw new MigrationPreCheckError(
+            `disk ${vol.name} is an overlay of ${backingFile.path}, outside the pool: a block migration cannot recreate it`,
+          );
+        }
+        backing = { name: base.name, format: backingFile.format ?? "qcow2" };
+      }
+      out.push({
+        name: vol.name,
+        capacityBytes: Number(info.capacity),
+        format: disk.format ?? "qcow2",
+        ...(disk.target !== undefined ? { target: disk.target } : {}),
+        path: disk.path,
+        ...(backing !== undefined ? { backing } : {}),
+      });
     }
     return out;
+  }
+
+  /** On the destination, after the source refused: the shared-storage probe goes. */
+  async cleanupDestinationCheck(instance: Instance, data: MigrateData, options?: OperationOptions): Promise<void> {
+    await this.host.run("clean up the destination check", instance, options, (api, call) =>
+      this.#removeMarker(api, data, call),
+    );
   }
 
   async #removeMarker(api: LibvirtApi, data: MigrateData, call: CallOptions): Promise<void> {
@@ -220,12 +327,51 @@ export class LiveMigrations {
     this.host.requireMigration();
     return this.host.run("pre live migration", instance, options, async (api, call) => {
       await this.#removeMarker(api, data, call);
-      // Nova's pre_live_migration: the disks a block migration copies into, created empty here.
+      // Nova's pre_live_migration: the disks a block migration copies into, created empty here;
+      // their paths go back to the source, which rewrites the guest XML where they differ.
+      const paths: Record<string, string> = {};
       for (const disk of blockDisksOf(data)) {
-        await this.host.storage.createVolume(api, disk.name, disk.capacityBytes, disk.format, call);
+        if (disk.backing !== undefined) {
+          await this.#createOverlay(api, disk, disk.backing, call);
+        } else {
+          await this.host.storage.createVolume(api, disk.name, disk.capacityBytes, disk.format, call);
+        }
+        const vol = await this.host.storage.find(api, disk.name, call);
+        if (vol) paths[disk.name] = await api.storageVolGetPath(vol, call);
       }
-      return data;
+      if (Object.keys(paths).length === 0) return data;
+      return { ...data, extra: { ...data.extra, destDiskPaths: JSON.stringify(paths) } };
     });
+  }
+
+  /**
+   * The destination's empty overlay of a copied disk, over this host's copy of the same base
+   * image; a base this host does not have is refused before anything moves (the copy would read
+   * zeros where the base had data).
+   */
+  async #createOverlay(
+    api: LibvirtApi,
+    disk: BlockDisk,
+    backing: NonNullable<BlockDisk["backing"]>,
+    call: CallOptions,
+  ): Promise<void> {
+    const base = await this.host.storage.find(api, backing.name, call);
+    if (!base) {
+      throw new MigrationPreCheckError(
+        `the base image ${backing.name} of disk ${disk.name} is not in this host's pool: put it there before a block migration`,
+      );
+    }
+    const { pool } = await this.host.storage.pool(api, call);
+    const xml = buildVolumeXml({
+      name: disk.name,
+      capacityBytes: disk.capacityBytes,
+      format: "qcow2",
+      backingPath: await api.storageVolGetPath(base, call),
+      backingFormat: backing.format,
+    });
+    // A leftover of an earlier attempt is replaced, as createVolume does.
+    await this.host.storage.delete(api, disk.name, call);
+    await api.storageVolCreateXml(pool, xml, 0, call);
   }
 
   async migrate(instance: Instance, data: MigrateData, options?: LiveMigrationOptions): Promise<void> {
@@ -234,6 +380,25 @@ export class LiveMigrations {
       new LiveMigrationFailedError(instance.uuid, reason, cause === undefined ? undefined : { cause });
     h.requireMigration();
     validateUuid(instance.uuid, "instance.uuid");
+    let finished!: () => void;
+    const flight = { abortRequested: false, done: new Promise<void>((r) => (finished = r)) };
+    this.#inFlight.set(instance.uuid, flight);
+    try {
+      return await this.#migrate(instance, data, options, flight, fail);
+    } finally {
+      if (this.#inFlight.get(instance.uuid) === flight) this.#inFlight.delete(instance.uuid);
+      finished();
+    }
+  }
+
+  async #migrate(
+    instance: Instance,
+    data: MigrateData,
+    options: LiveMigrationOptions | undefined,
+    flight: { abortRequested: boolean },
+    fail: (reason: string, cause?: unknown) => LiveMigrationFailedError,
+  ): Promise<void> {
+    const h = this.host;
     return withDeadline("live migration", options, Math.max(h.longTimeoutMs, 3_600_000), async (signal) => {
       const call: CallOptions = { signal };
       let api: LibvirtApi;
@@ -246,7 +411,24 @@ export class LiveMigrations {
         throw mapLibvirtError(err, h.hostContext(instance, "live migration"));
       }
       const dom = guest.dom;
-      const bitmask = data.plan.bitmask ?? this.plan(data.policy).bitmask ?? 0;
+      const blockDisks = blockDisksOf(data);
+      let paused = false;
+      try {
+        paused = (await guest.status()).power === PowerState.PAUSED;
+      } catch (err) {
+        throw mapLibvirtError(err, h.hostContext(instance, "live migration"));
+      }
+      const planned = data.plan.bitmask ?? this.plan(data.policy).bitmask ?? 0;
+      const bitmask = effectiveMigrationFlags(planned, {
+        paused,
+        localDisks: data.policy.block && data.extra.blockDisks !== undefined ? blockDisks.length : undefined,
+      });
+      if (bitmask !== planned) {
+        h.log("info", "migration flags narrowed at start", {
+          instance: instance.uuid,
+          dropped: migrateFlagNames(planned & ~bitmask),
+        });
+      }
       const params: TypedParam[] = [];
       // Nova's _live_migration_operation: a migrate URI only toward a configured inbound address and
       // never for a tunnelled migration (libvirt refuses migrate_uri there); otherwise libvirt picks.
@@ -262,15 +444,41 @@ export class LiveMigrations {
       if ((bitmask & VIR_MIGRATE.PARALLEL) !== 0) {
         params.push({ field: "parallel.connections", type: "int", value: data.policy.parallelConnections });
       }
+      // Nova's migrate_disks: only the local disks are copied (never for a tunnelled migration,
+      // which cannot select disks: libvirt then copies every non-shared one).
+      if ((bitmask & VIR_MIGRATE.NON_SHARED_INC) !== 0 && (bitmask & VIR_MIGRATE.TUNNELLED) === 0) {
+        for (const disk of blockDisks) {
+          if (disk.target !== undefined) params.push({ field: "migrate_disks", type: "string", value: disk.target });
+        }
+      }
+      // Nova's get_updated_guest_xml: the destination's disk paths and console log where they differ.
+      const retarget = {
+        diskPaths: new Map<string, string>(),
+        ...(typeof data.extra.destConsoleLogPath === "string" && isSafePath(data.extra.destConsoleLogPath)
+          ? { consoleLogPath: data.extra.destConsoleLogPath }
+          : {}),
+      };
+      const destPaths = destDiskPathsOf(data);
+      for (const disk of blockDisks) {
+        const to = destPaths.get(disk.name);
+        if (disk.path !== undefined && to !== undefined) retarget.diskPaths.set(disk.path, to);
+      }
       try {
         const persistXml = await api.domainGetXmlDesc(
           dom,
           Flags.XML_INACTIVE | Flags.XML_SECURE | Flags.XML_MIGRATABLE,
           call,
         );
-        params.push({ field: "persistent_xml", type: "string", value: persistXml });
+        const newPersistXml = retargetDomainXml(persistXml, retarget);
+        if (newPersistXml !== undefined) {
+          // Something must change on the destination: the running definition too.
+          const liveXml = await api.domainGetXmlDesc(dom, Flags.XML_SECURE | Flags.XML_MIGRATABLE, call);
+          const destXml = retargetDomainXml(liveXml, retarget) ?? liveXml;
+          params.push({ field: "destination_xml", type: "string", value: destXml });
+        }
+        params.push({ field: "persistent_xml", type: "string", value: newPersistXml ?? persistXml });
       } catch {
-        // Without it libvirt persists the live definition, which is fine too.
+        // Without them libvirt persists the live definition unchanged, which is right when nothing moves.
       }
       const destUri = typeof data.extra.destUri === "string" ? data.extra.destUri : null;
       const started = Date.now();
@@ -302,9 +510,12 @@ export class LiveMigrations {
         }
       })();
       try {
+        // An abort asked for while the move was being prepared: it never starts.
+        if (flight.abortRequested) throw fail("aborted before the migration started");
         await api.domainMigratePerform3Params(dom, destUri, params, new Uint8Array(0), bitmask, { signal });
       } catch (err) {
-        throw fail(libvirtMessage(err), err);
+        if (err instanceof LiveMigrationFailedError) throw err;
+        throw fail(flight.abortRequested ? `aborted: ${libvirtMessage(err)}` : libvirtMessage(err), err);
       } finally {
         done = true;
         this.#active.delete(instance.uuid);
@@ -351,8 +562,26 @@ export class LiveMigrations {
   async abort(instance: Instance, options?: OperationOptions): Promise<void> {
     this.host.requireMigration();
     return this.host.run("abort live migration", instance, options, async (api, call) => {
-      const guest = await this.#activeJob(api, instance, "abort live migration", call);
-      await api.domainAbortJob(guest.dom, call);
+      const flight = this.#inFlight.get(instance.uuid);
+      if (!flight) {
+        const guest = await this.#activeJob(api, instance, "abort live migration", call);
+        await api.domainAbortJob(guest.dom, call);
+        return;
+      }
+      // Our own migration: it is stopped whether or not libvirt's job exists yet. Until the job
+      // shows, the flag stops the perform call from being sent; once it shows, it is aborted.
+      flight.abortRequested = true;
+      const guest = await this.host.guest(api, instance, call);
+      let ended = false;
+      void flight.done.then(() => (ended = true));
+      while (!ended) {
+        const job = await api.domainGetJobInfo(guest.dom, call).catch(() => undefined);
+        if (job !== undefined && job.type !== DomainJobType.NONE) {
+          await api.domainAbortJob(guest.dom, call);
+          return;
+        }
+        await Promise.race([flight.done, sleep(100, call.signal, "abort live migration")]);
+      }
     });
   }
 

@@ -1,6 +1,7 @@
 import { DEFAULT_MIGRATION_POLICY, InvalidInputError, type MigrationPolicy } from "@virtkit/core";
 import { describe, expect, it } from "vitest";
-import { VIR_MIGRATE, migrateFlagNames, planMigration } from "./migration-flags.js";
+import { MigrateFlags } from "@virtkit/libvirt-rpc";
+import { VIR_MIGRATE, effectiveMigrationFlags, migrateFlagNames, planMigration } from "./migration-flags.js";
 
 const policy = (p: Partial<MigrationPolicy> = {}): MigrationPolicy => ({ ...DEFAULT_MIGRATION_POLICY, ...p });
 
@@ -18,6 +19,12 @@ describe("VIR_MIGRATE bits", () => {
       TLS: 1 << 16,
       PARALLEL: 1 << 17,
     });
+  });
+
+  it("agree with the rpc client's MigrateFlags", () => {
+    for (const [name, bit] of Object.entries(VIR_MIGRATE)) {
+      expect(MigrateFlags[name as keyof typeof MigrateFlags], name).toBe(bit);
+    }
   });
 });
 
@@ -109,5 +116,59 @@ describe("planMigration (Nova's _parse_migration_flags)", () => {
     expect(() => planMigration(policy({ parallelConnections: 1.5 }))).toThrow(InvalidInputError);
     expect(() => planMigration(policy({ bandwidthMiBps: -1 }))).toThrow(InvalidInputError);
     expect(() => planMigration(policy({ maxDowntimeMs: Number.NaN }))).toThrow(InvalidInputError);
+  });
+});
+
+describe("post-copy where libvirt refuses it (Nova and libvirt's qemu_migration checks)", () => {
+  const KVM = { virtType: "kvm", postCopySupported: true };
+  const BASE = 27;
+  const { POSTCOPY, TUNNELLED, PARALLEL, NON_SHARED_INC } = VIR_MIGRATE;
+
+  it("a paused guest migrates without post-copy, and without auto-converge in its place (Nova)", () => {
+    const p = policy({ permitPostCopy: true, permitAutoConverge: true });
+    expect(planMigration(p, KVM).bitmask).toBe(BASE | POSTCOPY);
+    expect(planMigration(p, { ...KVM, instancePaused: true }).bitmask).toBe(BASE);
+  });
+
+  it("a non-live move gets neither post-copy nor auto-converge", () => {
+    const p = policy({ live: false, permitPostCopy: true, permitAutoConverge: true });
+    expect(planMigration(p, KVM).bitmask).toBe(BASE & ~VIR_MIGRATE.LIVE);
+    expect(planMigration(policy({ live: false, permitAutoConverge: true }), KVM).bitmask).toBe(
+      BASE & ~VIR_MIGRATE.LIVE,
+    );
+  });
+
+  it("tunnelled + post-copy is refused typed; tunnelled alone or with post-copy unsupported is fine", () => {
+    expect(() => planMigration(policy({ tunnelled: true, permitPostCopy: true }), KVM)).toThrow(InvalidInputError);
+    expect(planMigration(policy({ tunnelled: true, permitPostCopy: true }), { postCopySupported: false }).bitmask).toBe(
+      BASE | TUNNELLED,
+    );
+    // A non-live tunnelled move never post-copies, so nothing conflicts.
+    expect(planMigration(policy({ live: false, tunnelled: true, permitPostCopy: true }), KVM).bitmask).toBe(
+      (BASE & ~VIR_MIGRATE.LIVE) | TUNNELLED,
+    );
+  });
+
+  it("parallel + post-copy needs QEMU 10.1 (Nova's MIN_MULTIFD_WITH_POSTCOPY_QEMU_VERSION)", () => {
+    const p = policy({ permitPostCopy: true, parallelConnections: 4 });
+    expect(() => planMigration(p, { ...KVM, hypervisorVersion: 10_000_000 })).toThrow(InvalidInputError);
+    expect(() => planMigration(p, { ...KVM, hypervisorVersion: 7_002_000 })).toThrow(/QEMU 10\.1/);
+    expect(planMigration(p, { ...KVM, hypervisorVersion: 10_001_000 }).bitmask).toBe(BASE | POSTCOPY | PARALLEL);
+    // Parallel alone is fine on any version; so is post-copy alone.
+    expect(planMigration(policy({ parallelConnections: 4 }), { ...KVM, hypervisorVersion: 7_002_000 }).bitmask).toBe(
+      BASE | PARALLEL,
+    );
+    expect(planMigration(policy({ permitPostCopy: true }), { ...KVM, hypervisorVersion: 7_002_000 }).bitmask).toBe(
+      BASE | POSTCOPY,
+    );
+  });
+
+  it("effective flags at the start: paused drops post-copy, a block move with no local disk drops NON_SHARED_INC", () => {
+    expect(effectiveMigrationFlags(BASE | POSTCOPY, { paused: true, localDisks: undefined })).toBe(BASE);
+    expect(effectiveMigrationFlags(BASE | POSTCOPY, { paused: false, localDisks: undefined })).toBe(BASE | POSTCOPY);
+    expect(effectiveMigrationFlags(BASE | NON_SHARED_INC, { paused: false, localDisks: 0 })).toBe(BASE);
+    expect(effectiveMigrationFlags(BASE | NON_SHARED_INC, { paused: false, localDisks: 2 })).toBe(
+      BASE | NON_SHARED_INC,
+    );
   });
 });

@@ -2,12 +2,14 @@
  * The plugin manifest: `virtkit ... --driver libvirt --option uri=qemu:///system` loads this,
  * validates the options (strings from the CLI are coerced) and registers a {@link LibvirtDriver}.
  */
-import { TOKENS, type DriverPlugin, type ImageService } from "@virtkit/core";
+import { TOKENS, validatePluginOptions, type DriverPlugin, type ImageService } from "@virtkit/core";
 import { parseConnectUri } from "@virtkit/libvirt-rpc";
 import type { DependencyContainer } from "tsyringe";
 import { z } from "zod";
 import { createLibvirtConformanceEnvironment } from "./conformance-environment.js";
 import { LibvirtDriver, type DriverLogger } from "./libvirt-driver.js";
+import { libvirtEnvironments } from "./plugin-environments.js";
+import { LIBVIRT_CONNECTOR } from "./libvirt-connection.js";
 
 /** The package version, kept in step with package.json. */
 export const PLUGIN_VERSION = "0.1.0";
@@ -15,6 +17,15 @@ export const PLUGIN_VERSION = "0.1.0";
 /** CLI options arrive as strings: `"30000"` -> 30000, but `""` stays invalid. */
 const num = (schema: z.ZodNumber) =>
   z.preprocess((v) => (typeof v === "string" && v.trim() !== "" ? Number(v) : v), schema);
+
+/** A comma-separated CLI string as a list (`"a, b"` -> `["a", "b"]`); arrays pass through. */
+const csv = (v: unknown): unknown =>
+  typeof v === "string"
+    ? v
+        .split(",")
+        .map((m) => m.trim())
+        .filter((m) => m !== "")
+    : v;
 
 /** Options of the libvirt plugin. Unknown keys are refused. */
 export const libvirtOptionsSchema = z
@@ -63,6 +74,24 @@ export const libvirtOptionsSchema = z
     allowPasswordOverTcp: z
       .preprocess((v) => (v === "true" ? true : v === "false" ? false : v), z.boolean())
       .optional(),
+    /** Nova's `cpu_mode`: host-model (default), host-passthrough (KVM only), custom (with cpuModels), none. */
+    cpuMode: z.enum(["host-model", "host-passthrough", "custom", "none"]).optional(),
+    /** Nova's `cpu_models` (cpuMode custom): the first is used. A comma-separated string from the CLI. */
+    cpuModels: z.preprocess(csv, z.array(z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, "a CPU model name"))).optional(),
+    /** Nova's `disk_cachemodes`, e.g. `file=writeback,block=none` (comma-separated from the CLI). */
+    diskCachemodes: z
+      .preprocess(
+        csv,
+        z.array(
+          z
+            .string()
+            .regex(
+              /^(file|block|network|volume)=(none|writeback|writethrough|directsync|unsafe|default)$/,
+              "<file|block|network|volume>=<none|writeback|writethrough|directsync|unsafe|default>",
+            ),
+        ),
+      )
+      .optional(),
   })
   .strict();
 
@@ -89,10 +118,12 @@ export const plugin: DriverPlugin<typeof libvirtOptionsSchema> = {
       useFactory: (c) => {
         const imageService = resolveOptional<ImageService>(c, TOKENS.ImageService);
         const logger = resolveOptional<DriverLogger>(c, TOKENS.Logger);
+        const connector = c.isRegistered(LIBVIRT_CONNECTOR, true) ? c.resolve(LIBVIRT_CONNECTOR) : undefined;
         driver ??= new LibvirtDriver({
           ...options,
           ...(imageService ? { imageService } : {}),
           ...(logger ? { logger } : {}),
+          ...(connector ? { connector } : {}),
         });
         return driver;
       },
@@ -101,6 +132,8 @@ export const plugin: DriverPlugin<typeof libvirtOptionsSchema> = {
   conformanceEnvironment(options) {
     return createLibvirtConformanceEnvironment(options);
   },
+  // Validated through the plugin itself, so environments report option errors as a run would.
+  environments: libvirtEnvironments((raw) => validatePluginOptions(plugin, raw)),
 };
 
 export default plugin;

@@ -14,6 +14,10 @@ export const GUEST_KERNEL_PATH = `${GUEST_DIR}/vmlinux`;
 export const GUEST_INITRD_PATH = `${GUEST_DIR}/initrd.img`;
 /** The kernel command line the guest is made for: serial console, quiet, no reboot loop on panic. */
 export const GUEST_CMDLINE = "console=ttyS0 quiet panic=-1";
+/** Accounts the guest has besides root: the admin users the conformance scenarios name. */
+export const GUEST_EXTRA_ACCOUNTS = ["cloud-admin", "Administrator"] as const;
+/** The guest's boot counter on its data disk (one more at every boot, written by rc.sysinit). */
+export const GUEST_BOOT_COUNTER = "/data/.virtkit-boots";
 /** Lines the guest writes to its serial console. */
 export const GUEST_MARKERS = {
   init: "virtkit-guest: init",
@@ -78,7 +82,12 @@ if [ -b /dev/vda ]; then
       mke2fs -F /dev/vda >/dev/null && mount -t ext4 /dev/vda /data
     fi
   fi
-  if grep -q " /data " /proc/mounts; then echo "${GUEST_MARKERS.dataDisk} $(cut -d' ' -f1 /proc/uptime)s"; fi
+  if grep -q " /data " /proc/mounts; then
+    # Boots counted on the guest's own disk: what a reboot or power cycle did, seen from inside.
+    n=$(cat /data/.virtkit-boots 2>/dev/null || echo 0)
+    echo $((n + 1)) > /data/.virtkit-boots && sync
+    echo "${GUEST_MARKERS.dataDisk} $(cut -d' ' -f1 /proc/uptime)s"
+  fi
 fi
 `;
 
@@ -197,6 +206,14 @@ done
 sed -i 's/\\byescrypt\\b/sha512/' "$IR/etc/pam.d/common-password"
 cp /etc/login.defs /etc/passwd /etc/group "$IR/etc/"
 cp /etc/shadow "$IR/etc/shadow" && chmod 640 "$IR/etc/shadow"
+# The accounts an image may name as its admin user (os_admin_user, Windows' Administrator), locked
+# until a password is set through the agent.
+for u in ${GUEST_EXTRA_ACCOUNTS.join(" ")}; do
+  n=$(( $(cut -d: -f3 "$IR/etc/passwd" | sort -n | tail -n 1) + 1 ))
+  echo "$u:x:$n:$n::/root:/bin/sh" >> "$IR/etc/passwd"
+  echo "$u:x:$n:" >> "$IR/etc/group"
+  echo "$u:!:19000:0:99999:7:::" >> "$IR/etc/shadow"
+done
 [ -f /etc/gshadow ] && cp /etc/gshadow "$IR/etc/gshadow" && chmod 640 "$IR/etc/gshadow"
 printf 'passwd: files\\ngroup: files\\nshadow: files\\n' > "$IR/etc/nsswitch.conf"
 printf '/usr/lib/x86_64-linux-gnu\\n/usr/lib\\n' > "$IR/etc/ld.so.conf"

@@ -7,7 +7,7 @@ export {
   configureTestcontainers,
   PRIVATE_ENGINE_SOCKET,
 } from "./docker-engine.js";
-export { GUEST_KERNEL_PATH, GUEST_INITRD_PATH, GUEST_CMDLINE, GUEST_MARKERS } from "./guest-layer.js";
+export { GUEST_KERNEL_PATH, GUEST_INITRD_PATH, GUEST_CMDLINE, GUEST_MARKERS, GUEST_BOOT_COUNTER } from "./guest-layer.js";
 export { LIBVIRTD_TCP_PORT } from "./host-layer.js";
 export { RUN_LABEL, OWNER_PID_LABEL, OWNER_HOST_LABEL } from "./labels.js";
 export { NestedQemuTimeoutError } from "./abortable.js";

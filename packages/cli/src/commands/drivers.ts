@@ -3,66 +3,85 @@ import { CLI_DIR } from "../run-suite.js";
 
 /** One row of `virtkit drivers`. */
 export interface InstalledDriver {
+  /** The driver's name from its manifest (the package name when it does not load). */
   readonly name: string;
   readonly package: string;
-  /** `installed` (loads), `not-installed`, or `broken` (found but does not load). */
-  readonly status: "installed" | "not-installed" | "broken";
+  /** `installed` (loads as a driver plugin) or `broken` (marked as a driver but does not load). */
+  readonly status: "installed" | "broken";
   readonly version?: string;
   readonly contractVersion?: string;
   readonly description?: string;
-  /** Declared capabilities (with default options), when a driver could be built. */
+  /** Declared capabilities (with default options), when a driver could be built without options. */
   readonly capabilities?: readonly string[];
+  /** Option keys the driver cannot be built without (`["uri"]`). */
+  readonly needsOptions?: readonly string[];
   readonly reason?: string;
 }
 
-/** `virtkit drivers`: the driver plugins virtkit can load. */
+/** `virtkit drivers`: the driver plugins installed where virtkit runs (the project's and the CLI's own). */
 export default class Drivers extends VirtkitCommand {
   static override summary = "List the installed driver plugins, their versions and declared capabilities.";
+  static override description =
+    "Finds every package in the dependency tree of the current project and of the CLI whose manifest says " +
+    'kind: "virtkit-driver" (packages named @virtkit/driver-*, virtkit-driver-*, or with the keyword virtkit-driver).';
   static override examples = ["<%= config.bin %> <%= command.id %>", "<%= config.bin %> <%= command.id %> --json"];
   static override enableJsonFlag = true;
 
   async run(): Promise<{ drivers: InstalledDriver[] }> {
     await this.parse(Drivers);
-    const { KNOWN_DRIVERS, loadDriverPlugin, DriverRegistry, InMemoryImageService, CAPABILITY_NAMES } = await import("@virtkit/core");
+    const { discoverDriverPlugins, missingPluginOptions, DriverRegistry, InMemoryImageService, CAPABILITY_NAMES } =
+      await import("@virtkit/core");
     const drivers: InstalledDriver[] = [];
-    for (const [name, pkg] of Object.entries(KNOWN_DRIVERS)) {
-      try {
-        const plugin = await loadDriverPlugin(name, { paths: [CLI_DIR] });
-        let capabilities: string[] | undefined;
-        let reason: string | undefined;
-        const registry = new DriverRegistry({ imageService: new InMemoryImageService() });
-        try {
-          registry.add("probe", plugin, {});
-          const caps = registry.get("probe").capabilities;
-          capabilities = CAPABILITY_NAMES.filter((c) => caps[c]);
-        } catch (err) {
-          reason = `capabilities depend on options: ${(err as Error).message.split("\n")[0]}`;
-        } finally {
-          await registry.dispose().catch(() => undefined);
-        }
+    for (const found of await discoverDriverPlugins([process.cwd(), CLI_DIR])) {
+      const plugin = found.plugin;
+      if (!plugin) {
         drivers.push({
-          name: plugin.name,
-          package: pkg,
-          status: "installed",
-          version: plugin.version,
-          contractVersion: plugin.contractVersion,
-          description: plugin.description,
-          ...(capabilities ? { capabilities } : {}),
-          ...(reason ? { reason } : {}),
+          name: found.package,
+          package: found.package,
+          status: "broken",
+          ...(found.packageVersion ? { version: found.packageVersion } : {}),
+          reason: firstLine(found.error?.message ?? "does not load"),
         });
+        continue;
+      }
+      const row = {
+        name: plugin.name,
+        package: found.package,
+        status: "installed" as const,
+        version: plugin.version,
+        contractVersion: plugin.contractVersion,
+        description: plugin.description,
+      };
+      const missing = missingPluginOptions(plugin);
+      if (missing && missing.length > 0) {
+        drivers.push({ ...row, needsOptions: missing });
+        continue;
+      }
+      // Built, never initialised: the declaration needs no hypervisor.
+      const registry = new DriverRegistry({ imageService: new InMemoryImageService() });
+      try {
+        registry.add("probe", plugin, {});
+        const caps = registry.get("probe").capabilities;
+        drivers.push({ ...row, capabilities: CAPABILITY_NAMES.filter((c) => caps[c]) });
       } catch (err) {
-        const message = (err as Error).message.split("\n")[0] ?? "";
-        const missing = /not found/.test(message);
-        drivers.push({ name, package: pkg, status: missing ? "not-installed" : "broken", reason: message });
+        drivers.push({ ...row, reason: `capabilities depend on options: ${firstLine((err as Error).message)}` });
+      } finally {
+        await registry.dispose().catch(() => undefined);
       }
     }
     if (!this.jsonEnabled()) {
+      if (drivers.length === 0) this.log("no driver plugins installed");
       for (const d of drivers) {
-        this.log(`${d.name.padEnd(8)} ${d.status.padEnd(13)} ${d.version ?? "-"}  ${d.package}`);
-        if (d.capabilities) this.log(`         capabilities: ${d.capabilities.join(", ") || "(none)"}`);
-        if (d.reason) this.log(`         ${d.reason}`);
+        this.log(`${d.name.padEnd(10)} ${d.status.padEnd(9)} ${(d.version ?? "-").padEnd(8)} ${d.package}`);
+        if (d.capabilities) this.log(`           capabilities: ${d.capabilities.join(", ") || "(none)"}`);
+        if (d.needsOptions) this.log(`           needs options: ${d.needsOptions.join(", ")}`);
+        if (d.reason) this.log(`           ${d.reason}`);
       }
     }
     return { drivers };
   }
+}
+
+function firstLine(text: string): string {
+  return text.split("\n")[0] ?? "";
 }

@@ -3,6 +3,7 @@ import { join, resolve } from "node:path";
 import { Flags } from "@oclif/core";
 import { VirtkitCommand } from "../base-command.js";
 import type { RunReport, SupportMatrix, UnavailableDriver } from "@virtkit/conformance";
+import type { DriverPlugin } from "@virtkit/core";
 import { driverFlag } from "../flags.js";
 import { runSuite } from "../run-suite.js";
 
@@ -12,40 +13,48 @@ export interface MatrixResult {
   readonly matrix: SupportMatrix;
 }
 
-/** One column of the matrix: a driver run with options, or recorded as unavailable with a reason. */
+/** One column of the matrix: a driver in one of its environments, or recorded as unavailable with a reason. */
 export type MatrixConfiguration =
-  | { readonly label: string; readonly options: string[] }
+  | { readonly label: string; readonly environment?: string }
   | { readonly label: string; readonly unavailable: string };
 
 /**
- * The configurations a driver is run in, from the environment. libvirt: `VIRTKIT_LIBVIRT_URI`
- * (one column), or the private daemon's `VIRTKIT_LIBVIRT_SOCKET`: the `test:///default`
- * hypervisor (column `libvirt`) and real QEMU guests under TCG (column `libvirt-qemu`), so the
- * matrix shows both the simulated hypervisor's limits and what a real one does.
+ * The columns of a driver: one per named environment its plugin offers (`libvirt-test`,
+ * `libvirt-qemu`, `libvirt-nested-qemu`), each asked whether it can run here; a plugin without
+ * named environments is one column under its own name. The CLI holds no driver-specific code.
  */
-export function environmentConfigurations(name: string, env: NodeJS.ProcessEnv = process.env): MatrixConfiguration[] {
-  if (name !== "libvirt") return [{ label: name, options: [] }];
-  if (env.VIRTKIT_LIBVIRT_URI) return [{ label: name, options: [`uri=${env.VIRTKIT_LIBVIRT_URI}`] }];
-  if (env.VIRTKIT_LIBVIRT_SOCKET) {
-    const socket = env.VIRTKIT_LIBVIRT_SOCKET;
-    return [
-      { label: name, options: [`uri=test+unix:///default?socket=${socket}`] },
-      { label: `${name}-qemu`, options: [`uri=qemu+unix:///system?socket=${socket}`] },
-    ];
+export async function environmentConfigurations(
+  plugin: DriverPlugin,
+  env: Readonly<Record<string, string | undefined>> = process.env,
+  only: readonly string[] = [],
+): Promise<MatrixConfiguration[]> {
+  const named = plugin.environments ?? [];
+  if (named.length === 0) return only.length === 0 || only.includes(plugin.name) ? [{ label: plugin.name }] : [];
+  const out: MatrixConfiguration[] = [];
+  for (const e of named) {
+    const label = `${plugin.name}-${e.name}`;
+    if (only.length > 0 && !only.includes(e.name) && !only.includes(label)) continue;
+    const unavailable = await e.unavailable(env, { timeoutMs: 10_000 });
+    out.push(unavailable !== undefined ? { label, unavailable } : { label, environment: e.name });
   }
-  return [{ label: name, unavailable: "no libvirt daemon configured (set VIRTKIT_LIBVIRT_URI or VIRTKIT_LIBVIRT_SOCKET)" }];
+  return out;
 }
 
 /** `virtkit matrix`: runs every installed driver and writes the support matrix. */
 export default class Matrix extends VirtkitCommand {
   static override summary = "Run every installed driver and write the support matrix (JSON, Markdown, HTML).";
   static override description =
-    "Cells are pass / fail / unsupported / skipped with reasons. The libvirt driver uses VIRTKIT_LIBVIRT_URI or VIRTKIT_LIBVIRT_SOCKET and is recorded as skipped with the reason when neither is set or its daemon is unreachable.";
+    "Cells are pass / fail / unsupported / skipped with reasons. One column per environment a driver's plugin offers (libvirt: test, qemu, nested-qemu); an environment that cannot run here (no daemon configured, no Docker engine) is recorded as skipped with the reason.";
   static override examples = ["<%= config.bin %> <%= command.id %>", "<%= config.bin %> <%= command.id %> --out reports --driver fake"];
   static override enableJsonFlag = true;
   static override flags = {
     out: Flags.string({ default: "reports", summary: "Directory for support-matrix.{json,md,html}.", helpValue: "<dir>" }),
     driver: driverFlag({ multiple: true, summary: "Drivers to include (default: every installed one)." }),
+    env: Flags.string({
+      multiple: true,
+      summary: "Only these environments (a name such as qemu, or a column such as libvirt-qemu; repeatable).",
+      helpValue: "<name>",
+    }),
     "scenario-timeout": Flags.integer({ min: 1, default: 60_000, summary: "Deadline of each scenario in ms." }),
     "cleanup-timeout": Flags.integer({
       min: 1,
@@ -65,18 +74,16 @@ export default class Matrix extends VirtkitCommand {
     const reports: RunReport[] = [];
     const unavailable: UnavailableDriver[] = [];
     for (const spec of specs) {
-      let version: string | undefined;
-      let name = spec;
+      let plugin: DriverPlugin;
       try {
-        const plugin = await loadDriverPlugin(spec, { paths: [CLI_DIR] });
-        version = plugin.version;
-        name = plugin.name;
+        plugin = await loadDriverPlugin(spec, { paths: [CLI_DIR] });
       } catch (err) {
         // Not installed: only an explicitly requested driver is an error worth a column.
-        if (flags.driver) unavailable.push({ name, spec, reason: (err as Error).message.split("\n")[0] ?? "cannot load" });
+        if (flags.driver) unavailable.push({ name: spec, spec, reason: (err as Error).message.split("\n")[0] ?? "cannot load" });
         continue;
       }
-      for (const config of environmentConfigurations(name)) {
+      const version = plugin.version;
+      for (const config of await environmentConfigurations(plugin, process.env, flags.env ?? [])) {
         const label = config.label;
         if ("unavailable" in config) {
           unavailable.push({ name: label, spec, version, reason: config.unavailable });
@@ -86,7 +93,8 @@ export default class Matrix extends VirtkitCommand {
         try {
           const ran = await runSuite({
             spec,
-            options: config.options,
+            ...(config.environment !== undefined ? { environment: config.environment } : {}),
+            options: [],
             focus: [],
             skip: [],
             level: "MUST",

@@ -302,7 +302,18 @@ async function prepare(ctx: ScenarioContext, src: ComputeDriver, dst: ComputeDri
     );
   }
   ctx.step("checkCanLiveMigrateSource");
-  data = await src.checkCanLiveMigrateSource(inst, data, ctx.opts());
+  try {
+    data = await src.checkCanLiveMigrateSource(inst, data, ctx.opts());
+  } catch (err) {
+    // Only the source can tell that the hosts share no storage (Nova's shared-storage probe): like
+    // `block_migration=auto`, start again as a block migration when the driver can do one.
+    if (!(err instanceof MigrationPreCheckError) || data.policy.block || !dst.capabilities.blockMigration) throw err;
+    ctx.recordError(err);
+    await dst.cleanupLiveMigrationDestinationCheck?.(inst, data, ctx.opts());
+    ctx.step("checkCanLiveMigrateDestination, checkCanLiveMigrateSource (block migration)");
+    data = await dst.checkCanLiveMigrateDestination(inst, srcInfo, { ...DEFAULT_MIGRATION_POLICY, block: true }, ctx.opts());
+    data = await src.checkCanLiveMigrateSource(inst, data, ctx.opts());
+  }
   ctx.step("preLiveMigration");
   data = await dst.preLiveMigration(inst, data, {}, ctx.opts());
   return { inst, data };

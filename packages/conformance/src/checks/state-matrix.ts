@@ -8,7 +8,14 @@
  * and leave everything as it was.
  */
 import type { LifecycleTransition } from "@virtkit/core";
-import { PowerState, Secret, type Capability, type Instance, type LifecycleEvent } from "@virtkit/core";
+import {
+  InstanceNotFoundError,
+  PowerState,
+  Secret,
+  type Capability,
+  type Instance,
+  type LifecycleEvent,
+} from "@virtkit/core";
 import {
   check,
   checkEqual,
@@ -18,12 +25,15 @@ import {
   expectState,
   expectUnsupported,
   fail,
+  skipForEnvironment,
   stateName,
   waitFor,
 } from "../assertions.js";
 import {
+  ENVIRONMENT_STATES,
   OPERATION_CAPABILITY,
   REACHABLE_STATES,
+  WITH_SNAPSHOT_CELLS,
   MATRIX_OPERATIONS,
   STATE_CAPABILITY,
   STATE_POWER,
@@ -172,12 +182,38 @@ interface PrepStep {
 interface Prepared {
   /** The instance snapshot `instance-snapshot-revert` reverts to. */
   snapshotId?: string;
+  /** The instance snapshots taken first in a `.with-snapshots` cell (they must outlive the operation). */
+  present: string[];
+}
+
+/** Why a CRASHED cell cannot run here, or undefined. */
+function crashLimit(env: ScenarioContext["env"]): string | undefined {
+  return env.guestControls?.crash ? undefined : "the environment cannot crash a guest (no guestControls.crash)";
 }
 
 /** The contract calls that take a spawned (RUNNING) instance into `from`, for `op`. */
-function preparation(ctx: ScenarioContext, from: MatrixState, op: MatrixOperation, prepared: Prepared): PrepStep[] {
+function preparation(
+  ctx: ScenarioContext,
+  from: MatrixState,
+  op: MatrixOperation,
+  prepared: Prepared,
+  withSnapshots = false,
+): PrepStep[] {
   const d = ctx.driver;
   const steps: PrepStep[] = [];
+  if (withSnapshots) {
+    for (const n of [1, 2]) {
+      steps.push({
+        what: `createInstanceSnapshot #${n} (present during the operation)`,
+        capability: "instanceSnapshots",
+        after: "RUNNING",
+        events: 0,
+        async run(inst) {
+          prepared.present.push((await d.createInstanceSnapshot(inst, `${ctx.prefix}-present-${n}`, ctx.opts())).id);
+        },
+      });
+    }
+  }
   const takeSnapshot = (state: MatrixState): PrepStep => ({
     what: `createInstanceSnapshot (${state}, for the revert)`,
     capability: "instanceSnapshots",
@@ -239,8 +275,21 @@ function preparation(ctx: ScenarioContext, from: MatrixState, op: MatrixOperatio
         run: (inst) => d.rescue(inst, inst.imageMeta, ctx.opts()),
       });
       break;
-    case "RUNNING":
     case "CRASHED":
+      steps.push({
+        what: "crash the guest (environment)",
+        capability: null,
+        after: "CRASHED",
+        events: 1,
+        async run(inst) {
+          const controls = ctx.env.guestControls;
+          // Also reached by the refusal path of an undeclared operation, where `needs` is not consulted.
+          if (!controls?.crash) skipForEnvironment(crashLimit(ctx.env)!);
+          await controls.crash(inst);
+        },
+      });
+      break;
+    case "RUNNING":
       break;
   }
   return steps;
@@ -340,17 +389,56 @@ async function probeRescue(ctx: ScenarioContext, inst: Instance, rescued: boolea
 
 const describeCell = (cell: ExpectedCell) => cell.outcomes.map(describeOutcome).join(" or ");
 
+/**
+ * With snapshots present: after an operation that kept the instance, both snapshots are still
+ * listed; after one that removed it, none is reachable and the environment finds nothing left,
+ * checked before the kit's cleanup (which deletes snapshots first) could do the driver's work.
+ */
+async function checkPresentSnapshots(
+  ctx: ScenarioContext,
+  inst: Instance,
+  prepared: Prepared,
+  gone: boolean,
+  after: string,
+): Promise<void> {
+  if (prepared.present.length === 0) return;
+  ctx.step(`instance snapshots after ${after}`);
+  if (!gone) {
+    const listed = (await ctx.driver.listInstanceSnapshots(inst, ctx.opts())).map((s) => s.id);
+    for (const id of prepared.present) {
+      check(listed.includes(id), `after ${after}: the instance snapshot ${id} taken before is no longer listed`);
+    }
+    return;
+  }
+  try {
+    const listed = await ctx.driver.listInstanceSnapshots(inst, ctx.opts());
+    check(listed.length === 0, `after ${after}: the destroyed instance still lists ${listed.length} snapshot(s)`);
+  } catch (err) {
+    ctx.recordError(err);
+    check(
+      err instanceof InstanceNotFoundError,
+      `after ${after}: listInstanceSnapshots of the destroyed instance failed with ${describeError(err)}, expected InstanceNotFoundError or an empty list`,
+    );
+  }
+  const left = (await ctx.env.leftovers?.()) ?? [];
+  check(left.length === 0, `after ${after}, before any cleanup: the environment still finds ${left.join("; ")}`);
+}
+
 /** The body of one cell when every capability it needs is declared. */
-function runCell(from: MatrixState, op: MatrixOperation): (ctx: ScenarioContext) => Promise<void> {
+function runCell(
+  from: MatrixState,
+  op: MatrixOperation,
+  withSnapshots = false,
+): (ctx: ScenarioContext) => Promise<void> {
   const cell = expectedCell(from, op);
-  const label = `${op} of a ${from} instance`;
+  const label = `${op} of a ${from} instance${withSnapshots ? " with instance snapshots" : ""}`;
   return async (ctx) => {
     const log = new EventLog(ctx);
     try {
-      const prepared: Prepared = {};
+      const prepared: Prepared = { present: [] };
       const inst = await ctx.spawn();
       let due = 1; // STARTED for the spawn
-      for (const step of preparation(ctx, from, op, prepared)) {
+      for (const step of preparation(ctx, from, op, prepared, withSnapshots)) {
         ctx.step(`prepare: ${step.what}`);
         await step.run(inst);
         await expectState(ctx, inst, power(step.after), `the preparation's ${step.what}`);
@@ -381,6 +469,7 @@ function runCell(from: MatrixState, op: MatrixOperation): (ctx: ScenarioContext)
         if (!refusal) fail(`${label}: expected ${describeCell(cell)}, got ${describeError(error)}`);
         await expectState(ctx, inst, power(from), `the refused ${label}`);
         await expectEvents(ctx, log, inst, mark, [[]], `the refused ${label}`);
+        await checkPresentSnapshots(ctx, inst, prepared, false, `the refused ${label}`);
         if (from === "RESCUED") await probeRescue(ctx, inst, true, `the refused ${label}`);
         return;
       }
@@ -393,6 +482,10 @@ function runCell(from: MatrixState, op: MatrixOperation): (ctx: ScenarioContext)
       if (goneOutcome) {
         await expectGone(ctx, inst, label);
         await expectEvents(ctx, log, inst, mark, goneOutcome.events, label);
+        await checkPresentSnapshots(ctx, inst, prepared, true, label);
+        // Gone for the environment too (disks, rescue images, saved state), before any cleanup of the kit's.
+        const left = ((await ctx.env.leftovers?.()) ?? []).filter((l) => l.includes(inst.uuid));
+        check(left.length === 0, `after ${label}, before any cleanup: the environment still finds ${left.join("; ")}`);
         return;
       }
       ctx.step(`views after ${label}`);
@@ -417,6 +510,7 @@ function runCell(from: MatrixState, op: MatrixOperation): (ctx: ScenarioContext)
         matching.flatMap((o) => o.events),
         label,
       );
+      await checkPresentSnapshots(ctx, inst, prepared, false, label);
       if (first.rescue !== "unchecked" && (first.state === "RESCUED" || from === "RESCUED")) {
         await probeRescue(ctx, inst, first.state === "RESCUED", label);
       }
@@ -445,7 +539,7 @@ function refuseCell(from: MatrixState, op: MatrixOperation): (ctx: ScenarioConte
   const label = `${op} of a ${from} instance`;
   return async (ctx) => {
     const caps = ctx.driver.capabilities;
-    const prepared: Prepared = {};
+    const prepared: Prepared = { present: [] };
     const inst = await ctx.spawn();
     let current: MatrixState = "RUNNING";
     for (const step of preparation(ctx, from, op, prepared)) {
@@ -465,37 +559,53 @@ function refuseCell(from: MatrixState, op: MatrixOperation): (ctx: ScenarioConte
 }
 
 /** Work of a cell in contract calls that change state: spawn, preparation, operation. */
-function cellTimeoutMs(from: MatrixState, op: MatrixOperation): number {
+function cellTimeoutMs(from: MatrixState, op: MatrixOperation, withSnapshots = false): number {
   const prep =
+    (withSnapshots ? 2 : 0) +
     (from === "RUNNING" ? 0 : from === "RESCUED" ? 2 : 1) +
     (op === "instance-snapshot-revert" ? (from === "RUNNING" ? 3 : 1) : 0);
   // 3 s of views and cleanup margin, 1 s per state change; a soft reboot may wait for the guest first.
   return Math.min(10_000, 3_000 + 1_000 * (prep + 2) + (op === "reboot-soft" ? 5_000 : 0));
 }
 
-/** The scenario of one cell. */
-export function stateScenario(from: MatrixState, op: MatrixOperation): ScenarioDefinition {
+/**
+ * The scenario of one cell; `withSnapshots` repeats it with two instance snapshots taken first
+ * (`state.<state>.<op>.with-snapshots`).
+ */
+export function stateScenario(from: MatrixState, op: MatrixOperation, withSnapshots = false): ScenarioDefinition {
   const cell = expectedCell(from, op);
   const capability = OPERATION_CAPABILITY[op];
-  const prepCaps = [STATE_CAPABILITY[from], op === "instance-snapshot-revert" ? "instanceSnapshots" : null].filter(
-    (c): c is Capability => c !== null && c !== capability,
-  );
+  const prepCaps = [
+    STATE_CAPABILITY[from],
+    op === "instance-snapshot-revert" || withSnapshots ? "instanceSnapshots" : null,
+  ].filter((c): c is Capability => c !== null && c !== capability);
+  const suffix = withSnapshots ? ".with-snapshots" : "";
   return {
-    id: `state.${from.toLowerCase()}.${op}`,
-    title: `${op} from ${from}: ${describeCell(cell)}${cell.silent ? " (contract silent: any of these)" : ""}`,
+    id: `state.${from.toLowerCase()}.${op}${suffix}`,
+    title: `${op} from ${from}${withSnapshots ? " with instance snapshots present" : ""}: ${describeCell(cell)}${cell.silent ? " (contract silent: any of these)" : ""}`,
     group: "state",
     capability,
     ...(prepCaps.length > 0 ? { alsoNeeds: [...new Set(prepCaps)] } : {}),
     level: cell.level ?? "MUST",
-    timeoutMs: cellTimeoutMs(from, op),
-    run: runCell(from, op),
+    timeoutMs: cellTimeoutMs(from, op, withSnapshots),
+    run: runCell(from, op, withSnapshots),
+    ...(ENVIRONMENT_STATES.includes(from) ? { needs: crashLimit } : {}),
     // A soft reboot the driver does not declare may fall back to hard (the contract allows it), so
     // there is no refusal to require: reported unsupported without a check, like lifecycle.reboot-soft.
-    ...(op === "reboot-soft" ? {} : { refuse: refuseCell(from, op) }),
+    // With snapshots, the plain cell already holds an undeclared operation to its refusal.
+    ...(op === "reboot-soft" || withSnapshots ? {} : { refuse: refuseCell(from, op) }),
   };
 }
 
-/** Every reachable cell, state by state, in table order. */
+/**
+ * Every cell, state by state, in table order: the states the contract reaches, then those only an
+ * environment control reaches (skipped where the environment lacks it), then the cells repeated
+ * with instance snapshots present.
+ */
 export function stateMatrixScenarios(): ScenarioDefinition[] {
-  return REACHABLE_STATES.flatMap((from) => MATRIX_OPERATIONS.map((op) => stateScenario(from, op)));
+  const states = [...REACHABLE_STATES, ...ENVIRONMENT_STATES];
+  return [
+    ...states.flatMap((from) => MATRIX_OPERATIONS.map((op) => stateScenario(from, op))),
+    ...WITH_SNAPSHOT_CELLS.map(([from, op]) => stateScenario(from, op, true)),
+  ];
 }

@@ -3,7 +3,7 @@
  * an in-memory image service, a memory logger, and the environment-side powers the fake offers
  * (guest login, agent and ACPI faults, guest files, latency, migration duration).
  */
-import { FakeCloud, FakeDriver, type FakeDriverOptions } from "@virtkit/driver-fake";
+import { FakeCloud, FakeDriver, parseDisk, type FakeDriverOptions } from "@virtkit/driver-fake";
 import {
   InMemoryImageService,
   MemoryLogger,
@@ -46,7 +46,10 @@ export function fakeEnvironment(options: FakeEnvironmentOptions = {}): Conforman
     const cloud = new FakeCloud({ name: prefix });
     const imageService = new InMemoryImageService();
     const logger = new MemoryLogger();
-    const hosts = [`${prefix}-src`, `${prefix}-dst`];
+    // src and dst share storage; far has its own, so a move there must be a block migration.
+    const hosts = [`${prefix}-src`, `${prefix}-dst`, `${prefix}-far`];
+    const poolOf = (host: string): string =>
+      options.driverOptions?.storagePool ?? (host === hosts[2] ? `${prefix}-far-pool` : `${prefix}-pool`);
     const drivers: FakeDriver[] = [];
     const wrapped: ComputeDriver[] = [];
     const hostOf = (inst: Instance) => cloud.locate(inst.uuid);
@@ -58,7 +61,7 @@ export function fakeEnvironment(options: FakeEnvironmentOptions = {}): Conforman
           migrationDurationMs: 20,
           agentTimeoutMs: 100,
           // Shared storage, so the default (non-block) policy can really move an instance.
-          storagePool: `${prefix}-pool`,
+          storagePool: poolOf(host),
           // A smaller destination, so the pre-check has something to refuse.
           memoryMb: host === hosts[1] ? 2048 : 16384,
           ...options.driverOptions,
@@ -76,6 +79,7 @@ export function fakeEnvironment(options: FakeEnvironmentOptions = {}): Conforman
         wrapped.push(result);
         return result;
       },
+      sharesStorage: (a, b) => poolOf(a) === poolOf(b),
       verifyAdminPassword: (inst, user, password) => cloud.guest(inst.uuid).checkPassword(user, password),
       agentControls: {
         async setAgent(inst, mode) {
@@ -92,6 +96,18 @@ export function fakeEnvironment(options: FakeEnvironmentOptions = {}): Conforman
         async readData(inst, key) {
           return cloud.guest(inst.uuid).readTextFile(key);
         },
+        async crash(inst) {
+          const host = hostOf(inst);
+          if (!host) throw new RangeError(`instance ${inst.uuid} is on no fake host`);
+          host.faults.crash(inst.uuid);
+        },
+        async bootCount(inst) {
+          return cloud.guest(inst.uuid).boots;
+        },
+        async readImageData(imageId, key) {
+          const data = parseDisk(await imageService.download(imageId)).get(key);
+          return data === undefined ? undefined : Buffer.from(data).toString("utf8");
+        },
       },
       hypervisorControls: {
         async setLatency(ms) {
@@ -99,6 +115,10 @@ export function fakeEnvironment(options: FakeEnvironmentOptions = {}): Conforman
         },
         async setMigrationDuration(ms) {
           for (const d of drivers) d.setMigrationDuration(ms);
+        },
+        async hostFacts(host) {
+          const h = cloud.host(host);
+          return { memoryMb: h.memoryMb, vcpus: h.vcpus };
         },
       },
       limits: options.limits ?? {},

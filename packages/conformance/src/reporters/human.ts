@@ -38,7 +38,7 @@ export class HumanReporter implements ConformanceReporter {
       finished !== undefined ? `[${String(finished).padStart(String(total ?? finished).length)}/${total ?? "?"}] ` : "";
     const head = `${progress}${this.#paint(result.status, MARK[result.status])} ${result.id} [${result.level}] ${result.durationMs} ms`;
     const why = result.reason
-      ? `\n      ${result.status}${result.mismatch ? ` (${result.mismatch})` : ""}: ${result.reason}${result.step ? ` [step: ${result.step}]` : ""}`
+      ? `\n      ${result.status}${result.mismatch ? ` (${result.mismatch})` : ""}: ${result.reason}${result.step ? ` [step: ${result.step}]` : ""}${result.location ? `\n      at ${result.location}` : ""}`
       : "";
     // Warnings show under any status: a passing scenario with a slow cleanup is still worth a look.
     const warnings = (result.warnings ?? []).map((w) => `\n      ${this.#paint("skipped", "warning")}: ${w}`).join("");

@@ -1,8 +1,13 @@
 /**
  * JUnit XML (`--junit`): one testcase per scenario; unsupported and skipped scenarios are
  * `<skipped>` with their reason; notes are suite properties.
+ *
+ * The XML agrees with the exit code: only failures at the run's level (`--level`) are
+ * `<failure>`s. A failure below it (a SHOULD scenario failing under `--level MUST`) does not fail
+ * the run, so it is a `<skipped>` case whose message starts with `SHOULD failure below level MUST`,
+ * with the property `virtkit.status=fail` (the JSON report keeps it a plain `fail`).
  */
-import type { RunReport, ScenarioResult } from "../types.js";
+import { levelCounts, type RunReport, type ScenarioResult } from "../types.js";
 import type { ConformanceReporter } from "./reporter.js";
 
 /** Escapes text for XML attributes and content. */
@@ -26,7 +31,9 @@ export class JunitReporter implements ConformanceReporter {
     const s = report.summary;
     const name = `virtkit conformance: ${report.driver.name}`;
     const seconds = (ms: number) => (ms / 1000).toFixed(3);
-    const cases = report.results.map((r) => this.#testcase(r, seconds));
+    const cases = report.results.map((r) => this.#testcase(r, seconds, report.level));
+    const failures = s.failingAtLevel;
+    const skipped = s.unsupported + s.skipped + (s.fail - s.failingAtLevel);
     const props = [
       ...report.notes.map((n) => `      <property name="note" value="${xmlEscape(n)}"/>`),
       `      <property name="level" value="${report.level}"/>`,
@@ -37,8 +44,8 @@ export class JunitReporter implements ConformanceReporter {
     ];
     return [
       `<?xml version="1.0" encoding="UTF-8"?>`,
-      `<testsuites name="${xmlEscape(name)}" tests="${s.total}" failures="${s.fail}" skipped="${s.unsupported + s.skipped}" time="${seconds(report.durationMs)}">`,
-      `  <testsuite name="${xmlEscape(name)}" tests="${s.total}" failures="${s.fail}" errors="0" skipped="${s.unsupported + s.skipped}" time="${seconds(report.durationMs)}" timestamp="${report.startedAt}">`,
+      `<testsuites name="${xmlEscape(name)}" tests="${s.total}" failures="${failures}" skipped="${skipped}" time="${seconds(report.durationMs)}">`,
+      `  <testsuite name="${xmlEscape(name)}" tests="${s.total}" failures="${failures}" errors="0" skipped="${skipped}" time="${seconds(report.durationMs)}" timestamp="${report.startedAt}">`,
       `    <properties>`,
       ...props,
       `    </properties>`,
@@ -49,7 +56,7 @@ export class JunitReporter implements ConformanceReporter {
     ].join("\n");
   }
 
-  #testcase(r: ScenarioResult, seconds: (ms: number) => string): string {
+  #testcase(r: ScenarioResult, seconds: (ms: number) => string, level: RunReport["level"]): string {
     const open = `    <testcase classname="${xmlEscape(`virtkit.${r.group}`)}" name="${xmlEscape(`${r.id} [${r.level}] ${r.title}`)}" time="${seconds(r.durationMs)}"`;
     const reason = xmlEscape(r.reason ?? "");
     // JUnit has no warning element; system-out is what CI result pages show for a passing case.
@@ -59,8 +66,18 @@ export class JunitReporter implements ConformanceReporter {
     switch (r.status) {
       case "pass":
         return out ? `${open}>${out}\n    </testcase>` : `${open}/>`;
-      case "fail":
-        return `${open}>\n      <failure message="${reason}" type="${r.mismatch ?? "failure"}">${xmlEscape(`${r.reason ?? ""}${r.step ? `\nstep: ${r.step}` : ""}`)}</failure>${out}\n    </testcase>`;
+      case "fail": {
+        const detail = xmlEscape(`${r.reason ?? ""}${r.step ? `\nstep: ${r.step}` : ""}${r.location ? `\nat: ${r.location}` : ""}`);
+        if (!levelCounts(r.level, level)) {
+          const props = [
+            `        <property name="virtkit.status" value="fail"/>`,
+            ...(r.step ? [`        <property name="virtkit.step" value="${xmlEscape(r.step)}"/>`] : []),
+            ...(r.location ? [`        <property name="virtkit.location" value="${xmlEscape(r.location)}"/>`] : []),
+          ];
+          return `${open}>\n      <properties>\n${props.join("\n")}\n      </properties>\n      <skipped message="${r.level} failure below level ${level} (does not fail the run): ${reason}"/>${out}\n    </testcase>`;
+        }
+        return `${open}>\n      <failure message="${reason}" type="${r.mismatch ?? "failure"}">${detail}</failure>${out}\n    </testcase>`;
+      }
       case "unsupported":
         return `${open}>\n      <skipped message="unsupported: ${reason}"/>${out}\n    </testcase>`;
       case "skipped":

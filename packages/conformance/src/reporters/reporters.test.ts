@@ -25,6 +25,7 @@ const results: ScenarioResult[] = [
     status: "fail",
     reason: 'after pause: getInfo says RUNNING(1) & "x" <script>',
     step: "pause",
+    location: "src/my-driver.ts:42:7",
     mismatch: "declared-but-fails",
     durationMs: 4,
   },
@@ -86,6 +87,7 @@ describe("reporters", () => {
     const out = new HumanReporter().render(report);
     expect(out).toContain("✗ lifecycle.pause-unpause [MUST]");
     expect(out).toContain("fail (declared-but-fails): after pause");
+    expect(out).toContain("[step: pause]\n      at src/my-driver.ts:42:7");
     expect(out).toMatch(/lifecycle\s+1\s+2\s+0\s+0/);
     expect(out).toContain("FAIL: 1 passed, 2 failed (1 at level MUST), 1 unsupported, 1 skipped");
   });
@@ -99,11 +101,19 @@ describe("reporters", () => {
 
   it("junit: escaped, failures and skips counted, unsupported marked", () => {
     const xml = new JunitReporter().render(report);
-    expect(xml).toContain('tests="5" failures="2"');
+    // The SHOULD failure under level MUST does not fail the run: not a <failure>, like the exit code.
+    expect(xml).toContain('tests="5" failures="1" skipped="3"');
+    expect(xml.match(/<failure /g)).toHaveLength(1);
+    expect(xml).toContain('<skipped message="SHOULD failure below level MUST (does not fail the run): empty"/>');
+    expect(xml).toContain('<property name="virtkit.status" value="fail"/>');
+    // Under --level SHOULD it is a failure again.
+    const strict = new JunitReporter().render({ ...report, level: "SHOULD", ...summarize(results, "SHOULD") });
+    expect(strict).toContain('tests="5" failures="2" skipped="2"');
     expect(xml).toContain("&lt;script&gt;");
     expect(xml).not.toContain("<script>");
     expect(xml).toContain('<skipped message="unsupported: capability imageSnapshot not declared"/>');
     expect(xml).toContain('type="declared-but-fails"');
+    expect(xml).toContain("step: pause\nat: src/my-driver.ts:42:7</failure>");
   });
 
   it("tap: plan, levels, SKIP for unsupported/skipped, TODO for failures below the level", () => {
@@ -113,6 +123,7 @@ describe("reporters", () => {
     expect(lines[1]).toBe("1..5");
     expect(tap).toContain("ok 1 - lifecycle.spawn [MUST] spawn");
     expect(tap).toContain("not ok 2 - lifecycle.pause-unpause [MUST]");
+    expect(tap).toContain('  at: "src/my-driver.ts:42:7"');
     expect(tap).toContain("not ok 3 - lifecycle.console-output [SHOULD] console # TODO SHOULD below level MUST");
     expect(tap).toContain("ok 4 - migration.live [MUST] move # SKIP environment limit: one host");
     expect(tap).toContain(

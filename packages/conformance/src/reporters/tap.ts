@@ -25,6 +25,7 @@ export class TapReporter implements ConformanceReporter {
         const todo = levelCounts(r.level, report.level) ? "" : ` # TODO ${r.level} below level ${report.level}`;
         out.push(`not ok ${head}${todo}`, "  ---", `  reason: ${JSON.stringify(r.reason ?? "")}`);
         if (r.step) out.push(`  step: ${JSON.stringify(r.step)}`);
+        if (r.location) out.push(`  at: ${JSON.stringify(r.location)}`);
         if (r.mismatch) out.push(`  mismatch: ${r.mismatch}`);
         out.push(...warnings, "  ...");
       }

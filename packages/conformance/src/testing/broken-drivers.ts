@@ -44,9 +44,31 @@ import { DriverDecorator } from "./driver-decorator.js";
 /**
  * The class of defect a variant has (for the catch rate per class): a legal operation lands in the
  * wrong state; an illegal one is accepted; a refusal is untyped, wrapped or not clean; lifecycle
- * events are wrong; the views disagree; snapshots record or restore the wrong state.
+ * events are wrong; the views disagree; snapshots record or restore the wrong state. The deeper
+ * variants (`broken-drivers-depth.ts`): a CRASHED guest mishandled; instance snapshots in the way
+ * or lost; an effect on the guest wrong (data, boots); units wrong; listeners not independent;
+ * work going on after a deadline or abort; migration pre-checks or moves wrong; the plan's fields
+ * wrong; the password for the wrong account; destroy incomplete; answers the compute service
+ * cannot use.
  */
-export type DefectClass = "wrong-state" | "illegal-accepted" | "refusal" | "events" | "views" | "snapshots";
+export type DefectClass =
+  | "wrong-state"
+  | "illegal-accepted"
+  | "refusal"
+  | "events"
+  | "views"
+  | "snapshots"
+  | "crashed"
+  | "snapshots-present"
+  | "effects"
+  | "units"
+  | "listeners"
+  | "deadlines"
+  | "migration"
+  | "plan"
+  | "accounts"
+  | "destroy"
+  | "service";
 
 /** One broken variant: what is wrong, how to build it, and which scenarios should catch it. */
 export interface BrokenVariant {

@@ -4,6 +4,7 @@
  */
 import type { Reporter, TestCase, TestModule } from "vitest/node";
 import type { ScenarioResult } from "../types.js";
+import "./task-meta.js";
 
 /** Collects results as vitest reports them. Implements only the hooks it needs. */
 export class CollectReporter implements Reporter {

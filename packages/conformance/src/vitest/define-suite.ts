@@ -7,24 +7,24 @@
  * defineConformanceSuite({ driver: { name: "mine" }, environment: myEnvironmentFactory });
  * ```
  *
- * Each test stores its {@link ScenarioResult} in `task.meta.virtkit`, which the CLI's reporter reads.
- * Unsupported scenarios still run their refusal check and pass; environment limits are reported
- * as skipped with the reason.
+ * What vitest shows agrees with the kit's verdict (and so does vitest's own JUnit output):
+ * - pass: passed;
+ * - fail at or above the run's level (`level`, default MUST): failed, with the reason, the step
+ *   and the driver's file and line;
+ * - fail below the level (a SHOULD scenario under MUST): skipped, with the note
+ *   `SHOULD failure below level MUST (does not fail the run): <reason>`;
+ * - unsupported (not declared, and refused as the contract asks): skipped, `unsupported: <reason>`;
+ * - environment limit: skipped, `environment limit: <reason>`.
+ * Each non-pass also carries a `virtkit.*` annotation (vitest's JUnit writes them as properties),
+ * and every test stores its {@link ScenarioResult} in `task.meta.virtkit` for the kit's reporters
+ * (`@virtkit/conformance/vitest-reporter`).
  */
-import { describe, it } from "vitest";
+import { describe, it, type TestContext } from "vitest";
 import { DEFAULT_CLEANUP_TIMEOUT_MS, runScenario, scenarioDeadlineMs } from "../make-test.js";
-import { collectNotes, type ConformanceRunOptions } from "../runner.js";
-import { SCENARIOS, selectScenarios } from "../scenarios.js";
-import { levelCounts, type ScenarioResult } from "../types.js";
-
-declare module "vitest" {
-  interface TaskMeta {
-    /** The conformance result of this scenario test. */
-    virtkit?: ScenarioResult;
-    /** The notes of the environment the scenario ran in. */
-    virtkitNotes?: readonly string[];
-  }
-}
+import { collectNotes, runNotes, scheduleScenarios, type ConformanceRunOptions } from "../runner.js";
+import { levelCounts, type ScenarioLevel, type ScenarioResult } from "../types.js";
+import "./task-meta.js";
+import { assertSupportedVitest } from "./vitest-version.js";
 
 /** Options of {@link defineConformanceSuite}: the run options minus what only the direct runner uses. */
 export type ConformanceSuiteOptions = Omit<ConformanceRunOptions, "onResult" | "signal" | "suiteTimeoutMs"> & {
@@ -32,22 +32,55 @@ export type ConformanceSuiteOptions = Omit<ConformanceRunOptions, "onResult" | "
   readonly suiteDeadline?: number;
 };
 
+/** The vitest note (and annotation) of a result that is not a plain pass or an at-level failure. */
+export function skipNote(result: ScenarioResult, level: ScenarioLevel): { type: string; note: string } | undefined {
+  switch (result.status) {
+    case "unsupported":
+      return { type: "virtkit.unsupported", note: `unsupported: ${result.reason ?? "capability not declared"}` };
+    case "skipped":
+      return { type: "virtkit.skipped", note: result.reason ?? "skipped" };
+    case "fail":
+      if (levelCounts(result.level, level)) return undefined;
+      return {
+        type: "virtkit.below-level-failure",
+        note: `${result.level} failure below level ${level} (does not fail the run): ${failureText(result)}`,
+      };
+    case "pass":
+      return undefined;
+  }
+}
+
+/** A failure's reason, step and driver location in one text. */
+export function failureText(result: ScenarioResult): string {
+  return `${result.reason ?? "failed"}${result.step ? ` [step: ${result.step}]` : ""}${result.location ? ` (at ${result.location})` : ""}`;
+}
+
 /** Registers one vitest test per selected scenario. Call at the top level of a test file. */
 export function defineConformanceSuite(options: ConformanceSuiteOptions): void {
-  const selected = selectScenarios(options.scenarios ?? SCENARIOS, options);
+  assertSupportedVitest();
+  const selected = scheduleScenarios(options);
   const level = options.level ?? "MUST";
   const scenarioTimeoutMs = options.scenarioTimeoutMs ?? 10_000;
   const cleanupTimeoutMs = options.cleanupTimeoutMs ?? DEFAULT_CLEANUP_TIMEOUT_MS;
   const concurrent = (options.parallel ?? 1) > 1;
-  describe(`virtkit conformance: ${options.driver.name}`, () => {
+  const run = { driver: options.driver, level };
+  let stoppedBy: string | undefined;
+  const register = () => {
     for (const def of selected) {
       const test = concurrent ? it.concurrent : it;
       // vitest's own timeout sits above the kit's deadlines (scenario, then cleanup), so the kit reports first.
       test(
         `${def.id} [${def.level}] ${def.title}`,
         { timeout: scenarioDeadlineMs(def, scenarioTimeoutMs) + cleanupTimeoutMs + 7_000 },
-        async (ctx) => {
-          if (options.suiteDeadline !== undefined && Date.now() > options.suiteDeadline) {
+        async (ctx: TestContext) => {
+          ctx.task.meta.virtkitRun = run;
+          const notRun =
+            options.suiteDeadline !== undefined && Date.now() > options.suiteDeadline
+              ? "suite timeout reached"
+              : stoppedBy !== undefined
+                ? `not run: --fail-fast stopped the run after ${stoppedBy} failed`
+                : undefined;
+          if (notRun !== undefined) {
             ctx.task.meta.virtkit = {
               id: def.id,
               title: def.title,
@@ -55,12 +88,12 @@ export function defineConformanceSuite(options: ConformanceSuiteOptions): void {
               capability: def.capability,
               level: def.level,
               status: "skipped",
-              reason: "suite timeout reached",
+              reason: notRun,
               durationMs: 0,
             };
-            ctx.skip("suite timeout reached");
+            ctx.skip(notRun);
           }
-          const notes = new Set<string>([...(options.driver.notes ?? []), ...(options.notes ?? [])]);
+          const notes = new Set<string>([...(options.driver.notes ?? []), ...(options.notes ?? []), ...runNotes(options)]);
           const result = await runScenario(def, collectNotes(options.environment, notes), {
             scenarioTimeoutMs,
             cleanupTimeoutMs,
@@ -69,12 +102,29 @@ export function defineConformanceSuite(options: ConformanceSuiteOptions): void {
           });
           ctx.task.meta.virtkit = result;
           ctx.task.meta.virtkitNotes = [...notes];
-          if (result.status === "skipped") ctx.skip(result.reason);
-          if (result.status === "fail" && levelCounts(result.level, level)) {
-            throw new Error(`${result.reason ?? "failed"}${result.step ? ` [step: ${result.step}]` : ""}`);
+          for (const w of result.warnings ?? []) await ctx.annotate(w, "virtkit.warning");
+          const skip = skipNote(result, level);
+          if (skip) {
+            await ctx.annotate(skip.note, skip.type);
+            ctx.skip(skip.note);
+          }
+          if (result.status === "fail") {
+            if (options.failFast) stoppedBy ??= result.id;
+            if (result.location) await ctx.annotate(result.location, "virtkit.location");
+            throw new Error(failureText(result));
           }
         },
       );
     }
-  });
+  };
+  try {
+    describe(`virtkit conformance: ${options.driver.name}`, register);
+  } catch (err) {
+    throw new Error(
+      "defineConformanceSuite must be called at the top level of a test file that vitest runs, and " +
+        "@virtkit/conformance must resolve the same vitest as the runner (vitest is its peer dependency: " +
+        `install one vitest in the project, not a second copy): ${err instanceof Error ? err.message : String(err)}`,
+      { cause: err },
+    );
+  }
 }

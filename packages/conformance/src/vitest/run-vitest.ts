@@ -8,9 +8,10 @@ import { dirname, join } from "node:path";
 import { Writable } from "node:stream";
 import { fileURLToPath } from "node:url";
 import { summarize, type DriverDescriptor, type RunReport, type ScenarioLevel, type ScenarioResult } from "../types.js";
-import { SCENARIOS, selectScenarios } from "../scenarios.js";
 import { DEFAULT_CLEANUP_TIMEOUT_MS } from "../make-test.js";
+import { runNotes, scheduleScenarios } from "../runner.js";
 import { CollectReporter } from "./collect-reporter.js";
+import { assertSupportedVitest } from "./vitest-version.js";
 
 /** What the entry file needs to rebuild the run inside vitest's worker (JSON-safe). */
 export interface VitestRunSettings {
@@ -27,8 +28,16 @@ export interface VitestRunSettings {
   readonly parallel: number;
   /** Extra directories to resolve driver packages from (e.g. the CLI's own dependencies). */
   readonly paths?: readonly string[];
+  /** The plugin's named environment (`--env`); absent: its default. */
+  readonly environment?: string;
   /** Epoch ms after which scenarios not yet started are skipped (`--suite-timeout`). */
   readonly suiteDeadline?: number;
+  /** Shuffles the scenario order with this seed. */
+  readonly seed?: number;
+  /** Per-scenario deadlines in ms by id. */
+  readonly timeouts?: Readonly<Record<string, number>>;
+  /** Starts no scenario after the first failure at the run's level. */
+  readonly failFast?: boolean;
 }
 
 declare module "vitest" {
@@ -54,6 +63,7 @@ export function entryFile(): string {
 
 /** Runs the suite through vitest and returns the report. */
 export async function runWithVitest(options: RunWithVitestOptions): Promise<RunReport> {
+  assertSupportedVitest();
   const { createVitest } = await import("vitest/node");
   const startedAt = new Date();
   const t0 = performance.now();
@@ -82,6 +92,8 @@ export async function runWithVitest(options: RunWithVitestOptions): Promise<RunR
       maxConcurrency: Math.max(1, options.settings.parallel),
       fileParallelism: false,
       passWithNoTests: true,
+      // The kit's order (`--shuffle --seed`) is the registration order; vitest must keep it.
+      sequence: { shuffle: false },
       silent: true,
     },
     // Vite's cache would otherwise land next to the entry file, inside this package's dist.
@@ -102,7 +114,7 @@ export async function runWithVitest(options: RunWithVitestOptions): Promise<RunR
   const level = options.settings.level;
   // Table order (vitest reports in completion order), and every selected scenario accounted for:
   // those a suite timeout cancelled are reported skipped.
-  const selected = selectScenarios(SCENARIOS, options.settings);
+  const selected = scheduleScenarios(options.settings);
   const byId = new Map(collector.results.map((r) => [r.id, r]));
   const ordered: ScenarioResult[] = selected.map(
     (s) =>
@@ -122,7 +134,9 @@ export async function runWithVitest(options: RunWithVitestOptions): Promise<RunR
   const results = ordered;
   return {
     driver: options.driver,
-    notes: [...new Set([...(options.driver.notes ?? []), ...(options.notes ?? []), ...collector.notes])].concat(
+    notes: [
+      ...new Set([...(options.driver.notes ?? []), ...(options.notes ?? []), ...runNotes(options.settings), ...collector.notes]),
+    ].concat(
       collector.errors.map((e) => `vitest: ${e}`),
     ),
     level,

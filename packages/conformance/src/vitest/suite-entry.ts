@@ -8,7 +8,10 @@ import { defineConformanceSuite } from "./define-suite.js";
 import "./run-vitest.js";
 
 const settings = inject("virtkitConformance");
-const resolved = await resolveDriver(settings.spec, settings.options, { paths: settings.paths ?? [] });
+const resolved = await resolveDriver(settings.spec, settings.options, {
+  paths: settings.paths ?? [],
+  ...(settings.environment !== undefined ? { environment: settings.environment } : {}),
+});
 defineConformanceSuite({
   driver: resolved.descriptor,
   environment: resolved.environment,
@@ -20,4 +23,7 @@ defineConformanceSuite({
   ...(settings.cleanupTimeoutMs !== undefined ? { cleanupTimeoutMs: settings.cleanupTimeoutMs } : {}),
   parallel: settings.parallel,
   ...(settings.suiteDeadline !== undefined ? { suiteDeadline: settings.suiteDeadline } : {}),
+  ...(settings.seed !== undefined ? { seed: settings.seed } : {}),
+  ...(settings.timeouts !== undefined ? { timeouts: settings.timeouts } : {}),
+  ...(settings.failFast ? { failFast: true } : {}),
 });

@@ -1,5 +1,6 @@
 import { VirtkitCommand } from "../../base-command.js";
-import { patternFlag } from "../../flags.js";
+import { toCliError } from "../../errors.js";
+import { driverFlag, patternFlag } from "../../flags.js";
 
 /** One listed scenario. */
 export interface ListedScenario {
@@ -8,6 +9,20 @@ export interface ListedScenario {
   readonly group: string;
   readonly capability: string | null;
   readonly level: string;
+  /** The command that explains it step by step. */
+  readonly explain: string;
+}
+
+/** One environment a driver's plugin offers, and whether it can run on this machine. */
+export interface ListedEnvironment {
+  readonly name: string;
+  /** The matrix column it fills: `<driver>-<name>`. */
+  readonly column: string;
+  readonly description: string;
+  /** Why it cannot run here; absent when it can. */
+  readonly unavailable?: string;
+  /** Whether `virtkit env build` has something to build for it. */
+  readonly buildable: boolean;
 }
 
 /** `virtkit conformance list`: the scenario table. */
@@ -16,12 +31,14 @@ export default class ConformanceList extends VirtkitCommand {
   static override examples = ["<%= config.bin %> <%= command.id %>", "<%= config.bin %> <%= command.id %> --focus migration --json"];
   static override enableJsonFlag = true;
   static override flags = {
+    driver: driverFlag({ summary: "Also list the environments this driver's plugin offers (for --env), and whether each can run here." }),
     focus: patternFlag({ summary: "Only scenarios whose id or title matches (regex, repeatable)." }),
     skip: patternFlag({ summary: "Leave out scenarios whose id or title matches (regex, repeatable)." }),
   };
 
-  async run(): Promise<{ scenarios: ListedScenario[] }> {
+  async run(): Promise<{ scenarios: ListedScenario[]; environments?: ListedEnvironment[] }> {
     const { flags } = await this.parse(ConformanceList);
+    const environments = flags.driver !== undefined ? await this.environments(flags.driver) : undefined;
     const { SCENARIOS, selectScenarios } = await import("@virtkit/conformance");
     const scenarios = selectScenarios(SCENARIOS, { focus: flags.focus ?? [], skip: flags.skip ?? [] }).map((s) => ({
       id: s.id,
@@ -29,14 +46,45 @@ export default class ConformanceList extends VirtkitCommand {
       group: s.group,
       capability: s.capability,
       level: s.level,
+      explain: `${this.config.bin} conformance explain ${s.id}`,
     }));
     if (!this.jsonEnabled()) {
       const w = Math.max(...scenarios.map((s) => s.id.length), 2);
       const c = Math.max(...scenarios.map((s) => (s.capability ?? "-").length), 10);
       this.log(`${"id".padEnd(w)}  ${"level".padEnd(6)}  ${"capability".padEnd(c)}  title`);
       for (const s of scenarios) this.log(`${s.id.padEnd(w)}  ${s.level.padEnd(6)}  ${(s.capability ?? "-").padEnd(c)}  ${s.title}`);
-      this.log(`\n${scenarios.length} scenarios`);
+      this.log(`\n${scenarios.length} scenarios; what one checks, step by step: ${this.config.bin} conformance explain <id>`);
+      if (environments !== undefined) {
+        this.log("");
+        if (environments.length === 0) this.log(`${flags.driver} offers no named environments (run it with --option ...)`);
+        for (const e of environments) {
+          this.log(`--env ${e.name} (column ${e.column}): ${e.unavailable ? `unavailable here: ${e.unavailable}` : "available"}`);
+          this.log(`    ${e.description}`);
+        }
+      }
     }
-    return { scenarios };
+    return environments !== undefined ? { scenarios, environments } : { scenarios };
+  }
+
+  private async environments(spec: string): Promise<ListedEnvironment[]> {
+    const { loadDriverPlugin } = await import("@virtkit/core");
+    const { CLI_DIR } = await import("../../run-suite.js");
+    try {
+      const plugin = await loadDriverPlugin(spec, { paths: [CLI_DIR] });
+      const out: ListedEnvironment[] = [];
+      for (const e of plugin.environments ?? []) {
+        const unavailable = await e.unavailable(process.env, { timeoutMs: 10_000 });
+        out.push({
+          name: e.name,
+          column: `${plugin.name}-${e.name}`,
+          description: e.description,
+          ...(unavailable !== undefined ? { unavailable } : {}),
+          buildable: typeof e.prepare === "function",
+        });
+      }
+      return out;
+    } catch (err) {
+      throw toCliError(err);
+    }
   }
 }

@@ -1,24 +1,37 @@
 import { writeFile } from "node:fs/promises";
 import { Flags } from "@oclif/core";
 import { VirtkitCommand } from "../../base-command.js";
-import type { RunReport } from "@virtkit/conformance";
+import type { ExploreResult, RunPlan, RunReport } from "@virtkit/conformance";
+import { renderPlan, runSettings, type RunFlags } from "../../conformance-config.js";
 import { toCliError } from "../../errors.js";
 import { driverFlag, levelFlag, optionFlag, patternFlag } from "../../flags.js";
-import { runSuite } from "../../run-suite.js";
+import { checkReportPaths, planSuite, runSuite } from "../../run-suite.js";
+import { exploreDriver } from "../../explore-run.js";
 
 /** `virtkit conformance run`: the whole kit against one driver. */
 export default class ConformanceRun extends VirtkitCommand {
   static override summary = "Run the conformance scenarios against a driver.";
   static override description =
-    "Every scenario gets a fresh environment. Exit 0 when no scenario at the chosen level failed, 1 when one did, 2 on usage errors.";
+    "Every scenario gets a fresh environment. Exit 0 when no scenario at the chosen level failed, 1 when one did, 2 on usage errors " +
+    "(a bad driver or option, a --config file that does not validate, a report path that cannot be written, a --focus/--skip that selects nothing).\n\n" +
+    "Reports agree with the exit code: a failure below --level (a SHOULD scenario under --level MUST) is not a JUnit <failure> but a " +
+    "<skipped> case whose message starts with \"SHOULD failure below level MUST\" (property virtkit.status=fail), and a TAP \"# TODO\"; the JSON report keeps it \"fail\".";
   static override examples = [
     "<%= config.bin %> <%= command.id %> --driver fake",
     "<%= config.bin %> <%= command.id %> --driver libvirt --option uri=test:///default --junit reports/junit.xml",
+    "<%= config.bin %> <%= command.id %> --driver libvirt --env nested-qemu",
     "<%= config.bin %> <%= command.id %> --driver fake --focus '^lifecycle\\.' --skip pause --json",
+    "<%= config.bin %> <%= command.id %> --driver ./dist/index.js --config virtkit.conformance.json --fail-fast",
+    "<%= config.bin %> <%= command.id %> --driver fake --shuffle --seed 42",
+    "<%= config.bin %> <%= command.id %> --driver libvirt --option uri=test:///default --dry-run",
   ];
   static override enableJsonFlag = true;
   static override flags = {
     driver: driverFlag({ required: true }),
+    env: Flags.string({
+      summary: "A named environment the driver's plugin offers (see `conformance list --driver X`), e.g. nested-qemu.",
+      helpValue: "<name>",
+    }),
     option: optionFlag(),
     focus: patternFlag({ summary: "Run only scenarios whose id or title matches (regex, repeatable)." }),
     skip: patternFlag({ summary: "Leave out scenarios whose id or title matches (regex, repeatable)." }),
@@ -35,28 +48,44 @@ export default class ConformanceRun extends VirtkitCommand {
     junit: Flags.string({ summary: "Also write a JUnit XML report to this file.", helpValue: "<file>" }),
     tap: Flags.string({ summary: "Also write a TAP report to this file.", helpValue: "<file>" }),
     "report-json": Flags.string({ summary: "Also write the JSON report to this file.", helpValue: "<file>" }),
+    config: Flags.string({
+      summary: "Settings from a JSON file (options, focus, skip, level, timeouts, parallel, failFast, seed, per-scenario timeouts); flags given here win.",
+      helpValue: "<virtkit.conformance.json>",
+    }),
+    "fail-fast": Flags.boolean({ summary: "Start no scenario after the first failure at the chosen level; the rest are reported skipped." }),
+    shuffle: Flags.boolean({ summary: "Run the scenarios in a random order (the seed is in the report's notes)." }),
+    seed: Flags.integer({ min: 0, max: 2 ** 32 - 1, summary: "Seed of --shuffle (implies it): the same seed, the same order. With --explore: the seed of the random sequences." }),
+    explore: Flags.boolean({
+      summary: "Instead of the scenarios: random operation sequences against the kit's reference model, every view compared after every step; a divergence is shrunk to the shortest sequence and printed with its seed.",
+    }),
+    runs: Flags.integer({ min: 1, summary: "Sequences --explore tries (default 100).", dependsOn: ["explore"] }),
+    "dry-run": Flags.boolean({ summary: "Show what would run, and what would be skipped and why, without running any scenario." }),
+    "allow-empty": Flags.boolean({ summary: "Accept a --focus/--skip that selects no scenario (otherwise exit 2)." }),
   };
 
-  async run(): Promise<RunReport> {
-    const { flags } = await this.parse(ConformanceRun);
+  async run(): Promise<RunReport | RunPlan | ExploreResult> {
+    const { flags, metadata } = await this.parse(ConformanceRun);
     const json = this.jsonEnabled();
-    const { HumanReporter, JunitReporter, TapReporter, JsonReporter } = await import("@virtkit/conformance");
+    if (flags.explore) return this.explore(flags, json);
+    const { HumanReporter, JunitReporter, TapReporter, JsonReporter, SCENARIOS } = await import("@virtkit/conformance");
+    const explicit = (name: keyof RunFlags) => (flags as Record<string, unknown>)[name] !== undefined && metadata.flags[name]?.setFromDefault !== true;
+    const settings = await runSettings(flags, explicit, SCENARIOS.map((s) => s.id));
+    // Before the run: a report that cannot be written is a usage error now, not a failure after it.
+    await checkReportPaths([["--junit", flags.junit], ["--tap", flags.tap], ["--report-json", flags["report-json"]]]);
+    if (flags["dry-run"]) {
+      let plan: RunPlan;
+      try {
+        plan = await planSuite(settings);
+      } catch (err) {
+        throw toCliError(err);
+      }
+      if (!json) this.log(renderPlan(plan));
+      return plan;
+    }
     const human = new HumanReporter({ write: json ? undefined : (t) => process.stdout.write(t), color: !json && process.stdout.isTTY === true });
     let report: RunReport;
     try {
-      report = await runSuite({
-        spec: flags.driver,
-        options: flags.option ?? [],
-        focus: flags.focus ?? [],
-        skip: flags.skip ?? [],
-        level: flags.level,
-        scenarioTimeoutMs: flags["scenario-timeout"],
-        cleanupTimeoutMs: flags["cleanup-timeout"],
-        suiteTimeoutMs: flags["suite-timeout"],
-        parallel: flags.parallel,
-        runner: flags.runner,
-        reporter: human,
-      });
+      report = await runSuite({ ...settings, reporter: human });
     } catch (err) {
       throw toCliError(err);
     }
@@ -72,5 +101,30 @@ export default class ConformanceRun extends VirtkitCommand {
     }
     if (!report.ok) process.exitCode = 1;
     return report;
+  }
+
+  /** `--explore`: exit 0 when no sequence diverged from the model, 1 when one did. */
+  private async explore(
+    flags: { driver: string; env?: string; option?: string[]; runs?: number; seed?: number; "suite-timeout"?: number },
+    json: boolean,
+  ): Promise<ExploreResult> {
+    const { formatExploreResult } = await import("@virtkit/conformance");
+    let result: ExploreResult;
+    try {
+      result = await exploreDriver({
+        spec: flags.driver,
+        ...(flags.env !== undefined ? { environment: flags.env } : {}),
+        options: flags.option ?? [],
+        ...(flags.runs !== undefined ? { runs: flags.runs } : {}),
+        ...(flags.seed !== undefined ? { seed: flags.seed } : {}),
+        ...(flags["suite-timeout"] !== undefined ? { timeLimitMs: flags["suite-timeout"] } : {}),
+      });
+    } catch (err) {
+      throw toCliError(err);
+    }
+    const opts = (flags.option ?? []).map((o) => ` --option ${o}`).join("");
+    if (!json) this.log(formatExploreResult(result, { command: `virtkit conformance run --driver ${flags.driver}${opts} --explore` }));
+    if (!result.ok) process.exitCode = 1;
+    return result;
   }
 }

@@ -6,13 +6,22 @@
 
 import { randomUUID } from "node:crypto";
 import { DEFAULT_MIGRATION_POLICY, PowerState, type Instance, type MigrationPolicy } from "@virtkit/core";
-import { LibvirtDriver } from "@virtkit/driver-libvirt";
+import {
+  GUEST_MARKERS,
+  agentCommand,
+  bareQemuBoot,
+  configureTestcontainers,
+  engineAnswers,
+  ensureImage,
+  readGuestFile,
+  startNestedHosts,
+  waitForAgent,
+  type NestedHost,
+  type NestedHosts,
+  type NestedQemuImage,
+} from "@virtkit/nested-qemu";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { configureTestcontainers, engineAnswers } from "./docker-engine.js";
-import { GUEST_MARKERS } from "./guest-layer.js";
-import { agentCommand, bareQemuBoot, readGuestFile, waitForAgent } from "./guest-checks.js";
-import { ensureImage, type NestedQemuImage } from "./image.js";
-import { startNestedHosts, type NestedHost, type NestedHosts } from "./nested-hosts.js";
+import { LibvirtDriver } from "./libvirt-driver.js";
 
 const ENABLED = process.env.VIRTKIT_NESTED_QEMU === "1";
 const DOCKER_HOST = configureTestcontainers();
@@ -113,7 +122,7 @@ describe.skipIf(REASON !== undefined)(
         const t0 = Date.now();
         await driver.spawn({ instance }, { timeoutMs: 120_000 });
         const spawned = Date.now();
-        const answer = await waitForAgent(host, instance.name, { timeoutMs: 120_000 });
+        const answer = await waitForAgent(host, instance.uuid, { timeoutMs: 120_000 });
         expect(answer.reply).toContain('"return"');
         libvirtMs.push(answer.answeredAtMs - t0);
         log(
@@ -143,21 +152,21 @@ describe.skipIf(REASON !== undefined)(
       const dst = drivers[1]!;
       const instance = guest();
       await src.driver.spawn({ instance }, { timeoutMs: 120_000 });
-      await waitForAgent(src.host, instance.name, { timeoutMs: 120_000 });
+      await waitForAgent(src.host, instance.uuid, { timeoutMs: 120_000 });
       // Something on the guest's data disk, and a password set through the agent (the real chpasswd
       // and PAM write /etc/shadow, which lives in the guest's RAM): both must be there after the move.
       const marker = `moved-${instance.uuid.slice(0, 8)}`;
-      await agentCommand(src.host, instance.name, {
+      await agentCommand(src.host, instance.uuid, {
         execute: "guest-exec",
         arguments: { path: "/bin/sh", arg: ["-c", `echo ${marker} > /data/marker && sync`] },
       });
-      const before = await readGuestFile(src.host, instance.name, "/etc/shadow");
-      await agentCommand(src.host, instance.name, {
+      const before = await readGuestFile(src.host, instance.uuid, "/etc/shadow");
+      await agentCommand(src.host, instance.uuid, {
         execute: "guest-set-user-password",
         arguments: { username: "root", password: Buffer.from("nested-secret-1").toString("base64"), crypted: false },
       });
       const shadowEntry = (text: string) => text.split("\n").find((l) => l.startsWith("root:")) ?? "";
-      const hashed = shadowEntry(await readGuestFile(src.host, instance.name, "/etc/shadow"));
+      const hashed = shadowEntry(await readGuestFile(src.host, instance.uuid, "/etc/shadow"));
       expect(hashed).not.toBe(shadowEntry(before));
       // SHA-512 crypt (the guest's PAM is set so): checkable with `openssl passwd -6 -salt`.
       expect(hashed).toMatch(/^root:\$6\$[^:$]+\$[^:]+:/);
@@ -187,12 +196,12 @@ describe.skipIf(REASON !== undefined)(
 
       expect((await dst.driver.getInfo(instance)).state).toBe(PowerState.RUNNING);
       expect(await src.driver.instanceExists(instance)).toBe(false);
-      const onSource = await src.host.exec(["virsh", "-c", "qemu:///system", "list", "--all", "--name"]);
-      expect(onSource.stdout).not.toContain(instance.name);
+      const onSource = await src.host.exec(["virsh", "-c", "qemu:///system", "list", "--all", "--uuid"]);
+      expect(onSource.stdout).not.toContain(instance.uuid);
       // The agent answers on the destination, and the guest kept what it had written.
-      await waitForAgent(dst.host, instance.name, { timeoutMs: 60_000 });
-      expect((await readGuestFile(dst.host, instance.name, "/data/marker")).trim()).toBe(marker);
-      expect(shadowEntry(await readGuestFile(dst.host, instance.name, "/etc/shadow"))).toBe(hashed);
+      await waitForAgent(dst.host, instance.uuid, { timeoutMs: 60_000 });
+      expect((await readGuestFile(dst.host, instance.uuid, "/data/marker")).trim()).toBe(marker);
+      expect(shadowEntry(await readGuestFile(dst.host, instance.uuid, "/etc/shadow"))).toBe(hashed);
 
       // The source dropped its stale copy of the disk after the move (Nova's source-side cleanup).
       const vols = await src.host.exec(["sh", "-c", "ls /var/lib/libvirt/images"]);

@@ -1,0 +1,19 @@
+/**
+ * The conformance suite against the fake driver, as ordinary vitest tests (one per scenario), for
+ * StrykerJS: a mutant of the fake's behavioural code is killed when a scenario fails. The
+ * environment is the fake plugin's own (what `virtkit conformance run --driver fake` uses); every
+ * level counts (MAY), so a SHOULD scenario's failure kills a mutant too.
+ */
+import { computeServiceFactory } from "../packages/conformance/src/compute-service-adapter.js";
+import { defineConformanceSuite } from "../packages/conformance/src/vitest/define-suite.js";
+import { createFakeConformanceEnvironment } from "../packages/driver-fake/src/conformance-environment.js";
+
+defineConformanceSuite({
+  driver: { name: "fake" },
+  environment: createFakeConformanceEnvironment(),
+  service: computeServiceFactory(),
+  level: "MAY",
+  // A run may leave out scenarios (regular expressions, comma-separated), e.g. one that is flaky
+  // under Stryker's instrumentation; `pnpm mutation` prints what was left out.
+  skip: (process.env.VIRTKIT_MUTATION_SKIP ?? "").split(",").filter((p) => p.length > 0),
+});

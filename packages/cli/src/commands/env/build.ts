@@ -1,0 +1,62 @@
+import { Args, Errors, Flags } from "@oclif/core";
+import { VirtkitCommand } from "../../base-command.js";
+import { toCliError } from "../../errors.js";
+import { driverFlag } from "../../flags.js";
+
+/** What `virtkit env build` returns. */
+export interface EnvBuildResult {
+  readonly driver: string;
+  readonly environment: string;
+  /** Whether the environment had anything to build. */
+  readonly built: boolean;
+  readonly durationMs: number;
+}
+
+/** `virtkit env build <name>`: builds what an environment needs ahead of time (nested-qemu's image). */
+export default class EnvBuild extends VirtkitCommand {
+  static override summary = "Build what a conformance environment needs ahead of time (e.g. the nested-qemu image); cached, rebuilt only when its inputs change.";
+  static override examples = ["<%= config.bin %> <%= command.id %> nested-qemu", "<%= config.bin %> <%= command.id %> nested-qemu --driver libvirt"];
+  static override enableJsonFlag = true;
+  static override args = {
+    name: Args.string({ required: true, description: "The environment (see `virtkit env list`)." }),
+  };
+  static override flags = {
+    driver: driverFlag({ summary: "The driver whose environment it is, when several offer one by that name." }),
+    timeout: Flags.integer({ min: 1, default: 900_000, summary: "Deadline of the build in ms." }),
+  };
+
+  async run(): Promise<EnvBuildResult> {
+    const { args, flags } = await this.parse(EnvBuild);
+    const { offeredEnvironments } = await import("./environments.js");
+    let offered;
+    try {
+      offered = (await offeredEnvironments(flags.driver !== undefined ? [flags.driver] : undefined)).filter(
+        (o) => o.environment.name === args.name,
+      );
+    } catch (err) {
+      throw toCliError(err);
+    }
+    const usage = (message: string) => new Errors.CLIError(message, { exit: 2, code: "VIRTKIT_USAGE" });
+    if (offered.length === 0) throw usage(`no installed driver offers an environment "${args.name}" (see virtkit env list)`);
+    if (offered.length > 1) {
+      throw usage(`several drivers offer "${args.name}" (${offered.map((o) => o.plugin.name).join(", ")}): choose one with --driver`);
+    }
+    const { plugin, environment } = offered[0]!;
+    const t0 = performance.now();
+    if (!environment.prepare) {
+      if (!this.jsonEnabled()) this.log(`${plugin.name} --env ${environment.name}: nothing to build`);
+      return { driver: plugin.name, environment: environment.name, built: false, durationMs: 0 };
+    }
+    const signal = AbortSignal.timeout(flags.timeout);
+    try {
+      await environment.prepare((line) => {
+        if (!this.jsonEnabled()) this.log(line);
+      }, { signal, timeoutMs: flags.timeout });
+    } catch (err) {
+      throw toCliError(err);
+    }
+    const durationMs = Math.round(performance.now() - t0);
+    if (!this.jsonEnabled()) this.log(`${plugin.name} --env ${environment.name}: ready in ${(durationMs / 1000).toFixed(1)} s`);
+    return { driver: plugin.name, environment: environment.name, built: true, durationMs };
+  }
+}

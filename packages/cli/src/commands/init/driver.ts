@@ -1,0 +1,86 @@
+import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { mkdir, writeFile } from "node:fs/promises";
+import { createRequire } from "node:module";
+import { dirname, join, relative, resolve } from "node:path";
+import { Args, Errors, Flags } from "@oclif/core";
+import { VirtkitCommand } from "../../base-command.js";
+import { CLI_DIR } from "../../run-suite.js";
+import { driverTemplate } from "./driver-template.js";
+
+const NAME_RE = /^[a-z][a-z0-9]*(?:-[a-z0-9]+)*$/;
+const PACKAGE_RE = /^(?:@[a-z0-9-~][a-z0-9-._~]*\/)?[a-z0-9-~][a-z0-9-._~]*$/;
+
+/** What `virtkit init driver` created. */
+export interface InitDriverResult {
+  readonly dir: string;
+  readonly package: string;
+  readonly files: readonly string[];
+}
+
+/** `virtkit init driver <name>`: a new driver package that passes the kit's MUST scenarios as generated. */
+export default class InitDriver extends VirtkitCommand {
+  static override summary = "Create a new driver package that passes the conformance kit as generated.";
+  static override description =
+    "Writes a driver on BaseComputeDriver (over an in-memory stand-in for the hypervisor, to replace), its plugin " +
+    "manifest and options schema, a conformance environment, a vitest file running the kit with " +
+    "defineConformanceSuite, and a README. Then: npm install && npm test.";
+  static override examples = [
+    "<%= config.bin %> <%= command.id %> acme",
+    "<%= config.bin %> <%= command.id %> acme --dir packages/driver-acme --package @acme/virtkit-driver",
+  ];
+  static override args = {
+    name: Args.string({ required: true, description: "The driver's short name: lower-case letters, digits and '-'." }),
+  };
+  static override flags = {
+    dir: Flags.string({ summary: "Directory to create (default ./virtkit-driver-<name>); must not exist or be empty.", helpValue: "<dir>" }),
+    package: Flags.string({ summary: "npm package name (default virtkit-driver-<name>).", helpValue: "<name>" }),
+  };
+  static override enableJsonFlag = true;
+
+  async run(): Promise<InitDriverResult> {
+    const { args, flags } = await this.parse(InitDriver);
+    const name = args.name;
+    if (name.length > 40 || !NAME_RE.test(name)) {
+      usage(`invalid driver name "${name}": lower-case letters, digits and single '-', starting with a letter, at most 40 characters`);
+    }
+    const packageName = flags.package ?? `virtkit-driver-${name}`;
+    if (packageName.length > 214 || !PACKAGE_RE.test(packageName)) usage(`invalid package name "${packageName}"`);
+    const dir = resolve(flags.dir ?? `virtkit-driver-${name}`);
+    if (existsSync(dir) && readdirSync(dir).length > 0) {
+      usage(`${dir} exists and is not empty: choose another --dir`);
+    }
+    const files = driverTemplate({ name, packageName, versions: virtkitVersions() });
+    for (const [rel, content] of Object.entries(files)) {
+      const file = join(dir, rel);
+      await mkdir(dirname(file), { recursive: true });
+      // `wx`: never overwrite a file (the directory was empty, but another process may be writing).
+      await writeFile(file, content, { flag: "wx" });
+    }
+    const shown = relative(process.cwd(), dir) || ".";
+    if (!this.jsonEnabled()) {
+      this.log(`created ${packageName} in ${shown}:`);
+      for (const rel of Object.keys(files)) this.log(`  ${rel}`);
+      this.log("");
+      this.log("next:");
+      this.log(`  cd ${shown} && npm install && npm test`);
+      this.log("  npx virtkit conformance run --driver ./src/index.ts");
+    }
+    return { dir, package: packageName, files: Object.keys(files) };
+  }
+}
+
+function usage(message: string): never {
+  throw new Errors.CLIError(message, { exit: 2, code: "VIRTKIT_USAGE" });
+}
+
+/** `^<version>` of the virtkit packages this CLI runs with, for the new package's dependencies. */
+function virtkitVersions(): { core: string; conformance: string; cli: string } {
+  const require = createRequire(join(CLI_DIR, "index.js"));
+  const versionOf = (manifest: string): string =>
+    `^${(JSON.parse(readFileSync(manifest, "utf8")) as { version: string }).version}`;
+  return {
+    core: versionOf(require.resolve("@virtkit/core/package.json")),
+    conformance: versionOf(require.resolve("@virtkit/conformance/package.json")),
+    cli: versionOf(join(CLI_DIR, "..", "package.json")),
+  };
+}

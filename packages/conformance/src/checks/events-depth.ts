@@ -1,0 +1,133 @@
+/**
+ * Events with meaning beyond the state table's per-transition checks: several listeners are
+ * independent (each gets every event once, a throwing one harms no other, removing one leaves the
+ * rest, removing twice is harmless), a driver that declares no events refuses registration typed,
+ * and a migrated instance's source never announces STOPPED (Nova would stop the guest it just moved).
+ */
+import { PowerState, type LifecycleEvent } from "@virtkit/core";
+import { check, expectState, expectUnsupportedSync, fail, waitFor } from "../assertions.js";
+import type { ScenarioContext } from "../scenario.js";
+import { DriverEvents, hostPair, move, settle, spawnIn } from "./depth-support.js";
+
+/** How long the events already due may take to arrive. */
+const EVENT_WAIT_MS = 500;
+
+const seq2 = (events: readonly LifecycleEvent[], uuid: string) => events.filter((e) => e.instanceUuid === uuid);
+const seq = (events: readonly LifecycleEvent[], uuid: string) => seq2(events, uuid).map((e) => e.transition);
+
+/** Several listeners: each independent of the others. */
+export async function checkListenersIndependent(ctx: ScenarioContext): Promise<void> {
+  const d = ctx.driver;
+  const a: LifecycleEvent[] = [];
+  const b: LifecycleEvent[] = [];
+  ctx.step("register a throwing listener, then A and B");
+  const offThrowing = d.registerEventListener(() => {
+    throw new Error("a listener's own failure");
+  });
+  const offA = d.registerEventListener((e) => a.push(e));
+  const offB = d.registerEventListener((e) => b.push(e));
+  try {
+    const inst = await ctx.spawn();
+    ctx.step("power off");
+    await d.powerOff(inst, ctx.opts({ cleanShutdownTimeoutSec: 0 }));
+    const arrived = await waitFor(
+      () => seq(a, inst.uuid).length >= 2 && seq(b, inst.uuid).length >= 2,
+      EVENT_WAIT_MS,
+      ctx.signal,
+    );
+    await settle(2);
+    const want = "STARTED,STOPPED";
+    for (const [name, got] of [
+      ["A", a],
+      ["B", b],
+    ] as const) {
+      const s = seq(got, inst.uuid).join(",");
+      if (!arrived || s !== want) {
+        fail(`listener ${name} got [${s}] for spawn and power off, expected [${want}] (another listener throws)`);
+      }
+    }
+    // "Milliseconds since the epoch": seconds (or microseconds) would be off by a factor of 1000.
+    const now = Date.now();
+    for (const e of seq2(a, inst.uuid)) {
+      check(
+        Math.abs(e.timestamp - now) < 10 * 60_000,
+        `the ${e.transition} event's timestamp ${e.timestamp} is not milliseconds since the epoch near now (${now})`,
+      );
+    }
+    ctx.step("remove A (twice), then power on");
+    offA();
+    offA();
+    const markA = a.length;
+    const markB = b.length;
+    await d.powerOn(inst, ctx.opts());
+    const got = await waitFor(() => seq(b.slice(markB), inst.uuid).length >= 1, EVENT_WAIT_MS, ctx.signal);
+    await settle(2);
+    check(
+      got && seq(b.slice(markB), inst.uuid).join(",") === "STARTED",
+      `after removing listener A, B got [${seq(b.slice(markB), inst.uuid).join(",")}] for power on, expected [STARTED]`,
+    );
+    check(a.length === markA, `listener A still got ${a.length - markA} event(s) after it was removed`);
+    ctx.step("register C after the fact");
+    const c: LifecycleEvent[] = [];
+    const offC = d.registerEventListener((e) => c.push(e));
+    try {
+      ctx.step("power off (A removed, B and C registered)");
+      await d.powerOff(inst, ctx.opts({ cleanShutdownTimeoutSec: 0 }));
+      await waitFor(() => seq(c, inst.uuid).length >= 1, EVENT_WAIT_MS, ctx.signal);
+      await settle(2);
+      check(seq(c, inst.uuid).join(",") === "STOPPED", `a listener registered late got [${seq(c, inst.uuid).join(",")}], expected [STOPPED] (only what came after)`);
+      check(seq(b.slice(markB), inst.uuid).join(",") === "STARTED,STOPPED", `listener B got [${seq(b.slice(markB), inst.uuid).join(",")}] since A was removed, expected [STARTED,STOPPED]`);
+    } finally {
+      offC();
+    }
+  } finally {
+    offThrowing();
+    offA();
+    offB();
+  }
+}
+
+/** A driver that does not declare lifecycle events refuses registration with UnsupportedOperationError. */
+export async function refuseListeners(ctx: ScenarioContext): Promise<void> {
+  await expectUnsupportedSync(ctx, "registerEventListener", () => ctx.driver.registerEventListener(() => undefined));
+}
+
+/**
+ * A finished migration: the source announces no STOPPED for the moved instance (running or
+ * paused), every event names the host that emitted it, and the destination has the instance.
+ */
+async function checkMigrationEvents(ctx: ScenarioContext, state: "RUNNING" | "PAUSED"): Promise<void> {
+  const pair = await hostPair(ctx, "any");
+  const src = new DriverEvents(pair.src);
+  const dst = new DriverEvents(pair.dst);
+  try {
+    const inst = await spawnIn(ctx, state);
+    const mark = src.mark;
+    await move(ctx, pair, inst);
+    await expectState(ctx, inst, PowerState[state], "the migration (on the destination)", pair.dst);
+    ctx.step("events of the move");
+    await settle(20);
+    const fromSrc = src.of(inst.uuid, mark);
+    if (fromSrc.some((e) => e.transition === "STOPPED")) {
+      fail(
+        `the source announced [${fromSrc.map((e) => e.transition).join(", ")}] for the ${state.toLowerCase()} instance it migrated: STOPPED would make Nova stop the guest on its new host`,
+      );
+    }
+    for (const [events, host, side] of [
+      [fromSrc, pair.srcHost, "source"],
+      [dst.of(inst.uuid), pair.dstHost, "destination"],
+    ] as const) {
+      for (const e of events) {
+        check(e.host === host, `the ${side}'s ${e.transition} event names host ${JSON.stringify(e.host)}, expected ${JSON.stringify(host)}`);
+      }
+    }
+  } finally {
+    src.stop();
+    dst.stop();
+  }
+}
+
+/** A running instance's move: no STOPPED from the source. */
+export const checkMigrationRunningEvents = (ctx: ScenarioContext) => checkMigrationEvents(ctx, "RUNNING");
+/** A paused instance's move: no STOPPED from the source. */
+export const checkMigrationPausedEvents = (ctx: ScenarioContext) => checkMigrationEvents(ctx, "PAUSED");

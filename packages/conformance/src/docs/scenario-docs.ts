@@ -1,0 +1,194 @@
+/**
+ * What each scenario checks, in words: the contract rule and the Nova behaviour behind it. Shipped
+ * in the package (`virtkit conformance explain <id>` reads it; the steps come from tracing a real
+ * run, see `explain.ts`). Keyed by scenario id; generated families (`migration.plan.*`, `state.*`)
+ * by their prefix.
+ */
+
+/** The words of one scenario. */
+export interface ScenarioDoc {
+  /** The contract rule the scenario holds a driver to. */
+  readonly rule: string;
+  /** The Nova behaviour it mirrors (nova/virt/driver.py, the compute manager, the libvirt driver). */
+  readonly nova: string;
+}
+
+const NOT_FOUND_NOVA =
+  "Nova's drivers raise exception.InstanceNotFound for an unknown instance, and the compute manager relies on it (e.g. to clean up after a failed spawn).";
+
+/** Per scenario id. */
+export const SCENARIO_DOCS: Readonly<Record<string, ScenarioDoc>> = {
+  "lifecycle.spawn": {
+    rule: "spawn leaves the instance RUNNING, and every view agrees: getInfo, listInstances, listInstanceUuids and instanceExists; the host answers getHostInfo; an unknown instance is unknown in every view.",
+    nova: "ComputeDriver.spawn must leave the guest running; the manager then reads power_state through get_info (nova/compute/manager.py _spawn).",
+  },
+  "lifecycle.not-found": {
+    rule: "Every operation on an instance that never existed rejects with InstanceNotFoundError, never a generic error or a silent success.",
+    nova: NOT_FOUND_NOVA,
+  },
+  "lifecycle.reboot-hard": {
+    rule: "A hard reboot of a RUNNING instance leaves it RUNNING.",
+    nova: "ComputeDriver.reboot(reboot_type='HARD'): the libvirt driver destroys and re-creates the domain; the instance ends running.",
+  },
+  "lifecycle.reboot-soft": {
+    rule: "A soft reboot (drivers declaring softReboot) leaves the instance RUNNING; a driver may fall back to hard after its timeout.",
+    nova: "The libvirt driver tries a clean shutdown and start (_soft_reboot) and falls back to a hard reboot when the guest does not comply.",
+  },
+  "lifecycle.power-off-on": {
+    rule: "A clean power off reaches SHUTDOWN and power on RUNNING again; while stopped, pause, suspend, resume and unpause are refused with InvalidStateError and change nothing.",
+    nova: "power_off(timeout, retry_interval) then power_on; the manager's @check_instance_state refuses such moves before the driver, the contract asks the driver to refuse them too.",
+  },
+  "lifecycle.power-off-hard": {
+    rule: "power off with cleanShutdownTimeoutSec 0 is immediate, and powering off a stopped instance again is harmless.",
+    nova: "power_off(instance, timeout=0) is Nova's hard stop (no ACPI request).",
+  },
+  "lifecycle.power-off-fallback": {
+    rule: "When the guest ignores the ACPI request, power off waits the clean timeout, then stops the instance hard.",
+    nova: "The libvirt driver's _clean_shutdown polls for the timeout, then power_off destroys the domain.",
+  },
+  "lifecycle.pause-unpause": {
+    rule: "pause reaches PAUSED and unpause RUNNING; unpause of a running instance and pause of a stopped one are refused with InvalidStateError. Undeclared: pause is refused with UnsupportedOperationError.",
+    nova: "ComputeDriver.pause/unpause (power_state PAUSED = 3). Nova's fake driver pauses nothing; this kit checks the state after each call.",
+  },
+  "lifecycle.suspend-resume": {
+    rule: "suspend reaches SUSPENDED and resume RUNNING; resume of a running instance is refused. Undeclared: suspend is refused with UnsupportedOperationError.",
+    nova: "ComputeDriver.suspend/resume (power_state SUSPENDED = 7; libvirt uses managed save).",
+  },
+  "lifecycle.rescue-unrescue": {
+    rule: "rescue boots the rescue image and leaves the instance RUNNING (rescued); unrescue boots the original disk, RUNNING. Undeclared: refused with UnsupportedOperationError.",
+    nova: "ComputeDriver.rescue/unrescue: the instance boots a rescue image with its own disk attached.",
+  },
+  "lifecycle.destroy": {
+    rule: "destroy removes the instance from every view; destroying it again, destroying a stopped instance and one that never existed all succeed.",
+    nova: "ComputeDriver.destroy is idempotent: the manager calls it on cleanup paths where the instance may already be gone.",
+  },
+  "lifecycle.console-output": {
+    rule: "getConsoleOutput returns a string, not empty after a boot. Undeclared: refused with UnsupportedOperationError.",
+    nova: "ComputeDriver.get_console_output (the libvirt driver reads the console log).",
+  },
+  "lifecycle.events": {
+    rule: "Every transition emits one lifecycle event for the right instance and host; after the listener is unregistered, none arrive.",
+    nova: "ComputeDriver.register_event_listener / emit_event: the manager syncs power states from these events (handle_lifecycle_event).",
+  },
+  "lifecycle.deadlines": {
+    rule: "A call with an aborted signal rejects with OperationAbortedError and changes nothing; with a slow hypervisor, timeoutMs rejects with OperationTimeoutError in time.",
+    nova: "Nova has no per-call deadline; this is the contract's own rule (every call that can hang takes a signal and a timeout).",
+  },
+  "snapshot.image-running": {
+    rule: "An image snapshot of a running instance lands in the image service (read from the service, never the driver's word) with Nova's metadata, and the instance stays RUNNING.",
+    nova: "ComputeDriver.snapshot(context, instance, image_id, update_task_state) uploads through the image API with the instance's metadata.",
+  },
+  "snapshot.image-stopped": {
+    rule: "An image snapshot of a stopped instance works the same and leaves it SHUTDOWN.",
+    nova: "Snapshots of stopped instances are cold snapshots in the libvirt driver.",
+  },
+  "snapshot.image-inherits-properties": {
+    rule: "The snapshot image inherits the base image's properties, min disk and min RAM, minus the non-inheritable ones.",
+    nova: "nova/compute/utils.py get_image_metadata / initialize_instance_snapshot_metadata, with CONF.non_inheritable_image_properties.",
+  },
+  "snapshot.instance-snapshots": {
+    rule: "Instance snapshots are created while running, listed, reverted (the captured power state and the guest's data come back) and deleted. Undeclared: refused with UnsupportedOperationError.",
+    nova: "No Nova driver API: the contract's own, after libvirt's internal snapshots (virDomainSnapshotCreateXML / revertToSnapshot).",
+  },
+  "migration.pre-checks": {
+    rule: "The live-migration pre-checks refuse what the destination cannot take: the instance's own host, an instance bigger than the destination, tunnelled together with native TLS.",
+    nova: "check_can_live_migrate_destination / check_can_live_migrate_source; newer Nova refuses tunnelled + native TLS.",
+  },
+  "migration.live": {
+    rule: "A real live migration between two hosts: afterwards the instance runs on the destination and is gone from the source, with the events emitted.",
+    nova: "pre_live_migration, live_migration, post_live_migration_at_destination (nova/compute/manager.py _do_live_migration).",
+  },
+  "migration.rollback": {
+    rule: "After preLiveMigration, a rollback at the destination leaves the instance running on the source only.",
+    nova: "rollback_live_migration_at_destination.",
+  },
+  "migration.abort": {
+    rule: "A migration aborted mid-way fails with LiveMigrationFailedError and leaves the instance running on the source.",
+    nova: "live_migration_abort (libvirt: virDomainAbortJob).",
+  },
+  "admin-password.set": {
+    rule: "A password set through the driver and through the compute service takes effect in the guest, as the environment verifies by its own means (a guest login), never by asking the driver.",
+    nova: "ComputeDriver.set_admin_password; the manager's set_admin_password sets task_state UPDATING_PASSWORD and clears it (seed 000).",
+  },
+  "admin-password.generated": {
+    rule: "Without a password, the service generates one, sets it and returns it (as a Secret).",
+    nova: "The compute manager generates a password when none is given (utils.generate_password).",
+  },
+  "admin-password.not-running": {
+    rule: "On a stopped instance, setting a password fails typed (password-set-failed or not-running) and the task state is cleared.",
+    nova: "The manager refuses unless the instance is RUNNING (InstancePasswordSetFailed) and clears task_state on every path.",
+  },
+  "admin-password.no-agent": {
+    rule: "Without a guest agent, setting a password fails with the not-supported or agent-not-enabled error.",
+    nova: "The libvirt driver raises SetAdminPasswdNotSupported / QemuGuestAgentNotEnabled.",
+  },
+  "admin-password.agent-unresponsive": {
+    rule: "With an agent that hangs, the typed error comes within the timeout and the guest keeps running.",
+    nova: "libvirt's agent call times out (VIR_ERR_AGENT_UNRESPONSIVE) and Nova reports the failure without stopping the guest.",
+  },
+  "admin-password.no-leak": {
+    rule: "On every failing path the password appears in no error, log line or report.",
+    nova: "The manager never puts the password in an error (seed 000); here every password is tracked and searched for.",
+  },
+};
+
+/** Families of generated scenarios, by id prefix. */
+export const FAMILY_DOCS: Readonly<Record<string, ScenarioDoc>> = {
+  "migration.plan.": {
+    rule: "The neutral MigrationPolicy maps to exactly these libvirt VIR_MIGRATE_* flags for this configuration (scheme `libvirt`); a driver planning in another scheme is checked for its own representation.",
+    nova: "The libvirt driver's _parse_migration_flags (seed 004): LIVE|PEER2PEER|UNDEFINE_SOURCE|PERSIST_DEST, NON_SHARED_INC for block migration, TUNNELLED, post-copy only if permitted and supported (then no auto-converge), newer Nova's TLS and PARALLEL.",
+  },
+  "effects.": {
+    rule: "An operation has the effect it claims, checked by the environment's own means inside the guest or on the host (boot counts, disk markers, host facts), never by the driver's word.",
+    nova: "Nova trusts the driver's get_info; its tests rarely check what happened in the guest. This group is the contract's own.",
+  },
+  "events.": {
+    rule: "Lifecycle events reach every registered listener independently, and a migration's events never report the source stopped while the instance still runs.",
+    nova: "ComputeDriver.emit_event and the manager's handle_lifecycle_event (which must not power off an instance that is migrating).",
+  },
+  "deadlines.": {
+    rule: "Every contract operation honours an aborted signal (OperationAbortedError, nothing changed) and its timeoutMs (OperationTimeoutError, in time).",
+    nova: "Nova has no per-call deadline; this is the contract's own rule.",
+  },
+  "service.": {
+    rule: "The compute service over this driver keeps Nova's vm/task states through the operation: task state set during it and cleared on every path, vm state as Nova's manager leaves it.",
+    nova: "nova/compute/manager.py: the task_state/vm_state bookkeeping around each driver call.",
+  },
+  "explore.": {
+    rule: "Random sequences of operations from a fixed seed keep the driver in step with the kit's reference model of the contract, in every view, after every step (a failure is shrunk to a short sequence).",
+    nova: "No Nova counterpart: Nova's driver tests call one operation at a time; this is model-based testing of the contract.",
+  },
+  "state.": {
+    rule: "From this power state, this operation has exactly the outcome the state matrix expects: the new state in every view, or a typed refusal that changes nothing (the title says which).",
+    nova: "Nova's compute manager guards these moves with @check_instance_state on vm_state/task_state; the contract asks the driver itself to refuse illegal transitions.",
+  },
+};
+
+/** Groups whose new scenarios have no words of their own yet: what the whole group holds a driver to. */
+const GROUP_DOCS: Readonly<Record<string, ScenarioDoc>> = {
+  lifecycle: {
+    rule: "Each lifecycle operation reaches the state the contract names, in every view the driver offers, and illegal moves are refused typed without changing anything.",
+    nova: "ComputeDriver's lifecycle methods (spawn, reboot, power_off/on, pause, suspend, rescue, destroy) and power_state.",
+  },
+  migration: {
+    rule: "Live migration follows the neutral MigrationPolicy, its pre-checks refuse what cannot work, and the instance ends in exactly one place.",
+    nova: "The live-migration methods of ComputeDriver and the libvirt driver's migration flags.",
+  },
+  "admin-password": {
+    rule: "Setting the admin password takes effect in the guest, fails typed when it cannot, and never shows the password.",
+    nova: "ComputeDriver.set_admin_password and the manager's set_admin_password (seed 000).",
+  },
+  snapshot: {
+    rule: "Snapshots land where the contract says with the metadata it names, and leave the instance as it was.",
+    nova: "ComputeDriver.snapshot and nova/compute/utils.py's snapshot metadata.",
+  },
+};
+
+/** The words for `id`: its own, its family's, or its group's; undefined when none are written. */
+export function scenarioDoc(id: string): ScenarioDoc | undefined {
+  return (
+    SCENARIO_DOCS[id] ??
+    Object.entries(FAMILY_DOCS).find(([prefix]) => id.startsWith(prefix))?.[1] ??
+    GROUP_DOCS[id.split(".")[0] ?? ""]
+  );
+}

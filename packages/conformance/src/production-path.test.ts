@@ -1,0 +1,201 @@
+// The kit tests the path production uses: with an environment offering `driverSetup`, every driver
+// is built through the plugin's `register` and resolved by its token, and a plugin that registers
+// wrongly fails once, at load.
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import {
+  DriverLoadError,
+  DriverRegistry,
+  InMemoryImageService,
+  MemoryLogger,
+  TOKENS,
+  type ComputeDriver,
+  type ConformanceEnvironmentFactory,
+  type DriverPlugin,
+  type ImageService,
+} from "@virtkit/core";
+import { FakeCloud, FakeDriver, plugin as fakePlugin } from "@virtkit/driver-fake";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { checkRegisterPath, productionPath, resolveDriver } from "./resolve-driver.js";
+import { runConformance } from "./runner.js";
+
+/** Environment-side context a plugin's register resolves: the scenario's private cloud. */
+const CLOUD = Symbol.for("test.FakeCloud");
+
+interface Recorder {
+  tokens: string[];
+  adopted: ComputeDriver[];
+}
+
+/** A fake plugin whose register resolves the environment's cloud from the container, and its environment. */
+function productionPlugin(rec: Recorder, register?: DriverPlugin["register"]): DriverPlugin {
+  const plugin: DriverPlugin = {
+    ...fakePlugin,
+    name: "fake-prod",
+    register:
+      register ??
+      ((container, { name, token }) => {
+        rec.tokens.push(String(token));
+        let driver: FakeDriver | undefined;
+        container.register(token, {
+          useFactory: (c) =>
+            (driver ??= new FakeDriver({
+              host: name,
+              cloud: c.isRegistered(CLOUD, true) ? c.resolve<FakeCloud>(CLOUD) : "default",
+              imageService: c.resolve<ImageService>(TOKENS.ImageService),
+              migrationDurationMs: 20,
+              storagePool: "shared",
+            })),
+        });
+      }),
+  };
+  return plugin;
+}
+
+function setupEnvironment(rec: Recorder): ConformanceEnvironmentFactory {
+  return async ({ prefix }) => {
+    const imageService = new InMemoryImageService();
+    const logger = new MemoryLogger();
+    const cloud = new FakeCloud({ name: prefix });
+    // The environment's container: the image service, the logger, and the private cloud.
+    const container = new DriverRegistry({ imageService, logger }).container;
+    container.register(CLOUD, { useValue: cloud });
+    return {
+      hosts: [`${prefix}-a`, `${prefix}-b`],
+      imageService,
+      driverSetup: (_host: string) => ({ options: {}, container, adopt: (d: ComputeDriver) => void rec.adopted.push(d) }),
+      createDriver: () => Promise.reject(new Error("the kit must not call createDriver when driverSetup is offered")),
+      limits: {},
+      notes: [],
+      logLines: () => logger.lines(),
+      leftovers: async () => cloud.hosts().flatMap((h) => h.instanceUuids().map((u) => `instance ${u} on ${h.name}`)),
+      cleanup: async () => undefined,
+    };
+  };
+}
+
+let dir: string;
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), "virtkit-production-path-"));
+});
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe("the production path", () => {
+  it("builds every driver through register, resolved by driverToken(host), adopted, initialised", async () => {
+    const rec: Recorder = { tokens: [], adopted: [] };
+    const plugin = productionPlugin(rec);
+    const report = await runConformance({
+      driver: { name: plugin.name },
+      environment: productionPath(plugin, setupEnvironment(rec)),
+      focus: ["^lifecycle\\.(spawn|pause-unpause)$", "^migration\\.live$"],
+    });
+    expect(report.results.map((r) => `${r.id}: ${r.status} ${r.reason ?? ""}`.trim())).toEqual([
+      "lifecycle.spawn: pass",
+      "lifecycle.pause-unpause: pass",
+      "migration.live: pass",
+    ]);
+    // One registration per driver: 1 + 1 + 2 (migration's second host), each under its host's token.
+    expect(rec.tokens).toHaveLength(4);
+    expect(rec.tokens.every((t) => /^virtkit:driver:vk[0-9a-f]{8}-[ab]$/.test(t))).toBe(true);
+    expect(rec.adopted).toHaveLength(4);
+    expect(rec.adopted.every((d) => d instanceof FakeDriver)).toBe(true);
+    expect(report.notes.some((n) => n.includes("not through its register"))).toBe(false);
+  });
+
+  it("fails a plugin that registers under another token, and one that registers something that is not a driver", async () => {
+    const rec: Recorder = { tokens: [], adopted: [] };
+    const wrongToken = productionPlugin(rec, (container) => {
+      container.register("virtkit:driver:somebody-else", { useValue: {} });
+    });
+    const notADriver = productionPlugin(rec, (container, { token }) => {
+      container.register(token, { useValue: { name: "half", spawn: async () => undefined } as unknown as ComputeDriver });
+    });
+    for (const [plugin, reason] of [
+      [wrongToken, /did not register a driver under virtkit:driver:vk/],
+      [notADriver, /registered something that is not a ComputeDriver \(missing initHost, cleanupHost/],
+    ] as const) {
+      const report = await runConformance({
+        driver: { name: plugin.name },
+        environment: productionPath(plugin, setupEnvironment(rec)),
+        focus: ["^lifecycle\\.spawn$"],
+      });
+      expect(report.results[0]?.status).toBe("fail");
+      expect(report.results[0]?.reason).toMatch(reason);
+      expect(report.ok).toBe(false);
+    }
+    // At load the same plugins are ONE typed error each.
+    await expect(checkRegisterPath(wrongToken, {})).rejects.toThrow(DriverLoadError);
+    await expect(checkRegisterPath(wrongToken, {})).rejects.toThrow(/did not register a driver under virtkit:driver:fake-prod/);
+    await expect(checkRegisterPath(notADriver, {})).rejects.toThrow(/not a ComputeDriver/);
+    await expect(checkRegisterPath(fakePlugin, {})).resolves.toBeInstanceOf(FakeDriver);
+  });
+
+  it("keeps environments without driverSetup working, says so in the notes, and keeps the factory's dispose", async () => {
+    let disposed = 0;
+    const inner = Object.assign(fakePlugin.conformanceEnvironment!(fakePlugin.optionsSchema.parse({}) as never), {
+      dispose: async () => void disposed++,
+    });
+    const wrapped = productionPath(fakePlugin, inner);
+    const report = await runConformance({ driver: { name: "fake" }, environment: wrapped, focus: ["^lifecycle\\.spawn$"] });
+    expect(report.results[0]?.status).toBe("pass");
+    expect(report.notes).toContain(
+      "fake: the drivers under test were built by the plugin's conformance environment, not through its register (checked once at load); offer driverSetup to test the production path",
+    );
+    // The wrapper keeps the factory's dispose, which the runner calls once after the last scenario.
+    expect(wrapped.dispose).toBeTypeOf("function");
+    expect(disposed).toBe(1);
+  });
+});
+
+describe("the generic environment (a plugin without its own)", () => {
+  it("builds its driver through the production path", async () => {
+    const file = join(dir, "plain-driver.mjs");
+    const fakeUrl = new URL(import.meta.resolve("@virtkit/driver-fake")).href;
+    await writeFile(
+      file,
+      `import { plugin as fake } from ${JSON.stringify(fakeUrl)};
+export const plugin = { ...fake, name: "plain", conformanceEnvironment: undefined, register(container, reg) { globalThis.__plainRegistered = (globalThis.__plainRegistered ?? 0) + 1; fake.register(container, reg); } };
+`,
+    );
+    const resolved = await resolveDriver(file);
+    const report = await runConformance({
+      driver: resolved.descriptor,
+      environment: resolved.environment,
+      focus: ["^lifecycle\\.(spawn|destroy)$"],
+    });
+    expect(report.results.map((r) => r.status)).toEqual(["pass", "pass"]);
+    // Once at load, then once per scenario.
+    expect((globalThis as { __plainRegistered?: number }).__plainRegistered).toBe(3);
+    expect(report.notes.some((n) => n.includes("not through its register"))).toBe(false);
+  });
+});
+
+describe("a broken register is one load error", () => {
+  it.each([
+    ["throws", `register() { throw new Error("cannot reach the hypervisor's SDK"); }`, /failed to register: cannot reach/],
+    ["registers nothing", `register() {}`, /did not register a driver under virtkit:driver:broken/],
+    [
+      "registers under another token",
+      `register(c) { c.register("virtkit:driver:other", { useValue: {} }); }`,
+      /did not register a driver under virtkit:driver:broken/,
+    ],
+    ["registers a non-driver", `register(c, { token }) { c.register(token, { useValue: 42 }); }`, /not a ComputeDriver/],
+  ])("a plugin whose register %s: resolveDriver rejects once, before any scenario", async (_what, register, reason) => {
+    const file = join(dir, `broken-${Math.random().toString(36).slice(2)}.mjs`);
+    await writeFile(
+      file,
+      `export const plugin = { kind: "virtkit-driver", name: "broken", version: "1.0.0", contractVersion: "^1.0.0",
+  description: "broken on purpose", optionsSchema: { safeParse: (data) => ({ success: true, data }), "~standard": { version: 1, vendor: "test", validate: (value) => ({ value }) } },
+  ${register} };\n`,
+    );
+    const err: unknown = await resolveDriver(file).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(DriverLoadError);
+    expect((err as Error).message).toMatch(reason);
+    // It names the driver, not the environment's host.
+    expect((err as Error).message).toMatch(/"broken"/);
+    expect((err as Error).message).not.toMatch(/localhost/);
+  });
+});

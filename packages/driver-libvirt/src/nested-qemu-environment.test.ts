@@ -1,0 +1,53 @@
+// The nested environment reads a guest's marker out of an uploaded image by its own means
+// (qemu-img, debugfs): a real ext4 file system in a real qcow2, made here with mke2fs -d.
+import { execFileSync } from "node:child_process";
+import { mkdtemp, mkdir, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { InMemoryImageService } from "@virtkit/core";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { readMarkerFromImage } from "./nested-qemu-environment.js";
+
+const tools = ["qemu-img", "mke2fs", "debugfs"].filter((t) => {
+  try {
+    execFileSync("sh", ["-c", `command -v ${t} || test -x /usr/sbin/${t} || test -x /sbin/${t}`]);
+    return false;
+  } catch {
+    return true;
+  }
+});
+const SKIP = tools.length > 0 ? ` (skipped: ${tools.join(", ")} not installed)` : "";
+
+describe.skipIf(SKIP !== "")(`reading a marker out of an uploaded image${SKIP}`, () => {
+  let dir: string;
+  const images = new InMemoryImageService();
+  let qcow2Id: string;
+
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), "virtkit-nq-marker-"));
+    const root = join(dir, "root");
+    await mkdir(root);
+    await writeFile(join(root, "virtkit-snap-key"), "first");
+    const raw = join(dir, "disk.raw");
+    const env = { ...process.env, PATH: `${process.env.PATH ?? ""}:/usr/sbin:/sbin` };
+    execFileSync("mke2fs", ["-q", "-F", "-t", "ext4", "-d", root, raw, "16M"], { env });
+    execFileSync("qemu-img", ["convert", "-O", "qcow2", raw, join(dir, "disk.qcow2")]);
+    const image = await images.create({ name: "snap", status: "queued" });
+    qcow2Id = image.id;
+    await images.update(image.id, { diskFormat: "qcow2", status: "active" }, await readFile(join(dir, "disk.qcow2")));
+  });
+  afterAll(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it("finds what the guest wrote, and says undefined for a marker it never wrote", async () => {
+    expect(await readMarkerFromImage(images, qcow2Id, "snap-key")).toBe("first");
+    expect(await readMarkerFromImage(images, qcow2Id, "never-written")).toBeUndefined();
+  });
+
+  it("refuses an image whose data is not what its record says", async () => {
+    const lying = await images.create({ name: "lying", status: "queued" });
+    await images.update(lying.id, { diskFormat: "raw", status: "active" }, await readFile(join(dir, "disk.qcow2")));
+    await expect(readMarkerFromImage(images, lying.id, "snap-key")).rejects.toThrow(/says raw, qemu-img finds qcow2/);
+  });
+});

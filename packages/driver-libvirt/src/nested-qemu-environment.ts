@@ -1,0 +1,407 @@
+/**
+ * The `nested-qemu` conformance environment: two libvirtd hosts in containers (started once per
+ * run through testcontainers by `@virtkit/nested-qemu`, removed when the run ends), real QEMU
+ * guests (TCG) that boot a tiny Linux with the real qemu-guest-agent, chpasswd and PAM.
+ *
+ * The driver reaches each daemon over TCP through a port mapped to loopback; the hosts reach each
+ * other on the run's Docker network for peer-to-peer migration. The environment checks guests by
+ * means that do not trust the driver: the guest agent asked by `virsh` inside the host container
+ * (shadow entries, files on the guest's disk, exec), never through the driver's connection.
+ */
+import { execFile } from "node:child_process";
+import { existsSync } from "node:fs";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import {
+  HypervisorUnavailableError,
+  InMemoryImageService,
+  InvalidInputError,
+  UnsupportedOperationError,
+  type ConformanceEnvironmentFactory,
+  type GuestAgentMode,
+  type HostFacts,
+  type ImageMeta,
+  type ImageService,
+  type Instance,
+  type PluginEnvironment,
+  type Secret,
+} from "@virtkit/core";
+import type * as NestedQemuModule from "@virtkit/nested-qemu";
+import type { NestedHost, NestedHosts } from "@virtkit/nested-qemu";
+import { buildLibvirtEnvironment, type LibvirtEnvironmentHost } from "./conformance-environment.js";
+import type { LibvirtOptionsValidator } from "./plugin-environments.js";
+
+type NestedQemu = typeof NestedQemuModule;
+
+/** The flavor the kit's instances get here: the guest's kernel and initramfs need this much RAM. */
+const NESTED_FLAVOR = { name: "m1.nano-nested", memoryMb: 256, vcpus: 1, rootGb: 1 } as const;
+
+/** Seconds a guest agent stays frozen once made unresponsive (it cannot be woken through itself). */
+const AGENT_FREEZE_SEC = 6;
+
+/** The package, or why it cannot be loaded (it is an optional peer of this one). */
+async function loadNestedQemu(): Promise<NestedQemu | string> {
+  try {
+    return await import("@virtkit/nested-qemu");
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code ?? "";
+    return `the nested-QEMU environment needs the package @virtkit/nested-qemu installed beside @virtkit/driver-libvirt${code ? ` (${code})` : ""}`;
+  }
+}
+
+/** Runs `openssl passwd -6` with the password on stdin (never in argv, where `ps` would show it). */
+function sha512Crypt(salt: string, password: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = execFile("openssl", ["passwd", "-6", "-salt", salt, "-stdin"], { timeout: 10_000 }, (err, stdout) => {
+      if (err) reject(new Error(`openssl passwd failed: ${err.message.split("\n")[0] ?? ""}`));
+      else resolve(stdout.trim());
+    });
+    child.stdin?.end(`${password}\n`);
+  });
+}
+
+/** The boot image of this environment: the guest's kernel and initramfs, booted directly. */
+export function nestedGuestImage(nq: Pick<NestedQemu, "GUEST_KERNEL_PATH" | "GUEST_INITRD_PATH" | "GUEST_CMDLINE">): ImageMeta {
+  return {
+    id: "00000000-0000-4000-8000-0000000e5fed",
+    name: "virtkit-nested-guest",
+    diskFormat: "qcow2",
+    containerFormat: "bare",
+    properties: {
+      hw_qemu_guest_agent: true,
+      os_type: "linux",
+      virtkit_kernel_path: nq.GUEST_KERNEL_PATH,
+      virtkit_ramdisk_path: nq.GUEST_INITRD_PATH,
+      os_command_line: nq.GUEST_CMDLINE,
+    },
+  };
+}
+
+/** What one run shares between its scenarios: the package and the started hosts. */
+interface NestedRun {
+  readonly nq: NestedQemu;
+  readonly hosts: NestedHosts;
+}
+
+/** Runs a local tool (qemu-img, debugfs) with a deadline; resolves with its stdout. */
+function tool(cmd: string, args: readonly string[]): Promise<string> {
+  return new Promise((resolve, reject) => {
+    execFile(cmd, args, { timeout: 60_000, maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) => {
+      if (err) reject(new Error(`${cmd} failed: ${(stderr || err.message).split("\n")[0] ?? ""}`));
+      else resolve(stdout);
+    });
+  });
+}
+
+/**
+ * Reads a marker the guest wrote (`/data/virtkit-<key>`, the root of the guest's disk) from an
+ * uploaded image, by the environment's own means: `qemu-img info` says what the data is, `qemu-img
+ * convert` makes it raw, `debugfs` reads the file out of the ext4 file system. Undefined: no such file.
+ */
+export async function readMarkerFromImage(images: ImageService, imageId: string, key: string): Promise<string | undefined> {
+  const record = await images.get(imageId);
+  const data = await images.download(imageId);
+  const dir = await mkdtemp(join(tmpdir(), "virtkit-nq-image-"));
+  try {
+    const file = join(dir, "image");
+    await writeFile(file, data);
+    const info = JSON.parse(await tool("qemu-img", ["info", "--output=json", file])) as { format?: string };
+    if (record.diskFormat !== undefined && info.format !== record.diskFormat) {
+      throw new Error(`image ${imageId} says ${record.diskFormat}, qemu-img finds ${String(info.format)}`);
+    }
+    const raw = join(dir, "image.raw");
+    await tool("qemu-img", ["convert", "-O", "raw", file, raw]);
+    const out = await tool(DEBUGFS, ["-R", `cat /virtkit-${markerName(key)}`, raw]).catch((err: Error) => {
+      if (/not found|File not found/i.test(err.message)) return undefined;
+      throw err;
+    });
+    return out === undefined || out === "" ? undefined : out;
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+/** e2fsprogs' debugfs lives in sbin, which a non-login PATH may lack. */
+const DEBUGFS = ["/usr/sbin/debugfs", "/sbin/debugfs"].find((p) => existsSync(p)) ?? "debugfs";
+
+/** A marker key as a file name. */
+const markerName = (key: string) => key.replace(/[^A-Za-z0-9._-]/g, "_");
+
+/** The guest checks and controls, through the agent asked inside the host that runs the guest. */
+function guestAccess(run: NestedRun, images: ImageService) {
+  const { nq } = run;
+  const agentOptions = { timeoutMs: 30_000 };
+
+  /** The host that has the instance's domain, and its state there (running hosts first). */
+  const locate = async (inst: Instance): Promise<{ host: NestedHost; state: string }> => {
+    let defined: { host: NestedHost; state: string } | undefined;
+    for (const host of run.hosts.hosts) {
+      const out = await host.exec(["virsh", "-q", "-c", "qemu:///system", "domstate", inst.uuid], { timeoutMs: 15_000 });
+      const state = out.stdout.trim();
+      if (out.exitCode !== 0) continue;
+      if (/^(running|paused)/.test(state)) return { host, state };
+      defined ??= { host, state };
+    }
+    if (defined) return defined;
+    throw new Error(`no nested host has instance ${inst.uuid}`);
+  };
+
+  /** A running guest's agent, once it answers (a guest that just booted takes seconds). */
+  const agentOf = async (inst: Instance): Promise<NestedHost> => {
+    const { host, state } = await locate(inst);
+    if (!state.startsWith("running")) throw new Error(`instance ${inst.uuid} is ${state}: its agent cannot answer`);
+    await nq.waitForAgent(host, inst.uuid, { timeoutMs: 150_000 });
+    return host;
+  };
+
+  /**
+   * A file of the guest's disk (`/data/...` in the guest, `/...` on the disk): through the agent
+   * while the guest runs, else read off the disk image inside the host (`qemu-img convert -U`, then
+   * `debugfs`), which is what a paused or stopped guest has written.
+   */
+  const readGuest = async (inst: Instance, pathOnDisk: string): Promise<string | undefined> => {
+    const { host, state } = await locate(inst);
+    if (state.startsWith("running")) {
+      await nq.waitForAgent(host, inst.uuid, { timeoutMs: 150_000 });
+      try {
+        return await nq.readGuestFile(host, inst.uuid, `/data${pathOnDisk}`, agentOptions);
+      } catch (err) {
+        if (/No such file|not found|ENOENT/i.test((err as Error).message)) return undefined;
+        throw err;
+      }
+    }
+    const script = `set -eu
+disk=$(virsh -q -c qemu:///system domblklist --details "$1" | awk '$2 == "disk" && $3 == "vda" { print $4 }')
+[ -n "$disk" ] || { echo "no vda disk" >&2; exit 3; }
+raw=$(mktemp /tmp/virtkit-read-XXXXXX)
+trap 'rm -f "$raw"' EXIT
+qemu-img convert -U -O raw "$disk" "$raw"
+debugfs -R "cat $2" "$raw" 2>/dev/null`;
+    const out = await host.exec(["sh", "-c", script, "sh", inst.uuid, pathOnDisk], { timeoutMs: 60_000 });
+    if (out.exitCode !== 0) throw new Error(`reading ${pathOnDisk} off ${inst.uuid}'s disk failed: ${out.stderr.trim()}`);
+    return out.stdout === "" ? undefined : out.stdout;
+  };
+
+  const answers = async (host: NestedHost, inst: Instance): Promise<boolean> =>
+    nq
+      .agentCommand(host, inst.uuid, { execute: "guest-ping" }, { timeoutMs: 1_000 })
+      .then(() => true)
+      .catch(() => false);
+
+  return {
+    async verifyAdminPassword(inst: Instance, user: string, password: Secret): Promise<boolean> {
+      // The guest keeps /etc/shadow in RAM (its initramfs): a guest that is not running has no
+      // password in effect but the image's, which no test sets.
+      const { state } = await locate(inst);
+      if (!state.startsWith("running")) return false;
+      const host = await agentOf(inst);
+      const shadow = await nq.readGuestFile(host, inst.uuid, "/etc/shadow", agentOptions);
+      const hash = shadow
+        .split("\n")
+        .find((l) => l.startsWith(`${user}:`))
+        ?.split(":")[1];
+      // The guest's PAM writes SHA-512 crypt; anything else (locked, absent) is not this password.
+      const salt = hash !== undefined ? /^\$6\$([^$]+)\$/.exec(hash)?.[1] : undefined;
+      if (hash === undefined || salt === undefined) return false;
+      return (await sha512Crypt(salt, password.reveal())) === hash;
+    },
+    agentControls: {
+      async setAgent(inst: Instance, mode: GuestAgentMode): Promise<void> {
+        if (mode === "ok") {
+          // A frozen agent wakes by itself (it cannot be woken through itself): wait for it.
+          const { host } = await locate(inst);
+          await nq.waitForAgent(host, inst.uuid, { timeoutMs: (AGENT_FREEZE_SEC + 60) * 1000 });
+          return;
+        }
+        // "absent" and "unresponsive" alike: the agent stops answering (SIGSTOP) for a while.
+        const host = await agentOf(inst);
+        await nq.agentCommand(
+          host,
+          inst.uuid,
+          {
+            execute: "guest-exec",
+            arguments: {
+              path: "/bin/sh",
+              arg: [
+                "-c",
+                `p=$(pidof qemu-ga); setsid sh -c "sleep 0.2; kill -STOP $p; sleep ${AGENT_FREEZE_SEC}; kill -CONT $p" >/dev/null 2>&1 </dev/null &`,
+              ],
+            },
+          },
+          agentOptions,
+        );
+        const until = Date.now() + 10_000;
+        while (await answers(host, inst)) {
+          if (Date.now() > until) throw new Error(`the agent of ${inst.uuid} still answers after being stopped`);
+        }
+      },
+    },
+    guestControls: {
+      async whenBooted(inst: Instance, options?: { readonly signal?: AbortSignal; readonly timeoutMs?: number }): Promise<void> {
+        // Without an agent channel the environment has no way into the guest, and with less
+        // memory than this environment's flavor the guest's kernel cannot boot: nothing to wait for.
+        if (inst.imageMeta.properties.hw_qemu_guest_agent !== true) return;
+        if (inst.flavor.memoryMb < NESTED_FLAVOR.memoryMb) return;
+        const { host } = await locate(inst);
+        await nq.waitForAgent(host, inst.uuid, {
+          timeoutMs: Math.min(options?.timeoutMs ?? 150_000, 150_000),
+          ...(options?.signal ? { signal: options.signal } : {}),
+        });
+      },
+      readImageData: (imageId: string, key: string) => readMarkerFromImage(images, imageId, key),
+      async bootCount(inst: Instance): Promise<number> {
+        const text = (await readGuest(inst, nq.GUEST_BOOT_COUNTER.replace(/^\/data/, ""))) ?? "";
+        const n = Number(text.trim());
+        if (!Number.isInteger(n) || n < 1) throw new Error(`the guest's boot counter reads "${text.trim().slice(0, 20)}"`);
+        return n;
+      },
+      async ignoreAcpi(inst: Instance, ignore: boolean): Promise<void> {
+        // The guest runs no ACPI handler (busybox init, no acpid): it ignores every ACPI request.
+        if (!ignore) {
+          throw new UnsupportedOperationError("guestControls.ignoreAcpi(false)", "nested-qemu environment", {
+            detail: "this guest has no ACPI handler",
+          });
+        }
+        await locate(inst);
+      },
+      async writeData(inst: Instance, key: string, value: string): Promise<void> {
+        const host = await agentOf(inst);
+        const b64 = Buffer.from(value).toString("base64");
+        await nq.agentCommand(
+          host,
+          inst.uuid,
+          { execute: "guest-exec", arguments: { path: "/bin/sh", arg: ["-c", `echo ${b64} | base64 -d > "/data/virtkit-${markerName(key)}" && sync`] } },
+          agentOptions,
+        );
+        // guest-exec returns at once: the write is done when the file reads back.
+        const until = Date.now() + 15_000;
+        while ((await readGuest(inst, `/virtkit-${markerName(key)}`)) !== value) {
+          if (Date.now() > until) throw new Error(`the guest did not write ${key} within 15 s`);
+          await new Promise((r) => setTimeout(r, 200));
+        }
+      },
+      readData: (inst: Instance, key: string) => readGuest(inst, `/virtkit-${markerName(key)}`),
+    },
+  };
+}
+
+/** The `nested-qemu` environment of the libvirt plugin. */
+export function nestedQemuEnvironment(validate: LibvirtOptionsValidator): PluginEnvironment {
+  return {
+    name: "nested-qemu",
+    description:
+      "two libvirtd hosts in containers (testcontainers) with real QEMU guests (TCG) that boot a Linux with the real guest agent: password set and checked in the guest, live and block migration between the hosts, snapshots with the guest's data",
+    async unavailable(env, options) {
+      const nq = await loadNestedQemu();
+      if (typeof nq === "string") return nq;
+      const at = nq.configureTestcontainers(env as NodeJS.ProcessEnv);
+      if (!(await nq.engineAnswers(undefined, { timeoutMs: options?.timeoutMs ?? 5_000 }))) {
+        return `no Docker engine answers at ${at} (start one: bash scripts/docker.sh start, or set DOCKER_HOST)`;
+      }
+      return undefined;
+    },
+    async prepare(progress, options) {
+      const nq = await loadNestedQemu();
+      if (typeof nq === "string") throw new HypervisorUnavailableError("nested-qemu", nq);
+      nq.configureTestcontainers();
+      await nq.ensureImage({
+        ...(options?.signal ? { signal: options.signal } : {}),
+        onProgress: (p) => {
+          if (p.phase !== "output") progress(`${p.layer}: ${p.phase} ${p.message}`);
+        },
+      });
+    },
+    async conformanceEnvironment(raw): Promise<ConformanceEnvironmentFactory> {
+      for (const key of ["uri", "virtType", "liveMigrationInboundAddr"] as const) {
+        if (raw[key] !== undefined) {
+          throw new InvalidInputError(`option.${key}`, `the nested-qemu environment sets ${key} for each of its hosts itself`);
+        }
+      }
+      // Validated with a stand-in URI: each host gets its own below.
+      const { uri: _placeholder, ...options } = validate({ ...raw, uri: "qemu+tcp://127.0.0.1/system" });
+      const nqOrReason = await loadNestedQemu();
+      if (typeof nqOrReason === "string") throw new HypervisorUnavailableError("nested-qemu", nqOrReason);
+      const nq = nqOrReason;
+      nq.configureTestcontainers();
+
+      let started: Promise<NestedRun> | undefined;
+      const start = (): Promise<NestedRun> =>
+        (started ??= (async () => {
+          const image = await nq.ensureImage({});
+          const hosts = await nq.startNestedHosts({ image: image.image, count: 2, timeoutMs: 180_000 });
+          return { nq, hosts };
+        })());
+
+      const factory = async (context: Parameters<ConformanceEnvironmentFactory>[0]) => {
+        const run = await start();
+        const hosts: LibvirtEnvironmentHost[] = run.hosts.hosts.map((h) => ({
+          // The driver knows each host by its address on the run's network: the name the other
+          // host's libvirtd dials for a peer-to-peer migration.
+          name: h.address,
+          options: {
+            softRebootTimeoutSec: 5,
+            timeoutMs: 120_000,
+            ...options,
+            uri: h.uri,
+            virtType: "qemu",
+            liveMigrationInboundAddr: h.address,
+            // The daemon's TCP port is mapped to 127.0.0.1 only: the password stays on this machine.
+            allowPasswordOverTcp: true,
+          },
+        }));
+        const imageService = new InMemoryImageService();
+        const access = guestAccess(run, imageService);
+        const hostFacts = async (name: string): Promise<HostFacts> => {
+          const host = run.hosts.hosts.find((x) => x.address === name);
+          if (!host) throw new Error(`no nested host ${name}`);
+          // What the host's kernel says, read inside its container (not through libvirtd): the
+          // memory of its NUMA nodes where it has them (a machine with hot-plugged memory shows
+          // more in /proc/meminfo than its nodes hold, and the nodes are what guests get).
+          const script =
+            "nproc --all; if ls /sys/devices/system/node/node*/meminfo >/dev/null 2>&1; then " +
+            "cat /sys/devices/system/node/node*/meminfo | awk '/MemTotal:/ { s += $4 } END { print s }'; " +
+            "else awk '/^MemTotal:/ { print $2 }' /proc/meminfo; fi";
+          const out = await host.exec(["sh", "-c", script], { timeoutMs: 15_000 });
+          const [cpus, memKiB] = out.stdout.trim().split("\n").map(Number);
+          return { vcpus: cpus ?? 0, memoryMb: Math.floor((memKiB ?? 0) / 1024) };
+        };
+        return buildLibvirtEnvironment(context, {
+          hosts,
+          imageService,
+          bootImage: nestedGuestImage(nq),
+          // The guest's kernel and initramfs do not boot in the kit's default 64 MiB.
+          flavor: NESTED_FLAVOR,
+          ...access,
+          slowMigrationMiBps: 1,
+          hostFacts,
+          // Each host keeps its disks in its own container: a live migration must copy them.
+          sharesStorage: () => false,
+          // Real guests cost seconds each: what a single QEMU host proves as well runs in the
+          // libvirt-qemu column; this one runs what needs a guest that boots, or two hosts.
+          limits: {
+            ...Object.fromEntries(
+              ["state", "deadlines", "explore"].map((group) => [
+                group,
+                "covered by the libvirt-qemu column (the same daemon code on one host); the nested environment runs what needs a booted guest or two hosts",
+              ]),
+            ),
+            "migration.force-complete":
+              "this environment slows a migration by capping its bandwidth, which neither a pause nor post-copy can overcome; the faithful control (a guest dirtying memory faster than the link) is not built yet",
+          },
+          notes: [
+            `nested QEMU: two libvirtd hosts in containers (image ${run.hosts.image}), real guests under TCG; guests checked through their agent inside the host, not through the driver`,
+            "soft reboot falls back to hard after 5 s (softRebootTimeoutSec): the guest runs no ACPI handler",
+          ],
+        });
+      };
+      return Object.assign(factory, {
+        async dispose() {
+          const run = await started?.catch(() => undefined);
+          started = undefined;
+          await run?.hosts.stop({ timeoutMs: 60_000 });
+        },
+      });
+    },
+  };
+}

@@ -1,0 +1,213 @@
+// Figures of the XenAPI driver against the XAPI simulator (@virtkit/xapi-simulator: a simulator,
+// not a XenServer host). Run after `pnpm build`: `pnpm --filter @virtkit/driver-xenapi bench`.
+//
+// 1. 1,000 sequential VM.get_record through the driver's XapiClient over loopback, against the
+//    simulator running in its own process. Anchor: the same 1,000 JSON-RPC POSTs from a bare
+//    node:http keep-alive loop, rounds alternating which goes first; the figure is the client's
+//    time (goal < 1 s) and its ratio to the bare loop.
+// 2. The same 1,000 calls with 64 in flight vs sequential: the rate ratio (goal >= 3x), rounds
+//    alternating which goes first.
+// 3. The whole conformance suite against the simulator, in process (direct runner), anchored on a
+//    bare `node -e 0` start in the same round (goal < 5 s).
+// BENCH_ROUNDS (default 7) and BENCH_SUITE_ROUNDS (default 3) set the rounds; the last line is
+// `BENCH_JSON {...}` with every figure.
+/* global process, console, performance, URL, Buffer */
+import { spawn, spawnSync } from "node:child_process";
+import http from "node:http";
+import { cpus, loadavg } from "node:os";
+import { Secret } from "@virtkit/core";
+import { XapiClient } from "../dist/index.js";
+
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 7);
+const SUITE_ROUNDS = Number(process.env.BENCH_SUITE_ROUNDS ?? 3);
+const CALLS = 1000;
+const IN_FLIGHT = 64;
+const SUITE_PARALLEL = Number(process.env.BENCH_SUITE_PARALLEL ?? 8);
+for (const [k, v] of Object.entries({ ROUNDS, SUITE_ROUNDS, SUITE_PARALLEL })) {
+  if (!Number.isInteger(v) || v < 1) throw new Error(`${k} must be a positive integer`);
+}
+
+const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+};
+const r2 = (x) => Math.round(x * 100) / 100;
+const stats = (xs) => ({ median: r2(median(xs)), min: r2(Math.min(...xs)), max: r2(Math.max(...xs)) });
+
+/** The simulator in a child process, so its work is not on this process's event loop. */
+async function startSimulatorProcess() {
+  const simEntry = import.meta.resolve("@virtkit/xapi-simulator");
+  const code = `
+    const { startXapiSimulator } = await import(${JSON.stringify(simEntry)});
+    const sim = await startXapiSimulator({});
+    process.stdout.write(JSON.stringify({ url: sim.url, username: sim.username, password: sim.password }) + "\\n");
+    process.stdin.on("end", async () => { await sim.close(); process.exit(0); });
+    process.stdin.resume();
+  `;
+  const child = spawn(process.execPath, ["--input-type=module", "-e", code], { stdio: ["pipe", "pipe", "inherit"] });
+  const line = await new Promise((resolve, reject) => {
+    let buf = "";
+    child.stdout.on("data", (c) => {
+      buf += c;
+      const i = buf.indexOf("\n");
+      if (i >= 0) resolve(buf.slice(0, i));
+    });
+    child.on("exit", (code) => reject(new Error(`simulator exited ${code}`)));
+  });
+  const info = JSON.parse(line);
+  return { ...info, stop: () => new Promise((r) => (child.on("exit", r), child.stdin.end())) };
+}
+
+/** The anchor: the same POSTs from a bare keep-alive node:http loop (no codec, no session logic). */
+function bareClient(url, session) {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: IN_FLIGHT });
+  let id = 1;
+  const call = (vm) =>
+    new Promise((resolve, reject) => {
+      const body = JSON.stringify({ jsonrpc: "2.0", method: "VM.get_record", params: [session, vm], id: id++ });
+      const req = http.request(
+        new URL("/jsonrpc", url),
+        { method: "POST", agent, headers: { "content-type": "application/json", "content-length": Buffer.byteLength(body) } },
+        (res) => {
+          const chunks = [];
+          res.on("data", (c) => chunks.push(c));
+          res.on("end", () => {
+            const msg = JSON.parse(Buffer.concat(chunks).toString("utf8"));
+            if (msg.error) reject(new Error(String(msg.error.message)));
+            else resolve(msg.result);
+          });
+        },
+      );
+      req.on("error", reject);
+      req.end(body);
+    });
+  return { call, close: () => agent.destroy() };
+}
+
+async function timed(fn) {
+  const t0 = performance.now();
+  await fn();
+  return performance.now() - t0;
+}
+
+async function sequential(call, vm) {
+  for (let i = 0; i < CALLS; i++) await call(vm);
+}
+
+async function inFlight(call, vm) {
+  let next = 0;
+  const worker = async () => {
+    while (next < CALLS) {
+      next++;
+      await call(vm);
+    }
+  };
+  await Promise.all(Array.from({ length: IN_FLIGHT }, worker));
+}
+
+// -- 1 and 2: the client ----------------------------------------------------------------------
+const sim = await startSimulatorProcess();
+const client = new XapiClient({ url: sim.url, username: sim.username, password: new Secret(sim.password) });
+const vms = await client.call("VM.get_all");
+const vm = vms[0];
+// The bare loop needs a session of its own.
+const bareSession = await new Promise((resolve, reject) => {
+  const body = JSON.stringify({ jsonrpc: "2.0", method: "session.login_with_password", params: [sim.username, sim.password, "2.x", "bench"], id: 0 });
+  const req = http.request(new URL("/jsonrpc", sim.url), { method: "POST", headers: { "content-type": "application/json" } }, (res) => {
+    const chunks = [];
+    res.on("data", (c) => chunks.push(c));
+    res.on("end", () => resolve(JSON.parse(Buffer.concat(chunks).toString("utf8")).result));
+  });
+  req.on("error", reject);
+  req.end(body);
+});
+const bare = bareClient(sim.url, bareSession);
+const viaClient = (v) => client.call("VM.get_record", [v]);
+
+// Warm-up: sockets, JIT.
+await sequential(viaClient, vm);
+await sequential(bare.call, vm);
+
+const seqClient = [];
+const seqBare = [];
+const parClient = [];
+for (let round = 0; round < ROUNDS; round++) {
+  const order = round % 2 === 0 ? ["client", "bare", "par"] : ["par", "bare", "client"];
+  for (const which of order) {
+    if (which === "client") seqClient.push(await timed(() => sequential(viaClient, vm)));
+    else if (which === "bare") seqBare.push(await timed(() => sequential(bare.call, vm)));
+    else parClient.push(await timed(() => inFlight(viaClient, vm)));
+  }
+}
+bare.close();
+await client.close();
+await sim.stop();
+
+const clientVsBare = seqClient.map((t, i) => t / seqBare[i]);
+const speedup = seqClient.map((t, i) => t / parClient[i]);
+
+// -- 3: the whole suite -------------------------------------------------------------------------
+const { resolveDriver, runConformance } = await import("@virtkit/conformance");
+const xen = await resolveDriver("xenapi", []);
+const anchorMs = () => {
+  const t0 = performance.now();
+  spawnSync(process.execPath, ["-e", "0"]);
+  return performance.now() - t0;
+};
+const suiteMs = [];
+const suiteAnchor = [];
+let lastSummary;
+for (let round = 0; round < SUITE_ROUNDS; round++) {
+  suiteAnchor.push(anchorMs());
+  const t0 = performance.now();
+  const report = await runConformance({ driver: xen.descriptor, environment: xen.environment, service: xen.service, parallel: SUITE_PARALLEL });
+  suiteMs.push(performance.now() - t0);
+  lastSummary = report.summary;
+}
+const suiteRatios = suiteMs.map((t, i) => t / suiteAnchor[i]);
+
+const figures = {
+  getRecordSequentialMs: stats(seqClient),
+  bareHttpSequentialMs: stats(seqBare),
+  clientVsBareRatio: stats(clientVsBare),
+  getRecordInFlightMs: stats(parClient),
+  inFlightSpeedup: stats(speedup),
+  suiteMs: stats(suiteMs),
+  suiteVsNodeStart: stats(suiteRatios),
+};
+const goals = {
+  sequential: figures.getRecordSequentialMs.median < 1000,
+  inFlight: figures.inFlightSpeedup.median >= 3,
+  suite: figures.suiteMs.median < 5000,
+};
+
+console.log("virtkit XenAPI driver against the XAPI simulator (a simulator, not a XenServer host)");
+console.log(`node ${process.version}, ${cpus().length} cpus, load ${loadavg().map((l) => l.toFixed(1)).join(" ")}; ${ROUNDS} alternating rounds (suite: ${SUITE_ROUNDS})`);
+const row = (what, s, unit, how, goal, met) =>
+  console.log(`${what.padEnd(58)} ${`${s.median}${unit} (${s.min}-${s.max})`.padStart(26)}  ${how}  goal ${goal}${met === undefined ? "" : met ? " met" : " MISSED"}`);
+row(`${CALLS} VM.get_record, sequential, through XapiClient`, figures.getRecordSequentialMs, " ms", "", "< 1000 ms", goals.sequential);
+row(`  the same from a bare node:http keep-alive loop (anchor)`, figures.bareHttpSequentialMs, " ms", "", "-", undefined);
+row(`  XapiClient / bare loop`, figures.clientVsBareRatio, "x", "", "-", undefined);
+row(`${CALLS} VM.get_record, ${IN_FLIGHT} in flight`, figures.getRecordInFlightMs, " ms", "", "-", undefined);
+row(`  rate with ${IN_FLIGHT} in flight / sequential rate`, figures.inFlightSpeedup, "x", "", ">= 3x", goals.inFlight);
+row(`whole suite vs the simulator, direct runner, parallel ${SUITE_PARALLEL}`, figures.suiteMs, " ms", `(${lastSummary?.pass}/${lastSummary?.total} pass)`, "< 5000 ms", goals.suite);
+row(`  suite / a bare \`node -e 0\` start`, figures.suiteVsNodeStart, "x", "", "-", undefined);
+console.log(Object.values(goals).every(Boolean) ? "targets met" : "TARGET MISSED (see above; on a busy machine rerun before comparing)");
+console.log(
+  `BENCH_JSON ${JSON.stringify({
+    bench: "driver-xenapi",
+    simulator: true,
+    rounds: ROUNDS,
+    suiteRounds: SUITE_ROUNDS,
+    calls: CALLS,
+    inFlight: IN_FLIGHT,
+    suiteParallel: SUITE_PARALLEL,
+    node: process.version,
+    cpus: cpus().length,
+    load: loadavg(),
+    figures,
+    goals,
+    suiteSummary: lastSummary,
+  })}`,
+);

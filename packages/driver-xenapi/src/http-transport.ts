@@ -1,0 +1,138 @@
+/**
+ * HTTP(S) for XAPI: one keep-alive agent per client, every request bound to an AbortSignal,
+ * certificates verified unless the caller said `insecure`. URLs carry a session id in their query
+ * for the VDI transfers, so no URL ever goes into an error message: only the path does.
+ */
+import http from "node:http";
+import https from "node:https";
+import { XapiTransportError } from "./xapi-error.js";
+
+/** What a request answers. */
+export interface HttpReply {
+  readonly status: number;
+  readonly headers: http.IncomingHttpHeaders;
+  readonly body: Buffer;
+}
+
+/** Options of the transport. */
+export interface HttpTransportOptions {
+  /** Skip TLS certificate verification (self-signed XenServer certificates); default false. */
+  readonly insecure?: boolean;
+  /** Sockets kept per origin; default 64. */
+  readonly maxSockets?: number;
+}
+
+function isRetryableReset(err: unknown): boolean {
+  const code = (err as { code?: string }).code;
+  return code === "ECONNRESET" || code === "EPIPE" || code === "ECONNREFUSED_REUSED";
+}
+
+/** A keep-alive HTTP(S) client for one XAPI endpoint family. */
+export class HttpTransport {
+  readonly #http: http.Agent;
+  readonly #https: https.Agent;
+
+  constructor(options: HttpTransportOptions = {}) {
+    const maxSockets = options.maxSockets ?? 64;
+    this.#http = new http.Agent({ keepAlive: true, maxSockets, keepAliveMsecs: 10_000 });
+    this.#https = new https.Agent({
+      keepAlive: true,
+      maxSockets,
+      keepAliveMsecs: 10_000,
+      rejectUnauthorized: options.insecure !== true,
+    });
+  }
+
+  /** Sends `body` and collects the reply. A reset on a reused keep-alive socket is retried once. */
+  async request(
+    method: "GET" | "POST" | "PUT",
+    url: URL,
+    body: Uint8Array | string | undefined,
+    headers: Readonly<Record<string, string>>,
+    signal: AbortSignal,
+  ): Promise<HttpReply> {
+    try {
+      return await this.#once(method, url, body, headers, signal);
+    } catch (err) {
+      if (!isRetryableReset(err) || !(err as { reused?: boolean }).reused || signal.aborted) throw wrap(err, url);
+      return await this.#once(method, url, body, headers, signal).catch((e: unknown) => {
+        throw wrap(e, url);
+      });
+    }
+  }
+
+  /** Opens a streaming request: resolves with the response once its headers arrive. */
+  stream(
+    method: "GET" | "PUT",
+    url: URL,
+    headers: Readonly<Record<string, string>>,
+    signal: AbortSignal,
+    body?: Uint8Array,
+  ): Promise<http.IncomingMessage> {
+    return new Promise((resolve, reject) => {
+      const req = this.#lib(url).request(
+        url,
+        { method, headers, agent: this.#agent(url), signal },
+        (res) => resolve(res),
+      );
+      req.on("error", (err) => reject(wrap(err, url)));
+      req.end(body);
+    });
+  }
+
+  close(): void {
+    this.#http.destroy();
+    this.#https.destroy();
+  }
+
+  #lib(url: URL): typeof http | typeof https {
+    return url.protocol === "https:" ? https : http;
+  }
+
+  #agent(url: URL): http.Agent {
+    return url.protocol === "https:" ? this.#https : this.#http;
+  }
+
+  #once(
+    method: string,
+    url: URL,
+    body: Uint8Array | string | undefined,
+    headers: Readonly<Record<string, string>>,
+    signal: AbortSignal,
+  ): Promise<HttpReply> {
+    return new Promise((resolve, reject) => {
+      const payload = typeof body === "string" ? Buffer.from(body, "utf8") : body;
+      const req = this.#lib(url).request(
+        url,
+        {
+          method,
+          agent: this.#agent(url),
+          signal,
+          headers: { ...headers, ...(payload ? { "content-length": String(payload.byteLength) } : {}) },
+        },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on("data", (c: Buffer) => chunks.push(c));
+          res.on("end", () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
+          res.on("error", (err) => reject(err));
+          res.on("aborted", () => reject(Object.assign(new Error("the reply was cut off"), { code: "ECONNRESET" })));
+        },
+      );
+      req.on("error", (err) => {
+        Object.assign(err, { reused: req.reusedSocket });
+        reject(err);
+      });
+      req.end(payload);
+    });
+  }
+}
+
+/** A transport error naming the endpoint (origin and path only) and the socket error code. */
+function wrap(err: unknown, url: URL): Error {
+  if (err instanceof XapiTransportError) return err;
+  if ((err as { name?: string }).name === "AbortError") return err as Error;
+  const code = (err as { code?: string }).code;
+  return new XapiTransportError(`${url.origin}${url.pathname}: ${code ?? (err as Error).message ?? "request failed"}`, {
+    cause: code ? { code } : undefined,
+  });
+}

@@ -1,0 +1,81 @@
+import { EventEmitter } from "node:events";
+import { DriverRegistry, driverToken, validatePluginManifest, validatePluginOptions, type Secret } from "@virtkit/core";
+import { container } from "tsyringe";
+import { describe, expect, it } from "vitest";
+import { PASSWORD_ENV, promptHidden, resolveXenapiPassword } from "./password-source.js";
+import { plugin, xenapiOptionsSchema } from "./plugin.js";
+import { XenapiDriver } from "./xenapi-driver.js";
+
+describe("the xenapi plugin", () => {
+  it("is a valid manifest that says where its results come from", () => {
+    expect(() => validatePluginManifest(plugin, "xenapi")).not.toThrow();
+    expect(plugin.name).toBe("xenapi");
+    expect(plugin.notes?.join(" ")).toMatch(/XAPI simulator/);
+  });
+
+  it("refuses the password as an option, and a URL carrying credentials", () => {
+    const pw = xenapiOptionsSchema.safeParse({ url: "https://xs1", password: "hunter2-secret" });
+    expect(pw.success).toBe(false);
+    expect(JSON.stringify(pw.error?.issues)).toMatch(/VIRTKIT_XENAPI_PASSWORD/);
+    expect(JSON.stringify(pw.error?.issues)).not.toContain("hunter2-secret");
+    expect(xenapiOptionsSchema.safeParse({ url: "https://root:pw@xs1" }).success).toBe(false);
+    expect(xenapiOptionsSchema.safeParse({ url: "https://xs1", insecure: "true", timeoutMs: "5000" }).data).toEqual({
+      url: "https://xs1",
+      insecure: true,
+      timeoutMs: 5000,
+    });
+    expect(xenapiOptionsSchema.safeParse({ bogus: 1 }).success).toBe(false);
+  });
+
+  it("validates CLI strings through core's option parser", () => {
+    expect(() => validatePluginOptions(plugin, { password: "x" })).toThrow(/VIRTKIT_XENAPI_PASSWORD/);
+  });
+
+  it("registers a XenapiDriver under the token it is given", () => {
+    const child = container.createChildContainer();
+    plugin.register(child, { name: "xs", token: driverToken("xs"), options: { url: "https://xs1" } });
+    expect(child.resolve(driverToken("xs"))).toBeInstanceOf(XenapiDriver);
+    expect(child.isRegistered(driverToken("xenapi"), false)).toBe(false);
+  });
+
+  it("runs against the embedded simulator when no url is given, through a DriverRegistry", async () => {
+    const registry = new DriverRegistry();
+    registry.add("sim-host", plugin, {});
+    const driver = registry.get("sim-host");
+    expect(driver).toBeInstanceOf(XenapiDriver);
+    try {
+      await driver.initHost("sim-host");
+      expect((await driver.getHostInfo()).hypervisorType).toBe("Xen");
+      expect(await driver.listInstances()).toEqual([]);
+    } finally {
+      await driver.cleanupHost("sim-host");
+    }
+  });
+});
+
+describe("the password source", () => {
+  it("reads VIRTKIT_XENAPI_PASSWORD", async () => {
+    const s = await resolveXenapiPassword("root@xs1", { [PASSWORD_ENV]: "from-env" }, { isTTY: false } as never);
+    expect(s.reveal()).toBe("from-env");
+  });
+
+  it("refuses without the variable and without a terminal, naming the variable", async () => {
+    const input = Object.assign(new EventEmitter(), { isTTY: false, resume() {}, pause() {} });
+    await expect(resolveXenapiPassword("root@xs1", {}, input)).rejects.toMatchObject({
+      code: "VIRTKIT_INVALID_INPUT",
+      message: expect.stringContaining(PASSWORD_ENV),
+    });
+  });
+
+  it("prompts on a terminal without echoing what is typed", async () => {
+    const input = Object.assign(new EventEmitter(), { isTTY: true, setRawMode: () => undefined, resume() {}, pause() {} });
+    let written = "";
+    const out = { write: (t: string) => (written += t) };
+    const p = promptHidden("pw: ", input, out);
+    input.emit("data", Buffer.from("s3cr"));
+    input.emit("data", Buffer.from("etx\u007f\r"));
+    const got: Secret = await p;
+    expect(got.reveal()).toBe("s3cret");
+    expect(written).not.toContain("s3cr");
+  });
+});

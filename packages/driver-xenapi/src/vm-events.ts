@@ -1,0 +1,145 @@
+/**
+ * Lifecycle events from `event.from(["vm"], token, timeout)`: a loop with its own token, started
+ * at initHost (its first answer is the baseline, announced as nothing) and stopped at cleanupHost.
+ * Each power-state change of a VM on this host becomes the transition Nova's event.py names; a
+ * rescue VM's changes are announced for the instance it rescues.
+ */
+import type { LifecycleTransition } from "@virtkit/core";
+import { effectivePower, isOnHost, vmKind, type XapiRecord } from "./vm-record.js";
+import type { XapiClient, XapiEvent } from "./xapi-client.js";
+
+/** What the loop remembers of one VM. */
+interface Seen {
+  readonly power: string;
+  readonly mine: boolean;
+  readonly instanceUuid: string;
+}
+
+/** Receives one transition. */
+export type TransitionSink = (instanceUuid: string, transition: LifecycleTransition) => void;
+
+/** The transition for a VM that was `prev` and is now `cur` (both as this host sees them). */
+export function transitionFor(prev: Seen | undefined, cur: Seen): LifecycleTransition | undefined {
+  const power = cur.power.toLowerCase();
+  if (!prev) return cur.mine && power === "running" ? "STARTED" : undefined;
+  if (!prev.mine && cur.mine) return power === "running" ? "STARTED" : undefined;
+  if (prev.mine && !cur.mine) return prev.power.toLowerCase() === "running" ? "MIGRATION_COMPLETED" : undefined;
+  if (!cur.mine) return undefined;
+  const before = prev.power.toLowerCase();
+  if (before === power) return undefined;
+  switch (power) {
+    case "running":
+      return before === "paused" ? "RESUMED" : "STARTED";
+    case "halted":
+      return "STOPPED";
+    case "paused":
+      return "PAUSED";
+    case "suspended":
+      return "SUSPENDED";
+    case "crashed":
+      return "CRASHED";
+    default:
+      return undefined;
+  }
+}
+
+/** The event loop of one driver. */
+export class VmEventLoop {
+  readonly #seen = new Map<string, Seen>();
+  /** instance uuid -> the ref of its VM / of its rescue VM, kept from the events (a lookup hint, verified by the caller). */
+  readonly #instances = new Map<string, string>();
+  readonly #rescues = new Map<string, string>();
+  #token = "";
+  #stopped = false;
+  #controller = new AbortController();
+  #done: Promise<void> | undefined;
+
+  constructor(
+    private readonly client: XapiClient,
+    private readonly hostRef: string,
+    private readonly sink: TransitionSink,
+    private readonly onError: (err: unknown) => void,
+  ) {}
+
+  /** Takes the baseline, then runs the loop in the background. */
+  async start(signal: AbortSignal): Promise<void> {
+    const first = await this.client.eventFrom(["vm"], "", 0, { signal });
+    for (const ev of first.events) this.#apply(ev, false);
+    this.#token = first.token;
+    this.#done = this.#run();
+  }
+
+  /** The VM ref last seen for the instance's VM (a hint: the caller verifies it). */
+  instanceRef(instanceUuid: string): string | undefined {
+    return this.#instances.get(instanceUuid);
+  }
+
+  /** The ref last seen for the instance's rescue VM. */
+  rescueRef(instanceUuid: string): string | undefined {
+    return this.#rescues.get(instanceUuid);
+  }
+
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    this.#controller.abort(new Error("event loop stopped"));
+    await this.#done?.catch(() => undefined);
+  }
+
+  async #run(): Promise<void> {
+    let failures = 0;
+    while (!this.#stopped) {
+      try {
+        const batch = await this.client.eventFrom(["vm"], this.#token, 30, { signal: this.#controller.signal });
+        failures = 0;
+        this.#token = batch.token;
+        for (const ev of batch.events) this.#apply(ev, true);
+      } catch (err) {
+        if (this.#stopped) return;
+        failures++;
+        this.onError(err);
+        // Back off; after repeated failures take a new baseline (announcing nothing for the gap).
+        await new Promise((r) => setTimeout(r, Math.min(2_000, 50 * 2 ** failures)));
+        if (failures >= 3 && !this.#stopped) {
+          try {
+            const fresh = await this.client.eventFrom(["vm"], "", 0, { signal: this.#controller.signal });
+            for (const ev of fresh.events) this.#apply(ev, false);
+            this.#token = fresh.token;
+          } catch {
+            // Tried again on the next turn.
+          }
+        }
+      }
+    }
+  }
+
+  #apply(ev: XapiEvent, announce: boolean): void {
+    if (ev.class.toLowerCase() !== "vm") return;
+    if (ev.operation === "del") {
+      const gone = this.#seen.get(ev.ref);
+      this.#seen.delete(ev.ref);
+      if (gone) this.#forget(gone.instanceUuid, ev.ref);
+      return;
+    }
+    const rec = ev.snapshot as XapiRecord | undefined;
+    if (!rec) return;
+    const kind = vmKind(rec);
+    if (kind.kind === "other") {
+      const was = this.#seen.get(ev.ref);
+      this.#seen.delete(ev.ref);
+      if (was) this.#forget(was.instanceUuid, ev.ref);
+      return;
+    }
+    (kind.kind === "rescue" ? this.#rescues : this.#instances).set(kind.instanceUuid, ev.ref);
+    const cur: Seen = { power: effectivePower(rec), mine: isOnHost(rec, this.hostRef), instanceUuid: kind.instanceUuid };
+    const prev = this.#seen.get(ev.ref);
+    this.#seen.set(ev.ref, cur);
+    if (!announce) return;
+    const t = transitionFor(prev, cur);
+    if (t) this.sink(cur.instanceUuid, t);
+  }
+
+  #forget(instanceUuid: string, ref: string): void {
+    if (this.#instances.get(instanceUuid) === ref) this.#instances.delete(instanceUuid);
+    if (this.#rescues.get(instanceUuid) === ref) this.#rescues.delete(instanceUuid);
+  }
+}

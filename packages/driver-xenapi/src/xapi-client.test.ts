@@ -1,0 +1,221 @@
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import https from "node:https";
+import type { AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { MemoryLogger, Secret, redact } from "@virtkit/core";
+import { afterEach, describe, expect, it } from "vitest";
+import { startMiniXapi, type MiniXapi } from "./testing/mini-xapi.js";
+import { LOGIN_VERSION, XapiClient } from "./xapi-client.js";
+import { XapiError } from "./xapi-error.js";
+
+const PASSWORD = "secret-pw";
+const open: { close(): Promise<unknown> }[] = [];
+afterEach(async () => {
+  for (const o of open.splice(0).reverse()) await o.close();
+});
+
+async function mini(options: Parameters<typeof startMiniXapi>[0] = {}): Promise<MiniXapi> {
+  const m = await startMiniXapi(options);
+  open.push(m);
+  return m;
+}
+
+function client(url: string, extra: Partial<ConstructorParameters<typeof XapiClient>[0]> = {}): XapiClient {
+  const c = new XapiClient({ url, username: "root", password: new Secret(PASSWORD), timeoutMs: 5_000, ...extra });
+  open.push(c);
+  return c;
+}
+
+describe("XapiClient over JSON-RPC", () => {
+  it("logs in with (user, password, version, originator) and puts the session first in every call", async () => {
+    const m = await mini();
+    m.handlers.set("VM.get_record", ([, ref]) => ({ uuid: "u-1", name_label: `vm ${String(ref)}` }));
+    const c = client(m.url);
+    const rec = await c.call<Record<string, string>>("VM.get_record", ["OpaqueRef:vm-1"]);
+    expect(rec.name_label).toBe("vm OpaqueRef:vm-1");
+    expect(c.protocol).toBe("json-rpc");
+    expect(m.calls[0]).toEqual({
+      method: "session.login_with_password",
+      params: ["root", PASSWORD, LOGIN_VERSION, "virtkit"],
+      protocol: "json",
+    });
+    expect(m.calls[1]!.params[0]).toMatch(/^OpaqueRef:session-/);
+    expect(m.calls[1]!.params[1]).toBe("OpaqueRef:vm-1");
+  });
+
+  it("logs in once for many concurrent calls", async () => {
+    const m = await mini();
+    m.handlers.set("pool.get_all", () => ["OpaqueRef:pool"]);
+    const c = client(m.url);
+    await Promise.all(Array.from({ length: 20 }, () => c.call("pool.get_all")));
+    expect(m.calls.filter((x) => x.method === "session.login_with_password")).toHaveLength(1);
+  });
+
+  it("logs in again once on SESSION_INVALID and repeats the call", async () => {
+    const m = await mini();
+    m.handlers.set("host.get_all", () => ["OpaqueRef:h"]);
+    const c = client(m.url);
+    await c.call("host.get_all");
+    m.dropSessions();
+    await expect(c.call("host.get_all")).resolves.toEqual(["OpaqueRef:h"]);
+    expect(m.calls.filter((x) => x.method === "session.login_with_password")).toHaveLength(2);
+  });
+
+  it("gives up after one re-login and masks the session ref in the error", async () => {
+    const m = await mini();
+    // A host that keeps refusing the session it just handed out.
+    m.handlers.set("host.get_all", ([session]) => {
+      throw ["SESSION_INVALID", String(session)];
+    });
+    const c = client(m.url);
+    const err = await c.call("host.get_all").catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(XapiError);
+    expect((err as XapiError).xapiCode).toBe("SESSION_INVALID");
+    expect((err as XapiError).xapiParams).toEqual(["***"]);
+    expect(String((err as Error).message)).not.toMatch(/OpaqueRef:session/);
+    expect(m.calls.filter((x) => x.method === "session.login_with_password")).toHaveLength(2);
+  });
+
+  it("follows HOST_IS_SLAVE to the pool master", async () => {
+    const master = await mini();
+    master.handlers.set("pool.get_all", () => ["OpaqueRef:pool"]);
+    const slave = await mini({ slaveOf: master.address });
+    const c = client(slave.url);
+    await expect(c.call("pool.get_all")).resolves.toEqual(["OpaqueRef:pool"]);
+    expect(c.masterUrl).toBe(master.url);
+    expect(slave.calls.map((x) => x.method)).toEqual(["session.login_with_password"]);
+  });
+
+  it("keeps XAPI's code and parameters on failures", async () => {
+    const m = await mini();
+    m.handlers.set("VM.pause", () => {
+      throw ["VM_BAD_POWER_STATE", "OpaqueRef:vm", "running", "halted"];
+    });
+    const err = (await client(m.url).call("VM.pause", ["OpaqueRef:vm"]).catch((e: unknown) => e)) as XapiError;
+    expect(err.xapiCode).toBe("VM_BAD_POWER_STATE");
+    expect(err.xapiParams).toEqual(["OpaqueRef:vm", "running", "halted"]);
+  });
+
+  it("waits for Async tasks through event.from, without polling the task", async () => {
+    const m = await mini();
+    m.handlers.set("Async.VM.clone", () => m.task(30, { result: "<value>OpaqueRef:new-vm</value>" }));
+    m.handlers.set("Async.VM.start", () => m.task(10, { error: ["VM_BAD_POWER_STATE", "OpaqueRef:x", "halted", "running"] }));
+    const c = client(m.url);
+    await expect(c.callAsync("VM.clone", ["OpaqueRef:tpl", "n"])).resolves.toBe("OpaqueRef:new-vm");
+    const err = (await c.callAsync("VM.start", ["OpaqueRef:x", false, false]).catch((e: unknown) => e)) as XapiError;
+    expect(err.xapiCode).toBe("VM_BAD_POWER_STATE");
+    expect(m.calls.some((x) => x.method === "task.get_record" || x.method === "task.get_status")).toBe(false);
+  });
+
+  it("settles many concurrent tasks from one event stream", async () => {
+    const m = await mini();
+    let n = 0;
+    m.handlers.set("Async.VM.clone", () => m.task(5 + (n++ % 7), { result: `<value>OpaqueRef:vm-${n}</value>` }));
+    const c = client(m.url);
+    const results = await Promise.all(Array.from({ length: 30 }, () => c.callAsync<string>("VM.clone", ["t", "n"])));
+    expect(new Set(results).size).toBe(30);
+  });
+
+  it("bounds every call by timeoutMs and by the caller's signal", async () => {
+    const m = await mini();
+    m.handlers.set("VM.slow", () => new Promise((r) => setTimeout(() => r("late"), 2_000)));
+    const c = client(m.url);
+    await c.login();
+    const t0 = performance.now();
+    await expect(c.call("VM.slow", [], { timeoutMs: 100 })).rejects.toMatchObject({ code: "VIRTKIT_OPERATION_TIMEOUT" });
+    expect(performance.now() - t0).toBeLessThan(1_000);
+    const ac = new AbortController();
+    ac.abort();
+    await expect(c.call("VM.slow", [], { signal: ac.signal })).rejects.toMatchObject({ code: "VIRTKIT_OPERATION_ABORTED" });
+  });
+
+  it("cancels the task of an Async call that hits its deadline", async () => {
+    const m = await mini();
+    m.handlers.set("Async.VM.clean_shutdown", () => m.task(60_000, { result: "" }));
+    const c = client(m.url);
+    await expect(c.callAsync("VM.clean_shutdown", ["OpaqueRef:vm"], { timeoutMs: 100 })).rejects.toMatchObject({
+      code: "VIRTKIT_OPERATION_TIMEOUT",
+    });
+    await new Promise((r) => setTimeout(r, 100));
+    expect(m.calls.some((x) => x.method === "task.cancel")).toBe(true);
+  });
+
+  it("reports an unreachable host as HypervisorUnavailableError", async () => {
+    const m = await mini();
+    const url = m.url;
+    await m.close();
+    open.pop();
+    await expect(client(url).call("pool.get_all")).rejects.toMatchObject({ code: "VIRTKIT_HYPERVISOR_UNAVAILABLE" });
+  });
+
+  it("never lets the password or a session ref reach a log line or an error", async () => {
+    const m = await mini();
+    m.handlers.set("VM.boom", () => {
+      throw ["INTERNAL_ERROR", `while handling session_id=${String(m.calls[m.calls.length - 1]!.params[0])}`];
+    });
+    const logger = new MemoryLogger();
+    const c = client(m.url, { logger });
+    await c.login();
+    m.dropSessions();
+    const err = await c.call("VM.boom").catch((e: unknown) => e);
+    const sessions = m.calls.filter((x) => x.method !== "session.login_with_password").map((x) => String(x.params[0]));
+    const everything = [JSON.stringify(redact(err)), String((err as Error).message), ...logger.lines()].join("\n");
+    expect(everything).not.toContain(PASSWORD);
+    for (const s of sessions) expect(everything).not.toContain(s);
+    expect(logger.lines().some((l) => l.includes("logging in again"))).toBe(true);
+  });
+});
+
+describe("XapiClient over XML-RPC", () => {
+  it("falls back to XML-RPC when the host has no /jsonrpc, with the same semantics", async () => {
+    const m = await mini({ jsonRpc: false });
+    m.handlers.set("VM.get_record", () => ({ memory_static_max: "67108864", is_a_template: false, VBDs: ["OpaqueRef:a"] }));
+    m.handlers.set("Async.VM.clone", () => m.task(10, { result: "<value>OpaqueRef:clone</value>" }));
+    const c = client(m.url);
+    const rec = await c.call<Record<string, unknown>>("VM.get_record", ["OpaqueRef:vm"]);
+    expect(c.protocol).toBe("xml-rpc");
+    expect(rec).toEqual({ memory_static_max: "67108864", is_a_template: false, VBDs: ["OpaqueRef:a"] });
+    await expect(c.callAsync("VM.clone", ["t", "n"])).resolves.toBe("OpaqueRef:clone");
+    m.dropSessions();
+    await expect(c.call("VM.get_record", ["OpaqueRef:vm"])).resolves.toBeTruthy();
+    // int64 travels as a string in XML-RPC
+    m.handlers.set("VM.set_memory", ([, , bytes]) => typeof bytes);
+    await expect(c.call("VM.set_memory", ["OpaqueRef:vm", 1024])).resolves.toBe("string");
+  });
+});
+
+describe("XapiClient over HTTPS", () => {
+  it("verifies the certificate unless told `insecure`", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "xapi-tls-"));
+    try {
+      execFileSync("openssl", [
+        "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+        "-keyout", join(dir, "key.pem"), "-out", join(dir, "cert.pem"),
+      ], { stdio: "ignore" });
+      const m = await mini();
+      const target = new URL(m.url);
+      // A TLS front for the mini endpoint.
+      const server = https.createServer(
+        { key: readFileSync(join(dir, "key.pem")), cert: readFileSync(join(dir, "cert.pem")) },
+        (req, res) => {
+          const chunks: Buffer[] = [];
+          req.on("data", (c: Buffer) => chunks.push(c));
+          req.on("end", async () => {
+            const r = await fetch(new URL(req.url ?? "/", target), { method: req.method, body: Buffer.concat(chunks), headers: { "content-type": String(req.headers["content-type"]) } });
+            res.writeHead(r.status, { "content-type": r.headers.get("content-type") ?? "" }).end(Buffer.from(await r.arrayBuffer()));
+          });
+        },
+      );
+      await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+      open.push({ close: () => new Promise((r) => { server.closeAllConnections(); server.close(r); }) });
+      const url = `https://127.0.0.1:${(server.address() as AddressInfo).port}`;
+      m.handlers.set("pool.get_all", () => ["OpaqueRef:pool"]);
+      await expect(client(url).call("pool.get_all")).rejects.toMatchObject({ code: "VIRTKIT_HYPERVISOR_UNAVAILABLE" });
+      await expect(client(url, { insecure: true }).call("pool.get_all")).resolves.toEqual(["OpaqueRef:pool"]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 30_000);
+});

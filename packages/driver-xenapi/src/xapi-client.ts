@@ -1,0 +1,629 @@
+/**
+ * The XAPI client: JSON-RPC (POST /jsonrpc) with XML-RPC (POST /) as the fallback for hosts older
+ * than XenServer 7.3, a session logged in once and renewed once on SESSION_INVALID, the pool
+ * master followed on HOST_IS_SLAVE, `Async.*` calls awaited through their task with `event.from`
+ * (no polling loop), the raw VDI transfers over HTTP, and every call bounded by
+ * `{ signal, timeoutMs }`. The password and the session ref never leave this file except on the
+ * wire: errors mask session refs and name URLs without their query.
+ */
+import type { IncomingMessage } from "node:http";
+import {
+  HypervisorUnavailableError,
+  OperationAbortedError,
+  OperationTimeoutError,
+  withDeadline,
+  type OperationOptions,
+  type Secret,
+} from "@virtkit/core";
+import { HttpTransport } from "./http-transport.js";
+import { XapiError, XapiTransportError, isXapiError, xapiErrorFrom } from "./xapi-error.js";
+import {
+  XapiFloat,
+  XmlRpcParseError,
+  decodeMethodResponse,
+  decodeValueFragment,
+  encodeMethodCall,
+  type XapiValue,
+} from "./xml-rpc.js";
+
+/** The wire protocol in use. */
+export type XapiProtocol = "json-rpc" | "xml-rpc";
+
+/** A minimal logger (core's Logger fits). */
+export interface ClientLogger {
+  debug(msg: string, fields?: Readonly<Record<string, unknown>>): void;
+  warn(msg: string, fields?: Readonly<Record<string, unknown>>): void;
+}
+
+/** Options of a {@link XapiClient}. */
+export interface XapiClientOptions {
+  /** `https://host` (or `http://127.0.0.1:PORT` for a simulator). */
+  readonly url: string;
+  readonly username: string;
+  readonly password: Secret;
+  /** Skip TLS certificate verification; default false (certificates are verified). */
+  readonly insecure?: boolean;
+  /** Default deadline of one call in ms (default 60 s). */
+  readonly timeoutMs?: number;
+  /** `auto` (default): JSON-RPC, falling back to XML-RPC when the host has no /jsonrpc. */
+  readonly protocol?: "auto" | XapiProtocol;
+  /** The `originator` given at login (default `virtkit`). */
+  readonly originator?: string;
+  /** Sockets per host (default 64). */
+  readonly maxSockets?: number;
+  readonly logger?: ClientLogger;
+  /** Runs before every RPC (the conformance environment injects latency here). */
+  readonly beforeCall?: (method: string, signal: AbortSignal) => Promise<void>;
+}
+
+/** Per-call options. */
+export type CallOptions = OperationOptions;
+
+/** One event of `event.from`. */
+export interface XapiEvent {
+  readonly id: string | number;
+  readonly class: string;
+  readonly operation: "add" | "mod" | "del";
+  readonly ref: string;
+  readonly snapshot?: Record<string, XapiValue>;
+}
+
+/** What `event.from` answers. */
+export interface XapiEventBatch {
+  readonly events: readonly XapiEvent[];
+  readonly token: string;
+}
+
+/** The version string passed at login. */
+export const LOGIN_VERSION = "2.x";
+const FINAL_TASK_STATES = new Set(["success", "failure", "cancelled"]);
+const EVENT_WAIT_SEC = 30;
+/** Finished tasks remembered for a waiter that registers late. */
+const FINISHED_KEEP = 2048;
+
+/** True for the empty reference XAPI uses for "none". */
+export const isNullRef = (ref: unknown): boolean => typeof ref !== "string" || ref === "" || ref === "OpaqueRef:NULL";
+
+/** A XAPI client for one pool. */
+export class XapiClient {
+  readonly #options: XapiClientOptions;
+  readonly #transport: HttpTransport;
+  readonly #timeoutMs: number;
+  #base: URL;
+  #protocol: XapiProtocol | undefined;
+  #session: Promise<string> | undefined;
+  /** The session ref once the login resolved (the fast path of every call). */
+  #sessionValue: string | undefined;
+  /** Every session ref this client held, to mask them wherever they could appear. */
+  readonly #sessionRefs: string[] = [];
+  #nextId = 1;
+  #closed = false;
+  readonly #tasks: TaskWatcher;
+
+  constructor(options: XapiClientOptions) {
+    let base: URL;
+    try {
+      base = new URL(options.url);
+    } catch {
+      throw new XapiTransportError("the XAPI url is not a URL");
+    }
+    if (base.protocol !== "http:" && base.protocol !== "https:") {
+      throw new XapiTransportError(`the XAPI url must be http(s), not ${base.protocol}`);
+    }
+    if (base.username || base.password) throw new XapiTransportError("the XAPI url must not carry credentials");
+    this.#options = options;
+    this.#base = new URL(base.origin);
+    this.#protocol = options.protocol === "auto" || options.protocol === undefined ? undefined : options.protocol;
+    this.#timeoutMs = options.timeoutMs ?? 60_000;
+    this.#transport = new HttpTransport({ insecure: options.insecure, maxSockets: options.maxSockets });
+    this.#tasks = new TaskWatcher(this);
+  }
+
+  /** The pool master's origin currently in use (after any HOST_IS_SLAVE redirect). */
+  get masterUrl(): string {
+    return this.#base.origin;
+  }
+
+  /** The protocol negotiated (undefined before the first call). */
+  get protocol(): XapiProtocol | undefined {
+    return this.#protocol;
+  }
+
+  /** Logs in now (otherwise the first call does). */
+  async login(options?: CallOptions): Promise<void> {
+    await withDeadline("XAPI login", options, this.#timeoutMs, (signal) => this.#ensureSession(signal));
+  }
+
+  /** Calls `method` with the session ref prepended to `args`. */
+  call<T = XapiValue>(method: string, args: readonly XapiValue[] = [], options?: CallOptions): Promise<T> {
+    return withDeadline(`XAPI ${method}`, options, this.#timeoutMs, (signal) =>
+      this.#callWithSession(method, args, signal),
+    ) as Promise<T>;
+  }
+
+  /**
+   * Calls `Async.<method>` and waits for its task through `event.from`; resolves with the task's
+   * decoded result. On abort or deadline the task is cancelled (as far as XAPI allows).
+   */
+  callAsync<T = XapiValue>(method: string, args: readonly XapiValue[] = [], options?: CallOptions): Promise<T> {
+    return withDeadline(`XAPI ${method}`, options, this.#timeoutMs, async (signal) => {
+      await this.#tasks.ready(signal);
+      const task = await this.#callWithSession<string>(`Async.${method}`, args, signal);
+      return (await this.#tasks.wait(method, task, signal)) as T;
+    }) as Promise<T>;
+  }
+
+  /**
+   * Starts `Async.<method>` and returns its task ref with a promise of the result, so the caller
+   * can cancel the task (`task.cancel`) while it runs.
+   */
+  async startAsync(
+    method: string,
+    args: readonly XapiValue[],
+    options?: CallOptions,
+  ): Promise<{ readonly task: string; readonly result: Promise<XapiValue> }> {
+    const task = await withDeadline(`XAPI ${method}`, options, this.#timeoutMs, async (signal) => {
+      await this.#tasks.ready(signal);
+      return this.#callWithSession<string>(`Async.${method}`, args, signal);
+    });
+    const result = withDeadline(`XAPI ${method}`, options, this.#timeoutMs, (signal) =>
+      this.#tasks.wait(method, task, signal),
+    );
+    result.catch(() => undefined);
+    return { task, result };
+  }
+
+  /** `event.from(classes, token, timeout)`. */
+  async eventFrom(classes: readonly string[], token: string, timeoutSec: number, options?: CallOptions): Promise<XapiEventBatch> {
+    const raw = await this.call<Record<string, XapiValue>>("event.from", [classes, token, new XapiFloat(timeoutSec)], {
+      ...options,
+      timeoutMs: options?.timeoutMs ?? timeoutSec * 1000 + this.#timeoutMs,
+    });
+    const events = Array.isArray(raw.events) ? (raw.events as unknown as XapiEvent[]) : [];
+    return { events, token: typeof raw.token === "string" ? raw.token : token };
+  }
+
+  /** Writes `data` into a VDI with `PUT /import_raw_vdi` (format raw). */
+  async importRawVdi(vdi: string, data: Uint8Array, options?: CallOptions): Promise<void> {
+    await withDeadline("XAPI import_raw_vdi", options, this.#timeoutMs, async (signal) => {
+      const session = await this.#ensureSession(signal);
+      const url = this.#transferUrl("/import_raw_vdi", session, vdi, "raw");
+      const reply = await this.#transport
+        .request("PUT", url, data, { "content-type": "application/octet-stream" }, signal)
+        .catch((err: unknown) => {
+          throw this.#unavailable(err, signal);
+        });
+      if (reply.status !== 200) throw this.#httpFailure("import_raw_vdi", reply.status, reply.body);
+    });
+  }
+
+  /**
+   * Reads a VDI with `GET /export_raw_vdi` in `format` (`vhd`: a sparse dynamic VHD, `raw`: every
+   * byte). Resolves once the host answered; the chunks stream as they arrive.
+   */
+  async exportRawVdi(vdi: string, format: "raw" | "vhd", options?: CallOptions): Promise<AsyncIterable<Uint8Array>> {
+    const controller = new AbortController();
+    const outer = options?.signal;
+    const onAbort = () => controller.abort(outer?.reason);
+    outer?.addEventListener("abort", onAbort, { once: true });
+    const res = await withDeadline("XAPI export_raw_vdi", options, this.#timeoutMs, async (signal) => {
+      signal.addEventListener("abort", () => controller.abort(signal.reason), { once: true });
+      const session = await this.#ensureSession(signal);
+      const url = this.#transferUrl("/export_raw_vdi", session, vdi, format);
+      const r = await this.#transport.stream("GET", url, {}, controller.signal).catch((err: unknown) => {
+        throw this.#unavailable(err, signal);
+      });
+      if (r.statusCode !== 200) {
+        const body = await collect(r).catch(() => Buffer.alloc(0));
+        throw this.#httpFailure("export_raw_vdi", r.statusCode ?? 0, body);
+      }
+      return r;
+    }).finally(() => outer?.removeEventListener("abort", onAbort));
+    return streamBody(res);
+  }
+
+  /** Logs out and closes every socket. The client is unusable afterwards. */
+  async close(options?: CallOptions): Promise<void> {
+    if (this.#closed) return;
+    this.#tasks.stop();
+    const session = this.#session;
+    this.#session = undefined;
+    this.#sessionValue = undefined;
+    if (session) {
+      const ref = await session.catch(() => undefined);
+      if (ref) {
+        await withDeadline("XAPI logout", { timeoutMs: 5_000, ...options }, 5_000, (signal) =>
+          this.#rpc("session.logout", [ref], signal),
+        ).catch(() => undefined);
+      }
+    }
+    this.#closed = true;
+    this.#transport.close();
+  }
+
+  /** @internal The call behind `call`, for the task watcher. */
+  callRaw<T>(method: string, args: readonly XapiValue[], signal: AbortSignal): Promise<T> {
+    return this.#callWithSession<T>(method, args, signal);
+  }
+
+  async #callWithSession<T>(method: string, args: readonly XapiValue[], signal: AbortSignal): Promise<T> {
+    let relogged = false;
+    let redirects = 0;
+    for (;;) {
+      const session = await this.#ensureSession(signal);
+      try {
+        return (await this.#rpc(method, [session, ...args], signal)) as T;
+      } catch (err) {
+        if (isXapiError(err, "SESSION_INVALID") && !relogged) {
+          relogged = true;
+          this.#dropSession(session);
+          this.#options.logger?.warn("XAPI session no longer valid; logging in again", { method });
+          continue;
+        }
+        if (isXapiError(err, "HOST_IS_SLAVE") && redirects < 3) {
+          redirects++;
+          this.#redirect(err.xapiParams[0]);
+          this.#dropSession(session);
+          continue;
+        }
+        throw err;
+      }
+    }
+  }
+
+  #dropSession(ref: string): void {
+    // Only the session that failed: a concurrent call may already hold a new one.
+    if (this.#sessionValue !== undefined && this.#sessionValue !== ref) return;
+    this.#sessionValue = undefined;
+    this.#session = undefined;
+  }
+
+  #ensureSession(signal: AbortSignal): Promise<string> {
+    if (this.#closed) return Promise.reject(new HypervisorUnavailableError(this.#base.host, "the XAPI client is closed"));
+    // The common case: logged in already, nothing to wait for.
+    if (this.#sessionValue !== undefined && this.#session) {
+      return signal.aborted ? Promise.reject(signal.reason as Error) : Promise.resolve(this.#sessionValue);
+    }
+    if (!this.#session) {
+      // The login runs under its own deadline, not the first caller's signal, so a cancelled call
+      // does not fail the calls waiting on the same login.
+      const login = withDeadline("XAPI login", undefined, this.#timeoutMs, (s) => this.#login(s));
+      this.#session = login;
+      login.then(
+        (ref) => {
+          if (this.#session === login) this.#sessionValue = ref;
+        },
+        () => undefined,
+      );
+      login.catch(() => {
+        if (this.#session === login) this.#session = undefined;
+      });
+    }
+    const pending = this.#session;
+    if (signal.aborted) return Promise.reject(signal.reason as Error);
+    return new Promise<string>((resolve, reject) => {
+      const onAbort = () => reject(signal.reason as Error);
+      signal.addEventListener("abort", onAbort, { once: true });
+      pending.then(
+        (r) => {
+          signal.removeEventListener("abort", onAbort);
+          resolve(r);
+        },
+        (e: unknown) => {
+          signal.removeEventListener("abort", onAbort);
+          reject(e as Error);
+        },
+      );
+    });
+  }
+
+  async #login(signal: AbortSignal): Promise<string> {
+    for (let redirects = 0; ; redirects++) {
+      try {
+        const ref = await this.#rpc(
+          "session.login_with_password",
+          [this.#options.username, this.#options.password.reveal(), LOGIN_VERSION, this.#options.originator ?? "virtkit"],
+          signal,
+        );
+        if (typeof ref !== "string" || ref.length === 0) {
+          throw new XapiTransportError("session.login_with_password answered no session reference");
+        }
+        this.#sessionRefs.push(ref);
+        return ref;
+      } catch (err) {
+        if (isXapiError(err, "HOST_IS_SLAVE") && redirects < 3) {
+          this.#redirect(err.xapiParams[0]);
+          continue;
+        }
+        throw err;
+      }
+    }
+  }
+
+  #redirect(master: string | undefined): void {
+    if (!master) return;
+    const next = new URL(this.#base.origin);
+    // XAPI names the master by address; a simulator (or a non-default port) gives `address:port`.
+    const m = /^\[?([^\]]+?)\]?(?::(\d+))?$/.exec(master);
+    const host = m?.[1] ?? master;
+    next.hostname = host.includes(":") ? `[${host}]` : host;
+    if (m?.[2]) next.port = m[2];
+    this.#options.logger?.debug("XAPI host is a pool member; following the pool master", { master: next.host });
+    this.#base = next;
+  }
+
+  /** One RPC on the wire, JSON-RPC or XML-RPC. */
+  async #rpc(method: string, params: readonly XapiValue[], signal: AbortSignal): Promise<XapiValue> {
+    if (this.#options.beforeCall) await this.#options.beforeCall(method, signal);
+    if (this.#protocol !== "xml-rpc") {
+      const result = await this.#jsonRpc(method, params, signal);
+      if (result !== NO_JSON_RPC) return result;
+      this.#protocol = "xml-rpc";
+      this.#options.logger?.debug("XAPI host has no JSON-RPC endpoint; using XML-RPC");
+    }
+    return this.#xmlRpc(method, params, signal);
+  }
+
+  async #jsonRpc(method: string, params: readonly XapiValue[], signal: AbortSignal): Promise<XapiValue | typeof NO_JSON_RPC> {
+    const id = this.#nextId++;
+    const body = JSON.stringify({ jsonrpc: "2.0", method, params, id });
+    const url = new URL("/jsonrpc", this.#base);
+    const reply = await this.#transport
+      .request("POST", url, body, { "content-type": "application/json" }, signal)
+      .catch((err: unknown) => {
+        throw this.#unavailable(err, signal);
+      });
+    if (this.#protocol === undefined && (reply.status === 404 || reply.status === 405 || reply.status === 501)) {
+      return NO_JSON_RPC;
+    }
+    if (reply.status !== 200) throw this.#httpFailure(method, reply.status, reply.body);
+    let parsed: { result?: XapiValue; error?: { message?: unknown; data?: unknown } | unknown[] | null };
+    try {
+      parsed = JSON.parse(reply.body.toString("utf8")) as typeof parsed;
+    } catch {
+      if (this.#protocol === undefined) return NO_JSON_RPC;
+      throw new XapiTransportError(`${method}: the host answered something that is not JSON`);
+    }
+    this.#protocol ??= "json-rpc";
+    const error = parsed.error;
+    if (error !== undefined && error !== null) {
+      if (Array.isArray(error)) throw xapiErrorFrom(method, error, this.#sessionRefs);
+      const data = Array.isArray(error.data) ? (error.data as unknown[]) : [];
+      const code = typeof error.message === "string" ? error.message : undefined;
+      throw xapiErrorFrom(method, code !== undefined ? [code, ...data] : data, this.#sessionRefs);
+    }
+    return parsed.result ?? "";
+  }
+
+  async #xmlRpc(method: string, params: readonly XapiValue[], signal: AbortSignal): Promise<XapiValue> {
+    const url = new URL("/", this.#base);
+    const reply = await this.#transport
+      .request("POST", url, encodeMethodCall(method, params), { "content-type": "text/xml" }, signal)
+      .catch((err: unknown) => {
+        throw this.#unavailable(err, signal);
+      });
+    if (reply.status !== 200) throw this.#httpFailure(method, reply.status, reply.body);
+    let value: XapiValue;
+    try {
+      value = decodeMethodResponse(reply.body.toString("utf8"));
+    } catch (err) {
+      if (err instanceof XmlRpcParseError) throw new XapiTransportError(`${method}: malformed XML-RPC reply (${err.message})`);
+      throw err;
+    }
+    const v = value as { Status?: unknown; Value?: XapiValue; ErrorDescription?: unknown };
+    if (v && typeof v === "object" && v.Status === "Success") return v.Value ?? "";
+    if (v && typeof v === "object" && v.Status === "Failure") throw xapiErrorFrom(method, v.ErrorDescription, this.#sessionRefs);
+    throw new XapiTransportError(`${method}: the XML-RPC reply has no Status`);
+  }
+
+  #transferUrl(path: string, session: string, vdi: string, format: string): URL {
+    const url = new URL(path, this.#base);
+    url.searchParams.set("session_id", session);
+    url.searchParams.set("vdi", vdi);
+    url.searchParams.set("format", format);
+    return url;
+  }
+
+  #httpFailure(what: string, status: number, body: Buffer): Error {
+    const text = body.toString("utf8", 0, Math.min(body.length, 200)).replace(/[^\x20-\x7e]/g, " ").trim();
+    const masked = xapiErrorFrom(what, ["HTTP_FAILURE", String(status), text], this.#sessionRefs);
+    return new XapiTransportError(`${what}: HTTP ${status}`, { cause: masked });
+  }
+
+  /** A transport failure as core's error; an abort stays the caller's abort. */
+  #unavailable(err: unknown, signal: AbortSignal): Error {
+    if (signal.aborted) {
+      const reason: unknown = signal.reason;
+      if (reason instanceof OperationTimeoutError || reason instanceof OperationAbortedError) return reason;
+      return new OperationAbortedError("XAPI call", { cause: reason });
+    }
+    const reason = err instanceof Error ? err.message : String(err);
+    return new HypervisorUnavailableError(this.#base.host, reason, { cause: err });
+  }
+}
+
+const NO_JSON_RPC = Symbol("no-json-rpc");
+
+async function collect(res: IncomingMessage): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const c of res) chunks.push(c as Buffer);
+  return Buffer.concat(chunks);
+}
+
+async function* streamBody(res: IncomingMessage): AsyncIterable<Uint8Array> {
+  let received = 0;
+  for await (const c of res) {
+    received += (c as Buffer).byteLength;
+    yield c as Buffer;
+  }
+  if (!res.complete) throw new XapiTransportError(`export_raw_vdi: the stream was cut off after ${received} bytes`);
+}
+
+interface Waiter {
+  resolve(value: XapiValue): void;
+  reject(err: unknown): void;
+  readonly method: string;
+}
+
+/**
+ * Waits for tasks with `event.from(["task"], token, ...)`: one long poll per client while tasks
+ * are awaited, its own token, finished tasks remembered briefly for a waiter that registers after
+ * the event went by.
+ */
+class TaskWatcher {
+  #token: Promise<string> | undefined;
+  readonly #waiters = new Map<string, Waiter>();
+  readonly #finished = new Map<string, Record<string, XapiValue>>();
+  #running = false;
+  #stopped = false;
+  #poll: AbortController | undefined;
+
+  constructor(private readonly client: XapiClient) {}
+
+  /** Makes sure a token exists, so every task created from now on is seen. */
+  async ready(signal: AbortSignal): Promise<void> {
+    if (!this.#token) {
+      const p = this.client.callRaw<Record<string, XapiValue>>("event.from", [["task"], "", new XapiFloat(0)], signal).then(
+        (r) => (typeof r.token === "string" ? r.token : ""),
+      );
+      this.#token = p;
+      p.catch(() => {
+        if (this.#token === p) this.#token = undefined;
+      });
+    }
+    await this.#token;
+  }
+
+  wait(method: string, task: string, signal: AbortSignal): Promise<XapiValue> {
+    const done = this.#finished.get(task);
+    if (done) {
+      this.#finished.delete(task);
+      return this.#settle(method, task, done);
+    }
+    return new Promise<XapiValue>((resolve, reject) => {
+      const onAbort = () => {
+        this.#waiters.delete(task);
+        // Cancel what we no longer wait for; XAPI refuses for tasks that cannot be cancelled.
+        void this.client
+          .callRaw("task.cancel", [task], AbortSignal.timeout(5_000))
+          .catch(() => undefined);
+        reject(signal.reason as Error);
+      };
+      if (signal.aborted) return onAbort();
+      signal.addEventListener("abort", onAbort, { once: true });
+      this.#waiters.set(task, {
+        method,
+        resolve: (v) => {
+          signal.removeEventListener("abort", onAbort);
+          resolve(v);
+        },
+        reject: (e) => {
+          signal.removeEventListener("abort", onAbort);
+          reject(e);
+        },
+      });
+      this.#loop();
+    });
+  }
+
+  stop(): void {
+    this.#stopped = true;
+    this.#poll?.abort(new Error("the XAPI client is closing"));
+    for (const w of this.#waiters.values()) w.reject(new HypervisorUnavailableError("xapi", "the XAPI client was closed"));
+    this.#waiters.clear();
+  }
+
+  #settle(method: string, task: string, record: Record<string, XapiValue>): Promise<XapiValue> {
+    // Finished tasks are destroyed, as Nova did, so they do not pile up on the host.
+    void this.client.callRaw("task.destroy", [task], AbortSignal.timeout(10_000)).catch(() => undefined);
+    const status = record.status;
+    if (status === "success") {
+      try {
+        return Promise.resolve(decodeValueFragment(typeof record.result === "string" ? record.result : ""));
+      } catch {
+        return Promise.reject(new XapiTransportError(`${method}: the task's result is not an XML-RPC value`));
+      }
+    }
+    if (status === "cancelled") return Promise.reject(new XapiError(method, "TASK_CANCELLED", [task]));
+    return Promise.reject(xapiErrorFrom(method, record.error_info));
+  }
+
+  #loop(): void {
+    if (this.#running || this.#stopped) return;
+    this.#running = true;
+    void this.#run().finally(() => {
+      this.#running = false;
+      if (this.#waiters.size > 0 && !this.#stopped) this.#loop();
+    });
+  }
+
+  async #run(): Promise<void> {
+    let failures = 0;
+    while (this.#waiters.size > 0 && !this.#stopped) {
+      this.#poll = new AbortController();
+      try {
+        const token = await (this.#token ?? Promise.resolve(""));
+        const r = await this.client.callRaw<Record<string, XapiValue>>(
+          "event.from",
+          [["task"], token, new XapiFloat(EVENT_WAIT_SEC)],
+          AbortSignal.any([this.#poll.signal, AbortSignal.timeout((EVENT_WAIT_SEC + 30) * 1000)]),
+        );
+        failures = 0;
+        if (typeof r.token === "string") this.#token = Promise.resolve(r.token);
+        for (const ev of (Array.isArray(r.events) ? r.events : []) as unknown as XapiEvent[]) {
+          if (ev.class !== "task" || !ev.snapshot) continue;
+          const status = ev.snapshot.status;
+          if (typeof status !== "string" || !FINAL_TASK_STATES.has(status)) continue;
+          this.#finish(ev.ref, ev.snapshot);
+        }
+      } catch (err) {
+        if (this.#stopped) return;
+        failures++;
+        if (isXapiError(err, "EVENTS_LOST", "SESSION_NOT_REGISTERED", "EVENT_FROM_TOKEN_INVALID")) {
+          // Start over and look at every awaited task directly.
+          this.#token = undefined;
+          await this.#recheck();
+        } else if (failures >= 3) {
+          for (const [task, w] of this.#waiters) {
+            this.#waiters.delete(task);
+            w.reject(err);
+          }
+          return;
+        } else {
+          await new Promise((r) => setTimeout(r, 50 * failures));
+          await this.#recheck();
+        }
+      }
+    }
+  }
+
+  async #recheck(): Promise<void> {
+    await this.ready(AbortSignal.timeout(10_000)).catch(() => undefined);
+    for (const task of [...this.#waiters.keys()]) {
+      try {
+        const rec = await this.client.callRaw<Record<string, XapiValue>>("task.get_record", [task], AbortSignal.timeout(10_000));
+        if (typeof rec.status === "string" && FINAL_TASK_STATES.has(rec.status)) this.#finish(task, rec);
+      } catch (err) {
+        if (isXapiError(err, "HANDLE_INVALID")) {
+          const w = this.#waiters.get(task);
+          this.#waiters.delete(task);
+          w?.reject(err);
+        }
+      }
+    }
+  }
+
+  #finish(task: string, record: Record<string, XapiValue>): void {
+    const w = this.#waiters.get(task);
+    if (w) {
+      this.#waiters.delete(task);
+      this.#settle(w.method, task, record).then(w.resolve, w.reject);
+      return;
+    }
+    this.#finished.set(task, record);
+    if (this.#finished.size > FINISHED_KEEP) {
+      const oldest = this.#finished.keys().next().value;
+      if (oldest !== undefined) this.#finished.delete(oldest);
+    }
+  }
+}

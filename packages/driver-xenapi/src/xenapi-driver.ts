@@ -1,0 +1,1477 @@
+/**
+ * The XenAPI ComputeDriver: Nova's xenapi vmops (seed 001) over {@link XapiClient}. Spawn clones a
+ * template, provisions it, gives it a root VDI sized from the flavor with the image imported over
+ * HTTP, VBDs and VIFs, memory and vCPUs from the flavor, and starts it on this host. Every power
+ * operation is the XAPI call the power-state table allows; XAPI's VM_BAD_POWER_STATE is the
+ * contract's InvalidStateError. Rescue is Nova's `<name>-rescue` VM with the instance's disk
+ * attached; instance snapshots are VM.snapshot / VM.revert; image snapshots stream the snapshot's
+ * VDI into the image service; events come from `event.from`; live migration is VM.pool_migrate
+ * inside a pool and VM.migrate_send across pools.
+ */
+import {
+  AdminPasswordNotSupportedError,
+  GuestAgentNotEnabledError,
+  ImageNotFoundError,
+  InstanceExistsError,
+  InstanceNotFoundError,
+  InstanceNotRunningError,
+  InvalidInputError,
+  InvalidStateError,
+  LiveMigrationFailedError,
+  MigrationPreCheckError,
+  OperationAbortedError,
+  OperationTimeoutError,
+  PowerState,
+  SnapshotNotFoundError,
+  TaskState,
+  UnsupportedOperationError,
+  VirtkitError,
+  powerStateName,
+  snapshotImageMetadata,
+  throwIfAborted,
+  validateFlavor,
+  validateInstanceName,
+  validateUuid,
+  withDeadline,
+  type Capabilities,
+  type Capability,
+  type ComputeDriver,
+  type DestroyOptions,
+  type HostInfo,
+  type ImageMeta,
+  type ImageService,
+  type ImageSnapshotOptions,
+  type Instance,
+  type InstanceInfo,
+  type InstanceSnapshot,
+  type LifecycleEvent,
+  type LifecycleListener,
+  type LifecycleTransition,
+  type LiveMigrationOptions,
+  type MigrateData,
+  type MigrationContext,
+  type MigrationHostFacts,
+  type MigrationPlan,
+  type MigrationPolicy,
+  type NetworkInfo,
+  type OperationOptions,
+  type PowerOffOptions,
+  type RebootType,
+  type RescueOptions,
+  type Secret,
+  type SpawnRequest,
+} from "@virtkit/core";
+import { setMaxListeners } from "node:events";
+import { inflateSync } from "node:zlib";
+import { mapXapiError } from "./error-map.js";
+import { GuestAgent } from "./guest-agent.js";
+import { planXenapiMigration, xapiMigrateOptions } from "./migration-plan.js";
+import { VmEventLoop } from "./vm-events.js";
+import {
+  OC_IMAGE_SNAPSHOT,
+  OC_INSTANCE_UUID,
+  OC_PAUSED_DOMID,
+  OC_RESCUED,
+  PAUSED_AT_START,
+  OC_RESCUE_OF,
+  OC_ROLE,
+  OC_SNAPSHOT_POWER,
+  OC_VDI_ROLE,
+  bool,
+  effectivePower,
+  isOnHost,
+  num,
+  refs,
+  str,
+  strMap,
+  toPowerState,
+  vmKind,
+  type XapiRecord,
+} from "./vm-record.js";
+import { XapiClient, isNullRef, type XapiClientOptions } from "./xapi-client.js";
+import { isXapiError } from "./xapi-error.js";
+import type { XapiValue } from "./xml-rpc.js";
+
+/** A structured logger (core's Logger fits). */
+export interface DriverLogger {
+  debug(msg: string, fields?: Readonly<Record<string, unknown>>): void;
+  info(msg: string, fields?: Readonly<Record<string, unknown>>): void;
+  warn(msg: string, fields?: Readonly<Record<string, unknown>>): void;
+  error(msg: string, fields?: Readonly<Record<string, unknown>>): void;
+}
+
+/** Options of a {@link XenapiDriver}. */
+export interface XenapiDriverOptions {
+  /** The pool (or any pool member: HOST_IS_SLAVE is followed), e.g. `https://xenserver-1`. */
+  readonly url?: string;
+  readonly username?: string;
+  /** The password, or how to get it when the host is first contacted (environment or prompt). */
+  readonly password?: Secret | (() => Promise<Secret>);
+  /**
+   * Instead of url/username/password: where to connect, found at initHost (the plugin starts the
+   * embedded simulator this way when no url is given); `close` runs at cleanupHost.
+   */
+  readonly target?: () => Promise<XenapiTarget>;
+  /** Skip TLS certificate verification (default false). */
+  readonly insecure?: boolean;
+  /** Default deadline of a contract call in ms (default 120 s). */
+  readonly timeoutMs?: number;
+  readonly protocol?: "auto" | "json-rpc" | "xml-rpc";
+  /** The XAPI host this driver manages (name label, hostname or uuid); default: `initHost`'s name, else the master. */
+  readonly xapiHost?: string;
+  /** The template instances are cloned from (default `Other install media`). */
+  readonly template?: string;
+  /** The network VIFs go to when networkInfo names none the pool has (bridge or name label). */
+  readonly network?: string;
+  /** Seconds a soft reboot waits for the guest before going hard (default 60). */
+  readonly softRebootTimeoutSec?: number;
+  /** Default seconds the guest agent may take for one call (default 30). */
+  readonly agentTimeoutSec?: number;
+  readonly imageService?: ImageService;
+  readonly logger?: DriverLogger;
+  /** Runs before every XAPI call (the conformance environment injects latency here). */
+  readonly beforeCall?: XapiClientOptions["beforeCall"];
+}
+
+/** A XAPI endpoint with its credentials. */
+export interface XenapiTarget {
+  readonly url: string;
+  readonly username: string;
+  readonly password: Secret;
+  close?(): Promise<void>;
+}
+
+/** What this driver implements, all of it against XAPI. */
+export const XENAPI_CAPABILITIES: Capabilities = Object.freeze({
+  pause: true,
+  suspend: true,
+  rescue: true,
+  softReboot: true,
+  consoleOutput: true,
+  imageSnapshot: true,
+  instanceSnapshots: true,
+  setAdminPassword: true,
+  liveMigration: true,
+  blockMigration: true,
+  tunnelledMigration: false,
+  nativeTlsMigration: false,
+  postCopy: false,
+  autoConverge: false,
+  lifecycleEvents: true,
+});
+
+const MiB = 1024 * 1024;
+const GiB = 1024 * MiB;
+const DEFAULT_TEMPLATE = "Other install media";
+
+/** One VM the driver found: its ref and the record read in the same breath. */
+interface Vm {
+  readonly ref: string;
+  readonly rec: XapiRecord;
+}
+
+/** The data `checkCanLiveMigrateDestination` puts into MigrateData.extra. */
+interface MigrateExtra {
+  readonly mode: "pool" | "cross-pool";
+  readonly destHostRef: string;
+  readonly destHostUuid: string;
+  /** Cross-pool: host.migrate_receive's map, base64 JSON. Holds a session ref: the key name makes loggers redact it. */
+  readonly receiveToken?: string;
+  readonly destSr?: string;
+  readonly destNetwork?: string;
+}
+
+/** The XenAPI driver. */
+export class XenapiDriver implements ComputeDriver {
+  readonly name = "xenapi";
+  readonly capabilities: Capabilities = XENAPI_CAPABILITIES;
+
+  readonly #options: XenapiDriverOptions;
+  readonly #timeoutMs: number;
+  #client: XapiClient | undefined;
+  #events: VmEventLoop | undefined;
+  #hostRef = "";
+  #hostRec: XapiRecord = {};
+  /** The name `initHost` was given: events carry it. */
+  #hostLabel = "";
+  #defaultSr = "";
+  #template: Vm | undefined;
+  #networks: { readonly ref: string; readonly rec: XapiRecord }[] = [];
+  readonly #listeners = new Set<LifecycleListener>();
+  readonly #spawning = new Map<string, Promise<void>>();
+  /** Running migration tasks by instance uuid, for liveMigrationAbort. */
+  readonly #migrations = new Map<string, Promise<string>>();
+  #closed = false;
+  #closeTarget: (() => Promise<void>) | undefined;
+
+  constructor(options: XenapiDriverOptions) {
+    this.#options = options;
+    this.#timeoutMs = options.timeoutMs ?? 120_000;
+  }
+
+  /** The host name initHost was given. */
+  get hostLabel(): string {
+    return this.#hostLabel;
+  }
+
+  /** True once cleanupHost ran. */
+  get isCleanedUp(): boolean {
+    return this.#closed;
+  }
+
+  // -- host --
+
+  async initHost(host: string, options?: OperationOptions): Promise<void> {
+    if (typeof host !== "string" || host.length === 0) throw new InvalidInputError("host", "must be a host name");
+    await this.#run("initHost", options, undefined, async (signal) => {
+      if (this.#client) throw new InvalidStateError(host, "initHost", "already initialised");
+      const target = await this.#target();
+      const client = new XapiClient({
+        url: target.url,
+        username: target.username,
+        password: target.password,
+        insecure: this.#options.insecure,
+        protocol: this.#options.protocol,
+        timeoutMs: this.#timeoutMs,
+        logger: this.#options.logger,
+        beforeCall: this.#options.beforeCall,
+      });
+      this.#client = client;
+      this.#hostLabel = host;
+      await client.login({ signal });
+      const [hosts, pools, networks] = await Promise.all([
+        client.call<Record<string, XapiRecord>>("host.get_all_records", [], { signal }),
+        client.call<Record<string, XapiRecord>>("pool.get_all_records", [], { signal }),
+        client.call<Record<string, XapiRecord>>("network.get_all_records", [], { signal }),
+      ]);
+      const pool = Object.values(pools)[0] ?? {};
+      const wanted = this.#options.xapiHost ?? host;
+      const entries = Object.entries(hosts);
+      const match =
+        entries.find(([, r]) => [str(r, "name_label"), str(r, "hostname"), str(r, "uuid")].includes(wanted)) ??
+        (this.#options.xapiHost === undefined ? entries.find(([ref]) => ref === str(pool, "master")) : undefined);
+      if (!match) {
+        throw new InvalidInputError("xapiHost", `no host of the pool is called ${JSON.stringify(wanted)}`);
+      }
+      [this.#hostRef, this.#hostRec] = match;
+      this.#defaultSr = str(pool, "default_SR");
+      this.#networks = Object.entries(networks).map(([ref, rec]) => ({ ref, rec }));
+      const events = new VmEventLoop(
+        client,
+        this.#hostRef,
+        (uuid, t) => this.#emit(uuid, t),
+        (err) => this.#options.logger?.warn("XAPI event loop failed; retrying", { error: describe(err) }),
+      );
+      await events.start(signal);
+      this.#events = events;
+    });
+  }
+
+  async cleanupHost(_host: string, options?: OperationOptions): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#listeners.clear();
+    await this.#events?.stop();
+    await this.#client?.close({ timeoutMs: options?.timeoutMs ?? 5_000, signal: options?.signal });
+    await this.#closeTarget?.().catch(() => undefined);
+  }
+
+  async getHostInfo(options?: OperationOptions): Promise<HostInfo> {
+    return this.#run("getHostInfo", options, undefined, async (signal) => {
+      const client = this.#ready();
+      const [rec, metrics] = await Promise.all([
+        client.call<XapiRecord>("host.get_record", [this.#hostRef], { signal }),
+        this.#hostMetrics(signal),
+      ]);
+      const sw = strMap(rec, "software_version");
+      const cpu = strMap(rec, "cpu_info");
+      return {
+        hostname: str(rec, "name_label") || str(rec, "hostname"),
+        hypervisorType: "Xen",
+        hypervisorVersion: normaliseVersion(sw.xen ?? sw.platform_version ?? sw.product_version ?? "0.0.0"),
+        cpuArch: "x86_64",
+        vcpus: Math.max(1, Number(cpu.cpu_count ?? 0) || 1),
+        // What guests can have: the free memory plus what the guests on it hold (dom0's is no instance's).
+        memoryMb: Math.max(1, Math.floor((await this.#guestCapacity(rec, signal, metrics.total)) / MiB)),
+      };
+    });
+  }
+
+  // -- inspection --
+
+  async listInstances(options?: OperationOptions): Promise<readonly string[]> {
+    return (await this.#list(options)).map((v) => str(v.rec, "name_label"));
+  }
+
+  async listInstanceUuids(options?: OperationOptions): Promise<readonly string[]> {
+    return (await this.#list(options)).map((v) => strMap(v.rec, "other_config")[OC_INSTANCE_UUID] ?? "");
+  }
+
+  async instanceExists(instance: Instance, options?: OperationOptions): Promise<boolean> {
+    validateUuid(instance.uuid);
+    return this.#run("instanceExists", options, instance, async (signal) => (await this.#find(instance, signal)) !== undefined);
+  }
+
+  async getInfo(instance: Instance, options?: OperationOptions): Promise<InstanceInfo> {
+    validateUuid(instance.uuid);
+    return this.#run("getInfo", options, instance, async (signal) => {
+      const vm = await this.#get(instance, signal);
+      // While rescued, the instance runs as its rescue VM.
+      const rescue = bool(strMap(vm.rec, "other_config"), OC_RESCUED) ? await this.#rescueVm(instance, signal) : undefined;
+      const live = rescue ?? vm;
+      const maxBytes = num(vm.rec, "memory_static_max");
+      return {
+        state: toPowerState(effectivePower(live.rec)),
+        maxMemoryKb: Math.round(maxBytes / 1024),
+        memoryKb: Math.round((num(vm.rec, "memory_dynamic_max") || maxBytes) / 1024),
+        vcpus: num(vm.rec, "VCPUs_max") || num(vm.rec, "VCPUs_at_startup"),
+        // XAPI reports no cumulative CPU time (Nova's xenapi get_info said 0 too).
+        cpuTimeNs: 0n,
+        internalId: live.ref,
+      };
+    });
+  }
+
+  async getConsoleOutput(instance: Instance, options?: OperationOptions): Promise<string> {
+    validateUuid(instance.uuid);
+    return this.#run("getConsoleOutput", options, instance, async (signal) => {
+      const vm = await this.#get(instance, signal);
+      const live = bool(strMap(vm.rec, "other_config"), OC_RESCUED) ? ((await this.#rescueVm(instance, signal)) ?? vm) : vm;
+      const domId = num(live.rec, "domid");
+      if (str(live.rec, "power_state").toLowerCase() === "halted" || domId < 0) return "";
+      // Nova's dom0 plugin: base64 of the zlib-compressed console ring.
+      const raw = await this.#ready().call<XapiValue>(
+        "host.call_plugin",
+        [this.#hostRef, "console", "get_console_log", { dom_id: String(domId) }],
+        { signal },
+      );
+      if (typeof raw !== "string") return "";
+      return inflateSync(Buffer.from(raw, "base64")).toString("utf8");
+    });
+  }
+
+  // -- lifecycle --
+
+  async spawn(request: SpawnRequest, options?: OperationOptions): Promise<void> {
+    const instance = request.instance;
+    validateInstance(instance);
+    // One spawn per uuid at a time: a second one waits for the first (within its own deadline),
+    // then finds the instance there and is refused, or goes ahead if the first failed.
+    const before = this.#spawning.get(instance.uuid);
+    let release!: () => void;
+    const mine = new Promise<void>((r) => (release = r));
+    const turn = (before ?? Promise.resolve()).then(() => mine);
+    this.#spawning.set(instance.uuid, turn);
+    try {
+      await this.#run("spawn", options, instance, async (signal) => {
+        if (before) await raceSignal(before, signal);
+        const imageMeta = request.imageMeta ?? instance.imageMeta;
+        // A password the agent could not set for the image's account is refused before anything is made.
+        if (request.adminPassword && agentEnabled(imageMeta)) checkAgentAccount(instance, imageMeta);
+        if (await this.#find(instance, signal, true)) throw new InstanceExistsError(instance.uuid);
+        const ref = await this.#createVm(instance, imageMeta, request.networkInfo, "instance", signal);
+        await this.#client!.callAsync("VM.start_on", [ref, this.#hostRef, false, false], { signal });
+        if (request.adminPassword) await this.#injectPassword(instance, imageMeta, request.adminPassword, signal);
+      });
+    } finally {
+      release();
+      if (this.#spawning.get(instance.uuid) === turn) this.#spawning.delete(instance.uuid);
+    }
+  }
+
+  async destroy(instance: Instance, options?: DestroyOptions): Promise<void> {
+    validateUuid(instance.uuid);
+    await this.#run("destroy", options, instance, async (signal) => {
+      const vm = await this.#find(instance, signal);
+      if (!vm) return;
+      if (bool(strMap(vm.rec, "other_config"), OC_RESCUED)) {
+        const rescue = await this.#rescueVm(instance, signal);
+        if (rescue) await this.#destroyVm(rescue, "rescue", signal);
+      }
+      await Promise.all(refs(vm.rec, "snapshots").map((snap) => this.#destroySnapshot(snap, signal)));
+      await this.#destroyVm(vm, options?.destroyDisks === false ? "keep-disks" : "all", signal);
+    });
+  }
+
+  async reboot(instance: Instance, type: RebootType, options?: OperationOptions): Promise<void> {
+    validateUuid(instance.uuid);
+    if (type !== "SOFT" && type !== "HARD") throw new InvalidInputError("type", "must be SOFT or HARD");
+    await this.#run("reboot", options, instance, async (signal) => {
+      const vm = await this.#notRescued(instance, "reboot", signal);
+      const client = this.#ready();
+      switch (power(vm)) {
+        case "running":
+          if (type === "SOFT") {
+            const soft = (this.#options.softRebootTimeoutSec ?? 60) * 1000;
+            if (await this.#tryWithin(vm.ref, "VM.clean_reboot", soft, signal)) return;
+          }
+          await client.callAsync("VM.hard_reboot", [vm.ref], { signal });
+          return;
+        case "paused":
+        case "crashed":
+          await client.callAsync("VM.hard_reboot", [vm.ref], { signal });
+          return;
+        case "suspended":
+          // XAPI reboots no suspended VM: drop the saved state and boot afresh.
+          await client.callAsync("VM.hard_shutdown", [vm.ref], { signal });
+          await client.callAsync("VM.start_on", [vm.ref, this.#hostRef, false, false], { signal });
+          return;
+        default:
+          await client.callAsync("VM.start_on", [vm.ref, this.#hostRef, false, false], { signal });
+      }
+    });
+  }
+
+  async powerOff(instance: Instance, options?: PowerOffOptions): Promise<void> {
+    validateUuid(instance.uuid);
+    await this.#run("powerOff", options, instance, async (signal) => {
+      const vm = await this.#notRescued(instance, "powerOff", signal);
+      const state = power(vm);
+      if (state === "halted") return;
+      const client = this.#ready();
+      const cleanMs = (options?.cleanShutdownTimeoutSec ?? 60) * 1000;
+      if (state === "running" && cleanMs > 0 && (await this.#tryWithin(vm.ref, "VM.clean_shutdown", cleanMs, signal))) {
+        return;
+      }
+      await client.callAsync("VM.hard_shutdown", [vm.ref], { signal });
+    });
+  }
+
+  async powerOn(instance: Instance, options?: OperationOptions): Promise<void> {
+    validateUuid(instance.uuid);
+    await this.#run("powerOn", options, instance, async (signal) => {
+      const vm = await this.#notRescued(instance, "powerOn", signal);
+      if (power(vm) === "running") return;
+      // A preserved crash: XAPI resets the domain in place (it shows Paused, start would refuse).
+      if (power(vm) === "crashed") {
+        await this.#ready().callAsync("VM.hard_reboot", [vm.ref], { signal });
+        return;
+      }
+      // Paused or suspended: XAPI's own VM_BAD_POWER_STATE says no.
+      await this.#ready().callAsync("VM.start_on", [vm.ref, this.#hostRef, false, false], { signal });
+    });
+  }
+
+  async pause(instance: Instance, options?: OperationOptions): Promise<void> {
+    validateUuid(instance.uuid);
+    await this.#run("pause", options, instance, async (signal) => {
+      const vm = await this.#notCrashed(instance, "pause", signal);
+      const client = this.#ready();
+      if (power(vm) === "running") await this.#markPaused(vm, signal);
+      // From any other state XAPI's own VM_BAD_POWER_STATE says no.
+      await client.callAsync("VM.pause", [vm.ref], { signal });
+    });
+  }
+
+  async unpause(instance: Instance, options?: OperationOptions): Promise<void> {
+    validateUuid(instance.uuid);
+    await this.#run("unpause", options, instance, async (signal) => {
+      const vm = await this.#notCrashed(instance, "unpause", signal);
+      const client = this.#ready();
+      await client.callAsync("VM.unpause", [vm.ref], { signal });
+      await client.call("VM.remove_from_other_config", [vm.ref, OC_PAUSED_DOMID], { signal });
+    });
+  }
+
+  async suspend(instance: Instance, options?: OperationOptions): Promise<void> {
+    await this.#simple("suspend", instance, options, (vm) => ["VM.suspend", [vm.ref]]);
+  }
+
+  async resume(instance: Instance, options?: OperationOptions): Promise<void> {
+    await this.#simple("resume", instance, options, (vm) => ["VM.resume_on", [vm.ref, this.#hostRef, false, false]]);
+  }
+
+  /**
+   * Nova's rescue: shut the instance down, bootlock it (`blocked_operations.start`), build
+   * `<name>-rescue` from the rescue image with the instance's disk as its second disk, start it.
+   */
+  async rescue(instance: Instance, rescueImageMeta: ImageMeta, options?: RescueOptions): Promise<void> {
+    validateInstance(instance);
+    await this.#run("rescue", options, instance, async (signal) => {
+      const vm = await this.#notRescued(instance, "rescue", signal);
+      const state = power(vm);
+      if (state !== "running" && state !== "halted") {
+        throw new InvalidStateError(instance.uuid, "rescue", powerStateName(toPowerState(state)));
+      }
+      const client = this.#ready();
+      if (state === "running") await client.callAsync("VM.hard_shutdown", [vm.ref], { signal });
+      await client.call("VM.add_to_other_config", [vm.ref, OC_RESCUED, "true"], { signal });
+      await client.call("VM.add_to_blocked_operations", [vm.ref, "start", "virtkit: the instance is rescued"], { signal });
+      try {
+        const rescueRef = await this.#createVm(instance, rescueImageMeta, undefined, "rescue", signal);
+        const root = await this.#rootVdi(vm.rec, signal);
+        if (root) await this.#createVbd(rescueRef, root, "1", false, signal);
+        await client.callAsync("VM.start_on", [rescueRef, this.#hostRef, false, false], { signal });
+        if (options?.rescuePassword) {
+          await this.#injectPassword(instance, rescueImageMeta, options.rescuePassword, signal, rescueRef);
+        }
+      } catch (err) {
+        await this.#undoRescue(instance, vm.ref).catch(() => undefined);
+        throw err;
+      }
+    });
+  }
+
+  /** Nova's unrescue: tear the rescue VM down (its own disk only), release the bootlock, start the instance. */
+  async unrescue(instance: Instance, options?: OperationOptions): Promise<void> {
+    validateUuid(instance.uuid);
+    await this.#run("unrescue", options, instance, async (signal) => {
+      const vm = await this.#get(instance, signal);
+      if (!bool(strMap(vm.rec, "other_config"), OC_RESCUED)) {
+        throw new InvalidStateError(instance.uuid, "unrescue", "not rescued");
+      }
+      const rescue = await this.#rescueVm(instance, signal);
+      if (rescue) await this.#destroyVm(rescue, "rescue", signal);
+      const client = this.#ready();
+      await client.call("VM.remove_from_blocked_operations", [vm.ref, "start"], { signal });
+      await client.call("VM.remove_from_other_config", [vm.ref, OC_RESCUED], { signal });
+      await client.callAsync("VM.start_on", [vm.ref, this.#hostRef, false, false], { signal });
+    });
+  }
+
+  // -- snapshots --
+
+  /**
+   * Nova's xenapi snapshot: VM.snapshot, then the snapshot's root VDI streamed (as VHD, only the
+   * written blocks) into the image with core's metadata; the snapshot VM and its VDIs are removed.
+   */
+  async snapshot(instance: Instance, imageId: string, options?: ImageSnapshotOptions): Promise<void> {
+    validateUuid(instance.uuid);
+    if (typeof imageId !== "string" || imageId.length === 0) throw new InvalidInputError("imageId", "must be an image id");
+    const images = this.#options.imageService;
+    if (!images) throw new UnsupportedOperationError("imageSnapshot", this.name, { detail: "no image service configured" });
+    await this.#run("snapshot", options, instance, async (signal) => {
+      const image = await images.get(imageId, { signal });
+      const vm = await this.#notRescued(instance, "snapshot", signal);
+      const client = this.#ready();
+      await options?.onTaskState?.(TaskState.IMAGE_PENDING_UPLOAD, TaskState.IMAGE_SNAPSHOT);
+      const snap = await client.callAsync<string>("VM.snapshot", [vm.ref, `${str(vm.rec, "name_label")}-image`], { signal });
+      try {
+        await client.call("VM.add_to_other_config", [snap, OC_IMAGE_SNAPSHOT, imageId], { signal });
+        const snapRec = await client.call<XapiRecord>("VM.get_record", [snap], { signal });
+        const vdi = await this.#rootVdi(snapRec, signal);
+        if (!vdi) throw new InvalidStateError(instance.uuid, "snapshot", "without a root disk");
+        await options?.onTaskState?.(TaskState.IMAGE_UPLOADING, TaskState.IMAGE_PENDING_UPLOAD);
+        const data = await client.exportRawVdi(vdi, "vhd", { signal });
+        await images.update(imageId, snapshotImageMetadata(instance, "vhd", image.name), data, { signal });
+      } finally {
+        await this.#destroySnapshot(snap, AbortSignal.timeout(30_000)).catch((err: unknown) =>
+          this.#options.logger?.warn("could not remove the image snapshot's VM", { error: describe(err) }),
+        );
+      }
+    });
+  }
+
+  async createInstanceSnapshot(
+    instance: Instance,
+    name: string,
+    options?: OperationOptions & { readonly description?: string },
+  ): Promise<InstanceSnapshot> {
+    validateUuid(instance.uuid);
+    if (typeof name !== "string" || name.length === 0 || name.length > 255) {
+      throw new InvalidInputError("name", "must be 1 to 255 characters");
+    }
+    return this.#run("createInstanceSnapshot", options, instance, async (signal) => {
+      const vm = await this.#notRescued(instance, "createInstanceSnapshot", signal);
+      const client = this.#ready();
+      const state = toPowerState(power(vm));
+      const snap = await client.callAsync<string>("VM.snapshot", [vm.ref, name], { signal });
+      await Promise.all([
+        client.call("VM.add_to_other_config", [snap, OC_SNAPSHOT_POWER, powerStateName(state)], { signal }),
+        options?.description ? client.call("VM.set_name_description", [snap, options.description], { signal }) : undefined,
+      ]);
+      const rec = await client.call<XapiRecord>("VM.get_record", [snap], { signal });
+      return toInstanceSnapshot(instance.uuid, rec, options?.description);
+    });
+  }
+
+  async listInstanceSnapshots(instance: Instance, options?: OperationOptions): Promise<readonly InstanceSnapshot[]> {
+    validateUuid(instance.uuid);
+    return this.#run("listInstanceSnapshots", options, instance, async (signal) => {
+      const vm = await this.#get(instance, signal);
+      const client = this.#ready();
+      const recs = await Promise.all(
+        refs(vm.rec, "snapshots").map((r) => client.call<XapiRecord>("VM.get_record", [r], { signal }).catch(() => undefined)),
+      );
+      return recs
+        .filter((r): r is XapiRecord => r !== undefined && strMap(r, "other_config")[OC_IMAGE_SNAPSHOT] === undefined)
+        .map((r) => toInstanceSnapshot(instance.uuid, r))
+        .sort((a, b) => a.createdAt.localeCompare(b.createdAt));
+    });
+  }
+
+  async revertToInstanceSnapshot(instance: Instance, snapshotId: string, options?: OperationOptions): Promise<void> {
+    validateUuid(instance.uuid);
+    await this.#run("revertToInstanceSnapshot", options, instance, async (signal) => {
+      const vm = await this.#notRescued(instance, "revertToInstanceSnapshot", signal);
+      const snap = await this.#snapshotOf(instance, vm, snapshotId, signal);
+      const client = this.#ready();
+      await client.callAsync("VM.revert", [snap.ref], { signal });
+      // A disk-only snapshot leaves the VM halted; bring it to the state it was captured in.
+      const after = await client.call<XapiRecord>("VM.get_record", [vm.ref], { signal });
+      await this.#reassertIdentity(instance, vm.ref, after, signal);
+      const want = strMap(snap.rec, "other_config")[OC_SNAPSHOT_POWER] ?? "SHUTDOWN";
+      const now = str(after, "power_state").toLowerCase();
+      if (want === "SHUTDOWN") {
+        if (now !== "halted") await client.callAsync("VM.hard_shutdown", [vm.ref], { signal });
+        return;
+      }
+      if (now === "halted") {
+        // Started paused, the domain must carry the pause mark from its first moment (else it reads as crashed).
+        if (want === "PAUSED") await this.#setPauseMark(vm.ref, after, PAUSED_AT_START, signal);
+        await client.callAsync("VM.start_on", [vm.ref, this.#hostRef, want === "PAUSED", false], { signal });
+        if (want === "PAUSED") {
+          const rec = await client.call<XapiRecord>("VM.get_record", [vm.ref], { signal });
+          await this.#setPauseMark(vm.ref, rec, str(rec, "domid"), signal);
+        }
+        if (want === "SUSPENDED") await client.callAsync("VM.suspend", [vm.ref], { signal });
+      }
+    });
+  }
+
+  async deleteInstanceSnapshot(instance: Instance, snapshotId: string, options?: OperationOptions): Promise<void> {
+    validateUuid(instance.uuid);
+    await this.#run("deleteInstanceSnapshot", options, instance, async (signal) => {
+      const vm = await this.#get(instance, signal);
+      const snap = await this.#snapshotOf(instance, vm, snapshotId, signal);
+      await this.#destroySnapshot(snap.ref, signal);
+    });
+  }
+
+  // -- admin password --
+
+  async setAdminPassword(instance: Instance, password: Secret, options?: OperationOptions): Promise<void> {
+    validateUuid(instance.uuid);
+    if (typeof password?.reveal !== "function") throw new InvalidInputError("password", "must be a Secret");
+    await this.#run("setAdminPassword", options, instance, async (signal) => {
+      await this.#setPassword(instance, password, signal, options?.timeoutMs);
+    });
+  }
+
+  // -- live migration --
+
+  planMigration(policy: MigrationPolicy, _facts?: MigrationHostFacts): MigrationPlan {
+    return planXenapiMigration(policy, this.name);
+  }
+
+  async checkCanLiveMigrateDestination(
+    instance: Instance,
+    sourceHost: HostInfo,
+    policy: MigrationPolicy,
+    options?: OperationOptions,
+  ): Promise<MigrateData> {
+    validateUuid(instance.uuid);
+    if (typeof sourceHost?.hostname !== "string") throw new InvalidInputError("sourceHost", "must be a HostInfo");
+    let plan: MigrationPlan;
+    try {
+      plan = this.planMigration(policy);
+    } catch (err) {
+      if (err instanceof InvalidInputError) throw new MigrationPreCheckError(err.message, { cause: err });
+      throw err;
+    }
+    return this.#run("checkCanLiveMigrateDestination", options, instance, async (signal) => {
+      const client = this.#ready();
+      const myName = str(this.#hostRec, "name_label");
+      if (sourceHost.hostname === myName) {
+        throw new MigrationPreCheckError(`source and destination are the same host (${myName})`);
+      }
+      const vm = await this.#find(instance, signal, true);
+      if (vm && isOnHost(vm.rec, this.#hostRef)) {
+        throw new MigrationPreCheckError(`instance ${instance.uuid} is already on host ${myName}`);
+      }
+      const need = vm ? num(vm.rec, "memory_static_max") : instance.flavor.memoryMb * MiB;
+      const free = await this.#freeMemory(signal);
+      if (free < need) {
+        throw new MigrationPreCheckError(
+          `host ${myName} has ${Math.floor(free / MiB)} MiB of free memory, instance ${instance.uuid} needs ${Math.ceil(need / MiB)} MiB`,
+        );
+      }
+      if (policy.bandwidthMiBps > 0) {
+        throw new MigrationPreCheckError("XAPI has no migration bandwidth cap: a policy with bandwidthMiBps > 0 cannot be honoured");
+      }
+      const base = { sourceHost: sourceHost.hostname, destHost: myName, policy: { ...policy }, plan };
+      if (vm) {
+        // Same pool: shared storage, so pool_migrate; a block migration has nothing to copy.
+        if (policy.block) throw new MigrationPreCheckError(`hosts ${sourceHost.hostname} and ${myName} share storage: no block migration`);
+        const extra: MigrateExtra = { mode: "pool", destHostRef: this.#hostRef, destHostUuid: str(this.#hostRec, "uuid") };
+        return { ...base, extra: { ...extra } };
+      }
+      if (!policy.block) {
+        throw new MigrationPreCheckError(
+          `instance ${instance.uuid} is not in this host's pool: the hosts share no storage, a block migration is required (policy.block)`,
+        );
+      }
+      const network = this.#pickNetwork(undefined);
+      const receive = await client.call<Record<string, XapiValue>>(
+        "host.migrate_receive",
+        [this.#hostRef, network, {}],
+        { signal },
+      );
+      const extra: MigrateExtra = {
+        mode: "cross-pool",
+        destHostRef: this.#hostRef,
+        destHostUuid: str(this.#hostRec, "uuid"),
+        receiveToken: Buffer.from(JSON.stringify(receive), "utf8").toString("base64"),
+        destSr: this.#defaultSr,
+        destNetwork: network,
+      };
+      return { ...base, extra: { ...extra } };
+    });
+  }
+
+  async checkCanLiveMigrateSource(instance: Instance, data: MigrateData, options?: OperationOptions): Promise<MigrateData> {
+    validateUuid(instance.uuid);
+    const extra = readExtra(data);
+    return this.#run("checkCanLiveMigrateSource", options, instance, async (signal) => {
+      const vm = await this.#get(instance, signal);
+      if (bool(strMap(vm.rec, "other_config"), OC_RESCUED)) throw new MigrationPreCheckError(`instance ${instance.uuid} is rescued`);
+      if (power(vm) !== "running") throw new MigrationPreCheckError(`instance ${instance.uuid} is not running`);
+      if (extra.mode === "cross-pool") {
+        const maps = await this.#migrateMaps(vm, extra, signal);
+        try {
+          await this.#ready().call(
+            "VM.assert_can_migrate",
+            [vm.ref, receiveMap(extra), data.policy.live, maps.vdi, maps.vif, xapiMigrateOptions(data.plan), {}],
+            { signal },
+          );
+        } catch (err) {
+          if (isXapiError(err)) throw new MigrationPreCheckError(`XAPI refuses the move: ${err.xapiCode}`, { cause: err });
+          throw err;
+        }
+      }
+      return data;
+    });
+  }
+
+  async preLiveMigration(
+    instance: Instance,
+    data: MigrateData,
+    _context?: MigrationContext,
+    options?: OperationOptions,
+  ): Promise<MigrateData> {
+    validateUuid(instance.uuid);
+    readExtra(data);
+    // XAPI plugs the VIFs and attaches the VDIs itself during the move: nothing to prepare.
+    return this.#run("preLiveMigration", options, instance, async () => data);
+  }
+
+  async liveMigration(instance: Instance, data: MigrateData, options?: LiveMigrationOptions): Promise<void> {
+    validateUuid(instance.uuid);
+    const extra = readExtra(data);
+    await this.#run("liveMigration", options, instance, async (signal) => {
+      const client = this.#ready();
+      const vm = await this.#get(instance, signal);
+      const started = Date.now();
+      let resolveTask!: (task: string) => void;
+      const taskKnown = new Promise<string>((r) => (resolveTask = r));
+      this.#migrations.set(instance.uuid, taskKnown);
+      try {
+        const { task, result } =
+          extra.mode === "pool"
+            ? await client.startAsync("VM.pool_migrate", [vm.ref, extra.destHostRef, xapiMigrateOptions(data.plan)], {
+                signal,
+              })
+            : await (async () => {
+                const maps = await this.#migrateMaps(vm, extra, signal);
+                return client.startAsync(
+                  "VM.migrate_send",
+                  [vm.ref, receiveMap(extra), data.policy.live, maps.vdi, maps.vif, xapiMigrateOptions(data.plan), {}],
+                  { signal },
+                );
+              })();
+        resolveTask(task);
+        await result;
+        options?.onProgress?.({ dataTotalBytes: 0, dataProcessedBytes: 0, dataRemainingBytes: 0, elapsedMs: Date.now() - started });
+      } catch (err) {
+        if (err instanceof OperationTimeoutError || err instanceof OperationAbortedError) throw err;
+        const reason = isXapiError(err, "TASK_CANCELLED")
+          ? "aborted"
+          : isXapiError(err)
+            ? `XAPI ${err.xapiCode}`
+            : describe(err);
+        throw new LiveMigrationFailedError(instance.uuid, reason, { cause: err });
+      } finally {
+        resolveTask("");
+        if (this.#migrations.get(instance.uuid) === taskKnown) this.#migrations.delete(instance.uuid);
+      }
+    });
+  }
+
+  async postLiveMigrationAtDestination(
+    instance: Instance,
+    data: MigrateData,
+    _context?: MigrationContext,
+    options?: OperationOptions,
+  ): Promise<void> {
+    validateUuid(instance.uuid);
+    readExtra(data);
+    await this.#run("postLiveMigrationAtDestination", options, instance, async (signal) => {
+      const vm = await this.#find(instance, signal, true);
+      if (!vm) throw new InstanceNotFoundError(instance.uuid);
+      // The VM now belongs to this host also when it is halted later.
+      await this.#ready().call("VM.set_affinity", [vm.ref, this.#hostRef], { signal });
+    });
+  }
+
+  async rollbackLiveMigrationAtDestination(
+    instance: Instance,
+    data: MigrateData,
+    _context?: MigrationContext,
+    options?: OperationOptions,
+  ): Promise<void> {
+    validateUuid(instance.uuid);
+    readExtra(data);
+    // XAPI undoes a failed or cancelled pool_migrate / migrate_send itself (the VM stays on the
+    // source); preLiveMigration prepared nothing. What remains is to check nothing arrived here.
+    await this.#run("rollbackLiveMigrationAtDestination", options, instance, async (signal) => {
+      const vm = await this.#find(instance, signal);
+      if (vm && power(vm) === "running") {
+        throw new LiveMigrationFailedError(instance.uuid, "the instance already runs on the destination; nothing to roll back");
+      }
+    });
+  }
+
+  async liveMigrationAbort(instance: Instance, options?: OperationOptions): Promise<void> {
+    validateUuid(instance.uuid);
+    await this.#run("liveMigrationAbort", options, instance, async (signal) => {
+      const pending = this.#migrations.get(instance.uuid);
+      const task = pending ? await pending : "";
+      if (!task) throw new InvalidStateError(instance.uuid, "liveMigrationAbort", "not migrating");
+      await this.#ready().call("task.cancel", [task], { signal });
+    });
+  }
+
+  async liveMigrationForceComplete(instance: Instance, _options?: OperationOptions): Promise<void> {
+    validateUuid(instance.uuid);
+    throw new UnsupportedOperationError("postCopy", this.name, {
+      detail: "XAPI has no post-copy and no way to force a migration to complete",
+    });
+  }
+
+  // -- events --
+
+  registerEventListener(listener: LifecycleListener): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  // -- internals --
+
+  async #target(): Promise<XenapiTarget> {
+    if (this.#options.target) {
+      const t = await this.#options.target();
+      this.#closeTarget = t.close?.bind(t);
+      return t;
+    }
+    const { url, username, password } = this.#options;
+    if (!url) throw new InvalidInputError("url", "the XAPI url is required");
+    if (!username) throw new InvalidInputError("username", "the XAPI user is required");
+    if (!password) throw new InvalidInputError("password", "the XAPI password is required (VIRTKIT_XENAPI_PASSWORD or the prompt)");
+    return { url, username, password: typeof password === "function" ? await password() : password };
+  }
+
+  #ready(): XapiClient {
+    if (this.#closed) throw new InvalidStateError(this.#hostLabel || "driver", "use the driver", "cleaned up");
+    if (!this.#client || !this.#events) throw new InvalidStateError("driver", "use the driver", "not initialised (call initHost)");
+    return this.#client;
+  }
+
+  /** Runs a contract call under its deadline and maps every failure to a core error. */
+  async #run<T>(
+    operation: string,
+    options: OperationOptions | undefined,
+    instance: Instance | undefined,
+    fn: (signal: AbortSignal) => Promise<T>,
+  ): Promise<T> {
+    try {
+      return await withDeadline(operation, options, this.#timeoutMs, (signal) => {
+        // Independent calls go out together, each listening on the one signal.
+        setMaxListeners(256, signal);
+        return fn(signal);
+      });
+    } catch (err) {
+      throw mapXapiError(err, { operation, instanceId: instance?.uuid, host: this.#client?.masterUrl });
+    }
+  }
+
+  #emit(instanceUuid: string, transition: LifecycleTransition): void {
+    const event: LifecycleEvent = { instanceUuid, transition, host: this.#hostLabel, timestamp: Date.now() };
+    for (const l of [...this.#listeners]) {
+      try {
+        l(event);
+      } catch (err) {
+        this.#options.logger?.warn("a lifecycle listener threw", { error: describe(err) });
+      }
+    }
+  }
+
+  async #simple(
+    operation: "suspend" | "resume",
+    instance: Instance,
+    options: OperationOptions | undefined,
+    call: (vm: Vm) => [string, XapiValue[]],
+  ): Promise<void> {
+    validateUuid(instance.uuid);
+    await this.#run(operation, options, instance, async (signal) => {
+      const vm = await this.#notCrashed(instance, operation, signal);
+      const [method, args] = call(vm);
+      await this.#ready().callAsync(method, args, { signal });
+    });
+  }
+
+  /**
+   * Runs `method` on the VM for at most `ms`; true when it finished. On time-out its task is
+   * cancelled and awaited, so a hard operation can follow (XAPI refuses one while another runs).
+   */
+  async #tryWithin(vmRef: string, method: string, ms: number, signal: AbortSignal): Promise<boolean> {
+    const client = this.#ready();
+    const { task, result } = await client.startAsync(method, [vmRef], { signal });
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<"timeout">((r) => (timer = setTimeout(() => r("timeout"), ms)));
+    try {
+      const outcome = await Promise.race([result.then(() => "done" as const), timedOut]);
+      if (outcome === "done") return true;
+    } finally {
+      clearTimeout(timer);
+    }
+    await client.call("task.cancel", [task], { signal }).catch(() => undefined);
+    await result.catch(() => undefined);
+    return false;
+  }
+
+  async #list(options: OperationOptions | undefined): Promise<Vm[]> {
+    return this.#run("listInstances", options, undefined, async (signal) => {
+      const all = await this.#ready().call<Record<string, XapiRecord>>("VM.get_all_records", [], { signal });
+      return Object.entries(all)
+        .filter(([, rec]) => vmKind(rec).kind === "instance" && isOnHost(rec, this.#hostRef))
+        .map(([ref, rec]) => ({ ref, rec }));
+    });
+  }
+
+  /**
+   * The instance's VM on this host (or, with `anyHost`, anywhere in the pool). Looked up through
+   * the event loop's index, then by name label (Nova's lookup), each hit verified by its record.
+   */
+  async #find(instance: Instance, signal: AbortSignal, anyHost = false): Promise<Vm | undefined> {
+    const client = this.#ready();
+    const matches = (rec: XapiRecord) => {
+      const k = vmKind(rec);
+      return k.kind === "instance" && k.instanceUuid === instance.uuid;
+    };
+    const accept = (vm: Vm | undefined) => (vm && (anyHost || isOnHost(vm.rec, this.#hostRef)) ? vm : undefined);
+    const hint = this.#events?.instanceRef(instance.uuid);
+    if (hint) {
+      const rec = await client.call<XapiRecord>("VM.get_record", [hint], { signal }).catch((err: unknown) => {
+        if (isXapiError(err, "HANDLE_INVALID")) return undefined;
+        throw err;
+      });
+      if (rec && matches(rec)) return accept({ ref: hint, rec });
+    }
+    const byName = await client.call<string[]>("VM.get_by_name_label", [instance.name], { signal });
+    for (const ref of byName) {
+      if (ref === hint) continue;
+      const rec = await client.call<XapiRecord>("VM.get_record", [ref], { signal }).catch(() => undefined);
+      if (rec && matches(rec)) return accept({ ref, rec });
+    }
+    return undefined;
+  }
+
+  async #get(instance: Instance, signal: AbortSignal): Promise<Vm> {
+    const vm = await this.#find(instance, signal);
+    if (!vm) throw new InstanceNotFoundError(instance.uuid);
+    return vm;
+  }
+
+  /** The instance's VM, refusing with InvalidStateError while it is rescued (only unrescue and destroy apply then). */
+  async #notRescued(instance: Instance, operation: string, signal: AbortSignal): Promise<Vm> {
+    const vm = await this.#get(instance, signal);
+    if (bool(strMap(vm.rec, "other_config"), OC_RESCUED)) throw new InvalidStateError(instance.uuid, operation, "RESCUED");
+    return vm;
+  }
+
+  /** Not rescued, and not crashed: pause, unpause, suspend and resume have no meaning for a crashed domain. */
+  async #notCrashed(instance: Instance, operation: string, signal: AbortSignal): Promise<Vm> {
+    const vm = await this.#notRescued(instance, operation, signal);
+    if (power(vm) === "crashed") throw new InvalidStateError(instance.uuid, operation, "CRASHED");
+    return vm;
+  }
+
+  /** Marks the domain as paused by the driver (a crash pauses it too), before the pause itself. */
+  async #markPaused(vm: Vm, signal: AbortSignal): Promise<void> {
+    await this.#setPauseMark(vm.ref, vm.rec, str(vm.rec, "domid"), signal);
+  }
+
+  async #setPauseMark(ref: string, rec: XapiRecord, value: string, signal: AbortSignal): Promise<void> {
+    const client = this.#ready();
+    // add_to_other_config refuses a key that is there (MAP_DUPLICATE_KEY), as XAPI does.
+    if (strMap(rec, "other_config")[OC_PAUSED_DOMID] !== undefined) {
+      await client.call("VM.remove_from_other_config", [ref, OC_PAUSED_DOMID], { signal });
+    }
+    await client.call("VM.add_to_other_config", [ref, OC_PAUSED_DOMID, value], { signal });
+  }
+
+  async #rescueVm(instance: Instance, signal: AbortSignal): Promise<Vm | undefined> {
+    const client = this.#ready();
+    const isRescue = (rec: XapiRecord) => {
+      const k = vmKind(rec);
+      return k.kind === "rescue" && k.instanceUuid === instance.uuid;
+    };
+    const hint = this.#events?.rescueRef(instance.uuid);
+    if (hint) {
+      const rec = await client.call<XapiRecord>("VM.get_record", [hint], { signal }).catch(() => undefined);
+      if (rec && isRescue(rec)) return { ref: hint, rec };
+    }
+    for (const ref of await client.call<string[]>("VM.get_by_name_label", [`${instance.name}-rescue`], { signal })) {
+      const rec = await client.call<XapiRecord>("VM.get_record", [ref], { signal }).catch(() => undefined);
+      if (rec && isRescue(rec)) return { ref, rec };
+    }
+    return undefined;
+  }
+
+  /** Clone, provision, shape, disk, VIFs: the VM of an instance or of its rescue, halted. Undone on failure. */
+  async #createVm(
+    instance: Instance,
+    imageMeta: ImageMeta,
+    networkInfo: NetworkInfo | undefined,
+    role: "instance" | "rescue",
+    signal: AbortSignal,
+  ): Promise<string> {
+    const client = this.#ready();
+    const template = await this.#templateRef(signal);
+    const image = await this.#bootImage(imageMeta, signal);
+    const diskBytes = Math.max(instance.flavor.rootGb * GiB, image ? roundUp(image.byteLength, MiB) : 0, MiB);
+    if (image && instance.flavor.rootGb > 0 && image.byteLength > instance.flavor.rootGb * GiB) {
+      throw new InvalidInputError("instance.flavor.rootGb", "the image is larger than the flavor's root disk");
+    }
+    const label = role === "rescue" ? `${instance.name}-rescue` : instance.name;
+    const ref = await client.callAsync<string>("VM.clone", [template.ref, label], { signal });
+    try {
+      await client.callAsync("VM.provision", [ref], { signal });
+      // The clone carries the template's fields, read once per driver.
+      const rec = template.rec;
+      const memory = instance.flavor.memoryMb * MiB;
+      const vcpus = instance.flavor.vcpus;
+      const otherConfig: Record<string, string> =
+        role === "rescue"
+          ? { [OC_ROLE]: "rescue", [OC_RESCUE_OF]: instance.uuid }
+          : { [OC_ROLE]: "instance", [OC_INSTANCE_UUID]: instance.uuid };
+      const vcpuCalls: [string, number][] =
+        vcpus > num(rec, "VCPUs_max")
+          ? [["VM.set_VCPUs_max", vcpus], ["VM.set_VCPUs_at_startup", vcpus]]
+          : [["VM.set_VCPUs_at_startup", vcpus], ["VM.set_VCPUs_max", vcpus]];
+      // Independent of each other: one wave of calls (a failure undoes the whole VM below).
+      await Promise.all([
+        client.call("VM.set_is_a_template", [ref, false], { signal }),
+        client.call("VM.set_memory_limits", [ref, memory, memory, memory, memory], { signal }),
+        (async () => {
+          for (const [m, n] of vcpuCalls) await client.call(m, [ref, n], { signal });
+        })(),
+        client.call("VM.set_affinity", [ref, this.#hostRef], { signal }),
+        // A crash stays visible until the next hard shutdown or reboot (XAPI shows the kept domain paused).
+        client.call("VM.set_actions_after_crash", [ref, "preserve"], { signal }).catch((err: unknown) => {
+          // Older hosts (and XAPIs where the field is read-only) keep their default.
+          if (!isXapiError(err, "MESSAGE_METHOD_UNKNOWN")) throw err;
+        }),
+        // Nova marked Windows guests with viridian; the agent there sets Administrator.
+        isWindows(instance, imageMeta)
+          ? client.call("VM.set_platform", [ref, { ...strMap(rec, "platform"), viridian: "true" }], { signal })
+          : undefined,
+        client.call("VM.set_other_config", [ref, { ...strMap(rec, "other_config"), ...otherConfig }], { signal }),
+        (async () => {
+          const vdi = await client.call<string>(
+            "VDI.create",
+            [
+              {
+                name_label: `${label} root`,
+                name_description: `root disk of ${instance.uuid}`,
+                SR: this.#defaultSr,
+                virtual_size: String(diskBytes),
+                type: "user",
+                sharable: false,
+                read_only: false,
+                xenstore_data: {},
+                other_config: { [OC_VDI_ROLE]: role === "rescue" ? "rescue-root" : "root", [OC_INSTANCE_UUID]: instance.uuid },
+                sm_config: {},
+                tags: [],
+              },
+            ],
+            { signal },
+          );
+          await Promise.all([
+            image && image.byteLength > 0 ? client.importRawVdi(vdi, image, { signal }) : undefined,
+            this.#createVbd(ref, vdi, "0", true, signal),
+          ]);
+        })(),
+        ...(role === "instance" ? networkInfo ?? [] : []).map((nic, i) =>
+          client.call(
+            "VIF.create",
+            [
+              {
+                device: String(i),
+                network: this.#pickNetwork(nic.bridge ?? nic.networkId),
+                VM: ref,
+                MAC: nic.address,
+                MTU: "1500",
+                other_config: { nicira_iface_id: nic.id },
+                qos_algorithm_type: "",
+                qos_algorithm_params: {},
+              },
+            ],
+            { signal },
+          ),
+        ),
+      ]);
+      return ref;
+    } catch (err) {
+      await this.#destroyVm({ ref, rec: {} }, "all", AbortSignal.timeout(30_000)).catch((e: unknown) =>
+        this.#options.logger?.warn("could not remove the VM of a failed spawn", { error: describe(e) }),
+      );
+      throw err;
+    }
+  }
+
+  async #createVbd(vm: string, vdi: string, userdevice: string, bootable: boolean, signal: AbortSignal): Promise<string> {
+    return this.#ready().call<string>(
+      "VBD.create",
+      [
+        {
+          VM: vm,
+          VDI: vdi,
+          userdevice,
+          bootable,
+          mode: "RW",
+          type: "Disk",
+          unpluggable: !bootable,
+          empty: false,
+          other_config: {},
+          qos_algorithm_type: "",
+          qos_algorithm_params: {},
+        },
+      ],
+      { signal },
+    );
+  }
+
+  async #templateRef(signal: AbortSignal): Promise<Vm> {
+    if (this.#template) return this.#template;
+    const name = this.#options.template ?? DEFAULT_TEMPLATE;
+    const client = this.#ready();
+    for (const ref of await client.call<string[]>("VM.get_by_name_label", [name], { signal })) {
+      const rec = await client.call<XapiRecord>("VM.get_record", [ref], { signal });
+      if (bool(rec, "is_a_template")) {
+        this.#template = { ref, rec };
+        return this.#template;
+      }
+    }
+    throw new InvalidInputError("template", `the pool has no template called ${JSON.stringify(name)}`);
+  }
+
+  /** The boot image's bytes from the image service (none: a blank disk). */
+  async #bootImage(imageMeta: ImageMeta, signal: AbortSignal): Promise<Uint8Array | undefined> {
+    const images = this.#options.imageService;
+    if (!imageMeta?.id || !images) return undefined;
+    try {
+      return await images.download(imageMeta.id, { signal });
+    } catch (err) {
+      if (err instanceof ImageNotFoundError) throw err;
+      throw err;
+    }
+  }
+
+  #pickNetwork(wanted: string | undefined): string {
+    const pick =
+      (wanted && this.#networks.find((n) => [str(n.rec, "bridge"), str(n.rec, "name_label"), str(n.rec, "uuid")].includes(wanted))) ||
+      (this.#options.network &&
+        this.#networks.find((n) => [str(n.rec, "bridge"), str(n.rec, "name_label")].includes(this.#options.network!))) ||
+      this.#networks.find((n) => str(n.rec, "bridge") !== "" && !bool(strMap(n.rec, "other_config"), "is_host_internal_management_network")) ||
+      this.#networks[0];
+    if (!pick) throw new InvalidInputError("network", "the pool has no network to plug the instance into");
+    return pick.ref;
+  }
+
+  /** The VDI behind the VM's userdevice 0 (its root disk). */
+  async #rootVdi(rec: XapiRecord, signal: AbortSignal): Promise<string | undefined> {
+    const client = this.#ready();
+    const vbds = await Promise.all(refs(rec, "VBDs").map((r) => client.call<XapiRecord>("VBD.get_record", [r], { signal })));
+    const disks = vbds.filter((v) => str(v, "type") === "Disk" && !isNullRef(str(v, "VDI")));
+    const root = disks.find((v) => str(v, "userdevice") === "0") ?? disks[0];
+    return root ? str(root, "VDI") : undefined;
+  }
+
+  /**
+   * Halts and destroys a VM with its disks: `all` of them, none (`keep-disks`), or for a rescue VM
+   * only its own (the instance's disk is attached to it too).
+   */
+  async #destroyVm(vm: Vm, disks: "all" | "keep-disks" | "rescue", signal: AbortSignal): Promise<void> {
+    const client = this.#ready();
+    const rec = Object.keys(vm.rec).length > 0 ? vm.rec : await client.call<XapiRecord>("VM.get_record", [vm.ref], { signal });
+    const state = str(rec, "power_state").toLowerCase();
+    if (state !== "halted" && state !== "") await client.callAsync("VM.hard_shutdown", [vm.ref], { signal });
+    const vdis: string[] = [];
+    if (disks !== "keep-disks") {
+      const vbds = await Promise.all(refs(rec, "VBDs").map((r) => client.call<XapiRecord>("VBD.get_record", [r], { signal })));
+      for (const vbd of vbds) {
+        const vdi = str(vbd, "VDI");
+        if (str(vbd, "type") !== "Disk" || isNullRef(vdi)) continue;
+        if (disks === "rescue") {
+          const role = await client.call<Record<string, string>>("VDI.get_other_config", [vdi], { signal }).catch(() => ({}));
+          if ((role as Record<string, string>)[OC_VDI_ROLE] !== "rescue-root") continue;
+        }
+        vdis.push(vdi);
+      }
+    }
+    await client.call("VM.destroy", [vm.ref], { signal });
+    await Promise.all(
+      vdis.map((vdi) =>
+        client.call("VDI.destroy", [vdi], { signal }).catch((err: unknown) => {
+          if (!isXapiError(err, "HANDLE_INVALID")) throw err;
+        }),
+      ),
+    );
+  }
+
+  /** Destroys a snapshot VM and its VDIs (Nova's way of deleting a snapshot). */
+  async #destroySnapshot(ref: string, signal: AbortSignal): Promise<void> {
+    await this.#destroyVm({ ref, rec: {} }, "all", signal).catch((err: unknown) => {
+      if (!isXapiError(err, "HANDLE_INVALID")) throw err;
+    });
+  }
+
+  async #snapshotOf(instance: Instance, vm: Vm, snapshotId: string, signal: AbortSignal): Promise<Vm> {
+    if (typeof snapshotId !== "string" || snapshotId.length === 0) throw new InvalidInputError("snapshotId", "must be a snapshot id");
+    const client = this.#ready();
+    const ref = await client.call<string>("VM.get_by_uuid", [snapshotId], { signal }).catch((err: unknown) => {
+      if (isXapiError(err, "UUID_INVALID", "HANDLE_INVALID")) return undefined;
+      throw err;
+    });
+    const rec = ref ? await client.call<XapiRecord>("VM.get_record", [ref], { signal }).catch(() => undefined) : undefined;
+    if (!ref || !rec || !bool(rec, "is_a_snapshot") || str(rec, "snapshot_of") !== vm.ref) {
+      throw new SnapshotNotFoundError(instance.uuid, snapshotId);
+    }
+    return { ref, rec };
+  }
+
+  /** After a revert the VM carries the snapshot's metadata: put the instance's name and marks back. */
+  async #reassertIdentity(instance: Instance, ref: string, rec: XapiRecord, signal: AbortSignal): Promise<void> {
+    const client = this.#ready();
+    const oc = strMap(rec, "other_config");
+    const calls: Promise<unknown>[] = [];
+    if (str(rec, "name_label") !== instance.name) calls.push(client.call("VM.set_name_label", [ref, instance.name], { signal }));
+    if (oc[OC_INSTANCE_UUID] !== instance.uuid || oc[OC_ROLE] !== "instance" || oc[OC_SNAPSHOT_POWER] !== undefined) {
+      const { [OC_SNAPSHOT_POWER]: _drop, ...rest } = oc;
+      calls.push(
+        client.call("VM.set_other_config", [ref, { ...rest, [OC_ROLE]: "instance", [OC_INSTANCE_UUID]: instance.uuid }], { signal }),
+      );
+    }
+    if (str(rec, "affinity") !== this.#hostRef) calls.push(client.call("VM.set_affinity", [ref, this.#hostRef], { signal }));
+    await Promise.all(calls);
+  }
+
+  async #undoRescue(instance: Instance, ref: string): Promise<void> {
+    const signal = AbortSignal.timeout(30_000);
+    const rescue = await this.#rescueVm(instance, signal);
+    if (rescue) await this.#destroyVm(rescue, "rescue", signal);
+    const client = this.#ready();
+    await client.call("VM.remove_from_blocked_operations", [ref, "start"], { signal }).catch(() => undefined);
+    await client.call("VM.remove_from_other_config", [ref, OC_RESCUED], { signal }).catch(() => undefined);
+  }
+
+  async #setPassword(instance: Instance, password: Secret, signal: AbortSignal, timeoutMs: number | undefined): Promise<void> {
+    if (!agentEnabled(instance.imageMeta)) throw new GuestAgentNotEnabledError(instance.uuid);
+    checkAgentAccount(instance, instance.imageMeta);
+    const vm = await this.#notRescued(instance, "setAdminPassword", signal);
+    if (power(vm) !== "running") throw new InstanceNotRunningError(instance.uuid);
+    await this.#agentPassword(instance, vm.ref, password, signal, timeoutMs);
+  }
+
+  async #agentPassword(
+    instance: Instance,
+    vmRef: string,
+    password: Secret,
+    signal: AbortSignal,
+    timeoutMs: number | undefined,
+  ): Promise<void> {
+    const client = this.#ready();
+    const budget = timeoutMs ?? (this.#options.agentTimeoutSec ?? 30) * 1000;
+    const agent = new GuestAgent(
+      client,
+      {
+        instanceId: instance.uuid,
+        hostRef: this.#hostRef,
+        domId: async (s) => String(await client.call<number | string>("VM.get_domid", [vmRef], { signal: s })),
+      },
+      Date.now() + budget,
+      signal,
+    );
+    await agent.setPassword(password);
+  }
+
+  /** A password given at spawn or rescue: set through the agent where there is one; a failure is logged, not fatal. */
+  async #injectPassword(instance: Instance, imageMeta: ImageMeta, password: Secret, signal: AbortSignal, vmRef?: string): Promise<void> {
+    if (!agentEnabled(imageMeta)) return;
+    try {
+      const ref = vmRef ?? (await this.#get(instance, signal)).ref;
+      await this.#agentPassword(instance, ref, password, signal, undefined);
+    } catch (err) {
+      throwIfAborted("spawn", signal);
+      this.#options.logger?.warn("could not set the admin password at boot", { instance: instance.uuid, error: describe(err) });
+    }
+  }
+
+  async #hostMetrics(signal: AbortSignal): Promise<{ total: number; free: number }> {
+    const client = this.#ready();
+    const metricsRef = str(this.#hostRec, "metrics");
+    if (isNullRef(metricsRef)) return { total: 0, free: 0 };
+    const m = await client.call<XapiRecord>("host_metrics.get_record", [metricsRef], { signal });
+    return { total: num(m, "memory_total"), free: num(m, "memory_free") };
+  }
+
+  /** Memory guests can have on the host: free memory plus the guests' own (never more than the total). */
+  async #guestCapacity(host: XapiRecord, signal: AbortSignal, total: number): Promise<number> {
+    const client = this.#ready();
+    const [free, recs] = await Promise.all([
+      this.#freeMemory(signal),
+      Promise.all(refs(host, "resident_VMs").map((r) => client.call<XapiRecord>("VM.get_record", [r], { signal }).catch(() => undefined))),
+    ]);
+    const guests = recs
+      .filter((r): r is XapiRecord => r !== undefined && !bool(r, "is_control_domain"))
+      .reduce((sum, r) => sum + num(r, "memory_static_max"), 0);
+    return Math.min(total || Number.MAX_SAFE_INTEGER, free + guests);
+  }
+
+  async #freeMemory(signal: AbortSignal): Promise<number> {
+    const client = this.#ready();
+    try {
+      return Number(await client.call<number | string>("host.compute_free_memory", [this.#hostRef], { signal }));
+    } catch (err) {
+      if (!isXapiError(err, "MESSAGE_METHOD_UNKNOWN")) throw err;
+      return (await this.#hostMetrics(signal)).free;
+    }
+  }
+
+  /** migrate_send's maps: every disk to the destination SR, every VIF to the destination network. */
+  async #migrateMaps(vm: Vm, extra: MigrateExtra, signal: AbortSignal): Promise<{ vdi: Record<string, string>; vif: Record<string, string> }> {
+    const client = this.#ready();
+    const vbds = await Promise.all(refs(vm.rec, "VBDs").map((r) => client.call<XapiRecord>("VBD.get_record", [r], { signal })));
+    const vdi: Record<string, string> = {};
+    for (const v of vbds) if (str(v, "type") === "Disk" && !isNullRef(str(v, "VDI"))) vdi[str(v, "VDI")] = extra.destSr ?? "";
+    const vif: Record<string, string> = {};
+    for (const r of refs(vm.rec, "VIFs")) vif[r] = extra.destNetwork ?? "";
+    return { vdi, vif };
+  }
+}
+
+/** The VM's power state, lower case, `crashed` for a preserved crash (see effectivePower). */
+function power(vm: Vm): string {
+  return effectivePower(vm.rec);
+}
+
+function validateInstance(instance: Instance): void {
+  validateUuid(instance?.uuid, "instance.uuid");
+  validateInstanceName(instance.name, "instance.name");
+  validateFlavor(instance.flavor, "instance.flavor");
+}
+
+/** Windows per the instance, else its image (Nova's `os_type`). */
+function isWindows(instance: Instance, imageMeta: ImageMeta | undefined = instance.imageMeta): boolean {
+  return (instance.osType ?? imageMeta?.properties?.os_type) === "windows";
+}
+
+/**
+ * The agent's `password` command names no account: nova-agent sets root on Linux and
+ * Administrator on Windows. An image asking for another account cannot be served, and says so.
+ */
+function checkAgentAccount(instance: Instance, imageMeta: ImageMeta): void {
+  const wanted = imageMeta?.properties?.os_admin_user;
+  const account = isWindows(instance, imageMeta) ? "Administrator" : "root";
+  if (typeof wanted === "string" && wanted !== "" && wanted !== account) {
+    throw new AdminPasswordNotSupportedError(
+      `the XenAPI guest agent sets the password of ${account} only; os_admin_user ${JSON.stringify(wanted.slice(0, 64))} cannot be served`,
+    );
+  }
+}
+
+/** Resolves with `p`, or rejects with the signal's reason when it fires first. */
+function raceSignal(p: Promise<unknown>, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal.aborted) return reject(signal.reason as Error);
+    const onAbort = () => reject(signal.reason as Error);
+    signal.addEventListener("abort", onAbort, { once: true });
+    p.then(
+      () => {
+        signal.removeEventListener("abort", onAbort);
+        resolve();
+      },
+      () => {
+        signal.removeEventListener("abort", onAbort);
+        resolve();
+      },
+    );
+  });
+}
+
+/** Nova's xenapi asked the image (`xenapi_use_agent`); images for any driver say `hw_qemu_guest_agent`. */
+function agentEnabled(imageMeta: ImageMeta | undefined): boolean {
+  const props = imageMeta?.properties ?? {};
+  const flag = props.xenapi_use_agent ?? props.hw_qemu_guest_agent;
+  if (flag === undefined) return true;
+  return flag === true || (typeof flag === "string" && ["true", "yes", "1", "on"].includes(flag.toLowerCase()));
+}
+
+function toInstanceSnapshot(instanceUuid: string, rec: XapiRecord, description?: string): InstanceSnapshot {
+  const state = strMap(rec, "other_config")[OC_SNAPSHOT_POWER] ?? "SHUTDOWN";
+  const desc = description ?? str(rec, "name_description");
+  return {
+    id: str(rec, "uuid"),
+    name: str(rec, "name_label"),
+    instanceUuid,
+    createdAt: xapiTime(str(rec, "snapshot_time")),
+    powerState: (PowerState as Record<string, PowerState>)[state] ?? PowerState.SHUTDOWN,
+    ...(desc ? { description: desc } : {}),
+  };
+}
+
+/** XAPI's `20261130T12:00:00Z` (or ISO) as ISO-8601. */
+function xapiTime(t: string): string {
+  const m = /^(\d{4})(\d{2})(\d{2})T(\d{2}):(\d{2}):(\d{2})/.exec(t);
+  if (m) return `${m[1]}-${m[2]}-${m[3]}T${m[4]}:${m[5]}:${m[6]}Z`;
+  const d = new Date(t);
+  return Number.isNaN(d.getTime()) ? new Date().toISOString() : d.toISOString();
+}
+
+function normaliseVersion(v: string): string {
+  const parts = (v.match(/\d+/g) ?? ["0"]).slice(0, 3);
+  while (parts.length < 3) parts.push("0");
+  return parts.join(".");
+}
+
+function roundUp(n: number, to: number): number {
+  return Math.ceil(n / to) * to;
+}
+
+function describe(err: unknown): string {
+  if (err instanceof VirtkitError) return `${err.code}: ${err.message}`;
+  if (err instanceof Error) return err.message;
+  return String(err);
+}
+
+function readExtra(data: MigrateData): MigrateExtra {
+  const e = data?.extra ?? {};
+  if ((e.mode !== "pool" && e.mode !== "cross-pool") || typeof e.destHostRef !== "string") {
+    throw new InvalidInputError("migrateData.extra", "is not XenAPI migration data from checkCanLiveMigrateDestination");
+  }
+  return e as unknown as MigrateExtra;
+}
+
+function receiveMap(extra: MigrateExtra): Record<string, string> {
+  try {
+    return JSON.parse(Buffer.from(extra.receiveToken ?? "", "base64").toString("utf8")) as Record<string, string>;
+  } catch {
+    throw new InvalidInputError("migrateData.extra.receiveToken", "is not host.migrate_receive's answer");
+  }
+}
+
+/** Capabilities for the plugin's listing. */
+export function xenapiCapabilityList(): Capability[] {
+  return (Object.entries(XENAPI_CAPABILITIES) as [Capability, boolean][]).filter(([, v]) => v).map(([k]) => k);
+}
