@@ -5,6 +5,7 @@ import { dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Errors } from "@oclif/core";
 import type { ConformanceReporter, RunPlan, RunReport, ScenarioLevel } from "@virtkit/conformance";
+import type { DriverPlugin } from "@virtkit/core";
 
 /** Where driver packages are also looked up: the CLI's own dependencies. */
 export const CLI_DIR = dirname(fileURLToPath(import.meta.url));
@@ -90,13 +91,22 @@ export async function planSuite(o: RunSuiteOptions): Promise<RunPlan> {
       level: o.level,
       focus: o.focus,
       skip: o.skip,
-      scenarioTimeoutMs: o.scenarioTimeoutMs,
+      scenarioTimeoutMs: fairScenarioTimeout(o, resolved.plugin),
       ...(o.seed !== undefined ? { seed: o.seed } : {}),
       ...(o.timeouts !== undefined ? { timeouts: o.timeouts } : {}),
     });
   } finally {
     await resolved.environment.dispose?.();
   }
+}
+
+/**
+ * The run's scenario deadline, raised to what its named environment says is fair there (real guests
+ * take seconds to boot: a 10 s deadline would blame the driver for the environment's slowness).
+ */
+export function fairScenarioTimeout(o: RunSuiteOptions, plugin: DriverPlugin): number {
+  const named = o.environment === undefined ? undefined : plugin.environments?.find((e) => e.name === o.environment);
+  return Math.max(o.scenarioTimeoutMs, named?.scenarioTimeoutMs ?? 0);
 }
 
 /** Runs one driver; driver load and option errors surface as typed virtkit errors. */
@@ -109,6 +119,7 @@ export async function runSuite(o: RunSuiteOptions): Promise<RunReport> {
     paths: [CLI_DIR],
     ...(o.environment !== undefined ? { environment: o.environment } : {}),
   });
+  const scenarioTimeoutMs = fairScenarioTimeout(o, resolved.plugin);
   o.reporter?.onStart?.(resolved.descriptor, total);
   let finished = 0;
   const onResult = (r: Parameters<NonNullable<ConformanceReporter["onResult"]>>[0]) => o.reporter?.onResult?.(r, ++finished, total);
@@ -120,7 +131,7 @@ export async function runSuite(o: RunSuiteOptions): Promise<RunReport> {
         level: o.level,
         focus: o.focus,
         skip: o.skip,
-        scenarioTimeoutMs: o.scenarioTimeoutMs,
+        scenarioTimeoutMs,
         ...(o.cleanupTimeoutMs !== undefined ? { cleanupTimeoutMs: o.cleanupTimeoutMs } : {}),
         parallel: o.parallel,
         paths: [CLI_DIR],
@@ -141,7 +152,7 @@ export async function runSuite(o: RunSuiteOptions): Promise<RunReport> {
     level: o.level,
     focus: o.focus,
     skip: o.skip,
-    scenarioTimeoutMs: o.scenarioTimeoutMs,
+    scenarioTimeoutMs,
     cleanupTimeoutMs: o.cleanupTimeoutMs,
     suiteTimeoutMs: o.suiteTimeoutMs,
     parallel: o.parallel,

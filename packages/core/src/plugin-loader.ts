@@ -534,6 +534,10 @@ function environmentProblems(value: unknown): string[] {
     for (const fn of ["unavailable", "conformanceEnvironment"] as const) {
       if (typeof env[fn] !== "function") problems.push(`environments[${i}].${fn} must be a function`);
     }
+    const t = env.scenarioTimeoutMs;
+    if (t !== undefined && (typeof t !== "number" || !Number.isInteger(t) || t < 1 || t > 2_147_483_647)) {
+      problems.push(`environments[${i}].scenarioTimeoutMs, when given, must be a whole number of ms (1..2147483647)`);
+    }
     if (env.prepare !== undefined && typeof env.prepare !== "function") {
       problems.push(`environments[${i}].prepare, when given, must be a function`);
     }

@@ -113,6 +113,11 @@ export interface PluginEnvironment {
   readonly name: string;
   /** One line: what a run here proves and what it cannot (shown by `conformance list`, the matrix, the README). */
   readonly description: string;
+  /**
+   * The shortest scenario deadline that is fair here, in ms (real guests take seconds to boot): a
+   * run's shorter `--scenario-timeout` is raised to it. Absent: the run's own.
+   */
+  readonly scenarioTimeoutMs?: number;
   /** Why this environment cannot run here (nothing configured, no engine answering), or undefined when it can. */
   unavailable(env: Readonly<Record<string, string | undefined>>, options?: OperationOptions): Promise<string | undefined>;
   /** The factory for a run, from the user's raw options; bad options are an `InvalidInputError`. */

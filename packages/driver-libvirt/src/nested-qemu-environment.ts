@@ -290,6 +290,8 @@ debugfs -R "cat $2" "$raw" 2>/dev/null`;
 export function nestedQemuEnvironment(validate: LibvirtOptionsValidator): PluginEnvironment {
   return {
     name: "nested-qemu",
+    // A scenario boots one to three guests under TCG on two cores: seconds each, more under load.
+    scenarioTimeoutMs: 180_000,
     description:
       "two libvirtd hosts in containers (testcontainers) with real QEMU guests (TCG) that boot a Linux with the real guest agent: password set and checked in the guest, live and block migration between the hosts, snapshots with the guest's data",
     async unavailable(env, options) {

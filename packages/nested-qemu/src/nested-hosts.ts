@@ -150,12 +150,16 @@ export async function startNestedHosts(options: StartNestedHostsOptions = {}): P
           });
           containerIds.delete(id);
         } catch (err) {
-          if ((err as { statusCode?: number }).statusCode === 404) containerIds.delete(id);
+          // 404: gone; 409: a removal (the label sweep's) is already under way.
+          const code = (err as { statusCode?: number }).statusCode;
+          if (code === 404 || code === 409) containerIds.delete(id);
           else failures.push(`container ${id.slice(0, 12)}: ${err instanceof Error ? err.message : String(err)}`);
         }
       }),
     );
-    if (networkId !== undefined) {
+    // The network goes once its containers have: a removal still under way keeps an endpoint for a
+    // moment (403 "active endpoints"), so it is tried again for a few seconds.
+    for (let attempt = 1; networkId !== undefined; attempt++) {
       try {
         await abortable(docker.getNetwork(networkId).remove(), {
           signal: stopSignal,
@@ -163,8 +167,13 @@ export async function startNestedHosts(options: StartNestedHostsOptions = {}): P
         });
         networkId = undefined;
       } catch (err) {
-        if ((err as { statusCode?: number }).statusCode === 404) networkId = undefined;
-        else failures.push(`network ${networkName}: ${err instanceof Error ? err.message : String(err)}`);
+        const code = (err as { statusCode?: number }).statusCode;
+        if (code === 404) networkId = undefined;
+        else if (code === 403 && attempt < 20 && !stopSignal.aborted) await new Promise((r) => setTimeout(r, 500));
+        else {
+          failures.push(`network ${networkName}: ${err instanceof Error ? err.message : String(err)}`);
+          break;
+        }
       }
     }
     if (failures.length > 0) {
@@ -172,9 +181,23 @@ export async function startNestedHosts(options: StartNestedHostsOptions = {}): P
     }
   };
 
+  // Container starts under way: a signal that arrives while one is being created must wait for it
+  // to exist before removing by the run's label, or the engine finishes creating it after we left.
+  const inFlight = new Set<Promise<unknown>>();
   const onSignal = (sig: NodeJS.Signals): void => {
     progress(`${sig}: removing the nested-qemu hosts of run ${runId}`);
-    void stop({ timeoutMs: 30_000 })
+    void (async () => {
+      if (inFlight.size > 0) {
+        let timer: NodeJS.Timeout | undefined;
+        await Promise.race([
+          Promise.allSettled([...inFlight]),
+          new Promise((r) => (timer = setTimeout(r, 20_000))),
+        ]);
+        clearTimeout(timer);
+        await sweepNestedQemu({ docker, runId, timeoutMs: 30_000 }).catch(() => undefined);
+      }
+      await stop({ timeoutMs: 30_000 });
+    })()
       .catch((err: unknown) => console.error(err instanceof Error ? err.message : String(err)))
       .finally(() => {
         // Raised again so the process ends as it would have: our listener is gone, and libraries'
@@ -215,7 +238,13 @@ export async function startNestedHosts(options: StartNestedHostsOptions = {}): P
           .withExposedPorts(LIBVIRTD_TCP_PORT)
           .withWaitStrategy(Wait.forListeningPorts())
           .withStartupTimeout(60_000);
-        const s = await abortable(container.start(), {
+        const starting = container.start();
+        inFlight.add(starting);
+        void starting.then(
+          () => inFlight.delete(starting),
+          () => inFlight.delete(starting),
+        );
+        const s = await abortable(starting, {
           signal,
           what: `starting ${name}`,
           // Started after we gave up: remove it too.

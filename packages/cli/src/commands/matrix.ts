@@ -55,9 +55,10 @@ export default class Matrix extends VirtkitCommand {
       summary: "Only these environments (a name such as qemu, or a column such as libvirt-qemu; repeatable).",
       helpValue: "<name>",
     }),
-    "scenario-timeout": Flags.integer({ min: 1, default: 60_000, summary: "Deadline of each scenario in ms." }),
+    "scenario-timeout": Flags.integer({ min: 1, max: 2_147_483_647, default: 60_000, summary: "Deadline of each scenario in ms." }),
     "cleanup-timeout": Flags.integer({
       min: 1,
+      max: 2_147_483_647,
       default: 60_000,
       summary: "Deadline of each scenario's cleanup in ms; slower cleanups that finish are only noted.",
     }),
