@@ -21,8 +21,8 @@ import { ConformanceFailure, check, checkEqual, describeError, expectGone, expec
 import type { ScenarioContext } from "../scenario.js";
 import { DriverEvents, hasControl, settle, trackedPassword } from "./depth-support.js";
 
-/** The hypervisor's extra latency while a call is cut short. */
-const LATENCY_MS = 25;
+/** The hypervisor's extra latency while a call is cut short: far above the 4 ms deadline, so a stalled loop (GC, a loaded machine) cannot let the call finish first. */
+const LATENCY_MS = 100;
 /** The deadline given to a call on the slowed hypervisor (and when the mid-way abort fires). */
 const TIMEOUT_MS = 4;
 /** From the calls' start: long enough for a call that ignored its deadline to finish. */
