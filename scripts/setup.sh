@@ -13,6 +13,9 @@ APT_PACKAGES=(
   # Python binding the libvirt benchmark compares against.
   libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients libvirt-dev python3-libvirt
   qemu-system-x86 qemu-utils
+  # Checks that do not trust a driver: `openssl passwd`/`openssl enc` (guest shadow entries, the
+  # XenAPI agent's cipher) and debugfs (a marker read out of an image snapshot's file system).
+  openssl e2fsprogs
   # Headless Chromium: the test that opens the support-matrix page.
   chromium
 )
