@@ -91,18 +91,10 @@ export async function runConformance(options: ConformanceRunOptions): Promise<Ru
       if (stoppedBy !== undefined && !controller.signal.aborted) {
         result = notRun(def, `not run: --fail-fast stopped the run after ${stoppedBy} failed`);
       } else if (controller.signal.aborted) {
-        result = {
-          id: def.id,
-          title: def.title,
-          group: def.group,
-          capability: def.capability,
-          level: def.level,
-          status: "skipped",
-          reason: options.signal?.aborted
-            ? "the run was aborted"
-            : `suite timeout (${options.suiteTimeoutMs} ms) reached`,
-          durationMs: 0,
-        };
+        result = notRun(
+          def,
+          options.signal?.aborted ? "the run was aborted" : `suite timeout (${options.suiteTimeoutMs} ms) reached`,
+        );
       } else {
         result = await runScenario(def, envNotes, {
           scenarioTimeoutMs: options.scenarioTimeoutMs,
@@ -153,7 +145,7 @@ export function collectNotes(
 }
 
 /** A result for a scenario that was not started. */
-function notRun(def: ScenarioDefinition, reason: string): ScenarioResult {
+export function notRun(def: ScenarioDefinition, reason: string): ScenarioResult {
   return {
     id: def.id,
     title: def.title,

@@ -16,6 +16,7 @@ import {
   type LifecycleEvent,
 } from "@virtkit/core";
 import { LibvirtConnection } from "@virtkit/libvirt-rpc";
+import { removeScratchPool } from "./testing/scratch-pool.js";
 import { afterAll, describe, expect, it } from "vitest";
 import { readDomainXml } from "./domain-xml.js";
 import { LibvirtDriver } from "./libvirt-driver.js";
@@ -34,21 +35,7 @@ function qemuImgInfo(file: string): { format: string; "backing-filename"?: strin
 describe.skipIf(!SOCKET)(`live image snapshots on real QEMU${SOCKET ? "" : ` (skipped: ${REASON})`}`, () => {
   const dir = mkdtempSync(join(tmpdir(), "vk-snap-pool-"));
   const pool = `vk-snap-${process.pid}`;
-  afterAll(async () => {
-    try {
-      await using conn = await LibvirtConnection.open("qemu:///system", { socketPath: SOCKET });
-      const p = await conn.storagePoolLookupByName(pool).catch(() => undefined);
-      if (p) {
-        for (const v of await conn.storagePoolListAllVolumes(p).catch(() => [])) {
-          await conn.storageVolDelete(v).catch(() => undefined);
-        }
-        await conn.storagePoolDestroy(p).catch(() => undefined);
-        await conn.storagePoolUndefine(p).catch(() => undefined);
-      }
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
-  });
+  afterAll(() => removeScratchPool(SOCKET, pool, dir));
 
   it("keeps a running guest running, writes a standalone qcow2, merges the overlay back; cold where it must be", async () => {
     const images = new InMemoryImageService();

@@ -3,7 +3,7 @@
 // hypervisor's state is per connection, so every test builds its own driver (own connection).
 
 import { randomUUID } from "node:crypto";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
@@ -25,6 +25,7 @@ import {
   type LifecycleEvent,
 } from "@virtkit/core";
 import { LibvirtConnection } from "@virtkit/libvirt-rpc";
+import { removeScratchPool } from "./testing/scratch-pool.js";
 import { afterAll, describe, expect, it } from "vitest";
 import { LibvirtDriver, type LibvirtDriverOptions } from "./libvirt-driver.js";
 import { planMigration } from "./migration-flags.js";
@@ -375,21 +376,7 @@ describe.skipIf(!SOCKET)(`LibvirtDriver against a real libvirtd${SOCKET ? "" : `
   describe("QEMU (TCG) domain on qemu:///system", () => {
     const dir = mkdtempSync(join(tmpdir(), "vk-drv-pool-"));
     const pool = `vk-drv-${process.pid}`;
-    afterAll(async () => {
-      try {
-        await using conn = await LibvirtConnection.open("qemu:///system", { socketPath: SOCKET });
-        const p = await conn.storagePoolLookupByName(pool).catch(() => undefined);
-        if (p) {
-          for (const v of await conn.storagePoolListAllVolumes(p).catch(() => [])) {
-            await conn.storageVolDelete(v).catch(() => undefined);
-          }
-          await conn.storagePoolDestroy(p).catch(() => undefined);
-          await conn.storagePoolUndefine(p).catch(() => undefined);
-        }
-      } finally {
-        rmSync(dir, { recursive: true, force: true });
-      }
-    });
+    afterAll(() => removeScratchPool(SOCKET, pool, dir));
 
     it("image-snapshots a running guest through a volume stream, keeping its power state", async () => {
       const images = new InMemoryImageService();

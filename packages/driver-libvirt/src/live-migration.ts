@@ -194,9 +194,8 @@ export class LiveMigrations {
       }
       // What the guests already running here hold is not free (Nova's conductor counts the
       // instances on the destination the same way; QEMU would overcommit and the host swap).
-      const CONNECT_LIST_DOMAINS_ACTIVE = 1;
       let usedKiB = 0n;
-      for (const d of await api.connectListAllDomains(CONNECT_LIST_DOMAINS_ACTIVE, call)) {
+      for (const d of await api.connectListAllDomains(Flags.LIST_DOMAINS_ACTIVE, call)) {
         const info = await api.domainGetInfo(d, call).catch(() => undefined);
         if (info) usedKiB += info.maxMemKiB;
       }

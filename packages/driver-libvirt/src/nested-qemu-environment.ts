@@ -50,15 +50,25 @@ async function loadNestedQemu(): Promise<NestedQemu | string> {
   }
 }
 
-/** Runs `openssl passwd -6` with the password on stdin (never in argv, where `ps` would show it). */
-function sha512Crypt(salt: string, password: string): Promise<string> {
+/** Runs a local tool (openssl, qemu-img, debugfs) with a deadline and optional stdin; resolves with its stdout. */
+function tool(cmd: string, args: readonly string[], options: { stdin?: string; timeoutMs?: number } = {}): Promise<string> {
   return new Promise((resolve, reject) => {
-    const child = execFile("openssl", ["passwd", "-6", "-salt", salt, "-stdin"], { timeout: 10_000 }, (err, stdout) => {
-      if (err) reject(new Error(`openssl passwd failed: ${err.message.split("\n")[0] ?? ""}`));
-      else resolve(stdout.trim());
-    });
-    child.stdin?.end(`${password}\n`);
+    const child = execFile(
+      cmd,
+      args,
+      { timeout: options.timeoutMs ?? 60_000, maxBuffer: 16 * 1024 * 1024 },
+      (err, stdout, stderr) => {
+        if (err) reject(new Error(`${cmd} failed: ${(stderr || err.message).split("\n")[0] ?? ""}`));
+        else resolve(stdout);
+      },
+    );
+    child.stdin?.end(options.stdin ?? "");
   });
+}
+
+/** SHA-512 crypt by `openssl passwd -6`, the password on stdin (never in argv, where `ps` would show it). */
+async function sha512Crypt(salt: string, password: string): Promise<string> {
+  return (await tool("openssl", ["passwd", "-6", "-salt", salt, "-stdin"], { stdin: `${password}\n`, timeoutMs: 10_000 })).trim();
 }
 
 /** The boot image of this environment: the guest's kernel and initramfs, booted directly. */
@@ -82,16 +92,6 @@ export function nestedGuestImage(nq: Pick<NestedQemu, "GUEST_KERNEL_PATH" | "GUE
 interface NestedRun {
   readonly nq: NestedQemu;
   readonly hosts: NestedHosts;
-}
-
-/** Runs a local tool (qemu-img, debugfs) with a deadline; resolves with its stdout. */
-function tool(cmd: string, args: readonly string[]): Promise<string> {
-  return new Promise((resolve, reject) => {
-    execFile(cmd, args, { timeout: 60_000, maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) => {
-      if (err) reject(new Error(`${cmd} failed: ${(stderr || err.message).split("\n")[0] ?? ""}`));
-      else resolve(stdout);
-    });
-  });
 }
 
 /**
@@ -124,6 +124,9 @@ export async function readMarkerFromImage(images: ImageService, imageId: string,
 
 /** e2fsprogs' debugfs lives in sbin, which a non-login PATH may lack. */
 const DEBUGFS = ["/usr/sbin/debugfs", "/sbin/debugfs"].find((p) => existsSync(p)) ?? "debugfs";
+
+/** What the agent answers for a file the guest does not have. */
+const NOT_FOUND = /No such file|not found|ENOENT/i;
 
 /** A marker key as a file name. */
 const markerName = (key: string) => key.replace(/[^A-Za-z0-9._-]/g, "_");
@@ -167,7 +170,7 @@ function guestAccess(run: NestedRun, images: ImageService) {
       try {
         return await nq.readGuestFile(host, inst.uuid, `/data${pathOnDisk}`, agentOptions);
       } catch (err) {
-        if (/No such file|not found|ENOENT/i.test((err as Error).message)) return undefined;
+        if (NOT_FOUND.test((err as Error).message)) return undefined;
         throw err;
       }
     }
@@ -274,9 +277,16 @@ debugfs -R "cat $2" "$raw" 2>/dev/null`;
           { execute: "guest-exec", arguments: { path: "/bin/sh", arg: ["-c", `echo ${b64} | base64 -d > "/data/virtkit-${markerName(key)}" && sync`] } },
           agentOptions,
         );
-        // guest-exec returns at once: the write is done when the file reads back.
+        // guest-exec returns at once: the write is done when the file reads back (on this host,
+        // through the agent that just answered).
+        const path = `/data/virtkit-${markerName(key)}`;
+        const readBack = () =>
+          nq.readGuestFile(host, inst.uuid, path, agentOptions).catch((err: Error) => {
+            if (NOT_FOUND.test(err.message)) return undefined;
+            throw err;
+          });
         const until = Date.now() + 15_000;
-        while ((await readGuest(inst, `/virtkit-${markerName(key)}`)) !== value) {
+        while ((await readBack()) !== value) {
           if (Date.now() > until) throw new Error(`the guest did not write ${key} within 15 s`);
           await new Promise((r) => setTimeout(r, 200));
         }

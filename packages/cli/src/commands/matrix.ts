@@ -6,6 +6,7 @@ import type { RunReport, SupportMatrix, UnavailableDriver } from "@virtkit/confo
 import type { DriverPlugin } from "@virtkit/core";
 import { driverFlag } from "../flags.js";
 import { runSuite } from "../run-suite.js";
+import { environmentColumn } from "./env/environments.js";
 
 /** What `virtkit matrix` returns. */
 export interface MatrixResult {
@@ -32,7 +33,7 @@ export async function environmentConfigurations(
   if (named.length === 0) return only.length === 0 || only.includes(plugin.name) ? [{ label: plugin.name }] : [];
   const out: MatrixConfiguration[] = [];
   for (const e of named) {
-    const label = `${plugin.name}-${e.name}`;
+    const label = environmentColumn(plugin, e);
     if (only.length > 0 && !only.includes(e.name) && !only.includes(label)) continue;
     const unavailable = await e.unavailable(env, { timeoutMs: 10_000 });
     out.push(unavailable !== undefined ? { label, unavailable } : { label, environment: e.name });

@@ -17,7 +17,6 @@ import {
   PasswordSetFailedError,
   PowerState,
   TaskState,
-  isInstanceNotFound,
   throwIfAborted,
   withDeadline,
   type Capabilities,
@@ -44,18 +43,9 @@ import {
   type SpawnRequest,
 } from "@virtkit/core";
 import type { FakeWrapContext } from "../environments/fake-environment.js";
-import type { BrokenVariant, DefectClass } from "./broken-drivers.js";
+import { ListOmitsState, stateOf, type BrokenVariant, type DefectClass } from "./broken-drivers.js";
 import { DriverDecorator } from "./driver-decorator.js";
 
-/** The power state now, or undefined for an instance the driver does not know. */
-async function stateOf(driver: ComputeDriver, instance: Instance): Promise<PowerState | undefined> {
-  try {
-    return (await driver.getInfo(instance)).state;
-  } catch (err) {
-    if (isInstanceNotFound(err)) return undefined;
-    throw err;
-  }
-}
 
 async function snapshotIds(driver: ComputeDriver, instance: Instance): Promise<string[]> {
   try {
@@ -198,23 +188,6 @@ class CrashedPowerOnSaysResumed extends Tap {
     l(this.#fromCrash.has(e.instanceUuid) && e.transition === "STARTED" ? { ...e, transition: "RESUMED" } : e);
   }
 }
-class CrashedListOmitted extends DriverDecorator {
-  readonly #known = new Map<string, Instance>();
-  override async spawn(r: SpawnRequest, o?: OperationOptions) {
-    await this.inner.spawn(r, o);
-    this.#known.set(r.instance.uuid, r.instance);
-  }
-  override async listInstanceUuids(o?: OperationOptions): Promise<readonly string[]> {
-    const out: string[] = [];
-    for (const u of await this.inner.listInstanceUuids(o)) {
-      const inst = this.#known.get(u);
-      if (inst && (await stateOf(this.inner, inst)) === PowerState.CRASHED) continue;
-      out.push(u);
-    }
-    return out;
-  }
-}
-
 // -- snapshots present --------------------------------------------------------------------------
 
 class DestroyRefusedWithSnapshots extends DriverDecorator {
@@ -919,7 +892,7 @@ export const DEPTH_VARIANTS: readonly BrokenVariant[] = [
   v("crashed", "crashed-pause-accepted", "pause of a CRASHED instance succeeds as a no-op", ["state.crashed.pause"], (d) => new CrashedPauseAccepted(d)),
   v("crashed", "crashed-revert-stays-crashed", "revert of a CRASHED instance restores nothing and leaves it CRASHED", ["state.crashed.instance-snapshot-revert"], (d) => new CrashedRevertStaysCrashed(d)),
   v("crashed", "crashed-power-on-says-resumed", "power on of a CRASHED instance announces RESUMED instead of STARTED", ["state.crashed.power-on"], (d, c) => new CrashedPowerOnSaysResumed(d, c)),
-  v("crashed", "crashed-list-omitted", "listInstanceUuids leaves out CRASHED instances", ["state.crashed.power-on"], (d) => new CrashedListOmitted(d)),
+  v("crashed", "crashed-list-omitted", "listInstanceUuids leaves out CRASHED instances", ["state.crashed.power-on"], (d) => new ListOmitsState(d, PowerState.CRASHED)),
   // snapshots present
   v("snapshots-present", "destroy-refused-with-snapshots", "destroy is refused while instance snapshots exist", [snapCell("running", "destroy")], (d) => new DestroyRefusedWithSnapshots(d)),
   v("snapshots-present", "destroy-with-snapshots-leaves-it", "destroy with snapshots stops the guest but leaves it defined (undefine refused, error swallowed)", [snapCell("running", "destroy")], (d) => new DestroyWithSnapshotsLeavesIt(d)),

@@ -387,7 +387,7 @@ function generatedNotReturned(service: AdminPasswordService): AdminPasswordServi
 // State-table variants: one realistic defect each, from the classes the state matrix checks.
 
 /** The power state now, or undefined for an instance the driver does not know. */
-async function stateOf(driver: ComputeDriver, instance: Instance): Promise<PowerState | undefined> {
+export async function stateOf(driver: ComputeDriver, instance: Instance): Promise<PowerState | undefined> {
   try {
     return (await driver.getInfo(instance)).state;
   } catch (err) {
@@ -623,9 +623,15 @@ export class EventOnRefusedPause extends EventTap {
   }
 }
 
-/** listInstanceUuids lists running domains and defined ones without a managed save: SUSPENDED ones go missing. */
-export class ListOmitsSuspended extends DriverDecorator {
+/** listInstanceUuids leaves out the instances it spawned that are in one power state. */
+export class ListOmitsState extends DriverDecorator {
   readonly #spawned = new Map<string, Instance>();
+  constructor(
+    inner: ComputeDriver,
+    private readonly omitted: PowerState,
+  ) {
+    super(inner);
+  }
   override async spawn(request: SpawnRequest, options?: OperationOptions): Promise<void> {
     await this.inner.spawn(request, options);
     this.#spawned.set(request.instance.uuid, request.instance);
@@ -634,10 +640,17 @@ export class ListOmitsSuspended extends DriverDecorator {
     const out: string[] = [];
     for (const uuid of await this.inner.listInstanceUuids(options)) {
       const inst = this.#spawned.get(uuid);
-      if (inst && (await stateOf(this.inner, inst)) === PowerState.SUSPENDED) continue;
+      if (inst && (await stateOf(this.inner, inst)) === this.omitted) continue;
       out.push(uuid);
     }
     return out;
+  }
+}
+
+/** listInstanceUuids lists running domains and defined ones without a managed save: SUSPENDED ones go missing. */
+export class ListOmitsSuspended extends ListOmitsState {
+  constructor(inner: ComputeDriver) {
+    super(inner, PowerState.SUSPENDED);
   }
 }
 

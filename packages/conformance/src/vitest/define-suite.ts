@@ -21,7 +21,7 @@
  */
 import { describe, it, type TestContext } from "vitest";
 import { DEFAULT_CLEANUP_TIMEOUT_MS, runScenario, scenarioDeadlineMs } from "../make-test.js";
-import { collectNotes, runNotes, scheduleScenarios, type ConformanceRunOptions } from "../runner.js";
+import { collectNotes, notRun, runNotes, scheduleScenarios, type ConformanceRunOptions } from "../runner.js";
 import { levelCounts, type ScenarioLevel, type ScenarioResult } from "../types.js";
 import "./task-meta.js";
 import { assertSupportedVitest } from "./vitest-version.js";
@@ -74,24 +74,15 @@ export function defineConformanceSuite(options: ConformanceSuiteOptions): void {
         { timeout: scenarioDeadlineMs(def, scenarioTimeoutMs) + cleanupTimeoutMs + 7_000 },
         async (ctx: TestContext) => {
           ctx.task.meta.virtkitRun = run;
-          const notRun =
+          const whyNotRun =
             options.suiteDeadline !== undefined && Date.now() > options.suiteDeadline
               ? "suite timeout reached"
               : stoppedBy !== undefined
                 ? `not run: --fail-fast stopped the run after ${stoppedBy} failed`
                 : undefined;
-          if (notRun !== undefined) {
-            ctx.task.meta.virtkit = {
-              id: def.id,
-              title: def.title,
-              group: def.group,
-              capability: def.capability,
-              level: def.level,
-              status: "skipped",
-              reason: notRun,
-              durationMs: 0,
-            };
-            ctx.skip(notRun);
+          if (whyNotRun !== undefined) {
+            ctx.task.meta.virtkit = notRun(def, whyNotRun);
+            ctx.skip(whyNotRun);
           }
           const notes = new Set<string>([...(options.driver.notes ?? []), ...(options.notes ?? []), ...runNotes(options)]);
           const result = await runScenario(def, collectNotes(options.environment, notes), {

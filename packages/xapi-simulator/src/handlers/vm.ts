@@ -45,6 +45,26 @@ function copyable(vm: XapiRecord): XapiRecord {
   return out;
 }
 
+/** XAPI's refusal of a field change that needs the VM halted. */
+function requireHalted(vm: string, rec: XapiRecord): void {
+  if (rec.power_state !== "Halted") throw new XapiError("VM_BAD_POWER_STATE", [vm, "halted", lower(rec.power_state as PowerState)]);
+}
+
+/** A VBD record copied onto the VM `vm` with the disk `vdi` (clone, copy, cross-pool move). */
+function vbdCopy(vbd: XapiRecord, vm: string, vdi: string): XapiRecord {
+  return {
+    VM: vm,
+    VDI: vdi,
+    userdevice: vbd.userdevice,
+    bootable: vbd.bootable,
+    mode: vbd.mode,
+    type: vbd.type,
+    unpluggable: vbd.unpluggable,
+    empty: vdi === NULL_REF,
+    other_config: structuredClone(vbd.other_config),
+  };
+}
+
 function pickHost(pool: XapiPool, vm: XapiRecord, preferred?: string): string {
   const need = pool.vmMemory(vm);
   if (preferred) {
@@ -173,15 +193,7 @@ function duplicate(pool: XapiPool, ref: string, fields: XapiRecord, disk: (vdi: 
       );
     }
     pool.createVbd({
-      VM: newRef,
-      VDI: vdi,
-      userdevice: vbd.userdevice,
-      bootable: vbd.bootable,
-      mode: vbd.mode,
-      type: vbd.type,
-      unpluggable: vbd.unpluggable,
-      empty: vdi === NULL_REF,
-      other_config: structuredClone(vbd.other_config),
+      ...vbdCopy(vbd, newRef, vdi),
       qos_algorithm_type: vbd.qos_algorithm_type,
       qos_algorithm_params: structuredClone(vbd.qos_algorithm_params),
     });
@@ -310,17 +322,7 @@ function transplant(pool: XapiPool, ref: string, plan: MigratePlan, snapshotOf: 
         pool.disk(vbd.VDI as string).clone(),
       );
     }
-    target.createVbd({
-      VM: newRef,
-      VDI: vdi,
-      userdevice: vbd.userdevice,
-      bootable: vbd.bootable,
-      mode: vbd.mode,
-      type: vbd.type,
-      unpluggable: vbd.unpluggable,
-      empty: vdi === NULL_REF,
-      other_config: structuredClone(vbd.other_config),
-    });
+    target.createVbd(vbdCopy(vbd, newRef, vdi));
   }
   for (const vifRef of vm.VIFs as string[]) {
     const vif = pool.db.get("VIF", vifRef);
@@ -673,7 +675,7 @@ export function vmMessages(): MessageDef[] {
       "void",
       (ctx, [vm, smin, smax, dmin, dmax]) => {
         const rec = ctx.pool.db.get("VM", vm as string);
-        if (rec.power_state !== "Halted") throw new XapiError("VM_BAD_POWER_STATE", [vm as string, "halted", lower(rec.power_state as PowerState)]);
+        requireHalted(vm as string, rec);
         const [a, b, c, d] = [smin, dmin, dmax, smax] as number[];
         if (!(a! <= b! && b! <= c! && c! <= d!)) {
           throw new XapiError("MEMORY_CONSTRAINT_VIOLATION", ["Memory limits must satisfy: static_min <= dynamic_min <= dynamic_max <= static_max"]);
@@ -692,7 +694,7 @@ export function vmMessages(): MessageDef[] {
       "void",
       (ctx, [vm, value]) => {
         const rec = ctx.pool.db.get("VM", vm as string);
-        if (rec.power_state !== "Halted") throw new XapiError("VM_BAD_POWER_STATE", [vm as string, "halted", lower(rec.power_state as PowerState)]);
+        requireHalted(vm as string, rec);
         if ((value as number) < 1) throw new XapiError("VALUE_NOT_SUPPORTED", ["VCPU values", String(value), "value must be positive"]);
         const patch: XapiRecord = { VCPUs_max: value };
         if (Number(rec.VCPUs_at_startup) > (value as number)) patch.VCPUs_at_startup = value;
@@ -710,7 +712,7 @@ export function vmMessages(): MessageDef[] {
       "void",
       (ctx, [vm, value]) => {
         const rec = ctx.pool.db.get("VM", vm as string);
-        if (rec.power_state !== "Halted") throw new XapiError("VM_BAD_POWER_STATE", [vm as string, "halted", lower(rec.power_state as PowerState)]);
+        requireHalted(vm as string, rec);
         if ((value as number) < 1 || (value as number) > Number(rec.VCPUs_max)) {
           throw new XapiError("VALUE_NOT_SUPPORTED", ["VCPU values", String(value), "value must be between 1 and VCPUs_max"]);
         }
@@ -728,7 +730,7 @@ export function vmMessages(): MessageDef[] {
       "void",
       (ctx, [vm, value]) => {
         const rec = ctx.pool.db.get("VM", vm as string);
-        if (value === true && rec.power_state !== "Halted") throw new XapiError("VM_BAD_POWER_STATE", [vm as string, "halted", lower(rec.power_state as PowerState)]);
+        if (value === true) requireHalted(vm as string, rec);
         ctx.pool.updateVm(vm as string, { is_a_template: value });
       },
     ),

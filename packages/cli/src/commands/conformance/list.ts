@@ -1,6 +1,7 @@
 import { VirtkitCommand } from "../../base-command.js";
 import { toCliError } from "../../errors.js";
 import { driverFlag, patternFlag } from "../../flags.js";
+import type { EnvironmentSummary } from "../env/environments.js";
 
 /** One listed scenario. */
 export interface ListedScenario {
@@ -14,16 +15,7 @@ export interface ListedScenario {
 }
 
 /** One environment a driver's plugin offers, and whether it can run on this machine. */
-export interface ListedEnvironment {
-  readonly name: string;
-  /** The matrix column it fills: `<driver>-<name>`. */
-  readonly column: string;
-  readonly description: string;
-  /** Why it cannot run here; absent when it can. */
-  readonly unavailable?: string;
-  /** Whether `virtkit env build` has something to build for it. */
-  readonly buildable: boolean;
-}
+export type ListedEnvironment = EnvironmentSummary;
 
 /** `virtkit conformance list`: the scenario table. */
 export default class ConformanceList extends VirtkitCommand {
@@ -67,21 +59,10 @@ export default class ConformanceList extends VirtkitCommand {
   }
 
   private async environments(spec: string): Promise<ListedEnvironment[]> {
-    const { loadDriverPlugin } = await import("@virtkit/core");
-    const { CLI_DIR } = await import("../../run-suite.js");
+    const { offeredEnvironments, summarizeEnvironment } = await import("../env/environments.js");
     try {
-      const plugin = await loadDriverPlugin(spec, { paths: [CLI_DIR] });
       const out: ListedEnvironment[] = [];
-      for (const e of plugin.environments ?? []) {
-        const unavailable = await e.unavailable(process.env, { timeoutMs: 10_000 });
-        out.push({
-          name: e.name,
-          column: `${plugin.name}-${e.name}`,
-          description: e.description,
-          ...(unavailable !== undefined ? { unavailable } : {}),
-          buildable: typeof e.prepare === "function",
-        });
-      }
+      for (const { plugin, environment } of await offeredEnvironments([spec])) out.push(await summarizeEnvironment(plugin, environment));
       return out;
     } catch (err) {
       throw toCliError(err);

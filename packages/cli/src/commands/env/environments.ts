@@ -25,3 +25,32 @@ export async function offeredEnvironments(specs?: readonly string[]): Promise<Of
   }
   return out;
 }
+
+/** An environment as `env list` and `conformance list --driver` show it. */
+export interface EnvironmentSummary {
+  readonly name: string;
+  /** The matrix column it fills: `<driver>-<name>`. */
+  readonly column: string;
+  readonly description: string;
+  /** Why it cannot run here; absent when it can. */
+  readonly unavailable?: string;
+  /** Whether `virtkit env build` has something to build for it. */
+  readonly buildable: boolean;
+}
+
+/** The matrix column of an environment: `<driver>-<env>`. */
+export function environmentColumn(plugin: DriverPlugin, environment: PluginEnvironment): string {
+  return `${plugin.name}-${environment.name}`;
+}
+
+/** What an environment is, and whether it can run on this machine (asked of the plugin). */
+export async function summarizeEnvironment(plugin: DriverPlugin, environment: PluginEnvironment): Promise<EnvironmentSummary> {
+  const unavailable = await environment.unavailable(process.env, { timeoutMs: 10_000 });
+  return {
+    name: environment.name,
+    column: environmentColumn(plugin, environment),
+    description: environment.description,
+    ...(unavailable !== undefined ? { unavailable } : {}),
+    buildable: typeof environment.prepare === "function",
+  };
+}

@@ -1,18 +1,11 @@
 import { VirtkitCommand } from "../../base-command.js";
 import { toCliError } from "../../errors.js";
 import { driverFlag } from "../../flags.js";
+import type { EnvironmentSummary } from "./environments.js";
 
-/** One row of `virtkit env list`. */
-export interface EnvironmentRow {
+/** One row of `virtkit env list`: an environment and the driver offering it. */
+export interface EnvironmentRow extends EnvironmentSummary {
   readonly driver: string;
-  readonly name: string;
-  /** The matrix column it fills. */
-  readonly column: string;
-  readonly description: string;
-  /** Why it cannot run here; absent when it can. */
-  readonly unavailable?: string;
-  /** Whether `virtkit env build` has something to build for it. */
-  readonly buildable: boolean;
 }
 
 /** `virtkit env list`: the conformance environments the installed drivers offer. */
@@ -26,19 +19,11 @@ export default class EnvList extends VirtkitCommand {
 
   async run(): Promise<{ environments: EnvironmentRow[] }> {
     const { flags } = await this.parse(EnvList);
-    const { offeredEnvironments } = await import("./environments.js");
+    const { offeredEnvironments, summarizeEnvironment } = await import("./environments.js");
     const environments: EnvironmentRow[] = [];
     try {
-      for (const { plugin, environment: e } of await offeredEnvironments(flags.driver)) {
-        const unavailable = await e.unavailable(process.env, { timeoutMs: 10_000 });
-        environments.push({
-          driver: plugin.name,
-          name: e.name,
-          column: `${plugin.name}-${e.name}`,
-          description: e.description,
-          ...(unavailable !== undefined ? { unavailable } : {}),
-          buildable: typeof e.prepare === "function",
-        });
+      for (const { plugin, environment } of await offeredEnvironments(flags.driver)) {
+        environments.push({ driver: plugin.name, ...(await summarizeEnvironment(plugin, environment)) });
       }
     } catch (err) {
       throw toCliError(err);
