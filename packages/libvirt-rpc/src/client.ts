@@ -91,7 +91,10 @@ export class RpcClient {
   private readonly defaultTimeoutMs: number;
   private readonly maxPacket: number;
   private serial = 0;
-  private corked = false;
+  /** Packets of this tick, sent as one buffer by {@link flush} (see {@link queue}). */
+  private batch: Buffer[] = [];
+  private batchBytes = 0;
+  private flushScheduled = false;
   private pausedBy = new Set<unknown>();
   private keepalive: Keepalive | undefined;
   private closeError: Error | undefined;
@@ -199,7 +202,7 @@ export class RpcClient {
         sink.serial = serial;
         this.streams.set(serial, sink);
       }
-      this.write(packet);
+      this.queue(packet);
     });
   }
 
@@ -227,7 +230,9 @@ export class RpcClient {
       w.opaqueFixed(data, data.length);
       w.length = at + data.length;
     }
-    return this.write(finishPacket(w, this.maxPacket));
+    // Stream data keeps the socket's back-pressure: written now, after whatever is queued.
+    this.flush();
+    return this.socket.write(finishPacket(w, this.maxPacket));
   }
 
   /** Resolve when the socket's write buffer has drained (or the link closed). */
@@ -288,23 +293,32 @@ export class RpcClient {
     if (this.closeError) return;
     const w = this.writer;
     beginPacket(w, KEEPALIVE_PROGRAM, KEEPALIVE_PROTOCOL_VERSION, proc, MessageType.MESSAGE, 0, MessageStatus.OK);
-    this.write(finishPacket(w));
+    this.queue(finishPacket(w));
   }
 
-  /** Batch writes issued in the same tick into one syscall. */
-  private write(packet: Buffer): boolean {
-    if (!this.corked) {
-      this.corked = true;
-      this.socket.cork();
-      process.nextTick(uncork, this);
+  /**
+   * Sends `packet` with the others queued in this tick: one buffer, one write. Many calls in
+   * flight cost one syscall and one stream write instead of one each (cork + writev costs a write
+   * request per packet, measured as a fifth of the client's CPU with 64 calls in flight).
+   */
+  private queue(packet: Buffer): void {
+    this.batch.push(packet);
+    this.batchBytes += packet.length;
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      process.nextTick(flush, this);
     }
-    return this.socket.write(packet);
   }
 
-  /** @internal */
-  uncork(): void {
-    this.corked = false;
-    if (!this.socket.destroyed) this.socket.uncork();
+  /** @internal Writes what {@link queue} collected. */
+  flush(): void {
+    this.flushScheduled = false;
+    const batch = this.batch;
+    if (batch.length === 0) return;
+    const bytes = batch.length === 1 ? batch[0]! : Buffer.concat(batch, this.batchBytes);
+    this.batch = [];
+    this.batchBytes = 0;
+    if (!this.socket.destroyed) this.socket.write(bytes);
   }
 
   private onData(chunk: Buffer): void {
@@ -432,6 +446,6 @@ export class RpcClient {
   }
 }
 
-function uncork(client: RpcClient): void {
-  client.uncork();
+function flush(client: RpcClient): void {
+  client.flush();
 }

@@ -29,15 +29,48 @@ export function uuidToString(b: Uint8Array, at = 0): string {
   return s;
 }
 
-/** A UUID string (dashes optional) to 16 bytes; throws RangeError when malformed. */
-export function uuidToBytes(uuid: string): Buffer {
-  const hex = uuid.replace(/-/g, "");
-  if (!/^[0-9a-fA-F]{32}$/.test(hex)) throw new RangeError(`invalid UUID ${JSON.stringify(uuid)}`);
-  return Buffer.from(hex, "hex");
+/** The value of one hex digit's char code, or -1. */
+function hexDigit(c: number): number {
+  if (c >= 48 && c <= 57) return c - 48; // 0-9
+  if (c >= 97 && c <= 102) return c - 87; // a-f
+  if (c >= 65 && c <= 70) return c - 55; // A-F
+  return -1;
 }
 
+/**
+ * Parses a UUID string (dashes optional, anywhere) into `out`; false when malformed. Every call
+ * that names a domain encodes one, so this allocates nothing (no regex, no intermediate string).
+ */
+function parseUuidInto(uuid: string, out: Uint8Array): boolean {
+  let n = 0;
+  let high = -1;
+  for (let i = 0; i < uuid.length; i++) {
+    const c = uuid.charCodeAt(i);
+    if (c === 45) continue; // "-"
+    const v = hexDigit(c);
+    if (v < 0 || n === 16) return false;
+    if (high < 0) high = v;
+    else {
+      out[n++] = (high << 4) | v;
+      high = -1;
+    }
+  }
+  return n === 16 && high < 0;
+}
+
+/** A UUID string (dashes optional) to 16 bytes; throws RangeError when malformed. */
+export function uuidToBytes(uuid: string): Buffer {
+  const out = Buffer.alloc(16);
+  if (!parseUuidInto(uuid, out)) throw new RangeError(`invalid UUID ${JSON.stringify(uuid)}`);
+  return out;
+}
+
+/** Scratch space for {@link writeUuid}: the writer copies it at once. */
+const uuidScratch = new Uint8Array(16);
+
 function writeUuid(w: XdrWriter, uuid: string): void {
-  w.opaqueFixed(uuidToBytes(uuid), 16);
+  if (!parseUuidInto(uuid, uuidScratch)) throw new RangeError(`invalid UUID ${JSON.stringify(uuid)}`);
+  w.opaqueFixed(uuidScratch, 16);
 }
 
 function readUuid(r: XdrReader): string {
