@@ -135,15 +135,15 @@ describe("virtkit", () => {
       `import { plugin as fake } from ${JSON.stringify(fakePlugin)};
 // The fake driver with one defect: pause does nothing.
 const broken = (d) => new Proxy(d, { get: (t, k) => (k === "pause" ? async () => {} : typeof t[k] === "function" ? t[k].bind(t) : t[k]) });
+// Through register: the kit builds every driver the way a service does.
 export const plugin = {
   ...fake,
   name: "fake-pause-broken",
-  conformanceEnvironment(options) {
-    const factory = fake.conformanceEnvironment(options);
-    return async (ctx) => {
-      const env = await factory(ctx);
-      return { ...env, createDriver: async (host) => broken(await env.createDriver(host)) };
-    };
+  register(container, reg) {
+    const inner = container.createChildContainer();
+    fake.register(inner, reg);
+    let driver;
+    container.register(reg.token, { useFactory: () => (driver ??= broken(inner.resolve(reg.token))) });
   },
 };
 `,
@@ -214,15 +214,15 @@ export const plugin = {
       `import { plugin as fake } from ${JSON.stringify(fakePlugin)};
 // The fake driver whose destroy takes 5.5 s, like a TCG guest on a loaded machine.
 const slow = (d) => new Proxy(d, { get: (t, k) => (k === "destroy" ? async (...a) => { await new Promise((r) => setTimeout(r, 5500)); return t.destroy(...a); } : typeof t[k] === "function" ? t[k].bind(t) : t[k]) });
+// Through register: the kit builds every driver the way a service does.
 export const plugin = {
   ...fake,
   name: "fake-slow-destroy",
-  conformanceEnvironment(options) {
-    const factory = fake.conformanceEnvironment(options);
-    return async (ctx) => {
-      const env = await factory(ctx);
-      return { ...env, createDriver: async (host) => slow(await env.createDriver(host)) };
-    };
+  register(container, reg) {
+    const inner = container.createChildContainer();
+    fake.register(inner, reg);
+    let driver;
+    container.register(reg.token, { useFactory: () => (driver ??= slow(inner.resolve(reg.token))) });
   },
 };
 `,
@@ -344,6 +344,36 @@ export const plugin = {
     const nothing = virtkit(["env", "build", "test", "--json"]);
     expect(nothing.status, nothing.stderr).toBe(0);
     expect(JSON.parse(nothing.stdout)).toMatchObject({ driver: "libvirt", environment: "test", built: false });
+  });
+
+  it("env build without a Docker engine says where it looked and how to start one, not a raw ENOENT", () => {
+    const r = virtkit(["env", "build", "nested-qemu"]);
+    expect(r.status).toBe(1);
+    expect(r.stderr.trimEnd().split("\n")).toHaveLength(1);
+    expect(r.stderr).toMatch(
+      /cannot build libvirt --env nested-qemu here: no Docker engine answers at unix:\/\/\/nonexistent\/virtkit-cli-test\/docker\.sock \(from DOCKER_HOST\): start virtkit's private one with bash scripts\/docker\.sh start/,
+    );
+    expect(r.stderr).not.toMatch(/ENOENT/);
+    const json = virtkit(["env", "build", "nested-qemu", "--json"]);
+    expect(json.status).toBe(1);
+    expect(JSON.parse(json.stdout)).toMatchObject({ error: { code: "VIRTKIT_HYPERVISOR_UNAVAILABLE", exit: 1 } });
+  });
+
+  it("a driver without named environments is listed with its default environment", () => {
+    const human = virtkit(["env", "list", "--driver", "fake"]);
+    expect(human.status, human.stderr).toBe(0);
+    expect(human.stdout).not.toMatch(/no installed driver/);
+    expect(human.stdout).toMatch(
+      /^fake offers no named environments \(no --env\): `virtkit conformance run --driver fake` and the matrix column fake use its default environment, the one its plugin brings/m,
+    );
+    const json = JSON.parse(virtkit(["env", "list", "--driver", "fake", "--json"]).stdout) as unknown;
+    expect(json).toMatchObject({ environments: [], defaults: [{ driver: "fake", column: "fake", source: "plugin" }] });
+    // Every installed driver: libvirt's named ones, and the fake by its default one.
+    const all = JSON.parse(virtkit(["env", "list", "--json"]).stdout) as { defaults: { driver: string }[] };
+    expect(all.defaults.map((d) => d.driver)).toContain("fake");
+    expect(all.defaults.map((d) => d.driver)).not.toContain("libvirt");
+    const list = virtkit(["conformance", "list", "--driver", "fake"]);
+    expect(list.stdout).toMatch(/fake offers no named environments \(no --env\): .*its default environment/);
   });
 
   it("writes the support matrix as JSON, Markdown and HTML, libvirt skipped with its reason", async () => {

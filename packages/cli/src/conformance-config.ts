@@ -68,7 +68,8 @@ export async function loadConformanceConfig(file: string, knownIds: readonly str
   try {
     value = JSON.parse(text);
   } catch (err) {
-    throw usage(file, `not valid JSON (${(err as Error).message})`);
+    // Node's message may quote the text around the error (an unquoted password): only the place is said.
+    throw usage(file, `not valid JSON${jsonErrorPlace(text, err)} (the text is not shown)`);
   }
   return validateConformanceConfig(value, file, knownIds);
 }
@@ -77,9 +78,14 @@ export async function loadConformanceConfig(file: string, knownIds: readonly str
 export function validateConformanceConfig(value: unknown, file: string, knownIds: readonly string[]): ConformanceConfig {
   if (typeof value !== "object" || value === null || Array.isArray(value)) throw usage(file, "expected a JSON object");
   const v = value as Record<string, unknown>;
-  const unknown = Object.keys(v).filter((k) => !(KEYS as readonly string[]).includes(k));
-  if (unknown.length > 0) {
-    throw usage(file, `unknown key ${JSON.stringify(unknown[0])} (known: ${KEYS.filter((k) => k !== "$schema").join(", ")})`);
+  // A key is named by its position and length, never its text: it may be a pasted secret (as --option).
+  const given = Object.keys(v);
+  const unknown = given.find((k) => !(KEYS as readonly string[]).includes(k));
+  if (unknown !== undefined) {
+    throw usage(
+      file,
+      `unknown key #${given.indexOf(unknown) + 1} (${characters(unknown)}; known: ${KEYS.filter((k) => k !== "$schema").join(", ")})`,
+    );
   }
   const out: Record<string, unknown> = {};
   const int = (key: string, min: number, max = Number.MAX_SAFE_INTEGER) => {
@@ -127,9 +133,9 @@ export function validateConformanceConfig(value: unknown, file: string, knownIds
       throw usage(file, `"timeouts" must be an object of scenario id → ms`);
     }
     const timeouts: Record<string, number> = {};
-    for (const [id, ms] of Object.entries(v.timeouts as Record<string, unknown>)) {
+    for (const [i, [id, ms]] of Object.entries(v.timeouts as Record<string, unknown>).entries()) {
       if (!knownIds.includes(id)) {
-        throw usage(file, `"timeouts": no scenario ${JSON.stringify(id)} (see virtkit conformance list)`);
+        throw usage(file, `"timeouts" key #${i + 1} (${characters(id)}) names no scenario (see virtkit conformance list)`);
       }
       if (typeof ms !== "number" || !Number.isInteger(ms) || ms < 1) {
         throw usage(file, `"timeouts"."${id}" must be a positive integer (ms)`);
@@ -151,15 +157,28 @@ function optionPairs(options: unknown, file: string): string[] {
     });
   }
   if (typeof options === "object" && options !== null) {
-    return Object.entries(options as Record<string, unknown>).map(([k, val]) => {
-      if (!/^[A-Za-z][A-Za-z0-9_.-]*$/.test(k)) throw usage(file, `"options": malformed key (${k.length} characters)`);
+    return Object.entries(options as Record<string, unknown>).map(([k, val], i) => {
+      if (!/^[A-Za-z][A-Za-z0-9_.-]*$/.test(k)) throw usage(file, `"options" key #${i + 1}: malformed (${characters(k)})`);
       if (typeof val !== "string" && typeof val !== "number" && typeof val !== "boolean") {
-        throw usage(file, `"options"."${k}" must be a string, number or boolean (the value is not shown)`);
+        throw usage(file, `"options" key #${i + 1} (${characters(k)}): the value must be a string, number or boolean (the value is not shown)`);
       }
       return `${k}=${String(val)}`;
     });
   }
   throw usage(file, `"options" must be an object of key → value or a list of key=value strings`);
+}
+
+function characters(text: string): string {
+  return `${text.length} character${text.length === 1 ? "" : "s"}`;
+}
+
+/** ` at line L, column C` when the parser said where (its message is not repeated: it may quote the text). */
+function jsonErrorPlace(text: string, err: unknown): string {
+  const at = /at position (\d+)/.exec(err instanceof Error ? err.message : "");
+  if (!at) return "";
+  const before = text.slice(0, Number(at[1]));
+  const line = before.split("\n").length;
+  return ` at line ${line}, column ${before.length - before.lastIndexOf("\n")}`;
 }
 
 /** Option pairs from the file, then the command line's; a key on the command line replaces the file's. */

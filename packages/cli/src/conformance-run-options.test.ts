@@ -2,7 +2,7 @@
 // them: real spawns of bin/run.js (built first: turbo's test task depends on build).
 import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
-import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, rm, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
@@ -27,15 +27,15 @@ async function brokenPlugin(name: string, defect: string): Promise<string> {
     file,
     `import { plugin as fake } from ${JSON.stringify(fakePlugin)};
 const defect = ${defect};
+// The defect is applied where the kit (and a service) gets the driver: through register.
 export const plugin = {
   ...fake,
   name: ${JSON.stringify(name)},
-  conformanceEnvironment(options) {
-    const factory = fake.conformanceEnvironment(options);
-    return async (ctx) => {
-      const env = await factory(ctx);
-      return { ...env, createDriver: async (host) => { const d = await env.createDriver(host); defect(d); return d; } };
-    };
+  register(container, reg) {
+    const inner = container.createChildContainer();
+    fake.register(inner, reg);
+    let driver;
+    container.register(reg.token, { useFactory: () => (driver ??= (() => { const d = inner.resolve(reg.token); defect(d); return d; })()) });
   },
 };
 `,
@@ -98,6 +98,36 @@ describe("conformance run: usage errors before the run", () => {
     }
   }, SLOW);
 
+  it("two report flags naming one file exit 2 at once, however the path is spelt", async () => {
+    const same = join(dir, "same-report.xml");
+    await mkdir(join(dir, "real"), { recursive: true });
+    await symlink(join(dir, "real"), join(dir, "link"));
+    for (const args of [
+      ["--junit", same, "--report-json", same],
+      ["--tap", same, "--junit", `${dir}/./same-report.xml`],
+      ["--junit", join(dir, "real", "same-report.xml"), "--report-json", join(dir, "link", "same-report.xml")],
+    ]) {
+      const r = virtkit(["conformance", "run", "--driver", "fake", "--runner", "direct", ...args]);
+      expect(r.status, args.join(" ")).toBe(2);
+      expect(r.stderr, args.join(" ")).toMatch(/--(junit|tap) and --(tap|report-json) name the same file \(.*same-report\.xml\): each report needs its own/);
+      expect(existsSync(join(dir, "real", "same-report.xml")), args.join(" ")).toBe(false);
+      expect(r.stdout, args.join(" ")).toBe("");
+    }
+    expect(existsSync(same)).toBe(false);
+    // Different files are fine.
+    const ok = virtkit(["conformance", "run", "--driver", "fake", "--runner", "direct", "--focus", "^lifecycle\\.spawn$",
+      "--junit", join(dir, "a.xml"), "--report-json", join(dir, "a.json")]);
+    expect(ok.status, ok.stderr).toBe(0);
+    expect(existsSync(join(dir, "a.xml")) && existsSync(join(dir, "a.json"))).toBe(true);
+  }, SLOW);
+
+  it("--explore refuses the flags of a scenario run instead of ignoring them", () => {
+    const r = virtkit(["conformance", "run", "--driver", "fake", "--explore", "--runs", "1", "--junit", join(dir, "explore.xml"), "--focus", "x"]);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(/--explore runs random sequences, not the scenarios: .* not --focus, --junit/);
+    expect(existsSync(join(dir, "explore.xml"))).toBe(false);
+  }, SLOW);
+
   it("a broken register is one load error (exit 2), not a failure per scenario", async () => {
     const file = join(dir, "bad-register.mjs");
     await writeFile(
@@ -114,12 +144,14 @@ export const plugin = { ...fake, name: "bad-register", register(container) { con
   }, SLOW);
 
   it("--config is validated with a clear usage error", async () => {
+    // Keys are named by position and length, never by their text (a key may be a pasted secret).
     const cases: [unknown, RegExp][] = [
-      [{ focus: ["^lifecycle"], extra: 1 }, /unknown key "extra"/],
+      [{ focus: ["^lifecycle"], "hunter2-pasted-token": 1 }, /unknown key #2 \(20 characters; known: options, focus, skip, level,/],
       [{ level: "OFTEN" }, /"level" must be MUST, SHOULD or MAY/],
-      [{ timeouts: { "lifecycle.nope": 1000 } }, /"timeouts": no scenario "lifecycle\.nope"/],
+      [{ timeouts: { "hunter2.nope": 1000 } }, /"timeouts" key #1 \(12 characters\) names no scenario \(see virtkit conformance list\)/],
       [{ parallel: 0 }, /"parallel" must be an integer from 1 to 64/],
-      [{ options: { password: { nested: "hunter2" } } }, /"options"."password" must be a string, number or boolean \(the value is not shown\)/],
+      [{ options: { hunter2: { nested: "hunter2" } } }, /"options" key #1 \(7 characters\): the value must be a string, number or boolean \(the value is not shown\)/],
+      [{ options: { "hunter2 key": "x" } }, /"options" key #1: malformed \(11 characters\)/],
       [[1, 2], /expected a JSON object/],
     ];
     for (const [i, [content, why]] of cases.entries()) {
@@ -133,6 +165,18 @@ export const plugin = { ...fake, name: "bad-register", register(container) { con
     const broken = join(dir, "broken.json");
     await writeFile(broken, "{ not json");
     expect(virtkit(["conformance", "run", "--driver", "fake", "--config", broken]).stderr).toMatch(/not valid JSON/);
+    // Node's parser quotes the text around an error: an unquoted secret must not reach the message.
+    const leaky = join(dir, "leaky.json");
+    await writeFile(leaky, '{\n  "options": { "password": hunter2-unquoted }\n}');
+    const parsed = virtkit(["conformance", "run", "--driver", "fake", "--config", leaky, "--json"]);
+    expect(parsed.status).toBe(2);
+    expect(parsed.stdout + parsed.stderr).toMatch(/not valid JSON/);
+    expect(parsed.stdout + parsed.stderr).not.toContain("hunter2");
+    const trailing = join(dir, "trailing.json");
+    await writeFile(trailing, '{ "level": "MUST" }\nhunter2');
+    const at = virtkit(["conformance", "run", "--driver", "fake", "--config", trailing]);
+    expect(at.stderr).toMatch(/not valid JSON at line 2, column 1 \(the text is not shown\)/);
+    expect(at.stderr).not.toContain("hunter2");
     expect(virtkit(["conformance", "run", "--driver", "fake", "--config", join(dir, "none.json")]).stderr).toMatch(/cannot read it \(ENOENT\)/);
   }, SLOW);
 });
@@ -230,6 +274,9 @@ describe("conformance run: the exit code and the reports agree", () => {
         runner,
         "--focus",
         "^lifecycle\\.(spawn|pause-unpause|destroy|reboot-hard)$",
+        // One at a time: with scenarios started together, none is left for --fail-fast to hold back.
+        "--parallel",
+        "1",
         "--fail-fast",
         "--json",
       ]);

@@ -1,7 +1,7 @@
 /** Resolves a driver and runs the suite through the chosen runner, feeding a live reporter. */
 import { constants } from "node:fs";
-import { access, stat } from "node:fs/promises";
-import { dirname, resolve } from "node:path";
+import { access, realpath, stat } from "node:fs/promises";
+import { basename, dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Errors } from "@oclif/core";
 import type { ConformanceReporter, RunPlan, RunReport, ScenarioLevel } from "@virtkit/conformance";
@@ -57,6 +57,20 @@ export async function checkSelection(o: Pick<RunSuiteOptions, "focus" | "skip" |
  * failure after the whole run.
  */
 export async function checkReportPaths(files: readonly (readonly [flag: string, path: string | undefined])[]): Promise<void> {
+  // Two reports to one file: the second would overwrite the first after the run.
+  const seen = new Map<string, string>();
+  for (const [flag, path] of files) {
+    if (path === undefined) continue;
+    const key = await samePathKey(path);
+    const earlier = seen.get(key);
+    if (earlier !== undefined) {
+      throw new Errors.CLIError(`${earlier} and ${flag} name the same file (${path}): each report needs its own`, {
+        exit: 2,
+        code: "VIRTKIT_USAGE",
+      });
+    }
+    seen.set(key, flag);
+  }
   for (const [flag, path] of files) {
     if (path === undefined) continue;
     const file = resolve(path);
@@ -74,6 +88,15 @@ export async function checkReportPaths(files: readonly (readonly [flag: string, 
       throw fail(existing ? "the file is not writable" : `the directory ${dirname(path) || "."} is not writable`);
     }
   }
+}
+
+/** One key per file however it is spelt (`./a.xml`, `a.xml`, a symlinked directory, the file itself a link). */
+async function samePathKey(path: string): Promise<string> {
+  const file = resolve(path);
+  const real = await realpath(file).catch(() => undefined);
+  if (real !== undefined) return real;
+  const dir = await realpath(dirname(file)).catch(() => dirname(file));
+  return join(dir, basename(file));
 }
 
 /** `--dry-run`: the plan (what would run, skips and reasons), from one environment and driver; runs no scenario. */
@@ -109,6 +132,12 @@ export function fairScenarioTimeout(o: RunSuiteOptions, plugin: DriverPlugin): n
   return Math.max(o.scenarioTimeoutMs, named?.scenarioTimeoutMs ?? 0);
 }
 
+/** The run's parallelism, lowered to what its named environment runs fairly at once. */
+export function fairParallel(o: RunSuiteOptions, plugin: DriverPlugin): number {
+  const named = o.environment === undefined ? undefined : plugin.environments?.find((e) => e.name === o.environment);
+  return Math.min(o.parallel, named?.maxParallel ?? o.parallel);
+}
+
 /** Runs one driver; driver load and option errors surface as typed virtkit errors. */
 export async function runSuite(o: RunSuiteOptions): Promise<RunReport> {
   const { resolveDriver, runConformance, runWithVitest } = await import("@virtkit/conformance");
@@ -120,11 +149,17 @@ export async function runSuite(o: RunSuiteOptions): Promise<RunReport> {
     ...(o.environment !== undefined ? { environment: o.environment } : {}),
   });
   const scenarioTimeoutMs = fairScenarioTimeout(o, resolved.plugin);
+  const parallel = fairParallel(o, resolved.plugin);
+  const lowered =
+    parallel < o.parallel
+      ? [`--parallel ${o.parallel} lowered to ${parallel}: the most the ${o.environment} environment runs fairly at once`]
+      : [];
   o.reporter?.onStart?.(resolved.descriptor, total);
   let finished = 0;
   const onResult = (r: Parameters<NonNullable<ConformanceReporter["onResult"]>>[0]) => o.reporter?.onResult?.(r, ++finished, total);
   if (o.runner === "vitest") {
-    return runWithVitest({
+    return withNotes(
+      await runWithVitest({
       settings: {
         spec: o.spec,
         options: o.options,
@@ -133,7 +168,7 @@ export async function runSuite(o: RunSuiteOptions): Promise<RunReport> {
         skip: o.skip,
         scenarioTimeoutMs,
         ...(o.cleanupTimeoutMs !== undefined ? { cleanupTimeoutMs: o.cleanupTimeoutMs } : {}),
-        parallel: o.parallel,
+        parallel,
         paths: [CLI_DIR],
         ...(o.environment !== undefined ? { environment: o.environment } : {}),
         ...(o.seed !== undefined ? { seed: o.seed } : {}),
@@ -143,9 +178,11 @@ export async function runSuite(o: RunSuiteOptions): Promise<RunReport> {
       driver: resolved.descriptor,
       suiteTimeoutMs: o.suiteTimeoutMs,
       onResult,
-    });
+      }),
+      lowered,
+    );
   }
-  return runConformance({
+  const report = await runConformance({
     driver: resolved.descriptor,
     environment: resolved.environment,
     service: resolved.service,
@@ -155,10 +192,15 @@ export async function runSuite(o: RunSuiteOptions): Promise<RunReport> {
     scenarioTimeoutMs,
     cleanupTimeoutMs: o.cleanupTimeoutMs,
     suiteTimeoutMs: o.suiteTimeoutMs,
-    parallel: o.parallel,
+    parallel,
     ...(o.seed !== undefined ? { seed: o.seed } : {}),
     ...(o.timeouts !== undefined ? { timeouts: o.timeouts } : {}),
     ...(o.failFast ? { failFast: true } : {}),
     onResult: (r) => onResult(r),
   });
+  return withNotes(report, lowered);
+}
+
+function withNotes(report: RunReport, notes: readonly string[]): RunReport {
+  return notes.length === 0 ? report : { ...report, notes: [...report.notes, ...notes] };
 }

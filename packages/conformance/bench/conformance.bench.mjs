@@ -10,10 +10,10 @@
 import { spawnSync } from "node:child_process";
 import { cpus } from "node:os";
 import { resolveDriver, runConformance, runWithVitest } from "../dist/index.js";
-import { BROKEN_VARIANTS, DEPTH_VARIANTS, measureCatchRate } from "../dist/testing/index.js";
+import { BROKEN_VARIANTS, DEPTH_VARIANTS, GAP_VARIANTS, measureCatchRate } from "../dist/testing/index.js";
 
 // Every broken variant the kit ships: the first set and the deeper one.
-const VARIANTS = [...BROKEN_VARIANTS, ...DEPTH_VARIANTS];
+const VARIANTS = [...BROKEN_VARIANTS, ...DEPTH_VARIANTS, ...GAP_VARIANTS];
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 11);
 if (!Number.isInteger(ROUNDS) || ROUNDS < 1) throw new Error(`BENCH_ROUNDS must be a positive integer, got ${process.env.BENCH_ROUNDS}`);

@@ -8,6 +8,7 @@ export type { ScenarioDoc } from "./docs/scenario-docs.js";
 export {
   runScenario,
   declares,
+  refusalOf,
   environmentLimit,
   scenarioDeadlineMs,
   DEFAULT_SCENARIO_TIMEOUT_MS,
@@ -104,3 +105,32 @@ export {
   EXPLORE_SCENARIO_SEED,
 } from "./explore/index.js";
 export type { ExploreOptions, ExploreResult, ExploreTarget, TargetProvider } from "./explore/index.js";
+export {
+  runBench,
+  benchSettings,
+  parseBenchOperations,
+  parseBenchReport,
+  renderBench,
+  benchSummary,
+  latencyStats,
+  BENCH_SCHEMA,
+  BENCH_OPERATIONS,
+  BENCH_OPERATION_CAPABILITY,
+  BENCH_SELECTABLE,
+  BENCH_THROUGHPUT,
+  DEFAULT_BENCH_COUNT,
+  DEFAULT_BENCH_TIMEOUT_MS,
+  benchByColumn,
+} from "./bench/index.js";
+export type {
+  BenchOptions,
+  BenchReport,
+  BenchOperation,
+  BenchOperationResult,
+  BenchSelectable,
+  BenchSettings,
+  BenchThroughput,
+  BenchError,
+  LatencyStats,
+  MatrixRenderOptions,
+} from "./bench/index.js";

@@ -71,6 +71,11 @@ export function environmentLimit(def: ScenarioDefinition, env: ConformanceEnviro
   return env.limits[def.id] ?? env.limits[def.group] ?? def.needs?.(env);
 }
 
+/** The refusal check to run when `driver` does not declare what `def` needs, if it has one it can run. */
+export function refusalOf(def: ScenarioDefinition, driver: ComputeDriver): ScenarioDefinition["refuse"] {
+  return (def.refuseNeeds ?? []).every((c) => driver.capabilities[c] === true) ? def.refuse : undefined;
+}
+
 /** True when `driver` declares every capability the scenario needs. */
 export function declares(def: ScenarioDefinition, driver: ComputeDriver): boolean {
   const caps = [...(def.capability ? [def.capability] : []), ...(def.alsoNeeds ?? [])];
@@ -168,7 +173,8 @@ export async function runScenario(
       result = done("skipped", { reason: `environment limit: ${limit}` });
       return result;
     }
-    if (!declared && !def.refuse) {
+    const refuse = refusalOf(def, driver);
+    if (!declared && !refuse) {
       result = done("unsupported", { reason: notDeclaredReason(def, driver) });
       return result;
     }
@@ -246,7 +252,6 @@ export async function runScenario(
     };
 
     // Through a promise, so a body that throws synchronously is caught like any other failure.
-    const refuse = def.refuse;
     const body = Promise.resolve().then(() => (declared || !refuse ? def.run(ctx) : refuse(ctx)));
     try {
       await withScenarioDeadline(body, controller, scenarioTimeoutMs);

@@ -135,7 +135,9 @@ describe("the production path", () => {
 
   it("keeps environments without driverSetup working, says so in the notes, and keeps the factory's dispose", async () => {
     let disposed = 0;
-    const inner = Object.assign(fakePlugin.conformanceEnvironment!(fakePlugin.optionsSchema.parse({}) as never), {
+    // The fake's own environment offers driverSetup: take it away to have one that does not.
+    const fakeEnv = fakePlugin.conformanceEnvironment!(fakePlugin.optionsSchema.parse({}) as never);
+    const inner = Object.assign(async (ctx: Parameters<ConformanceEnvironmentFactory>[0]) => ({ ...(await fakeEnv(ctx)), driverSetup: undefined }), {
       dispose: async () => void disposed++,
     });
     const wrapped = productionPath(fakePlugin, inner);
@@ -147,6 +149,44 @@ describe("the production path", () => {
     // The wrapper keeps the factory's dispose, which the runner calls once after the last scenario.
     expect(wrapped.dispose).toBeTypeOf("function");
     expect(disposed).toBe(1);
+  });
+});
+
+describe("the fake's own environment", () => {
+  it("offers driverSetup: its drivers come from the plugin's register, and a wrong register fails", async () => {
+    const fakeUrl = new URL(import.meta.resolve("@virtkit/driver-fake")).href;
+    const counted = join(dir, "fake-counted.mjs");
+    await writeFile(
+      counted,
+      `import { plugin as fake } from ${JSON.stringify(fakeUrl)};
+export const plugin = { ...fake, name: "fake-counted", register(container, reg) { globalThis.__fakeCounted = (globalThis.__fakeCounted ?? 0) + 1; fake.register(container, reg); } };
+`,
+    );
+    const resolved = await resolveDriver(counted);
+    const report = await runConformance({
+      driver: resolved.descriptor,
+      environment: resolved.environment,
+      focus: ["^lifecycle\\.spawn$", "^migration\\.live$"],
+    });
+    expect(report.results.map((r) => `${r.id}: ${r.status}`)).toEqual(["lifecycle.spawn: pass", "migration.live: pass"]);
+    // Once at load, then once per driver: 1 (spawn) + 2 (migration's two hosts).
+    expect((globalThis as { __fakeCounted?: number }).__fakeCounted).toBe(4);
+    expect(report.notes.some((n) => n.includes("not through its register"))).toBe(false);
+
+    // The same environment with a register that builds the right driver under the wrong token
+    // (after the load check): the scenario fails, it is not passed by the environment's own driver.
+    const late = join(dir, "fake-late-wrong-token.mjs");
+    await writeFile(
+      late,
+      `import { plugin as fake } from ${JSON.stringify(fakeUrl)};
+let calls = 0;
+export const plugin = { ...fake, name: "fake-late", register(container, reg) { calls++; fake.register(container, calls === 1 ? reg : { ...reg, token: "virtkit:driver:elsewhere" }); } };
+`,
+    );
+    const wrong = await resolveDriver(late);
+    const failed = await runConformance({ driver: wrong.descriptor, environment: wrong.environment, focus: ["^lifecycle\\.spawn$"] });
+    expect(failed.results[0]?.status).toBe("fail");
+    expect(failed.results[0]?.reason).toMatch(/did not register a driver under virtkit:driver:/);
   });
 });
 

@@ -8,6 +8,7 @@ import {
   DEFAULT_SCENARIO_TIMEOUT_MS,
   declares,
   environmentLimit,
+  refusalOf,
   runScenario,
   scenarioDeadlineMs,
 } from "./make-test.js";
@@ -256,7 +257,7 @@ export async function planRun(options: ConformanceRunOptions): Promise<RunPlan> 
             : { ...base, action: "run" };
         }
         const why = `capability ${missing.join(", ")} not declared`;
-        return def.refuse
+        return refusalOf(def, driver)
           ? { ...base, action: "refuse", reason: `${why}: checks that it is refused with UnsupportedOperationError` }
           : { ...base, action: "unsupported", reason: why };
       });

@@ -77,6 +77,11 @@ export interface ScenarioDefinition {
    * unsupported without a check.
    */
   refuse?(ctx: ScenarioContext): Promise<void>;
+  /**
+   * What `refuse` itself needs declared (a paused migration's refusal needs `liveMigration` and
+   * `pause`): when one is missing too, the scenario is reported unsupported without a call.
+   */
+  readonly refuseNeeds?: readonly Capability[];
   /** Returns why this environment cannot run the scenario (then it is skipped), or undefined. */
   needs?(env: ConformanceEnvironment): string | undefined;
   /** When the body itself declares a capability-specific part, the extra capabilities it needs. */

@@ -7,6 +7,7 @@ import * as lc from "./checks/lifecycle.js";
 import * as mig from "./checks/migration.js";
 import * as snap from "./checks/snapshot.js";
 import { depthScenarios } from "./checks/depth-scenarios.js";
+import { mutationGapScenarios } from "./checks/mutation-gap-scenarios.js";
 import { checkSnapshotInheritsImageProperties } from "./checks/snapshot-inheritance.js";
 import { stateMatrixScenarios } from "./checks/state-matrix.js";
 import { EXPLORE_SCENARIO } from "./explore/explore-scenario.js";
@@ -15,6 +16,7 @@ import type { ScenarioDefinition } from "./scenario.js";
 /** Scenario groups, in report order. */
 export const SCENARIO_GROUPS = [
   "lifecycle",
+  "input",
   "snapshot",
   "migration",
   "admin-password",
@@ -300,6 +302,8 @@ export const SCENARIOS: readonly ScenarioDefinition[] = Object.freeze([
   ...state,
   // Issue 8's deeper checks (effects, events, deadlines, migration both ways, accounts, service path).
   ...depthScenarios(),
+  // The gaps the mutation run of the fake found (MUTATION.md): bad input, what the guest saw, CPU time, rescue.
+  ...mutationGapScenarios(),
   // Model-based: a fixed-seed exploration of random sequences against the kit's reference model.
   EXPLORE_SCENARIO,
 ]);

@@ -94,7 +94,7 @@ describe("BaseComputeDriver", () => {
       ["liveMigration", () => d.postLiveMigrationAtDestination(inst, {} as never)],
       ["liveMigration", () => d.rollbackLiveMigrationAtDestination(inst, {} as never)],
       ["liveMigration", () => d.liveMigrationAbort(inst)],
-      ["liveMigration", () => d.liveMigrationForceComplete(inst)],
+      ["forceCompleteMigration", () => d.liveMigrationForceComplete(inst)],
     ];
     // Every method a capability covers is in the table above (planMigration is the synchronous one).
     const covered = new Set(calls.map(([, f]) => /d\.(\w+)\(/.exec(f.toString())?.[1]));

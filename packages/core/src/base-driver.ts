@@ -203,7 +203,7 @@ export abstract class BaseComputeDriver implements ComputeDriver {
     return this.refuse("liveMigration");
   }
   liveMigrationForceComplete(_instance: Instance, _options?: OperationOptions): Promise<void> {
-    return this.refuse("liveMigration");
+    return this.refuse("forceCompleteMigration");
   }
 
   // -- events --

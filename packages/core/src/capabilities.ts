@@ -21,6 +21,9 @@ export const CAPABILITY_NAMES = [
   "nativeTlsMigration",
   "postCopy",
   "autoConverge",
+  "pausedMigration",
+  "forceCompleteMigration",
+  "adminPasswordAnyUser",
   "lifecycleEvents",
 ] as const;
 
@@ -46,6 +49,9 @@ export const CAPABILITY_DESCRIPTIONS: Readonly<Record<Capability, string>> = {
   nativeTlsMigration: "migration streams encrypted with the hypervisor's native TLS",
   postCopy: "post-copy live migration",
   autoConverge: "auto-converge (CPU throttling) during live migration",
+  pausedMigration: "live-migrate a paused instance, which arrives paused",
+  forceCompleteMigration: "force a live migration in progress to complete (post-copy or pausing the guest)",
+  adminPasswordAnyUser: "set the password of the account the image's os_admin_user names, not only root / Administrator",
   lifecycleEvents: "emit lifecycle events (started, stopped, paused, ...)",
 };
 
@@ -67,8 +73,10 @@ export function isCapability(name: unknown): name is Capability {
 /**
  * The contract methods each capability covers: a driver that does not declare the capability
  * refuses them with `UnsupportedOperationError` (what `BaseComputeDriver` does by default).
- * Migration flavours (`blockMigration`, `postCopy`, ...) and `softReboot` refine methods of
- * another capability or of the base contract, so they list none of their own.
+ * Migration flavours (`blockMigration`, `postCopy`, `pausedMigration`, ...), `adminPasswordAnyUser`
+ * and `softReboot` refine methods of another capability or of the base contract, so they list none
+ * of their own. (XAPI, for one, migrates only running VMs, has no force-complete, and its agent
+ * sets only the guest's admin account: such limits are declared, not failed.)
  * (`registerEventListener` is refused only when `lifecycleEvents` is not declared: `planMigration`
  * is the other synchronous one.)
  */
@@ -95,13 +103,15 @@ export const CAPABILITY_METHODS: Readonly<Record<Capability, readonly string[]>>
     "postLiveMigrationAtDestination",
     "rollbackLiveMigrationAtDestination",
     "liveMigrationAbort",
-    "liveMigrationForceComplete",
   ],
   blockMigration: [],
   tunnelledMigration: [],
   nativeTlsMigration: [],
   postCopy: [],
   autoConverge: [],
+  pausedMigration: [],
+  forceCompleteMigration: ["liveMigrationForceComplete"],
+  adminPasswordAnyUser: [],
   lifecycleEvents: ["registerEventListener"],
 };
 
@@ -112,6 +122,9 @@ const REQUIRES: Partial<Record<Capability, Capability>> = {
   nativeTlsMigration: "liveMigration",
   postCopy: "liveMigration",
   autoConverge: "liveMigration",
+  pausedMigration: "liveMigration",
+  forceCompleteMigration: "liveMigration",
+  adminPasswordAnyUser: "setAdminPassword",
 };
 
 /** The capability whose name is closest to `name` (a typo), if any is close. */

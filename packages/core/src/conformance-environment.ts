@@ -47,6 +47,28 @@ export interface GuestControls {
    * when the image holds no such marker.
    */
   readImageData?(imageId: string, key: string): Promise<string | undefined>;
+  /**
+   * What the guest itself saw of its reboots and power offs, by the environment's own means (its
+   * console or journal, never the driver): the ACPI requests it received and whether its last
+   * reboot and last power off were clean (it shut itself down on request) or hard (reset or cut
+   * off). Absent: the checks that tell a soft reboot or clean power off from a hard one skip.
+   */
+  shutdownRecord?(instance: Instance): Promise<GuestShutdownRecord>;
+  /**
+   * Which system the guest is running now, read from the guest's side (e.g. the kernel command
+   * line on its console): `rescue` while a rescued instance runs the rescue image, else `instance`.
+   */
+  bootedSystem?(instance: Instance): Promise<"rescue" | "instance">;
+}
+
+/** What a guest saw of being rebooted and stopped (see {@link GuestControls.shutdownRecord}). */
+export interface GuestShutdownRecord {
+  /** ACPI requests (power-button presses, soft reboot requests) the guest received since it was created. */
+  readonly acpiRequests: number;
+  /** How it last rebooted: `clean` (it restarted itself on request) or `hard` (reset); undefined: never. */
+  readonly lastReboot?: "clean" | "hard";
+  /** How it last powered off: `clean` (its own shutdown on request) or `hard` (cut off); undefined: never. */
+  readonly lastPowerOff?: "clean" | "hard";
 }
 
 /** What the environment knows of a host by its own means (not from the driver). */
@@ -104,6 +126,11 @@ export interface ConformanceEnvironment {
   readonly flavor?: Flavor;
   /** Checks, by the environment's own means (a guest login), that `user`'s password is `password`. */
   verifyAdminPassword?(instance: Instance, user: string, password: Secret): Promise<boolean>;
+  /**
+   * The same for the rescue system a rescued instance boots (where `rescue`'s `rescuePassword`
+   * goes). Absent: the rescue-password checks skip.
+   */
+  verifyRescuePassword?(instance: Instance, user: string, password: Secret): Promise<boolean>;
   readonly agentControls?: GuestAgentControls;
   readonly guestControls?: GuestControls;
   readonly hypervisorControls?: HypervisorControls;

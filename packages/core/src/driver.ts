@@ -196,7 +196,11 @@ export interface ComputeDriver {
   spawn(request: SpawnRequest, options?: OperationOptions): Promise<void>;
   /** Destroys the instance. Idempotent: an unknown or already stopped instance is fine. */
   destroy(instance: Instance, options?: DestroyOptions): Promise<void>;
-  /** SOFT needs capability `softReboot`; a driver may fall back to HARD. */
+  /**
+   * SOFT needs capability `softReboot`: a running guest is asked (ACPI) and restarts itself
+   * cleanly; only a guest that does not react in time (or is not running) is rebooted HARD.
+   * HARD resets the guest without asking it. Any other `type` rejects with `InvalidInputError`.
+   */
   reboot(instance: Instance, type: RebootType, options?: OperationOptions): Promise<void>;
   powerOff(instance: Instance, options?: PowerOffOptions): Promise<void>;
   powerOn(instance: Instance, options?: OperationOptions): Promise<void>;

@@ -1,5 +1,5 @@
-import "reflect-metadata";
-
+// No global `reflect-metadata`: virtkit injects by explicit token only and reads no decorator
+// metadata; containers come from `createContainer()` (container.ts), never from tsyringe's index.
 export {
   VirtkitError,
   InstanceNotFoundError,
@@ -132,6 +132,7 @@ export type {
   GuestAgentControls,
   GuestAgentMode,
   GuestControls,
+  GuestShutdownRecord,
   HostFacts,
   HypervisorControls,
 } from "./conformance-environment.js";
@@ -152,6 +153,7 @@ export {
   resolveMigrationPolicy,
   validateInstance,
 } from "./validation.js";
+export { powerOffOptionsError, rebootTypeError, validateRescueInput, validateSpawnRequest } from "./driver-input.js";
 export { REDACTED, SECRET_KEY_PATTERN, redact, JsonLogger, MemoryLogger, NullLogger } from "./logger.js";
 export { redactOptions, scrubOptionSecrets } from "./redact-options.js";
 export { redactUrisInText } from "./secret-patterns.js";

@@ -118,6 +118,11 @@ export interface PluginEnvironment {
    * run's shorter `--scenario-timeout` is raised to it. Absent: the run's own.
    */
   readonly scenarioTimeoutMs?: number;
+  /**
+   * The most scenarios that fairly run at once here (each real guest takes a core): a run's higher
+   * `--parallel` is lowered to it, and said so. Absent: the run's own.
+   */
+  readonly maxParallel?: number;
   /** Why this environment cannot run here (nothing configured, no engine answering), or undefined when it can. */
   unavailable(env: Readonly<Record<string, string | undefined>>, options?: OperationOptions): Promise<string | undefined>;
   /** The factory for a run, from the user's raw options; bad options are an `InvalidInputError`. */

@@ -1,11 +1,16 @@
 /**
- * The fake's conformance environment: a private cloud with two hosts per scenario, an in-memory
+ * The fake's conformance environment: a private cloud with three hosts per scenario, an in-memory
  * image service, and environment-side controls that act on the guests directly (password check by
- * hash, agent and ACPI faults, disk markers, latency and migration duration).
+ * hash, agent and ACPI faults, disk markers, latency and migration duration). It offers
+ * `driverSetup`, so the kit builds each driver the way a service does: the plugin's `register`
+ * into a container holding the scenario's cloud, resolved by its token.
  */
 import {
   InMemoryImageService,
   MemoryLogger,
+  TOKENS,
+  createContainer,
+  type ConformanceDriverSetup,
   type ConformanceEnvironment,
   type ConformanceEnvironmentContext,
   type ConformanceEnvironmentFactory,
@@ -17,9 +22,16 @@ import { parseDisk } from "./fake-disk.js";
 import { FakeDriver } from "./fake-driver.js";
 import type { FakeGuest } from "./fake-guest.js";
 import type { FakePluginOptions } from "./plugin.js";
+import { FAKE_TOKENS } from "./plugin-tokens.js";
 
 /** Where `writeData`/`readData` markers live on the guest's disk. */
 const MARKER_DIR = "/var/lib/virtkit-markers";
+
+/** The system the guest booted last, read from the kernel command line on its console (a rescue boot mounts vdb1). */
+function bootedFromConsole(console: string): "rescue" | "instance" {
+  const roots = console.match(/Command line: root=\S+/g);
+  return roots?.at(-1)?.endsWith("/dev/vdb1") ? "rescue" : "instance";
+}
 
 /** The conformance environment factory for the fake driver with plugin `options`. */
 export function createFakeConformanceEnvironment(options: Partial<FakePluginOptions> = {}): ConformanceEnvironmentFactory {
@@ -45,16 +57,11 @@ export function createFakeConformanceEnvironment(options: Partial<FakePluginOpti
       containerFormat: "bare",
       properties: { hw_qemu_guest_agent: true, os_type: "linux" },
     };
-    return {
-      hosts,
-      imageService,
-      bootImage,
-      async createDriver(host = hosts[0]) {
-        const driver = new FakeDriver({
+    // One host's settings, the same as plugin options (the production path) and as driver options.
+    const settings = (host: string) =>
+      Object.fromEntries(
+        Object.entries({
           host,
-          cloud,
-          imageService,
-          logger,
           capabilities: options.capabilities,
           virtType: options.virtType,
           postCopySupported: options.postCopySupported,
@@ -64,7 +71,30 @@ export function createFakeConformanceEnvironment(options: Partial<FakePluginOpti
           defaultTimeoutMs: options.defaultTimeoutMs,
           latencyMs,
           migrationDurationMs: migrationMs,
-        });
+        }).filter(([, v]) => v !== undefined),
+      ) as { host: string } & Partial<Omit<FakePluginOptions, "host" | "cloud">>;
+    return {
+      hosts,
+      imageService,
+      bootImage,
+      // The path production uses: the kit registers the plugin into this container and resolves the
+      // driver by its token; the scenario's private cloud travels as FAKE_TOKENS.Cloud.
+      driverSetup(host: string): ConformanceDriverSetup {
+        const container = createContainer();
+        container.register(TOKENS.ImageService, { useValue: imageService });
+        container.register(TOKENS.Logger, { useValue: logger });
+        container.register(FAKE_TOKENS.Cloud, { useValue: cloud });
+        return {
+          options: settings(host),
+          container,
+          adopt(driver) {
+            if (driver instanceof FakeDriver) drivers.push(driver);
+          },
+        };
+      },
+      // Used when the environment runs outside the kit's production path (a factory called directly).
+      async createDriver(host = hosts[0]) {
+        const driver = new FakeDriver({ ...settings(host), cloud, imageService, logger });
         await driver.initHost(host);
         drivers.push(driver);
         return driver;
@@ -73,6 +103,13 @@ export function createFakeConformanceEnvironment(options: Partial<FakePluginOpti
       async verifyAdminPassword(instance, user, password) {
         try {
           return await guestOf(instance).checkPassword(user, password);
+        } catch {
+          return false;
+        }
+      },
+      async verifyRescuePassword(instance, user, password) {
+        try {
+          return await guestOf(instance).checkPassword(user, password, { rescue: true });
         } catch {
           return false;
         }
@@ -99,6 +136,13 @@ export function createFakeConformanceEnvironment(options: Partial<FakePluginOpti
         },
         async bootCount(instance) {
           return guestOf(instance).boots;
+        },
+        async shutdownRecord(instance) {
+          const g = guestOf(instance);
+          return { acpiRequests: g.acpiRequests, lastReboot: g.lastReboot, lastPowerOff: g.lastShutdown };
+        },
+        async bootedSystem(instance) {
+          return bootedFromConsole(guestOf(instance).consoleOutput());
         },
         async readImageData(imageId, key) {
           const files = parseDisk(await imageService.download(imageId));

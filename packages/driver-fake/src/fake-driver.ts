@@ -127,7 +127,7 @@ const CAPABILITY_OF: Partial<Record<FakeOperation, Capability>> = {
   postLiveMigrationAtDestination: "liveMigration",
   rollbackLiveMigrationAtDestination: "liveMigration",
   liveMigrationAbort: "liveMigration",
-  liveMigrationForceComplete: "liveMigration",
+  liveMigrationForceComplete: "forceCompleteMigration",
 };
 
 function checkMs(value: number | undefined, field: string, fallback: number): number {
@@ -249,6 +249,11 @@ export class FakeDriver implements ComputeDriver {
       if (typeof v !== "boolean") throw new InvalidInputError(`capabilities.${k}`, "must be a boolean");
       out[k as Capability] = v;
     }
+    // Refinements mean nothing without what they refine: switching off migration or passwords
+    // switches them off too (a paused move, force complete, another account's password).
+    out.pausedMigration &&= out.liveMigration;
+    out.forceCompleteMigration &&= out.liveMigration;
+    out.adminPasswordAnyUser &&= out.setAdminPassword;
     return Object.freeze(out);
   }
 
@@ -727,6 +732,9 @@ export class FakeDriver implements ComputeDriver {
         if (!imagePropertyTrue(rec.imageMeta.properties.hw_qemu_guest_agent)) throw new GuestAgentNotEnabledError(uuid);
         const osType = rec.spec.osType ?? rec.imageMeta.properties.os_type;
         const user = adminUserFor(rec.imageMeta.properties.os_admin_user, osType);
+        if (!this.#capabilities.adminPasswordAnyUser && user !== adminUserFor(undefined, osType)) {
+          throw new UnsupportedOperationError("adminPasswordAnyUser", this.name, { detail: `account ${user}` });
+        }
         const guest = rec.guest;
         if (guest.agent === "absent") {
           throw new GuestAgentUnresponsiveError(uuid, { cause: new Error("QEMU guest agent is not connected") });
@@ -859,6 +867,9 @@ export class FakeDriver implements ComputeDriver {
         throw new MigrationPreCheckError(`the migration's source is ${data.sourceHost}, this host is ${this.host}`);
       }
       if (rec.migration) throw new MigrationPreCheckError(`instance ${uuid} is already migrating`);
+      if (rec.state === "PAUSED" && !this.#capabilities.pausedMigration) {
+        throw new UnsupportedOperationError("pausedMigration", this.name, { detail: `instance ${uuid} is PAUSED` });
+      }
       if (rec.state !== "RUNNING" && rec.state !== "PAUSED") {
         throw new MigrationPreCheckError(
           `instance ${uuid} is ${rec.state}; only a RUNNING or PAUSED instance can be live-migrated`,

@@ -28,5 +28,6 @@ export {
 export type { VirMigrateFlag } from "./libvirt-migration-flags.js";
 export type { FakeLogger, FakeLogFields } from "./logger.js";
 export { plugin, fakeOptionsSchema } from "./plugin.js";
+export { FAKE_TOKENS } from "./plugin-tokens.js";
 export type { FakePluginOptions } from "./plugin.js";
 export { plugin as default } from "./plugin.js";

@@ -1,18 +1,21 @@
 import {
   CONTRACT_VERSION,
   DEFAULT_MIGRATION_POLICY,
+  DriverRegistry,
   InMemoryImageService,
   Secret,
   TOKENS,
+  createContainer,
   driverToken,
   type ComputeDriver,
 } from "@virtkit/core";
+import { spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
-import { container as root } from "tsyringe";
 import { afterEach, describe, expect, it } from "vitest";
 import { FakeCloud } from "./fake-cloud.js";
 import { FakeDriver } from "./fake-driver.js";
 import defaultExport, { fakeOptionsSchema, plugin } from "./plugin.js";
+import { FAKE_TOKENS } from "./plugin-tokens.js";
 import { makeInstance } from "./testing/fixtures.js";
 
 const pkg = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string };
@@ -93,7 +96,7 @@ describe("options schema", () => {
 
 describe("register", () => {
   it("registers a FakeDriver built with the container's image service and logger", async () => {
-    const c = root.createChildContainer();
+    const c = createContainer();
     const images = new InMemoryImageService();
     const lines: string[] = [];
     const logger = {
@@ -123,7 +126,7 @@ describe("register", () => {
   });
 
   it("falls back to an in-memory image service and no logger", async () => {
-    const c = root.createChildContainer();
+    const c = createContainer();
     plugin.register(c, { name: "solo", token: driverToken("solo"), options: fakeOptionsSchema.parse({ cloud: "solo-cloud" }) });
     const driver = c.resolve<ComputeDriver>(driverToken("solo"));
     await driver.spawn({ instance: makeInstance() });
@@ -131,7 +134,7 @@ describe("register", () => {
   });
 
   it("two registrations on one cloud migrate between each other", async () => {
-    const c = root.createChildContainer();
+    const c = createContainer();
     const opts = fakeOptionsSchema.parse({ cloud: "lab" });
     plugin.register(c, { name: "src", token: driverToken("src"), options: opts });
     plugin.register(c, { name: "dst", token: driverToken("dst"), options: opts });
@@ -147,6 +150,85 @@ describe("register", () => {
     await dst.postLiveMigrationAtDestination(instance, data);
     expect(await dst.listInstanceUuids()).toEqual([instance.uuid]);
     expect(await FakeCloud.named("lab").guest(instance.uuid).checkPassword("root", "pw-123456")).toBe(true);
+  });
+});
+
+describe("without reflect-metadata", () => {
+  // In a fresh Node process on the build (vitest's own process may have the polyfill from elsewhere):
+  // neither core nor the plugin loads a global Reflect metadata polyfill, and both still work.
+  it("the built plugin registers and resolves its driver, and Reflect is left alone", () => {
+    const script = `
+const { DriverRegistry, createContainer } = await import("@virtkit/core");
+const { plugin } = await import(${JSON.stringify(new URL("../dist/plugin.js", import.meta.url).href)});
+const registry = new DriverRegistry({ container: createContainer() });
+registry.add("a", plugin, { cloud: "no-reflect" });
+const driver = registry.get("a");
+await driver.initHost("a");
+console.log(JSON.stringify({ name: driver.name, same: driver === registry.get("a"), getMetadata: typeof Reflect.getMetadata, metadata: typeof Reflect.metadata }));`;
+    const r = spawnSync(process.execPath, ["--input-type=module", "-e", script], {
+      encoding: "utf8",
+      timeout: 60_000,
+      cwd: new URL("..", import.meta.url).pathname,
+    });
+    expect(r.stderr).toBe("");
+    expect(JSON.parse(r.stdout)).toEqual({ name: "fake", same: true, getMetadata: "undefined", metadata: "undefined" });
+  }, 60_000);
+
+  it("no source file of the package imports reflect-metadata or tsyringe's index", () => {
+    const dir = new URL("./", import.meta.url);
+    const files = ["plugin.ts", "plugin-tokens.ts", "conformance-environment.ts", "index.ts", "plugin.test.ts"];
+    for (const f of files) {
+      const text = readFileSync(new URL(f, dir), "utf8");
+      expect(text, f).not.toMatch(/^import\s+(?!type\b)(?:[^"';]*from\s+)?["'](?:reflect-metadata|tsyringe)["']/m);
+    }
+  });
+});
+
+describe("conformance environment: the production path", () => {
+  it("offers driverSetup: the plugin's register, resolved by token, drives the scenario's own cloud", async () => {
+    const factory = plugin.conformanceEnvironment!(fakeOptionsSchema.parse({ capabilities: "disable=rescue" }));
+    const env = await factory({ prefix: "prod" });
+    expect(typeof env.driverSetup).toBe("function");
+    // What the kit does with it (conformance's productionPath), step by step.
+    const build = async (host: string) => {
+      const setup = await env.driverSetup!(host);
+      const registry = new DriverRegistry({ container: setup.container! });
+      registry.add(host, plugin, setup.options);
+      const driver = registry.get(host);
+      setup.adopt?.(driver);
+      await driver.initHost(host);
+      return driver;
+    };
+    const a = await build(env.hosts[0]!);
+    const b = await build(env.hosts[1]!);
+    expect(a).toBeInstanceOf(FakeDriver);
+    expect(a.capabilities.rescue).toBe(false);
+    // The scenario's private cloud came through FAKE_TOKENS.Cloud, not the module-level "default".
+    expect((a as FakeDriver).cloud).toBe((b as FakeDriver).cloud);
+    expect((a as FakeDriver).cloud).not.toBe(FakeCloud.named("default"));
+    expect(env.sharesStorage!(env.hosts[0]!, env.hosts[1]!)).toBe(false);
+    const instance = makeInstance({ imageMeta: env.bootImage! });
+    await a.spawn({ instance });
+    // The environment's controls and leftovers reach what the registered driver made.
+    await env.guestControls!.writeData!(instance, "k", "v");
+    expect(await env.guestControls!.readData!(instance, "k")).toBe("v");
+    expect(await env.leftovers!()).toHaveLength(1);
+    // Adopted: the environment's latency control reaches the driver.
+    await env.hypervisorControls!.setLatency!(50);
+    await expect(a.listInstances({ timeoutMs: 5 })).rejects.toMatchObject({ code: "VIRTKIT_OPERATION_TIMEOUT" });
+    await env.hypervisorControls!.setLatency!(0);
+    await a.destroy(instance);
+    expect(await env.leftovers!()).toEqual([]);
+    expect(env.logLines!().length).toBeGreaterThan(0);
+    await env.cleanup();
+  });
+
+  it("a registered cloud wins over the cloud option", () => {
+    const c = createContainer();
+    const cloud = new FakeCloud({ name: "private" });
+    c.register(FAKE_TOKENS.Cloud, { useValue: cloud });
+    plugin.register(c, { name: "h", token: driverToken("h"), options: fakeOptionsSchema.parse({ cloud: "named" }) });
+    expect((c.resolve(driverToken("h")) as FakeDriver).cloud).toBe(cloud);
   });
 });
 

@@ -9,17 +9,18 @@ import {
   CAPABILITY_NAMES,
   InMemoryImageService,
   TOKENS,
+  cachedFactory,
   type Capabilities,
   type Capability,
   type DriverPlugin,
   type ImageService,
 } from "@virtkit/core";
-import { instanceCachingFactory } from "tsyringe";
 import { z } from "zod";
 import { FakeCloud } from "./fake-cloud.js";
 import { FakeDriver } from "./fake-driver.js";
 import type { FakeLogger } from "./logger.js";
 import { createFakeConformanceEnvironment } from "./conformance-environment.js";
+import { FAKE_TOKENS } from "./plugin-tokens.js";
 
 const VERSION = (JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string }).version;
 
@@ -97,14 +98,16 @@ export const plugin: DriverPlugin<typeof fakeOptionsSchema> = {
   register(container, { name, token, options }) {
     container.register(token, {
       // Built on first resolve, so services registered after the plugin are still picked up.
-      useFactory: instanceCachingFactory((c) => {
+      // core's cachedFactory: tsyringe's index (and its global reflect-metadata) is not needed.
+      useFactory: cachedFactory((c) => {
         const imageService = c.isRegistered(TOKENS.ImageService, true)
           ? c.resolve<ImageService>(TOKENS.ImageService)
           : new InMemoryImageService();
         const logger = c.isRegistered(TOKENS.Logger, true) ? c.resolve<FakeLogger>(TOKENS.Logger) : undefined;
         return new FakeDriver({
           host: options.host ?? name,
-          cloud: FakeCloud.named(options.cloud),
+          // A private cloud registered by the environment (or a service) wins over the named one.
+          cloud: c.isRegistered(FAKE_TOKENS.Cloud, true) ? c.resolve(FAKE_TOKENS.Cloud) : FakeCloud.named(options.cloud),
           imageService,
           logger,
           capabilities: options.capabilities,

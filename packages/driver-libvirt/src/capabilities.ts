@@ -22,6 +22,7 @@ export function libvirtCapabilities(virtType: string, facts: CapabilityFacts = {
         softReboot: true,
         instanceSnapshots: true,
         setAdminPassword: true,
+        adminPasswordAnyUser: true,
         lifecycleEvents: true,
         consoleOutput,
       };
@@ -43,6 +44,11 @@ export function libvirtCapabilities(virtType: string, facts: CapabilityFacts = {
         nativeTlsMigration: true,
         postCopy: true,
         autoConverge: true,
+        // A paused domain migrates paused; force complete switches to post-copy or suspends the
+        // guest; set-user-password names the account.
+        pausedMigration: true,
+        forceCompleteMigration: true,
+        adminPasswordAnyUser: true,
         lifecycleEvents: true,
       };
     default:

@@ -52,6 +52,9 @@ export function libvirtEnvironmentLimits(virtType: string, uri: string): Record<
     "lifecycle.power-off-fallback": isTest
       ? "the test hypervisor shuts a domain off at once on an ACPI request; it has no guest that could ignore it"
       : "the environment has no control over the guest, so it cannot make it ignore ACPI",
+    ...(isTest
+      ? { "lifecycle.cpu-time": "the test hypervisor reports the wall clock since the epoch as a domain's CPU time, also while it is paused" }
+      : {}),
     "admin-password.set": noGuest,
     // The state cells that set a password for real need a guest agent that answers, too.
     ...(isTest ? {} : { "state.running.set-admin-password": noGuest, "state.rescued.set-admin-password": noGuest }),

@@ -46,6 +46,10 @@ import {
   type RescueOptions,
   type SpawnRequest,
   validateUuid,
+  powerOffOptionsError,
+  rebootTypeError,
+  validateRescueInput,
+  validateSpawnRequest,
 } from "@virtkit/core";
 import {
   DomainEventType,
@@ -121,6 +125,14 @@ export interface LibvirtDriverOptions {
    * incoming migration data to. Unset: libvirt chooses (the destination's host name).
    */
   readonly liveMigrationInboundAddr?: string;
+  /**
+   * The pool is storage the hosts really share but libvirt cannot recognise as shared (libvirt 9
+   * knows NFS, GFS2, Ceph, ... by filesystem type; e.g. one Docker volume mounted by two host
+   * containers): a shared-storage live migration whose marker probe succeeded gets
+   * VIR_MIGRATE_UNSAFE instead of libvirt's "Migration without shared storage is unsafe".
+   * Never set it for storage that is not shared: the guest's disk would be corrupted.
+   */
+  readonly trustSharedStorage?: boolean;
   /** libvirt keepalive interval in seconds (0 disables; default 5). */
   readonly keepaliveIntervalSec?: number;
   /** Directory (on the hypervisor host, readable by this process) for serial console logs. */
@@ -248,6 +260,7 @@ export class LibvirtDriver implements ComputeDriver {
       liveMigrationScheme: options.liveMigrationScheme,
       liveMigrationUriTemplate: options.liveMigrationUriTemplate,
       liveMigrationInboundAddr: options.liveMigrationInboundAddr,
+      ...(options.trustSharedStorage !== undefined ? { trustSharedStorage: options.trustSharedStorage } : {}),
       storage: this.#storage,
       hostName: () => this.#host,
       requireMigration: (policy) => this.#requireMigration(policy),
@@ -411,7 +424,8 @@ export class LibvirtDriver implements ComputeDriver {
       guest.destroy(instance.uuid),
     ]);
     const names = instanceVolumeNames(instance.uuid);
-    const rescued = xml === undefined || readDomainXml(xml).rescueOriginalXml !== undefined;
+    // A full parse only when the text can hold virtkit's rescue record (destroy is hot; rescue rare).
+    const rescued = xml === undefined || (xml.includes("rescue>") && readDomainXml(xml).rescueOriginalXml !== undefined);
     // Undefine and the volume deletes are independent: one round of calls.
     const work: Promise<void>[] = [];
     if (existed) work.push(guest.undefine(this.#conn.facts(api)));
@@ -644,6 +658,7 @@ export class LibvirtDriver implements ComputeDriver {
   // lifecycle
 
   async spawn(request: SpawnRequest, options?: OperationOptions): Promise<void> {
+    validateSpawnRequest(request);
     const { instance } = request;
     validateInstance(instance);
     const imageMeta = request.imageMeta ?? instance.imageMeta;
@@ -792,6 +807,8 @@ export class LibvirtDriver implements ComputeDriver {
   }
 
   reboot(instance: Instance, type: RebootType, options?: OperationOptions): Promise<void> {
+    const badType = rebootTypeError(type);
+    if (badType) return Promise.reject(badType);
     const budget = options?.timeoutMs ?? this.#longTimeout();
     return this.#run(
       type === "SOFT" ? "soft reboot" : "hard reboot",
@@ -821,6 +838,8 @@ export class LibvirtDriver implements ComputeDriver {
   }
 
   powerOff(instance: Instance, options?: PowerOffOptions): Promise<void> {
+    const badOptions = powerOffOptionsError(options);
+    if (badOptions) return Promise.reject(badOptions);
     const timeoutSec = options?.cleanShutdownTimeoutSec ?? 0;
     const retrySec = Math.max(1, options?.retryIntervalSec ?? 10);
     return this.#run(
@@ -948,6 +967,7 @@ export class LibvirtDriver implements ComputeDriver {
 
   async rescue(instance: Instance, rescueImageMeta: ImageMeta, options?: RescueOptions): Promise<void> {
     this.#requireCapability("rescue");
+    validateRescueInput(rescueImageMeta, options);
     return this.#run(
       "rescue",
       instance,

@@ -92,3 +92,37 @@ describe("block migration of a disk that is an overlay of a base image", () => {
     expect(params.some((p) => p.field === "migrate_disks")).toBe(false);
   });
 });
+
+describe("shared storage libvirt cannot recognise (trustSharedStorage)", () => {
+  async function migrateShared(trust: boolean, probedShared: boolean): Promise<number> {
+    const srcFake = new VolumeXmlLibvirt();
+    const dstFake = new VolumeXmlLibvirt();
+    dstFake.hostname = "dest-host";
+    const src = new LibvirtDriver({
+      uri: "qemu:///system",
+      pollIntervalMs: 1,
+      trustSharedStorage: trust,
+      connector: async () => srcFake,
+    });
+    const dest = new LibvirtDriver({ uri: "qemu:///system", pollIntervalMs: 1, connector: async () => dstFake });
+    await src.initHost("src");
+    await dest.initHost("dest");
+    const i = { ...inst(), imageMeta: { id: "plain", diskFormat: "qcow2", properties: {} } } as Instance;
+    await src.spawn({ instance: i });
+    const data = await dest.checkCanLiveMigrateDestination(
+      i,
+      { ...(await src.getHostInfo()), hostname: "src" },
+      DEFAULT_MIGRATION_POLICY,
+    );
+    // What checkCanLiveMigrateSource records when the destination's marker is (not) in this pool.
+    await src.liveMigration(i, { ...data, extra: { ...data.extra, sharedStorage: probedShared } });
+    const perform = srcFake.calls.find((c) => c.method === "domainMigratePerform3Params");
+    return perform?.args[3] as number;
+  }
+
+  it("passes VIR_MIGRATE_UNSAFE only with the operator's option and the probe's proof", async () => {
+    expect((await migrateShared(true, true)) & 512).toBe(512);
+    expect((await migrateShared(true, false)) & 512).toBe(0);
+    expect((await migrateShared(false, true)) & 512).toBe(0);
+  });
+});

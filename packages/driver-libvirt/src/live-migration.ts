@@ -120,6 +120,8 @@ export interface MigrationHost {
   readonly liveMigrationUriTemplate: string | undefined;
   /** Nova's `live_migration_inbound_addr`: the address other hosts send migration data to. */
   readonly liveMigrationInboundAddr: string | undefined;
+  /** The pool is shared storage libvirt cannot recognise (see `effectiveMigrationFlags`). */
+  readonly trustSharedStorage?: boolean;
   readonly storage: InstanceStorage;
   /** The compute host name given to `initHost` ("" before). */
   hostName(): string;
@@ -421,11 +423,14 @@ export class LiveMigrations {
       const bitmask = effectiveMigrationFlags(planned, {
         paused,
         localDisks: data.policy.block && data.extra.blockDisks !== undefined ? blockDisks.length : undefined,
+        // Only with the operator's word and the probe's proof (checkSource found the marker).
+        trustedSharedStorage: h.trustSharedStorage === true && data.extra.sharedStorage === true,
       });
       if (bitmask !== planned) {
         h.log("info", "migration flags narrowed at start", {
           instance: instance.uuid,
           dropped: migrateFlagNames(planned & ~bitmask),
+          added: migrateFlagNames(bitmask & ~planned),
         });
       }
       const params: TypedParam[] = [];

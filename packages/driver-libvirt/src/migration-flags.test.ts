@@ -14,6 +14,7 @@ describe("VIR_MIGRATE bits", () => {
       PERSIST_DEST: 1 << 3,
       UNDEFINE_SOURCE: 1 << 4,
       NON_SHARED_INC: 1 << 7,
+      UNSAFE: 1 << 9,
       AUTO_CONVERGE: 1 << 13,
       POSTCOPY: 1 << 15,
       TLS: 1 << 16,
@@ -170,5 +171,18 @@ describe("post-copy where libvirt refuses it (Nova and libvirt's qemu_migration 
     expect(effectiveMigrationFlags(BASE | NON_SHARED_INC, { paused: false, localDisks: 2 })).toBe(
       BASE | NON_SHARED_INC,
     );
+  });
+
+  it("trusted shared storage adds UNSAFE to a shared-storage move only, never to a block migration", () => {
+    const UNSAFE = VIR_MIGRATE.UNSAFE;
+    expect(UNSAFE).toBe(1 << 9);
+    expect(effectiveMigrationFlags(BASE, { paused: false, localDisks: undefined, trustedSharedStorage: true })).toBe(
+      BASE | UNSAFE,
+    );
+    expect(effectiveMigrationFlags(BASE, { paused: false, localDisks: undefined, trustedSharedStorage: false })).toBe(BASE);
+    expect(effectiveMigrationFlags(BASE, { paused: false, localDisks: undefined })).toBe(BASE);
+    expect(
+      effectiveMigrationFlags(BASE | NON_SHARED_INC, { paused: false, localDisks: 1, trustedSharedStorage: true }),
+    ).toBe(BASE | NON_SHARED_INC);
   });
 });

@@ -23,6 +23,7 @@ export const VIR_MIGRATE = {
   PERSIST_DEST: ALL_VIR_MIGRATE.PERSIST_DEST,
   UNDEFINE_SOURCE: ALL_VIR_MIGRATE.UNDEFINE_SOURCE,
   NON_SHARED_INC: ALL_VIR_MIGRATE.NON_SHARED_INC,
+  UNSAFE: ALL_VIR_MIGRATE.UNSAFE,
   AUTO_CONVERGE: ALL_VIR_MIGRATE.AUTO_CONVERGE,
   POSTCOPY: ALL_VIR_MIGRATE.POSTCOPY,
   TLS: ALL_VIR_MIGRATE.TLS,
@@ -53,13 +54,20 @@ export function planMigration(policy: MigrationPolicy, facts: MigrationHostFacts
  * a paused guest loses post-copy (Nova's `_live_migration_operation`), and a block migration
  * with no local disk to copy loses NON_SHARED_INC (nothing to copy; libvirt would otherwise
  * look for disks to mirror that live on shared storage).
+ *
+ * `trustedSharedStorage`: the operator said the pool is shared storage libvirt cannot recognise
+ * (libvirt 9 knows NFS, GFS2, Ceph, ... by filesystem type and calls anything else "Migration
+ * without shared storage is unsafe"; libvirt >= 10.6 has qemu.conf's `shared_filesystems` for this)
+ * AND the driver's own probe found the destination's marker in the source's pool: only then does a
+ * shared-storage move get VIR_MIGRATE_UNSAFE. A block migration never does.
  */
 export function effectiveMigrationFlags(
   bitmask: number,
-  at: { readonly paused: boolean; readonly localDisks: number | undefined },
+  at: { readonly paused: boolean; readonly localDisks: number | undefined; readonly trustedSharedStorage?: boolean },
 ): number {
   let flags = bitmask;
   if (at.paused) flags &= ~VIR_MIGRATE.POSTCOPY;
   if ((flags & VIR_MIGRATE.NON_SHARED_INC) !== 0 && at.localDisks === 0) flags &= ~VIR_MIGRATE.NON_SHARED_INC;
+  if (at.trustedSharedStorage === true && (flags & VIR_MIGRATE.NON_SHARED_INC) === 0) flags |= VIR_MIGRATE.UNSAFE;
   return flags;
 }

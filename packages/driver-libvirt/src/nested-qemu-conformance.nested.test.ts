@@ -27,6 +27,9 @@ const MUST_PASS_HERE = [
   "migration.rollback",
   "migration.abort",
   "lifecycle.power-off-fallback",
+  // The guest honours ACPI and records what it saw: a clean soft reboot and power off, told apart from hard ones.
+  "lifecycle.reboot-soft-is-clean",
+  "lifecycle.power-off-seen-by-guest",
 ];
 
 describe.skipIf(REASON !== undefined)(`conformance of the libvirt driver in nested QEMU${REASON ? ` (skipped: ${REASON})` : ""}`, () => {

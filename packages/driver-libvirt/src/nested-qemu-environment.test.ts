@@ -6,7 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { InMemoryImageService } from "@virtkit/core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { readMarkerFromImage } from "./nested-qemu-environment.js";
+import { readMarkerFromImage, shutdownRecordOf } from "./nested-qemu-environment.js";
 
 const tools = ["qemu-img", "mke2fs", "debugfs"].filter((t) => {
   try {
@@ -49,5 +49,23 @@ describe.skipIf(SKIP !== "")(`reading a marker out of an uploaded image${SKIP}`,
     const lying = await images.create({ name: "lying", status: "queued" });
     await images.update(lying.id, { diskFormat: "raw", status: "active" }, await readFile(join(dir, "disk.qcow2")));
     await expect(readMarkerFromImage(images, lying.id, "snap-key")).rejects.toThrow(/says raw, qemu-img finds qcow2/);
+  });
+});
+
+describe("what the guest saw of its reboots and power offs", () => {
+  const log = (lastBoot: number, acpiRequests: number, clean: number[]) => ({ lastBoot, acpiRequests, cleanEnds: new Set(clean) });
+
+  it("a running guest's earlier boots ended in reboots, clean when it recorded its own shutdown", () => {
+    expect(shutdownRecordOf(log(1, 0, []), new Set(), false)).toEqual({ acpiRequests: 0 });
+    expect(shutdownRecordOf(log(2, 1, [1]), new Set(), false)).toEqual({ acpiRequests: 1, lastReboot: "clean" });
+    expect(shutdownRecordOf(log(3, 1, [1]), new Set(), false)).toEqual({ acpiRequests: 1, lastReboot: "hard" });
+  });
+
+  it("an instance off now: its last power off is how the host saw the run end; ends seen off before stay power offs", () => {
+    expect(shutdownRecordOf(log(1, 0, []), new Set(), "hard")).toEqual({ acpiRequests: 0, lastPowerOff: "hard" });
+    expect(shutdownRecordOf(log(3, 2, [1, 3]), new Set([2]), "clean")).toEqual({ acpiRequests: 2, lastReboot: "clean", lastPowerOff: "clean" });
+    expect(shutdownRecordOf(log(3, 2, [3]), new Set([2]), false)).toEqual({ acpiRequests: 2, lastReboot: "hard", lastPowerOff: "hard" });
+    // A run cut off before the guest recorded its boot: the guest's last recorded boot was clean.
+    expect(shutdownRecordOf(log(1, 1, [1]), new Set([1]), "hard")).toEqual({ acpiRequests: 1, lastPowerOff: "hard" });
   });
 });

@@ -17,9 +17,9 @@ import {
   HypervisorUnavailableError,
   InMemoryImageService,
   InvalidInputError,
-  UnsupportedOperationError,
   type ConformanceEnvironmentFactory,
   type GuestAgentMode,
+  type GuestShutdownRecord,
   type HostFacts,
   type ImageMeta,
   type ImageService,
@@ -28,7 +28,7 @@ import {
   type Secret,
 } from "@virtkit/core";
 import type * as NestedQemuModule from "@virtkit/nested-qemu";
-import type { NestedHost, NestedHosts } from "@virtkit/nested-qemu";
+import type { GuestPowerLog, NestedHost, NestedHosts } from "@virtkit/nested-qemu";
 import { buildLibvirtEnvironment, type LibvirtEnvironmentHost } from "./conformance-environment.js";
 import type { LibvirtOptionsValidator } from "./plugin-environments.js";
 
@@ -131,10 +131,40 @@ const NOT_FOUND = /No such file|not found|ENOENT/i;
 /** A marker key as a file name. */
 const markerName = (key: string) => key.replace(/[^A-Za-z0-9._-]/g, "_");
 
+/**
+ * What the guest saw of its reboots and power offs, from its power log: a boot ended clean when
+ * the guest recorded its own shutdown, else hard. Whether an ended boot was a reboot or a power off
+ * is not in the guest (a Nova reboot is a shutdown and a start, like a power cycle): an end counts
+ * as a power off when the environment saw the instance off after it (`poweredOff`), else as a
+ * reboot. `offNow`: the instance is off, and how its last run ended as the hypervisor host saw it
+ * (a run cut off before the guest could record its boot is in no guest log).
+ */
+export function shutdownRecordOf(
+  log: GuestPowerLog,
+  poweredOff: ReadonlySet<number>,
+  offNow: false | "clean" | "hard",
+): GuestShutdownRecord {
+  const how = (boot: number): "clean" | "hard" => (log.cleanEnds.has(boot) ? "clean" : "hard");
+  let lastReboot: "clean" | "hard" | undefined;
+  let lastPowerOff: "clean" | "hard" | undefined;
+  for (let boot = 1; boot < log.lastBoot; boot++) {
+    if (poweredOff.has(boot)) lastPowerOff = how(boot);
+    else lastReboot = how(boot);
+  }
+  if (offNow !== false) lastPowerOff = offNow;
+  return {
+    acpiRequests: log.acpiRequests,
+    ...(lastReboot !== undefined ? { lastReboot } : {}),
+    ...(lastPowerOff !== undefined ? { lastPowerOff } : {}),
+  };
+}
+
 /** The guest checks and controls, through the agent asked inside the host that runs the guest. */
 function guestAccess(run: NestedRun, images: ImageService) {
   const { nq } = run;
   const agentOptions = { timeoutMs: 30_000 };
+  /** Per instance, the boots the environment saw end in a power off (the instance off after them). */
+  const poweredOff = new Map<string, Set<number>>();
 
   /** The host that has the instance's domain, and its state there (running hosts first). */
   const locate = async (inst: Instance): Promise<{ host: NestedHost; state: string }> => {
@@ -185,6 +215,26 @@ debugfs -R "cat $2" "$raw" 2>/dev/null`;
     if (out.exitCode !== 0) throw new Error(`reading ${pathOnDisk} off ${inst.uuid}'s disk failed: ${out.stderr.trim()}`);
     return out.stdout === "" ? undefined : out.stdout;
   };
+
+  /**
+   * Runs a shell command in the running guest through its agent (guest-exec returns at once), then
+   * waits until `done` says its effect shows, through the agent that just answered.
+   */
+  const guestShell = async (inst: Instance, command: string, what: string, done: (host: NestedHost) => Promise<boolean>): Promise<void> => {
+    const host = await agentOf(inst);
+    await nq.agentCommand(host, inst.uuid, { execute: "guest-exec", arguments: { path: "/bin/sh", arg: ["-c", command] } }, agentOptions);
+    const until = Date.now() + 15_000;
+    while (!(await done(host))) {
+      if (Date.now() > until) throw new Error(`the guest of ${inst.uuid} did not ${what} within 15 s`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  };
+  /** A file of the running guest through its agent; undefined when absent. */
+  const agentRead = (host: NestedHost, inst: Instance, path: string): Promise<string | undefined> =>
+    nq.readGuestFile(host, inst.uuid, path, agentOptions).catch((err: Error) => {
+      if (NOT_FOUND.test(err.message)) return undefined;
+      throw err;
+    });
 
   const answers = async (host: NestedHost, inst: Instance): Promise<boolean> =>
     nq
@@ -260,40 +310,66 @@ debugfs -R "cat $2" "$raw" 2>/dev/null`;
         return n;
       },
       async ignoreAcpi(inst: Instance, ignore: boolean): Promise<void> {
-        // The guest runs no ACPI handler (busybox init, no acpid): it ignores every ACPI request.
-        if (!ignore) {
-          throw new UnsupportedOperationError("guestControls.ignoreAcpi(false)", "nested-qemu environment", {
-            detail: "this guest has no ACPI handler",
-          });
+        // The guest's acpid handler keeps counting presses but does nothing while the flag is on
+        // its disk (so it survives the guest's reboots, as a guest without a handler would).
+        const flag = nq.GUEST_ACPI_IGNORE_FLAG;
+        await guestShell(
+          inst,
+          ignore ? `echo ignore > ${flag} && sync` : `rm -f ${flag} && sync`,
+          ignore ? "start ignoring ACPI" : "honour ACPI again",
+          async (host) => ((await agentRead(host, inst, flag)) !== undefined) === ignore,
+        );
+      },
+      async shutdownRecord(inst: Instance): Promise<GuestShutdownRecord> {
+        const { host, state } = await locate(inst);
+        const text = (await readGuest(inst, nq.GUEST_POWER_LOG.replace(/^\/data/, ""))) ?? "";
+        const log = nq.parseGuestPowerLog(text);
+        if (log.lastBoot < 1) throw new Error(`the guest's power log of ${inst.uuid} records no boot`);
+        let offNow: false | "clean" | "hard" = false;
+        if (state.startsWith("shut off")) {
+          // Off unless saved (a managed save is a suspended guest). How the last run ended, from
+          // libvirt's log of the domain on the host: "reason=shutdown" only when the guest itself
+          // powered the machine off; destroyed, crashed, or a dropped save are hard.
+          const script = `virsh -q -c qemu:///system dominfo "$1" | grep -q '^Managed save: *yes' && { echo saved-now; exit 0; }
+n=$(virsh -q -c qemu:///system domname "$1") || exit 3
+grep -o 'shutting down, reason=[a-z ]*' "/var/log/libvirt/qemu/$n.log" 2>/dev/null | tail -n 1 | sed 's/.*reason=//'`;
+          const out = await host.exec(["sh", "-c", script, "sh", inst.uuid], { timeoutMs: 15_000 });
+          if (out.exitCode !== 0) throw new Error(`reading how ${inst.uuid} last stopped failed: ${out.stderr.trim()}`);
+          const reason = out.stdout.trim();
+          if (reason !== "saved-now") {
+            offNow = reason === "shutdown" ? "clean" : reason === "" ? (log.cleanEnds.has(log.lastBoot) ? "clean" : "hard") : "hard";
+          }
         }
-        await locate(inst);
+        const seen = poweredOff.get(inst.uuid) ?? new Set<number>();
+        if (offNow !== false) poweredOff.set(inst.uuid, seen.add(log.lastBoot));
+        return shutdownRecordOf(log, seen, offNow);
       },
       async writeData(inst: Instance, key: string, value: string): Promise<void> {
-        const host = await agentOf(inst);
         const b64 = Buffer.from(value).toString("base64");
-        await nq.agentCommand(
-          host,
-          inst.uuid,
-          { execute: "guest-exec", arguments: { path: "/bin/sh", arg: ["-c", `echo ${b64} | base64 -d > "/data/virtkit-${markerName(key)}" && sync`] } },
-          agentOptions,
-        );
-        // guest-exec returns at once: the write is done when the file reads back (on this host,
-        // through the agent that just answered).
         const path = `/data/virtkit-${markerName(key)}`;
-        const readBack = () =>
-          nq.readGuestFile(host, inst.uuid, path, agentOptions).catch((err: Error) => {
-            if (NOT_FOUND.test(err.message)) return undefined;
-            throw err;
-          });
-        const until = Date.now() + 15_000;
-        while ((await readBack()) !== value) {
-          if (Date.now() > until) throw new Error(`the guest did not write ${key} within 15 s`);
-          await new Promise((r) => setTimeout(r, 200));
-        }
+        // Done when the file reads back.
+        await guestShell(inst, `echo ${b64} | base64 -d > "${path}" && sync`, `write ${key}`, async (host) => (await agentRead(host, inst, path)) === value);
       },
       readData: (inst: Instance, key: string) => readGuest(inst, `/virtkit-${markerName(key)}`),
     },
   };
+}
+
+/**
+ * Why no Docker engine can be used, naming where it looked (DOCKER_HOST, scripts/docker.sh's
+ * socket or Docker's default) and how to start one; undefined when one answers. Points
+ * testcontainers at the engine (it writes DOCKER_HOST into `env`).
+ */
+async function engineUnavailable(nq: NestedQemu, env: NodeJS.ProcessEnv, timeoutMs: number): Promise<string | undefined> {
+  const given = env.DOCKER_HOST !== undefined && env.DOCKER_HOST !== "";
+  const at = nq.configureTestcontainers(env);
+  if (await nq.engineAnswers(undefined, { timeoutMs })) return undefined;
+  const where = given
+    ? `${at} (from DOCKER_HOST)`
+    : at === "unix:///var/run/docker.sock"
+      ? `${at} (Docker's default socket; DOCKER_HOST is unset)`
+      : `${at} (scripts/docker.sh's socket; DOCKER_HOST is unset)`;
+  return `no Docker engine answers at ${where}: start virtkit's private one with bash scripts/docker.sh start, then eval "$(bash scripts/docker.sh env)", or set DOCKER_HOST to a running engine`;
 }
 
 /** The `nested-qemu` environment of the libvirt plugin. */
@@ -302,21 +378,21 @@ export function nestedQemuEnvironment(validate: LibvirtOptionsValidator): Plugin
     name: "nested-qemu",
     // A scenario boots one to three guests under TCG on two cores: seconds each, more under load.
     scenarioTimeoutMs: 180_000,
+    // Two cores, TCG: a third guest booting at once only makes every deadline unfair.
+    maxParallel: 2,
     description:
       "two libvirtd hosts in containers (testcontainers) with real QEMU guests (TCG) that boot a Linux with the real guest agent: password set and checked in the guest, live and block migration between the hosts, snapshots with the guest's data",
     async unavailable(env, options) {
       const nq = await loadNestedQemu();
       if (typeof nq === "string") return nq;
-      const at = nq.configureTestcontainers(env as NodeJS.ProcessEnv);
-      if (!(await nq.engineAnswers(undefined, { timeoutMs: options?.timeoutMs ?? 5_000 }))) {
-        return `no Docker engine answers at ${at} (start one: bash scripts/docker.sh start, or set DOCKER_HOST)`;
-      }
-      return undefined;
+      return engineUnavailable(nq, env as NodeJS.ProcessEnv, options?.timeoutMs ?? 5_000);
     },
     async prepare(progress, options) {
       const nq = await loadNestedQemu();
       if (typeof nq === "string") throw new HypervisorUnavailableError("nested-qemu", nq);
-      nq.configureTestcontainers();
+      // Said plainly up front, not as the socket's raw ENOENT from the first build step.
+      const noEngine = await engineUnavailable(nq, process.env, Math.min(options?.timeoutMs ?? 5_000, 5_000));
+      if (noEngine !== undefined) throw new HypervisorUnavailableError("nested-qemu", noEngine);
       await nq.ensureImage({
         ...(options?.signal ? { signal: options.signal } : {}),
         onProgress: (p) => {
@@ -403,7 +479,7 @@ export function nestedQemuEnvironment(validate: LibvirtOptionsValidator): Plugin
           },
           notes: [
             `nested QEMU: two libvirtd hosts in containers (image ${run.hosts.image}), real guests under TCG; guests checked through their agent inside the host, not through the driver`,
-            "soft reboot falls back to hard after 5 s (softRebootTimeoutSec): the guest runs no ACPI handler",
+            "the guest honours ACPI (busybox acpid powers it off cleanly) and records every power-button press and every clean shutdown on its own disk; made to ignore ACPI, it counts the presses and does nothing, and a soft reboot falls back to hard after 5 s (softRebootTimeoutSec)",
           ],
         });
       };

@@ -1,6 +1,4 @@
-// @virtkit/core loads reflect-metadata, which tsyringe needs: keep it imported first.
-import { CONTRACT_VERSION, InMemoryImageService, TOKENS, driverToken } from "@virtkit/core";
-import { container } from "tsyringe";
+import { CONTRACT_VERSION, InMemoryImageService, TOKENS, createContainer, driverToken } from "@virtkit/core";
 import { describe, expect, it } from "vitest";
 import { libvirtEnvironmentLimits, libvirtEnvironmentNotes } from "./conformance-environment.js";
 import { LibvirtDriver, virtTypeFromUri } from "./libvirt-driver.js";
@@ -32,7 +30,7 @@ describe("plugin manifest", () => {
   });
 
   it("registers a LibvirtDriver with the container's image service", () => {
-    const c = container.createChildContainer();
+    const c = createContainer();
     c.register(TOKENS.ImageService, { useValue: new InMemoryImageService() });
     const token = driverToken("libvirt");
     plugin.register(c, { name: "libvirt", token, options: libvirtOptionsSchema.parse({ uri: "test:///default" }) });

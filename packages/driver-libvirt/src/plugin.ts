@@ -62,6 +62,10 @@ export const libvirtOptionsSchema = z
       .string()
       .regex(/^[A-Za-z0-9.:_-]+$/, "a host name or IP address")
       .optional(),
+    /** The pool is shared storage libvirt 9 cannot recognise (a shared-storage move then passes VIR_MIGRATE_UNSAFE). */
+    trustSharedStorage: z
+      .preprocess((v) => (v === "true" ? true : v === "false" ? false : v), z.boolean())
+      .optional(),
     /** Full live migration URI template with one `%s` for the host. */
     liveMigrationUriTemplate: z.string().includes("%s").optional(),
     /** Keepalive interval in seconds; 0 disables. */

@@ -14,6 +14,7 @@ import {
   MemoryLogger,
   Secret,
   TOKENS,
+  createContainer,
   sleep,
   type ComputeDriver,
   type ConformanceEnvironment,
@@ -22,11 +23,10 @@ import {
   type ImageMeta,
   type Instance,
 } from "@virtkit/core";
-import { resolveXenapiPassword } from "./password-source.js";
+import { checkXenapiPasswordSource, resolveXenapiPassword } from "./password-source.js";
 import { SIMULATED_DOM0_BYTES, simulatorModule, startEmbeddedSimulator, type SimulatedAgentMode } from "./simulator.js";
 import { OC_INSTANCE_UUID, str, strMap, vmKind, type XapiRecord } from "./vm-record.js";
 import { XapiClient } from "./xapi-client.js";
-import { container as rootContainer } from "tsyringe";
 import { XENAPI_TOKENS } from "./plugin-tokens.js";
 import { XenapiDriver, type XenapiDriverOptions, type XenapiTarget } from "./xenapi-driver.js";
 
@@ -114,6 +114,32 @@ async function withBootImage(imageService: InMemoryImageService): Promise<ImageM
   };
 }
 
+/** The host names of the embedded simulator's layout, learnt through XAPI by the first environment. */
+interface SimulatorHosts {
+  /** Pool 1, its master first. */
+  readonly pool1: readonly string[];
+  /** Pool 2's hosts. */
+  readonly pool2: readonly string[];
+}
+
+// Every scenario starts a simulator of the same layout (same options, same names): the first
+// environment asks XAPI for the names, the others reuse them, so a probe logs in only when a
+// guest control needs it (saving two logins, three record listings and two logouts a scenario).
+let knownHosts: SimulatorHosts | undefined;
+
+async function discoverHosts(probe: XapiClient, probe2: XapiClient): Promise<SimulatorHosts> {
+  const [hosts, pools, hosts2] = await Promise.all([
+    probe.call<Record<string, XapiRecord>>("host.get_all_records"),
+    probe.call<Record<string, XapiRecord>>("pool.get_all_records"),
+    probe2.call<Record<string, XapiRecord>>("host.get_all_records"),
+  ]);
+  const master = str(Object.values(pools)[0] ?? {}, "master");
+  const pool1 = Object.entries(hosts)
+    .sort(([a], [b]) => (a === master ? -1 : b === master ? 1 : 0))
+    .map(([, r]) => str(r, "name_label"));
+  return { pool1, pool2: Object.values(hosts2).map((r) => str(r, "name_label")) };
+}
+
 function simulatorEnvironment(options: XenapiConformanceOptions): ConformanceEnvironmentFactory {
   return async (_context: ConformanceEnvironmentContext): Promise<ConformanceEnvironment> => {
     // The agent plugin's whole-second waits scaled to 1/20, so a hanging agent answers TIMEOUT
@@ -136,19 +162,16 @@ function simulatorEnvironment(options: XenapiConformanceOptions): ConformanceEnv
     const drivers: TrackedDriver[] = [];
     let latencyMs = 0;
     try {
-      const [hosts, pools] = await Promise.all([
-        probe.call<Record<string, XapiRecord>>("host.get_all_records"),
-        probe.call<Record<string, XapiRecord>>("pool.get_all_records"),
-      ]);
-      const master = str(Object.values(pools)[0] ?? {}, "master");
-      const names = Object.entries(hosts)
-        .sort(([a], [b]) => (a === master ? -1 : b === master ? 1 : 0))
-        .map(([, r]) => str(r, "name_label"));
+      // The probes holding a session (the leak check allows exactly theirs).
+      const loggedIn = new Set<XapiClient>();
+      if (!knownHosts) {
+        knownHosts = await discoverHosts(probe, probe2);
+        loggedIn.add(probe).add(probe2);
+      }
+      const names = [...knownHosts.pool1];
       // Pool 2's master: no storage shared with pool 1, so moving there is a block migration
       // (host.migrate_receive + VM.migrate_send).
-      const pool2 = Object.values(await probe2.call<Record<string, XapiRecord>>("host.get_all_records")).map((r) =>
-        str(r, "name_label"),
-      );
+      const pool2 = knownHosts.pool2;
       const pool1 = new Set(names);
       const allHosts = [...names, ...pool2.slice(0, 1)];
       const urlOf = (host: string) => (host === names[0] ? sim.url : pool1.has(host) ? sim.slaveUrl : sim.secondPoolUrl);
@@ -162,7 +185,9 @@ function simulatorEnvironment(options: XenapiConformanceOptions): ConformanceEnv
       const guestOf = async (instance: Instance) => {
         // Either pool: a block migration carries the instance to pool 2.
         for (const p of [probe, probe2]) {
-          for (const ref of await p.call<string[]>("VM.get_by_name_label", [instance.name])) {
+          const found = await p.call<string[]>("VM.get_by_name_label", [instance.name]);
+          loggedIn.add(p);
+          for (const ref of found) {
             const rec = await p.call<XapiRecord>("VM.get_record", [ref]);
             const kind = vmKind(rec);
             if (kind.kind === "instance" && strMap(rec, "other_config")[OC_INSTANCE_UUID] === instance.uuid) {
@@ -173,6 +198,22 @@ function simulatorEnvironment(options: XenapiConformanceOptions): ConformanceEnv
         throw new Error(`the simulator has no VM for instance ${instance.uuid}`);
       };
 
+      /** The running rescue VM of an instance (Nova's `<name>-rescue`), read by the simulator's own means. */
+      const runningRescueOf = async (instance: Instance) => {
+        for (const p of [probe, probe2]) {
+          const found = await p.call<string[]>("VM.get_by_name_label", [`${instance.name}-rescue`]);
+          loggedIn.add(p);
+          for (const ref of found) {
+            const rec = await p.call<XapiRecord>("VM.get_record", [ref]);
+            const kind = vmKind(rec);
+            if (kind.kind === "rescue" && kind.instanceUuid === instance.uuid && str(rec, "power_state") === "Running") {
+              return sim.guest(str(rec, "uuid"));
+            }
+          }
+        }
+        return undefined;
+      };
+
       const env: ConformanceEnvironment = {
         hosts: allHosts,
         imageService,
@@ -181,7 +222,7 @@ function simulatorEnvironment(options: XenapiConformanceOptions): ConformanceEnv
         // The production path: the kit registers the plugin into this container and resolves the
         // driver by its token, exactly as a service's DriverRegistry does.
         driverSetup(host: string) {
-          const c = rootContainer.createChildContainer();
+          const c = createContainer();
           c.register(TOKENS.ImageService, { useValue: imageService });
           c.register(TOKENS.Logger, { useValue: logger.child({ host }) });
           const target: XenapiTarget = { url: urlOf(host), username: sim.username, password };
@@ -219,6 +260,13 @@ function simulatorEnvironment(options: XenapiConformanceOptions): ConformanceEnv
             return false;
           }
         },
+        async verifyRescuePassword(instance, user, pw) {
+          try {
+            return (await runningRescueOf(instance))?.verifyPassword(user, pw.reveal()) ?? false;
+          } catch {
+            return false;
+          }
+        },
         agentControls: {
           async setAgent(instance, mode) {
             (await guestOf(instance)).setAgent(mode as SimulatedAgentMode);
@@ -239,6 +287,10 @@ function simulatorEnvironment(options: XenapiConformanceOptions): ConformanceEnv
           },
           async crash(instance) {
             (await guestOf(instance)).crash();
+          },
+          async bootedSystem(instance) {
+            // While rescued, the instance's own VM is halted and its rescue VM runs.
+            return (await runningRescueOf(instance)) ? "rescue" : "instance";
           },
           ...(simModule.readDataFromImage
             ? {
@@ -270,12 +322,12 @@ function simulatorEnvironment(options: XenapiConformanceOptions): ConformanceEnv
         notes: [SIMULATOR_NOTE, "each scenario runs against its own simulator: a pool of two hosts sharing one SR"],
         logLines: () => logger.lines(),
         async leftovers() {
-          // The kit asks before it cleans the drivers up: their sessions (and the probe's) are
-          // still rightly open. Only sessions beyond those count.
+          // The kit asks before it cleans the drivers up: their sessions (and those of the probes
+          // that logged in) are still rightly open. Only sessions beyond those count.
           const live = drivers.filter((d) => !d.isCleanedUp);
           const ours: Record<string, number> = {
-            pool1: live.filter((d) => pool1.has(d.hostLabel)).length + 1,
-            pool2: live.filter((d) => !pool1.has(d.hostLabel)).length + 1,
+            pool1: live.filter((d) => pool1.has(d.hostLabel)).length + (loggedIn.has(probe) ? 1 : 0),
+            pool2: live.filter((d) => !pool1.has(d.hostLabel)).length + (loggedIn.has(probe2) ? 1 : 0),
           };
           return sim.leftovers().flatMap((line) => {
             const m = /^(pool[12]): (\d+) session\(s\) still open$/.exec(line);
@@ -306,6 +358,8 @@ function realHostEnvironment(options: XenapiConformanceOptions): ConformanceEnvi
   const username = options.username ?? "root";
   let password: Promise<Secret> | undefined;
   const host = options.xapiHost ?? new URL(url).hostname;
+  // Now, while the run is being set up: a usage error, not every scenario's "driver setup failed".
+  checkXenapiPasswordSource();
   return async (): Promise<ConformanceEnvironment> => {
     password ??= resolveXenapiPassword(`${username}@${new URL(url).host}`);
     const imageService = new InMemoryImageService();

@@ -23,6 +23,27 @@ export interface PromptOutput {
   write(text: string): unknown;
 }
 
+/** True when `env` holds a non-empty password. */
+function passwordInEnv(env: Readonly<Record<string, string | undefined>>): boolean {
+  const v = env[PASSWORD_ENV];
+  return v !== undefined && v.length > 0;
+}
+
+/**
+ * Refuses up front, before any call or scenario, when no password can come: `VIRTKIT_XENAPI_PASSWORD`
+ * unset and no terminal to ask on. The CLI turns this `InvalidInputError` into a usage error (exit 2).
+ */
+export function checkXenapiPasswordSource(
+  env: Readonly<Record<string, string | undefined>> = process.env,
+  input: Pick<PromptInput, "isTTY"> = process.stdin,
+): void {
+  if (passwordInEnv(env) || input.isTTY) return;
+  throw new InvalidInputError(
+    "password",
+    `--option url=... needs the XAPI password in the environment variable ${PASSWORD_ENV} (no terminal to ask on); it is never taken as an option`,
+  );
+}
+
 /** The password from `env`, else asked on the terminal; refused when neither is there. */
 export async function resolveXenapiPassword(
   who: string,
@@ -31,13 +52,8 @@ export async function resolveXenapiPassword(
   output: PromptOutput = process.stderr,
 ): Promise<Secret> {
   const fromEnv = env[PASSWORD_ENV];
-  if (fromEnv !== undefined && fromEnv.length > 0) return new Secret(fromEnv);
-  if (!input.isTTY) {
-    throw new InvalidInputError(
-      "password",
-      `set ${PASSWORD_ENV} (no terminal to ask on); the password is never taken as an option`,
-    );
-  }
+  if (fromEnv !== undefined && passwordInEnv(env)) return new Secret(fromEnv);
+  checkXenapiPasswordSource(env, input);
   return promptHidden(`XenAPI password for ${who}: `, input, output);
 }
 

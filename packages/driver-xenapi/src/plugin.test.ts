@@ -1,6 +1,5 @@
 import { EventEmitter } from "node:events";
-import { DriverRegistry, driverToken, validatePluginManifest, validatePluginOptions, type Secret } from "@virtkit/core";
-import { container } from "tsyringe";
+import { DriverRegistry, createContainer, driverToken, validatePluginManifest, validatePluginOptions, type Secret } from "@virtkit/core";
 import { describe, expect, it } from "vitest";
 import { PASSWORD_ENV, promptHidden, resolveXenapiPassword } from "./password-source.js";
 import { plugin, xenapiOptionsSchema } from "./plugin.js";
@@ -32,7 +31,7 @@ describe("the xenapi plugin", () => {
   });
 
   it("registers a XenapiDriver under the token it is given", () => {
-    const child = container.createChildContainer();
+    const child = createContainer();
     plugin.register(child, { name: "xs", token: driverToken("xs"), options: { url: "https://xs1" } });
     expect(child.resolve(driverToken("xs"))).toBeInstanceOf(XenapiDriver);
     expect(child.isRegistered(driverToken("xenapi"), false)).toBe(false);
@@ -65,6 +64,24 @@ describe("the password source", () => {
       code: "VIRTKIT_INVALID_INPUT",
       message: expect.stringContaining(PASSWORD_ENV),
     });
+  });
+
+  it("refuses a real-host conformance run up front when no password can come (before any scenario)", () => {
+    const saved = process.env[PASSWORD_ENV];
+    const tty = process.stdin.isTTY;
+    delete process.env[PASSWORD_ENV];
+    process.stdin.isTTY = false;
+    try {
+      expect(() => plugin.conformanceEnvironment!({ url: "https://xs1" })).toThrow(
+        expect.objectContaining({ code: "VIRTKIT_INVALID_INPUT", message: expect.stringContaining(PASSWORD_ENV) }),
+      );
+      process.env[PASSWORD_ENV] = "from-env";
+      expect(typeof plugin.conformanceEnvironment!({ url: "https://xs1" })).toBe("function");
+    } finally {
+      if (saved === undefined) delete process.env[PASSWORD_ENV];
+      else process.env[PASSWORD_ENV] = saved;
+      process.stdin.isTTY = tty;
+    }
   });
 
   it("prompts on a terminal without echoing what is typed", async () => {

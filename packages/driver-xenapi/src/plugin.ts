@@ -4,8 +4,7 @@
  * option); without a url it runs against the embedded XAPI simulator, and says so.
  */
 import { readFileSync } from "node:fs";
-import { InMemoryImageService, Secret, TOKENS, type DriverPlugin, type ImageService } from "@virtkit/core";
-import { instanceCachingFactory } from "tsyringe";
+import { InMemoryImageService, Secret, TOKENS, cachedFactory, type DriverPlugin, type ImageService } from "@virtkit/core";
 import { z } from "zod";
 import { SIMULATOR_NOTE, createXenapiConformanceEnvironment } from "./conformance-environment.js";
 import { XENAPI_TOKENS } from "./plugin-tokens.js";
@@ -91,7 +90,7 @@ export const plugin: DriverPlugin<typeof xenapiOptionsSchema> = {
   register(container, { token, options }) {
     container.register(token, {
       // Built on first resolve, so services registered after the plugin are still picked up.
-      useFactory: instanceCachingFactory((c) => {
+      useFactory: cachedFactory((c) => {
         const imageService = resolveOptional<ImageService>(c, TOKENS.ImageService) ?? new InMemoryImageService();
         const logger = resolveOptional<DriverLogger>(c, TOKENS.Logger);
         const target = resolveOptional<XenapiTarget>(c, XENAPI_TOKENS.Target);

@@ -400,7 +400,10 @@ describe("crashes and guests of other kinds", () => {
     expect(guest.verifyPassword("root", pw.reveal())).toBe(false);
     const other = instance({ imageMeta: { ...bootImage, properties: { ...bootImage.properties, os_admin_user: "cloud-admin" } } });
     await d.spawn({ instance: other });
-    await expect(d.setAdminPassword(other, pw)).rejects.toMatchObject({ code: "VIRTKIT_ADMIN_PASSWORD_NOT_SUPPORTED" });
+    await expect(d.setAdminPassword(other, pw)).rejects.toMatchObject({
+      code: "VIRTKIT_UNSUPPORTED_OPERATION",
+      capability: "adminPasswordAnyUser",
+    });
   });
 
   it("reports the memory guests can have: the host's less its control domain's", async () => {

@@ -9,7 +9,6 @@
  * inside a pool and VM.migrate_send across pools.
  */
 import {
-  AdminPasswordNotSupportedError,
   GuestAgentNotEnabledError,
   ImageNotFoundError,
   InstanceExistsError,
@@ -26,10 +25,12 @@ import {
   TaskState,
   UnsupportedOperationError,
   VirtkitError,
+  isSecret,
   powerStateName,
   snapshotImageMetadata,
   throwIfAborted,
   validateFlavor,
+  validateImageMeta,
   validateInstanceName,
   validateUuid,
   withDeadline,
@@ -157,6 +158,12 @@ export const XENAPI_CAPABILITIES: Capabilities = Object.freeze({
   nativeTlsMigration: false,
   postCopy: false,
   autoConverge: false,
+  // XAPI's pool_migrate / migrate_send accept Running VMs only (xapi_vm_lifecycle.ml), there is no
+  // force-complete (Nova's support matrix: "missing"), and the agent's password command names no
+  // account (nova-agent sets root, or Administrator on Windows).
+  pausedMigration: false,
+  forceCompleteMigration: false,
+  adminPasswordAnyUser: false,
   lifecycleEvents: true,
 });
 
@@ -201,6 +208,8 @@ export class XenapiDriver implements ComputeDriver {
   readonly #spawning = new Map<string, Promise<void>>();
   /** Running migration tasks by instance uuid, for liveMigrationAbort. */
   readonly #migrations = new Map<string, Promise<string>>();
+  /** Each running liveMigration's end (settled either way), for a destroy that stops it first. */
+  readonly #migrationEnds = new Map<string, Promise<void>>();
   #closed = false;
   #closeTarget: (() => Promise<void>) | undefined;
 
@@ -353,8 +362,14 @@ export class XenapiDriver implements ComputeDriver {
   // -- lifecycle --
 
   async spawn(request: SpawnRequest, options?: OperationOptions): Promise<void> {
+    // Bad input is refused before anything reaches XAPI (callers from JavaScript pass anything).
+    if (typeof request !== "object" || request === null) throw new InvalidInputError("request", "must be an object");
     const instance = request.instance;
     validateInstance(instance);
+    if (request.imageMeta !== undefined) validateImageMeta(request.imageMeta, "request.imageMeta");
+    if (request.adminPassword !== undefined && !isSecret(request.adminPassword)) {
+      throw new InvalidInputError("request.adminPassword", "must be a Secret");
+    }
     // One spawn per uuid at a time: a second one waits for the first (within its own deadline),
     // then finds the instance there and is refused, or goes ahead if the first failed.
     const before = this.#spawning.get(instance.uuid);
@@ -382,6 +397,17 @@ export class XenapiDriver implements ComputeDriver {
   async destroy(instance: Instance, options?: DestroyOptions): Promise<void> {
     validateUuid(instance.uuid);
     await this.#run("destroy", options, instance, async (signal) => {
+      // A migration of this instance in progress: XAPI refuses the shutdown while pool_migrate
+      // runs (OTHER_OPERATION_IN_PROGRESS), so its task is cancelled first (XAPI leaves the VM
+      // where it was, and liveMigration fails typed), then the instance goes as usual.
+      const moving = this.#migrations.get(instance.uuid);
+      const ended = this.#migrationEnds.get(instance.uuid);
+      if (moving && ended) {
+        await raceSignal(moving, signal);
+        const task = await moving;
+        if (task) await this.#ready().call("task.cancel", [task], { signal }).catch(() => undefined);
+        await raceSignal(ended, signal);
+      }
       const vm = await this.#find(instance, signal);
       if (!vm) return;
       if (bool(strMap(vm.rec, "other_config"), OC_RESCUED)) {
@@ -424,6 +450,8 @@ export class XenapiDriver implements ComputeDriver {
 
   async powerOff(instance: Instance, options?: PowerOffOptions): Promise<void> {
     validateUuid(instance.uuid);
+    seconds(options?.cleanShutdownTimeoutSec, "cleanShutdownTimeoutSec");
+    seconds(options?.retryIntervalSec, "retryIntervalSec");
     await this.#run("powerOff", options, instance, async (signal) => {
       const vm = await this.#notRescued(instance, "powerOff", signal);
       const state = power(vm);
@@ -487,6 +515,10 @@ export class XenapiDriver implements ComputeDriver {
    */
   async rescue(instance: Instance, rescueImageMeta: ImageMeta, options?: RescueOptions): Promise<void> {
     validateInstance(instance);
+    validateImageMeta(rescueImageMeta, "rescueImageMeta");
+    if (options?.rescuePassword !== undefined && !isSecret(options.rescuePassword)) {
+      throw new InvalidInputError("rescuePassword", "must be a Secret");
+    }
     await this.#run("rescue", options, instance, async (signal) => {
       const vm = await this.#notRescued(instance, "rescue", signal);
       const state = power(vm);
@@ -725,6 +757,12 @@ export class XenapiDriver implements ComputeDriver {
     return this.#run("checkCanLiveMigrateSource", options, instance, async (signal) => {
       const vm = await this.#get(instance, signal);
       if (bool(strMap(vm.rec, "other_config"), OC_RESCUED)) throw new MigrationPreCheckError(`instance ${instance.uuid} is rescued`);
+      // XAPI's pool_migrate and migrate_send accept a Running VM, never a Paused one: a declared limit.
+      if (power(vm) === "paused") {
+        throw new UnsupportedOperationError("pausedMigration", this.name, {
+          detail: `instance ${instance.uuid} is paused; XAPI migrates running VMs only`,
+        });
+      }
       if (power(vm) !== "running") throw new MigrationPreCheckError(`instance ${instance.uuid} is not running`);
       if (extra.mode === "cross-pool") {
         const maps = await this.#migrateMaps(vm, extra, signal);
@@ -758,13 +796,35 @@ export class XenapiDriver implements ComputeDriver {
   async liveMigration(instance: Instance, data: MigrateData, options?: LiveMigrationOptions): Promise<void> {
     validateUuid(instance.uuid);
     const extra = readExtra(data);
+    // Known at once (before the first call): an abort or destroy that comes while the VM is still
+    // being looked up waits for the task instead of finding "not migrating".
+    let resolveTask!: (task: string) => void;
+    const taskKnown = new Promise<string>((r) => (resolveTask = r));
+    let ended!: () => void;
+    const end = new Promise<void>((r) => (ended = r));
+    this.#migrations.set(instance.uuid, taskKnown);
+    this.#migrationEnds.set(instance.uuid, end);
+    try {
+      await this.#migrate(instance, data, extra, resolveTask, options);
+    } finally {
+      resolveTask("");
+      ended();
+      if (this.#migrations.get(instance.uuid) === taskKnown) this.#migrations.delete(instance.uuid);
+      if (this.#migrationEnds.get(instance.uuid) === end) this.#migrationEnds.delete(instance.uuid);
+    }
+  }
+
+  async #migrate(
+    instance: Instance,
+    data: MigrateData,
+    extra: MigrateExtra,
+    resolveTask: (task: string) => void,
+    options?: LiveMigrationOptions,
+  ): Promise<void> {
     await this.#run("liveMigration", options, instance, async (signal) => {
       const client = this.#ready();
       const vm = await this.#get(instance, signal);
       const started = Date.now();
-      let resolveTask!: (task: string) => void;
-      const taskKnown = new Promise<string>((r) => (resolveTask = r));
-      this.#migrations.set(instance.uuid, taskKnown);
       try {
         const { task, result } =
           extra.mode === "pool"
@@ -790,9 +850,6 @@ export class XenapiDriver implements ComputeDriver {
             ? `XAPI ${err.xapiCode}`
             : describe(err);
         throw new LiveMigrationFailedError(instance.uuid, reason, { cause: err });
-      } finally {
-        resolveTask("");
-        if (this.#migrations.get(instance.uuid) === taskKnown) this.#migrations.delete(instance.uuid);
       }
     });
   }
@@ -843,7 +900,7 @@ export class XenapiDriver implements ComputeDriver {
 
   async liveMigrationForceComplete(instance: Instance, _options?: OperationOptions): Promise<void> {
     validateUuid(instance.uuid);
-    throw new UnsupportedOperationError("postCopy", this.name, {
+    throw new UnsupportedOperationError("forceCompleteMigration", this.name, {
       detail: "XAPI has no post-copy and no way to force a migration to complete",
     });
   }
@@ -1372,6 +1429,14 @@ function validateInstance(instance: Instance): void {
   validateFlavor(instance.flavor, "instance.flavor");
 }
 
+/** A duration option in seconds: absent, or a finite number >= 0. */
+function seconds(value: unknown, field: string): void {
+  if (value === undefined) return;
+  if (typeof value !== "number" || !Number.isFinite(value) || value < 0) {
+    throw new InvalidInputError(field, "must be a finite number of seconds >= 0");
+  }
+}
+
 /** Windows per the instance, else its image (Nova's `os_type`). */
 function isWindows(instance: Instance, imageMeta: ImageMeta | undefined = instance.imageMeta): boolean {
   return (instance.osType ?? imageMeta?.properties?.os_type) === "windows";
@@ -1385,9 +1450,9 @@ function checkAgentAccount(instance: Instance, imageMeta: ImageMeta): void {
   const wanted = imageMeta?.properties?.os_admin_user;
   const account = isWindows(instance, imageMeta) ? "Administrator" : "root";
   if (typeof wanted === "string" && wanted !== "" && wanted !== account) {
-    throw new AdminPasswordNotSupportedError(
-      `the XenAPI guest agent sets the password of ${account} only; os_admin_user ${JSON.stringify(wanted.slice(0, 64))} cannot be served`,
-    );
+    throw new UnsupportedOperationError("adminPasswordAnyUser", "xenapi", {
+      detail: `the XenAPI guest agent sets the password of ${account} only; os_admin_user ${JSON.stringify(wanted.slice(0, 64))} cannot be served`,
+    });
   }
 }
 

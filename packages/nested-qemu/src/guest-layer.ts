@@ -18,11 +18,23 @@ export const GUEST_CMDLINE = "console=ttyS0 quiet panic=-1";
 export const GUEST_EXTRA_ACCOUNTS = ["cloud-admin", "Administrator"] as const;
 /** The guest's boot counter on its data disk (one more at every boot, written by rc.sysinit). */
 export const GUEST_BOOT_COUNTER = "/data/.virtkit-boots";
+/**
+ * The guest's power log on its data disk, one line per fact, appended and synced by the guest
+ * itself: `boot N` (rc.sysinit), `acpi N` (an ACPI power-button press received during boot N,
+ * honoured or not), `clean N` (boot N ended in the guest's own shutdown). A boot without its
+ * `clean` line ended hard (reset or cut off): nothing ran in the guest to record it.
+ */
+export const GUEST_POWER_LOG = "/data/.virtkit-power";
+/** While this file exists on the data disk, the guest's ACPI handler counts presses and does nothing. */
+export const GUEST_ACPI_IGNORE_FLAG = "/data/.virtkit-acpi-ignore";
 /** Lines the guest writes to its serial console. */
 export const GUEST_MARKERS = {
   init: "virtkit-guest: init",
   dataDisk: "virtkit-guest: data disk mounted on /data",
   agent: "virtkit-guest: qemu-ga starting on",
+  acpid: "virtkit-guest: acpid listening",
+  acpiPowerButton: "virtkit-guest: ACPI power button",
+  cleanShutdown: "virtkit-guest: clean shutdown",
 } as const;
 
 /** Debian packages the guest is made from (the kernel is downloaded, not installed). */
@@ -30,7 +42,8 @@ export const GUEST_BUILD_PACKAGES = ["busybox-static", "qemu-guest-agent", "cpio
 
 /**
  * Modules in load order. platform.md: the virtio modules must load in exactly this order; ext4
- * (with what it needs, found by modprobe) mounts the data disk.
+ * (with what it needs, found by modprobe) mounts the data disk; button (the ACPI power button as an
+ * input device) and evdev (its /dev/input/event node) let acpid hear QEMU's system_powerdown.
  */
 export const GUEST_MODULES = [
   "virtio_ring",
@@ -41,6 +54,8 @@ export const GUEST_MODULES = [
   "virtio_console",
   "virtio_blk",
   "ext4",
+  "button",
+  "evdev",
 ] as const;
 
 /** /init: mounts the pseudo file systems, then hands over to busybox init. */
@@ -58,10 +73,11 @@ exec /usr/bin/busybox init
 `;
 
 const INITTAB = `::sysinit:/etc/virtkit/rc.sysinit
+::respawn:/etc/virtkit/run-acpid
 ::respawn:/etc/virtkit/run-qemu-ga
 ttyS0::respawn:/usr/bin/getty -L 115200 ttyS0 vt100
 ::ctrlaltdel:/usr/bin/reboot
-::shutdown:/usr/bin/sync
+::shutdown:/etc/virtkit/shutdown
 `;
 
 /** Modules, host name, and the data disk: mounted, or formatted first when it is blank. */
@@ -84,8 +100,8 @@ if [ -b /dev/vda ]; then
   fi
   if grep -q " /data " /proc/mounts; then
     # Boots counted on the guest's own disk: what a reboot or power cycle did, seen from inside.
-    n=$(cat /data/.virtkit-boots 2>/dev/null || echo 0)
-    echo $((n + 1)) > /data/.virtkit-boots && sync
+    n=$(( $(cat /data/.virtkit-boots 2>/dev/null || echo 0) + 1 ))
+    echo $n > /data/.virtkit-boots && echo "boot $n" >> ${GUEST_POWER_LOG} && sync
     echo "${GUEST_MARKERS.dataDisk} $(cut -d' ' -f1 /proc/uptime)s"
   fi
 fi
@@ -111,6 +127,58 @@ fi
 mkdir -p /run/qemu-ga
 echo "${GUEST_MARKERS.agent} $port $(cut -d' ' -f1 /proc/uptime)s" >/dev/console
 exec qemu-ga -m virtio-serial -p "$port" -t /run/qemu-ga -f /run/qemu-ga/qemu-ga.pid
+`;
+
+/**
+ * busybox acpid on the power button's input device (/dev/input/event*, from the button and evdev
+ * modules). Without the device it waits before exiting, so init does not respawn it in a loop.
+ */
+const RUN_ACPID = `#!/bin/sh
+export PATH=/usr/sbin:/usr/bin
+i=0
+while [ ! -e /dev/input/event0 ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
+if [ ! -e /dev/input/event0 ]; then
+  echo "virtkit-guest: no input event device: ACPI requests go unheard" >/dev/console
+  sleep 30
+  exit 1
+fi
+echo "${GUEST_MARKERS.acpid} $(cut -d' ' -f1 /proc/uptime)s" >/dev/console
+exec acpid -f -c /etc/acpi -a /etc/acpid.conf -l /run/acpid.log
+`;
+
+/** acpid's action file: the power button (PWRF) runs /etc/acpi/PWRF/00000080. */
+const ACPID_CONF = `PWRF PWRF/00000080
+`;
+
+/**
+ * The power button's handler: every press is logged on the data disk first (what the guest was
+ * asked, honoured or not), then the guest powers itself off cleanly, unless told to ignore ACPI.
+ */
+const ACPI_POWER_BUTTON = `#!/bin/sh
+export PATH=/usr/sbin:/usr/bin
+n=$(cat /data/.virtkit-boots 2>/dev/null || echo 0)
+if grep -q " /data " /proc/mounts; then echo "acpi $n" >> ${GUEST_POWER_LOG} && sync; fi
+if [ -e ${GUEST_ACPI_IGNORE_FLAG} ]; then
+  echo "${GUEST_MARKERS.acpiPowerButton} ignored $(cut -d' ' -f1 /proc/uptime)s" >/dev/console
+  exit 0
+fi
+echo "${GUEST_MARKERS.acpiPowerButton}: powering off $(cut -d' ' -f1 /proc/uptime)s" >/dev/console
+exec poweroff
+`;
+
+/**
+ * init's shutdown action: runs only when the guest shuts itself down (poweroff or reboot from
+ * inside), never on a reset or a hard stop. Records the clean end of this boot on the data disk.
+ */
+const SHUTDOWN = `#!/bin/sh
+export PATH=/usr/sbin:/usr/bin
+n=$(cat /data/.virtkit-boots 2>/dev/null || echo 0)
+if grep -q " /data " /proc/mounts; then
+  echo "clean $n" >> ${GUEST_POWER_LOG} && sync
+  umount /data 2>/dev/null || mount -o remount,ro /data 2>/dev/null
+fi
+echo "${GUEST_MARKERS.cleanShutdown} (boot $n) $(cut -d' ' -f1 /proc/uptime)s" >/dev/console
+sync
 `;
 
 /**
@@ -244,6 +312,11 @@ install -m 755 "$HERE/init" "$IR/init"
 install -m 644 "$HERE/inittab" "$IR/etc/inittab"
 install -m 755 "$HERE/rc.sysinit" "$IR/etc/virtkit/rc.sysinit"
 install -m 755 "$HERE/run-qemu-ga" "$IR/etc/virtkit/run-qemu-ga"
+install -m 755 "$HERE/run-acpid" "$IR/etc/virtkit/run-acpid"
+install -m 755 "$HERE/shutdown" "$IR/etc/virtkit/shutdown"
+install -m 644 "$HERE/acpid.conf" "$IR/etc/acpid.conf"
+mkdir -p "$IR/etc/acpi/PWRF"
+install -m 755 "$HERE/acpi-power-button" "$IR/etc/acpi/PWRF/00000080"
 
 # Uncompressed: under TCG, decompressing costs more than loading the bigger file.
 (cd "$IR" && find . | sort | cpio -o -H newc -R 0:0 --quiet) > "$OUT/initrd.img"
@@ -274,5 +347,9 @@ export const GUEST_FILES: Readonly<Record<string, string>> = {
   "guest/inittab": INITTAB,
   "guest/rc.sysinit": RC_SYSINIT,
   "guest/run-qemu-ga": RUN_QEMU_GA,
+  "guest/run-acpid": RUN_ACPID,
+  "guest/acpid.conf": ACPID_CONF,
+  "guest/acpi-power-button": ACPI_POWER_BUTTON,
+  "guest/shutdown": SHUTDOWN,
   "guest/modules": GUEST_MODULES.join("\n") + "\n",
 };

@@ -7,7 +7,17 @@ export {
   configureTestcontainers,
   PRIVATE_ENGINE_SOCKET,
 } from "./docker-engine.js";
-export { GUEST_KERNEL_PATH, GUEST_INITRD_PATH, GUEST_CMDLINE, GUEST_MARKERS, GUEST_BOOT_COUNTER } from "./guest-layer.js";
+export {
+  GUEST_KERNEL_PATH,
+  GUEST_INITRD_PATH,
+  GUEST_CMDLINE,
+  GUEST_MARKERS,
+  GUEST_BOOT_COUNTER,
+  GUEST_POWER_LOG,
+  GUEST_ACPI_IGNORE_FLAG,
+} from "./guest-layer.js";
+export { parseGuestPowerLog } from "./guest-power-log.js";
+export type { GuestPowerLog } from "./guest-power-log.js";
 export { LIBVIRTD_TCP_PORT } from "./host-layer.js";
 export { RUN_LABEL, OWNER_PID_LABEL, OWNER_HOST_LABEL } from "./labels.js";
 export { NestedQemuTimeoutError } from "./abortable.js";

@@ -45,6 +45,8 @@ export interface NestedHosts extends AsyncDisposable {
   readonly image: string;
   /** The Docker network the hosts share. */
   readonly network: string;
+  /** Where the run's shared volume is mounted on every host (with `sharedDir`). */
+  readonly sharedDir?: string;
   readonly hosts: readonly NestedHost[];
   /** Removes the containers and the network; idempotent; bounded by `timeoutMs` (default 60 s). */
   stop(options?: WaitOptions): Promise<void>;
@@ -69,6 +71,11 @@ export interface StartNestedHostsOptions {
    */
   readonly handleSignals?: boolean;
   readonly docker?: Docker;
+  /**
+   * A directory (absolute path) that every host mounts from one Docker volume of the run: storage
+   * the hosts share, as an NFS instance directory would be (shared-storage live migration).
+   */
+  readonly sharedDir?: string;
 }
 
 /** Publishes every exposed port on 127.0.0.1 only (testcontainers binds all addresses). */
@@ -136,6 +143,11 @@ export async function startNestedHosts(options: StartNestedHostsOptions = {}): P
   const networkName = `virtkit-nq-${runId}`;
   const containerIds = new Set<string>();
   let networkId: string | undefined;
+  const sharedDir = options.sharedDir;
+  if (sharedDir !== undefined && (!sharedDir.startsWith("/") || /[:,\s]/.test(sharedDir) || sharedDir.split("/").includes(".."))) {
+    throw new Error(`sharedDir must be an absolute path without ':', ',', spaces or '..': ${sharedDir}`);
+  }
+  let volumeName: string | undefined;
   let stopping: Promise<void> | undefined;
 
   const removeAll = async (timeoutMs: number): Promise<void> => {
@@ -174,6 +186,16 @@ export async function startNestedHosts(options: StartNestedHostsOptions = {}): P
           failures.push(`network ${networkName}: ${err instanceof Error ? err.message : String(err)}`);
           break;
         }
+      }
+    }
+    // The shared volume goes once no container uses it.
+    if (volumeName !== undefined) {
+      try {
+        await abortable(docker.getVolume(volumeName).remove(), { signal: stopSignal, what: `docker volume rm ${volumeName}` });
+        volumeName = undefined;
+      } catch (err) {
+        if ((err as { statusCode?: number }).statusCode === 404) volumeName = undefined;
+        else failures.push(`volume ${volumeName}: ${err instanceof Error ? err.message : String(err)}`);
       }
     }
     if (failures.length > 0) {
@@ -226,6 +248,12 @@ export async function startNestedHosts(options: StartNestedHostsOptions = {}): P
       { signal, what: `docker network create ${networkName}` },
     );
     networkId = network.id;
+    if (sharedDir !== undefined) {
+      const name = `virtkit-nq-${runId}-shared`;
+      progress(`creating volume ${name} (shared by the hosts at ${sharedDir})`);
+      await abortable(docker.createVolume({ Name: name, Labels: labels }), { signal, what: `docker volume create ${name}` });
+      volumeName = name;
+    }
     const count = options.count ?? 2;
     const started = await Promise.all(
       Array.from({ length: count }, async (_, i) => {
@@ -236,8 +264,18 @@ export async function startNestedHosts(options: StartNestedHostsOptions = {}): P
           .withLabels(labels)
           .withNetworkMode(networkName)
           .withExposedPorts(LIBVIRTD_TCP_PORT)
+          // Post-copy's destination QEMU needs userfaultfd: the kernel grants it only with
+          // CAP_SYS_PTRACE while vm.unprivileged_userfaultfd is 0 (QEMU 7.2 predates /dev/userfaultfd),
+          // and Docker's default seccomp profile refuses the syscall even then (both tried: QEMU says
+          // "Postcopy is not supported" unless the container has the capability and no seccomp filter).
+          .withAddedCapabilities("SYS_PTRACE")
+          .withSecurityOpt("seccomp=unconfined")
           .withWaitStrategy(Wait.forListeningPorts())
           .withStartupTimeout(60_000);
+        // A named volume in Binds: every host sees the same files at the same path.
+        if (volumeName !== undefined && sharedDir !== undefined) {
+          container.withBindMounts([{ source: volumeName, target: sharedDir, mode: "rw" }]);
+        }
         const starting = container.start();
         inFlight.add(starting);
         void starting.then(
@@ -259,7 +297,13 @@ export async function startNestedHosts(options: StartNestedHostsOptions = {}): P
     );
     const hosts = started.map((c) => toHost(c, networkName));
     progress(`hosts ${hosts.map((h) => `${h.name} ${h.address} -> 127.0.0.1:${h.port}`).join(", ")}`);
-    return { runId, image, network: networkName, hosts, stop, [Symbol.asyncDispose]: () => stop() };
+    return {
+      runId,
+      image,
+      network: networkName,
+      ...(sharedDir !== undefined ? { sharedDir } : {}),
+      hosts,
+      stop, [Symbol.asyncDispose]: () => stop() };
   } catch (err) {
     // Containers whose start failed half way carry the run's label: remove them by it.
     await sweepNestedQemu({ docker, runId, timeoutMs: 60_000 }).catch(() => undefined);

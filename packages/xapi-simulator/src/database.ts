@@ -13,9 +13,17 @@ export type XapiRecord = Record<string, unknown>;
 /** XAPI's null reference. */
 export const NULL_REF = "OpaqueRef:NULL";
 
-/** XAPI's datetime form, e.g. 20261130T12:00:00Z. */
+let memoSecond = Number.NaN;
+let memoText = "";
+
+/** XAPI's datetime form, e.g. 20261130T12:00:00Z (whole seconds: the last one formatted is kept). */
 export function xapiDate(d: Date = new Date()): string {
-  return d.toISOString().replace(/-/g, "").replace(/\.\d+Z$/, "Z");
+  const second = Math.floor(d.getTime() / 1000);
+  if (second !== memoSecond) {
+    memoText = d.toISOString().replace(/-/g, "").replace(/\.\d+Z$/, "Z");
+    memoSecond = second;
+  }
+  return memoText;
 }
 
 const EPOCH = "19700101T00:00:00Z";

@@ -53,6 +53,12 @@ function eventBatchXml(batch: EventBatch): string {
   return `<value><struct><member><name>events</name><value><array><data>${events.join("")}</data></array></value></member><member><name>valid_ref_counts</name>${xmlAny(batch.valid_ref_counts)}</member><member><name>token</name><value>${escapeXml(batch.token)}</value></member></struct></value>`;
 }
 
+/** A JSON-RPC 2.0 error object for a request that is not a call (`id` null when it cannot be read). */
+function jsonRpcRefusal(res: ServerResponse, code: number, message: string, id: unknown = null): void {
+  const body = JSON.stringify({ jsonrpc: "2.0", error: { code, message }, id: id ?? null });
+  res.writeHead(200, { "content-type": "application/json", "content-length": Buffer.byteLength(body) }).end(body);
+}
+
 /** A listening endpoint. */
 export class Endpoint {
   private readonly server: Server;
@@ -63,9 +69,11 @@ export class Endpoint {
     private readonly role: EndpointRole,
   ) {
     this.server = createServer({ keepAlive: true }, (req, res) => {
-      this.handle(req, res).catch(() => {
-        if (!res.headersSent) res.writeHead(500).end();
-        else res.destroy();
+      this.handle(req, res).catch((e: unknown) => {
+        // A fault of the simulator itself: said so in the body (no argument, no session echoed).
+        if (!res.headersSent) {
+          res.writeHead(500, { "content-type": "text/plain" }).end(`internal error: ${e instanceof Error ? e.name : "unknown"}\n`);
+        } else res.destroy();
       });
     });
     this.server.keepAliveTimeout = 30_000;
@@ -118,16 +126,20 @@ export class Endpoint {
   }
 
   private async jsonRpc(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    let call: { jsonrpc?: unknown; method?: unknown; params?: unknown; id?: unknown };
+    let parsed: unknown;
     try {
-      call = JSON.parse(await readBody(req)) as typeof call;
+      parsed = JSON.parse(await readBody(req));
     } catch {
-      res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ jsonrpc: "2.0", error: { code: -32700, message: "Parse error" }, id: null }));
-      return;
+      return jsonRpcRefusal(res, -32700, "Parse error");
     }
+    // Valid JSON that is no call (null, a number, an array: XAPI takes no batches, no method name):
+    // JSON-RPC's Invalid Request, as an error object, never an empty 500.
+    if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) return jsonRpcRefusal(res, -32600, "Invalid Request");
+    const call = parsed as { jsonrpc?: unknown; method?: unknown; params?: unknown; id?: unknown };
+    if (typeof call.method !== "string" || call.method === "") return jsonRpcRefusal(res, -32600, "Invalid Request", call.id);
     const v2 = call.jsonrpc === "2.0";
     const id = call.id ?? null;
-    const method = typeof call.method === "string" ? call.method : "";
+    const method = call.method;
     const params = Array.isArray(call.params) ? call.params : [];
     const outcome = await this.rpc(method, params, res);
     if (!outcome) return;

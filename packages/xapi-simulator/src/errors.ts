@@ -5,7 +5,12 @@ export class XapiError extends Error {
   readonly params: readonly string[];
 
   constructor(code: string, params: readonly string[] = []) {
+    // No stack: the error is a value for the wire (code and parameters), and the lifecycle checks
+    // build one per refused operation each time a VM's allowed_operations is computed.
+    const limit = Error.stackTraceLimit;
+    Error.stackTraceLimit = 0;
     super(`${code}(${params.length})`);
+    Error.stackTraceLimit = limit;
     this.code = code;
     this.params = params.map(String);
   }

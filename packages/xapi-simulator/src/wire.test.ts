@@ -112,6 +112,29 @@ describe("JSON-RPC with the json-rpc-2.0 client", () => {
     expect(await res.json()).toEqual({ result: null, error: ["SESSION_AUTHENTICATION_FAILED", "root", "Authentication failure"], id: "xyz" });
   });
 
+  it("answers a body that is no call (null, a number, an array, no method, not JSON) with a JSON-RPC error object", async () => {
+    const post = async (body: string) => {
+      const res = await fetch(`${sim.url}/jsonrpc`, { method: "POST", headers: { "content-type": "application/json" }, body });
+      return { status: res.status, type: res.headers.get("content-type"), json: (await res.json()) as unknown };
+    };
+    for (const body of ["null", "42", '"VM.get_all"', "[]", '[{"jsonrpc":"2.0","method":"session.logout","params":[],"id":1}]']) {
+      expect(await post(body), body).toEqual({
+        status: 200,
+        type: "application/json",
+        json: { jsonrpc: "2.0", error: { code: -32600, message: "Invalid Request" }, id: null },
+      });
+    }
+    expect((await post('{"jsonrpc":"2.0","params":[],"id":7}')).json).toEqual({
+      jsonrpc: "2.0",
+      error: { code: -32600, message: "Invalid Request" },
+      id: 7,
+    });
+    expect((await post("{not json")).json).toEqual({ jsonrpc: "2.0", error: { code: -32700, message: "Parse error" }, id: null });
+    // The simulator still answers calls afterwards.
+    const s = await Session.login(sim.url, sim.username, sim.password);
+    await s.logout();
+  });
+
   it("checks parameter counts and types as XAPI's unmarshaller does", async () => {
     const s = await Session.login(sim.url, sim.username, sim.password);
     expect(await s.fails("VM.get_record")).toEqual(["MESSAGE_PARAMETER_COUNT_MISMATCH", "VM.get_record", "2", "1"]);

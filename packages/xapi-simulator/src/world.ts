@@ -37,11 +37,15 @@ export function buildRegistry(): Map<string, MessageDef> {
   return registry;
 }
 
+// Handlers keep no state of their own (everything comes through the call's context): one table
+// serves every simulator in the process, built once (a suite starts one simulator per scenario).
+let sharedRegistry: ReadonlyMap<string, MessageDef> | undefined;
+
 /** One simulator instance's state. */
 export class World {
   readonly pools: XapiPool[] = [];
   readonly guests = new Map<string, Guest>();
-  readonly registry = buildRegistry();
+  readonly registry: ReadonlyMap<string, MessageDef> = (sharedRegistry ??= buildRegistry());
   readonly faults: Faults;
   readonly tasks = new Map<string, TaskControl>();
   private readonly urls = new Map<XapiPool, string>();

@@ -2,6 +2,7 @@
  * Explicit command discovery (oclif `commands.strategy: explicit`): no directory scan at startup.
  * Command modules import only `@oclif/core` at the top; drivers and the kit load inside `run()`.
  */
+import ConformanceBench from "./conformance/bench.js";
 import ConformanceExplain from "./conformance/explain.js";
 import ConformanceList from "./conformance/list.js";
 import ConformanceRun from "./conformance/run.js";
@@ -16,6 +17,7 @@ export const COMMANDS = {
   "conformance:run": ConformanceRun,
   "conformance:list": ConformanceList,
   "conformance:explain": ConformanceExplain,
+  "conformance:bench": ConformanceBench,
   drivers: Drivers,
   "init:driver": InitDriver,
   "env:build": EnvBuild,

@@ -65,6 +65,11 @@ export default class Matrix extends VirtkitCommand {
     }),
     parallel: Flags.integer({ min: 1, max: 64, default: 4, summary: "Scenarios run at once per driver." }),
     runner: Flags.option({ options: ["vitest", "direct"] as const, default: "vitest" as const, summary: "Run through vitest's Node API or in-process." })(),
+    "bench-report": Flags.string({
+      multiple: true,
+      summary: "A `virtkit conformance bench --output` file (repeatable): its column gets a latency line in the Markdown and HTML views (the JSON stays free of timings).",
+      helpValue: "<file.json>",
+    }),
   };
 
   async run(): Promise<MatrixResult> {
@@ -72,6 +77,8 @@ export default class Matrix extends VirtkitCommand {
     const { KNOWN_DRIVERS, loadDriverPlugin } = await import("@virtkit/core");
     const { buildMatrix, renderHtml, renderMarkdown, stableStringify } = await import("@virtkit/conformance");
     const { CLI_DIR } = await import("../run-suite.js");
+    const { readBenchReports, benchWithoutColumn } = await import("../bench-reports.js");
+    const bench = await readBenchReports(flags["bench-report"] ?? []);
     const specs = flags.driver ?? Object.keys(KNOWN_DRIVERS);
     const reports: RunReport[] = [];
     const unavailable: UnavailableDriver[] = [];
@@ -129,8 +136,9 @@ export default class Matrix extends VirtkitCommand {
     await mkdir(dir, { recursive: true });
     const files = { json: join(dir, "support-matrix.json"), markdown: join(dir, "support-matrix.md"), html: join(dir, "support-matrix.html") };
     await writeFile(files.json, stableStringify(matrix) + "\n");
-    await writeFile(files.markdown, renderMarkdown(matrix));
-    await writeFile(files.html, renderHtml(matrix));
+    await writeFile(files.markdown, renderMarkdown(matrix, { bench }));
+    await writeFile(files.html, renderHtml(matrix, undefined, { bench }));
+    for (const name of benchWithoutColumn(bench, matrix)) this.warn(`--bench-report for ${name}: the matrix has no such column; not shown`);
     if (!this.jsonEnabled()) this.log(`wrote ${files.json}, ${files.markdown}, ${files.html}`);
     return { files, matrix };
   }

@@ -5,7 +5,7 @@
  * the contract's typed refusal, nothing set, the service's task state cleared.
  */
 import { PowerState, isSecret, type ImageMeta, type Instance } from "@virtkit/core";
-import { check, expectRejects, expectState, fail, skipForEnvironment } from "../assertions.js";
+import { check, expectRejects, expectState, expectUnsupported, fail, skipForEnvironment } from "../assertions.js";
 import type { ScenarioContext } from "../scenario.js";
 import { spawnIn, trackedPassword } from "./depth-support.js";
 
@@ -60,6 +60,25 @@ export async function checkOsAdminUser(ctx: ScenarioContext): Promise<void> {
   verifier(ctx);
   const inst = await ctx.spawn({ imageMeta: image(ctx, { os_admin_user: "cloud-admin", os_type: "linux" }), osType: "linux" });
   await setFor(ctx, inst, "cloud-admin", "an image with os_admin_user cloud-admin", true);
+}
+
+/**
+ * `adminPasswordAnyUser` not declared (XAPI's agent sets only root / Administrator): an image naming
+ * another account is refused with UnsupportedOperationError, and no account got the password.
+ */
+export async function refuseOsAdminUser(ctx: ScenarioContext): Promise<void> {
+  const inst = await ctx.spawn({ imageMeta: image(ctx, { os_admin_user: "cloud-admin", os_type: "linux" }), osType: "linux" });
+  const pw = trackedPassword(ctx, "other");
+  await expectUnsupported(ctx, "setAdminPassword (an image with os_admin_user cloud-admin)", () =>
+    ctx.driver.setAdminPassword(inst, pw, ctx.opts()),
+  );
+  await expectState(ctx, inst, PowerState.RUNNING, "the refused setAdminPassword for os_admin_user cloud-admin");
+  const verify = ctx.env.verifyAdminPassword?.bind(ctx.env);
+  if (!verify) return;
+  for (const account of OTHER_ACCOUNTS) {
+    ctx.step(`log in as ${account}`);
+    check(!(await verify(inst, account, pw)), `the refused setAdminPassword for cloud-admin set the password of ${account}`);
+  }
 }
 
 /** A Windows guest without `os_admin_user`: Administrator, not root. */
@@ -123,6 +142,9 @@ export async function checkPasswordPausedSuspended(ctx: ScenarioContext): Promis
  */
 export async function checkSpawnAdminPassword(ctx: ScenarioContext): Promise<void> {
   const verify = verifier(ctx);
+  // A driver that can set only the guest's admin account (no adminPasswordAnyUser) is held to the
+  // same rule the other way round: the request's image names no os_admin_user, the instance's does.
+  if (!ctx.driver.capabilities.adminPasswordAnyUser) return spawnPasswordForRoot(ctx, verify);
   const inst = ctx.newInstance({ imageMeta: image(ctx, { os_type: "linux" }), osType: "linux" });
   const pw = trackedPassword(ctx, "boot");
   ctx.step("spawn with adminPassword and a request imageMeta naming os_admin_user cloud-admin");
@@ -136,4 +158,20 @@ export async function checkSpawnAdminPassword(ctx: ScenarioContext): Promise<voi
     fail("the password given to spawn does not open cloud-admin, the os_admin_user of the request's image");
   }
   check(!(await verify(inst, "root", pw)), "the password given to spawn opens root too (only the admin account gets it)");
+}
+
+async function spawnPasswordForRoot(
+  ctx: ScenarioContext,
+  verify: NonNullable<ScenarioContext["env"]["verifyAdminPassword"]>,
+): Promise<void> {
+  const inst = ctx.newInstance({ imageMeta: image(ctx, { os_type: "linux", os_admin_user: "cloud-admin" }), osType: "linux" });
+  const pw = trackedPassword(ctx, "boot");
+  ctx.step("spawn with adminPassword and a request imageMeta without os_admin_user (the instance's names cloud-admin)");
+  await ctx.driver.spawn({ instance: inst, imageMeta: image(ctx, { os_type: "linux" }), adminPassword: pw }, ctx.opts());
+  await expectState(ctx, inst, PowerState.RUNNING, "spawn with an admin password");
+  ctx.step("log in as root");
+  if (!(await verify(inst, "root", pw))) {
+    fail("the password given to spawn does not open root, the admin account of the request's image");
+  }
+  check(!(await verify(inst, "cloud-admin", pw)), "the password given to spawn opens cloud-admin (the instance's image, which the request overrides)");
 }

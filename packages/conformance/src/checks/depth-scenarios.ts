@@ -112,7 +112,7 @@ export function depthScenarios(): ScenarioDefinition[] {
       id: "events.migration-paused-source-not-stopped",
       title: "the source of a paused instance's migration never announces STOPPED",
       capability: "lifecycleEvents",
-      alsoNeeds: ["liveMigration", "pause"],
+      alsoNeeds: ["liveMigration", "pause", "pausedMigration"],
       needs: twoHostsWithStorageFacts,
       run: ev.checkMigrationPausedEvents,
     }),
@@ -148,10 +148,12 @@ export function depthScenarios(): ScenarioDefinition[] {
     migration({
       id: "migration.paused-moves-paused",
       title: "a paused instance moves paused",
-      capability: "liveMigration",
-      alsoNeeds: ["pause"],
+      capability: "pausedMigration",
+      alsoNeeds: ["liveMigration", "pause"],
       needs: twoHostsWithStorageFacts,
       run: mig.checkPausedMovesPaused,
+      refuse: mig.refusePausedMove,
+      refuseNeeds: ["liveMigration", "pause"],
     }),
     migration({
       id: "migration.non-live",
@@ -163,9 +165,12 @@ export function depthScenarios(): ScenarioDefinition[] {
     migration({
       id: "migration.force-complete",
       title: "force complete finishes a slow migration early; the instance runs on the destination",
-      capability: "liveMigration",
+      capability: "forceCompleteMigration",
+      alsoNeeds: ["liveMigration"],
       needs: twoHostsWithStorageFacts,
       run: mig.checkForceComplete,
+      refuse: mig.refuseForceComplete,
+      refuseNeeds: ["liveMigration"],
     }),
     migration({
       id: "migration.block-keeps-data",
@@ -190,8 +195,11 @@ export function depthScenarios(): ScenarioDefinition[] {
     password({
       id: "admin-password.os-admin-user",
       title: "the image's os_admin_user gets the password, no other account",
-      capability: "setAdminPassword",
+      capability: "adminPasswordAnyUser",
+      alsoNeeds: ["setAdminPassword"],
       run: pw.checkOsAdminUser,
+      refuse: pw.refuseOsAdminUser,
+      refuseNeeds: ["setAdminPassword"],
     }),
     password({
       id: "admin-password.windows-administrator",

@@ -13,11 +13,21 @@ import {
   UnsupportedOperationError,
   type Capability,
   type Instance,
+  type MigrateData,
   type MigrationHostFacts,
   type MigrationPlan,
   type MigrationPolicy,
 } from "@virtkit/core";
-import { check, checkEqual, describeError, expectGone, expectState, fail, skipForEnvironment } from "../assertions.js";
+import {
+  check,
+  checkEqual,
+  describeError,
+  expectGone,
+  expectState,
+  expectUnsupported,
+  fail,
+  skipForEnvironment,
+} from "../assertions.js";
 import type { ScenarioContext } from "../scenario.js";
 import { VIR_MIGRATE } from "./migration.js";
 import { control, hostPair, move, policyFor, prepareMove, spawnIn, type HostPair } from "./depth-support.js";
@@ -154,6 +164,39 @@ export async function checkPausedMovesPaused(ctx: ScenarioContext): Promise<void
   await expectState(ctx, inst, PowerState.RUNNING, "unpause on the destination", pair.dst);
 }
 
+/**
+ * `pausedMigration` not declared (XAPI migrates Running VMs only): a pre-check refuses the paused
+ * instance with UnsupportedOperationError, and it stays paused where it was.
+ */
+export async function refusePausedMove(ctx: ScenarioContext): Promise<void> {
+  const pair = await hostPair(ctx, "any");
+  const inst = await spawnIn(ctx, "PAUSED");
+  const srcInfo = await pair.src.getHostInfo(ctx.opts());
+  const what = "the pre-checks of a PAUSED instance's migration";
+  let data: MigrateData | undefined;
+  ctx.step(`checkCanLiveMigrateDestination (${what})`);
+  try {
+    data = await pair.dst.checkCanLiveMigrateDestination(inst, srcInfo, policyFor(pair), ctx.opts());
+  } catch (err) {
+    ctx.recordError(err);
+    if (!(err instanceof UnsupportedOperationError)) {
+      fail(`${what}: pausedMigration is not declared, so UnsupportedOperationError was expected, got ${describeError(err)}`);
+    }
+  }
+  if (data !== undefined) {
+    const accepted = data;
+    try {
+      await expectUnsupported(ctx, `checkCanLiveMigrateSource (${what})`, () =>
+        pair.src.checkCanLiveMigrateSource(inst, accepted, ctx.opts()),
+      );
+    } finally {
+      await pair.dst.cleanupLiveMigrationDestinationCheck?.(inst, accepted, ctx.opts()).catch((e: unknown) => ctx.recordError(e));
+    }
+  }
+  await expectState(ctx, inst, PowerState.PAUSED, `the refused migration of a paused instance (on the source)`);
+  await expectGone(ctx, inst, `the refused migration of a paused instance (on the destination)`, pair.dst);
+}
+
 /** A non-live policy moves the instance too, and it runs on the destination afterwards. */
 export async function checkNonLiveMove(ctx: ScenarioContext): Promise<void> {
   const pair = await hostPair(ctx, "any");
@@ -188,6 +231,34 @@ export async function checkForceComplete(ctx: ScenarioContext): Promise<void> {
   await pair.dst.postLiveMigrationAtDestination(inst, data, {}, ctx.opts());
   await expectState(ctx, inst, PowerState.RUNNING, "a force-completed migration (on the destination)", pair.dst);
   await expectGone(ctx, inst, "a force-completed migration (on the source)", pair.src);
+}
+
+/**
+ * `forceCompleteMigration` not declared (XAPI has no such call): force complete during a move is
+ * refused with UnsupportedOperationError and leaves the move alone: it still finishes.
+ */
+export async function refuseForceComplete(ctx: ScenarioContext): Promise<void> {
+  const slow = ctx.env.hypervisorControls?.setMigrationDuration?.bind(ctx.env.hypervisorControls);
+  const pair = await hostPair(ctx, "any");
+  const inst = await ctx.spawn();
+  const data = await prepareMove(ctx, pair, inst, policyFor(pair));
+  // Long enough that the refusal comes while the move is in progress, where the environment can say.
+  await slow?.(300);
+  try {
+    ctx.step("liveMigration, then liveMigrationForceComplete");
+    const moving = pair.src.liveMigration(inst, data, ctx.opts());
+    moving.catch(() => undefined);
+    await new Promise((r) => setTimeout(r, 30));
+    await expectUnsupported(ctx, "liveMigrationForceComplete", () => pair.src.liveMigrationForceComplete(inst, ctx.opts()));
+    ctx.step("liveMigration (after the refused force complete)");
+    await moving;
+  } finally {
+    await slow?.(0);
+  }
+  ctx.step("postLiveMigrationAtDestination");
+  await pair.dst.postLiveMigrationAtDestination(inst, data, {}, ctx.opts());
+  await expectState(ctx, inst, PowerState.RUNNING, "a migration whose force complete was refused (on the destination)", pair.dst);
+  await expectGone(ctx, inst, "a migration whose force complete was refused (on the source)", pair.src);
 }
 
 /** A block migration copies the disk: what the guest wrote is on the destination. */

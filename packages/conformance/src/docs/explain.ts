@@ -57,7 +57,13 @@ export async function explainScenario(def: ScenarioDefinition): Promise<Scenario
   const declared = await trace(def, fakeEnvironment());
   const undeclared =
     def.refuse && def.capability
-      ? await trace(def, fakeEnvironment({ capabilities: Object.fromEntries(caps.map((c) => [c, false])) }))
+      ? await trace(
+          def,
+          // What the refusal itself needs stays declared (else there would be nothing to refuse).
+          fakeEnvironment({
+            capabilities: Object.fromEntries(caps.filter((c) => !def.refuseNeeds?.includes(c)).map((c) => [c, false])),
+          }),
+        )
       : undefined;
   const doc = scenarioDoc(def.id);
   return {

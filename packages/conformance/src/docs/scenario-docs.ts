@@ -130,6 +130,54 @@ export const SCENARIO_DOCS: Readonly<Record<string, ScenarioDoc>> = {
     rule: "On every failing path the password appears in no error, log line or report.",
     nova: "The manager never puts the password in an error (seed 000); here every password is tracked and searched for.",
   },
+  "input.bad-arguments": {
+    rule: "A malformed call (spawn without a request object, a non-image imageMeta, a plain-text adminPassword or rescuePassword, a reboot type other than SOFT/HARD, a negative or NaN clean timeout or retry interval) rejects with InvalidInputError itself, whose field names the argument, and changes nothing: no instance, the same state, no events, no boot.",
+    nova: "Nova validates at its API (schemas) before the driver; a driver behind this contract is called by any program, so it validates itself (the project's rule: bad input gets a clear typed error and loses nothing).",
+  },
+  "input.options-omitted": {
+    rule: "Every options argument of the contract is optional: each lifecycle call works without it.",
+    nova: "Nova's driver methods take keyword defaults (timeout=0, retry_interval=0, ...).",
+  },
+  "lifecycle.reboot-soft-is-clean": {
+    rule: "As the guest saw it: a soft reboot of a guest honouring ACPI asks it and it restarts itself cleanly; a hard reboot asks nothing and resets it; a guest ignoring the request is asked, then rebooted hard.",
+    nova: "The libvirt driver's _soft_reboot shuts the domain down (ACPI) and starts it, falling back to _hard_reboot only when the guest does not go down in time.",
+  },
+  "lifecycle.power-off-seen-by-guest": {
+    rule: "As the guest saw it: power off with timeout 0 asks nothing and cuts the guest off; an instance already off is not touched; a suspended (saved) guest is not asked; with a clean timeout a guest honouring ACPI shuts itself down cleanly.",
+    nova: "power_off(timeout=0) destroys at once; _clean_shutdown returns at once for SHUTDOWN, CRASHED and SUSPENDED and otherwise asks the guest (guest.shutdown()).",
+  },
+  "lifecycle.power-off-retries": {
+    rule: "Within the clean timeout a guest that does not react is asked again every retryIntervalSec, then the instance is stopped hard.",
+    nova: "_clean_shutdown re-triggers guest.shutdown() every retry_interval within the timeout, because the guest may have missed the first request.",
+  },
+  "lifecycle.power-off-wait-bounded": {
+    rule: "The clean-shutdown wait is bounded: an unknown instance is refused InstanceNotFound with any timeout, a wait without retry interval still ends, and the call's own deadline cuts a long wait short with OperationTimeoutError, the instance still RUNNING.",
+    nova: "_clean_shutdown returns True for an instance that is gone; the contract adds per-call deadlines Nova does not have.",
+  },
+  "lifecycle.cpu-time": {
+    rule: "getInfo's cpuTimeNs (nanoseconds consumed) never runs backwards while the instance lives, never exceeds what its vCPUs could burn since the spawn, stands still while it is stopped and hardly moves while it is paused; a restart may count afresh.",
+    nova: "get_info's cpu_time_ns (libvirt's virDomainGetInfo cpuTime), which Nova's diagnostics and metrics read.",
+  },
+  "lifecycle.cpu-time-grows": {
+    rule: "A running instance's cpuTimeNs grows (after spawn, after unpause and after power on); a constant is not CPU accounting.",
+    nova: "get_info's cpu_time_ns, as above.",
+  },
+  "lifecycle.rescue-password": {
+    rule: "rescue's rescuePassword opens root of the rescue system the instance boots, and no account of the instance's own system, also after unrescue.",
+    nova: "The libvirt driver's rescue injects rescue_password as the rescue image's root password (instance.admin_pass during rescue).",
+  },
+  "lifecycle.rescue-survives-reboot": {
+    rule: "A rescued instance that is rebooted (hard, or soft where declared) still runs its rescue system, as the guest shows, or the reboot is refused with InvalidStateError; unrescue boots the instance's own system.",
+    nova: "Nova's API refuses a reboot of a RESCUED instance; a driver that accepts one must not leave rescue mode behind the caller's back.",
+  },
+  "admin-password.first-boot": {
+    rule: "spawn's adminPassword goes to the account setAdminPassword would use, with os_type inherited from the image when the instance has none (Windows: Administrator, not root); a spawn with a password honours its deadline like any other (nothing left behind); two spawns of one uuid at once leave one instance and refuse the other with InstanceExistsError.",
+    nova: "Nova's instance.os_type comes from the image's os_type at boot; the libvirt driver picks Administrator for Windows guests.",
+  },
+  "migration.destroy-during": {
+    rule: "Destroying the instance on the source during a live migration stops the migration at once (it rejects typed) and, after the destination's rollback, the instance is on neither host.",
+    nova: "Deleting an instance that is migrating aborts the libvirt migration job; the manager then rolls back at the destination.",
+  },
 };
 
 /** Families of generated scenarios, by id prefix. */

@@ -40,6 +40,12 @@ export interface FakeEnvironmentOptions {
   readonly limits?: Readonly<Record<string, string>>;
 }
 
+/** The system the guest booted last, read from the kernel command line on its console (a rescue boot mounts vdb1). */
+function bootedFromConsole(console: string): "rescue" | "instance" {
+  const roots = console.match(/Command line: root=\S+/g);
+  return roots?.at(-1)?.endsWith("/dev/vdb1") ? "rescue" : "instance";
+}
+
 /** A factory of fresh fake environments, one private cloud each. */
 export function fakeEnvironment(options: FakeEnvironmentOptions = {}): ConformanceEnvironmentFactory {
   return async ({ prefix }) => {
@@ -81,6 +87,7 @@ export function fakeEnvironment(options: FakeEnvironmentOptions = {}): Conforman
       },
       sharesStorage: (a, b) => poolOf(a) === poolOf(b),
       verifyAdminPassword: (inst, user, password) => cloud.guest(inst.uuid).checkPassword(user, password),
+      verifyRescuePassword: (inst, user, password) => cloud.guest(inst.uuid).checkPassword(user, password, { rescue: true }),
       agentControls: {
         async setAgent(inst, mode) {
           hostOf(inst)?.faults.guestAgent(inst.uuid, mode);
@@ -103,6 +110,13 @@ export function fakeEnvironment(options: FakeEnvironmentOptions = {}): Conforman
         },
         async bootCount(inst) {
           return cloud.guest(inst.uuid).boots;
+        },
+        async shutdownRecord(inst) {
+          const g = cloud.guest(inst.uuid);
+          return { acpiRequests: g.acpiRequests, lastReboot: g.lastReboot, lastPowerOff: g.lastShutdown };
+        },
+        async bootedSystem(inst) {
+          return bootedFromConsole(cloud.guest(inst.uuid).consoleOutput());
         },
         async readImageData(imageId, key) {
           const data = parseDisk(await imageService.download(imageId)).get(key);

@@ -4,6 +4,8 @@
  */
 import type { ScenarioStatus } from "../types.js";
 import type { SupportMatrix } from "./build-matrix.js";
+import { benchByColumn, benchProvenance, type MatrixRenderOptions } from "../bench/matrix-bench.js";
+import { benchSummary } from "../bench/render-bench.js";
 
 /** Escapes text for HTML content and attribute values. */
 export function htmlEscape(text: string): string {
@@ -37,10 +39,11 @@ td.cell .reason{display:block;font-weight:400;font-size:12px;max-width:320px;whi
 code{font-size:12px}.level{font-size:12px;color:#57606a}
 `;
 
-/** Renders the page. `title` defaults to "virtkit support matrix". */
-export function renderHtml(matrix: SupportMatrix, title = "virtkit support matrix"): string {
+/** Renders the page. `title` defaults to "virtkit support matrix"; `options.bench` adds a latency line per column. */
+export function renderHtml(matrix: SupportMatrix, title = "virtkit support matrix", options: MatrixRenderOptions = {}): string {
   const e = htmlEscape;
   const drivers = matrix.drivers;
+  const bench = benchByColumn(options);
   const head = drivers
     .map((d) => {
       const sub =
@@ -49,7 +52,9 @@ export function renderHtml(matrix: SupportMatrix, title = "virtkit support matri
           : d.summary
             ? `<br><span class="level">${d.summary.pass} pass · ${d.summary.fail} fail</span>`
             : "";
-      return `<th scope="col" data-driver="${e(d.name)}">${e(d.name)}${d.version ? ` <span class="level">${e(d.version)}</span>` : ""}${sub}</th>`;
+      const b = bench.get(d.name);
+      const figures = b ? `<br><span class="level bench" data-bench="${b.ok ? "ok" : "failed"}">${e(benchSummary(b))}</span>` : "";
+      return `<th scope="col" data-driver="${e(d.name)}">${e(d.name)}${d.version ? ` <span class="level">${e(d.version)}</span>` : ""}${sub}${figures}</th>`;
     })
     .join("");
   const rows: string[] = [];
@@ -76,6 +81,7 @@ export function renderHtml(matrix: SupportMatrix, title = "virtkit support matri
       ? [`<li><strong>${e(d.name)}</strong>: environment unavailable: ${e(d.reason ?? "")}</li>`]
       : []),
     ...d.notes.map((n) => `<li><strong>${e(d.name)}</strong>: ${e(n)}</li>`),
+    ...(bench.has(d.name) ? [`<li><strong>${e(d.name)}</strong>: ${e(benchProvenance(bench.get(d.name)!))}</li>`] : []),
   ]);
   return `<!doctype html>
 <html lang="en">

@@ -17,6 +17,7 @@ import {
   PasswordSetFailedError,
   PowerState,
   TaskState,
+  UnsupportedOperationError,
   throwIfAborted,
   withDeadline,
   type Capabilities,
@@ -711,6 +712,36 @@ class PausedMigrationRefused extends DriverDecorator {
     return this.inner.checkCanLiveMigrateSource(i, d, o);
   }
 }
+/** Declares `capability` false while the inner fake still has it (a refusal of its own, or none). */
+function undeclaring(capability: "pausedMigration" | "forceCompleteMigration" | "adminPasswordAnyUser") {
+  return class extends WithContext {
+    override get capabilities(): Capabilities {
+      return { ...this.inner.capabilities, [capability]: false };
+    }
+  };
+}
+class PausedRefusalUnpauses extends undeclaring("pausedMigration") {
+  override async checkCanLiveMigrateSource(i: Instance, d: MigrateData, o?: OperationOptions) {
+    if ((await stateOf(this.inner, i)) === PowerState.PAUSED) {
+      await this.inner.unpause(i, o); // "made it migratable" before noticing it cannot
+      throw new UnsupportedOperationError("pausedMigration", this.name);
+    }
+    return this.inner.checkCanLiveMigrateSource(i, d, o);
+  }
+}
+class ForceCompleteRefusalAborts extends undeclaring("forceCompleteMigration") {
+  override async liveMigrationForceComplete(i: Instance, o?: OperationOptions): Promise<void> {
+    await this.inner.liveMigrationAbort(i, o); // cancels the migration task on the way out
+    throw new UnsupportedOperationError("forceCompleteMigration", this.name);
+  }
+}
+class PasswordRefusalSetsRoot extends undeclaring("adminPasswordAnyUser") {
+  override async setAdminPassword(i: Instance, p: Secret, o?: OperationOptions) {
+    if (!i.imageMeta.properties.os_admin_user) return this.inner.setAdminPassword(i, p, o);
+    await this.guest(i).setPassword("root", p); // the agent's command went out before the check
+    throw new UnsupportedOperationError("adminPasswordAnyUser", this.name);
+  }
+}
 class ForceCompleteNoop extends DriverDecorator {
   override async liveMigrationForceComplete(): Promise<void> {}
 }
@@ -965,6 +996,10 @@ export const DEPTH_VARIANTS: readonly BrokenVariant[] = [
   v("migration", "paused-arrives-running", "a paused instance arrives running", ["migration.paused-moves-paused"], (d, c) => new PausedArrivesRunning(d, c)),
   v("migration", "paused-migration-refused", "the source check refuses a PAUSED instance", ["migration.paused-moves-paused"], (d) => new PausedMigrationRefused(d)),
   v("migration", "force-complete-noop", "liveMigrationForceComplete does nothing", ["migration.force-complete"], (d) => new ForceCompleteNoop(d)),
+  v("migration", "paused-undeclared-but-moves", "declares no pausedMigration, yet moves a paused instance", ["migration.paused-moves-paused"], (d, c) => new (undeclaring("pausedMigration"))(d, c)),
+  v("migration", "paused-refusal-unpauses", "declares no pausedMigration; the source check unpauses the instance, then refuses", ["migration.paused-moves-paused"], (d, c) => new PausedRefusalUnpauses(d, c)),
+  v("migration", "force-complete-undeclared-but-works", "declares no forceCompleteMigration, yet force complete works", ["migration.force-complete"], (d, c) => new (undeclaring("forceCompleteMigration"))(d, c)),
+  v("migration", "force-complete-refusal-aborts", "declares no forceCompleteMigration; the refusal aborts the migration in progress", ["migration.force-complete"], (d, c) => new ForceCompleteRefusalAborts(d, c)),
   v("migration", "non-live-refused", "the destination refuses a non-live policy", ["migration.non-live"], (d) => new NonLiveRefused(d)),
   v("migration", "non-live-arrives-paused", "after a non-live move the guest is left paused on the destination", ["migration.non-live"], (d, c) => new NonLiveArrivesPaused(d, c)),
   // plan
@@ -982,6 +1017,8 @@ export const DEPTH_VARIANTS: readonly BrokenVariant[] = [
   v("plan", "plan-xen-peer2peer", "PEER2PEER on xen too", ["migration.plan.combinations"], (d) => new (planAs((p, _pol, f) => (f?.virtType === "xen" && !p.flags.includes("PEER2PEER") ? withBits(p, 2, 0, { add: ["PEER2PEER"] }) : p)))(d)),
   // accounts
   v("accounts", "password-always-root", "the password is set for root whatever os_admin_user says", ["admin-password.os-admin-user"], (d, c) => new PasswordAccount(d, c, (i) => (i.imageMeta.properties.os_admin_user ? "root" : undefined))),
+  v("accounts", "password-any-user-undeclared-but-works", "declares no adminPasswordAnyUser, yet sets os_admin_user's password", ["admin-password.os-admin-user"], (d, c) => new (undeclaring("adminPasswordAnyUser"))(d, c)),
+  v("accounts", "password-refusal-sets-root", "declares no adminPasswordAnyUser; refuses os_admin_user but has set root's password", ["admin-password.os-admin-user"], (d, c) => new PasswordRefusalSetsRoot(d, c)),
   v("accounts", "password-windows-root", "a Windows guest's password is set for root", ["admin-password.windows-administrator"], (d, c) => new PasswordAccount(d, c, (i) => (osOf(i) === "windows" ? "root" : undefined))),
   v("accounts", "password-also-root", "the password is set for the admin account and for root", ["admin-password.os-admin-user", "admin-password.windows-administrator"], (d, c) => new PasswordAccount(d, c, () => "root", true)),
   v("accounts", "password-linux-default-user", "a Linux guest's password goes to a cloud-init user that may not exist", ["admin-password.root-default"], (d) => new PasswordLinuxDefaultUser(d)),

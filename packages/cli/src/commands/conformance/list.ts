@@ -48,22 +48,25 @@ export default class ConformanceList extends VirtkitCommand {
       this.log(`\n${scenarios.length} scenarios; what one checks, step by step: ${this.config.bin} conformance explain <id>`);
       if (environments !== undefined) {
         this.log("");
-        if (environments.length === 0) this.log(`${flags.driver} offers no named environments (run it with --option ...)`);
-        for (const e of environments) {
+        if (environments.described !== undefined) this.log(environments.described);
+        for (const e of environments.list) {
           this.log(`--env ${e.name} (column ${e.column}): ${e.unavailable ? `unavailable here: ${e.unavailable}` : "available"}`);
           this.log(`    ${e.description}`);
         }
       }
     }
-    return environments !== undefined ? { scenarios, environments } : { scenarios };
+    return environments !== undefined ? { scenarios, environments: environments.list } : { scenarios };
   }
 
-  private async environments(spec: string): Promise<ListedEnvironment[]> {
-    const { offeredEnvironments, summarizeEnvironment } = await import("../env/environments.js");
+  /** The named environments of `spec`'s plugin; when it has none, the sentence on its default one. */
+  private async environments(spec: string): Promise<{ list: ListedEnvironment[]; described?: string }> {
+    const { loadPlugins, summarizeEnvironment, defaultEnvironmentSummary } = await import("../env/environments.js");
     try {
-      const out: ListedEnvironment[] = [];
-      for (const { plugin, environment } of await offeredEnvironments([spec])) out.push(await summarizeEnvironment(plugin, environment));
-      return out;
+      const [plugin] = await loadPlugins([spec]);
+      if (!plugin) return { list: [] };
+      const list: ListedEnvironment[] = [];
+      for (const environment of plugin.environments ?? []) list.push(await summarizeEnvironment(plugin, environment));
+      return list.length === 0 ? { list, described: defaultEnvironmentSummary(plugin).description } : { list };
     } catch (err) {
       throw toCliError(err);
     }

@@ -1,5 +1,5 @@
 import { writeFile } from "node:fs/promises";
-import { Flags } from "@oclif/core";
+import { Errors, Flags } from "@oclif/core";
 import { VirtkitCommand } from "../../base-command.js";
 import type { ExploreResult, RunPlan, RunReport } from "@virtkit/conformance";
 import { renderPlan, runSettings, type RunFlags } from "../../conformance-config.js";
@@ -8,12 +8,31 @@ import { driverFlag, levelFlag, optionFlag, patternFlag } from "../../flags.js";
 import { checkReportPaths, planSuite, runSuite } from "../../run-suite.js";
 import { exploreDriver } from "../../explore-run.js";
 
+/** Flags of a scenario run that `--explore` has no use for. */
+const EXPLORE_IGNORES = [
+  "focus",
+  "skip",
+  "level",
+  "scenario-timeout",
+  "cleanup-timeout",
+  "parallel",
+  "runner",
+  "junit",
+  "tap",
+  "report-json",
+  "config",
+  "fail-fast",
+  "shuffle",
+  "dry-run",
+  "allow-empty",
+] as const;
+
 /** `virtkit conformance run`: the whole kit against one driver. */
 export default class ConformanceRun extends VirtkitCommand {
   static override summary = "Run the conformance scenarios against a driver.";
   static override description =
     "Every scenario gets a fresh environment. Exit 0 when no scenario at the chosen level failed, 1 when one did, 2 on usage errors " +
-    "(a bad driver or option, a --config file that does not validate, a report path that cannot be written, a --focus/--skip that selects nothing).\n\n" +
+    "(a bad driver or option, a --config file that does not validate, a report path that cannot be written or two reports naming one file, a --focus/--skip that selects nothing, a scenario-run flag with --explore).\n\n" +
     "Reports agree with the exit code: a failure below --level (a SHOULD scenario under --level MUST) is not a JUnit <failure> but a " +
     "<skipped> case whose message starts with \"SHOULD failure below level MUST\" (property virtkit.status=fail), and a TAP \"# TODO\"; the JSON report keeps it \"fail\".";
   static override examples = [
@@ -44,7 +63,14 @@ export default class ConformanceRun extends VirtkitCommand {
       summary: "Deadline of each scenario's cleanup in ms; slower cleanups that finish are only noted.",
     }),
     "suite-timeout": Flags.integer({ min: 1, max: 2_147_483_647, summary: "Deadline of the whole run in ms." }),
-    parallel: Flags.integer({ min: 1, max: 64, default: 1, summary: "Scenarios run at once." }),
+    // As the matrix: every scenario gets fresh instances of its own, so scenarios are independent;
+    // an environment that cannot take 4 at once (nested QEMU on two cores) lowers it and says so.
+    parallel: Flags.integer({
+      min: 1,
+      max: 64,
+      default: 4,
+      summary: "Scenarios run at once (lowered to what the environment runs fairly).",
+    }),
     runner: Flags.option({ options: ["vitest", "direct"] as const, default: "vitest" as const, summary: "Run through vitest's Node API or in-process." })(),
     junit: Flags.string({ summary: "Also write a JUnit XML report to this file.", helpValue: "<file>" }),
     tap: Flags.string({ summary: "Also write a TAP report to this file.", helpValue: "<file>" }),
@@ -67,9 +93,20 @@ export default class ConformanceRun extends VirtkitCommand {
   async run(): Promise<RunReport | RunPlan | ExploreResult> {
     const { flags, metadata } = await this.parse(ConformanceRun);
     const json = this.jsonEnabled();
-    if (flags.explore) return this.explore(flags, json);
+    const given = (name: string) => (flags as Record<string, unknown>)[name] !== undefined && metadata.flags[name]?.setFromDefault !== true;
+    if (flags.explore) {
+      // Refused rather than ignored: `--explore --junit x` writing no report would look like a pass.
+      const ignored = EXPLORE_IGNORES.filter(given);
+      if (ignored.length > 0) {
+        throw new Errors.CLIError(
+          `--explore runs random sequences, not the scenarios: it takes --driver, --env, --option, --runs, --seed and --suite-timeout, not --${ignored.join(", --")}`,
+          { exit: 2, code: "VIRTKIT_USAGE" },
+        );
+      }
+      return this.explore(flags, json);
+    }
     const { HumanReporter, JunitReporter, TapReporter, JsonReporter, SCENARIOS } = await import("@virtkit/conformance");
-    const explicit = (name: keyof RunFlags) => (flags as Record<string, unknown>)[name] !== undefined && metadata.flags[name]?.setFromDefault !== true;
+    const explicit = (name: keyof RunFlags) => given(name);
     const settings = await runSettings(flags, explicit, SCENARIOS.map((s) => s.id));
     // Before the run: a report that cannot be written is a usage error now, not a failure after it.
     await checkReportPaths([["--junit", flags.junit], ["--tap", flags.tap], ["--report-json", flags["report-json"]]]);

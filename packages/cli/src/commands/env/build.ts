@@ -47,6 +47,19 @@ export default class EnvBuild extends VirtkitCommand {
       if (!this.jsonEnabled()) this.log(`${plugin.name} --env ${environment.name}: nothing to build`);
       return { driver: plugin.name, environment: environment.name, built: false, durationMs: 0 };
     }
+    // Asked of the plugin before building: "no engine answers at ..." rather than a socket's raw ENOENT.
+    let unavailable: string | undefined;
+    try {
+      unavailable = await environment.unavailable(process.env, { timeoutMs: Math.min(flags.timeout, 10_000) });
+    } catch (err) {
+      throw toCliError(err);
+    }
+    if (unavailable !== undefined) {
+      throw new Errors.CLIError(`cannot build ${plugin.name} --env ${environment.name} here: ${unavailable}`, {
+        exit: 1,
+        code: "VIRTKIT_HYPERVISOR_UNAVAILABLE",
+      });
+    }
     const signal = AbortSignal.timeout(flags.timeout);
     try {
       await environment.prepare((line) => {

@@ -8,22 +8,55 @@ export interface OfferedEnvironment {
   readonly environment: PluginEnvironment;
 }
 
-/** Every environment of the drivers `specs` (default: every known driver that loads). */
-export async function offeredEnvironments(specs?: readonly string[]): Promise<OfferedEnvironment[]> {
+/** The plugins of `specs` (default: every known driver that loads). */
+export async function loadPlugins(specs?: readonly string[]): Promise<DriverPlugin[]> {
   const { KNOWN_DRIVERS, loadDriverPlugin } = await import("@virtkit/core");
-  const out: OfferedEnvironment[] = [];
+  const out: DriverPlugin[] = [];
   for (const spec of specs ?? Object.keys(KNOWN_DRIVERS)) {
-    let plugin: DriverPlugin;
     try {
-      plugin = await loadDriverPlugin(spec, { paths: [CLI_DIR] });
+      out.push(await loadDriverPlugin(spec, { paths: [CLI_DIR] }));
     } catch (err) {
       // A driver asked for by name must load; the known list only shows what is installed.
       if (specs !== undefined) throw err;
-      continue;
     }
-    for (const environment of plugin.environments ?? []) out.push({ plugin, environment });
   }
   return out;
+}
+
+/** Every environment of the drivers `specs` (default: every known driver that loads). */
+export async function offeredEnvironments(specs?: readonly string[]): Promise<OfferedEnvironment[]> {
+  return environmentsOf(await loadPlugins(specs));
+}
+
+/** Every named environment of `plugins`, in order. */
+export function environmentsOf(plugins: readonly DriverPlugin[]): OfferedEnvironment[] {
+  return plugins.flatMap((plugin) => (plugin.environments ?? []).map((environment) => ({ plugin, environment })));
+}
+
+/**
+ * Where a driver without named environments runs: `conformance run --driver X` (no `--env`) and
+ * its matrix column use its default environment, the one its plugin brings or the kit's generic one.
+ */
+export interface DefaultEnvironmentSummary {
+  readonly driver: string;
+  /** The matrix column it fills: the driver's name. */
+  readonly column: string;
+  /** `plugin`: the plugin's own `conformanceEnvironment`; `generic`: the kit's one-host environment. */
+  readonly source: "plugin" | "generic";
+  readonly description: string;
+}
+
+/** The default environment of a plugin that names none (said from the manifest, nothing is built). */
+export function defaultEnvironmentSummary(plugin: DriverPlugin): DefaultEnvironmentSummary {
+  const own = typeof plugin.conformanceEnvironment === "function";
+  return {
+    driver: plugin.name,
+    column: plugin.name,
+    source: own ? "plugin" : "generic",
+    description: own
+      ? `${plugin.name} offers no named environments (no --env): \`virtkit conformance run --driver ${plugin.name}\` and the matrix column ${plugin.name} use its default environment, the one its plugin brings (its conformanceEnvironment), which needs no --env`
+      : `${plugin.name} offers no named environments (no --env): \`virtkit conformance run --driver ${plugin.name}\` and the matrix column ${plugin.name} use the kit's generic environment (one host, no guest login, no fault controls; give the driver's --option ...)`,
+  };
 }
 
 /** An environment as `env list` and `conformance list --driver` show it. */

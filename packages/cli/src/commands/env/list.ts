@@ -1,7 +1,7 @@
 import { VirtkitCommand } from "../../base-command.js";
 import { toCliError } from "../../errors.js";
 import { driverFlag } from "../../flags.js";
-import type { EnvironmentSummary } from "./environments.js";
+import type { DefaultEnvironmentSummary, EnvironmentSummary } from "./environments.js";
 
 /** One row of `virtkit env list`: an environment and the driver offering it. */
 export interface EnvironmentRow extends EnvironmentSummary {
@@ -17,14 +17,18 @@ export default class EnvList extends VirtkitCommand {
     driver: driverFlag({ multiple: true, summary: "Only these drivers (default: every installed one)." }),
   };
 
-  async run(): Promise<{ environments: EnvironmentRow[] }> {
+  async run(): Promise<{ environments: EnvironmentRow[]; defaults: DefaultEnvironmentSummary[] }> {
     const { flags } = await this.parse(EnvList);
-    const { offeredEnvironments, summarizeEnvironment } = await import("./environments.js");
+    const { loadPlugins, environmentsOf, summarizeEnvironment, defaultEnvironmentSummary } = await import("./environments.js");
     const environments: EnvironmentRow[] = [];
+    let defaults: DefaultEnvironmentSummary[];
     try {
-      for (const { plugin, environment } of await offeredEnvironments(flags.driver)) {
+      const plugins = await loadPlugins(flags.driver);
+      for (const { plugin, environment } of environmentsOf(plugins)) {
         environments.push({ driver: plugin.name, ...(await summarizeEnvironment(plugin, environment)) });
       }
+      // A driver with no named environment still runs: in its default one, said as such.
+      defaults = plugins.filter((p) => (p.environments ?? []).length === 0).map(defaultEnvironmentSummary);
     } catch (err) {
       throw toCliError(err);
     }
@@ -33,8 +37,9 @@ export default class EnvList extends VirtkitCommand {
         this.log(`${e.driver} --env ${e.name}: ${e.unavailable ? `unavailable here: ${e.unavailable}` : "available"}${e.buildable ? " (virtkit env build " + e.name + ")" : ""}`);
         this.log(`    ${e.description}`);
       }
-      if (environments.length === 0) this.log("no installed driver offers named environments");
+      for (const d of defaults) this.log(d.description);
+      if (environments.length === 0 && defaults.length === 0) this.log("no installed driver found");
     }
-    return { environments };
+    return { environments, defaults };
   }
 }

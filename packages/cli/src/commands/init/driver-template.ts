@@ -129,6 +129,17 @@ export interface SimulatedVm {
   power: "running" | "paused" | "shutdown";
   /** The guest ignores ACPI shutdown requests (set by the conformance environment). */
   ignoresAcpi: boolean;
+  /** CPU time used, simulated as the time the VM was seen running (see \`cpuTimeNs\`). */
+  cpuNs: bigint;
+  /** When \`cpuNs\` was last brought up to date (ms since the epoch). */
+  sampledAt: number;
+}
+
+/** The VM's CPU time now: it grows only while the VM runs, as a real guest's does. */
+export function cpuTimeNs(vm: SimulatedVm, now = Date.now()): bigint {
+  if (vm.power === "running") vm.cpuNs += BigInt(Math.max(0, now - vm.sampledAt)) * 1_000_000n;
+  vm.sampledAt = now;
+  return vm.cpuNs;
 }
 
 /** One simulated hypervisor. Drivers given the same backend name share it. */
@@ -198,7 +209,10 @@ import {
   InstanceNotFoundError,
   InvalidStateError,
   PowerState,
+  powerOffOptionsError,
+  rebootTypeError,
   sleep,
+  validateSpawnRequest,
   withDeadline,
   type DestroyOptions,
   type HostInfo,
@@ -210,7 +224,7 @@ import {
   type RebootType,
   type SpawnRequest,
 } from "@virtkit/core";
-import type { SimulatedBackend, SimulatedVm } from "./backend.js";
+import { cpuTimeNs, type SimulatedBackend, type SimulatedVm } from "./backend.js";
 
 /** What the plugin builds the driver from. */
 export interface ${Name}DriverOptions {
@@ -279,7 +293,7 @@ export class ${Name}Driver extends BaseComputeDriver {
         maxMemoryKb: vm.memoryMb * 1024,
         memoryKb: vm.power === "shutdown" ? 0 : vm.memoryMb * 1024,
         vcpus: vm.vcpus,
-        cpuTimeNs: 0n,
+        cpuTimeNs: cpuTimeNs(vm),
       };
     });
   }
@@ -287,6 +301,8 @@ export class ${Name}Driver extends BaseComputeDriver {
   // -- lifecycle --
 
   async spawn(request: SpawnRequest, options?: OperationOptions): Promise<void> {
+    // Malformed input is refused before anything is made (core's checks, shared by every driver).
+    validateSpawnRequest(request);
     const { instance } = request;
     await this.#call("spawn", options, (b) => {
       if (b.find(instance.uuid)) throw new InstanceExistsError(instance.uuid);
@@ -297,6 +313,8 @@ export class ${Name}Driver extends BaseComputeDriver {
         vcpus: instance.flavor.vcpus,
         power: "running",
         ignoresAcpi: false,
+        cpuNs: 0n,
+        sampledAt: Date.now(),
       });
     });
   }
@@ -307,7 +325,9 @@ export class ${Name}Driver extends BaseComputeDriver {
   }
 
   /** SOFT falls back to HARD (\`softReboot\` is not declared); both end RUNNING from any state. */
-  async reboot(instance: Instance, _type: RebootType, options?: OperationOptions): Promise<void> {
+  async reboot(instance: Instance, type: RebootType, options?: OperationOptions): Promise<void> {
+    const badType = rebootTypeError(type);
+    if (badType) throw badType;
     await this.#call("reboot", options, (b) => {
       this.#vm(b, instance).power = "running";
     });
@@ -315,6 +335,8 @@ export class ${Name}Driver extends BaseComputeDriver {
 
   /** A clean (ACPI) shutdown for up to \`cleanShutdownTimeoutSec\`, then a hard one. */
   async powerOff(instance: Instance, options?: PowerOffOptions): Promise<void> {
+    const badOptions = powerOffOptionsError(options);
+    if (badOptions) throw badOptions;
     const clean = options?.cleanShutdownTimeoutSec ?? 60;
     const retryMs = Math.max(10, (options?.retryIntervalSec ?? 1) * 1000);
     // The caller's deadline bounds the whole call; the default one leaves room for the clean attempt.
@@ -563,10 +585,28 @@ with your hypervisor's client, and the options in \`src/plugin.ts\` with your co
 | \`src/conformance.test.ts\` | the kit as vitest tests (\`defineConformanceSuite\`) |
 | \`src/backend.ts\` | the in-memory stand-in for the hypervisor |
 
+## Installing
+
+The \`@virtkit/*\` packages are not published on the npm registry yet, so a plain \`npm install\`
+here fails to find them. Build their tarballs in a checkout of virtkit and install those (their
+own dependencies, and the rest of this package's, come from the registry):
+
+\`\`\`sh
+# in the virtkit checkout: build, then pack the four packages this one needs
+pnpm install && pnpm build
+for p in core driver-fake conformance cli; do (cd packages/$p && pnpm pack --pack-destination /tmp/virtkit-tarballs); done
+# here: all four in ONE command (each depends on the others, which the registry does not have)
+npm install /tmp/virtkit-tarballs/virtkit-{core,driver-fake,conformance,cli}-*.tgz
+\`\`\`
+
+npm records them as \`file:\` dependencies in \`package.json\`, the fake under \`dependencies\` (only
+the kit and the CLI use it: move it to \`devDependencies\` if you like). Once \`@virtkit/*\` is on
+the registry, put the version ranges back and \`npm install\` alone will do.
+(\`scripts/pack-check.sh\` in virtkit installs every package from its tarball the same way.)
+
 ## Commands
 
 \`\`\`sh
-npm install
 npm test                                               # unit tests and the conformance kit under vitest
 npx virtkit conformance run --driver ./src/index.ts    # the kit from the CLI (TypeScript through tsx)
 npm run build && npx virtkit conformance run --driver ${packageName}   # the build, by package name

@@ -57,6 +57,17 @@ describe("virtkit init driver", () => {
     expect(manifest).toMatchObject({ keywords: ["virtkit-driver"], virtkit: { kind: "virtkit-driver" }, type: "module" });
     expect(await readFile(join(pkg, "src", "conformance.test.ts"), "utf8")).toContain("defineConformanceSuite");
     expect(await readFile(join(pkg, "src", "demo-hv-driver.ts"), "utf8")).toContain("extends BaseComputeDriver");
+    // @virtkit/* is not on the npm registry: the README says so and installs from pnpm pack tarballs.
+    const readme = await readFile(join(pkg, "README.md"), "utf8");
+    expect(readme).toMatch(/not published on the npm registry yet/);
+    expect(readme).toContain("pnpm pack --pack-destination /tmp/virtkit-tarballs");
+    expect(readme).toContain("npm install /tmp/virtkit-tarballs/virtkit-{core,driver-fake,conformance,cli}-*.tgz");
+    // No bare `npm install` step that cannot work.
+    expect(readme).not.toMatch(/^npm install\s*(#.*)?$/m);
+    const human = virtkit(["init", "driver", "demo-hv", "--dir", join(dir, "human")], dir);
+    expect(human.status, human.stderr).toBe(0);
+    expect(human.stdout).not.toMatch(/npm install &&/);
+    expect(human.stdout).toMatch(/install @virtkit\/\* from tarballs as its README\.md says \(not on the npm registry yet\), then npm test/);
 
     const again = virtkit(["init", "driver", "demo-hv", "--dir", pkg], dir);
     expect(again.status).toBe(2);

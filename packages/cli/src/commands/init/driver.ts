@@ -23,7 +23,8 @@ export default class InitDriver extends VirtkitCommand {
   static override description =
     "Writes a driver on BaseComputeDriver (over an in-memory stand-in for the hypervisor, to replace), its plugin " +
     "manifest and options schema, a conformance environment, a vitest file running the kit with " +
-    "defineConformanceSuite, and a README. Then: npm install && npm test.";
+    "defineConformanceSuite, and a README. @virtkit/* is not on the npm registry yet: install its packages from " +
+    "tarballs (pnpm pack in a virtkit checkout; the README says how), then npm test.";
   static override examples = [
     "<%= config.bin %> <%= command.id %> acme",
     "<%= config.bin %> <%= command.id %> acme --dir packages/driver-acme --package @acme/virtkit-driver",
@@ -62,7 +63,8 @@ export default class InitDriver extends VirtkitCommand {
       for (const rel of Object.keys(files)) this.log(`  ${rel}`);
       this.log("");
       this.log("next:");
-      this.log(`  cd ${shown} && npm install && npm test`);
+      // Not `npm install`: @virtkit/* is not on the registry yet, the README says how to install from tarballs.
+      this.log(`  cd ${shown}, install @virtkit/* from tarballs as its README.md says (not on the npm registry yet), then npm test`);
       this.log("  npx virtkit conformance run --driver ./src/index.ts");
     }
     return { dir, package: packageName, files: Object.keys(files) };

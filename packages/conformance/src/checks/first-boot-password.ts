@@ -1,0 +1,72 @@
+/**
+ * spawn's `adminPassword` at first boot (a SHOULD, as `admin-password.at-spawn`): the account is
+ * chosen as for `setAdminPassword`, with the instance's os_type inherited from its image when the
+ * instance names none (as Nova's instance does); two spawns of one uuid at once with a password
+ * leave exactly one instance, the other refused with InstanceExistsError.
+ */
+import { InstanceExistsError, OperationTimeoutError, PowerState, type ImageMeta, type Instance } from "@virtkit/core";
+import { check, checkEqual, describeError, expectGone, expectRejects, expectState, fail, skipForEnvironment, thrownWithCode } from "../assertions.js";
+import type { ScenarioContext } from "../scenario.js";
+import { settle, trackedPassword } from "./depth-support.js";
+
+function image(ctx: ScenarioContext, properties: ImageMeta["properties"]): ImageMeta {
+  const boot = ctx.env.bootImage;
+  return {
+    ...(boot ?? { properties: {} }),
+    properties: { ...(boot?.properties ?? {}), hw_qemu_guest_agent: true, ...properties },
+  };
+}
+
+/** An instance that names no os_type of its own. */
+function withoutOsType(ctx: ScenarioContext, imageMeta: ImageMeta): Instance {
+  const inst = ctx.newInstance({ imageMeta });
+  delete (inst as { osType?: string }).osType;
+  return inst;
+}
+
+export async function checkFirstBootPassword(ctx: ScenarioContext): Promise<void> {
+  const verify = ctx.env.verifyAdminPassword?.bind(ctx.env);
+  if (!verify) skipForEnvironment("the environment cannot log into the guest to verify a password");
+  const d = ctx.driver;
+
+  const win = withoutOsType(ctx, image(ctx, { os_type: "windows" }));
+  const pw = trackedPassword(ctx, "firstboot");
+  ctx.step("spawn with adminPassword: no os_type on the instance, the image says windows");
+  await d.spawn({ instance: win, adminPassword: pw }, ctx.opts());
+  await expectState(ctx, win, PowerState.RUNNING, "spawn with an admin password");
+  ctx.step("log in as Administrator");
+  if (!(await verify(win, "Administrator", pw))) {
+    fail("the password given to spawn does not open Administrator although the image says os_type windows");
+  }
+  check(!(await verify(win, "root", pw)), "the password given to spawn of a Windows guest opens root (only Administrator gets it)");
+
+  // Injecting takes work (a hash, an agent call): it runs under the call's deadline like the rest.
+  const late = ctx.newInstance({ imageMeta: image(ctx, { os_type: "linux" }) });
+  ctx.step("spawn with adminPassword and a 1 ms deadline");
+  await expectRejects(
+    ctx,
+    d.spawn({ instance: late, adminPassword: trackedPassword(ctx, "late") }, { signal: ctx.signal, timeoutMs: 1 }),
+    [OperationTimeoutError.CODE],
+    "spawn with an admin password past its 1 ms deadline",
+  );
+  await settle(30);
+  await expectGone(ctx, late, "the spawn with an admin password that missed its deadline");
+
+  const twin = ctx.newInstance({ imageMeta: image(ctx, { os_type: "linux" }) });
+  const pws = [trackedPassword(ctx, "race-a"), trackedPassword(ctx, "race-b")];
+  ctx.step("two spawns of one uuid at once, each with a password");
+  const results = await Promise.allSettled(pws.map((p) => d.spawn({ instance: twin, adminPassword: p }, ctx.opts())));
+  const ok = results.filter((r) => r.status === "fulfilled").length;
+  for (const r of results) if (r.status === "rejected") ctx.recordError(r.reason);
+  checkEqual(ok, 1, "spawns of one uuid at once that succeeded");
+  const refusal = results.find((r): r is PromiseRejectedResult => r.status === "rejected");
+  if (refusal && !thrownWithCode(refusal.reason, [InstanceExistsError.CODE])) {
+    fail(`the second spawn of one uuid: expected ${InstanceExistsError.CODE}, got ${describeError(refusal.reason)}`);
+  }
+  await expectState(ctx, twin, PowerState.RUNNING, "two spawns of one uuid");
+  const uuids = await d.listInstanceUuids(ctx.opts());
+  checkEqual(uuids.filter((u) => u === twin.uuid).length, 1, "entries of the uuid in listInstanceUuids");
+  const winner = results.findIndex((r) => r.status === "fulfilled");
+  ctx.step("log in as root with the winning spawn's password");
+  if (!(await verify(twin, "root", pws[winner]!))) fail("the password of the spawn that succeeded does not open root");
+}

@@ -1,0 +1,161 @@
+/**
+ * What the guest saw of reboots and power offs, read back by the environment
+ * (`guestControls.shutdownRecord`: the ACPI requests the guest received, how it last rebooted and
+ * powered off), never from the driver. From outside, a soft reboot done hard and a hard one look
+ * alike (RUNNING, one more boot); only the guest can tell whether it was asked and shut itself
+ * down cleanly. Environments that cannot tell skip these checks with the reason.
+ */
+import { InstanceNotFoundError, OperationTimeoutError, PowerState, type GuestShutdownRecord, type Instance } from "@virtkit/core";
+import { check, checkEqual, expectRejects, expectState, fail, skipForEnvironment } from "../assertions.js";
+import type { ScenarioContext } from "../scenario.js";
+import { control, settle } from "./depth-support.js";
+
+type Record = GuestShutdownRecord;
+
+function recorder(ctx: ScenarioContext): (inst: Instance) => Promise<Record> {
+  return control(ctx, "shutdownRecord", "the environment cannot tell what the guest saw of a reboot or power off");
+}
+
+function show(r: Record): string {
+  return `${r.acpiRequests} ACPI request(s), last reboot ${r.lastReboot ?? "none"}, last power off ${r.lastPowerOff ?? "none"}`;
+}
+
+/** The guest was asked (more ACPI requests than before) — or, with `asked` false, was not. */
+function checkAsked(before: Record, after: Record, asked: boolean, what: string): void {
+  if (asked && !(after.acpiRequests > before.acpiRequests)) {
+    fail(`${what}: the guest received no ACPI request (${show(before)} before, ${show(after)} after)`);
+  }
+  if (!asked && after.acpiRequests !== before.acpiRequests) {
+    fail(`${what}: the guest received ${after.acpiRequests - before.acpiRequests} ACPI request(s), expected none`);
+  }
+}
+
+/**
+ * A soft reboot of a guest that honours ACPI is clean (the guest was asked and restarted itself);
+ * a hard one asks nothing and resets; a guest ignoring ACPI is asked, then rebooted hard.
+ */
+export async function checkSoftRebootIsClean(ctx: ScenarioContext): Promise<void> {
+  const record = recorder(ctx);
+  const d = ctx.driver;
+  const inst = await ctx.spawn();
+  const r0 = await record(inst);
+  ctx.step("reboot SOFT of a guest honouring ACPI");
+  await d.reboot(inst, "SOFT", ctx.opts());
+  await expectState(ctx, inst, PowerState.RUNNING, "reboot SOFT");
+  const r1 = await record(inst);
+  checkAsked(r0, r1, true, "reboot SOFT");
+  if (r1.lastReboot !== "clean") {
+    fail(`reboot SOFT of a guest honouring ACPI was not clean: ${show(r1)} (a soft reboot done hard)`);
+  }
+  ctx.step("reboot HARD");
+  await d.reboot(inst, "HARD", ctx.opts());
+  await expectState(ctx, inst, PowerState.RUNNING, "reboot HARD");
+  const r2 = await record(inst);
+  checkAsked(r1, r2, false, "reboot HARD");
+  checkEqual(r2.lastReboot, "hard", "how the guest last rebooted after reboot HARD");
+  const ignore = ctx.env.guestControls?.ignoreAcpi;
+  if (!ignore) skipForEnvironment("the environment cannot make a guest ignore ACPI (the fallback half)");
+  ctx.step("make the guest ignore ACPI");
+  await ignore.call(ctx.env.guestControls, inst, true);
+  ctx.step("reboot SOFT of a guest ignoring ACPI");
+  await d.reboot(inst, "SOFT", ctx.opts());
+  await expectState(ctx, inst, PowerState.RUNNING, "reboot SOFT of a guest ignoring ACPI");
+  const r3 = await record(inst);
+  checkAsked(r2, r3, true, "reboot SOFT of a guest ignoring ACPI");
+  checkEqual(r3.lastReboot, "hard", "how a guest ignoring ACPI last rebooted after reboot SOFT (the fallback)");
+}
+
+/**
+ * Power off with a zero clean timeout asks nothing and cuts the guest off; powering off a stopped
+ * instance touches nothing; a saved (suspended) guest cannot be asked; a running guest honouring
+ * ACPI with a clean timeout shuts itself down cleanly.
+ */
+export async function checkPowerOffSeenByGuest(ctx: ScenarioContext): Promise<void> {
+  const record = recorder(ctx);
+  const d = ctx.driver;
+  const inst = await ctx.spawn();
+  const r0 = await record(inst);
+  ctx.step("power off with a 5 s clean timeout (the guest honours ACPI)");
+  await d.powerOff(inst, ctx.opts({ cleanShutdownTimeoutSec: 5, retryIntervalSec: 1 }));
+  await expectState(ctx, inst, PowerState.SHUTDOWN, "a clean power off");
+  const r1 = await record(inst);
+  checkAsked(r0, r1, true, "power off with a clean timeout");
+  checkEqual(r1.lastPowerOff, "clean", "how a guest honouring ACPI last powered off after a power off with a clean timeout");
+  ctx.step("power off the stopped instance again, with a clean timeout");
+  await d.powerOff(inst, ctx.opts({ cleanShutdownTimeoutSec: 5, retryIntervalSec: 1 }));
+  await expectState(ctx, inst, PowerState.SHUTDOWN, "a second power off");
+  const r2 = await record(inst);
+  checkEqual(show(r2), show(r1), "what the guest saw of a power off while it was already off (nothing)");
+  ctx.step("power on, then power off with cleanShutdownTimeoutSec 0");
+  await d.powerOn(inst, ctx.opts());
+  await d.powerOff(inst, ctx.opts({ cleanShutdownTimeoutSec: 0 }));
+  await expectState(ctx, inst, PowerState.SHUTDOWN, "power off with timeout 0");
+  const r3 = await record(inst);
+  checkAsked(r2, r3, false, "power off with cleanShutdownTimeoutSec 0 (a hard stop)");
+  checkEqual(r3.lastPowerOff, "hard", "how the guest last powered off after a power off with timeout 0");
+  if (!d.capabilities.suspend) return;
+  ctx.step("power on, suspend, then power off with a clean timeout");
+  await d.powerOn(inst, ctx.opts());
+  await d.suspend(inst, ctx.opts());
+  await d.powerOff(inst, ctx.opts({ cleanShutdownTimeoutSec: 5, retryIntervalSec: 1 }));
+  await expectState(ctx, inst, PowerState.SHUTDOWN, "power off of a suspended instance");
+  const r4 = await record(inst);
+  checkAsked(r3, r4, false, "power off of a suspended instance (its guest is saved to disk, it cannot be asked)");
+  check(r4.lastPowerOff !== "clean", `a suspended guest shut down cleanly: ${show(r4)} (it was saved to disk, not running)`);
+}
+
+/** A guest ignoring ACPI is asked again every `retryIntervalSec` within the clean timeout, then cut off. */
+export async function checkPowerOffRetries(ctx: ScenarioContext): Promise<void> {
+  const record = recorder(ctx);
+  const ignore = control(ctx, "ignoreAcpi", "the environment cannot make a guest ignore ACPI");
+  const inst = await ctx.spawn();
+  ctx.step("make the guest ignore ACPI");
+  await ignore(inst, true);
+  const r0 = await record(inst);
+  ctx.step("power off with a 0.1 s clean timeout, asking every 0.025 s");
+  await ctx.driver.powerOff(inst, ctx.opts({ cleanShutdownTimeoutSec: 0.1, retryIntervalSec: 0.025 }));
+  await expectState(ctx, inst, PowerState.SHUTDOWN, "power off of a guest ignoring ACPI");
+  const r1 = await record(inst);
+  const asked = r1.acpiRequests - r0.acpiRequests;
+  check(asked >= 3 && asked <= 7, `the guest was asked ${asked} time(s) in a 0.1 s clean timeout with a 0.025 s retry interval (expected 3 to 7)`);
+  checkEqual(r1.lastPowerOff, "hard", "how a guest ignoring ACPI last powered off (the fallback)");
+}
+
+/**
+ * The clean wait is bounded: power off of an unknown instance with a clean timeout is refused
+ * InstanceNotFound; without a retry interval it still ends after the clean timeout; and the
+ * call's own deadline cuts a long clean wait short, typed, leaving the instance RUNNING.
+ */
+export async function checkPowerOffWaitBounded(ctx: ScenarioContext): Promise<void> {
+  const d = ctx.driver;
+  const ghost = ctx.newInstance();
+  ctx.step("power off of an unknown instance with a clean timeout");
+  await expectRejects(
+    ctx,
+    d.powerOff(ghost, ctx.opts({ cleanShutdownTimeoutSec: 5 })),
+    [InstanceNotFoundError.CODE],
+    "power off of an unknown instance with a clean timeout",
+  );
+  const ignore = control(ctx, "ignoreAcpi", "the environment cannot make a guest ignore ACPI");
+  const inst = await ctx.spawn();
+  ctx.step("make the guest ignore ACPI");
+  await ignore(inst, true);
+  ctx.step("power off with a 5 s clean timeout and a 50 ms call deadline");
+  const t0 = performance.now();
+  await expectRejects(
+    ctx,
+    d.powerOff(inst, { signal: ctx.signal, timeoutMs: 50, cleanShutdownTimeoutSec: 5, retryIntervalSec: 1 }),
+    [OperationTimeoutError.CODE],
+    "power off waiting for a clean shutdown past the call's deadline",
+  );
+  const elapsed = performance.now() - t0;
+  check(elapsed < 2000, `the 50 ms deadline cut the clean wait short only after ${Math.round(elapsed)} ms`);
+  await settle(20);
+  await expectState(ctx, inst, PowerState.RUNNING, "the power off that missed its deadline");
+  ctx.step("power off with a 0.03 s clean timeout and no retry interval");
+  const t1 = performance.now();
+  await d.powerOff(inst, ctx.opts({ cleanShutdownTimeoutSec: 0.03 }));
+  await expectState(ctx, inst, PowerState.SHUTDOWN, "power off with no retry interval");
+  const took = performance.now() - t1;
+  check(took < 3000, `power off with a 0.03 s clean timeout and no retry interval took ${Math.round(took)} ms`);
+}

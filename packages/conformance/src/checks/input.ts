@@ -1,0 +1,134 @@
+/**
+ * Bad input (the project's rule: "bad input gets a clear typed error and loses nothing"): every
+ * malformed call rejects with `InvalidInputError` itself (not a cause), naming the argument at
+ * fault in `field`, and changes nothing: no instance made, the state, rescue mode, events and the
+ * guest's boots as before. And the other side: every `options` argument may be left out.
+ */
+import { InvalidInputError, PowerState, Secret, type ImageMeta, type Instance } from "@virtkit/core";
+import { check, expectGone, expectRejects, expectState, fail } from "../assertions.js";
+import type { ScenarioContext } from "../scenario.js";
+import { DriverEvents, hasControl, settle } from "./depth-support.js";
+
+/** Calls the contract with what its types forbid (a driver sees such input from JavaScript callers). */
+type Loose = never;
+
+/** A malformed call must reject with InvalidInputError itself whose `field` names `hint`. */
+async function refused(ctx: ScenarioContext, what: string, hint: string, call: () => Promise<unknown>): Promise<void> {
+  ctx.step(what);
+  const err = await expectRejects(ctx, call(), [InvalidInputError.CODE], what);
+  const { field, reason } = err as InvalidInputError;
+  check(
+    typeof field === "string" && field.toLowerCase().includes(hint.toLowerCase()),
+    `${what}: InvalidInputError.field is ${JSON.stringify(field)}, which does not name the argument at fault (${hint})`,
+  );
+  check(typeof reason === "string" && reason.trim().length > 0, `${what}: InvalidInputError gives no reason (what is wrong with ${hint})`);
+}
+
+/** A password handed over as plain text: tracked, so it may appear in no error or log. */
+function plainPassword(ctx: ScenarioContext): string {
+  const plain = `Vk-plain-${Math.random().toString(36).slice(2, 10)}!`;
+  ctx.trackSecret(new Secret(plain));
+  return plain;
+}
+
+/** Every malformed call is refused typed, names its argument, and changes nothing. */
+export async function checkBadArguments(ctx: ScenarioContext): Promise<void> {
+  const d = ctx.driver;
+  const inst = await ctx.spawn();
+  const events = new DriverEvents(d);
+  const boots = hasControl(ctx, "bootCount") ? await ctx.env.guestControls!.bootCount!(inst) : undefined;
+  try {
+    // spawn: nothing may be created.
+    await refused(ctx, "spawn(null)", "request", () => d.spawn(null as Loose, ctx.opts()));
+    await refused(ctx, "spawn(42)", "request", () => d.spawn(42 as Loose, ctx.opts()));
+    const fresh = ctx.newInstance();
+    await refused(ctx, "spawn with imageMeta 42", "imageMeta", () =>
+      d.spawn({ instance: fresh, imageMeta: 42 as Loose }, ctx.opts()),
+    );
+    await expectGone(ctx, fresh, "the refused spawn with a malformed imageMeta");
+    await refused(ctx, "spawn with adminPassword as plain text", "adminPassword", () =>
+      d.spawn({ instance: fresh, adminPassword: plainPassword(ctx) as Loose }, ctx.opts()),
+    );
+    await expectGone(ctx, fresh, "the refused spawn with a plain-text adminPassword");
+
+    // reboot and power off: the instance stays RUNNING, the guest is not touched.
+    await refused(ctx, 'reboot with type "WARM"', "type", () => d.reboot(inst, "WARM" as Loose, ctx.opts()));
+    await expectState(ctx, inst, PowerState.RUNNING, "the refused reboot");
+    for (const [what, hint, opts] of [
+      ["power off with cleanShutdownTimeoutSec -1", "cleanShutdownTimeoutSec", { cleanShutdownTimeoutSec: -1 }],
+      ["power off with cleanShutdownTimeoutSec NaN", "cleanShutdownTimeoutSec", { cleanShutdownTimeoutSec: Number.NaN }],
+      ["power off with retryIntervalSec -1", "retryIntervalSec", { cleanShutdownTimeoutSec: 1, retryIntervalSec: -1 }],
+    ] as const) {
+      await refused(ctx, what, hint, () => d.powerOff(inst, ctx.opts(opts)));
+      await expectState(ctx, inst, PowerState.RUNNING, `the refused ${what}`);
+    }
+
+    // rescue: not rescued afterwards (unrescue is refused as for any instance not in rescue).
+    if (d.capabilities.rescue) {
+      await refused(ctx, "rescue with rescueImageMeta null", "imageMeta", () => d.rescue(inst, null as Loose, ctx.opts()));
+      await refused(ctx, "rescue with rescuePassword as plain text", "rescuePassword", () =>
+        d.rescue(inst, inst.imageMeta, ctx.opts({ rescuePassword: plainPassword(ctx) as Loose })),
+      );
+      await expectState(ctx, inst, PowerState.RUNNING, "the refused rescues");
+      ctx.step("unrescue (probe: the refused rescues left the instance out of rescue)");
+      await expectRejects(ctx, d.unrescue(inst, ctx.opts()), ["VIRTKIT_INVALID_STATE"], "unrescue after the refused rescues");
+    }
+
+    await settle(5);
+    const seen = events.of(inst.uuid).map((e) => e.transition);
+    if (seen.length > 0) fail(`the refused calls announced events for the instance: ${seen.join(", ")}`);
+    if (boots !== undefined) {
+      const now = await ctx.env.guestControls!.bootCount!(inst);
+      if (now !== boots) fail(`the refused calls rebooted the guest (${boots} boot(s) before, ${now} after)`);
+    }
+  } finally {
+    events.stop();
+  }
+}
+
+/** The image for a rescue: the instance's own, as the other rescue checks use. */
+function rescueImage(inst: Instance): ImageMeta {
+  return inst.imageMeta;
+}
+
+/** Every `options` argument is optional: each call works without it. */
+export async function checkOptionsOmitted(ctx: ScenarioContext): Promise<void> {
+  const d = ctx.driver;
+  const caps = d.capabilities;
+  const inst = ctx.newInstance();
+  ctx.step("spawn without options");
+  await d.spawn({ instance: inst });
+  await expectState(ctx, inst, PowerState.RUNNING, "spawn without options");
+  const steps: [string, () => Promise<unknown>, PowerState][] = [
+    ["getInfo without options", () => d.getInfo(inst), PowerState.RUNNING],
+    ["reboot HARD without options", () => d.reboot(inst, "HARD"), PowerState.RUNNING],
+    ...(caps.pause
+      ? ([
+          ["pause without options", () => d.pause(inst), PowerState.PAUSED],
+          ["unpause without options", () => d.unpause(inst), PowerState.RUNNING],
+        ] as [string, () => Promise<unknown>, PowerState][])
+      : []),
+    ...(caps.suspend
+      ? ([
+          ["suspend without options", () => d.suspend(inst), PowerState.SUSPENDED],
+          ["resume without options", () => d.resume(inst), PowerState.RUNNING],
+        ] as [string, () => Promise<unknown>, PowerState][])
+      : []),
+    ...(caps.rescue
+      ? ([
+          ["rescue without options", () => d.rescue(inst, rescueImage(inst)), PowerState.RUNNING],
+          ["unrescue without options", () => d.unrescue(inst), PowerState.RUNNING],
+        ] as [string, () => Promise<unknown>, PowerState][])
+      : []),
+    ["power off without options", () => d.powerOff(inst), PowerState.SHUTDOWN],
+    ["power on without options", () => d.powerOn(inst), PowerState.RUNNING],
+  ];
+  for (const [what, call, state] of steps) {
+    ctx.step(what);
+    await call();
+    await expectState(ctx, inst, state, what);
+  }
+  ctx.step("destroy without options");
+  await d.destroy(inst);
+  await expectGone(ctx, inst, "destroy without options");
+}

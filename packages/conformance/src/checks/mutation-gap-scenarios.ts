@@ -1,0 +1,117 @@
+/**
+ * The rows that close the gaps the mutation run of the fake found (packages/conformance/MUTATION.md):
+ * bad input, what the guest saw of reboots and power offs, CPU time, rescue seen from the guest,
+ * the first-boot password, and destroy during a migration. Each declares what it needs; an
+ * environment without a control skips with the reason, never passes.
+ */
+import type { ScenarioDefinition } from "../scenario.js";
+import { checkCpuTime, checkCpuTimeGrows } from "./cpu-time.js";
+import { checkFirstBootPassword } from "./first-boot-password.js";
+import * as gs from "./guest-shutdown.js";
+import { checkBadArguments, checkOptionsOmitted } from "./input.js";
+import { needsTwoHosts } from "./migration.js";
+import { checkDestroyDuringMigration } from "./migration-destroy.js";
+import { checkRescuePassword, checkRescueSurvivesReboot } from "./rescue-depth.js";
+
+/** Every gap-closing scenario, in report order. */
+export function mutationGapScenarios(): ScenarioDefinition[] {
+  return [
+    {
+      id: "input.bad-arguments",
+      title: "every malformed call rejects with InvalidInputError itself, naming the argument, and changes nothing",
+      group: "input",
+      capability: null,
+      level: "MUST",
+      run: checkBadArguments,
+    },
+    {
+      id: "input.options-omitted",
+      title: "every options argument may be left out",
+      group: "input",
+      capability: null,
+      level: "MUST",
+      run: checkOptionsOmitted,
+    },
+    {
+      id: "lifecycle.reboot-soft-is-clean",
+      title: "a soft reboot of a guest honouring ACPI is clean, a hard one asks nothing, an ignored request falls back to hard (as the guest saw it)",
+      group: "lifecycle",
+      capability: "softReboot",
+      level: "MUST",
+      run: gs.checkSoftRebootIsClean,
+    },
+    {
+      id: "lifecycle.power-off-seen-by-guest",
+      title: "power off: timeout 0 is hard and asks nothing, a stopped or saved guest is not asked, a clean timeout is clean (as the guest saw it)",
+      group: "lifecycle",
+      capability: null,
+      level: "MUST",
+      run: gs.checkPowerOffSeenByGuest,
+    },
+    {
+      id: "lifecycle.power-off-retries",
+      title: "power off asks a guest ignoring ACPI again every retryIntervalSec within the clean timeout",
+      group: "lifecycle",
+      capability: null,
+      level: "SHOULD",
+      run: gs.checkPowerOffRetries,
+    },
+    {
+      id: "lifecycle.power-off-wait-bounded",
+      title: "the clean-shutdown wait is bounded: unknown instance refused, no retry interval still ends, the call's deadline cuts it short",
+      group: "lifecycle",
+      capability: null,
+      level: "MUST",
+      run: gs.checkPowerOffWaitBounded,
+    },
+    {
+      id: "lifecycle.cpu-time",
+      title: "cpuTimeNs never runs backwards, stays within what the vCPUs could burn, stands still while stopped and paused",
+      group: "lifecycle",
+      capability: null,
+      level: "MUST",
+      run: checkCpuTime,
+    },
+    {
+      id: "lifecycle.cpu-time-grows",
+      title: "cpuTimeNs grows while the instance runs (after spawn, unpause and power on)",
+      group: "lifecycle",
+      capability: null,
+      level: "SHOULD",
+      run: checkCpuTimeGrows,
+    },
+    {
+      id: "lifecycle.rescue-password",
+      title: "rescue's rescuePassword opens root of the rescue system and no account of the instance's own",
+      group: "lifecycle",
+      capability: "rescue",
+      level: "MUST",
+      run: checkRescuePassword,
+    },
+    {
+      id: "lifecycle.rescue-survives-reboot",
+      title: "a rebooted rescued instance still runs the rescue system (or the reboot is refused typed)",
+      group: "lifecycle",
+      capability: "rescue",
+      level: "MUST",
+      run: checkRescueSurvivesReboot,
+    },
+    {
+      id: "admin-password.first-boot",
+      title: "spawn's adminPassword: os_type inherited from the image picks the account; two spawns of one uuid at once leave one instance",
+      group: "admin-password",
+      capability: null,
+      level: "SHOULD",
+      run: checkFirstBootPassword,
+    },
+    {
+      id: "migration.destroy-during",
+      title: "destroy on the source mid-migration stops the migration at once, typed; the instance is on neither host after rollback",
+      group: "migration",
+      capability: "liveMigration",
+      level: "MUST",
+      needs: needsTwoHosts,
+      run: checkDestroyDuringMigration,
+    },
+  ];
+}

@@ -1,0 +1,68 @@
+/**
+ * Rescue, seen from the guest: `rescuePassword` opens the rescue system's root account and no
+ * account of the instance's own system; a rescued instance that is rebooted still runs the rescue
+ * system (or the reboot is refused typed, as Nova's API does); unrescue boots the instance's own.
+ */
+import { PowerState, type Instance } from "@virtkit/core";
+import { describeError, expectState, fail, skipForEnvironment, thrownWithCode } from "../assertions.js";
+import type { ScenarioContext } from "../scenario.js";
+import { control, hasControl, trackedPassword } from "./depth-support.js";
+
+async function expectBooted(ctx: ScenarioContext, inst: Instance, want: "rescue" | "instance", after: string): Promise<void> {
+  if (!hasControl(ctx, "bootedSystem")) return;
+  ctx.step(`which system the guest runs after ${after}`);
+  const got = await ctx.env.guestControls!.bootedSystem!(inst);
+  if (got !== want) fail(`after ${after} the guest runs the ${got} system, expected the ${want} system`);
+}
+
+/** rescue's `rescuePassword` goes to the rescue system's root, and only there. */
+export async function checkRescuePassword(ctx: ScenarioContext): Promise<void> {
+  const verifyRescue = ctx.env.verifyRescuePassword?.bind(ctx.env);
+  if (!verifyRescue) skipForEnvironment("the environment cannot log into a rescue system (no verifyRescuePassword)");
+  const verify = ctx.env.verifyAdminPassword?.bind(ctx.env);
+  const inst = await ctx.spawn();
+  const pw = trackedPassword(ctx, "rescue");
+  ctx.step("rescue with a rescuePassword");
+  await ctx.driver.rescue(inst, inst.imageMeta, ctx.opts({ rescuePassword: pw }));
+  await expectState(ctx, inst, PowerState.RUNNING, "rescue");
+  await expectBooted(ctx, inst, "rescue", "rescue");
+  ctx.step("log into the rescue system as root");
+  if (!(await verifyRescue(inst, "root", pw))) fail("the rescuePassword does not open root of the rescue system");
+  if (verify) {
+    for (const user of ["root", "Administrator"]) {
+      if (await verify(inst, user, pw)) fail(`the rescuePassword opens ${user} of the instance's own system (only the rescue system gets it)`);
+    }
+  }
+  ctx.step("unrescue");
+  await ctx.driver.unrescue(inst, ctx.opts());
+  await expectState(ctx, inst, PowerState.RUNNING, "unrescue");
+  await expectBooted(ctx, inst, "instance", "unrescue");
+  if (verify && (await verify(inst, "root", pw))) fail("after unrescue the rescuePassword opens root of the instance's own system");
+}
+
+/** A rebooted rescued instance still runs the rescue system (or the reboot is refused typed). */
+export async function checkRescueSurvivesReboot(ctx: ScenarioContext): Promise<void> {
+  control(ctx, "bootedSystem", "the environment cannot tell which system the guest booted");
+  const d = ctx.driver;
+  const inst = await ctx.spawn();
+  ctx.step("rescue");
+  await d.rescue(inst, inst.imageMeta, ctx.opts());
+  await expectBooted(ctx, inst, "rescue", "rescue");
+  for (const type of d.capabilities.softReboot ? (["HARD", "SOFT"] as const) : (["HARD"] as const)) {
+    const what = `reboot ${type} of a rescued instance`;
+    ctx.step(what);
+    try {
+      await d.reboot(inst, type, ctx.opts());
+    } catch (err) {
+      ctx.recordError(err);
+      if (!thrownWithCode(err, ["VIRTKIT_INVALID_STATE"])) fail(`${what}: expected success or InvalidStateError, got ${describeError(err)}`);
+      await expectState(ctx, inst, PowerState.RUNNING, `the refused ${what}`);
+      continue;
+    }
+    await expectState(ctx, inst, PowerState.RUNNING, what);
+    await expectBooted(ctx, inst, "rescue", what);
+  }
+  ctx.step("unrescue");
+  await d.unrescue(inst, ctx.opts());
+  await expectBooted(ctx, inst, "instance", "unrescue");
+}

@@ -1,0 +1,316 @@
+/**
+ * Broken variants for the checks that close the mutation run's gaps (MUTATION.md): ONE realistic
+ * defect each, as small decorators around the healthy fake. Soft reboots done hard (the defect
+ * that passed the whole kit before), a hard reboot or a zero-timeout power off that asks the
+ * guest, retries dropped, a clean wait deaf to the call's deadline, CPU time that runs on while
+ * stopped or restarts at zero, bad input taken or refused untyped, options required, a rescue
+ * password dropped or put in the wrong system, a reboot that leaves rescue, a first-boot password
+ * for the wrong account, a spawn race waved through, a migration that outlives its instance.
+ * `broken-drivers-gaps.test.ts` requires each caught where expected, at its check's level.
+ */
+import {
+  InvalidInputError,
+  PowerState,
+  Secret,
+  isSecret,
+  type ComputeDriver,
+  type DestroyOptions,
+  type ImageMeta,
+  type Instance,
+  type InstanceInfo,
+  type LiveMigrationOptions,
+  type MigrateData,
+  type OperationOptions,
+  type PowerOffOptions,
+  type RebootType,
+  type RescueOptions,
+  type SpawnRequest,
+} from "@virtkit/core";
+import type { FakeWrapContext } from "../environments/fake-environment.js";
+import { stateOf, type BrokenVariant, type DefectClass } from "./broken-drivers.js";
+import { DriverDecorator } from "./driver-decorator.js";
+
+/** A decorator that can reach the guest (environment side), as the depth variants do. */
+class WithGuest extends DriverDecorator {
+  constructor(
+    inner: ComputeDriver,
+    protected readonly ctx: FakeWrapContext,
+  ) {
+    super(inner);
+  }
+  protected guest(instance: Instance) {
+    return this.ctx.cloud.guest(instance.uuid);
+  }
+}
+
+// -- what the guest saw ---------------------------------------------------------------------------
+
+/** Every soft reboot is done hard: RUNNING and one more boot, so only the guest can tell. */
+class SoftRebootAlwaysHard extends DriverDecorator {
+  override reboot(i: Instance, t: RebootType, o?: OperationOptions) {
+    return this.inner.reboot(i, t === "SOFT" ? "HARD" : t, o);
+  }
+}
+/** A hard reboot of a running guest tries a clean one first. */
+class HardRebootAsksGuest extends DriverDecorator {
+  override async reboot(i: Instance, t: RebootType, o?: OperationOptions) {
+    if (t === "HARD" && (await stateOf(this.inner, i)) === PowerState.RUNNING) return this.inner.reboot(i, "SOFT", o);
+    return this.inner.reboot(i, t, o);
+  }
+}
+/** A zero clean timeout still presses the power button for a moment. */
+class PowerOffZeroAsksGuest extends DriverDecorator {
+  override powerOff(i: Instance, o?: PowerOffOptions) {
+    const t = o?.cleanShutdownTimeoutSec ?? 0;
+    return this.inner.powerOff(i, t === 0 ? { ...o, cleanShutdownTimeoutSec: 0.01 } : o);
+  }
+}
+/** A suspended instance is restored first so that it can shut down "cleanly". */
+class PowerOffSuspendedRestoresFirst extends DriverDecorator {
+  override async powerOff(i: Instance, o?: PowerOffOptions) {
+    if ((o?.cleanShutdownTimeoutSec ?? 0) > 0 && (await stateOf(this.inner, i)) === PowerState.SUSPENDED) {
+      await this.inner.resume(i, o);
+    }
+    return this.inner.powerOff(i, o);
+  }
+}
+/** The clean timeout is ignored: every power off is hard. */
+class PowerOffNeverClean extends DriverDecorator {
+  override powerOff(i: Instance, o?: PowerOffOptions) {
+    return this.inner.powerOff(i, (o?.cleanShutdownTimeoutSec ?? 0) > 0 ? { ...o, cleanShutdownTimeoutSec: 0 } : o);
+  }
+}
+/** The retry interval is dropped: the guest is asked at the start and once at the end only. */
+class PowerOffNoRetries extends DriverDecorator {
+  override powerOff(i: Instance, o?: PowerOffOptions) {
+    if (!((o?.retryIntervalSec ?? 0) > 0)) return this.inner.powerOff(i, o);
+    const { retryIntervalSec: _dropped, ...rest } = o ?? {};
+    return this.inner.powerOff(i, rest);
+  }
+}
+/** The clean wait runs on a timer of its own: the call's timeoutMs does not reach it. */
+class CleanWaitIgnoresDeadline extends DriverDecorator {
+  override powerOff(i: Instance, o?: PowerOffOptions) {
+    if ((o?.cleanShutdownTimeoutSec ?? 0) === 0) return this.inner.powerOff(i, o);
+    const { timeoutMs: _dropped, ...rest } = o ?? {};
+    return this.inner.powerOff(i, rest);
+  }
+}
+/** An unknown instance with a clean timeout: the state of `undefined` is read. */
+class PowerOffUnknownUntyped extends DriverDecorator {
+  override async powerOff(i: Instance, o?: PowerOffOptions) {
+    if ((o?.cleanShutdownTimeoutSec ?? 0) > 0 && (await stateOf(this.inner, i)) === undefined) {
+      throw new TypeError("Cannot read properties of undefined (reading 'state')");
+    }
+    return this.inner.powerOff(i, o);
+  }
+}
+
+// -- CPU time ---------------------------------------------------------------------------------------
+
+/** cpuTimeNs is the wall time since spawn x vcpus: it runs on while stopped or paused. */
+class CpuTimeWallClock extends DriverDecorator {
+  readonly #since = new Map<string, number>();
+  override async spawn(r: SpawnRequest, o?: OperationOptions) {
+    await this.inner.spawn(r, o);
+    this.#since.set(r.instance.uuid, Date.now());
+  }
+  override async getInfo(i: Instance, o?: OperationOptions): Promise<InstanceInfo> {
+    const info = await this.inner.getInfo(i, o);
+    const since = this.#since.get(i.uuid);
+    if (since === undefined) return info;
+    return { ...info, cpuTimeNs: BigInt(Date.now() - since) * 1_000_000n * BigInt(info.vcpus) };
+  }
+}
+/** The counter restarts at zero on unpause (read from a fresh vCPU thread). */
+class CpuTimeResetOnUnpause extends DriverDecorator {
+  readonly #base = new Map<string, bigint>();
+  override async unpause(i: Instance, o?: OperationOptions) {
+    await this.inner.unpause(i, o);
+    this.#base.set(i.uuid, (await this.inner.getInfo(i, o)).cpuTimeNs);
+  }
+  override async getInfo(i: Instance, o?: OperationOptions): Promise<InstanceInfo> {
+    const info = await this.inner.getInfo(i, o);
+    const base = this.#base.get(i.uuid) ?? 0n;
+    return { ...info, cpuTimeNs: info.cpuTimeNs >= base ? info.cpuTimeNs - base : info.cpuTimeNs };
+  }
+}
+/** cpuTimeNs is always 0 (the hypervisor's metric was never read). */
+class CpuTimeConstant extends DriverDecorator {
+  override async getInfo(i: Instance, o?: OperationOptions): Promise<InstanceInfo> {
+    return { ...(await this.inner.getInfo(i, o)), cpuTimeNs: 0n };
+  }
+}
+
+// -- bad input and options ------------------------------------------------------------------------
+
+/** `const { instance } = request` before any check: spawn(null) is a TypeError. */
+class SpawnDestructuresFirst extends DriverDecorator {
+  override spawn(r: SpawnRequest, o?: OperationOptions) {
+    const { instance } = r;
+    return this.inner.spawn({ ...r, instance }, o);
+  }
+}
+/** A reboot type other than SOFT is taken as HARD. */
+class RebootUnknownTypeAsHard extends DriverDecorator {
+  override reboot(i: Instance, t: RebootType, o?: OperationOptions) {
+    return this.inner.reboot(i, t === "SOFT" ? "SOFT" : "HARD", o);
+  }
+}
+/** A negative clean timeout counts as 0: the instance is powered off hard. */
+class PowerOffNegativeTimeoutHard extends DriverDecorator {
+  override powerOff(i: Instance, o?: PowerOffOptions) {
+    const t = o?.cleanShutdownTimeoutSec;
+    return this.inner.powerOff(i, t !== undefined && t < 0 ? { ...o, cleanShutdownTimeoutSec: 0 } : o);
+  }
+}
+/** A plain-text rescuePassword is wrapped instead of refused. */
+class RescuePasswordPlainAccepted extends DriverDecorator {
+  override rescue(i: Instance, m: ImageMeta, o?: RescueOptions) {
+    const pw: unknown = o?.rescuePassword;
+    return this.inner.rescue(i, m, typeof pw === "string" ? { ...o, rescuePassword: new Secret(pw) } : o);
+  }
+}
+/** Input errors re-thrown without the field (a generic wrapper around the validator). */
+class InvalidInputUnnamed extends DriverDecorator {
+  override async reboot(i: Instance, t: RebootType, o?: OperationOptions) {
+    try {
+      return await this.inner.reboot(i, t, o);
+    } catch (err) {
+      if (err instanceof InvalidInputError) throw new InvalidInputError("", err.reason);
+      throw err;
+    }
+  }
+}
+/** `options.cleanShutdownTimeoutSec` read without a guard: powerOff(instance) is a TypeError. */
+class PowerOffOptionsRequired extends DriverDecorator {
+  override powerOff(i: Instance, o?: PowerOffOptions) {
+    const t = (o as PowerOffOptions).cleanShutdownTimeoutSec;
+    return this.inner.powerOff(i, { ...o, cleanShutdownTimeoutSec: t ?? 0 });
+  }
+}
+
+// -- rescue -----------------------------------------------------------------------------------------
+
+/** rescuePassword is dropped silently. */
+class RescuePasswordDropped extends DriverDecorator {
+  override rescue(i: Instance, m: ImageMeta, o?: RescueOptions) {
+    if (!isSecret(o?.rescuePassword)) return this.inner.rescue(i, m, o);
+    const { rescuePassword: _dropped, ...rest } = o ?? {};
+    return this.inner.rescue(i, m, rest);
+  }
+}
+/** rescuePassword is set as the instance's own root password (through the agent) instead. */
+class RescuePasswordToInstance extends DriverDecorator {
+  override async rescue(i: Instance, m: ImageMeta, o?: RescueOptions) {
+    if (!isSecret(o?.rescuePassword)) return this.inner.rescue(i, m, o);
+    const { rescuePassword, ...rest } = o ?? {};
+    if (rescuePassword !== undefined) await this.inner.setAdminPassword(i, rescuePassword, rest);
+    return this.inner.rescue(i, m, rest);
+  }
+}
+/** A reboot of a rescued instance recreates the domain from the original definition: rescue is left. */
+class RescueRebootBootsOwnDisk extends DriverDecorator {
+  readonly #rescued = new Set<string>();
+  override async rescue(i: Instance, m: ImageMeta, o?: RescueOptions) {
+    await this.inner.rescue(i, m, o);
+    this.#rescued.add(i.uuid);
+  }
+  override async unrescue(i: Instance, o?: OperationOptions) {
+    await this.inner.unrescue(i, o);
+    this.#rescued.delete(i.uuid);
+  }
+  override async reboot(i: Instance, t: RebootType, o?: OperationOptions) {
+    if (t === "HARD" && this.#rescued.delete(i.uuid)) return this.inner.unrescue(i, o);
+    return this.inner.reboot(i, t, o);
+  }
+}
+
+// -- first boot -----------------------------------------------------------------------------------
+
+/** The first-boot account is chosen from the instance's os_type only: a Windows image without it gets root. */
+class FirstBootIgnoresImageOsType extends WithGuest {
+  override async spawn(r: SpawnRequest, o?: OperationOptions) {
+    if (!isSecret(r?.adminPassword) || r.instance.osType !== undefined) return this.inner.spawn(r, o);
+    const { adminPassword, ...rest } = r;
+    await this.inner.spawn(rest, o);
+    await this.guest(r.instance).setPassword("root", adminPassword);
+  }
+}
+/** A spawn of a uuid already being spawned waits for the first and reports success ("idempotent"). */
+class SpawnRaceBothSucceed extends DriverDecorator {
+  readonly #inFlight = new Map<string, Promise<void>>();
+  override async spawn(r: SpawnRequest, o?: OperationOptions) {
+    if (typeof r?.instance?.uuid !== "string") return this.inner.spawn(r, o);
+    const running = this.#inFlight.get(r.instance.uuid);
+    if (running) return running;
+    const p = this.inner.spawn(r, o);
+    this.#inFlight.set(r.instance.uuid, p);
+    try {
+      return await p;
+    } finally {
+      this.#inFlight.delete(r.instance.uuid);
+    }
+  }
+}
+
+// -- migration --------------------------------------------------------------------------------------
+
+/** Destroy does not cancel the migration job: it fails only at its next transfer poll, seconds later. */
+class MigrationOutlivesDestroy extends DriverDecorator {
+  readonly #destroyed = new Set<string>();
+  override async destroy(i: Instance, o?: DestroyOptions) {
+    await this.inner.destroy(i, o);
+    this.#destroyed.add(i.uuid);
+  }
+  override async liveMigration(i: Instance, d: MigrateData, o?: LiveMigrationOptions) {
+    try {
+      return await this.inner.liveMigration(i, d, o);
+    } catch (err) {
+      if (this.#destroyed.has(i.uuid)) await new Promise((r) => setTimeout(r, 2000));
+      throw err;
+    }
+  }
+}
+
+// -- the table --------------------------------------------------------------------------------------
+
+type Wrap = NonNullable<BrokenVariant["wrap"]>;
+const v = (defectClass: DefectClass, name: string, defect: string, caughtBy: readonly string[], wrap: Wrap): BrokenVariant => ({
+  name,
+  defectClass,
+  defect,
+  caughtBy,
+  wrap,
+});
+
+const SOFT_CLEAN = "lifecycle.reboot-soft-is-clean";
+const POWER_SEEN = "lifecycle.power-off-seen-by-guest";
+const BAD = "input.bad-arguments";
+
+/** One variant per defect; `caughtBy` names the new check (at least one must fail). */
+export const GAP_VARIANTS: readonly BrokenVariant[] = [
+  v("effects", "soft-reboot-always-hard", "every soft reboot is done as a hard one", [SOFT_CLEAN], (d) => new SoftRebootAlwaysHard(d)),
+  v("effects", "hard-reboot-asks-guest", "a hard reboot of a running guest asks it to reboot (ACPI) instead of resetting it", [SOFT_CLEAN], (d) => new HardRebootAsksGuest(d)),
+  v("effects", "power-off-zero-asks-guest", "power off with cleanShutdownTimeoutSec 0 still sends an ACPI request", [POWER_SEEN], (d) => new PowerOffZeroAsksGuest(d)),
+  v("effects", "power-off-suspended-restores-first", "power off of a suspended instance restores it to shut it down cleanly", [POWER_SEEN], (d) => new PowerOffSuspendedRestoresFirst(d)),
+  v("effects", "power-off-never-clean", "power off ignores the clean timeout: always hard", [POWER_SEEN], (d) => new PowerOffNeverClean(d)),
+  v("effects", "power-off-no-retries", "power off drops retryIntervalSec: the guest is asked only at the start and the end", ["lifecycle.power-off-retries"], (d) => new PowerOffNoRetries(d)),
+  v("deadlines", "clean-wait-ignores-deadline", "the clean-shutdown wait does not honour the call's timeoutMs", ["lifecycle.power-off-wait-bounded"], (d) => new CleanWaitIgnoresDeadline(d)),
+  v("refusal", "power-off-unknown-untyped", "power off of an unknown instance with a clean timeout throws a TypeError", ["lifecycle.power-off-wait-bounded"], (d) => new PowerOffUnknownUntyped(d)),
+  v("units", "cpu-time-wall-clock", "cpuTimeNs is wall time since spawn x vcpus: it runs on while stopped or paused", ["lifecycle.cpu-time"], (d) => new CpuTimeWallClock(d)),
+  v("units", "cpu-time-reset-on-unpause", "cpuTimeNs restarts at zero on unpause", ["lifecycle.cpu-time"], (d) => new CpuTimeResetOnUnpause(d)),
+  v("units", "cpu-time-constant", "cpuTimeNs is always 0", ["lifecycle.cpu-time-grows"], (d) => new CpuTimeConstant(d)),
+  v("refusal", "spawn-destructures-first", "spawn(null) fails with a TypeError, not InvalidInputError", [BAD], (d) => new SpawnDestructuresFirst(d)),
+  v("refusal", "reboot-unknown-type-as-hard", "a reboot type other than SOFT/HARD is taken as HARD", [BAD], (d) => new RebootUnknownTypeAsHard(d)),
+  v("refusal", "power-off-negative-timeout-hard", "a negative clean timeout counts as 0: the instance is powered off", [BAD], (d) => new PowerOffNegativeTimeoutHard(d)),
+  v("refusal", "rescue-password-plain-accepted", "a plain-text rescuePassword is accepted", [BAD], (d) => new RescuePasswordPlainAccepted(d)),
+  v("refusal", "invalid-input-unnamed", "InvalidInputError from reboot names no field", [BAD], (d) => new InvalidInputUnnamed(d)),
+  v("refusal", "power-off-options-required", "powerOff without options throws a TypeError", ["input.options-omitted"], (d) => new PowerOffOptionsRequired(d)),
+  v("accounts", "rescue-password-dropped", "rescue drops the rescuePassword", ["lifecycle.rescue-password"], (d) => new RescuePasswordDropped(d)),
+  v("accounts", "rescue-password-to-instance", "the rescuePassword is set as the instance's own root password", ["lifecycle.rescue-password"], (d) => new RescuePasswordToInstance(d)),
+  v("wrong-state", "rescue-reboot-boots-own-disk", "a hard reboot of a rescued instance boots its own disk (rescue left)", ["lifecycle.rescue-survives-reboot", "state.rescued.reboot-hard"], (d) => new RescueRebootBootsOwnDisk(d)),
+  v("accounts", "first-boot-ignores-image-os-type", "the first-boot password goes to root when only the image says windows", ["admin-password.first-boot"], (d, c) => new FirstBootIgnoresImageOsType(d, c)),
+  v("illegal-accepted", "spawn-race-both-succeed", "a spawn of a uuid being spawned waits for the first and reports success", ["admin-password.first-boot"], (d) => new SpawnRaceBothSucceed(d)),
+  v("migration", "migration-outlives-destroy", "destroy does not cancel the migration job: it fails seconds later", ["migration.destroy-during"], (d) => new MigrationOutlivesDestroy(d)),
+];

@@ -1,0 +1,41 @@
+/**
+ * Checks of the arguments every driver receives, shared so each driver refuses malformed input
+ * the same way (`InvalidInputError` naming the field) before anything reaches a hypervisor.
+ */
+import { InvalidInputError } from "./errors.js";
+import type { PowerOffOptions, RescueOptions } from "./driver.js";
+import { isSecret } from "./secret.js";
+import { validateImageMeta } from "./validation.js";
+
+/** spawn's request: an object; its `imageMeta` (when given) valid image meta; its `adminPassword` (when given) a Secret. */
+export function validateSpawnRequest(request: unknown): void {
+  if (typeof request !== "object" || request === null) throw new InvalidInputError("request", "must be an object");
+  const { imageMeta, adminPassword } = request as { imageMeta?: unknown; adminPassword?: unknown };
+  if (imageMeta !== undefined) validateImageMeta(imageMeta, "request.imageMeta");
+  if (adminPassword !== undefined && !isSecret(adminPassword)) {
+    throw new InvalidInputError("request.adminPassword", "must be a Secret");
+  }
+}
+
+/** A reboot type other than SOFT or HARD, as the error to reject with. */
+export function rebootTypeError(type: unknown): InvalidInputError | undefined {
+  return type === "SOFT" || type === "HARD" ? undefined : new InvalidInputError("type", "must be SOFT or HARD");
+}
+
+/** Power-off options whose clean timeout or retry interval is not a finite number >= 0, as the error. */
+export function powerOffOptionsError(options: PowerOffOptions | undefined): InvalidInputError | undefined {
+  for (const field of ["cleanShutdownTimeoutSec", "retryIntervalSec"] as const) {
+    const v: unknown = options?.[field];
+    if (v !== undefined && !(typeof v === "number" && Number.isFinite(v) && v >= 0)) {
+      return new InvalidInputError(field, "must be a finite number >= 0");
+    }
+  }
+  return undefined;
+}
+
+/** rescue's image meta and `rescuePassword` (a Secret when given). */
+export function validateRescueInput(rescueImageMeta: unknown, options: RescueOptions | undefined): void {
+  validateImageMeta(rescueImageMeta, "rescueImageMeta");
+  const pw: unknown = options?.rescuePassword;
+  if (pw !== undefined && !isSecret(pw)) throw new InvalidInputError("rescuePassword", "must be a Secret");
+}
