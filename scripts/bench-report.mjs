@@ -105,6 +105,32 @@ function rows(b) {
       `< ${fake.targetMs} ms`,
     ]);
   }
+  const xen = b["driver-xenapi"];
+  if (xen) {
+    const f = xen.figures;
+    const ms = (r) => `${Math.round(r.median)} ms (${Math.round(r.min)}–${Math.round(r.max)})`;
+    const sim = "against the XAPI simulator (not a XenServer host)";
+    out.push(
+      [
+        `XenAPI: ${xen.calls.toLocaleString("en-US")} VM.get_record, sequential, through the driver's client`,
+        ms(f.getRecordSequentialMs),
+        `absolute ${sim}, ${xen.rounds} alternating rounds; ${x(f.clientVsBareRatio.median)}x a bare node:http keep-alive loop (${spread(f.clientVsBareRatio)})`,
+        "< 1000 ms",
+      ],
+      [
+        `XenAPI: the same with ${xen.inFlight} in flight`,
+        `${x(f.inFlightSpeedup.median)}x (${spread(f.inFlightSpeedup)})`,
+        `rate / the sequential rate, ${sim}`,
+        ">= 3x",
+      ],
+      [
+        `XenAPI: the whole suite (${xen.suiteSummary.total} scenarios, direct runner, parallel ${xen.suiteParallel})`,
+        ms(f.suiteMs),
+        `absolute ${sim}, ${xen.suiteRounds} rounds; ${x(f.suiteVsNodeStart.median)}x a bare node -e 0 start`,
+        "< 5000 ms",
+      ],
+    );
+  }
   const plug = b["plugin-load"];
   if (plug) {
     for (const r of plug.rows) {
