@@ -25,8 +25,6 @@ import {
 } from "@virtkit/core";
 import {
   agentCommand,
-  configureTestcontainers,
-  engineAnswers,
   ensureImage,
   readGuestFile,
   startNestedHosts,
@@ -37,16 +35,9 @@ import {
 } from "@virtkit/nested-qemu";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { LibvirtDriver } from "./libvirt-driver.js";
+import { nestedQemuSkipReason } from "./testing/nested-gate.js";
 
-const ENABLED = process.env.VIRTKIT_NESTED_QEMU === "1";
-const DOCKER_HOST = configureTestcontainers();
-const ENGINE = ENABLED && (await engineAnswers());
-const REASON = !ENABLED
-  ? "VIRTKIT_NESTED_QEMU=1 is not set (it needs a Docker engine: `bash scripts/docker.sh start`)"
-  : !ENGINE
-    ? `no Docker engine answers at ${DOCKER_HOST} (start one: \`bash scripts/docker.sh start\`)`
-    : undefined;
-if (REASON) console.warn(`[migration-modes] skipping: ${REASON}`);
+const REASON = await nestedQemuSkipReason("migration-modes");
 
 const log = (message: string) => console.log(`[migration-modes] ${message}`);
 const secs = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
