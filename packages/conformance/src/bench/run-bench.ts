@@ -148,6 +148,9 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
   const selected = new Set<BenchSelectable>(settings.operations);
   const prefix = `vkb${randomBytes(4).toString("hex")}`;
   const progress = (m: string) => o.onProgress?.(m);
+  // Deadlines use unref'd timers: a driver call that waits on nothing would let the process empty
+  // its loop and exit (code 13) before the deadline fires, with no report and no cleanup.
+  const keepAlive = setInterval(() => undefined, 2 ** 30);
 
   // Stops every worker: the caller's signal, or the first failure.
   const stop = new AbortController();
@@ -266,6 +269,7 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
     return await finish();
   } finally {
     o.signal?.removeEventListener("abort", onOuterAbort);
+    clearInterval(keepAlive);
   }
 
   function stoppedReason(): string {

@@ -52,11 +52,19 @@ export async function checkBadArguments(ctx: ScenarioContext): Promise<void> {
     await expectGone(ctx, fresh, "the refused spawn with a plain-text adminPassword");
 
     // reboot and power off: the instance stays RUNNING, the guest is not touched.
-    await refused(ctx, 'reboot with type "WARM"', "type", () => d.reboot(inst, "WARM" as Loose, ctx.opts()));
-    await expectState(ctx, inst, PowerState.RUNNING, "the refused reboot");
+    // A type left out is not a HARD reboot by default: the contract has no default type.
+    for (const [what, type] of [
+      ['reboot with type "WARM"', "WARM"],
+      ["reboot with no type", undefined],
+    ] as const) {
+      await refused(ctx, what, "type", () => d.reboot(inst, type as Loose, ctx.opts()));
+      await expectState(ctx, inst, PowerState.RUNNING, `the refused ${what}`);
+    }
     for (const [what, hint, opts] of [
       ["power off with cleanShutdownTimeoutSec -1", "cleanShutdownTimeoutSec", { cleanShutdownTimeoutSec: -1 }],
       ["power off with cleanShutdownTimeoutSec NaN", "cleanShutdownTimeoutSec", { cleanShutdownTimeoutSec: Number.NaN }],
+      ["power off with cleanShutdownTimeoutSec Infinity", "cleanShutdownTimeoutSec", { cleanShutdownTimeoutSec: Number.POSITIVE_INFINITY }],
+      ['power off with cleanShutdownTimeoutSec "5"', "cleanShutdownTimeoutSec", { cleanShutdownTimeoutSec: "5" as Loose }],
       ["power off with retryIntervalSec -1", "retryIntervalSec", { cleanShutdownTimeoutSec: 1, retryIntervalSec: -1 }],
     ] as const) {
       await refused(ctx, what, hint, () => d.powerOff(inst, ctx.opts(opts)));

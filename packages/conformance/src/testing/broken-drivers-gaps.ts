@@ -164,6 +164,20 @@ class PowerOffNegativeTimeoutHard extends DriverDecorator {
     return this.inner.powerOff(i, t !== undefined && t < 0 ? { ...o, cleanShutdownTimeoutSec: 0 } : o);
   }
 }
+/** A reboot with no type is taken as HARD (found by an attack review: the kit probed only "WARM"). */
+class RebootNoTypeAsHard extends DriverDecorator {
+  override reboot(i: Instance, t: RebootType, o?: OperationOptions) {
+    return this.inner.reboot(i, (t as RebootType | undefined) ?? "HARD", o);
+  }
+}
+/** An infinite or non-number clean timeout counts as 0: the instance is powered off hard. */
+class PowerOffOddTimeoutHard extends DriverDecorator {
+  override powerOff(i: Instance, o?: PowerOffOptions) {
+    const t: unknown = o?.cleanShutdownTimeoutSec;
+    const odd = t === Number.POSITIVE_INFINITY || typeof t === "string";
+    return this.inner.powerOff(i, odd ? { ...o, cleanShutdownTimeoutSec: 0 } : o);
+  }
+}
 /** A plain-text rescuePassword is wrapped instead of refused. */
 class RescuePasswordPlainAccepted extends DriverDecorator {
   override rescue(i: Instance, m: ImageMeta, o?: RescueOptions) {
@@ -303,6 +317,8 @@ export const GAP_VARIANTS: readonly BrokenVariant[] = [
   v("units", "cpu-time-constant", "cpuTimeNs is always 0", ["lifecycle.cpu-time-grows"], (d) => new CpuTimeConstant(d)),
   v("refusal", "spawn-destructures-first", "spawn(null) fails with a TypeError, not InvalidInputError", [BAD], (d) => new SpawnDestructuresFirst(d)),
   v("refusal", "reboot-unknown-type-as-hard", "a reboot type other than SOFT/HARD is taken as HARD", [BAD], (d) => new RebootUnknownTypeAsHard(d)),
+  v("refusal", "reboot-no-type-as-hard", "a reboot with no type is taken as HARD", [BAD], (d) => new RebootNoTypeAsHard(d)),
+  v("refusal", "power-off-odd-timeout-hard", "an Infinity or string clean timeout counts as 0: powered off hard", [BAD], (d) => new PowerOffOddTimeoutHard(d)),
   v("refusal", "power-off-negative-timeout-hard", "a negative clean timeout counts as 0: the instance is powered off", [BAD], (d) => new PowerOffNegativeTimeoutHard(d)),
   v("refusal", "rescue-password-plain-accepted", "a plain-text rescuePassword is accepted", [BAD], (d) => new RescuePasswordPlainAccepted(d)),
   v("refusal", "invalid-input-unnamed", "InvalidInputError from reboot names no field", [BAD], (d) => new InvalidInputUnnamed(d)),

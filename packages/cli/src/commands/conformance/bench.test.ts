@@ -128,6 +128,15 @@ describe("virtkit conformance bench", () => {
     expect(report).toMatchObject({ ok: false, leaks: [], error: { operation: "spawn", code: "VIRTKIT_INSTANCE_EXISTS" } });
     expect(report.operations.find((o) => o.operation === "getInfo")).toMatchObject({ status: "not-run" });
 
+    // A call that waits on nothing at all: the deadline still fires (the process must not run out
+    // of work and exit 13 with no report), the failure is named and the report written.
+    const hanging = await brokenPlugin(join(dir, "spawn-hangs.mjs"), "fake-spawn-hangs", "spawn", "async () => new Promise(() => {})");
+    const hangReport = join(dir, "hang.json");
+    const hung = virtkit(["conformance", "bench", "--driver", hanging, "--count", "2", "--timeout", "500", "--output", hangReport]);
+    expect(hung.status).toBe(1);
+    expect(hung.stdout).toMatch(/^FAILED: spawn of vkb[0-9a-f]+-1 failed: VIRTKIT_OPERATION_TIMEOUT/m);
+    expect(JSON.parse(await readFile(hangReport, "utf8"))).toMatchObject({ ok: false, error: { operation: "spawn" } });
+
     const leaking = await brokenPlugin(join(dir, "destroy-leaks.mjs"), "fake-destroy-leaks", "destroy", "async () => undefined");
     const leak = virtkit(["conformance", "bench", "--driver", leaking, "--count", "1", "--operations", "spawn,destroy", "--json"]);
     expect(leak.status).toBe(1);
