@@ -841,7 +841,10 @@ export class LibvirtDriver implements ComputeDriver {
     const badOptions = powerOffOptionsError(options);
     if (badOptions) return Promise.reject(badOptions);
     const timeoutSec = options?.cleanShutdownTimeoutSec ?? 0;
-    const retrySec = Math.max(1, options?.retryIntervalSec ?? 10);
+    // The caller's interval as the contract says ("seconds between requests"), not rounded up to
+    // Nova's whole seconds: a sub-second interval is asked for on purpose (the loop polls at most
+    // every 10 ms, so 0 cannot spin).
+    const retrySec = options?.retryIntervalSec ?? 10;
     return this.#run(
       "power off",
       instance,
@@ -878,7 +881,9 @@ export class LibvirtDriver implements ComputeDriver {
         nextAsk = Date.now() + retrySec * 1000;
       }
       if (off(await guest.status())) return true;
-      await sleep(Math.min(1000, this.#pollMs * 5), guest.call.signal, "clean shutdown");
+      const untilAsk = Math.max(10, nextAsk - Date.now());
+      const untilDeadline = Math.max(10, deadline - Date.now());
+      await sleep(Math.min(1000, this.#pollMs * 5, untilAsk, untilDeadline), guest.call.signal, "clean shutdown");
     }
     return false;
   }
