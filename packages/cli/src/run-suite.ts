@@ -128,14 +128,17 @@ export async function planSuite(o: RunSuiteOptions): Promise<RunPlan> {
  * take seconds to boot: a 10 s deadline would blame the driver for the environment's slowness).
  */
 export function fairScenarioTimeout(o: RunSuiteOptions, plugin: DriverPlugin): number {
-  const named = o.environment === undefined ? undefined : plugin.environments?.find((e) => e.name === o.environment);
-  return Math.max(o.scenarioTimeoutMs, named?.scenarioTimeoutMs ?? 0);
+  return Math.max(o.scenarioTimeoutMs, namedEnvironment(o, plugin)?.scenarioTimeoutMs ?? 0);
+}
+
+/** The plugin's environment the run names (`--env`), if any. */
+function namedEnvironment(o: RunSuiteOptions, plugin: DriverPlugin) {
+  return o.environment === undefined ? undefined : plugin.environments?.find((e) => e.name === o.environment);
 }
 
 /** The run's parallelism, lowered to what its named environment runs fairly at once. */
 export function fairParallel(o: RunSuiteOptions, plugin: DriverPlugin): number {
-  const named = o.environment === undefined ? undefined : plugin.environments?.find((e) => e.name === o.environment);
-  return Math.min(o.parallel, named?.maxParallel ?? o.parallel);
+  return Math.min(o.parallel, namedEnvironment(o, plugin)?.maxParallel ?? o.parallel);
 }
 
 /** Runs one driver; driver load and option errors surface as typed virtkit errors. */
