@@ -122,31 +122,48 @@ exit 3`;
   return { agentMs: Number(/^agent_ms=(\d+)$/m.exec(out.stdout)?.[1]), serial };
 }
 
-/** Runs one guest agent command through libvirtd inside `host`; resolves with its `return` value. */
+/**
+ * libvirt's answers while the agent's channel is down or reconnecting: after a migration the guest's
+ * virtio-serial port closes and reopens, and libvirt refuses commands ("not available for now")
+ * until it sees the port again, even right after a ping answered. The command was not sent.
+ */
+const AGENT_RECONNECTING = /Guest agent is not (?:responding|connected)|Guest agent not available for now/i;
+
+/**
+ * Runs one guest agent command through libvirtd inside `host`; resolves with its `return` value.
+ * While libvirt says the agent is reconnecting, asks again (every 0.5 s) until `timeoutMs` passes.
+ */
 export async function agentCommand(
   host: NestedHost,
   domain: string,
   command: { readonly execute: string; readonly arguments?: Readonly<Record<string, unknown>> },
   options: WaitOptions = {},
 ): Promise<unknown> {
-  const timeoutSec = Math.max(1, Math.ceil((options.timeoutMs ?? 30_000) / 1000));
-  const out = await host.exec(
-    [
-      "virsh",
-      "-q",
-      "-c",
-      "qemu:///system",
-      "qemu-agent-command",
-      "--timeout",
-      String(timeoutSec),
-      domain,
-      JSON.stringify(command),
-    ],
-    { timeoutMs: (options.timeoutMs ?? 30_000) + 5_000, signal: options.signal },
-  );
-  if (out.exitCode !== 0)
-    throw new Error(`agent ${command.execute} on ${domain}: ${out.stderr.trim() || `exit ${out.exitCode}`}`);
-  return (JSON.parse(out.stdout) as { return: unknown }).return;
+  const budgetMs = options.timeoutMs ?? 30_000;
+  const deadline = Date.now() + budgetMs;
+  for (let attempt = 1; ; attempt++) {
+    const leftMs = Math.max(1_000, deadline - Date.now());
+    const out = await host.exec(
+      [
+        "virsh",
+        "-q",
+        "-c",
+        "qemu:///system",
+        "qemu-agent-command",
+        "--timeout",
+        String(Math.max(1, Math.ceil(leftMs / 1000))),
+        domain,
+        JSON.stringify(command),
+      ],
+      { timeoutMs: leftMs + 5_000, signal: options.signal },
+    );
+    if (out.exitCode === 0) return (JSON.parse(out.stdout) as { return: unknown }).return;
+    const said = out.stderr.trim() || `exit ${out.exitCode}`;
+    if (!AGENT_RECONNECTING.test(said) || Date.now() + 500 >= deadline || options.signal?.aborted) {
+      throw new Error(`agent ${command.execute} on ${domain} (attempt ${attempt}): ${said}`);
+    }
+    await new Promise((r) => setTimeout(r, 500));
+  }
 }
 
 /** Reads a file inside the guest through its agent (guest-file-open/read/close). */
