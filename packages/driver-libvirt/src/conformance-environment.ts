@@ -162,6 +162,7 @@ export interface LibvirtEnvironmentSpec {
   readonly bootImage?: ImageMeta;
   readonly flavor?: Flavor;
   readonly verifyAdminPassword?: ConformanceEnvironment["verifyAdminPassword"];
+  readonly verifyRescuePassword?: ConformanceEnvironment["verifyRescuePassword"];
   readonly agentControls?: GuestAgentControls;
   readonly guestControls?: GuestControls;
   /** Makes every migration this environment's drivers start slow (bandwidth in MiB/s, 0: as asked). */
@@ -244,6 +245,7 @@ export async function buildLibvirtEnvironment(
     ...(spec.bootImage ? { bootImage: spec.bootImage } : {}),
     ...(spec.flavor ? { flavor: spec.flavor } : {}),
     ...(spec.verifyAdminPassword ? { verifyAdminPassword: spec.verifyAdminPassword } : {}),
+    ...(spec.verifyRescuePassword ? { verifyRescuePassword: spec.verifyRescuePassword } : {}),
     ...(spec.agentControls ? { agentControls: spec.agentControls } : {}),
     ...(spec.guestControls ? { guestControls: spec.guestControls } : {}),
     ...(spec.sharesStorage ? { sharesStorage: spec.sharesStorage } : {}),

@@ -973,6 +973,7 @@ export class LibvirtDriver implements ComputeDriver {
   async rescue(instance: Instance, rescueImageMeta: ImageMeta, options?: RescueOptions): Promise<void> {
     this.#requireCapability("rescue");
     validateRescueInput(rescueImageMeta, options);
+    const deliver = this.#rescuePasswordDelivery(instance, rescueImageMeta, options?.rescuePassword);
     return this.#run(
       "rescue",
       instance,
@@ -983,27 +984,75 @@ export class LibvirtDriver implements ComputeDriver {
         if (readDomainXml(originalXml).rescueOriginalXml !== undefined) {
           throw new InvalidStateError(instance.uuid, "rescue", "RESCUED");
         }
+        // Only a rescue that delivers a password can fail once the rescue system runs; undoing it
+        // then needs to know whether the instance's own system was running.
+        const wasRunning = deliver !== undefined && (await guest.status()).power === PowerState.RUNNING;
         const rescueDisk = await this.#storage.createDisk(api, instance, rescueImageMeta, RESCUE_SUFFIX, call);
-        let defined = false;
+        let rescued: Guest | undefined;
         try {
           const rescueXml = withRescueDisk(originalXml, rescueDisk);
           this.#consoles.close(instance.uuid);
           await guest.destroy(instance.uuid);
           await guest.removeManagedSave();
-          const rescued = new Guest(api, await api.domainDefineXml(rescueXml, 0, call), call);
-          defined = true;
+          rescued = new Guest(api, await api.domainDefineXml(rescueXml, 0, call), call);
           await this.#start(rescued, instance.uuid);
+          // The rescue system's root password, through its agent once it answers (as at first boot).
+          if (deliver !== undefined) {
+            await setFirstBootPassword(rescued, deliver.instance, deliver.password, call, () =>
+              this.#ctx(instance, "rescue"),
+            );
+          }
         } catch (err) {
-          // Put the original definition back so the instance is not lost, and drop the rescue disk
-          // (destroy only looks for one when the definition says the instance is rescued).
+          // Undo on a budget of its own (the caller's may be spent): stop the rescue system, put the
+          // original definition back so the instance is not lost, start it again if it was running,
+          // and drop the rescue disk (destroy only looks for one when the definition says rescued).
           const cleanup: CallOptions = { timeoutMs: SPAWN_CLEANUP_TIMEOUT_MS };
-          if (defined) await api.domainDefineXml(originalXml, 0, cleanup).catch(() => undefined);
+          if (rescued !== undefined) {
+            await api.domainDestroy(rescued.dom, 0, cleanup).catch(() => undefined);
+            const restored = await api.domainDefineXml(originalXml, 0, cleanup).catch(() => undefined);
+            if (restored !== undefined && wasRunning) {
+              await this.#start(new Guest(api, restored, cleanup), instance.uuid).catch((e: unknown) =>
+                this.#log("warn", "a failed rescue could not start the instance again", {
+                  instance: instance.uuid,
+                  err: String(e),
+                }),
+              );
+            }
+          }
           await this.#storage.delete(api, instanceVolumeNames(instance.uuid).rescue, cleanup).catch(() => undefined);
           throw err;
         }
       },
       this.#longTimeout(),
     );
+  }
+
+  /**
+   * Whether `rescue` can give the rescue system's root its password: Nova writes it into the rescue
+   * image (file injection or config drive, which this driver has not); here the one channel is the
+   * guest agent, so the instance's definition (its agent channel) and the rescue image must both
+   * enable it, over a transport fit for a password. Otherwise the password is not delivered and the
+   * log says so, as Nova's rescue goes on without injection: a rescue is not refused for it
+   * (ComputeService always generates one).
+   */
+  #rescuePasswordDelivery(
+    instance: Instance,
+    rescueImageMeta: ImageMeta,
+    password: Secret | undefined,
+  ): { readonly instance: Instance; readonly password: Secret } | undefined {
+    if (password === undefined) return undefined;
+    const rescueSystem: Instance = { ...instance, imageMeta: rescueImageMeta };
+    try {
+      checkFirstBootPassword(this.virtType, this.#options.uri, this.#options.allowPasswordOverTcp ?? false, instance);
+      checkFirstBootPassword(this.virtType, this.#options.uri, this.#options.allowPasswordOverTcp ?? false, rescueSystem);
+    } catch (err) {
+      this.#log("warn", "the rescue password cannot be delivered; the rescue goes on without it", {
+        instance: instance.uuid,
+        reason: err instanceof Error ? err.message : String(err),
+      });
+      return undefined;
+    }
+    return { instance: rescueSystem, password };
   }
 
   async unrescue(instance: Instance, options?: OperationOptions): Promise<void> {

@@ -30,6 +30,10 @@ const MUST_PASS_HERE = [
   // The guest honours ACPI and records what it saw: a clean soft reboot and power off, told apart from hard ones.
   "lifecycle.reboot-soft-is-clean",
   "lifecycle.power-off-seen-by-guest",
+  // Rescue seen from the guest: the rescue system's root takes rescuePassword through its agent,
+  // and the guest tells which system it runs after reboots and power cycles.
+  "lifecycle.rescue-password",
+  "lifecycle.rescue-survives-reboot",
 ];
 
 describe.skipIf(REASON !== undefined)(`conformance of the libvirt driver in nested QEMU${REASON ? ` (skipped: ${REASON})` : ""}`, () => {

@@ -242,22 +242,43 @@ debugfs -R "cat $2" "$raw" 2>/dev/null`;
       .then(() => true)
       .catch(() => false);
 
+  /**
+   * Which system the running guest is: the guest kernel boots from the host (not from a disk), so
+   * the rescue system is told by what the guest sees: this environment's instances have one disk,
+   * and a rescued guest sees its rescue disk as well (a second virtio disk, /sys/block/vdb).
+   */
+  const systemOf = async (host: NestedHost, inst: Instance): Promise<"rescue" | "instance"> =>
+    (await agentRead(host, inst, "/sys/block/vdb/size")) === undefined ? "instance" : "rescue";
+
+  /** Whether `password` opens `user` of the running guest: its shadow entry (in RAM) checked here. */
+  const opens = async (host: NestedHost, inst: Instance, user: string, password: Secret): Promise<boolean> => {
+    const shadow = await nq.readGuestFile(host, inst.uuid, "/etc/shadow", agentOptions);
+    const hash = shadow
+      .split("\n")
+      .find((l) => l.startsWith(`${user}:`))
+      ?.split(":")[1];
+    // The guest's PAM writes SHA-512 crypt; anything else (locked, absent) is not this password.
+    const salt = hash !== undefined ? /^\$6\$([^$]+)\$/.exec(hash)?.[1] : undefined;
+    if (hash === undefined || salt === undefined) return false;
+    return (await sha512Crypt(salt, password.reveal())) === hash;
+  };
+
   return {
     async verifyAdminPassword(inst: Instance, user: string, password: Secret): Promise<boolean> {
       // The guest keeps /etc/shadow in RAM (its initramfs): a guest that is not running has no
-      // password in effect but the image's, which no test sets.
+      // password in effect but the image's, which no test sets; nor has one running its rescue system.
       const { state } = await locate(inst);
       if (!state.startsWith("running")) return false;
       const host = await agentOf(inst);
-      const shadow = await nq.readGuestFile(host, inst.uuid, "/etc/shadow", agentOptions);
-      const hash = shadow
-        .split("\n")
-        .find((l) => l.startsWith(`${user}:`))
-        ?.split(":")[1];
-      // The guest's PAM writes SHA-512 crypt; anything else (locked, absent) is not this password.
-      const salt = hash !== undefined ? /^\$6\$([^$]+)\$/.exec(hash)?.[1] : undefined;
-      if (hash === undefined || salt === undefined) return false;
-      return (await sha512Crypt(salt, password.reveal())) === hash;
+      if ((await systemOf(host, inst)) === "rescue") return false;
+      return opens(host, inst, user, password);
+    },
+    async verifyRescuePassword(inst: Instance, user: string, password: Secret): Promise<boolean> {
+      const { state } = await locate(inst);
+      if (!state.startsWith("running")) return false;
+      const host = await agentOf(inst);
+      if ((await systemOf(host, inst)) !== "rescue") return false;
+      return opens(host, inst, user, password);
     },
     agentControls: {
       async setAgent(inst: Instance, mode: GuestAgentMode): Promise<void> {
@@ -303,6 +324,9 @@ debugfs -R "cat $2" "$raw" 2>/dev/null`;
         });
       },
       readImageData: (imageId: string, key: string) => readMarkerFromImage(images, imageId, key),
+      async bootedSystem(inst: Instance): Promise<"rescue" | "instance"> {
+        return systemOf(await agentOf(inst), inst);
+      },
       async bootCount(inst: Instance): Promise<number> {
         const text = (await readGuest(inst, nq.GUEST_BOOT_COUNTER.replace(/^\/data/, ""))) ?? "";
         const n = Number(text.trim());
