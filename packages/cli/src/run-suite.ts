@@ -1,6 +1,6 @@
 /** Resolves a driver and runs the suite through the chosen runner, feeding a live reporter. */
 import { constants } from "node:fs";
-import { access, realpath, stat } from "node:fs/promises";
+import { access, lstat, readlink, realpath, stat } from "node:fs/promises";
 import { basename, dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Errors } from "@oclif/core";
@@ -34,6 +34,15 @@ export interface RunSuiteOptions {
   readonly failFast?: boolean;
   /** Accepts a `--focus`/`--skip` that selects nothing (otherwise a usage error). */
   readonly allowEmpty?: boolean;
+  /** Interrupts the run (Ctrl-C): no scenario starts after it, the running ones clean up, the rest are reported skipped. */
+  readonly signal?: AbortSignal;
+  /** More directories to resolve the driver's package from (an installed driver deep in the tree: its own directory). */
+  readonly paths?: readonly string[];
+}
+
+/** Where the run's driver package is resolved from besides the current directory. */
+function searchPaths(o: Pick<RunSuiteOptions, "paths">): string[] {
+  return [CLI_DIR, ...(o.paths ?? [])];
 }
 
 /**
@@ -52,51 +61,81 @@ export async function checkSelection(o: Pick<RunSuiteOptions, "focus" | "skip" |
 }
 
 /**
- * Checks, before a run, that each report file can be written: its directory exists and is
- * writable, and it is not itself a directory. A bad path is a usage error (exit 2) now, not a
- * failure after the whole run.
+ * Checks, before a run, that each report file can be written: it is (or will be) a regular file,
+ * following symbolic links to their final target, in a directory that exists and is writable. A
+ * bad path is a usage error (exit 2) now, not a failure after the whole run. `/dev/full`, a FIFO or
+ * a socket are refused (a write there fails or blocks once the run is over); `/dev/null` is allowed.
  */
 export async function checkReportPaths(files: readonly (readonly [flag: string, path: string | undefined])[]): Promise<void> {
-  // Two reports to one file: the second would overwrite the first after the run.
-  const seen = new Map<string, string>();
+  const targets: [flag: string, path: string, target: ReportTarget][] = [];
   for (const [flag, path] of files) {
     if (path === undefined) continue;
-    const key = await samePathKey(path);
-    const earlier = seen.get(key);
+    const fail = (why: string) =>
+      new Errors.CLIError(`cannot write the ${flag} report to ${path}: ${why}`, { exit: 2, code: "VIRTKIT_USAGE" });
+    targets.push([flag, path, await reportTarget(path, fail)]);
+  }
+  // Two reports to one file (however spelt, through links too): the second would overwrite the first.
+  const seen = new Map<string, string>();
+  for (const [flag, , target] of targets) {
+    const earlier = seen.get(target.key);
     if (earlier !== undefined) {
-      throw new Errors.CLIError(`${earlier} and ${flag} name the same file (${path}): each report needs its own`, {
+      throw new Errors.CLIError(`${earlier} and ${flag} name the same file (${target.file}): each report needs its own`, {
         exit: 2,
         code: "VIRTKIT_USAGE",
       });
     }
-    seen.set(key, flag);
-  }
-  for (const [flag, path] of files) {
-    if (path === undefined) continue;
-    const file = resolve(path);
-    const fail = (why: string) =>
-      new Errors.CLIError(`cannot write the ${flag} report to ${path}: ${why}`, { exit: 2, code: "VIRTKIT_USAGE" });
-    const existing = await stat(file).catch(() => undefined);
-    if (existing?.isDirectory()) throw fail("it is a directory");
-    const target = existing ? file : dirname(file);
-    const dir = existing ? undefined : await stat(target).catch(() => undefined);
-    if (!existing && !dir) throw fail(`the directory ${dirname(path) || "."} does not exist`);
-    if (dir && !dir.isDirectory()) throw fail(`${dirname(path)} is not a directory`);
-    try {
-      await access(target, constants.W_OK);
-    } catch {
-      throw fail(existing ? "the file is not writable" : `the directory ${dirname(path) || "."} is not writable`);
-    }
+    seen.set(target.key, flag);
   }
 }
 
-/** One key per file however it is spelt (`./a.xml`, `a.xml`, a symlinked directory, the file itself a link). */
-async function samePathKey(path: string): Promise<string> {
-  const file = resolve(path);
-  const real = await realpath(file).catch(() => undefined);
-  if (real !== undefined) return real;
-  const dir = await realpath(dirname(file)).catch(() => dirname(file));
-  return join(dir, basename(file));
+/** Where a report path really writes: its final file (links followed), one key however it is spelt. */
+interface ReportTarget {
+  readonly key: string;
+  /** The file written, links followed. */
+  readonly file: string;
+  /** ` (a link to X)` when the path is a symbolic link, for messages. */
+  readonly via: string;
+}
+
+/** Symbolic links followed at most this often, as the kernel does (ELOOP). */
+const MAX_LINKS = 40;
+
+async function reportTarget(path: string, fail: (why: string) => Error): Promise<ReportTarget> {
+  let file = resolve(path);
+  let via = "";
+  for (let hops = 0; ; hops++) {
+    if (hops > MAX_LINKS) throw fail("too many levels of symbolic links");
+    const st = await lstat(file).catch(() => undefined);
+    if (st?.isSymbolicLink()) {
+      file = resolve(dirname(file), await readlink(file));
+      via = ` (a symbolic link to ${file})`;
+      continue;
+    }
+    const dir = dirname(file);
+    if (st === undefined) {
+      const parent = await stat(dir).catch(() => undefined);
+      if (!parent) throw fail(`the directory ${dir} does not exist${via}`);
+      if (!parent.isDirectory()) throw fail(`${dir} is not a directory${via}`);
+      await writable(dir, () => fail(`the directory ${dir} is not writable${via}`));
+    } else if (st.isDirectory()) {
+      throw fail(`it is a directory${via}`);
+    } else if (!st.isFile() && file !== "/dev/null") {
+      // A device (`/dev/full` fails every write), a FIFO (blocks with no reader) or a socket.
+      throw fail(`not a regular file${via}: reports are written to regular files (or /dev/null)`);
+    } else {
+      await writable(file, () => fail(`the file is not writable${via}`));
+    }
+    const realDir = await realpath(dir).catch(() => dir);
+    return { key: join(realDir, basename(file)), file, via };
+  }
+}
+
+async function writable(path: string, fail: () => Error): Promise<void> {
+  try {
+    await access(path, constants.W_OK);
+  } catch {
+    throw fail();
+  }
 }
 
 /** `--dry-run`: the plan (what would run, skips and reasons), from one environment and driver; runs no scenario. */
@@ -104,7 +143,7 @@ export async function planSuite(o: RunSuiteOptions): Promise<RunPlan> {
   const { resolveDriver, planRun } = await import("@virtkit/conformance");
   await checkSelection(o);
   const resolved = await resolveDriver(o.spec, o.options, {
-    paths: [CLI_DIR],
+    paths: searchPaths(o),
     ...(o.environment !== undefined ? { environment: o.environment } : {}),
   });
   try {
@@ -148,7 +187,7 @@ export async function runSuite(o: RunSuiteOptions): Promise<RunReport> {
   process.setSourceMapsEnabled(true);
   const total = await checkSelection(o);
   const resolved = await resolveDriver(o.spec, o.options, {
-    paths: [CLI_DIR],
+    paths: searchPaths(o),
     ...(o.environment !== undefined ? { environment: o.environment } : {}),
   });
   const scenarioTimeoutMs = fairScenarioTimeout(o, resolved.plugin);
@@ -172,7 +211,7 @@ export async function runSuite(o: RunSuiteOptions): Promise<RunReport> {
         scenarioTimeoutMs,
         ...(o.cleanupTimeoutMs !== undefined ? { cleanupTimeoutMs: o.cleanupTimeoutMs } : {}),
         parallel,
-        paths: [CLI_DIR],
+        paths: searchPaths(o),
         ...(o.environment !== undefined ? { environment: o.environment } : {}),
         ...(o.seed !== undefined ? { seed: o.seed } : {}),
         ...(o.timeouts !== undefined ? { timeouts: o.timeouts } : {}),
@@ -181,6 +220,7 @@ export async function runSuite(o: RunSuiteOptions): Promise<RunReport> {
       driver: resolved.descriptor,
       suiteTimeoutMs: o.suiteTimeoutMs,
       onResult,
+      ...(o.signal !== undefined ? { signal: o.signal } : {}),
       }),
       lowered,
     );
@@ -199,6 +239,7 @@ export async function runSuite(o: RunSuiteOptions): Promise<RunReport> {
     ...(o.seed !== undefined ? { seed: o.seed } : {}),
     ...(o.timeouts !== undefined ? { timeouts: o.timeouts } : {}),
     ...(o.failFast ? { failFast: true } : {}),
+    ...(o.signal !== undefined ? { signal: o.signal } : {}),
     onResult: (r) => onResult(r),
   });
   return withNotes(report, lowered);

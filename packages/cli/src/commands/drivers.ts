@@ -1,5 +1,5 @@
 import { VirtkitCommand } from "../base-command.js";
-import { CLI_DIR } from "../run-suite.js";
+import { installedDrivers } from "../installed-drivers.js";
 
 /** One row of `virtkit drivers`. */
 export interface InstalledDriver {
@@ -29,10 +29,9 @@ export default class Drivers extends VirtkitCommand {
 
   async run(): Promise<{ drivers: InstalledDriver[] }> {
     await this.parse(Drivers);
-    const { discoverDriverPlugins, missingPluginOptions, DriverRegistry, InMemoryImageService, CAPABILITY_NAMES } =
-      await import("@virtkit/core");
+    const { missingPluginOptions, DriverRegistry, InMemoryImageService, CAPABILITY_NAMES } = await import("@virtkit/core");
     const drivers: InstalledDriver[] = [];
-    for (const found of await discoverDriverPlugins([process.cwd(), CLI_DIR])) {
+    for (const found of await installedDrivers()) {
       const plugin = found.plugin;
       if (!plugin) {
         drivers.push({

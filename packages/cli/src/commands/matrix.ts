@@ -1,11 +1,12 @@
-import { mkdir, writeFile } from "node:fs/promises";
-import { join, resolve } from "node:path";
+import { writeFile } from "node:fs/promises";
+import { join } from "node:path";
 import { Flags } from "@oclif/core";
 import { VirtkitCommand } from "../base-command.js";
 import type { RunReport, SupportMatrix, UnavailableDriver } from "@virtkit/conformance";
 import type { DriverPlugin } from "@virtkit/core";
 import { driverFlag } from "../flags.js";
-import { runSuite } from "../run-suite.js";
+import { checkReportPaths, runSuite } from "../run-suite.js";
+import { prepareOutputDir } from "../output-dir.js";
 import { environmentColumn } from "./env/environments.js";
 
 /** What `virtkit matrix` returns. */
@@ -50,7 +51,7 @@ export default class Matrix extends VirtkitCommand {
   static override enableJsonFlag = true;
   static override flags = {
     out: Flags.string({ default: "reports", summary: "Directory for support-matrix.{json,md,html}.", helpValue: "<dir>" }),
-    driver: driverFlag({ multiple: true, summary: "Drivers to include (default: every installed one)." }),
+    driver: driverFlag({ multiple: true, summary: "Drivers to include (default: every one `virtkit drivers` lists)." }),
     env: Flags.string({
       multiple: true,
       summary: "Only these environments (a name such as qemu, or a column such as libvirt-qemu; repeatable).",
@@ -74,21 +75,34 @@ export default class Matrix extends VirtkitCommand {
 
   async run(): Promise<MatrixResult> {
     const { flags } = await this.parse(Matrix);
-    const { KNOWN_DRIVERS, loadDriverPlugin } = await import("@virtkit/core");
+    const { loadDriverPlugin } = await import("@virtkit/core");
     const { buildMatrix, renderHtml, renderMarkdown, stableStringify } = await import("@virtkit/conformance");
     const { CLI_DIR } = await import("../run-suite.js");
     const { readBenchReports, benchWithoutColumn } = await import("../bench-reports.js");
     const bench = await readBenchReports(flags["bench-report"] ?? []);
-    const specs = flags.driver ?? Object.keys(KNOWN_DRIVERS);
+    // Before any column runs: an output that cannot be written is a usage error now, not after the run.
+    const dir = await prepareOutputDir(flags.out, "--out");
+    const files = { json: join(dir, "support-matrix.json"), markdown: join(dir, "support-matrix.md"), html: join(dir, "support-matrix.html") };
+    await checkReportPaths([["--out", files.json], ["--out", files.markdown], ["--out", files.html]]);
     const reports: RunReport[] = [];
     const unavailable: UnavailableDriver[] = [];
-    for (const spec of specs) {
+    // Explicit drivers, or every driver `virtkit drivers` lists (the same discovery, not a fixed list).
+    const columns: { spec: string; paths: readonly string[]; plugin?: DriverPlugin }[] = [];
+    if (flags.driver) {
+      for (const spec of flags.driver) columns.push({ spec, paths: [] });
+    } else {
+      const { installedDrivers, loadedDrivers } = await import("../installed-drivers.js");
+      const { loaded, left } = loadedDrivers(await installedDrivers());
+      for (const d of loaded) columns.push({ spec: d.package, paths: [d.dir], plugin: d.plugin });
+      // A broken driver package is listed by `drivers`: here it is a column with why it did not run.
+      if (!flags.env) for (const l of left) unavailable.push({ name: l.package, spec: l.package, ...(l.version ? { version: l.version } : {}), reason: l.reason });
+    }
+    for (const { spec, paths, plugin: found } of columns) {
       let plugin: DriverPlugin;
       try {
-        plugin = await loadDriverPlugin(spec, { paths: [CLI_DIR] });
+        plugin = found ?? (await loadDriverPlugin(spec, { paths: [CLI_DIR] }));
       } catch (err) {
-        // Not installed: only an explicitly requested driver is an error worth a column.
-        if (flags.driver) unavailable.push({ name: spec, spec, reason: (err as Error).message.split("\n")[0] ?? "cannot load" });
+        unavailable.push({ name: spec, spec, reason: (err as Error).message.split("\n")[0] ?? "cannot load" });
         continue;
       }
       const version = plugin.version;
@@ -102,6 +116,7 @@ export default class Matrix extends VirtkitCommand {
         try {
           const ran = await runSuite({
             spec,
+            paths,
             ...(config.environment !== undefined ? { environment: config.environment } : {}),
             options: [],
             focus: [],
@@ -132,9 +147,6 @@ export default class Matrix extends VirtkitCommand {
       }
     }
     const matrix = buildMatrix(reports, unavailable);
-    const dir = resolve(flags.out);
-    await mkdir(dir, { recursive: true });
-    const files = { json: join(dir, "support-matrix.json"), markdown: join(dir, "support-matrix.md"), html: join(dir, "support-matrix.html") };
     await writeFile(files.json, stableStringify(matrix) + "\n");
     await writeFile(files.markdown, renderMarkdown(matrix, { bench }));
     await writeFile(files.html, renderHtml(matrix, undefined, { bench }));

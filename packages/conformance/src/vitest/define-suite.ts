@@ -30,6 +30,8 @@ import { assertSupportedVitest } from "./vitest-version.js";
 export type ConformanceSuiteOptions = Omit<ConformanceRunOptions, "onResult" | "signal" | "suiteTimeoutMs"> & {
   /** Epoch ms after which scenarios not yet started are reported skipped (the CLI's `--suite-timeout`). */
   readonly suiteDeadline?: number;
+  /** True once the run was interrupted (Ctrl-C in the CLI): scenarios not yet started are reported skipped. */
+  readonly stopRequested?: () => boolean;
 };
 
 /** The vitest note (and annotation) of a result that is not a plain pass or an at-level failure. */
@@ -77,7 +79,9 @@ export function defineConformanceSuite(options: ConformanceSuiteOptions): void {
           const whyNotRun =
             options.suiteDeadline !== undefined && Date.now() > options.suiteDeadline
               ? "suite timeout reached"
-              : stoppedBy !== undefined
+              : options.stopRequested?.()
+                ? "not run: the run was interrupted"
+                : stoppedBy !== undefined
                 ? `not run: --fail-fast stopped the run after ${stoppedBy} failed`
                 : undefined;
           if (whyNotRun !== undefined) {

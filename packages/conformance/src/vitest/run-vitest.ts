@@ -3,6 +3,8 @@
  * shipped entry test file with the run's settings passed through `provide`, and collects a
  * {@link RunReport} with a custom reporter.
  */
+import { randomBytes } from "node:crypto";
+import { rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { Writable } from "node:stream";
@@ -38,6 +40,8 @@ export interface VitestRunSettings {
   readonly timeouts?: Readonly<Record<string, number>>;
   /** Starts no scenario after the first failure at the run's level. */
   readonly failFast?: boolean;
+  /** Once this file exists no scenario starts (the caller's signal, seen from vitest's worker process). */
+  readonly stopFile?: string;
 }
 
 declare module "vitest" {
@@ -54,6 +58,12 @@ export interface RunWithVitestOptions {
   readonly notes?: readonly string[];
   readonly suiteTimeoutMs?: number;
   readonly onResult?: (result: ScenarioResult) => void;
+  /**
+   * Interrupts the run (Ctrl-C): no scenario starts after it, running ones finish and clean up, the
+   * rest are reported skipped. With a signal the caller owns SIGINT/SIGTERM (vitest's own
+   * exit-at-once handlers are removed).
+   */
+  readonly signal?: AbortSignal;
 }
 
 /** The entry test file shipped in this package. */
@@ -69,10 +79,14 @@ export async function runWithVitest(options: RunWithVitestOptions): Promise<RunR
   const t0 = performance.now();
   const collector = new CollectReporter(options.onResult);
   const entry = entryFile();
-  const settings: VitestRunSettings =
-    options.suiteTimeoutMs !== undefined
-      ? { ...options.settings, suiteDeadline: Date.now() + options.suiteTimeoutMs }
-      : options.settings;
+  const signal = options.signal;
+  const stopFile = signal ? join(tmpdir(), `virtkit-stop-${process.pid}-${randomBytes(4).toString("hex")}`) : undefined;
+  const settings: VitestRunSettings = {
+    ...options.settings,
+    ...(options.suiteTimeoutMs !== undefined ? { suiteDeadline: Date.now() + options.suiteTimeoutMs } : {}),
+    ...(stopFile !== undefined ? { stopFile } : {}),
+  };
+  const ownSignalHandlers = new Set([...process.rawListeners("SIGINT"), ...process.rawListeners("SIGTERM")]);
   const vitest = await createVitest(
     "test",
     {
@@ -104,6 +118,14 @@ export async function runWithVitest(options: RunWithVitestOptions): Promise<RunR
     { cacheDir: join(tmpdir(), "virtkit-conformance-vite") },
     { stdout: devNull(), stderr: devNull() },
   );
+  if (signal) {
+    for (const name of ["SIGINT", "SIGTERM"] as const) {
+      for (const l of process.rawListeners(name)) if (!ownSignalHandlers.has(l)) process.removeListener(name, l as () => void);
+    }
+  }
+  const stop = () => writeFileSync(stopFile!, "");
+  if (signal?.aborted) stop();
+  else signal?.addEventListener("abort", stop, { once: true });
   // The worker skips scenarios past the deadline itself; this is the hard stop for one that hangs.
   const timer =
     options.suiteTimeoutMs !== undefined
@@ -113,6 +135,8 @@ export async function runWithVitest(options: RunWithVitestOptions): Promise<RunR
     await vitest.start([entry]);
   } finally {
     if (timer) clearTimeout(timer);
+    signal?.removeEventListener("abort", stop);
+    if (stopFile !== undefined) rmSync(stopFile, { force: true });
     await vitest.close();
   }
   const level = options.settings.level;
@@ -129,8 +153,11 @@ export async function runWithVitest(options: RunWithVitestOptions): Promise<RunR
         capability: s.capability,
         level: s.level,
         status: "skipped",
-        reason:
-          options.suiteTimeoutMs !== undefined ? `suite timeout (${options.suiteTimeoutMs} ms) reached` : "not run",
+        reason: signal?.aborted
+          ? "not run: the run was interrupted"
+          : options.suiteTimeoutMs !== undefined
+            ? `suite timeout (${options.suiteTimeoutMs} ms) reached`
+            : "not run",
         durationMs: 0,
       },
   );

@@ -2,12 +2,20 @@
  * The entry test file the CLI's vitest runner executes: rebuilds the run from the settings the
  * runner provided (`inject`) and registers the scenarios with `defineConformanceSuite`.
  */
+import { existsSync, rmSync } from "node:fs";
 import { inject } from "vitest";
 import { resolveDriver } from "../resolve-driver.js";
 import { defineConformanceSuite } from "./define-suite.js";
 import "./run-vitest.js";
 
 const settings = inject("virtkitConformance");
+const stopFile = settings.stopFile;
+// The runner's caller owns Ctrl-C (a terminal sends it to this worker too): running scenarios finish and clean up.
+if (stopFile !== undefined) {
+  process.on("SIGINT", () => undefined);
+  // A caller that exited at once (a second Ctrl-C) leaves the file for this worker to see; it goes with the worker.
+  process.on("exit", () => rmSync(stopFile, { force: true }));
+}
 const resolved = await resolveDriver(settings.spec, settings.options, {
   paths: settings.paths ?? [],
   ...(settings.environment !== undefined ? { environment: settings.environment } : {}),
@@ -26,4 +34,5 @@ defineConformanceSuite({
   ...(settings.seed !== undefined ? { seed: settings.seed } : {}),
   ...(settings.timeouts !== undefined ? { timeouts: settings.timeouts } : {}),
   ...(settings.failFast ? { failFast: true } : {}),
+  ...(stopFile !== undefined ? { stopRequested: () => existsSync(stopFile) } : {}),
 });

@@ -1,12 +1,20 @@
 import { writeFile } from "node:fs/promises";
 import { Errors, Flags } from "@oclif/core";
 import { VirtkitCommand } from "../../base-command.js";
-import type { ExploreResult, RunPlan, RunReport } from "@virtkit/conformance";
+import type {
+  ConformanceReporter,
+  DriverDescriptor,
+  ExploreResult,
+  RunPlan,
+  RunReport,
+  ScenarioResult,
+} from "@virtkit/conformance";
 import { renderPlan, runSettings, type RunFlags } from "../../conformance-config.js";
 import { toCliError } from "../../errors.js";
 import { driverFlag, levelFlag, optionFlag, patternFlag } from "../../flags.js";
 import { checkReportPaths, planSuite, runSuite } from "../../run-suite.js";
 import { exploreDriver } from "../../explore-run.js";
+import { EXIT_INTERRUPTED, interruptedReport, partialReport, watchInterrupt } from "../../interrupt.js";
 
 /** Flags of a scenario run that `--explore` has no use for. */
 const EXPLORE_IGNORES = [
@@ -32,7 +40,8 @@ export default class ConformanceRun extends VirtkitCommand {
   static override summary = "Run the conformance scenarios against a driver.";
   static override description =
     "Every scenario gets a fresh environment. Exit 0 when no scenario at the chosen level failed, 1 when one did, 2 on usage errors " +
-    "(a bad driver or option, a --config file that does not validate, a report path that cannot be written or two reports naming one file, a --focus/--skip that selects nothing, a scenario-run flag with --explore).\n\n" +
+    "(a bad driver or option, a --config file that does not validate, a report path that cannot be written or two reports naming one file, a --focus/--skip that selects nothing, a scenario-run flag with --explore), 130 after Ctrl-C or SIGTERM (no new scenario starts, running ones clean up for at most 30 s, " +
+    "the reports are written with what finished and say the run was interrupted; a second Ctrl-C exits at once).\n\n" +
     "Reports agree with the exit code: a failure below --level (a SHOULD scenario under --level MUST) is not a JUnit <failure> but a " +
     "<skipped> case whose message starts with \"SHOULD failure below level MUST\" (property virtkit.status=fail), and a TAP \"# TODO\"; the JSON report keeps it \"fail\".";
   static override examples = [
@@ -105,7 +114,7 @@ export default class ConformanceRun extends VirtkitCommand {
       }
       return this.explore(flags, json);
     }
-    const { HumanReporter, JunitReporter, TapReporter, JsonReporter, SCENARIOS } = await import("@virtkit/conformance");
+    const { HumanReporter, SCENARIOS } = await import("@virtkit/conformance");
     const explicit = (name: keyof RunFlags) => given(name);
     const settings = await runSettings(flags, explicit, SCENARIOS.map((s) => s.id));
     // Before the run: a report that cannot be written is a usage error now, not a failure after it.
@@ -121,24 +130,79 @@ export default class ConformanceRun extends VirtkitCommand {
       return plan;
     }
     const human = new HumanReporter({ write: json ? undefined : (t) => process.stdout.write(t), color: !json && process.stdout.isTTY === true });
+    // What finished so far, for the report of a run whose cleanup outlives the grace after Ctrl-C.
+    const startedAt = new Date();
+    const seen: { driver?: DriverDescriptor; total?: number; results: ScenarioResult[] } = { results: [] };
+    const reporter: ConformanceReporter = {
+      onStart: (driver, total) => {
+        seen.driver = driver;
+        if (total !== undefined) seen.total = total;
+        human.onStart(driver, total);
+      },
+      onResult: (result, finished, total) => {
+        seen.results.push(result);
+        human.onResult(result, finished, total);
+      },
+      render: (r) => human.render(r),
+    };
+    const interrupt = watchInterrupt({
+      onFirst: (signal, graceMs) =>
+        process.stderr.write(
+          `\n${signal}: no new scenario starts; waiting up to ${graceMs / 1000} s for the running ones to clean up, then writing the reports (again to exit at once)\n`,
+        ),
+    });
     let report: RunReport;
     try {
-      report = await runSuite({ ...settings, reporter: human });
+      const run = runSuite({ ...settings, reporter, signal: interrupt.signal });
+      const cut = interrupt.graceOver.then(() => undefined);
+      const finished = await Promise.race([run, cut]);
+      const by = interrupt.by();
+      if (finished === undefined && by !== undefined && seen.driver !== undefined) {
+        // The grace ran out: report what finished, and exit now (the running scenarios' cleanup goes on without us).
+        run.catch(() => undefined);
+        const { summarize } = await import("@virtkit/conformance");
+        report = partialReport(
+          { driver: seen.driver, level: settings.level, runner: settings.runner, startedAt, results: seen.results, total: seen.total, signal: by },
+          summarize,
+        );
+        await this.writeReports(flags, report);
+        if (!json) this.log(`\n${human.summary(report)}`);
+        else this.log(JSON.stringify(report, null, 2));
+        process.exit(EXIT_INTERRUPTED);
+      }
+      report = finished ?? (await run);
     } catch (err) {
       throw toCliError(err);
+    } finally {
+      interrupt.dispose();
     }
+    const by = interrupt.by();
+    if (by !== undefined) {
+      const { summarize } = await import("@virtkit/conformance");
+      report = interruptedReport(report, by, summarize);
+    }
+    await this.writeReports(flags, report);
+    if (!json) {
+      this.log("");
+      this.log(human.summary(report));
+    }
+    if (by !== undefined) {
+      if (!json) this.log(`interrupted by ${by}: exit ${EXIT_INTERRUPTED}`);
+      process.exitCode = EXIT_INTERRUPTED;
+    }
+    else if (!report.ok) process.exitCode = 1;
+    return report;
+  }
+
+  /** Writes the report files the flags ask for (their paths were checked before the run). */
+  private async writeReports(flags: { junit?: string; tap?: string; "report-json"?: string }, report: RunReport): Promise<void> {
+    const { JunitReporter, TapReporter, JsonReporter } = await import("@virtkit/conformance");
     const files: [string | undefined, { render(r: RunReport): string }][] = [
       [flags.junit, new JunitReporter()],
       [flags.tap, new TapReporter()],
       [flags["report-json"], new JsonReporter()],
     ];
     for (const [file, reporter] of files) if (file) await writeFile(file, reporter.render(report));
-    if (!json) {
-      this.log("");
-      this.log(human.summary(report));
-    }
-    if (!report.ok) process.exitCode = 1;
-    return report;
   }
 
   /** `--explore`: exit 0 when no sequence diverged from the model, 1 when one did. */

@@ -8,22 +8,20 @@ export interface OfferedEnvironment {
   readonly environment: PluginEnvironment;
 }
 
-/** The plugins of `specs` (default: every known driver that loads). */
+/** The plugins of `specs` (default: every installed driver that loads, as `virtkit drivers` finds them). */
 export async function loadPlugins(specs?: readonly string[]): Promise<DriverPlugin[]> {
-  const { KNOWN_DRIVERS, loadDriverPlugin } = await import("@virtkit/core");
-  const out: DriverPlugin[] = [];
-  for (const spec of specs ?? Object.keys(KNOWN_DRIVERS)) {
-    try {
-      out.push(await loadDriverPlugin(spec, { paths: [CLI_DIR] }));
-    } catch (err) {
-      // A driver asked for by name must load; the known list only shows what is installed.
-      if (specs !== undefined) throw err;
-    }
+  if (specs === undefined) {
+    const { installedDrivers, loadedDrivers } = await import("../../installed-drivers.js");
+    return loadedDrivers(await installedDrivers()).loaded.map((d) => d.plugin);
   }
+  const { loadDriverPlugin } = await import("@virtkit/core");
+  const out: DriverPlugin[] = [];
+  // A driver asked for by name must load.
+  for (const spec of specs) out.push(await loadDriverPlugin(spec, { paths: [CLI_DIR] }));
   return out;
 }
 
-/** Every environment of the drivers `specs` (default: every known driver that loads). */
+/** Every environment of the drivers `specs` (default: every installed driver that loads). */
 export async function offeredEnvironments(specs?: readonly string[]): Promise<OfferedEnvironment[]> {
   return environmentsOf(await loadPlugins(specs));
 }

@@ -1,9 +1,10 @@
-import { existsSync, readdirSync, readFileSync } from "node:fs";
-import { mkdir, writeFile } from "node:fs/promises";
+import { readdirSync, readFileSync } from "node:fs";
+import { mkdir, stat, writeFile } from "node:fs/promises";
 import { createRequire } from "node:module";
 import { dirname, join, relative, resolve } from "node:path";
 import { Args, Errors, Flags } from "@oclif/core";
 import { VirtkitCommand } from "../../base-command.js";
+import { prepareOutputDir } from "../../output-dir.js";
 import { CLI_DIR } from "../../run-suite.js";
 import { driverTemplate } from "./driver-template.js";
 
@@ -33,7 +34,10 @@ export default class InitDriver extends VirtkitCommand {
     name: Args.string({ required: true, description: "The driver's short name: lower-case letters, digits and '-'." }),
   };
   static override flags = {
-    dir: Flags.string({ summary: "Directory to create (default ./virtkit-driver-<name>); must not exist or be empty.", helpValue: "<dir>" }),
+    dir: Flags.string({
+      summary: "Directory to create (default ./virtkit-driver-<name>); must not exist or be empty, and its parent must be a writable directory.",
+      helpValue: "<dir>",
+    }),
     package: Flags.string({ summary: "npm package name (default virtkit-driver-<name>).", helpValue: "<name>" }),
   };
   static override enableJsonFlag = true;
@@ -46,10 +50,19 @@ export default class InitDriver extends VirtkitCommand {
     }
     const packageName = flags.package ?? `virtkit-driver-${name}`;
     if (packageName.length > 214 || !PACKAGE_RE.test(packageName)) usage(`invalid package name "${packageName}"`);
-    const dir = resolve(flags.dir ?? `virtkit-driver-${name}`);
-    if (existsSync(dir) && readdirSync(dir).length > 0) {
-      usage(`${dir} exists and is not empty: choose another --dir`);
+    const { KNOWN_DRIVERS } = await import("@virtkit/core");
+    const builtIn = KNOWN_DRIVERS[name];
+    if (builtIn !== undefined) {
+      // `--driver <name>` always loads the bundled package first: the new driver would never run under its name.
+      usage(`"${name}" is the name of a driver bundled with virtkit (${builtIn}): --driver ${name} would load that one, not yours; choose another name`);
     }
+    const target = flags.dir ?? `virtkit-driver-${name}`;
+    const existing = await stat(resolve(target)).catch(() => undefined);
+    if (existing?.isDirectory() && readdirSync(resolve(target)).length > 0) {
+      usage(`${resolve(target)} exists and is not empty: choose another --dir`);
+    }
+    // Checked and created before any file is written, in bounded time (a file, /proc, a read-only mount: exit 2).
+    const dir = await prepareOutputDir(target, "--dir", { parentMustExist: true });
     const files = driverTemplate({ name, packageName, versions: virtkitVersions() });
     for (const [rel, content] of Object.entries(files)) {
       const file = join(dir, rel);

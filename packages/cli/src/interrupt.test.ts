@@ -1,0 +1,218 @@
+// Ctrl-C during `conformance run`: the first stops new scenarios, lets the running ones clean up,
+// writes the reports with what finished (marked interrupted) and exits 130; a second exits at once.
+// The signal goes to the CLI's whole process group, as a terminal's Ctrl-C does (vitest's worker
+// process gets it too).
+import { spawn } from "node:child_process";
+import { EventEmitter } from "node:events";
+import { existsSync } from "node:fs";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { RunReport, ScenarioResult } from "@virtkit/conformance";
+import { summarize } from "@virtkit/conformance";
+import { EXIT_INTERRUPTED, interruptedReport, partialReport, watchInterrupt, type SignalSource } from "./interrupt.js";
+
+const root = join(dirname(fileURLToPath(import.meta.url)), "..");
+const bin = join(root, "bin", "run.js");
+const fakePlugin = pathToFileURL(join(root, "node_modules", "@virtkit", "driver-fake", "dist", "plugin.js")).href;
+const cleanEnv = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("VIRTKIT_LIBVIRT")));
+const SLOW = 240_000;
+
+let dir: string;
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), "virtkit-interrupt-"));
+});
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+/** A stand-in for `process`: signals are emitted by the test, `exit` is recorded. */
+class FakeProcess extends EventEmitter implements SignalSource {
+  exits: number[] = [];
+  override once(event: NodeJS.Signals, listener: () => void): this {
+    return super.once(event, listener);
+  }
+  override removeListener(event: NodeJS.Signals, listener: () => void): this {
+    return super.removeListener(event, listener);
+  }
+  exit(code: number): never {
+    this.exits.push(code);
+    return undefined as never;
+  }
+}
+
+describe("watchInterrupt", () => {
+  it("aborts on the first signal, ends the grace after graceMs, exits 130 on the second", async () => {
+    const proc = new FakeProcess();
+    const told: string[] = [];
+    const w = watchInterrupt({ source: proc, graceMs: 50, onFirst: (s) => told.push(s) });
+    expect(w.signal.aborted).toBe(false);
+    proc.emit("SIGINT");
+    expect(w.signal.aborted).toBe(true);
+    expect(w.by()).toBe("SIGINT");
+    expect(told).toEqual(["SIGINT"]);
+    expect(proc.exits).toEqual([]);
+    await w.graceOver;
+    proc.emit("SIGTERM");
+    expect(proc.exits).toEqual([EXIT_INTERRUPTED]);
+    w.dispose();
+    expect(proc.listenerCount("SIGINT") + proc.listenerCount("SIGTERM")).toBe(0);
+  });
+
+  it("leaves no listener behind when no signal came", () => {
+    const proc = new FakeProcess();
+    const w = watchInterrupt({ source: proc });
+    expect(proc.listenerCount("SIGINT")).toBe(1);
+    w.dispose();
+    expect(proc.listenerCount("SIGINT") + proc.listenerCount("SIGTERM")).toBe(0);
+    expect(w.by()).toBeUndefined();
+  });
+});
+
+const result = (id: string, status: ScenarioResult["status"], reason?: string): ScenarioResult =>
+  ({ id, title: id, group: "g", capability: null, level: "MUST", status, durationMs: 1, ...(reason ? { reason } : {}) }) as ScenarioResult;
+
+describe("interrupted reports", () => {
+  it("a scenario aborted while running is interrupted, not a driver failure; the run is never ok", () => {
+    const report: RunReport = {
+      driver: { name: "fake" },
+      notes: [],
+      level: "MUST",
+      startedAt: new Date().toISOString(),
+      durationMs: 5,
+      runner: "direct",
+      results: [
+        result("a", "pass"),
+        { ...result("b", "fail", "unexpected error: Error: the run was aborted"), mismatch: "declared-but-fails", leaks: ["vm-1"] },
+        result("c", "skipped", "the run was aborted"),
+      ],
+      ...summarize([], "MUST"),
+    };
+    const out = interruptedReport(report, "SIGINT", summarize);
+    expect(out.ok).toBe(false);
+    expect(out.results[1]).toMatchObject({ status: "skipped", reason: "interrupted by SIGINT while running (its cleanup ran)", leaks: ["vm-1"] });
+    expect(out.results[1]).not.toHaveProperty("mismatch");
+    expect(out.results[2]).toMatchObject({ status: "skipped", reason: "not run: the run was interrupted" });
+    expect(out.summary).toMatchObject({ pass: 1, fail: 0, skipped: 2 });
+    expect(out.leaks).toEqual(["b: vm-1"]);
+    expect(out.notes.at(-1)).toMatch(/^interrupted by SIGINT: 1 of 3 scenarios finished/);
+  });
+
+  it("the grace ran out: what finished, and a note saying the rest is missing", () => {
+    const out = partialReport(
+      { driver: { name: "fake" }, level: "MUST", runner: "vitest", startedAt: new Date(), results: [result("a", "pass")], total: 10, signal: "SIGINT" },
+      summarize,
+    );
+    expect(out).toMatchObject({ ok: false, summary: { total: 1, pass: 1 }, runner: "vitest" });
+    expect(out.notes.at(-1)).toMatch(/interrupted by SIGINT: 1 of 10 scenarios finished; the scenarios still running did not clean up within 30 s/);
+  });
+});
+
+/** Starts `virtkit args` in its own process group; resolves with its output when it exits. */
+function start(args: string[]) {
+  const child = spawn(process.execPath, [bin, ...args], { cwd: dir, env: cleanEnv, detached: true, stdio: ["ignore", "pipe", "pipe"] });
+  let stdout = "";
+  let stderr = "";
+  child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+  child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.on("exit", (code, signal) => resolve({ code, signal })),
+  );
+  const group = (signal: NodeJS.Signals) => {
+    try {
+      process.kill(-child.pid!, signal);
+    } catch {
+      // Already gone.
+    }
+  };
+  return { child, exited, group, out: () => stdout, err: () => stderr };
+}
+
+async function until(check: () => boolean, timeoutMs: number): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > end) throw new Error("condition not met in time");
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** The fake under another name, its spawn slowed by `ms` (ignoring its signal); touches `marker` when a spawn starts. */
+async function slowSpawnPlugin(name: string, ms: number, marker: string): Promise<string> {
+  const file = join(dir, `${name}.mjs`);
+  await writeFile(
+    file,
+    `import { writeFileSync } from "node:fs";
+import { plugin as fake } from ${JSON.stringify(fakePlugin)};
+export const plugin = {
+  ...fake,
+  name: ${JSON.stringify(name)},
+  register(container, reg) {
+    const inner = container.createChildContainer();
+    fake.register(inner, reg);
+    let driver;
+    container.register(reg.token, { useFactory: () => (driver ??= (() => {
+      const d = inner.resolve(reg.token);
+      const spawn = d.spawn.bind(d);
+      d.spawn = async (...args) => { writeFileSync(${JSON.stringify(marker)}, ""); await new Promise((r) => setTimeout(r, ${ms})); return spawn(...args); };
+      return d;
+    })()) });
+  },
+};
+`,
+  );
+  return file;
+}
+
+describe("Ctrl-C during conformance run", () => {
+  for (const runner of ["direct", "vitest"] as const) {
+    it(`${runner} runner: stops starting scenarios, writes the reports with what finished, exits 130`, async () => {
+      const json = join(dir, `interrupted-${runner}.json`);
+      const junit = join(dir, `interrupted-${runner}.xml`);
+      // Slowed so the run is surely still going when the signal comes (the plain fake runs in about a second).
+      const plugin = await slowSpawnPlugin(`slow${runner}`, 200, join(dir, `marker-${runner}`));
+      const run = start(["conformance", "run", "--driver", plugin, "--runner", runner, "--parallel", "1", "--report-json", json, "--junit", junit]);
+      try {
+        // Once the first scenarios have finished.
+        await until(() => (run.out().match(/✓/g) ?? []).length >= 3, 120_000);
+        run.group("SIGINT");
+        const { code } = await run.exited;
+        expect(code, run.err()).toBe(EXIT_INTERRUPTED);
+        expect(run.err()).toMatch(/SIGINT: no new scenario starts; waiting up to 30 s for the running ones to clean up/);
+        const report = JSON.parse(await readFile(json, "utf8")) as RunReport;
+        expect(report.ok).toBe(false);
+        expect(report.notes.at(-1)).toMatch(/^interrupted by SIGINT: \d+ of \d+ scenarios finished/);
+        expect(report.summary.pass).toBeGreaterThanOrEqual(3);
+        // The rest were not run, and said so; nothing blames the driver for the interruption.
+        expect(report.results.filter((r) => r.reason === "not run: the run was interrupted").length).toBeGreaterThan(100);
+        expect(report.summary.fail).toBe(0);
+        expect(existsSync(junit)).toBe(true);
+      } finally {
+        run.group("SIGKILL");
+      }
+    }, SLOW);
+  }
+
+  it("a second Ctrl-C exits 130 at once, without waiting for a running scenario", async () => {
+    const marker = join(dir, "spawn-started");
+    // A spawn that takes 20 s and ignores its signal: cleanup after the first Ctrl-C has to wait for it.
+    const plugin = await slowSpawnPlugin("slowspawn", 20_000, marker);
+    const run = start(["conformance", "run", "--driver", plugin, "--runner", "vitest", "--focus", "^lifecycle\\.spawn$", "--scenario-timeout", "60000"]);
+    try {
+      await until(() => existsSync(marker), 120_000);
+      run.group("SIGINT");
+      await until(() => /no new scenario starts/.test(run.err()), 10_000);
+      // Still waiting for the running scenario.
+      await new Promise((r) => setTimeout(r, 1_000));
+      expect(run.child.exitCode).toBeNull();
+      const t0 = Date.now();
+      run.group("SIGINT");
+      const { code } = await run.exited;
+      expect(code).toBe(EXIT_INTERRUPTED);
+      expect(Date.now() - t0).toBeLessThan(5_000);
+    } finally {
+      run.group("SIGKILL");
+    }
+  }, SLOW);
+});
