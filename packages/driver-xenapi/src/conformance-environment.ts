@@ -360,8 +360,22 @@ function realHostEnvironment(options: XenapiConformanceOptions): ConformanceEnvi
   const host = options.xapiHost ?? new URL(url).hostname;
   // Now, while the run is being set up: a usage error, not every scenario's "driver setup failed".
   checkXenapiPasswordSource();
+  // One login per run, before any scenario creates anything: an unreachable host (or refused
+  // credentials) fails each environment at once with the same typed error, and no scenario
+  // leaves a boot image behind that the kit would count as its leak.
+  let reachable: Promise<void> | undefined;
+  const probeHost = async (pw: Secret): Promise<void> => {
+    const probe = new XapiClient({ url, username, password: pw, insecure: options.insecure, timeoutMs: options.timeoutMs ?? 15_000 });
+    try {
+      await probe.login();
+    } finally {
+      await probe.close().catch(() => undefined);
+    }
+  };
   return async (): Promise<ConformanceEnvironment> => {
     password ??= resolveXenapiPassword(`${username}@${new URL(url).host}`);
+    reachable ??= password.then(probeHost);
+    await reachable;
     const imageService = new InMemoryImageService();
     const logger = new MemoryLogger();
     const drivers: XenapiDriver[] = [];

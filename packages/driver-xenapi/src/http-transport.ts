@@ -101,19 +101,25 @@ export class HttpTransport {
     signal: AbortSignal,
   ): Promise<HttpReply> {
     return new Promise((resolve, reject) => {
-      const payload = typeof body === "string" ? Buffer.from(body, "utf8") : body;
+      // A string body stays a string: node:http then sends the head and the body in one write
+      // (a Buffer goes out as a second chunk, a writev per request).
+      const length = body === undefined ? undefined : typeof body === "string" ? Buffer.byteLength(body, "utf8") : body.byteLength;
+      const payload = body;
       const req = this.#lib(url).request(
         url,
         {
           method,
           agent: this.#agent(url),
           signal,
-          headers: { ...headers, ...(payload ? { "content-length": String(payload.byteLength) } : {}) },
+          headers: { ...headers, ...(length !== undefined ? { "content-length": String(length) } : {}) },
         },
         (res) => {
           const chunks: Buffer[] = [];
           res.on("data", (c: Buffer) => chunks.push(c));
-          res.on("end", () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
+          // One chunk (the usual RPC reply) is used as it is, not copied.
+          res.on("end", () =>
+            resolve({ status: res.statusCode ?? 0, headers: res.headers, body: chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks) }),
+          );
           res.on("error", (err) => reject(err));
           res.on("aborted", () => reject(Object.assign(new Error("the reply was cut off"), { code: "ECONNRESET" })));
         },

@@ -84,6 +84,24 @@ describe("the password source", () => {
     }
   });
 
+  it("an unreachable real host fails every environment with one typed error before anything is created", async () => {
+    const saved = process.env[PASSWORD_ENV];
+    process.env[PASSWORD_ENV] = "from-env";
+    try {
+      const factory = plugin.conformanceEnvironment!({ url: "http://127.0.0.1:1", username: "root" });
+      const first = await factory({ prefix: "a" }).catch((e: unknown) => e);
+      expect(first).toMatchObject({ code: "VIRTKIT_HYPERVISOR_UNAVAILABLE" });
+      expect(String((first as Error).message)).not.toContain("from-env");
+      // The second scenario gets the same answer at once: one login attempt per run.
+      const t0 = performance.now();
+      await expect(factory({ prefix: "b" })).rejects.toBe(first);
+      expect(performance.now() - t0).toBeLessThan(100);
+    } finally {
+      if (saved === undefined) delete process.env[PASSWORD_ENV];
+      else process.env[PASSWORD_ENV] = saved;
+    }
+  });
+
   it("prompts on a terminal without echoing what is typed", async () => {
     const input = Object.assign(new EventEmitter(), { isTTY: true, setRawMode: () => undefined, resume() {}, pause() {} });
     let written = "";

@@ -1,5 +1,6 @@
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import http from "node:http";
 import https from "node:https";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
@@ -7,7 +8,7 @@ import { join } from "node:path";
 import { MemoryLogger, Secret, redact } from "@virtkit/core";
 import { afterEach, describe, expect, it } from "vitest";
 import { startMiniXapi, type MiniXapi } from "./testing/mini-xapi.js";
-import { LOGIN_VERSION, XapiClient } from "./xapi-client.js";
+import { LOGIN_VERSION, XapiClient, parseRrdLastValues } from "./xapi-client.js";
 import { XapiError } from "./xapi-error.js";
 
 const PASSWORD = "secret-pw";
@@ -218,4 +219,45 @@ describe("XapiClient over HTTPS", () => {
       rmSync(dir, { recursive: true, force: true });
     }
   }, 30_000);
+});
+
+describe("parseRrdLastValues", () => {
+  it("reads last_ds of every data source of an rrdtool XML dump, not the archives", () => {
+    const xml =
+      '<?xml version="1.0"?><rrd><version>0003</version><step>5</step><lastupdate>1700000000</lastupdate>' +
+      "<ds><name>cpu0</name><type>DERIVE</type><minimal_heartbeat>300.0000</minimal_heartbeat><min>0.0</min><max>1.0000</max>" +
+      "<last_ds>12.5</last_ds><value>0.1</value><unknown_sec>0</unknown_sec></ds>" +
+      "<ds><name> cpu1 </name><type>DERIVE</type><last_ds> 7.25 </last_ds></ds>" +
+      "<ds><name>memory</name><type>GAUGE</type><last_ds>NaN</last_ds></ds>" +
+      "<rra><cf>AVERAGE</cf><cdp_prep><ds><primary_value>0.0</primary_value><value>9</value></ds></cdp_prep></rra></rrd>";
+    expect([...parseRrdLastValues(xml)]).toEqual([
+      ["cpu0", 12.5],
+      ["cpu1", 7.25],
+    ]);
+    expect(() => parseRrdLastValues("<html>login</html>")).toThrow(/not an RRD/);
+  });
+});
+
+describe("vmRrdLastValues", () => {
+  it("follows the redirect to the host running the VM with the session, answers undefined on 404", async () => {
+    const seen: string[] = [];
+    const server = http.createServer((req, res) => {
+      const url = new URL(req.url ?? "/", "http://x");
+      seen.push(`${req.method} ${url.pathname} session=${url.searchParams.get("session_id")}`);
+      if (url.pathname === "/jsonrpc") {
+        req.resume();
+        req.on("end", () => res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ jsonrpc: "2.0", result: "OpaqueRef:s1", id: 1 })));
+        return;
+      }
+      if (url.pathname === "/vm_rrd" && url.searchParams.get("uuid") === "gone") return void res.writeHead(404).end();
+      if (url.pathname === "/vm_rrd") return void res.writeHead(302, { location: `/member/vm_rrd?uuid=${url.searchParams.get("uuid")}` }).end();
+      res.writeHead(200, { "content-type": "text/xml" }).end("<rrd><ds><name>cpu0</name><last_ds>3.5</last_ds></ds></rrd>");
+    });
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    open.push({ close: () => new Promise((r) => { server.closeAllConnections(); server.close(r); }) });
+    const c = client(`http://127.0.0.1:${(server.address() as AddressInfo).port}`);
+    expect([...((await c.vmRrdLastValues("vm-1")) ?? [])]).toEqual([["cpu0", 3.5]]);
+    expect(seen.slice(-2)).toEqual(["GET /vm_rrd session=OpaqueRef:s1", "GET /member/vm_rrd session=OpaqueRef:s1"]);
+    expect(await c.vmRrdLastValues("gone")).toBeUndefined();
+  });
 });

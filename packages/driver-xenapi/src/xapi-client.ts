@@ -97,6 +97,7 @@ export class XapiClient {
   /** Every session ref this client held, to mask them wherever they could appear. */
   readonly #sessionRefs: string[] = [];
   #nextId = 1;
+  #rpcUrls: { base: URL | undefined; urls: Map<string, URL> } = { base: undefined, urls: new Map() };
   #closed = false;
   readonly #tasks: TaskWatcher;
 
@@ -220,6 +221,40 @@ export class XapiClient {
       return r;
     }).finally(() => outer?.removeEventListener("abort", onAbort));
     return streamBody(res);
+  }
+
+  /**
+   * The raw value last read into each data source of a VM's RRD (`GET /vm_rrd`, rrdtool's XML,
+   * `last_ds` by data source name); undefined when the host keeps no RRD for it (404: no domain
+   * sampled yet). For DERIVE sources such as `cpu<N>` that value is Xen's cumulative counter
+   * (seconds), which no XAPI message returns (VM.query_data_source gives the rate). A redirect
+   * to the host running the VM is followed.
+   */
+  async vmRrdLastValues(vmUuid: string, options?: CallOptions): Promise<ReadonlyMap<string, number> | undefined> {
+    return withDeadline("XAPI vm_rrd", options, this.#timeoutMs, async (signal) => {
+      const session = await this.#ensureSession(signal);
+      let url = new URL("/vm_rrd", this.#base);
+      url.searchParams.set("session_id", session);
+      url.searchParams.set("uuid", vmUuid);
+      for (let hop = 0; ; hop++) {
+        const reply = await this.#transport.request("GET", url, undefined, {}, signal).catch((err: unknown) => {
+          throw this.#unavailable(err, signal);
+        });
+        const location = reply.headers.location;
+        if ((reply.status === 301 || reply.status === 302 || reply.status === 307) && location && hop < 2) {
+          const next = new URL(location, url);
+          if (next.protocol !== "https:" && next.protocol !== "http:") throw new XapiTransportError("vm_rrd: redirected off HTTP(S)");
+          // XAPI's redirect to a pool member carries the query (the session) along; the session
+          // is added only for the same origin, never handed to a host the redirect alone named.
+          if (!next.searchParams.has("session_id") && next.origin === url.origin) next.searchParams.set("session_id", session);
+          url = next;
+          continue;
+        }
+        if (reply.status === 404) return undefined;
+        if (reply.status !== 200) throw this.#httpFailure("vm_rrd", reply.status, reply.body);
+        return parseRrdLastValues(reply.body.toString("utf8"));
+      }
+    });
   }
 
   /** Logs out and closes every socket. The client is unusable afterwards. */
@@ -367,7 +402,7 @@ export class XapiClient {
   async #jsonRpc(method: string, params: readonly XapiValue[], signal: AbortSignal): Promise<XapiValue | typeof NO_JSON_RPC> {
     const id = this.#nextId++;
     const body = JSON.stringify({ jsonrpc: "2.0", method, params, id });
-    const url = new URL("/jsonrpc", this.#base);
+    const url = this.#rpcUrl("/jsonrpc");
     const reply = await this.#transport
       .request("POST", url, body, { "content-type": "application/json" }, signal)
       .catch((err: unknown) => {
@@ -396,7 +431,7 @@ export class XapiClient {
   }
 
   async #xmlRpc(method: string, params: readonly XapiValue[], signal: AbortSignal): Promise<XapiValue> {
-    const url = new URL("/", this.#base);
+    const url = this.#rpcUrl("/");
     const reply = await this.#transport
       .request("POST", url, encodeMethodCall(method, params), { "content-type": "text/xml" }, signal)
       .catch((err: unknown) => {
@@ -414,6 +449,17 @@ export class XapiClient {
     if (v && typeof v === "object" && v.Status === "Success") return v.Value ?? "";
     if (v && typeof v === "object" && v.Status === "Failure") throw xapiErrorFrom(method, v.ErrorDescription, this.#sessionRefs);
     throw new XapiTransportError(`${method}: the XML-RPC reply has no Status`);
+  }
+
+  /** The RPC endpoint's URL, made once per master (never carries a session). */
+  #rpcUrl(path: "/jsonrpc" | "/"): URL {
+    if (this.#rpcUrls.base !== this.#base) this.#rpcUrls = { base: this.#base, urls: new Map() };
+    let url = this.#rpcUrls.urls.get(path);
+    if (!url) {
+      url = new URL(path, this.#base);
+      this.#rpcUrls.urls.set(path, url);
+    }
+    return url;
   }
 
   #transferUrl(path: string, session: string, vdi: string, format: string): URL {
@@ -443,6 +489,20 @@ export class XapiClient {
 }
 
 const NO_JSON_RPC = Symbol("no-json-rpc");
+
+/** `last_ds` of every `<ds>` in the head of an rrdtool XML dump (the `<rra>` archives are skipped). */
+export function parseRrdLastValues(xml: string): ReadonlyMap<string, number> {
+  const head = xml.slice(0, xml.indexOf("<rra>") >= 0 ? xml.indexOf("<rra>") : xml.length);
+  const out = new Map<string, number>();
+  for (const m of head.matchAll(/<ds>([\s\S]*?)<\/ds>/g)) {
+    const body = m[1] ?? "";
+    const name = /<name>\s*([^<]*?)\s*<\/name>/.exec(body)?.[1];
+    const last = Number(/<last_ds>\s*([^<]*?)\s*<\/last_ds>/.exec(body)?.[1] ?? Number.NaN);
+    if (name && Number.isFinite(last)) out.set(name, last);
+  }
+  if (!/<rrd>/.test(xml)) throw new XapiTransportError("vm_rrd: the host answered something that is not an RRD");
+  return out;
+}
 
 async function collect(res: IncomingMessage): Promise<Buffer> {
   const chunks: Buffer[] = [];

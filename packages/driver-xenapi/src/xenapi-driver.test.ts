@@ -3,6 +3,7 @@
  * each operation is read back through a separate client, never from the driver's word.
  */
 import { randomUUID } from "node:crypto";
+import { getEventListeners } from "node:events";
 import {
   DEFAULT_MIGRATION_POLICY,
   InMemoryImageService,
@@ -142,6 +143,68 @@ describe("spawn and the power operations", () => {
     expect(sim.leftovers().filter((l) => !/session/.test(l))).toEqual([]);
     await d.destroy(inst);
     await expect(d.getInfo(inst)).rejects.toMatchObject({ code: "VIRTKIT_INSTANCE_NOT_FOUND" });
+  });
+
+  it("reports the domain's CPU time from its RRD counters: growing while running, still while paused, 0 without a domain", async () => {
+    const d = await driver();
+    const inst = instance();
+    await d.spawn({ instance: inst });
+    const a = (await d.getInfo(inst)).cpuTimeNs;
+    await new Promise((r) => setTimeout(r, 30));
+    const b = (await d.getInfo(inst)).cpuTimeNs;
+    // Two simulated vCPUs at 25 %: about 15 ms of CPU in 30 ms, never more than the vCPUs could burn.
+    expect(b).toBeGreaterThan(a);
+    expect(b - a).toBeLessThan(BigInt(2 * 1_000_000_000));
+    await d.pause(inst);
+    const p1 = (await d.getInfo(inst)).cpuTimeNs;
+    await new Promise((r) => setTimeout(r, 20));
+    expect((await d.getInfo(inst)).cpuTimeNs).toBe(p1);
+    await d.powerOff(inst, { cleanShutdownTimeoutSec: 0 });
+    expect((await d.getInfo(inst)).cpuTimeNs).toBe(0n);
+  });
+
+  it("a host that refuses its RRD: getInfo still answers, CPU time 0, said once in the log", async () => {
+    const d = await driver();
+    const inst = instance();
+    await d.spawn({ instance: inst });
+    sim.faults.refuseRrd(true);
+    try {
+      for (let n = 0; n < 2; n++) {
+        expect(await d.getInfo(inst)).toMatchObject({ state: PowerState.RUNNING, cpuTimeNs: 0n });
+      }
+      expect(logger.lines().filter((l) => l.includes("refused its RRD"))).toHaveLength(1);
+    } finally {
+      sim.faults.refuseRrd(false);
+    }
+    expect((await d.getInfo(inst)).cpuTimeNs).toBeGreaterThan(0n);
+    await d.destroy(inst);
+  });
+
+  it("a power off whose clean shutdown is refused by a clean shutdown still in progress goes hard at once", async () => {
+    const d = await driver();
+    const inst = instance();
+    await d.spawn({ instance: inst });
+    const vm = (await vmOf(inst))!;
+    sim.guest(str(vm.rec, "uuid")).ignoreAcpi(true);
+    // Another client's clean shutdown holds the VM (the guest ignores it).
+    const other = probe.callAsync("VM.clean_shutdown", [vm.ref]).catch((e: unknown) => e);
+    await expect.poll(async () => Object.values(strMap(await probe.call<XapiRecord>("VM.get_record", [vm.ref]), "current_operations"))).toContain("clean_shutdown");
+    await d.powerOff(inst, { cleanShutdownTimeoutSec: 5 });
+    expect((await d.getInfo(inst)).state).toBe(PowerState.SHUTDOWN);
+    await other;
+  });
+
+  it("many operations on one caller signal put one listener on it, removed again when it aborts", async () => {
+    const d = await driver();
+    const inst = instance();
+    await d.spawn({ instance: inst });
+    const controller = new AbortController();
+    const calls = Array.from({ length: 20 }, () => d.getInfo(inst, { signal: controller.signal }));
+    expect(getEventListeners(controller.signal, "abort")).toHaveLength(1);
+    await Promise.all(calls);
+    const pending = d.getInfo(inst, { signal: controller.signal });
+    controller.abort(new Error("stop"));
+    await expect(pending).rejects.toMatchObject({ code: "VIRTKIT_OPERATION_ABORTED" });
   });
 
   it("falls back to a hard shutdown when the guest ignores ACPI, after the clean timeout", async () => {

@@ -10,6 +10,7 @@
  */
 import {
   GuestAgentNotEnabledError,
+  HypervisorUnavailableError,
   ImageNotFoundError,
   InstanceExistsError,
   InstanceNotFoundError,
@@ -201,6 +202,8 @@ export class XenapiDriver implements ComputeDriver {
   #hostRec: XapiRecord = {};
   /** The name `initHost` was given: events carry it. */
   #hostLabel = "";
+  /** Whether a refused RRD read (a role without it, an old host) was logged already. */
+  #rrdRefusedLogged = false;
   #defaultSr = "";
   #template: Vm | undefined;
   #networks: { readonly ref: string; readonly rec: XapiRecord }[] = [];
@@ -334,11 +337,38 @@ export class XenapiDriver implements ComputeDriver {
         maxMemoryKb: Math.round(maxBytes / 1024),
         memoryKb: Math.round((num(vm.rec, "memory_dynamic_max") || maxBytes) / 1024),
         vcpus: num(vm.rec, "VCPUs_max") || num(vm.rec, "VCPUs_at_startup"),
-        // XAPI reports no cumulative CPU time (Nova's xenapi get_info said 0 too).
-        cpuTimeNs: 0n,
+        cpuTimeNs: await this.#cpuTimeNs(live.rec, signal),
         internalId: live.ref,
       };
     });
+  }
+
+  /**
+   * The domain's CPU time: the sum of its `cpu<N>` counters in the VM's RRD (Xen's per-vCPU
+   * cputime in seconds, which XAPI exposes only as the RRD's last raw value; VM.query_data_source
+   * and VM_metrics.VCPUs_utilisation give rates). No domain (halted, suspended) burns nothing: 0,
+   * as libvirt reports for an inactive domain; a new domain counts afresh, as Xen does.
+   */
+  async #cpuTimeNs(rec: XapiRecord, signal: AbortSignal): Promise<bigint> {
+    const state = str(rec, "power_state").toLowerCase();
+    if (state !== "running" && state !== "paused") return 0n;
+    let values: ReadonlyMap<string, number> | undefined;
+    try {
+      values = await this.#ready().vmRrdLastValues(str(rec, "uuid"), { signal });
+    } catch (err) {
+      // A deadline or an unreachable host is getInfo's failure; a host that refuses its RRD (a
+      // read-only role, no RRD daemon) is not: the state still answers, CPU time reads 0, said once.
+      if (signal.aborted || err instanceof HypervisorUnavailableError) throw err;
+      if (!this.#rrdRefusedLogged) {
+        this.#rrdRefusedLogged = true;
+        this.#options.logger?.warn("the host refused its RRD (/vm_rrd): CPU time reads 0", { error: describe(err) });
+      }
+      return 0n;
+    }
+    if (!values) return 0n;
+    let seconds = 0;
+    for (const [name, v] of values) if (/^cpu\d+$/.test(name) && v > 0) seconds += v;
+    return BigInt(Math.round(seconds * 1e9));
   }
 
   async getConsoleOutput(instance: Instance, options?: OperationOptions): Promise<string> {
@@ -458,8 +488,14 @@ export class XenapiDriver implements ComputeDriver {
       if (state === "halted") return;
       const client = this.#ready();
       const cleanMs = (options?.cleanShutdownTimeoutSec ?? 60) * 1000;
-      if (state === "running" && cleanMs > 0 && (await this.#tryWithin(vm.ref, "VM.clean_shutdown", cleanMs, signal))) {
-        return;
+      if (state === "running" && cleanMs > 0) {
+        // A clean shutdown still held by an earlier call (its cancel not yet landed) refuses
+        // another; XAPI lets hard_shutdown run alongside it, which is where this call goes anyway.
+        const clean = await this.#tryWithin(vm.ref, "VM.clean_shutdown", cleanMs, signal).catch((err: unknown) => {
+          if (isXapiError(err, "OTHER_OPERATION_IN_PROGRESS")) return false;
+          throw err;
+        });
+        if (clean) return;
       }
       await client.callAsync("VM.hard_shutdown", [vm.ref], { signal });
     });
@@ -940,14 +976,22 @@ export class XenapiDriver implements ComputeDriver {
     instance: Instance | undefined,
     fn: (signal: AbortSignal) => Promise<T>,
   ): Promise<T> {
+    // The caller's signal is often shared by many concurrent operations (a scenario's, a
+    // request's): each operation listens on a child fed by one relay per caller signal, so the
+    // caller's signal carries one listener however many operations are in flight.
+    const outer = options?.signal;
+    const child = outer && !outer.aborted ? new AbortController() : undefined;
+    const unlink = outer && child ? relayAbort(outer, (reason) => child.abort(reason)) : undefined;
     try {
-      return await withDeadline(operation, options, this.#timeoutMs, (signal) => {
+      return await withDeadline(operation, child ? { ...options, signal: child.signal } : options, this.#timeoutMs, (signal) => {
         // Independent calls go out together, each listening on the one signal.
         setMaxListeners(256, signal);
         return fn(signal);
       });
     } catch (err) {
       throw mapXapiError(err, { operation, instanceId: instance?.uuid, host: this.#client?.masterUrl });
+    } finally {
+      unlink?.();
     }
   }
 
@@ -1539,4 +1583,29 @@ function receiveMap(extra: MigrateExtra): Record<string, string> {
 /** Capabilities for the plugin's listing. */
 export function xenapiCapabilityList(): Capability[] {
   return (Object.entries(XENAPI_CAPABILITIES) as [Capability, boolean][]).filter(([, v]) => v).map(([k]) => k);
+}
+
+/** Per caller signal: the operations to abort with it (one listener on the caller's signal each). */
+const relays = new WeakMap<AbortSignal, Set<(reason: unknown) => void>>();
+
+/** Calls `onAbort` when `signal` aborts; returns the unregistration. */
+function relayAbort(signal: AbortSignal, onAbort: (reason: unknown) => void): () => void {
+  let targets = relays.get(signal);
+  if (!targets) {
+    const set = new Set<(reason: unknown) => void>();
+    targets = set;
+    relays.set(signal, set);
+    signal.addEventListener(
+      "abort",
+      () => {
+        relays.delete(signal);
+        for (const t of [...set]) t(signal.reason);
+        set.clear();
+      },
+      { once: true },
+    );
+  }
+  const set = targets;
+  set.add(onAbort);
+  return () => set.delete(onAbort);
 }

@@ -1,5 +1,5 @@
-// One host's HTTP endpoint: JSON-RPC at POST /jsonrpc, XML-RPC at POST /, and XAPI's raw disk
-// handlers GET /export_raw_vdi and PUT /import_raw_vdi.
+// One host's HTTP endpoint: JSON-RPC at POST /jsonrpc, XML-RPC at POST /, XAPI's raw disk
+// handlers GET /export_raw_vdi and PUT /import_raw_vdi, and a VM's RRD at GET /vm_rrd.
 import type { IncomingMessage, Server, ServerResponse } from "node:http";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -26,7 +26,8 @@ function readBody(req: IncomingMessage): Promise<string> {
         req.destroy();
       } else chunks.push(c);
     });
-    req.on("end", () => resolve(Buffer.concat(chunks).toString("utf8")));
+    // One chunk (the usual RPC call) is decoded as it is, not copied first.
+    req.on("end", () => resolve((chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks)).toString("utf8")));
     req.on("error", reject);
   });
 }
@@ -110,6 +111,7 @@ export class Endpoint {
     const url = new URL(raw, "http://sim");
     if (req.method === "GET" && path === "/export_raw_vdi") return this.exportVdi(url, res);
     if (req.method === "PUT" && path === "/import_raw_vdi") return this.importVdi(url, req, res);
+    if (req.method === "GET" && path === "/vm_rrd") return this.vmRrd(url, res);
     res.writeHead(404, { "content-type": "text/plain" }).end("not found\n");
   }
 
@@ -188,6 +190,47 @@ export class Endpoint {
       return undefined;
     }
     return ref;
+  }
+
+  /**
+   * GET /vm_rrd?session_id=&uuid=: the VM's round-robin database in rrdtool's XML, as XAPI serves
+   * it. Only the CPU data sources are simulated; their `last_ds` is the raw cumulative counter.
+   */
+  private vmRrd(url: URL, res: ServerResponse): void {
+    const pool = this.role.pool;
+    if (this.role.masterAddress !== undefined) {
+      res.writeHead(503, { "content-type": "text/plain" }).end("HOST_IS_SLAVE\n");
+      return;
+    }
+    try {
+      pool.checkSession(url.searchParams.get("session_id") ?? "");
+    } catch {
+      res.writeHead(401, { "content-type": "text/plain" }).end("Unauthorized\n");
+      return;
+    }
+    if (this.world.faults.rrdRefused) {
+      res.writeHead(403, { "content-type": "text/plain" }).end("RBAC: permission denied\n");
+      return;
+    }
+    const ref = pool.db.findByUuid("VM", url.searchParams.get("uuid") ?? "");
+    const cpu = ref ? pool.cpu.sample(ref) : undefined;
+    if (!cpu) {
+      res.writeHead(404, { "content-type": "text/plain" }).end("no RRD for that VM\n");
+      return;
+    }
+    const f = (x: number): string => x.toFixed(6);
+    const ds = (name: string, last: number): string =>
+      `<ds><name>${name}</name><type>DERIVE</type><minimal_heartbeat>300.0000</minimal_heartbeat><min>0.0</min><max>1.0000</max>` +
+      `<last_ds>${f(last)}</last_ds><value>${f(cpu.rate)}</value><unknown_sec>0</unknown_sec></ds>`;
+    const names = cpu.perVcpu.map((_, i) => `cpu${i}`);
+    const total = cpu.perVcpu.reduce((a, b) => a + b, 0) / cpu.perVcpu.length;
+    const dss = [...cpu.perVcpu.map((s, i) => ds(names[i] as string, s)), ds("cpu_usage", total)];
+    const rates = [...names, "cpu_usage"].map(() => `<v>${f(cpu.rate)}</v>`).join("");
+    const prep = [...names, "cpu_usage"].map(() => "<ds><primary_value>0.0</primary_value><secondary_value>0.0</secondary_value><value>0.0</value><unknown_datapoints>0</unknown_datapoints></ds>").join("");
+    const body =
+      `<?xml version="1.0"?><rrd><version>0003</version><step>5</step><lastupdate>${Math.floor(Date.now() / 1000)}</lastupdate>${dss.join("")}` +
+      `<rra><cf>AVERAGE</cf><pdp_per_row>1</pdp_per_row><params><xff>0.5000</xff></params><cdp_prep>${prep}</cdp_prep><database><row>${rates}</row></database></rra></rrd>`;
+    res.writeHead(200, { "content-type": "text/xml", "content-length": Buffer.byteLength(body) }).end(body);
   }
 
   private async exportVdi(url: URL, res: ServerResponse): Promise<void> {

@@ -17,6 +17,8 @@ export interface XapiFaults {
   setMigrationDuration(ms: number): void;
   /** The next `times` calls of `method` run, then the server destroys the socket instead of answering. */
   dropConnectionOnNext(method: string, times?: number): void;
+  /** GET /vm_rrd answers 403 (a role without RRD access) while on. */
+  refuseRrd(on: boolean): void;
   /** Every switch back off. */
   reset(): void;
 }
@@ -28,6 +30,7 @@ function normalise(method: string): string {
 /** The switches, as the simulator reads them. */
 export class Faults implements XapiFaults {
   latencyMs = 0;
+  rrdRefused = false;
   migrationMs: number;
   private readonly failures = new Map<string, { error: XapiError; times: number }[]>();
   private readonly hangs = new Map<string, number>();
@@ -72,8 +75,13 @@ export class Faults implements XapiFaults {
     this.drops.set(normalise(method), (this.drops.get(normalise(method)) ?? 0) + times);
   }
 
+  refuseRrd(on: boolean): void {
+    this.rrdRefused = on;
+  }
+
   reset(): void {
     this.latencyMs = 0;
+    this.rrdRefused = false;
     this.migrationMs = this.defaultMigrationMs;
     this.failures.clear();
     this.hangs.clear();

@@ -5,6 +5,7 @@ import { XapiError } from "./errors.js";
 import type { XapiRecord } from "./database.js";
 import { Database, NULL_REF, xapiDate } from "./database.js";
 import { DiskContent } from "./disk.js";
+import { DomainCpu } from "./domain-cpu.js";
 import type { PowerState } from "./schema.js";
 import type { CallContext } from "./registry.js";
 import type { VmOperation } from "./vm-lifecycle.js";
@@ -38,6 +39,8 @@ export class XapiPool {
   readonly networkRef: string;
   private readonly sessionUsers = new Map<string, string>();
   private readonly domids = new Map<string, number>();
+  /** CPU time of each VM's domain (GET /vm_rrd, VM.query_data_source). */
+  readonly cpu = new DomainCpu();
 
   constructor(
     readonly world: World,
@@ -267,6 +270,8 @@ export class XapiPool {
       ...fields,
       metrics,
     });
+    const vm = this.db.get("VM", ref);
+    this.cpu.transition(ref, { power: "Halted", domid: -1 }, { power: vm.power_state, domid: vm.domid, vcpus: Number(vm.VCPUs_at_startup) });
     this.refreshAllowed(ref);
     return ref;
   }
@@ -274,6 +279,11 @@ export class XapiPool {
   /** Change VM fields and recompute allowed_operations in the same event. */
   updateVm(ref: string, patch: XapiRecord): XapiRecord {
     const vm = this.db.get("VM", ref);
+    if ("power_state" in patch || "domid" in patch) {
+      const before = { power: vm.power_state, domid: vm.domid };
+      Object.assign(vm, patch);
+      this.cpu.transition(ref, before, { power: vm.power_state, domid: vm.domid, vcpus: Number(vm.VCPUs_at_startup) });
+    }
     Object.assign(vm, patch);
     vm.allowed_operations = allowedOperations(ref, vm);
     return this.db.update("VM", ref, {});

@@ -232,6 +232,7 @@ function destroyVmRecord(pool: XapiPool, ref: string, withVdis = false): void {
   if (parent) pool.updateVm(of, { snapshots: (parent.snapshots as string[]).filter((r) => r !== ref) });
   for (const snap of vm.snapshots as string[]) if (pool.db.has("VM", snap)) pool.updateVm(snap, { snapshot_of: NULL_REF });
   pool.db.destroy("VM_metrics", vm.metrics as string);
+  pool.cpu.forget(ref);
   pool.db.destroy("VM", ref);
   if (vm.is_a_snapshot !== true) pool.world.forgetGuestIfGone(String(vm.uuid));
 }
@@ -433,6 +434,25 @@ export function vmMessages(): MessageDef[] {
     ),
     message("VM", "pause", vmParam, "void", (ctx, [vm]) => ctx.pool.vmOperation(ctx, vm as string, "pause", opMs(ctx), () => void ctx.pool.updateVm(vm as string, { power_state: "Paused" })), asyncOpts),
     message("VM", "unpause", vmParam, "void", (ctx, [vm]) => ctx.pool.vmOperation(ctx, vm as string, "unpause", opMs(ctx), () => void ctx.pool.updateVm(vm as string, { power_state: "Running" })), asyncOpts),
+    // The RRD daemon's latest rate of a VM data source (cpu<N>, cpu_usage: utilisation 0..1).
+    // XAPI reads it from the host running the domain; a VM without one has no live data source.
+    message(
+      "VM",
+      "query_data_source",
+      [
+        ["self", "VM ref"],
+        ["data_source", "string"],
+      ],
+      "float",
+      (ctx, [vm, name]) => {
+        const rec = ctx.pool.db.get("VM", vm as string);
+        const cpu = ctx.pool.cpu.sample(vm as string);
+        const m = /^cpu(\d+)$/.exec(name as string);
+        const known = name === "cpu_usage" || (m !== null && Number(m[1]) < (cpu?.perVcpu.length ?? 0));
+        if (!cpu || Number(rec.domid) < 0 || !known) throw new XapiError("INTERNAL_ERROR", [`Rrdd_error(Invalid_data_source ${String(name)})`]);
+        return cpu.rate;
+      },
+    ),
     message(
       "VM",
       "suspend",
