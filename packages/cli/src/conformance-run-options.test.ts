@@ -143,6 +143,35 @@ export const plugin = { ...fake, name: "bad-register", register(container) { con
     expect(r.stderr).toMatch(/"bad-register": plugin bad-register did not register a driver under virtkit:driver:bad-register/);
   }, SLOW);
 
+  it("a driver that cannot be set up (host unreachable) is one error (exit 1), not the same failure per scenario", async () => {
+    const file = join(dir, "unreachable.mjs");
+    await writeFile(
+      file,
+      `import { plugin as fake } from ${JSON.stringify(fakePlugin)};
+export const plugin = {
+  ...fake,
+  name: "unreachable",
+  // The environment is there; its host does not answer when a driver is made for it.
+  conformanceEnvironment(options) {
+    const inner = fake.conformanceEnvironment(options);
+    return async (ctx) => {
+      const env = await inner(ctx);
+      const refuse = async () => { throw new Error("connect ECONNREFUSED 127.0.0.1:1"); };
+      return { ...env, createDriver: refuse, ...(env.driverSetup ? { driverSetup: refuse } : {}) };
+    };
+  },
+};
+`,
+    );
+    for (const runner of ["direct", "vitest"]) {
+      const r = virtkit(["conformance", "run", "--driver", file, "--runner", runner, "--junit", join(dir, "unreachable.xml")]);
+      expect(r.status).toBe(1);
+      expect(r.stdout).toBe("");
+      expect(r.stderr.trimEnd().split("\n")).toHaveLength(1);
+      expect(r.stderr).toMatch(/setup failed, so no scenario ran: .*ECONNREFUSED 127\.0\.0\.1:1/);
+    }
+  }, SLOW);
+
   it("--config is validated with a clear usage error", async () => {
     // Keys are named by position and length, never by their text (a key may be a pasted secret).
     const cases: [unknown, RegExp][] = [

@@ -5,7 +5,7 @@ import { basename, dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Errors } from "@oclif/core";
 import type { ConformanceReporter, RunPlan, RunReport, ScenarioLevel } from "@virtkit/conformance";
-import type { DriverPlugin } from "@virtkit/core";
+import type { ComputeDriver, ConformanceEnvironment, ConformanceEnvironmentFactory, DriverPlugin } from "@virtkit/core";
 
 /** Where driver packages are also looked up: the CLI's own dependencies. */
 export const CLI_DIR = dirname(fileURLToPath(import.meta.url));
@@ -191,6 +191,7 @@ export async function runSuite(o: RunSuiteOptions): Promise<RunReport> {
     ...(o.environment !== undefined ? { environment: o.environment } : {}),
   });
   const scenarioTimeoutMs = fairScenarioTimeout(o, resolved.plugin);
+  await checkDriverSetup(resolved.environment, scenarioTimeoutMs, o.signal);
   const parallel = fairParallel(o, resolved.plugin);
   const lowered =
     parallel < o.parallel
@@ -243,6 +244,47 @@ export async function runSuite(o: RunSuiteOptions): Promise<RunReport> {
     onResult: (r) => onResult(r),
   });
   return withNotes(report, lowered);
+}
+
+/**
+ * One driver made and released before the run, through the same path every scenario takes: a driver
+ * that cannot be set up (host unreachable, credentials refused, a broken plugin) is one error naming
+ * why, not the same "driver setup failed" in every scenario. Bounded by the scenario deadline.
+ */
+async function checkDriverSetup(
+  factory: ConformanceEnvironmentFactory,
+  timeoutMs: number,
+  signal: AbortSignal | undefined,
+): Promise<void> {
+  const { withDeadline } = await import("@virtkit/core");
+  const fail = (what: string, err: unknown): Error => {
+    const why = (err instanceof Error ? err.message : String(err)).split("\n")[0] ?? "";
+    return Object.assign(new Error(`${what} failed, so no scenario ran: ${why}`, { cause: err }), {
+      code: "VIRTKIT_DRIVER_SETUP_FAILED",
+    });
+  };
+  let env: ConformanceEnvironment;
+  try {
+    env = await withDeadline("environment setup", { timeoutMs, ...(signal ? { signal } : {}) }, timeoutMs, () =>
+      factory({ prefix: `vkcheck${Date.now().toString(36)}` }),
+    );
+  } catch (err) {
+    throw fail("the environment's setup", err);
+  }
+  try {
+    const host = env.hosts[0] ?? "localhost";
+    let driver: ComputeDriver;
+    try {
+      driver = await withDeadline("driver setup", { timeoutMs, ...(signal ? { signal } : {}) }, timeoutMs, () =>
+        env.createDriver(host),
+      );
+    } catch (err) {
+      throw fail("the driver's setup", err);
+    }
+    await driver.cleanupHost(host).catch(() => undefined);
+  } finally {
+    await env.cleanup().catch(() => undefined);
+  }
 }
 
 function withNotes(report: RunReport, notes: readonly string[]): RunReport {

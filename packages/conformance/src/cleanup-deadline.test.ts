@@ -137,4 +137,23 @@ describe("cleanup after a scenario", () => {
     expect(new HumanReporter().render(report)).toMatch(/Leaks:\n {2}- kit\.spawn-one: instance /);
     expect(new JunitReporter().render(report)).toMatch(/<failure message="cleanup left \d+ resources? behind: /);
   });
+
+  it("a driver setup that fails is that failure alone: the environment's own images are no leak", async () => {
+    const inner = fakeEnvironment();
+    // An environment that uploads its boot image first, then cannot make a driver (an unreachable host).
+    const factory: typeof inner = async (ctx) => {
+      const env = await inner(ctx);
+      await env.imageService.create({ name: "boot image", properties: {} });
+      return {
+        ...env,
+        createDriver: async () => {
+          throw new Error("connect ECONNREFUSED 127.0.0.1:1");
+        },
+      };
+    };
+    const result = await runScenario(spawnOne, factory, { cleanupTimeoutMs: 3_000 });
+    expect(result).toMatchObject({ status: "fail", step: "create driver" });
+    expect(result.reason).toMatch(/^driver setup failed: .*ECONNREFUSED/);
+    expect(result.leaks ?? []).toEqual([]);
+  });
 });

@@ -161,9 +161,12 @@ export async function runScenario(
     const host = env.hosts[0] ?? "localhost";
     let driver: ComputeDriver;
     try {
+      // The images there before the scenario, read before the driver is made as well as after: a
+      // driver setup that fails must not turn the environment's own images into the scenario's leaks.
+      baselineImages = new Set((await env.imageService.list()).map((i) => i.id));
       driver = await env.createDriver(host);
       drivers.set(host, driver);
-      baselineImages = new Set((await env.imageService.list()).map((i) => i.id));
+      for (const i of await env.imageService.list()) baselineImages.add(i.id);
     } catch (err) {
       return done("fail", { reason: `driver setup failed: ${describeError(err)}`, step, location: driverLocation(err) });
     }
