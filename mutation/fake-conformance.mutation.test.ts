@@ -8,6 +8,8 @@ import { computeServiceFactory } from "../packages/conformance/src/compute-servi
 import { defineConformanceSuite } from "../packages/conformance/src/vitest/define-suite.js";
 import { createFakeConformanceEnvironment } from "../packages/driver-fake/src/conformance-environment.js";
 
+const skip = (process.env.VIRTKIT_MUTATION_SKIP ?? "").split(",").filter((p) => p.length > 0);
+
 defineConformanceSuite({
   driver: { name: "fake" },
   environment: createFakeConformanceEnvironment(),
@@ -15,5 +17,25 @@ defineConformanceSuite({
   level: "MAY",
   // A run may leave out scenarios (regular expressions, comma-separated), e.g. one that is flaky
   // under Stryker's instrumentation; `pnpm mutation` prints what was left out.
-  skip: (process.env.VIRTKIT_MUTATION_SKIP ?? "").split(",").filter((p) => p.length > 0),
+  skip,
+});
+
+// The same fake with softReboot and rescue switched off, for the scenarios those touch only (a
+// whole second suite per mutant would double the run): a HARD reboot must not need softReboot, a
+// SOFT one must be refused typed or done hard, never ask the guest (lifecycle.reboot-soft-is-clean's
+// refusal half), and rescue/unrescue must be refused typed (a capability check keyed by a wrong name
+// lets them through).
+defineConformanceSuite({
+  driver: { name: "fake (softReboot and rescue off)" },
+  environment: createFakeConformanceEnvironment({ capabilities: { softReboot: false, rescue: false } }),
+  service: computeServiceFactory(),
+  level: "MAY",
+  focus: [
+    "^lifecycle\\.reboot",
+    "^effects\\.reboot",
+    "^state\\.[a-z]+\\.reboot-hard$",
+    "^lifecycle\\.rescue-unrescue$",
+    "^state\\.running\\.(rescue|unrescue)$",
+  ],
+  skip,
 });

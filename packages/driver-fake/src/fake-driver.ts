@@ -26,10 +26,14 @@ import {
   TaskState,
   UnsupportedOperationError,
   isSecret,
+  powerOffOptionsError,
+  rebootTypeError,
   sleep,
   snapshotImageMetadata,
   throwIfAborted,
   validateMigrationPolicy,
+  validateRescueInput,
+  validateSpawnRequest,
   withDeadline,
   type Capabilities,
   type Capability,
@@ -394,14 +398,12 @@ export class FakeDriver implements ComputeDriver {
 
   async spawn(request: SpawnRequest, options?: OperationOptions): Promise<void> {
     this.#begin("spawn");
-    if (typeof request !== "object" || request === null) throw new InvalidInputError("request", "must be an object");
+    // Core's shared checks (the same typed refusals every driver gives), then the normalised copies.
+    validateSpawnRequest(request);
     const instance = validateInstance(request.instance);
     const imageMeta =
       request.imageMeta === undefined ? instance.imageMeta : validateImageMeta(request.imageMeta, "request.imageMeta");
     const password = request.adminPassword;
-    if (password !== undefined && !isSecret(password)) {
-      throw new InvalidInputError("request.adminPassword", "must be a Secret");
-    }
     return this.#call("spawn", options, password !== undefined, async (signal) => {
       const uuid = instance.uuid;
       if (this.cloud.locate(uuid)) throw new InstanceExistsError(uuid);
@@ -451,7 +453,8 @@ export class FakeDriver implements ComputeDriver {
 
   async reboot(instance: Instance, type: RebootType, options?: OperationOptions): Promise<void> {
     this.#begin("reboot", type === "SOFT" ? "softReboot" : undefined);
-    if (type !== "SOFT" && type !== "HARD") throw new InvalidInputError("type", "must be SOFT or HARD");
+    const badType = rebootTypeError(type);
+    if (badType) throw badType;
     validateInstanceRef(instance);
     return this.#call("reboot", options, false, () => {
       const rec = this.#get(instance.uuid);
@@ -484,8 +487,10 @@ export class FakeDriver implements ComputeDriver {
   async powerOff(instance: Instance, options?: PowerOffOptions): Promise<void> {
     this.#begin("powerOff");
     validateInstanceRef(instance);
-    const timeoutSec = checkMs(options?.cleanShutdownTimeoutSec, "cleanShutdownTimeoutSec", 0);
-    const retrySec = checkMs(options?.retryIntervalSec, "retryIntervalSec", 0);
+    const badOptions = powerOffOptionsError(options);
+    if (badOptions) throw badOptions;
+    const timeoutSec = options?.cleanShutdownTimeoutSec ?? 0;
+    const retrySec = options?.retryIntervalSec ?? 0;
     const uuid = instance.uuid;
     const before = this.#host.instances.get(uuid);
     const mayWait = timeoutSec > 0 && before?.state === "RUNNING" && before.guest.ignoresAcpi;
@@ -574,10 +579,9 @@ export class FakeDriver implements ComputeDriver {
   async rescue(instance: Instance, rescueImageMeta: ImageMeta, options?: RescueOptions): Promise<void> {
     this.#begin("rescue");
     validateInstanceRef(instance);
+    validateRescueInput(rescueImageMeta, options);
     const meta = validateImageMeta(rescueImageMeta, "rescueImageMeta");
     const password = options?.rescuePassword;
-    if (password !== undefined && !isSecret(password))
-      throw new InvalidInputError("rescuePassword", "must be a Secret");
     return this.#call("rescue", options, false, async (signal) => {
       const check = (): FakeInstance => {
         const rec = this.#get(instance.uuid);

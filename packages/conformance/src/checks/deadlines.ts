@@ -217,6 +217,14 @@ async function unchanged(
   check(late.length === 0, `after ${after}: lifecycle events [${late.join(", ")}] were announced`);
 }
 
+/** A timeout or abort says which operation it cut short (its `operation` field, shown and logged by a service). */
+function checkNamesOperation(err: OperationAbortedError | OperationTimeoutError, what: string): void {
+  const op: unknown = err.operation;
+  if (typeof op !== "string" || op.trim().length === 0) {
+    fail(`${what}: the ${err.name}'s operation is ${JSON.stringify(op)}, expected a non-empty text`);
+  }
+}
+
 /** Requires `promise` to reject with exactly `cls` (the error thrown, not a cause). */
 async function expectTyped(
   ctx: ScenarioContext,
@@ -228,7 +236,7 @@ async function expectTyped(
     await promise;
   } catch (err) {
     ctx.recordError(err);
-    if (err instanceof cls) return;
+    if (err instanceof cls) return checkNamesOperation(err, what);
     fail(`${what}: expected ${cls.name}, got ${describeError(err)}`);
   }
   fail(`${what}: expected ${cls.name}, but it succeeded`);
@@ -308,7 +316,13 @@ export async function checkDeadlinesEveryOperation(ctx: ScenarioContext): Promis
         failures.push(`${t.c.op}: with an aborted signal: expected OperationAbortedError, but it succeeded`);
       } catch (err) {
         ctx.recordError(err);
-        if (err instanceof OperationAbortedError) continue;
+        if (err instanceof OperationAbortedError) {
+          const op: unknown = err.operation;
+          if (typeof op !== "string" || op.trim().length === 0) {
+            failures.push(`${t.c.op}: with an aborted signal: the OperationAbortedError's operation is ${JSON.stringify(op)}, expected a non-empty text`);
+          }
+          continue;
+        }
         // This driver or configuration cannot do it at all (a refusal the contract lists, before any
         // work): there is no deadline to hold it to. Nothing must have changed all the same.
         if (t.c.op === "set-admin-password" && NOT_POSSIBLE.some((cls) => err instanceof cls)) {

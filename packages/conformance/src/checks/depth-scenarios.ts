@@ -116,6 +116,13 @@ export function depthScenarios(): ScenarioDefinition[] {
       needs: twoHostsWithStorageFacts,
       run: ev.checkMigrationPausedEvents,
     }),
+    events({
+      id: "events.crash-announced",
+      title: "a guest that crashes is announced once, as CRASHED, by its own host",
+      capability: "lifecycleEvents",
+      needs: ev.needsCrash,
+      run: ev.checkCrashAnnounced,
+    }),
     row("deadlines")({
       id: "deadlines.every-operation",
       title: `every operation (${DEADLINE_OPERATIONS.join(", ")}): an aborted signal, a passed deadline and an abort mid-way reject typed and change nothing, even later`,

@@ -2,12 +2,13 @@
  * Events with meaning beyond the state table's per-transition checks: several listeners are
  * independent (each gets every event once, a throwing one harms no other, removing one leaves the
  * rest, removing twice is harmless), a driver that declares no events refuses registration typed,
- * and a migrated instance's source never announces STOPPED (Nova would stop the guest it just moved).
+ * a migrated instance's source never announces STOPPED (Nova would stop the guest it just moved),
+ * and a crash is announced once as CRASHED (not as STOPPED, which reads as a deliberate stop).
  */
 import { PowerState, type LifecycleEvent } from "@virtkit/core";
 import { check, expectState, expectUnsupportedSync, fail, waitFor } from "../assertions.js";
 import type { ScenarioContext } from "../scenario.js";
-import { DriverEvents, hostPair, move, settle, spawnIn } from "./depth-support.js";
+import { DriverEvents, control, hostPair, move, settle, spawnIn } from "./depth-support.js";
 
 /** How long the events already due may take to arrive. */
 const EVENT_WAIT_MS = 500;
@@ -131,3 +132,41 @@ async function checkMigrationEvents(ctx: ScenarioContext, state: "RUNNING" | "PA
 export const checkMigrationRunningEvents = (ctx: ScenarioContext) => checkMigrationEvents(ctx, "RUNNING");
 /** A paused instance's move: no STOPPED from the source. */
 export const checkMigrationPausedEvents = (ctx: ScenarioContext) => checkMigrationEvents(ctx, "PAUSED");
+
+/** Why a crash check cannot run here, or undefined. */
+export function needsCrash(env: ScenarioContext["env"]): string | undefined {
+  return typeof env.guestControls?.crash === "function"
+    ? undefined
+    : "the environment cannot crash a guest (no guestControls.crash)";
+}
+
+/**
+ * A guest that crashes on its own (no contract call) is announced exactly once, as CRASHED, by the
+ * host that runs it: the contract's CRASHED transition (libvirt's crashed stop, XAPI's crashed
+ * power state). A STOPPED would tell the compute service the guest was shut down on purpose; no
+ * event leaves it believing the guest still runs until its next power-state sync.
+ */
+export async function checkCrashAnnounced(ctx: ScenarioContext): Promise<void> {
+  const crash = control(ctx, "crash", "the environment cannot crash a guest");
+  const events = new DriverEvents(ctx.driver);
+  try {
+    const inst = await ctx.spawn();
+    await waitFor(() => events.of(inst.uuid).length >= 1, EVENT_WAIT_MS, ctx.signal);
+    await settle(2);
+    const mark = events.mark;
+    ctx.step("crash the guest (environment)");
+    await crash(inst);
+    await expectState(ctx, inst, PowerState.CRASHED, "the crash");
+    ctx.step("events of the crash");
+    const arrived = await waitFor(() => events.of(inst.uuid, mark).length >= 1, EVENT_WAIT_MS, ctx.signal);
+    // Long enough for a duplicate (a second mapping of the same crash) to show.
+    await settle(20);
+    const got = events.of(inst.uuid, mark);
+    if (!arrived || got.length !== 1 || got[0]!.transition !== "CRASHED") {
+      fail(`the crash of a running guest announced [${seq(got, inst.uuid).join(", ")}], expected [CRASHED] once`);
+    }
+    check(got[0]!.host === ctx.host, `the CRASHED event names host ${JSON.stringify(got[0]!.host)}, expected ${JSON.stringify(ctx.host)}`);
+  } finally {
+    events.stop();
+  }
+}

@@ -5,8 +5,24 @@
  * alike (RUNNING, one more boot); only the guest can tell whether it was asked and shut itself
  * down cleanly. Environments that cannot tell skip these checks with the reason.
  */
-import { InstanceNotFoundError, OperationTimeoutError, PowerState, type GuestShutdownRecord, type Instance } from "@virtkit/core";
-import { check, checkEqual, expectRejects, expectState, fail, skipForEnvironment } from "../assertions.js";
+import {
+  InstanceNotFoundError,
+  OperationTimeoutError,
+  PowerState,
+  UnsupportedOperationError,
+  type GuestShutdownRecord,
+  type Instance,
+} from "@virtkit/core";
+import {
+  WorksButUndeclaredError,
+  check,
+  checkEqual,
+  describeError,
+  expectRejects,
+  expectState,
+  fail,
+  skipForEnvironment,
+} from "../assertions.js";
 import type { ScenarioContext } from "../scenario.js";
 import { control, settle } from "./depth-support.js";
 
@@ -63,6 +79,60 @@ export async function checkSoftRebootIsClean(ctx: ScenarioContext): Promise<void
   const r3 = await record(inst);
   checkAsked(r2, r3, true, "reboot SOFT of a guest ignoring ACPI");
   checkEqual(r3.lastReboot, "hard", "how a guest ignoring ACPI last rebooted after reboot SOFT (the fallback)");
+}
+
+/**
+ * `softReboot` not declared: HARD (the base contract) still reboots, without asking the guest; SOFT
+ * is refused with `UnsupportedOperationError` itself and changes nothing, or falls back to HARD
+ * (the contract allows it) — but never asks the guest, which is what the driver said it cannot do.
+ * Where the environment cannot see the guest's side, the states and boot counts are still checked.
+ */
+export async function refuseSoftRebootUndeclared(ctx: ScenarioContext): Promise<void> {
+  const d = ctx.driver;
+  const controls = ctx.env.guestControls;
+  const record = controls?.shutdownRecord ? (i: Instance) => controls.shutdownRecord!(i) : undefined;
+  const boots = controls?.bootCount ? (i: Instance) => controls.bootCount!(i) : undefined;
+  const inst = await ctx.spawn();
+  const r0 = await record?.(inst);
+  const b0 = await boots?.(inst);
+  ctx.step("reboot HARD (softReboot not declared)");
+  try {
+    await d.reboot(inst, "HARD", ctx.opts());
+  } catch (err) {
+    ctx.recordError(err);
+    fail(`reboot HARD is the base contract, it must not depend on softReboot: got ${describeError(err)}`);
+  }
+  await expectState(ctx, inst, PowerState.RUNNING, "reboot HARD");
+  const r1 = await record?.(inst);
+  const b1 = await boots?.(inst);
+  if (r0 && r1) {
+    checkAsked(r0, r1, false, "reboot HARD");
+    checkEqual(r1.lastReboot, "hard", "how the guest last rebooted after reboot HARD");
+  }
+  if (b0 !== undefined && b1 !== undefined) checkEqual(b1, b0 + 1, "boots after reboot HARD");
+  ctx.step("reboot SOFT (softReboot not declared)");
+  let refused = false;
+  try {
+    await d.reboot(inst, "SOFT", ctx.opts());
+  } catch (err) {
+    ctx.recordError(err);
+    // The error thrown, not a cause.
+    if (!(err instanceof UnsupportedOperationError)) {
+      fail(`reboot SOFT without softReboot: expected UnsupportedOperationError or a hard reboot, got ${describeError(err)}`);
+    }
+    refused = true;
+  }
+  await expectState(ctx, inst, PowerState.RUNNING, refused ? "the refused reboot SOFT" : "reboot SOFT done hard");
+  const r2 = await record?.(inst);
+  const b2 = await boots?.(inst);
+  if (r1 && r2 && r2.acpiRequests !== r1.acpiRequests) {
+    throw new WorksButUndeclaredError(
+      `reboot SOFT asked the guest (${r2.acpiRequests - r1.acpiRequests} ACPI request(s), last reboot ${r2.lastReboot ?? "none"}) although softReboot is not declared`,
+    );
+  }
+  if (b1 !== undefined && b2 !== undefined) {
+    checkEqual(b2, refused ? b1 : b1 + 1, refused ? "boots after the refused reboot SOFT" : "boots after reboot SOFT done hard");
+  }
 }
 
 /**

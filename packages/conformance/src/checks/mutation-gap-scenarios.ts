@@ -34,11 +34,12 @@ export function mutationGapScenarios(): ScenarioDefinition[] {
     },
     {
       id: "lifecycle.reboot-soft-is-clean",
-      title: "a soft reboot of a guest honouring ACPI is clean, a hard one asks nothing, an ignored request falls back to hard (as the guest saw it)",
+      title: "a soft reboot of a guest honouring ACPI is clean, a hard one asks nothing, an ignored request falls back to hard (as the guest saw it); undeclared: HARD still works, SOFT is refused typed or done hard",
       group: "lifecycle",
       capability: "softReboot",
       level: "MUST",
       run: gs.checkSoftRebootIsClean,
+      refuse: gs.refuseSoftRebootUndeclared,
     },
     {
       id: "lifecycle.power-off-seen-by-guest",
@@ -90,7 +91,7 @@ export function mutationGapScenarios(): ScenarioDefinition[] {
     },
     {
       id: "lifecycle.rescue-survives-reboot",
-      title: "a rebooted rescued instance still runs the rescue system (or the reboot is refused typed)",
+      title: "a rebooted or power-cycled rescued instance still runs the rescue system while in rescue mode (or the call is refused typed)",
       group: "lifecycle",
       capability: "rescue",
       level: "MUST",

@@ -1,7 +1,8 @@
 /**
  * Rescue, seen from the guest: `rescuePassword` opens the rescue system's root account and no
- * account of the instance's own system; a rescued instance that is rebooted still runs the rescue
- * system (or the reboot is refused typed, as Nova's API does); unrescue boots the instance's own.
+ * account of the instance's own system; a rescued instance that is rebooted or power-cycled still
+ * runs the rescue system (or the call is refused typed, as Nova's API does, or the power off left
+ * rescue mode); unrescue boots the instance's own.
  */
 import { PowerState, type Instance } from "@virtkit/core";
 import { describeError, expectState, fail, skipForEnvironment, thrownWithCode } from "../assertions.js";
@@ -62,7 +63,45 @@ export async function checkRescueSurvivesReboot(ctx: ScenarioContext): Promise<v
     await expectState(ctx, inst, PowerState.RUNNING, what);
     await expectBooted(ctx, inst, "rescue", what);
   }
+  if (await leftRescueOnPowerCycle(ctx, inst)) return;
   ctx.step("unrescue");
   await d.unrescue(inst, ctx.opts());
   await expectBooted(ctx, inst, "instance", "unrescue");
+}
+
+/**
+ * Power off and on of a rescued instance (the table allows the power off to be refused, or to keep
+ * or leave rescue mode): the system the guest boots at power on must match the mode the driver is
+ * in. A driver that rebuilds the guest's definition from the instance at power on (as Nova's hard
+ * reboot does) boots the instance's own disk while still in rescue mode. True when the driver left
+ * rescue mode (unrescue refused typed), so there is nothing left to unrescue.
+ */
+async function leftRescueOnPowerCycle(ctx: ScenarioContext, inst: Instance): Promise<boolean> {
+  const d = ctx.driver;
+  const what = "power off of a rescued instance";
+  ctx.step(what);
+  try {
+    await d.powerOff(inst, ctx.opts({ cleanShutdownTimeoutSec: 0 }));
+  } catch (err) {
+    ctx.recordError(err);
+    if (!thrownWithCode(err, ["VIRTKIT_INVALID_STATE"])) fail(`${what}: expected success or InvalidStateError, got ${describeError(err)}`);
+    await expectState(ctx, inst, PowerState.RUNNING, `the refused ${what}`);
+    return false;
+  }
+  await expectState(ctx, inst, PowerState.SHUTDOWN, what);
+  ctx.step("power on of the powered-off rescued instance");
+  await d.powerOn(inst, ctx.opts());
+  await expectState(ctx, inst, PowerState.RUNNING, "power on of the powered-off rescued instance");
+  ctx.step("which system the guest runs after the power cycle");
+  const booted = await ctx.env.guestControls!.bootedSystem!(inst);
+  if (booted === "rescue") return false;
+  ctx.step("unrescue after a power cycle that booted the instance's own system");
+  try {
+    await d.unrescue(inst, ctx.opts());
+  } catch (err) {
+    ctx.recordError(err);
+    if (thrownWithCode(err, ["VIRTKIT_INVALID_STATE"])) return true;
+    fail(`unrescue after the power cycle: expected InvalidStateError (rescue mode left) or success, got ${describeError(err)}`);
+  }
+  fail("power on of a powered-off rescued instance booted the instance's own system while the driver was still in rescue mode (unrescue succeeded)");
 }

@@ -5,11 +5,13 @@
  * the outcome in every view: getInfo, instanceExists, both lists, the lifecycle events the
  * operation announced (exactly, in order, once, right instance and host) when the driver declares
  * them, and rescue mode where it matters. A refusal must be the typed error itself (not a cause)
- * and leave everything as it was.
+ * and leave everything as it was; an `InvalidStateError` names the instance refused (its uuid) and
+ * says which operation and state (non-empty: the fields a service shows or logs).
  */
 import type { LifecycleTransition } from "@virtkit/core";
 import {
   InstanceNotFoundError,
+  InvalidStateError,
   PowerState,
   Secret,
   type Capability,
@@ -424,6 +426,21 @@ async function checkPresentSnapshots(
   check(left.length === 0, `after ${after}, before any cleanup: the environment still finds ${left.join("; ")}`);
 }
 
+/**
+ * The context fields of an InvalidStateError: the refused instance's uuid (not its name or the
+ * hypervisor's own id), and an operation and a state that say something.
+ */
+function checkRefusalFields(err: InvalidStateError, inst: Instance, label: string): void {
+  check(
+    err.instanceId === inst.uuid,
+    `${label}: the InvalidStateError names instance ${JSON.stringify(err.instanceId)}, expected its uuid ${inst.uuid}`,
+  );
+  for (const field of ["operation", "state"] as const) {
+    const v: unknown = err[field];
+    check(typeof v === "string" && v.trim().length > 0, `${label}: the InvalidStateError's ${field} is ${JSON.stringify(v)}, expected a non-empty text`);
+  }
+}
+
 /** The body of one cell when every capability it needs is declared. */
 function runCell(
   from: MatrixState,
@@ -467,6 +484,7 @@ function runCell(
         // Only the error thrown counts (instanceof checks the error's own brand, never a cause).
         const refusal = cell.outcomes.find((o) => o.kind === "refused" && o.errors.some((cls) => error instanceof cls));
         if (!refusal) fail(`${label}: expected ${describeCell(cell)}, got ${describeError(error)}`);
+        if (error instanceof InvalidStateError) checkRefusalFields(error, inst, label);
         await expectState(ctx, inst, power(from), `the refused ${label}`);
         await expectEvents(ctx, log, inst, mark, [[]], `the refused ${label}`);
         await checkPresentSnapshots(ctx, inst, prepared, false, `the refused ${label}`);

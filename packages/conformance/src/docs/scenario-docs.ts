@@ -139,7 +139,7 @@ export const SCENARIO_DOCS: Readonly<Record<string, ScenarioDoc>> = {
     nova: "Nova's driver methods take keyword defaults (timeout=0, retry_interval=0, ...).",
   },
   "lifecycle.reboot-soft-is-clean": {
-    rule: "As the guest saw it: a soft reboot of a guest honouring ACPI asks it and it restarts itself cleanly; a hard reboot asks nothing and resets it; a guest ignoring the request is asked, then rebooted hard.",
+    rule: "As the guest saw it: a soft reboot of a guest honouring ACPI asks it and it restarts itself cleanly; a hard reboot asks nothing and resets it; a guest ignoring the request is asked, then rebooted hard. softReboot undeclared: a hard reboot still works and asks nothing; a soft one is refused with UnsupportedOperationError and changes nothing, or is done hard, never asking the guest.",
     nova: "The libvirt driver's _soft_reboot shuts the domain down (ACPI) and starts it, falling back to _hard_reboot only when the guest does not go down in time.",
   },
   "lifecycle.power-off-seen-by-guest": {
@@ -167,7 +167,7 @@ export const SCENARIO_DOCS: Readonly<Record<string, ScenarioDoc>> = {
     nova: "The libvirt driver's rescue injects rescue_password as the rescue image's root password (instance.admin_pass during rescue).",
   },
   "lifecycle.rescue-survives-reboot": {
-    rule: "A rescued instance that is rebooted (hard, or soft where declared) still runs its rescue system, as the guest shows, or the reboot is refused with InvalidStateError; unrescue boots the instance's own system.",
+    rule: "A rescued instance that is rebooted (hard, or soft where declared) still runs its rescue system, as the guest shows, or the reboot is refused with InvalidStateError; powered off and on, it runs the rescue system again unless the power off left rescue mode (then unrescue is refused); unrescue boots the instance's own system.",
     nova: "Nova's API refuses a reboot of a RESCUED instance; a driver that accepts one must not leave rescue mode behind the caller's back.",
   },
   "admin-password.first-boot": {
@@ -177,6 +177,10 @@ export const SCENARIO_DOCS: Readonly<Record<string, ScenarioDoc>> = {
   "migration.destroy-during": {
     rule: "Destroying the instance on the source during a live migration stops the migration at once (it rejects typed) and, after the destination's rollback, the instance is on neither host.",
     nova: "Deleting an instance that is migrating aborts the libvirt migration job; the manager then rolls back at the destination.",
+  },
+  "events.crash-announced": {
+    rule: "A guest that crashes on its own is announced exactly once, as CRASHED, by the host running it (not STOPPED, not twice), and getInfo says CRASHED.",
+    nova: "Nova's event.py has no crash transition (its libvirt host reports a crashed domain's stop as STOPPED); the contract adds CRASHED so a service can tell a crash from a deliberate stop.",
   },
 };
 

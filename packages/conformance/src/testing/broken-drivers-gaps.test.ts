@@ -1,4 +1,7 @@
 import { describe, expect, it } from "vitest";
+import { computeServiceFactory } from "../compute-service-adapter.js";
+import { fakeEnvironment } from "../environments/fake-environment.js";
+import { runConformance } from "../runner.js";
 import { SCENARIOS } from "../scenarios.js";
 import { BROKEN_VARIANTS } from "./broken-drivers.js";
 import { DEPTH_VARIANTS } from "./broken-drivers-depth.js";
@@ -32,4 +35,24 @@ describe("the broken variants for the mutation run's gaps", () => {
       if (mustExpected) expect(v.failedBy.some((f) => LEVEL.get(f.id) === "MUST"), v.name).toBe(true);
     }
   }, 600_000);
+
+  it("a healthy fake without softReboot and rescue passes their scenarios: HARD works, SOFT and rescue are refused typed", async () => {
+    const report = await runConformance({
+      driver: { name: "fake (softReboot and rescue off)" },
+      environment: fakeEnvironment({ capabilities: { softReboot: false, rescue: false } }),
+      service: computeServiceFactory(),
+      level: "MAY",
+      parallel: 4,
+      focus: ["^lifecycle\\.reboot", "^effects\\.reboot", "^state\\.[a-z]+\\.reboot-", "^lifecycle\\.rescue-unrescue$", "^state\\.running\\.(rescue|unrescue)$"],
+    });
+    const status = new Map(report.results.map((r) => [r.id, r.status]));
+    expect(report.results.filter((r) => r.status === "fail").map((r) => `${r.id}: ${r.reason}`)).toEqual([]);
+    expect(status.get("lifecycle.reboot-soft-is-clean")).toBe("unsupported");
+    expect(status.get("state.running.reboot-hard")).toBe("pass");
+    expect(status.get("state.running.reboot-soft")).toBe("unsupported");
+    for (const id of ["lifecycle.rescue-unrescue", "state.running.rescue", "state.running.unrescue"]) {
+      const r = report.results.find((x) => x.id === id);
+      expect(`${r?.status}: ${r?.reason}`, id).toMatch(/^unsupported: .*refused with UnsupportedOperationError$/);
+    }
+  }, 120_000);
 });

@@ -5,12 +5,20 @@
  * guest, retries dropped, a clean wait deaf to the call's deadline, CPU time that runs on while
  * stopped or restarts at zero, bad input taken or refused untyped, options required, a rescue
  * password dropped or put in the wrong system, a reboot that leaves rescue, a first-boot password
- * for the wrong account, a spawn race waved through, a migration that outlives its instance.
+ * for the wrong account, a spawn race waved through, a migration that outlives its instance; and
+ * from the second round: soft reboot asked of the guest while undeclared, a hard reboot that needs
+ * softReboot, a crash announced as STOPPED or twice, a power-cycled rescued instance booting its
+ * own disk while still in rescue mode.
  * `broken-drivers-gaps.test.ts` requires each caught where expected, at its check's level.
  */
 import {
   InvalidInputError,
+  InvalidStateError,
+  OperationAbortedError,
+  OperationTimeoutError,
   PowerState,
+  UnsupportedOperationError,
+  type Capabilities,
   Secret,
   isSecret,
   type ComputeDriver,
@@ -18,6 +26,8 @@ import {
   type ImageMeta,
   type Instance,
   type InstanceInfo,
+  type LifecycleEvent,
+  type LifecycleListener,
   type LiveMigrationOptions,
   type MigrateData,
   type OperationOptions,
@@ -287,6 +297,122 @@ class MigrationOutlivesDestroy extends DriverDecorator {
   }
 }
 
+// -- softReboot not declared ----------------------------------------------------------------------
+
+/** Declares no softReboot (say, for a hypervisor type without ACPI) but still asks the guest on SOFT. */
+class UndeclaredSoftRebootAsksGuest extends DriverDecorator {
+  override get capabilities(): Capabilities {
+    return { ...this.inner.capabilities, softReboot: false };
+  }
+}
+/** Declares no softReboot and guards the whole reboot method with it: HARD is refused too. */
+class HardRebootNeedsSoftReboot extends DriverDecorator {
+  override get capabilities(): Capabilities {
+    return { ...this.inner.capabilities, softReboot: false };
+  }
+  override async reboot(i: Instance, t: RebootType, o?: OperationOptions) {
+    void [i, t, o];
+    throw new UnsupportedOperationError("softReboot", this.name);
+  }
+}
+
+/** Declares no rescue (its rescue images are not configured) but rescues all the same. */
+class RescueUndeclaredButWorks extends DriverDecorator {
+  override get capabilities(): Capabilities {
+    return { ...this.inner.capabilities, rescue: false };
+  }
+}
+
+// -- crash events ---------------------------------------------------------------------------------
+
+/** Rewrites the events its listeners get. */
+class MapEvents extends DriverDecorator {
+  constructor(
+    inner: ComputeDriver,
+    private readonly map: (e: LifecycleEvent) => readonly LifecycleEvent[],
+  ) {
+    super(inner);
+  }
+  override registerEventListener(listener: LifecycleListener): () => void {
+    return this.inner.registerEventListener((e) => {
+      for (const out of this.map(e)) listener(out);
+    });
+  }
+}
+/** A crash announced as STOPPED (libvirt's "stopped, detail crashed" mapped by its event type only). */
+const crashAsStopped = (d: ComputeDriver) =>
+  new MapEvents(d, (e) => [e.transition === "CRASHED" ? { ...e, transition: "STOPPED" } : e]);
+/** A crash announced twice (libvirt's crashed event and its crashed stop both mapped to CRASHED). */
+const crashTwice = (d: ComputeDriver) => new MapEvents(d, (e) => (e.transition === "CRASHED" ? [e, e] : [e]));
+
+// -- rescue power cycle ---------------------------------------------------------------------------
+
+/**
+ * Power on rebuilds the guest from the instance's own definition (as Nova's hard reboot does): the
+ * own disk boots while the driver's books still say rescued, so a later unrescue "succeeds".
+ */
+class RescuePowerOnBootsOwnDisk extends DriverDecorator {
+  readonly #rescued = new Set<string>();
+  readonly #booksOnly = new Set<string>();
+  override async rescue(i: Instance, m: ImageMeta, o?: RescueOptions) {
+    await this.inner.rescue(i, m, o);
+    this.#rescued.add(i.uuid);
+  }
+  override async unrescue(i: Instance, o?: OperationOptions) {
+    if (this.#booksOnly.delete(i.uuid)) return;
+    await this.inner.unrescue(i, o);
+    this.#rescued.delete(i.uuid);
+  }
+  override async powerOn(i: Instance, o?: OperationOptions) {
+    if (this.#rescued.has(i.uuid) && (await stateOf(this.inner, i)) === PowerState.SHUTDOWN) {
+      // The hypervisor boots the instance's own disk (the fake's unrescue from SHUTDOWN does exactly that).
+      await this.inner.unrescue(i, o);
+      this.#rescued.delete(i.uuid);
+      this.#booksOnly.add(i.uuid);
+      return;
+    }
+    return this.inner.powerOn(i, o);
+  }
+}
+
+// -- refusal fields ---------------------------------------------------------------------------------
+
+/** A refused pause names the instance by its name (what the hypervisor calls it), not its uuid. */
+class RefusalNamesInstanceByName extends DriverDecorator {
+  override async pause(i: Instance, o?: OperationOptions) {
+    try {
+      return await this.inner.pause(i, o);
+    } catch (err) {
+      if (err instanceof InvalidStateError) throw new InvalidStateError(i.name, err.operation, err.state);
+      throw err;
+    }
+  }
+}
+/** A refused unpause says no operation (the text lost in a shared helper). */
+class RefusalWithoutOperation extends DriverDecorator {
+  override async unpause(i: Instance, o?: OperationOptions) {
+    try {
+      return await this.inner.unpause(i, o);
+    } catch (err) {
+      if (err instanceof InvalidStateError) throw new InvalidStateError(err.instanceId, "", err.state);
+      throw err;
+    }
+  }
+}
+
+/** A pause cut short by its deadline or signal says no operation (the name dropped on the way). */
+class DeadlineErrorUnnamed extends DriverDecorator {
+  override async pause(i: Instance, o?: OperationOptions) {
+    try {
+      return await this.inner.pause(i, o);
+    } catch (err) {
+      if (err instanceof OperationTimeoutError) throw new OperationTimeoutError("", err.timeoutMs);
+      if (err instanceof OperationAbortedError) throw new OperationAbortedError("");
+      throw err;
+    }
+  }
+}
+
 // -- the table --------------------------------------------------------------------------------------
 
 type Wrap = NonNullable<BrokenVariant["wrap"]>;
@@ -328,5 +454,14 @@ export const GAP_VARIANTS: readonly BrokenVariant[] = [
   v("wrong-state", "rescue-reboot-boots-own-disk", "a hard reboot of a rescued instance boots its own disk (rescue left)", ["lifecycle.rescue-survives-reboot", "state.rescued.reboot-hard"], (d) => new RescueRebootBootsOwnDisk(d)),
   v("accounts", "first-boot-ignores-image-os-type", "the first-boot password goes to root when only the image says windows", ["admin-password.first-boot"], (d, c) => new FirstBootIgnoresImageOsType(d, c)),
   v("illegal-accepted", "spawn-race-both-succeed", "a spawn of a uuid being spawned waits for the first and reports success", ["admin-password.first-boot"], (d) => new SpawnRaceBothSucceed(d)),
+  v("refusal", "undeclared-soft-reboot-asks-guest", "declares no softReboot, yet a SOFT reboot asks the guest (ACPI)", [SOFT_CLEAN], (d) => new UndeclaredSoftRebootAsksGuest(d)),
+  v("refusal", "hard-reboot-needs-soft-reboot", "declares no softReboot and refuses HARD reboots too", [SOFT_CLEAN, "state.running.reboot-hard"], (d) => new HardRebootNeedsSoftReboot(d)),
+  v("refusal", "rescue-undeclared-but-works", "declares no rescue, yet rescue and unrescue work", ["lifecycle.rescue-unrescue"], (d) => new RescueUndeclaredButWorks(d)),
+  v("crashed", "crash-announced-as-stopped", "a crash is announced as STOPPED", ["events.crash-announced"], crashAsStopped),
+  v("crashed", "crash-announced-twice", "a crash is announced twice", ["events.crash-announced"], crashTwice),
+  v("wrong-state", "rescue-power-on-boots-own-disk", "power on of a powered-off rescued instance boots its own disk while still in rescue mode", ["lifecycle.rescue-survives-reboot"], (d) => new RescuePowerOnBootsOwnDisk(d)),
+  v("refusal", "refusal-names-instance-by-name", "a refused pause's InvalidStateError names the instance by name, not uuid", ["state.shutdown.pause"], (d) => new RefusalNamesInstanceByName(d)),
+  v("refusal", "refusal-without-operation", "a refused unpause's InvalidStateError names no operation", ["state.running.unpause"], (d) => new RefusalWithoutOperation(d)),
+  v("deadlines", "deadline-error-unnamed", "a pause's OperationTimeoutError / OperationAbortedError names no operation", ["deadlines.every-operation"], (d) => new DeadlineErrorUnnamed(d)),
   v("migration", "migration-outlives-destroy", "destroy does not cancel the migration job: it fails seconds later", ["migration.destroy-during"], (d) => new MigrationOutlivesDestroy(d)),
 ];
