@@ -185,6 +185,12 @@ const CLEANUP_CALL: CallOptions = { timeoutMs: SPAWN_CLEANUP_TIMEOUT_MS };
 /** What names an instance's domain: its uuid (what libvirtd looks it up by) and its name. */
 type InstanceRef = Pick<Instance, "uuid" | "name">;
 
+/**
+ * Operations that never change a domain's definition: after them a destroy may still trust that the
+ * definition is the one spawn wrote (no rescue disk to look for).
+ */
+const KEEPS_DEFINITION: ReadonlySet<string> = new Set(["spawn", "get info", "instance exists", "destroy"]);
+
 /** A promise's outcome as a value, for deciding after two calls have both answered. */
 async function settle<T>(p: Promise<T>): Promise<{ ok: true; value: T } | { ok: false; error: unknown }> {
   try {
@@ -193,6 +199,9 @@ async function settle<T>(p: Promise<T>): Promise<{ ok: true; value: T } | { ok: 
     return { ok: false, error };
   }
 }
+
+/** The answer of a look-up that was not needed: no such domain. */
+const FREE: Promise<{ ok: true; value: null }> = Promise.resolve({ ok: true, value: null });
 
 /** The libvirt driver. Call `initHost` before anything else. */
 export class LibvirtDriver implements ComputeDriver {
@@ -266,7 +275,11 @@ export class LibvirtDriver implements ComputeDriver {
       requireMigration: (policy) => this.#requireMigration(policy),
       run: (operation, instance, opts, fn) => this.#run(operation, instance, opts, fn),
       api: (signal) => this.#api(signal),
-      guest: (api, instance, call) => this.#found(api, instance, call),
+      guest: (api, instance, call) => {
+        // A migration may leave another definition behind: destroy reads it back.
+        this.#conn.forgetPlain(instance.uuid);
+        return this.#found(api, instance, call);
+      },
       getHostInfo: (call) => this.getHostInfo(call),
       remove: (api, instance, call, disks) => this.#remove(api, instance, call, disks),
       hostContext: (instance, operation) => ({ ...this.#ctx(instance, operation), instanceId: instance.uuid }),
@@ -325,6 +338,8 @@ export class LibvirtDriver implements ComputeDriver {
     return withDeadline(operation, options, timeoutMs, async (signal) => {
       // One uuid rule for every operation, not only spawn: one instance, one spelling.
       if (instance) validateUuid(instance.uuid, "instance.uuid");
+      // Any operation but these may change the definition (rescue, revert, migration...).
+      if (instance && !KEEPS_DEFINITION.has(operation)) this.#conn.forgetPlain(instance.uuid);
       try {
         const api = await this.#api(signal);
         return await fn(api, { signal });
@@ -418,14 +433,18 @@ export class LibvirtDriver implements ComputeDriver {
     this.#consoles.close(instance.uuid);
     this.#handles.delete(instance.uuid);
     const guest = new Guest(api, { name: instance.name, uuid: instance.uuid, id: -1 }, call);
-    // The definition tells whether a rescue disk exists too, so no delete is sent for nothing.
+    // The definition tells whether a rescue disk exists too, so no delete is sent for nothing; it
+    // is not read back when it is the one spawn wrote and nothing changed it since (events say so).
+    const plain = disks && this.#conn.isPlain(api, instance.uuid);
+    this.#conn.forgetPlain(instance.uuid);
     const [xml, existed] = await Promise.all([
-      disks ? api.domainGetXmlDesc(guest.dom, 0, call).catch(() => undefined) : undefined,
+      disks && !plain ? api.domainGetXmlDesc(guest.dom, 0, call).catch(() => undefined) : undefined,
       guest.destroy(instance.uuid),
     ]);
     const names = instanceVolumeNames(instance.uuid);
     // A full parse only when the text can hold virtkit's rescue record (destroy is hot; rescue rare).
-    const rescued = xml === undefined || (xml.includes("rescue>") && readDomainXml(xml).rescueOriginalXml !== undefined);
+    const rescued =
+      !plain && (xml === undefined || (xml.includes("rescue>") && readDomainXml(xml).rescueOriginalXml !== undefined));
     // Undefine and the volume deletes are independent: one round of calls.
     const work: Promise<void>[] = [];
     if (existed) work.push(guest.undefine(this.#conn.facts(api)));
@@ -684,12 +703,16 @@ export class LibvirtDriver implements ComputeDriver {
         options,
         async (api, call) => {
           // Whether the uuid is taken is asked while the disk is being made: one round trip less.
-          const existing = settle(this.#lookupOrNull(api, uuid, call));
+          // Known free (the listing and events since say no such domain): no look-up at all.
+          const knownFree = !this.#conn.mayExist(api, uuid);
+          const existing = knownFree ? FREE : settle(this.#lookupOrNull(api, uuid, call));
           let free = false;
           try {
             const base = await this.#storage.baseImage(api, imageMeta, call);
             const made = await settle(this.#storage.createDisk(api, instance, imageMeta, "", call, base, false));
-            const taken = await existing;
+            // A disk of that name exists: someone may be spawning the uuid right now; ask after all.
+            const leftover = !made.ok && made.error instanceof LeftoverVolumeError;
+            const taken = knownFree && leftover ? await settle(this.#lookupOrNull(api, uuid, call)) : await existing;
             if (!taken.ok || taken.value !== null) {
               // Taken, or not known: nothing here may be touched but a disk made just now (ours:
               // creating it would have failed had it existed).
@@ -715,6 +738,7 @@ export class LibvirtDriver implements ComputeDriver {
               ...(await this.#guestConfig(imageMeta, disk)),
             });
             const guest = new Guest(api, await api.domainDefineXml(xml, 0, call), call);
+            this.#conn.definedPlain(api, uuid);
             await this.#startRunning(guest, uuid);
             if (password !== undefined) {
               await setFirstBootPassword(guest, { ...instance, imageMeta }, password, call, () =>

@@ -6,6 +6,7 @@
 import { HypervisorUnavailableError, redactOptions } from "@virtkit/core";
 import type { CallOptions, DomainLifecycleEvent, EventSubscription } from "@virtkit/libvirt-rpc";
 import { libvirtMessage } from "./error-map.js";
+import { KnownDomains } from "./known-domains.js";
 import { openRpcConnection, type LibvirtApi, type LibvirtConnector } from "./libvirt-connection.js";
 import { raceSignal } from "./race-signal.js";
 
@@ -34,6 +35,8 @@ export class LibvirtHost {
   #subscription: EventSubscription | undefined;
   #facts: { readonly api: LibvirtApi; readonly generation: number; readonly facts: DaemonFacts } | undefined;
   #closed = false;
+  /** The daemon's domains, from one listing and the events since (see known-domains.ts). */
+  readonly #known = new KnownDomains();
 
   constructor(options: LibvirtHostOptions) {
     this.#options = options;
@@ -108,14 +111,52 @@ export class LibvirtHost {
     return facts;
   }
 
-  /** Registers for lifecycle events once (re-registered by the connection after a reconnect). */
+  /**
+   * Registers for lifecycle events once (re-registered by the connection after a reconnect), then
+   * lists the daemon's domains once, which the events keep true from then on.
+   */
   async subscribe(api: LibvirtApi, call: CallOptions): Promise<void> {
     if (this.#subscription) return;
     try {
-      this.#subscription = await api.domainEventLifecycleRegister((e) => this.#options.onEvent(e), call);
+      this.#subscription = await api.domainEventLifecycleRegister((e) => {
+        this.#known.onEvent(e);
+        this.#options.onEvent(e);
+      }, call);
     } catch (err) {
       this.#options.log("warn", "lifecycle events unavailable", { err: libvirtMessage(err) });
+      return;
     }
+    // Without the listing every spawn asks the daemon whether its uuid is taken, as before.
+    await this.#known.learn(api, call).catch((err: unknown) =>
+      this.#options.log("debug", "domain listing failed; uuids are looked up", { err: libvirtMessage(err) }),
+    );
+  }
+
+  /**
+   * False only when no domain with `uuid` exists on the daemon behind `api`, as the listing and
+   * the events since say; true means ask. After a re-opened link the listing is taken again in
+   * the background (events of the gap are lost), and the daemon is asked until it is back.
+   */
+  mayExist(api: LibvirtApi, uuid: string): boolean {
+    if (!this.subscribed) return true;
+    if (this.#known.valid(api)) return this.#known.mayExist(api, uuid);
+    void this.#known.learn(api, { timeoutMs: this.#options.timeoutMs }).catch(() => undefined);
+    return true;
+  }
+
+  /** A spawn on `api` defined `uuid` with a definition holding nothing but its own disk. */
+  definedPlain(api: LibvirtApi, uuid: string): void {
+    if (this.subscribed) this.#known.definedPlain(api, uuid);
+  }
+
+  /** True when `uuid`'s definition is known to be the plain one a spawn on `api` wrote. */
+  isPlain(api: LibvirtApi, uuid: string): boolean {
+    return this.subscribed && this.#known.isPlain(api, uuid);
+  }
+
+  /** `uuid`'s definition may change now: read it back when it matters. */
+  forgetPlain(uuid: string): void {
+    this.#known.forgetPlain(uuid);
   }
 
   /** Unsubscribes and closes the connection; the host cannot be used afterwards. */
@@ -125,6 +166,7 @@ export class LibvirtHost {
     this.#subscription = undefined;
     this.#conn = undefined;
     this.#closed = true;
+    this.#known.reset();
     if (!conn) return;
     try {
       await sub?.unsubscribe(call);

@@ -49,7 +49,7 @@ async function driverOn(fake: FakeLibvirt, uri = "test:///default") {
 }
 
 describe("round trips of spawn + getInfo + destroy", () => {
-  it("spends 4 + 1 + 4 calls per instance once the pool is known, and none on refreshes or retries", async () => {
+  it("spends 3 + 1 + 3 calls per instance once the pool is known, and none on refreshes or retries", async () => {
     const fake = new FakeLibvirt();
     const { driver, calls } = await driverOn(fake);
     // The first spawn prepares the pool (once per connection) and learns the undefine flags.
@@ -60,18 +60,14 @@ describe("round trips of spawn + getInfo + destroy", () => {
 
     const i = inst();
     await driver.spawn({ instance: i });
-    expect(calls.splice(0)).toEqual([
-      "domainLookupByUuid",
-      "storageVolCreateXml",
-      "domainDefineXml",
-      "domainCreateWithFlags",
-    ]);
+    // The uuid is known free (the listing at initHost and the events since): no look-up.
+    expect(calls.splice(0)).toEqual(["storageVolCreateXml", "domainDefineXml", "domainCreateWithFlags"]);
     // The handle from the start (kept fresh by events) carries the id: no look-up.
     expect((await driver.getInfo(i)).internalId).toMatch(/^\d+$/);
     expect(calls.splice(0)).toEqual(["domainGetInfo"]);
-    // The definition says there is no rescue disk: no delete is sent for one.
+    // The definition is the one spawn wrote (no rescue disk), unchanged: not read back.
     await driver.destroy(i);
-    expect(calls.splice(0).sort()).toEqual(["domainDestroy", "domainGetXmlDesc", "domainUndefine", "storageVolDelete"]);
+    expect(calls.splice(0).sort()).toEqual(["domainDestroy", "domainUndefine", "storageVolDelete"]);
     expect(fake.domains.size).toBe(0);
     expect(fake.volumes.size).toBe(0);
   });
@@ -196,6 +192,130 @@ describe("what the driver remembers stays true", () => {
     expect(fake.volumes.has(`${j.uuid}_disk.rescue`)).toBe(false);
     await driver.destroy(j);
     expect(fake.volumes.size).toBe(0);
+  });
+});
+
+describe("what the listing and the events say is only trusted while it holds", () => {
+  const domainXml = (uuid: string, name: string) =>
+    `<domain type='test'><name>${name}</name><uuid>${uuid}</uuid><memory>65536</memory><vcpu>1</vcpu></domain>`;
+  const volumeXml = (name: string) => `<volume><name>${name}</name><capacity>1073741824</capacity></volume>`;
+
+  it("looks a uuid up when another client defined it (its event arrived), and refuses it untouched", async () => {
+    const fake = new FakeLibvirt();
+    const { driver, calls } = await driverOn(fake);
+    for (const name of ["someone-else", "vm-1"]) {
+      const i = inst();
+      await fake.domainDefineXml(domainXml(i.uuid, name));
+      calls.length = 0;
+      await expect(driver.spawn({ instance: i })).rejects.toBeInstanceOf(InstanceExistsError);
+      expect(calls).toContain("domainLookupByUuid");
+      expect(calls).not.toContain("domainDefineXml");
+      expect(fake.domains.get(i.uuid)!.xml).toBe(domainXml(i.uuid, name));
+    }
+  });
+
+  it("asks after all when the uuid's disk exists: someone may be spawning it and its event is not here yet", async () => {
+    const fake = new FakeLibvirt();
+    const { driver, calls } = await driverOn(fake);
+    const pool = fake.pool;
+    // A domain the events have not told about yet (defined without an event), with its disk.
+    const i = inst();
+    fake.domains.set(i.uuid, {
+      dom: { name: i.name, uuid: i.uuid, id: -1 },
+      xml: domainXml(i.uuid, i.name),
+      state: 5,
+      managedSave: false,
+      snapshots: new Map(),
+    });
+    await fake.storageVolCreateXml(pool, volumeXml(`${i.uuid}_disk`));
+    calls.length = 0;
+    await expect(driver.spawn({ instance: i })).rejects.toBeInstanceOf(InstanceExistsError);
+    // (The first spawn also prepares the pool.)
+    expect(calls.filter((c) => !c.startsWith("storagePool"))).toEqual(["storageVolCreateXml", "domainLookupByUuid"]);
+    expect(fake.volumes.has(`${i.uuid}_disk`)).toBe(true);
+    expect(fake.domains.get(i.uuid)!.xml).toBe(domainXml(i.uuid, i.name));
+    // A leftover disk with no domain is replaced, after asking.
+    const j = inst();
+    await fake.storageVolCreateXml(pool, volumeXml(`${j.uuid}_disk`));
+    calls.length = 0;
+    await driver.spawn({ instance: j });
+    expect(calls.slice(0, 2)).toEqual(["storageVolCreateXml", "domainLookupByUuid"]);
+    await driver.destroy(j);
+    expect(fake.volumes.has(`${j.uuid}_disk`)).toBe(false);
+  });
+
+  it("reads the definition back at destroy once it was redefined (an event, or any other operation)", async () => {
+    const fake = new FakeLibvirt();
+    const { driver, calls } = await driverOn(fake, "qemu:///system");
+    const i = inst();
+    await driver.spawn({ instance: i });
+    // Another client redefines it: the DEFINED (updated) event says the definition is not spawn's.
+    await fake.domainDefineXml(fake.domains.get(i.uuid)!.xml);
+    calls.length = 0;
+    await driver.destroy(i);
+    expect(calls).toContain("domainGetXmlDesc");
+
+    const j = inst();
+    await driver.spawn({ instance: j });
+    await driver.pause(j);
+    calls.length = 0;
+    await driver.destroy(j);
+    expect(calls).toContain("domainGetXmlDesc");
+    expect(fake.volumes.size).toBe(0);
+  });
+
+  it("asks every time when events are unavailable", async () => {
+    const fake = new FakeLibvirt();
+    const { api, calls } = counted(fake);
+    const noEvents = new Proxy(api, {
+      get: (t, p, r) =>
+        p === "domainEventLifecycleRegister" ? () => Promise.reject(new Error("no events here")) : Reflect.get(t, p, r),
+    });
+    const driver = new LibvirtDriver({ uri: "test:///default", connector: async () => noEvents });
+    await driver.initHost("host-a");
+    const i = inst();
+    await driver.spawn({ instance: i });
+    await driver.destroy(i);
+    expect(calls).not.toContain("connectListAllDomains");
+    expect(calls).toContain("domainLookupByUuid");
+    expect(calls).toContain("domainGetXmlDesc");
+  });
+
+  it("asks until the domains are listed again on a re-opened link (the events of the gap are lost)", async () => {
+    const fake = new FakeLibvirt();
+    const link = { reconnectCount: 0 };
+    Object.defineProperty(fake, "reconnectCount", { get: () => link.reconnectCount });
+    const { driver, calls } = await driverOn(fake);
+    const a = inst();
+    await driver.spawn({ instance: a });
+    // The link drops and is re-opened; meanwhile another client defined a domain (no event here).
+    link.reconnectCount = 1;
+    const b = inst();
+    fake.domains.set(b.uuid, {
+      dom: { name: "other", uuid: b.uuid, id: -1 },
+      xml: domainXml(b.uuid, "other"),
+      state: 5,
+      managedSave: false,
+      snapshots: new Map(),
+    });
+    calls.length = 0;
+    await expect(driver.spawn({ instance: b })).rejects.toBeInstanceOf(InstanceExistsError);
+    expect(calls).toContain("domainLookupByUuid");
+    // The destroy of a spawned before the drop reads its definition back.
+    calls.length = 0;
+    await driver.destroy(a);
+    expect(calls).toContain("domainGetXmlDesc");
+    // Listed again (in the background): the new domain is known, a fresh uuid is not asked.
+    await new Promise((r) => setTimeout(r, 0));
+    expect(fake.calls.filter((c) => c.method === "connectListAllDomains")).toHaveLength(2);
+    calls.length = 0;
+    await expect(driver.spawn({ instance: b })).rejects.toBeInstanceOf(InstanceExistsError);
+    expect(calls).toContain("domainLookupByUuid");
+    const c = inst();
+    calls.length = 0;
+    await driver.spawn({ instance: c });
+    expect(calls).not.toContain("domainLookupByUuid");
+    await driver.destroy(c);
   });
 });
 

@@ -277,6 +277,37 @@ describe("LibvirtConnection over the mock daemon", () => {
     await conn.close();
   });
 
+  it("hands a re-opened link to callers only once its event callbacks are registered again", async () => {
+    const mock = new MockLibvirtd();
+    let registrations = 0;
+    let release: () => void = () => undefined;
+    const gate = new Promise<void>((r) => (release = r));
+    mock.on(Proc.CONNECT_DOMAIN_EVENT_CALLBACK_REGISTER_ANY, async () => {
+      // The second registration (on the new link) answers only when the test says so.
+      if (++registrations === 2) await gate;
+      return { body: (w) => w.int(registrations) };
+    });
+    mock.on(Proc.CONNECT_GET_TYPE, () => ({ body: (w) => w.string("TEST") }));
+    const { conn } = await open(mock, { reconnect: { enabled: true, eagerWhenSubscribed: true } });
+    await conn.domainEventLifecycleRegister(() => undefined);
+    mock.last.kill();
+    await new Promise((r) => setTimeout(r, 10));
+    // Re-registering on the new link: a call waits for it, and the reconnect is not counted yet.
+    expect(mock.connections).toHaveLength(2);
+    const call = conn.connectGetType();
+    await new Promise((r) => setTimeout(r, 10));
+    expect(conn.reconnectCount).toBe(0);
+    expect(mock.last.calls.map((c) => c.proc)).not.toContain(Proc.CONNECT_GET_TYPE);
+    release();
+    expect(await call).toBe("TEST");
+    expect(conn.reconnectCount).toBe(1);
+    const procs = mock.last.calls.map((c) => c.proc);
+    expect(procs.indexOf(Proc.CONNECT_DOMAIN_EVENT_CALLBACK_REGISTER_ANY)).toBeLessThan(
+      procs.indexOf(Proc.CONNECT_GET_TYPE),
+    );
+    await conn.close();
+  });
+
   it("reconnects on the next call after the link dropped and re-registers event callbacks", async () => {
     const mock = new MockLibvirtd();
     let nextId = 1;

@@ -83,9 +83,20 @@ export class ReconnectingClient {
             client.destroy();
             break;
           }
+          // Per-link state (event callbacks) is restored before the link is handed to any caller,
+          // so a call that sees the new reconnect count also sees events flowing on its link.
+          try {
+            await this.afterReconnect(client);
+          } catch (err) {
+            client.destroy();
+            throw err;
+          }
+          if (this.closedByUser) {
+            client.destroy();
+            break;
+          }
           this.current = client;
           this.reconnects++;
-          await this.afterReconnect(client);
           this.watch(client);
           return client;
         } catch (err) {

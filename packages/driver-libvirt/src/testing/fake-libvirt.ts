@@ -157,6 +157,7 @@ export class FakeLibvirt implements LibvirtApi {
     const existing = this.domains.get(facts.uuid);
     if (existing) {
       existing.xml = xml;
+      this.#emit(existing, 0, 1); // VIR_DOMAIN_EVENT_DEFINED_UPDATED
       return existing.dom;
     }
     const d: FakeDomain = {
@@ -167,6 +168,7 @@ export class FakeLibvirt implements LibvirtApi {
       snapshots: new Map(),
     };
     this.domains.set(facts.uuid, d);
+    this.#emit(d, 0, 0); // VIR_DOMAIN_EVENT_DEFINED_ADDED
     return d.dom;
   }
   async domainCreateWithFlags(dom: Domain, flags = 0): Promise<Domain> {
