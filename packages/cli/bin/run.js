@@ -28,3 +28,6 @@ try {
     process.exitCode = typeof exit === "number" ? exit : 1;
   }
 }
+// The command is done (report written, cleanup run): a handle a driver left open must not hang the CLI.
+const { exitWhenHeldOpen } = await import("../dist/held-open.js");
+exitWhenHeldOpen();

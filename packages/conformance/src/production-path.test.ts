@@ -239,3 +239,94 @@ describe("a broken register is one load error", () => {
     expect((err as Error).message).not.toMatch(/localhost/);
   });
 });
+
+describe("the production path cannot be skipped silently", () => {
+  /** An environment offering driverSetup whose own createDriver is a placeholder that does not declare pause. */
+  function placeholderEnvironment(rec: Recorder): ConformanceEnvironmentFactory {
+    const setup = setupEnvironment(rec);
+    return async (ctx) => {
+      const env = await setup(ctx);
+      const placeholder = new FakeDriver({ host: "placeholder", imageService: env.imageService, capabilities: { pause: false } });
+      return { ...env, createDriver: async () => placeholder };
+    };
+  }
+
+  it("given the plugin, runConformance builds the drivers through register; without it, the report says so", async () => {
+    const rec: Recorder = { tokens: [], adopted: [] };
+    const plugin = productionPlugin(rec);
+    const focus = ["^lifecycle\\.pause-unpause$"];
+    const withPlugin = await runConformance({ driver: { name: plugin.name }, plugin, environment: placeholderEnvironment(rec), focus });
+    // The placeholder declares no pause: only the driver from register can make this scenario run its checks.
+    expect(withPlugin.results.map((r) => `${r.id}: ${r.status} ${r.reason ?? ""}`.trim())).toEqual(["lifecycle.pause-unpause: pass"]);
+    expect(rec.tokens).toHaveLength(1);
+    expect(withPlugin.notes.some((n) => n.includes("no plugin"))).toBe(false);
+
+    const without = await runConformance({ driver: { name: plugin.name }, environment: placeholderEnvironment(rec), focus });
+    expect(without.results[0]?.status).toBe("unsupported");
+    expect(without.notes).toContain(
+      "the environment offers driverSetup, but the run was given no plugin: its drivers came from the environment's createDriver, not through the plugin's register (pass plugin to test the path production uses)",
+    );
+    // A factory resolveDriver already wrapped is not wrapped twice (one register per driver).
+    const before = rec.tokens.length;
+    await runConformance({ driver: { name: plugin.name }, plugin, environment: productionPath(plugin, setupEnvironment(rec)), focus });
+    expect(rec.tokens.length - before).toBe(1);
+  });
+
+  it("a named environment that supplies the options and builds its drivers itself is a load error, not an untested register", async () => {
+    const file = join(dir, "own-options-driver.mjs");
+    const fakeUrl = new URL(import.meta.resolve("@virtkit/driver-fake")).href;
+    await writeFile(
+      file,
+      `import { plugin as fake } from ${JSON.stringify(fakeUrl)};
+const needsUri = { "~standard": { version: 1, vendor: "test", validate: (v) => (v && typeof v.uri === "string" ? { value: v } : { issues: [{ message: "uri is required", path: ["uri"] }] }) } };
+export const plugin = {
+  ...fake,
+  name: "own-options",
+  optionsSchema: needsUri,
+  conformanceEnvironment: undefined,
+  // Registers under the wrong token: nothing would notice if the kit never went through register.
+  register(container) { container.register("virtkit:driver:elsewhere", { useValue: {} }); },
+  environments: [{
+    name: "inside",
+    description: "supplies its own uri and builds its drivers itself",
+    async unavailable() { return undefined; },
+    async conformanceEnvironment() {
+      const factory = fake.conformanceEnvironment(fake.optionsSchema.parse({}));
+      return async (ctx) => ({ ...(await factory(ctx)), driverSetup: undefined });
+    },
+  }],
+};
+`,
+    );
+    const resolved = await resolveDriver(file, [], { environment: "inside", env: {} });
+    const report = await runConformance({ driver: resolved.descriptor, environment: resolved.environment, focus: ["^lifecycle\\.spawn$"] });
+    expect(report.results[0]?.status).toBe("fail");
+    expect(report.results[0]?.reason).toMatch(/builds its drivers without driverSetup, so the plugin's register would never be tested/);
+    expect(report.ok).toBe(false);
+  });
+
+  it("keeps a class environment's private members and a frozen environment working", async () => {
+    const fakeEnv = fakePlugin.conformanceEnvironment!(fakePlugin.optionsSchema.parse({}) as never);
+    class PrivateEnvironment {
+      readonly #inner: Awaited<ReturnType<ConformanceEnvironmentFactory>>;
+      constructor(inner: Awaited<ReturnType<ConformanceEnvironmentFactory>>) {
+        this.#inner = inner;
+      }
+      get hosts() { return this.#inner.hosts; }
+      get imageService() { return this.#inner.imageService; }
+      get limits() { return this.#inner.limits; }
+      get notes() { return this.#inner.notes; }
+      driverSetup(host: string) { return this.#inner.driverSetup!(host); }
+      createDriver(host?: string) { return this.#inner.createDriver(host); }
+      async leftovers() { return (await this.#inner.leftovers?.()) ?? []; }
+      logLines() { return this.#inner.logLines?.() ?? []; }
+      cleanup() { return this.#inner.cleanup(); }
+    }
+    const classy: ConformanceEnvironmentFactory = async (ctx) => new PrivateEnvironment(await fakeEnv(ctx)) as never;
+    const frozen: ConformanceEnvironmentFactory = async (ctx) => Object.freeze({ ...(await fakeEnv(ctx)) });
+    for (const factory of [classy, frozen]) {
+      const report = await runConformance({ driver: { name: "fake" }, environment: productionPath(fakePlugin, factory), focus: ["^lifecycle\\.spawn$"] });
+      expect(report.results.map((r) => `${r.status} ${r.reason ?? ""} ${(r.cleanupErrors ?? []).join()}`.trim())).toEqual(["pass"]);
+    }
+  });
+});

@@ -78,8 +78,9 @@ export async function resolveDriver(
   }
   // A broken `register` is ONE load error here, not a failure in every scenario. (A named
   // environment may supply required options itself: then its own driver setup is the check.)
-  if (named === undefined || optionsValid(plugin, raw)) await checkRegisterPath(plugin, raw);
-  environment = productionPath(plugin, environment);
+  const registerChecked = named === undefined || optionsValid(plugin, raw);
+  if (registerChecked) await checkRegisterPath(plugin, raw);
+  environment = productionPath(plugin, environment, { registerChecked });
   return {
     plugin,
     options,
@@ -227,22 +228,52 @@ export async function checkRegisterPath(
   }
 }
 
+/** Marks environments (and factories) {@link productionPath} made, so they are not wrapped twice. */
+const WRAPPED = Symbol("virtkit.productionPath");
+
+/** True when `value` (an environment or a factory) came through {@link productionPath}. */
+export function isProductionPath(value: object): boolean {
+  return (value as { [WRAPPED]?: unknown })[WRAPPED] === true;
+}
+
+/** Options of {@link productionPath}. */
+export interface ProductionPathOptions {
+  /**
+   * Whether the plugin's `register` was checked at load (default true). When it was not (a named
+   * environment that supplies the options itself), an environment without `driverSetup` would
+   * leave `register` untested altogether: that is a `DriverLoadError`, not a silent pass.
+   */
+  readonly registerChecked?: boolean;
+}
+
 /**
  * Wraps an environment factory so the kit builds every driver the production way when the
  * environment offers `driverSetup` (see core's `ConformanceEnvironment.driverSetup`): the plugin's
  * `register` into a child of the environment's container, resolved by `driverToken(host)`,
  * checked, adopted by the environment, then `initHost`. Environments without it keep their own
- * `createDriver`, and their notes say so. The factory's own properties (`dispose`) are kept.
+ * `createDriver`, and their notes say so (or, when `register` was never checked, they are refused).
+ * The factory's own properties (`dispose`) are kept.
  */
-export function productionPath(plugin: DriverPlugin, factory: ConformanceEnvironmentFactory): ConformanceEnvironmentFactory {
+export function productionPath(
+  plugin: DriverPlugin,
+  factory: ConformanceEnvironmentFactory,
+  pathOptions: ProductionPathOptions = {},
+): ConformanceEnvironmentFactory {
+  if (isProductionPath(factory)) return factory;
   const wrapped = async (context: Parameters<ConformanceEnvironmentFactory>[0]): Promise<ConformanceEnvironment> => {
     const env = await factory(context);
-    const setupOf = env.driverSetup?.bind(env);
+    const setupOf = typeof env.driverSetup === "function" ? env.driverSetup.bind(env) : undefined;
     if (!setupOf) {
+      if (pathOptions.registerChecked === false) {
+        await env.cleanup().catch(() => undefined);
+        throw new DriverLoadError(
+          plugin.name,
+          `the ${plugin.name} environment supplies the driver options itself and builds its drivers without driverSetup, ` +
+            "so the plugin's register would never be tested: offer driverSetup in that environment",
+        );
+      }
       const note = `${plugin.name}: the drivers under test were built by the plugin's conformance environment, not through its register (checked once at load); offer driverSetup to test the production path`;
-      return new Proxy(env, {
-        get: (target, prop) => (prop === "notes" ? [...target.notes, note] : Reflect.get(target, prop, target)),
-      });
+      return overlay(env, { notes: [...env.notes, note] });
     }
     const registries: DriverRegistry[] = [];
     const createDriver = async (host: string = env.hosts[0] ?? "localhost"): Promise<ComputeDriver> => {
@@ -265,10 +296,31 @@ export function productionPath(plugin: DriverPlugin, factory: ConformanceEnviron
         for (const r of registries.splice(0)) await Promise.resolve(r.container.dispose()).catch(() => undefined);
       }
     };
-    return new Proxy(env, {
-      get: (target, prop) =>
-        prop === "createDriver" ? createDriver : prop === "cleanup" ? cleanup : Reflect.get(target, prop, target),
-    });
+    return overlay(env, { createDriver, cleanup });
   };
-  return Object.assign(wrapped, factory);
+  return Object.assign(wrapped, factory, { [WRAPPED]: true });
+}
+
+/**
+ * `env` with some members replaced, without touching it. Its own methods are called on `env`
+ * itself (a class environment's `#private` fields stay reachable), and a frozen environment works
+ * (a Proxy over `env` itself may not report another value for a frozen member).
+ */
+function overlay(env: ConformanceEnvironment, replaced: Partial<ConformanceEnvironment>): ConformanceEnvironment {
+  const own = (prop: PropertyKey): prop is keyof ConformanceEnvironment => Object.prototype.hasOwnProperty.call(replaced, prop);
+  const read = (prop: PropertyKey): unknown => {
+    if (prop === WRAPPED) return true;
+    if (own(prop)) return replaced[prop];
+    const value: unknown = Reflect.get(env, prop, env);
+    return typeof value === "function" ? (value as (...a: unknown[]) => unknown).bind(env) : value;
+  };
+  return new Proxy({} as ConformanceEnvironment, {
+    get: (_target, prop) => read(prop),
+    has: (_target, prop) => own(prop) || prop in env,
+    ownKeys: () => [...new Set([...Reflect.ownKeys(env), ...Reflect.ownKeys(replaced)])],
+    getOwnPropertyDescriptor: (_target, prop) =>
+      own(prop) || Object.prototype.hasOwnProperty.call(env, prop)
+        ? { value: read(prop), enumerable: true, configurable: true, writable: false }
+        : undefined,
+  });
 }

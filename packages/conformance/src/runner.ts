@@ -3,7 +3,7 @@
  * parallelism and a suite deadline. The vitest runner uses the same `runScenario`, so both give
  * the same results.
  */
-import type { ConformanceEnvironmentFactory } from "@virtkit/core";
+import type { ConformanceEnvironmentFactory, DriverPlugin } from "@virtkit/core";
 import {
   DEFAULT_SCENARIO_TIMEOUT_MS,
   declares,
@@ -12,6 +12,7 @@ import {
   runScenario,
   scenarioDeadlineMs,
 } from "./make-test.js";
+import { isProductionPath, productionPath } from "./resolve-driver.js";
 import type { AdminPasswordServiceFactory, ScenarioDefinition } from "./scenario.js";
 import { SCENARIOS, selectScenarios } from "./scenarios.js";
 import {
@@ -29,6 +30,13 @@ export interface ConformanceRunOptions {
   readonly driver: DriverDescriptor;
   /** Builds a fresh environment (with drivers) for every scenario. */
   readonly environment: ConformanceEnvironmentFactory;
+  /**
+   * The plugin the drivers come from. With it, an environment offering `driverSetup` has every
+   * driver built through the plugin's `register` and resolved by its token, as in production
+   * (`resolveDriver`'s environments already are). Without it such an environment's own
+   * `createDriver` is used, and the report's notes say that the production path was not tested.
+   */
+  readonly plugin?: DriverPlugin;
   /** The compute service the password group goes through. */
   readonly service?: AdminPasswordServiceFactory;
   /** Failures at this level or stricter fail the run (default MUST). */
@@ -78,7 +86,7 @@ export async function runConformance(options: ConformanceRunOptions): Promise<Ru
       ? setTimeout(() => controller.abort(new Error("suite timeout")), options.suiteTimeoutMs)
       : undefined;
   const notes = new Set<string>([...(options.driver.notes ?? []), ...(options.notes ?? []), ...runNotes(options)]);
-  const envNotes = collectNotes(options.environment, notes);
+  const envNotes = collectNotes(options.environment, notes, options.plugin);
 
   let next = 0;
   let finished = 0;
@@ -133,14 +141,26 @@ export async function runConformance(options: ConformanceRunOptions): Promise<Ru
   };
 }
 
-/** Wraps a factory so the notes of every environment it builds end up in `notes`. */
+/**
+ * Wraps a factory so the notes of every environment it builds end up in `notes`; given the plugin,
+ * its drivers are built through the production path (see {@link ConformanceRunOptions.plugin}).
+ */
 export function collectNotes(
   factory: ConformanceEnvironmentFactory,
   notes: Set<string>,
+  plugin?: DriverPlugin,
 ): ConformanceEnvironmentFactory {
+  const built = plugin !== undefined ? productionPath(plugin, factory) : factory;
   return async (ctx) => {
-    const env = await factory(ctx);
+    const env = await built(ctx);
     for (const n of env.notes) notes.add(n);
+    if (typeof env.driverSetup === "function" && !isProductionPath(env)) {
+      // Said, not silent: the environment asked for the production path and the run could not give it.
+      notes.add(
+        "the environment offers driverSetup, but the run was given no plugin: its drivers came from the environment's createDriver, " +
+          "not through the plugin's register (pass plugin to test the path production uses)",
+      );
+    }
     return env;
   };
 }
@@ -234,7 +254,8 @@ export interface RunPlan {
  */
 export async function planRun(options: ConformanceRunOptions): Promise<RunPlan> {
   const selected = scheduleScenarios(options);
-  const env = await options.environment({ prefix: `vkplan${Date.now().toString(36)}` });
+  const factory = options.plugin !== undefined ? productionPath(options.plugin, options.environment) : options.environment;
+  const env = await factory({ prefix: `vkplan${Date.now().toString(36)}` });
   const host = env.hosts[0] ?? "localhost";
   try {
     const driver = await env.createDriver(host);

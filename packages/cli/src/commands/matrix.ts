@@ -2,12 +2,23 @@ import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { Flags } from "@oclif/core";
 import { VirtkitCommand } from "../base-command.js";
-import type { RunReport, SupportMatrix, UnavailableDriver } from "@virtkit/conformance";
+import type { BenchReport, RunReport, SupportMatrix, UnavailableDriver } from "@virtkit/conformance";
 import type { DriverPlugin } from "@virtkit/core";
 import { driverFlag } from "../flags.js";
 import { checkReportPaths, runSuite } from "../run-suite.js";
 import { prepareOutputDir } from "../output-dir.js";
 import { environmentColumn } from "./env/environments.js";
+import { EXIT_INTERRUPTED, interruptedReport, watchInterrupt, type InterruptWatch } from "../interrupt.js";
+
+/** The flags the columns' runs take. */
+interface MatrixColumnFlags {
+  readonly driver?: readonly string[];
+  readonly env?: readonly string[];
+  readonly "scenario-timeout": number;
+  readonly "cleanup-timeout": number;
+  readonly parallel: number;
+  readonly runner: "vitest" | "direct";
+}
 
 /** What `virtkit matrix` returns. */
 export interface MatrixResult {
@@ -46,7 +57,8 @@ export async function environmentConfigurations(
 export default class Matrix extends VirtkitCommand {
   static override summary = "Run every installed driver and write the support matrix (JSON, Markdown, HTML).";
   static override description =
-    "Cells are pass / fail / unsupported / skipped with reasons. One column per environment a driver's plugin offers (libvirt: test, qemu, nested-qemu); an environment that cannot run here (no daemon configured, no Docker engine) is recorded as skipped with the reason.";
+    "Cells are pass / fail / unsupported / skipped with reasons. One column per environment a driver's plugin offers (libvirt: test, qemu, nested-qemu); an environment that cannot run here (no daemon configured, no Docker engine) is recorded as skipped with the reason. " +
+    "Ctrl-C or SIGTERM: no new column starts, the running one starts no new scenario and its running scenarios clean up for at most 30 s, then the matrix is written with what finished (the rest recorded as not run) and the exit code is 130; a second Ctrl-C exits at once.";
   static override examples = ["<%= config.bin %> <%= command.id %>", "<%= config.bin %> <%= command.id %> --out reports --driver fake"];
   static override enableJsonFlag = true;
   static override flags = {
@@ -75,10 +87,7 @@ export default class Matrix extends VirtkitCommand {
 
   async run(): Promise<MatrixResult> {
     const { flags } = await this.parse(Matrix);
-    const { loadDriverPlugin } = await import("@virtkit/core");
-    const { buildMatrix, renderHtml, renderMarkdown, stableStringify } = await import("@virtkit/conformance");
-    const { CLI_DIR } = await import("../run-suite.js");
-    const { readBenchReports, benchWithoutColumn } = await import("../bench-reports.js");
+    const { readBenchReports } = await import("../bench-reports.js");
     const bench = await readBenchReports(flags["bench-report"] ?? []);
     // Before any column runs: an output that cannot be written is a usage error now, not after the run.
     const dir = await prepareOutputDir(flags.out, "--out");
@@ -86,6 +95,66 @@ export default class Matrix extends VirtkitCommand {
     await checkReportPaths([["--out", files.json], ["--out", files.markdown], ["--out", files.html]]);
     const reports: RunReport[] = [];
     const unavailable: UnavailableDriver[] = [];
+    const interrupt = watchInterrupt({
+      onFirst: (signal, graceMs) =>
+        process.stderr.write(
+          `\n${signal}: no new column starts; the running one starts no new scenario and gets up to ${graceMs / 1000} s to clean up, then the matrix is written with what finished (again to exit at once)\n`,
+        ),
+    });
+    let cut: boolean;
+    try {
+      cut = await this.runColumns(flags, reports, unavailable, interrupt);
+    } finally {
+      interrupt.dispose();
+    }
+    const by = interrupt.by();
+    const written = await this.writeMatrix(files, reports, unavailable, bench);
+    if (cut) {
+      // A column's scenarios outlived the grace: exit now, their cleanup goes on without us.
+      if (this.jsonEnabled()) this.log(JSON.stringify(written, null, 2));
+      else this.log(`interrupted by ${by}: exit ${EXIT_INTERRUPTED}`);
+      process.exit(EXIT_INTERRUPTED);
+    }
+    if (by !== undefined) {
+      if (!this.jsonEnabled()) this.log(`interrupted by ${by}: exit ${EXIT_INTERRUPTED}`);
+      process.exitCode = EXIT_INTERRUPTED;
+    }
+    return written;
+  }
+
+  /** Writes the three views of the matrix of what ran (and what did not, with why). */
+  private async writeMatrix(
+    files: MatrixResult["files"],
+    reports: readonly RunReport[],
+    unavailable: readonly UnavailableDriver[],
+    bench: readonly BenchReport[],
+  ): Promise<MatrixResult> {
+    const { buildMatrix, renderHtml, renderMarkdown, stableStringify } = await import("@virtkit/conformance");
+    const { benchWithoutColumn } = await import("../bench-reports.js");
+    const matrix = buildMatrix([...reports], [...unavailable]);
+    await writeFile(files.json, stableStringify(matrix) + "\n");
+    await writeFile(files.markdown, renderMarkdown(matrix, { bench }));
+    await writeFile(files.html, renderHtml(matrix, undefined, { bench }));
+    for (const name of benchWithoutColumn(bench, matrix)) this.warn(`--bench-report for ${name}: the matrix has no such column; not shown`);
+    if (!this.jsonEnabled()) this.log(`wrote ${files.json}, ${files.markdown}, ${files.html}`);
+    return { files, matrix };
+  }
+
+  /**
+   * Runs every column in turn until done or interrupted; what ran goes to `reports`, what did not
+   * to `unavailable`. True when the grace after an interruption ran out with a column still running.
+   */
+  private async runColumns(
+    flags: MatrixColumnFlags,
+    reports: RunReport[],
+    unavailable: UnavailableDriver[],
+    interrupt: InterruptWatch,
+  ): Promise<boolean> {
+    const { loadDriverPlugin } = await import("@virtkit/core");
+    const { CLI_DIR } = await import("../run-suite.js");
+    const notStarted = (name: string, spec: string, version?: string): void => {
+      unavailable.push({ name, spec, ...(version ? { version } : {}), reason: `not run: the matrix was interrupted by ${interrupt.by()}` });
+    };
     // Explicit drivers, or every driver `virtkit drivers` lists (the same discovery, not a fixed list).
     const columns: { spec: string; paths: readonly string[]; plugin?: DriverPlugin }[] = [];
     if (flags.driver) {
@@ -98,6 +167,10 @@ export default class Matrix extends VirtkitCommand {
       if (!flags.env) for (const l of left) unavailable.push({ name: l.package, spec: l.package, ...(l.version ? { version: l.version } : {}), reason: l.reason });
     }
     for (const { spec, paths, plugin: found } of columns) {
+      if (interrupt.by() !== undefined) {
+        notStarted(found?.name ?? spec, spec, found?.version);
+        continue;
+      }
       let plugin: DriverPlugin;
       try {
         plugin = found ?? (await loadDriverPlugin(spec, { paths: [CLI_DIR] }));
@@ -108,13 +181,17 @@ export default class Matrix extends VirtkitCommand {
       const version = plugin.version;
       for (const config of await environmentConfigurations(plugin, process.env, flags.env ?? [])) {
         const label = config.label;
+        if (interrupt.by() !== undefined) {
+          notStarted(label, spec, version);
+          continue;
+        }
         if ("unavailable" in config) {
           unavailable.push({ name: label, spec, version, reason: config.unavailable });
           if (!this.jsonEnabled()) this.log(`${label}: skipped (${config.unavailable})`);
           continue;
         }
         try {
-          const ran = await runSuite({
+          const running = runSuite({
             spec,
             paths,
             ...(config.environment !== undefined ? { environment: config.environment } : {}),
@@ -126,7 +203,18 @@ export default class Matrix extends VirtkitCommand {
             cleanupTimeoutMs: flags["cleanup-timeout"],
             parallel: flags.parallel,
             runner: flags.runner,
+            signal: interrupt.signal,
           });
+          const finished = await Promise.race([running, interrupt.graceOver.then(() => undefined)]);
+          if (finished === undefined) {
+            // The grace ran out: this column's scenarios did not clean up in time; it is left out, the rest is written now.
+            running.catch(() => undefined);
+            unavailable.push({ name: label, spec, version, reason: `interrupted by ${interrupt.by()} while running; its running scenarios did not clean up within the grace` });
+            return true;
+          }
+          const by = interrupt.by();
+          const { summarize } = await import("@virtkit/conformance");
+          const ran = by !== undefined ? interruptedReport(finished, by, summarize) : finished;
           // The column is the configuration's label (libvirt, libvirt-qemu), not just the driver's name.
           const report: RunReport = label === ran.driver.name ? ran : { ...ran, driver: { ...ran.driver, name: label } };
           const setupFailed =
@@ -146,12 +234,6 @@ export default class Matrix extends VirtkitCommand {
         }
       }
     }
-    const matrix = buildMatrix(reports, unavailable);
-    await writeFile(files.json, stableStringify(matrix) + "\n");
-    await writeFile(files.markdown, renderMarkdown(matrix, { bench }));
-    await writeFile(files.html, renderHtml(matrix, undefined, { bench }));
-    for (const name of benchWithoutColumn(bench, matrix)) this.warn(`--bench-report for ${name}: the matrix has no such column; not shown`);
-    if (!this.jsonEnabled()) this.log(`wrote ${files.json}, ${files.markdown}, ${files.html}`);
-    return { files, matrix };
+    return false;
   }
 }

@@ -145,8 +145,14 @@ export interface BenchReport {
   readonly operations: readonly BenchOperationResult[];
   /** Present when `throughput` was selected. */
   readonly throughput?: BenchThroughput;
-  /** What cleanup found left behind; any leak makes `ok` false. */
-  readonly leaks: readonly string[];
+  /**
+   * What cleanup found left behind; any leak makes `ok` false. `null` when the leak check did not
+   * complete (a list could not be read, or the cleanup budget ran out): nothing is known, `ok` is
+   * false, and {@link BenchReport.leakCheckIncomplete} says why. Never an empty list in that case.
+   */
+  readonly leaks: readonly string[] | null;
+  /** Why the leak check did not complete; present exactly when `leaks` is null. */
+  readonly leakCheckIncomplete?: string;
   /** Problems while cleaning up (a missed cleanup deadline among them); any makes `ok` false. */
   readonly cleanupErrors: readonly string[];
   readonly error?: BenchError;
@@ -193,7 +199,15 @@ export function parseBenchReport(value: unknown, field = "bench report"): BenchR
     const t = value.throughput;
     if (!isObject(t) || (t.status === "measured" && !isNumber(t.instancesPerSecond))) bad("throughput is incomplete");
   }
-  if (!Array.isArray(value.leaks) || !Array.isArray(value.notes)) bad("leaks / notes are not lists");
+  if (!Array.isArray(value.notes)) bad("notes is not a list");
+  if (value.leaks === null) {
+    if (typeof value.leakCheckIncomplete !== "string") bad("leaks is null but leakCheckIncomplete gives no reason");
+    if (value.ok === true) bad("ok is true although the leak check did not complete");
+  } else if (!Array.isArray(value.leaks)) {
+    bad("leaks is neither a list nor null");
+  } else if (value.leakCheckIncomplete !== undefined) {
+    bad("leakCheckIncomplete is given although leaks is a list");
+  }
   if (typeof value.ok !== "boolean") bad("ok is missing");
   return value as unknown as BenchReport;
 }

@@ -131,8 +131,8 @@ describe("runBench against the fake", () => {
     });
     expect(report.ok).toBe(false);
     expect(report.error).toBeUndefined();
-    expect(report.leaks.some((l) => /still listed/.test(l))).toBe(true);
-    expect(report.leaks.some((l) => /left on fake host/.test(l))).toBe(true);
+    expect(report.leaks?.some((l) => /still listed/.test(l))).toBe(true);
+    expect(report.leaks?.some((l) => /left on fake host/.test(l))).toBe(true);
     expect(benchSummary(report)).toMatch(/^bench FAILED \(leaks\)/);
   });
 
@@ -146,6 +146,54 @@ describe("runBench against the fake", () => {
     });
     expect(report.error).toMatchObject({ operation: "getInfo", code: "VIRTKIT_OPERATION_TIMEOUT" });
     expect(report.leaks).toEqual([]);
+  });
+
+  it("gives cleanup its own budget, not the per-call --timeout", async () => {
+    // A driver that honours the deadline it is given: listing takes 150 ms, more than --timeout 50.
+    const slowList = async (...args: unknown[]) => {
+      const { timeoutMs } = (args[0] ?? {}) as { timeoutMs?: number };
+      await new Promise((r) => setTimeout(r, Math.min(150, timeoutMs ?? 150)));
+      if ((timeoutMs ?? Infinity) < 150) throw Object.assign(new Error("listing timed out"), { code: "VIRTKIT_OPERATION_TIMEOUT" });
+      return [];
+    };
+    const report = await runBench({
+      driver,
+      environment: fakeEnvironment({ wrapDriver: instrument(new Map(), { listInstanceUuids: slowList }) }),
+      count: 1,
+      timeoutMs: 50,
+      operations: ["spawn", "destroy"],
+    });
+    expect(report).toMatchObject({ ok: true, leaks: [], cleanupErrors: [] });
+    expect(report.leakCheckIncomplete).toBeUndefined();
+  });
+
+  it("says the leak check did not complete (leaks: null and why), never leaks: []", async () => {
+    const hangs = await runBench({
+      driver,
+      environment: fakeEnvironment({ wrapDriver: instrument(new Map(), { listInstanceUuids: () => new Promise(() => undefined) }) }),
+      count: 1,
+      timeoutMs: 50,
+      cleanupTimeoutMs: 300,
+      operations: ["spawn", "destroy"],
+    });
+    expect(hangs).toMatchObject({ ok: false, leaks: null });
+    expect(hangs.leakCheckIncomplete).toBe("the leak check did not finish within the cleanup budget (300 ms)");
+    expect(hangs.cleanupErrors).toEqual(["cleanup did not finish within 300 ms; state unknown"]);
+    expect(renderBench(hangs)).toMatch(/Leaks: unknown, the leak check did not complete \(the leak check did not finish/);
+    expect(renderBench(hangs)).toMatch(/FAILED: leak check incomplete; 1 cleanup error/);
+    expect(benchSummary(hangs)).toMatch(/^bench FAILED \(leak check incomplete\)/);
+    expect(parseBenchReport(JSON.parse(JSON.stringify(hangs)))).toEqual(hangs);
+
+    const refuses = await runBench({
+      driver,
+      environment: fakeEnvironment({
+        wrapDriver: instrument(new Map(), { listInstanceUuids: async () => Promise.reject(new Error("connection reset")) }),
+      }),
+      count: 1,
+      operations: ["spawn", "destroy"],
+    });
+    expect(refuses).toMatchObject({ ok: false, leaks: null });
+    expect(refuses.leakCheckIncomplete).toMatch(/^the driver's instance lists on \S+ could not be read: Error: connection reset$/);
   });
 
   it("stops on its signal (Ctrl-C) and cleans up what was in flight", async () => {
@@ -191,6 +239,11 @@ describe("bench settings and figures", () => {
     expect(() =>
       parseBenchReport({ schema: "virtkit.bench/1", driver: { name: "x" }, settings: { count: 1, concurrency: 1 }, operations: [{ operation: "spawn", status: "measured", latency: {} }] }),
     ).toThrow(/operations\[0\]\.latency is incomplete/);
+    const base = { schema: "virtkit.bench/1", driver: { name: "x" }, settings: { count: 1, concurrency: 1 }, operations: [], notes: [], ok: false };
+    expect(() => parseBenchReport({ ...base, leaks: null })).toThrow(/leaks is null but leakCheckIncomplete gives no reason/);
+    expect(() => parseBenchReport({ ...base, leaks: null, leakCheckIncomplete: "x", ok: true })).toThrow(/ok is true although/);
+    expect(() => parseBenchReport({ ...base, leaks: [], leakCheckIncomplete: "x" })).toThrow(/although leaks is a list/);
+    expect(parseBenchReport({ ...base, leaks: null, leakCheckIncomplete: "timed out" }).leaks).toBeNull();
   });
 });
 

@@ -48,7 +48,9 @@ export function renderBench(report: BenchReport): string {
     );
   }
   if (report.notes.length > 0) out.push("", "Notes:", ...report.notes.map((n) => `  - ${n}`));
-  if (report.leaks.length > 0) out.push("", "Leaks:", ...report.leaks.map((l) => `  - ${l}`));
+  const leaks = report.leaks;
+  if (leaks === null) out.push("", `Leaks: unknown, the leak check did not complete (${report.leakCheckIncomplete ?? "no reason given"})`);
+  else if (leaks.length > 0) out.push("", "Leaks:", ...leaks.map((l) => `  - ${l}`));
   if (report.cleanupErrors.length > 0) out.push("", "Cleanup errors:", ...report.cleanupErrors.map((e) => `  - ${e}`));
   out.push("");
   if (report.ok) out.push(`OK: everything created was destroyed and checked gone (${report.durationMs} ms)`);
@@ -58,7 +60,8 @@ export function renderBench(report: BenchReport): string {
         ? [`${report.error.operation}${report.error.instance ? ` of ${report.error.instance}` : ""} failed: ${report.error.code}: ${report.error.message}`]
         : []),
       ...(report.interrupted ? ["interrupted"] : []),
-      ...(report.leaks.length > 0 ? [`${report.leaks.length} leak${report.leaks.length === 1 ? "" : "s"}`] : []),
+      ...(leaks === null ? ["leak check incomplete"] : []),
+      ...(leaks !== null && leaks.length > 0 ? [`${leaks.length} leak${leaks.length === 1 ? "" : "s"}`] : []),
       ...(report.cleanupErrors.length > 0 ? [`${report.cleanupErrors.length} cleanup error${report.cleanupErrors.length === 1 ? "" : "s"}`] : []),
     ];
     out.push(`FAILED: ${why.join("; ")}`);
@@ -79,5 +82,6 @@ export function benchSummary(report: BenchReport): string {
   const t = report.throughput;
   if (t?.status === "measured") parts.push(`${t.instancesPerSecond} inst/s at ${t.concurrency}`);
   const figures = parts.length > 0 ? parts.join(" · ") : "no figures";
-  return report.ok ? `bench: ${figures}` : `bench FAILED (${report.error?.operation ?? (report.interrupted ? "interrupted" : "leaks")}): ${figures}`;
+  const why = report.error?.operation ?? (report.interrupted ? "interrupted" : report.leaks === null ? "leak check incomplete" : "leaks");
+  return report.ok ? `bench: ${figures}` : `bench FAILED (${why}): ${figures}`;
 }

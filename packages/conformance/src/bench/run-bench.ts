@@ -192,7 +192,9 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
   let capabilities: Capabilities | undefined;
   let throughput: BenchThroughput | undefined;
   let host = "localhost";
-  let leaks: string[] = [];
+  // null: the leak check did not complete (`leakCheckIncomplete` says why); nothing is known.
+  let leaks: string[] | null = [];
+  let leakCheckIncomplete: string | undefined;
   const cleanupErrors: string[] = [];
   try {
     // An environment that arrives after its deadline is torn down, not leaked.
@@ -280,7 +282,9 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
   async function finish(): Promise<BenchReport> {
     if (env) {
       progress(`${o.driver.name}: cleaning up ${tracked.length - gone.size} instance(s), then checking for leftovers`);
-      leaks = await cleanUp(env, driver, host, tracked, gone, prefix, settings, cleanupErrors);
+      const checked = await cleanUp(env, driver, host, tracked, gone, prefix, settings, cleanupErrors);
+      leaks = checked.leaks;
+      leakCheckIncomplete = checked.incomplete;
     }
     const interrupted = o.signal?.aborted === true;
     const operations: BenchOperationResult[] = BENCH_OPERATIONS.filter((op) => selected.has(op)).map((operation) => {
@@ -306,10 +310,11 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
       operations,
       ...(throughput ? { throughput } : {}),
       leaks,
+      ...(leakCheckIncomplete !== undefined ? { leakCheckIncomplete } : {}),
       cleanupErrors: [...cleanupErrors],
       ...(failure ? { error: failure } : {}),
       interrupted,
-      ok: failure === undefined && !interrupted && leaks.length === 0 && cleanupErrors.length === 0,
+      ok: failure === undefined && !interrupted && leaks !== null && leaks.length === 0 && cleanupErrors.length === 0,
     };
   }
 }
@@ -357,11 +362,19 @@ function lifecycleSteps(driver: ComputeDriver, env: ConformanceEnvironment, sele
   return steps;
 }
 
+/** What cleanup found: the leaks, or null with the reason when the leak check did not complete. */
+interface CleanupFindings {
+  readonly leaks: string[] | null;
+  readonly incomplete?: string;
+}
+
 /**
  * Destroys every instance the bench created that may still exist (and its snapshots), then lists
  * what is left: instances still listed by the driver, and the environment's `leftovers()`. Then
- * `cleanupHost` and the environment's `cleanup`. All of it under one deadline, never under the
- * bench's own signal (Ctrl-C must not stop the cleanup it asked for).
+ * `cleanupHost` and the environment's `cleanup`. All of it under its own budget
+ * (`cleanupTimeoutMs`, not the per-call `--timeout`: each call gets what is left of it), never
+ * under the bench's own signal (Ctrl-C must not stop the cleanup it asked for). A leak check that
+ * failed or ran out of time gives `leaks: null` and the reason, never an empty list.
  */
 async function cleanUp(
   env: ConformanceEnvironment,
@@ -372,10 +385,18 @@ async function cleanUp(
   prefix: string,
   settings: BenchSettings,
   cleanupErrors: string[],
-): Promise<string[]> {
+): Promise<CleanupFindings> {
   const leaks: string[] = [];
   const controller = new AbortController();
-  const opts = (): OperationOptions => ({ signal: controller.signal, timeoutMs: settings.timeoutMs });
+  const deadline = performance.now() + settings.cleanupTimeoutMs;
+  const opts = (): OperationOptions => ({
+    signal: controller.signal,
+    timeoutMs: Math.max(1, Math.floor(deadline - performance.now())),
+  });
+  // Until both the driver's lists and the environment's leftovers were read, nothing is known.
+  let driverChecked = driver === undefined;
+  let leftoversChecked = env.leftovers === undefined;
+  let incomplete: string | undefined;
   const describe = (err: unknown) => `${errorCode(err)}: ${errorMessage(err)}`;
   const work = async (): Promise<void> => {
     if (driver) {
@@ -409,14 +430,18 @@ async function cleanUp(
         for (const name of await d.listInstances(opts())) {
           if (name.startsWith(prefix) && !reported.has(name)) leaks.push(`instance ${name} still listed on ${host}`);
         }
+        driverChecked = true;
       } catch (err) {
+        incomplete ??= `the driver's instance lists on ${host} could not be read: ${describe(err)}`;
         cleanupErrors.push(`leak check on ${host}: ${describe(err)}`);
       }
     }
     if (env.leftovers) {
       try {
         leaks.push(...(await env.leftovers()));
+        leftoversChecked = true;
       } catch (err) {
+        incomplete ??= `the environment's leftovers could not be read: ${describe(err)}`;
         cleanupErrors.push(`environment leftovers: ${describe(err)}`);
       }
     }
@@ -424,7 +449,7 @@ async function cleanUp(
     await env.cleanup().catch((err: unknown) => cleanupErrors.push(`environment cleanup: ${describe(err)}`));
   };
   let timer: NodeJS.Timeout | undefined;
-  const deadline = new Promise<"timeout">((resolve) => {
+  const timeout = new Promise<"timeout">((resolve) => {
     timer = setTimeout(() => {
       controller.abort(new OperationTimeoutError("bench cleanup", settings.cleanupTimeoutMs));
       resolve("timeout");
@@ -433,7 +458,7 @@ async function cleanUp(
   const running = work();
   running.catch(() => undefined);
   try {
-    if ((await Promise.race([running.then(() => "done" as const), deadline])) === "timeout") {
+    if ((await Promise.race([running.then(() => "done" as const), timeout])) === "timeout") {
       cleanupErrors.push(`cleanup did not finish within ${settings.cleanupTimeoutMs} ms; state unknown`);
     }
   } catch (err) {
@@ -441,5 +466,9 @@ async function cleanUp(
   } finally {
     clearTimeout(timer);
   }
-  return leaks;
+  if (driverChecked && leftoversChecked) return { leaks: [...leaks] };
+  return {
+    leaks: null,
+    incomplete: incomplete ?? `the leak check did not finish within the cleanup budget (${settings.cleanupTimeoutMs} ms)`,
+  };
 }

@@ -89,7 +89,7 @@ export function defineConformanceSuite(options: ConformanceSuiteOptions): void {
             ctx.skip(whyNotRun);
           }
           const notes = new Set<string>([...(options.driver.notes ?? []), ...(options.notes ?? []), ...runNotes(options)]);
-          const result = await runScenario(def, collectNotes(options.environment, notes), {
+          const result = await runScenario(def, collectNotes(options.environment, notes, options.plugin), {
             scenarioTimeoutMs,
             cleanupTimeoutMs,
             slowCleanupMs: options.slowCleanupMs,

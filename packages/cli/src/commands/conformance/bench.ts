@@ -17,7 +17,7 @@ export default class ConformanceBench extends VirtkitCommand {
     "Like critest -benchmark: `--count` instance lifecycles (spawn, getInfo, listInstances, pause/unpause, suspend/resume, snapshot create/revert, " +
     "soft and hard reboot, power off/on, destroy), `--concurrency` at a time, each call timed; then `--count` spawn+destroy for throughput. " +
     "Only what the driver declares is called; the rest is reported skipped with the reason. Everything created is destroyed and checked gone " +
-    "(a leak fails the bench). Exit 0 when it all went through, 1 on a failed operation, a leak or a cleanup problem, 2 on usage errors, " +
+    "(a leak fails the bench, and so does a leak check that could not complete: the report then says `leaks: null` and why). Exit 0 when it all went through, 1 on a failed operation, a leak or a cleanup problem, 2 on usage errors, " +
     "130 after Ctrl-C (cleanup runs first). `--json` / `--output` give the versioned report (schema virtkit.bench/1) that `virtkit matrix --bench-report` shows.";
   static override examples = [
     "<%= config.bin %> <%= command.id %> --driver fake",
@@ -36,7 +36,12 @@ export default class ConformanceBench extends VirtkitCommand {
       helpValue: "<list>",
     }),
     timeout: Flags.integer({ min: 1, max: 2_147_483_647, default: 60_000, summary: "Deadline of each driver call in ms." }),
-    "cleanup-timeout": Flags.integer({ min: 1, max: 2_147_483_647, default: 60_000, summary: "Deadline of the whole cleanup in ms." }),
+    "cleanup-timeout": Flags.integer({
+      min: 1,
+      max: 2_147_483_647,
+      default: 60_000,
+      summary: "Budget of the whole cleanup and leak check in ms (its calls get what is left of it, not --timeout); a leak check it cuts short is reported as not completed (leaks: null).",
+    }),
     output: Flags.string({ summary: "Also write the JSON report to this file.", helpValue: "<file.json>" }),
   };
 

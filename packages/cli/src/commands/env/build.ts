@@ -2,6 +2,7 @@ import { Args, Errors, Flags } from "@oclif/core";
 import { VirtkitCommand } from "../../base-command.js";
 import { toCliError } from "../../errors.js";
 import { driverFlag } from "../../flags.js";
+import { EXIT_INTERRUPTED, watchInterrupt } from "../../interrupt.js";
 
 /** What `virtkit env build` returns. */
 export interface EnvBuildResult {
@@ -15,6 +16,9 @@ export interface EnvBuildResult {
 /** `virtkit env build <name>`: builds what an environment needs ahead of time (nested-qemu's image). */
 export default class EnvBuild extends VirtkitCommand {
   static override summary = "Build what a conformance environment needs ahead of time (e.g. the nested-qemu image); cached, rebuilt only when its inputs change.";
+  static override description =
+    "Ctrl-C or SIGTERM stops the build: the environment is told to stop and removes what it had started (nested-qemu: its build containers and temporary files), " +
+    "for at most 30 s, then the command exits 130; a second Ctrl-C exits at once.";
   static override examples = ["<%= config.bin %> <%= command.id %> nested-qemu", "<%= config.bin %> <%= command.id %> nested-qemu --driver libvirt"];
   static override enableJsonFlag = true;
   static override args = {
@@ -60,13 +64,37 @@ export default class EnvBuild extends VirtkitCommand {
         code: "VIRTKIT_HYPERVISOR_UNAVAILABLE",
       });
     }
-    const signal = AbortSignal.timeout(flags.timeout);
+    const interrupt = watchInterrupt({
+      onFirst: (signal, graceMs) =>
+        process.stderr.write(
+          `\n${signal}: stopping the build; waiting up to ${graceMs / 1000} s for it to remove what it started (again to exit at once)\n`,
+        ),
+    });
+    // Ctrl-C and the deadline both stop the build, through the signal the environment honours.
+    const signal = AbortSignal.any([AbortSignal.timeout(flags.timeout), interrupt.signal]);
+    const stopped = (by: NodeJS.Signals, how: string) =>
+      new Errors.CLIError(`interrupted by ${by}: the build of ${plugin.name} --env ${environment.name} stopped ${how}`, {
+        exit: EXIT_INTERRUPTED,
+        code: "VIRTKIT_INTERRUPTED",
+      });
     try {
-      await environment.prepare((line) => {
+      const building = environment.prepare((line) => {
         if (!this.jsonEnabled()) this.log(line);
       }, { signal, timeoutMs: flags.timeout });
-    } catch (err) {
-      throw toCliError(err);
+      const settled = building.then(
+        () => "done" as const,
+        (err: unknown) => ({ err }),
+      );
+      const outcome = await Promise.race([settled, interrupt.graceOver.then(() => "grace over" as const)]);
+      const by = interrupt.by();
+      if (outcome === "grace over" && by !== undefined) {
+        process.stderr.write(`interrupted by ${by}: the build did not stop within the grace; exiting (partial work may remain: see the environment's sweep)\n`);
+        process.exit(EXIT_INTERRUPTED);
+      }
+      if (by !== undefined) throw stopped(by, outcome === "done" ? "after it had finished" : "(the build returned after its own cleanup)");
+      if (outcome !== "done" && outcome !== "grace over") throw toCliError(outcome.err);
+    } finally {
+      interrupt.dispose();
     }
     const durationMs = Math.round(performance.now() - t0);
     if (!this.jsonEnabled()) this.log(`${plugin.name} --env ${environment.name}: ready in ${(durationMs / 1000).toFixed(1)} s`);
