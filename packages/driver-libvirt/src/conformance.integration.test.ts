@@ -28,7 +28,7 @@ const driver = { name: plugin.name, version: plugin.version, spec: "@virtkit/dri
 
 describe.skipIf(!socket)(`conformance of the libvirt driver on test:///default${SKIP}`, () => {
   // One vitest test per scenario, as a driver author would write it.
-  defineConformanceSuite({ driver, environment, service: computeServiceFactory(), scenarioTimeoutMs: 20_000 });
+  defineConformanceSuite({ driver, environment, plugin, service: computeServiceFactory(), scenarioTimeoutMs: 20_000 });
 });
 
 describe.skipIf(!socket)(`conformance report of the libvirt driver${SKIP}`, () => {
@@ -36,7 +36,7 @@ describe.skipIf(!socket)(`conformance report of the libvirt driver${SKIP}`, () =
   const limits = libvirtEnvironmentLimits("test", uri);
 
   beforeAll(async () => {
-    report = await runConformance({ driver, environment, service: computeServiceFactory(), scenarioTimeoutMs: 20_000 });
+    report = await runConformance({ driver, environment, plugin, service: computeServiceFactory(), scenarioTimeoutMs: 20_000 });
   }, 120_000);
 
   it("passes every MUST scenario that is neither an environment limit nor correctly unsupported", () => {

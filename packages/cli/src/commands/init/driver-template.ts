@@ -545,6 +545,8 @@ const options = validatePluginOptions(plugin, {});
 defineConformanceSuite({
   driver: { name: plugin.name, version: plugin.version },
   environment: plugin.conformanceEnvironment!(options),
+  // Every driver is built as a service builds it: plugin.register into a container, resolved by token.
+  plugin,
   service: computeServiceFactory(),
 });
 `,
