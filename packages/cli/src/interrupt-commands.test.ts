@@ -1,20 +1,15 @@
 // Ctrl-C during `virtkit matrix` and `virtkit env build`: the matrix starts no new column, writes
 // what finished and exits 130; the build is stopped, removes what it started, and exits 130. The
 // signal goes to the CLI's whole process group, as a terminal's Ctrl-C does.
-import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
-import { fileURLToPath, pathToFileURL } from "node:url";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { SupportMatrix } from "@virtkit/conformance";
 import { EXIT_INTERRUPTED } from "./interrupt.js";
+import { FAKE_PLUGIN_URL, slowSpawnPlugin, startCli, until } from "./testing/cli-process.js";
 
-const root = join(dirname(fileURLToPath(import.meta.url)), "..");
-const bin = join(root, "bin", "run.js");
-const fakePlugin = pathToFileURL(join(root, "node_modules", "@virtkit", "driver-fake", "dist", "plugin.js")).href;
-const cleanEnv = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("VIRTKIT_LIBVIRT")));
 const SLOW = 240_000;
 
 let dir: string;
@@ -25,62 +20,13 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-/** Starts `virtkit args` in its own process group; resolves with its output when it exits. */
-function start(args: string[]) {
-  const child = spawn(process.execPath, [bin, ...args], { cwd: dir, env: cleanEnv, detached: true, stdio: ["ignore", "pipe", "pipe"] });
-  let stdout = "";
-  let stderr = "";
-  child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
-  child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-    child.on("exit", (code, signal) => resolve({ code, signal })),
-  );
-  const group = (signal: NodeJS.Signals) => {
-    try {
-      process.kill(-child.pid!, signal);
-    } catch {
-      // Already gone.
-    }
-  };
-  return { exited, group, out: () => stdout, err: () => stderr };
-}
-
-async function until(check: () => boolean, timeoutMs: number): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > end) throw new Error("condition not met in time");
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
 describe("Ctrl-C during virtkit matrix", () => {
   it("starts no new column, writes the matrix with what finished, exits 130", async () => {
     const marker = join(dir, "matrix-spawned");
-    const slow = join(dir, "slowcol.mjs");
     // The fake, each spawn slowed by 200 ms, so the first column is surely still running when the signal comes.
-    await writeFile(
-      slow,
-      `import { writeFileSync } from "node:fs";
-import { plugin as fake } from ${JSON.stringify(fakePlugin)};
-export const plugin = {
-  ...fake,
-  name: "slowcol",
-  register(container, reg) {
-    const inner = container.createChildContainer();
-    fake.register(inner, reg);
-    let driver;
-    container.register(reg.token, { useFactory: () => (driver ??= (() => {
-      const d = inner.resolve(reg.token);
-      const spawn = d.spawn.bind(d);
-      d.spawn = async (...args) => { writeFileSync(${JSON.stringify(marker)}, ""); await new Promise((r) => setTimeout(r, 200)); return spawn(...args); };
-      return d;
-    })()) });
-  },
-};
-`,
-    );
+    const slow = await slowSpawnPlugin(dir, "slowcol", 200, marker);
     const out = join(dir, "matrix");
-    const run = start(["matrix", "--driver", slow, "--driver", "fake", "--runner", "direct", "--parallel", "1", "--out", out]);
+    const run = startCli(["matrix", "--driver", slow, "--driver", "fake", "--runner", "direct", "--parallel", "1", "--out", out], dir);
     try {
       await until(() => existsSync(marker), 120_000);
       // A few scenarios finish first.
@@ -115,7 +61,7 @@ describe("Ctrl-C during virtkit env build", () => {
     await writeFile(
       plugin,
       `import { rmSync, writeFileSync } from "node:fs";
-import { plugin as fake } from ${JSON.stringify(fakePlugin)};
+import { plugin as fake } from ${JSON.stringify(FAKE_PLUGIN_URL)};
 export const plugin = {
   ...fake,
   name: "slowbuild",
@@ -137,7 +83,7 @@ export const plugin = {
 };
 `,
     );
-    const run = start(["env", "build", "slowbuild", "--driver", plugin]);
+    const run = startCli(["env", "build", "slowbuild", "--driver", plugin], dir);
     try {
       await until(() => run.out().includes("building the image"), 60_000);
       expect(existsSync(partial)).toBe(true);

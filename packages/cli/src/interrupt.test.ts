@@ -2,22 +2,17 @@
 // writes the reports with what finished (marked interrupted) and exits 130; a second exits at once.
 // The signal goes to the CLI's whole process group, as a terminal's Ctrl-C does (vitest's worker
 // process gets it too).
-import { spawn } from "node:child_process";
 import { EventEmitter } from "node:events";
 import { existsSync } from "node:fs";
-import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
-import { fileURLToPath, pathToFileURL } from "node:url";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { RunReport, ScenarioResult } from "@virtkit/conformance";
 import { summarize } from "@virtkit/conformance";
 import { EXIT_INTERRUPTED, interruptedReport, partialReport, watchInterrupt, type SignalSource } from "./interrupt.js";
+import { slowSpawnPlugin, startCli, until } from "./testing/cli-process.js";
 
-const root = join(dirname(fileURLToPath(import.meta.url)), "..");
-const bin = join(root, "bin", "run.js");
-const fakePlugin = pathToFileURL(join(root, "node_modules", "@virtkit", "driver-fake", "dist", "plugin.js")).href;
-const cleanEnv = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("VIRTKIT_LIBVIRT")));
 const SLOW = 240_000;
 
 let dir: string;
@@ -110,69 +105,14 @@ describe("interrupted reports", () => {
   });
 });
 
-/** Starts `virtkit args` in its own process group; resolves with its output when it exits. */
-function start(args: string[]) {
-  const child = spawn(process.execPath, [bin, ...args], { cwd: dir, env: cleanEnv, detached: true, stdio: ["ignore", "pipe", "pipe"] });
-  let stdout = "";
-  let stderr = "";
-  child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
-  child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-    child.on("exit", (code, signal) => resolve({ code, signal })),
-  );
-  const group = (signal: NodeJS.Signals) => {
-    try {
-      process.kill(-child.pid!, signal);
-    } catch {
-      // Already gone.
-    }
-  };
-  return { child, exited, group, out: () => stdout, err: () => stderr };
-}
-
-async function until(check: () => boolean, timeoutMs: number): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > end) throw new Error("condition not met in time");
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
-/** The fake under another name, its spawn slowed by `ms` (ignoring its signal); touches `marker` when a spawn starts. */
-async function slowSpawnPlugin(name: string, ms: number, marker: string): Promise<string> {
-  const file = join(dir, `${name}.mjs`);
-  await writeFile(
-    file,
-    `import { writeFileSync } from "node:fs";
-import { plugin as fake } from ${JSON.stringify(fakePlugin)};
-export const plugin = {
-  ...fake,
-  name: ${JSON.stringify(name)},
-  register(container, reg) {
-    const inner = container.createChildContainer();
-    fake.register(inner, reg);
-    let driver;
-    container.register(reg.token, { useFactory: () => (driver ??= (() => {
-      const d = inner.resolve(reg.token);
-      const spawn = d.spawn.bind(d);
-      d.spawn = async (...args) => { writeFileSync(${JSON.stringify(marker)}, ""); await new Promise((r) => setTimeout(r, ${ms})); return spawn(...args); };
-      return d;
-    })()) });
-  },
-};
-`,
-  );
-  return file;
-}
-
 describe("Ctrl-C during conformance run", () => {
   for (const runner of ["direct", "vitest"] as const) {
     it(`${runner} runner: stops starting scenarios, writes the reports with what finished, exits 130`, async () => {
       const json = join(dir, `interrupted-${runner}.json`);
       const junit = join(dir, `interrupted-${runner}.xml`);
       // Slowed so the run is surely still going when the signal comes (the plain fake runs in about a second).
-      const plugin = await slowSpawnPlugin(`slow${runner}`, 200, join(dir, `marker-${runner}`));
-      const run = start(["conformance", "run", "--driver", plugin, "--runner", runner, "--parallel", "1", "--report-json", json, "--junit", junit]);
+      const plugin = await slowSpawnPlugin(dir, `slow${runner}`, 200, join(dir, `marker-${runner}`));
+      const run = startCli(["conformance", "run", "--driver", plugin, "--runner", runner, "--parallel", "1", "--report-json", json, "--junit", junit], dir);
       try {
         // Once the first scenarios have finished.
         await until(() => (run.out().match(/✓/g) ?? []).length >= 3, 120_000);
@@ -197,8 +137,8 @@ describe("Ctrl-C during conformance run", () => {
   it("a second Ctrl-C exits 130 at once, without waiting for a running scenario", async () => {
     const marker = join(dir, "spawn-started");
     // A spawn that takes 20 s and ignores its signal: cleanup after the first Ctrl-C has to wait for it.
-    const plugin = await slowSpawnPlugin("slowspawn", 20_000, marker);
-    const run = start(["conformance", "run", "--driver", plugin, "--runner", "vitest", "--focus", "^lifecycle\\.spawn$", "--scenario-timeout", "60000"]);
+    const plugin = await slowSpawnPlugin(dir, "slowspawn", 20_000, marker);
+    const run = startCli(["conformance", "run", "--driver", plugin, "--runner", "vitest", "--focus", "^lifecycle\\.spawn$", "--scenario-timeout", "60000"], dir);
     try {
       await until(() => existsSync(marker), 120_000);
       run.group("SIGINT");

@@ -1,0 +1,85 @@
+// The CLI as its tests start it: `bin/run.js` in its own process group (so a signal reaches it as a
+// terminal's Ctrl-C does), and fake-based plugin files that slow the driver down. Not shipped.
+import { spawn, type ChildProcess } from "node:child_process";
+import { writeFile } from "node:fs/promises";
+import { dirname, join } from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
+
+const root = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
+/** The CLI's entry point. */
+export const CLI_BIN = join(root, "bin", "run.js");
+/** The bundled fake's plugin module, as a URL a plugin file can import. */
+export const FAKE_PLUGIN_URL = pathToFileURL(join(root, "node_modules", "@virtkit", "driver-fake", "dist", "plugin.js")).href;
+/** The environment without a private libvirtd, so no libvirt column or default appears by accident. */
+export const CLEAN_ENV: NodeJS.ProcessEnv = Object.fromEntries(
+  Object.entries(process.env).filter(([k]) => !k.startsWith("VIRTKIT_LIBVIRT")),
+);
+
+/** A running CLI: its output so far, a way to signal its process group, and its end. */
+export interface CliProcess {
+  readonly child: ChildProcess;
+  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  group(signal: NodeJS.Signals): void;
+  out(): string;
+  err(): string;
+}
+
+/** Starts `virtkit args` in `cwd`, in its own process group. */
+export function startCli(args: readonly string[], cwd: string): CliProcess {
+  const child = spawn(process.execPath, [CLI_BIN, ...args], { cwd, env: CLEAN_ENV, detached: true, stdio: ["ignore", "pipe", "pipe"] });
+  let stdout = "";
+  let stderr = "";
+  child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+  child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.on("exit", (code, signal) => resolve({ code, signal })),
+  );
+  const group = (signal: NodeJS.Signals): void => {
+    try {
+      process.kill(-child.pid!, signal);
+    } catch {
+      // Already gone.
+    }
+  };
+  return { child, exited, group, out: () => stdout, err: () => stderr };
+}
+
+/** Resolves once `check()` holds, polling every 50 ms; rejects after `timeoutMs`. */
+export async function until(check: () => boolean, timeoutMs: number): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > end) throw new Error("condition not met in time");
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/**
+ * Writes `dir/name.mjs`: a plugin that is the fake under another name, each spawn slowed by `ms`
+ * (ignoring its signal), touching `marker` when a spawn starts. Built through `register`, as the
+ * kit and a service build drivers.
+ */
+export async function slowSpawnPlugin(dir: string, name: string, ms: number, marker: string): Promise<string> {
+  const file = join(dir, `${name}.mjs`);
+  await writeFile(
+    file,
+    `import { writeFileSync } from "node:fs";
+import { plugin as fake } from ${JSON.stringify(FAKE_PLUGIN_URL)};
+export const plugin = {
+  ...fake,
+  name: ${JSON.stringify(name)},
+  register(container, reg) {
+    const inner = container.createChildContainer();
+    fake.register(inner, reg);
+    let driver;
+    container.register(reg.token, { useFactory: () => (driver ??= (() => {
+      const d = inner.resolve(reg.token);
+      const spawn = d.spawn.bind(d);
+      d.spawn = async (...args) => { writeFileSync(${JSON.stringify(marker)}, ""); await new Promise((r) => setTimeout(r, ${ms})); return spawn(...args); };
+      return d;
+    })()) });
+  },
+};
+`,
+  );
+  return file;
+}
