@@ -124,6 +124,9 @@ export async function runWithVitest(options: RunWithVitestOptions): Promise<RunR
     }
   }
   const stop = () => writeFileSync(stopFile!, "");
+  // A caller that exits at once (a second Ctrl-C) takes its stop file along.
+  const removeStopFile = () => rmSync(stopFile!, { force: true });
+  if (stopFile !== undefined) process.once("exit", removeStopFile);
   if (signal?.aborted) stop();
   else signal?.addEventListener("abort", stop, { once: true });
   // The worker skips scenarios past the deadline itself; this is the hard stop for one that hangs.
@@ -136,7 +139,10 @@ export async function runWithVitest(options: RunWithVitestOptions): Promise<RunR
   } finally {
     if (timer) clearTimeout(timer);
     signal?.removeEventListener("abort", stop);
-    if (stopFile !== undefined) rmSync(stopFile, { force: true });
+    if (stopFile !== undefined) {
+      process.removeListener("exit", removeStopFile);
+      removeStopFile();
+    }
     await vitest.close();
   }
   const level = options.settings.level;
