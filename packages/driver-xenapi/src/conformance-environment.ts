@@ -24,7 +24,7 @@ import {
   type Instance,
 } from "@virtkit/core";
 import { checkXenapiPasswordSource, resolveXenapiPassword } from "./password-source.js";
-import { SIMULATED_DOM0_BYTES, simulatorModule, startEmbeddedSimulator, type SimulatedAgentMode } from "./simulator.js";
+import { SIMULATED_DOM0_BYTES, simulatorModule, startWorkerSimulator, type SimulatedAgentMode } from "./simulator.js";
 import { OC_INSTANCE_UUID, str, strMap, vmKind, type XapiRecord } from "./vm-record.js";
 import { XapiClient } from "./xapi-client.js";
 import { XENAPI_TOKENS } from "./plugin-tokens.js";
@@ -145,13 +145,18 @@ function simulatorEnvironment(options: XenapiConformanceOptions): ConformanceEnv
     // The agent plugin's whole-second waits scaled to 1/20, so a hanging agent answers TIMEOUT
     // within the kit's 300 ms (its `timeout` argument stays whole seconds, as the plugin reads it).
     // VM operations take 1 ms (the simulator's default is 5): the kit slows what it needs slowed itself.
-    const sim = await startEmbeddedSimulator({
-      poolHosts: 2,
-      agentTimeScale: 0.05,
-      operationMs: 1,
-      hostMemory: HOST_MEMORY,
-      hostCpus: HOST_CPUS,
-    });
+    // In the simulator's worker thread: the kit and the drivers keep this thread, the simulator
+    // takes the other core (VIRTKIT_XENAPI_SIMULATOR_THREAD=main keeps it here, to compare or profile).
+    const sim = await startWorkerSimulator(
+      {
+        poolHosts: 2,
+        agentTimeScale: 0.05,
+        operationMs: 1,
+        hostMemory: HOST_MEMORY,
+        hostCpus: HOST_CPUS,
+      },
+      process.env.VIRTKIT_XENAPI_SIMULATOR_THREAD === "main",
+    );
     const simModule = await simulatorModule();
     const imageService = new InMemoryImageService();
     const logger = new MemoryLogger();
@@ -255,38 +260,38 @@ function simulatorEnvironment(options: XenapiConformanceOptions): ConformanceEnv
         },
         async verifyAdminPassword(instance, user, pw) {
           try {
-            return (await guestOf(instance)).verifyPassword(user, pw.reveal());
+            return await (await guestOf(instance)).verifyPassword(user, pw.reveal());
           } catch {
             return false;
           }
         },
         async verifyRescuePassword(instance, user, pw) {
           try {
-            return (await runningRescueOf(instance))?.verifyPassword(user, pw.reveal()) ?? false;
+            return (await (await runningRescueOf(instance))?.verifyPassword(user, pw.reveal())) ?? false;
           } catch {
             return false;
           }
         },
         agentControls: {
           async setAgent(instance, mode) {
-            (await guestOf(instance)).setAgent(mode as SimulatedAgentMode);
+            await (await guestOf(instance)).setAgent(mode as SimulatedAgentMode);
           },
         },
         guestControls: {
           async ignoreAcpi(instance, ignore) {
-            (await guestOf(instance)).ignoreAcpi(ignore);
+            await (await guestOf(instance)).ignoreAcpi(ignore);
           },
           async writeData(instance, key, value) {
-            (await guestOf(instance)).writeData(key, value);
+            await (await guestOf(instance)).writeData(key, value);
           },
           async readData(instance, key) {
-            return (await guestOf(instance)).readData(key);
+            return await (await guestOf(instance)).readData(key);
           },
           async bootCount(instance) {
-            return (await guestOf(instance)).bootCount;
+            return await (await guestOf(instance)).bootCount();
           },
           async crash(instance) {
-            (await guestOf(instance)).crash();
+            await (await guestOf(instance)).crash();
           },
           async bootedSystem(instance) {
             // While rescued, the instance's own VM is halted and its rescue VM runs.
@@ -310,13 +315,9 @@ function simulatorEnvironment(options: XenapiConformanceOptions): ConformanceEnv
             // As configured above; the simulator keeps 2 GiB of each host for dom0.
             return { memoryMb: (HOST_MEMORY - SIMULATED_DOM0_BYTES) / 1024 ** 2, vcpus: HOST_CPUS };
           },
-          ...(sim.faults.setMigrationDuration
-            ? {
-                async setMigrationDuration(ms: number) {
-                  sim.faults.setMigrationDuration!(ms);
-                },
-              }
-            : {}),
+          async setMigrationDuration(ms: number) {
+            await sim.faults.setMigrationDuration(ms);
+          },
         },
         limits: {},
         notes: [SIMULATOR_NOTE, "each scenario runs against its own simulator: a pool of two hosts sharing one SR"],
@@ -329,7 +330,7 @@ function simulatorEnvironment(options: XenapiConformanceOptions): ConformanceEnv
             pool1: live.filter((d) => pool1.has(d.hostLabel)).length + (loggedIn.has(probe) ? 1 : 0),
             pool2: live.filter((d) => !pool1.has(d.hostLabel)).length + (loggedIn.has(probe2) ? 1 : 0),
           };
-          return sim.leftovers().flatMap((line) => {
+          return (await sim.leftovers()).flatMap((line) => {
             const m = /^(pool[12]): (\d+) session\(s\) still open$/.exec(line);
             if (!m) return [line];
             const extra = Number(m[2]) - (ours[m[1]!] ?? 0);

@@ -58,8 +58,27 @@ export interface StartSimulatorOptions {
 /** What the simulator reserves for each host's control domain (its documented behaviour). */
 export const SIMULATED_DOM0_BYTES = 2 * 1024 ** 3;
 
+/** Every member of T as an async call (the simulator worker's view of a guest or of the faults). */
+export type Remote<T> = {
+  readonly [K in keyof T]: T[K] extends (...args: infer A) => infer R ? (...args: A) => Promise<R> : () => Promise<T[K]>;
+};
+
+/** A simulator hosted in the simulator's worker thread: the same simulator, its controls asynchronous. */
+export interface WorkerXapiSimulatorApi {
+  readonly url: string;
+  readonly slaveUrl: string;
+  readonly secondPoolUrl: string;
+  readonly username: string;
+  readonly password: string;
+  readonly faults: Remote<Required<SimulatorFaultsApi>>;
+  guest(vmUuid: string): Remote<SimulatedGuestApi>;
+  leftovers(): Promise<readonly string[]>;
+  close(): Promise<void>;
+}
+
 interface SimulatorModule {
   startXapiSimulator(options?: StartSimulatorOptions): Promise<XapiSimulatorApi>;
+  startXapiSimulatorInWorker?(options?: Omit<StartSimulatorOptions, "logger">): Promise<WorkerXapiSimulatorApi>;
   readDataFromImage?(bytes: Uint8Array, format: "vhd" | "raw", key: string): string | undefined;
 }
 
@@ -75,4 +94,48 @@ export function simulatorModule(): Promise<SimulatorModule> {
 export async function startEmbeddedSimulator(options: StartSimulatorOptions = {}): Promise<XapiSimulatorApi> {
   const mod = await simulatorModule();
   return mod.startXapiSimulator({ poolHosts: 2, ...options });
+}
+
+/**
+ * Starts a simulator in the simulator's worker thread (one per process), so its request handling
+ * runs on another core than the driver and the kit. With `inProcess` (or a simulator without the
+ * worker entry) it runs on the caller's thread behind the same asynchronous controls: for
+ * profiling one thread, and for measuring what the worker gains.
+ */
+export async function startWorkerSimulator(
+  options: Omit<StartSimulatorOptions, "logger"> = {},
+  inProcess = false,
+): Promise<WorkerXapiSimulatorApi> {
+  const mod = await simulatorModule();
+  if (!inProcess && mod.startXapiSimulatorInWorker) return mod.startXapiSimulatorInWorker({ poolHosts: 2, ...options });
+  const sim = await mod.startXapiSimulator({ poolHosts: 2, ...options });
+  const later =
+    <A extends unknown[], R>(fn: (...a: A) => R) =>
+    async (...a: A): Promise<R> =>
+      fn(...a);
+  return {
+    url: sim.url,
+    slaveUrl: sim.slaveUrl,
+    secondPoolUrl: sim.secondPoolUrl,
+    username: sim.username,
+    password: sim.password,
+    faults: {
+      setMigrationDuration: later((ms: number) => sim.faults.setMigrationDuration?.(ms)),
+      setLatency: later((ms: number) => sim.faults.setLatency?.(ms)),
+    },
+    guest(vmUuid) {
+      const g = () => sim.guest(vmUuid);
+      return {
+        setAgent: later((m: SimulatedAgentMode) => g().setAgent(m)),
+        verifyPassword: later((u: string, p: string) => g().verifyPassword(u, p)),
+        ignoreAcpi: later((i: boolean) => g().ignoreAcpi(i)),
+        writeData: later((k: string, v: string) => g().writeData(k, v)),
+        readData: later((k: string) => g().readData(k)),
+        bootCount: later(() => g().bootCount),
+        crash: later(() => g().crash()),
+      };
+    },
+    leftovers: later(() => sim.leftovers()),
+    close: () => sim.close(),
+  };
 }

@@ -14,7 +14,11 @@ const DATA_MAGIC = "VIRTKIT-SIM-GUEST-DATA\n";
 /** Shared zeros for holes; only ever read. */
 const ZERO_BLOCK = Buffer.alloc(BLOCK_SIZE);
 
-/** Sparse disk contents. Block buffers are never mutated in place, so clones share them safely. */
+/**
+ * Sparse disk contents. Block buffers are never mutated in place, so clones share them safely.
+ * A block holds its bytes up to the last one written (the rest reads as zeros): a 64 KiB boot
+ * image costs 64 KiB, not a zero-filled 2 MiB buffer per import.
+ */
 export class DiskContent {
   private readonly blocks: Map<number, Buffer>;
 
@@ -45,7 +49,12 @@ export class DiskContent {
   /** The bytes of one block (zeros when unallocated; never write into the result). */
   block(index: number): Buffer {
     const len = Math.min(BLOCK_SIZE, this.size - index * BLOCK_SIZE);
-    return this.blocks.get(index) ?? (len === BLOCK_SIZE ? ZERO_BLOCK : ZERO_BLOCK.subarray(0, len));
+    const held = this.blocks.get(index);
+    if (!held) return len === BLOCK_SIZE ? ZERO_BLOCK : ZERO_BLOCK.subarray(0, len);
+    if (held.length >= len) return held.length === len ? held : held.subarray(0, len);
+    const full = Buffer.alloc(len);
+    held.copy(full);
+    return full;
   }
 
   /** Write bytes at an offset; all-zero blocks stay unallocated. */
@@ -63,7 +72,7 @@ export class DiskContent {
         pos += n;
         continue;
       }
-      const next = Buffer.alloc(Math.min(BLOCK_SIZE, this.size - index * BLOCK_SIZE));
+      const next = Buffer.alloc(Math.max(old?.length ?? 0, within + n));
       if (old) old.copy(next);
       piece.copy(next, within);
       if (isZero(next)) this.blocks.delete(index);
@@ -82,7 +91,8 @@ export class DiskContent {
       const within = at - index * BLOCK_SIZE;
       const n = Math.min(BLOCK_SIZE - within, length - pos);
       const b = this.blocks.get(index);
-      if (b) b.copy(out, pos, within, within + n);
+      // A block may end before `within` (bytes past its last write read as zeros).
+      if (b && within < b.length) b.copy(out, pos, within, Math.min(b.length, within + n));
       pos += n;
     }
     return out;

@@ -1,6 +1,8 @@
 // @virtkit/xapi-simulator: a simulator of XAPI's wire protocol for testing, not a hypervisor.
 export { startXapiSimulator } from "./simulator.js";
 export type { XapiSimulator, XapiSimulatorOptions } from "./simulator.js";
+export { startXapiSimulatorInWorker } from "./simulator-worker.js";
+export type { Remote, RemoteSimulatedGuest, RemoteXapiSimulator, WorkerSimulatorOptions } from "./simulator-worker.js";
 export type { XapiFaults } from "./faults.js";
 export type { AgentMode, SimulatedGuest } from "./guest.js";
 export { XapiError } from "./errors.js";
