@@ -1,4 +1,39 @@
+import { setMaxListeners } from "node:events";
 import { OperationAbortedError, OperationTimeoutError } from "./errors.js";
+
+/** Per caller signal, what to call when it aborts: one listener on it however many calls wait. */
+const relays = new WeakMap<AbortSignal, Set<(reason: unknown) => void>>();
+
+/**
+ * Calls `onAbort` once `signal` aborts; returns the unregistration. A caller's signal is often
+ * shared by many concurrent calls (a request's, a scenario's): each would add its own listener, and
+ * an EventTarget warns of a leak past ten. Here the signal carries one listener, removed with the
+ * last registration.
+ */
+export function onAbort(signal: AbortSignal, callback: (reason: unknown) => void): () => void {
+  let targets = relays.get(signal);
+  if (!targets) {
+    const set = new Set<(reason: unknown) => void>();
+    const fire = (): void => {
+      relays.delete(signal);
+      for (const t of [...set]) t(signal.reason);
+      set.clear();
+    };
+    targets = set;
+    relays.set(signal, set);
+    signal.addEventListener("abort", fire, { once: true });
+    listenerOf.set(set, fire);
+  }
+  const set = targets;
+  set.add(callback);
+  return () => {
+    if (!set.delete(callback) || set.size > 0) return;
+    relays.delete(signal);
+    const fire = listenerOf.get(set);
+    if (fire) signal.removeEventListener("abort", fire);
+  };
+}
+const listenerOf = new WeakMap<Set<(reason: unknown) => void>, () => void>();
 
 /** Options every contract call takes: cancel with `signal`, bound with `timeoutMs`. */
 export interface OperationOptions {
@@ -23,8 +58,10 @@ export async function withDeadline<T>(
   if (outer?.aborted) throw new OperationAbortedError(operation, { cause: outer.reason });
   const timeoutMs = options?.timeoutMs ?? defaultTimeoutMs;
   const controller = new AbortController();
+  // The calls of one operation that go out together each listen on it.
+  setMaxListeners(256, controller.signal);
   let timer: NodeJS.Timeout | undefined;
-  let onAbort: (() => void) | undefined;
+  let unlink: (() => void) | undefined;
   const stop = new Promise<never>((_, reject) => {
     if (Number.isFinite(timeoutMs) && timeoutMs > 0) {
       timer = setTimeout(() => {
@@ -35,19 +72,18 @@ export async function withDeadline<T>(
       timer.unref?.();
     }
     if (outer) {
-      onAbort = () => {
-        const err = new OperationAbortedError(operation, { cause: outer.reason });
+      unlink = onAbort(outer, (reason) => {
+        const err = new OperationAbortedError(operation, { cause: reason });
         controller.abort(err);
         reject(err);
-      };
-      outer.addEventListener("abort", onAbort, { once: true });
+      });
     }
   });
   try {
     return await Promise.race([fn(controller.signal), stop]);
   } finally {
     if (timer) clearTimeout(timer);
-    if (outer && onAbort) outer.removeEventListener("abort", onAbort);
+    unlink?.();
   }
 }
 
@@ -71,18 +107,19 @@ export function sleep(ms: number, signal?: AbortSignal, operation = "sleep"): Pr
       }
       return;
     }
-    const onAbort = () => {
-      clearTimeout(t);
-      try {
-        throwIfAborted(operation, signal);
-      } catch (e) {
-        reject(e);
-      }
-    };
     const t = setTimeout(() => {
-      signal?.removeEventListener("abort", onAbort);
+      unlink?.();
       resolve();
     }, ms);
-    signal?.addEventListener("abort", onAbort, { once: true });
+    const unlink = signal
+      ? onAbort(signal, () => {
+          clearTimeout(t);
+          try {
+            throwIfAborted(operation, signal);
+          } catch (e) {
+            reject(e);
+          }
+        })
+      : undefined;
   });
 }

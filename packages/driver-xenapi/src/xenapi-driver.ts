@@ -63,7 +63,6 @@ import {
   type Secret,
   type SpawnRequest,
 } from "@virtkit/core";
-import { setMaxListeners } from "node:events";
 import { inflateSync } from "node:zlib";
 import { mapXapiError } from "./error-map.js";
 import { GuestAgent } from "./guest-agent.js";
@@ -976,22 +975,11 @@ export class XenapiDriver implements ComputeDriver {
     instance: Instance | undefined,
     fn: (signal: AbortSignal) => Promise<T>,
   ): Promise<T> {
-    // The caller's signal is often shared by many concurrent operations (a scenario's, a
-    // request's): each operation listens on a child fed by one relay per caller signal, so the
-    // caller's signal carries one listener however many operations are in flight.
-    const outer = options?.signal;
-    const child = outer && !outer.aborted ? new AbortController() : undefined;
-    const unlink = outer && child ? relayAbort(outer, (reason) => child.abort(reason)) : undefined;
+    // core's withDeadline puts one listener on the caller's signal however many operations share it.
     try {
-      return await withDeadline(operation, child ? { ...options, signal: child.signal } : options, this.#timeoutMs, (signal) => {
-        // Independent calls go out together, each listening on the one signal.
-        setMaxListeners(256, signal);
-        return fn(signal);
-      });
+      return await withDeadline(operation, options, this.#timeoutMs, fn);
     } catch (err) {
       throw mapXapiError(err, { operation, instanceId: instance?.uuid, host: this.#client?.masterUrl });
-    } finally {
-      unlink?.();
     }
   }
 
@@ -1585,27 +1573,3 @@ export function xenapiCapabilityList(): Capability[] {
   return (Object.entries(XENAPI_CAPABILITIES) as [Capability, boolean][]).filter(([, v]) => v).map(([k]) => k);
 }
 
-/** Per caller signal: the operations to abort with it (one listener on the caller's signal each). */
-const relays = new WeakMap<AbortSignal, Set<(reason: unknown) => void>>();
-
-/** Calls `onAbort` when `signal` aborts; returns the unregistration. */
-function relayAbort(signal: AbortSignal, onAbort: (reason: unknown) => void): () => void {
-  let targets = relays.get(signal);
-  if (!targets) {
-    const set = new Set<(reason: unknown) => void>();
-    targets = set;
-    relays.set(signal, set);
-    signal.addEventListener(
-      "abort",
-      () => {
-        relays.delete(signal);
-        for (const t of [...set]) t(signal.reason);
-        set.clear();
-      },
-      { once: true },
-    );
-  }
-  const set = targets;
-  set.add(onAbort);
-  return () => set.delete(onAbort);
-}

@@ -1,0 +1,61 @@
+// Deadlines and cancellation: many calls sharing one caller signal put one listener on it, and
+// every one of them is still cancelled by it.
+import { getEventListeners } from "node:events";
+import { describe, expect, it } from "vitest";
+import { OperationAbortedError, OperationTimeoutError } from "./errors.js";
+import { onAbort, sleep, withDeadline } from "./operation.js";
+
+describe("one caller signal, many calls", () => {
+  it("carries one listener however many calls wait on it, none once they are done, and no leak warning", async () => {
+    const warnings: Error[] = [];
+    const onWarning = (w: Error) => warnings.push(w);
+    process.on("warning", onWarning);
+    try {
+      const caller = new AbortController();
+      const calls = Array.from({ length: 50 }, (_, i) =>
+        withDeadline(`op${i}`, { signal: caller.signal }, 5_000, (signal) => sleep(20, signal)),
+      );
+      const naps = Array.from({ length: 20 }, () => sleep(20, caller.signal));
+      expect(getEventListeners(caller.signal, "abort")).toHaveLength(1);
+      await Promise.all([...calls, ...naps]);
+      expect(getEventListeners(caller.signal, "abort")).toHaveLength(0);
+      await new Promise((r) => setImmediate(r));
+      expect(warnings.filter((w) => w.name === "MaxListenersExceededWarning")).toEqual([]);
+    } finally {
+      process.off("warning", onWarning);
+    }
+  });
+
+  it("aborts every call waiting on the signal, each with its own typed error", async () => {
+    const caller = new AbortController();
+    const calls = Array.from({ length: 30 }, (_, i) =>
+      withDeadline(`op${i}`, { signal: caller.signal }, 5_000, (signal) => sleep(10_000, signal)).catch((e: unknown) => e),
+    );
+    const nap = sleep(10_000, caller.signal, "nap").catch((e: unknown) => e);
+    caller.abort(new Error("user cancelled"));
+    const errors = await Promise.all(calls);
+    expect(errors.every((e) => e instanceof OperationAbortedError)).toBe(true);
+    expect(String((errors[7] as Error).message)).toMatch(/op7/);
+    expect(await nap).toBeInstanceOf(OperationAbortedError);
+    expect(getEventListeners(caller.signal, "abort")).toHaveLength(0);
+  });
+
+  it("a deadline still ends its own call only", async () => {
+    const caller = new AbortController();
+    const slow = withDeadline("slow", { signal: caller.signal, timeoutMs: 20 }, 5_000, (s) => sleep(5_000, s)).catch((e: unknown) => e);
+    const quick = withDeadline("quick", { signal: caller.signal }, 5_000, (s) => sleep(50, s).then(() => "done"));
+    expect(await slow).toBeInstanceOf(OperationTimeoutError);
+    expect(await quick).toBe("done");
+    expect(caller.signal.aborted).toBe(false);
+  });
+
+  it("an unregistered callback is not called; the others are", () => {
+    const caller = new AbortController();
+    const seen: string[] = [];
+    const offA = onAbort(caller.signal, () => seen.push("a"));
+    onAbort(caller.signal, (reason) => seen.push(`b:${String(reason)}`));
+    offA();
+    caller.abort("why");
+    expect(seen).toEqual(["b:why"]);
+  });
+});
