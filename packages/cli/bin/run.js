@@ -21,10 +21,13 @@ try {
     const message = String(err?.message ?? err)
       .replace(/^The following errors? occurred:\s*/i, "")
       .replace(/\s*See more help with --help\s*$/i, "")
+      // A daemon's or host's text may carry terminal escapes: never sent to the terminal as such.
+      .replace(/[\u0000-\u001f\u007f-\u009f]+/g, " ")
       .replace(/\s+/g, " ")
       .trim();
     const code = typeof err?.code === "string" && err.code !== "EEXIT" ? ` [${err.code}]` : "";
-    process.stderr.write(`virtkit: error: ${message}${code} (see --help)\n`);
+    const usage = exit === 2 || exit === undefined;
+    process.stderr.write(`virtkit: error: ${message}${code}${usage ? " (see --help)" : ""}\n`);
     process.exitCode = typeof exit === "number" ? exit : 1;
   }
 }

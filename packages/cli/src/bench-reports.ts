@@ -1,5 +1,5 @@
 /** `virtkit matrix --bench-report <file>`: bench reports read back and checked before any column runs. */
-import { open } from "node:fs/promises";
+import { open, stat } from "node:fs/promises";
 import { Errors } from "@oclif/core";
 import type { BenchReport, SupportMatrix } from "@virtkit/conformance";
 
@@ -45,8 +45,11 @@ const MAX_LATENCY_MS = 2_147_483_647;
 async function readCapped(file: string, fail: (why: string) => Error): Promise<string> {
   let handle;
   try {
+    // Looked at before it is opened: opening a FIFO waits for a writer for ever.
+    if (!(await stat(file)).isFile()) throw fail("not a regular file");
     handle = await open(file, "r");
   } catch (err) {
+    if (err instanceof Errors.CLIError) throw err;
     throw fail((err as NodeJS.ErrnoException).code === "ENOENT" ? "no such file" : (err as Error).message);
   }
   try {

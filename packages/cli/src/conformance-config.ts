@@ -15,7 +15,10 @@
  * ```
  * Option values are never repeated in an error (they may be credentials).
  */
-import { readFile } from "node:fs/promises";
+import { readFile, stat } from "node:fs/promises";
+
+/** A configuration file is a few KiB; anything past this is not one. */
+const MAX_CONFIG_BYTES = 1024 * 1024;
 import { Errors } from "@oclif/core";
 import type { RunPlan } from "@virtkit/conformance";
 
@@ -60,8 +63,13 @@ function usage(file: string, message: string): Errors.CLIError {
 export async function loadConformanceConfig(file: string, knownIds: readonly string[]): Promise<ConformanceConfig> {
   let text: string;
   try {
+    // Looked at before it is opened: opening a FIFO waits for a writer for ever.
+    const st = await stat(file);
+    if (!st.isFile()) throw usage(file, "not a regular file");
+    if (st.size > MAX_CONFIG_BYTES) throw usage(file, `larger than ${MAX_CONFIG_BYTES} bytes`);
     text = await readFile(file, "utf8");
   } catch (err) {
+    if (err instanceof Errors.CLIError) throw err;
     throw usage(file, `cannot read it (${(err as NodeJS.ErrnoException).code ?? "error"})`);
   }
   let value: unknown;

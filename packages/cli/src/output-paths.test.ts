@@ -113,6 +113,18 @@ describe("matrix --bench-report checks what it reads", () => {
     const r = virtkit(["matrix", "--driver", "fake", "--out", join(dir, "m"), "--bench-report", big]);
     expect(r.status).toBe(2);
     expect(r.stderr).toMatch(/10485761 bytes, more than a bench report can be/);
+    // A FIFO: opening it would wait for a writer for ever.
+    const fifo = join(dir, "fifo.json");
+    expect(spawnSync("mkfifo", [fifo]).status).toBe(0);
+    for (const args of [
+      ["matrix", "--driver", "fake", "--out", join(dir, "m"), "--bench-report", fifo],
+      ["conformance", "run", "--driver", "fake", "--config", fifo],
+    ]) {
+      const f = virtkit(args, 30_000);
+      expect(f.timedOut, args.join(" ")).toBe(false);
+      expect(f.status, args.join(" ")).toBe(2);
+      expect(f.stderr, args.join(" ")).toMatch(/not a regular file/);
+    }
   }, SLOW);
 
   it("refuses negative, huge and out-of-order latencies, before any column runs", async () => {

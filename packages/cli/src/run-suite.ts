@@ -191,7 +191,15 @@ export async function runSuite(o: RunSuiteOptions): Promise<RunReport> {
     ...(o.environment !== undefined ? { environment: o.environment } : {}),
   });
   const scenarioTimeoutMs = fairScenarioTimeout(o, resolved.plugin);
-  await checkDriverSetup(resolved.environment, scenarioTimeoutMs, o.signal);
+  try {
+    await checkDriverSetup(resolved.environment, scenarioTimeoutMs, o.signal);
+  } catch (err) {
+    await resolved.environment.dispose?.().catch(() => undefined);
+    throw err;
+  }
+  // The vitest runner makes its environments in its worker: what the check shared here (nested
+  // hosts) is released now, not left running beside the worker's.
+  if (o.runner === "vitest") await resolved.environment.dispose?.().catch(() => undefined);
   const parallel = fairParallel(o, resolved.plugin);
   const lowered =
     parallel < o.parallel
@@ -258,34 +266,40 @@ async function checkDriverSetup(
 ): Promise<void> {
   const { withDeadline } = await import("@virtkit/core");
   const fail = (what: string, err: unknown): Error => {
+    // Ctrl-C while the check runs is the user's doing, not the driver's: exit 130, no blame.
+    if (signal?.aborted) {
+      return Object.assign(new Error("interrupted before any scenario ran"), { code: "VIRTKIT_INTERRUPTED", oclif: { exit: 130 } });
+    }
     const why = (err instanceof Error ? err.message : String(err)).split("\n")[0] ?? "";
     return Object.assign(new Error(`${what} failed, so no scenario ran: ${why}`, { cause: err }), {
       code: "VIRTKIT_DRIVER_SETUP_FAILED",
     });
   };
+  const bounded = { timeoutMs, ...(signal ? { signal } : {}) };
   let env: ConformanceEnvironment;
   try {
-    env = await withDeadline("environment setup", { timeoutMs, ...(signal ? { signal } : {}) }, timeoutMs, () =>
-      factory({ prefix: `vkcheck${Date.now().toString(36)}` }),
-    );
+    env = await withDeadline("environment setup", bounded, timeoutMs, () => factory({ prefix: `vkcheck${Date.now().toString(36)}` }));
   } catch (err) {
     throw fail("the environment's setup", err);
   }
+  // Releasing what the check made has a deadline of its own (a driver whose cleanup never settles).
+  const release = { timeoutMs: CHECK_RELEASE_MS };
   try {
     const host = env.hosts[0] ?? "localhost";
     let driver: ComputeDriver;
     try {
-      driver = await withDeadline("driver setup", { timeoutMs, ...(signal ? { signal } : {}) }, timeoutMs, () =>
-        env.createDriver(host),
-      );
+      driver = await withDeadline("driver setup", bounded, timeoutMs, () => env.createDriver(host));
     } catch (err) {
       throw fail("the driver's setup", err);
     }
-    await driver.cleanupHost(host).catch(() => undefined);
+    await withDeadline("driver cleanup", release, CHECK_RELEASE_MS, () => driver.cleanupHost(host)).catch(() => undefined);
   } finally {
-    await env.cleanup().catch(() => undefined);
+    await withDeadline("environment cleanup", release, CHECK_RELEASE_MS, () => env.cleanup()).catch(() => undefined);
   }
 }
+
+/** How long the setup check's driver and environment get to release what they hold. */
+const CHECK_RELEASE_MS = 30_000;
 
 function withNotes(report: RunReport, notes: readonly string[]): RunReport {
   return notes.length === 0 ? report : { ...report, notes: [...report.notes, ...notes] };

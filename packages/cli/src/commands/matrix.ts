@@ -102,8 +102,10 @@ export default class Matrix extends VirtkitCommand {
         ),
     });
     let cut: boolean;
+    /** Columns whose run could not start (a driver that cannot be set up): unlike an environment absent here, a failure. */
+    const errored: string[] = [];
     try {
-      cut = await this.runColumns(flags, reports, unavailable, interrupt);
+      cut = await this.runColumns(flags, reports, unavailable, interrupt, errored);
     } finally {
       interrupt.dispose();
     }
@@ -118,6 +120,13 @@ export default class Matrix extends VirtkitCommand {
     if (by !== undefined) {
       if (!this.jsonEnabled()) this.log(`interrupted by ${by}: exit ${EXIT_INTERRUPTED}`);
       process.exitCode = EXIT_INTERRUPTED;
+      return written;
+    }
+    // Exit 1 when a column failed a MUST scenario or could not be set up (as `conformance run` would).
+    const failed = [...reports.filter((r) => !r.ok).map((r) => r.driver.name), ...errored];
+    if (failed.length > 0) {
+      if (!this.jsonEnabled()) this.log(`failed (a MUST scenario, or the driver could not be set up): ${failed.join(", ")}`);
+      process.exitCode = 1;
     }
     return written;
   }
@@ -149,6 +158,7 @@ export default class Matrix extends VirtkitCommand {
     reports: RunReport[],
     unavailable: UnavailableDriver[],
     interrupt: InterruptWatch,
+    errored: string[],
   ): Promise<boolean> {
     const { loadDriverPlugin } = await import("@virtkit/core");
     const { CLI_DIR } = await import("../run-suite.js");
@@ -175,7 +185,10 @@ export default class Matrix extends VirtkitCommand {
       try {
         plugin = found ?? (await loadDriverPlugin(spec, { paths: [CLI_DIR] }));
       } catch (err) {
-        unavailable.push({ name: spec, spec, reason: (err as Error).message.split("\n")[0] ?? "cannot load" });
+        const reason = (err as Error).message.split("\n")[0] ?? "cannot load";
+        unavailable.push({ name: spec, spec, reason });
+        errored.push(spec);
+        if (!this.jsonEnabled()) this.log(`${spec}: not run (${reason})`);
         continue;
       }
       const version = plugin.version;
@@ -222,7 +235,8 @@ export default class Matrix extends VirtkitCommand {
           if (setupFailed) {
             const reason = report.results[0]?.reason ?? "environment setup failed";
             unavailable.push({ name: label, spec, version, reason });
-            if (!this.jsonEnabled()) this.log(`${label}: skipped (environment unavailable: ${reason})`);
+            errored.push(label);
+            if (!this.jsonEnabled()) this.log(`${label}: not run (every scenario's setup failed: ${reason})`);
           } else {
             reports.push(report);
             const s = report.summary;
@@ -230,7 +244,10 @@ export default class Matrix extends VirtkitCommand {
             if (!this.jsonEnabled()) this.log(`${label}: ${s.pass} pass, ${s.fail} fail, ${s.unsupported} unsupported, ${s.skipped} skipped${warned}`);
           }
         } catch (err) {
-          unavailable.push({ name: label, spec, version, reason: (err as Error).message.split("\n")[0] ?? "failed" });
+          const reason = (err as Error).message.split("\n")[0] ?? "failed";
+          unavailable.push({ name: label, spec, version, reason });
+          errored.push(label);
+          if (!this.jsonEnabled()) this.log(`${label}: not run (${reason})`);
         }
       }
     }
