@@ -20,7 +20,16 @@ export interface HttpTransportOptions {
   readonly insecure?: boolean;
   /** Sockets kept per origin; default 64. */
   readonly maxSockets?: number;
+  /** The largest reply read into memory, in bytes; default {@link DEFAULT_MAX_REPLY_BYTES}. */
+  readonly maxReplyBytes?: number;
 }
+
+/**
+ * 256 MiB: far above what XAPI answers (get_all_records of a pool of thousands of VMs is tens of
+ * MiB; disks stream elsewhere), far below what would exhaust the process: a host answering
+ * without end is an error, not an out-of-memory.
+ */
+export const DEFAULT_MAX_REPLY_BYTES = 256 * 1024 * 1024;
 
 function isRetryableReset(err: unknown): boolean {
   const code = (err as { code?: string }).code;
@@ -32,8 +41,11 @@ export class HttpTransport {
   readonly #http: http.Agent;
   readonly #https: https.Agent;
 
+  readonly #maxReplyBytes: number;
+
   constructor(options: HttpTransportOptions = {}) {
     const maxSockets = options.maxSockets ?? 64;
+    this.#maxReplyBytes = options.maxReplyBytes ?? DEFAULT_MAX_REPLY_BYTES;
     this.#http = new http.Agent({ keepAlive: true, maxSockets, keepAliveMsecs: 10_000 });
     this.#https = new https.Agent({
       keepAlive: true,
@@ -115,7 +127,20 @@ export class HttpTransport {
         },
         (res) => {
           const chunks: Buffer[] = [];
-          res.on("data", (c: Buffer) => chunks.push(c));
+          let received = 0;
+          const declared = Number(res.headers["content-length"] ?? 0);
+          const tooBig = (): void => {
+            // Said first: destroying the socket makes the request fail with a reset of its own.
+            reject(new XapiTransportError(`the reply from ${url.origin}${url.pathname} is larger than ${this.#maxReplyBytes} bytes`));
+            res.destroy();
+            req.destroy();
+          };
+          if (declared > this.#maxReplyBytes) return tooBig();
+          res.on("data", (c: Buffer) => {
+            received += c.length;
+            if (received > this.#maxReplyBytes) return tooBig();
+            chunks.push(c);
+          });
           // One chunk (the usual RPC reply) is used as it is, not copied.
           res.on("end", () =>
             resolve({ status: res.statusCode ?? 0, headers: res.headers, body: chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks) }),

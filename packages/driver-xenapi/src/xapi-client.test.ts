@@ -261,3 +261,49 @@ describe("vmRrdLastValues", () => {
     expect(await c.vmRrdLastValues("gone")).toBeUndefined();
   });
 });
+
+describe("a broken or hostile host", () => {
+  async function serve(handler: http.RequestListener): Promise<string> {
+    const server = http.createServer(handler);
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    open.push({ close: () => new Promise((r) => { server.closeAllConnections(); server.close(r); }) });
+    return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  }
+
+  it("a login failure that echoes the password shows it masked", async () => {
+    const url = await serve((req, res) => {
+      req.resume();
+      req.on("end", () =>
+        res
+          .writeHead(200, { "content-type": "application/json" })
+          .end(JSON.stringify({ jsonrpc: "2.0", error: { code: 1, message: "SESSION_AUTHENTICATION_FAILED", data: ["root", `Authentication failure for password ${PASSWORD}`] }, id: 1 })),
+      );
+    });
+    const err = (await client(url).call("VM.get_all", []).catch((e: unknown) => e)) as XapiError;
+    expect(err).toBeInstanceOf(XapiError);
+    expect(err.message).toMatch(/SESSION_AUTHENTICATION_FAILED \[root, Authentication failure for password \*\*\*\]/);
+    expect(JSON.stringify(err) + String(err) + err.xapiParams.join()).not.toContain(PASSWORD);
+  });
+
+  it("a reply larger than the cap is a transport error, read no further", async () => {
+    const url = await serve((req, res) => {
+      req.resume();
+      res.writeHead(200, { "content-type": "application/json" });
+      // Without end: 64 KiB pieces until the client gives up.
+      const piece = Buffer.alloc(64 * 1024, 0x5b);
+      const more = (): void => {
+        while (res.write(piece)) if (res.destroyed) return;
+        res.once("drain", more);
+      };
+      more();
+      res.on("close", () => res.removeAllListeners("drain"));
+    });
+    const { HttpTransport } = await import("./http-transport.js");
+    const transport = new HttpTransport({ maxReplyBytes: 1024 * 1024 });
+    const err = await transport
+      .request("POST", new URL("/jsonrpc", url), "{}", { "content-type": "application/json" }, AbortSignal.timeout(10_000))
+      .catch((e: unknown) => e);
+    expect(String(err)).toMatch(/larger than 1048576 bytes/);
+    transport.close();
+  });
+});

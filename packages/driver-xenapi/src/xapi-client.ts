@@ -96,6 +96,12 @@ export class XapiClient {
   #sessionValue: string | undefined;
   /** Every session ref this client held, to mask them wherever they could appear. */
   readonly #sessionRefs: string[] = [];
+
+  /** What no error may show: the session refs, and the password (a broken or hostile host may echo it). */
+  #masked(): string[] {
+    const pw = this.#options.password.reveal();
+    return pw.length > 0 ? [...this.#sessionRefs, pw] : this.#sessionRefs;
+  }
   #nextId = 1;
   #rpcUrls: { base: URL | undefined; urls: Map<string, URL> } = { base: undefined, urls: new Map() };
   #closed = false;
@@ -422,10 +428,10 @@ export class XapiClient {
     this.#protocol ??= "json-rpc";
     const error = parsed.error;
     if (error !== undefined && error !== null) {
-      if (Array.isArray(error)) throw xapiErrorFrom(method, error, this.#sessionRefs);
+      if (Array.isArray(error)) throw xapiErrorFrom(method, error, this.#masked());
       const data = Array.isArray(error.data) ? (error.data as unknown[]) : [];
       const code = typeof error.message === "string" ? error.message : undefined;
-      throw xapiErrorFrom(method, code !== undefined ? [code, ...data] : data, this.#sessionRefs);
+      throw xapiErrorFrom(method, code !== undefined ? [code, ...data] : data, this.#masked());
     }
     return parsed.result ?? "";
   }
@@ -447,7 +453,7 @@ export class XapiClient {
     }
     const v = value as { Status?: unknown; Value?: XapiValue; ErrorDescription?: unknown };
     if (v && typeof v === "object" && v.Status === "Success") return v.Value ?? "";
-    if (v && typeof v === "object" && v.Status === "Failure") throw xapiErrorFrom(method, v.ErrorDescription, this.#sessionRefs);
+    if (v && typeof v === "object" && v.Status === "Failure") throw xapiErrorFrom(method, v.ErrorDescription, this.#masked());
     throw new XapiTransportError(`${method}: the XML-RPC reply has no Status`);
   }
 
@@ -472,7 +478,7 @@ export class XapiClient {
 
   #httpFailure(what: string, status: number, body: Buffer): Error {
     const text = body.toString("utf8", 0, Math.min(body.length, 200)).replace(/[^\x20-\x7e]/g, " ").trim();
-    const masked = xapiErrorFrom(what, ["HTTP_FAILURE", String(status), text], this.#sessionRefs);
+    const masked = xapiErrorFrom(what, ["HTTP_FAILURE", String(status), text], this.#masked());
     return new XapiTransportError(`${what}: HTTP ${status}`, { cause: masked });
   }
 
