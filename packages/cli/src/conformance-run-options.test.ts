@@ -163,8 +163,12 @@ export const plugin = {
 };
 `,
     );
+    const junit = join(dir, "unreachable.xml");
     for (const runner of ["direct", "vitest"]) {
-      const r = virtkit(["conformance", "run", "--driver", file, "--runner", runner, "--junit", join(dir, "unreachable.xml")]);
+      // An earlier run's passing report at the same path must not survive a run that wrote none.
+      await writeFile(junit, '<testsuite failures="0"/>');
+      const r = virtkit(["conformance", "run", "--driver", file, "--runner", runner, "--junit", junit]);
+      expect(existsSync(junit)).toBe(false);
       expect(r.status).toBe(1);
       expect(r.stdout).toBe("");
       expect(r.stderr.trimEnd().split("\n")).toHaveLength(1);

@@ -94,7 +94,7 @@ import { PendingCleanups } from "./pending-cleanups.js";
 import { raceSignal } from "./race-signal.js";
 import { toPowerState } from "./power-state-map.js";
 import { withRescueDisk } from "./rescue-xml.js";
-import { validateInstance } from "./validate.js";
+import { imagePropertyTrue, validateInstance } from "./validate.js";
 
 /** A structured logger (what the host application registers under `TOKENS.Logger`). */
 export interface DriverLogger {
@@ -1066,14 +1066,19 @@ export class LibvirtDriver implements ComputeDriver {
   ): { readonly instance: Instance; readonly password: Secret } | undefined {
     if (password === undefined) return undefined;
     const rescueSystem: Instance = { ...instance, imageMeta: rescueImageMeta };
-    try {
-      checkFirstBootPassword(this.virtType, this.#options.uri, this.#options.allowPasswordOverTcp ?? false, instance);
-      checkFirstBootPassword(this.virtType, this.#options.uri, this.#options.allowPasswordOverTcp ?? false, rescueSystem);
-    } catch (err) {
-      this.#log("warn", "the rescue password cannot be delivered; the rescue goes on without it", {
-        instance: instance.uuid,
-        reason: err instanceof Error ? err.message : String(err),
-      });
+    const agentIn = (meta: ImageMeta): boolean => imagePropertyTrue(meta.properties.hw_qemu_guest_agent);
+    let reason: string | undefined;
+    if (!agentIn(instance.imageMeta)) reason = "the instance's image enables no QEMU guest agent, so its definition has no agent channel";
+    else if (!agentIn(rescueImageMeta)) reason = "the rescue image does not enable the QEMU guest agent (hw_qemu_guest_agent)";
+    else {
+      try {
+        checkFirstBootPassword(this.virtType, this.#options.uri, this.#options.allowPasswordOverTcp ?? false, rescueSystem);
+      } catch (err) {
+        reason = err instanceof Error ? err.message : String(err);
+      }
+    }
+    if (reason !== undefined) {
+      this.#log("warn", "the rescue password cannot be delivered; the rescue goes on without it", { instance: instance.uuid, reason });
       return undefined;
     }
     return { instance: rescueSystem, password };

@@ -122,10 +122,10 @@ describe("rescue with a rescuePassword", () => {
   });
 
   it.each([
-    ["the rescue image enables no agent", AGENT, {}, "qemu:///system"],
-    ["the instance's definition has no agent channel", {}, AGENT, "qemu:///system"],
-    ["the link is plain TCP", AGENT, AGENT, "qemu+tcp://127.0.0.1/system"],
-  ])("not deliverable (%s): the rescue goes on, the log says the password was not delivered", async (_what, own, rescue, uri) => {
+    ["the rescue image enables no agent", AGENT, {}, "qemu:///system", /the rescue image does not enable the QEMU guest agent/],
+    ["the instance's definition has no agent channel", {}, AGENT, "qemu:///system", /the instance's image enables no QEMU guest agent/],
+    ["the link is plain TCP", AGENT, AGENT, "qemu+tcp://127.0.0.1/system", /plain TCP/],
+  ])("not deliverable (%s): the rescue goes on, the log says the password was not delivered and why", async (_what, own, rescue, uri, why) => {
     const fake = new FakeLibvirt();
     const { driver, passwords, logged } = await driverOn(fake, uri);
     const i = inst(own);
@@ -134,6 +134,7 @@ describe("rescue with a rescuePassword", () => {
     expect(passwords).toEqual([]);
     const warning = logged.find((l) => l.level === "warn" && l.message.includes("rescue password"));
     expect(warning?.fields).toMatchObject({ instance: i.uuid });
+    expect(String(warning?.fields?.reason)).toMatch(why);
     expect(JSON.stringify(logged)).not.toContain("pw-4");
     await driver.destroy(i);
   });

@@ -1,4 +1,4 @@
-import { writeFile } from "node:fs/promises";
+import { lstat, rm, writeFile } from "node:fs/promises";
 import { Errors, Flags } from "@oclif/core";
 import { VirtkitCommand } from "../../base-command.js";
 import type {
@@ -129,6 +129,9 @@ export default class ConformanceRun extends VirtkitCommand {
       if (!json) this.log(renderPlan(plan));
       return plan;
     }
+    // An earlier run's reports go now: a run that stops before writing its own (a driver that
+    // cannot be set up, exit 1) must not leave a CI job publishing a stale pass.
+    for (const file of [flags.junit, flags.tap, flags["report-json"]]) if (file) await removeStaleReport(file);
     const human = new HumanReporter({ write: json ? undefined : (t) => process.stdout.write(t), color: !json && process.stdout.isTTY === true });
     // What finished so far, for the report of a run whose cleanup outlives the grace after Ctrl-C.
     const startedAt = new Date();
@@ -229,4 +232,10 @@ export default class ConformanceRun extends VirtkitCommand {
     if (!result.ok) process.exitCode = 1;
     return result;
   }
+}
+
+/** Removes a regular file at `file` (a report of an earlier run); anything else there is left as it is. */
+async function removeStaleReport(file: string): Promise<void> {
+  const st = await lstat(file).catch(() => undefined);
+  if (st?.isFile()) await rm(file, { force: true });
 }
