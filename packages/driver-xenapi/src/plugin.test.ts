@@ -26,6 +26,16 @@ describe("the xenapi plugin", () => {
     expect(xenapiOptionsSchema.safeParse({ bogus: 1 }).success).toBe(false);
   });
 
+  it("refuses http:// to another machine (the password would cross the network in clear) unless allowHttp", () => {
+    const off = xenapiOptionsSchema.safeParse({ url: "http://xs1.example" });
+    expect(off.success).toBe(false);
+    expect(JSON.stringify(off.error?.issues)).toMatch(/in clear: use https:\/\//);
+    expect(xenapiOptionsSchema.safeParse({ url: "http://xs1.example", allowHttp: "true" }).success).toBe(true);
+    for (const local of ["http://127.0.0.1:8080", "http://localhost", "http://[::1]:4000", "https://xs1.example"]) {
+      expect(xenapiOptionsSchema.safeParse({ url: local }).success, local).toBe(true);
+    }
+  });
+
   it("validates CLI strings through core's option parser", () => {
     expect(() => validatePluginOptions(plugin, { password: "x" })).toThrow(/VIRTKIT_XENAPI_PASSWORD/);
   });

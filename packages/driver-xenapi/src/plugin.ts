@@ -49,7 +49,21 @@ export const xenapiOptionsSchema = z.strictObject({
   softRebootTimeoutSec: num(z.number().min(0)).optional(),
   /** Seconds the guest agent may take for one call. */
   agentTimeoutSec: num(z.number().positive()).optional(),
+  /** Allows `http://` to a host that is not this machine (the password then crosses the network in clear); default false. */
+  allowHttp: boolish.optional(),
+}).refine((o) => o.url === undefined || o.allowHttp === true || !plainHttpOffHost(o.url), {
+  path: ["url"],
+  message:
+    "http:// would send the XAPI password across the network in clear: use https:// (with insecure=true for a self-signed certificate), or set allowHttp=true if the network is trusted",
 });
+
+/** `http://` to a host other than this machine's loopback. */
+function plainHttpOffHost(url: string): boolean {
+  const u = new URL(url);
+  if (u.protocol !== "http:") return false;
+  const host = u.hostname.replace(/^\[|\]$/g, "");
+  return !(host === "localhost" || host === "::1" || /^127\./.test(host));
+}
 
 /** Validated plugin options. */
 export type XenapiPluginOptions = z.output<typeof xenapiOptionsSchema>;
