@@ -182,6 +182,9 @@ const MAX_CONSOLE_BYTES = 100 * 1024;
 const SPAWN_CLEANUP_TIMEOUT_MS = 30_000;
 const CLEANUP_CALL: CallOptions = { timeoutMs: SPAWN_CLEANUP_TIMEOUT_MS };
 
+/** How long a rescue system's agent is waited for to take the rescue password (a TCG guest boots slowly). */
+const RESCUE_PASSWORD_WAIT_MS = 10 * 60_000;
+
 /** What names an instance's domain: its uuid (what libvirtd looks it up by) and its name. */
 type InstanceRef = Pick<Instance, "uuid" | "name">;
 
@@ -219,6 +222,8 @@ export class LibvirtDriver implements ComputeDriver {
   readonly #pending = new PendingCleanups();
   /** Uuids being spawned by this driver right now. */
   readonly #spawning = new Set<string>();
+  /** Rescue passwords being given to a booting rescue system, by instance (cancelled by unrescue, destroy, cleanupHost). */
+  readonly #rescuePasswords = new Map<string, AbortController>();
   readonly #migrations: LiveMigrations;
   /**
    * Domain handles (with their current id) by uuid, for the connection they came from. Kept fresh
@@ -484,6 +489,7 @@ export class LibvirtDriver implements ComputeDriver {
   async cleanupHost(_host: string, options?: OperationOptions): Promise<void> {
     this.#listeners.clear();
     this.#consoles.closeAll();
+    for (const uuid of [...this.#rescuePasswords.keys()]) this.#cancelRescuePassword(uuid);
     await withDeadline("cleanup host", options, this.#timeoutMs, async (signal) => {
       const api = this.#conn.current;
       // Last chance for what failed spawns left behind (best effort: the daemon may be gone).
@@ -807,6 +813,7 @@ export class LibvirtDriver implements ComputeDriver {
   }
 
   destroy(instance: Instance, options?: DestroyOptions): Promise<void> {
+    this.#cancelRescuePassword(instance?.uuid);
     return this.#run(
       "destroy",
       instance,
@@ -1008,9 +1015,6 @@ export class LibvirtDriver implements ComputeDriver {
         if (readDomainXml(originalXml).rescueOriginalXml !== undefined) {
           throw new InvalidStateError(instance.uuid, "rescue", "RESCUED");
         }
-        // Only a rescue that delivers a password can fail once the rescue system runs; undoing it
-        // then needs to know whether the instance's own system was running.
-        const wasRunning = deliver !== undefined && (await guest.status()).power === PowerState.RUNNING;
         const rescueDisk = await this.#storage.createDisk(api, instance, rescueImageMeta, RESCUE_SUFFIX, call);
         let rescued: Guest | undefined;
         try {
@@ -1020,35 +1024,68 @@ export class LibvirtDriver implements ComputeDriver {
           await guest.removeManagedSave();
           rescued = new Guest(api, await api.domainDefineXml(rescueXml, 0, call), call);
           await this.#start(rescued, instance.uuid);
-          // The rescue system's root password, through its agent once it answers (as at first boot).
-          if (deliver !== undefined) {
-            await setFirstBootPassword(rescued, deliver.instance, deliver.password, call, () =>
-              this.#ctx(instance, "rescue"),
-            );
-          }
         } catch (err) {
           // Undo on a budget of its own (the caller's may be spent): stop the rescue system, put the
-          // original definition back so the instance is not lost, start it again if it was running,
-          // and drop the rescue disk (destroy only looks for one when the definition says rescued).
+          // original definition back so the instance is not lost, and drop the rescue disk (destroy
+          // only looks for one when the definition says the instance is rescued).
           const cleanup: CallOptions = { timeoutMs: SPAWN_CLEANUP_TIMEOUT_MS };
           if (rescued !== undefined) {
             await api.domainDestroy(rescued.dom, 0, cleanup).catch(() => undefined);
-            const restored = await api.domainDefineXml(originalXml, 0, cleanup).catch(() => undefined);
-            if (restored !== undefined && wasRunning) {
-              await this.#start(new Guest(api, restored, cleanup), instance.uuid).catch((e: unknown) =>
-                this.#log("warn", "a failed rescue could not start the instance again", {
-                  instance: instance.uuid,
-                  err: String(e),
-                }),
-              );
-            }
+            await api.domainDefineXml(originalXml, 0, cleanup).catch(() => undefined);
           }
           await this.#storage.delete(api, instanceVolumeNames(instance.uuid).rescue, cleanup).catch(() => undefined);
           throw err;
         }
+        // Like Nova's, rescue returns once the rescue system is started; its root gets the password
+        // through its agent as soon as that answers (the guest is still booting).
+        if (deliver !== undefined) this.#giveRescuePassword(api, rescued.dom, instance, deliver);
       },
       this.#longTimeout(),
     );
+  }
+
+  /** Stops giving `uuid`'s rescue system its password (it is being unrescued, destroyed, or the driver closed). */
+  #cancelRescuePassword(uuid: string | undefined): void {
+    if (uuid === undefined) return;
+    const controller = this.#rescuePasswords.get(uuid);
+    this.#rescuePasswords.delete(uuid);
+    controller?.abort();
+  }
+
+  /**
+   * Sets the rescue system's root password in the background: asked every second while the agent
+   * is not up yet, for at most {@link RESCUE_PASSWORD_WAIT_MS}; stopped by unrescue, destroy and
+   * cleanupHost. The outcome is logged (the password never is).
+   */
+  #giveRescuePassword(
+    api: LibvirtApi,
+    dom: Domain,
+    instance: Instance,
+    deliver: { readonly instance: Instance; readonly password: Secret },
+  ): void {
+    const uuid = instance.uuid;
+    this.#cancelRescuePassword(uuid);
+    const controller = new AbortController();
+    this.#rescuePasswords.set(uuid, controller);
+    const timer = setTimeout(() => controller.abort(), RESCUE_PASSWORD_WAIT_MS);
+    timer.unref();
+    const guest = new Guest(api, dom, { signal: controller.signal });
+    setFirstBootPassword(guest, deliver.instance, deliver.password, { signal: controller.signal }, () => this.#ctx(instance, "rescue"))
+      .then(
+        () => this.#log("info", "rescue password set for root of the rescue system", { instance: uuid }),
+        (err: unknown) => {
+          // Cancelled (unrescue, destroy, cleanupHost): nothing to say.
+          if (this.#rescuePasswords.get(uuid) !== controller) return;
+          this.#log("warn", "the rescue password could not be set", {
+            instance: uuid,
+            reason: err instanceof Error ? err.message : String(err),
+          });
+        },
+      )
+      .finally(() => {
+        clearTimeout(timer);
+        if (this.#rescuePasswords.get(uuid) === controller) this.#rescuePasswords.delete(uuid);
+      });
   }
 
   /**
@@ -1086,6 +1123,7 @@ export class LibvirtDriver implements ComputeDriver {
 
   async unrescue(instance: Instance, options?: OperationOptions): Promise<void> {
     this.#requireCapability("rescue");
+    this.#cancelRescuePassword(instance?.uuid);
     return this.#run(
       "unrescue",
       instance,

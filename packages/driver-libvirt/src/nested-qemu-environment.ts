@@ -278,7 +278,14 @@ debugfs -R "cat $2" "$raw" 2>/dev/null`;
       if (!state.startsWith("running")) return false;
       const host = await agentOf(inst);
       if ((await systemOf(host, inst)) !== "rescue") return false;
-      return opens(host, inst, user, password);
+      // A driver may give the password once the rescue system's agent is up (libvirt does, like a
+      // cloud-init reading Nova's config drive at boot): asked again for a while before "no".
+      const until = Date.now() + 120_000;
+      for (;;) {
+        if (await opens(host, inst, user, password)) return true;
+        if (Date.now() > until) return false;
+        await new Promise((r) => setTimeout(r, 2_000));
+      }
     },
     agentControls: {
       async setAgent(inst: Instance, mode: GuestAgentMode): Promise<void> {
