@@ -7,6 +7,7 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { unreachablePlugin } from "./testing/cli-process.js";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const bin = join(root, "bin", "run.js");
@@ -144,25 +145,7 @@ export const plugin = { ...fake, name: "bad-register", register(container) { con
   }, SLOW);
 
   it("a driver that cannot be set up (host unreachable) is one error (exit 1), not the same failure per scenario", async () => {
-    const file = join(dir, "unreachable.mjs");
-    await writeFile(
-      file,
-      `import { plugin as fake } from ${JSON.stringify(fakePlugin)};
-export const plugin = {
-  ...fake,
-  name: "unreachable",
-  // The environment is there; its host does not answer when a driver is made for it.
-  conformanceEnvironment(options) {
-    const inner = fake.conformanceEnvironment(options);
-    return async (ctx) => {
-      const env = await inner(ctx);
-      const refuse = async () => { throw new Error("connect ECONNREFUSED 127.0.0.1:1"); };
-      return { ...env, createDriver: refuse, ...(env.driverSetup ? { driverSetup: refuse } : {}) };
-    };
-  },
-};
-`,
-    );
+    const file = await unreachablePlugin(dir, "unreachable");
     const junit = join(dir, "unreachable.xml");
     for (const runner of ["direct", "vitest"]) {
       // An earlier run's passing report at the same path must not survive a run that wrote none.

@@ -6,7 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { SupportMatrix } from "@virtkit/conformance";
-import { CLEAN_ENV, CLI_BIN, FAKE_PLUGIN_URL } from "./testing/cli-process.js";
+import { CLEAN_ENV, CLI_BIN, FAKE_PLUGIN_URL, unreachablePlugin } from "./testing/cli-process.js";
 
 const SLOW = 300_000;
 let dir: string;
@@ -41,24 +41,7 @@ export const plugin = {
 };
 `,
     );
-    const unreachable = join(dir, "unreachable.mjs");
-    await writeFile(
-      unreachable,
-      `import { plugin as fake } from ${JSON.stringify(FAKE_PLUGIN_URL)};
-export const plugin = {
-  ...fake,
-  name: "unreachable",
-  conformanceEnvironment(options) {
-    const inner = fake.conformanceEnvironment(options);
-    return async (ctx) => {
-      const env = await inner(ctx);
-      const refuse = async () => { throw new Error("connect ECONNREFUSED 127.0.0.1:1"); };
-      return { ...env, createDriver: refuse, ...(env.driverSetup ? { driverSetup: refuse } : {}) };
-    };
-  },
-};
-`,
-    );
+    const unreachable = await unreachablePlugin(dir, "unreachable");
     const bad = matrix(["--driver", broken, "--driver", unreachable, "--driver", "fake", "--out", join(dir, "bad")]);
     expect(bad.status, bad.stderr).toBe(1);
     expect(bad.stdout).toMatch(/unreachable: not run \(.*ECONNREFUSED 127\.0\.0\.1:1/);

@@ -83,3 +83,29 @@ export const plugin = {
   );
   return file;
 }
+
+/**
+ * Writes `dir/name.mjs`: the fake under another name whose host does not answer when a driver is
+ * made for it (every driver setup fails with ECONNREFUSED), as a driver pointed at a dead host.
+ */
+export async function unreachablePlugin(dir: string, name: string): Promise<string> {
+  const file = join(dir, `${name}.mjs`);
+  await writeFile(
+    file,
+    `import { plugin as fake } from ${JSON.stringify(FAKE_PLUGIN_URL)};
+export const plugin = {
+  ...fake,
+  name: ${JSON.stringify(name)},
+  conformanceEnvironment(options) {
+    const inner = fake.conformanceEnvironment(options);
+    return async (ctx) => {
+      const env = await inner(ctx);
+      const refuse = async () => { throw new Error("connect ECONNREFUSED 127.0.0.1:1"); };
+      return { ...env, createDriver: refuse, ...(env.driverSetup ? { driverSetup: refuse } : {}) };
+    };
+  },
+};
+`,
+  );
+  return file;
+}
