@@ -1,12 +1,12 @@
 // `virtkit matrix` (the main job) exits 1 when a column fails a MUST scenario or cannot be set up,
 // and says which; 0 when every column keeps the contract.
 import { spawnSync } from "node:child_process";
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { SupportMatrix } from "@virtkit/conformance";
-import { CLEAN_ENV, CLI_BIN, FAKE_PLUGIN_URL, unreachablePlugin } from "./testing/cli-process.js";
+import { CLEAN_ENV, CLI_BIN, dyingWorkerPlugin, unreachablePlugin, wrappedFakePlugin } from "./testing/cli-process.js";
 
 const SLOW = 300_000;
 let dir: string;
@@ -17,30 +17,15 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-function matrix(args: string[]) {
-  const r = spawnSync(process.execPath, [CLI_BIN, "matrix", "--runner", "direct", ...args], { cwd: dir, encoding: "utf8", env: CLEAN_ENV, timeout: 240_000 });
+function matrix(args: string[], runner: "direct" | "vitest" = "direct") {
+  const r = spawnSync(process.execPath, [CLI_BIN, "matrix", "--runner", runner, ...args], { cwd: dir, encoding: "utf8", env: CLEAN_ENV, timeout: 240_000 });
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
 describe("virtkit matrix: the exit code", () => {
   it("1 when a column fails a MUST scenario or cannot be set up, 0 when all keep the contract", async () => {
-    const broken = join(dir, "nopause.mjs");
     // The fake whose pause says yes and does nothing.
-    await writeFile(
-      broken,
-      `import { plugin as fake } from ${JSON.stringify(FAKE_PLUGIN_URL)};
-export const plugin = {
-  ...fake,
-  name: "nopause",
-  register(container, reg) {
-    const inner = container.createChildContainer();
-    fake.register(inner, reg);
-    let driver;
-    container.register(reg.token, { useFactory: () => (driver ??= (() => { const d = inner.resolve(reg.token); d.pause = async () => undefined; return d; })()) });
-  },
-};
-`,
-    );
+    const broken = await wrappedFakePlugin(dir, "nopause", "(d) => { d.pause = async () => undefined; }");
     const unreachable = await unreachablePlugin(dir, "unreachable");
     const bad = matrix(["--driver", broken, "--driver", unreachable, "--driver", "fake", "--out", join(dir, "bad")]);
     expect(bad.status, bad.stderr).toBe(1);
@@ -52,5 +37,19 @@ export const plugin = {
     const good = matrix(["--driver", "fake", "--out", join(dir, "good")]);
     expect(good.status, good.stderr).toBe(0);
     expect(good.stdout).not.toMatch(/failed/);
+  }, SLOW);
+
+  it("1 when vitest's worker dies mid-column: the scenarios it never ran fail with why, and the next column runs whole", async () => {
+    const dying = await dyingWorkerPlugin(dir, "dying", 5);
+    const r = matrix(["--driver", dying, "--driver", "fake", "--out", join(dir, "dying")], "vitest");
+    expect(r.status, r.stderr).toBe(1);
+    expect(r.stdout).toMatch(/failed \(a MUST scenario, or the driver could not be set up\): dying\n/);
+    expect(r.stdout).toMatch(/^fake: 200 pass, 0 fail/m);
+    const written = JSON.parse(await readFile(join(dir, "dying", "support-matrix.json"), "utf8")) as SupportMatrix;
+    const cells = Object.values(written.cells["dying"] ?? {});
+    const lost = cells.filter((c) => c.status === "fail" && /^not run: the vitest run failed: .*Worker exited unexpectedly/.test(c.reason ?? ""));
+    // Far more than the one scenario whose spawn killed the worker: every one it never got to.
+    expect(lost.length).toBeGreaterThan(100);
+    expect(written.drivers.find((d) => d.name === "dying")?.ok).toBe(false);
   }, SLOW);
 });

@@ -54,16 +54,16 @@ export async function until(check: () => boolean, timeoutMs: number): Promise<vo
 }
 
 /**
- * Writes `dir/name.mjs`: a plugin that is the fake under another name, each spawn slowed by `ms`
- * (ignoring its signal), touching `marker` when a spawn starts. Built through `register`, as the
- * kit and a service build drivers.
+ * Writes `dir/name.mjs`: the fake under another name whose driver gets `defect`, the JavaScript
+ * source of a function over the driver, applied where the kit and a service get the driver: through
+ * `register`. `prelude`: module-level source (imports, state) the defect uses.
  */
-export async function slowSpawnPlugin(dir: string, name: string, ms: number, marker: string): Promise<string> {
+export async function wrappedFakePlugin(dir: string, name: string, defect: string, prelude = ""): Promise<string> {
   const file = join(dir, `${name}.mjs`);
   await writeFile(
     file,
-    `import { writeFileSync } from "node:fs";
-import { plugin as fake } from ${JSON.stringify(FAKE_PLUGIN_URL)};
+    `${prelude === "" ? "" : `${prelude}\n`}import { plugin as fake } from ${JSON.stringify(FAKE_PLUGIN_URL)};
+const defect = ${defect};
 export const plugin = {
   ...fake,
   name: ${JSON.stringify(name)},
@@ -71,17 +71,28 @@ export const plugin = {
     const inner = container.createChildContainer();
     fake.register(inner, reg);
     let driver;
-    container.register(reg.token, { useFactory: () => (driver ??= (() => {
-      const d = inner.resolve(reg.token);
-      const spawn = d.spawn.bind(d);
-      d.spawn = async (...args) => { writeFileSync(${JSON.stringify(marker)}, ""); await new Promise((r) => setTimeout(r, ${ms})); return spawn(...args); };
-      return d;
-    })()) });
+    container.register(reg.token, { useFactory: () => (driver ??= (() => { const d = inner.resolve(reg.token); defect(d); return d; })()) });
   },
 };
 `,
   );
   return file;
+}
+
+/**
+ * Writes `dir/name.mjs`: the fake under another name, each spawn slowed by `ms` (ignoring its
+ * signal), touching `marker` when a spawn starts.
+ */
+export function slowSpawnPlugin(dir: string, name: string, ms: number, marker: string): Promise<string> {
+  return wrappedFakePlugin(
+    dir,
+    name,
+    `(d) => {
+  const spawn = d.spawn.bind(d);
+  d.spawn = async (...args) => { writeFileSync(${JSON.stringify(marker)}, ""); await new Promise((r) => setTimeout(r, ${ms})); return spawn(...args); };
+}`,
+    `import { writeFileSync } from "node:fs";`,
+  );
 }
 
 /**
@@ -108,4 +119,20 @@ export const plugin = {
 `,
   );
   return file;
+}
+
+/**
+ * Writes `dir/name.mjs`: the fake under another name whose `killAt`-th spawn kills its own process
+ * with SIGKILL, as the OOM killer would a worker (under the vitest runner: vitest's fork).
+ */
+export function dyingWorkerPlugin(dir: string, name: string, killAt: number): Promise<string> {
+  return wrappedFakePlugin(
+    dir,
+    name,
+    `(d) => {
+  const spawn = d.spawn.bind(d);
+  d.spawn = async (...args) => { if (++spawns === ${killAt}) process.kill(process.pid, "SIGKILL"); return spawn(...args); };
+}`,
+    "let spawns = 0;",
+  );
 }

@@ -50,10 +50,25 @@ export class CollectReporter implements Reporter {
     this.#onResult?.(result);
   }
 
-  onTestRunEnd(testModules: ReadonlyArray<TestModule>, unhandledErrors: ReadonlyArray<{ message?: string }>): void {
+  onTestRunEnd(testModules: ReadonlyArray<TestModule>, unhandledErrors: ReadonlyArray<unknown>): void {
     for (const m of testModules) {
-      for (const e of m.errors()) this.errors.push(`${m.moduleId}: ${e.message ?? String(e)}`);
+      for (const e of m.errors()) this.errors.push(`${m.moduleId}: ${describeError(e)}`);
     }
-    for (const e of unhandledErrors) this.errors.push(e.message ?? String(e));
+    for (const e of unhandledErrors) this.errors.push(describeError(e));
   }
+}
+
+/**
+ * An error's message with its causes ("[vitest-pool]: Worker forks emitted error." says nothing
+ * without "Worker exited unexpectedly" behind it).
+ */
+export function describeError(e: unknown): string {
+  const parts: string[] = [];
+  let at: unknown = e;
+  for (let depth = 0; at !== undefined && at !== null && depth < 5; depth++) {
+    const message = typeof at === "object" && typeof (at as { message?: unknown }).message === "string" ? (at as { message: string }).message : String(at);
+    if (!parts.includes(message)) parts.push(message);
+    at = typeof at === "object" ? (at as { cause?: unknown }).cause : undefined;
+  }
+  return parts.join(": ");
 }

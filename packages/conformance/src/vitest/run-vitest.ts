@@ -86,6 +86,8 @@ export async function runWithVitest(options: RunWithVitestOptions): Promise<RunR
     ...(options.suiteTimeoutMs !== undefined ? { suiteDeadline: Date.now() + options.suiteTimeoutMs } : {}),
     ...(stopFile !== undefined ? { stopFile } : {}),
   };
+  // vitest's banner goes nowhere; what its worker printed last is kept to say why it died.
+  const workerOutput = new OutputTail(4_096);
   const ownSignalHandlers = new Set([...process.rawListeners("SIGINT"), ...process.rawListeners("SIGTERM")]);
   const vitest = await createVitest(
     "test",
@@ -116,7 +118,7 @@ export async function runWithVitest(options: RunWithVitestOptions): Promise<RunR
     },
     // Vite's cache would otherwise land next to the entry file, inside this package's dist.
     { cacheDir: join(tmpdir(), "virtkit-conformance-vite") },
-    { stdout: devNull(), stderr: devNull() },
+    { stdout: devNull(), stderr: workerOutput },
   );
   if (signal) {
     for (const name of ["SIGINT", "SIGTERM"] as const) {
@@ -150,23 +152,30 @@ export async function runWithVitest(options: RunWithVitestOptions): Promise<RunR
   // those a suite timeout cancelled are reported skipped.
   const selected = scheduleScenarios(options.settings);
   const byId = new Map(collector.results.map((r) => [r.id, r]));
-  const ordered: ScenarioResult[] = selected.map(
-    (s) =>
-      byId.get(s.id) ?? {
-        id: s.id,
-        title: s.title,
-        group: s.group,
-        capability: s.capability,
-        level: s.level,
-        status: "skipped",
-        reason: signal?.aborted
-          ? "not run: the run was interrupted"
-          : options.suiteTimeoutMs !== undefined
-            ? `suite timeout (${options.suiteTimeoutMs} ms) reached`
-            : "not run",
-        durationMs: 0,
-      },
-  );
+  const suiteTimedOut = settings.suiteDeadline !== undefined && Date.now() >= settings.suiteDeadline;
+  // A scenario left unrun with no interruption and no suite deadline to explain it means vitest
+  // itself failed (its worker died, the entry did not load): a failure of the run, never a quiet
+  // skip, so a column of 200 unrun scenarios cannot read as ok.
+  const lost = collector.errors[0] !== undefined ? `the vitest run failed: ${collector.errors[0]}` : "the vitest run ended without it";
+  const ordered: ScenarioResult[] = selected.map((s) => {
+    const got = byId.get(s.id);
+    if (got) return got;
+    const explained = signal?.aborted === true || suiteTimedOut;
+    return {
+      id: s.id,
+      title: s.title,
+      group: s.group,
+      capability: s.capability,
+      level: s.level,
+      status: explained ? "skipped" : "fail",
+      reason: signal?.aborted
+        ? "not run: the run was interrupted"
+        : suiteTimedOut
+          ? `suite timeout (${options.suiteTimeoutMs} ms) reached`
+          : `not run: ${lost}`,
+      durationMs: 0,
+    };
+  });
   ordered.push(...collector.results.filter((r) => !selected.some((s) => s.id === r.id)));
   const results = ordered;
   return {
@@ -175,6 +184,7 @@ export async function runWithVitest(options: RunWithVitestOptions): Promise<RunR
       ...new Set([...(options.driver.notes ?? []), ...(options.notes ?? []), ...runNotes(options.settings), ...collector.notes]),
     ].concat(
       collector.errors.map((e) => `vitest: ${e}`),
+      collector.errors.length > 0 && workerOutput.text().trim() !== "" ? [`vitest's last output: ${workerOutput.text().trim()}`] : [],
     ),
     level,
     startedAt: startedAt.toISOString(),
@@ -183,6 +193,22 @@ export async function runWithVitest(options: RunWithVitestOptions): Promise<RunR
     results,
     ...summarize(results, level),
   };
+}
+
+/** Keeps the last `max` characters written (ANSI colours removed). */
+class OutputTail extends Writable {
+  #tail = "";
+  constructor(readonly max: number) {
+    super();
+  }
+  override _write(chunk: Buffer | string, _encoding: BufferEncoding, cb: () => void): void {
+    // eslint-disable-next-line no-control-regex
+    this.#tail = (this.#tail + chunk.toString().replace(/\u001b\[[0-9;]*m/g, "")).slice(-this.max);
+    cb();
+  }
+  text(): string {
+    return this.#tail;
+  }
 }
 
 function devNull(): Writable {
