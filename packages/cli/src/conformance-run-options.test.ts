@@ -7,7 +7,7 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { unreachablePlugin } from "./testing/cli-process.js";
+import { unreachablePlugin, wrappedFakePlugin } from "./testing/cli-process.js";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const bin = join(root, "bin", "run.js");
@@ -22,26 +22,8 @@ function virtkit(args: string[]) {
 }
 
 /** A fake-based plugin file whose drivers have `defect` applied (a function source over the driver). */
-async function brokenPlugin(name: string, defect: string): Promise<string> {
-  const file = join(dir, `${name}.mjs`);
-  await writeFile(
-    file,
-    `import { plugin as fake } from ${JSON.stringify(fakePlugin)};
-const defect = ${defect};
-// The defect is applied where the kit (and a service) gets the driver: through register.
-export const plugin = {
-  ...fake,
-  name: ${JSON.stringify(name)},
-  register(container, reg) {
-    const inner = container.createChildContainer();
-    fake.register(inner, reg);
-    let driver;
-    container.register(reg.token, { useFactory: () => (driver ??= (() => { const d = inner.resolve(reg.token); defect(d); return d; })()) });
-  },
-};
-`,
-  );
-  return file;
+function brokenPlugin(name: string, defect: string): Promise<string> {
+  return wrappedFakePlugin(dir, name, defect);
 }
 
 let dir: string;

@@ -1,47 +1,35 @@
 // A driver that leaves handles open after its cleanup (an interval, a listening socket) must not
 // hang the CLI after the report: it exits with its code and says what held it.
 import { spawnSync } from "node:child_process";
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
-import { fileURLToPath, pathToFileURL } from "node:url";
+import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { describeHandles, exitWhenHeldOpen } from "./held-open.js";
+import { wrappedFakePlugin } from "./testing/cli-process.js";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const bin = join(root, "bin", "run.js");
-const fakePlugin = pathToFileURL(join(root, "node_modules", "@virtkit", "driver-fake", "dist", "plugin.js")).href;
+
 
 let dir: string;
 let leaky: string;
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), "virtkit-held-open-"));
-  leaky = join(dir, "leaky-driver.mjs");
   // The fake, but every initHost starts an interval and a listening socket that cleanupHost leaves open.
-  await writeFile(
-    leaky,
-    `import { createServer } from "node:net";
-import { plugin as fake } from ${JSON.stringify(fakePlugin)};
-export const plugin = {
-  ...fake,
-  name: "leaky",
-  register(container, reg) {
-    const inner = container.createChildContainer();
-    fake.register(inner, reg);
-    let driver;
-    container.register(reg.token, { useFactory: () => (driver ??= (() => {
-      const d = inner.resolve(reg.token);
-      const initHost = d.initHost.bind(d);
-      d.initHost = async (...args) => {
-        setInterval(() => undefined, 60_000);
-        createServer().listen(0, "127.0.0.1");
-        return initHost(...args);
-      };
-      return d;
-    })()) });
-  },
-};
-`,
+  leaky = await wrappedFakePlugin(
+    dir,
+    "leaky",
+    `(d) => {
+  const initHost = d.initHost.bind(d);
+  d.initHost = async (...args) => {
+    setInterval(() => undefined, 60_000);
+    createServer().listen(0, "127.0.0.1");
+    return initHost(...args);
+  };
+}`,
+    `import { createServer } from "node:net";`,
   );
 });
 afterAll(async () => {
