@@ -37,10 +37,12 @@ function daemonEnvironment(
   description: string,
   uriFor: (socket: string) => string,
   validate: LibvirtOptionsValidator,
+  fair: Pick<PluginEnvironment, "scenarioTimeoutMs"> = {},
 ): PluginEnvironment {
   return {
     name,
     description,
+    ...fair,
     async unavailable(env: Env, options) {
       const socket = env.VIRTKIT_LIBVIRT_SOCKET;
       if (!socket) return SOCKET_HINT;
@@ -74,6 +76,9 @@ export function libvirtEnvironments(validate: LibvirtOptionsValidator): readonly
       "real QEMU domains (TCG) on the private libvirtd: define, boot, power, snapshots, managed save, destroy; no guest login and one host",
       (socket) => `qemu+unix:///system?socket=${socket}`,
       validate,
+      // Real TCG guests on a loaded 2-core machine: two internal snapshots of a running guest and a
+      // destroy took over 42 s in a first matrix run (the 60 s run deadline scaled by the cell).
+      { scenarioTimeoutMs: 120_000 },
     ),
     nestedQemuEnvironment(validate),
   ];
