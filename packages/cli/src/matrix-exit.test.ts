@@ -1,12 +1,13 @@
 // `virtkit matrix` (the main job) exits 1 when a column fails a MUST scenario or cannot be set up,
 // and says which; 0 when every column keeps the contract.
 import { spawnSync } from "node:child_process";
+import { existsSync } from "node:fs";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { SupportMatrix } from "@virtkit/conformance";
-import { CLEAN_ENV, CLI_BIN, dyingWorkerPlugin, unreachablePlugin, wrappedFakePlugin } from "./testing/cli-process.js";
+import { CLEAN_ENV, CLI_BIN, dyingWorkerPlugin, slowSpawnPlugin, startCli, unreachablePlugin, until, wrappedFakePlugin } from "./testing/cli-process.js";
 
 const SLOW = 300_000;
 let dir: string;
@@ -45,11 +46,30 @@ describe("virtkit matrix: the exit code", () => {
     expect(r.status, r.stderr).toBe(1);
     expect(r.stdout).toMatch(/failed \(a MUST scenario, or the driver could not be set up\): dying\n/);
     expect(r.stdout).toMatch(/^fake: 200 pass, 0 fail/m);
+    // The column's line names what failed and why, so a log alone says what to look at.
+    expect(r.stdout).toMatch(/^dying: \d+ pass, \d+ fail, .*; failed: [a-z.-]+: not run: the vitest run failed: .*Worker exited unexpectedly.*; and \d+ more$/m);
     const written = JSON.parse(await readFile(join(dir, "dying", "support-matrix.json"), "utf8")) as SupportMatrix;
     const cells = Object.values(written.cells["dying"] ?? {});
     const lost = cells.filter((c) => c.status === "fail" && /^not run: the vitest run failed: .*Worker exited unexpectedly/.test(c.reason ?? ""));
     // Far more than the one scenario whose spawn killed the worker: every one it never got to.
     expect(lost.length).toBeGreaterThan(100);
     expect(written.drivers.find((d) => d.name === "dying")?.ok).toBe(false);
+  }, SLOW);
+
+  it("a run killed mid-way leaves the matrix of the columns that finished", async () => {
+    const marker = join(dir, "second-column-started");
+    const slow = await slowSpawnPlugin(dir, "slow", 60_000, marker);
+    const out = join(dir, "killed");
+    const cli = startCli(["matrix", "--runner", "direct", "--driver", "fake", "--driver", slow, "--out", out], dir);
+    try {
+      await until(() => existsSync(marker), 120_000);
+      cli.group("SIGKILL");
+      await cli.exited;
+    } finally {
+      cli.group("SIGKILL");
+    }
+    const written = JSON.parse(await readFile(join(out, "support-matrix.json"), "utf8")) as SupportMatrix;
+    expect(written.drivers.map((d) => d.name)).toEqual(["fake"]);
+    expect(written.drivers[0]?.summary).toMatchObject({ pass: 200, fail: 0 });
   }, SLOW);
 });

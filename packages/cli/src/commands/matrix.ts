@@ -58,7 +58,7 @@ export default class Matrix extends VirtkitCommand {
   static override summary = "Run every installed driver and write the support matrix (JSON, Markdown, HTML).";
   static override description =
     "Cells are pass / fail / unsupported / skipped with reasons. One column per environment a driver's plugin offers (libvirt: test, qemu, nested-qemu); an environment that cannot run here (no daemon configured, no Docker engine) is recorded as skipped with the reason. " +
-    "Ctrl-C or SIGTERM: no new column starts, the running one starts no new scenario and its running scenarios clean up for at most 30 s, then the matrix is written with what finished (the rest recorded as not run) and the exit code is 130; a second Ctrl-C exits at once.";
+    "The matrix is written after every column, so a run cut short leaves what finished. Ctrl-C or SIGTERM: no new column starts, the running one starts no new scenario and its running scenarios clean up for at most 30 s, then the matrix is written with what finished (the rest recorded as not run) and the exit code is 130; a second Ctrl-C exits at once.";
   static override examples = ["<%= config.bin %> <%= command.id %>", "<%= config.bin %> <%= command.id %> --out reports --driver fake"];
   static override enableJsonFlag = true;
   static override flags = {
@@ -105,7 +105,9 @@ export default class Matrix extends VirtkitCommand {
     /** Columns whose run could not start (a driver that cannot be set up): unlike an environment absent here, a failure. */
     const errored: string[] = [];
     try {
-      cut = await this.runColumns(flags, reports, unavailable, interrupt, errored);
+      // Written after every column: a run cut short (a killed CI job) still leaves what finished.
+      const checkpoint = () => this.writeMatrix(files, reports, unavailable, bench, { quiet: true });
+      cut = await this.runColumns(flags, reports, unavailable, interrupt, errored, checkpoint);
     } finally {
       interrupt.dispose();
     }
@@ -137,6 +139,7 @@ export default class Matrix extends VirtkitCommand {
     reports: readonly RunReport[],
     unavailable: readonly UnavailableDriver[],
     bench: readonly BenchReport[],
+    { quiet = false }: { readonly quiet?: boolean } = {},
   ): Promise<MatrixResult> {
     const { buildMatrix, renderHtml, renderMarkdown, stableStringify } = await import("@virtkit/conformance");
     const { benchWithoutColumn } = await import("../bench-reports.js");
@@ -144,6 +147,7 @@ export default class Matrix extends VirtkitCommand {
     await writeFile(files.json, stableStringify(matrix) + "\n");
     await writeFile(files.markdown, renderMarkdown(matrix, { bench }));
     await writeFile(files.html, renderHtml(matrix, undefined, { bench }));
+    if (quiet) return { files, matrix };
     for (const name of benchWithoutColumn(bench, matrix)) this.warn(`--bench-report for ${name}: the matrix has no such column; not shown`);
     if (!this.jsonEnabled()) this.log(`wrote ${files.json}, ${files.markdown}, ${files.html}`);
     return { files, matrix };
@@ -159,6 +163,7 @@ export default class Matrix extends VirtkitCommand {
     unavailable: UnavailableDriver[],
     interrupt: InterruptWatch,
     errored: string[],
+    checkpoint: () => Promise<unknown>,
   ): Promise<boolean> {
     const { loadDriverPlugin } = await import("@virtkit/core");
     const { CLI_DIR } = await import("../run-suite.js");
@@ -241,7 +246,9 @@ export default class Matrix extends VirtkitCommand {
             reports.push(report);
             const s = report.summary;
             const warned = report.warnings.length > 0 ? `, ${report.warnings.length} warnings (${report.warnings.join("; ")})` : "";
-            if (!this.jsonEnabled()) this.log(`${label}: ${s.pass} pass, ${s.fail} fail, ${s.unsupported} unsupported, ${s.skipped} skipped${warned}`);
+            if (!this.jsonEnabled()) {
+              this.log(`${label}: ${s.pass} pass, ${s.fail} fail, ${s.unsupported} unsupported, ${s.skipped} skipped${warned}${failedLine(report)}`);
+            }
           }
         } catch (err) {
           const reason = (err as Error).message.split("\n")[0] ?? "failed";
@@ -249,8 +256,18 @@ export default class Matrix extends VirtkitCommand {
           errored.push(label);
           if (!this.jsonEnabled()) this.log(`${label}: not run (${reason})`);
         }
+        await checkpoint();
       }
     }
     return false;
   }
+}
+
+/** The failed scenarios of a column with why, for its line (the first five; the rest counted). */
+export function failedLine(report: RunReport): string {
+  const failed = report.results.filter((r) => r.status === "fail");
+  if (failed.length === 0) return "";
+  const shown = failed.slice(0, 5).map((r) => `${r.id}: ${r.reason ?? "failed"}`);
+  const more = failed.length > shown.length ? `; and ${failed.length - shown.length} more` : "";
+  return `; failed: ${shown.join("; ")}${more}`;
 }
