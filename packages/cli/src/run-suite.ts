@@ -5,7 +5,7 @@ import { basename, dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Errors } from "@oclif/core";
 import type { ConformanceReporter, RunPlan, RunReport, ScenarioLevel } from "@virtkit/conformance";
-import type { ComputeDriver, ConformanceEnvironment, ConformanceEnvironmentFactory, DriverPlugin } from "@virtkit/core";
+import type { ConformanceEnvironmentFactory, DriverPlugin } from "@virtkit/core";
 
 /** Where driver packages are also looked up: the CLI's own dependencies. */
 export const CLI_DIR = dirname(fileURLToPath(import.meta.url));
@@ -191,26 +191,39 @@ export async function runSuite(o: RunSuiteOptions): Promise<RunReport> {
     ...(o.environment !== undefined ? { environment: o.environment } : {}),
   });
   const scenarioTimeoutMs = fairScenarioTimeout(o, resolved.plugin);
-  try {
-    await checkDriverSetup(resolved.environment, scenarioTimeoutMs, o.signal);
-  } catch (err) {
+  if (o.runner === "vitest") {
+    // vitest's worker makes its own environment (and checks the driver's setup there, before any
+    // scenario): nothing made here would be used, and nested hosts would start twice.
     await resolved.environment.dispose?.().catch(() => undefined);
-    throw err;
+  } else {
+    try {
+      await checkDriverSetup(resolved.environment, scenarioTimeoutMs, o.signal);
+    } catch (err) {
+      await resolved.environment.dispose?.().catch(() => undefined);
+      throw err;
+    }
   }
-  // The vitest runner makes its environments in its worker: what the check shared here (nested
-  // hosts) is released now, not left running beside the worker's.
-  if (o.runner === "vitest") await resolved.environment.dispose?.().catch(() => undefined);
   const parallel = fairParallel(o, resolved.plugin);
   const lowered =
     parallel < o.parallel
       ? [`--parallel ${o.parallel} lowered to ${parallel}: the most the ${o.environment} environment runs fairly at once`]
       : [];
-  o.reporter?.onStart?.(resolved.descriptor, total);
+  // The run's header: under vitest, once its worker has set the driver up (a setup failure is one
+  // error and nothing else on stdout); directly, now (the check above has passed).
+  let started = false;
+  const start = () => {
+    if (started) return;
+    started = true;
+    o.reporter?.onStart?.(resolved.descriptor, total);
+  };
+  if (o.runner !== "vitest") start();
   let finished = 0;
-  const onResult = (r: Parameters<NonNullable<ConformanceReporter["onResult"]>>[0]) => o.reporter?.onResult?.(r, ++finished, total);
+  const onResult = (r: Parameters<NonNullable<ConformanceReporter["onResult"]>>[0]) => {
+    start();
+    o.reporter?.onResult?.(r, ++finished, total);
+  };
   if (o.runner === "vitest") {
-    return withNotes(
-      await runWithVitest({
+    const ran = await runWithVitest({
       settings: {
         spec: o.spec,
         options: o.options,
@@ -230,9 +243,12 @@ export async function runSuite(o: RunSuiteOptions): Promise<RunReport> {
       suiteTimeoutMs: o.suiteTimeoutMs,
       onResult,
       ...(o.signal !== undefined ? { signal: o.signal } : {}),
-      }),
-      lowered,
-    );
+      probeSetup: true,
+    }).catch((err: unknown) => {
+      throw interruptedInstead(err, o.signal);
+    });
+    start();
+    return withNotes(ran, lowered);
   }
   const report = await runConformance({
     driver: resolved.descriptor,
@@ -257,49 +273,27 @@ export async function runSuite(o: RunSuiteOptions): Promise<RunReport> {
 /**
  * One driver made and released before the run, through the same path every scenario takes: a driver
  * that cannot be set up (host unreachable, credentials refused, a broken plugin) is one error naming
- * why, not the same "driver setup failed" in every scenario. Bounded by the scenario deadline.
+ * why (`VIRTKIT_DRIVER_SETUP_FAILED`), not the same "driver setup failed" in every scenario. Bounded
+ * by the scenario deadline; Ctrl-C during it is the user's doing, not the driver's (exit 130).
  */
 async function checkDriverSetup(
   factory: ConformanceEnvironmentFactory,
   timeoutMs: number,
   signal: AbortSignal | undefined,
 ): Promise<void> {
-  const { withDeadline } = await import("@virtkit/core");
-  const fail = (what: string, err: unknown): Error => {
-    // Ctrl-C while the check runs is the user's doing, not the driver's: exit 130, no blame.
-    if (signal?.aborted) {
-      return Object.assign(new Error("interrupted before any scenario ran"), { code: "VIRTKIT_INTERRUPTED", oclif: { exit: 130 } });
-    }
-    const why = (err instanceof Error ? err.message : String(err)).split("\n")[0] ?? "";
-    return Object.assign(new Error(`${what} failed, so no scenario ran: ${why}`, { cause: err }), {
-      code: "VIRTKIT_DRIVER_SETUP_FAILED",
-    });
-  };
-  const bounded = { timeoutMs, ...(signal ? { signal } : {}) };
-  let env: ConformanceEnvironment;
+  const { withProbeDriver } = await import("@virtkit/conformance");
   try {
-    env = await withDeadline("environment setup", bounded, timeoutMs, () => factory({ prefix: `vkcheck${Date.now().toString(36)}` }));
+    await withProbeDriver(factory, { timeoutMs, prefix: `vkcheck${Date.now().toString(36)}`, ...(signal ? { signal } : {}) }, () => undefined);
   } catch (err) {
-    throw fail("the environment's setup", err);
-  }
-  // Releasing what the check made has a deadline of its own (a driver whose cleanup never settles).
-  const release = { timeoutMs: CHECK_RELEASE_MS };
-  try {
-    const host = env.hosts[0] ?? "localhost";
-    let driver: ComputeDriver;
-    try {
-      driver = await withDeadline("driver setup", bounded, timeoutMs, () => env.createDriver(host));
-    } catch (err) {
-      throw fail("the driver's setup", err);
-    }
-    await withDeadline("driver cleanup", release, CHECK_RELEASE_MS, () => driver.cleanupHost(host)).catch(() => undefined);
-  } finally {
-    await withDeadline("environment cleanup", release, CHECK_RELEASE_MS, () => env.cleanup()).catch(() => undefined);
+    throw interruptedInstead(err, signal);
   }
 }
 
-/** How long the setup check's driver and environment get to release what they hold. */
-const CHECK_RELEASE_MS = 30_000;
+/** A setup failure while the user's Ctrl-C was under way is the interruption, exit 130. */
+function interruptedInstead(err: unknown, signal: AbortSignal | undefined): unknown {
+  if (!signal?.aborted) return err;
+  return Object.assign(new Error("interrupted before any scenario ran"), { code: "VIRTKIT_INTERRUPTED", oclif: { exit: 130 } });
+}
 
 function withNotes(report: RunReport, notes: readonly string[]): RunReport {
   return notes.length === 0 ? report : { ...report, notes: [...report.notes, ...notes] };

@@ -1,5 +1,7 @@
 export { runConformance, collectNotes, planRun, scheduleScenarios, shuffle } from "./runner.js";
 export type { ConformanceRunOptions, RunPlan, PlannedScenario } from "./runner.js";
+export { DriverSetupError, withProbeDriver } from "./driver-probe.js";
+export type { DriverSetupStage, ProbeOptions } from "./driver-probe.js";
 export { driverLocation } from "./failure-location.js";
 export { explainScenario, findScenario, renderExplanation } from "./docs/explain.js";
 export type { ScenarioExplanation, ScenarioTrace } from "./docs/explain.js";

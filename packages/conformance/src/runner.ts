@@ -12,6 +12,7 @@ import {
   runScenario,
   scenarioDeadlineMs,
 } from "./make-test.js";
+import { withProbeDriver } from "./driver-probe.js";
 import { isProductionPath, productionPath } from "./resolve-driver.js";
 import type { AdminPasswordServiceFactory, ScenarioDefinition } from "./scenario.js";
 import { SCENARIOS, selectScenarios } from "./scenarios.js";
@@ -255,44 +256,35 @@ export interface RunPlan {
 export async function planRun(options: ConformanceRunOptions): Promise<RunPlan> {
   const selected = scheduleScenarios(options);
   const factory = options.plugin !== undefined ? productionPath(options.plugin, options.environment) : options.environment;
-  const env = await factory({ prefix: `vkplan${Date.now().toString(36)}` });
-  const host = env.hosts[0] ?? "localhost";
-  try {
-    const driver = await env.createDriver(host);
-    try {
-      const scenarios = selected.map((def): PlannedScenario => {
-        const base = {
-          id: def.id,
-          title: def.title,
-          group: def.group,
-          capability: def.capability,
-          level: def.level,
-          timeoutMs: scenarioDeadlineMs(def, options.scenarioTimeoutMs ?? DEFAULT_SCENARIO_TIMEOUT_MS),
-        };
-        const caps = [...(def.capability ? [def.capability] : []), ...(def.alsoNeeds ?? [])];
-        const missing = caps.filter((c) => driver.capabilities[c] !== true);
-        if (declares(def, driver)) {
-          const limit = environmentLimit(def, env);
-          return limit !== undefined
-            ? { ...base, action: "skip", reason: `environment limit: ${limit}` }
-            : { ...base, action: "run" };
-        }
-        const why = `capability ${missing.join(", ")} not declared`;
-        return refusalOf(def, driver)
-          ? { ...base, action: "refuse", reason: `${why}: checks that it is refused with UnsupportedOperationError` }
-          : { ...base, action: "unsupported", reason: why };
-      });
-      return {
-        driver: options.driver,
-        level: options.level ?? "MUST",
-        capabilities: { ...driver.capabilities },
-        scenarios,
-        notes: [...new Set([...(options.driver.notes ?? []), ...(options.notes ?? []), ...runNotes(options), ...env.notes])],
+  const timeoutMs = options.scenarioTimeoutMs ?? DEFAULT_SCENARIO_TIMEOUT_MS;
+  const probe = { timeoutMs, prefix: `vkplan${Date.now().toString(36)}`, ...(options.signal ? { signal: options.signal } : {}) };
+  return withProbeDriver(factory, probe, (driver, env) => {
+    const scenarios = selected.map((def): PlannedScenario => {
+      const base = {
+        id: def.id,
+        title: def.title,
+        group: def.group,
+        capability: def.capability,
+        level: def.level,
+        timeoutMs: scenarioDeadlineMs(def, timeoutMs),
       };
-    } finally {
-      await driver.cleanupHost(host).catch(() => undefined);
-    }
-  } finally {
-    await env.cleanup().catch(() => undefined);
-  }
+      const caps = [...(def.capability ? [def.capability] : []), ...(def.alsoNeeds ?? [])];
+      const missing = caps.filter((c) => driver.capabilities[c] !== true);
+      if (declares(def, driver)) {
+        const limit = environmentLimit(def, env);
+        return limit !== undefined ? { ...base, action: "skip", reason: `environment limit: ${limit}` } : { ...base, action: "run" };
+      }
+      const why = `capability ${missing.join(", ")} not declared`;
+      return refusalOf(def, driver)
+        ? { ...base, action: "refuse", reason: `${why}: checks that it is refused with UnsupportedOperationError` }
+        : { ...base, action: "unsupported", reason: why };
+    });
+    return {
+      driver: options.driver,
+      level: options.level ?? "MUST",
+      capabilities: { ...driver.capabilities },
+      scenarios,
+      notes: [...new Set([...(options.driver.notes ?? []), ...(options.notes ?? []), ...runNotes(options), ...env.notes])],
+    };
+  });
 }

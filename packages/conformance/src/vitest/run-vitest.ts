@@ -4,7 +4,7 @@
  * {@link RunReport} with a custom reporter.
  */
 import { randomBytes } from "node:crypto";
-import { rmSync, writeFileSync } from "node:fs";
+import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { Writable } from "node:stream";
@@ -12,6 +12,7 @@ import { fileURLToPath } from "node:url";
 import { summarize, type DriverDescriptor, type RunReport, type ScenarioLevel, type ScenarioResult } from "../types.js";
 import { DEFAULT_CLEANUP_TIMEOUT_MS } from "../make-test.js";
 import { runNotes, scheduleScenarios } from "../runner.js";
+import { DriverSetupError, type DriverSetupStage } from "../driver-probe.js";
 import { CollectReporter } from "./collect-reporter.js";
 import { assertSupportedVitest } from "./vitest-version.js";
 
@@ -42,6 +43,17 @@ export interface VitestRunSettings {
   readonly failFast?: boolean;
   /** Once this file exists no scenario starts (the caller's signal, seen from vitest's worker process). */
   readonly stopFile?: string;
+  /**
+   * When given, the worker makes one driver before registering any scenario; if the environment or
+   * the driver cannot be set up it writes why here (JSON) and registers none.
+   */
+  readonly setupFailureFile?: string;
+}
+
+/** What the worker writes to `setupFailureFile`. */
+export interface SetupFailure {
+  readonly stage: DriverSetupStage;
+  readonly message: string;
 }
 
 declare module "vitest" {
@@ -64,6 +76,11 @@ export interface RunWithVitestOptions {
    * exit-at-once handlers are removed).
    */
   readonly signal?: AbortSignal;
+  /**
+   * Checks, in the worker before any scenario, that one driver can be set up; when it cannot, the
+   * run rejects with a {@link DriverSetupError} instead of failing every scenario alike.
+   */
+  readonly probeSetup?: boolean;
 }
 
 /** The entry test file shipped in this package. */
@@ -81,8 +98,10 @@ export async function runWithVitest(options: RunWithVitestOptions): Promise<RunR
   const entry = entryFile();
   const signal = options.signal;
   const stopFile = signal ? join(tmpdir(), `virtkit-stop-${process.pid}-${randomBytes(4).toString("hex")}`) : undefined;
+  const setupFailureFile = options.probeSetup ? join(tmpdir(), `virtkit-setup-${process.pid}-${randomBytes(4).toString("hex")}.json`) : undefined;
   const settings: VitestRunSettings = {
     ...options.settings,
+    ...(setupFailureFile !== undefined ? { setupFailureFile } : {}),
     ...(options.suiteTimeoutMs !== undefined ? { suiteDeadline: Date.now() + options.suiteTimeoutMs } : {}),
     ...(stopFile !== undefined ? { stopFile } : {}),
   };
@@ -147,6 +166,11 @@ export async function runWithVitest(options: RunWithVitestOptions): Promise<RunR
     }
     await vitest.close();
   }
+  if (setupFailureFile !== undefined) {
+    const failure = readSetupFailure(setupFailureFile);
+    rmSync(setupFailureFile, { force: true });
+    if (failure !== undefined) throw new DriverSetupError(failure.stage, new Error(failure.message));
+  }
   const level = options.settings.level;
   // Table order (vitest reports in completion order), and every selected scenario accounted for:
   // those a suite timeout cancelled are reported skipped.
@@ -193,6 +217,17 @@ export async function runWithVitest(options: RunWithVitestOptions): Promise<RunR
     results,
     ...summarize(results, level),
   };
+}
+
+function readSetupFailure(file: string): SetupFailure | undefined {
+  let text: string;
+  try {
+    text = readFileSync(file, "utf8");
+  } catch {
+    return undefined;
+  }
+  const parsed = JSON.parse(text) as SetupFailure;
+  return { stage: parsed.stage, message: String(parsed.message) };
 }
 
 /** Keeps the last `max` characters written (ANSI colours removed). */

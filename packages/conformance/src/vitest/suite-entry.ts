@@ -2,11 +2,12 @@
  * The entry test file the CLI's vitest runner executes: rebuilds the run from the settings the
  * runner provided (`inject`) and registers the scenarios with `defineConformanceSuite`.
  */
-import { existsSync, rmSync } from "node:fs";
+import { existsSync, rmSync, writeFileSync } from "node:fs";
 import { inject } from "vitest";
 import { resolveDriver } from "../resolve-driver.js";
 import { defineConformanceSuite } from "./define-suite.js";
-import "./run-vitest.js";
+import type { SetupFailure } from "./run-vitest.js";
+import { DriverSetupError, withProbeDriver } from "../driver-probe.js";
 
 const settings = inject("virtkitConformance");
 const stopFile = settings.stopFile;
@@ -20,7 +21,25 @@ const resolved = await resolveDriver(settings.spec, settings.options, {
   paths: settings.paths ?? [],
   ...(settings.environment !== undefined ? { environment: settings.environment } : {}),
 });
-defineConformanceSuite({
+// One driver made first, as every scenario would make it: a driver that cannot be set up is one
+// error for the caller (written to the file it named), not the same failure in every scenario.
+// The environment's shared parts (nested hosts) stay up for the scenarios.
+let setupFailure: SetupFailure | undefined;
+if (settings.setupFailureFile !== undefined) {
+  try {
+    await withProbeDriver(
+      resolved.environment,
+      { timeoutMs: settings.scenarioTimeoutMs, prefix: `vkcheck${Date.now().toString(36)}` },
+      () => undefined,
+    );
+  } catch (err) {
+    if (!(err instanceof DriverSetupError)) throw err;
+    const cause = err.cause instanceof Error ? err.cause.message : String(err.cause);
+    setupFailure = { stage: err.stage, message: cause.split("\n")[0] ?? "" };
+    writeFileSync(settings.setupFailureFile, JSON.stringify(setupFailure));
+  }
+}
+if (setupFailure === undefined) defineConformanceSuite({
   driver: resolved.descriptor,
   environment: resolved.environment,
   service: resolved.service,
