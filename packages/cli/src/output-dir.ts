@@ -5,7 +5,7 @@
  * nothing can be written). Every problem is a usage error (exit 2) that names the path.
  */
 import { randomBytes } from "node:crypto";
-import { mkdir, stat, unlink, writeFile } from "node:fs/promises";
+import { mkdir, readlink, stat, unlink, writeFile } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
 import { Errors } from "@oclif/core";
 
@@ -20,8 +20,10 @@ const MAX_MISSING_LEVELS = 32;
 
 /** Makes sure `path` is a writable directory, creating it (and missing parents, unless refused); returns it resolved. */
 export async function prepareOutputDir(path: string, flag: string, options: PrepareOutputDirOptions = {}): Promise<string> {
-  const dir = resolve(path);
   const fail = (why: string) => new Errors.CLIError(`${flag} ${path}: ${why}`, { exit: 2, code: "VIRTKIT_USAGE" });
+  // An empty value (an unset shell variable) would silently mean the current directory.
+  if (path.trim() === "") throw new Errors.CLIError(`${flag} is empty: give a directory`, { exit: 2, code: "VIRTKIT_USAGE" });
+  const dir = resolve(path);
   const missing: string[] = [];
   let at = dir;
   for (;;) {
@@ -31,6 +33,9 @@ export async function prepareOutputDir(path: string, flag: string, options: Prep
       break;
     }
     if (st.code !== "ENOENT" && st.code !== "ENOTDIR") throw fail(`cannot look at ${at}: ${st.code ?? st.message}`);
+    // A dangling symbolic link: mkdir would say "exists", which it does not, quite.
+    const link = await readlink(at).catch(() => undefined);
+    if (link !== undefined) throw fail(`${at === dir ? "is" : `${at} is`} a symbolic link to ${link}, which does not exist`);
     missing.unshift(at);
     const parent = dirname(at);
     if (parent === at || missing.length > MAX_MISSING_LEVELS) throw fail("no existing parent directory");

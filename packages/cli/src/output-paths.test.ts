@@ -94,6 +94,23 @@ describe("init driver checks its directory and name first", () => {
     expect(existsSync(join(dir, "missing"))).toBe(false);
   }, SLOW);
 
+  it("an empty --out or --dir, or one that is a dangling symbolic link, exits 2 saying so (not the cwd, not EEXIST)", async () => {
+    await symlink(join(dir, "nowhere"), join(dir, "dangling-dir"));
+    for (const args of [
+      ["matrix", "--driver", "fake", "--out", ""],
+      ["init", "driver", "demo", "--dir", ""],
+    ]) {
+      const r = virtkit(args, 30_000);
+      expect(r.status, args.join(" ")).toBe(2);
+      expect(r.stderr, args.join(" ")).toMatch(/--(out|dir) is empty: give a directory/);
+    }
+    const r = virtkit(["init", "driver", "demo", "--dir", join(dir, "dangling-dir")], 30_000);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(/dangling-dir: is a symbolic link to .*nowhere, which does not exist/);
+    expect(existsSync(join(dir, "nowhere"))).toBe(false);
+    expect(existsSync(join(dir, "support-matrix.json"))).toBe(false);
+  }, SLOW);
+
   it("refuses a name a bundled driver has (its --driver would load the bundled one)", () => {
     const r = virtkit(["init", "driver", "fake", "--dir", join(dir, "fake-driver")]);
     expect(r.status).toBe(2);

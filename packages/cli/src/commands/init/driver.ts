@@ -57,6 +57,8 @@ export default class InitDriver extends VirtkitCommand {
       usage(`"${name}" is the name of a driver bundled with virtkit (${builtIn}): --driver ${name} would load that one, not yours; choose another name`);
     }
     const target = flags.dir ?? `virtkit-driver-${name}`;
+    // An empty --dir (an unset shell variable) would otherwise mean the current directory.
+    if (target.trim() === "") usage("--dir is empty: give a directory");
     const existing = await stat(resolve(target)).catch(() => undefined);
     if (existing?.isDirectory() && readdirSync(resolve(target)).length > 0) {
       usage(`${resolve(target)} exists and is not empty: choose another --dir`);
