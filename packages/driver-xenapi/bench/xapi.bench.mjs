@@ -12,11 +12,16 @@
 //    simulator on this thread (VIRTKIT_XENAPI_SIMULATOR_THREAD=main) in alternating order: their
 //    ratio is what the worker gains (after one untimed warm-up run). Anchored as well on a bare
 //    `node -e 0` start in the same round.
+//    With it, the CPU each side spends per call (this process: the client; the simulator's process,
+//    read from /proc), sequential and in flight, and the ceiling they put on the ratio: in flight,
+//    a call costs at least the busier side's CPU on two idle cores (the sum of both on one), where
+//    a sequential call pays both sides and the wake-ups between them.
 // BENCH_ROUNDS (default 7) and BENCH_SUITE_ROUNDS (default 3) set the rounds; the last line is
 // `BENCH_JSON {...}` with every figure.
 /* global process, console, performance, URL, Buffer */
 import { spawn, spawnSync } from "node:child_process";
 import http from "node:http";
+import { readFileSync } from "node:fs";
 import { cpus, loadavg } from "node:os";
 import { Secret } from "@virtkit/core";
 import { XapiClient } from "../dist/index.js";
@@ -59,7 +64,7 @@ async function startSimulatorProcess() {
     child.on("exit", (code) => reject(new Error(`simulator exited ${code}`)));
   });
   const info = JSON.parse(line);
-  return { ...info, stop: () => new Promise((r) => (child.on("exit", r), child.stdin.end())) };
+  return { ...info, pid: child.pid, stop: () => new Promise((r) => (child.on("exit", r), child.stdin.end())) };
 }
 
 /** The anchor: the same POSTs from a bare keep-alive node:http loop (no codec, no session logic). */
@@ -86,6 +91,29 @@ function bareClient(url, session) {
       req.end(body);
     });
   return { call, close: () => agent.destroy() };
+}
+
+const CLK_TCK = Number(spawnSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).stdout.trim()) || 100;
+/** CPU time (user + system, ms) of another process, from /proc; NaN where there is no /proc. */
+function processCpuMs(pid) {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return ((Number(f[11]) + Number(f[12])) * 1000) / CLK_TCK;
+  } catch {
+    return Number.NaN;
+  }
+}
+
+/** Runs fn; pushes this process's and the simulator's CPU per call (µs) into the given lists. */
+async function withCpu(simPid, clientUs, simUs, fn) {
+  const c0 = process.cpuUsage();
+  const s0 = processCpuMs(simPid);
+  const ms = await fn();
+  const c = process.cpuUsage(c0);
+  clientUs.push((c.user + c.system) / CALLS);
+  simUs.push(((processCpuMs(simPid) - s0) * 1000) / CALLS);
+  return ms;
 }
 
 async function timed(fn) {
@@ -135,12 +163,13 @@ await sequential(bare.call, vm);
 const seqClient = [];
 const seqBare = [];
 const parClient = [];
+const [seqClientCpu, seqSimCpu, parClientCpu, parSimCpu] = [[], [], [], []];
 for (let round = 0; round < ROUNDS; round++) {
   const order = round % 2 === 0 ? ["client", "bare", "par"] : ["par", "bare", "client"];
   for (const which of order) {
-    if (which === "client") seqClient.push(await timed(() => sequential(viaClient, vm)));
+    if (which === "client") seqClient.push(await withCpu(sim.pid, seqClientCpu, seqSimCpu, () => timed(() => sequential(viaClient, vm))));
     else if (which === "bare") seqBare.push(await timed(() => sequential(bare.call, vm)));
-    else parClient.push(await timed(() => inFlight(viaClient, vm)));
+    else parClient.push(await withCpu(sim.pid, parClientCpu, parSimCpu, () => timed(() => inFlight(viaClient, vm))));
   }
 }
 bare.close();
@@ -149,6 +178,10 @@ await sim.stop();
 
 const clientVsBare = seqClient.map((t, i) => t / seqBare[i]);
 const speedup = seqClient.map((t, i) => t / parClient[i]);
+// The most the in-flight rate could gain over this round's sequential one, from the CPU each side
+// spent in flight: on two idle cores a call costs the busier side's CPU, on one core both sides'.
+const ceiling2 = seqClient.map((t, i) => (t * 1000) / CALLS / Math.max(parClientCpu[i], parSimCpu[i]));
+const ceiling1 = seqClient.map((t, i) => (t * 1000) / CALLS / (parClientCpu[i] + parSimCpu[i]));
 
 // -- 3: the whole suite -------------------------------------------------------------------------
 const { resolveDriver, runConformance } = await import("@virtkit/conformance");
@@ -189,6 +222,12 @@ const figures = {
   clientVsBareRatio: stats(clientVsBare),
   getRecordInFlightMs: stats(parClient),
   inFlightSpeedup: stats(speedup),
+  clientCpuUsPerCallSequential: stats(seqClientCpu),
+  simulatorCpuUsPerCallSequential: stats(seqSimCpu),
+  clientCpuUsPerCallInFlight: stats(parClientCpu),
+  simulatorCpuUsPerCallInFlight: stats(parSimCpu),
+  inFlightCeilingTwoIdleCores: stats(ceiling2),
+  inFlightCeilingOneCore: stats(ceiling1),
   suiteMs: stats(suiteMs),
   suiteSimulatorOnMainThreadMs: stats(suiteMainMs),
   suiteMainThreadVsWorker: stats(workerGain),
@@ -209,6 +248,9 @@ row(`  the same from a bare node:http keep-alive loop (anchor)`, figures.bareHtt
 row(`  XapiClient / bare loop`, figures.clientVsBareRatio, "x", "", "-", undefined);
 row(`${CALLS} VM.get_record, ${IN_FLIGHT} in flight`, figures.getRecordInFlightMs, " ms", "", "-", undefined);
 row(`  rate with ${IN_FLIGHT} in flight / sequential rate`, figures.inFlightSpeedup, "x", "", ">= 3x", goals.inFlight);
+row(`  CPU per call, sequential: client / simulator`, figures.clientCpuUsPerCallSequential, " us", `/ ${figures.simulatorCpuUsPerCallSequential.median} us`, "-", undefined);
+row(`  CPU per call, ${IN_FLIGHT} in flight: client / simulator`, figures.clientCpuUsPerCallInFlight, " us", `/ ${figures.simulatorCpuUsPerCallInFlight.median} us`, "-", undefined);
+row(`  ceiling of that ratio on two idle cores (one core)`, figures.inFlightCeilingTwoIdleCores, "x", `(${figures.inFlightCeilingOneCore.median}x)`, "-", undefined);
 row(`whole suite vs the simulator (its worker thread), parallel ${SUITE_PARALLEL}`, figures.suiteMs, " ms", `(${lastSummary?.pass}/${lastSummary?.total} pass)`, "< 5000 ms", goals.suite);
 row(`  the same, the simulator on the kit's thread`, figures.suiteSimulatorOnMainThreadMs, " ms", "", "-", undefined);
 row(`  simulator on the kit's thread / in its worker`, figures.suiteMainThreadVsWorker, "x", "", "-", undefined);

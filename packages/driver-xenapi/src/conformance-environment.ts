@@ -24,7 +24,14 @@ import {
   type Instance,
 } from "@virtkit/core";
 import { checkXenapiPasswordSource, resolveXenapiPassword } from "./password-source.js";
-import { SIMULATED_DOM0_BYTES, simulatorModule, startWorkerSimulator, type SimulatedAgentMode } from "./simulator.js";
+import {
+  SIMULATED_DOM0_BYTES,
+  simulatorModule,
+  startWorkerSimulator,
+  type Remote,
+  type SimulatedAgentMode,
+  type SimulatedGuestApi,
+} from "./simulator.js";
 import { OC_INSTANCE_UUID, str, strMap, vmKind, type XapiRecord } from "./vm-record.js";
 import { XapiClient } from "./xapi-client.js";
 import { XENAPI_TOKENS } from "./plugin-tokens.js";
@@ -145,6 +152,7 @@ function simulatorEnvironment(options: XenapiConformanceOptions): ConformanceEnv
     // The agent plugin's whole-second waits scaled to 1/20, so a hanging agent answers TIMEOUT
     // within the kit's 300 ms (its `timeout` argument stays whole seconds, as the plugin reads it).
     // VM operations take 1 ms (the simulator's default is 5): the kit slows what it needs slowed itself.
+    // event.from batches as XAPI's does (below), at the same 1/20 scale.
     // In the simulator's worker thread: the kit and the drivers keep this thread, the simulator
     // takes the other core (VIRTKIT_XENAPI_SIMULATOR_THREAD=main keeps it here, to compare or profile).
     const sim = await startWorkerSimulator(
@@ -152,6 +160,9 @@ function simulatorEnvironment(options: XenapiConformanceOptions): ConformanceEnv
         poolHosts: 2,
         agentTimeScale: 0.05,
         operationMs: 1,
+        // XAPI's event.from waits 50 ms after a change woke it, so an operation's changes (its
+        // task's end with the VM's new state) come back in one batch; scaled by the same 1/20.
+        eventBatchMs: 2.5,
         hostMemory: HOST_MEMORY,
         hostCpus: HOST_CPUS,
       },
@@ -186,8 +197,13 @@ function simulatorEnvironment(options: XenapiConformanceOptions): ConformanceEnv
         if (latencyMs > 0 && method !== "event.from") await sleep(latencyMs, signal, `XAPI ${method}`);
       };
 
-      /** The simulated guest of an instance: keyed by its VM's uuid, found as the driver finds it. */
-      const guestOf = async (instance: Instance) => {
+      // Instance uuid -> its VM's uuid, as last found. A VM keeps its uuid through every operation
+      // (a block migration included), so the next control goes straight to the guest; a guest
+      // that is gone (the instance destroyed, spawned anew) is looked up again.
+      const vmUuids = new Map<string, string>();
+
+      /** The VM uuid of an instance, found as the driver finds it. */
+      const lookUpGuest = async (instance: Instance): Promise<string> => {
         // Either pool: a block migration carries the instance to pool 2.
         for (const p of [probe, probe2]) {
           const found = await p.call<string[]>("VM.get_by_name_label", [instance.name]);
@@ -196,11 +212,26 @@ function simulatorEnvironment(options: XenapiConformanceOptions): ConformanceEnv
             const rec = await p.call<XapiRecord>("VM.get_record", [ref]);
             const kind = vmKind(rec);
             if (kind.kind === "instance" && strMap(rec, "other_config")[OC_INSTANCE_UUID] === instance.uuid) {
-              return sim.guest(str(rec, "uuid"));
+              vmUuids.set(instance.uuid, str(rec, "uuid"));
+              return str(rec, "uuid");
             }
           }
         }
+        vmUuids.delete(instance.uuid);
         throw new Error(`the simulator has no VM for instance ${instance.uuid}`);
+      };
+
+      /** Runs `use` on the simulated guest of an instance (keyed by its VM's uuid). */
+      const withGuest = async <T>(instance: Instance, use: (guest: Remote<SimulatedGuestApi>) => Promise<T>): Promise<T> => {
+        const known = vmUuids.get(instance.uuid);
+        if (known !== undefined) {
+          try {
+            return await use(sim.guest(known));
+          } catch {
+            // Gone, or another failure: look again and let a second failure through.
+          }
+        }
+        return use(sim.guest(await lookUpGuest(instance)));
       };
 
       /** The running rescue VM of an instance (Nova's `<name>-rescue`), read by the simulator's own means. */
@@ -260,7 +291,7 @@ function simulatorEnvironment(options: XenapiConformanceOptions): ConformanceEnv
         },
         async verifyAdminPassword(instance, user, pw) {
           try {
-            return await (await guestOf(instance)).verifyPassword(user, pw.reveal());
+            return await withGuest(instance, (g) => g.verifyPassword(user, pw.reveal()));
           } catch {
             return false;
           }
@@ -274,24 +305,24 @@ function simulatorEnvironment(options: XenapiConformanceOptions): ConformanceEnv
         },
         agentControls: {
           async setAgent(instance, mode) {
-            await (await guestOf(instance)).setAgent(mode as SimulatedAgentMode);
+            await withGuest(instance, (g) => g.setAgent(mode as SimulatedAgentMode));
           },
         },
         guestControls: {
           async ignoreAcpi(instance, ignore) {
-            await (await guestOf(instance)).ignoreAcpi(ignore);
+            await withGuest(instance, (g) => g.ignoreAcpi(ignore));
           },
           async writeData(instance, key, value) {
-            await (await guestOf(instance)).writeData(key, value);
+            await withGuest(instance, (g) => g.writeData(key, value));
           },
           async readData(instance, key) {
-            return await (await guestOf(instance)).readData(key);
+            return await withGuest(instance, (g) => g.readData(key));
           },
           async bootCount(instance) {
-            return await (await guestOf(instance)).bootCount();
+            return await withGuest(instance, (g) => g.bootCount());
           },
           async crash(instance) {
-            await (await guestOf(instance)).crash();
+            await withGuest(instance, (g) => g.crash());
           },
           async bootedSystem(instance) {
             // While rescued, the instance's own VM is halted and its rescue VM runs.

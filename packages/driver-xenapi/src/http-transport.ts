@@ -55,6 +55,11 @@ export class HttpTransport {
     });
   }
 
+  /** An RPC: POSTs a string body to `url` and collects the reply (see {@link request}). */
+  rpc(url: URL, body: string, headers: Readonly<Record<string, string>>, signal: AbortSignal): Promise<HttpReply> {
+    return this.request("POST", url, body, headers, signal);
+  }
+
   /** Sends `body` and collects the reply. A reset on a reused keep-alive socket is retried once. */
   async request(
     method: "GET" | "POST" | "PUT",
@@ -118,12 +123,12 @@ export class HttpTransport {
       const length = body === undefined ? undefined : typeof body === "string" ? Buffer.byteLength(body, "utf8") : body.byteLength;
       const payload = body;
       const req = this.#lib(url).request(
-        url,
         {
+          ...requestTarget(url),
           method,
           agent: this.#agent(url),
           signal,
-          headers: { ...headers, ...(length !== undefined ? { "content-length": String(length) } : {}) },
+          headers: length !== undefined ? { ...headers, "content-length": String(length) } : headers,
         },
         (res) => {
           const chunks: Buffer[] = [];
@@ -156,6 +161,23 @@ export class HttpTransport {
       req.end(payload);
     });
   }
+}
+
+/** Where a URL points, as node:http's request options; kept per URL (the RPC URLs are reused for every call). */
+const targets = new WeakMap<URL, http.RequestOptions>();
+function requestTarget(url: URL): http.RequestOptions {
+  let t = targets.get(url);
+  if (!t) {
+    t = {
+      protocol: url.protocol,
+      // node:http wants an IPv6 literal without its brackets.
+      hostname: url.hostname.startsWith("[") ? url.hostname.slice(1, -1) : url.hostname,
+      port: url.port || undefined,
+      path: `${url.pathname}${url.search}`,
+    };
+    targets.set(url, t);
+  }
+  return t;
 }
 
 /** A transport error naming the endpoint (origin and path only) and the socket error code. */

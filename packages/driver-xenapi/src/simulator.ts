@@ -53,6 +53,8 @@ export interface StartSimulatorOptions {
   readonly hostMemory?: number;
   /** CPUs of each host. */
   readonly hostCpus?: number;
+  /** How long a woken event.from waits before collecting (XAPI: 50 ms). */
+  readonly eventBatchMs?: number;
 }
 
 /** What the simulator reserves for each host's control domain (its documented behaviour). */

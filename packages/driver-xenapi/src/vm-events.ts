@@ -1,11 +1,12 @@
 /**
- * Lifecycle events from `event.from(["vm"], token, timeout)`: a loop with its own token, started
- * at initHost (its first answer is the baseline, announced as nothing) and stopped at cleanupHost.
+ * Lifecycle events from the VM events of the client's one `event.from` stream (the one its Async
+ * tasks are awaited through), joined at initHost (its first answer is the baseline, announced as
+ * nothing) and left at cleanupHost.
  * Each power-state change of a VM on this host becomes the transition Nova's event.py names; a
  * rescue VM's changes are announced for the instance it rescues.
  */
 import type { LifecycleTransition } from "@virtkit/core";
-import { effectivePower, isOnHost, vmKind, type XapiRecord } from "./vm-record.js";
+import { bool, effectivePower, isOnHost, str, vmKind, type XapiRecord } from "./vm-record.js";
 import type { XapiClient, XapiEvent } from "./xapi-client.js";
 
 /** What the loop remembers of one VM. */
@@ -49,10 +50,9 @@ export class VmEventLoop {
   /** instance uuid -> the ref of its VM / of its rescue VM, kept from the events (a lookup hint, verified by the caller). */
   readonly #instances = new Map<string, string>();
   readonly #rescues = new Map<string, string>();
-  #token = "";
-  #stopped = false;
-  #controller = new AbortController();
-  #done: Promise<void> | undefined;
+  /** The pool's templates as the stream last showed them (spawn clones one without asking XAPI for it). */
+  readonly #templates = new Map<string, XapiRecord>();
+  #leave: (() => void) | undefined;
 
   constructor(
     private readonly client: XapiClient,
@@ -61,12 +61,18 @@ export class VmEventLoop {
     private readonly onError: (err: unknown) => void,
   ) {}
 
-  /** Takes the baseline, then runs the loop in the background. */
+  /** Joins the client's event stream; resolves once the baseline is in. */
   async start(signal: AbortSignal): Promise<void> {
-    const first = await this.client.eventFrom(["vm"], "", 0, { signal });
-    for (const ev of first.events) this.#apply(ev, false);
-    this.#token = first.token;
-    this.#done = this.#run();
+    this.#leave = await this.client.watch(
+      {
+        classes: ["vm"],
+        onEvents: (events, baseline) => {
+          for (const ev of events) this.#apply(ev, !baseline);
+        },
+        onError: (err) => this.onError(err),
+      },
+      { signal },
+    );
   }
 
   /** The VM ref last seen for the instance's VM (a hint: the caller verifies it). */
@@ -79,37 +85,15 @@ export class VmEventLoop {
     return this.#rescues.get(instanceUuid);
   }
 
-  async stop(): Promise<void> {
-    this.#stopped = true;
-    this.#controller.abort(new Error("event loop stopped"));
-    await this.#done?.catch(() => undefined);
+  /** A template of this name as last seen on the stream, if any. */
+  template(name: string): { readonly ref: string; readonly rec: XapiRecord } | undefined {
+    for (const [ref, rec] of this.#templates) if (str(rec, "name_label") === name) return { ref, rec };
+    return undefined;
   }
 
-  async #run(): Promise<void> {
-    let failures = 0;
-    while (!this.#stopped) {
-      try {
-        const batch = await this.client.eventFrom(["vm"], this.#token, 30, { signal: this.#controller.signal });
-        failures = 0;
-        this.#token = batch.token;
-        for (const ev of batch.events) this.#apply(ev, true);
-      } catch (err) {
-        if (this.#stopped) return;
-        failures++;
-        this.onError(err);
-        // Back off; after repeated failures take a new baseline (announcing nothing for the gap).
-        await new Promise((r) => setTimeout(r, Math.min(2_000, 50 * 2 ** failures)));
-        if (failures >= 3 && !this.#stopped) {
-          try {
-            const fresh = await this.client.eventFrom(["vm"], "", 0, { signal: this.#controller.signal });
-            for (const ev of fresh.events) this.#apply(ev, false);
-            this.#token = fresh.token;
-          } catch {
-            // Tried again on the next turn.
-          }
-        }
-      }
-    }
+  async stop(): Promise<void> {
+    this.#leave?.();
+    this.#leave = undefined;
   }
 
   #apply(ev: XapiEvent, announce: boolean): void {
@@ -117,11 +101,14 @@ export class VmEventLoop {
     if (ev.operation === "del") {
       const gone = this.#seen.get(ev.ref);
       this.#seen.delete(ev.ref);
+      this.#templates.delete(ev.ref);
       if (gone) this.#forget(gone.instanceUuid, ev.ref);
       return;
     }
     const rec = ev.snapshot as XapiRecord | undefined;
     if (!rec) return;
+    if (bool(rec, "is_a_template")) this.#templates.set(ev.ref, rec);
+    else this.#templates.delete(ev.ref);
     const kind = vmKind(rec);
     if (kind.kind === "other") {
       const was = this.#seen.get(ev.ref);

@@ -119,6 +119,20 @@ describe("XapiClient over JSON-RPC", () => {
     expect(new Set(results).size).toBe(30);
   });
 
+  it("destroys finished tasks together, later, and all of them before it logs out", async () => {
+    const m = await mini();
+    let n = 0;
+    m.handlers.set("Async.VM.clone", () => m.task(5, { result: `<value>OpaqueRef:vm-${n++}</value>` }));
+    const c = client(m.url);
+    for (let i = 0; i < 3; i++) await c.callAsync("VM.clone", ["t", "n"]);
+    // Not one by one as each task ends: each destroy would wake every event.from on tasks.
+    expect(m.calls.filter((x) => x.method === "task.destroy")).toHaveLength(0);
+    await c.close();
+    const order = m.calls.map((x) => x.method);
+    expect(order.filter((x) => x === "task.destroy")).toHaveLength(3);
+    expect(order.lastIndexOf("task.destroy")).toBeLessThan(order.indexOf("session.logout"));
+  });
+
   it("bounds every call by timeoutMs and by the caller's signal", async () => {
     const m = await mini();
     m.handlers.set("VM.slow", () => new Promise((r) => setTimeout(() => r("late"), 2_000)));
@@ -304,6 +318,11 @@ describe("a broken or hostile host", () => {
       .request("POST", new URL("/jsonrpc", url), "{}", { "content-type": "application/json" }, AbortSignal.timeout(10_000))
       .catch((e: unknown) => e);
     expect(String(err)).toMatch(/larger than 1048576 bytes/);
+    // The RPC connections (the calls' path) hold the same cap.
+    const rpcErr = await transport
+      .rpc(new URL("/jsonrpc", url), "{}", { "content-type": "application/json" }, AbortSignal.timeout(10_000))
+      .catch((e: unknown) => e);
+    expect(String(rpcErr)).toMatch(/larger than 1048576 bytes/);
     transport.close();
   });
 });

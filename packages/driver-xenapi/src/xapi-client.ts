@@ -78,6 +78,8 @@ export interface XapiEventBatch {
 export const LOGIN_VERSION = "2.x";
 const FINAL_TASK_STATES = new Set(["success", "failure", "cancelled"]);
 const EVENT_WAIT_SEC = 30;
+/** How long finished tasks wait to be destroyed together. */
+const DESTROY_BATCH_MS = 200;
 /** Finished tasks remembered for a waiter that registers late. */
 const FINISHED_KEEP = 2048;
 
@@ -105,7 +107,7 @@ export class XapiClient {
   #nextId = 1;
   #rpcUrls: { base: URL | undefined; urls: Map<string, URL> } = { base: undefined, urls: new Map() };
   #closed = false;
-  readonly #tasks: TaskWatcher;
+  readonly #tasks: EventWatcher;
 
   constructor(options: XapiClientOptions) {
     let base: URL;
@@ -123,7 +125,7 @@ export class XapiClient {
     this.#protocol = options.protocol === "auto" || options.protocol === undefined ? undefined : options.protocol;
     this.#timeoutMs = options.timeoutMs ?? 60_000;
     this.#transport = new HttpTransport({ insecure: options.insecure, maxSockets: options.maxSockets });
-    this.#tasks = new TaskWatcher(this);
+    this.#tasks = new EventWatcher(this);
   }
 
   /** The pool master's origin currently in use (after any HOST_IS_SLAVE redirect). */
@@ -188,6 +190,15 @@ export class XapiClient {
     });
     const events = Array.isArray(raw.events) ? (raw.events as unknown as XapiEvent[]) : [];
     return { events, token: typeof raw.token === "string" ? raw.token : token };
+  }
+
+  /**
+   * Joins the client's one `event.from` stream (the one Async tasks are awaited through) for more
+   * classes, e.g. `["vm"]`: the subscriber gets the baseline before this resolves, then every
+   * batch until the returned function is called or the client closes. One subscriber per client.
+   */
+  watch(subscriber: EventSubscriber, options?: CallOptions): Promise<() => void> {
+    return withDeadline("XAPI event.from", options, this.#timeoutMs, (signal) => this.#tasks.subscribe(subscriber, signal));
   }
 
   /** Writes `data` into a VDI with `PUT /import_raw_vdi` (format raw). */
@@ -267,6 +278,12 @@ export class XapiClient {
   async close(options?: CallOptions): Promise<void> {
     if (this.#closed) return;
     this.#tasks.stop();
+    // The finished tasks still waiting for their destroy go before the session does.
+    if (this.#sessionValue !== undefined) {
+      await withDeadline("XAPI task.destroy", { timeoutMs: 5_000, ...options }, 5_000, () => this.#tasks.flushDestroys()).catch(
+        () => undefined,
+      );
+    }
     const session = this.#session;
     this.#session = undefined;
     this.#sessionValue = undefined;
@@ -410,7 +427,7 @@ export class XapiClient {
     const body = JSON.stringify({ jsonrpc: "2.0", method, params, id });
     const url = this.#rpcUrl("/jsonrpc");
     const reply = await this.#transport
-      .request("POST", url, body, { "content-type": "application/json" }, signal)
+      .rpc(url, body, { "content-type": "application/json" }, signal)
       .catch((err: unknown) => {
         throw this.#unavailable(err, signal);
       });
@@ -439,7 +456,7 @@ export class XapiClient {
   async #xmlRpc(method: string, params: readonly XapiValue[], signal: AbortSignal): Promise<XapiValue> {
     const url = this.#rpcUrl("/");
     const reply = await this.#transport
-      .request("POST", url, encodeMethodCall(method, params), { "content-type": "text/xml" }, signal)
+      .rpc(url, encodeMethodCall(method, params), { "content-type": "text/xml" }, signal)
       .catch((err: unknown) => {
         throw this.#unavailable(err, signal);
       });
@@ -531,33 +548,112 @@ interface Waiter {
   readonly method: string;
 }
 
+/** Receives the events of classes other than `task` from the client's one `event.from` stream. */
+export interface EventSubscriber {
+  /** The classes wanted besides `task`, e.g. `["vm"]`. */
+  readonly classes: readonly string[];
+  /**
+   * Events in XAPI's order. `baseline`: the current state of every object after a (re)start of the
+   * stream (the first one, or after lost events): nothing in it is a change to announce.
+   */
+  onEvents(events: readonly XapiEvent[], baseline: boolean): void;
+  /** A poll failed; the stream retries on its own. */
+  onError?(err: unknown): void;
+}
+
+/** Resolves after `ms`, or at once when `signal` fires. */
+function pause(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve();
+    const done = () => {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal.addEventListener("abort", done, { once: true });
+  });
+}
+
 /**
- * Waits for tasks with `event.from(["task"], token, ...)`: one long poll per client while tasks
- * are awaited, its own token, finished tasks remembered briefly for a waiter that registers after
- * the event went by.
+ * One `event.from` long poll per client, its own token: it settles the Async tasks awaited (finished
+ * tasks are remembered briefly for a waiter that registers after the event went by) and feeds the
+ * subscriber (the driver's VM events) from the same stream. One stream, not one per class: a task's
+ * end and the VM changes it made arrive in XAPI's order, so the subscriber has seen a VM's new state
+ * by the time the task that made it resolves, and each change wakes one poll instead of two.
  */
-class TaskWatcher {
+class EventWatcher {
   #token: Promise<string> | undefined;
+  /** Bumped whenever the stream restarts (new subscriber, lost events): batches of an older epoch carry no token. */
+  #epoch = 0;
+  #subscriber: EventSubscriber | undefined;
   readonly #waiters = new Map<string, Waiter>();
   readonly #finished = new Map<string, Record<string, XapiValue>>();
   #running = false;
   #stopped = false;
   #poll: AbortController | undefined;
+  readonly #toDestroy: string[] = [];
+  #destroyTimer: NodeJS.Timeout | undefined;
 
   constructor(private readonly client: XapiClient) {}
 
+  #classes(): string[] {
+    return this.#subscriber ? ["task", ...this.#subscriber.classes] : ["task"];
+  }
+
   /** Makes sure a token exists, so every task created from now on is seen. */
   async ready(signal: AbortSignal): Promise<void> {
+    await this.#ensureToken(signal);
+  }
+
+  #ensureToken(signal: AbortSignal): Promise<string> {
     if (!this.#token) {
-      const p = this.client.callRaw<Record<string, XapiValue>>("event.from", [["task"], "", new XapiFloat(0)], signal).then(
-        (r) => (typeof r.token === "string" ? r.token : ""),
-      );
+      const epoch = this.#epoch;
+      const sub = this.#subscriber;
+      const p = this.client.callRaw<Record<string, XapiValue>>("event.from", [this.#classes(), "", new XapiFloat(0)], signal).then((r) => {
+        if (sub && epoch === this.#epoch && sub === this.#subscriber) {
+          const events = (Array.isArray(r.events) ? r.events : []) as unknown as XapiEvent[];
+          sub.onEvents(
+            events.filter((ev) => ev.class !== "task"),
+            true,
+          );
+        }
+        return typeof r.token === "string" ? r.token : "";
+      });
       this.#token = p;
       p.catch(() => {
         if (this.#token === p) this.#token = undefined;
       });
     }
-    await this.#token;
+    return this.#token;
+  }
+
+  /** Starts the stream over: a new baseline (and a new token) before the next poll. */
+  #restart(): void {
+    this.#epoch++;
+    this.#token = undefined;
+    this.#poll?.abort(new Error("the event stream restarts"));
+  }
+
+  /** Joins the stream (one subscriber per client); resolves once the baseline was delivered. */
+  async subscribe(sub: EventSubscriber, signal: AbortSignal): Promise<() => void> {
+    if (this.#stopped) throw new HypervisorUnavailableError("xapi", "the XAPI client was closed");
+    if (this.#subscriber) throw new XapiTransportError("the XAPI client's event stream has a subscriber already");
+    this.#subscriber = sub;
+    this.#restart();
+    try {
+      await this.#ensureToken(signal);
+    } catch (err) {
+      if (this.#subscriber === sub) this.#subscriber = undefined;
+      throw err;
+    }
+    this.#loop();
+    return () => {
+      if (this.#subscriber !== sub) return;
+      this.#subscriber = undefined;
+      // The poll in flight asks for the subscriber's classes too: let it go unless tasks are awaited.
+      if (this.#waiters.size === 0) this.#restart();
+    };
   }
 
   wait(method: string, task: string, signal: AbortSignal): Promise<XapiValue> {
@@ -594,14 +690,36 @@ class TaskWatcher {
 
   stop(): void {
     this.#stopped = true;
+    this.#subscriber = undefined;
     this.#poll?.abort(new Error("the XAPI client is closing"));
     for (const w of this.#waiters.values()) w.reject(new HypervisorUnavailableError("xapi", "the XAPI client was closed"));
     this.#waiters.clear();
   }
 
+  /**
+   * Finished tasks are destroyed, as Nova did, so they do not pile up on the host; in bursts
+   * (every {@link DESTROY_BATCH_MS} ms, and at close) rather than one by one: each destroy is an
+   * event for every `event.from` on tasks in the pool, and a burst wakes them once, not per task.
+   */
+  #destroyLater(task: string): void {
+    this.#toDestroy.push(task);
+    if (this.#destroyTimer) return;
+    this.#destroyTimer = setTimeout(() => void this.flushDestroys(), DESTROY_BATCH_MS);
+    this.#destroyTimer.unref();
+  }
+
+  /** Destroys the finished tasks not destroyed yet (failures ignored: XAPI collects old tasks too). */
+  async flushDestroys(): Promise<void> {
+    clearTimeout(this.#destroyTimer);
+    this.#destroyTimer = undefined;
+    const batch = this.#toDestroy.splice(0);
+    await Promise.all(
+      batch.map((task) => this.client.callRaw("task.destroy", [task], AbortSignal.timeout(10_000)).catch(() => undefined)),
+    );
+  }
+
   #settle(method: string, task: string, record: Record<string, XapiValue>): Promise<XapiValue> {
-    // Finished tasks are destroyed, as Nova did, so they do not pile up on the host.
-    void this.client.callRaw("task.destroy", [task], AbortSignal.timeout(10_000)).catch(() => undefined);
+    this.#destroyLater(task);
     const status = record.status;
     if (status === "success") {
       try {
@@ -614,56 +732,83 @@ class TaskWatcher {
     return Promise.reject(xapiErrorFrom(method, record.error_info));
   }
 
+  #wanted(): boolean {
+    return !this.#stopped && (this.#waiters.size > 0 || this.#subscriber !== undefined);
+  }
+
   #loop(): void {
     if (this.#running || this.#stopped) return;
     this.#running = true;
     void this.#run().finally(() => {
       this.#running = false;
-      if (this.#waiters.size > 0 && !this.#stopped) this.#loop();
+      if (this.#wanted()) this.#loop();
     });
   }
 
   async #run(): Promise<void> {
     let failures = 0;
-    while (this.#waiters.size > 0 && !this.#stopped) {
-      this.#poll = new AbortController();
+    while (this.#wanted()) {
+      const epoch = this.#epoch;
+      const poll = new AbortController();
+      this.#poll = poll;
+      const signal = AbortSignal.any([poll.signal, AbortSignal.timeout((EVENT_WAIT_SEC + 30) * 1000)]);
       try {
-        const token = await (this.#token ?? Promise.resolve(""));
+        const token = await this.#ensureToken(signal);
+        if (epoch !== this.#epoch) continue;
         const r = await this.client.callRaw<Record<string, XapiValue>>(
           "event.from",
-          [["task"], token, new XapiFloat(EVENT_WAIT_SEC)],
-          AbortSignal.any([this.#poll.signal, AbortSignal.timeout((EVENT_WAIT_SEC + 30) * 1000)]),
+          [this.#classes(), token, new XapiFloat(EVENT_WAIT_SEC)],
+          signal,
         );
         failures = 0;
-        if (typeof r.token === "string") this.#token = Promise.resolve(r.token);
-        for (const ev of (Array.isArray(r.events) ? r.events : []) as unknown as XapiEvent[]) {
-          if (ev.class !== "task" || !ev.snapshot) continue;
+        const events = (Array.isArray(r.events) ? r.events : []) as unknown as XapiEvent[];
+        // A batch asked for before the stream restarted: its tasks are real, its token and the
+        // subscriber's events are not (the new baseline may be newer than their snapshots).
+        const current = epoch === this.#epoch;
+        if (current && typeof r.token === "string") this.#token = Promise.resolve(r.token);
+        const others: XapiEvent[] = [];
+        for (const ev of events) {
+          if (ev.class !== "task") {
+            others.push(ev);
+            continue;
+          }
+          if (!ev.snapshot) continue;
           const status = ev.snapshot.status;
           if (typeof status !== "string" || !FINAL_TASK_STATES.has(status)) continue;
           this.#finish(ev.ref, ev.snapshot);
         }
+        if (current && others.length > 0) this.#subscriber?.onEvents(others, false);
       } catch (err) {
         if (this.#stopped) return;
+        // Aborted on purpose to start over: not a failure.
+        if (epoch !== this.#epoch) continue;
         failures++;
+        this.#subscriber?.onError?.(err);
         if (isXapiError(err, "EVENTS_LOST", "SESSION_NOT_REGISTERED", "EVENT_FROM_TOKEN_INVALID")) {
-          // Start over and look at every awaited task directly.
-          this.#token = undefined;
+          // Start over (a new baseline) and look at every awaited task directly.
+          this.#restart();
           await this.#recheck();
-        } else if (failures >= 3) {
+          continue;
+        }
+        if (failures >= 3) {
           for (const [task, w] of this.#waiters) {
             this.#waiters.delete(task);
             w.reject(err);
           }
-          return;
-        } else {
-          await new Promise((r) => setTimeout(r, 50 * failures));
-          await this.#recheck();
+          if (!this.#subscriber) return;
         }
+        const wait = new AbortController();
+        this.#poll = wait;
+        await pause(Math.min(2_000, 50 * 2 ** failures), wait.signal);
+        // After repeated failures the subscriber gets a fresh baseline (announcing nothing for the gap).
+        if (failures >= 3) this.#restart();
+        await this.#recheck();
       }
     }
   }
 
   async #recheck(): Promise<void> {
+    if (this.#waiters.size === 0) return;
     await this.ready(AbortSignal.timeout(10_000)).catch(() => undefined);
     for (const task of [...this.#waiters.keys()]) {
       try {

@@ -488,6 +488,30 @@ describe("console and events", () => {
     expect(await d.getConsoleOutput(inst)).toMatch(/boot/);
   });
 
+  it("awaits tasks and watches VMs on one event.from stream: a task resolves after its VM changes were delivered", async () => {
+    const c = new XapiClient({ url: sim.url, username: sim.username, password: new Secret(sim.password) });
+    try {
+      const seen = new Map<string, string>();
+      let baseline = 0;
+      const leave = await c.watch({
+        classes: ["vm"],
+        onEvents: (events, isBaseline) => {
+          if (isBaseline) baseline += events.length;
+          for (const ev of events) seen.set(ev.ref, ev.operation);
+        },
+      });
+      expect(baseline).toBeGreaterThan(0);
+      const [template] = await c.call<string[]>("VM.get_by_name_label", ["Other install media"]);
+      const clone = await c.callAsync<string>("VM.clone", [template!, "stream-order"]);
+      // The clone's VM arrived on the stream no later than its task's end.
+      expect(seen.get(clone)).toBe("add");
+      await c.call("VM.destroy", [clone]);
+      leave();
+    } finally {
+      await c.close();
+    }
+  });
+
   it("announces power changes from event.from, none after cleanupHost", async () => {
     const d = await driver();
     const inst = instance();

@@ -170,11 +170,25 @@ export const XENAPI_CAPABILITIES: Capabilities = Object.freeze({
 const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;
 const DEFAULT_TEMPLATE = "Other install media";
+/**
+ * Connections to XAPI per driver: Nova kept 5 concurrent XenAPI sessions (`connection_concurrent`),
+ * plus one for the event long poll and two to spare. Calls beyond them queue on the client rather
+ * than open (and later close) a connection each, which costs the host and this process more than
+ * the short wait.
+ */
+const DRIVER_SOCKETS = 8;
 
 /** One VM the driver found: its ref and the record read in the same breath. */
 interface Vm {
   readonly ref: string;
   readonly rec: XapiRecord;
+}
+
+/** What the driver reads of the pool once. */
+interface PoolFacts {
+  readonly master: string;
+  readonly defaultSr: string;
+  readonly networks: readonly { readonly ref: string; readonly rec: XapiRecord }[];
 }
 
 /** The data `checkCanLiveMigrateDestination` puts into MigrateData.extra. */
@@ -203,9 +217,9 @@ export class XenapiDriver implements ComputeDriver {
   #hostLabel = "";
   /** Whether a refused RRD read (a role without it, an old host) was logged already. */
   #rrdRefusedLogged = false;
-  #defaultSr = "";
   #template: Vm | undefined;
-  #networks: { readonly ref: string; readonly rec: XapiRecord }[] = [];
+  /** The pool's master, default SR and networks, read once when first needed. */
+  #poolFactsRead: Promise<PoolFacts> | undefined;
   readonly #listeners = new Set<LifecycleListener>();
   readonly #spawning = new Map<string, Promise<void>>();
   /** Running migration tasks by instance uuid, for liveMigrationAbort. */
@@ -246,27 +260,25 @@ export class XenapiDriver implements ComputeDriver {
         timeoutMs: this.#timeoutMs,
         logger: this.#options.logger,
         beforeCall: this.#options.beforeCall,
+        maxSockets: DRIVER_SOCKETS,
       });
       this.#client = client;
       this.#hostLabel = host;
       await client.login({ signal });
-      const [hosts, pools, networks] = await Promise.all([
-        client.call<Record<string, XapiRecord>>("host.get_all_records", [], { signal }),
-        client.call<Record<string, XapiRecord>>("pool.get_all_records", [], { signal }),
-        client.call<Record<string, XapiRecord>>("network.get_all_records", [], { signal }),
-      ]);
-      const pool = Object.values(pools)[0] ?? {};
+      // The pool's SR and networks are read when a spawn or a migration first needs them: a
+      // driver that only looks (a migration's other end, a service's reader) never asks.
+      const hosts = await client.call<Record<string, XapiRecord>>("host.get_all_records", [], { signal });
       const wanted = this.#options.xapiHost ?? host;
       const entries = Object.entries(hosts);
-      const match =
-        entries.find(([, r]) => [str(r, "name_label"), str(r, "hostname"), str(r, "uuid")].includes(wanted)) ??
-        (this.#options.xapiHost === undefined ? entries.find(([ref]) => ref === str(pool, "master")) : undefined);
+      let match = entries.find(([, r]) => [str(r, "name_label"), str(r, "hostname"), str(r, "uuid")].includes(wanted));
+      if (!match && this.#options.xapiHost === undefined) {
+        const facts = await this.#poolFacts(signal);
+        match = entries.find(([ref]) => ref === facts.master);
+      }
       if (!match) {
         throw new InvalidInputError("xapiHost", `no host of the pool is called ${JSON.stringify(wanted)}`);
       }
       [this.#hostRef, this.#hostRec] = match;
-      this.#defaultSr = str(pool, "default_SR");
-      this.#networks = Object.entries(networks).map(([ref, rec]) => ({ ref, rec }));
       const events = new VmEventLoop(
         client,
         this.#hostRef,
@@ -768,7 +780,8 @@ export class XenapiDriver implements ComputeDriver {
           `instance ${instance.uuid} is not in this host's pool: the hosts share no storage, a block migration is required (policy.block)`,
         );
       }
-      const network = this.#pickNetwork(undefined);
+      const facts = await this.#poolFacts(signal);
+      const network = pickNetwork(facts, undefined, this.#options.network);
       const receive = await client.call<Record<string, XapiValue>>(
         "host.migrate_receive",
         [this.#hostRef, network, {}],
@@ -779,7 +792,7 @@ export class XenapiDriver implements ComputeDriver {
         destHostRef: this.#hostRef,
         destHostUuid: str(this.#hostRec, "uuid"),
         receiveToken: Buffer.from(JSON.stringify(receive), "utf8").toString("base64"),
-        destSr: this.#defaultSr,
+        destSr: facts.defaultSr,
         destNetwork: network,
       };
       return { ...base, extra: { ...extra } };
@@ -1126,7 +1139,7 @@ export class XenapiDriver implements ComputeDriver {
     signal: AbortSignal,
   ): Promise<string> {
     const client = this.#ready();
-    const template = await this.#templateRef(signal);
+    const [template, facts] = await Promise.all([this.#templateRef(signal), this.#poolFacts(signal)]);
     const image = await this.#bootImage(imageMeta, signal);
     const diskBytes = Math.max(instance.flavor.rootGb * GiB, image ? roundUp(image.byteLength, MiB) : 0, MiB);
     if (image && instance.flavor.rootGb > 0 && image.byteLength > instance.flavor.rootGb * GiB) {
@@ -1144,10 +1157,13 @@ export class XenapiDriver implements ComputeDriver {
         role === "rescue"
           ? { [OC_ROLE]: "rescue", [OC_RESCUE_OF]: instance.uuid }
           : { [OC_ROLE]: "instance", [OC_INSTANCE_UUID]: instance.uuid };
+      // A clone that has the flavor's vCPUs from its template already needs no setter.
       const vcpuCalls: [string, number][] =
-        vcpus > num(rec, "VCPUs_max")
-          ? [["VM.set_VCPUs_max", vcpus], ["VM.set_VCPUs_at_startup", vcpus]]
-          : [["VM.set_VCPUs_at_startup", vcpus], ["VM.set_VCPUs_max", vcpus]];
+        num(rec, "VCPUs_max") === vcpus && num(rec, "VCPUs_at_startup") === vcpus
+          ? []
+          : vcpus > num(rec, "VCPUs_max")
+            ? [["VM.set_VCPUs_max", vcpus], ["VM.set_VCPUs_at_startup", vcpus]]
+            : [["VM.set_VCPUs_at_startup", vcpus], ["VM.set_VCPUs_max", vcpus]];
       // Independent of each other: one wave of calls (a failure undoes the whole VM below).
       await Promise.all([
         client.call("VM.set_is_a_template", [ref, false], { signal }),
@@ -1173,7 +1189,7 @@ export class XenapiDriver implements ComputeDriver {
               {
                 name_label: `${label} root`,
                 name_description: `root disk of ${instance.uuid}`,
-                SR: this.#defaultSr,
+                SR: facts.defaultSr,
                 virtual_size: String(diskBytes),
                 type: "user",
                 sharable: false,
@@ -1197,7 +1213,7 @@ export class XenapiDriver implements ComputeDriver {
             [
               {
                 device: String(i),
-                network: this.#pickNetwork(nic.bridge ?? nic.networkId),
+                network: pickNetwork(facts, nic.bridge ?? nic.networkId, this.#options.network),
                 VM: ref,
                 MAC: nic.address,
                 MTU: "1500",
@@ -1244,6 +1260,12 @@ export class XenapiDriver implements ComputeDriver {
   async #templateRef(signal: AbortSignal): Promise<Vm> {
     if (this.#template) return this.#template;
     const name = this.#options.template ?? DEFAULT_TEMPLATE;
+    // The event stream's baseline carries every VM record, templates included.
+    const seen = this.#events?.template(name);
+    if (seen) {
+      this.#template = seen;
+      return seen;
+    }
     const client = this.#ready();
     for (const ref of await client.call<string[]>("VM.get_by_name_label", [name], { signal })) {
       const rec = await client.call<XapiRecord>("VM.get_record", [ref], { signal });
@@ -1267,15 +1289,29 @@ export class XenapiDriver implements ComputeDriver {
     }
   }
 
-  #pickNetwork(wanted: string | undefined): string {
-    const pick =
-      (wanted && this.#networks.find((n) => [str(n.rec, "bridge"), str(n.rec, "name_label"), str(n.rec, "uuid")].includes(wanted))) ||
-      (this.#options.network &&
-        this.#networks.find((n) => [str(n.rec, "bridge"), str(n.rec, "name_label")].includes(this.#options.network!))) ||
-      this.#networks.find((n) => str(n.rec, "bridge") !== "" && !bool(strMap(n.rec, "other_config"), "is_host_internal_management_network")) ||
-      this.#networks[0];
-    if (!pick) throw new InvalidInputError("network", "the pool has no network to plug the instance into");
-    return pick.ref;
+  /** The pool's master, default SR and networks: read once (again after a failed read). */
+  #poolFacts(signal: AbortSignal): Promise<PoolFacts> {
+    if (!this.#poolFactsRead) {
+      const client = this.#client!;
+      // Its own deadline: a caller giving up does not fail the read for the others waiting on it.
+      const read = withDeadline("read the pool", undefined, this.#timeoutMs, async (s) => {
+        const [pools, networks] = await Promise.all([
+          client.call<Record<string, XapiRecord>>("pool.get_all_records", [], { signal: s }),
+          client.call<Record<string, XapiRecord>>("network.get_all_records", [], { signal: s }),
+        ]);
+        const pool = Object.values(pools)[0] ?? {};
+        return {
+          master: str(pool, "master"),
+          defaultSr: str(pool, "default_SR"),
+          networks: Object.entries(networks).map(([ref, rec]) => ({ ref, rec })),
+        };
+      });
+      this.#poolFactsRead = read;
+      read.catch(() => {
+        if (this.#poolFactsRead === read) this.#poolFactsRead = undefined;
+      });
+    }
+    return raceValue(this.#poolFactsRead, signal);
   }
 
   /** The VDI behind the VM's userdevice 0 (its root disk). */
@@ -1486,6 +1522,37 @@ function checkAgentAccount(instance: Instance, imageMeta: ImageMeta): void {
       detail: `the XenAPI guest agent sets the password of ${account} only; os_admin_user ${JSON.stringify(wanted.slice(0, 64))} cannot be served`,
     });
   }
+}
+
+/** The network a VIF goes to: the one asked for, else the configured default, else the first bridged one. */
+function pickNetwork(facts: PoolFacts, wanted: string | undefined, fallback: string | undefined): string {
+  const nets = facts.networks;
+  const pick =
+    (wanted && nets.find((n) => [str(n.rec, "bridge"), str(n.rec, "name_label"), str(n.rec, "uuid")].includes(wanted))) ||
+    (fallback && nets.find((n) => [str(n.rec, "bridge"), str(n.rec, "name_label")].includes(fallback))) ||
+    nets.find((n) => str(n.rec, "bridge") !== "" && !bool(strMap(n.rec, "other_config"), "is_host_internal_management_network")) ||
+    nets[0];
+  if (!pick) throw new InvalidInputError("network", "the pool has no network to plug the instance into");
+  return pick.ref;
+}
+
+/** `p`'s value, or the signal's reason when it fires first. */
+function raceValue<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(signal.reason as Error);
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason as Error);
+    signal.addEventListener("abort", onAbort, { once: true });
+    p.then(
+      (v) => {
+        signal.removeEventListener("abort", onAbort);
+        resolve(v);
+      },
+      (e: unknown) => {
+        signal.removeEventListener("abort", onAbort);
+        reject(e as Error);
+      },
+    );
+  });
 }
 
 /** Resolves with `p`, or rejects with the signal's reason when it fires first. */

@@ -31,6 +31,11 @@ export interface XapiSimulatorOptions {
   agentTimeScale?: number;
   /** How late a `slow` agent answers (default 2000 ms). */
   slowAgentMs?: number;
+  /**
+   * How long an event.from woken by a change waits before it collects, so one operation's changes
+   * come back in one batch. XAPI waits 50 ms (xapi_event.ml); default 0: at once.
+   */
+  eventBatchMs?: number;
   /** Size of each pool's SR (default 200 GiB). */
   srSize?: number;
   /** Memory of each host (default 64 GiB). */
@@ -81,6 +86,7 @@ export async function startXapiSimulator(options: XapiSimulatorOptions = {}): Pr
       cleanShutdownTimeoutMs: options.cleanShutdownTimeoutMs ?? 1_200_000,
       agentTimeScale: options.agentTimeScale ?? 1,
       slowAgentMs: options.slowAgentMs ?? 2000,
+      eventBatchMs: Math.max(0, options.eventBatchMs ?? 0),
     },
     logger,
     options.migrationMs ?? 20,

@@ -111,6 +111,32 @@ describe("event.from", () => {
     expect(batch.events[0]?.class).toBe("task");
   });
 
+  it("with eventBatchMs, a woken event.from waits that long and returns the operation's changes in one batch, as XAPI does", async () => {
+    const batched = await startXapiSimulator({ operationMs: 5, eventBatchMs: 200 });
+    try {
+      const b = await Session.login(batched.url, batched.username, batched.password);
+      const [template] = await b.call<string[]>("VM.get_by_name_label", "Other install media");
+      const { token } = await b.call<Batch>("event.from", ["task"], "", 0);
+      const waiting = b.call<Batch>("event.from", ["task"], token, 5);
+      await new Promise((r) => setTimeout(r, 30));
+      const t0 = Date.now();
+      const task = await b.call<string>("Async.VM.clone", template, "batched");
+      const batch = await waiting;
+      expect(Date.now() - t0).toBeGreaterThanOrEqual(150);
+      // The clone (5 ms) ended within the wait: its task shows up once, finished.
+      const mine = batch.events.filter((e) => e.ref === task);
+      expect(mine).toHaveLength(1);
+      expect(mine[0]?.snapshot?.status).toBe("success");
+      // Changes already there are returned at once, without the wait.
+      const t1 = Date.now();
+      const at = await b.call<Batch>("event.from", ["task"], token, 5);
+      expect(at.events.some((e) => e.ref === task)).toBe(true);
+      expect(Date.now() - t1).toBeLessThan(150);
+    } finally {
+      await batched.close();
+    }
+  });
+
   it("a malformed token is EVENT_FROM_TOKEN_PARSE_FAILURE [token]", async () => {
     expect(await s.fails("event.from", ["vm"], "not-a-token", 0)).toEqual(["EVENT_FROM_TOKEN_PARSE_FAILURE", "not-a-token"]);
   });

@@ -25,6 +25,8 @@ export interface WorldOptions {
   readonly agentTimeScale: number;
   /** How late a `slow` agent answers. */
   readonly slowAgentMs: number;
+  /** How long a woken event.from waits before it collects the changes (XAPI: 50 ms; 0: at once). */
+  readonly eventBatchMs: number;
 }
 
 /** The registry of every message the simulator answers, by "Class.name". */

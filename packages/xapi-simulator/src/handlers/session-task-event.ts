@@ -145,6 +145,10 @@ export function sessionTaskEventMessages(): MessageDef[] {
               resolve();
             }
           });
+          // XAPI lets a woken event.from sleep before it collects (xapi_event.ml, from_inner:
+          // Thread.delay 0.05), so the changes of one operation come back in one batch.
+          const batchMs = ctx.pool.world.options.eventBatchMs;
+          if (batchMs > 0) await new Promise<void>((r) => setTimeout(r, Math.min(batchMs, Math.max(0, deadline - Date.now()))).unref());
           const batch = collect(ctx, sub, since);
           if (batch.events.length > 0) return batch;
         }
