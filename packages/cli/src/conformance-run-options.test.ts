@@ -141,6 +141,17 @@ export const plugin = { ...fake, name: "bad-register", register(container) { con
     }
   }, SLOW);
 
+  it("a driver setup that never settles (a promise nothing resolves) is the same one error at the deadline, under both runners", async () => {
+    // Nothing holds the process open while it waits: the check must, or Node exits silently (13).
+    const file = await brokenPlugin("hangdrv", "(d) => { d.initHost = () => new Promise(() => undefined); }");
+    for (const runner of ["direct", "vitest"]) {
+      const r = virtkit(["conformance", "run", "--driver", file, "--runner", runner, "--scenario-timeout", "2000"]);
+      expect(r.status, `${runner}: ${r.stderr}`).toBe(1);
+      expect(r.stdout).toBe("");
+      expect(r.stderr).toMatch(/the driver's setup failed, so no scenario ran: .*2000 ms/);
+    }
+  }, SLOW);
+
   it("--config is validated with a clear usage error", async () => {
     // Keys are named by position and length, never by their text (a key may be a pasted secret).
     const cases: [unknown, RegExp][] = [

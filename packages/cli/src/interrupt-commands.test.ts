@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { SupportMatrix } from "@virtkit/conformance";
 import { EXIT_INTERRUPTED } from "./interrupt.js";
-import { FAKE_PLUGIN_URL, slowSpawnPlugin, startCli, until } from "./testing/cli-process.js";
+import { FAKE_PLUGIN_URL, slowSpawnPlugin, startCli, until, wrappedFakePlugin } from "./testing/cli-process.js";
 
 const SLOW = 240_000;
 
@@ -18,6 +18,41 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
+});
+
+describe("Ctrl-C during conformance run under vitest, with a worker that never lets go", () => {
+  it("kills the stuck worker after the grace, reports what finished, exits 130, leaves no process behind", async () => {
+    const marker = join(dir, "busy-spawned");
+    // The fake whose every spawn spins forever inside vitest's worker: no timer, no signal, no
+    // cancel can reach it; only killing the worker ends it.
+    const busy = await wrappedFakePlugin(
+      dir,
+      "busyloop",
+      `(d) => { d.spawn = async () => { writeFileSync(${JSON.stringify(marker)}, ""); for (;;) {} }; }`,
+      `import { writeFileSync } from "node:fs";`,
+    );
+    const t0 = Date.now();
+    const run = startCli(["conformance", "run", "--driver", busy, "--focus", "^lifecycle\\.spawn$", "--json"], dir);
+    try {
+      await until(() => existsSync(marker), 120_000);
+      run.group("SIGINT");
+      const { code } = await run.exited;
+      expect(code, run.err()).toBe(EXIT_INTERRUPTED);
+      // The CLI's grace is 30 s; the worker is killed inside it.
+      expect(Date.now() - t0).toBeLessThan(90_000);
+      // Nothing of the run is left in its process group (the spinning fork included).
+      await until(() => {
+        try {
+          process.kill(-run.child.pid!, 0);
+          return false;
+        } catch {
+          return true;
+        }
+      }, 10_000);
+    } finally {
+      run.group("SIGKILL");
+    }
+  }, SLOW);
 });
 
 describe("Ctrl-C during virtkit matrix", () => {

@@ -47,13 +47,19 @@ describe("virtkit matrix: the exit code", () => {
     expect(r.stdout).toMatch(/failed \(a MUST scenario, or the driver could not be set up\): dying\n/);
     expect(r.stdout).toMatch(/^fake: 200 pass, 0 fail/m);
     // The column's line names what failed and why, so a log alone says what to look at.
-    expect(r.stdout).toMatch(/^dying: \d+ pass, \d+ fail, .*; failed: [a-z.-]+: not run: the vitest run failed: .*Worker exited unexpectedly.*; and \d+ more$/m);
+    expect(r.stdout).toMatch(/^dying: \d+ pass, \d+ fail, .*; failed: [a-z.-]+ and \d+ more: not run: the vitest run failed: [^;]*Worker exited unexpectedly[^;]*$/m);
     const written = JSON.parse(await readFile(join(dir, "dying", "support-matrix.json"), "utf8")) as SupportMatrix;
     const cells = Object.values(written.cells["dying"] ?? {});
     const lost = cells.filter((c) => c.status === "fail" && /^not run: the vitest run failed: .*Worker exited unexpectedly/.test(c.reason ?? ""));
     // Far more than the one scenario whose spawn killed the worker: every one it never got to.
     expect(lost.length).toBeGreaterThan(100);
     expect(written.drivers.find((d) => d.name === "dying")?.ok).toBe(false);
+  }, SLOW);
+
+  it("an --env that names no column is a usage error (exit 2), not an empty matrix", () => {
+    const r = matrix(["--driver", "fake", "--env", "qemuu", "--out", join(dir, "typo")]);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(/--env qemuu names no column of the selected drivers/);
   }, SLOW);
 
   it("a run killed mid-way leaves the matrix of the columns that finished", async () => {

@@ -3,7 +3,7 @@
  * released after use. A run's pre-flight (a driver that cannot be set up is one error naming why,
  * not the same "driver setup failed" in every scenario) and `--dry-run`'s plan share it.
  */
-import { withDeadline, type ComputeDriver, type ConformanceEnvironment, type ConformanceEnvironmentFactory } from "@virtkit/core";
+import { withDeadline, type ComputeDriver, type ConformanceEnvironment, type ConformanceEnvironmentFactory, type OperationOptions } from "@virtkit/core";
 
 /** Which part of the setup failed. */
 export type DriverSetupStage = "the environment's setup" | "the driver's setup";
@@ -45,6 +45,24 @@ export async function withProbeDriver<T>(
   const bounded = { timeoutMs: options.timeoutMs, ...(options.signal ? { signal: options.signal } : {}) };
   const releaseMs = options.releaseTimeoutMs ?? 30_000;
   const release = { timeoutMs: releaseMs };
+  // The deadlines' timers do not hold the process open (they are unref'd): a setup that waits on a
+  // promise nothing will settle would let Node exit silently mid-probe (code 13). This one does.
+  const alive = setInterval(() => undefined, 60_000);
+  try {
+    return await probe(factory, options, use, bounded, release, releaseMs);
+  } finally {
+    clearInterval(alive);
+  }
+}
+
+async function probe<T>(
+  factory: ConformanceEnvironmentFactory,
+  options: ProbeOptions,
+  use: (driver: ComputeDriver, env: ConformanceEnvironment) => Promise<T> | T,
+  bounded: OperationOptions,
+  release: OperationOptions,
+  releaseMs: number,
+): Promise<T> {
   let env: ConformanceEnvironment;
   try {
     env = await withDeadline("environment setup", bounded, options.timeoutMs, () => factory({ prefix: options.prefix }));

@@ -1,6 +1,6 @@
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { Flags } from "@oclif/core";
+import { Errors, Flags } from "@oclif/core";
 import { VirtkitCommand } from "../base-command.js";
 import type { BenchReport, RunReport, SupportMatrix, UnavailableDriver } from "@virtkit/conformance";
 import type { DriverPlugin } from "@virtkit/core";
@@ -106,12 +106,26 @@ export default class Matrix extends VirtkitCommand {
     const errored: string[] = [];
     try {
       // Written after every column: a run cut short (a killed CI job) still leaves what finished.
-      const checkpoint = () => this.writeMatrix(files, reports, unavailable, bench, { quiet: true });
+      let checkpointFailed = false;
+      const checkpoint = async () => {
+        // A failed checkpoint (the directory moved, the disk full) costs the checkpoint, not the run.
+        await this.writeMatrix(files, reports, unavailable, bench, { quiet: true }).catch((err: unknown) => {
+          if (!checkpointFailed) this.warn(`could not write the matrix after a column (${(err as Error).message}); the run goes on`);
+          checkpointFailed = true;
+        });
+      };
       cut = await this.runColumns(flags, reports, unavailable, interrupt, errored, checkpoint);
     } finally {
       interrupt.dispose();
     }
     const by = interrupt.by();
+    if (flags.env && reports.length === 0 && unavailable.length === 0) {
+      // A typo in CI (`--env qemuu`) must not pass as an empty matrix.
+      throw new Errors.CLIError(`--env ${flags.env.join(", ")} names no column of the selected drivers (see virtkit env list)`, {
+        exit: 2,
+        code: "VIRTKIT_USAGE",
+      });
+    }
     const written = await this.writeMatrix(files, reports, unavailable, bench);
     if (cut) {
       // A column's scenarios outlived the grace: exit now, their cleanup goes on without us.
@@ -163,7 +177,7 @@ export default class Matrix extends VirtkitCommand {
     unavailable: UnavailableDriver[],
     interrupt: InterruptWatch,
     errored: string[],
-    checkpoint: () => Promise<unknown>,
+    checkpoint: () => Promise<void>,
   ): Promise<boolean> {
     const { loadDriverPlugin } = await import("@virtkit/core");
     const { CLI_DIR } = await import("../run-suite.js");
@@ -267,7 +281,14 @@ export default class Matrix extends VirtkitCommand {
 export function failedLine(report: RunReport): string {
   const failed = report.results.filter((r) => r.status === "fail");
   if (failed.length === 0) return "";
-  const shown = failed.slice(0, 5).map((r) => `${r.id}: ${r.reason ?? "failed"}`);
-  const more = failed.length > shown.length ? `; and ${failed.length - shown.length} more` : "";
+  // Scenarios failing for the same reason (a dead worker fails them all alike) share one entry.
+  const byReason = new Map<string, string[]>();
+  for (const r of failed) {
+    const reason = r.reason ?? "failed";
+    byReason.set(reason, [...(byReason.get(reason) ?? []), r.id]);
+  }
+  const entries = [...byReason].map(([reason, ids]) => (ids.length === 1 ? `${ids[0]}: ${reason}` : `${ids[0]} and ${ids.length - 1} more: ${reason}`));
+  const shown = entries.slice(0, 5);
+  const more = entries.length > shown.length ? `; and ${entries.length - shown.length} more reasons` : "";
   return `; failed: ${shown.join("; ")}${more}`;
 }

@@ -67,7 +67,8 @@ export function describeError(e: unknown): string {
   let at: unknown = e;
   for (let depth = 0; at !== undefined && at !== null && depth < 5; depth++) {
     const message = typeof at === "object" && typeof (at as { message?: unknown }).message === "string" ? (at as { message: string }).message : String(at);
-    if (!parts.includes(message)) parts.push(message);
+    // A cause its wrapper already quotes adds nothing.
+    if (!parts.some((p) => p.includes(message))) parts.push(message);
     at = typeof at === "object" ? (at as { cause?: unknown }).cause : undefined;
   }
   return parts.join(": ");

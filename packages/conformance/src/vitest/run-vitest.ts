@@ -81,7 +81,14 @@ export interface RunWithVitestOptions {
    * run rejects with a {@link DriverSetupError} instead of failing every scenario alike.
    */
   readonly probeSetup?: boolean;
+  /**
+   * After `signal` aborts, how long running scenarios get to finish and clean up before vitest's
+   * worker is killed (default 25 s: inside the CLI's 30 s grace).
+   */
+  readonly interruptGraceMs?: number;
 }
+
+const DEFAULT_INTERRUPT_GRACE_MS = 25_000;
 
 /** The entry test file shipped in this package. */
 export function entryFile(): string {
@@ -144,21 +151,41 @@ export async function runWithVitest(options: RunWithVitestOptions): Promise<RunR
       for (const l of process.rawListeners(name)) if (!ownSignalHandlers.has(l)) process.removeListener(name, l as () => void);
     }
   }
-  const stop = () => writeFileSync(stopFile!, "");
+  // The hard stop: vitest's cancel waits for its worker to finish on its own, which a worker stuck
+  // in a driver call (or a busy loop) never does; a second cancel while the first is under way
+  // kills the fork (SIGTERM, then SIGKILL). What finished is kept.
+  const timers: NodeJS.Timeout[] = [];
+  let hardStopped: string | undefined;
+  const hardStop = (why: string, graceMs: number): void => {
+    timers.push(
+      setTimeout(() => {
+        hardStopped = why;
+        void vitest.cancelCurrentRun("keyboard-input");
+        void vitest.close();
+      }, graceMs),
+    );
+  };
+  const stop = () => {
+    writeFileSync(stopFile!, "");
+    hardStop("the run was interrupted", options.interruptGraceMs ?? DEFAULT_INTERRUPT_GRACE_MS);
+  };
   // A caller that exits at once (a second Ctrl-C) takes its stop file along.
   const removeStopFile = () => rmSync(stopFile!, { force: true });
   if (stopFile !== undefined) process.once("exit", removeStopFile);
   if (signal?.aborted) stop();
   else signal?.addEventListener("abort", stop, { once: true });
   // The worker skips scenarios past the deadline itself; this is the hard stop for one that hangs.
-  const timer =
-    options.suiteTimeoutMs !== undefined
-      ? setTimeout(() => void vitest.cancelCurrentRun("keyboard-input"), options.suiteTimeoutMs + 2_000)
-      : undefined;
+  if (options.suiteTimeoutMs !== undefined) {
+    timers.push(setTimeout(() => void vitest.cancelCurrentRun("keyboard-input"), options.suiteTimeoutMs + 2_000));
+    hardStop(`suite timeout (${options.suiteTimeoutMs} ms) reached`, options.suiteTimeoutMs + 7_000);
+  }
   try {
-    await vitest.start([entry]);
+    await vitest.start([entry]).catch((err: unknown) => {
+      // A start the hard stop cut short: what finished is reported, the rest is not run.
+      if (hardStopped === undefined) throw err;
+    });
   } finally {
-    if (timer) clearTimeout(timer);
+    for (const t of timers) clearTimeout(t);
     signal?.removeEventListener("abort", stop);
     if (stopFile !== undefined) {
       process.removeListener("exit", removeStopFile);

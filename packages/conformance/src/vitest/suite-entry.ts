@@ -25,21 +25,33 @@ const resolved = await resolveDriver(settings.spec, settings.options, {
 // error for the caller (written to the file it named), not the same failure in every scenario.
 // The environment's shared parts (nested hosts) stay up for the scenarios.
 let setupFailure: SetupFailure | undefined;
+let interrupted = false;
 if (settings.setupFailureFile !== undefined) {
+  // The caller's Ctrl-C reaches this worker as its stop file: it cuts the probe short too.
+  const stopped = new AbortController();
+  const watch =
+    stopFile !== undefined ? setInterval(() => existsSync(stopFile) && stopped.abort(new Error("the run was interrupted")), 200) : undefined;
   try {
     await withProbeDriver(
       resolved.environment,
-      { timeoutMs: settings.scenarioTimeoutMs, prefix: `vkcheck${Date.now().toString(36)}` },
+      { timeoutMs: settings.scenarioTimeoutMs, prefix: `vkcheck${Date.now().toString(36)}`, signal: stopped.signal },
       () => undefined,
     );
   } catch (err) {
     if (!(err instanceof DriverSetupError)) throw err;
-    const cause = err.cause instanceof Error ? err.cause.message : String(err.cause);
-    setupFailure = { stage: err.stage, message: cause.split("\n")[0] ?? "" };
-    writeFileSync(settings.setupFailureFile, JSON.stringify(setupFailure));
+    // Interrupted: no scenario is registered, and the runner reports them not run (interrupted).
+    if (stopped.signal.aborted) {
+      interrupted = true;
+    } else {
+      const cause = err.cause instanceof Error ? err.cause.message : String(err.cause);
+      setupFailure = { stage: err.stage, message: cause.split("\n")[0] ?? "" };
+      writeFileSync(settings.setupFailureFile, JSON.stringify(setupFailure));
+    }
+  } finally {
+    clearInterval(watch);
   }
 }
-if (setupFailure === undefined) defineConformanceSuite({
+if (setupFailure === undefined && !interrupted) defineConformanceSuite({
   driver: resolved.descriptor,
   environment: resolved.environment,
   service: resolved.service,

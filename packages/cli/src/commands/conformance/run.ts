@@ -160,12 +160,13 @@ export default class ConformanceRun extends VirtkitCommand {
       const cut = interrupt.graceOver.then(() => undefined);
       const finished = await Promise.race([run, cut]);
       const by = interrupt.by();
-      if (finished === undefined && by !== undefined && seen.driver !== undefined) {
+      if (finished === undefined && by !== undefined) {
         // The grace ran out: report what finished, and exit now (the running scenarios' cleanup goes on without us).
         run.catch(() => undefined);
         const { summarize } = await import("@virtkit/conformance");
         report = partialReport(
-          { driver: seen.driver, level: settings.level, runner: settings.runner, startedAt, results: seen.results, total: seen.total, signal: by },
+          // Under vitest the header waits for the worker's first result: a run cut before it has no descriptor yet.
+          { driver: seen.driver ?? { name: settings.spec, spec: settings.spec }, level: settings.level, runner: settings.runner, startedAt, results: seen.results, total: seen.total, signal: by },
           summarize,
         );
         await this.writeReports(flags, report);
