@@ -330,8 +330,9 @@ export class XapiClient {
   }
 
   #dropSession(ref: string): void {
-    // Only the session that failed: a concurrent call may already hold a new one.
-    if (this.#sessionValue !== undefined && this.#sessionValue !== ref) return;
+    // Only the session that failed. A concurrent call may already hold a new one, or be logging in
+    // for one (dropping that pending login would orphan its session: never stored, never logged out).
+    if (this.#sessionValue !== ref) return;
     this.#sessionValue = undefined;
     this.#session = undefined;
   }

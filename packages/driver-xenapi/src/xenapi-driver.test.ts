@@ -237,6 +237,18 @@ describe("spawn and the power operations", () => {
     expect((await d.getInfo(inst)).state).toBe(PowerState.PAUSED);
   });
 
+  it("a dropped session costs one new login, not an orphan: the driver's stream and its calls meet SESSION_INVALID together", async () => {
+    const d = await driver();
+    sim.faults.dropSessions();
+    await d.listInstances();
+    drivers.splice(drivers.indexOf(d), 1);
+    await d.cleanupHost(hostNames[0]!);
+    await probe.close();
+    // Every session the driver opened is logged out (the old one died with the fault).
+    await new Promise((r) => setTimeout(r, 300));
+    expect(sim.leftovers().filter((l) => /session/.test(l))).toEqual([]);
+  });
+
   it("works the same over XML-RPC", async () => {
     const d = await driver(hostNames[0], { protocol: "xml-rpc" });
     const inst = instance();
