@@ -3,7 +3,7 @@
 import { getEventListeners } from "node:events";
 import { describe, expect, it } from "vitest";
 import { OperationAbortedError, OperationTimeoutError } from "./errors.js";
-import { onAbort, sleep, withDeadline } from "./operation.js";
+import { onAbort, raceSignal, sleep, withDeadline } from "./operation.js";
 
 describe("one caller signal, many calls", () => {
   it("carries one listener however many calls wait on it, none once they are done, and no leak warning", async () => {
@@ -57,5 +57,20 @@ describe("one caller signal, many calls", () => {
     offA();
     caller.abort("why");
     expect(seen).toEqual(["b:why"]);
+  });
+});
+
+describe("raceSignal", () => {
+  it("gives the promise's outcome, or the signal's reason as soon as it fires, and leaves no listener", async () => {
+    expect(await raceSignal(Promise.resolve(7), undefined)).toBe(7);
+    const ac = new AbortController();
+    expect(await raceSignal(Promise.resolve(8), ac.signal)).toBe(8);
+    await expect(raceSignal(Promise.reject(new RangeError("own")), ac.signal)).rejects.toBeInstanceOf(RangeError);
+    expect(getEventListeners(ac.signal, "abort")).toHaveLength(0);
+    const never = new Promise<number>(() => undefined);
+    const raced = raceSignal(never, ac.signal);
+    ac.abort(new Error("stop"));
+    await expect(raced).rejects.toThrow("stop");
+    await expect(raceSignal(never, ac.signal)).rejects.toThrow("stop");
   });
 });

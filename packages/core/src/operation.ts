@@ -123,3 +123,26 @@ export function sleep(ms: number, signal?: AbortSignal, operation = "sleep"): Pr
       : undefined;
   });
 }
+
+/**
+ * Waits for `promise`, or rejects with the signal's reason as soon as it fires (the work goes on:
+ * a shared connect or login other callers still wait for). Without a signal: `promise` itself.
+ */
+export function raceSignal<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (!signal) return promise;
+  if (signal.aborted) return Promise.reject(signal.reason as Error);
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason as Error);
+    signal.addEventListener("abort", onAbort, { once: true });
+    promise.then(
+      (v) => {
+        signal.removeEventListener("abort", onAbort);
+        resolve(v);
+      },
+      (e: unknown) => {
+        signal.removeEventListener("abort", onAbort);
+        reject(e as Error);
+      },
+    );
+  });
+}

@@ -10,6 +10,7 @@ import {
   VirtkitError,
   type ImageMeta,
   type Instance,
+  raceSignal,
 } from "@virtkit/core";
 import {
   VirErrorNumber as E,
@@ -22,7 +23,6 @@ import {
 import { buildDirPoolXml, buildVolumeXml, readPoolFacts, type DiskSpec } from "./domain-xml.js";
 import { libvirtMessage, virErrorCode } from "./error-map.js";
 import type { LibvirtApi } from "./libvirt-connection.js";
-import { raceSignal } from "./race-signal.js";
 
 const GiB = 1024 ** 3;
 /** virStoragePoolState: VIR_STORAGE_POOL_RUNNING. */

@@ -50,6 +50,7 @@ import {
   rebootTypeError,
   validateRescueInput,
   validateSpawnRequest,
+  raceSignal,
 } from "@virtkit/core";
 import {
   DomainEventType,
@@ -91,7 +92,6 @@ import { LibvirtHost } from "./libvirt-host.js";
 import { toLifecycleTransition } from "./lifecycle-events.js";
 import { LiveMigrations } from "./live-migration.js";
 import { PendingCleanups } from "./pending-cleanups.js";
-import { raceSignal } from "./race-signal.js";
 import { toPowerState } from "./power-state-map.js";
 import { withRescueDisk } from "./rescue-xml.js";
 import { imagePropertyTrue, validateInstance } from "./validate.js";

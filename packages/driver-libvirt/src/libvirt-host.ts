@@ -3,12 +3,11 @@
  * opened once and shared, what the daemon supports (learnt once per connection, forgotten when the
  * link is re-opened), and the lifecycle event subscription.
  */
-import { HypervisorUnavailableError, redactOptions } from "@virtkit/core";
+import { HypervisorUnavailableError, redactOptions, raceSignal } from "@virtkit/core";
 import type { CallOptions, DomainLifecycleEvent, EventSubscription } from "@virtkit/libvirt-rpc";
 import { libvirtMessage } from "./error-map.js";
 import { KnownDomains } from "./known-domains.js";
 import { openRpcConnection, type LibvirtApi, type LibvirtConnector } from "./libvirt-connection.js";
-import { raceSignal } from "./race-signal.js";
 
 /** What the daemon was found to support, per connection. `undefined`: not learnt yet. */
 export interface DaemonFacts {

@@ -14,6 +14,7 @@ import {
   withDeadline,
   type OperationOptions,
   type Secret,
+  raceSignal,
 } from "@virtkit/core";
 import { HttpTransport } from "./http-transport.js";
 import { XapiError, XapiTransportError, isXapiError, xapiErrorFrom } from "./xapi-error.js";
@@ -358,22 +359,7 @@ export class XapiClient {
         if (this.#session === login) this.#session = undefined;
       });
     }
-    const pending = this.#session;
-    if (signal.aborted) return Promise.reject(signal.reason as Error);
-    return new Promise<string>((resolve, reject) => {
-      const onAbort = () => reject(signal.reason as Error);
-      signal.addEventListener("abort", onAbort, { once: true });
-      pending.then(
-        (r) => {
-          signal.removeEventListener("abort", onAbort);
-          resolve(r);
-        },
-        (e: unknown) => {
-          signal.removeEventListener("abort", onAbort);
-          reject(e as Error);
-        },
-      );
-    });
+    return raceSignal(this.#session, signal);
   }
 
   async #login(signal: AbortSignal): Promise<string> {

@@ -62,6 +62,7 @@ import {
   type RescueOptions,
   type Secret,
   type SpawnRequest,
+  raceSignal,
 } from "@virtkit/core";
 import { inflateSync } from "node:zlib";
 import { mapXapiError } from "./error-map.js";
@@ -420,7 +421,7 @@ export class XenapiDriver implements ComputeDriver {
     this.#spawning.set(instance.uuid, turn);
     try {
       await this.#run("spawn", options, instance, async (signal) => {
-        if (before) await raceSignal(before, signal);
+        if (before) await settledOrAborted(before, signal);
         const imageMeta = request.imageMeta ?? instance.imageMeta;
         // A password the agent could not set for the image's account is refused before anything is made.
         if (request.adminPassword && agentEnabled(imageMeta)) checkAgentAccount(instance, imageMeta);
@@ -444,10 +445,10 @@ export class XenapiDriver implements ComputeDriver {
       const moving = this.#migrations.get(instance.uuid);
       const ended = this.#migrationEnds.get(instance.uuid);
       if (moving && ended) {
-        await raceSignal(moving, signal);
+        await settledOrAborted(moving, signal);
         const task = await moving;
         if (task) await this.#ready().call("task.cancel", [task], { signal }).catch(() => undefined);
-        await raceSignal(ended, signal);
+        await settledOrAborted(ended, signal);
       }
       const vm = await this.#find(instance, signal);
       if (!vm) return;
@@ -1311,7 +1312,7 @@ export class XenapiDriver implements ComputeDriver {
         if (this.#poolFactsRead === read) this.#poolFactsRead = undefined;
       });
     }
-    return raceValue(this.#poolFactsRead, signal);
+    return raceSignal(this.#poolFactsRead, signal);
   }
 
   /** The VDI behind the VM's userdevice 0 (its root disk). */
@@ -1536,42 +1537,15 @@ function pickNetwork(facts: PoolFacts, wanted: string | undefined, fallback: str
   return pick.ref;
 }
 
-/** `p`'s value, or the signal's reason when it fires first. */
-function raceValue<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) return Promise.reject(signal.reason as Error);
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(signal.reason as Error);
-    signal.addEventListener("abort", onAbort, { once: true });
+/** Waits for `p` to settle either way, or rejects with the signal's reason when it fires first. */
+function settledOrAborted(p: Promise<unknown>, signal: AbortSignal): Promise<void> {
+  return raceSignal(
     p.then(
-      (v) => {
-        signal.removeEventListener("abort", onAbort);
-        resolve(v);
-      },
-      (e: unknown) => {
-        signal.removeEventListener("abort", onAbort);
-        reject(e as Error);
-      },
-    );
-  });
-}
-
-/** Resolves with `p`, or rejects with the signal's reason when it fires first. */
-function raceSignal(p: Promise<unknown>, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal.aborted) return reject(signal.reason as Error);
-    const onAbort = () => reject(signal.reason as Error);
-    signal.addEventListener("abort", onAbort, { once: true });
-    p.then(
-      () => {
-        signal.removeEventListener("abort", onAbort);
-        resolve();
-      },
-      () => {
-        signal.removeEventListener("abort", onAbort);
-        resolve();
-      },
-    );
-  });
+      () => undefined,
+      () => undefined,
+    ),
+    signal,
+  );
 }
 
 /** Nova's xenapi asked the image (`xenapi_use_agent`); images for any driver say `hw_qemu_guest_agent`. */
