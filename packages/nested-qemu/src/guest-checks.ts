@@ -127,6 +127,9 @@ exit 3`;
  * virtio-serial port closes and reopens, and libvirt refuses commands ("not available for now")
  * until it sees the port again, even right after a ping answered. The command was not sent.
  */
+/** The longest one agent command attempt waits (the rest of the budget is for asking again). */
+const ATTEMPT_MAX_MS = 20_000;
+
 const AGENT_RECONNECTING = /Guest agent is not (?:responding|connected)|Guest agent not available for now/i;
 
 /**
@@ -142,7 +145,10 @@ export async function agentCommand(
   const budgetMs = options.timeoutMs ?? 30_000;
   const deadline = Date.now() + budgetMs;
   for (let attempt = 1; ; attempt++) {
-    const leftMs = Math.max(1_000, deadline - Date.now());
+    // One attempt may not take the whole budget: libvirt answers an agent that did not reply in
+    // time with the same "not available for now", and a later attempt (after libvirt's re-sync)
+    // often gets through where the first waited in vain.
+    const leftMs = Math.min(ATTEMPT_MAX_MS, Math.max(1_000, deadline - Date.now()));
     const out = await host.exec(
       [
         "virsh",
