@@ -3,6 +3,7 @@
  * driver from the factory, a unique name prefix, a deadline, cleanup in `finally` (failures
  * reported, not fatal), a leak check afterwards and a secret check over everything produced.
  */
+import { forEachLimited } from "./limited.js";
 import { randomBytes, randomUUID } from "node:crypto";
 import { inspect } from "node:util";
 import {
@@ -402,15 +403,6 @@ function seconds(ms: number): string {
 /** Instances a cleanup destroys at once on one host. */
 const CLEANUP_CONCURRENCY = 4;
 
-/** Runs `fn` over `items`, at most `limit` at a time (each call handles its own errors). */
-async function inBatches<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    while (next < items.length) await fn(items[next++]!);
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-}
-
 /** Destroys what the scenario created, then lists what is left: the leaks. */
 async function cleanup(
   env: ConformanceEnvironment,
@@ -425,7 +417,7 @@ async function cleanup(
   for (const [host, driver] of drivers) {
     // A few instances at once (different instances may be worked on concurrently): a scenario
     // that spawned 17 real guests otherwise spends half its cleanup deadline destroying them in turn.
-    await inBatches(instances, CLEANUP_CONCURRENCY, async (inst) => {
+    await forEachLimited(instances, CLEANUP_CONCURRENCY, async (inst) => {
       try {
         if (!(await driver.instanceExists(inst))) return;
         if (driver.capabilities.instanceSnapshots) {

@@ -13,6 +13,7 @@ import {
   scenarioDeadlineMs,
 } from "./make-test.js";
 import { withProbeDriver } from "./driver-probe.js";
+import { forEachLimited } from "./limited.js";
 import { isProductionPath, productionPath } from "./resolve-driver.js";
 import type { AdminPasswordServiceFactory, ScenarioDefinition } from "./scenario.js";
 import { SCENARIOS, selectScenarios } from "./scenarios.js";
@@ -89,40 +90,34 @@ export async function runConformance(options: ConformanceRunOptions): Promise<Ru
   const notes = new Set<string>([...(options.driver.notes ?? []), ...(options.notes ?? []), ...runNotes(options)]);
   const envNotes = collectNotes(options.environment, notes, options.plugin);
 
-  let next = 0;
   let finished = 0;
   // Fail-fast stops starting scenarios; those already running finish (aborting them would muddle their results).
   let stoppedBy: string | undefined;
-  const worker = async () => {
-    while (next < selected.length) {
-      const index = next++;
-      const def = selected[index]!;
-      let result: ScenarioResult;
-      if (stoppedBy !== undefined && !controller.signal.aborted) {
-        result = notRun(def, `not run: --fail-fast stopped the run after ${stoppedBy} failed`);
-      } else if (controller.signal.aborted) {
-        result = notRun(
-          def,
-          options.signal?.aborted ? "the run was aborted" : `suite timeout (${options.suiteTimeoutMs} ms) reached`,
-        );
-      } else {
-        result = await runScenario(def, envNotes, {
-          scenarioTimeoutMs: options.scenarioTimeoutMs,
-          cleanupTimeoutMs: options.cleanupTimeoutMs,
-          slowCleanupMs: options.slowCleanupMs,
-          signal: controller.signal,
-          service: options.service,
-        });
-        if (options.failFast && result.status === "fail" && levelCounts(result.level, level)) stoppedBy ??= result.id;
-      }
-      results[index] = result;
-      finished += 1;
-      options.onResult?.(result, finished, selected.length);
+  const runOne = async (def: ScenarioDefinition, index: number): Promise<void> => {
+    let result: ScenarioResult;
+    if (stoppedBy !== undefined && !controller.signal.aborted) {
+      result = notRun(def, `not run: --fail-fast stopped the run after ${stoppedBy} failed`);
+    } else if (controller.signal.aborted) {
+      result = notRun(
+        def,
+        options.signal?.aborted ? "the run was aborted" : `suite timeout (${options.suiteTimeoutMs} ms) reached`,
+      );
+    } else {
+      result = await runScenario(def, envNotes, {
+        scenarioTimeoutMs: options.scenarioTimeoutMs,
+        cleanupTimeoutMs: options.cleanupTimeoutMs,
+        slowCleanupMs: options.slowCleanupMs,
+        signal: controller.signal,
+        service: options.service,
+      });
+      if (options.failFast && result.status === "fail" && levelCounts(result.level, level)) stoppedBy ??= result.id;
     }
+    results[index] = result;
+    finished += 1;
+    options.onResult?.(result, finished, selected.length);
   };
   try {
-    const n = Math.max(1, Math.min(options.parallel ?? 1, selected.length || 1));
-    await Promise.all(Array.from({ length: n }, worker));
+    await forEachLimited(selected, options.parallel ?? 1, runOne);
   } finally {
     if (suiteTimer) clearTimeout(suiteTimer);
     options.signal?.removeEventListener("abort", onAbort);

@@ -2,6 +2,7 @@
  * Runs the suite against the healthy fake and every broken variant, and says which variants were
  * caught (at least one scenario failed) and by which scenarios. Used by the catch test and bench.
  */
+import { forEachLimited } from "../limited.js";
 import { computeServiceFactory } from "../compute-service-adapter.js";
 import { fakeEnvironment } from "../environments/fake-environment.js";
 import { runConformance } from "../runner.js";
@@ -62,25 +63,18 @@ export async function measureCatchRate(
   const healthy = await runAgainstVariant(undefined);
   const healthyFailures = new Set(healthy.results.filter((r) => r.status === "fail").map((r) => r.id));
   const verdicts: VariantVerdict[] = new Array(variants.length);
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: concurrency }, async () => {
-      while (next < variants.length) {
-        const i = next++;
-        const v = variants[i]!;
-        const report = await runAgainstVariant(v, 2);
-        const failed = report.results.filter((r) => r.status === "fail" && !healthyFailures.has(r.id));
-        verdicts[i] = {
-          name: v.name,
-          defect: v.defect,
-          ...(v.defectClass ? { defectClass: v.defectClass } : {}),
-          caught: failed.length > 0,
-          failedBy: failed.map((r) => ({ id: r.id, reason: r.reason ?? "" })),
-          caughtWhereExpected: failed.some((r) => v.caughtBy.includes(r.id)),
-        };
-      }
-    }),
-  );
+  await forEachLimited(variants, concurrency, async (v, i) => {
+    const report = await runAgainstVariant(v, 2);
+    const failed = report.results.filter((r) => r.status === "fail" && !healthyFailures.has(r.id));
+    verdicts[i] = {
+      name: v.name,
+      defect: v.defect,
+      ...(v.defectClass ? { defectClass: v.defectClass } : {}),
+      caught: failed.length > 0,
+      failedBy: failed.map((r) => ({ id: r.id, reason: r.reason ?? "" })),
+      caughtWhereExpected: failed.some((r) => v.caughtBy.includes(r.id)),
+    };
+  });
   const caught = verdicts.filter((v) => v.caught).length;
   const byClass: Partial<Record<DefectClass, { caught: number; total: number }>> = {};
   for (const v of verdicts) {

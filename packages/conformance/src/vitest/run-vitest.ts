@@ -155,11 +155,11 @@ export async function runWithVitest(options: RunWithVitestOptions): Promise<RunR
   // in a driver call (or a busy loop) never does; a second cancel while the first is under way
   // kills the fork (SIGTERM, then SIGKILL). What finished is kept.
   const timers: NodeJS.Timeout[] = [];
-  let hardStopped: string | undefined;
-  const hardStop = (why: string, graceMs: number): void => {
+  let hardStopped = false;
+  const hardStop = (graceMs: number): void => {
     timers.push(
       setTimeout(() => {
-        hardStopped = why;
+        hardStopped = true;
         void vitest.cancelCurrentRun("keyboard-input");
         void vitest.close();
       }, graceMs),
@@ -167,7 +167,7 @@ export async function runWithVitest(options: RunWithVitestOptions): Promise<RunR
   };
   const stop = () => {
     writeFileSync(stopFile!, "");
-    hardStop("the run was interrupted", options.interruptGraceMs ?? DEFAULT_INTERRUPT_GRACE_MS);
+    hardStop(options.interruptGraceMs ?? DEFAULT_INTERRUPT_GRACE_MS);
   };
   // A caller that exits at once (a second Ctrl-C) takes its stop file along.
   const removeStopFile = () => rmSync(stopFile!, { force: true });
@@ -177,12 +177,12 @@ export async function runWithVitest(options: RunWithVitestOptions): Promise<RunR
   // The worker skips scenarios past the deadline itself; this is the hard stop for one that hangs.
   if (options.suiteTimeoutMs !== undefined) {
     timers.push(setTimeout(() => void vitest.cancelCurrentRun("keyboard-input"), options.suiteTimeoutMs + 2_000));
-    hardStop(`suite timeout (${options.suiteTimeoutMs} ms) reached`, options.suiteTimeoutMs + 7_000);
+    hardStop(options.suiteTimeoutMs + 7_000);
   }
   try {
     await vitest.start([entry]).catch((err: unknown) => {
       // A start the hard stop cut short: what finished is reported, the rest is not run.
-      if (hardStopped === undefined) throw err;
+      if (!hardStopped) throw err;
     });
   } finally {
     for (const t of timers) clearTimeout(t);
