@@ -518,6 +518,24 @@ export interface DomainRetarget {
 }
 
 /**
+ * Every file a domain's disks use: each disk's source and every file down its backing chain
+ * (`<backingStore>`), and the same for the definition kept for unrescue. What destroy reads to
+ * find volumes of the instance beyond the ones it made (a live snapshot's overlay).
+ */
+export function diskFiles(xml: string): string[] {
+  const out = new Set<string>();
+  const walk = (el: XmlElement): void => {
+    if (el.name === "source" && el.attributes.file !== undefined) out.add(el.attributes.file);
+    for (const c of el.children) walk(c);
+  };
+  const domain = parseXml(xml);
+  for (const disk of children(child(domain, "devices"), "disk")) walk(disk);
+  const rescue = readDomainXml(xml).rescueOriginalXml;
+  if (rescue !== undefined) for (const f of diskFiles(rescue)) out.add(f);
+  return [...out];
+}
+
+/**
  * The domain XML with disk sources and the console log moved to the destination's paths (the
  * part of Nova's `get_updated_guest_xml` a file-backed guest needs), or `undefined` when nothing
  * differs: then no destination XML is sent and libvirt keeps the definition as it is.

@@ -243,17 +243,42 @@ async function liveCopy(
   }
 }
 
+/** Merge attempts before the guest is left on the overlay, and the pause before each retry. */
+const MERGE_RETRY_DELAYS_MS = [1_000, 4_000] as const;
+/** The whole merge, retries included: the caller's deadline may be spent, this one is its own. */
+const MERGE_DEADLINE_MS = 300_000;
+
 async function mergeBack(api: LibvirtApi, snap: DomainSnapshot, job: ImageSnapshotJob, overlay: string): Promise<void> {
-  try {
-    await api.domainSnapshotDelete(snap, 0, { timeoutMs: 300_000 });
-  } catch (err) {
-    // The guest runs on the overlay, its data whole; the chain is one longer until an operator
-    // deletes the snapshot. Loud, and the snapshot itself still succeeded.
-    job.log?.("warn", "could not merge the live snapshot's overlay back; the guest runs on it", {
-      instance: job.instance.uuid,
-      snapshot: snap.name,
-      overlay,
-      err: libvirtMessage(err),
-    });
+  const deadline = Date.now() + MERGE_DEADLINE_MS;
+  for (let attempt = 0; ; attempt++) {
+    try {
+      await api.domainSnapshotDelete(snap, 0, { timeoutMs: Math.max(1_000, deadline - Date.now()) });
+      return;
+    } catch (err) {
+      const code = virErrorCode(err);
+      // Gone already: merged by an earlier attempt whose reply was lost, or the domain was removed.
+      if (code === E.VIR_ERR_NO_DOMAIN_SNAPSHOT || code === E.VIR_ERR_NO_DOMAIN) return;
+      const pause = MERGE_RETRY_DELAYS_MS[attempt];
+      // A busy daemon (another job holds the domain, the commit timed out) often lets a second try through.
+      if (pause !== undefined && Date.now() + pause < deadline) {
+        job.log?.("info", "merging the live snapshot's overlay back failed; trying again", {
+          instance: job.instance.uuid,
+          attempt: attempt + 1,
+          err: libvirtMessage(err),
+        });
+        await new Promise((resolve) => setTimeout(resolve, pause));
+        continue;
+      }
+      // The guest runs on the overlay, its data whole; the chain is one longer until an operator
+      // deletes the snapshot, and destroy removes the overlay with the instance. Loud, and the
+      // snapshot itself still succeeded.
+      job.log?.("warn", "could not merge the live snapshot's overlay back; the guest runs on it", {
+        instance: job.instance.uuid,
+        snapshot: snap.name,
+        overlay,
+        err: libvirtMessage(err),
+      });
+      return;
+    }
   }
 }

@@ -4,6 +4,7 @@
  * instance. Nova keeps the same concern in its imagebackend; here it is one place so the wire work
  * of a spawn or destroy is easy to see and to keep small.
  */
+import { basename, dirname, resolve } from "node:path";
 import {
   InsufficientStorageError,
   StorageUnavailableError,
@@ -189,6 +190,25 @@ export class InstanceStorage {
     } catch (err) {
       if (!isNoStorageVol(err)) throw this.mapError(err);
     }
+  }
+
+  /**
+   * Deletes the pool's volumes at `paths` (files libvirt created in the pool's directory outside
+   * the pool API, such as a snapshot overlay). The pool learns of such files only on a refresh;
+   * paths outside a file pool's directory are not the driver's and are left alone.
+   */
+  async deleteFiles(api: LibvirtApi, paths: readonly string[], call: CallOptions): Promise<void> {
+    const active = await this.pool(api, call);
+    if (active.dir === undefined) return;
+    const dir = resolve(active.dir);
+    const names = paths.filter((p) => dirname(resolve(p)) === dir).map((p) => basename(p));
+    if (names.length === 0) return;
+    try {
+      await api.storagePoolRefresh(active.pool, 0, call);
+    } catch (err) {
+      throw this.mapError(err);
+    }
+    await Promise.all(names.map((name) => this.delete(api, name, call)));
   }
 
   /** The base image `image-<id>` cached in the pool (Nova's _base directory), if there is one. */

@@ -9,12 +9,15 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
   HypervisorUnavailableError,
+  InMemoryImageService,
   InsufficientStorageError,
+  PowerState,
   StorageUnavailableError,
   type Instance,
 } from "@virtkit/core";
-import { LibvirtConnection, isNoStoragePool, type StoragePool } from "@virtkit/libvirt-rpc";
+import { LibvirtConnection, VirErrorNumber, isNoStoragePool, type StoragePool } from "@virtkit/libvirt-rpc";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { readDomainXml } from "./domain-xml.js";
 import { LibvirtDriver, type LibvirtDriverOptions } from "./libvirt-driver.js";
 import { CuttableProxy } from "./testing/cuttable-proxy.js";
 
@@ -24,6 +27,8 @@ const REASON =
   "VIRTKIT_LIBVIRT_SOCKET/VIRTKIT_LIBVIRT_TCP are not set (scripts/libvirtd.sh start && eval $(scripts/libvirtd.sh env))";
 const QEMU_URI = `qemu+unix:///system?socket=${SOCKET ?? ""}`;
 const TEST_URI = `test+unix:///default?socket=${SOCKET ?? ""}`;
+/** REMOTE_PROC_DOMAIN_SNAPSHOT_DELETE (remote_protocol.x). */
+const PROC_DOMAIN_SNAPSHOT_DELETE = 193;
 
 function instance(over: Partial<Instance> = {}): Instance {
   const uuid = randomUUID();
@@ -169,6 +174,59 @@ describe.skipIf(!SOCKET || !TCP)(
         await d.cleanupHost("host-a");
       }
     }, 120_000);
+
+    it("a live snapshot whose overlay cannot be merged back still succeeds, and destroy removes the overlay with the instance", async () => {
+      const [host, port] = (TCP ?? "127.0.0.1:0").split(":");
+      const proxy = await CuttableProxy.start({ host: host!, port: Number(port) });
+      const { pool, poolPath } = freshPool();
+      const images = new InMemoryImageService();
+      const warnings: string[] = [];
+      const d = new LibvirtDriver({
+        uri: `qemu+tcp://127.0.0.1:${proxy.port}/system`,
+        virtType: "qemu",
+        pool,
+        poolPath,
+        imageService: images,
+        logger: { warn: (m) => void warnings.push(m) },
+      });
+      await d.initHost("host-a");
+      const i = instance({
+        flavor: { name: "m1.tiny", memoryMb: 64, vcpus: 1, rootGb: 1 },
+        imageMeta: { id: "img-merge", diskFormat: "qcow2", containerFormat: "bare", properties: {} },
+      });
+      try {
+        await d.spawn({ instance: i });
+        const diskPath = async () =>
+          readDomainXml(await checker.domainGetXmlDesc(await checker.domainLookupByUuid(i.uuid), 0)).disks[0]?.path;
+        const own = await diskPath();
+        // One failed merge is tried again, and the guest is back on its own disk.
+        proxy.refuse(PROC_DOMAIN_SNAPSHOT_DELETE, { code: VirErrorNumber.VIR_ERR_OPERATION_TIMEOUT, message: "cannot acquire state change lock" });
+        const first = await images.create({ name: "merge-retried" });
+        await d.snapshot(i, first.id);
+        expect(proxy.refusedCalls).toBe(1);
+        expect(await diskPath()).toBe(own);
+        expect(warnings).toEqual([]);
+        expect(readdirSync(poolPath).filter((f) => f.includes("_snapshot_overlay_"))).toEqual([]);
+        // Every merge attempt (virDomainSnapshotDelete) fails on the "daemon"; all else is real.
+        proxy.refuse(PROC_DOMAIN_SNAPSHOT_DELETE, { code: VirErrorNumber.VIR_ERR_OPERATION_FAILED, message: "block commit failed" }, 10);
+        const image = await images.create({ name: "merge-fails" });
+        const methods: string[] = [];
+        await d.snapshot(i, image.id, { onSnapshotMethod: (m) => void methods.push(m) });
+        expect(methods).toEqual(["live"]);
+        expect((await images.get(image.id)).status).toBe("active");
+        // Tried more than once, then said so; the guest runs on the overlay.
+        expect(proxy.refusedCalls).toBeGreaterThan(2);
+        expect(warnings).toContain("could not merge the live snapshot's overlay back; the guest runs on it");
+        expect(await diskPath()).toContain(`${i.uuid}_snapshot_overlay_`);
+        expect((await d.getInfo(i)).state).toBe(PowerState.RUNNING);
+      } finally {
+        await d.destroy(i);
+        await d.cleanupHost("host-a");
+        await proxy.close();
+      }
+      // The disk, the overlay and the domain are all gone.
+      expect(await leftovers(pool, i.uuid)).toEqual([]);
+    }, 180_000);
 
     describe("the daemon dies during a spawn", () => {
       let proxy: CuttableProxy;

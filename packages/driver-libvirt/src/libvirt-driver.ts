@@ -8,7 +8,7 @@
  */
 import { randomUUID } from "node:crypto";
 import { readFile, rm } from "node:fs/promises";
-import { dirname, join } from "node:path";
+import { basename, dirname, join } from "node:path";
 import {
   InstanceExistsError,
   InstanceNotFoundError,
@@ -70,6 +70,7 @@ import {
   DOMAIN_NAME_PATTERN,
   buildDomainXml,
   buildSnapshotXml,
+  diskFiles,
   guestCpuConfig,
   parseDiskCacheModes,
   readDomainXml,
@@ -450,11 +451,21 @@ export class LibvirtDriver implements ComputeDriver {
     // A full parse only when the text can hold virtkit's rescue record (destroy is hot; rescue rare).
     const rescued =
       !plain && (xml === undefined || (xml.includes("rescue>") && readDomainXml(xml).rescueOriginalXml !== undefined));
+    // Other files of the instance the disks use: a live snapshot's overlay the guest was left
+    // running on when merging it back failed (each such merge failure adds one to the chain).
+    const extra =
+      xml === undefined
+        ? []
+        : diskFiles(xml).filter((f) => {
+            const name = basename(f);
+            return name.startsWith(`${instance.uuid}_`) && name !== names.disk && name !== names.rescue;
+          });
     // Undefine and the volume deletes are independent: one round of calls.
     const work: Promise<void>[] = [];
     if (existed) work.push(guest.undefine(this.#conn.facts(api)));
     if (disks) work.push(this.#storage.delete(api, names.disk, call));
     if (disks && rescued) work.push(this.#storage.delete(api, names.rescue, call));
+    if (disks && extra.length > 0) work.push(this.#storage.deleteFiles(api, extra, call));
     await Promise.all(work);
     this.#consoles.close(instance.uuid, true);
     // The serial log can hold what the guest printed (passwords included): it goes with the instance.

@@ -2,9 +2,18 @@
  * A loopback TCP proxy in front of a real libvirtd that can "kill the daemon" at an exact point:
  * after the N-th request frame reached the daemon, both sides are cut and new connections are
  * refused until `restore()`. From the driver's side this is the daemon dying mid-operation (the
- * request ran, its reply never came), the worst kill point there is. Not shipped.
+ * request ran, its reply never came), the worst kill point there is. It can also answer one
+ * procedure with a daemon error without passing it on (`refuse`): a call that fails on the daemon
+ * while every other call runs for real. Not shipped.
  */
 import { createServer, connect, type Server, type Socket } from "node:net";
+import { XdrWriter } from "@virtkit/libvirt-rpc";
+
+/** A daemon error the proxy answers in the daemon's place. */
+export interface RefusedCall {
+  readonly code: number;
+  readonly message: string;
+}
 
 /** The proxy; `port` is where the driver connects. */
 export class CuttableProxy {
@@ -14,6 +23,10 @@ export class CuttableProxy {
   /** Request frames forwarded since `cutAfter` was armed. */
   #frames = 0;
   #cutAt = Number.POSITIVE_INFINITY;
+  /** Procedures answered with an error instead of forwarded, and how many more times. */
+  readonly #refused = new Map<number, { error: RefusedCall; left: number }>();
+  /** How many calls `refuse` has answered. */
+  refusedCalls = 0;
   port = 0;
 
   private constructor(private readonly target: { host: string; port: number }) {
@@ -43,6 +56,11 @@ export class CuttableProxy {
   cutAfter(n: number): void {
     this.#frames = 0;
     this.#cutAt = n;
+  }
+
+  /** Answers the next `times` calls of procedure `proc` with `error`; the daemon never sees them. */
+  refuse(proc: number, error: RefusedCall, times = 1): void {
+    this.#refused.set(proc, { error, left: times });
   }
 
   /** Cut now. */
@@ -85,8 +103,17 @@ export class CuttableProxy {
       while (pending.length >= 4) {
         const len = pending.readUInt32BE(0);
         if (len < 4 || pending.length < len) break;
-        upstream.write(pending.subarray(0, len));
+        const frame = pending.subarray(0, len);
         pending = pending.subarray(len);
+        const refusal = len >= 28 ? this.#refused.get(frame.readInt32BE(12)) : undefined;
+        // Only calls (type 0) are refused; stream data of the same procedure passes.
+        if (refusal && refusal.left > 0 && frame.readInt32BE(16) === 0) {
+          refusal.left--;
+          this.refusedCalls++;
+          client.write(errorReply(frame, refusal.error));
+          continue;
+        }
+        upstream.write(frame);
         this.#frames++;
         if (this.#frames >= this.#cutAt) {
           // Give the daemon the request (let it flush), never the caller the reply.
@@ -103,4 +130,30 @@ export class CuttableProxy {
     this.cut();
     await new Promise<void>((resolve) => this.#server.close(() => resolve()));
   }
+}
+
+/** A REPLY with status ERROR to the call `frame`, carrying `remote_error` (remote_protocol.x). */
+function errorReply(frame: Buffer, error: RefusedCall): Buffer {
+  const w = new XdrWriter(256);
+  w.uint(0); // length, patched below
+  w.uint(frame.readUInt32BE(4)); // program
+  w.uint(frame.readUInt32BE(8)); // version
+  w.int(frame.readInt32BE(12)); // procedure
+  w.int(1); // type: REPLY
+  w.uint(frame.readUInt32BE(20)); // serial
+  w.int(1); // status: ERROR
+  w.int(error.code);
+  w.int(10); // domain: VIR_FROM_QEMU
+  w.optString(error.message);
+  w.int(2); // level: VIR_ERR_ERROR
+  w.int(0); // dom: none
+  w.optString(null);
+  w.optString(null);
+  w.optString(null);
+  w.int(0);
+  w.int(0);
+  w.int(0); // net: none
+  const out = w.toBuffer();
+  out.writeUInt32BE(out.length, 0);
+  return out;
 }
