@@ -95,7 +95,9 @@ if [ -b /dev/vda ]; then
     # Only a disk whose first MiB is all zeros is formatted: never someone's data.
     if [ -z "$(dd if=/dev/vda bs=65536 count=16 2>/dev/null | tr -d '\\000' | head -c 1)" ]; then
       echo "virtkit-guest: formatting the blank data disk /dev/vda"
-      mke2fs -F /dev/vda >/dev/null && mount -t ext4 /dev/vda /data
+      # One inode per MiB (1,024 on the 1 GiB disk, plenty for the markers): busybox writes every
+      # inode table out, and under TCG the default ratio's 16 MiB of them cost a second per spawn.
+      mke2fs -F -i 1048576 -m 0 /dev/vda >/dev/null && mount -t ext4 /dev/vda /data
     fi
   fi
   if grep -q " /data " /proc/mounts; then

@@ -389,6 +389,27 @@ async function probeRescue(ctx: ScenarioContext, inst: Instance, rescued: boolea
   }
 }
 
+/**
+ * After an operation the table lets keep or leave rescue mode (a rescued instance paused,
+ * suspended, powered off or reverted): unrescue either goes through, and then a second one is
+ * refused (rescue mode is over), or is refused typed with the state unchanged, the refusal naming
+ * the instance, the operation and the state like every other.
+ */
+async function probeRescueEither(ctx: ScenarioContext, inst: Instance, state: PowerState, after: string): Promise<void> {
+  const what = `unrescue after ${after}`;
+  ctx.step(`${what} (probe: either mode)`);
+  try {
+    await ctx.driver.unrescue(inst, ctx.opts());
+  } catch (err) {
+    ctx.recordError(err);
+    if (!(err instanceof InvalidStateError)) fail(`${what}: expected success or InvalidStateError, got ${describeError(err)}`);
+    checkRefusalFields(err, inst, what);
+    await expectState(ctx, inst, state, `the refused ${what}`);
+    return;
+  }
+  await expectRejects(ctx, ctx.driver.unrescue(inst, ctx.opts()), ["VIRTKIT_INVALID_STATE"], `a second ${what} (rescue mode should be over)`);
+}
+
 const describeCell = (cell: ExpectedCell) => cell.outcomes.map(describeOutcome).join(" or ");
 
 /**
@@ -531,6 +552,8 @@ function runCell(
       await checkPresentSnapshots(ctx, inst, prepared, false, label);
       if (first.rescue !== "unchecked" && (first.state === "RESCUED" || from === "RESCUED")) {
         await probeRescue(ctx, inst, first.state === "RESCUED", label);
+      } else if (first.rescue === "unchecked" && from === "RESCUED") {
+        await probeRescueEither(ctx, inst, info.state, label);
       }
     } finally {
       log.stop();

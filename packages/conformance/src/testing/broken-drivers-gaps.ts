@@ -400,6 +400,40 @@ class RefusalWithoutOperation extends DriverDecorator {
   }
 }
 
+/** Remembers which instances it rescued, for defects that show only on a rescued instance. */
+abstract class RescueTracking extends DriverDecorator {
+  protected readonly rescued = new Set<string>();
+  override async rescue(i: Instance, m: ImageMeta, o?: RescueOptions) {
+    const r = await this.inner.rescue(i, m, o);
+    this.rescued.add(i.uuid);
+    return r;
+  }
+  /** True when `i` was rescued here and is now paused or suspended (rescue mode kept). */
+  protected async pausedWhileRescued(i: Instance): Promise<boolean> {
+    if (!this.rescued.has(i.uuid)) return false;
+    const state = (await this.inner.getInfo(i).catch(() => undefined))?.state;
+    return state === PowerState.PAUSED || state === PowerState.SUSPENDED;
+  }
+}
+
+/** Refuses unrescue of a paused or suspended rescued instance (allowed) with a refusal that names no operation. */
+class RescuedUnrescueRefusalUnnamed extends RescueTracking {
+  override async unrescue(i: Instance, o?: OperationOptions) {
+    if (await this.pausedWhileRescued(i)) throw new InvalidStateError(i.uuid, "", "PAUSED");
+    await this.inner.unrescue(i, o);
+    this.rescued.delete(i.uuid);
+  }
+}
+
+/** Unrescue of a paused or suspended rescued instance says it worked and does nothing. */
+class RescuedUnrescueNoop extends RescueTracking {
+  override async unrescue(i: Instance, o?: OperationOptions) {
+    if (await this.pausedWhileRescued(i)) return;
+    await this.inner.unrescue(i, o);
+    this.rescued.delete(i.uuid);
+  }
+}
+
 /** A pause cut short by its deadline or signal says no operation (the name dropped on the way). */
 class DeadlineErrorUnnamed extends DriverDecorator {
   override async pause(i: Instance, o?: OperationOptions) {
@@ -462,6 +496,8 @@ export const GAP_VARIANTS: readonly BrokenVariant[] = [
   v("wrong-state", "rescue-power-on-boots-own-disk", "power on of a powered-off rescued instance boots its own disk while still in rescue mode", ["lifecycle.rescue-survives-reboot"], (d) => new RescuePowerOnBootsOwnDisk(d)),
   v("refusal", "refusal-names-instance-by-name", "a refused pause's InvalidStateError names the instance by name, not uuid", ["state.shutdown.pause"], (d) => new RefusalNamesInstanceByName(d)),
   v("refusal", "refusal-without-operation", "a refused unpause's InvalidStateError names no operation", ["state.running.unpause"], (d) => new RefusalWithoutOperation(d)),
+  v("refusal", "rescued-unrescue-refusal-unnamed", "unrescue of a paused or suspended rescued instance is refused with an InvalidStateError that names no operation", ["state.rescued.pause", "state.rescued.suspend"], (d) => new RescuedUnrescueRefusalUnnamed(d)),
+  v("wrong-state", "rescued-unrescue-noop", "unrescue of a paused or suspended rescued instance reports success and leaves it in rescue mode", ["state.rescued.pause", "state.rescued.suspend"], (d) => new RescuedUnrescueNoop(d)),
   v("deadlines", "deadline-error-unnamed", "a pause's OperationTimeoutError / OperationAbortedError names no operation", ["deadlines.every-operation"], (d) => new DeadlineErrorUnnamed(d)),
   v("migration", "migration-outlives-destroy", "destroy does not cancel the migration job: it fails seconds later", ["migration.destroy-during"], (d) => new MigrationOutlivesDestroy(d)),
 ];
