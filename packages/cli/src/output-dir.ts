@@ -18,9 +18,18 @@ export interface PrepareOutputDirOptions {
 /** Deeper than this many missing levels is refused (a path built by mistake, not a directory to make). */
 const MAX_MISSING_LEVELS = 32;
 
+/** Control characters, which a terminal would act on rather than show. */
+// eslint-disable-next-line no-control-regex -- matching control characters is the point
+const CONTROL = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g;
+
+/** Text naming paths as shown to the user: control characters escaped (`\u001b`), so an escape sequence in `--out` is shown, not run. */
+export function shownPath(text: string): string {
+  return text.replace(CONTROL, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
+}
+
 /** Makes sure `path` is a writable directory, creating it (and missing parents, unless refused); returns it resolved. */
 export async function prepareOutputDir(path: string, flag: string, options: PrepareOutputDirOptions = {}): Promise<string> {
-  const fail = (why: string) => new Errors.CLIError(`${flag} ${path}: ${why}`, { exit: 2, code: "VIRTKIT_USAGE" });
+  const fail = (why: string) => new Errors.CLIError(shownPath(`${flag} ${path}: ${why}`), { exit: 2, code: "VIRTKIT_USAGE" });
   // An empty value (an unset shell variable) would silently mean the current directory.
   if (path.trim() === "") throw new Errors.CLIError(`${flag} is empty: give a directory`, { exit: 2, code: "VIRTKIT_USAGE" });
   const dir = resolve(path);

@@ -111,6 +111,19 @@ describe("init driver checks its directory and name first", () => {
     expect(existsSync(join(dir, "support-matrix.json"))).toBe(false);
   }, SLOW);
 
+  it("a path with control characters is shown escaped, never sent to the terminal raw", async () => {
+    const out = join(dir, "m\u001b[31mred\u0007");
+    const r = virtkit(["matrix", "--driver", "fake", "--out", out]);
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toContain("m\\u001b[31mred\\u0007");
+    expect(r.stdout + r.stderr).not.toContain("\u001b");
+    expect(r.stdout + r.stderr).not.toContain("\u0007");
+    const bad = virtkit(["init", "driver", "demo", "--dir", join(dir, "missing\u001b[2J", "deeper", "x")], 30_000);
+    expect(bad.status).toBe(2);
+    expect(bad.stderr).toContain("\\u001b[2J");
+    expect(bad.stderr).not.toContain("\u001b");
+  }, SLOW);
+
   it("refuses a name a bundled driver has (its --driver would load the bundled one)", () => {
     const r = virtkit(["init", "driver", "fake", "--dir", join(dir, "fake-driver")]);
     expect(r.status).toBe(2);

@@ -6,7 +6,7 @@ import type { BenchReport, RunReport, SupportMatrix, UnavailableDriver } from "@
 import type { DriverPlugin } from "@virtkit/core";
 import { driverFlag } from "../flags.js";
 import { checkReportPaths, runSuite } from "../run-suite.js";
-import { prepareOutputDir } from "../output-dir.js";
+import { prepareOutputDir, shownPath } from "../output-dir.js";
 import { environmentColumn } from "./env/environments.js";
 import { EXIT_INTERRUPTED, interruptedReport, watchInterrupt, type InterruptWatch } from "../interrupt.js";
 
@@ -163,7 +163,7 @@ export default class Matrix extends VirtkitCommand {
     await writeFile(files.html, renderHtml(matrix, undefined, { bench }));
     if (quiet) return { files, matrix };
     for (const name of benchWithoutColumn(bench, matrix)) this.warn(`--bench-report for ${name}: the matrix has no such column; not shown`);
-    if (!this.jsonEnabled()) this.log(`wrote ${files.json}, ${files.markdown}, ${files.html}`);
+    if (!this.jsonEnabled()) this.log(`wrote ${[files.json, files.markdown, files.html].map(shownPath).join(", ")}`);
     return { files, matrix };
   }
 
