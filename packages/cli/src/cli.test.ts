@@ -7,6 +7,7 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { slowSpawnPlugin } from "./testing/cli-process.js";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const bin = join(root, "bin", "run.js");
@@ -126,6 +127,18 @@ describe("virtkit", () => {
     expect(report.ok).toBe(false);
     expect(report.results.some((x) => x.status === "skipped" && /suite timeout/.test(x.reason ?? ""))).toBe(true);
   });
+
+  it("a scenario the suite timeout cuts while it runs fails 'not finished: suite timeout', under both runners", async () => {
+    const plugin = await slowSpawnPlugin(dir, "slow-spawn-cut", 60_000, join(dir, "slow-spawn-cut.marker"));
+    for (const runner of ["vitest", "direct"]) {
+      const r = virtkit(["conformance", "run", "--driver", plugin, "--focus", "^lifecycle\\.spawn$", "--suite-timeout", "3000", "--runner", runner, "--json"]);
+      expect(r.status, `${runner}: ${r.stderr}`).toBe(1);
+      const report = JSON.parse(r.stdout) as { ok: boolean; results: { id: string; status: string; reason?: string }[] };
+      expect(report.results.map((x) => [x.id, x.status, x.reason]), runner).toEqual([
+        ["lifecycle.spawn", "fail", "not finished: suite timeout (3000 ms) reached"],
+      ]);
+    }
+  }, 120_000);
 
   it("exits 1 when a driver given by path fails a MUST scenario", async () => {
     const fakePlugin = pathToFileURL(join(root, "node_modules", "@virtkit", "driver-fake", "dist", "plugin.js")).href;

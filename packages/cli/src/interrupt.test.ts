@@ -80,7 +80,7 @@ describe("interrupted reports", () => {
       runner: "direct",
       results: [
         result("a", "pass"),
-        { ...result("b", "fail", "unexpected error: Error: the run was aborted"), mismatch: "declared-but-fails", leaks: ["vm-1"] },
+        { ...result("b", "fail", "not finished: interrupted by SIGINT"), mismatch: "declared-but-fails", leaks: ["vm-1"] },
         result("c", "skipped", "the run was aborted"),
       ],
       ...summarize([], "MUST"),

@@ -109,8 +109,11 @@ export function partialReport(run: PartialRun, summarize: Summarize): RunReport 
   };
 }
 
-/** The reason the direct runner gives a scenario it aborted, and one it did not start. */
-const ABORTED_RE = /the run was aborted/;
+/**
+ * The reasons the runners give a scenario the interrupt cut while it ran ("not finished: ...") and
+ * one the direct runner did not start ("the run was aborted").
+ */
+const ABORTED_RE = /the run was aborted|^not finished: (the run was interrupted|interrupted by )/;
 
 /**
  * The report of a run that finished after an interruption: a scenario aborted while running is not

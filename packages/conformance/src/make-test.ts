@@ -148,7 +148,11 @@ export async function runScenario(
   let counter = 0;
 
   const controller = new AbortController();
-  const onOuterAbort = () => controller.abort(new Error("the run was aborted"));
+  // The run cut short (suite timeout, an interrupt): the scenario did not finish, and says why.
+  const onOuterAbort = () => {
+    const why: unknown = options.signal?.reason;
+    controller.abort(new ConformanceFailure(`not finished: ${why instanceof Error ? why.message : "the run was aborted"}`));
+  };
   options.signal?.addEventListener("abort", onOuterAbort, { once: true });
 
   let baselineImages = new Set<string>();

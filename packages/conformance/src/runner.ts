@@ -85,7 +85,7 @@ export async function runConformance(options: ConformanceRunOptions): Promise<Ru
   options.signal?.addEventListener("abort", onAbort, { once: true });
   const suiteTimer =
     options.suiteTimeoutMs !== undefined
-      ? setTimeout(() => controller.abort(new Error("suite timeout")), options.suiteTimeoutMs)
+      ? setTimeout(() => controller.abort(new Error(`suite timeout (${options.suiteTimeoutMs} ms) reached`)), options.suiteTimeoutMs)
       : undefined;
   const notes = new Set<string>([...(options.driver.notes ?? []), ...(options.notes ?? []), ...runNotes(options)]);
   const envNotes = collectNotes(options.environment, notes, options.plugin);

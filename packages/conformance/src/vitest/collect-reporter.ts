@@ -11,6 +11,11 @@ export class CollectReporter implements Reporter {
   readonly results: ScenarioResult[] = [];
   /** Errors vitest reported outside any scenario (collection failures, unhandled rejections). */
   readonly errors: string[] = [];
+  /**
+   * Scenarios vitest cancelled while they ran (a hard stop: suite timeout, interrupt). The kit
+   * stores its result before it skips, so a skipped test without one was cut mid-way.
+   */
+  readonly cancelledWhileRunning = new Set<string>();
   /** Environment notes the scenario tests stored (`task.meta.virtkitNotes`). */
   readonly notes = new Set<string>();
   readonly #onResult: ((result: ScenarioResult) => void) | undefined;
@@ -45,6 +50,7 @@ export class CollectReporter implements Reporter {
               : "no result",
         durationMs: Math.round(testCase.diagnostic()?.duration ?? 0),
       };
+      if (r.state === "skipped") this.cancelledWhileRunning.add(id);
     }
     this.results.push(result);
     this.#onResult?.(result);

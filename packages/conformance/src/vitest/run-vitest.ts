@@ -210,6 +210,16 @@ export async function runWithVitest(options: RunWithVitestOptions): Promise<RunR
   const lost = collector.errors[0] !== undefined ? `the vitest run failed: ${collector.errors[0]}` : "the vitest run ended without it";
   const ordered: ScenarioResult[] = selected.map((s) => {
     const got = byId.get(s.id);
+    // Cut mid-way by the hard stop: not finished, as the direct runner says (vitest's own note,
+    // "aborted by the user", would blame the user for a suite timeout).
+    if (got && collector.cancelledWhileRunning.has(s.id)) {
+      const why = signal?.aborted
+        ? "the run was interrupted"
+        : suiteTimedOut
+          ? `suite timeout (${options.suiteTimeoutMs} ms) reached`
+          : (got.reason ?? "vitest cancelled it");
+      return { ...got, title: s.title, group: s.group, capability: s.capability, level: s.level, status: "fail", reason: `not finished: ${why}` };
+    }
     if (got) return got;
     const explained = signal?.aborted === true || suiteTimedOut;
     return {
