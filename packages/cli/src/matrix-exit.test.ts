@@ -62,7 +62,7 @@ describe("virtkit matrix: the exit code", () => {
     expect(r.stderr).toMatch(/--env qemuu names no column of the selected drivers/);
   }, SLOW);
 
-  it("a run killed mid-way leaves the matrix of the columns that finished", async () => {
+  it("a run killed mid-way leaves the matrix of the columns that finished, and names the one it was running", async () => {
     const marker = join(dir, "second-column-started");
     const slow = await slowSpawnPlugin(dir, "slow", 60_000, marker);
     const out = join(dir, "killed");
@@ -75,7 +75,9 @@ describe("virtkit matrix: the exit code", () => {
       cli.group("SIGKILL");
     }
     const written = JSON.parse(await readFile(join(out, "support-matrix.json"), "utf8")) as SupportMatrix;
-    expect(written.drivers.map((d) => d.name)).toEqual(["fake"]);
+    // The column that was running says it did not finish (a reader must not take it for absent).
+    expect(written.drivers.map((d) => [d.name, d.availability])).toEqual([["fake", "ran"], ["slow", "unavailable"]]);
     expect(written.drivers[0]?.summary).toMatchObject({ pass: 200, fail: 0 });
+    expect(written.drivers[1]?.reason).toBe("not finished: the matrix was still running this column when it was stopped");
   }, SLOW);
 });

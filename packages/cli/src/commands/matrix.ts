@@ -107,9 +107,10 @@ export default class Matrix extends VirtkitCommand {
     try {
       // Written after every column: a run cut short (a killed CI job) still leaves what finished.
       let checkpointFailed = false;
-      const checkpoint = async () => {
+      const checkpoint = async (running?: UnavailableDriver) => {
         // A failed checkpoint (the directory moved, the disk full) costs the checkpoint, not the run.
-        await this.writeMatrix(files, reports, unavailable, bench, { quiet: true }).catch((err: unknown) => {
+        const shown = running ? [...unavailable, running] : unavailable;
+        await this.writeMatrix(files, reports, shown, bench, { quiet: true }).catch((err: unknown) => {
           if (!checkpointFailed) this.warn(`could not write the matrix after a column (${(err as Error).message}); the run goes on`);
           checkpointFailed = true;
         });
@@ -177,7 +178,8 @@ export default class Matrix extends VirtkitCommand {
     unavailable: UnavailableDriver[],
     interrupt: InterruptWatch,
     errored: string[],
-    checkpoint: () => Promise<void>,
+    /** Writes what finished; `running`, the column about to start, is shown as not finished (a killed run leaves that). */
+    checkpoint: (running?: UnavailableDriver) => Promise<void>,
   ): Promise<boolean> {
     const { loadDriverPlugin } = await import("@virtkit/core");
     const { CLI_DIR } = await import("../run-suite.js");
@@ -222,6 +224,7 @@ export default class Matrix extends VirtkitCommand {
           if (!this.jsonEnabled()) this.log(`${label}: skipped (${config.unavailable})`);
           continue;
         }
+        await checkpoint({ name: label, spec, version, reason: "not finished: the matrix was still running this column when it was stopped" });
         try {
           const running = runSuite({
             spec,
