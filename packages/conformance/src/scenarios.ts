@@ -38,6 +38,14 @@ const lifecycle: ScenarioDefinition[] = [
     run: lc.checkSpawn,
   },
   {
+    id: "lifecycle.concurrent-instances",
+    title: "calls about different instances at once (spawns, then pause, power off, reboot, destroy) each end as if alone",
+    group: "lifecycle",
+    capability: null,
+    level: "MUST",
+    run: lc.checkConcurrentInstances,
+  },
+  {
     id: "lifecycle.not-found",
     title: "operations on an unknown instance reject with InstanceNotFoundError",
     group: "lifecycle",

@@ -166,7 +166,13 @@ export interface LifecycleEvent {
 /** Receives lifecycle events. */
 export type LifecycleListener = (event: LifecycleEvent) => void;
 
-/** The contract every hypervisor driver implements. */
+/**
+ * The contract every hypervisor driver implements.
+ *
+ * Calls about different instances may run at the same time and must not disturb one another.
+ * Calls about one instance are ordered by the caller (Nova's compute manager holds the instance's
+ * lock for each), so a driver need not order them itself.
+ */
 export interface ComputeDriver {
   /** The driver's short name (`fake`, `libvirt`, `xenapi`). */
   readonly name: string;

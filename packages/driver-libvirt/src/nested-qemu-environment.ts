@@ -505,6 +505,8 @@ export function nestedQemuEnvironment(validate: LibvirtOptionsValidator): Plugin
                 "covered by the libvirt-qemu column (the same daemon code on one host); the nested environment runs what needs a booted guest or two hosts",
               ]),
             ),
+            "lifecycle.concurrent-instances":
+              "covered by the libvirt-qemu column (the same daemon code on one host); four guests booting at once here would prove nothing more, slowly",
             "migration.force-complete":
               "this environment slows a migration by capping its bandwidth, which neither a pause nor post-copy can overcome; the faithful control (a guest dirtying memory faster than the link) is not built yet",
           },

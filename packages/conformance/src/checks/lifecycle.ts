@@ -43,6 +43,30 @@ export async function checkSpawn(ctx: ScenarioContext): Promise<void> {
   await expectState(ctx, inst, PowerState.RUNNING, "the refused second spawn");
 }
 
+/**
+ * Calls about different instances at the same time (the contract: one instance's calls are ordered
+ * by the caller, as Nova's instance lock does; different instances' are not): four spawns at once,
+ * then a pause, a power off, a hard reboot and a destroy at once, each on its own instance. Each
+ * ends as if it had run alone, in every view.
+ */
+export async function checkConcurrentInstances(ctx: ScenarioContext): Promise<void> {
+  const d = ctx.driver;
+  ctx.step("spawn four instances at once");
+  const [a, b, c, gone] = (await Promise.all([0, 1, 2, 3].map(() => ctx.spawn()))) as [Instance, Instance, Instance, Instance];
+  const pause = d.capabilities.pause;
+  ctx.step(`${pause ? "pause, " : ""}power off, reboot HARD and destroy at once, one instance each`);
+  await Promise.all([
+    pause ? d.pause(a, ctx.opts()) : undefined,
+    d.powerOff(b, ctx.opts({ cleanShutdownTimeoutSec: 0 })),
+    d.reboot(c, "HARD", ctx.opts()),
+    d.destroy(gone, ctx.opts()),
+  ]);
+  await expectState(ctx, a, pause ? PowerState.PAUSED : PowerState.RUNNING, pause ? "a pause beside other calls" : "other instances' calls");
+  await expectState(ctx, b, PowerState.SHUTDOWN, "a power off beside other calls");
+  await expectState(ctx, c, PowerState.RUNNING, "a hard reboot beside other calls");
+  await expectGone(ctx, gone, "a destroy beside other calls");
+}
+
 /** Operations on an instance that never existed reject with `InstanceNotFoundError`. */
 export async function checkNotFound(ctx: ScenarioContext): Promise<void> {
   const ghost = ctx.newInstance();

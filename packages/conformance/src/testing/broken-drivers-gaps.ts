@@ -434,6 +434,33 @@ class RescuedUnrescueNoop extends RescueTracking {
   }
 }
 
+/**
+ * One call at a time for the whole driver: a call about one instance while another instance's call
+ * runs is refused as "busy" (a driver that serialises by refusing, not by waiting).
+ */
+class OneCallAtATime extends DriverDecorator {
+  #busy = false;
+  async #alone<T>(i: Instance, op: string, fn: () => Promise<T>): Promise<T> {
+    if (this.#busy) throw new InvalidStateError(i.uuid, op, "busy with another instance");
+    this.#busy = true;
+    try {
+      await new Promise((r) => setTimeout(r, 5));
+      return await fn();
+    } finally {
+      this.#busy = false;
+    }
+  }
+  override spawn(r: SpawnRequest, o?: OperationOptions) {
+    return this.#alone(r.instance, "spawn", () => this.inner.spawn(r, o));
+  }
+  override destroy(i: Instance, o?: DestroyOptions) {
+    return this.#alone(i, "destroy", () => this.inner.destroy(i, o));
+  }
+  override powerOff(i: Instance, o?: PowerOffOptions) {
+    return this.#alone(i, "powerOff", () => this.inner.powerOff(i, o));
+  }
+}
+
 /** A pause cut short by its deadline or signal says no operation (the name dropped on the way). */
 class DeadlineErrorUnnamed extends DriverDecorator {
   override async pause(i: Instance, o?: OperationOptions) {
@@ -498,6 +525,7 @@ export const GAP_VARIANTS: readonly BrokenVariant[] = [
   v("refusal", "refusal-without-operation", "a refused unpause's InvalidStateError names no operation", ["state.running.unpause"], (d) => new RefusalWithoutOperation(d)),
   v("refusal", "rescued-unrescue-refusal-unnamed", "unrescue of a paused or suspended rescued instance is refused with an InvalidStateError that names no operation", ["state.rescued.pause", "state.rescued.suspend"], (d) => new RescuedUnrescueRefusalUnnamed(d)),
   v("wrong-state", "rescued-unrescue-noop", "unrescue of a paused or suspended rescued instance reports success and leaves it in rescue mode", ["state.rescued.pause", "state.rescued.suspend"], (d) => new RescuedUnrescueNoop(d)),
+  v("wrong-state", "one-call-at-a-time", "a call about one instance while another instance's call runs is refused as busy", ["lifecycle.concurrent-instances"], (d) => new OneCallAtATime(d)),
   v("deadlines", "deadline-error-unnamed", "a pause's OperationTimeoutError / OperationAbortedError names no operation", ["deadlines.every-operation"], (d) => new DeadlineErrorUnnamed(d)),
   v("migration", "migration-outlives-destroy", "destroy does not cancel the migration job: it fails seconds later", ["migration.destroy-during"], (d) => new MigrationOutlivesDestroy(d)),
 ];
