@@ -87,6 +87,28 @@ describe("buildDomainXml", () => {
     expect(readDomainXml(xml).disks[0]?.target).toBe("sda");
   });
 
+  it("adds a virtio RNG fed by the host's /dev/urandom when hw_rng_model is virtio (Nova's _add_rng_device), refuses other models", () => {
+    const build = (hw_rng_model?: string | number) =>
+      buildDomainXml({
+        virtType: "qemu",
+        instance: instance({ imageMeta: { properties: hw_rng_model === undefined ? {} : { hw_rng_model } } }),
+        disks: [{ path: "/p/a", format: "raw" }],
+      });
+    const rng = path(parseXml(build("virtio")), "devices", "rng");
+    expect(rng?.attributes.model).toBe("virtio");
+    expect(child(rng, "backend")?.attributes.model).toBe("random");
+    expect(child(rng, "backend")?.text).toBe("/dev/urandom");
+    expect(path(parseXml(build()), "devices", "rng")).toBeUndefined();
+    for (const bad of ["egd", "virtio'/><evil/>", 1]) {
+      expect(() => build(bad), String(bad)).toThrow(/hw_rng_model: must be "virtio"/);
+      try {
+        build(bad);
+      } catch (err) {
+        expect(isInvalidInput(err)).toBe(true);
+      }
+    }
+  });
+
   it("escapes every value: a hostile name, project or path cannot change the document", () => {
     const evil = `a'><evil/>&"`;
     const xml = buildDomainXml({

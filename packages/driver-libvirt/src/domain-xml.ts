@@ -418,6 +418,14 @@ export function buildDomainXml(spec: DomainSpec): string {
   lines.push("      <target port='0'/>");
   lines.push("    </serial>");
   lines.push("    <console type='pty'><target type='serial' port='0'/></console>");
+  const rng = rngModel(props.hw_rng_model);
+  if (rng !== undefined) {
+    // Nova's _add_rng_device: the host's /dev/urandom behind a virtio RNG (rng_dev_path's default).
+    // A guest without one can wait a second of jitter entropy in early boot for its first random bytes.
+    lines.push(`    <rng${attr("model", rng)}>`);
+    lines.push("      <backend model='random'>/dev/urandom</backend>");
+    lines.push("    </rng>");
+  }
   if (imagePropertyTrue(props.hw_qemu_guest_agent)) {
     // No explicit socket path: libvirt picks one per daemon, so two daemons never collide.
     lines.push("    <channel type='unix'>");
@@ -427,6 +435,13 @@ export function buildDomainXml(spec: DomainSpec): string {
   lines.push("  </devices>");
   lines.push("</domain>");
   return lines.join("\n") + "\n";
+}
+
+/** The image's `hw_rng_model` (Nova's RNGModel field: `virtio` is the one value), or undefined when unset. */
+export function rngModel(value: unknown): "virtio" | undefined {
+  if (value === undefined || value === null || value === "") return undefined;
+  if (typeof value === "string" && value.toLowerCase() === "virtio") return "virtio";
+  throw new InvalidInputError("imageMeta.properties.hw_rng_model", `must be "virtio", got ${JSON.stringify(value)}`);
 }
 
 /** What the driver reads back from a domain's XML. */

@@ -74,6 +74,7 @@ import {
   guestCpuConfig,
   parseDiskCacheModes,
   readDomainXml,
+  rngModel,
   type CpuMode,
   type DiskCacheMode,
   type DiskSpec,
@@ -698,6 +699,8 @@ export class LibvirtDriver implements ComputeDriver {
     const { instance } = request;
     validateInstance(instance);
     const imageMeta = request.imageMeta ?? instance.imageMeta;
+    // Refused before anything is made (the domain XML reads it again).
+    rngModel(imageMeta.properties.hw_rng_model);
     const uuid = instance.uuid;
     const password = request.adminPassword;
     if (password !== undefined) {

@@ -80,6 +80,8 @@ export function nestedGuestImage(nq: Pick<NestedQemu, "GUEST_KERNEL_PATH" | "GUE
     containerFormat: "bare",
     properties: {
       hw_qemu_guest_agent: true,
+      // The host's entropy through virtio-rng: the guest's first random bytes do not wait.
+      hw_rng_model: "virtio",
       os_type: "linux",
       virtkit_kernel_path: nq.GUEST_KERNEL_PATH,
       virtkit_ramdisk_path: nq.GUEST_INITRD_PATH,

@@ -83,6 +83,7 @@ t0=$(date +%s%3N)
 qemu-system-x86_64 -machine pc,accel=tcg -cpu qemu64 -m "$2" -smp 1 -nodefaults -no-user-config -display none \\
   -kernel "$3" -initrd "$4" -append "$5" \\
   -chardev file,id=ser0,path="$B/serial.log" -serial chardev:ser0 \\
+  -object rng-random,id=rng0,filename=/dev/urandom -device virtio-rng-pci,rng=rng0 \\
   -device virtio-serial-pci -chardev socket,id=qga0,path="$B/qga.sock",server=on,wait=off \\
   -device virtserialport,chardev=qga0,name=org.qemu.guest_agent.0 \\
   -drive file="$B/disk.qcow2",if=virtio,format=qcow2 -pidfile "$B/pid" -daemonize || exit 4
