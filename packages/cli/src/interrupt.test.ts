@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { RunReport, ScenarioResult } from "@virtkit/conformance";
 import { summarize } from "@virtkit/conformance";
 import { EXIT_INTERRUPTED, interruptedReport, partialReport, watchInterrupt, type SignalSource } from "./interrupt.js";
-import { slowSpawnPlugin, startCli, until } from "./testing/cli-process.js";
+import { slowSpawnPlugin, startCli, until, wrappedFakePlugin } from "./testing/cli-process.js";
 
 const SLOW = 240_000;
 
@@ -134,10 +134,56 @@ describe("Ctrl-C during conformance run", () => {
     }, SLOW);
   }
 
+  for (const runner of ["direct", "vitest"] as const) {
+    it(`${runner} runner: a scenario whose driver call hangs when Ctrl-C comes stops at once, cleans up, and says it was interrupted while running`, async () => {
+      const started = join(dir, `pause-started-${runner}`);
+      const destroyed = join(dir, `destroyed-${runner}`);
+      // A pause that hangs 60 s and ignores its signal; destroy leaves a mark (the kit's cleanup).
+      const plugin = await wrappedFakePlugin(
+        dir,
+        `hangingpause${runner}`,
+        `(d) => {
+  const destroy = d.destroy.bind(d);
+  d.pause = async () => { writeFileSync(${JSON.stringify(started)}, ""); await new Promise((r) => setTimeout(r, 60000)); };
+  d.destroy = async (...a) => { appendFileSync(${JSON.stringify(destroyed)}, "x"); return destroy(...a); };
+}`,
+        `import { appendFileSync, writeFileSync } from "node:fs";`,
+      );
+      const json = join(dir, `hanging-${runner}.json`);
+      const run = startCli(["conformance", "run", "--driver", plugin, "--runner", runner, "--focus", "^lifecycle\\.pause-unpause$", "--scenario-timeout", "120000", "--report-json", json], dir);
+      try {
+        await until(() => existsSync(started), 120_000);
+        const t0 = Date.now();
+        run.group("SIGINT");
+        const { code } = await run.exited;
+        expect(code, run.err()).toBe(EXIT_INTERRUPTED);
+        // Not the 25 s hard stop: the scenario's own signal stopped it.
+        expect(Date.now() - t0).toBeLessThan(15_000);
+        expect(existsSync(destroyed)).toBe(true);
+        const report = JSON.parse(await readFile(json, "utf8")) as RunReport;
+        expect(report.results.map((r) => [r.id, r.status, r.reason])).toEqual([
+          ["lifecycle.pause-unpause", "skipped", "interrupted by SIGINT while running (its cleanup ran)"],
+        ]);
+      } finally {
+        run.group("SIGKILL");
+      }
+    }, SLOW);
+  }
+
   it("a second Ctrl-C exits 130 at once, without waiting for a running scenario", async () => {
     const marker = join(dir, "spawn-started");
-    // A spawn that takes 20 s and ignores its signal: cleanup after the first Ctrl-C has to wait for it.
-    const plugin = await slowSpawnPlugin(dir, "slowspawn", 20_000, marker);
+    // A destroy that takes 20 s and ignores its signal: the scenario's cleanup, which the first
+    // Ctrl-C lets finish, has to wait for it (the scenario itself stops at once on its signal).
+    const plugin = await wrappedFakePlugin(
+      dir,
+      "slowdestroy",
+      `(d) => {
+  const spawn = d.spawn.bind(d), destroy = d.destroy.bind(d);
+  d.spawn = async (...a) => { writeFileSync(${JSON.stringify(marker)}, ""); return spawn(...a); };
+  d.destroy = async (...a) => { await new Promise((r) => setTimeout(r, 20000)); return destroy(...a); };
+}`,
+      `import { writeFileSync } from "node:fs";`,
+    );
     const run = startCli(["conformance", "run", "--driver", plugin, "--runner", "vitest", "--focus", "^lifecycle\\.spawn$", "--scenario-timeout", "60000"], dir);
     try {
       await until(() => existsSync(marker), 120_000);

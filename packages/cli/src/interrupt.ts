@@ -126,7 +126,8 @@ export function interruptedReport(report: RunReport, signal: NodeJS.Signals, sum
     if (r.status === "skipped") return { ...r, reason: "not run: the run was interrupted" };
     if (r.status !== "fail") return r;
     const { mismatch: _m, location: _l, step: _s, ...rest } = r;
-    return { ...rest, status: "skipped", reason: `interrupted by ${signal} while running (its cleanup ran)` };
+    const cleanup = r.reason?.includes("stopped before its cleanup") ? "stopped before its cleanup: what it made may be left" : "its cleanup ran";
+    return { ...rest, status: "skipped", reason: `interrupted by ${signal} while running (${cleanup})` };
   });
   const finished = results.filter((r) => !/^not run: the run was interrupted$|^interrupted by /.test(r.reason ?? "")).length;
   return {
@@ -143,5 +144,5 @@ export function interruptedNote(signal: NodeJS.Signals, finished: number, total:
   const of = total !== undefined ? ` of ${total}` : "";
   return cut
     ? `interrupted by ${signal}: ${finished}${of} scenarios finished; the scenarios still running did not clean up within ${INTERRUPT_GRACE_MS / 1000} s and are not in this report, the rest were not run`
-    : `interrupted by ${signal}: ${finished}${of} scenarios finished (those running when it came cleaned up); the rest were not run`;
+    : `interrupted by ${signal}: ${finished}${of} scenarios finished (those running when it came cleaned up, unless their line says otherwise); the rest were not run`;
 }

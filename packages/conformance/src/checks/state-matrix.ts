@@ -407,6 +407,8 @@ async function probeRescueEither(ctx: ScenarioContext, inst: Instance, state: Po
     await expectState(ctx, inst, state, `the refused ${what}`);
     return;
   }
+  // Unrescue boots the instance's own system, whatever state rescue mode was in (the table's unrescue row).
+  await expectState(ctx, inst, PowerState.RUNNING, what);
   await expectRejects(ctx, ctx.driver.unrescue(inst, ctx.opts()), ["VIRTKIT_INVALID_STATE"], `a second ${what} (rescue mode should be over)`);
 }
 

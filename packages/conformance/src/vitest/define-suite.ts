@@ -30,9 +30,36 @@ import { assertSupportedVitest } from "./vitest-version.js";
 export type ConformanceSuiteOptions = Omit<ConformanceRunOptions, "onResult" | "signal" | "suiteTimeoutMs"> & {
   /** Epoch ms after which scenarios not yet started are reported skipped (the CLI's `--suite-timeout`). */
   readonly suiteDeadline?: number;
+  /** The `--suite-timeout` behind `suiteDeadline`, for what a scenario it cuts says. */
+  readonly suiteTimeoutMs?: number;
   /** True once the run was interrupted (Ctrl-C in the CLI): scenarios not yet started are reported skipped. */
   readonly stopRequested?: () => boolean;
 };
+
+/**
+ * The signal a running scenario gets: aborted at the suite deadline or when the run is interrupted,
+ * as the direct runner's is, so the scenario stops, its cleanup runs here in the worker and its
+ * leaks are reported (vitest's hard stop, later, is only for a scenario that ignores it).
+ */
+function runSignal(options: ConformanceSuiteOptions): { signal: AbortSignal; dispose: () => void } {
+  const controller = new AbortController();
+  const timer =
+    options.suiteDeadline !== undefined
+      ? setTimeout(() => {
+          const ms = options.suiteTimeoutMs !== undefined ? ` (${options.suiteTimeoutMs} ms)` : "";
+          controller.abort(new Error(`suite timeout${ms} reached`));
+        }, Math.max(0, options.suiteDeadline - Date.now()))
+      : undefined;
+  const stop = options.stopRequested;
+  const watch = stop ? setInterval(() => stop() && controller.abort(new Error("the run was interrupted")), 200) : undefined;
+  return {
+    signal: controller.signal,
+    dispose: () => {
+      clearTimeout(timer);
+      clearInterval(watch);
+    },
+  };
+}
 
 /** The vitest note (and annotation) of a result that is not a plain pass or an at-level failure. */
 export function skipNote(result: ScenarioResult, level: ScenarioLevel): { type: string; note: string } | undefined {
@@ -89,12 +116,14 @@ export function defineConformanceSuite(options: ConformanceSuiteOptions): void {
             ctx.skip(whyNotRun);
           }
           const notes = new Set<string>([...(options.driver.notes ?? []), ...(options.notes ?? []), ...runNotes(options)]);
+          const cut = runSignal(options);
           const result = await runScenario(def, collectNotes(options.environment, notes, options.plugin), {
             scenarioTimeoutMs,
             cleanupTimeoutMs,
             slowCleanupMs: options.slowCleanupMs,
             service: options.service,
-          });
+            signal: cut.signal,
+          }).finally(cut.dispose);
           ctx.task.meta.virtkit = result;
           ctx.task.meta.virtkitNotes = [...notes];
           for (const w of result.warnings ?? []) await ctx.annotate(w, "virtkit.warning");

@@ -35,6 +35,8 @@ export interface VitestRunSettings {
   readonly environment?: string;
   /** Epoch ms after which scenarios not yet started are skipped (`--suite-timeout`). */
   readonly suiteDeadline?: number;
+  /** The `--suite-timeout` behind `suiteDeadline`, for what a cut scenario says. */
+  readonly suiteTimeoutMs?: number;
   /** Shuffles the scenario order with this seed. */
   readonly seed?: number;
   /** Per-scenario deadlines in ms by id. */
@@ -89,6 +91,10 @@ export interface RunWithVitestOptions {
 }
 
 const DEFAULT_INTERRUPT_GRACE_MS = 25_000;
+/** What a scenario the hard stop cut says: what it made may be left behind. */
+export const STOPPED_BEFORE_CLEANUP = "stopped before its cleanup (what it made may be left)";
+/** Between the hard stop's cancel and its kill: time for vitest to report what was running. */
+const HARD_STOP_REPORT_MS = 2_000;
 
 /** The entry test file shipped in this package. */
 export function entryFile(): string {
@@ -109,7 +115,7 @@ export async function runWithVitest(options: RunWithVitestOptions): Promise<RunR
   const settings: VitestRunSettings = {
     ...options.settings,
     ...(setupFailureFile !== undefined ? { setupFailureFile } : {}),
-    ...(options.suiteTimeoutMs !== undefined ? { suiteDeadline: Date.now() + options.suiteTimeoutMs } : {}),
+    ...(options.suiteTimeoutMs !== undefined ? { suiteDeadline: Date.now() + options.suiteTimeoutMs, suiteTimeoutMs: options.suiteTimeoutMs } : {}),
     ...(stopFile !== undefined ? { stopFile } : {}),
   };
   // vitest's banner goes nowhere; what its worker printed last is kept to say why it died.
@@ -157,12 +163,15 @@ export async function runWithVitest(options: RunWithVitestOptions): Promise<RunR
   const timers: NodeJS.Timeout[] = [];
   let hardStopped = false;
   const hardStop = (graceMs: number): void => {
+    // First a cancel alone, so vitest reports the tests still running (as cancelled: "not
+    // finished"); the kill a moment later would otherwise lose them, reported never run.
+    timers.push(setTimeout(() => void vitest.cancelCurrentRun("keyboard-input"), graceMs));
     timers.push(
       setTimeout(() => {
         hardStopped = true;
         void vitest.cancelCurrentRun("keyboard-input");
         void vitest.close();
-      }, graceMs),
+      }, graceMs + HARD_STOP_REPORT_MS),
     );
   };
   const stop = () => {
@@ -218,7 +227,9 @@ export async function runWithVitest(options: RunWithVitestOptions): Promise<RunR
         : suiteTimedOut
           ? `suite timeout (${options.suiteTimeoutMs} ms) reached`
           : (got.reason ?? "vitest cancelled it");
-      return { ...got, title: s.title, group: s.group, capability: s.capability, level: s.level, status: "fail", reason: `not finished: ${why}` };
+      // It ignored its signal until the hard stop: its cleanup never ran.
+      const reason = `not finished: ${why}; ${STOPPED_BEFORE_CLEANUP}`;
+      return { ...got, title: s.title, group: s.group, capability: s.capability, level: s.level, status: "fail", reason };
     }
     if (got) return got;
     const explained = signal?.aborted === true || suiteTimedOut;

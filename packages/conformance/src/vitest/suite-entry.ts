@@ -62,6 +62,7 @@ if (setupFailure === undefined && !interrupted) defineConformanceSuite({
   ...(settings.cleanupTimeoutMs !== undefined ? { cleanupTimeoutMs: settings.cleanupTimeoutMs } : {}),
   parallel: settings.parallel,
   ...(settings.suiteDeadline !== undefined ? { suiteDeadline: settings.suiteDeadline } : {}),
+  ...(settings.suiteTimeoutMs !== undefined ? { suiteTimeoutMs: settings.suiteTimeoutMs } : {}),
   ...(settings.seed !== undefined ? { seed: settings.seed } : {}),
   ...(settings.timeouts !== undefined ? { timeouts: settings.timeouts } : {}),
   ...(settings.failFast ? { failFast: true } : {}),
