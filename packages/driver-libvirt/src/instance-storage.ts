@@ -30,6 +30,16 @@ const GiB = 1024 ** 3;
 const POOL_RUNNING = 2;
 /** Pool types whose volume key is the volume's path (`<target>/<name>`), so no lookup is needed. */
 const FILE_POOL_TYPES = new Set(["dir", "fs", "netfs"]);
+/** Pause between pool refreshes refused while a volume of the pool is being built. */
+const REFRESH_RETRY_MS = 500;
+/** How long a refresh is waited for at most, whatever the call's own deadline (a cleanup may have none). */
+const REFRESH_WAIT_MAX_MS = 120_000;
+
+/** Sleeps `ms`, or rejects with the signal's reason once it aborts. */
+function sleepUnlessAborted(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  return raceSignal(new Promise<void>((r) => setTimeout(r, ms)), signal);
+}
+
 /** Suffix of the rescue disk's volume. */
 export const RESCUE_SUFFIX = ".rescue";
 
@@ -203,12 +213,42 @@ export class InstanceStorage {
     const dir = resolve(active.dir);
     const names = paths.filter((p) => dirname(resolve(p)) === dir).map((p) => basename(p));
     if (names.length === 0) return;
+    await this.#refresh(api, active.pool, call);
+    await Promise.all(names.map((name) => this.delete(api, name, call)));
+  }
+
+  /**
+   * Deletes every volume of the pool whose name starts with `prefix` (an instance's `<uuid>_`), for
+   * when the definition that names its files cannot be read.
+   */
+  async deleteByPrefix(api: LibvirtApi, prefix: string, call: CallOptions): Promise<void> {
+    const active = await this.pool(api, call);
+    await this.#refresh(api, active.pool, call);
+    let vols: StorageVol[];
     try {
-      await api.storagePoolRefresh(active.pool, 0, call);
+      vols = await api.storagePoolListAllVolumes(active.pool, 0, call);
     } catch (err) {
       throw this.mapError(err);
     }
-    await Promise.all(names.map((name) => this.delete(api, name, call)));
+    await Promise.all(vols.filter((v) => v.name.startsWith(prefix)).map((v) => this.delete(api, v.name, call)));
+  }
+
+  /**
+   * A pool refresh, waited for: libvirt refuses one while a volume of the pool is being built
+   * ("has asynchronous jobs running": another instance's disk, an image snapshot's clone), which
+   * ends on its own; asked again every REFRESH_RETRY_MS until then or the call's deadline.
+   */
+  async #refresh(api: LibvirtApi, pool: StoragePool, call: CallOptions): Promise<void> {
+    const giveUpAt = Date.now() + REFRESH_WAIT_MAX_MS;
+    for (;;) {
+      try {
+        await api.storagePoolRefresh(pool, 0, call);
+        return;
+      } catch (err) {
+        if (!/asynchronous jobs running/i.test(libvirtMessage(err)) || Date.now() >= giveUpAt) throw this.mapError(err);
+        await sleepUnlessAborted(REFRESH_RETRY_MS, call.signal);
+      }
+    }
   }
 
   /** The base image `image-<id>` cached in the pool (Nova's _base directory), if there is one. */

@@ -99,6 +99,7 @@ export interface LibvirtApi {
   storagePoolBuild(pool: StoragePool, flags?: number, opts?: CallOptions): Promise<void>;
   storagePoolCreate(pool: StoragePool, flags?: number, opts?: CallOptions): Promise<void>;
   storagePoolRefresh(pool: StoragePool, flags?: number, opts?: CallOptions): Promise<void>;
+  storagePoolListAllVolumes(pool: StoragePool, flags?: number, opts?: CallOptions): Promise<StorageVol[]>;
   storagePoolGetInfo(pool: StoragePool, opts?: CallOptions): Promise<StoragePoolInfo>;
   storagePoolGetXmlDesc(pool: StoragePool, flags?: number, opts?: CallOptions): Promise<string>;
   storageVolCreateXml(pool: StoragePool, xml: string, flags?: number, opts?: CallOptions): Promise<StorageVol>;

@@ -29,6 +29,9 @@ const QEMU_URI = `qemu+unix:///system?socket=${SOCKET ?? ""}`;
 const TEST_URI = `test+unix:///default?socket=${SOCKET ?? ""}`;
 /** REMOTE_PROC_DOMAIN_SNAPSHOT_DELETE (remote_protocol.x). */
 const PROC_DOMAIN_SNAPSHOT_DELETE = 193;
+/** REMOTE_PROC_STORAGE_POOL_REFRESH and REMOTE_PROC_DOMAIN_GET_XML_DESC (remote_protocol.x). */
+const PROC_STORAGE_POOL_REFRESH = 83;
+const PROC_DOMAIN_GET_XML_DESC = 14;
 
 function instance(over: Partial<Instance> = {}): Instance {
   const uuid = randomUUID();
@@ -227,6 +230,55 @@ describe.skipIf(!SOCKET || !TCP)(
       // The disk, the overlay and the domain are all gone.
       expect(await leftovers(pool, i.uuid)).toEqual([]);
     }, 180_000);
+
+    it("destroy removes an overlay whatever fails on the way: a refresh refused while another volume builds, the definition unreadable, a destroy that failed before", async () => {
+      const [host, port] = (TCP ?? "127.0.0.1:0").split(":");
+      const proxy = await CuttableProxy.start({ host: host!, port: Number(port) });
+      const { pool, poolPath } = freshPool();
+      const images = new InMemoryImageService();
+      const d = new LibvirtDriver({
+        uri: `qemu+tcp://127.0.0.1:${proxy.port}/system`,
+        virtType: "qemu",
+        pool,
+        poolPath,
+        imageService: images,
+        logger: {},
+      });
+      await d.initHost("host-a");
+      /** A running instance left on a live snapshot's overlay (every merge refused). */
+      const onOverlay = async (): Promise<Instance> => {
+        const i = instance({ imageMeta: { id: "img-overlay", diskFormat: "qcow2", containerFormat: "bare", properties: {} } });
+        await d.spawn({ instance: i });
+        proxy.refuse(PROC_DOMAIN_SNAPSHOT_DELETE, { code: VirErrorNumber.VIR_ERR_OPERATION_FAILED, message: "block commit failed" }, 3);
+        const image = await images.create({ name: `overlay-${i.uuid}` });
+        await d.snapshot(i, image.id);
+        expect(readdirSync(poolPath).filter((f) => f.startsWith(`${i.uuid}_snapshot_overlay_`))).toHaveLength(1);
+        return i;
+      };
+      const busy = { code: VirErrorNumber.VIR_ERR_INTERNAL_ERROR, message: `pool '${pool}' has asynchronous jobs running.` };
+      try {
+        // libvirt refuses a refresh while a volume of the pool is being built: waited out.
+        const a = await onOverlay();
+        proxy.refuse(PROC_STORAGE_POOL_REFRESH, busy, 3);
+        await d.destroy(a);
+        expect(await leftovers(pool, a.uuid)).toEqual([]);
+        // The definition cannot be read: every volume named after the instance goes.
+        const b = await onOverlay();
+        proxy.refuse(PROC_DOMAIN_GET_XML_DESC, { code: VirErrorNumber.VIR_ERR_INTERNAL_ERROR, message: "cannot read" }, 1);
+        await d.destroy(b);
+        expect(await leftovers(pool, b.uuid)).toEqual([]);
+        // The refresh keeps failing: destroy fails, and the next destroy (no definition left) still removes the overlay.
+        const c = await onOverlay();
+        proxy.refuse(PROC_STORAGE_POOL_REFRESH, { code: VirErrorNumber.VIR_ERR_INTERNAL_ERROR, message: "refresh broke" }, 1);
+        await expect(d.destroy(c)).rejects.toThrow(/refresh broke/);
+        expect(await checker.connectListAllDomains(0).then((ds) => ds.some((x) => x.uuid === c.uuid))).toBe(false);
+        await d.destroy(c);
+        expect(await leftovers(pool, c.uuid)).toEqual([]);
+      } finally {
+        await d.cleanupHost("host-a");
+        await proxy.close();
+      }
+    }, 240_000);
 
     describe("the daemon dies during a spawn", () => {
       let proxy: CuttableProxy;

@@ -222,6 +222,8 @@ export class LibvirtDriver implements ComputeDriver {
   readonly #storage: InstanceStorage;
   readonly #consoles: GuestConsoles;
   readonly #pending = new PendingCleanups();
+  /** Files of destroyed instances a destroy could not delete (by uuid), tried again by the next destroy. */
+  readonly #strayFiles = new Map<string, string[]>();
   /** Uuids being spawned by this driver right now. */
   readonly #spawning = new Set<string>();
   /** Rescue passwords being given to a booting rescue system, by instance (cancelled by unrescue, destroy, cleanupHost). */
@@ -444,8 +446,15 @@ export class LibvirtDriver implements ComputeDriver {
     // is not read back when it is the one spawn wrote and nothing changed it since (events say so).
     const plain = disks && this.#conn.isPlain(api, instance.uuid);
     this.#conn.forgetPlain(instance.uuid);
+    let unreadable = false;
     const [xml, existed] = await Promise.all([
-      disks && !plain ? api.domainGetXmlDesc(guest.dom, 0, call).catch(() => undefined) : undefined,
+      disks && !plain
+        ? api.domainGetXmlDesc(guest.dom, 0, call).catch((err: unknown) => {
+            // Gone is fine; any other failure hides which files the disks use.
+            if (!isNoDomain(err)) unreadable = true;
+            return undefined;
+          })
+        : undefined,
       guest.destroy(instance.uuid),
     ]);
     const names = instanceVolumeNames(instance.uuid);
@@ -454,20 +463,39 @@ export class LibvirtDriver implements ComputeDriver {
       !plain && (xml === undefined || (xml.includes("rescue>") && readDomainXml(xml).rescueOriginalXml !== undefined));
     // Other files of the instance the disks use: a live snapshot's overlay the guest was left
     // running on when merging it back failed (each such merge failure adds one to the chain).
-    const extra =
-      xml === undefined
+    // A destroy that could not delete them before left their paths here (the definition is gone now).
+    const extra = [
+      ...(this.#strayFiles.get(instance.uuid) ?? []),
+      ...(xml === undefined
         ? []
         : diskFiles(xml).filter((f) => {
             const name = basename(f);
             return name.startsWith(`${instance.uuid}_`) && name !== names.disk && name !== names.rescue;
-          });
+          })),
+    ];
     // Undefine and the volume deletes are independent: one round of calls.
     const work: Promise<void>[] = [];
     if (existed) work.push(guest.undefine(this.#conn.facts(api)));
     if (disks) work.push(this.#storage.delete(api, names.disk, call));
     if (disks && rescued) work.push(this.#storage.delete(api, names.rescue, call));
-    if (disks && extra.length > 0) work.push(this.#storage.deleteFiles(api, extra, call));
-    await Promise.all(work);
+    if (disks && extra.length > 0) {
+      work.push(
+        this.#storage.deleteFiles(api, extra, call).then(
+          () => void this.#strayFiles.delete(instance.uuid),
+          (err: unknown) => {
+            // Kept, so the next destroy of this uuid tries them again.
+            this.#strayFiles.set(instance.uuid, [...new Set(extra)]);
+            throw err;
+          },
+        ),
+      );
+    }
+    // The definition could not be read: every volume named after the instance is its own.
+    if (disks && unreadable) work.push(this.#storage.deleteByPrefix(api, `${instance.uuid}_`, call));
+    // Every step runs to its end before the first failure is reported (a caller's retry must not race it).
+    const settled = await Promise.allSettled(work);
+    const failed = settled.find((r): r is PromiseRejectedResult => r.status === "rejected");
+    if (failed) throw failed.reason;
     this.#consoles.close(instance.uuid, true);
     // The serial log can hold what the guest printed (passwords included): it goes with the instance.
     const log = this.#consoleLogPath(instance);

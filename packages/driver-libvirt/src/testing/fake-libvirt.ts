@@ -391,6 +391,10 @@ export class FakeLibvirt implements LibvirtApi {
     return { state: this.poolActive ? 2 : 0, capacity: 100n * 2n ** 30n, allocation: 0n, available: 100n * 2n ** 30n };
   }
   async storagePoolRefresh(): Promise<void> {}
+  async storagePoolListAllVolumes(): Promise<StorageVol[]> {
+    this.#enter("storagePoolListAllVolumes", []);
+    return [...this.volumes.values()].map((v) => v.vol);
+  }
   async storagePoolGetXmlDesc(): Promise<string> {
     return "<pool type='dir'><target><path>/pool</path></target></pool>";
   }
