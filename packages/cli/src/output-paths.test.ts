@@ -118,6 +118,10 @@ describe("init driver checks its directory and name first", () => {
     expect(r.stdout).toContain("m\\u001b[31mred\\u0007");
     expect(r.stdout + r.stderr).not.toContain("\u001b");
     expect(r.stdout + r.stderr).not.toContain("\u0007");
+    const made = virtkit(["init", "driver", "demo", "--dir", join(dir, "new\u001b[31mdrv")], 30_000);
+    expect(made.status, made.stderr).toBe(0);
+    expect(made.stdout).toContain("new\\u001b[31mdrv");
+    expect(made.stdout).not.toContain("\u001b");
     const bad = virtkit(["init", "driver", "demo", "--dir", join(dir, "missing\u001b[2J", "deeper", "x")], 30_000);
     expect(bad.status).toBe(2);
     expect(bad.stderr).toContain("\\u001b[2J");

@@ -4,7 +4,7 @@ import { createRequire } from "node:module";
 import { dirname, join, relative, resolve } from "node:path";
 import { Args, Errors, Flags } from "@oclif/core";
 import { VirtkitCommand } from "../../base-command.js";
-import { prepareOutputDir } from "../../output-dir.js";
+import { prepareOutputDir, shownPath } from "../../output-dir.js";
 import { CLI_DIR } from "../../run-suite.js";
 import { driverTemplate } from "./driver-template.js";
 
@@ -61,7 +61,7 @@ export default class InitDriver extends VirtkitCommand {
     if (target.trim() === "") usage("--dir is empty: give a directory");
     const existing = await stat(resolve(target)).catch(() => undefined);
     if (existing?.isDirectory() && readdirSync(resolve(target)).length > 0) {
-      usage(`${resolve(target)} exists and is not empty: choose another --dir`);
+      usage(shownPath(`${resolve(target)} exists and is not empty: choose another --dir`));
     }
     // Checked and created before any file is written, in bounded time (a file, /proc, a read-only mount: exit 2).
     const dir = await prepareOutputDir(target, "--dir", { parentMustExist: true });
@@ -72,7 +72,7 @@ export default class InitDriver extends VirtkitCommand {
       // `wx`: never overwrite a file (the directory was empty, but another process may be writing).
       await writeFile(file, content, { flag: "wx" });
     }
-    const shown = relative(process.cwd(), dir) || ".";
+    const shown = shownPath(relative(process.cwd(), dir) || ".");
     if (!this.jsonEnabled()) {
       this.log(`created ${packageName} in ${shown}:`);
       for (const rel of Object.keys(files)) this.log(`  ${rel}`);
