@@ -17,6 +17,7 @@ import {
   skipForEnvironment,
 } from "../assertions.js";
 import type { ScenarioContext } from "../scenario.js";
+import { withoutTransients } from "./state-matrix.js";
 
 /** Spawn reaches RUNNING; the host answers; an unknown instance is unknown everywhere. */
 export async function checkSpawn(ctx: ScenarioContext): Promise<void> {
@@ -51,21 +52,59 @@ export async function checkSpawn(ctx: ScenarioContext): Promise<void> {
  */
 export async function checkConcurrentInstances(ctx: ScenarioContext): Promise<void> {
   const d = ctx.driver;
-  ctx.step("spawn four instances at once");
-  const [a, b, c, gone] = (await Promise.all([0, 1, 2, 3].map(() => ctx.spawn()))) as [Instance, Instance, Instance, Instance];
-  const pause = d.capabilities.pause;
-  ctx.step(`${pause ? "pause, " : ""}power off, reboot HARD and destroy at once, one instance each`);
-  await Promise.all([
-    pause ? d.pause(a, ctx.opts()) : undefined,
-    d.powerOff(b, ctx.opts({ cleanShutdownTimeoutSec: 0 })),
-    d.reboot(c, "HARD", ctx.opts()),
-    d.destroy(gone, ctx.opts()),
-  ]);
-  await expectState(ctx, a, pause ? PowerState.PAUSED : PowerState.RUNNING, pause ? "a pause beside other calls" : "other instances' calls");
-  await expectState(ctx, b, PowerState.SHUTDOWN, "a power off beside other calls");
-  await expectState(ctx, c, PowerState.RUNNING, "a hard reboot beside other calls");
-  await expectGone(ctx, gone, "a destroy beside other calls");
+  // Every event from before the spawns: calls that overlap must not lose, merge or misaddress them.
+  const events: LifecycleEvent[] = [];
+  const off = d.capabilities.lifecycleEvents ? d.registerEventListener((e) => void events.push(e)) : undefined;
+  try {
+    ctx.step("spawn four instances at once");
+    const [a, b, c, gone] = (await Promise.all([0, 1, 2, 3].map(() => ctx.spawn()))) as [Instance, Instance, Instance, Instance];
+    const spawned = [a, b, c, gone];
+    const of = (i: Instance) => withoutTransients(events.filter((e) => e.instanceUuid === i.uuid).map((e) => e.transition));
+    if (off) {
+      ctx.step("events of the four spawns");
+      await waitFor(() => spawned.every((i) => of(i).length >= 1), CONCURRENT_EVENT_WAIT_MS, ctx.signal);
+      for (const [n, i] of spawned.entries()) {
+        const seen = of(i);
+        check(seen.length === 1 && seen[0] === "STARTED", `spawn ${n + 1} of 4 at once announced [${seen.join(", ")}], expected [STARTED]`);
+      }
+    }
+    const mark = events.length;
+    const pause = d.capabilities.pause;
+    ctx.step(`${pause ? "pause, " : ""}power off, reboot HARD and destroy at once, one instance each`);
+    await Promise.all([
+      pause ? d.pause(a, ctx.opts()) : undefined,
+      d.powerOff(b, ctx.opts({ cleanShutdownTimeoutSec: 0 })),
+      d.reboot(c, "HARD", ctx.opts()),
+      d.destroy(gone, ctx.opts()),
+    ]);
+    await expectState(ctx, a, pause ? PowerState.PAUSED : PowerState.RUNNING, pause ? "a pause beside other calls" : "other instances' calls");
+    await expectState(ctx, b, PowerState.SHUTDOWN, "a power off beside other calls");
+    await expectState(ctx, c, PowerState.RUNNING, "a hard reboot beside other calls");
+    await expectGone(ctx, gone, "a destroy beside other calls");
+    if (off) {
+      // The two whose events the contract fixes: a pause announces PAUSED, a power off STOPPED, once.
+      const since = (i: Instance) => withoutTransients(events.slice(mark).filter((e) => e.instanceUuid === i.uuid).map((e) => e.transition));
+      const want: [Instance, LifecycleTransition[], string][] = [
+        ...(pause ? [[a, ["PAUSED"], "the pause"] as [Instance, LifecycleTransition[], string]] : []),
+        [b, ["STOPPED"], "the power off"],
+      ];
+      ctx.step("events of the pause and the power off");
+      await waitFor(() => want.every(([i, w]) => since(i).length >= w.length), CONCURRENT_EVENT_WAIT_MS, ctx.signal);
+      await new Promise((r) => setTimeout(r, 2));
+      for (const [i, w, what] of want) {
+        const seen = since(i);
+        check(seen.join(",") === w.join(","), `${what} beside other calls announced [${seen.join(", ")}], expected [${w.join(", ")}]`);
+      }
+      const misaddressed = events.filter((e) => spawned.some((i) => i.uuid === e.instanceUuid) && e.host !== ctx.host);
+      check(misaddressed.length === 0, `events of these instances name host ${misaddressed[0]?.host}, expected ${ctx.host}`);
+    }
+  } finally {
+    off?.();
+  }
 }
+
+/** How long events already due may take to arrive (a daemon's event stream lags its replies). */
+const CONCURRENT_EVENT_WAIT_MS = 2_000;
 
 /** Operations on an instance that never existed reject with `InstanceNotFoundError`. */
 export async function checkNotFound(ctx: ScenarioContext): Promise<void> {

@@ -461,6 +461,34 @@ class OneCallAtATime extends DriverDecorator {
   }
 }
 
+/** Events emitted while two of its calls overlap are lost (one shared "current call" slot). */
+class EventsLostWhileCallsOverlap extends DriverDecorator {
+  #inFlight = 0;
+  async #counted<T>(fn: () => Promise<T>): Promise<T> {
+    this.#inFlight++;
+    try {
+      await new Promise((r) => setTimeout(r, 5));
+      return await fn();
+    } finally {
+      this.#inFlight--;
+    }
+  }
+  override spawn(r: SpawnRequest, o?: OperationOptions) {
+    return this.#counted(() => this.inner.spawn(r, o));
+  }
+  override pause(i: Instance, o?: OperationOptions) {
+    return this.#counted(() => this.inner.pause(i, o));
+  }
+  override powerOff(i: Instance, o?: PowerOffOptions) {
+    return this.#counted(() => this.inner.powerOff(i, o));
+  }
+  override registerEventListener(listener: LifecycleListener): () => void {
+    return this.inner.registerEventListener((e) => {
+      if (this.#inFlight <= 1) listener(e);
+    });
+  }
+}
+
 /** A pause cut short by its deadline or signal says no operation (the name dropped on the way). */
 class DeadlineErrorUnnamed extends DriverDecorator {
   override async pause(i: Instance, o?: OperationOptions) {
@@ -526,6 +554,7 @@ export const GAP_VARIANTS: readonly BrokenVariant[] = [
   v("refusal", "rescued-unrescue-refusal-unnamed", "unrescue of a paused or suspended rescued instance is refused with an InvalidStateError that names no operation", ["state.rescued.pause", "state.rescued.suspend"], (d) => new RescuedUnrescueRefusalUnnamed(d)),
   v("wrong-state", "rescued-unrescue-noop", "unrescue of a paused or suspended rescued instance reports success and leaves it in rescue mode", ["state.rescued.pause", "state.rescued.suspend"], (d) => new RescuedUnrescueNoop(d)),
   v("wrong-state", "one-call-at-a-time", "a call about one instance while another instance's call runs is refused as busy", ["lifecycle.concurrent-instances"], (d) => new OneCallAtATime(d)),
+  v("events", "events-lost-while-calls-overlap", "events emitted while two of its calls overlap are lost", ["lifecycle.concurrent-instances"], (d) => new EventsLostWhileCallsOverlap(d)),
   v("deadlines", "deadline-error-unnamed", "a pause's OperationTimeoutError / OperationAbortedError names no operation", ["deadlines.every-operation"], (d) => new DeadlineErrorUnnamed(d)),
   v("migration", "migration-outlives-destroy", "destroy does not cancel the migration job: it fails seconds later", ["migration.destroy-during"], (d) => new MigrationOutlivesDestroy(d)),
 ];
