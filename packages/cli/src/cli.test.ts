@@ -132,7 +132,7 @@ describe("virtkit", () => {
     const plugin = await slowSpawnPlugin(dir, "slow-spawn-cut", 60_000, join(dir, "slow-spawn-cut.marker"));
     for (const runner of ["vitest", "direct"]) {
       // 20 s: long enough for vitest to start its worker on a loaded machine, so the scenario is running when it passes.
-      const r = virtkit(["conformance", "run", "--driver", plugin, "--focus", "^lifecycle\\.spawn$", "--suite-timeout", "20000", "--runner", runner, "--json"]);
+      const r = virtkit(["conformance", "run", "--driver", plugin, "--focus", "^lifecycle\\.spawn$", "--suite-timeout", "20000", "--scenario-timeout", "120000", "--runner", runner, "--json"]);
       expect(r.status, `${runner}: ${r.stderr}`).toBe(1);
       const report = JSON.parse(r.stdout) as { ok: boolean; results: { id: string; status: string; reason?: string }[] };
       expect(report.results.map((x) => [x.id, x.status, x.reason]), runner).toEqual([
