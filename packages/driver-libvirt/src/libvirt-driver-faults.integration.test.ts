@@ -178,7 +178,8 @@ describe.skipIf(!SOCKET || !TCP)(
       }
     }, 120_000);
 
-    it("a live snapshot whose overlay cannot be merged back still succeeds, and destroy removes the overlay with the instance", async () => {
+    /** A QEMU driver on a fresh pool whose every call goes through a proxy that can refuse one procedure. */
+    async function proxiedSnapshotDriver() {
       const [host, port] = (TCP ?? "127.0.0.1:0").split(":");
       const proxy = await CuttableProxy.start({ host: host!, port: Number(port) });
       const { pool, poolPath } = freshPool();
@@ -193,6 +194,11 @@ describe.skipIf(!SOCKET || !TCP)(
         logger: { warn: (m) => void warnings.push(m) },
       });
       await d.initHost("host-a");
+      return { proxy, pool, poolPath, images, warnings, d };
+    }
+
+    it("a live snapshot whose overlay cannot be merged back still succeeds, and destroy removes the overlay with the instance", async () => {
+      const { proxy, pool, poolPath, images, warnings, d } = await proxiedSnapshotDriver();
       const i = instance({
         flavor: { name: "m1.tiny", memoryMb: 64, vcpus: 1, rootGb: 1 },
         imageMeta: { id: "img-merge", diskFormat: "qcow2", containerFormat: "bare", properties: {} },
@@ -232,19 +238,7 @@ describe.skipIf(!SOCKET || !TCP)(
     }, 180_000);
 
     it("destroy removes an overlay whatever fails on the way: a refresh refused while another volume builds, the definition unreadable, a destroy that failed before", async () => {
-      const [host, port] = (TCP ?? "127.0.0.1:0").split(":");
-      const proxy = await CuttableProxy.start({ host: host!, port: Number(port) });
-      const { pool, poolPath } = freshPool();
-      const images = new InMemoryImageService();
-      const d = new LibvirtDriver({
-        uri: `qemu+tcp://127.0.0.1:${proxy.port}/system`,
-        virtType: "qemu",
-        pool,
-        poolPath,
-        imageService: images,
-        logger: {},
-      });
-      await d.initHost("host-a");
+      const { proxy, pool, poolPath, images, d } = await proxiedSnapshotDriver();
       /** A running instance left on a live snapshot's overlay (every merge refused). */
       const onOverlay = async (): Promise<Instance> => {
         const i = instance({ imageMeta: { id: "img-overlay", diskFormat: "qcow2", containerFormat: "bare", properties: {} } });
