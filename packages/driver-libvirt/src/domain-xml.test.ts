@@ -9,6 +9,7 @@ import {
   directKernelBoot,
   buildSnapshotXml,
   buildVolumeXml,
+  diskFiles,
   domainName,
   readDomainXml,
   readSnapshotXml,
@@ -254,6 +255,22 @@ describe("withRescueDisk", () => {
     expect(boots).toEqual(["1", "2"]);
     expect(facts.rescueOriginalXml).toBe(original);
     expect(readDomainXml(facts.rescueOriginalXml as string).rescueOriginalXml).toBeUndefined();
+  });
+});
+
+describe("diskFiles", () => {
+  it("lists every disk's source, its backing chain, and the files of the definition kept for unrescue", () => {
+    const original = buildDomainXml({
+      virtType: "qemu",
+      instance: instance(),
+      disks: [{ path: "/pool/u_snapshot_overlay_1.qcow2", format: "qcow2" }],
+    }).replace(
+      "</disk>",
+      "<backingStore type='file'><format type='qcow2'/><source file='/pool/u_disk'/></backingStore></disk>",
+    );
+    expect(diskFiles(original).sort()).toEqual(["/pool/u_disk", "/pool/u_snapshot_overlay_1.qcow2"]);
+    const rescued = withRescueDisk(original, { path: "/pool/u_disk.rescue", format: "qcow2" });
+    expect(diskFiles(rescued).sort()).toEqual(["/pool/u_disk", "/pool/u_disk.rescue", "/pool/u_snapshot_overlay_1.qcow2"]);
   });
 });
 

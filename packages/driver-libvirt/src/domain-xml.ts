@@ -545,8 +545,8 @@ export function diskFiles(xml: string): string[] {
   };
   const domain = parseXml(xml);
   for (const disk of children(child(domain, "devices"), "disk")) walk(disk);
-  const rescue = readDomainXml(xml).rescueOriginalXml;
-  if (rescue !== undefined) for (const f of diskFiles(rescue)) out.add(f);
+  const rescue = metaChild(virtkitMetadata(domain), "rescue")?.text;
+  if (rescue !== undefined && rescue !== "") for (const f of diskFiles(rescue)) out.add(f);
   return [...out];
 }
 

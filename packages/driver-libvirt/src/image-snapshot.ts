@@ -23,6 +23,7 @@ import {
   PowerState,
   TaskState,
   VirtkitError,
+  sleep,
   snapshotImageMetadata,
   type DiskFormat,
   type ImageService,
@@ -266,7 +267,7 @@ async function mergeBack(api: LibvirtApi, snap: DomainSnapshot, job: ImageSnapsh
           attempt: attempt + 1,
           err: libvirtMessage(err),
         });
-        await new Promise((resolve) => setTimeout(resolve, pause));
+        await sleep(pause);
         continue;
       }
       // The guest runs on the overlay, its data whole; the chain is one longer until an operator

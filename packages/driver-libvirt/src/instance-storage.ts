@@ -12,6 +12,7 @@ import {
   type ImageMeta,
   type Instance,
   raceSignal,
+  sleep,
 } from "@virtkit/core";
 import {
   VirErrorNumber as E,
@@ -34,11 +35,6 @@ const FILE_POOL_TYPES = new Set(["dir", "fs", "netfs"]);
 const REFRESH_RETRY_MS = 500;
 /** How long a refresh is waited for at most, whatever the call's own deadline (a cleanup may have none). */
 const REFRESH_WAIT_MAX_MS = 120_000;
-
-/** Sleeps `ms`, or rejects with the signal's reason once it aborts. */
-function sleepUnlessAborted(ms: number, signal: AbortSignal | undefined): Promise<void> {
-  return raceSignal(new Promise<void>((r) => setTimeout(r, ms)), signal);
-}
 
 /** Suffix of the rescue disk's volume. */
 export const RESCUE_SUFFIX = ".rescue";
@@ -246,7 +242,7 @@ export class InstanceStorage {
         return;
       } catch (err) {
         if (!/asynchronous jobs running/i.test(libvirtMessage(err)) || Date.now() >= giveUpAt) throw this.mapError(err);
-        await sleepUnlessAborted(REFRESH_RETRY_MS, call.signal);
+        await sleep(REFRESH_RETRY_MS, call.signal, "pool refresh");
       }
     }
   }
