@@ -91,7 +91,9 @@ describe("virtkit", () => {
       "--report-json",
       files.json,
     ]);
-    expect(r.status, r.stderr).toBe(0);
+    // On failure, name the scenarios that did not pass (the exit code alone says nothing).
+    const notPassed = r.stdout.split("\n").filter((l) => /^\[\s*\d+\/\d+\]\s+(?!✓)/.test(l));
+    expect(r.status, `${r.stderr}\n${notPassed.join("\n")}`).toBe(0);
     // Every scenario of the kit ran and passed (the count is the kit's, not this test's).
     const total = Number(/\((\d+) scenarios\)/.exec(r.stdout)?.[1]);
     expect(total).toBeGreaterThan(100);

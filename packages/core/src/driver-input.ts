@@ -4,17 +4,23 @@
  */
 import { InvalidInputError } from "./errors.js";
 import type { PowerOffOptions, RescueOptions } from "./driver.js";
+import type { ImageMeta } from "./model.js";
 import { isSecret } from "./secret.js";
 import { validateImageMeta } from "./validation.js";
 
-/** spawn's request: an object; its `imageMeta` (when given) valid image meta; its `adminPassword` (when given) a Secret. */
-export function validateSpawnRequest(request: unknown): void {
+/**
+ * spawn's request: an object; its `imageMeta` (when given) valid image meta; its `adminPassword`
+ * (when given) a Secret. Returns the request's image meta normalised (undefined when not given),
+ * so a driver need not check it a second time.
+ */
+export function validateSpawnRequest(request: unknown): ImageMeta | undefined {
   if (typeof request !== "object" || request === null) throw new InvalidInputError("request", "must be an object");
   const { imageMeta, adminPassword } = request as { imageMeta?: unknown; adminPassword?: unknown };
-  if (imageMeta !== undefined) validateImageMeta(imageMeta, "request.imageMeta");
+  const meta = imageMeta === undefined ? undefined : validateImageMeta(imageMeta, "request.imageMeta");
   if (adminPassword !== undefined && !isSecret(adminPassword)) {
     throw new InvalidInputError("request.adminPassword", "must be a Secret");
   }
+  return meta;
 }
 
 /** A reboot type other than SOFT or HARD, as the error to reject with. */
@@ -33,9 +39,10 @@ export function powerOffOptionsError(options: PowerOffOptions | undefined): Inva
   return undefined;
 }
 
-/** rescue's image meta and `rescuePassword` (a Secret when given). */
-export function validateRescueInput(rescueImageMeta: unknown, options: RescueOptions | undefined): void {
-  validateImageMeta(rescueImageMeta, "rescueImageMeta");
+/** rescue's image meta and `rescuePassword` (a Secret when given); returns the image meta normalised. */
+export function validateRescueInput(rescueImageMeta: unknown, options: RescueOptions | undefined): ImageMeta {
+  const meta = validateImageMeta(rescueImageMeta, "rescueImageMeta");
   const pw: unknown = options?.rescuePassword;
   if (pw !== undefined && !isSecret(pw)) throw new InvalidInputError("rescuePassword", "must be a Secret");
+  return meta;
 }

@@ -70,7 +70,7 @@ import type { FakeOperation, FaultInjector } from "./faults.js";
 import { liveMigrationUri, planLibvirtMigration } from "./libvirt-migration-flags.js";
 import type { FakeLogger } from "./logger.js";
 import { nextState, type InstanceStateName, type PowerOperation } from "./transitions.js";
-import { imagePropertyTrue, validateImageMeta, validateInstance, validateInstanceRef } from "./validate.js";
+import { imagePropertyTrue, validateInstance, validateInstanceRef } from "./validate.js";
 
 /** How a {@link FakeDriver} is built. */
 export interface FakeDriverOptions {
@@ -277,7 +277,7 @@ export class FakeDriver implements ComputeDriver {
    * so no deadline timer is needed: the fast path); otherwise under `withDeadline`, with the
    * injected delay/latency/failure happening before anything changes.
    */
-  async #call<T>(
+  async #callMayWait<T>(
     op: FakeOperation,
     options: OperationOptions | undefined,
     mayWait: boolean,
@@ -296,6 +296,15 @@ export class FakeDriver implements ComputeDriver {
     });
   }
 
+  /** `#callMayWait` for a call that never waits (most of them). */
+  #call<T>(
+    op: FakeOperation,
+    options: OperationOptions | undefined,
+    fn: (signal: AbortSignal | undefined) => T | Promise<T>,
+  ): Promise<T> {
+    return this.#callMayWait(op, options, false, fn);
+  }
+
   #get(uuid: string): FakeInstance {
     const rec = this.#host.instances.get(uuid);
     if (!rec) throw new InstanceNotFoundError(uuid);
@@ -310,9 +319,9 @@ export class FakeDriver implements ComputeDriver {
     if (rec.migration !== undefined) throw new InvalidStateError(rec.spec.uuid, op, "MIGRATING");
   }
 
-  /** The target state of `transition` from the instance's state, or `InvalidStateError` naming `op`. */
-  #legal(rec: FakeInstance, transition: PowerOperation, op: string): InstanceStateName {
-    const to = nextState(transition, rec.state);
+  /** The target state of `op` from the instance's state, or `InvalidStateError` naming `op`. */
+  #legal(rec: FakeInstance, op: PowerOperation): InstanceStateName {
+    const to = nextState(op, rec.state);
     if (to === undefined) throw new InvalidStateError(rec.spec.uuid, op, rec.state);
     return to;
   }
@@ -321,7 +330,7 @@ export class FakeDriver implements ComputeDriver {
 
   async initHost(_host: string, options?: OperationOptions): Promise<void> {
     this.#begin("initHost");
-    return this.#call("initHost", options, false, () => {
+    return this.#call("initHost", options, () => {
       this.#log?.debug("fake host initialised", { host: this.host });
     });
   }
@@ -329,7 +338,7 @@ export class FakeDriver implements ComputeDriver {
   async cleanupHost(_host: string, options?: OperationOptions): Promise<void> {
     if (this.#closed) return;
     this.#begin("cleanupHost");
-    return this.#call("cleanupHost", options, false, () => {
+    return this.#call("cleanupHost", options, () => {
       for (const off of this.#unsubscribers) off();
       this.#unsubscribers.clear();
       this.#closed = true;
@@ -339,7 +348,7 @@ export class FakeDriver implements ComputeDriver {
 
   async getHostInfo(options?: OperationOptions): Promise<HostInfo> {
     this.#begin("getHostInfo");
-    return this.#call("getHostInfo", options, false, () => ({
+    return this.#call("getHostInfo", options, () => ({
       hostname: this.host,
       hypervisorType: "fake",
       hypervisorVersion: "1.0.0",
@@ -353,26 +362,26 @@ export class FakeDriver implements ComputeDriver {
 
   async listInstances(options?: OperationOptions): Promise<readonly string[]> {
     this.#begin("listInstances");
-    return this.#call("listInstances", options, false, () =>
+    return this.#call("listInstances", options, () =>
       [...this.#host.instances.values()].map((r) => r.spec.name),
     );
   }
 
   async listInstanceUuids(options?: OperationOptions): Promise<readonly string[]> {
     this.#begin("listInstanceUuids");
-    return this.#call("listInstanceUuids", options, false, () => [...this.#host.instances.keys()]);
+    return this.#call("listInstanceUuids", options, () => [...this.#host.instances.keys()]);
   }
 
   async instanceExists(instance: Instance, options?: OperationOptions): Promise<boolean> {
     this.#begin("instanceExists");
     validateInstanceRef(instance);
-    return this.#call("instanceExists", options, false, () => this.#host.instances.has(instance.uuid));
+    return this.#call("instanceExists", options, () => this.#host.instances.has(instance.uuid));
   }
 
   async getInfo(instance: Instance, options?: OperationOptions): Promise<InstanceInfo> {
     this.#begin("getInfo");
     validateInstanceRef(instance);
-    return this.#call("getInfo", options, false, () => {
+    return this.#call("getInfo", options, () => {
       const rec = this.#get(instance.uuid);
       const maxMemoryKb = rec.spec.flavor.memoryMb * 1024;
       // A stopped or saved-to-disk guest holds no memory.
@@ -391,20 +400,20 @@ export class FakeDriver implements ComputeDriver {
   async getConsoleOutput(instance: Instance, options?: OperationOptions): Promise<string> {
     this.#begin("getConsoleOutput");
     validateInstanceRef(instance);
-    return this.#call("getConsoleOutput", options, false, () => this.#get(instance.uuid).guest.consoleOutput());
+    return this.#call("getConsoleOutput", options, () => this.#get(instance.uuid).guest.consoleOutput());
   }
 
   // -- lifecycle --
 
   async spawn(request: SpawnRequest, options?: OperationOptions): Promise<void> {
-    this.#begin("spawn");
+    const op = "spawn";
+    this.#begin(op);
     // Core's shared checks (the same typed refusals every driver gives), then the normalised copies.
-    validateSpawnRequest(request);
+    const requestMeta = validateSpawnRequest(request);
     const instance = validateInstance(request.instance);
-    const imageMeta =
-      request.imageMeta === undefined ? instance.imageMeta : validateImageMeta(request.imageMeta, "request.imageMeta");
+    const imageMeta = requestMeta ?? instance.imageMeta;
     const password = request.adminPassword;
-    return this.#call("spawn", options, password !== undefined, async (signal) => {
+    return this.#callMayWait(op, options, password !== undefined, async (signal) => {
       const uuid = instance.uuid;
       if (this.cloud.locate(uuid)) throw new InstanceExistsError(uuid);
       const osType = instance.osType ?? imageMeta.properties.os_type;
@@ -419,7 +428,7 @@ export class FakeDriver implements ComputeDriver {
       if (password !== undefined) {
         // First-boot injection (config drive): no agent needed.
         const hash = await FakeGuest.hashPassword(password);
-        throwIfAborted("spawn", signal);
+        throwIfAborted(op, signal);
         if (this.cloud.locate(uuid)) throw new InstanceExistsError(uuid);
         guest.setPasswordHash(adminUserFor(adminUser, osType), hash);
       }
@@ -433,9 +442,10 @@ export class FakeDriver implements ComputeDriver {
   }
 
   async destroy(instance: Instance, options?: DestroyOptions): Promise<void> {
-    this.#begin("destroy");
+    const op = "destroy";
+    this.#begin(op);
     validateInstanceRef(instance);
-    return this.#call("destroy", options, false, () => {
+    return this.#call(op, options, () => {
       const uuid = instance.uuid;
       // Destroy also cleans a prepared incoming migration (Nova's rollback at destination calls it).
       this.#host.reservations.delete(uuid);
@@ -452,17 +462,19 @@ export class FakeDriver implements ComputeDriver {
   }
 
   async reboot(instance: Instance, type: RebootType, options?: OperationOptions): Promise<void> {
-    this.#begin("reboot", type === "SOFT" ? "softReboot" : undefined);
+    const op = "reboot";
+    const soft = type === "SOFT";
+    this.#begin(op, soft ? "softReboot" : undefined);
     const badType = rebootTypeError(type);
     if (badType) throw badType;
     validateInstanceRef(instance);
-    return this.#call("reboot", options, false, () => {
+    return this.#call(op, options, () => {
       const rec = this.#get(instance.uuid);
-      this.#notMigrating(rec, "reboot");
-      this.#legal(rec, type === "SOFT" ? "rebootSoft" : "rebootHard", "reboot");
+      this.#notMigrating(rec, op);
+      const to = this.#legal(rec, op);
       const now = this.#now();
       const guest = rec.guest;
-      if (type === "SOFT" && rec.state === "RUNNING") {
+      if (soft && rec.state === "RUNNING") {
         guest.acpiRequests++;
         if (!guest.ignoresAcpi) {
           guest.print(now, "systemd-shutdown[1]: Syncing filesystems and block devices.", "reboot: Restarting system");
@@ -473,19 +485,19 @@ export class FakeDriver implements ComputeDriver {
         // Nova falls back to a hard reboot when the guest does not react to the ACPI request.
         this.#log?.info("guest ignored the soft reboot request, rebooting hard", { instance: rec.spec.uuid });
       }
-      // A hard reboot destroys and recreates the domain (a suspended guest's saved state is dropped:
-      // it boots afresh, it is not resumed).
-      if (rec.state === "RUNNING" || rec.state === "PAUSED" || rec.state === "SUSPENDED") {
-        this.#host.transition(rec, "SHUTDOWN");
-      }
-      this.#host.transition(rec, "RUNNING");
+      // A hard reboot destroys and recreates the domain, whatever state it was in (a suspended
+      // guest's saved state is dropped: it boots afresh, it is not resumed; stopping a stopped
+      // domain changes nothing).
+      this.#host.transition(rec, "SHUTDOWN");
+      this.#host.transition(rec, to);
       guest.lastReboot = "hard";
       guest.boot(now, { rescue: rec.rescued });
     });
   }
 
   async powerOff(instance: Instance, options?: PowerOffOptions): Promise<void> {
-    this.#begin("powerOff");
+    const op = "powerOff";
+    this.#begin(op);
     validateInstanceRef(instance);
     const badOptions = powerOffOptionsError(options);
     if (badOptions) throw badOptions;
@@ -494,11 +506,11 @@ export class FakeDriver implements ComputeDriver {
     const uuid = instance.uuid;
     const before = this.#host.instances.get(uuid);
     const mayWait = timeoutSec > 0 && before?.state === "RUNNING" && before.guest.ignoresAcpi;
-    return this.#call("powerOff", options, mayWait, async (signal) => {
+    return this.#callMayWait(op, options, mayWait, async (signal) => {
       const rec = this.#get(uuid);
-      this.#notMigrating(rec, "powerOff");
-      this.#legal(rec, "powerOff", "powerOff");
-      if (rec.state === "SHUTDOWN") return;
+      this.#notMigrating(rec, op);
+      const to = this.#legal(rec, op);
+      if (rec.state === to) return;
       const guest = rec.guest;
       // Only a running guest can react to the power button; anything else goes down hard at once.
       if (timeoutSec > 0 && rec.state === "RUNNING") {
@@ -514,7 +526,7 @@ export class FakeDriver implements ComputeDriver {
               "reboot: Power down",
             );
             guest.lastShutdown = "clean";
-            this.#host.transition(rec, "SHUTDOWN");
+            this.#host.transition(rec, to);
             return;
           }
           if (waited >= timeoutSec) break;
@@ -528,19 +540,20 @@ export class FakeDriver implements ComputeDriver {
         this.#log?.info("clean shutdown timed out, powering off hard", { instance: uuid, timeoutSec });
       }
       guest.lastShutdown = "hard";
-      this.#host.transition(rec, "SHUTDOWN");
+      this.#host.transition(rec, to);
     });
   }
 
   async powerOn(instance: Instance, options?: OperationOptions): Promise<void> {
-    this.#begin("powerOn");
+    const op = "powerOn";
+    this.#begin(op);
     validateInstanceRef(instance);
-    return this.#call("powerOn", options, false, () => {
+    return this.#call(op, options, () => {
       const rec = this.#get(instance.uuid);
-      this.#notMigrating(rec, "powerOn");
-      this.#legal(rec, "powerOn", "powerOn");
-      if (rec.state === "RUNNING") return;
-      this.#host.transition(rec, "RUNNING");
+      this.#notMigrating(rec, op);
+      const to = this.#legal(rec, op);
+      if (rec.state === to) return;
+      this.#host.transition(rec, to);
       rec.guest.boot(this.#now(), { rescue: rec.rescued });
     });
   }
@@ -553,10 +566,10 @@ export class FakeDriver implements ComputeDriver {
   ): Promise<void> {
     this.#begin(op);
     validateInstanceRef(instance);
-    return this.#call(op, options, false, () => {
+    return this.#call(op, options, () => {
       const rec = this.#get(instance.uuid);
       this.#notMigrating(rec, op);
-      this.#host.transition(rec, this.#legal(rec, op, op));
+      this.#host.transition(rec, this.#legal(rec, op));
     });
   }
 
@@ -577,48 +590,50 @@ export class FakeDriver implements ComputeDriver {
   }
 
   async rescue(instance: Instance, rescueImageMeta: ImageMeta, options?: RescueOptions): Promise<void> {
-    this.#begin("rescue");
+    const op = "rescue";
+    this.#begin(op);
     validateInstanceRef(instance);
-    validateRescueInput(rescueImageMeta, options);
-    const meta = validateImageMeta(rescueImageMeta, "rescueImageMeta");
+    const meta = validateRescueInput(rescueImageMeta, options);
     const password = options?.rescuePassword;
-    return this.#call("rescue", options, false, async (signal) => {
-      const check = (): FakeInstance => {
+    return this.#call(op, options, async (signal) => {
+      const check = (): { rec: FakeInstance; to: InstanceStateName } => {
         const rec = this.#get(instance.uuid);
-        this.#notMigrating(rec, "rescue");
-        if (rec.rescued) throw new InvalidStateError(rec.spec.uuid, "rescue", rec.state);
-        this.#legal(rec, "rescue", "rescue");
-        return rec;
+        this.#notMigrating(rec, op);
+        if (rec.rescued) throw new InvalidStateError(rec.spec.uuid, op, rec.state);
+        return { rec, to: this.#legal(rec, op) };
       };
-      let rec = check();
+      let { rec, to } = check();
       let hash: string | undefined;
       if (password !== undefined) {
         hash = await FakeGuest.hashPassword(password);
-        throwIfAborted("rescue", signal);
-        rec = check();
+        throwIfAborted(op, signal);
+        ({ rec, to } = check());
       }
-      // Nova's rescue stops the instance and boots the rescue image with the original disk attached.
-      if (rec.state === "RUNNING") this.#host.transition(rec, "SHUTDOWN");
+      // Nova's rescue stops the instance (a no-op when it is off) and boots the rescue image with
+      // the original disk attached.
+      this.#host.transition(rec, "SHUTDOWN");
       rec.rescued = true;
       rec.rescueImageMeta = meta;
       if (hash !== undefined) rec.guest.setPasswordHash("root", hash, { rescue: true });
-      this.#host.transition(rec, "RUNNING");
+      this.#host.transition(rec, to);
       rec.guest.boot(this.#now(), { rescue: true });
     });
   }
 
   async unrescue(instance: Instance, options?: OperationOptions): Promise<void> {
-    this.#begin("unrescue");
+    const op = "unrescue";
+    this.#begin(op);
     validateInstanceRef(instance);
-    return this.#call("unrescue", options, false, () => {
+    return this.#call(op, options, () => {
       const rec = this.#get(instance.uuid);
-      this.#notMigrating(rec, "unrescue");
-      if (!rec.rescued) throw new InvalidStateError(rec.spec.uuid, "unrescue", rec.state);
-      this.#legal(rec, "unrescue", "unrescue");
-      if (rec.state !== "SHUTDOWN" && rec.state !== "CRASHED") this.#host.transition(rec, "SHUTDOWN");
+      this.#notMigrating(rec, op);
+      if (!rec.rescued) throw new InvalidStateError(rec.spec.uuid, op, rec.state);
+      const to = this.#legal(rec, op);
+      // The rescue domain is destroyed (a no-op when it is off) and the instance's own disk booted.
+      this.#host.transition(rec, "SHUTDOWN");
       rec.rescued = false;
       rec.rescueImageMeta = undefined;
-      this.#host.transition(rec, "RUNNING");
+      this.#host.transition(rec, to);
       rec.guest.boot(this.#now());
     });
   }
@@ -631,7 +646,7 @@ export class FakeDriver implements ComputeDriver {
     if (typeof imageId !== "string" || imageId.length === 0)
       throw new InvalidInputError("imageId", "must be a non-empty string");
     const onTaskState = options?.onTaskState;
-    return this.#call("snapshot", options, true, async (signal) => {
+    return this.#callMayWait("snapshot", options, true, async (signal) => {
       const uuid = instance.uuid;
       const rec = this.#get(uuid);
       const image = await this.#images.get(imageId, { signal });
@@ -663,7 +678,7 @@ export class FakeDriver implements ComputeDriver {
     if (description !== undefined && typeof description !== "string") {
       throw new InvalidInputError("description", "must be a string");
     }
-    return this.#call("createInstanceSnapshot", options, false, () => {
+    return this.#call("createInstanceSnapshot", options, () => {
       const rec = this.#get(instance.uuid);
       this.#notMigrating(rec, "createInstanceSnapshot");
       const info: InstanceSnapshot = Object.freeze({
@@ -682,7 +697,7 @@ export class FakeDriver implements ComputeDriver {
   async listInstanceSnapshots(instance: Instance, options?: OperationOptions): Promise<readonly InstanceSnapshot[]> {
     this.#begin("listInstanceSnapshots");
     validateInstanceRef(instance);
-    return this.#call("listInstanceSnapshots", options, false, () =>
+    return this.#call("listInstanceSnapshots", options, () =>
       this.#get(instance.uuid).snapshots.map((s) => s.info),
     );
   }
@@ -693,7 +708,7 @@ export class FakeDriver implements ComputeDriver {
     if (typeof snapshotId !== "string" || snapshotId.length === 0) {
       throw new InvalidInputError("snapshotId", "must be a non-empty string");
     }
-    return this.#call("revertToInstanceSnapshot", options, false, () => {
+    return this.#call("revertToInstanceSnapshot", options, () => {
       const rec = this.#get(instance.uuid);
       const snap = rec.snapshots.find((s) => s.info.id === snapshotId);
       if (!snap) throw new SnapshotNotFoundError(rec.spec.uuid, snapshotId);
@@ -710,7 +725,7 @@ export class FakeDriver implements ComputeDriver {
     if (typeof snapshotId !== "string" || snapshotId.length === 0) {
       throw new InvalidInputError("snapshotId", "must be a non-empty string");
     }
-    return this.#call("deleteInstanceSnapshot", options, false, () => {
+    return this.#call("deleteInstanceSnapshot", options, () => {
       const rec = this.#get(instance.uuid);
       const i = rec.snapshots.findIndex((s) => s.info.id === snapshotId);
       if (i < 0) throw new SnapshotNotFoundError(rec.spec.uuid, snapshotId);
@@ -729,7 +744,7 @@ export class FakeDriver implements ComputeDriver {
     const uuid = instance.uuid;
     let agentHung = false;
     try {
-      return await this.#call("setAdminPassword", options, true, async (signal) => {
+      return await this.#callMayWait("setAdminPassword", options, true, async (signal) => {
         const rec = this.#get(uuid);
         if (rec.state !== "RUNNING") throw new InstanceNotRunningError(uuid);
         if (this.#host.virtType !== "kvm" && this.#host.virtType !== "qemu") throw new AdminPasswordNotSupportedError();
@@ -805,7 +820,7 @@ export class FakeDriver implements ComputeDriver {
       throw new InvalidInputError("sourceHost", "must be a HostInfo with a hostname");
     }
     const plan = this.planMigration(policy);
-    return this.#call("checkCanLiveMigrateDestination", options, false, () => {
+    return this.#call("checkCanLiveMigrateDestination", options, () => {
       const uuid = instance.uuid;
       const dest = this.#host;
       if (sourceHost.hostname === dest.name) {
@@ -864,7 +879,7 @@ export class FakeDriver implements ComputeDriver {
     this.#begin("checkCanLiveMigrateSource");
     validateInstanceRef(instance);
     checkMigrateData(data);
-    return this.#call("checkCanLiveMigrateSource", options, false, () => {
+    return this.#call("checkCanLiveMigrateSource", options, () => {
       const rec = this.#get(instance.uuid);
       const uuid = rec.spec.uuid;
       if (data.sourceHost !== this.host) {
@@ -896,7 +911,7 @@ export class FakeDriver implements ComputeDriver {
     this.#begin("preLiveMigration");
     validateInstanceRef(instance);
     checkMigrateData(data);
-    return this.#call("preLiveMigration", options, false, () => {
+    return this.#call("preLiveMigration", options, () => {
       const uuid = instance.uuid;
       const dest = this.#host;
       if (data.destHost !== dest.name) {
@@ -923,7 +938,7 @@ export class FakeDriver implements ComputeDriver {
     validateInstanceRef(instance);
     checkMigrateData(data);
     const onProgress = options?.onProgress;
-    return this.#call("liveMigration", options, true, async (signal) => {
+    return this.#callMayWait("liveMigration", options, true, async (signal) => {
       const uuid = instance.uuid;
       const rec = this.#get(uuid);
       const fail = (reason: string, cause?: unknown): LiveMigrationFailedError =>
@@ -1014,7 +1029,7 @@ export class FakeDriver implements ComputeDriver {
     this.#begin("postLiveMigrationAtDestination");
     validateInstanceRef(instance);
     checkMigrateData(data);
-    return this.#call("postLiveMigrationAtDestination", options, false, () => {
+    return this.#call("postLiveMigrationAtDestination", options, () => {
       const rec = this.#get(instance.uuid);
       rec.awaitingPostMigration = false;
       this.#log?.debug("live migration finalised at destination", { host: this.host, instance: rec.spec.uuid });
@@ -1030,7 +1045,7 @@ export class FakeDriver implements ComputeDriver {
     this.#begin("rollbackLiveMigrationAtDestination");
     validateInstanceRef(instance);
     checkMigrateData(data);
-    return this.#call("rollbackLiveMigrationAtDestination", options, false, () => {
+    return this.#call("rollbackLiveMigrationAtDestination", options, () => {
       this.#host.reservations.delete(instance.uuid);
       this.#log?.debug("incoming migration rolled back", { host: this.host, instance: instance.uuid });
     });
@@ -1039,7 +1054,7 @@ export class FakeDriver implements ComputeDriver {
   async liveMigrationAbort(instance: Instance, options?: OperationOptions): Promise<void> {
     this.#begin("liveMigrationAbort");
     validateInstanceRef(instance);
-    return this.#call("liveMigrationAbort", options, false, () => {
+    return this.#call("liveMigrationAbort", options, () => {
       const rec = this.#get(instance.uuid);
       const job = rec.migration;
       if (!job) throw new InvalidStateError(rec.spec.uuid, "liveMigrationAbort", rec.state);
@@ -1053,7 +1068,7 @@ export class FakeDriver implements ComputeDriver {
   async liveMigrationForceComplete(instance: Instance, options?: OperationOptions): Promise<void> {
     this.#begin("liveMigrationForceComplete");
     validateInstanceRef(instance);
-    return this.#call("liveMigrationForceComplete", options, false, () => {
+    return this.#call("liveMigrationForceComplete", options, () => {
       const rec = this.#get(instance.uuid);
       const job = rec.migration;
       if (!job) throw new InvalidStateError(rec.spec.uuid, "liveMigrationForceComplete", rec.state);

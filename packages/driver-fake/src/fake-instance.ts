@@ -29,9 +29,8 @@ export interface MigrationJob {
   readonly wake: AbortController;
 }
 
-/** The lifecycle event a move from `from` to `to` produces, if any (XenAPI-style: resume -> RESUMED). */
-export function transitionEvent(from: InstanceStateName, to: InstanceStateName): LifecycleTransition | undefined {
-  if (from === to) return undefined;
+/** The lifecycle event a move from `from` to a different state `to` produces (XenAPI-style: resume -> RESUMED). */
+function transitionEvent(from: InstanceStateName, to: InstanceStateName): LifecycleTransition {
   switch (to) {
     case "RUNNING":
       return from === "PAUSED" || from === "SUSPENDED" ? "RESUMED" : "STARTED";
@@ -81,11 +80,9 @@ export class FakeInstance {
   setState(to: InstanceStateName, nowMs: number): LifecycleTransition | undefined {
     const from = this.state;
     if (from === to) return undefined;
-    if (this.#runningSince !== undefined) {
-      this.#cpuNs = this.cpuTimeNs(nowMs);
-      this.#runningSince = undefined;
-    }
-    if (to === "RUNNING") this.#runningSince = nowMs;
+    // Bank the CPU time of the interval that ends here; only RUNNING starts a new one.
+    this.#cpuNs = this.cpuTimeNs(nowMs);
+    this.#runningSince = to === "RUNNING" ? nowMs : undefined;
     this.state = to;
     return transitionEvent(from, to);
   }

@@ -5,7 +5,7 @@
  */
 import type { PowerStateName } from "@virtkit/core";
 
-/** Operations that move an instance between power states. */
+/** Operations that move an instance between power states (named as the driver's methods). */
 export type PowerOperation =
   | "pause"
   | "unpause"
@@ -13,8 +13,7 @@ export type PowerOperation =
   | "resume"
   | "powerOff"
   | "powerOn"
-  | "rebootSoft"
-  | "rebootHard"
+  | "reboot"
   | "rescue"
   | "unrescue";
 
@@ -49,10 +48,9 @@ export const TRANSITIONS: Readonly<
   // Powering on a running instance is a no-op, as in Nova.
   powerOn: { SHUTDOWN: "RUNNING", CRASHED: "RUNNING", RUNNING: "RUNNING" },
   // Nova's _soft_reboot only reboots a running guest; from any other state the driver reboots hard.
-  rebootSoft: { RUNNING: "RUNNING", PAUSED: "RUNNING", SUSPENDED: "RUNNING", CRASHED: "RUNNING", SHUTDOWN: "RUNNING" },
   // Nova's hard reboot recreates the domain, so it also recovers paused, suspended (the saved state
-  // is discarded: ALLOW_HARD_REBOOT), crashed and stopped instances.
-  rebootHard: { RUNNING: "RUNNING", PAUSED: "RUNNING", SUSPENDED: "RUNNING", CRASHED: "RUNNING", SHUTDOWN: "RUNNING" },
+  // is discarded: ALLOW_HARD_REBOOT), crashed and stopped instances. Both types share this row.
+  reboot: { RUNNING: "RUNNING", PAUSED: "RUNNING", SUSPENDED: "RUNNING", CRASHED: "RUNNING", SHUTDOWN: "RUNNING" },
   rescue: { RUNNING: "RUNNING", SHUTDOWN: "RUNNING" },
   // Legal only for a rescued instance (checked separately); it boots the original disk again.
   unrescue: { RUNNING: "RUNNING", PAUSED: "RUNNING", SHUTDOWN: "RUNNING", CRASHED: "RUNNING", SUSPENDED: "RUNNING" },

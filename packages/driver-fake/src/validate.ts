@@ -4,10 +4,8 @@
  */
 import {
   InvalidInputError,
-  validateImageMeta as coreValidateImageMeta,
   validateInstance as coreValidateInstance,
   validateUuid,
-  type ImageMeta,
   type Instance,
 } from "@virtkit/core";
 
@@ -20,11 +18,6 @@ export function validateInstanceRef(instance: Instance): void {
 /** Checks everything spawn needs; returns core's normalised, frozen copy. */
 export function validateInstance(instance: Instance): Instance {
   return coreValidateInstance(instance, "instance");
-}
-
-/** Checks image meta; returns core's normalised copy (`hw_qemu_guest_agent` as a boolean). */
-export function validateImageMeta(meta: ImageMeta, field = "imageMeta"): ImageMeta {
-  return coreValidateImageMeta(meta, field);
 }
 
 /** Glance-style boolean image property (`true`, `"true"`, `"yes"`), for meta that skipped normalisation. */

@@ -322,7 +322,10 @@ function simulatorEnvironment(options: XenapiConformanceOptions): ConformanceEnv
             return await withGuest(instance, (g) => g.bootCount());
           },
           async crash(instance) {
-            await withGuest(instance, (g) => g.crash());
+            // The guest the instance runs as: its rescue VM while rescued (its own VM is halted then).
+            const rescue = await runningRescueOf(instance);
+            if (rescue) await rescue.crash();
+            else await withGuest(instance, (g) => g.crash());
           },
           async bootedSystem(instance) {
             // While rescued, the instance's own VM is halted and its rescue VM runs.

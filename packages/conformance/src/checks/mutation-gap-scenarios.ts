@@ -11,7 +11,7 @@ import * as gs from "./guest-shutdown.js";
 import { checkBadArguments, checkOptionsOmitted } from "./input.js";
 import { needsTwoHosts } from "./migration.js";
 import { checkDestroyDuringMigration } from "./migration-destroy.js";
-import { checkRescuePassword, checkRescueSurvivesReboot } from "./rescue-depth.js";
+import { checkRescuePassword, checkRescueSurvivesReboot, checkUnrescueAfterCrash } from "./rescue-depth.js";
 
 /** Every gap-closing scenario, in report order. */
 export function mutationGapScenarios(): ScenarioDefinition[] {
@@ -96,6 +96,14 @@ export function mutationGapScenarios(): ScenarioDefinition[] {
       capability: "rescue",
       level: "MUST",
       run: checkRescueSurvivesReboot,
+    },
+    {
+      id: "lifecycle.unrescue-after-crash",
+      title: "a rescued instance whose rescue system crashed unrescues to its own system, RUNNING, and leaves rescue mode",
+      group: "lifecycle",
+      capability: "rescue",
+      level: "MUST",
+      run: checkUnrescueAfterCrash,
     },
     {
       id: "admin-password.first-boot",

@@ -105,3 +105,37 @@ async function leftRescueOnPowerCycle(ctx: ScenarioContext, inst: Instance): Pro
   }
   fail("power on of a powered-off rescued instance booted the instance's own system while the driver was still in rescue mode (unrescue succeeded)");
 }
+
+/**
+ * A rescued guest that crashes (the rescue system panics) can still be unrescued: Nova's API
+ * accepts unrescue for every RESCUED instance whatever its power state, and the driver destroys
+ * the rescue domain and boots the instance's own disk. Afterwards the instance runs its own
+ * system and rescue mode is over (a second unrescue is refused typed).
+ */
+export async function checkUnrescueAfterCrash(ctx: ScenarioContext): Promise<void> {
+  const crash = control(ctx, "crash", "the environment cannot crash a guest");
+  const d = ctx.driver;
+  const inst = await ctx.spawn();
+  ctx.step("rescue");
+  await d.rescue(inst, inst.imageMeta, ctx.opts());
+  await expectBooted(ctx, inst, "rescue", "rescue");
+  ctx.step("crash the rescue system (environment)");
+  await crash(inst);
+  await expectState(ctx, inst, PowerState.CRASHED, "the crash of the rescue system");
+  ctx.step("unrescue the crashed rescued instance");
+  await d.unrescue(inst, ctx.opts());
+  await expectState(ctx, inst, PowerState.RUNNING, "unrescue of the crashed rescued instance");
+  await expectBooted(ctx, inst, "instance", "unrescue of the crashed rescued instance");
+  ctx.step("a second unrescue (rescue mode should be over)");
+  try {
+    await d.unrescue(inst, ctx.opts());
+  } catch (err) {
+    ctx.recordError(err);
+    if (thrownWithCode(err, ["VIRTKIT_INVALID_STATE"])) {
+      await expectState(ctx, inst, PowerState.RUNNING, "the refused second unrescue");
+      return;
+    }
+    fail(`a second unrescue after unrescuing the crashed instance: expected InvalidStateError, got ${describeError(err)}`);
+  }
+  fail("a second unrescue succeeded: the first one left the instance in rescue mode");
+}

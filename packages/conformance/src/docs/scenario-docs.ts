@@ -170,6 +170,10 @@ export const SCENARIO_DOCS: Readonly<Record<string, ScenarioDoc>> = {
     rule: "A rescued instance that is rebooted (hard, or soft where declared) still runs its rescue system, as the guest shows, or the reboot is refused with InvalidStateError; powered off and on, it runs the rescue system again unless the power off left rescue mode (then unrescue is refused); unrescue boots the instance's own system.",
     nova: "Nova's API refuses a reboot of a RESCUED instance; a driver that accepts one must not leave rescue mode behind the caller's back.",
   },
+  "lifecycle.unrescue-after-crash": {
+    rule: "A rescued instance whose rescue system crashed (getInfo CRASHED) is unrescued: RUNNING, its own system booted, and a second unrescue is refused with InvalidStateError (rescue mode is over).",
+    nova: "Nova's API accepts unrescue for every RESCUED instance whatever its power state; the libvirt driver destroys the rescue domain and defines the instance's own again.",
+  },
   "admin-password.first-boot": {
     rule: "spawn's adminPassword goes to the account setAdminPassword would use, with os_type inherited from the image when the instance has none (Windows: Administrator, not root); a spawn with a password honours its deadline like any other (nothing left behind); two spawns of one uuid at once leave one instance and refuse the other with InstanceExistsError.",
     nova: "Nova's instance.os_type comes from the image's os_type at boot; the libvirt driver picks Administrator for Windows guests.",

@@ -434,6 +434,14 @@ class RescuedUnrescueNoop extends RescueTracking {
   }
 }
 
+/** Unrescue refuses a crashed instance, so a rescue system that crashed can never be left. */
+class CrashedRescueUnrescueRefused extends DriverDecorator {
+  override async unrescue(i: Instance, o?: OperationOptions) {
+    if ((await stateOf(this.inner, i)) === PowerState.CRASHED) throw new InvalidStateError(i.uuid, "unrescue", "CRASHED");
+    await this.inner.unrescue(i, o);
+  }
+}
+
 /**
  * One call at a time for the whole driver: a call about one instance while another instance's call
  * runs is refused as "busy" (a driver that serialises by refusing, not by waiting).
@@ -553,6 +561,7 @@ export const GAP_VARIANTS: readonly BrokenVariant[] = [
   v("refusal", "refusal-without-operation", "a refused unpause's InvalidStateError names no operation", ["state.running.unpause"], (d) => new RefusalWithoutOperation(d)),
   v("refusal", "rescued-unrescue-refusal-unnamed", "unrescue of a paused or suspended rescued instance is refused with an InvalidStateError that names no operation", ["state.rescued.pause", "state.rescued.suspend"], (d) => new RescuedUnrescueRefusalUnnamed(d)),
   v("wrong-state", "rescued-unrescue-noop", "unrescue of a paused or suspended rescued instance reports success and leaves it in rescue mode", ["state.rescued.pause", "state.rescued.suspend"], (d) => new RescuedUnrescueNoop(d)),
+  v("wrong-state", "crashed-rescue-unrescue-refused", "unrescue of a rescued instance whose rescue system crashed is refused", ["lifecycle.unrescue-after-crash"], (d) => new CrashedRescueUnrescueRefused(d)),
   v("wrong-state", "one-call-at-a-time", "a call about one instance while another instance's call runs is refused as busy", ["lifecycle.concurrent-instances"], (d) => new OneCallAtATime(d)),
   v("events", "events-lost-while-calls-overlap", "events emitted while two of its calls overlap are lost", ["lifecycle.concurrent-instances"], (d) => new EventsLostWhileCallsOverlap(d)),
   v("deadlines", "deadline-error-unnamed", "a pause's OperationTimeoutError / OperationAbortedError names no operation", ["deadlines.every-operation"], (d) => new DeadlineErrorUnnamed(d)),
