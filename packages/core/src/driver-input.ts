@@ -5,7 +5,7 @@
 import { InvalidInputError } from "./errors.js";
 import type { PowerOffOptions, RescueOptions } from "./driver.js";
 import type { ImageMeta } from "./model.js";
-import { isSecret } from "./secret.js";
+import { isSecret, type Secret } from "./secret.js";
 import { validateImageMeta } from "./validation.js";
 
 /**
@@ -45,4 +45,37 @@ export function validateRescueInput(rescueImageMeta: unknown, options: RescueOpt
   const pw: unknown = options?.rescuePassword;
   if (pw !== undefined && !isSecret(pw)) throw new InvalidInputError("rescuePassword", "must be a Secret");
   return meta;
+}
+
+/** The image an image snapshot writes into: a non-empty id. */
+export function validateImageId(imageId: unknown): string {
+  if (typeof imageId !== "string" || imageId.length === 0) throw new InvalidInputError("imageId", "must be a non-empty string");
+  return imageId;
+}
+
+/** createInstanceSnapshot's name (1 to 255 characters) and `description` (a string when given). */
+export function validateInstanceSnapshotInput(name: unknown, options: { readonly description?: unknown } | undefined): void {
+  if (typeof name !== "string" || name.length === 0 || name.length > 255) {
+    throw new InvalidInputError("name", "must be 1 to 255 characters");
+  }
+  const description = options?.description;
+  if (description !== undefined && typeof description !== "string") throw new InvalidInputError("description", "must be a string");
+}
+
+/** The snapshot a revert or delete names: a non-empty id. */
+export function validateSnapshotId(snapshotId: unknown): string {
+  if (typeof snapshotId !== "string" || snapshotId.length === 0) {
+    throw new InvalidInputError("snapshotId", "must be a non-empty string");
+  }
+  return snapshotId;
+}
+
+/**
+ * setAdminPassword's password: a non-empty Secret. The value is never echoed: a caller may have
+ * passed the plain password by mistake.
+ */
+export function validateAdminPassword(password: unknown): Secret {
+  if (!isSecret(password)) throw new InvalidInputError("password", "must be a Secret");
+  if (password.length === 0) throw new InvalidInputError("password", "must not be empty");
+  return password;
 }

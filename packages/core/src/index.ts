@@ -153,7 +153,16 @@ export {
   resolveMigrationPolicy,
   validateInstance,
 } from "./validation.js";
-export { powerOffOptionsError, rebootTypeError, validateRescueInput, validateSpawnRequest } from "./driver-input.js";
+export {
+  powerOffOptionsError,
+  rebootTypeError,
+  validateAdminPassword,
+  validateImageId,
+  validateInstanceSnapshotInput,
+  validateRescueInput,
+  validateSnapshotId,
+  validateSpawnRequest,
+} from "./driver-input.js";
 export { REDACTED, SECRET_KEY_PATTERN, redact, JsonLogger, MemoryLogger, NullLogger } from "./logger.js";
 export { redactOptions, scrubOptionSecrets } from "./redact-options.js";
 export { redactUrisInText } from "./secret-patterns.js";

@@ -25,7 +25,6 @@ import {
   SnapshotNotFoundError,
   TaskState,
   UnsupportedOperationError,
-  isSecret,
   powerOffOptionsError,
   rebootTypeError,
   sleep,
@@ -34,6 +33,10 @@ import {
   validateMigrationPolicy,
   validateRescueInput,
   validateSpawnRequest,
+  validateAdminPassword,
+  validateImageId,
+  validateInstanceSnapshotInput,
+  validateSnapshotId,
   withDeadline,
   type Capabilities,
   type Capability,
@@ -643,8 +646,7 @@ export class FakeDriver implements ComputeDriver {
   async snapshot(instance: Instance, imageId: string, options?: ImageSnapshotOptions): Promise<void> {
     this.#begin("snapshot");
     validateInstanceRef(instance);
-    if (typeof imageId !== "string" || imageId.length === 0)
-      throw new InvalidInputError("imageId", "must be a non-empty string");
+    validateImageId(imageId);
     const onTaskState = options?.onTaskState;
     return this.#callMayWait("snapshot", options, true, async (signal) => {
       const uuid = instance.uuid;
@@ -671,13 +673,8 @@ export class FakeDriver implements ComputeDriver {
   ): Promise<InstanceSnapshot> {
     this.#begin("createInstanceSnapshot");
     validateInstanceRef(instance);
-    if (typeof name !== "string" || name.length === 0 || name.length > 255) {
-      throw new InvalidInputError("name", "must be 1 to 255 characters");
-    }
+    validateInstanceSnapshotInput(name, options);
     const description = options?.description;
-    if (description !== undefined && typeof description !== "string") {
-      throw new InvalidInputError("description", "must be a string");
-    }
     return this.#call("createInstanceSnapshot", options, () => {
       const rec = this.#get(instance.uuid);
       this.#notMigrating(rec, "createInstanceSnapshot");
@@ -705,9 +702,7 @@ export class FakeDriver implements ComputeDriver {
   async revertToInstanceSnapshot(instance: Instance, snapshotId: string, options?: OperationOptions): Promise<void> {
     this.#begin("revertToInstanceSnapshot");
     validateInstanceRef(instance);
-    if (typeof snapshotId !== "string" || snapshotId.length === 0) {
-      throw new InvalidInputError("snapshotId", "must be a non-empty string");
-    }
+    validateSnapshotId(snapshotId);
     return this.#call("revertToInstanceSnapshot", options, () => {
       const rec = this.#get(instance.uuid);
       const snap = rec.snapshots.find((s) => s.info.id === snapshotId);
@@ -722,9 +717,7 @@ export class FakeDriver implements ComputeDriver {
   async deleteInstanceSnapshot(instance: Instance, snapshotId: string, options?: OperationOptions): Promise<void> {
     this.#begin("deleteInstanceSnapshot");
     validateInstanceRef(instance);
-    if (typeof snapshotId !== "string" || snapshotId.length === 0) {
-      throw new InvalidInputError("snapshotId", "must be a non-empty string");
-    }
+    validateSnapshotId(snapshotId);
     return this.#call("deleteInstanceSnapshot", options, () => {
       const rec = this.#get(instance.uuid);
       const i = rec.snapshots.findIndex((s) => s.info.id === snapshotId);
@@ -738,9 +731,7 @@ export class FakeDriver implements ComputeDriver {
   async setAdminPassword(instance: Instance, password: Secret, options?: OperationOptions): Promise<void> {
     this.#begin("setAdminPassword");
     validateInstanceRef(instance);
-    // Never echo the value: a caller may have passed the plain password by mistake.
-    if (!isSecret(password)) throw new InvalidInputError("password", "must be a Secret");
-    if (password.length === 0) throw new InvalidInputError("password", "must not be empty");
+    validateAdminPassword(password);
     const uuid = instance.uuid;
     let agentHung = false;
     try {

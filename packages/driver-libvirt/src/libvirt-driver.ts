@@ -49,6 +49,10 @@ import {
   powerOffOptionsError,
   rebootTypeError,
   validateRescueInput,
+  validateAdminPassword,
+  validateImageId,
+  validateInstanceSnapshotInput,
+  validateSnapshotId,
   validateSpawnRequest,
   raceSignal,
 } from "@virtkit/core";
@@ -1191,6 +1195,7 @@ export class LibvirtDriver implements ComputeDriver {
     const images = this.#options.imageService;
     if (!images) throw new UnsupportedOperationError("imageSnapshot", DRIVER, { detail: "no image service" });
     this.#requireCapability("imageSnapshot", "the hypervisor cannot download volumes");
+    validateImageId(imageId);
     return this.#run(
       "snapshot",
       instance,
@@ -1233,6 +1238,7 @@ export class LibvirtDriver implements ComputeDriver {
     options?: OperationOptions & { readonly description?: string },
   ): Promise<InstanceSnapshot> {
     this.#requireCapability("instanceSnapshots");
+    validateInstanceSnapshotInput(name, options);
     return this.#run(
       "create instance snapshot",
       instance,
@@ -1300,6 +1306,7 @@ export class LibvirtDriver implements ComputeDriver {
 
   async revertToInstanceSnapshot(instance: Instance, snapshotId: string, options?: OperationOptions): Promise<void> {
     this.#requireCapability("instanceSnapshots");
+    validateSnapshotId(snapshotId);
     return this.#run(
       "revert to instance snapshot",
       instance,
@@ -1320,6 +1327,7 @@ export class LibvirtDriver implements ComputeDriver {
 
   async deleteInstanceSnapshot(instance: Instance, snapshotId: string, options?: OperationOptions): Promise<void> {
     this.#requireCapability("instanceSnapshots");
+    validateSnapshotId(snapshotId);
     return this.#run(
       "delete instance snapshot",
       instance,
@@ -1336,6 +1344,7 @@ export class LibvirtDriver implements ComputeDriver {
   // admin password
 
   async setAdminPassword(instance: Instance, password: Secret, options?: OperationOptions): Promise<void> {
+    validateAdminPassword(password);
     checkCanSetAdminPassword(this.virtType, instance);
     checkPasswordTransport(this.#options.uri, this.#options.allowPasswordOverTcp ?? false);
     const user = adminUser(instance);

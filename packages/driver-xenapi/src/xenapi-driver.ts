@@ -33,6 +33,10 @@ import {
   validateFlavor,
   validateImageMeta,
   validateInstanceName,
+  validateAdminPassword,
+  validateImageId,
+  validateInstanceSnapshotInput,
+  validateSnapshotId,
   validateUuid,
   withDeadline,
   type Capabilities,
@@ -617,7 +621,7 @@ export class XenapiDriver implements ComputeDriver {
    */
   async snapshot(instance: Instance, imageId: string, options?: ImageSnapshotOptions): Promise<void> {
     validateUuid(instance.uuid);
-    if (typeof imageId !== "string" || imageId.length === 0) throw new InvalidInputError("imageId", "must be an image id");
+    validateImageId(imageId);
     const images = this.#options.imageService;
     if (!images) throw new UnsupportedOperationError("imageSnapshot", this.name, { detail: "no image service configured" });
     await this.#run("snapshot", options, instance, async (signal) => {
@@ -648,9 +652,7 @@ export class XenapiDriver implements ComputeDriver {
     options?: OperationOptions & { readonly description?: string },
   ): Promise<InstanceSnapshot> {
     validateUuid(instance.uuid);
-    if (typeof name !== "string" || name.length === 0 || name.length > 255) {
-      throw new InvalidInputError("name", "must be 1 to 255 characters");
-    }
+    validateInstanceSnapshotInput(name, options);
     return this.#run("createInstanceSnapshot", options, instance, async (signal) => {
       const vm = await this.#notRescued(instance, "createInstanceSnapshot", signal);
       const client = this.#ready();
@@ -682,6 +684,7 @@ export class XenapiDriver implements ComputeDriver {
 
   async revertToInstanceSnapshot(instance: Instance, snapshotId: string, options?: OperationOptions): Promise<void> {
     validateUuid(instance.uuid);
+    validateSnapshotId(snapshotId);
     await this.#run("revertToInstanceSnapshot", options, instance, async (signal) => {
       const vm = await this.#notRescued(instance, "revertToInstanceSnapshot", signal);
       const snap = await this.#snapshotOf(instance, vm, snapshotId, signal);
@@ -711,6 +714,7 @@ export class XenapiDriver implements ComputeDriver {
 
   async deleteInstanceSnapshot(instance: Instance, snapshotId: string, options?: OperationOptions): Promise<void> {
     validateUuid(instance.uuid);
+    validateSnapshotId(snapshotId);
     await this.#run("deleteInstanceSnapshot", options, instance, async (signal) => {
       const vm = await this.#get(instance, signal);
       const snap = await this.#snapshotOf(instance, vm, snapshotId, signal);
@@ -722,7 +726,7 @@ export class XenapiDriver implements ComputeDriver {
 
   async setAdminPassword(instance: Instance, password: Secret, options?: OperationOptions): Promise<void> {
     validateUuid(instance.uuid);
-    if (typeof password?.reveal !== "function") throw new InvalidInputError("password", "must be a Secret");
+    validateAdminPassword(password);
     await this.#run("setAdminPassword", options, instance, async (signal) => {
       await this.#setPassword(instance, password, signal, options?.timeoutMs);
     });
@@ -1364,7 +1368,6 @@ export class XenapiDriver implements ComputeDriver {
   }
 
   async #snapshotOf(instance: Instance, vm: Vm, snapshotId: string, signal: AbortSignal): Promise<Vm> {
-    if (typeof snapshotId !== "string" || snapshotId.length === 0) throw new InvalidInputError("snapshotId", "must be a snapshot id");
     const client = this.#ready();
     const ref = await client.call<string>("VM.get_by_uuid", [snapshotId], { signal }).catch((err: unknown) => {
       if (isXapiError(err, "UUID_INVALID", "HANDLE_INVALID")) return undefined;

@@ -82,6 +82,34 @@ export async function checkBadArguments(ctx: ScenarioContext): Promise<void> {
       await expectRejects(ctx, d.unrescue(inst, ctx.opts()), ["VIRTKIT_INVALID_STATE"], "unrescue after the refused rescues");
     }
 
+    // Snapshots and passwords: nothing made, nothing set.
+    if (d.capabilities.imageSnapshot) {
+      await refused(ctx, 'image snapshot into imageId ""', "imageId", () => d.snapshot(inst, "", ctx.opts()));
+      await expectState(ctx, inst, PowerState.RUNNING, "the refused image snapshot");
+    }
+    if (d.capabilities.instanceSnapshots) {
+      await refused(ctx, 'instance snapshot named ""', "name", () => d.createInstanceSnapshot(inst, "", ctx.opts()));
+      await refused(ctx, "instance snapshot named 42", "name", () => d.createInstanceSnapshot(inst, 42 as Loose, ctx.opts()));
+      await refused(ctx, "instance snapshot with description 42", "description", () =>
+        d.createInstanceSnapshot(inst, `${ctx.prefix}-bad`, ctx.opts({ description: 42 as Loose })),
+      );
+      await refused(ctx, 'revert to snapshot id ""', "snapshotId", () => d.revertToInstanceSnapshot(inst, "", ctx.opts()));
+      await refused(ctx, 'delete snapshot id ""', "snapshotId", () => d.deleteInstanceSnapshot(inst, "", ctx.opts()));
+      ctx.step("listInstanceSnapshots (the refused calls made none)");
+      const made = await d.listInstanceSnapshots(inst, ctx.opts());
+      if (made.length > 0) fail(`the refused instance snapshot calls left ${made.length} snapshot(s)`);
+      await expectState(ctx, inst, PowerState.RUNNING, "the refused instance snapshot calls");
+    }
+    if (d.capabilities.setAdminPassword) {
+      await refused(ctx, "setAdminPassword with the password as plain text", "password", () =>
+        d.setAdminPassword(inst, plainPassword(ctx) as Loose, ctx.opts()),
+      );
+      await refused(ctx, "setAdminPassword with an empty password", "password", () =>
+        d.setAdminPassword(inst, new Secret(""), ctx.opts()),
+      );
+      await expectState(ctx, inst, PowerState.RUNNING, "the refused setAdminPassword calls");
+    }
+
     await settle(5);
     const seen = events.of(inst.uuid).map((e) => e.transition);
     if (seen.length > 0) fail(`the refused calls announced events for the instance: ${seen.join(", ")}`);

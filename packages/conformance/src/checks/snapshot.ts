@@ -121,6 +121,22 @@ export async function checkInstanceSnapshots(ctx: ScenarioContext): Promise<void
     if (marker !== "before") fail(`revert did not restore the guest's data (marker is ${JSON.stringify(marker)})`);
   }
 
+  // Deleting removes the snapshot asked for, not whichever comes first; an unknown id removes nothing.
+  ctx.step("createInstanceSnapshot (a second one)");
+  const snap2 = await ctx.driver.createInstanceSnapshot(inst, `${ctx.prefix}-s2`, ctx.opts());
+  ctx.step("delete the newer snapshot");
+  await ctx.driver.deleteInstanceSnapshot(inst, snap2.id, ctx.opts());
+  const ids = async () => (await ctx.driver.listInstanceSnapshots(inst, ctx.opts())).map((s) => s.id).join(", ");
+  checkEqual(await ids(), snap.id, "the snapshots listed after deleting the newer of two");
+  ctx.step("delete a snapshot id that does not exist");
+  await expectRejects(
+    ctx,
+    ctx.driver.deleteInstanceSnapshot(inst, `${ctx.prefix}-no-such-snapshot`, ctx.opts()),
+    ["VIRTKIT_SNAPSHOT_NOT_FOUND"],
+    "delete of an unknown snapshot id",
+  );
+  checkEqual(await ids(), snap.id, "the snapshots listed after the refused delete of an unknown id");
+
   ctx.step("deleteInstanceSnapshot");
   await ctx.driver.deleteInstanceSnapshot(inst, snap.id, ctx.opts());
   const after = await ctx.driver.listInstanceSnapshots(inst, ctx.opts());

@@ -131,7 +131,7 @@ export const SCENARIO_DOCS: Readonly<Record<string, ScenarioDoc>> = {
     nova: "The manager never puts the password in an error (seed 000); here every password is tracked and searched for.",
   },
   "input.bad-arguments": {
-    rule: "A malformed call (spawn without a request object, a non-image imageMeta, a plain-text adminPassword or rescuePassword, a reboot type other than SOFT/HARD, a negative or NaN clean timeout or retry interval) rejects with InvalidInputError itself, whose field names the argument, and changes nothing: no instance, the same state, no events, no boot.",
+    rule: "A malformed call (spawn without a request object, a non-image imageMeta, a plain-text adminPassword or rescuePassword, a reboot type other than SOFT/HARD, a negative or NaN clean timeout or retry interval, an empty image id, snapshot name or snapshot id, a non-string description, a plain-text or empty admin password) rejects with InvalidInputError itself, whose field names the argument, and changes nothing: no instance, the same state, no events, no boot.",
     nova: "Nova validates at its API (schemas) before the driver; a driver behind this contract is called by any program, so it validates itself (the project's rule: bad input gets a clear typed error and loses nothing).",
   },
   "input.options-omitted": {

@@ -434,6 +434,30 @@ class RescuedUnrescueNoop extends RescueTracking {
   }
 }
 
+/** Deletes the oldest instance snapshot, whichever id was asked for. */
+class DeleteRemovesOldestSnapshot extends DriverDecorator {
+  override async deleteInstanceSnapshot(i: Instance, id: string, o?: OperationOptions) {
+    const oldest = (await this.inner.listInstanceSnapshots(i, o))[0];
+    await this.inner.deleteInstanceSnapshot(i, oldest?.id ?? id, o);
+  }
+}
+
+/** An unknown snapshot id deletes the newest snapshot instead of being refused (an off-by-one index). */
+class DeleteUnknownRemovesNewest extends DriverDecorator {
+  override async deleteInstanceSnapshot(i: Instance, id: string, o?: OperationOptions) {
+    const all = await this.inner.listInstanceSnapshots(i, o);
+    const target = all.some((s) => s.id === id) ? id : all.at(-1)?.id ?? id;
+    await this.inner.deleteInstanceSnapshot(i, target, o);
+  }
+}
+
+/** An empty instance snapshot name is replaced by a generated one (as libvirt names a nameless snapshot). */
+class EmptySnapshotNameGenerated extends DriverDecorator {
+  override createInstanceSnapshot(i: Instance, name: string, o?: OperationOptions & { readonly description?: string }) {
+    return this.inner.createInstanceSnapshot(i, name === "" ? `snap-${Date.now()}` : name, o);
+  }
+}
+
 /** Unrescue refuses a crashed instance, so a rescue system that crashed can never be left. */
 class CrashedRescueUnrescueRefused extends DriverDecorator {
   override async unrescue(i: Instance, o?: OperationOptions) {
@@ -561,6 +585,9 @@ export const GAP_VARIANTS: readonly BrokenVariant[] = [
   v("refusal", "refusal-without-operation", "a refused unpause's InvalidStateError names no operation", ["state.running.unpause"], (d) => new RefusalWithoutOperation(d)),
   v("refusal", "rescued-unrescue-refusal-unnamed", "unrescue of a paused or suspended rescued instance is refused with an InvalidStateError that names no operation", ["state.rescued.pause", "state.rescued.suspend"], (d) => new RescuedUnrescueRefusalUnnamed(d)),
   v("wrong-state", "rescued-unrescue-noop", "unrescue of a paused or suspended rescued instance reports success and leaves it in rescue mode", ["state.rescued.pause", "state.rescued.suspend"], (d) => new RescuedUnrescueNoop(d)),
+  v("snapshots", "delete-removes-oldest-snapshot", "deleting an instance snapshot removes the oldest one, whichever id was asked for", ["snapshot.instance-snapshots"], (d) => new DeleteRemovesOldestSnapshot(d)),
+  v("snapshots", "delete-unknown-removes-newest", "deleting an unknown snapshot id removes the newest snapshot instead of refusing", ["snapshot.instance-snapshots"], (d) => new DeleteUnknownRemovesNewest(d)),
+  v("refusal", "empty-snapshot-name-generated", "an empty instance snapshot name is replaced by a generated one instead of refused", ["input.bad-arguments"], (d) => new EmptySnapshotNameGenerated(d)),
   v("wrong-state", "crashed-rescue-unrescue-refused", "unrescue of a rescued instance whose rescue system crashed is refused", ["lifecycle.unrescue-after-crash"], (d) => new CrashedRescueUnrescueRefused(d)),
   v("wrong-state", "one-call-at-a-time", "a call about one instance while another instance's call runs is refused as busy", ["lifecycle.concurrent-instances"], (d) => new OneCallAtATime(d)),
   v("events", "events-lost-while-calls-overlap", "events emitted while two of its calls overlap are lost", ["lifecycle.concurrent-instances"], (d) => new EventsLostWhileCallsOverlap(d)),
