@@ -126,25 +126,35 @@ export async function checkPasswordNoAgent(ctx: ScenarioContext): Promise<void> 
   check((await service.taskState(inst.uuid)) === null, "the task state was not cleared after the refusal");
 }
 
-/** An agent that hangs: the typed error within the timeout, and the guest keeps running. */
+/**
+ * An agent that hangs, and one that does not run at all (stopped inside the guest): the typed error
+ * within the timeout, and the guest keeps running.
+ */
 export async function checkPasswordAgentUnresponsive(ctx: ScenarioContext): Promise<void> {
   const controls = ctx.env.agentControls;
   if (!controls) skipForEnvironment("the environment cannot make a guest agent unresponsive");
   const inst = await ctx.spawn();
-  await controls.setAgent(inst, "unresponsive");
   const pw = newPassword(ctx);
-  ctx.step("driver.setAdminPassword with a hanging agent (timeout 300 ms)");
-  const t0 = performance.now();
-  await expectRejects(
-    ctx,
-    ctx.driver.setAdminPassword(inst, pw, ctx.opts({ timeoutMs: 300 })),
-    ["VIRTKIT_GUEST_AGENT_UNRESPONSIVE", "VIRTKIT_OPERATION_TIMEOUT"],
-    "setAdminPassword with an unresponsive agent",
-  );
-  const elapsed = performance.now() - t0;
-  check(elapsed < 1300, `the unresponsive agent was reported after ${Math.round(elapsed)} ms (timeout 300 ms)`);
-  await controls.setAgent(inst, "ok");
-  await expectState(ctx, inst, PowerState.RUNNING, "the failed password change");
+  for (const [mode, what] of [
+    ["unresponsive", "a hanging agent"],
+    ["absent", "no agent running in the guest"],
+  ] as const) {
+    await controls.setAgent(inst, mode);
+    ctx.step(`driver.setAdminPassword with ${what} (timeout 300 ms)`);
+    const t0 = performance.now();
+    await expectRejects(
+      ctx,
+      ctx.driver.setAdminPassword(inst, pw, ctx.opts({ timeoutMs: 300 })),
+      ["VIRTKIT_GUEST_AGENT_UNRESPONSIVE", "VIRTKIT_OPERATION_TIMEOUT"],
+      `setAdminPassword with ${what}`,
+    );
+    const elapsed = performance.now() - t0;
+    check(elapsed < 1300, `${what}: the failure was reported after ${Math.round(elapsed)} ms (timeout 300 ms)`);
+    await controls.setAgent(inst, "ok");
+    await expectState(ctx, inst, PowerState.RUNNING, `the failed password change with ${what}`);
+  }
+  // Not checked: that the password stays unset. A command already written to a stopped agent's
+  // channel runs when the agent resumes; libvirt cannot take it back (nor can Nova).
 }
 
 /**

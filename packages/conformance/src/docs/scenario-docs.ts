@@ -123,7 +123,7 @@ export const SCENARIO_DOCS: Readonly<Record<string, ScenarioDoc>> = {
     nova: "The libvirt driver raises SetAdminPasswdNotSupported / QemuGuestAgentNotEnabled.",
   },
   "admin-password.agent-unresponsive": {
-    rule: "With an agent that hangs, the typed error comes within the timeout and the guest keeps running.",
+    rule: "With an agent that hangs, and with no agent running in the guest, the typed error (GuestAgentUnresponsiveError or OperationTimeoutError) comes within the timeout and the guest keeps running.",
     nova: "libvirt's agent call times out (VIR_ERR_AGENT_UNRESPONSIVE) and Nova reports the failure without stopping the guest.",
   },
   "admin-password.no-leak": {

@@ -12,6 +12,7 @@
  * `broken-drivers-gaps.test.ts` requires each caught where expected, at its check's level.
  */
 import {
+  GuestAgentUnresponsiveError,
   InvalidInputError,
   InvalidStateError,
   OperationAbortedError,
@@ -434,6 +435,15 @@ class RescuedUnrescueNoop extends RescueTracking {
   }
 }
 
+/** A password change whose agent is not running in the guest reports success (the failure swallowed). */
+class AbsentAgentReportsSuccess extends DriverDecorator {
+  override async setAdminPassword(i: Instance, pw: Secret, o?: OperationOptions) {
+    await this.inner.setAdminPassword(i, pw, o).catch((err: unknown) => {
+      if (!(err instanceof GuestAgentUnresponsiveError) || err.cause === undefined) throw err;
+    });
+  }
+}
+
 /** Deletes the oldest instance snapshot, whichever id was asked for. */
 class DeleteRemovesOldestSnapshot extends DriverDecorator {
   override async deleteInstanceSnapshot(i: Instance, id: string, o?: OperationOptions) {
@@ -585,6 +595,7 @@ export const GAP_VARIANTS: readonly BrokenVariant[] = [
   v("refusal", "refusal-without-operation", "a refused unpause's InvalidStateError names no operation", ["state.running.unpause"], (d) => new RefusalWithoutOperation(d)),
   v("refusal", "rescued-unrescue-refusal-unnamed", "unrescue of a paused or suspended rescued instance is refused with an InvalidStateError that names no operation", ["state.rescued.pause", "state.rescued.suspend"], (d) => new RescuedUnrescueRefusalUnnamed(d)),
   v("wrong-state", "rescued-unrescue-noop", "unrescue of a paused or suspended rescued instance reports success and leaves it in rescue mode", ["state.rescued.pause", "state.rescued.suspend"], (d) => new RescuedUnrescueNoop(d)),
+  v("refusal", "absent-agent-reports-success", "setAdminPassword with no agent running in the guest reports success", ["admin-password.agent-unresponsive"], (d) => new AbsentAgentReportsSuccess(d)),
   v("snapshots", "delete-removes-oldest-snapshot", "deleting an instance snapshot removes the oldest one, whichever id was asked for", ["snapshot.instance-snapshots"], (d) => new DeleteRemovesOldestSnapshot(d)),
   v("snapshots", "delete-unknown-removes-newest", "deleting an unknown snapshot id removes the newest snapshot instead of refusing", ["snapshot.instance-snapshots"], (d) => new DeleteUnknownRemovesNewest(d)),
   v("refusal", "empty-snapshot-name-generated", "an empty instance snapshot name is replaced by a generated one instead of refused", ["input.bad-arguments"], (d) => new EmptySnapshotNameGenerated(d)),
