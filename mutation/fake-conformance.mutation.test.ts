@@ -39,3 +39,17 @@ defineConformanceSuite({
   ],
   skip,
 });
+
+// The same fake with snapshots and passwords switched off, for the scenarios whose refusal half
+// (an undeclared capability must be refused typed, changing nothing) reads the fake's capability
+// checks for those operations: a check keyed by a wrong operation name lets the call through.
+defineConformanceSuite({
+  driver: { name: "fake (snapshots and passwords off)" },
+  environment: createFakeConformanceEnvironment({
+    capabilities: { imageSnapshot: false, instanceSnapshots: false, setAdminPassword: false, adminPasswordAnyUser: false },
+  }),
+  service: computeServiceFactory(),
+  level: "MAY",
+  focus: ["^snapshot\\.(image-running|instance-snapshots)$", "^admin-password\\.(set|os-admin-user)$"],
+  skip,
+});

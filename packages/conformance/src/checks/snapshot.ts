@@ -95,14 +95,16 @@ export async function checkInstanceSnapshots(ctx: ScenarioContext): Promise<void
   );
   checkEqual(snap.instanceUuid, inst.uuid, "snapshot instanceUuid");
   checkEqual(snap.powerState, PowerState.RUNNING, "snapshot powerState");
+  checkEqual(snap.name, `${ctx.prefix}-s1`, "snapshot name");
+  checkEqual(snap.description, "conformance", "snapshot description");
   await expectState(ctx, inst, PowerState.RUNNING, "createInstanceSnapshot");
 
   ctx.step("listInstanceSnapshots");
   const listed = await ctx.driver.listInstanceSnapshots(inst, ctx.opts());
-  check(
-    listed.some((s) => s.id === snap.id),
-    "listInstanceSnapshots does not contain the new snapshot",
-  );
+  const found = listed.find((s) => s.id === snap.id);
+  check(found !== undefined, "listInstanceSnapshots does not contain the new snapshot");
+  checkEqual(found?.name, `${ctx.prefix}-s1`, "the listed snapshot's name");
+  checkEqual(found?.description, "conformance", "the listed snapshot's description");
 
   if (canData) {
     ctx.step("change the marker after the snapshot");
