@@ -26,8 +26,8 @@ import {
   PacketDecoder,
   REMOTE_PROGRAM,
   REMOTE_PROTOCOL_VERSION,
-  appendHeader,
-  endPacket,
+  beginPacket,
+  finishPacket,
 } from "./packet.js";
 import { procName } from "./procedures.js";
 import type { CallOptions } from "./types.js";
@@ -62,22 +62,15 @@ export interface StreamSink {
   onClose(err: Error): void;
 }
 
-/** A call awaiting its reply. */
-class Pending {
-  /** Own timer, for a timeout other than the client's default (see `RpcClient.sweep`). */
-  timer: NodeJS.Timeout | undefined = undefined;
-  onAbort: (() => void) | undefined = undefined;
-
-  constructor(
-    readonly serial: number,
-    readonly proc: number,
-    readonly resolve: (v: unknown) => void,
-    readonly reject: (e: Error) => void,
-    readonly decode: Decoder<unknown> | null,
-    readonly signal: AbortSignal | undefined,
-    /** `performance.now()` past which the shared sweep times the call out; Infinity: not swept. */
-    readonly deadline: number,
-  ) {}
+interface Pending {
+  serial: number;
+  proc: number;
+  resolve: (v: unknown) => void;
+  reject: (e: Error) => void;
+  decode: Decoder<unknown> | null;
+  timer: NodeJS.Timeout | undefined;
+  signal: AbortSignal | undefined;
+  onAbort: (() => void) | undefined;
 }
 
 /** Handler of asynchronous MESSAGE packets of the remote program (events). */
@@ -87,31 +80,21 @@ function timeoutPending(this: void, client: RpcClient, p: Pending, ms: number): 
   client.settle(p, new LibvirtTimeoutError(procName(p.proc), ms));
 }
 
-function sweepDeadlines(this: void, client: RpcClient): void {
-  client.sweep();
-}
-
 /** A single libvirt RPC link over a byte stream. */
 export class RpcClient {
   private readonly socket: Duplex;
-  /** Packets of this tick, encoded back to back and sent as one buffer by {@link flush}. */
-  private readonly out = new XdrWriter(64 * 1024);
+  private readonly writer = new XdrWriter(64 * 1024);
   private readonly decoder: PacketDecoder;
-  private readonly onPacketRange = (buf: Buffer, start: number, end: number): void => this.onPacket(buf, start, end);
   private readonly pending = new Map<number, Pending>();
   private readonly streams = new Map<number, StreamSink>();
   private readonly closeListeners: ((err: Error) => void)[] = [];
   private readonly defaultTimeoutMs: number;
   private readonly maxPacket: number;
   private serial = 0;
+  /** Packets of this tick, sent as one buffer by {@link flush} (see {@link queue}). */
+  private batch: Buffer[] = [];
+  private batchBytes = 0;
   private flushScheduled = false;
-  /**
-   * One timer for every call on the default timeout: their deadlines come in call order, so the
-   * timer only has to be armed for the oldest (see {@link sweep}), instead of one timer per call.
-   */
-  private sweepTimer: NodeJS.Timeout | undefined;
-  /** Calls awaiting a reply on the default timeout; the sweep timer keeps the process alive only then. */
-  private swept = 0;
   private pausedBy = new Set<unknown>();
   private keepalive: Keepalive | undefined;
   private closeError: Error | undefined;
@@ -186,37 +169,28 @@ export class RpcClient {
     if (signal?.aborted) return Promise.reject(new LibvirtAbortedError(procName(proc), signal.reason));
     this.serial = (this.serial + 1) >>> 0 || 1;
     const serial = this.serial;
-    const w = this.out;
-    const at = w.length;
+    let packet: Buffer;
     try {
-      appendHeader(w, REMOTE_PROGRAM, REMOTE_PROTOCOL_VERSION, proc, MessageType.CALL, serial, MessageStatus.OK);
+      const w = this.writer;
+      beginPacket(w, REMOTE_PROGRAM, REMOTE_PROTOCOL_VERSION, proc, MessageType.CALL, serial, MessageStatus.OK);
       if (encode) encode(w);
-      endPacket(w, at, this.maxPacket);
+      packet = finishPacket(w, this.maxPacket);
     } catch (err) {
-      w.length = at; // drop the half-written packet, keep the others of this tick
       return Promise.reject(err);
     }
-    this.scheduleFlush();
-    const timeoutMs = options?.timeoutMs ?? this.defaultTimeoutMs;
-    const timed = timeoutMs > 0 && Number.isFinite(timeoutMs);
-    const shared = timed && timeoutMs === this.defaultTimeoutMs;
-    const deadline = shared ? performance.now() + timeoutMs : Infinity;
     return new Promise<T>((resolve, reject) => {
-      const p = new Pending(
+      const p: Pending = {
         serial,
         proc,
-        resolve as (v: unknown) => void,
+        resolve: resolve as (v: unknown) => void,
         reject,
-        sink ? () => serial : decode,
+        decode: sink ? () => serial : decode,
+        timer: undefined,
         signal,
-        deadline,
-      );
-      if (shared) {
-        // A timer armed for an earlier call of the same timeout fires no later than this one's deadline.
-        if (this.sweepTimer === undefined) this.sweepTimer = setTimeout(sweepDeadlines, timeoutMs, this);
-        else if (this.swept === 0) this.sweepTimer.ref();
-        this.swept++;
-      } else if (timed) {
+        onAbort: undefined,
+      };
+      const timeoutMs = options?.timeoutMs ?? this.defaultTimeoutMs;
+      if (timeoutMs > 0 && Number.isFinite(timeoutMs)) {
         p.timer = setTimeout(timeoutPending, timeoutMs, this, p, timeoutMs);
       }
       if (signal) {
@@ -228,25 +202,8 @@ export class RpcClient {
         sink.serial = serial;
         this.streams.set(serial, sink);
       }
+      this.queue(packet);
     });
-  }
-
-  /**
-   * @internal Times out the calls on the default timeout whose deadline passed, then re-arms the
-   * timer for the oldest one left. Calls are held in call order, so the walk stops at the first
-   * call still in time; calls with their own timer (or none) are skipped.
-   */
-  sweep(): void {
-    this.sweepTimer = undefined;
-    const now = performance.now();
-    for (const p of this.pending.values()) {
-      if (p.deadline === Infinity) continue;
-      if (p.deadline > now) {
-        this.sweepTimer = setTimeout(sweepDeadlines, Math.ceil(p.deadline - now), this);
-        return;
-      }
-      this.settle(p, new LibvirtTimeoutError(procName(p.proc), this.defaultTimeoutMs));
-    }
   }
 
   /** @internal Complete a pending call with an error (timeout/abort); its late reply is discarded. */
@@ -258,34 +215,24 @@ export class RpcClient {
   }
 
   private cleanupPending(p: Pending): void {
-    if (p.deadline !== Infinity) {
-      // The timer stays armed (re-arming per call is what it saves) but stops holding the process.
-      if (--this.swept === 0) this.sweepTimer?.unref();
-    } else if (p.timer) {
-      clearTimeout(p.timer);
-    }
-    if (p.onAbort) p.signal?.removeEventListener("abort", p.onAbort);
+    if (p.timer) clearTimeout(p.timer);
+    if (p.signal && p.onAbort) p.signal.removeEventListener("abort", p.onAbort);
   }
 
   /** Send a STREAM packet; returns false when the caller should wait for `whenDrained`. */
   sendStreamPacket(proc: number, serial: number, status: number, data?: Uint8Array): boolean {
     if (this.closeError) return true;
-    const w = this.out;
-    const at = appendHeader(w, REMOTE_PROGRAM, REMOTE_PROTOCOL_VERSION, proc, MessageType.STREAM, serial, status);
-    try {
-      if (data && data.length > 0) {
-        // Stream payloads are raw bytes, not XDR opaque.
-        const end = w.length + data.length;
-        w.opaqueFixed(data, data.length);
-        w.length = end;
-      }
-      endPacket(w, at, this.maxPacket);
-    } catch (err) {
-      w.length = at;
-      throw err;
+    const w = this.writer;
+    beginPacket(w, REMOTE_PROGRAM, REMOTE_PROTOCOL_VERSION, proc, MessageType.STREAM, serial, status);
+    if (data && data.length > 0) {
+      // Stream payloads are raw bytes, not XDR opaque.
+      const at = w.length;
+      w.opaqueFixed(data, data.length);
+      w.length = at + data.length;
     }
-    // Stream data keeps the socket's back-pressure: written now, with whatever is queued before it.
-    return this.flush();
+    // Stream data keeps the socket's back-pressure: written now, after whatever is queued.
+    this.flush();
+    return this.socket.write(finishPacket(w, this.maxPacket));
   }
 
   /** Resolve when the socket's write buffer has drained (or the link closed). */
@@ -344,51 +291,41 @@ export class RpcClient {
 
   private sendKeepalive(proc: number): void {
     if (this.closeError) return;
-    const w = this.out;
-    const at = appendHeader(
-      w,
-      KEEPALIVE_PROGRAM,
-      KEEPALIVE_PROTOCOL_VERSION,
-      proc,
-      MessageType.MESSAGE,
-      0,
-      MessageStatus.OK,
-    );
-    endPacket(w, at);
-    this.scheduleFlush();
+    const w = this.writer;
+    beginPacket(w, KEEPALIVE_PROGRAM, KEEPALIVE_PROTOCOL_VERSION, proc, MessageType.MESSAGE, 0, MessageStatus.OK);
+    this.queue(finishPacket(w));
   }
 
   /**
-   * Sends what was queued in this tick as one buffer in one write. Many calls in flight cost one
-   * syscall and one stream write instead of one each (cork + writev costs a write request per
-   * packet, measured as a fifth of the client's CPU with 64 calls in flight).
+   * Sends `packet` with the others queued in this tick: one buffer, one write. Many calls in
+   * flight cost one syscall and one stream write instead of one each (cork + writev costs a write
+   * request per packet, measured as a fifth of the client's CPU with 64 calls in flight).
    */
-  private scheduleFlush(): void {
+  private queue(packet: Buffer): void {
+    this.batch.push(packet);
+    this.batchBytes += packet.length;
     if (!this.flushScheduled) {
       this.flushScheduled = true;
       process.nextTick(flush, this);
     }
   }
 
-  /** @internal Writes the packets queued so far; returns the socket's back-pressure verdict. */
-  flush(): boolean {
+  /** @internal Writes what {@link queue} collected. */
+  flush(): void {
     this.flushScheduled = false;
-    const w = this.out;
-    if (w.length === 0) return true;
-    // A copy: the writer's storage is reused for the next packets while this write may be pending.
-    const bytes = Buffer.allocUnsafe(w.length);
-    w.buf.copy(bytes, 0, 0, w.length);
-    w.reset();
-    if (this.socket.destroyed) return true;
-    return this.socket.write(bytes);
+    const batch = this.batch;
+    if (batch.length === 0) return;
+    const bytes = batch.length === 1 ? batch[0]! : Buffer.concat(batch, this.batchBytes);
+    this.batch = [];
+    this.batchBytes = 0;
+    if (!this.socket.destroyed) this.socket.write(bytes);
   }
 
   private onData(chunk: Buffer): void {
     if (this.closeError) return;
+    // No keepalive touch here: bytes of a frame that never completes are not a sign of life.
     try {
-      // Liveness is a whole message (keepalive PING/PONG included): bytes of a frame that never
-      // completes are not a sign of life.
-      if (this.decoder.pushRanges(chunk, this.onPacketRange) > 0) this.keepalive?.touch();
+      this.decoder.push(chunk, (packet) => this.onPacket(packet));
     } catch (err) {
       const protocolError =
         err instanceof LibvirtProtocolError
@@ -400,13 +337,14 @@ export class RpcClient {
     }
   }
 
-  /** One packet: `buf[start, end)`, from its length word on. */
-  private onPacket(buf: Buffer, start: number, end: number): void {
-    const prog = buf.readUInt32BE(start + 4);
-    const proc = buf.readInt32BE(start + 12);
-    const type = buf.readInt32BE(start + 16);
-    const serial = buf.readUInt32BE(start + 20);
-    const status = buf.readInt32BE(start + 24);
+  private onPacket(packet: Buffer): void {
+    // Liveness is a whole message, keepalive PING/PONG included.
+    this.keepalive?.touch();
+    const prog = packet.readUInt32BE(4);
+    const proc = packet.readInt32BE(12);
+    const type = packet.readInt32BE(16);
+    const serial = packet.readUInt32BE(20);
+    const status = packet.readInt32BE(24);
     if (prog === KEEPALIVE_PROGRAM) {
       if (proc === KEEPALIVE_PROC_PING) this.sendKeepalive(KEEPALIVE_PROC_PONG);
       else if (proc !== KEEPALIVE_PROC_PONG) throw new LibvirtProtocolError(`unknown keepalive procedure ${proc}`);
@@ -415,11 +353,10 @@ export class RpcClient {
     if (prog !== REMOTE_PROGRAM) {
       throw new LibvirtProtocolError(`packet for unknown program 0x${prog.toString(16)}`);
     }
-    const vers = buf.readUInt32BE(start + 8);
-    if (vers !== REMOTE_PROTOCOL_VERSION) {
-      throw new LibvirtProtocolError(`unsupported remote protocol version ${vers}`);
+    if (packet.readUInt32BE(8) !== REMOTE_PROTOCOL_VERSION) {
+      throw new LibvirtProtocolError(`unsupported remote protocol version ${packet.readUInt32BE(8)}`);
     }
-    const body = start + LEN_SIZE + HEADER_SIZE;
+    const body = LEN_SIZE + HEADER_SIZE;
     switch (type) {
       case MessageType.REPLY: {
         if (status !== MessageStatus.OK && status !== MessageStatus.ERROR) {
@@ -429,7 +366,7 @@ export class RpcClient {
         if (!p) {
           const sink = this.streams.get(serial);
           // Otherwise a late reply to a call that timed out or was aborted: drop it.
-          if (sink) sink.onLateReply(status, buf.subarray(body, end));
+          if (sink) sink.onLateReply(status, packet.subarray(body));
           return;
         }
         if (p.proc !== proc) {
@@ -437,12 +374,12 @@ export class RpcClient {
         }
         this.pending.delete(serial);
         this.cleanupPending(p);
-        const r = new XdrReader(buf, body, end);
+        const r = new XdrReader(packet, body);
         let outcome: unknown;
         try {
           if (status === MessageStatus.OK) {
             outcome = p.decode ? p.decode(r) : undefined;
-            if (r.pos !== end) r.done(`reply to ${procName(proc)}`);
+            r.done(`reply to ${procName(proc)}`);
           } else {
             outcome = this.remoteError(r, proc);
           }
@@ -462,7 +399,7 @@ export class RpcClient {
       }
       case MessageType.MESSAGE: {
         if (status !== MessageStatus.OK) throw new LibvirtProtocolError(`message with invalid status ${status}`);
-        this.onMessage?.(proc, new XdrReader(buf, body, end));
+        this.onMessage?.(proc, new XdrReader(packet, body));
         return;
       }
       case MessageType.STREAM: {
@@ -470,7 +407,7 @@ export class RpcClient {
           throw new LibvirtProtocolError(`stream packet with invalid status ${status}`);
         }
         // Packets for streams we already dropped are harmless leftovers.
-        this.streams.get(serial)?.onStreamPacket(status, buf.subarray(body, end));
+        this.streams.get(serial)?.onStreamPacket(status, packet.subarray(body));
         return;
       }
       case MessageType.STREAM_HOLE:
@@ -494,8 +431,6 @@ export class RpcClient {
     if (this.closeError) return;
     this.closeError = err;
     this.keepalive?.stop();
-    if (this.sweepTimer) clearTimeout(this.sweepTimer);
-    this.sweepTimer = undefined;
     const pending = [...this.pending.values()];
     this.pending.clear();
     for (const p of pending) {

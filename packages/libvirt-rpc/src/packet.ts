@@ -70,40 +70,22 @@ export function beginPacket(
   status: number,
 ): void {
   w.reset();
-  appendHeader(w, prog, vers, proc, type, serial, status);
+  w.uint(0);
+  w.uint(prog);
+  w.uint(vers);
+  w.int(proc);
+  w.int(type);
+  w.uint(serial);
+  w.int(status);
 }
 
 /** Patch the length word and return a standalone copy of the packet, ready for the socket. */
 export function finishPacket(w: XdrWriter, maxPacket = DEFAULT_MAX_PACKET): Buffer {
-  endPacket(w, 0, maxPacket);
-  return w.toBuffer();
-}
-
-/**
- * Start a packet at the end of what `w` already holds (packets queued back to back for one
- * write); returns where it starts, for `endPacket`.
- */
-export function appendHeader(
-  w: XdrWriter,
-  prog: number,
-  vers: number,
-  proc: number,
-  type: number,
-  serial: number,
-  status: number,
-): number {
-  const at = w.length;
-  w.headerWords(0, prog, vers, proc, type, serial, status);
-  return at;
-}
-
-/** Patch the length word of the packet that starts at `at` (the rest of `w`). */
-export function endPacket(w: XdrWriter, at: number, maxPacket = DEFAULT_MAX_PACKET): void {
-  const len = w.length - at;
-  if (len > maxPacket) {
-    throw new RangeError(`packet of ${len} bytes exceeds the ${maxPacket}-byte limit`);
+  if (w.length > maxPacket) {
+    throw new RangeError(`packet of ${w.length} bytes exceeds the ${maxPacket}-byte limit`);
   }
-  w.buf.writeUInt32BE(len, at);
+  w.buf.writeUInt32BE(w.length, 0);
+  return w.toBuffer();
 }
 
 /** Encode a whole packet in one go (tests, keepalive). */
@@ -155,55 +137,41 @@ export class PacketDecoder {
 
   /** Feed bytes; calls `onPacket` for each complete packet, in order. */
   push(chunk: Buffer, onPacket: (packet: Buffer) => void): void {
-    this.pushRanges(chunk, (buf, start, end) => onPacket(buf.subarray(start, end)));
-  }
-
-  /**
-   * Feed bytes; calls `onPacket(buf, start, end)` for each complete packet, in order, where
-   * `buf[start, end)` is the packet from its length word on (no view allocated per packet).
-   * Returns how many packets completed.
-   */
-  pushRanges(chunk: Buffer, onPacket: (buf: Buffer, start: number, end: number) => void): number {
     let data = chunk;
-    let count = 0;
     if (this.buffered > 0) {
       this.chunks.push(chunk);
       this.buffered += chunk.length;
       if (this.need === 0) {
-        if (this.buffered < LEN_SIZE) return 0;
+        if (this.buffered < LEN_SIZE) return;
         this.need = this.check(this.readLength());
       }
-      if (this.buffered < this.need) return 0;
+      if (this.buffered < this.need) return;
       // Held bytes are always fewer than `need`, so the overshoot lies within this chunk.
       const over = this.buffered - this.need;
       const packet = Buffer.concat(this.chunks, this.need);
       this.chunks = [];
       this.buffered = 0;
       this.need = 0;
-      count++;
-      onPacket(packet, 0, packet.length);
-      if (over === 0) return count;
+      onPacket(packet);
+      if (over === 0) return;
       data = chunk.subarray(chunk.length - over);
     }
     let off = 0;
-    const size = data.length;
-    while (size - off >= LEN_SIZE) {
+    while (data.length - off >= LEN_SIZE) {
       const len = this.check(data.readUInt32BE(off));
-      if (size - off < len) {
+      if (data.length - off < len) {
         this.need = len;
         break;
       }
-      count++;
-      onPacket(data, off, off + len);
+      onPacket(data.subarray(off, off + len));
       off += len;
     }
-    if (off < size) {
+    if (off < data.length) {
       // Socket chunks are never reused by Node, so holding a view is safe.
       const rest = data.subarray(off);
       this.chunks = [rest];
       this.buffered = rest.length;
     }
-    return count;
   }
 
   /** The length word of the held bytes, which may be spread over up to four chunks. */

@@ -43,29 +43,6 @@ export class XdrWriter {
     return Buffer.from(this.buf.subarray(0, this.length));
   }
 
-  /** @internal A packet's length word and header (see `appendHeader`): seven words, one bounds check. */
-  headerWords(
-    len: number,
-    prog: number,
-    vers: number,
-    proc: number,
-    type: number,
-    serial: number,
-    status: number,
-  ): void {
-    this.ensure(28);
-    const b = this.buf;
-    const at = this.length;
-    b.writeUInt32BE(len >>> 0, at);
-    b.writeUInt32BE(prog >>> 0, at + 4);
-    b.writeUInt32BE(vers >>> 0, at + 8);
-    b.writeUInt32BE(proc >>> 0, at + 12);
-    b.writeUInt32BE(type >>> 0, at + 16);
-    b.writeUInt32BE(serial >>> 0, at + 20);
-    b.writeUInt32BE(status >>> 0, at + 24);
-    this.length = at + 28;
-  }
-
   /** Signed 32-bit integer. */
   int(v: number): void {
     this.ensure(4);
