@@ -62,6 +62,9 @@ function tool(cmd: string, args: readonly string[], options: { stdin?: string; t
         else resolve(stdout);
       },
     );
+    // A tool that exits without reading its stdin makes the write fail with EPIPE; its exit status
+    // (above) is what counts, so the stream error must not become an uncaught exception.
+    child.stdin?.on("error", () => undefined);
     child.stdin?.end(options.stdin ?? "");
   });
 }
