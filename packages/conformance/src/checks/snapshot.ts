@@ -3,6 +3,7 @@
  * (read from the service, not from the driver) and leave the power state as it was; instance
  * snapshots create, list, revert (the captured state really comes back) and delete.
  */
+import { randomUUID } from "node:crypto";
 import { PowerState, TaskState, snapshotImageMetadata, type Instance } from "@virtkit/core";
 import { check, checkEqual, expectRejects, expectState, expectUnsupported, fail } from "../assertions.js";
 import type { ScenarioContext } from "../scenario.js";
@@ -126,6 +127,11 @@ export async function checkInstanceSnapshots(ctx: ScenarioContext): Promise<void
   // Deleting removes the snapshot asked for, not whichever comes first; an unknown id removes nothing.
   ctx.step("createInstanceSnapshot (a second one)");
   const snap2 = await ctx.driver.createInstanceSnapshot(inst, `${ctx.prefix}-s2`, ctx.opts());
+  checkEqual(snap2.name, `${ctx.prefix}-s2`, "the second snapshot's name");
+  const both = await ctx.driver.listInstanceSnapshots(inst, ctx.opts());
+  const first = both.find((s) => s.id === snap.id);
+  checkEqual(first?.name, `${ctx.prefix}-s1`, "the first snapshot's name, listed beside a second one");
+  checkEqual(first?.description, "conformance", "the first snapshot's description, listed beside a second one");
   ctx.step("delete the newer snapshot");
   await ctx.driver.deleteInstanceSnapshot(inst, snap2.id, ctx.opts());
   const ids = async () => (await ctx.driver.listInstanceSnapshots(inst, ctx.opts())).map((s) => s.id).join(", ");
@@ -133,7 +139,8 @@ export async function checkInstanceSnapshots(ctx: ScenarioContext): Promise<void
   ctx.step("delete a snapshot id that does not exist");
   await expectRejects(
     ctx,
-    ctx.driver.deleteInstanceSnapshot(inst, `${ctx.prefix}-no-such-snapshot`, ctx.opts()),
+    // A well-formed id (a UUID, as XenAPI's are) that names no snapshot of this instance.
+    ctx.driver.deleteInstanceSnapshot(inst, randomUUID(), ctx.opts()),
     ["VIRTKIT_SNAPSHOT_NOT_FOUND"],
     "delete of an unknown snapshot id",
   );
