@@ -7,19 +7,8 @@ import {
   validateSnapshotId,
   validateSpawnRequest,
 } from "./driver-input.js";
-import { InvalidInputError } from "./errors.js";
 import { Secret } from "./secret.js";
-
-/** The InvalidInputError `fn` throws (fails the test when it throws nothing or something else). */
-function refusal(fn: () => unknown): InvalidInputError {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(InvalidInputError);
-    return err as InvalidInputError;
-  }
-  throw new Error("expected an InvalidInputError, nothing was thrown");
-}
+import { refused } from "./testing/refused.js";
 
 describe("the shared driver input checks", () => {
   it("spawn and rescue return the image meta normalised, or refuse it naming the field", () => {
@@ -27,27 +16,27 @@ describe("the shared driver input checks", () => {
     expect(validateSpawnRequest({ imageMeta: { properties: { hw_qemu_guest_agent: "yes" } } })).toMatchObject({
       properties: { hw_qemu_guest_agent: true },
     });
-    expect(refusal(() => validateSpawnRequest({ imageMeta: 42 })).field).toBe("request.imageMeta");
+    expect(refused(() => validateSpawnRequest({ imageMeta: 42 })).field).toBe("request.imageMeta");
     expect(validateRescueInput({ properties: {} }, undefined)).toEqual({ properties: {} });
-    expect(refusal(() => validateRescueInput(null, undefined)).field).toBe("rescueImageMeta");
+    expect(refused(() => validateRescueInput(null, undefined)).field).toBe("rescueImageMeta");
   });
 
   it("snapshot ids, names and descriptions", () => {
     expect(validateImageId("img-1")).toBe("img-1");
-    expect(refusal(() => validateImageId("")).field).toBe("imageId");
+    expect(refused(() => validateImageId("")).field).toBe("imageId");
     expect(validateSnapshotId("s-1")).toBe("s-1");
-    for (const bad of ["", 42, undefined]) expect(refusal(() => validateSnapshotId(bad)).field).toBe("snapshotId");
+    for (const bad of ["", 42, undefined]) expect(refused(() => validateSnapshotId(bad)).field).toBe("snapshotId");
     validateInstanceSnapshotInput("n", { description: "d" });
     validateInstanceSnapshotInput("x".repeat(255), undefined);
-    for (const bad of ["", "x".repeat(256), 42]) expect(refusal(() => validateInstanceSnapshotInput(bad, undefined)).field).toBe("name");
-    expect(refusal(() => validateInstanceSnapshotInput("n", { description: 42 })).field).toBe("description");
+    for (const bad of ["", "x".repeat(256), 42]) expect(refused(() => validateInstanceSnapshotInput(bad, undefined)).field).toBe("name");
+    expect(refused(() => validateInstanceSnapshotInput("n", { description: 42 })).field).toBe("description");
   });
 
   it("an admin password is a non-empty Secret, and a plain one is not echoed", () => {
     const pw = new Secret("s3cret-Value");
     expect(validateAdminPassword(pw)).toBe(pw);
-    expect(refusal(() => validateAdminPassword(new Secret(""))).field).toBe("password");
-    const plain = refusal(() => validateAdminPassword("plain-Secret-42"));
+    expect(refused(() => validateAdminPassword(new Secret(""))).field).toBe("password");
+    const plain = refused(() => validateAdminPassword("plain-Secret-42"));
     expect(plain.field).toBe("password");
     expect(`${plain.message} ${plain.reason}`).not.toContain("plain-Secret-42");
   });

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { InvalidInputError } from "./errors.js";
 import { DEFAULT_MIGRATION_POLICY } from "./migration-policy.js";
+import { refused } from "./testing/refused.js";
 import { testInstance } from "./testing/stub-driver.js";
 import {
   parseImageProperties,
@@ -14,16 +14,6 @@ import {
   validateUuid,
 } from "./validation.js";
 
-/** Runs `fn` and returns the InvalidInputError it must throw. */
-function refused(fn: () => unknown): InvalidInputError {
-  try {
-    fn();
-  } catch (e) {
-    expect(e).toBeInstanceOf(InvalidInputError);
-    return e as InvalidInputError;
-  }
-  throw new Error("expected an InvalidInputError");
-}
 
 describe("validateInstanceName", () => {
   it.each(["a", "vm-1", "web.example", "A_b-c.9", "9lives", "x".repeat(63)])("accepts %j", (name) => {
