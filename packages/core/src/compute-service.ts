@@ -41,6 +41,7 @@ import {
   type InstanceRecord,
   type InstanceStore,
 } from "./instance-store.js";
+import { validateInstanceSnapshotInput, validateSnapshotId } from "./driver-input.js";
 import { NullLogger, type Logger } from "./logger.js";
 import type { MigrationPolicy } from "./migration-policy.js";
 import type { BlockDeviceInfo, ImageMeta, Instance, NetworkInfo } from "./model.js";
@@ -671,8 +672,7 @@ export class ComputeService {
     name: string,
     options: InstanceSnapshotOptions = {},
   ): Promise<InstanceSnapshot> {
-    validateSafeString(name, "snapshot.name");
-    if (options.description !== undefined) validateSafeString(options.description, "snapshot.description", 1024);
+    validateInstanceSnapshotInput(name, options);
     const { result } = await this.#run(uuid, options, {
       op: "create instance snapshot",
       task: TaskState.INSTANCE_SNAPSHOT,
@@ -699,7 +699,7 @@ export class ComputeService {
     snapshotId: string,
     options?: OperationOptions,
   ): Promise<InstanceRecord> {
-    validateSafeString(snapshotId, "snapshot.id");
+    validateSnapshotId(snapshotId);
     const { record } = await this.#run(uuid, options, {
       op: "revert to instance snapshot",
       task: TaskState.INSTANCE_SNAPSHOT_REVERTING,
@@ -712,7 +712,7 @@ export class ComputeService {
 
   /** Deletes a hypervisor snapshot (task INSTANCE_SNAPSHOT). */
   async deleteInstanceSnapshot(uuid: string, snapshotId: string, options?: OperationOptions): Promise<InstanceRecord> {
-    validateSafeString(snapshotId, "snapshot.id");
+    validateSnapshotId(snapshotId);
     const { record } = await this.#run(uuid, options, {
       op: "delete instance snapshot",
       task: TaskState.INSTANCE_SNAPSHOT,

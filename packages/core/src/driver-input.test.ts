@@ -30,6 +30,18 @@ describe("the shared driver input checks", () => {
     validateInstanceSnapshotInput("x".repeat(255), undefined);
     for (const bad of ["", "x".repeat(256), 42]) expect(refused(() => validateInstanceSnapshotInput(bad, undefined)).field).toBe("name");
     expect(refused(() => validateInstanceSnapshotInput("n", { description: 42 })).field).toBe("description");
+    // One rule set with ComputeService: no control characters; a description may be empty, up to 1024.
+    expect(refused(() => validateInstanceSnapshotInput("a\nb", undefined)).field).toBe("name");
+    validateInstanceSnapshotInput("n", { description: "" });
+    validateInstanceSnapshotInput("n", { description: "d".repeat(1024) });
+    for (const bad of ["d".repeat(1025), "tab\there", "x".repeat(5 * 1024 * 1024)]) {
+      expect(refused(() => validateInstanceSnapshotInput("n", { description: bad })).field).toBe("description");
+    }
+    // A huge or control-laden id is refused without being echoed back.
+    const huge = refused(() => validateSnapshotId("s".repeat(5 * 1024 * 1024)));
+    expect(huge.field).toBe("snapshotId");
+    expect(huge.message.length).toBeLessThan(200);
+    expect(refused(() => validateSnapshotId("s\u0000")).field).toBe("snapshotId");
   });
 
   it("an admin password is a non-empty Secret, and a plain one is not echoed", () => {

@@ -6,7 +6,7 @@ import { InvalidInputError } from "./errors.js";
 import type { PowerOffOptions, RescueOptions } from "./driver.js";
 import type { ImageMeta } from "./model.js";
 import { isSecret, type Secret } from "./secret.js";
-import { validateImageMeta } from "./validation.js";
+import { validateImageMeta, validateSafeString } from "./validation.js";
 
 /**
  * spawn's request: an object; its `imageMeta` (when given) valid image meta; its `adminPassword`
@@ -53,21 +53,29 @@ export function validateImageId(imageId: unknown): string {
   return imageId;
 }
 
-/** createInstanceSnapshot's name (1 to 255 characters) and `description` (a string when given). */
+/** The longest instance snapshot description (longer than an image property; XAPI and libvirt keep more). */
+export const SNAPSHOT_DESCRIPTION_MAX = 1024;
+
+/**
+ * An instance snapshot's name (1 to 255 characters) and description (at most
+ * {@link SNAPSHOT_DESCRIPTION_MAX}, may be empty), neither with control characters: the same rules
+ * for every driver and for `ComputeService`, checked before anything reaches a hypervisor (a
+ * megabyte description would otherwise fail as a broken link on libvirt's 4 MiB string limit).
+ */
 export function validateInstanceSnapshotInput(name: unknown, options: { readonly description?: unknown } | undefined): void {
-  if (typeof name !== "string" || name.length === 0 || name.length > 255) {
-    throw new InvalidInputError("name", "must be 1 to 255 characters");
-  }
+  validateSafeString(name, "name");
   const description = options?.description;
-  if (description !== undefined && typeof description !== "string") throw new InvalidInputError("description", "must be a string");
+  if (description === undefined) return;
+  if (typeof description !== "string") throw new InvalidInputError("description", "must be a string");
+  if (description.length > 0) validateSafeString(description, "description", SNAPSHOT_DESCRIPTION_MAX);
 }
 
-/** The snapshot a revert or delete names: a non-empty id. */
+/**
+ * The snapshot a revert or delete names: 1 to 255 characters without control characters (every
+ * driver's ids are far shorter), so a refusal that names it never echoes a huge value.
+ */
 export function validateSnapshotId(snapshotId: unknown): string {
-  if (typeof snapshotId !== "string" || snapshotId.length === 0) {
-    throw new InvalidInputError("snapshotId", "must be a non-empty string");
-  }
-  return snapshotId;
+  return validateSafeString(snapshotId, "snapshotId");
 }
 
 /**

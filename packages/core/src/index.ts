@@ -63,7 +63,7 @@ export type { CapabilityDeclaration } from "./base-driver.js";
 export { DEFAULT_MIGRATION_POLICY } from "./migration-policy.js";
 export type { MigrationPolicy, MigrationPlan, MigrationHostFacts } from "./migration-policy.js";
 export { Secret, isSecret } from "./secret.js";
-export { withDeadline, throwIfAborted, sleep, onAbort, raceSignal } from "./operation.js";
+export { withDeadline, throwIfAborted, sleep, onAbort, raceSignal, MAX_TIMER_MS, timerDelay } from "./operation.js";
 export type { OperationOptions } from "./operation.js";
 export {
   LIBVIRT_PLAN_SCHEME,
@@ -162,6 +162,7 @@ export {
   validateRescueInput,
   validateSnapshotId,
   validateSpawnRequest,
+  SNAPSHOT_DESCRIPTION_MAX,
 } from "./driver-input.js";
 export { REDACTED, SECRET_KEY_PATTERN, redact, JsonLogger, MemoryLogger, NullLogger } from "./logger.js";
 export { redactOptions, scrubOptionSecrets } from "./redact-options.js";

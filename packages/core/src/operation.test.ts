@@ -3,7 +3,7 @@
 import { getEventListeners } from "node:events";
 import { describe, expect, it } from "vitest";
 import { OperationAbortedError, OperationTimeoutError } from "./errors.js";
-import { onAbort, raceSignal, sleep, withDeadline } from "./operation.js";
+import { MAX_TIMER_MS, onAbort, raceSignal, sleep, timerDelay, withDeadline } from "./operation.js";
 
 describe("one caller signal, many calls", () => {
   it("carries one listener however many calls wait on it, none once they are done, and no leak warning", async () => {
@@ -72,5 +72,32 @@ describe("raceSignal", () => {
     ac.abort(new Error("stop"));
     await expect(raced).rejects.toThrow("stop");
     await expect(raceSignal(never, ac.signal)).rejects.toThrow("stop");
+  });
+});
+
+describe("deadlines longer than a timer holds", () => {
+  it("caps a delay at what a Node timer holds instead of letting it fire at once", () => {
+    expect(timerDelay(2 ** 31)).toBe(MAX_TIMER_MS);
+    expect(timerDelay(Number.MAX_SAFE_INTEGER)).toBe(MAX_TIMER_MS);
+    expect(timerDelay(1500)).toBe(1500);
+    expect(timerDelay(-5)).toBe(0);
+  });
+
+  it("does not time a call out at once when its deadline is beyond 2^31 ms", async () => {
+    const ac = new AbortController();
+    const call = withDeadline("op", { timeoutMs: 2 ** 31, signal: ac.signal }, 1000, (signal) =>
+      new Promise<string>((resolve) => setTimeout(() => resolve(signal.aborted ? "aborted" : "done"), 30)),
+    );
+    await expect(call).resolves.toBe("done");
+  });
+
+  it("sleeps past a tick for a delay beyond 2^31 ms, and still ends on abort", async () => {
+    const ac = new AbortController();
+    let settled = false;
+    const nap = sleep(2 ** 31, ac.signal).finally(() => (settled = true));
+    await new Promise((r) => setTimeout(r, 30));
+    expect(settled).toBe(false);
+    ac.abort();
+    await expect(nap).rejects.toBeInstanceOf(OperationAbortedError);
   });
 });

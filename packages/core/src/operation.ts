@@ -35,6 +35,18 @@ export function onAbort(signal: AbortSignal, callback: (reason: unknown) => void
 }
 const listenerOf = new WeakMap<Set<(reason: unknown) => void>, () => void>();
 
+/**
+ * The longest delay a Node timer holds (2^31 - 1 ms, about 24.8 days). A longer one fires at once
+ * (Node sets it to 1 ms with a warning), so a caller's generous deadline would become an instant
+ * timeout: delays are capped here instead, which for any real call is the same as no deadline.
+ */
+export const MAX_TIMER_MS = 2_147_483_647;
+
+/** `ms` as a timer can hold it: capped at {@link MAX_TIMER_MS}, never negative. */
+export function timerDelay(ms: number): number {
+  return ms > MAX_TIMER_MS ? MAX_TIMER_MS : ms > 0 ? ms : 0;
+}
+
 /** Options every contract call takes: cancel with `signal`, bound with `timeoutMs`. */
 export interface OperationOptions {
   /** Aborts the call; it rejects with {@link OperationAbortedError}. */
@@ -68,7 +80,7 @@ export async function withDeadline<T>(
         const err = new OperationTimeoutError(operation, timeoutMs);
         controller.abort(err);
         reject(err);
-      }, timeoutMs);
+      }, timerDelay(timeoutMs));
       timer.unref?.();
     }
     if (outer) {
@@ -110,7 +122,7 @@ export function sleep(ms: number, signal?: AbortSignal, operation = "sleep"): Pr
     const t = setTimeout(() => {
       unlink?.();
       resolve();
-    }, ms);
+    }, timerDelay(ms));
     const unlink = signal
       ? onAbort(signal, () => {
           clearTimeout(t);

@@ -13,10 +13,9 @@ import {
   InstanceExistsError,
   InstanceNotFoundError,
   InstanceNotRunningError,
-  InvalidInputError,
   InvalidStateError,
   PowerState,
-  Secret,
+  type Secret,
   UnsupportedOperationError,
   VirtkitError,
   powerStateName,
@@ -736,8 +735,8 @@ export class LibvirtDriver implements ComputeDriver {
     const uuid = instance.uuid;
     const password = request.adminPassword;
     if (password !== undefined) {
-      if (!(password instanceof Secret)) throw new InvalidInputError("request.adminPassword", "must be a Secret");
-      // Set through the guest agent after boot (first-boot-password.ts): refused now if it cannot be.
+      // A Secret (validateSpawnRequest). Set through the guest agent after boot
+      // (first-boot-password.ts): refused now if it cannot be.
       checkFirstBootPassword(this.virtType, this.#options.uri, this.#options.allowPasswordOverTcp ?? false, {
         ...instance,
         imageMeta,

@@ -109,6 +109,20 @@ describe("LibvirtConnection over the mock daemon", () => {
     await conn.close();
   });
 
+  it("keeps a call alive whose timeout is beyond what a timer holds (2^31 ms), instead of timing it out at once", async () => {
+    const { mock, conn } = await open();
+    let serial = 0;
+    mock.on(Proc.CONNECT_GET_HOSTNAME, ({ header }) => {
+      serial = header.serial;
+      return "no-reply";
+    });
+    const call = conn.connectGetHostname({ timeoutMs: 2 ** 31 });
+    await new Promise((r) => setTimeout(r, 40));
+    mock.last.send(fixtures.hostnameReply(serial));
+    expect(await call).toBe("hv");
+    await conn.close();
+  });
+
   it("rejects an aborted call with LibvirtAbortedError", async () => {
     const { mock, conn } = await open();
     mock.on(Proc.CONNECT_GET_HOSTNAME, () => "no-reply");

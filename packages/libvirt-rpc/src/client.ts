@@ -42,6 +42,12 @@ export type Decoder<T> = (r: XdrReader) => T;
 /** Default per-call timeout. */
 export const DEFAULT_CALL_TIMEOUT_MS = 60_000;
 
+/**
+ * A timeout as a Node timer holds it: longer than 2^31 - 1 ms a timer fires at once, so a
+ * generous deadline is capped there (about 24.8 days), which is no deadline for any real call.
+ */
+export const timerDelay = (ms: number): number => Math.min(ms, 2_147_483_647);
+
 /** Options of `RpcClient`. */
 export interface RpcClientOptions {
   /** Timeout for calls that pass none (default 60 s; 0 disables). */
@@ -191,7 +197,7 @@ export class RpcClient {
       };
       const timeoutMs = options?.timeoutMs ?? this.defaultTimeoutMs;
       if (timeoutMs > 0 && Number.isFinite(timeoutMs)) {
-        p.timer = setTimeout(timeoutPending, timeoutMs, this, p, timeoutMs);
+        p.timer = setTimeout(timeoutPending, timerDelay(timeoutMs), this, p, timeoutMs);
       }
       if (signal) {
         p.onAbort = () => this.settle(p, new LibvirtAbortedError(procName(proc), signal.reason));

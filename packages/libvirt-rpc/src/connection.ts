@@ -2,7 +2,7 @@
 // call, decode the reply). Method names follow libvirt's C API without the `vir` prefix
 // (virDomainLookupByName -> domainLookupByName).
 
-import { RpcClient, type Decoder, type Encoder } from "./client.js";
+import { RpcClient, timerDelay, type Decoder, type Encoder } from "./client.js";
 import { type ConnectUriOptions, type ParsedConnectUri, parseConnectUri, resolveConnectUri } from "./connect-uri.js";
 import {
   LibvirtAbortedError,
@@ -189,7 +189,7 @@ export class LibvirtConnection implements AsyncDisposable {
                 ? `dialing ${where} timed out after ${timeoutMs} ms`
                 : `libvirt open handshake with ${where} timed out after ${timeoutMs} ms (no answer to ${step})`;
             deadline.abort(new LibvirtTimeoutError(step, timeoutMs, { message }));
-          }, timeoutMs)
+          }, timerDelay(timeoutMs))
         : undefined;
     const signal = o.signal ? AbortSignal.any([o.signal, deadline.signal]) : deadline.signal;
     // The caller aborting wins over a deadline that fired at the same moment.
