@@ -17,7 +17,7 @@ import {
   skipForEnvironment,
 } from "../assertions.js";
 import type { ScenarioContext } from "../scenario.js";
-import { withoutTransients } from "./state-matrix.js";
+import { withoutTransients } from "./event-log.js";
 
 /** Spawn reaches RUNNING; the host answers; an unknown instance is unknown everywhere. */
 export async function checkSpawn(ctx: ScenarioContext): Promise<void> {

@@ -8,6 +8,7 @@ import { PowerState, type Instance } from "@virtkit/core";
 import { describeError, expectState, fail, skipForEnvironment, thrownWithCode } from "../assertions.js";
 import type { ScenarioContext } from "../scenario.js";
 import { control, hasControl, trackedPassword } from "./depth-support.js";
+import { EventLog, expectEvents } from "./event-log.js";
 
 async function expectBooted(ctx: ScenarioContext, inst: Instance, want: "rescue" | "instance", after: string): Promise<void> {
   if (!hasControl(ctx, "bootedSystem")) return;
@@ -115,27 +116,38 @@ async function leftRescueOnPowerCycle(ctx: ScenarioContext, inst: Instance): Pro
 export async function checkUnrescueAfterCrash(ctx: ScenarioContext): Promise<void> {
   const crash = control(ctx, "crash", "the environment cannot crash a guest");
   const d = ctx.driver;
-  const inst = await ctx.spawn();
-  ctx.step("rescue");
-  await d.rescue(inst, inst.imageMeta, ctx.opts());
-  await expectBooted(ctx, inst, "rescue", "rescue");
-  ctx.step("crash the rescue system (environment)");
-  await crash(inst);
-  await expectState(ctx, inst, PowerState.CRASHED, "the crash of the rescue system");
-  ctx.step("unrescue the crashed rescued instance");
-  await d.unrescue(inst, ctx.opts());
-  await expectState(ctx, inst, PowerState.RUNNING, "unrescue of the crashed rescued instance");
-  await expectBooted(ctx, inst, "instance", "unrescue of the crashed rescued instance");
-  ctx.step("a second unrescue (rescue mode should be over)");
+  const log = new EventLog(ctx);
   try {
+    const inst = await ctx.spawn();
+    ctx.step("rescue");
+    await d.rescue(inst, inst.imageMeta, ctx.opts());
+    await expectBooted(ctx, inst, "rescue", "rescue");
+    ctx.step("crash the rescue system (environment)");
+    const beforeCrash = log.mark;
+    await crash(inst);
+    await expectState(ctx, inst, PowerState.CRASHED, "the crash of the rescue system");
+    // The crash's own event (events.crash-announced checks it) must not count against unrescue's.
+    if (log.enabled) await expectEvents(ctx, log, inst, beforeCrash, [["CRASHED"]], "the crash of the rescue system");
+    ctx.step("unrescue the crashed rescued instance");
+    const beforeUnrescue = log.mark;
     await d.unrescue(inst, ctx.opts());
-  } catch (err) {
-    ctx.recordError(err);
-    if (thrownWithCode(err, ["VIRTKIT_INVALID_STATE"])) {
-      await expectState(ctx, inst, PowerState.RUNNING, "the refused second unrescue");
-      return;
+    await expectState(ctx, inst, PowerState.RUNNING, "unrescue of the crashed rescued instance");
+    // As a hard reboot from CRASHED: the guest starts again, once (a stop of the crashed domain first is sound).
+    await expectEvents(ctx, log, inst, beforeUnrescue, [["STARTED"], ["STOPPED", "STARTED"]], "unrescue of the crashed rescued instance");
+    await expectBooted(ctx, inst, "instance", "unrescue of the crashed rescued instance");
+    ctx.step("a second unrescue (rescue mode should be over)");
+    try {
+      await d.unrescue(inst, ctx.opts());
+    } catch (err) {
+      ctx.recordError(err);
+      if (thrownWithCode(err, ["VIRTKIT_INVALID_STATE"])) {
+        await expectState(ctx, inst, PowerState.RUNNING, "the refused second unrescue");
+        return;
+      }
+      fail(`a second unrescue after unrescuing the crashed instance: expected InvalidStateError, got ${describeError(err)}`);
     }
-    fail(`a second unrescue after unrescuing the crashed instance: expected InvalidStateError, got ${describeError(err)}`);
+    fail("a second unrescue succeeded: the first one left the instance in rescue mode");
+  } finally {
+    log.stop();
   }
-  fail("a second unrescue succeeded: the first one left the instance in rescue mode");
 }

@@ -8,7 +8,6 @@
  * and leave everything as it was; an `InvalidStateError` names the instance refused (its uuid) and
  * says which operation and state (non-empty: the fields a service shows or logs).
  */
-import type { LifecycleTransition } from "@virtkit/core";
 import {
   InstanceNotFoundError,
   InvalidStateError,
@@ -16,7 +15,6 @@ import {
   Secret,
   type Capability,
   type Instance,
-  type LifecycleEvent,
 } from "@virtkit/core";
 import {
   check,
@@ -29,7 +27,6 @@ import {
   fail,
   skipForEnvironment,
   stateName,
-  waitFor,
 } from "../assertions.js";
 import {
   ENVIRONMENT_STATES,
@@ -42,7 +39,6 @@ import {
   describeOutcome,
   expectedCell,
   revertCapturedState,
-  type EventSequence,
   type ExpectedCell,
   type MatrixOperation,
   type MatrixState,
@@ -50,124 +46,9 @@ import {
   type StateOutcome,
 } from "../expected-transitions.js";
 import type { ScenarioContext, ScenarioDefinition } from "../scenario.js";
-
-/** How long events already due may take to arrive (a daemon's event stream lags its replies). */
-const EVENT_WAIT_MS = 500;
-/** Quiet time after the expected events, so a late duplicate still shows: enough for a timer turn. */
-const EVENT_SETTLE_MS = 2;
+import { EventLog, expectEvents, names, showSeq } from "./event-log.js";
 
 const power = (state: MatrixState): PowerState => PowerState[STATE_POWER[state]];
-
-/**
- * Waits EVENT_SETTLE_MS, then for the check phase: node runs a due timer list whole before the
- * next, so without the setImmediate a duplicate due earlier could still be queued behind this one.
- */
-async function settle(): Promise<void> {
-  await new Promise((r) => setTimeout(r, EVENT_SETTLE_MS));
-  await new Promise((r) => setImmediate(r));
-}
-
-/** Every lifecycle event of the scenario, from before the spawn on. */
-class EventLog {
-  readonly #events: LifecycleEvent[] = [];
-  readonly #off: (() => void) | undefined;
-
-  constructor(private readonly ctx: ScenarioContext) {
-    this.#off = ctx.driver.capabilities.lifecycleEvents
-      ? ctx.driver.registerEventListener((e) => this.#events.push(e))
-      : undefined;
-  }
-
-  get enabled(): boolean {
-    return this.#off !== undefined;
-  }
-
-  /** A position to count from. */
-  get mark(): number {
-    return this.#events.length;
-  }
-
-  /**
-   * Events about `uuid` since `from`. Events about other instances are left out: a hypervisor
-   * shared with parallel scenarios (libvirt's test:///default) reports theirs too.
-   */
-  of(uuid: string, from: number): LifecycleEvent[] {
-    return this.#events.slice(from).filter((e) => e.instanceUuid === uuid);
-  }
-
-  /** Waits until `count` events about `uuid` arrived since `from`; false if they did not in time. */
-  waitForCount(uuid: string, from: number, count: number): Promise<boolean> {
-    return waitFor(() => this.of(uuid, from).length >= count, EVENT_WAIT_MS, this.ctx.signal);
-  }
-
-  stop(): void {
-    this.#off?.();
-  }
-}
-
-const names = (events: readonly LifecycleEvent[]) => events.map((e) => e.transition);
-const same = (a: EventSequence, b: EventSequence) => a.length === b.length && a.every((t, i) => t === b[i]);
-const showSeq = (s: EventSequence) => `[${s.join(", ")}]`;
-
-/**
- * A real hypervisor pauses a guest briefly while it works on it: QEMU pauses before a managed save
- * or an internal snapshot, and restores a saved guest paused, then resumes it. Nova treats those as
- * transient (its libvirt host holds a PAUSED event back and drops it when the guest resumes), so the
- * kit folds them before comparing: PAUSED then RESUMED is nothing, a PAUSED just before SUSPENDED or
- * STOPPED is dropped, and a RESUMED right after STARTED adds nothing. Repeats are never folded.
- */
-export function withoutTransients(seq: EventSequence): LifecycleTransition[] {
-  const out: LifecycleTransition[] = [];
-  for (const t of seq) {
-    const last = out[out.length - 1];
-    if (t === "RESUMED" && last === "PAUSED") {
-      out.pop();
-      continue;
-    }
-    if ((t === "SUSPENDED" || t === "STOPPED") && last === "PAUSED") out.pop();
-    if (t === "RESUMED" && last === "STARTED") continue;
-    out.push(t);
-  }
-  return out;
-}
-
-/**
- * The events about `inst` since `from` must be exactly one of `allowed`, all from this host. Waits
- * for a matching sequence to arrive, then for a quiet moment, so a late duplicate still counts.
- */
-async function expectEvents(
-  ctx: ScenarioContext,
-  log: EventLog,
-  inst: Instance,
-  from: number,
-  allowed: readonly EventSequence[],
-  after: string,
-): Promise<void> {
-  if (!log.enabled) return;
-  ctx.step(`lifecycle events after ${after}`);
-  const deadline = Date.now() + EVENT_WAIT_MS;
-  let stableAt = -1;
-  for (;;) {
-    const got = withoutTransients(names(log.of(inst.uuid, from)));
-    const ok = allowed.some((s) => same(s, got));
-    if (ok && got.length === stableAt) break;
-    if (Date.now() >= deadline || ctx.signal.aborted) break;
-    stableAt = ok ? got.length : -1;
-    await settle();
-  }
-  const events = log.of(inst.uuid, from);
-  const got = withoutTransients(names(events));
-  if (!allowed.some((s) => same(s, got))) {
-    fail(`after ${after}: lifecycle events ${showSeq(got)}, expected ${allowed.map(showSeq).join(" or ")}`);
-  }
-  for (const e of events) {
-    check(
-      e.host === ctx.host,
-      `after ${after}: the ${e.transition} event names host ${JSON.stringify(e.host)}, expected ${JSON.stringify(ctx.host)}`,
-    );
-    check(Number.isFinite(e.timestamp), `after ${after}: the ${e.transition} event has no valid timestamp`);
-  }
-}
 
 /** One contract call of the preparation. */
 interface PrepStep {

@@ -1,7 +1,7 @@
 // What the kit folds as a hypervisor's transient pause, and what it never folds.
 import type { LifecycleTransition } from "@virtkit/core";
 import { describe, expect, it } from "vitest";
-import { withoutTransients } from "./state-matrix.js";
+import { withoutTransients } from "./event-log.js";
 
 describe("withoutTransients", () => {
   it.each<[LifecycleTransition[], LifecycleTransition[]]>([

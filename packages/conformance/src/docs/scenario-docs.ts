@@ -171,7 +171,7 @@ export const SCENARIO_DOCS: Readonly<Record<string, ScenarioDoc>> = {
     nova: "Nova's API refuses a reboot of a RESCUED instance; a driver that accepts one must not leave rescue mode behind the caller's back.",
   },
   "lifecycle.unrescue-after-crash": {
-    rule: "A rescued instance whose rescue system crashed (getInfo CRASHED) is unrescued: RUNNING, its own system booted, and a second unrescue is refused with InvalidStateError (rescue mode is over).",
+    rule: "A rescued instance whose rescue system crashed (getInfo CRASHED, announced once as CRASHED) is unrescued: RUNNING, announced as STARTED once (a STOPPED of the crashed domain first is allowed), its own system booted, and a second unrescue is refused with InvalidStateError (rescue mode is over).",
     nova: "Nova's API accepts unrescue for every RESCUED instance whatever its power state; the libvirt driver destroys the rescue domain and defines the instance's own again.",
   },
   "admin-password.first-boot": {

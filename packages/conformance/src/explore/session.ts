@@ -25,7 +25,7 @@ import {
   type OperationOptions,
 } from "@virtkit/core";
 import { ConformanceFailure, describeError } from "../assertions.js";
-import { withoutTransients } from "../checks/state-matrix.js";
+import { withoutTransients } from "../checks/event-log.js";
 import { OPERATION_CAPABILITY, type EventSequence } from "../expected-transitions.js";
 import {
   UNKNOWN_SNAPSHOT,
