@@ -230,7 +230,11 @@ export interface ComputeDriver {
    * The instance's power state afterwards equals the one before.
    */
   snapshot(instance: Instance, imageId: string, options?: ImageSnapshotOptions): Promise<void>;
-  /** Capability `instanceSnapshots`. */
+  /**
+   * Capability `instanceSnapshots`. `name`: 1 to 255 characters, `description`: at most 1,024, neither
+   * with control characters; anything else is refused with `InvalidInputError` naming the argument
+   * (`validateInstanceSnapshotInput`). The snapshot's `id` is at most 255 characters.
+   */
   createInstanceSnapshot(
     instance: Instance,
     name: string,
@@ -238,9 +242,13 @@ export interface ComputeDriver {
   ): Promise<InstanceSnapshot>;
   /** Capability `instanceSnapshots`. Oldest first. */
   listInstanceSnapshots(instance: Instance, options?: OperationOptions): Promise<readonly InstanceSnapshot[]>;
-  /** Capability `instanceSnapshots`: restores disk and power state as captured. */
+  /**
+   * Capability `instanceSnapshots`: restores disk and power state as captured. A `snapshotId` that
+   * is not 1 to 255 characters without control characters is `InvalidInputError` (`validateSnapshotId`);
+   * a well-formed one the instance does not have is `SnapshotNotFoundError`.
+   */
   revertToInstanceSnapshot(instance: Instance, snapshotId: string, options?: OperationOptions): Promise<void>;
-  /** Capability `instanceSnapshots`. */
+  /** Capability `instanceSnapshots`; `snapshotId` as for {@link revertToInstanceSnapshot}. */
   deleteInstanceSnapshot(instance: Instance, snapshotId: string, options?: OperationOptions): Promise<void>;
 
   // -- admin password --

@@ -13,10 +13,20 @@ import { DriverEvents, hasControl, settle } from "./depth-support.js";
 type Loose = never;
 
 /** A malformed call must reject with InvalidInputError itself whose `field` names `hint`. */
-async function refused(ctx: ScenarioContext, what: string, hint: string, call: () => Promise<unknown>): Promise<void> {
+async function refused(
+  ctx: ScenarioContext,
+  what: string,
+  hint: string,
+  call: () => Promise<unknown>,
+  /** A value too big to echo: the refusal's message must not carry it back. */
+  huge?: string,
+): Promise<void> {
   ctx.step(what);
   const err = await expectRejects(ctx, call(), [InvalidInputError.CODE], what);
   const { field, reason } = err as InvalidInputError;
+  if (huge !== undefined) {
+    check(!(err as Error).message.includes(huge.slice(0, 1024)), `${what}: the refusal's message echoes the ${huge.length}-character value`);
+  }
   check(
     typeof field === "string" && field.toLowerCase().includes(hint.toLowerCase()),
     `${what}: InvalidInputError.field is ${JSON.stringify(field)}, which does not name the argument at fault (${hint})`,
@@ -93,8 +103,30 @@ export async function checkBadArguments(ctx: ScenarioContext): Promise<void> {
       await refused(ctx, "instance snapshot with description 42", "description", () =>
         d.createInstanceSnapshot(inst, `${ctx.prefix}-bad`, ctx.opts({ description: 42 as Loose })),
       );
+      // The contract's bounds (core's validateInstanceSnapshotInput): name 1-255, description up to
+      // 1,024, no control characters in either.
+      await refused(ctx, "instance snapshot named with 256 characters", "name", () =>
+        d.createInstanceSnapshot(inst, "n".repeat(256), ctx.opts()),
+      );
+      await refused(ctx, "instance snapshot named with a newline", "name", () =>
+        d.createInstanceSnapshot(inst, `${ctx.prefix}-a\nb`, ctx.opts()),
+      );
+      const hugeText = "d".repeat(1024 * 1024);
+      await refused(
+        ctx,
+        "instance snapshot with a 1 MiB description",
+        "description",
+        () => d.createInstanceSnapshot(inst, `${ctx.prefix}-bad`, ctx.opts({ description: hugeText })),
+        hugeText,
+      );
+      await refused(ctx, "instance snapshot with a control character in its description", "description", () =>
+        d.createInstanceSnapshot(inst, `${ctx.prefix}-bad`, ctx.opts({ description: "bell\u0007" })),
+      );
       await refused(ctx, 'revert to snapshot id ""', "snapshotId", () => d.revertToInstanceSnapshot(inst, "", ctx.opts()));
+      await refused(ctx, "revert to snapshot id 42", "snapshotId", () => d.revertToInstanceSnapshot(inst, 42 as Loose, ctx.opts()));
       await refused(ctx, 'delete snapshot id ""', "snapshotId", () => d.deleteInstanceSnapshot(inst, "", ctx.opts()));
+      const hugeId = "i".repeat(1024 * 1024);
+      await refused(ctx, "delete a 1 MiB snapshot id", "snapshotId", () => d.deleteInstanceSnapshot(inst, hugeId, ctx.opts()), hugeId);
       ctx.step("listInstanceSnapshots (the refused calls made none)");
       const made = await d.listInstanceSnapshots(inst, ctx.opts());
       if (made.length > 0) fail(`the refused instance snapshot calls left ${made.length} snapshot(s)`);
@@ -117,6 +149,27 @@ export async function checkBadArguments(ctx: ScenarioContext): Promise<void> {
       const now = await ctx.env.guestControls!.bootCount!(inst);
       if (now !== boots) fail(`the refused calls rebooted the guest (${boots} boot(s) before, ${now} after)`);
     }
+
+    // A stopped instance: malformed input is still InvalidInputError, never InvalidStateError
+    // (starting the instance would not make the call right).
+    ctx.step("power off (hard), to send malformed calls to a stopped instance");
+    await d.powerOff(inst, ctx.opts({ cleanShutdownTimeoutSec: 0 }));
+    await expectState(ctx, inst, PowerState.SHUTDOWN, "power off");
+    await refused(ctx, 'reboot of a stopped instance with type "WARM"', "type", () => d.reboot(inst, "WARM" as Loose, ctx.opts()));
+    if (d.capabilities.rescue) {
+      await refused(ctx, "rescue of a stopped instance with rescueImageMeta 42", "imageMeta", () => d.rescue(inst, 42 as Loose, ctx.opts()));
+    }
+    if (d.capabilities.instanceSnapshots) {
+      await refused(ctx, "instance snapshot of a stopped instance named 42", "name", () =>
+        d.createInstanceSnapshot(inst, 42 as Loose, ctx.opts()),
+      );
+    }
+    if (d.capabilities.setAdminPassword) {
+      await refused(ctx, "setAdminPassword of a stopped instance with the password as plain text", "password", () =>
+        d.setAdminPassword(inst, plainPassword(ctx) as Loose, ctx.opts()),
+      );
+    }
+    await expectState(ctx, inst, PowerState.SHUTDOWN, "the refused calls to the stopped instance");
   } finally {
     events.stop();
   }
