@@ -76,8 +76,9 @@ describe("virtkit matrix: the exit code", () => {
     }
     const written = JSON.parse(await readFile(join(out, "support-matrix.json"), "utf8")) as SupportMatrix;
     // The column that was running says it did not finish (a reader must not take it for absent).
-    expect(written.drivers.map((d) => [d.name, d.availability])).toEqual([["fake", "ran"], ["slow", "unavailable"]]);
+    expect(written.drivers.map((d) => [d.name, d.availability])).toEqual([["fake", "ran"], ["slow", "failed"]]);
     expect(written.drivers[0]?.summary).toMatchObject({ pass: SCENARIOS.length, fail: 0 });
-    expect(written.drivers[1]?.reason).toBe("not finished: the matrix was still running this column when it was stopped");
+    expect(written.drivers[1]?.reason).toBe("the matrix was stopped while it ran this column");
+    expect(written.cells.slow?.["lifecycle.spawn"]?.reason).toBe("the run did not finish: the matrix was stopped while it ran this column");
   }, SLOW);
 });

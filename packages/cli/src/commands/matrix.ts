@@ -224,7 +224,7 @@ export default class Matrix extends VirtkitCommand {
           if (!this.jsonEnabled()) this.log(`${label}: skipped (${config.unavailable})`);
           continue;
         }
-        await checkpoint({ name: label, spec, version, reason: "not finished: the matrix was still running this column when it was stopped" });
+        await checkpoint({ name: label, spec, version, reason: "the matrix was stopped while it ran this column", failed: true });
         try {
           const running = runSuite({
             spec,
@@ -269,7 +269,7 @@ export default class Matrix extends VirtkitCommand {
           }
         } catch (err) {
           const reason = (err as Error).message.split("\n")[0] ?? "failed";
-          unavailable.push({ name: label, spec, version, reason });
+          unavailable.push({ name: label, spec, version, reason, failed: true });
           errored.push(label);
           if (!this.jsonEnabled()) this.log(`${label}: not run (${reason})`);
         }

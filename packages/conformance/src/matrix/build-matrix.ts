@@ -28,8 +28,12 @@ export interface MatrixDriver {
   readonly name: string;
   readonly version?: string;
   readonly spec?: string;
-  /** `ran`, or `unavailable` when its environment could not be set up (then every cell is skipped). */
-  readonly availability: "ran" | "unavailable";
+  /**
+   * `ran`; `unavailable` when its environment could not be set up; `failed` when its run did not
+   * finish (the suite crashed, or the matrix was killed while running it). Either way every cell
+   * is skipped; `failed` is something to look at, not a limit of the environment.
+   */
+  readonly availability: "ran" | "unavailable" | "failed";
   readonly reason?: string;
   readonly notes: readonly string[];
   readonly ok?: boolean;
@@ -58,6 +62,8 @@ export interface UnavailableDriver {
   readonly spec?: string;
   readonly reason: string;
   readonly notes?: readonly string[];
+  /** The run did not finish (it did not merely find its environment missing): shown as `failed`. */
+  readonly failed?: boolean;
 }
 
 /** Builds the matrix from run reports (and drivers whose environment was unavailable). */
@@ -110,13 +116,12 @@ export function buildMatrix(
       name: u.name,
       ...(u.version ? { version: u.version } : {}),
       ...(u.spec ? { spec: u.spec } : {}),
-      availability: "unavailable",
+      availability: u.failed ? "failed" : "unavailable",
       reason: u.reason,
       notes: [...(u.notes ?? [])],
     });
-    cells[u.name] = Object.fromEntries(
-      rows.map((row) => [row.id, { status: "skipped" as const, reason: `environment unavailable: ${u.reason}` }]),
-    );
+    const why = u.failed ? `the run did not finish: ${u.reason}` : `environment unavailable: ${u.reason}`;
+    cells[u.name] = Object.fromEntries(rows.map((row) => [row.id, { status: "skipped" as const, reason: why }]));
   }
   drivers.sort((a, b) => a.name.localeCompare(b.name));
   return { schema: 1, scenarios: rows, drivers, cells };

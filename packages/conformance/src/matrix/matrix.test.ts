@@ -49,6 +49,24 @@ describe("the support matrix", () => {
     expect(stableStringify(m)).not.toMatch(/durationMs|startedAt/);
   });
 
+  it("tells a column whose run did not finish from one whose environment is missing", () => {
+    const m = buildMatrix([a], [
+      { name: "libvirt", reason: "no daemon" },
+      { name: "crashed", reason: "worker exited with signal SIGKILL", failed: true },
+    ]);
+    expect(m.drivers.find((d) => d.name === "crashed")).toMatchObject({ availability: "failed", reason: "worker exited with signal SIGKILL" });
+    expect(m.drivers.find((d) => d.name === "libvirt")?.availability).toBe("unavailable");
+    expect(m.cells.crashed!["lifecycle.spawn"]).toEqual({
+      status: "skipped",
+      reason: "the run did not finish: worker exited with signal SIGKILL",
+    });
+    const md = renderMarkdown(m);
+    expect(md).toContain("**crashed**: the run did not finish: worker exited with signal SIGKILL");
+    expect(md).toContain("(did not finish)");
+    expect(md).not.toContain("**crashed**: environment unavailable");
+    expect(renderHtml(m)).toContain("did not finish");
+  });
+
   it("serialises identically from the same results (diffable between releases)", () => {
     const again = report("zeta", () => "pass");
     expect(stableStringify(buildMatrix([a, b]))).toBe(stableStringify(buildMatrix([b, again])));

@@ -47,8 +47,8 @@ export function renderHtml(matrix: SupportMatrix, title = "virtkit support matri
   const head = drivers
     .map((d) => {
       const sub =
-        d.availability === "unavailable"
-          ? `<br><span class="reason">unavailable</span>`
+        d.availability !== "ran"
+          ? `<br><span class="reason">${d.availability === "failed" ? "did not finish" : "unavailable"}</span>`
           : d.summary
             ? `<br><span class="level">${d.summary.pass} pass · ${d.summary.fail} fail</span>`
             : "";
@@ -79,7 +79,9 @@ export function renderHtml(matrix: SupportMatrix, title = "virtkit support matri
   const notes = drivers.flatMap((d) => [
     ...(d.availability === "unavailable"
       ? [`<li><strong>${e(d.name)}</strong>: environment unavailable: ${e(d.reason ?? "")}</li>`]
-      : []),
+      : d.availability === "failed"
+        ? [`<li><strong>${e(d.name)}</strong>: the run did not finish: ${e(d.reason ?? "")}</li>`]
+        : []),
     ...d.notes.map((n) => `<li><strong>${e(d.name)}</strong>: ${e(n)}</li>`),
     ...(bench.has(d.name) ? [`<li><strong>${e(d.name)}</strong>: ${e(benchProvenance(bench.get(d.name)!))}</li>`] : []),
   ]);

@@ -43,6 +43,7 @@ export function renderMarkdown(matrix: SupportMatrix, options: MatrixRenderOptio
       const c = matrix.cells[d.name]?.[s.id];
       if (!c) return "";
       if (d.availability === "unavailable") return `${STATUS_SYMBOL.skipped} (unavailable)`;
+      if (d.availability === "failed") return `${STATUS_SYMBOL.skipped} (did not finish)`;
       if (!c.reason || c.status === "pass") return STATUS_SYMBOL[c.status];
       let n = noteIndex.get(c.reason);
       if (n === undefined) {
@@ -57,6 +58,7 @@ export function renderMarkdown(matrix: SupportMatrix, options: MatrixRenderOptio
   out.push("", "**Legend:** " + Object.values(STATUS_SYMBOL).join(" · "));
   const driverNotes = drivers.flatMap((d) => [
     ...(d.availability === "unavailable" ? [`**${d.name}**: environment unavailable: ${cell(d.reason ?? "")}`] : []),
+    ...(d.availability === "failed" ? [`**${d.name}**: the run did not finish: ${cell(d.reason ?? "")}`] : []),
     ...d.notes.map((n) => `**${d.name}**: ${cell(n)}`),
     ...(bench.has(d.name) ? [`**${d.name}**: ${cell(benchProvenance(bench.get(d.name)!))}`] : []),
   ]);
