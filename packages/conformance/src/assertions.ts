@@ -111,6 +111,7 @@ export async function expectUnsupported(
   ctx: ScenarioContext,
   what: string,
   call: () => Promise<unknown>,
+  capability?: string,
 ): Promise<void> {
   ctx.step(what);
   try {
@@ -118,7 +119,13 @@ export async function expectUnsupported(
   } catch (err) {
     ctx.recordError(err);
     // The error thrown, not a cause: core's isUnsupported() would accept a wrapped one.
-    if (err instanceof UnsupportedOperationError) return;
+    if (err instanceof UnsupportedOperationError) {
+      // The contract: the refusal names the capability (a service shows it, the matrix keys by it).
+      if (capability !== undefined && err.capability !== capability) {
+        fail(`${what}: the refusal names capability ${JSON.stringify(err.capability)}, expected ${JSON.stringify(capability)}`);
+      }
+      return;
+    }
     fail(
       `${what}: the capability is not declared, so UnsupportedOperationError was expected, got ${describeError(err)}`,
     );

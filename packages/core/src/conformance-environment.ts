@@ -7,7 +7,7 @@
 import type { DependencyContainer } from "tsyringe";
 import type { ComputeDriver } from "./driver.js";
 import type { ImageService } from "./image-service.js";
-import type { Flavor, ImageMeta, Instance } from "./model.js";
+import type { DiskFormat, Flavor, ImageMeta, Instance } from "./model.js";
 import type { Secret } from "./secret.js";
 
 /** How the guest agent of one instance behaves, as set by the environment. */
@@ -59,6 +59,12 @@ export interface GuestControls {
    * line on its console): `rescue` while a rescued instance runs the rescue image, else `instance`.
    */
   bootedSystem?(instance: Instance): Promise<"rescue" | "instance">;
+  /**
+   * Makes sure the running guest has no account `user` (removed in the guest, as an image whose
+   * `os_admin_user` names an account it never created), so a password set for it must fail.
+   * Rejects when the environment cannot. Absent: the missing-account check skips.
+   */
+  removeAccount?(instance: Instance, user: string): Promise<void>;
 }
 
 /** What a guest saw of being rebooted and stopped (see {@link GuestControls.shutdownRecord}). */
@@ -122,6 +128,14 @@ export interface ConformanceEnvironment {
   readonly imageService: ImageService;
   /** The image instances boot from (default: a qcow2 image with the guest agent enabled). */
   readonly bootImage?: ImageMeta;
+  /**
+   * The disk format this environment's driver uploads every image snapshot in, when it does not
+   * keep the source image's (Nova's XenAPI driver: `vhd`; a libvirt host with
+   * `snapshot_image_format` set, or copy-on-write disks over a raw image: `qcow2`). Absent: the
+   * source image's format, as Nova's libvirt driver with raw or qcow2 disks of the image's format.
+   * The kit checks the uploaded bytes against the format declared on the image either way.
+   */
+  readonly imageSnapshotFormat?: DiskFormat;
   /** The flavor instances get (default: m1.tiny, 64 MiB, 1 vCPU, 1 GiB disk); real guests need RAM to boot. */
   readonly flavor?: Flavor;
   /** Checks, by the environment's own means (a guest login), that `user`'s password is `password`. */

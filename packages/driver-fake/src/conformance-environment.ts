@@ -33,8 +33,17 @@ function bootedFromConsole(console: string): "rescue" | "instance" {
   return roots?.at(-1)?.endsWith("/dev/vdb1") ? "rescue" : "instance";
 }
 
+/** What the fake's environment offers beyond the plugin's options. */
+export interface FakeEnvironmentOptions {
+  /** The boot image's disk format (default qcow2; the fake boots either, and snapshots raw ones as raw). */
+  readonly bootDiskFormat?: "raw" | "qcow2";
+}
+
 /** The conformance environment factory for the fake driver with plugin `options`. */
-export function createFakeConformanceEnvironment(options: Partial<FakePluginOptions> = {}): ConformanceEnvironmentFactory {
+export function createFakeConformanceEnvironment(
+  options: Partial<FakePluginOptions> = {},
+  environment: FakeEnvironmentOptions = {},
+): ConformanceEnvironmentFactory {
   return async (context: ConformanceEnvironmentContext): Promise<ConformanceEnvironment> => {
     const safe = context.prefix.replace(/[^A-Za-z0-9.-]/g, "-").replace(/^-+/, "") || "env";
     const cloud = new FakeCloud({ name: safe });
@@ -53,7 +62,7 @@ export function createFakeConformanceEnvironment(options: Partial<FakePluginOpti
     const bootImage: ImageMeta = {
       id: "00000000-0000-4000-8000-00000000f4ce",
       name: "fake-cirros",
-      diskFormat: "qcow2",
+      diskFormat: environment.bootDiskFormat ?? "qcow2",
       containerFormat: "bare",
       properties: { hw_qemu_guest_agent: true, os_type: "linux" },
     };
@@ -143,6 +152,9 @@ export function createFakeConformanceEnvironment(options: Partial<FakePluginOpti
         },
         async bootedSystem(instance) {
           return bootedFromConsole(guestOf(instance).consoleOutput());
+        },
+        async removeAccount(instance, user) {
+          guestOf(instance).removeUser(user);
         },
         async readImageData(imageId, key) {
           const files = parseDisk(await imageService.download(imageId));

@@ -1,7 +1,9 @@
 /**
  * The fake root disk: a map of file paths to bytes, and its deterministic serialisation (what an
- * image snapshot uploads), so a test can download the image and read the files back.
+ * image snapshot uploads, raw or in a qcow2 container), so a test can download the image and read
+ * the files back.
  */
+import { isQcow2, qcow2Contents, qcow2Of } from "./qcow2-image.js";
 
 /** A guest's files: path -> content. Values are never mutated in place (copy on write). */
 export type DiskFiles = Map<string, Uint8Array>;
@@ -33,9 +35,13 @@ export function serializeDisk(files: ReadonlyMap<string, Uint8Array>): Uint8Arra
   return new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
 }
 
-/** Parses what {@link serializeDisk} wrote; throws `RangeError` on anything else. */
+/**
+ * Parses what {@link serializeDisk} wrote, raw or inside the qcow2 container of {@link diskImage};
+ * throws `RangeError` on anything else.
+ */
 export function parseDisk(bytes: Uint8Array): DiskFiles {
-  const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  let buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  if (isQcow2(buf)) buf = qcow2Contents(buf);
   if (buf.byteLength < MAGIC.byteLength || !buf.subarray(0, MAGIC.byteLength).equals(MAGIC)) {
     throw new RangeError("not a virtkit fake disk image");
   }
@@ -44,6 +50,8 @@ export function parseDisk(bytes: Uint8Array): DiskFiles {
   while (off < buf.byteLength) {
     if (off + 4 > buf.byteLength) throw new RangeError("truncated fake disk image");
     const nameLen = buf.readUInt32BE(off);
+    // No path is empty: a zero length starts the padding to the qcow2 cluster size.
+    if (nameLen === 0 && buf.subarray(off).every((b) => b === 0)) break;
     off += 4;
     if (off + nameLen + 4 > buf.byteLength) throw new RangeError("truncated fake disk image");
     const name = buf.toString("utf8", off, off + nameLen);
@@ -62,4 +70,17 @@ export function diskBytes(files: ReadonlyMap<string, Uint8Array>): number {
   let n = 0;
   for (const v of files.values()) n += v.byteLength;
   return n;
+}
+
+/** The disk formats the fake uploads: its serialisation as is, or inside a qcow2 container. */
+export type FakeImageFormat = "raw" | "qcow2";
+
+/**
+ * The bytes of an image snapshot in `format`: `raw` is the serialisation itself (no image header,
+ * as a raw disk has none), `qcow2` the same bytes as the guest-visible contents of a real qcow2
+ * image (version 2, 4 KiB clusters, no backing file), which `qemu-img` reads like any other.
+ */
+export function diskImage(files: ReadonlyMap<string, Uint8Array>, format: FakeImageFormat): Uint8Array {
+  const raw = serializeDisk(files);
+  return format === "raw" ? raw : qcow2Of(raw);
 }

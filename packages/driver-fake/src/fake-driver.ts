@@ -65,7 +65,7 @@ import {
 } from "@virtkit/core";
 import type { Clock } from "./clock.js";
 import { FakeCloud } from "./fake-cloud.js";
-import { diskBytes, serializeDisk } from "./fake-disk.js";
+import { diskBytes, diskImage } from "./fake-disk.js";
 import { FakeGuest } from "./fake-guest.js";
 import type { FakeHost } from "./fake-host.js";
 import { FakeInstance, type MigrationJob } from "./fake-instance.js";
@@ -644,23 +644,25 @@ export class FakeDriver implements ComputeDriver {
   // -- snapshots --
 
   async snapshot(instance: Instance, imageId: string, options?: ImageSnapshotOptions): Promise<void> {
-    this.#begin("snapshot");
+    const op = "snapshot";
+    this.#begin(op);
     validateInstanceRef(instance);
     validateImageId(imageId);
     const onTaskState = options?.onTaskState;
-    return this.#callMayWait("snapshot", options, true, async (signal) => {
+    return this.#callMayWait(op, options, true, async (signal) => {
       const uuid = instance.uuid;
       const rec = this.#get(uuid);
       const image = await this.#images.get(imageId, { signal });
-      throwIfAborted("snapshot", signal);
+      throwIfAborted(op, signal);
       if (this.#host.instances.get(uuid) !== rec) throw new InstanceNotFoundError(uuid);
       // The task-state sequence of Nova's libvirt driver: pending upload, then uploading.
       await onTaskState?.(TaskState.IMAGE_PENDING_UPLOAD, TaskState.IMAGE_SNAPSHOT);
-      const data = serializeDisk(rec.guest.disk);
+      // Nova's libvirt driver uploads in the root disk's format: raw stays raw, the rest is qcow2.
       const format = rec.imageMeta.diskFormat === "raw" ? "raw" : "qcow2";
+      const data = diskImage(rec.guest.disk, format);
       const metadata = snapshotImageMetadata(rec.spec, format, image.name);
       await onTaskState?.(TaskState.IMAGE_UPLOADING, TaskState.IMAGE_PENDING_UPLOAD);
-      throwIfAborted("snapshot", signal);
+      throwIfAborted(op, signal);
       await this.#images.update(imageId, metadata, data, { signal });
       this.#log?.debug("image snapshot uploaded", { instance: uuid, image: imageId, bytes: data.byteLength });
     });
@@ -671,13 +673,14 @@ export class FakeDriver implements ComputeDriver {
     name: string,
     options?: OperationOptions & { readonly description?: string },
   ): Promise<InstanceSnapshot> {
-    this.#begin("createInstanceSnapshot");
+    const op = "createInstanceSnapshot";
+    this.#begin(op);
     validateInstanceRef(instance);
     validateInstanceSnapshotInput(name, options);
     const description = options?.description;
-    return this.#call("createInstanceSnapshot", options, () => {
+    return this.#call(op, options, () => {
       const rec = this.#get(instance.uuid);
-      this.#notMigrating(rec, "createInstanceSnapshot");
+      this.#notMigrating(rec, op);
       const info: InstanceSnapshot = Object.freeze({
         id: randomUUID(),
         name,
@@ -692,22 +695,24 @@ export class FakeDriver implements ComputeDriver {
   }
 
   async listInstanceSnapshots(instance: Instance, options?: OperationOptions): Promise<readonly InstanceSnapshot[]> {
-    this.#begin("listInstanceSnapshots");
+    const op = "listInstanceSnapshots";
+    this.#begin(op);
     validateInstanceRef(instance);
-    return this.#call("listInstanceSnapshots", options, () =>
+    return this.#call(op, options, () =>
       this.#get(instance.uuid).snapshots.map((s) => s.info),
     );
   }
 
   async revertToInstanceSnapshot(instance: Instance, snapshotId: string, options?: OperationOptions): Promise<void> {
-    this.#begin("revertToInstanceSnapshot");
+    const op = "revertToInstanceSnapshot";
+    this.#begin(op);
     validateInstanceRef(instance);
     validateSnapshotId(snapshotId);
-    return this.#call("revertToInstanceSnapshot", options, () => {
+    return this.#call(op, options, () => {
       const rec = this.#get(instance.uuid);
       const snap = rec.snapshots.find((s) => s.info.id === snapshotId);
       if (!snap) throw new SnapshotNotFoundError(rec.spec.uuid, snapshotId);
-      this.#notMigrating(rec, "revertToInstanceSnapshot");
+      this.#notMigrating(rec, op);
       rec.guest.restoreDisk(snap.disk);
       rec.rescued = snap.rescued;
       this.#host.transition(rec, snap.state);
@@ -715,10 +720,11 @@ export class FakeDriver implements ComputeDriver {
   }
 
   async deleteInstanceSnapshot(instance: Instance, snapshotId: string, options?: OperationOptions): Promise<void> {
-    this.#begin("deleteInstanceSnapshot");
+    const op = "deleteInstanceSnapshot";
+    this.#begin(op);
     validateInstanceRef(instance);
     validateSnapshotId(snapshotId);
-    return this.#call("deleteInstanceSnapshot", options, () => {
+    return this.#call(op, options, () => {
       const rec = this.#get(instance.uuid);
       const i = rec.snapshots.findIndex((s) => s.info.id === snapshotId);
       if (i < 0) throw new SnapshotNotFoundError(rec.spec.uuid, snapshotId);
@@ -729,13 +735,14 @@ export class FakeDriver implements ComputeDriver {
   // -- admin password --
 
   async setAdminPassword(instance: Instance, password: Secret, options?: OperationOptions): Promise<void> {
-    this.#begin("setAdminPassword");
+    const op = "setAdminPassword";
+    this.#begin(op);
     validateInstanceRef(instance);
     validateAdminPassword(password);
     const uuid = instance.uuid;
     let agentHung = false;
     try {
-      return await this.#callMayWait("setAdminPassword", options, true, async (signal) => {
+      return await this.#callMayWait(op, options, true, async (signal) => {
         const rec = this.#get(uuid);
         if (rec.state !== "RUNNING") throw new InstanceNotRunningError(uuid);
         if (this.#host.virtType !== "kvm" && this.#host.virtType !== "qemu") throw new AdminPasswordNotSupportedError();
@@ -751,12 +758,12 @@ export class FakeDriver implements ComputeDriver {
         }
         if (guest.agent === "unresponsive") {
           agentHung = true;
-          await sleep(this.#agentTimeoutMs, signal, "setAdminPassword");
+          await sleep(this.#agentTimeoutMs, signal, op);
           throw new GuestAgentUnresponsiveError(uuid);
         }
         if (!guest.hasUser(user)) throw new PasswordSetFailedError(uuid, `user ${user} does not exist in the guest`);
         const hash = await FakeGuest.hashPassword(password);
-        throwIfAborted("setAdminPassword", signal);
+        throwIfAborted(op, signal);
         if (this.#host.instances.get(uuid) !== rec) throw new InstanceNotFoundError(uuid);
         if (rec.state !== "RUNNING") throw new InstanceNotRunningError(uuid);
         guest.setPasswordHash(user, hash);

@@ -125,7 +125,6 @@ export class FakeHost {
 
   /** @internal Emits a lifecycle event to every listener of this host; a throwing listener is ignored. */
   emit(instanceUuid: string, transition: LifecycleTransition): void {
-    if (this.#listeners.size === 0) return;
     const event = { instanceUuid, transition, host: this.name, timestamp: this.#cloud.clock.now() };
     for (const l of [...this.#listeners]) {
       try {

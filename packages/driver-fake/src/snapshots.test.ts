@@ -7,7 +7,7 @@ import {
   snapshotImageMetadata,
 } from "@virtkit/core";
 import { describe, expect, it } from "vitest";
-import { parseDisk, serializeDisk } from "./fake-disk.js";
+import { diskImage, parseDisk, serializeDisk } from "./fake-disk.js";
 import { makeCloud, makeInstance, recordEvents } from "./testing/fixtures.js";
 
 function one() {
@@ -146,6 +146,28 @@ describe("image snapshots", () => {
     await driver.snapshot(ami, i2.id);
     expect((await images.get(i1.id)).diskFormat).toBe("raw");
     expect(await images.get(i2.id)).toMatchObject({ diskFormat: "ami", containerFormat: "ami" });
+    // The bytes are what the label says: raw data has no image header, qcow2 starts with QFI\xfb.
+    const rawBytes = Buffer.from(await images.download(i1.id));
+    expect(rawBytes.subarray(0, 4).toString("latin1")).not.toBe("QFI\xfb");
+    expect(parseDisk(rawBytes).has("/etc/hostname")).toBe(true);
+  });
+
+  it("a qcow2 snapshot is a real qcow2 image whose contents are the serialised disk", async () => {
+    const { driver, images } = one();
+    const instance = makeInstance();
+    await driver.spawn({ instance });
+    driver.writeGuestFile(instance.uuid, "/big", "z".repeat(3 * 1024 * 1024));
+    const image = await images.create({ name: "q" });
+    await driver.snapshot(instance, image.id);
+    const bytes = Buffer.from(await images.download(image.id));
+    expect((await images.get(image.id)).diskFormat).toBe("qcow2");
+    expect(bytes.subarray(0, 4).toString("latin1")).toBe("QFI\xfb");
+    expect(bytes.readUInt32BE(4)).toBe(2);
+    const files = parseDisk(bytes);
+    // Over 2 MiB: more than one L2 table.
+    expect(Buffer.from(files.get("/big")!).equals(Buffer.alloc(3 * 1024 * 1024, "z"))).toBe(true);
+    expect(Buffer.from(diskImage(files, "raw")).equals(Buffer.from(serializeDisk(files)))).toBe(true);
+    expect(() => parseDisk(Buffer.concat([bytes.subarray(0, 4), Buffer.alloc(10)]))).toThrow(RangeError);
   });
 
   it("serialisation is deterministic", async () => {

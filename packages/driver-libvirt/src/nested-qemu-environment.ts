@@ -339,6 +339,13 @@ debugfs -R "cat $2" "$raw" 2>/dev/null`;
       async bootedSystem(inst: Instance): Promise<"rescue" | "instance"> {
         return systemOf(await agentOf(inst), inst);
       },
+      async removeAccount(inst: Instance, user: string): Promise<void> {
+        if (!/^[A-Za-z0-9._-]+$/.test(user)) throw new Error(`cannot remove account ${JSON.stringify(user)}: not a plain account name`);
+        // The guest's account files live in RAM (its initramfs): gone until the next boot.
+        const listed = async (host: NestedHost) =>
+          ((await agentRead(host, inst, "/etc/passwd")) ?? "").split("\n").some((l) => l.startsWith(`${user}:`));
+        await guestShell(inst, `sed -i '/^${user}:/d' /etc/passwd /etc/shadow /etc/group`, `remove account ${user}`, async (host) => !(await listed(host)));
+      },
       async bootCount(inst: Instance): Promise<number> {
         const text = (await readGuest(inst, nq.GUEST_BOOT_COUNTER.replace(/^\/data/, ""))) ?? "";
         const n = Number(text.trim());

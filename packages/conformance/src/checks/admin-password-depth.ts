@@ -4,7 +4,7 @@
  * account changed; through the driver and the compute service. Paused and suspended guests:
  * the contract's typed refusal, nothing set, the service's task state cleared.
  */
-import { PowerState, isSecret, type ImageMeta, type Instance } from "@virtkit/core";
+import { PasswordSetFailedError, PowerState, isSecret, type ImageMeta, type Instance } from "@virtkit/core";
 import { check, expectRejects, expectState, expectUnsupported, fail, skipForEnvironment } from "../assertions.js";
 import type { ScenarioContext } from "../scenario.js";
 import { spawnIn, trackedPassword } from "./depth-support.js";
@@ -69,8 +69,11 @@ export async function checkOsAdminUser(ctx: ScenarioContext): Promise<void> {
 export async function refuseOsAdminUser(ctx: ScenarioContext): Promise<void> {
   const inst = await ctx.spawn({ imageMeta: image(ctx, { os_admin_user: "cloud-admin", os_type: "linux" }), osType: "linux" });
   const pw = trackedPassword(ctx, "other");
-  await expectUnsupported(ctx, "setAdminPassword (an image with os_admin_user cloud-admin)", () =>
-    ctx.driver.setAdminPassword(inst, pw, ctx.opts()),
+  await expectUnsupported(
+    ctx,
+    "setAdminPassword (an image with os_admin_user cloud-admin)",
+    () => ctx.driver.setAdminPassword(inst, pw, ctx.opts()),
+    "adminPasswordAnyUser",
   );
   await expectState(ctx, inst, PowerState.RUNNING, "the refused setAdminPassword for os_admin_user cloud-admin");
   const verify = ctx.env.verifyAdminPassword?.bind(ctx.env);
@@ -78,6 +81,45 @@ export async function refuseOsAdminUser(ctx: ScenarioContext): Promise<void> {
   for (const account of OTHER_ACCOUNTS) {
     ctx.step(`log in as ${account}`);
     check(!(await verify(inst, account, pw)), `the refused setAdminPassword for cloud-admin set the password of ${account}`);
+  }
+}
+
+/** The account the missing-account check names: no guest has it (the environment makes sure). */
+export const MISSING_ACCOUNT = "virtkit-absent";
+
+/** Why an environment cannot run the missing-account check, or undefined. */
+export function needsAccountRemoval(env: ScenarioContext["env"]): string | undefined {
+  if (typeof env.guestControls?.removeAccount !== "function") {
+    return "the environment cannot make sure the guest lacks an account (no guestControls.removeAccount)";
+  }
+  return env.verifyAdminPassword ? undefined : "the environment cannot log into the guest to verify a password";
+}
+
+/**
+ * An image whose `os_admin_user` names an account the guest does not have: the set fails in the
+ * guest, so the contract's answer is `PasswordSetFailedError` (thrown, not as a cause) naming the
+ * instance with a reason, the instance still RUNNING and no other account given the password.
+ */
+export async function checkMissingAccount(ctx: ScenarioContext): Promise<void> {
+  const verify = verifier(ctx);
+  const inst = await ctx.spawn({ imageMeta: image(ctx, { os_admin_user: MISSING_ACCOUNT, os_type: "linux" }), osType: "linux" });
+  ctx.step(`make sure the guest has no account ${MISSING_ACCOUNT}`);
+  await ctx.env.guestControls!.removeAccount!(inst, MISSING_ACCOUNT);
+  const pw = trackedPassword(ctx, "missing");
+  const err = await expectRejects(
+    ctx,
+    ctx.driver.setAdminPassword(inst, pw, ctx.opts()),
+    ["VIRTKIT_PASSWORD_SET_FAILED"],
+    `setAdminPassword for ${MISSING_ACCOUNT}, an account the guest lacks`,
+  );
+  if (err instanceof PasswordSetFailedError) {
+    check(err.instanceId === inst.uuid, `the PasswordSetFailedError names instance ${err.instanceId}, not ${inst.uuid}`);
+    check(err.reason.trim().length > 0, "the PasswordSetFailedError gives no reason");
+  }
+  await expectState(ctx, inst, PowerState.RUNNING, `the failed setAdminPassword for ${MISSING_ACCOUNT}`);
+  for (const account of OTHER_ACCOUNTS) {
+    ctx.step(`log in as ${account}`);
+    check(!(await verify(inst, account, pw)), `the failed setAdminPassword for ${MISSING_ACCOUNT} set the password of ${account}`);
   }
 }
 

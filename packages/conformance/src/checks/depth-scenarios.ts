@@ -209,6 +209,14 @@ export function depthScenarios(): ScenarioDefinition[] {
       refuseNeeds: ["setAdminPassword"],
     }),
     password({
+      id: "admin-password.missing-account",
+      title: "an image's os_admin_user the guest lacks: PasswordSetFailedError, nothing set, still running",
+      capability: "adminPasswordAnyUser",
+      alsoNeeds: ["setAdminPassword"],
+      needs: pw.needsAccountRemoval,
+      run: pw.checkMissingAccount,
+    }),
+    password({
       id: "admin-password.windows-administrator",
       title: "a Windows guest: Administrator gets the password, not root",
       capability: "setAdminPassword",

@@ -7,6 +7,7 @@ import { randomUUID } from "node:crypto";
 import { PowerState, TaskState, snapshotImageMetadata, type Instance } from "@virtkit/core";
 import { check, checkEqual, expectRejects, expectState, expectUnsupported, fail } from "../assertions.js";
 import type { ScenarioContext } from "../scenario.js";
+import { checkUploadedFormat } from "./image-format.js";
 
 /** Instance fields the snapshot metadata carries (kernel, ramdisk, os type). */
 const SNAPSHOT_INSTANCE: Partial<Instance> = {
@@ -41,6 +42,7 @@ async function imageSnapshot(ctx: ScenarioContext, inst: Instance, state: PowerS
     checkEqual(got.properties[key], value ?? undefined, `snapshot image property ${key}`);
   }
   check(got.size > 0, "snapshot image has no data");
+  await checkUploadedFormat(ctx, inst, got, label);
   check(
     taskStates.includes(TaskState.IMAGE_PENDING_UPLOAD) && taskStates.includes(TaskState.IMAGE_UPLOADING),
     `snapshot did not report the task states image_pending_upload then image_uploading (got: ${taskStates.join(", ") || "none"})`,
@@ -160,10 +162,16 @@ export async function checkInstanceSnapshots(ctx: ScenarioContext): Promise<void
   await expectState(ctx, inst, PowerState.RUNNING, "the refused revert");
 }
 
-/** Undeclared instance snapshots are refused as unsupported. */
+/** Undeclared instance snapshots are refused as unsupported: every call of the capability, not only create. */
 export async function refuseInstanceSnapshots(ctx: ScenarioContext): Promise<void> {
   const inst = await ctx.spawn();
   await expectUnsupported(ctx, "createInstanceSnapshot", () =>
     ctx.driver.createInstanceSnapshot(inst, `${ctx.prefix}-s1`, ctx.opts()),
   );
+  await expectUnsupported(ctx, "listInstanceSnapshots", () => ctx.driver.listInstanceSnapshots(inst, ctx.opts()));
+  // A well-formed id: the refusal must come from the capability, not from the id.
+  const id = randomUUID();
+  await expectUnsupported(ctx, "revertToInstanceSnapshot", () => ctx.driver.revertToInstanceSnapshot(inst, id, ctx.opts()));
+  await expectUnsupported(ctx, "deleteInstanceSnapshot", () => ctx.driver.deleteInstanceSnapshot(inst, id, ctx.opts()));
+  await expectState(ctx, inst, PowerState.RUNNING, "the refused instance snapshot calls");
 }

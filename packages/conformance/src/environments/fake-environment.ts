@@ -118,6 +118,9 @@ export function fakeEnvironment(options: FakeEnvironmentOptions = {}): Conforman
         async bootedSystem(inst) {
           return bootedFromConsole(cloud.guest(inst.uuid).consoleOutput());
         },
+        async removeAccount(inst, user) {
+          cloud.guest(inst.uuid).removeUser(user);
+        },
         async readImageData(imageId, key) {
           const data = parseDisk(await imageService.download(imageId)).get(key);
           return data === undefined ? undefined : Buffer.from(data).toString("utf8");

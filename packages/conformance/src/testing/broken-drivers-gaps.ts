@@ -8,7 +8,9 @@
  * for the wrong account, a spawn race waved through, a migration that outlives its instance; and
  * from the second round: soft reboot asked of the guest while undeclared, a hard reboot that needs
  * softReboot, a crash announced as STOPPED or twice, a power-cycled rescued instance booting its
- * own disk while still in rescue mode.
+ * own disk while still in rescue mode; and from the fourth: an image snapshot whose declared disk
+ * format is not what its bytes are or not the source's, an undeclared snapshot listing that answers,
+ * a refusal for another account naming the wrong capability, a missing account reported as set.
  * `broken-drivers-gaps.test.ts` requires each caught where expected, at its check's level.
  */
 import {
@@ -17,6 +19,7 @@ import {
   InvalidStateError,
   OperationAbortedError,
   OperationTimeoutError,
+  PasswordSetFailedError,
   PowerState,
   UnsupportedOperationError,
   type Capabilities,
@@ -25,6 +28,8 @@ import {
   type ComputeDriver,
   type DestroyOptions,
   type ImageMeta,
+  type ImageSnapshotOptions,
+  type InstanceSnapshot,
   type Instance,
   type InstanceInfo,
   type LifecycleEvent,
@@ -37,6 +42,7 @@ import {
   type RescueOptions,
   type SpawnRequest,
 } from "@virtkit/core";
+import { parseDisk, serializeDisk } from "@virtkit/driver-fake";
 import type { FakeWrapContext } from "../environments/fake-environment.js";
 import { stateOf, type BrokenVariant, type DefectClass } from "./broken-drivers.js";
 import { DriverDecorator } from "./driver-decorator.js";
@@ -544,6 +550,64 @@ class DeadlineErrorUnnamed extends DriverDecorator {
   }
 }
 
+// -- the fourth measurement's gaps: snapshot formats, undeclared calls, refusal names ---------------
+
+/**
+ * Converts the image snapshot to raw data (a `qemu-img convert -O raw` before the upload) but keeps
+ * the source's qcow2 label: a reader of the image takes its bytes for a qcow2 header.
+ */
+class SnapshotRawLabelledQcow2 extends WithGuest {
+  override async snapshot(i: Instance, imageId: string, o?: ImageSnapshotOptions) {
+    await this.inner.snapshot(i, imageId, o);
+    const files = parseDisk(await this.ctx.imageService.download(imageId));
+    await this.ctx.imageService.update(imageId, {}, serializeDisk(files));
+  }
+}
+/** Uploads every image snapshot as raw (bytes and label agree), whatever the source image's format. */
+class SnapshotAlwaysRaw extends WithGuest {
+  override async snapshot(i: Instance, imageId: string, o?: ImageSnapshotOptions) {
+    await this.inner.snapshot(i, imageId, o);
+    const files = parseDisk(await this.ctx.imageService.download(imageId));
+    await this.ctx.imageService.update(imageId, { diskFormat: "raw" }, serializeDisk(files));
+  }
+}
+/** Declares no instance snapshots and refuses every call of them but the listing, which answers. */
+class ListSnapshotsUndeclaredWorks extends DriverDecorator {
+  override get capabilities(): Capabilities {
+    return { ...this.inner.capabilities, instanceSnapshots: false };
+  }
+  override async createInstanceSnapshot(): Promise<InstanceSnapshot> {
+    throw new UnsupportedOperationError("instanceSnapshots", this.name);
+  }
+  override async revertToInstanceSnapshot(): Promise<void> {
+    throw new UnsupportedOperationError("instanceSnapshots", this.name);
+  }
+  override async deleteInstanceSnapshot(): Promise<void> {
+    throw new UnsupportedOperationError("instanceSnapshots", this.name);
+  }
+}
+/** Declares no adminPasswordAnyUser and refuses another account, naming the wrong capability. */
+class AnyUserRefusalMisnamed extends DriverDecorator {
+  override get capabilities(): Capabilities {
+    return { ...this.inner.capabilities, adminPasswordAnyUser: false };
+  }
+  override async setAdminPassword(i: Instance, pw: Secret, o?: OperationOptions) {
+    const user = i.imageMeta.properties.os_admin_user;
+    if (user !== undefined && user !== "root" && user !== "Administrator") {
+      throw new UnsupportedOperationError("setAdminPassword", this.name, { detail: `account ${user}` });
+    }
+    return this.inner.setAdminPassword(i, pw, o);
+  }
+}
+/** A password set that fails because the guest lacks the account is reported as done (the agent's error dropped). */
+class MissingAccountReportsSuccess extends DriverDecorator {
+  override async setAdminPassword(i: Instance, pw: Secret, o?: OperationOptions) {
+    await this.inner.setAdminPassword(i, pw, o).catch((err: unknown) => {
+      if (!(err instanceof PasswordSetFailedError)) throw err;
+    });
+  }
+}
+
 // -- the table --------------------------------------------------------------------------------------
 
 type Wrap = NonNullable<BrokenVariant["wrap"]>;
@@ -558,6 +622,8 @@ const v = (defectClass: DefectClass, name: string, defect: string, caughtBy: rea
 const SOFT_CLEAN = "lifecycle.reboot-soft-is-clean";
 const POWER_SEEN = "lifecycle.power-off-seen-by-guest";
 const BAD = "input.bad-arguments";
+const IMAGE_RUNNING = "snapshot.image-running";
+const IMAGE_STOPPED = "snapshot.image-stopped";
 
 /** One variant per defect; `caughtBy` names the new check (at least one must fail). */
 export const GAP_VARIANTS: readonly BrokenVariant[] = [
@@ -603,5 +669,10 @@ export const GAP_VARIANTS: readonly BrokenVariant[] = [
   v("wrong-state", "one-call-at-a-time", "a call about one instance while another instance's call runs is refused as busy", ["lifecycle.concurrent-instances"], (d) => new OneCallAtATime(d)),
   v("events", "events-lost-while-calls-overlap", "events emitted while two of its calls overlap are lost", ["lifecycle.concurrent-instances"], (d) => new EventsLostWhileCallsOverlap(d)),
   v("deadlines", "deadline-error-unnamed", "a pause's OperationTimeoutError / OperationAbortedError names no operation", ["deadlines.every-operation"], (d) => new DeadlineErrorUnnamed(d)),
+  v("snapshots", "snapshot-raw-labelled-qcow2", "an image snapshot converted to raw data keeps the qcow2 label", [IMAGE_RUNNING, IMAGE_STOPPED], (d, c) => new SnapshotRawLabelledQcow2(d, c)),
+  v("snapshots", "snapshot-always-raw", "every image snapshot is uploaded as raw, whatever the source image's format", [IMAGE_RUNNING, IMAGE_STOPPED], (d, c) => new SnapshotAlwaysRaw(d, c)),
+  v("refusal", "list-snapshots-undeclared-works", "declares no instance snapshots and refuses create, revert and delete, but listInstanceSnapshots answers", ["snapshot.instance-snapshots"], (d) => new ListSnapshotsUndeclaredWorks(d)),
+  v("refusal", "any-user-refusal-misnamed", "declares no adminPasswordAnyUser; the refusal for another account names capability setAdminPassword", ["admin-password.os-admin-user"], (d) => new AnyUserRefusalMisnamed(d)),
+  v("accounts", "missing-account-reports-success", "setAdminPassword for an os_admin_user the guest lacks reports success", ["admin-password.missing-account"], (d) => new MissingAccountReportsSuccess(d)),
   v("migration", "migration-outlives-destroy", "destroy does not cancel the migration job: it fails seconds later", ["migration.destroy-during"], (d) => new MigrationOutlivesDestroy(d)),
 ];
