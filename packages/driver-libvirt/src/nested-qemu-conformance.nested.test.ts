@@ -22,6 +22,8 @@ const MUST_PASS_HERE = [
   "admin-password.generated",
   "admin-password.agent-unresponsive",
   "admin-password.no-agent",
+  // The guest's chpasswd refuses an account it lacks: the failure must come back typed.
+  "admin-password.missing-account",
   "migration.live",
   "migration.pre-checks",
   "migration.rollback",
