@@ -16,11 +16,15 @@
 //    read from /proc), sequential and in flight, and the ceiling they put on the ratio: in flight,
 //    a call costs at least the busier side's CPU on two idle cores (the sum of both on one), where
 //    a sequential call pays both sides and the wake-ups between them.
+//    And a zero-cost client as the anchor of that ratio: raw sockets (one per lane), the request's
+//    bytes built once, the reply framed by its Content-Length and not decoded. Its in-flight /
+//    sequential ratio is what the simulator alone lets any client reach on this machine.
 // BENCH_ROUNDS (default 7) and BENCH_SUITE_ROUNDS (default 3) set the rounds; the last line is
 // `BENCH_JSON {...}` with every figure.
 /* global process, console, performance, URL, Buffer */
 import { spawn, spawnSync } from "node:child_process";
 import http from "node:http";
+import net from "node:net";
 import { readFileSync } from "node:fs";
 import { cpus, loadavg } from "node:os";
 import { Secret } from "@virtkit/core";
@@ -93,6 +97,41 @@ function bareClient(url, session) {
   return { call, close: () => agent.destroy() };
 }
 
+/** The zero-cost anchor: `lanes` raw keep-alive sockets, the request bytes built once, replies framed, not decoded. */
+async function rawClient(url, session, vm, lanes) {
+  const u = new URL(url);
+  const body = JSON.stringify({ jsonrpc: "2.0", method: "VM.get_record", params: [session, vm], id: 1 });
+  const request = Buffer.from(
+    `POST /jsonrpc HTTP/1.1\r\nHost: ${u.host}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+  );
+  const lane = async () => {
+    const socket = net.connect(Number(u.port), u.hostname);
+    socket.setNoDelay(true);
+    await new Promise((resolve, reject) => socket.once("connect", resolve).once("error", reject));
+    let buf = Buffer.alloc(0);
+    let want = -1;
+    let done;
+    socket.on("data", (chunk) => {
+      buf = buf.length ? Buffer.concat([buf, chunk]) : chunk;
+      if (want < 0) {
+        const end = buf.indexOf("\r\n\r\n");
+        if (end < 0) return;
+        const length = /content-length: *(\d+)/i.exec(buf.toString("latin1", 0, end));
+        if (!length) throw new Error("the simulator's reply has no Content-Length");
+        want = end + 4 + Number(length[1]);
+      }
+      if (buf.length < want) return;
+      buf = buf.subarray(want);
+      want = -1;
+      done();
+    });
+    return { call: () => new Promise((resolve) => ((done = resolve), socket.write(request))), close: () => socket.destroy() };
+  };
+  const all = [];
+  for (let i = 0; i < lanes; i++) all.push(await lane());
+  return { lanes: all, close: () => all.forEach((l) => l.close()) };
+}
+
 const CLK_TCK = Number(spawnSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).stdout.trim()) || 100;
 /** CPU time (user + system, ms) of another process, from /proc; NaN where there is no /proc. */
 function processCpuMs(pid) {
@@ -128,10 +167,10 @@ async function sequential(call, vm) {
 
 async function inFlight(call, vm) {
   let next = 0;
-  const worker = async () => {
+  const worker = async (_, lane) => {
     while (next < CALLS) {
       next++;
-      await call(vm);
+      await call(vm, lane);
     }
   };
   await Promise.all(Array.from({ length: IN_FLIGHT }, worker));
@@ -155,23 +194,30 @@ const bareSession = await new Promise((resolve, reject) => {
 });
 const bare = bareClient(sim.url, bareSession);
 const viaClient = (v) => client.call("VM.get_record", [v]);
+const raw = await rawClient(sim.url, bareSession, vm, IN_FLIGHT);
+const viaRaw = (_v, lane = 0) => raw.lanes[lane].call();
 
 // Warm-up: sockets, JIT.
 await sequential(viaClient, vm);
 await sequential(bare.call, vm);
+await inFlight(viaRaw, vm);
 
 const seqClient = [];
 const seqBare = [];
 const parClient = [];
 const [seqClientCpu, seqSimCpu, parClientCpu, parSimCpu] = [[], [], [], []];
+const [seqRaw, parRaw, seqRawSimCpu, parRawSimCpu, rawCpuScratch] = [[], [], [], [], []];
 for (let round = 0; round < ROUNDS; round++) {
-  const order = round % 2 === 0 ? ["client", "bare", "par"] : ["par", "bare", "client"];
+  const order = round % 2 === 0 ? ["client", "bare", "par", "raw", "rawPar"] : ["rawPar", "raw", "par", "bare", "client"];
   for (const which of order) {
     if (which === "client") seqClient.push(await withCpu(sim.pid, seqClientCpu, seqSimCpu, () => timed(() => sequential(viaClient, vm))));
     else if (which === "bare") seqBare.push(await timed(() => sequential(bare.call, vm)));
-    else parClient.push(await withCpu(sim.pid, parClientCpu, parSimCpu, () => timed(() => inFlight(viaClient, vm))));
+    else if (which === "par") parClient.push(await withCpu(sim.pid, parClientCpu, parSimCpu, () => timed(() => inFlight(viaClient, vm))));
+    else if (which === "raw") seqRaw.push(await withCpu(sim.pid, rawCpuScratch, seqRawSimCpu, () => timed(() => sequential(viaRaw, vm))));
+    else parRaw.push(await withCpu(sim.pid, rawCpuScratch, parRawSimCpu, () => timed(() => inFlight(viaRaw, vm))));
   }
 }
+raw.close();
 bare.close();
 await client.close();
 await sim.stop();
@@ -182,6 +228,7 @@ const speedup = seqClient.map((t, i) => t / parClient[i]);
 // spent in flight: on two idle cores a call costs the busier side's CPU, on one core both sides'.
 const ceiling2 = seqClient.map((t, i) => (t * 1000) / CALLS / Math.max(parClientCpu[i], parSimCpu[i]));
 const ceiling1 = seqClient.map((t, i) => (t * 1000) / CALLS / (parClientCpu[i] + parSimCpu[i]));
+const rawSpeedup = seqRaw.map((t, i) => t / parRaw[i]);
 
 // -- 3: the whole suite -------------------------------------------------------------------------
 const { resolveDriver, runConformance } = await import("@virtkit/conformance");
@@ -228,6 +275,11 @@ const figures = {
   simulatorCpuUsPerCallInFlight: stats(parSimCpu),
   inFlightCeilingTwoIdleCores: stats(ceiling2),
   inFlightCeilingOneCore: stats(ceiling1),
+  zeroCostClientSequentialMs: stats(seqRaw),
+  zeroCostClientInFlightMs: stats(parRaw),
+  zeroCostClientInFlightSpeedup: stats(rawSpeedup),
+  simulatorCpuUsPerCallZeroCostSequential: stats(seqRawSimCpu),
+  simulatorCpuUsPerCallZeroCostInFlight: stats(parRawSimCpu),
   suiteMs: stats(suiteMs),
   suiteSimulatorOnMainThreadMs: stats(suiteMainMs),
   suiteMainThreadVsWorker: stats(workerGain),
@@ -251,6 +303,8 @@ row(`  rate with ${IN_FLIGHT} in flight / sequential rate`, figures.inFlightSpee
 row(`  CPU per call, sequential: client / simulator`, figures.clientCpuUsPerCallSequential, " us", `/ ${figures.simulatorCpuUsPerCallSequential.median} us`, "-", undefined);
 row(`  CPU per call, ${IN_FLIGHT} in flight: client / simulator`, figures.clientCpuUsPerCallInFlight, " us", `/ ${figures.simulatorCpuUsPerCallInFlight.median} us`, "-", undefined);
 row(`  ceiling of that ratio on two idle cores (one core)`, figures.inFlightCeilingTwoIdleCores, "x", `(${figures.inFlightCeilingOneCore.median}x)`, "-", undefined);
+row(`  zero-cost client (raw sockets, bytes built once): sequential`, figures.zeroCostClientSequentialMs, " ms", `/ ${IN_FLIGHT} in flight ${figures.zeroCostClientInFlightMs.median} ms`, "-", undefined);
+row(`  its rate with ${IN_FLIGHT} in flight / sequential (simulator-bound)`, figures.zeroCostClientInFlightSpeedup, "x", `sim CPU/call ${figures.simulatorCpuUsPerCallZeroCostSequential.median} / ${figures.simulatorCpuUsPerCallZeroCostInFlight.median} us`, "-", undefined);
 row(`whole suite vs the simulator (its worker thread), parallel ${SUITE_PARALLEL}`, figures.suiteMs, " ms", `(${lastSummary?.pass}/${lastSummary?.total} pass)`, "< 5000 ms", goals.suite);
 row(`  the same, the simulator on the kit's thread`, figures.suiteSimulatorOnMainThreadMs, " ms", "", "-", undefined);
 row(`  simulator on the kit's thread / in its worker`, figures.suiteMainThreadVsWorker, "x", "", "-", undefined);

@@ -254,6 +254,8 @@ function simulatorEnvironment(options: XenapiConformanceOptions): ConformanceEnv
         hosts: allHosts,
         imageService,
         bootImage,
+        // Nova's XenAPI driver: the root VDI exported as VHD, whatever the source image was.
+        imageSnapshotFormat: "vhd",
         sharesStorage: (a, b) => a === b || (pool1.has(a) && pool1.has(b)),
         // The production path: the kit registers the plugin into this container and resolves the
         // driver by its token, exactly as a service's DriverRegistry does.
@@ -420,6 +422,8 @@ function realHostEnvironment(options: XenapiConformanceOptions): ConformanceEnvi
       hosts: [host],
       imageService,
       bootImage,
+      // Nova's XenAPI driver: the root VDI exported as VHD, whatever the source image was.
+      imageSnapshotFormat: "vhd",
       async createDriver(h = host) {
         const driver = new XenapiDriver({
           ...options,

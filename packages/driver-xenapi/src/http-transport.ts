@@ -1,10 +1,12 @@
 /**
- * HTTP(S) for XAPI: one keep-alive agent per client, every request bound to an AbortSignal,
+ * HTTP(S) for XAPI: the RPCs on the lean keep-alive client of keep-alive-pool.ts, the disk
+ * transfers and the RRD on a node:http keep-alive agent; every request bound to an AbortSignal,
  * certificates verified unless the caller said `insecure`. URLs carry a session id in their query
  * for the VDI transfers, so no URL ever goes into an error message: only the path does.
  */
 import http from "node:http";
 import https from "node:https";
+import { KeepAlivePool } from "./keep-alive-pool.js";
 import { XapiTransportError } from "./xapi-error.js";
 
 /** What a request answers. */
@@ -42,9 +44,16 @@ export class HttpTransport {
   readonly #https: https.Agent;
 
   readonly #maxReplyBytes: number;
+  readonly #maxSockets: number;
+  readonly #insecure: boolean;
+  /** The RPC sockets, per origin (see keep-alive-pool.ts). */
+  readonly #pools = new Map<string, KeepAlivePool>();
+  #closed = false;
 
   constructor(options: HttpTransportOptions = {}) {
     const maxSockets = options.maxSockets ?? 64;
+    this.#maxSockets = maxSockets;
+    this.#insecure = options.insecure === true;
     this.#maxReplyBytes = options.maxReplyBytes ?? DEFAULT_MAX_REPLY_BYTES;
     this.#http = new http.Agent({ keepAlive: true, maxSockets, keepAliveMsecs: 10_000 });
     this.#https = new https.Agent({
@@ -55,9 +64,46 @@ export class HttpTransport {
     });
   }
 
-  /** An RPC: POSTs a string body to `url` and collects the reply (see {@link request}). */
-  rpc(url: URL, body: string, headers: Readonly<Record<string, string>>, signal: AbortSignal): Promise<HttpReply> {
-    return this.request("POST", url, body, headers, signal);
+  /**
+   * An RPC: POSTs a string body to `url` and collects the reply, on the lean keep-alive client
+   * (same semantics as {@link request}: one retry of a reset on a reused socket, the reply cap).
+   */
+  async rpc(url: URL, body: string, headers: Readonly<Record<string, string>>, signal: AbortSignal): Promise<HttpReply> {
+    const pool = this.#pool(url);
+    let head = `POST ${url.pathname}${url.search} HTTP/1.1\r\nHost: ${url.host}\r\n`;
+    for (const [name, value] of Object.entries(headers)) {
+      if (/[\r\n]/.test(name) || /[\r\n]/.test(value)) throw new XapiTransportError("a request header carries a line break");
+      head += `${name}: ${value}\r\n`;
+    }
+    head += `Content-Length: ${Buffer.byteLength(body, "utf8")}\r\nConnection: keep-alive\r\n\r\n`;
+    try {
+      return await pool.exchange(head, body, signal);
+    } catch (err) {
+      if (!isRetryableReset(err) || !(err as { reused?: boolean }).reused || signal.aborted) throw wrap(err, url);
+      return await pool.exchange(head, body, signal).catch((e: unknown) => {
+        throw wrap(e, url);
+      });
+    }
+  }
+
+  #pool(url: URL): KeepAlivePool {
+    let pool = this.#pools.get(url.origin);
+    if (!pool) {
+      if (this.#closed) throw new XapiTransportError(`${url.origin}${url.pathname}: the transport is closed`);
+      const tooBig = (): Error => new XapiTransportError(`the reply from ${url.origin}${url.pathname} is larger than ${this.#maxReplyBytes} bytes`);
+      pool = new KeepAlivePool({
+        tls: url.protocol === "https:",
+        // node:net wants an IPv6 literal without its brackets.
+        host: url.hostname.startsWith("[") ? url.hostname.slice(1, -1) : url.hostname,
+        port: Number(url.port || (url.protocol === "https:" ? 443 : 80)),
+        rejectUnauthorized: !this.#insecure,
+        maxSockets: this.#maxSockets,
+        maxReplyBytes: this.#maxReplyBytes,
+        tooBig,
+      });
+      this.#pools.set(url.origin, pool);
+    }
+    return pool;
   }
 
   /** Sends `body` and collects the reply. A reset on a reused keep-alive socket is retried once. */
@@ -98,6 +144,9 @@ export class HttpTransport {
   }
 
   close(): void {
+    this.#closed = true;
+    for (const pool of this.#pools.values()) pool.close();
+    this.#pools.clear();
     this.#http.destroy();
     this.#https.destroy();
   }

@@ -67,6 +67,7 @@ import {
   type Secret,
   type SpawnRequest,
   raceSignal,
+  timerDelay,
 } from "@virtkit/core";
 import { inflateSync } from "node:zlib";
 import { mapXapiError } from "./error-map.js";
@@ -1034,7 +1035,7 @@ export class XenapiDriver implements ComputeDriver {
     const client = this.#ready();
     const { task, result } = await client.startAsync(method, [vmRef], { signal });
     let timer: NodeJS.Timeout | undefined;
-    const timedOut = new Promise<"timeout">((r) => (timer = setTimeout(() => r("timeout"), ms)));
+    const timedOut = new Promise<"timeout">((r) => (timer = setTimeout(() => r("timeout"), timerDelay(ms))));
     try {
       const outcome = await Promise.race([result.then(() => "done" as const), timedOut]);
       if (outcome === "done") return true;

@@ -68,6 +68,23 @@ function defaultFor(type: string): unknown {
   }
 }
 
+/** Per class, each field with its empty value, or "set"/"map" for a fresh empty one each record. */
+const blanks = new Map<string, readonly (readonly [string, unknown])[]>();
+const FRESH_SET = Symbol("set");
+const FRESH_MAP = Symbol("map");
+
+function blankOf(cls: XapiClass): readonly (readonly [string, unknown])[] {
+  let b = blanks.get(cls);
+  if (!b) {
+    b = Object.entries(fieldTypes(cls) ?? {}).map(([name, type]) => {
+      const v = defaultFor(type);
+      return [name, Array.isArray(v) ? FRESH_SET : typeof v === "object" ? FRESH_MAP : v] as const;
+    });
+    blanks.set(cls, b);
+  }
+  return b;
+}
+
 /** Keep at most this many events; a token older than the log is EVENTS_LOST, as in XAPI. */
 const MAX_EVENTS = 200_000;
 
@@ -97,9 +114,11 @@ export class Database {
 
   /** Insert a record: unset fields take their type's empty value; returns the new ref. */
   create(cls: XapiClass, fields: XapiRecord, ref = `OpaqueRef:${randomUUID()}`): string {
-    const types = fieldTypes(cls) ?? {};
     const record: XapiRecord = {};
-    for (const [name, type] of Object.entries(types)) record[name] = fields[name] ?? defaultFor(type);
+    for (const [name, blank] of blankOf(cls)) {
+      const v = fields[name];
+      record[name] = v ?? (blank === FRESH_SET ? [] : blank === FRESH_MAP ? {} : blank);
+    }
     if (!record.uuid) record.uuid = randomUUID();
     const t = this.table(cls);
     t.records.set(ref, record);

@@ -112,39 +112,59 @@ export function lower(state: PowerState): string {
 
 /** The error XAPI would raise for `op` on this VM now, or undefined when it is allowed. */
 export function operationError(ref: string, vm: XapiRecord, op: VmOperation): XapiError | undefined {
+  return refusal(ref, vm, op, (code, params) => new XapiError(code, params()));
+}
+
+/**
+ * The checks behind operationError, in XAPI's order; `refuse` turns the first that fails into the
+ * result. allowed_operations asks every operation on every change of a VM and needs only yes or no:
+ * it builds no error and no parameter list.
+ */
+function refusal<T>(ref: string, vm: XapiRecord, op: VmOperation, refuse: (code: string, params: () => string[]) => T): T | undefined {
   const blocked = (vm.blocked_operations as Record<string, string>)[op];
-  if (blocked !== undefined) return new XapiError("OPERATION_BLOCKED", [ref, blocked]);
+  if (blocked !== undefined) return refuse("OPERATION_BLOCKED", () => [ref, blocked]);
   const power = vm.power_state as PowerState;
   const isSnapshot = vm.is_a_snapshot === true;
   const allowed = allowedPowerStates(op, isSnapshot);
   if (!allowed.includes(power)) {
-    return new XapiError("VM_BAD_POWER_STATE", [ref, allowed.map(lower).join(", "), lower(power)]);
+    return refuse("VM_BAD_POWER_STATE", () => [ref, allowed.map(lower).join(", "), lower(power)]);
   }
-  const current = Object.entries(vm.current_operations as Record<string, string>);
-  if (current.length > 0 && !allowedConcurrently(op, current.map(([, o]) => o))) {
-    const [first] = current;
-    const refs = current.length === 1 ? (first?.[0] ?? "") : `{${current.map(([r]) => r).join(",")}}`;
-    const ops = current.length === 1 ? (first?.[1] ?? "") : `{${current.map(([, o]) => o).join(",")}}`;
-    return new XapiError("OTHER_OPERATION_IN_PROGRESS", ["VM", ref, ops, refs]);
+  const currentOps = vm.current_operations as Record<string, string>;
+  // for-in: no entries array for the usual VM with nothing in progress.
+  let busy = false;
+  for (const _ in currentOps) {
+    busy = true;
+    break;
+  }
+  if (busy) {
+    const current = Object.entries(currentOps);
+    if (!allowedConcurrently(op, current.map(([, o]) => o))) {
+      return refuse("OTHER_OPERATION_IN_PROGRESS", () => {
+        const [first] = current;
+        const refs = current.length === 1 ? (first?.[0] ?? "") : `{${current.map(([r]) => r).join(",")}}`;
+        const ops = current.length === 1 ? (first?.[1] ?? "") : `{${current.map(([, o]) => o).join(",")}}`;
+        return ["VM", ref, ops, refs];
+      });
+    }
   }
   if (vm.is_a_template === true && !isSnapshot) {
     const isDefault = vm.is_default_template === true || (vm.other_config as Record<string, string>).default_template === "true";
     if (!TEMPLATE_OPS.includes(op) && !((op === "destroy" || op === "migrate_send") && !isDefault)) {
-      return new XapiError("VM_IS_TEMPLATE", [ref, op]);
+      return refuse("VM_IS_TEMPLATE", () => [ref, op]);
     }
   }
-  if (isSnapshot && !SNAPSHOT_OPS.includes(op)) return new XapiError("VM_IS_SNAPSHOT", [ref, op]);
-  if (op === "provision" && vm.is_a_template !== true) return new XapiError("PROVISION_ONLY_ALLOWED_ON_TEMPLATE", []);
-  if (op === "revert" && !isSnapshot) return new XapiError("REVERT_ONLY_ALLOWED_ON_SNAPSHOT", []);
+  if (isSnapshot && !SNAPSHOT_OPS.includes(op)) return refuse("VM_IS_SNAPSHOT", () => [ref, op]);
+  if (op === "provision" && vm.is_a_template !== true) return refuse("PROVISION_ONLY_ALLOWED_ON_TEMPLATE", () => []);
+  if (op === "revert" && !isSnapshot) return refuse("REVERT_ONLY_ALLOWED_ON_SNAPSHOT", () => []);
   if (vm.is_control_domain === true) {
     // Every host's dom0 (all the simulator has) is also "domain zero".
-    if (op === "destroy") return new XapiError("OPERATION_NOT_ALLOWED", ["This operation is not allowed on dom0"]);
-    if (op !== "start" && op !== "start_on") return new XapiError("OPERATION_NOT_ALLOWED", ["This operation is not allowed on a control domain"]);
+    if (op === "destroy") return refuse("OPERATION_NOT_ALLOWED", () => ["This operation is not allowed on dom0"]);
+    if (op !== "start" && op !== "start_on") return refuse("OPERATION_NOT_ALLOWED", () => ["This operation is not allowed on a control domain"]);
   }
   return undefined;
 }
 
 /** allowed_operations as XAPI computes it: every operation that would pass its checks now. */
 export function allowedOperations(ref: string, vm: XapiRecord): VmOperation[] {
-  return VM_OPERATIONS.filter((op) => operationError(ref, vm, op) === undefined);
+  return VM_OPERATIONS.filter((op) => refusal(ref, vm, op, () => true) === undefined);
 }
