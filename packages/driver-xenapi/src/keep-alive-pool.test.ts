@@ -85,7 +85,7 @@ describe("the lean RPC client (keep-alive pool)", () => {
     const t0 = performance.now();
     const reply = await rpc(transport(), s.url);
     expect(reply.body.length).toBe(big.length);
-    expect(performance.now() - t0).toBeLessThan(2_000);
+    expect(performance.now() - t0).toBeLessThan(10_000);
 
     const endless = await rawServer((_req, socket) => socket.write(`HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n${"1".repeat(8000)}`));
     // Refused at once as a protocol error, not left to grow until the deadline.
