@@ -4,6 +4,7 @@
  * the same results.
  */
 import type { ConformanceEnvironmentFactory, DriverPlugin } from "@virtkit/core";
+import { timerDelay } from "@virtkit/core";
 import {
   DEFAULT_SCENARIO_TIMEOUT_MS,
   declares,
@@ -85,7 +86,7 @@ export async function runConformance(options: ConformanceRunOptions): Promise<Ru
   options.signal?.addEventListener("abort", onAbort, { once: true });
   const suiteTimer =
     options.suiteTimeoutMs !== undefined
-      ? setTimeout(() => controller.abort(new Error(`suite timeout (${options.suiteTimeoutMs} ms) reached`)), options.suiteTimeoutMs)
+      ? setTimeout(() => controller.abort(new Error(`suite timeout (${options.suiteTimeoutMs} ms) reached`)), timerDelay(options.suiteTimeoutMs))
       : undefined;
   const notes = new Set<string>([...(options.driver.notes ?? []), ...(options.notes ?? []), ...runNotes(options)]);
   const envNotes = collectNotes(options.environment, notes, options.plugin);

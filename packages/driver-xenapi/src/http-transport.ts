@@ -234,7 +234,9 @@ function wrap(err: unknown, url: URL): Error {
   if (err instanceof XapiTransportError) return err;
   if ((err as { name?: string }).name === "AbortError") return err as Error;
   const code = (err as { code?: string }).code;
-  return new XapiTransportError(`${url.origin}${url.pathname}: ${code ?? (err as Error).message ?? "request failed"}`, {
+  // A reply that broke HTTP's rules says which one (the lean client's messages carry no secrets).
+  const what = code === "HPE_INVALID" ? `${code}: ${(err as Error).message}` : (code ?? (err as Error).message ?? "request failed");
+  return new XapiTransportError(`${url.origin}${url.pathname}: ${what}`, {
     cause: code ? { code } : undefined,
   });
 }

@@ -219,6 +219,29 @@ describe("the lean RPC client (keep-alive pool)", () => {
     expect(s.requests).toHaveLength(2);
   });
 
+  it("refuses at once what node:http refuses: both framings, a bare LF, a bad header name or value, a padded chunk size; tolerates a trailing CRLF", async () => {
+    const bad = [
+      "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 2\r\n\r\n2\r\nok\r\n0\r\n\r\n",
+      "HTTP/1.1 200 OK\nContent-Length: 2\n\nok",
+      "HTTP/1.1 200 OK\r\nContent-Length : 2\r\n\r\nok",
+      "HTTP/1.1 200 OK\r\nX-A: 1\r\n Transfer-Encoding: chunked\r\nContent-Length: 2\r\n\r\nok",
+      "HTTP/1.1 200 OK\r\nX-A: a\u0000b\r\nContent-Length: 2\r\n\r\nok",
+      "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n 2 ;x\r\nok\r\n0\r\n\r\n",
+      "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\nok\r\n0\r\n\r\n",
+    ];
+    for (const reply of bad) {
+      const s = await rawServer((_req, socket) => socket.write(reply, "latin1"));
+      const t0 = performance.now();
+      await expect(rpc(transport(), s.url, undefined, AbortSignal.timeout(5_000)), JSON.stringify(reply)).rejects.toThrow(/HPE_INVALID: HTTP protocol error/);
+      expect(performance.now() - t0).toBeLessThan(4_000);
+    }
+    const trailing = await rawServer((_req, socket) => socket.write(json('{"a":1}') + "\r\n"));
+    expect((await rpc(transport(), trailing.url)).body.toString()).toBe('{"a":1}');
+    // A body may hold bare LFs: only the head's lines are held to CRLF.
+    const lf = await rawServer((_req, socket) => socket.write(json('{\n"a":\n1}')));
+    expect((await rpc(transport(), lf.url)).body.toString()).toBe('{\n"a":\n1}');
+  });
+
   it("refuses a header value with a line break (no request smuggling) and a closed transport", async () => {
     const s = await rawServer((_req, socket) => socket.write(json("{}")));
     const t = transport();

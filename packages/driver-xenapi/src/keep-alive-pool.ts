@@ -36,6 +36,24 @@ type SocketError = Error & { code?: string; reused?: boolean };
 const CRLF_CRLF = Buffer.from("\r\n\r\n");
 /** The longest chunk size line accepted (a size and its extensions). */
 const MAX_LINE_BYTES = 4096;
+/** The longest reply head accepted. */
+const MAX_HEAD_BYTES = 64 * 1024;
+/** A header name: an RFC 9110 token. */
+const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+/** A header value: visible characters, spaces and tabs only (no NUL, CR, LF or other controls). */
+const HEADER_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
+
+/** Whether `data` has an LF not preceded by CR. */
+function hasBareLf(data: Buffer): boolean {
+  for (let i = data.indexOf(0x0a); i >= 0; i = data.indexOf(0x0a, i + 1)) if (i === 0 || data[i - 1] !== 0x0d) return true;
+  return false;
+}
+
+/** Nothing, or only CRLFs: what may trail a reply (node:http skips them too). */
+function onlyCrlf(buf: Buffer): boolean {
+  for (let i = 0; i < buf.length; i += 2) if (buf[i] !== 0x0d || buf[i + 1] !== 0x0a) return false;
+  return true;
+}
 
 /** One exchange in progress on a socket. */
 interface Exchange {
@@ -72,8 +90,12 @@ class ReplyParser {
     this.#buf = this.#buf.length === 0 ? data : Buffer.concat([this.#buf, data]);
     if (!this.#headers) {
       const end = this.#buf.indexOf(CRLF_CRLF);
-      if (end < 0) {
-        if (this.#buf.length > 64 * 1024) throw protocolError("reply head larger than 64 KiB");
+      // A line may end only in CRLF: a bare LF is refused at once, not waited on until the deadline.
+      if (hasBareLf(end < 0 ? this.#buf : this.#buf.subarray(0, end + 4))) {
+        throw protocolError("a line of the reply head ends in a bare LF");
+      }
+      if (end < 0 || end > MAX_HEAD_BYTES) {
+        if (this.#buf.length > MAX_HEAD_BYTES) throw protocolError("reply head larger than 64 KiB");
         return undefined;
       }
       this.#head(this.#buf.toString("latin1", 0, end));
@@ -103,8 +125,12 @@ class ReplyParser {
       const line = lines[i]!;
       const colon = line.indexOf(":");
       if (colon <= 0) throw protocolError("malformed header line");
-      const name = line.slice(0, colon).trim().toLowerCase();
+      const rawName = line.slice(0, colon);
+      // A token only: no space before the colon, no folded continuation line (RFC 9112 5.1, 5.2).
+      if (!HEADER_NAME.test(rawName)) throw protocolError("malformed header name");
       const value = line.slice(colon + 1).trim();
+      if (!HEADER_VALUE.test(value)) throw protocolError("control character in a header value");
+      const name = rawName.toLowerCase();
       headers[name] = headers[name] === undefined ? value : `${headers[name]}, ${value}`;
     }
     this.#headers = headers;
@@ -116,6 +142,8 @@ class ReplyParser {
       this.#mode = "length";
       this.#remaining = 0;
     } else if (te !== "") {
+      // Both framings at once is the request-smuggling pattern: refused (RFC 9112 6.1).
+      if (headers["content-length"] !== undefined) throw protocolError("both transfer-encoding and content-length");
       if (!/(^|,)\s*chunked\s*$/.test(te)) throw protocolError(`unsupported transfer-encoding ${te}`);
       this.#mode = "chunked";
     } else if (headers["content-length"] !== undefined) {
@@ -148,7 +176,7 @@ class ReplyParser {
       this.#buf = this.#buf.subarray(n);
       this.#remaining -= n;
       if (this.#remaining > 0) return undefined;
-      if (this.#buf.length > 0) throw protocolError("bytes after the reply (no request was pipelined)");
+      if (!onlyCrlf(this.#buf)) throw protocolError("bytes after the reply (no request was pipelined)");
       return { reply: this.#reply(), keepAlive: this.#keepAlive };
     }
     // Chunked: size line, data, CRLF; a zero size ends it (then trailers up to an empty line). Data
@@ -164,10 +192,13 @@ class ReplyParser {
       if (this.#chunk === -1) {
         const eol = this.#buf.indexOf("\r\n");
         if (eol < 0) {
+          if (this.#buf.includes(0x0a)) throw protocolError("a chunk size line ends in a bare LF");
           if (this.#buf.length > MAX_LINE_BYTES) throw protocolError("chunk size line too long");
           return undefined;
         }
-        const sizeText = this.#buf.toString("latin1", 0, eol).split(";")[0]!.trim();
+        const line = this.#buf.toString("latin1", 0, eol);
+        if (line.includes("\n")) throw protocolError("a chunk size line ends in a bare LF");
+        const sizeText = line.split(";")[0]!.replace(/[ \t]+$/, "");
         if (!/^[0-9a-fA-F]{1,12}$/.test(sizeText)) throw protocolError("malformed chunk size");
         this.#chunk = parseInt(sizeText, 16);
         if (this.#received + this.#chunk > this.maxReplyBytes) throw this.tooBig();
@@ -195,7 +226,7 @@ class ReplyParser {
 
   #chunkedDone(consumed: number): { reply: PoolReply; keepAlive: boolean } {
     this.#buf = this.#buf.subarray(consumed);
-    if (this.#buf.length > 0) throw protocolError("bytes after the reply (no request was pipelined)");
+    if (!onlyCrlf(this.#buf)) throw protocolError("bytes after the reply (no request was pipelined)");
     return { reply: this.#reply(), keepAlive: this.#keepAlive };
   }
 

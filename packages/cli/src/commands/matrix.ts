@@ -244,7 +244,7 @@ export default class Matrix extends VirtkitCommand {
           if (finished === undefined) {
             // The grace ran out: this column's scenarios did not clean up in time; it is left out, the rest is written now.
             running.catch(() => undefined);
-            unavailable.push({ name: label, spec, version, reason: `interrupted by ${interrupt.by()} while running; its running scenarios did not clean up within the grace` });
+            unavailable.push({ name: label, spec, version, reason: `interrupted by ${interrupt.by()} while running; its running scenarios did not clean up within the grace`, failed: true });
             return true;
           }
           const by = interrupt.by();

@@ -3,6 +3,7 @@
  * shipped entry test file with the run's settings passed through `provide`, and collects a
  * {@link RunReport} with a custom reporter.
  */
+import { timerDelay } from "@virtkit/core";
 import { randomBytes } from "node:crypto";
 import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -165,13 +166,13 @@ export async function runWithVitest(options: RunWithVitestOptions): Promise<RunR
   const hardStop = (graceMs: number): void => {
     // First a cancel alone, so vitest reports the tests still running (as cancelled: "not
     // finished"); the kill a moment later would otherwise lose them, reported never run.
-    timers.push(setTimeout(() => void vitest.cancelCurrentRun("keyboard-input"), graceMs));
+    timers.push(setTimeout(() => void vitest.cancelCurrentRun("keyboard-input"), timerDelay(graceMs)));
     timers.push(
       setTimeout(() => {
         hardStopped = true;
         void vitest.cancelCurrentRun("keyboard-input");
         void vitest.close();
-      }, graceMs + HARD_STOP_REPORT_MS),
+      }, timerDelay(graceMs + HARD_STOP_REPORT_MS)),
     );
   };
   const stop = () => {
@@ -185,7 +186,7 @@ export async function runWithVitest(options: RunWithVitestOptions): Promise<RunR
   else signal?.addEventListener("abort", stop, { once: true });
   // The worker skips scenarios past the deadline itself; this is the hard stop for one that hangs.
   if (options.suiteTimeoutMs !== undefined) {
-    timers.push(setTimeout(() => void vitest.cancelCurrentRun("keyboard-input"), options.suiteTimeoutMs + 2_000));
+    timers.push(setTimeout(() => void vitest.cancelCurrentRun("keyboard-input"), timerDelay(options.suiteTimeoutMs + 2_000)));
     hardStop(options.suiteTimeoutMs + 7_000);
   }
   try {
