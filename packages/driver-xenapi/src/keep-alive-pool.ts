@@ -43,9 +43,9 @@ const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 /** A header value: visible characters, spaces and tabs only (no NUL, CR, LF or other controls). */
 const HEADER_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
 
-/** Whether `data` has an LF not preceded by CR. */
-function hasBareLf(data: Buffer): boolean {
-  for (let i = data.indexOf(0x0a); i >= 0; i = data.indexOf(0x0a, i + 1)) if (i === 0 || data[i - 1] !== 0x0d) return true;
+/** Whether `buf` has, between `from` and `to`, an LF not preceded by CR. */
+function hasBareLf(buf: Buffer, from: number, to: number): boolean {
+  for (let i = buf.indexOf(0x0a, from); i >= 0 && i < to; i = buf.indexOf(0x0a, i + 1)) if (i === 0 || buf[i - 1] !== 0x0d) return true;
   return false;
 }
 
@@ -76,6 +76,8 @@ class ReplyParser {
   /** In chunked mode: a chunk's data is read, its CRLF is awaited. */
   #chunkCrlf = false;
   #keepAlive = true;
+  /** How far the head being awaited has been checked (bare LFs, its end). */
+  #headScanned = 0;
   /** Bytes seen in all (a reset after the first byte of a reply is never retried). */
   seen = 0;
 
@@ -89,17 +91,19 @@ class ReplyParser {
     this.seen += data.length;
     this.#buf = this.#buf.length === 0 ? data : Buffer.concat([this.#buf, data]);
     if (!this.#headers) {
-      const end = this.#buf.indexOf(CRLF_CRLF);
+      // Only the bytes not looked at yet are searched (a head arriving in many reads is not rescanned).
+      const end = this.#buf.indexOf(CRLF_CRLF, Math.max(0, this.#headScanned - 3));
+      const to = end < 0 ? this.#buf.length : end + 4;
       // A line may end only in CRLF: a bare LF is refused at once, not waited on until the deadline.
-      if (hasBareLf(end < 0 ? this.#buf : this.#buf.subarray(0, end + 4))) {
-        throw protocolError("a line of the reply head ends in a bare LF");
-      }
+      if (hasBareLf(this.#buf, this.#headScanned, to)) throw protocolError("a line of the reply head ends in a bare LF");
+      this.#headScanned = to;
       if (end < 0 || end > MAX_HEAD_BYTES) {
         if (this.#buf.length > MAX_HEAD_BYTES) throw protocolError("reply head larger than 64 KiB");
         return undefined;
       }
       this.#head(this.#buf.toString("latin1", 0, end));
       this.#buf = this.#buf.subarray(end + 4);
+      this.#headScanned = 0;
       // An interim reply (100 Continue): the real one follows.
       if (this.#status >= 100 && this.#status < 200) {
         this.#headers = undefined;
