@@ -5,8 +5,9 @@
  *
  * The driver reaches each daemon over TCP through a port mapped to loopback; the hosts reach each
  * other on the run's Docker network for peer-to-peer migration. The environment checks guests by
- * means that do not trust the driver: the guest agent asked by `virsh` inside the host container
- * (shadow entries, files on the guest's disk, exec), never through the driver's connection.
+ * means that do not trust the driver: the guest agent asked through each host's libvirtd on the
+ * environment's own connection (shadow entries, files on the guest's disk, exec), never through
+ * the driver's, and `virsh`/`qemu-img` inside the host container for what is on its disks.
  */
 import { execFile } from "node:child_process";
 import { existsSync } from "node:fs";
@@ -175,9 +176,8 @@ function guestAccess(run: NestedRun, images: ImageService) {
   const locate = async (inst: Instance): Promise<{ host: NestedHost; state: string }> => {
     let defined: { host: NestedHost; state: string } | undefined;
     for (const host of run.hosts.hosts) {
-      const out = await host.exec(["virsh", "-q", "-c", "qemu:///system", "domstate", inst.uuid], { timeoutMs: 15_000 });
-      const state = out.stdout.trim();
-      if (out.exitCode !== 0) continue;
+      const state = await host.domainState(inst.uuid, { timeoutMs: 15_000 });
+      if (state === undefined) continue;
       if (/^(running|paused)/.test(state)) return { host, state };
       defined ??= { host, state };
     }
@@ -523,7 +523,7 @@ export function nestedQemuEnvironment(validate: LibvirtOptionsValidator): Plugin
               "this environment slows a migration by capping its bandwidth, which neither a pause nor post-copy can overcome; the faithful control (a guest dirtying memory faster than the link) is not built yet",
           },
           notes: [
-            `nested QEMU: two libvirtd hosts in containers (image ${run.hosts.image}), real guests under TCG; guests checked through their agent inside the host, not through the driver`,
+            `nested QEMU: two libvirtd hosts in containers (image ${run.hosts.image}), real guests under TCG; guests checked through their agent, asked on the environment's own connection to each host's libvirtd, never through the driver`,
             "the guest honours ACPI (busybox acpid powers it off cleanly) and records every power-button press and every clean shutdown on its own disk; made to ignore ACPI, it counts the presses and does nothing, and a soft reboot falls back to hard after 5 s (softRebootTimeoutSec)",
           ],
         });

@@ -9,10 +9,10 @@ import {
   LibvirtVersionSkewError,
   isNoDomain,
 } from "./errors.js";
-import { MessageStatus, MessageType } from "./packet.js";
-import { Proc } from "./procedures.js";
+import { MessageStatus, MessageType, QEMU_PROGRAM, REMOTE_PROGRAM } from "./packet.js";
+import { Proc, QemuProc } from "./procedures.js";
 import { MockLibvirtd, fixtures, mockPacket } from "./testing/mock-libvirtd.js";
-import { writeDomain } from "./wire.js";
+import { readDomain, writeDomain } from "./wire.js";
 
 const UUID = "6695eb01-f6a4-8304-79aa-97f2502e193f";
 const domain = (name: string, id = 1) => ({ name, uuid: UUID, id });
@@ -366,5 +366,94 @@ describe("LibvirtConnection over the mock daemon", () => {
       expect(conn.isOpen).toBe(true);
     }
     expect(mock.last.calls.at(-1)?.proc).toBe(Proc.CONNECT_CLOSE);
+  });
+});
+
+describe("the QEMU program (guest agent commands)", () => {
+  it("sends virDomainQemuAgentCommand to program 0x20008087 with the domain, command, timeout and flags, and returns the agent's reply", async () => {
+    const { mock, conn } = await open();
+    let seen: unknown;
+    mock.onProgram(QEMU_PROGRAM, QemuProc.DOMAIN_AGENT_COMMAND, ({ header, args }) => {
+      seen = {
+        prog: header.prog,
+        vers: header.vers,
+        dom: readDomain(args),
+        cmd: args.string(),
+        timeout: args.int(),
+        flags: args.uint(),
+      };
+      return { body: (w) => w.optString('{"return":{}}') };
+    });
+    const reply = await conn.qemuDomainAgentCommand(domain("vm"), '{"execute":"guest-ping"}', 7);
+    expect(reply).toBe('{"return":{}}');
+    expect(seen).toEqual({
+      prog: 0x20008087,
+      vers: 1,
+      dom: domain("vm"),
+      cmd: '{"execute":"guest-ping"}',
+      timeout: 7,
+      flags: 0,
+    });
+    // The remote program still works on the same link, serials shared.
+    mock.on(Proc.CONNECT_GET_TYPE, () => ({ body: (w) => w.string("QEMU") }));
+    expect(await conn.connectGetType()).toBe("QEMU");
+    await conn.close();
+  });
+
+  it("returns null when the agent sent no reply, and a daemon error typed with the QEMU procedure's name", async () => {
+    const { mock, conn } = await open();
+    mock.onProgram(QEMU_PROGRAM, QemuProc.DOMAIN_AGENT_COMMAND, () => ({ body: (w) => w.optString(null) }));
+    expect(await conn.qemuDomainAgentCommand(domain("vm"), "{}", 0)).toBeNull();
+    mock.onProgram(QEMU_PROGRAM, QemuProc.DOMAIN_AGENT_COMMAND, () => ({
+      error: { code: 86, domain: 10, message: "Guest agent is not responding" },
+    }));
+    const err = await conn.qemuDomainAgentCommand(domain("vm"), "{}").catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(LibvirtError);
+    expect(err).toMatchObject({ virErrorName: "VIR_ERR_AGENT_UNRESPONSIVE", procedure: "QEMU_DOMAIN_AGENT_COMMAND" });
+    expect(conn.isOpen).toBe(true);
+    await conn.close();
+  });
+
+  it("refuses a timeout that is neither whole seconds nor one of libvirt's special values, before sending anything", async () => {
+    const { mock, conn } = await open();
+    const before = mock.last.calls.length;
+    for (const bad of [-3, 1.5, Number.NaN, 2 ** 31]) {
+      await expect(conn.qemuDomainAgentCommand(domain("vm"), "{}", bad)).rejects.toBeInstanceOf(RangeError);
+    }
+    expect(mock.last.calls.length).toBe(before);
+    await conn.close();
+  });
+
+  it("fails the link on a reply whose program is not the call's (a remote reply to a QEMU call)", async () => {
+    const { mock, conn } = await open();
+    mock.onProgram(QEMU_PROGRAM, QemuProc.DOMAIN_AGENT_COMMAND, ({ header, conn: c }) => {
+      c.send(
+        mockPacket(
+          header.proc,
+          MessageType.REPLY,
+          header.serial,
+          MessageStatus.OK,
+          (w) => w.optString("x"),
+          REMOTE_PROGRAM,
+        ),
+      );
+      return "no-reply";
+    });
+    const err = await conn.qemuDomainAgentCommand(domain("vm"), "{}").catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(LibvirtProtocolError);
+    expect((err as Error).message).toMatch(/names CONNECT_GET_TYPE, expected QEMU_DOMAIN_AGENT_COMMAND/);
+    expect(conn.isOpen).toBe(false);
+  });
+
+  it("fails the link on a QEMU-program packet that is not a reply (this client subscribes to no monitor event)", async () => {
+    const { mock, conn } = await open();
+    mock.on(Proc.CONNECT_GET_HOSTNAME, () => "no-reply");
+    const pending = conn.connectGetHostname().catch((e: unknown) => e);
+    await new Promise((r) => setTimeout(r, 10));
+    mock.last.send(mockPacket(6, MessageType.MESSAGE, 0, MessageStatus.OK, undefined, QEMU_PROGRAM));
+    const err = await pending;
+    expect(err).toBeInstanceOf(LibvirtProtocolError);
+    expect((err as Error).message).toMatch(/unexpected QEMU program packet of type 2/);
+    expect(conn.isOpen).toBe(false);
   });
 });

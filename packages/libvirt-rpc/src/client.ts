@@ -24,12 +24,14 @@ import {
   MessageStatus,
   MessageType,
   PacketDecoder,
+  QEMU_PROGRAM,
+  QEMU_PROTOCOL_VERSION,
   REMOTE_PROGRAM,
   REMOTE_PROTOCOL_VERSION,
   beginPacket,
   finishPacket,
 } from "./packet.js";
-import { procName } from "./procedures.js";
+import { procName, qemuProcName } from "./procedures.js";
 import type { CallOptions } from "./types.js";
 import { readRemoteError } from "./wire.js";
 import { XdrReader, XdrWriter } from "./xdr.js";
@@ -70,6 +72,8 @@ export interface StreamSink {
 
 interface Pending {
   serial: number;
+  /** The program the call went to (remote or QEMU): its reply must come from the same one. */
+  program: number;
   proc: number;
   resolve: (v: unknown) => void;
   reject: (e: Error) => void;
@@ -83,7 +87,7 @@ interface Pending {
 export type MessageHandler = (proc: number, body: XdrReader) => void;
 
 function timeoutPending(this: void, client: RpcClient, p: Pending, ms: number): void {
-  client.settle(p, new LibvirtTimeoutError(procName(p.proc), ms));
+  client.settle(p, new LibvirtTimeoutError(nameOf(p.program, p.proc), ms));
 }
 
 /** A single libvirt RPC link over a byte stream. */
@@ -149,15 +153,24 @@ export class RpcClient {
    * `LibvirtTimeoutError`, `LibvirtAbortedError`, `LibvirtConnectionClosedError` or `LibvirtProtocolError`.
    */
   call<T>(proc: number, encode: Encoder | null, decode: Decoder<T> | null, options?: CallOptions): Promise<T> {
-    return this.callInternal(proc, encode, decode, options, undefined);
+    return this.callInternal(REMOTE_PROGRAM, proc, encode, decode, options, undefined);
+  }
+
+  /**
+   * Call a procedure of libvirt's QEMU program (`qemu_protocol.x`: guest agent and monitor
+   * commands), on the same link and serials as the remote program. Rejects as {@link call} does.
+   */
+  callQemu<T>(proc: number, encode: Encoder | null, decode: Decoder<T> | null, options?: CallOptions): Promise<T> {
+    return this.callInternal(QEMU_PROGRAM, proc, encode, decode, options, undefined);
   }
 
   /** Start a stream call: `sink` receives the stream's packets once the call's reply arrives. */
   callWithStream(proc: number, encode: Encoder | null, sink: StreamSink, options?: CallOptions): Promise<number> {
-    return this.callInternal(proc, encode, null, options, sink);
+    return this.callInternal(REMOTE_PROGRAM, proc, encode, null, options, sink);
   }
 
   private callInternal<T>(
+    program: number,
     proc: number,
     encode: Encoder | null,
     decode: Decoder<T> | null,
@@ -166,19 +179,27 @@ export class RpcClient {
   ): Promise<T> {
     if (this.closeError) {
       return Promise.reject(
-        new LibvirtConnectionClosedError(`cannot call ${procName(proc)}: ${this.closeError.message}`, {
+        new LibvirtConnectionClosedError(`cannot call ${nameOf(program, proc)}: ${this.closeError.message}`, {
           cause: this.closeError,
         }),
       );
     }
     const signal = options?.signal;
-    if (signal?.aborted) return Promise.reject(new LibvirtAbortedError(procName(proc), signal.reason));
+    if (signal?.aborted) return Promise.reject(new LibvirtAbortedError(nameOf(program, proc), signal.reason));
     this.serial = (this.serial + 1) >>> 0 || 1;
     const serial = this.serial;
     let packet: Buffer;
     try {
       const w = this.writer;
-      beginPacket(w, REMOTE_PROGRAM, REMOTE_PROTOCOL_VERSION, proc, MessageType.CALL, serial, MessageStatus.OK);
+      beginPacket(
+        w,
+        program,
+        program === QEMU_PROGRAM ? QEMU_PROTOCOL_VERSION : REMOTE_PROTOCOL_VERSION,
+        proc,
+        MessageType.CALL,
+        serial,
+        MessageStatus.OK,
+      );
       if (encode) encode(w);
       packet = finishPacket(w, this.maxPacket);
     } catch (err) {
@@ -187,6 +208,7 @@ export class RpcClient {
     return new Promise<T>((resolve, reject) => {
       const p: Pending = {
         serial,
+        program,
         proc,
         resolve: resolve as (v: unknown) => void,
         reject,
@@ -200,7 +222,7 @@ export class RpcClient {
         p.timer = setTimeout(timeoutPending, timerDelay(timeoutMs), this, p, timeoutMs);
       }
       if (signal) {
-        p.onAbort = () => this.settle(p, new LibvirtAbortedError(procName(proc), signal.reason));
+        p.onAbort = () => this.settle(p, new LibvirtAbortedError(nameOf(program, proc), signal.reason));
         signal.addEventListener("abort", p.onAbort, { once: true });
       }
       this.pending.set(serial, p);
@@ -356,6 +378,10 @@ export class RpcClient {
       else if (proc !== KEEPALIVE_PROC_PONG) throw new LibvirtProtocolError(`unknown keepalive procedure ${proc}`);
       return;
     }
+    if (prog === QEMU_PROGRAM) {
+      this.onQemuPacket(packet, proc, type, serial, status);
+      return;
+    }
     if (prog !== REMOTE_PROGRAM) {
       throw new LibvirtProtocolError(`packet for unknown program 0x${prog.toString(16)}`);
     }
@@ -364,45 +390,9 @@ export class RpcClient {
     }
     const body = LEN_SIZE + HEADER_SIZE;
     switch (type) {
-      case MessageType.REPLY: {
-        if (status !== MessageStatus.OK && status !== MessageStatus.ERROR) {
-          throw new LibvirtProtocolError(`reply with invalid status ${status}`);
-        }
-        const p = this.pending.get(serial);
-        if (!p) {
-          const sink = this.streams.get(serial);
-          // Otherwise a late reply to a call that timed out or was aborted: drop it.
-          if (sink) sink.onLateReply(status, packet.subarray(body));
-          return;
-        }
-        if (p.proc !== proc) {
-          throw new LibvirtProtocolError(`reply for serial ${serial} names procedure ${proc}, expected ${p.proc}`);
-        }
-        this.pending.delete(serial);
-        this.cleanupPending(p);
-        const r = new XdrReader(packet, body);
-        let outcome: unknown;
-        try {
-          if (status === MessageStatus.OK) {
-            outcome = p.decode ? p.decode(r) : undefined;
-            r.done(`reply to ${procName(proc)}`);
-          } else {
-            outcome = this.remoteError(r, proc);
-          }
-        } catch (err) {
-          // A malformed body fails this call, then (rethrown) the whole link.
-          this.streams.delete(serial);
-          p.reject(err as Error);
-          throw err;
-        }
-        if (status === MessageStatus.OK) {
-          p.resolve(outcome);
-        } else {
-          this.streams.delete(serial);
-          p.reject(outcome as Error);
-        }
+      case MessageType.REPLY:
+        this.onReply(packet, REMOTE_PROGRAM, proc, serial, status);
         return;
-      }
       case MessageType.MESSAGE: {
         if (status !== MessageStatus.OK) throw new LibvirtProtocolError(`message with invalid status ${status}`);
         this.onMessage?.(proc, new XdrReader(packet, body));
@@ -424,11 +414,69 @@ export class RpcClient {
     }
   }
 
+  /**
+   * The QEMU program: this client never subscribes to its monitor events and opens no stream
+   * there, so a reply to one of its calls is the only packet it may send.
+   */
+  private onQemuPacket(packet: Buffer, proc: number, type: number, serial: number, status: number): void {
+    if (packet.readUInt32BE(8) !== QEMU_PROTOCOL_VERSION) {
+      throw new LibvirtProtocolError(`unsupported QEMU protocol version ${packet.readUInt32BE(8)}`);
+    }
+    if (type !== MessageType.REPLY) {
+      throw new LibvirtProtocolError(`unexpected QEMU program packet of type ${type} (procedure ${proc})`);
+    }
+    this.onReply(packet, QEMU_PROGRAM, proc, serial, status);
+  }
+
+  /** A REPLY packet: completes the pending call with its serial (which must name the same program and procedure). */
+  private onReply(packet: Buffer, program: number, proc: number, serial: number, status: number): void {
+    const body = LEN_SIZE + HEADER_SIZE;
+    if (status !== MessageStatus.OK && status !== MessageStatus.ERROR) {
+      throw new LibvirtProtocolError(`reply with invalid status ${status}`);
+    }
+    const p = this.pending.get(serial);
+    if (!p) {
+      const sink = program === REMOTE_PROGRAM ? this.streams.get(serial) : undefined;
+      // Otherwise a late reply to a call that timed out or was aborted: drop it.
+      if (sink) sink.onLateReply(status, packet.subarray(body));
+      return;
+    }
+    if (p.proc !== proc || p.program !== program) {
+      throw new LibvirtProtocolError(
+        `reply for serial ${serial} names ${nameOf(program, proc)}, expected ${nameOf(p.program, p.proc)}`,
+      );
+    }
+    this.pending.delete(serial);
+    this.cleanupPending(p);
+    const r = new XdrReader(packet, body);
+    let outcome: unknown;
+    try {
+      if (status === MessageStatus.OK) {
+        outcome = p.decode ? p.decode(r) : undefined;
+        r.done(`reply to ${nameOf(program, proc)}`);
+      } else {
+        outcome = this.remoteError(r, proc, program);
+      }
+    } catch (err) {
+      // A malformed body fails this call, then (rethrown) the whole link.
+      this.streams.delete(serial);
+      p.reject(err as Error);
+      throw err;
+    }
+    if (status === MessageStatus.OK) {
+      p.resolve(outcome);
+    } else {
+      this.streams.delete(serial);
+      p.reject(outcome as Error);
+    }
+  }
+
   /** Decode a remote_error payload into the right typed error. */
-  remoteError(r: XdrReader, proc: number): Error {
+  remoteError(r: XdrReader, proc: number, program: number = REMOTE_PROGRAM): Error {
     const fields = readRemoteError(r);
-    const err = new LibvirtError(fields, procName(proc));
-    if (fields.code === VirErrorNumber.VIR_ERR_NO_SUPPORT) return new LibvirtVersionSkewError(procName(proc), err);
+    const name = nameOf(program, proc);
+    const err = new LibvirtError(fields, name);
+    if (fields.code === VirErrorNumber.VIR_ERR_NO_SUPPORT) return new LibvirtVersionSkewError(name, err);
     return err;
   }
 
@@ -450,6 +498,11 @@ export class RpcClient {
     const listeners = this.closeListeners.splice(0);
     for (const fn of listeners) fn(err);
   }
+}
+
+/** A procedure's name for messages, by its program. */
+function nameOf(program: number, proc: number): string {
+  return program === QEMU_PROGRAM ? qemuProcName(proc) : procName(proc);
 }
 
 function flush(client: RpcClient): void {

@@ -12,10 +12,11 @@ import {
 } from "./errors.js";
 import { EventRegistry, type DomainLifecycleListener, type EventSubscription } from "./events.js";
 import { DEFAULT_KEEPALIVE, type KeepaliveOptions } from "./keepalive.js";
-import { DrvFeature, Limits, Proc, procName } from "./procedures.js";
+import { DrvFeature, Limits, Proc, QemuProc, procName } from "./procedures.js";
 import { ReconnectingClient, type ReconnectOptions } from "./reconnecting-client.js";
 import { LibvirtReadStream, LibvirtWriteStream } from "./stream.js";
 import type { Dialer } from "./transport/dialer.js";
+import { AgentCommandTimeout } from "./types.js";
 import type {
   CallOptions,
   Domain,
@@ -508,6 +509,34 @@ export class LibvirtConnection implements AsyncDisposable {
       null,
       opts,
     );
+  }
+
+  /**
+   * virDomainQemuAgentCommand (libvirt-qemu): sends `command`, one JSON guest-agent command, to the
+   * domain's agent and resolves with the agent's JSON reply (null when the agent sent none).
+   * `timeoutSec`: seconds libvirtd waits for the agent (positive), or one of
+   * {@link AgentCommandTimeout}. Outside the stable API: for tools and tests that inspect a guest.
+   */
+  qemuDomainAgentCommand(
+    dom: Domain,
+    command: string,
+    timeoutSec: number = AgentCommandTimeout.DEFAULT,
+    flags = 0,
+    opts?: CallOptions,
+  ): Promise<string | null> {
+    if (!Number.isInteger(timeoutSec) || timeoutSec < AgentCommandTimeout.BLOCK || timeoutSec > 2_147_483_647) {
+      return Promise.reject(new RangeError(`agent command timeout must be a whole number of seconds or -2..0, not ${timeoutSec}`));
+    }
+    const enc: Encoder = (w) => {
+      writeDomain(w, dom);
+      w.string(command);
+      w.int(timeoutSec);
+      w.uint(flags);
+    };
+    const dec: Decoder<string | null> = (r) => r.optString(Limits.STRING_MAX);
+    const c = this.link.get();
+    if (c instanceof RpcClient) return c.callQemu(QemuProc.DOMAIN_AGENT_COMMAND, enc, dec, opts);
+    return c.then((client) => client.callQemu(QemuProc.DOMAIN_AGENT_COMMAND, enc, dec, opts));
   }
 
   // ---- Snapshots ---------------------------------------------------------------------------

@@ -61,6 +61,7 @@ export type { LibvirtRpcErrorCode, RemoteErrorFields } from "./errors.js";
 export { VirErrorNumber, VirErrorDomain, VirErrorLevel, virErrorName, virErrorDomainName } from "./error-codes.js";
 export type { VirErrorName, VirErrorDomainName } from "./error-codes.js";
 export {
+  AgentCommandTimeout,
   DomainState,
   DomainEventType,
   DomainEventId,

@@ -8,6 +8,10 @@ import { XdrWriter } from "./xdr.js";
 export const REMOTE_PROGRAM = 0x20008086;
 /** Version of the remote protocol. */
 export const REMOTE_PROTOCOL_VERSION = 1;
+/** Program number of libvirt's QEMU-specific protocol (qemu_protocol.x: agent and monitor commands). */
+export const QEMU_PROGRAM = 0x20008087;
+/** Version of the QEMU protocol. */
+export const QEMU_PROTOCOL_VERSION = 1;
 /** Program number of the keepalive protocol ("keep"). */
 export const KEEPALIVE_PROGRAM = 0x6b656570;
 /** Version of the keepalive protocol. */

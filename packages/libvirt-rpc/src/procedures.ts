@@ -96,6 +96,18 @@ export function procName(proc: number): string {
   return names.get(proc) ?? `PROC_${proc}`;
 }
 
+/** Procedure numbers of the QEMU program (qemu_protocol.x `qemu_procedure`) that this client uses. */
+export const QemuProc = {
+  DOMAIN_AGENT_COMMAND: 3,
+} as const;
+
+const qemuNames = new Map<number, string>(Object.entries(QemuProc).map(([k, v]) => [v, `QEMU_${k}`]));
+
+/** Name of a QEMU-program procedure number (e.g. `"QEMU_DOMAIN_AGENT_COMMAND"`), for messages. */
+export function qemuProcName(proc: number): string {
+  return qemuNames.get(proc) ?? `QEMU_PROC_${proc}`;
+}
+
 /** virDrvFeature values used with CONNECT_SUPPORTS_FEATURE (libvirt_internal.h). */
 export const DrvFeature = {
   TYPED_PARAM_STRING: 9,

@@ -192,6 +192,16 @@ export const Flags = {
   LIST_DOMAINS_INACTIVE: 2,
 } as const;
 
+/** virDomainQemuAgentCommandTimeoutValues: besides a positive number of seconds. */
+export const AgentCommandTimeout = {
+  /** Wait for the agent as long as it takes. */
+  BLOCK: -2,
+  /** libvirt's default wait (5 s). */
+  DEFAULT: -1,
+  /** Do not wait for a reply. */
+  NOWAIT: 0,
+} as const;
+
 /** virDomainMigrateFlags bits. */
 export const MigrateFlags = {
   LIVE: 1,

@@ -1,24 +1,26 @@
 /**
- * Checks of a guest that do not trust the driver: the guest agent asked through libvirtd inside
- * the host container (`virsh qemu-agent-command`), and a bare `qemu-system-x86_64` boot of the
+ * Checks of a guest that do not trust the driver: the guest agent asked through the host's
+ * libvirtd on the environment's own connection (virDomainQemuAgentCommand), and a bare `qemu-system-x86_64` boot of the
  * same kernel and initramfs in the same container, the baseline of the boot figures.
  */
 import type { WaitOptions } from "./abortable.js";
 import { GUEST_CMDLINE, GUEST_INITRD_PATH, GUEST_KERNEL_PATH } from "./guest-layer.js";
 import type { NestedHost } from "./nested-hosts.js";
 
-/** The agent's answer, and when it came (the container's clock, epoch ms: the same clock as ours). */
+/** The agent's answer, and when it came (epoch ms, this process's clock). */
 export interface AgentAnswer {
   readonly reply: string;
   readonly answeredAtMs: number;
   readonly attempts: number;
 }
 
+/** Pause between pings while the agent is not up: about the resolution of {@link bareQemuBoot}'s polling. */
+const AGENT_POLL_MS = 150;
+
 /**
- * Asks the domain's agent `command` (default guest-ping) until it answers, inside the host, every
- * ~0.35 s (a ping, then 0.25 s of sleep): about the resolution of {@link bareQemuBoot}'s polling, and
- * light enough to leave the guest's TCG thread its CPU on a 2-core machine (a 0.1 s loop slowed the
- * boot it timed). libvirt answers "not connected" at once until the agent has opened its port.
+ * Asks the domain's agent `command` (default guest-ping) until it answers, through the host's
+ * libvirtd on the environment's own connection. libvirt answers "not connected" at once until the
+ * agent has opened its port, so a ping costs the daemon next to nothing while the guest boots.
  */
 export async function waitForAgent(
   host: NestedHost,
@@ -26,38 +28,29 @@ export async function waitForAgent(
   options: WaitOptions & { readonly command?: string } = {},
 ): Promise<AgentAnswer> {
   const timeoutMs = options.timeoutMs ?? 120_000;
-  const script = `n=0; end=$(( $(date +%s) + $1 ))
-while [ "$(date +%s)" -lt "$end" ]; do
-  n=$((n + 1))
-  if r=$(virsh -q -c qemu:///system qemu-agent-command --timeout 5 "$2" "$3" 2>/dev/null); then
-    echo "answered_at_ms=$(date +%s%3N)"; echo "attempts=$n"; echo "reply=$r"; exit 0
-  fi
-  sleep 0.25
-done
-echo "attempts=$n"; exit 3`;
-  const out = await host.exec(
-    [
-      "sh",
-      "-c",
-      script,
-      "sh",
-      String(Math.ceil(timeoutMs / 1000)),
-      domain,
-      options.command ?? '{"execute":"guest-ping"}',
-    ],
-    { timeoutMs: timeoutMs + 5_000, signal: options.signal },
-  );
-  const field = (k: string) => new RegExp(`^${k}=(.*)$`, "m").exec(out.stdout)?.[1];
-  if (out.exitCode !== 0) {
-    throw new Error(
-      `the agent of ${domain} on ${host.name} did not answer within ${timeoutMs} ms (${field("attempts") ?? "?"} attempts)`,
-    );
+  const deadline = Date.now() + timeoutMs;
+  const command = options.command ?? '{"execute":"guest-ping"}';
+  let last = "";
+  for (let attempts = 1; ; attempts++) {
+    if (options.signal?.aborted)
+      throw options.signal.reason instanceof Error ? options.signal.reason : new Error("aborted");
+    const leftMs = deadline - Date.now();
+    try {
+      const reply = await host.agentCommand(domain, command, {
+        timeoutMs: Math.max(1_000, Math.min(5_000, leftMs)),
+        ...(options.signal ? { signal: options.signal } : {}),
+      });
+      return { reply, answeredAtMs: Date.now(), attempts };
+    } catch (err) {
+      last = (err as Error).message;
+    }
+    if (Date.now() + AGENT_POLL_MS >= deadline) {
+      throw new Error(
+        `the agent of ${domain} on ${host.name} did not answer within ${timeoutMs} ms (${attempts} attempts; last: ${last})`,
+      );
+    }
+    await new Promise((r) => setTimeout(r, AGENT_POLL_MS));
   }
-  return {
-    reply: field("reply") ?? "",
-    answeredAtMs: Number(field("answered_at_ms")),
-    attempts: Number(field("attempts")),
-  };
 }
 
 /** A bare QEMU boot: from the process start to the agent's first answer, and what the console showed. */
@@ -134,8 +127,9 @@ const ATTEMPT_MAX_MS = 20_000;
 const AGENT_RECONNECTING = /Guest agent is not (?:responding|connected)|Guest agent not available for now/i;
 
 /**
- * Runs one guest agent command through libvirtd inside `host`; resolves with its `return` value.
- * While libvirt says the agent is reconnecting, asks again (every 0.5 s) until `timeoutMs` passes.
+ * Runs one guest agent command through the host's libvirtd (the environment's own connection);
+ * resolves with its `return` value. While libvirt says the agent is reconnecting, asks again
+ * (every 0.5 s) until `timeoutMs` passes.
  */
 export async function agentCommand(
   host: NestedHost,
@@ -150,22 +144,16 @@ export async function agentCommand(
     // time with the same "not available for now", and a later attempt (after libvirt's re-sync)
     // often gets through where the first waited in vain.
     const leftMs = Math.min(ATTEMPT_MAX_MS, Math.max(1_000, deadline - Date.now()));
-    const out = await host.exec(
-      [
-        "virsh",
-        "-q",
-        "-c",
-        "qemu:///system",
-        "qemu-agent-command",
-        "--timeout",
-        String(Math.max(1, Math.ceil(leftMs / 1000))),
-        domain,
-        JSON.stringify(command),
-      ],
-      { timeoutMs: leftMs + 5_000, signal: options.signal },
-    );
-    if (out.exitCode === 0) return (JSON.parse(out.stdout) as { return: unknown }).return;
-    const said = out.stderr.trim() || `exit ${out.exitCode}`;
+    let said: string;
+    try {
+      const reply = await host.agentCommand(domain, JSON.stringify(command), {
+        timeoutMs: leftMs,
+        ...(options.signal ? { signal: options.signal } : {}),
+      });
+      return (JSON.parse(reply) as { return: unknown }).return;
+    } catch (err) {
+      said = (err as Error).message;
+    }
     if (!AGENT_RECONNECTING.test(said) || Date.now() + 500 >= deadline || options.signal?.aborted) {
       throw new Error(`agent ${command.execute} on ${domain} (attempt ${attempt}): ${said}`);
     }

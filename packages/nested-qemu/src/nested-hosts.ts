@@ -10,6 +10,7 @@ import type Docker from "dockerode";
 import { GenericContainer, Wait, type StartedTestContainer } from "testcontainers";
 import { abortable, deadlineSignal, type WaitOptions } from "./abortable.js";
 import { configureTestcontainers, dockerClient, engineAnswers } from "./docker-engine.js";
+import { HostLibvirt } from "./host-libvirt.js";
 import { LIBVIRTD_TCP_PORT } from "./host-layer.js";
 import { ensureImage } from "./image.js";
 import { runLabels } from "./labels.js";
@@ -37,6 +38,14 @@ export interface NestedHost {
    * killed inside the container too, by coreutils' `timeout`.
    */
   exec(command: readonly string[], options?: WaitOptions): Promise<ExecOutput>;
+  /**
+   * Sends one guest-agent command (JSON) to `domain` (name or UUID) through this host's libvirtd on
+   * the environment's own connection (never the driver's); libvirtd waits for the agent up to
+   * `timeoutMs` (default 30 s). Resolves with the agent's JSON reply; rejects with libvirt's error.
+   */
+  agentCommand(domain: string, command: string, options?: WaitOptions): Promise<string>;
+  /** `domain`'s state as `virsh domstate` words it ("running", "shut off"...); undefined: not on this host. */
+  domainState(domain: string, options?: WaitOptions): Promise<string | undefined>;
 }
 
 /** The running hosts. `stop()` (or `await using`) removes everything the run created. */
@@ -91,13 +100,15 @@ class LoopbackContainer extends GenericContainer {
 
 const EXEC_DEFAULT_TIMEOUT_MS = 60_000;
 
-function toHost(container: StartedTestContainer, network: string): NestedHost {
+function toHost(container: StartedTestContainer, network: string, link: HostLibvirt): NestedHost {
   const port = container.getMappedPort(LIBVIRTD_TCP_PORT);
   return {
     name: container.getName().replace(/^\//, ""),
     address: container.getIpAddress(network),
     uri: `qemu+tcp://127.0.0.1:${port}/system`,
     port,
+    agentCommand: (domain, command, options) => link.agentCommand(domain, command, options),
+    domainState: (domain, options) => link.domainState(domain, options),
     async exec(command, options = {}) {
       const timeoutMs = options.timeoutMs ?? EXEC_DEFAULT_TIMEOUT_MS;
       const secs = Math.max(1, Math.ceil(timeoutMs / 1000));
@@ -149,6 +160,7 @@ export async function startNestedHosts(options: StartNestedHostsOptions = {}): P
   }
   let volumeName: string | undefined;
   let stopping: Promise<void> | undefined;
+  const links: HostLibvirt[] = [];
 
   const removeAll = async (timeoutMs: number): Promise<void> => {
     const stopSignal = AbortSignal.timeout(timeoutMs);
@@ -235,9 +247,11 @@ export async function startNestedHosts(options: StartNestedHostsOptions = {}): P
 
   const stop = (stopOptions: WaitOptions = {}): Promise<void> => {
     for (const [sig, fn] of signalHandlers) process.removeListener(sig, fn);
-    stopping ??= removeAll(stopOptions.timeoutMs ?? 60_000).finally(() => {
-      stopping = undefined;
-    });
+    stopping ??= Promise.all(links.map((l) => l.close()))
+      .then(() => removeAll(stopOptions.timeoutMs ?? 60_000))
+      .finally(() => {
+        stopping = undefined;
+      });
     return stopping;
   };
 
@@ -295,7 +309,12 @@ export async function startNestedHosts(options: StartNestedHostsOptions = {}): P
         return s;
       }),
     );
-    const hosts = started.map((c) => toHost(c, networkName));
+    const hosts = started.map((c) => {
+      const port = c.getMappedPort(LIBVIRTD_TCP_PORT);
+      const link = new HostLibvirt(`qemu+tcp://127.0.0.1:${port}/system`, c.getName().replace(/^\//, ""));
+      links.push(link);
+      return toHost(c, networkName, link);
+    });
     progress(`hosts ${hosts.map((h) => `${h.name} ${h.address} -> 127.0.0.1:${h.port}`).join(", ")}`);
     return {
       runId,

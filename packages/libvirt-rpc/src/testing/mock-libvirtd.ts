@@ -103,12 +103,19 @@ export class MockConnection {
     this.daemon.onAnyPacket?.(header, packet, this);
     if (header.type !== MessageType.CALL) return;
     this.calls.push(header);
-    const handler = this.daemon.handlers.get(header.proc);
+    const prog = header.prog;
+    const handler =
+      prog === REMOTE_PROGRAM ? this.daemon.handlers.get(header.proc) : this.daemon.programHandlers.get(`${prog}:${header.proc}`);
     if (!handler) {
       // What libvirtd does for a procedure it does not know.
       this.send(
-        mockPacket(header.proc, MessageType.REPLY, header.serial, MessageStatus.ERROR, (w) =>
-          writeRemoteError(w, { code: 3, domain: 7, message: `unknown procedure: ${header.proc}` }),
+        mockPacket(
+          header.proc,
+          MessageType.REPLY,
+          header.serial,
+          MessageStatus.ERROR,
+          (w) => writeRemoteError(w, { code: 3, domain: 7, message: `unknown procedure: ${header.proc}` }),
+          prog,
         ),
       );
       return;
@@ -117,12 +124,17 @@ export class MockConnection {
     if (response === "no-reply") return;
     if ("error" in response) {
       this.send(
-        mockPacket(header.proc, MessageType.REPLY, header.serial, MessageStatus.ERROR, (w) =>
-          writeRemoteError(w, response.error),
+        mockPacket(
+          header.proc,
+          MessageType.REPLY,
+          header.serial,
+          MessageStatus.ERROR,
+          (w) => writeRemoteError(w, response.error),
+          prog,
         ),
       );
     } else {
-      this.send(mockPacket(header.proc, MessageType.REPLY, header.serial, MessageStatus.OK, response.body));
+      this.send(mockPacket(header.proc, MessageType.REPLY, header.serial, MessageStatus.OK, response.body, prog));
     }
   }
 
@@ -144,6 +156,8 @@ export class MockConnection {
 export class MockLibvirtd implements Dialer {
   readonly description = "mock";
   readonly handlers = new Map<number, MockHandler>();
+  /** Handlers of other programs' procedures (the QEMU program), keyed `program:procedure`. */
+  readonly programHandlers = new Map<string, MockHandler>();
   readonly connections: MockConnection[] = [];
   /** Sees every packet, including keepalive and stream packets. */
   onAnyPacket: ((header: PacketHeader, packet: Buffer, conn: MockConnection) => void) | undefined;
@@ -160,6 +174,12 @@ export class MockLibvirtd implements Dialer {
   /** Register a handler for a procedure number. */
   on(proc: number, handler: MockHandler): this {
     this.handlers.set(proc, handler);
+    return this;
+  }
+
+  /** Register a handler for a procedure of another program than the remote one. */
+  onProgram(program: number, proc: number, handler: MockHandler): this {
+    this.programHandlers.set(`${program}:${proc}`, handler);
     return this;
   }
 
