@@ -184,6 +184,14 @@ const snapshot: ScenarioDefinition[] = [
     refuse: snap.refuseImageSnapshot,
   },
   {
+    id: "snapshot.image-callback-stall",
+    title: "image snapshot: the call's deadline holds while the caller's task-state callback has not returned",
+    group: "snapshot",
+    capability: "imageSnapshot",
+    level: "MUST",
+    run: snap.checkImageSnapshotCallbackStalls,
+  },
+  {
     id: "snapshot.instance-snapshots",
     title: "instance snapshots: create, list, revert restores state and data, delete",
     group: "snapshot",

@@ -123,11 +123,16 @@ export async function checkMissingAccount(ctx: ScenarioContext): Promise<void> {
   }
 }
 
-/** A Windows guest without `os_admin_user`: Administrator, not root. */
+/**
+ * A Windows guest without `os_admin_user`: Administrator, not root; also when only the image says
+ * windows (an instance without `osType` takes the image's `os_type`, as Nova's does).
+ */
 export async function checkWindowsAdministrator(ctx: ScenarioContext): Promise<void> {
   verifier(ctx);
   const inst = await ctx.spawn({ imageMeta: image(ctx, { os_type: "windows" }), osType: "windows" });
   await setFor(ctx, inst, "Administrator", "a Windows guest");
+  const fromImage = await ctx.spawn({ imageMeta: image(ctx, { os_type: "windows" }), osType: undefined });
+  await setFor(ctx, fromImage, "Administrator", "a Windows image, no os_type on the instance");
 }
 
 /** A Linux guest without `os_admin_user`: root. */

@@ -218,7 +218,7 @@ export function depthScenarios(): ScenarioDefinition[] {
     }),
     password({
       id: "admin-password.windows-administrator",
-      title: "a Windows guest: Administrator gets the password, not root",
+      title: "a Windows guest (also when only its image says windows): Administrator gets the password, not root",
       capability: "setAdminPassword",
       run: pw.checkWindowsAdministrator,
     }),

@@ -195,8 +195,9 @@ export async function checkPowerOffRetries(ctx: ScenarioContext): Promise<void> 
 
 /**
  * The clean wait is bounded: power off of an unknown instance with a clean timeout is refused
- * InstanceNotFound; without a retry interval it still ends after the clean timeout; and the
- * call's own deadline cuts a long clean wait short, typed, leaving the instance RUNNING.
+ * InstanceNotFound; without a retry interval it still ends after the clean timeout; the call's own
+ * deadline cuts a long clean wait short, typed, leaving the instance RUNNING; and a retry interval
+ * that does not divide the clean timeout does not stretch the wait to a whole interval more.
  */
 export async function checkPowerOffWaitBounded(ctx: ScenarioContext): Promise<void> {
   const d = ctx.driver;
@@ -230,4 +231,22 @@ export async function checkPowerOffWaitBounded(ctx: ScenarioContext): Promise<vo
   await expectState(ctx, inst, PowerState.SHUTDOWN, "power off with no retry interval");
   const took = performance.now() - t1;
   check(took < 3000, `power off with a 0.03 s clean timeout and no retry interval took ${Math.round(took)} ms`);
+  // The clean timeout bounds the wait even when the retry interval does not divide it: the last
+  // wait is cut to what is left (Nova's _clean_shutdown stops at `timeout`), not a whole interval
+  // more. The power off just measured is this environment's own cost of the hard stop.
+  ctx.step("power on, make the guest ignore ACPI again");
+  await d.powerOn(inst, ctx.opts());
+  await expectState(ctx, inst, PowerState.RUNNING, "power on");
+  await ctx.env.guestControls?.whenBooted?.(inst, ctx.opts());
+  await ignore(inst, true);
+  ctx.step("power off with a 1.05 s clean timeout, asking every 1 s");
+  const t2 = performance.now();
+  await d.powerOff(inst, ctx.opts({ cleanShutdownTimeoutSec: 1.05, retryIntervalSec: 1 }));
+  const waited = performance.now() - t2;
+  await expectState(ctx, inst, PowerState.SHUTDOWN, "power off with a retry interval that does not divide the clean timeout");
+  const bound = 1050 + took + 500;
+  check(
+    waited < bound,
+    `power off with a 1.05 s clean timeout and a 1 s retry interval took ${Math.round(waited)} ms (at most ${Math.round(bound)} ms: the timeout, the hard stop as measured, 0.5 s slack); a second whole interval is 2 s`,
+  );
 }

@@ -5,7 +5,7 @@
  * guest's boots as before. And the other side: every `options` argument may be left out.
  */
 import { InvalidInputError, PowerState, Secret, type ImageMeta, type Instance } from "@virtkit/core";
-import { check, expectGone, expectRejects, expectState, fail } from "../assertions.js";
+import { check, checkEqual, expectGone, expectRejects, expectState, fail } from "../assertions.js";
 import type { ScenarioContext } from "../scenario.js";
 import { DriverEvents, hasControl, settle } from "./depth-support.js";
 
@@ -217,7 +217,34 @@ export async function checkOptionsOmitted(ctx: ScenarioContext): Promise<void> {
     await call();
     await expectState(ctx, inst, state, what);
   }
+  await snapshotsWithoutOptions(ctx, inst);
   ctx.step("destroy without options");
   await d.destroy(inst);
   await expectGone(ctx, inst, "destroy without options");
+}
+
+/** The snapshot calls without options (RUNNING before and after): the description and task-state callback are optional too. */
+async function snapshotsWithoutOptions(ctx: ScenarioContext, inst: Instance): Promise<void> {
+  const d = ctx.driver;
+  if (d.capabilities.instanceSnapshots) {
+    ctx.step("createInstanceSnapshot without options");
+    const snap = await d.createInstanceSnapshot(inst, `${ctx.prefix}-no-options`);
+    ctx.step("listInstanceSnapshots without options");
+    const listed = await d.listInstanceSnapshots(inst);
+    check(listed.some((s) => s.id === snap.id), "listInstanceSnapshots without options does not list the new snapshot");
+    ctx.step("revertToInstanceSnapshot without options");
+    await d.revertToInstanceSnapshot(inst, snap.id);
+    await expectState(ctx, inst, PowerState.RUNNING, "revertToInstanceSnapshot without options");
+    ctx.step("deleteInstanceSnapshot without options");
+    await d.deleteInstanceSnapshot(inst, snap.id);
+    check(!(await d.listInstanceSnapshots(inst)).some((s) => s.id === snap.id), "deleteInstanceSnapshot without options left the snapshot listed");
+  }
+  if (d.capabilities.imageSnapshot) {
+    const image = await ctx.env.imageService.create({ name: `${ctx.prefix}-no-options`, status: "queued" });
+    ctx.trackImage(image.id);
+    ctx.step("snapshot without options");
+    await d.snapshot(inst, image.id);
+    await expectState(ctx, inst, PowerState.RUNNING, "snapshot without options");
+    checkEqual((await ctx.env.imageService.get(image.id)).status, "active", "the image after a snapshot without options");
+  }
 }

@@ -7,6 +7,7 @@ import { randomUUID } from "node:crypto";
 import { PowerState, TaskState, snapshotImageMetadata, type Instance } from "@virtkit/core";
 import { check, checkEqual, expectRejects, expectState, expectUnsupported, fail } from "../assertions.js";
 import type { ScenarioContext } from "../scenario.js";
+import { settle } from "./depth-support.js";
 import { checkUploadedFormat } from "./image-format.js";
 
 /** Instance fields the snapshot metadata carries (kernel, ramdisk, os type). */
@@ -67,6 +68,58 @@ export async function checkImageSnapshotStopped(ctx: ScenarioContext): Promise<v
   await ctx.driver.powerOff(inst, ctx.opts({ cleanShutdownTimeoutSec: 0 }));
   await expectState(ctx, inst, PowerState.SHUTDOWN, "power off");
   await imageSnapshot(ctx, inst, PowerState.SHUTDOWN, "stopped");
+}
+
+/** The deadline of the stalled snapshot, and how long its callback holds at most. */
+const STALLED_TIMEOUT_MS = 300;
+const STALL_MS = 3000;
+
+/**
+ * The call's `timeoutMs` bounds all of it, the caller's own task-state callback included: a callback
+ * that does not return (Nova's `update_task_state` is a database write, which can hang) must not
+ * hold the call past its deadline. The snapshot rejects with OperationTimeoutError by then; once the
+ * callback returns, the instance is RUNNING as before.
+ */
+export async function checkImageSnapshotCallbackStalls(ctx: ScenarioContext): Promise<void> {
+  const inst = await ctx.spawn(SNAPSHOT_INSTANCE);
+  const image = await ctx.env.imageService.create({ name: `${ctx.prefix}-stalled`, status: "queued" });
+  ctx.trackImage(image.id);
+  let release = (): void => {};
+  // Returns by itself after STALL_MS, so a driver that waits for it ends too (and is then told apart by the time).
+  const stalled = new Promise<void>((resolve) => {
+    const timer = setTimeout(resolve, STALL_MS);
+    release = () => {
+      clearTimeout(timer);
+      resolve();
+    };
+  });
+  let calls = 0;
+  ctx.step(`snapshot with timeoutMs ${STALLED_TIMEOUT_MS}, the first task-state callback not returning`);
+  const t0 = performance.now();
+  try {
+    await expectRejects(
+      ctx,
+      ctx.driver.snapshot(
+        inst,
+        image.id,
+        ctx.opts({
+          timeoutMs: STALLED_TIMEOUT_MS,
+          onTaskState: () => (++calls === 1 ? stalled : undefined),
+        }),
+      ),
+      ["VIRTKIT_OPERATION_TIMEOUT"],
+      "an image snapshot whose task-state callback did not return",
+    );
+  } finally {
+    release();
+  }
+  const elapsed = performance.now() - t0;
+  check(
+    elapsed < STALLED_TIMEOUT_MS + 1500,
+    `the ${STALLED_TIMEOUT_MS} ms deadline ended the snapshot only after ${Math.round(elapsed)} ms (task-state callbacks: ${calls}, the first held up to ${STALL_MS} ms)`,
+  );
+  await settle(200);
+  await expectState(ctx, inst, PowerState.RUNNING, "the image snapshot cut short by its deadline");
 }
 
 /** Undeclared image snapshots are refused as unsupported. */
@@ -134,6 +187,17 @@ export async function checkInstanceSnapshots(ctx: ScenarioContext): Promise<void
   const first = both.find((s) => s.id === snap.id);
   checkEqual(first?.name, `${ctx.prefix}-s1`, "the first snapshot's name, listed beside a second one");
   checkEqual(first?.description, "conformance", "the first snapshot's description, listed beside a second one");
+  // None given: the optional field is left out or is the hypervisor's own text (XAPI copies the VM's
+  // description into its snapshot), never present as undefined, which a caller's
+  // `{ description: fallback, ...snapshot }` would take for a description.
+  const second = both.find((s) => s.id === snap2.id);
+  check(second !== undefined, "listInstanceSnapshots does not contain the second snapshot");
+  for (const [what, s] of [["created", snap2], ["listed", second]] as const) {
+    check(
+      !("description" in s) || typeof s.description === "string",
+      `the second snapshot (no description given), as ${what}, has a description field that is not a string: ${String(s.description)}`,
+    );
+  }
   ctx.step("delete the newer snapshot");
   await ctx.driver.deleteInstanceSnapshot(inst, snap2.id, ctx.opts());
   const ids = async () => (await ctx.driver.listInstanceSnapshots(inst, ctx.opts())).map((s) => s.id).join(", ");

@@ -86,8 +86,12 @@ export const SCENARIO_DOCS: Readonly<Record<string, ScenarioDoc>> = {
     rule: "The snapshot image inherits the base image's properties, min disk and min RAM, minus the non-inheritable ones.",
     nova: "nova/compute/utils.py get_image_metadata / initialize_instance_snapshot_metadata, with CONF.non_inheritable_image_properties.",
   },
+  "snapshot.image-callback-stall": {
+    rule: "An image snapshot's timeoutMs bounds the whole call, the caller's own task-state callback included: while the callback has not returned, the call still rejects with OperationTimeoutError by its deadline, and the instance is RUNNING as before once the callback returns.",
+    nova: "The libvirt driver calls update_task_state (a database write through conductor) from inside snapshot(); the contract's deadline replaces Nova's RPC timeouts around the whole call.",
+  },
   "snapshot.instance-snapshots": {
-    rule: "Instance snapshots are created while running, listed, reverted (the captured power state and the guest's data come back) and deleted. Undeclared: refused with UnsupportedOperationError.",
+    rule: "Instance snapshots are created while running, listed, reverted (the captured power state and the guest's data come back) and deleted; one created without a description has no description field, or the hypervisor's own text, never one holding undefined. Undeclared: refused with UnsupportedOperationError.",
     nova: "No Nova driver API: the contract's own, after libvirt's internal snapshots (virDomainSnapshotCreateXML / revertToSnapshot).",
   },
   "migration.pre-checks": {
@@ -115,7 +119,7 @@ export const SCENARIO_DOCS: Readonly<Record<string, ScenarioDoc>> = {
     nova: "The compute manager generates a password when none is given (utils.generate_password).",
   },
   "admin-password.not-running": {
-    rule: "On a stopped instance, setting a password fails typed (password-set-failed or not-running) and the task state is cleared.",
+    rule: "On a stopped instance, setting a password fails typed (password-set-failed or not-running, also when its guest agent hung before it stopped: not the agent's error) and the task state is cleared.",
     nova: "The manager refuses unless the instance is RUNNING (InstancePasswordSetFailed) and clears task_state on every path.",
   },
   "admin-password.no-agent": {
@@ -135,7 +139,7 @@ export const SCENARIO_DOCS: Readonly<Record<string, ScenarioDoc>> = {
     nova: "Nova validates at its API (schemas) before the driver; a driver behind this contract is called by any program, so it validates itself (the project's rule: bad input gets a clear typed error and loses nothing).",
   },
   "input.options-omitted": {
-    rule: "Every options argument of the contract is optional: each lifecycle call works without it.",
+    rule: "Every options argument of the contract is optional: each lifecycle call works without it, and so do the snapshot calls (createInstanceSnapshot without a description, snapshot without a task-state callback).",
     nova: "Nova's driver methods take keyword defaults (timeout=0, retry_interval=0, ...).",
   },
   "lifecycle.reboot-soft-is-clean": {
@@ -151,7 +155,7 @@ export const SCENARIO_DOCS: Readonly<Record<string, ScenarioDoc>> = {
     nova: "_clean_shutdown re-triggers guest.shutdown() every retry_interval within the timeout, because the guest may have missed the first request.",
   },
   "lifecycle.power-off-wait-bounded": {
-    rule: "The clean-shutdown wait is bounded: an unknown instance is refused InstanceNotFound with any timeout, a wait without retry interval still ends, and the call's own deadline cuts a long wait short with OperationTimeoutError, the instance still RUNNING.",
+    rule: "The clean-shutdown wait is bounded: an unknown instance is refused InstanceNotFound with any timeout, a wait without retry interval still ends, the call's own deadline cuts a long wait short with OperationTimeoutError, the instance still RUNNING, and a retry interval that does not divide the clean timeout does not stretch the wait past it.",
     nova: "_clean_shutdown returns True for an instance that is gone; the contract adds per-call deadlines Nova does not have.",
   },
   "lifecycle.cpu-time": {

@@ -10,7 +10,10 @@
  * softReboot, a crash announced as STOPPED or twice, a power-cycled rescued instance booting its
  * own disk while still in rescue mode; and from the fourth: an image snapshot whose declared disk
  * format is not what its bytes are or not the source's, an undeclared snapshot listing that answers,
- * a refusal for another account naming the wrong capability, a missing account reported as set.
+ * a refusal for another account naming the wrong capability, a missing account reported as set;
+ * and from the fifth: snapshot calls that need their options, a description field set to undefined,
+ * a task-state report outside the deadline, a Windows image's password set for root, a stopped
+ * instance's hung agent blamed, a clean wait stretched to whole retry intervals.
  * `broken-drivers-gaps.test.ts` requires each caught where expected, at its check's level.
  */
 import {
@@ -21,6 +24,7 @@ import {
   OperationTimeoutError,
   PasswordSetFailedError,
   PowerState,
+  TaskState,
   UnsupportedOperationError,
   type Capabilities,
   Secret,
@@ -608,6 +612,76 @@ class MissingAccountReportsSuccess extends DriverDecorator {
   }
 }
 
+// -- the fifth measurement's gaps: optional arguments, deadlines, accounts, the clean wait ---------
+
+/** Image snapshot reads its options without checking they were given. */
+class SnapshotOptionsRequired extends DriverDecorator {
+  override async snapshot(i: Instance, imageId: string, o?: ImageSnapshotOptions) {
+    const report = (o as ImageSnapshotOptions).onTaskState;
+    return this.inner.snapshot(i, imageId, { ...o, ...(report ? { onTaskState: report } : {}) });
+  }
+}
+/** createInstanceSnapshot reads the description from options without checking they were given. */
+class InstanceSnapshotOptionsRequired extends DriverDecorator {
+  override async createInstanceSnapshot(i: Instance, name: string, o?: OperationOptions & { readonly description?: string }) {
+    const description = (o as { readonly description?: string }).description;
+    return this.inner.createInstanceSnapshot(i, name, { ...o, ...(description === undefined ? {} : { description }) });
+  }
+}
+/** A record mapper that writes every field: a snapshot without a description gets `description: undefined`. */
+class SnapshotDescriptionUndefinedKey extends DriverDecorator {
+  override async createInstanceSnapshot(i: Instance, name: string, o?: OperationOptions & { readonly description?: string }) {
+    const snap = await this.inner.createInstanceSnapshot(i, name, o);
+    return { ...snap, description: snap.description };
+  }
+  override async listInstanceSnapshots(i: Instance, o?: OperationOptions) {
+    return (await this.inner.listInstanceSnapshots(i, o)).map((s) => ({ ...s, description: s.description }));
+  }
+}
+/** The caller's first task-state report is awaited before the call's deadline starts. */
+class SnapshotTaskStateOutsideDeadline extends DriverDecorator {
+  override async snapshot(i: Instance, imageId: string, o?: ImageSnapshotOptions) {
+    const report = o?.onTaskState;
+    if (!report) return this.inner.snapshot(i, imageId, o);
+    await report(TaskState.IMAGE_PENDING_UPLOAD, TaskState.IMAGE_SNAPSHOT);
+    const rest = (ts: TaskState, expected: TaskState | null) =>
+      ts === TaskState.IMAGE_PENDING_UPLOAD ? undefined : report(ts, expected);
+    return this.inner.snapshot(i, imageId, { ...o, onTaskState: rest });
+  }
+}
+/** setAdminPassword picks the account from the instance's osType only: a Windows image without it gets root. */
+class PasswordIgnoresImageOsType extends WithGuest {
+  override async setAdminPassword(i: Instance, pw: Secret, o?: OperationOptions) {
+    const props = i?.imageMeta?.properties;
+    if (i.osType !== undefined || props?.os_type !== "windows" || props.os_admin_user !== undefined) {
+      return this.inner.setAdminPassword(i, pw, o);
+    }
+    await this.guest(i).setPassword("root", pw);
+  }
+}
+/** The guest agent is asked before the power state is looked at: a stopped instance's hung agent is blamed. */
+class StoppedAgentBlamed extends WithGuest {
+  override async setAdminPassword(i: Instance, pw: Secret, o?: OperationOptions) {
+    let agent: string | undefined;
+    try {
+      agent = this.guest(i).agent;
+    } catch {
+      // Unknown instance: the driver's own answer.
+    }
+    if (agent !== undefined && agent !== "ok") throw new GuestAgentUnresponsiveError(i.uuid);
+    return this.inner.setAdminPassword(i, pw, o);
+  }
+}
+/** The clean wait asks every retry interval and gives up only at a whole interval: the timeout rounded up. */
+class CleanWaitWholeIntervals extends DriverDecorator {
+  override powerOff(i: Instance, o?: PowerOffOptions) {
+    const t = o?.cleanShutdownTimeoutSec ?? 0;
+    const r = o?.retryIntervalSec ?? 0;
+    if (!(t > 0 && r > 0)) return this.inner.powerOff(i, o);
+    return this.inner.powerOff(i, { ...o, cleanShutdownTimeoutSec: Math.ceil(t / r) * r });
+  }
+}
+
 // -- the table --------------------------------------------------------------------------------------
 
 type Wrap = NonNullable<BrokenVariant["wrap"]>;
@@ -674,5 +748,12 @@ export const GAP_VARIANTS: readonly BrokenVariant[] = [
   v("refusal", "list-snapshots-undeclared-works", "declares no instance snapshots and refuses create, revert and delete, but listInstanceSnapshots answers", ["snapshot.instance-snapshots"], (d) => new ListSnapshotsUndeclaredWorks(d)),
   v("refusal", "any-user-refusal-misnamed", "declares no adminPasswordAnyUser; the refusal for another account names capability setAdminPassword", ["admin-password.os-admin-user"], (d) => new AnyUserRefusalMisnamed(d)),
   v("accounts", "missing-account-reports-success", "setAdminPassword for an os_admin_user the guest lacks reports success", ["admin-password.missing-account"], (d) => new MissingAccountReportsSuccess(d)),
+  v("refusal", "snapshot-options-required", "snapshot without options throws a TypeError", ["input.options-omitted"], (d) => new SnapshotOptionsRequired(d)),
+  v("refusal", "instance-snapshot-options-required", "createInstanceSnapshot without options throws a TypeError", ["input.options-omitted"], (d) => new InstanceSnapshotOptionsRequired(d)),
+  v("snapshots", "snapshot-description-undefined-key", "an instance snapshot made without a description carries description: undefined", ["snapshot.instance-snapshots"], (d) => new SnapshotDescriptionUndefinedKey(d)),
+  v("deadlines", "snapshot-task-state-outside-deadline", "the image snapshot's first task-state report is awaited before the call's deadline starts", ["snapshot.image-callback-stall"], (d) => new SnapshotTaskStateOutsideDeadline(d)),
+  v("accounts", "password-ignores-image-os-type", "setAdminPassword sets root when only the image says windows", ["admin-password.windows-administrator"], (d, c) => new PasswordIgnoresImageOsType(d, c)),
+  v("refusal", "stopped-agent-blamed", "setAdminPassword of a stopped instance whose agent hung before it stopped blames the agent", ["admin-password.not-running"], (d, c) => new StoppedAgentBlamed(d, c)),
+  v("effects", "clean-wait-whole-intervals", "the clean-shutdown wait runs to a whole number of retry intervals, past the clean timeout", ["lifecycle.power-off-wait-bounded"], (d) => new CleanWaitWholeIntervals(d)),
   v("migration", "migration-outlives-destroy", "destroy does not cancel the migration job: it fails seconds later", ["migration.destroy-during"], (d) => new MigrationOutlivesDestroy(d)),
 ];
