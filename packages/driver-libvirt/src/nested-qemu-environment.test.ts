@@ -69,3 +69,13 @@ describe("what the guest saw of its reboots and power offs", () => {
     expect(shutdownRecordOf(log(1, 1, [1]), new Set([1]), "hard")).toEqual({ acpiRequests: 1, lastPowerOff: "hard" });
   });
 });
+
+describe("the nested environment's scenarios left to the libvirt-qemu column", () => {
+  it("are scenarios of the suite that are neither migrations nor admin passwords (what needs two hosts or a booted guest)", async () => {
+    const { SCENARIOS } = await import("@virtkit/conformance");
+    const { SAME_ON_ONE_HOST } = await import("./nested-qemu-environment.js");
+    const ids = new Set(SCENARIOS.map((s) => s.id));
+    expect(SAME_ON_ONE_HOST.filter((id) => !ids.has(id))).toEqual([]);
+    expect(SAME_ON_ONE_HOST.filter((id) => /^(migration|admin-password|effects)\./.test(id))).toEqual([]);
+  });
+});
