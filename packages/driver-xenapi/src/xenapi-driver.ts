@@ -510,9 +510,18 @@ export class XenapiDriver implements ComputeDriver {
         // another; XAPI lets hard_shutdown run alongside it, which is where this call goes anyway.
         const clean = await this.#tryWithin(vm.ref, "VM.clean_shutdown", cleanMs, signal).catch((err: unknown) => {
           if (isXapiError(err, "OTHER_OPERATION_IN_PROGRESS")) return false;
+          // Nova's _clean_shutdown_vm: a refused or failed clean shutdown (the guest crashed or was
+          // stopped meanwhile, VM_BAD_POWER_STATE) is logged and the power off goes on hard.
+          if (isXapiError(err)) {
+            this.#options.logger?.warn("clean shutdown failed; shutting down hard", { error: describe(err) });
+            return false;
+          }
           throw err;
         });
         if (clean) return;
+        // Halted meanwhile (by the guest or another call): nothing left to stop.
+        const now = await client.call<string>("VM.get_power_state", [vm.ref], { signal });
+        if (now === "Halted") return;
       }
       await client.callAsync("VM.hard_shutdown", [vm.ref], { signal });
     });

@@ -250,3 +250,52 @@ export async function checkPowerOffWaitBounded(ctx: ScenarioContext): Promise<vo
     `power off with a 1.05 s clean timeout and a 1 s retry interval took ${Math.round(waited)} ms (at most ${Math.round(bound)} ms: the timeout, the hard stop as measured, 0.5 s slack); a second whole interval is 2 s`,
   );
 }
+
+/**
+ * A guest ignoring ACPI that crashes while a clean power off waits for it ends the wait: the call
+ * returns within about a poll after the crash (not at the end of the clean timeout) and the
+ * instance is SHUTDOWN. Nova's _clean_shutdown polls the power state every second and returns as
+ * soon as it is in SHUTDOWN_STATES (CRASHED among them); power_off then destroys the domain.
+ */
+export async function checkPowerOffWaitEndsOnCrash(ctx: ScenarioContext): Promise<void> {
+  const d = ctx.driver;
+  const ignore = control(ctx, "ignoreAcpi", "the environment cannot make a guest ignore ACPI");
+  const crash = control(ctx, "crash", "the environment cannot crash a guest");
+  const inst = await ctx.spawn();
+  ctx.step("make the guest ignore ACPI");
+  await ignore(inst, true);
+  ctx.step("power off with a 20 s clean timeout, asking every 1 s; crash the guest 0.3 s into the wait (environment)");
+  const t0 = performance.now();
+  const off = d.powerOff(inst, ctx.opts({ cleanShutdownTimeoutSec: 20, retryIntervalSec: 1 }));
+  // Observed, not awaited yet: a rejection before the crash is reported below, not unhandled.
+  let done = false;
+  const settled = off.then(
+    () => undefined,
+    (err: unknown) => err,
+  ).finally(() => {
+    done = true;
+  });
+  await settle(300);
+  if (done) {
+    const early = await settled;
+    if (early !== undefined) ctx.recordError(early);
+    fail(
+      `power off of a guest ignoring ACPI with a 20 s clean timeout ended after ${Math.round(performance.now() - t0)} ms, before the crash (${early === undefined ? "resolved" : describeError(early)})`,
+    );
+  }
+  const crashed = performance.now();
+  await crash(inst);
+  const err = await settled;
+  const waited = performance.now() - crashed;
+  if (err !== undefined) {
+    ctx.recordError(err);
+    fail(`power off whose guest crashed during the clean wait failed: ${describeError(err)}`);
+  }
+  await expectState(ctx, inst, PowerState.SHUTDOWN, "power off whose guest crashed during the clean wait");
+  // Nova polls every second; a hard stop of the crashed domain and slack on top. Waiting out the
+  // 20 s clean timeout is the defect.
+  check(
+    waited < 6000,
+    `power off returned ${Math.round(waited)} ms after the guest crashed (${Math.round(crashed - t0)} ms into a 20 s clean wait): a crashed guest is shut down, the wait must end at the next poll`,
+  );
+}

@@ -66,6 +66,14 @@ export function mutationGapScenarios(): ScenarioDefinition[] {
       run: gs.checkPowerOffWaitBounded,
     },
     {
+      id: "lifecycle.power-off-wait-ends-on-crash",
+      title: "a guest ignoring ACPI that crashes during a clean power off ends the wait at once: SHUTDOWN, not after the clean timeout",
+      group: "lifecycle",
+      capability: null,
+      level: "MUST",
+      run: gs.checkPowerOffWaitEndsOnCrash,
+    },
+    {
       id: "lifecycle.cpu-time",
       title: "cpuTimeNs never runs backwards, stays within what the vCPUs could burn, stands still while stopped and paused",
       group: "lifecycle",

@@ -158,6 +158,10 @@ export const SCENARIO_DOCS: Readonly<Record<string, ScenarioDoc>> = {
     rule: "The clean-shutdown wait is bounded: an unknown instance is refused InstanceNotFound with any timeout, a wait without retry interval still ends, the call's own deadline cuts a long wait short with OperationTimeoutError, the instance still RUNNING, and a retry interval that does not divide the clean timeout does not stretch the wait past it.",
     nova: "_clean_shutdown returns True for an instance that is gone; the contract adds per-call deadlines Nova does not have.",
   },
+  "lifecycle.power-off-wait-ends-on-crash": {
+    rule: "A guest ignoring ACPI that crashes while a clean power off waits for it ends the wait: the call returns within about a poll of the crash, not at the end of the clean timeout, and the instance is SHUTDOWN.",
+    nova: "_clean_shutdown polls the power state every second and returns once it is in SHUTDOWN_STATES (SHUTDOWN, CRASHED, SUSPENDED); power_off then destroys the domain.",
+  },
   "lifecycle.cpu-time": {
     rule: "getInfo's cpuTimeNs (nanoseconds consumed) never runs backwards while the instance lives, never exceeds what its vCPUs could burn since the spawn, stands still while it is stopped and hardly moves while it is paused; a restart may count afresh.",
     nova: "get_info's cpu_time_ns (libvirt's virDomainGetInfo cpuTime), which Nova's diagnostics and metrics read.",

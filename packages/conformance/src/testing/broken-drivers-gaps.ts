@@ -13,7 +13,8 @@
  * a refusal for another account naming the wrong capability, a missing account reported as set;
  * and from the fifth: snapshot calls that need their options, a description field set to undefined,
  * a task-state report outside the deadline, a Windows image's password set for root, a stopped
- * instance's hung agent blamed, a clean wait stretched to whole retry intervals.
+ * instance's hung agent blamed, a clean wait stretched to whole retry intervals; and from the
+ * sixth: a clean wait that goes on after the guest crashed.
  * `broken-drivers-gaps.test.ts` requires each caught where expected, at its check's level.
  */
 import {
@@ -682,6 +683,24 @@ class CleanWaitWholeIntervals extends DriverDecorator {
   }
 }
 
+// -- the sixth measurement ---------------------------------------------------------------------------
+
+/**
+ * The clean-shutdown wait does not look at the power state: a guest that crashed while it was being
+ * asked is cut off only when the clean timeout is over (the call returns that late).
+ */
+class CleanWaitDeafToCrash extends WithGuest {
+  override async powerOff(i: Instance, o?: PowerOffOptions) {
+    const t = o?.cleanShutdownTimeoutSec ?? 0;
+    const t0 = Date.now();
+    await this.inner.powerOff(i, o);
+    if (!(t > 0)) return;
+    // Not a clean shutdown: the healthy driver cut the guest off; this one waits out the timeout first.
+    const left = t * 1000 - (Date.now() - t0);
+    if (this.guest(i).lastShutdown === "hard" && left > 0) await new Promise((r) => setTimeout(r, left));
+  }
+}
+
 // -- the table --------------------------------------------------------------------------------------
 
 type Wrap = NonNullable<BrokenVariant["wrap"]>;
@@ -755,5 +774,6 @@ export const GAP_VARIANTS: readonly BrokenVariant[] = [
   v("accounts", "password-ignores-image-os-type", "setAdminPassword sets root when only the image says windows", ["admin-password.windows-administrator"], (d, c) => new PasswordIgnoresImageOsType(d, c)),
   v("refusal", "stopped-agent-blamed", "setAdminPassword of a stopped instance whose agent hung before it stopped blames the agent", ["admin-password.not-running"], (d, c) => new StoppedAgentBlamed(d, c)),
   v("effects", "clean-wait-whole-intervals", "the clean-shutdown wait runs to a whole number of retry intervals, past the clean timeout", ["lifecycle.power-off-wait-bounded"], (d) => new CleanWaitWholeIntervals(d)),
+  v("effects", "clean-wait-deaf-to-crash", "a clean power off waits out its clean timeout although the guest crashed meanwhile", ["lifecycle.power-off-wait-ends-on-crash"], (d, c) => new CleanWaitDeafToCrash(d, c)),
   v("migration", "migration-outlives-destroy", "destroy does not cancel the migration job: it fails seconds later", ["migration.destroy-during"], (d) => new MigrationOutlivesDestroy(d)),
 ];
