@@ -505,7 +505,10 @@ export function nestedQemuEnvironment(validate: LibvirtOptionsValidator): Plugin
           // host's libvirtd dials for a peer-to-peer migration.
           name: h.address,
           options: {
-            ...NESTED_DRIVER_DEFAULTS,
+            // The CPU defaults go together: a run that names its own cpuMode or cpuModels gets neither.
+            ...(options.cpuMode === undefined && options.cpuModels === undefined
+              ? NESTED_DRIVER_DEFAULTS
+              : { softRebootTimeoutSec: NESTED_DRIVER_DEFAULTS.softRebootTimeoutSec, timeoutMs: NESTED_DRIVER_DEFAULTS.timeoutMs }),
             ...options,
             uri: h.uri,
             virtType: "qemu",
@@ -545,11 +548,15 @@ export function nestedQemuEnvironment(validate: LibvirtOptionsValidator): Plugin
           // libvirt-qemu column; this one runs what needs a guest that boots, or two hosts.
           limits: {
             ...Object.fromEntries(
-              ["state", "deadlines", "explore"].map((group) => [
+              ["deadlines", "explore"].map((group) => [
                 group,
                 "covered by the libvirt-qemu column (the same daemon code on one host); the nested environment runs what needs a booted guest or two hosts",
               ]),
             ),
+            // Not all of it: the cells that need a guest agent (set-admin-password on a running or
+            // rescued guest) or a crash are skipped there too and run in no libvirt column yet.
+            state:
+              "the state table runs in the libvirt-qemu column (the same daemon code on one host), except its cells that need a guest agent (set-admin-password on a running or rescued guest) or a crashed guest, which no libvirt column runs yet",
             "lifecycle.concurrent-instances":
               "covered by the libvirt-qemu column (the same daemon code on one host); four guests booting at once here would prove nothing more, slowly",
             ...Object.fromEntries(

@@ -194,6 +194,19 @@ describe("spawn and the power operations", () => {
     await other;
   });
 
+  it("a clean shutdown that fails goes on hard, as Nova's _clean_shutdown_vm; a hard shutdown refused while the VM still runs is not swallowed", async () => {
+    const d = await driver();
+    const inst = instance();
+    await d.spawn({ instance: inst });
+    sim.faults.failNext("VM.clean_shutdown", "INTERNAL_ERROR", ["the guest crashed"]);
+    await d.powerOff(inst, { cleanShutdownTimeoutSec: 5 });
+    expect((await d.getInfo(inst)).state).toBe(PowerState.SHUTDOWN);
+    await d.powerOn(inst);
+    sim.faults.failNext("VM.hard_shutdown", "VM_BAD_POWER_STATE", ["OpaqueRef:x", "halted", "running"]);
+    await expect(d.powerOff(inst, { cleanShutdownTimeoutSec: 0 })).rejects.toMatchObject({ code: "VIRTKIT_INVALID_STATE" });
+    expect((await d.getInfo(inst)).state).toBe(PowerState.RUNNING);
+  });
+
   it("many operations on one caller signal put one listener on it, removed again when it aborts", async () => {
     const d = await driver();
     const inst = instance();

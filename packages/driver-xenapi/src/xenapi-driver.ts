@@ -523,7 +523,15 @@ export class XenapiDriver implements ComputeDriver {
         const now = await client.call<string>("VM.get_power_state", [vm.ref], { signal });
         if (now === "Halted") return;
       }
-      await client.callAsync("VM.hard_shutdown", [vm.ref], { signal });
+      try {
+        await client.callAsync("VM.hard_shutdown", [vm.ref], { signal });
+      } catch (err) {
+        // Nova's hard_shutdown_vm: a VM already halted (the clean shutdown landed after all, or
+        // another caller stopped it) is what was asked for.
+        if (!isXapiError(err, "VM_BAD_POWER_STATE")) throw err;
+        const now = await client.call<string>("VM.get_power_state", [vm.ref], { signal });
+        if (now !== "Halted") throw err;
+      }
     });
   }
 

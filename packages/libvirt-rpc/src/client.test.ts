@@ -424,6 +424,18 @@ describe("the QEMU program (guest agent commands)", () => {
     await conn.close();
   });
 
+  it("refuses a command that is not a string or is over libvirt's string limit, and flags that are not a uint32, before sending anything", async () => {
+    const { mock, conn } = await open();
+    const before = mock.last.calls.length;
+    const bad = (command: unknown, flags = 0) =>
+      conn.qemuDomainAgentCommand(domain("vm"), command as string, 0, flags).catch((e: unknown) => e);
+    expect(await bad({ execute: "guest-ping" })).toBeInstanceOf(TypeError);
+    expect(await bad("x".repeat(4 * 1024 * 1024 + 1))).toBeInstanceOf(RangeError);
+    for (const flags of [-1, 1.5, Number.NaN, 2 ** 32]) expect(await bad("{}", flags)).toBeInstanceOf(RangeError);
+    expect(mock.last.calls.length).toBe(before);
+    await conn.close();
+  });
+
   it("fails the link on a reply whose program is not the call's (a remote reply to a QEMU call)", async () => {
     const { mock, conn } = await open();
     mock.onProgram(QEMU_PROGRAM, QemuProc.DOMAIN_AGENT_COMMAND, ({ header, conn: c }) => {

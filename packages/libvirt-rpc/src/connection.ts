@@ -527,6 +527,19 @@ export class LibvirtConnection implements AsyncDisposable {
     if (!Number.isInteger(timeoutSec) || timeoutSec < AgentCommandTimeout.BLOCK || timeoutSec > 2_147_483_647) {
       return Promise.reject(new RangeError(`agent command timeout must be a whole number of seconds or -2..0, not ${timeoutSec}`));
     }
+    if (typeof command !== "string") {
+      return Promise.reject(new TypeError(`agent command must be a JSON string, not ${typeof command}`));
+    }
+    // libvirt's own limit (REMOTE_STRING_MAX): refused here rather than sent and refused by the daemon.
+    if (Buffer.byteLength(command) > Limits.STRING_MAX) {
+      return Promise.reject(new RangeError(`agent command is over ${Limits.STRING_MAX} bytes`));
+    }
+    if (!Number.isInteger(flags) || flags < 0 || flags > 0xffffffff) {
+      return Promise.reject(new RangeError(`agent command flags must be an unsigned 32-bit integer, not ${flags}`));
+    }
+    // The agent may take timeoutSec to answer: without a call deadline of its own, wait that long
+    // and a margin rather than the connection's default, which would cut it short.
+    if (timeoutSec > 0 && opts?.timeoutMs === undefined) opts = { ...opts, timeoutMs: timeoutSec * 1000 + 5_000 };
     const enc: Encoder = (w) => {
       writeDomain(w, dom);
       w.string(command);

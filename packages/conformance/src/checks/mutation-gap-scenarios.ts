@@ -59,7 +59,7 @@ export function mutationGapScenarios(): ScenarioDefinition[] {
     },
     {
       id: "lifecycle.power-off-wait-bounded",
-      title: "the clean-shutdown wait is bounded: unknown instance refused, no retry interval still ends, the call's deadline cuts it short",
+      title: "the clean-shutdown wait is bounded: unknown instance refused, no retry interval still ends, the call's deadline cuts it short, a retry interval not dividing the timeout adds no whole interval",
       group: "lifecycle",
       capability: null,
       level: "MUST",
@@ -67,7 +67,7 @@ export function mutationGapScenarios(): ScenarioDefinition[] {
     },
     {
       id: "lifecycle.power-off-wait-ends-on-crash",
-      title: "a guest ignoring ACPI that crashes during a clean power off ends the wait at once: SHUTDOWN, not after the clean timeout",
+      title: "a guest ignoring ACPI that crashes during a clean power off ends the wait at a next poll (within 6 s): SHUTDOWN, not after the clean timeout",
       group: "lifecycle",
       capability: null,
       level: "MUST",
