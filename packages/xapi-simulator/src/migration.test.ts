@@ -39,7 +39,9 @@ describe("VM.pool_migrate", () => {
     await s.call("VM.start", vm, false, false);
     const from = await s.call<string>("VM.get_resident_on", vm);
     const to = (await s.call<string[]>("host.get_all")).find((h) => h !== from) ?? "";
-    sim.faults.setMigrationDuration(300);
+    // Long enough that the cancel below lands first on a loaded machine (300 ms did not, in a CI run
+    // with every package's tests at once: the task had succeeded); the cancel ends it at once.
+    sim.faults.setMigrationDuration(30_000);
     const task = await s.call<string>("Async.VM.pool_migrate", vm, to, { live: "true" });
     await new Promise((r) => setTimeout(r, 50));
     expect(Object.values(await s.call<Record<string, string>>("VM.get_current_operations", vm))).toEqual(["pool_migrate"]);
