@@ -24,7 +24,12 @@ import {
   waitForAgent,
 } from "@virtkit/nested-qemu";
 import { LibvirtDriver, plugin } from "../dist/index.js";
-import { NESTED_DRIVER_DEFAULTS, nestedGuestImage, nestedQemuEnvironment } from "../dist/nested-qemu-environment.js";
+import {
+  NESTED_DRIVER_DEFAULTS,
+  NESTED_GUEST_CPU,
+  nestedGuestImage,
+  nestedQemuEnvironment,
+} from "../dist/nested-qemu-environment.js";
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const GOALS = { buildFromNothingMs: 240_000, cachedMs: 5_000, bootRatio: 1.5, suiteMs: 240_000 };
@@ -79,7 +84,7 @@ const driven = [];
 try {
   const host = hosts.hosts[0];
   // The options the nested environment gives its drivers (the same guest CPU as the bare boot).
-  const driver = new LibvirtDriver({ ...NESTED_DRIVER_DEFAULTS, uri: host.uri, virtType: "qemu" });
+  const driver = new LibvirtDriver({ ...NESTED_DRIVER_DEFAULTS, ...NESTED_GUEST_CPU, uri: host.uri, virtType: "qemu" });
   await driver.initHost(host.address);
   const viaDriver = async () => {
     const uuid = randomUUID();

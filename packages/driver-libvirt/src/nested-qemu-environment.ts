@@ -415,18 +415,19 @@ async function engineUnavailable(nq: NestedQemu, env: NodeJS.ProcessEnv, timeout
   return `no Docker engine answers at ${where}: start virtkit's private one with bash scripts/docker.sh start, then eval "$(bash scripts/docker.sh env)", or set DOCKER_HOST to a running engine`;
 }
 
+/** The driver's options on the nested hosts unless the run sets them. */
+export const NESTED_DRIVER_DEFAULTS = { softRebootTimeoutSec: 5, timeoutMs: 120_000 } as const;
+
 /**
- * The driver's options on the nested hosts unless the run sets them: a short soft-reboot wait, and
- * the guest CPU an operator running TCG would pick (Nova's cpu_mode=custom, cpu_models=qemu64, the
- * CPU of the bare boot the figures compare with). The host-model default there is the container
- * host's EPYC, whose AVX2 and 5-level paging QEMU emulates too: about 0.5 s more per boot, measured.
+ * The guest CPU unless the run names its own cpuMode or cpuModels (the two go together): the one an
+ * operator running TCG would pick (Nova's cpu_mode=custom, cpu_models=qemu64), and the CPU of the
+ * bare boot the figures compare with. The host-model default there is the container host's EPYC,
+ * whose AVX2 and 5-level paging QEMU emulates too: about 0.5 s more per boot, measured.
  */
-export const NESTED_DRIVER_DEFAULTS = {
-  softRebootTimeoutSec: 5,
-  timeoutMs: 120_000,
-  cpuMode: "custom",
-  cpuModels: ["qemu64"],
-} as const;
+export const NESTED_GUEST_CPU = { cpuMode: "custom", cpuModels: ["qemu64"] } as const;
+
+/** Why the nested column leaves a scenario to the libvirt-qemu column (the start of each reason). */
+const COVERED_ON_ONE_HOST = "covered by the libvirt-qemu column (the same daemon code on one host)";
 
 /**
  * Scenarios outside the skipped groups that ask nothing of a booted guest or a second host: argument
@@ -505,10 +506,8 @@ export function nestedQemuEnvironment(validate: LibvirtOptionsValidator): Plugin
           // host's libvirtd dials for a peer-to-peer migration.
           name: h.address,
           options: {
-            // The CPU defaults go together: a run that names its own cpuMode or cpuModels gets neither.
-            ...(options.cpuMode === undefined && options.cpuModels === undefined
-              ? NESTED_DRIVER_DEFAULTS
-              : { softRebootTimeoutSec: NESTED_DRIVER_DEFAULTS.softRebootTimeoutSec, timeoutMs: NESTED_DRIVER_DEFAULTS.timeoutMs }),
+            ...NESTED_DRIVER_DEFAULTS,
+            ...(options.cpuMode === undefined && options.cpuModels === undefined ? NESTED_GUEST_CPU : {}),
             ...options,
             uri: h.uri,
             virtType: "qemu",
@@ -550,7 +549,7 @@ export function nestedQemuEnvironment(validate: LibvirtOptionsValidator): Plugin
             ...Object.fromEntries(
               ["deadlines", "explore"].map((group) => [
                 group,
-                "covered by the libvirt-qemu column (the same daemon code on one host); the nested environment runs what needs a booted guest or two hosts",
+                `${COVERED_ON_ONE_HOST}; the nested environment runs what needs a booted guest or two hosts`,
               ]),
             ),
             // Not all of it: the cells that need a guest agent (set-admin-password on a running or
@@ -558,11 +557,11 @@ export function nestedQemuEnvironment(validate: LibvirtOptionsValidator): Plugin
             state:
               "the state table runs in the libvirt-qemu column (the same daemon code on one host), except its cells that need a guest agent (set-admin-password on a running or rescued guest) or a crashed guest, which no libvirt column runs yet",
             "lifecycle.concurrent-instances":
-              "covered by the libvirt-qemu column (the same daemon code on one host); four guests booting at once here would prove nothing more, slowly",
+              `${COVERED_ON_ONE_HOST}; four guests booting at once here would prove nothing more, slowly`,
             ...Object.fromEntries(
               SAME_ON_ONE_HOST.map((id) => [
                 id,
-                "covered by the libvirt-qemu column (the same daemon code on one host): it checks the driver's own answers, not what the guest does",
+                `${COVERED_ON_ONE_HOST}: it checks the driver's own answers, not what the guest does`,
               ]),
             ),
             "migration.force-complete":

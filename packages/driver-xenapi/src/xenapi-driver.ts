@@ -508,26 +508,22 @@ export class XenapiDriver implements ComputeDriver {
       if (state === "running" && cleanMs > 0) {
         // A clean shutdown still held by an earlier call (its cancel not yet landed) refuses
         // another; XAPI lets hard_shutdown run alongside it, which is where this call goes anyway.
+        // Nova's _clean_shutdown_vm: a refused or failed clean shutdown (the guest crashed or was
+        // stopped meanwhile) is logged and the power off goes on hard.
         const clean = await this.#tryWithin(vm.ref, "VM.clean_shutdown", cleanMs, signal).catch((err: unknown) => {
-          if (isXapiError(err, "OTHER_OPERATION_IN_PROGRESS")) return false;
-          // Nova's _clean_shutdown_vm: a refused or failed clean shutdown (the guest crashed or was
-          // stopped meanwhile, VM_BAD_POWER_STATE) is logged and the power off goes on hard.
-          if (isXapiError(err)) {
+          if (!isXapiError(err)) throw err;
+          if (!isXapiError(err, "OTHER_OPERATION_IN_PROGRESS")) {
             this.#options.logger?.warn("clean shutdown failed; shutting down hard", { error: describe(err) });
-            return false;
           }
-          throw err;
+          return false;
         });
         if (clean) return;
-        // Halted meanwhile (by the guest or another call): nothing left to stop.
-        const now = await client.call<string>("VM.get_power_state", [vm.ref], { signal });
-        if (now === "Halted") return;
       }
       try {
         await client.callAsync("VM.hard_shutdown", [vm.ref], { signal });
       } catch (err) {
-        // Nova's hard_shutdown_vm: a VM already halted (the clean shutdown landed after all, or
-        // another caller stopped it) is what was asked for.
+        // Nova's hard_shutdown_vm: a VM already halted (by the guest, a clean shutdown that landed
+        // after all, or another caller) is what was asked for.
         if (!isXapiError(err, "VM_BAD_POWER_STATE")) throw err;
         const now = await client.call<string>("VM.get_power_state", [vm.ref], { signal });
         if (now !== "Halted") throw err;

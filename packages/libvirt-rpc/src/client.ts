@@ -70,10 +70,17 @@ export interface StreamSink {
   onClose(err: Error): void;
 }
 
+/**
+ * A program a call can go to on one link: libvirt's remote program (`REMOTE_PROGRAM`), or its QEMU
+ * program (`QEMU_PROGRAM`, `qemu_protocol.x`: guest agent and monitor commands), which shares the
+ * link's serials.
+ */
+export type RpcProgram = number;
+
 interface Pending {
   serial: number;
   /** The program the call went to (remote or QEMU): its reply must come from the same one. */
-  program: number;
+  program: RpcProgram;
   proc: number;
   resolve: (v: unknown) => void;
   reject: (e: Error) => void;
@@ -152,16 +159,14 @@ export class RpcClient {
    * Rejects with `LibvirtError` (daemon error), `LibvirtVersionSkewError` (VIR_ERR_NO_SUPPORT),
    * `LibvirtTimeoutError`, `LibvirtAbortedError`, `LibvirtConnectionClosedError` or `LibvirtProtocolError`.
    */
-  call<T>(proc: number, encode: Encoder | null, decode: Decoder<T> | null, options?: CallOptions): Promise<T> {
-    return this.callInternal(REMOTE_PROGRAM, proc, encode, decode, options, undefined);
-  }
-
-  /**
-   * Call a procedure of libvirt's QEMU program (`qemu_protocol.x`: guest agent and monitor
-   * commands), on the same link and serials as the remote program. Rejects as {@link call} does.
-   */
-  callQemu<T>(proc: number, encode: Encoder | null, decode: Decoder<T> | null, options?: CallOptions): Promise<T> {
-    return this.callInternal(QEMU_PROGRAM, proc, encode, decode, options, undefined);
+  call<T>(
+    proc: number,
+    encode: Encoder | null,
+    decode: Decoder<T> | null,
+    options?: CallOptions,
+    program: RpcProgram = REMOTE_PROGRAM,
+  ): Promise<T> {
+    return this.callInternal(program, proc, encode, decode, options, undefined);
   }
 
   /** Start a stream call: `sink` receives the stream's packets once the call's reply arrives. */
@@ -170,7 +175,7 @@ export class RpcClient {
   }
 
   private callInternal<T>(
-    program: number,
+    program: RpcProgram,
     proc: number,
     encode: Encoder | null,
     decode: Decoder<T> | null,
@@ -191,15 +196,7 @@ export class RpcClient {
     let packet: Buffer;
     try {
       const w = this.writer;
-      beginPacket(
-        w,
-        program,
-        program === QEMU_PROGRAM ? QEMU_PROTOCOL_VERSION : REMOTE_PROTOCOL_VERSION,
-        proc,
-        MessageType.CALL,
-        serial,
-        MessageStatus.OK,
-      );
+      beginPacket(w, program, protocolVersion(program), proc, MessageType.CALL, serial, MessageStatus.OK);
       if (encode) encode(w);
       packet = finishPacket(w, this.maxPacket);
     } catch (err) {
@@ -429,7 +426,7 @@ export class RpcClient {
   }
 
   /** A REPLY packet: completes the pending call with its serial (which must name the same program and procedure). */
-  private onReply(packet: Buffer, program: number, proc: number, serial: number, status: number): void {
+  private onReply(packet: Buffer, program: RpcProgram, proc: number, serial: number, status: number): void {
     const body = LEN_SIZE + HEADER_SIZE;
     if (status !== MessageStatus.OK && status !== MessageStatus.ERROR) {
       throw new LibvirtProtocolError(`reply with invalid status ${status}`);
@@ -472,7 +469,7 @@ export class RpcClient {
   }
 
   /** Decode a remote_error payload into the right typed error. */
-  remoteError(r: XdrReader, proc: number, program: number = REMOTE_PROGRAM): Error {
+  remoteError(r: XdrReader, proc: number, program: RpcProgram = REMOTE_PROGRAM): Error {
     const fields = readRemoteError(r);
     const name = nameOf(program, proc);
     const err = new LibvirtError(fields, name);
@@ -500,8 +497,13 @@ export class RpcClient {
   }
 }
 
+/** The protocol version a call to `program` carries. */
+function protocolVersion(program: RpcProgram): number {
+  return program === QEMU_PROGRAM ? QEMU_PROTOCOL_VERSION : REMOTE_PROTOCOL_VERSION;
+}
+
 /** A procedure's name for messages, by its program. */
-function nameOf(program: number, proc: number): string {
+function nameOf(program: RpcProgram, proc: number): string {
   return program === QEMU_PROGRAM ? qemuProcName(proc) : procName(proc);
 }
 

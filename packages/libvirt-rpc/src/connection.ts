@@ -2,7 +2,8 @@
 // call, decode the reply). Method names follow libvirt's C API without the `vir` prefix
 // (virDomainLookupByName -> domainLookupByName).
 
-import { RpcClient, timerDelay, type Decoder, type Encoder } from "./client.js";
+import { RpcClient, timerDelay, type Decoder, type Encoder, type RpcProgram } from "./client.js";
+import { QEMU_PROGRAM, REMOTE_PROGRAM } from "./packet.js";
 import { type ConnectUriOptions, type ParsedConnectUri, parseConnectUri, resolveConnectUri } from "./connect-uri.js";
 import {
   LibvirtAbortedError,
@@ -254,10 +255,16 @@ export class LibvirtConnection implements AsyncDisposable {
   }
 
   /** Issue one call on the current (or a re-opened) link. */
-  private call<T>(proc: number, enc: Encoder | null, dec: Decoder<T> | null, opts?: CallOptions): Promise<T> {
+  private call<T>(
+    proc: number,
+    enc: Encoder | null,
+    dec: Decoder<T> | null,
+    opts?: CallOptions,
+    program: RpcProgram = REMOTE_PROGRAM,
+  ): Promise<T> {
     const c = this.link.get();
-    if (c instanceof RpcClient) return c.call(proc, enc, dec, opts);
-    return c.then((client) => client.call(proc, enc, dec, opts));
+    if (c instanceof RpcClient) return c.call(proc, enc, dec, opts, program);
+    return c.then((client) => client.call(proc, enc, dec, opts, program));
   }
 
   private async client(): Promise<RpcClient> {
@@ -458,12 +465,7 @@ export class LibvirtConnection implements AsyncDisposable {
 
   /** virDomainGetState: state (`DomainState`) and reason. */
   domainGetState(dom: Domain, flags = 0, opts?: CallOptions): Promise<DomainStateInfo> {
-    return this.call(
-      Proc.DOMAIN_GET_STATE,
-      domFlags(dom, flags),
-      (r) => ({ state: r.int(), reason: r.int() }),
-      opts,
-    );
+    return this.call(Proc.DOMAIN_GET_STATE, domFlags(dom, flags), (r) => ({ state: r.int(), reason: r.int() }), opts);
   }
 
   /** virDomainGetXMLDesc (`Flags.XML_*`). */
@@ -525,7 +527,9 @@ export class LibvirtConnection implements AsyncDisposable {
     opts?: CallOptions,
   ): Promise<string | null> {
     if (!Number.isInteger(timeoutSec) || timeoutSec < AgentCommandTimeout.BLOCK || timeoutSec > 2_147_483_647) {
-      return Promise.reject(new RangeError(`agent command timeout must be a whole number of seconds or -2..0, not ${timeoutSec}`));
+      return Promise.reject(
+        new RangeError(`agent command timeout must be a whole number of seconds or -2..0, not ${timeoutSec}`),
+      );
     }
     if (typeof command !== "string") {
       return Promise.reject(new TypeError(`agent command must be a JSON string, not ${typeof command}`));
@@ -547,9 +551,7 @@ export class LibvirtConnection implements AsyncDisposable {
       w.uint(flags);
     };
     const dec: Decoder<string | null> = (r) => r.optString(Limits.STRING_MAX);
-    const c = this.link.get();
-    if (c instanceof RpcClient) return c.callQemu(QemuProc.DOMAIN_AGENT_COMMAND, enc, dec, opts);
-    return c.then((client) => client.callQemu(QemuProc.DOMAIN_AGENT_COMMAND, enc, dec, opts));
+    return this.call(QemuProc.DOMAIN_AGENT_COMMAND, enc, dec, opts, QEMU_PROGRAM);
   }
 
   // ---- Snapshots ---------------------------------------------------------------------------

@@ -100,12 +100,17 @@ class LoopbackContainer extends GenericContainer {
 
 const EXEC_DEFAULT_TIMEOUT_MS = 60_000;
 
-function toHost(container: StartedTestContainer, network: string, link: HostLibvirt): NestedHost {
+/** The host of `container`; its own libvirt link (for checks, never the driver's) goes into `links`. */
+function toHost(container: StartedTestContainer, network: string, links: HostLibvirt[]): NestedHost {
   const port = container.getMappedPort(LIBVIRTD_TCP_PORT);
+  const name = container.getName().replace(/^\//, "");
+  const uri = `qemu+tcp://127.0.0.1:${port}/system`;
+  const link = new HostLibvirt(uri, name);
+  links.push(link);
   return {
-    name: container.getName().replace(/^\//, ""),
+    name,
     address: container.getIpAddress(network),
-    uri: `qemu+tcp://127.0.0.1:${port}/system`,
+    uri,
     port,
     agentCommand: (domain, command, options) => link.agentCommand(domain, command, options),
     domainState: (domain, options) => link.domainState(domain, options),
@@ -309,12 +314,7 @@ export async function startNestedHosts(options: StartNestedHostsOptions = {}): P
         return s;
       }),
     );
-    const hosts = started.map((c) => {
-      const port = c.getMappedPort(LIBVIRTD_TCP_PORT);
-      const link = new HostLibvirt(`qemu+tcp://127.0.0.1:${port}/system`, c.getName().replace(/^\//, ""));
-      links.push(link);
-      return toHost(c, networkName, link);
-    });
+    const hosts = started.map((c) => toHost(c, networkName, links));
     progress(`hosts ${hosts.map((h) => `${h.name} ${h.address} -> 127.0.0.1:${h.port}`).join(", ")}`);
     return {
       runId,

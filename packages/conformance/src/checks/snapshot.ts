@@ -5,7 +5,7 @@
  */
 import { randomUUID } from "node:crypto";
 import { PowerState, TaskState, snapshotImageMetadata, type Instance } from "@virtkit/core";
-import { check, checkEqual, expectRejects, expectState, expectUnsupported, fail } from "../assertions.js";
+import { check, checkEqual, expectRejects, expectState, expectUnsupported, fail, waitFor } from "../assertions.js";
 import type { ScenarioContext } from "../scenario.js";
 import { settle } from "./depth-support.js";
 import { checkUploadedFormat } from "./image-format.js";
@@ -122,10 +122,7 @@ export async function checkImageSnapshotCallbackStalls(ctx: ScenarioContext): Pr
   // callback returns: give that restart up to 10 s, then the instance must be RUNNING. The first
   // 200 ms always pass, so a driver that carries on after its deadline has time to show it.
   await settle(200);
-  for (const until = performance.now() + 10_000; performance.now() < until; ) {
-    if ((await ctx.driver.getInfo(inst, ctx.opts())).state === PowerState.RUNNING) break;
-    await settle(100);
-  }
+  await waitFor(async () => (await ctx.driver.getInfo(inst, ctx.opts())).state === PowerState.RUNNING, 10_000);
   await expectState(ctx, inst, PowerState.RUNNING, "the image snapshot cut short by its deadline (10 s after it)");
 }
 
