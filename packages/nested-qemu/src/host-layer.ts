@@ -16,8 +16,6 @@ export const HOST_PACKAGES = [
   "qemu-utils",
   // Reaps the QEMU processes libvirtd double-forks, as PID 1.
   "tini",
-  // Talks to a bare QEMU's agent socket in the boot benchmark.
-  "socat",
 ] as const;
 
 /** /etc/libvirt/libvirtd.conf. `host_uuid` is replaced by the entrypoint on every start. */
