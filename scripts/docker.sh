@@ -105,6 +105,11 @@ stop() {
       kill -0 "$pid" 2>/dev/null && kill -9 "$pid" || true
     fi
   fi
+  # dockerd leaves its default network namespace mounted under the exec root: unmount it so the
+  # state directory can be removed and a later start begins clean.
+  awk -v root="$EXEC_ROOT/" 'index($2, root) == 1 { print $2 }' /proc/mounts | sort -r | while read -r m; do
+    umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true
+  done
   rm -f "$PIDFILE" "$SOCK"
 }
 
