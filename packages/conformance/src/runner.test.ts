@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { computeServiceFactory } from "./compute-service-adapter.js";
 import { fakeEnvironment } from "./environments/fake-environment.js";
-import { runConformance } from "./runner.js";
+import { runConformance, startOrder } from "./runner.js";
 import type { ScenarioDefinition } from "./scenario.js";
 import { SCENARIOS } from "./scenarios.js";
 import { stableStringify } from "./stable-json.js";
@@ -153,6 +153,37 @@ describe("runConformance against the fake driver", () => {
       "suite timeout (30 ms) reached",
       "suite timeout (30 ms) reached",
     ]);
+  });
+
+  it("starts the scenarios that wait longest first when several run at once, and reports in the table's order", async () => {
+    const ran: string[] = [];
+    const row = (id: string, waitsMs?: number): ScenarioDefinition => ({
+      id,
+      title: id,
+      group: "order",
+      capability: null,
+      level: "MUST",
+      ...(waitsMs !== undefined ? { waitsMs } : {}),
+      run: async () => {
+        ran.push(id);
+      },
+    });
+    const table = [row("order.a"), row("order.b", 300), row("order.c"), row("order.d", 1_100), row("order.e", 300)];
+    const ids = (parallel: number, seed?: number) =>
+      startOrder(table, { parallel, ...(seed !== undefined ? { seed } : {}) }).map((e) => `${e.index}:${e.def.id}`);
+    expect(ids(2)).toEqual(["3:order.d", "1:order.b", "4:order.e", "0:order.a", "2:order.c"]);
+    // One at a time gains nothing from it: the table's order. Shuffled: the seed's order, untouched.
+    expect(ids(1)).toEqual(["0:order.a", "1:order.b", "2:order.c", "3:order.d", "4:order.e"]);
+    expect(ids(2, 7)).toEqual(ids(1, 7));
+    const report = await runConformance({
+      driver: { name: "fake" },
+      environment: fakeEnvironment(),
+      scenarios: table,
+      parallel: 2,
+    });
+    expect(report.results.map((r) => r.id)).toEqual(["order.a", "order.b", "order.c", "order.d", "order.e"]);
+    expect(report.results.every((r) => r.status === "pass")).toBe(true);
+    expect([...ran].sort()).toEqual(["order.a", "order.b", "order.c", "order.d", "order.e"]);
   });
 
   it("carries the environment's notes into the report", async () => {

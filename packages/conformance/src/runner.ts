@@ -118,7 +118,7 @@ export async function runConformance(options: ConformanceRunOptions): Promise<Ru
     options.onResult?.(result, finished, selected.length);
   };
   try {
-    await forEachLimited(selected, options.parallel ?? 1, runOne);
+    await forEachLimited(startOrder(selected, options), options.parallel ?? 1, ({ def, index }) => runOne(def, index));
   } finally {
     if (suiteTimer) clearTimeout(suiteTimer);
     options.signal?.removeEventListener("abort", onAbort);
@@ -197,6 +197,22 @@ export function scheduleScenarios(
     return ms === undefined ? def : { ...def, timeoutMs: (ms * DEFAULT_SCENARIO_TIMEOUT_MS) / runTimeoutMs };
   });
   return options.seed === undefined ? selected : shuffle(selected, options.seed);
+}
+
+/**
+ * The order a run starts its scenarios in. Run several at once and not shuffled, the scenarios that
+ * wait longest on purpose (`waitsMs`) go first and the rest keep the table's order; one at a time or
+ * shuffled, the order is `selected`'s. Each entry keeps its index in `selected`, where its result
+ * is reported.
+ */
+export function startOrder(
+  selected: readonly ScenarioDefinition[],
+  options: Pick<ConformanceRunOptions, "seed" | "parallel">,
+): { readonly def: ScenarioDefinition; readonly index: number }[] {
+  const entries = selected.map((def, index) => ({ def, index }));
+  if (options.seed !== undefined || (options.parallel ?? 1) <= 1) return entries;
+  // Array.prototype.sort is stable: equal waits keep the table's order.
+  return entries.sort((a, b) => (b.def.waitsMs ?? 0) - (a.def.waitsMs ?? 0));
 }
 
 /** Fisher–Yates with a seeded PRNG (mulberry32): the same seed, the same order, on every machine. */

@@ -92,4 +92,11 @@ export interface ScenarioDefinition {
    * Absent: the run's `scenarioTimeoutMs` itself.
    */
   readonly timeoutMs?: number;
+  /**
+   * Real time in ms the scenario spends waiting on purpose, however fast the driver is (a clean
+   * shutdown timeout it lets run out, a poll it waits for). Runners start the scenarios that wait
+   * longest first, so those waits overlap the rest's work instead of trailing the run; reports
+   * keep the table's order.
+   */
+  readonly waitsMs?: number;
 }

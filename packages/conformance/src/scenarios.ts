@@ -91,6 +91,8 @@ const lifecycle: ScenarioDefinition[] = [
     group: "lifecycle",
     capability: null,
     level: "MUST",
+    // A 0.3 s clean timeout run out.
+    waitsMs: 300,
     run: lc.checkPowerOffFallback,
   },
   {
@@ -189,6 +191,8 @@ const snapshot: ScenarioDefinition[] = [
     group: "snapshot",
     capability: "imageSnapshot",
     level: "MUST",
+    // The 0.3 s deadline, then 0.2 s for a late completion to show.
+    waitsMs: 500,
     run: snap.checkImageSnapshotCallbackStalls,
   },
   {

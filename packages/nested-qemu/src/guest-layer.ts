@@ -12,8 +12,12 @@
 export const GUEST_DIR = "/opt/virtkit-guest";
 export const GUEST_KERNEL_PATH = `${GUEST_DIR}/vmlinux`;
 export const GUEST_INITRD_PATH = `${GUEST_DIR}/initrd.img`;
-/** The kernel command line the guest is made for: serial console, quiet, no reboot loop on panic. */
-export const GUEST_CMDLINE = "console=ttyS0 quiet panic=-1";
+/**
+ * The kernel command line the guest is made for: serial console, quiet, no reboot loop on panic,
+ * and no self-tests of the kernel's crypto algorithms at boot (about 0.3 s of a 3 s boot under TCG,
+ * measured here; the guest's own work never depends on them).
+ */
+export const GUEST_CMDLINE = "console=ttyS0 quiet panic=-1 cryptomgr.notests";
 /** Accounts the guest has besides root: the admin users the conformance scenarios name. */
 export const GUEST_EXTRA_ACCOUNTS = ["cloud-admin", "Administrator"] as const;
 /** The guest's boot counter on its data disk (one more at every boot, written by rc.sysinit). */

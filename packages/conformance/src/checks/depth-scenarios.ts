@@ -129,6 +129,8 @@ export function depthScenarios(): ScenarioDefinition[] {
       capability: null,
       // Seventeen instances prepared at once: a real hypervisor needs more than the default.
       timeoutMs: 30_000,
+      // A hypervisor slowed by 0.1 s a call, then 0.3 s for late completions to show.
+      waitsMs: 300,
       run: checkDeadlinesEveryOperation,
     }),
     migration({

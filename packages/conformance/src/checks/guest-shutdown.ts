@@ -239,15 +239,16 @@ export async function checkPowerOffWaitBounded(ctx: ScenarioContext): Promise<vo
   await expectState(ctx, inst, PowerState.RUNNING, "power on");
   await ctx.env.guestControls?.whenBooted?.(inst, ctx.opts());
   await ignore(inst, true);
-  ctx.step("power off with a 1.05 s clean timeout, asking every 1 s");
+  // A second whole interval would end the wait at 1.2 s: 0.55 s past the timeout, above the slack.
+  ctx.step("power off with a 0.65 s clean timeout, asking every 0.6 s");
   const t2 = performance.now();
-  await d.powerOff(inst, ctx.opts({ cleanShutdownTimeoutSec: 1.05, retryIntervalSec: 1 }));
+  await d.powerOff(inst, ctx.opts({ cleanShutdownTimeoutSec: 0.65, retryIntervalSec: 0.6 }));
   const waited = performance.now() - t2;
   await expectState(ctx, inst, PowerState.SHUTDOWN, "power off with a retry interval that does not divide the clean timeout");
-  const bound = 1050 + took + 500;
+  const bound = 650 + took + 400;
   check(
     waited < bound,
-    `power off with a 1.05 s clean timeout and a 1 s retry interval took ${Math.round(waited)} ms (at most ${Math.round(bound)} ms: the timeout, the hard stop as measured, 0.5 s slack); a second whole interval is 2 s`,
+    `power off with a 0.65 s clean timeout and a 0.6 s retry interval took ${Math.round(waited)} ms (at most ${Math.round(bound)} ms: the timeout, the hard stop as measured, 0.4 s slack); a second whole interval is 1.2 s`,
   );
 }
 
@@ -264,9 +265,10 @@ export async function checkPowerOffWaitEndsOnCrash(ctx: ScenarioContext): Promis
   const inst = await ctx.spawn();
   ctx.step("make the guest ignore ACPI");
   await ignore(inst, true);
-  ctx.step("power off with a 20 s clean timeout, asking every 1 s; crash the guest 0.3 s into the wait (environment)");
+  // Asked every 0.5 s: a driver that polls once an ask (the fake) sees the crash by 0.5 s.
+  ctx.step("power off with a 20 s clean timeout, asking every 0.5 s; crash the guest 0.3 s into the wait (environment)");
   const t0 = performance.now();
-  const off = d.powerOff(inst, ctx.opts({ cleanShutdownTimeoutSec: 20, retryIntervalSec: 1 }));
+  const off = d.powerOff(inst, ctx.opts({ cleanShutdownTimeoutSec: 20, retryIntervalSec: 0.5 }));
   // Observed, not awaited yet: a rejection before the crash is reported below, not unhandled.
   let done = false;
   const settled = off.then(

@@ -55,6 +55,8 @@ export function mutationGapScenarios(): ScenarioDefinition[] {
       group: "lifecycle",
       capability: null,
       level: "SHOULD",
+      // A 0.5 s clean timeout run out.
+      waitsMs: 500,
       run: gs.checkPowerOffRetries,
     },
     {
@@ -63,6 +65,8 @@ export function mutationGapScenarios(): ScenarioDefinition[] {
       group: "lifecycle",
       capability: null,
       level: "MUST",
+      // A 0.65 s clean timeout run out, on top of shorter ones.
+      waitsMs: 700,
       run: gs.checkPowerOffWaitBounded,
     },
     {
@@ -71,6 +75,8 @@ export function mutationGapScenarios(): ScenarioDefinition[] {
       group: "lifecycle",
       capability: null,
       level: "MUST",
+      // The crash 0.3 s in, then the driver's next poll.
+      waitsMs: 800,
       run: gs.checkPowerOffWaitEndsOnCrash,
     },
     {

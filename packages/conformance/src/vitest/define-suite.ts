@@ -21,7 +21,7 @@
  */
 import { describe, it, type TestContext } from "vitest";
 import { DEFAULT_CLEANUP_TIMEOUT_MS, runScenario, scenarioDeadlineMs } from "../make-test.js";
-import { collectNotes, notRun, runNotes, scheduleScenarios, type ConformanceRunOptions } from "../runner.js";
+import { collectNotes, notRun, runNotes, scheduleScenarios, startOrder, type ConformanceRunOptions } from "../runner.js";
 import { levelCounts, type ScenarioLevel, type ScenarioResult } from "../types.js";
 import "./task-meta.js";
 import { assertSupportedVitest } from "./vitest-version.js";
@@ -95,7 +95,8 @@ export function defineConformanceSuite(options: ConformanceSuiteOptions): void {
   const run = { driver: options.driver, level };
   let stoppedBy: string | undefined;
   const register = () => {
-    for (const def of selected) {
+    // Registration order is vitest's start order: the longest waits first (see startOrder).
+    for (const { def } of startOrder(selected, options)) {
       const test = concurrent ? it.concurrent : it;
       // vitest's own timeout sits above the kit's deadlines (scenario, then cleanup), so the kit reports first.
       test(
