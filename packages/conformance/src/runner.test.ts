@@ -175,6 +175,29 @@ describe("runConformance against the fake driver", () => {
     // One at a time gains nothing from it: the table's order. Shuffled: the seed's order, untouched.
     expect(ids(1)).toEqual(["0:order.a", "1:order.b", "2:order.c", "3:order.d", "4:order.e"]);
     expect(ids(2, 7)).toEqual(ids(1, 7));
+    // Fail-fast stops at the first failure: the table's first, so the table's order.
+    expect(startOrder(table, { parallel: 2, failFast: true }).map((e) => e.def.id)).toEqual(
+      ids(1).map((s) => s.slice(2)),
+    );
+    // A wait that is not a positive finite number counts as none, and leaves the rest sorted.
+    const odd = [
+      row("odd.a", 500),
+      row("odd.b"),
+      row("odd.c", Number.NaN),
+      row("odd.d", 300),
+      row("odd.e", 800),
+      row("odd.f", -1),
+      row("odd.g", 900),
+    ];
+    expect(startOrder(odd, { parallel: 2 }).map((e) => e.def.id)).toEqual([
+      "odd.g",
+      "odd.e",
+      "odd.a",
+      "odd.d",
+      "odd.b",
+      "odd.c",
+      "odd.f",
+    ]);
     const report = await runConformance({
       driver: { name: "fake" },
       environment: fakeEnvironment(),

@@ -200,19 +200,24 @@ export function scheduleScenarios(
 }
 
 /**
- * The order a run starts its scenarios in. Run several at once and not shuffled, the scenarios that
- * wait longest on purpose (`waitsMs`) go first and the rest keep the table's order; one at a time or
- * shuffled, the order is `selected`'s. Each entry keeps its index in `selected`, where its result
- * is reported.
+ * The order a run starts its scenarios in. Run several at once, the scenarios that wait longest on
+ * purpose (`waitsMs`) go first and the rest keep the table's order. One at a time, shuffled, or with
+ * `failFast` (whose first failure should be the table's first), the order is `selected`'s. Each
+ * entry keeps its index in `selected`, where its result is reported.
  */
 export function startOrder(
   selected: readonly ScenarioDefinition[],
-  options: Pick<ConformanceRunOptions, "seed" | "parallel">,
+  options: Pick<ConformanceRunOptions, "seed" | "parallel" | "failFast">,
 ): { readonly def: ScenarioDefinition; readonly index: number }[] {
   const entries = selected.map((def, index) => ({ def, index }));
-  if (options.seed !== undefined || (options.parallel ?? 1) <= 1) return entries;
+  if (options.seed !== undefined || options.failFast === true || (options.parallel ?? 1) <= 1) return entries;
+  // A wait that is not a positive finite number counts as none (NaN would unsettle the whole sort).
+  const waits = (d: ScenarioDefinition): number => {
+    const ms = d.waitsMs;
+    return typeof ms === "number" && Number.isFinite(ms) && ms > 0 ? ms : 0;
+  };
   // Array.prototype.sort is stable: equal waits keep the table's order.
-  return entries.sort((a, b) => (b.def.waitsMs ?? 0) - (a.def.waitsMs ?? 0));
+  return entries.sort((a, b) => waits(b.def) - waits(a.def));
 }
 
 /** Fisher–Yates with a seeded PRNG (mulberry32): the same seed, the same order, on every machine. */

@@ -65,8 +65,8 @@ export function mutationGapScenarios(): ScenarioDefinition[] {
       group: "lifecycle",
       capability: null,
       level: "MUST",
-      // A 0.65 s clean timeout run out, on top of shorter ones.
-      waitsMs: 700,
+      // A 0.3 s clean timeout run out, on top of shorter ones.
+      waitsMs: 400,
       run: gs.checkPowerOffWaitBounded,
     },
     {

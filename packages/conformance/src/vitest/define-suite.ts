@@ -34,6 +34,12 @@ export type ConformanceSuiteOptions = Omit<ConformanceRunOptions, "onResult" | "
   readonly suiteTimeoutMs?: number;
   /** True once the run was interrupted (Ctrl-C in the CLI): scenarios not yet started are reported skipped. */
   readonly stopRequested?: () => boolean;
+  /**
+   * Registers the scenarios in start order (see `startOrder`: with `parallel` above 1, those that
+   * wait longest first) instead of the table's. vitest's own reporters list tests as registered, so
+   * it is off by default; the CLI's runner turns it on and reports in the table's order itself.
+   */
+  readonly longestWaitsFirst?: boolean;
 };
 
 /**
@@ -95,8 +101,9 @@ export function defineConformanceSuite(options: ConformanceSuiteOptions): void {
   const run = { driver: options.driver, level };
   let stoppedBy: string | undefined;
   const register = () => {
-    // Registration order is vitest's start order: the longest waits first (see startOrder).
-    for (const { def } of startOrder(selected, options)) {
+    // Registration order is vitest's start order, and the order its reporters list.
+    const order = options.longestWaitsFirst === true ? startOrder(selected, options).map((e) => e.def) : selected;
+    for (const def of order) {
       const test = concurrent ? it.concurrent : it;
       // vitest's own timeout sits above the kit's deadlines (scenario, then cleanup), so the kit reports first.
       test(

@@ -61,6 +61,8 @@ if (setupFailure === undefined && !interrupted) defineConformanceSuite({
   scenarioTimeoutMs: settings.scenarioTimeoutMs,
   ...(settings.cleanupTimeoutMs !== undefined ? { cleanupTimeoutMs: settings.cleanupTimeoutMs } : {}),
   parallel: settings.parallel,
+  // The runner reports in the table's order itself (run-vitest.ts): start the longest waits first.
+  longestWaitsFirst: true,
   ...(settings.suiteDeadline !== undefined ? { suiteDeadline: settings.suiteDeadline } : {}),
   ...(settings.suiteTimeoutMs !== undefined ? { suiteTimeoutMs: settings.suiteTimeoutMs } : {}),
   ...(settings.seed !== undefined ? { seed: settings.seed } : {}),
