@@ -2,6 +2,7 @@ import { describe, expect, it } from "vitest";
 import { computeServiceFactory } from "./compute-service-adapter.js";
 import { fakeEnvironment } from "./environments/fake-environment.js";
 import { runConformance, startOrder } from "./runner.js";
+import { orderRow } from "./vitest/fixtures/order-rows.js";
 import type { ScenarioDefinition } from "./scenario.js";
 import { SCENARIOS } from "./scenarios.js";
 import { stableStringify } from "./stable-json.js";
@@ -157,17 +158,10 @@ describe("runConformance against the fake driver", () => {
 
   it("starts the scenarios that wait longest first when several run at once, and reports in the table's order", async () => {
     const ran: string[] = [];
-    const row = (id: string, waitsMs?: number): ScenarioDefinition => ({
-      id,
-      title: id,
-      group: "order",
-      capability: null,
-      level: "MUST",
-      ...(waitsMs !== undefined ? { waitsMs } : {}),
-      run: async () => {
+    const row = (id: string, waitsMs?: number): ScenarioDefinition =>
+      orderRow(id, waitsMs, async () => {
         ran.push(id);
-      },
-    });
+      });
     const table = [row("order.a"), row("order.b", 300), row("order.c"), row("order.d", 1_100), row("order.e", 300)];
     const ids = (parallel: number, seed?: number) =>
       startOrder(table, { parallel, ...(seed !== undefined ? { seed } : {}) }).map((e) => `${e.index}:${e.def.id}`);

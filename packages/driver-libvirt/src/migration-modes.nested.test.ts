@@ -103,7 +103,9 @@ async function afterMoveFacts(host: NestedHost, driver: LibvirtDriver, instance:
     const out = await host.exec(["sh", "-c", script, "sh", instance.uuid], { timeoutMs: 15_000 }).catch((e: unknown) => ({ stdout: `(${(e as Error).message})` }));
     facts.push(`${label}: ${out.stdout.trim() || "(nothing)"}`);
   };
-  await sh("domstate", 'virsh -q domstate --reason "$1"');
+  // The environment's own libvirt link to the host, as every other check of the guest uses.
+  const state = await host.domainState(instance.uuid, { timeoutMs: 15_000 }).catch((e: unknown) => `(${(e as Error).message})`);
+  facts.push(`domain state: ${state ?? "(no such domain)"}`);
   await sh("agent channel", 'virsh -q dumpxml "$1" | grep -A3 "org.qemu.guest_agent" | tr -s " " | tr "\n" " "');
   // utime and stime in clock ticks, and the state, of each QEMU in the host (no procps there).
   await sh("qemu processes (pid state utime stime)", 'for p in /proc/[0-9]*; do grep -qs qemu-system "$p/cmdline" && echo "${p#/proc/} $(cut -d" " -f3,14,15 "$p/stat")"; done');

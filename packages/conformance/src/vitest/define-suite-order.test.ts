@@ -1,24 +1,15 @@
 // The order defineConformanceSuite registers its tests in: vitest's reporters list them so.
 import { afterAll, expect } from "vitest";
 import { fakeEnvironment } from "../environments/fake-environment.js";
-import type { ScenarioDefinition } from "../scenario.js";
 import { defineConformanceSuite } from "./define-suite.js";
+import { orderRow } from "./fixtures/order-rows.js";
 
-const row = (id: string, waitsMs?: number): ScenarioDefinition => ({
-  id,
-  title: id,
-  group: "order",
-  capability: null,
-  level: "MUST",
-  ...(waitsMs !== undefined ? { waitsMs } : {}),
-  run: async () => undefined,
-});
 const table = [
-  row("order.a"),
-  row("order.b", 300),
-  row("order.c", Number.NaN),
-  row("order.d", 1_100),
-  row("order.e", -5),
+  orderRow("order.a"),
+  orderRow("order.b", 300),
+  orderRow("order.c", Number.NaN),
+  orderRow("order.d", 1_100),
+  orderRow("order.e", -5),
 ];
 const ids = ["order.a", "order.b", "order.c", "order.d", "order.e"];
 
