@@ -46,8 +46,10 @@
  * <console type='pty'>            | _create_consoles                                           | same
  * <channel> guest agent           | _add_qga_device when hw_qemu_guest_agent: unix channel,    | same, no socket path (libvirt picks one
  *                                 |  target virtio org.qemu.guest_agent.0                      |  per daemon)
+ * <controller type='usb'>         | _guest_add_usb_root_controller: model none unless a USB    | same (hw_usb_model / hw:usb_model
+ *                                 |  disk or input needs it or hw_usb_model names a model      |  checked as get_usb_model does)
  * rescue                          | rescue.xml: rescue disk first, original disks after        | same order; original kept in metadata
- * Not written (Nova has them, not virtkit yet): <memballoon>, <rng>, <video>/<graphics>, <input>,
+ * Not written (Nova has them, not virtkit yet): <memballoon>, <video>/<graphics>, <input>,
  * <controller type='scsi' model='virtio-scsi'> for hw_scsi_model, <pmu>, machine type.
  */
 import type { Instance } from "@virtkit/core";

@@ -110,6 +110,38 @@ describe("buildDomainXml", () => {
     }
   });
 
+  it("disables the default USB controller unless a USB disk needs it or hw_usb_model names one (Nova's _guest_add_usb_root_controller)", () => {
+    const build = (properties: ImageProperties, extraSpecs?: Record<string, string>) => {
+      const base = instance({ imageMeta: { properties } });
+      return buildDomainXml({
+        virtType: "qemu",
+        instance: extraSpecs ? { ...base, flavor: { ...base.flavor, extraSpecs } } : base,
+        disks: [{ path: "/p/a", format: "raw" }],
+      });
+    };
+    const usb = (xml: string) => children(child(parseXml(xml), "devices"), "controller").filter((c) => c.attributes.type === "usb");
+    expect(usb(build({})).map((c) => c.attributes.model)).toEqual(["none"]);
+    expect(usb(build({ hw_usb_model: "qemu-xhci" })).map((c) => c.attributes.model)).toEqual(["qemu-xhci"]);
+    expect(usb(build({}, { "hw:usb_model": "nec-xhci" })).map((c) => c.attributes.model)).toEqual(["nec-xhci"]);
+    // A USB disk needs the controller: libvirt picks its model.
+    expect(usb(build({ hw_disk_bus: "usb" })).map((c) => c.attributes.model)).toEqual([undefined]);
+    for (const [props, specs, message] of [
+      [{ hw_usb_model: "piix3-uhci" }, undefined, /hw_usb_model: must be one of none, nec-xhci, qemu-xhci/],
+      [{ hw_usb_model: "x'/><evil/>" }, undefined, /hw_usb_model: must be one of/],
+      [{}, { "hw:usb_model": "ehci" }, /hw:usb_model: must be one of/],
+      [{ hw_usb_model: "qemu-xhci" }, { "hw:usb_model": "none" }, /hw_usb_model: is qemu-xhci where the flavor's hw:usb_model is none/],
+    ] as const) {
+      let thrown: unknown;
+      try {
+        build(props, specs);
+      } catch (err) {
+        thrown = err;
+      }
+      expect(isInvalidInput(thrown), JSON.stringify(props)).toBe(true);
+      expect(String((thrown as Error).message)).toMatch(message);
+    }
+  });
+
   it("escapes every value: a hostile name, project or path cannot change the document", () => {
     const evil = `a'><evil/>&"`;
     const xml = buildDomainXml({

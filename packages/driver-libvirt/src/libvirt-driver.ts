@@ -78,6 +78,7 @@ import {
   parseDiskCacheModes,
   readDomainXml,
   rngModel,
+  usbControllerModel,
   type CpuMode,
   type DiskCacheMode,
   type DiskSpec,
@@ -732,6 +733,7 @@ export class LibvirtDriver implements ComputeDriver {
     const imageMeta = request.imageMeta ?? instance.imageMeta;
     // Refused before anything is made (the domain XML reads it again).
     rngModel(imageMeta.properties.hw_rng_model);
+    usbControllerModel(instance.flavor.extraSpecs?.["hw:usb_model"], imageMeta.properties.hw_usb_model);
     const uuid = instance.uuid;
     const password = request.adminPassword;
     if (password !== undefined) {
