@@ -196,7 +196,10 @@ export async function snapshotToImage(job: ImageSnapshotJob, call: CallOptions):
     try {
       await images.update(job.imageId, metadata, stream, call);
     } catch (err) {
-      stream.destroy(err instanceof Error ? err : undefined);
+      // Destroyed without the error: the error is thrown here, and a stream destroyed with one emits
+      // it, which crashes the process when nobody listens (an image service that never began to
+      // read it, as one whose upload was aborted while it waited).
+      stream.destroy();
       throw err;
     }
   } finally {

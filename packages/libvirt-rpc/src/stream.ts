@@ -90,7 +90,9 @@ export class LibvirtReadStream extends Readable implements StreamSink {
   private fail(err: Error): void {
     this.state = "done";
     this.release();
-    this.destroy(err);
+    // Not yet read (its consumer still waiting, e.g. on an image service): an 'error' event nobody
+    // listens to would crash the process. Destroyed without it, a later read still fails (premature close).
+    this.destroy(this.listenerCount("error") > 0 ? err : undefined);
   }
 
   private release(): void {
@@ -203,7 +205,7 @@ export class LibvirtWriteStream extends Writable implements StreamSink {
     const cb = this.finalCallback;
     this.finalCallback = undefined;
     if (cb) cb(err);
-    else this.destroy(err);
+    else this.destroy(this.listenerCount("error") > 0 ? err : undefined);
   }
 
   override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
