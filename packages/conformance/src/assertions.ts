@@ -112,7 +112,7 @@ export async function expectUnsupported(
   what: string,
   call: () => Promise<unknown>,
   capability?: string,
-): Promise<void> {
+): Promise<UnsupportedOperationError> {
   ctx.step(what);
   try {
     await call();
@@ -124,7 +124,7 @@ export async function expectUnsupported(
       if (capability !== undefined && err.capability !== capability) {
         fail(`${what}: the refusal names capability ${JSON.stringify(err.capability)}, expected ${JSON.stringify(capability)}`);
       }
-      return;
+      return err;
     }
     fail(
       `${what}: the capability is not declared, so UnsupportedOperationError was expected, got ${describeError(err)}`,

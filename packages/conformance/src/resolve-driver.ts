@@ -142,6 +142,7 @@ export function genericEnvironment(
     return {
       hosts: [host],
       imageService,
+      imageControls: imageService,
       // The production path: the kit registers and resolves the driver in a child of this container.
       driverSetup: () => ({ options: raw, container: registry.container }),
       // Used only when this factory runs without the kit's `productionPath` wrapper.

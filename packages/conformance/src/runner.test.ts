@@ -156,6 +156,37 @@ describe("runConformance against the fake driver", () => {
     ]);
   });
 
+  it("runs a scenario that must run alone by itself where the environment shares its hosts", async () => {
+    let active = 0;
+    let aloneRunning = false;
+    const overlapped: string[] = [];
+    const row = (id: string, exclusive?: string): ScenarioDefinition => ({
+      ...orderRow(id, undefined, async () => {
+        if (aloneRunning || (exclusive !== undefined && active > 0)) overlapped.push(id);
+        active += 1;
+        if (exclusive !== undefined) aloneRunning = true;
+        await new Promise((r) => setTimeout(r, 30));
+        active -= 1;
+        if (exclusive !== undefined) aloneRunning = false;
+      }),
+      ...(exclusive !== undefined ? { exclusive } : {}),
+    });
+    const table = [row("alone.a"), row("alone.b"), row("alone.x", "fills a host"), row("alone.c"), row("alone.d")];
+    const shared = Object.assign(fakeEnvironment(), { sharedHosts: true });
+    const report = await runConformance({
+      driver: { name: "fake" },
+      environment: shared,
+      scenarios: table,
+      parallel: 3,
+    });
+    expect(report.results.map((r) => `${r.id}:${r.status}`)).toEqual(table.map((d) => `${d.id}:pass`));
+    expect(overlapped).toEqual([]);
+    // Without shared hosts nothing is held back: the others run beside it.
+    overlapped.length = 0;
+    await runConformance({ driver: { name: "fake" }, environment: fakeEnvironment(), scenarios: table, parallel: 3 });
+    expect(overlapped.length).toBeGreaterThan(0);
+  });
+
   it("starts the scenarios that wait longest first when several run at once, and reports in the table's order", async () => {
     const ran: string[] = [];
     const row = (id: string, waitsMs?: number): ScenarioDefinition =>
@@ -192,6 +223,33 @@ describe("runConformance against the fake driver", () => {
       "odd.c",
       "odd.f",
     ]);
+    // Where a guest start costs time, the scenarios that start the most guests go first too: the
+    // expected time is the waits plus the starts (default 1) times the environment's cost of one.
+    const starts = (id: string, guestStarts?: number, waitsMs?: number): ScenarioDefinition => ({
+      ...row(id, waitsMs),
+      ...(guestStarts !== undefined ? { guestStarts } : {}),
+    });
+    const real = [
+      starts("real.a"),
+      starts("real.b", 6),
+      starts("real.c", 0, 300),
+      starts("real.d", 3, 1_000),
+      starts("real.e", Number.NaN),
+    ];
+    const byCost = (guestStartMs?: number) =>
+      startOrder(real, { parallel: 2, environment: guestStartMs === undefined ? {} : { guestStartMs } }).map(
+        (e) => e.def.id,
+      );
+    expect(byCost(5_000)).toEqual(["real.b", "real.d", "real.a", "real.c", "real.e"]);
+    // Without the environment's cost (the fake's), only the waits count, as before.
+    expect(byCost()).toEqual(["real.d", "real.c", "real.a", "real.b", "real.e"]);
+    expect(byCost(Number.POSITIVE_INFINITY)).toEqual(byCost());
+    // Where hosts are shared, a scenario that must run alone goes first; elsewhere it is like any other.
+    const withAlone = [...real, { ...starts("real.f"), exclusive: "fills a host" }];
+    const order = (sharedHosts: boolean) =>
+      startOrder(withAlone, { parallel: 2, environment: { guestStartMs: 5_000, sharedHosts } }).map((e) => e.def.id);
+    expect(order(true)).toEqual(["real.f", "real.b", "real.d", "real.a", "real.c", "real.e"]);
+    expect(order(false)).toEqual(["real.b", "real.d", "real.a", "real.f", "real.c", "real.e"]);
     const report = await runConformance({
       driver: { name: "fake" },
       environment: fakeEnvironment(),

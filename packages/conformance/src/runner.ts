@@ -14,6 +14,7 @@ import {
   scenarioDeadlineMs,
 } from "./make-test.js";
 import { withProbeDriver } from "./driver-probe.js";
+import { withHostsLock } from "./hosts-lock.js";
 import { forEachLimited } from "./limited.js";
 import { isProductionPath, productionPath } from "./resolve-driver.js";
 import type { AdminPasswordServiceFactory, ScenarioDefinition } from "./scenario.js";
@@ -104,13 +105,15 @@ export async function runConformance(options: ConformanceRunOptions): Promise<Ru
         options.signal?.aborted ? "the run was aborted" : `suite timeout (${options.suiteTimeoutMs} ms) reached`,
       );
     } else {
-      result = await runScenario(def, envNotes, {
-        scenarioTimeoutMs: options.scenarioTimeoutMs,
-        cleanupTimeoutMs: options.cleanupTimeoutMs,
-        slowCleanupMs: options.slowCleanupMs,
-        signal: controller.signal,
-        service: options.service,
-      });
+      result = await withHostsLock(options.environment, def, () =>
+        runScenario(def, envNotes, {
+          scenarioTimeoutMs: options.scenarioTimeoutMs,
+          cleanupTimeoutMs: options.cleanupTimeoutMs,
+          slowCleanupMs: options.slowCleanupMs,
+          signal: controller.signal,
+          service: options.service,
+        }),
+      );
       if (options.failFast && result.status === "fail" && levelCounts(result.level, level)) stoppedBy ??= result.id;
     }
     results[index] = result;
@@ -200,24 +203,31 @@ export function scheduleScenarios(
 }
 
 /**
- * The order a run starts its scenarios in. Run several at once, the scenarios that wait longest on
- * purpose (`waitsMs`) go first and the rest keep the table's order. One at a time, shuffled, or with
+ * The order a run starts its scenarios in. Run several at once, the scenarios expected to take
+ * longest go first (longest processing time first): their waits on purpose (`waitsMs`) plus their
+ * guest starts (`guestStarts`, default 1) times what one costs in the environment
+ * (`guestStartMs`, default 0); the rest keep the table's order. One at a time, shuffled, or with
  * `failFast` (whose first failure should be the table's first), the order is `selected`'s. Each
  * entry keeps its index in `selected`, where its result is reported.
  */
 export function startOrder(
   selected: readonly ScenarioDefinition[],
-  options: Pick<ConformanceRunOptions, "seed" | "parallel" | "failFast">,
+  options: Pick<ConformanceRunOptions, "seed" | "parallel" | "failFast"> & {
+    readonly environment?: { readonly guestStartMs?: number; readonly sharedHosts?: boolean };
+  },
 ): { readonly def: ScenarioDefinition; readonly index: number }[] {
   const entries = selected.map((def, index) => ({ def, index }));
   if (options.seed !== undefined || options.failFast === true || (options.parallel ?? 1) <= 1) return entries;
-  // A wait that is not a positive finite number counts as none (NaN would unsettle the whole sort).
-  const waits = (d: ScenarioDefinition): number => {
-    const ms = d.waitsMs;
-    return typeof ms === "number" && Number.isFinite(ms) && ms > 0 ? ms : 0;
-  };
-  // Array.prototype.sort is stable: equal waits keep the table's order.
-  return entries.sort((a, b) => waits(b.def) - waits(a.def));
+  // A number that is not positive and finite counts as none (NaN would unsettle the whole sort).
+  const positive = (n: unknown): number => (typeof n === "number" && Number.isFinite(n) && n > 0 ? n : 0);
+  const startMs = positive(options.environment?.guestStartMs);
+  const expected = (d: ScenarioDefinition): number =>
+    positive(d.waitsMs) + (d.guestStarts === undefined ? 1 : positive(d.guestStarts)) * startMs;
+  // Where hosts are shared, a scenario that must run alone goes first: at the start it holds one
+  // lane's worth of others back, later it would wait for every running one to finish.
+  const alone = (d: ScenarioDefinition): number => (options.environment?.sharedHosts === true && d.exclusive !== undefined ? 1 : 0);
+  // Array.prototype.sort is stable: equal expectations keep the table's order.
+  return entries.sort((a, b) => alone(b.def) - alone(a.def) || expected(b.def) - expected(a.def));
 }
 
 /** Fisher–Yates with a seeded PRNG (mulberry32): the same seed, the same order, on every machine. */

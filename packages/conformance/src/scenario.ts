@@ -99,4 +99,18 @@ export interface ScenarioDefinition {
    * keep the table's order.
    */
   readonly waitsMs?: number;
+  /**
+   * How many times the scenario starts a guest (spawn, reboot, power on, rescue, unrescue, resume,
+   * revert to a snapshot, a migration's arrival), when more than one: with the environment's
+   * `guestStartMs`, what the scenario's time is made of on a real hypervisor, which runners use to
+   * start the longest scenarios first. Absent: 1.
+   */
+  readonly guestStarts?: number;
+  /**
+   * Why the scenario must run alone where the run's scenarios share hosts (the environment's
+   * `sharedHosts`): it changes a whole host for everyone, e.g. fills its memory, which would fail
+   * the others' spawns and migrations. Runners start such scenarios first and hold the rest back
+   * while one runs. Absent: it runs beside others.
+   */
+  readonly exclusive?: string;
 }

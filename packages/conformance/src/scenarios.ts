@@ -39,6 +39,7 @@ const lifecycle: ScenarioDefinition[] = [
   },
   {
     id: "lifecycle.concurrent-instances",
+    guestStarts: 5,
     title: "calls about different instances at once (spawns, then pause, power off, reboot, destroy) each end as if alone",
     group: "lifecycle",
     capability: null,
@@ -115,6 +116,7 @@ const lifecycle: ScenarioDefinition[] = [
   },
   {
     id: "lifecycle.rescue-unrescue",
+    guestStarts: 3,
     title: "rescue and unrescue",
     group: "lifecycle",
     capability: "rescue",
@@ -194,6 +196,17 @@ const snapshot: ScenarioDefinition[] = [
     // The 0.3 s deadline, then 0.2 s for a late completion to show.
     waitsMs: 500,
     run: snap.checkImageSnapshotCallbackStalls,
+  },
+  {
+    id: "snapshot.image-upload-aborted",
+    title: "image snapshot aborted while the image service holds its calls: typed, nothing left waiting, no image uploaded later",
+    group: "snapshot",
+    capability: "imageSnapshot",
+    level: "MUST",
+    needs: snap.needsImageControls,
+    // Twice: 0.1 s for a call left waiting to show, 0.2 s for a late upload.
+    waitsMs: 600,
+    run: snap.checkImageUploadAborted,
   },
   {
     id: "snapshot.instance-snapshots",

@@ -6,7 +6,7 @@
  */
 import type { DependencyContainer } from "tsyringe";
 import type { ComputeDriver } from "./driver.js";
-import type { ImageService } from "./image-service.js";
+import type { ImageService, ImageServiceControls } from "./image-service.js";
 import type { DiskFormat, Flavor, ImageMeta, Instance } from "./model.js";
 import type { Secret } from "./secret.js";
 
@@ -126,6 +126,12 @@ export interface ConformanceEnvironment {
   sharesStorage?(a: string, b: string): boolean;
   /** Where image snapshots land; the kit reads it, never the driver's word. */
   readonly imageService: ImageService;
+  /**
+   * Holds `imageService`'s calls on one image (core's `InMemoryImageService` offers it), so the
+   * kit can cut an image snapshot short while its upload is in the image service. Absent: the
+   * checks that need it skip.
+   */
+  readonly imageControls?: ImageServiceControls;
   /** The image instances boot from (default: a qcow2 image with the guest agent enabled). */
   readonly bootImage?: ImageMeta;
   /**
@@ -196,4 +202,17 @@ export interface ConformanceEnvironmentContext {
 export type ConformanceEnvironmentFactory = ((context: ConformanceEnvironmentContext) => Promise<ConformanceEnvironment>) & {
   /** Releases what the factory shares between scenarios; idempotent. */
   readonly dispose?: () => Promise<void>;
+  /**
+   * About how long one guest start takes here, in ms (a real guest booting to its agent). With
+   * each scenario's count of guest starts, runners that run several scenarios at once start the
+   * longest first, so the run does not end with one long scenario running alone. Absent: 0
+   * (guests start at once, as the fake's).
+   */
+  readonly guestStartMs?: number;
+  /**
+   * True when the run's scenarios share this factory's hosts (containers started once per run),
+   * so a scenario that changes a whole host for everyone (`exclusive` in the kit's table: it
+   * fills a host's memory) must run alone. Absent: every scenario has hosts of its own.
+   */
+  readonly sharedHosts?: boolean;
 };

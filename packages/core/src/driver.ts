@@ -255,7 +255,10 @@ export interface ComputeDriver {
   /**
    * Capability `setAdminPassword`. Rejects with `AdminPasswordNotSupportedError`,
    * `GuestAgentNotEnabledError`, `GuestAgentUnresponsiveError`, `InstanceNotRunningError` or
-   * `PasswordSetFailedError`; never with the password in any message.
+   * `PasswordSetFailedError`; never with the password in any message. Without capability
+   * `adminPasswordAnyUser`, an image naming another account (`os_admin_user`) than the guest's
+   * admin (root, or Administrator on Windows) is refused with `UnsupportedOperationError` for
+   * `adminPasswordAnyUser` whose message names that account.
    */
   setAdminPassword(instance: Instance, password: Secret, options?: OperationOptions): Promise<void>;
 

@@ -113,3 +113,53 @@ describe("snapshotImageMetadata (Nova's compute utils + _create_snapshot_metadat
     expect(rec.properties.cache_in_nova).toBeUndefined();
   });
 });
+
+describe("InMemoryImageService.hold (the kit's control of a slow image service)", () => {
+  it("holds the chosen calls on one image until released; others and other images go on", async () => {
+    const images = new InMemoryImageService();
+    const a = await images.create({ name: "a" });
+    const b = await images.create({ name: "b" });
+    const hold = images.hold(a.id, ["update"]);
+    expect((await images.get(a.id)).id).toBe(a.id);
+    expect((await images.get(b.id)).id).toBe(b.id);
+    let done = false;
+    const upload = images.update(a.id, { status: "active" }, new Uint8Array([1, 2, 3])).then((r) => ((done = true), r));
+    expect(await hold.reached).toBe("update");
+    await new Promise((r) => setTimeout(r, 20));
+    expect(done).toBe(false);
+    expect(hold.waiting()).toBe(1);
+    hold.release();
+    expect((await upload).size).toBe(3);
+    expect(hold.waiting()).toBe(0);
+    // Released: later calls pass.
+    expect((await images.update(a.id, {}, new Uint8Array([9]))).size).toBe(1);
+  });
+
+  it("ends a held call at once when its caller aborts, typed, changing nothing", async () => {
+    const images = new InMemoryImageService();
+    const a = await images.create({ name: "a" });
+    const hold = images.hold(a.id);
+    const abort = new AbortController();
+    const upload = images.update(a.id, { status: "active" }, new Uint8Array([1]), { signal: abort.signal });
+    expect(await hold.reached).toBe("update");
+    abort.abort(new Error("stop"));
+    await expect(upload).rejects.toMatchObject({ code: "VIRTKIT_OPERATION_ABORTED" });
+    expect(hold.waiting()).toBe(0);
+    hold.release();
+    const rec = await images.get(a.id);
+    expect(rec.status).toBe("queued");
+    expect(rec.size).toBe(0);
+  });
+
+  it("keeps a call without a signal waiting until the release (what a driver that drops its signal leaves behind)", async () => {
+    const images = new InMemoryImageService();
+    const a = await images.create({ name: "a" });
+    const hold = images.hold(a.id);
+    const get = images.get(a.id);
+    expect(await hold.reached).toBe("get");
+    expect(hold.waiting()).toBe(1);
+    hold.release();
+    await get;
+    expect(hold.waiting()).toBe(0);
+  });
+});

@@ -46,6 +46,36 @@ export interface ImageUpdate {
 export type ImageData = Uint8Array | AsyncIterable<Uint8Array>;
 
 /**
+ * The image service's calls on one image, held by the environment (see
+ * {@link ImageServiceControls.hold}).
+ */
+export interface ImageHold {
+  /** Resolves with the method of the first call held. */
+  readonly reached: Promise<HeldImageMethod>;
+  /** Held calls still waiting: neither released nor ended by their caller's signal. */
+  waiting(): number;
+  /** Lets the held calls (and every later one) go on. */
+  release(): void;
+}
+
+/**
+ * Environment-side control of an image service, for the conformance kit: it shows what a driver
+ * does when an upload or a download is cut short while the image service is still working.
+ */
+export interface ImageServiceControls {
+  /**
+   * Holds the calls on `imageId` (`methods`, default all: get, update with its data, download)
+   * until `release`. A held call whose caller's signal aborts ends at once with that abort,
+   * changing nothing, as a real image service's request would; a call without a signal waits for
+   * `release`.
+   */
+  hold(imageId: string, methods?: readonly HeldImageMethod[]): ImageHold;
+}
+
+/** The image service's calls on one image that {@link ImageServiceControls.hold} can hold. */
+export type HeldImageMethod = "get" | "update" | "download";
+
+/**
  * Where image snapshots go: Nova's image API (Glance) reduced to what drivers use. The compute
  * service creates the record (`queued`); the driver's `snapshot` updates metadata and uploads data.
  */
@@ -178,8 +208,29 @@ async function collect(data: ImageData, signal: AbortSignal | undefined): Promis
 }
 
 /** An in-memory image service: the default for tests, examples and the fake driver. */
-export class InMemoryImageService implements ImageService {
+export class InMemoryImageService implements ImageService, ImageServiceControls {
   readonly #images = new Map<string, { record: ImageRecord; data: Uint8Array }>();
+  readonly #holds = new Map<string, HeldCalls>();
+
+  hold(imageId: string, methods: readonly HeldImageMethod[] = ["get", "update", "download"]): ImageHold {
+    const held = new HeldCalls(methods);
+    this.#holds.set(imageId, held);
+    return {
+      reached: held.reached,
+      waiting: () => held.waiting,
+      release: () => {
+        if (this.#holds.get(imageId) === held) this.#holds.delete(imageId);
+        held.release();
+      },
+    };
+  }
+
+  /** Waits while `id` is held; the caller's abort ends the wait typed. */
+  async #passHold(method: HeldImageMethod, id: string, signal: AbortSignal | undefined): Promise<void> {
+    const held = this.#holds.get(id);
+    if (held) await held.pass(method, signal);
+    throwIfAborted(`image ${method}`, signal);
+  }
 
   async create(update: ImageUpdate & { readonly name: string }, options?: OperationOptions): Promise<ImageRecord> {
     throwIfAborted("image create", options?.signal);
@@ -205,6 +256,7 @@ export class InMemoryImageService implements ImageService {
 
   async get(id: string, options?: OperationOptions): Promise<ImageRecord> {
     throwIfAborted("image get", options?.signal);
+    await this.#passHold("get", id, options?.signal);
     return this.#entry(id).record;
   }
 
@@ -215,6 +267,7 @@ export class InMemoryImageService implements ImageService {
 
   async update(id: string, update: ImageUpdate, data?: ImageData, options?: OperationOptions): Promise<ImageRecord> {
     throwIfAborted("image update", options?.signal);
+    await this.#passHold("update", id, options?.signal);
     const entry = this.#entry(id);
     const bytes = data === undefined ? entry.data : await collect(data, options?.signal);
     const record: ImageRecord = {
@@ -231,6 +284,7 @@ export class InMemoryImageService implements ImageService {
 
   async download(id: string, options?: OperationOptions): Promise<Uint8Array> {
     throwIfAborted("image download", options?.signal);
+    await this.#passHold("download", id, options?.signal);
     return this.#entry(id).data;
   }
 
@@ -244,6 +298,41 @@ export class InMemoryImageService implements ImageService {
     const e = this.#images.get(id);
     if (!e) throw new ImageNotFoundError(id);
     return e;
+  }
+}
+
+/** The calls held on one image: each waits for the release or its own caller's abort. */
+class HeldCalls {
+  waiting = 0;
+  readonly reached: Promise<HeldImageMethod>;
+  #reach!: (method: HeldImageMethod) => void;
+  #released = false;
+  readonly #wakers = new Set<() => void>();
+
+  constructor(readonly methods: readonly HeldImageMethod[]) {
+    this.reached = new Promise<HeldImageMethod>((resolve) => (this.#reach = resolve));
+  }
+
+  release(): void {
+    this.#released = true;
+    for (const wake of [...this.#wakers]) wake();
+  }
+
+  pass(method: HeldImageMethod, signal: AbortSignal | undefined): Promise<void> {
+    if (this.#released || !this.methods.includes(method)) return Promise.resolve();
+    this.#reach(method);
+    if (signal?.aborted) return Promise.resolve();
+    this.waiting++;
+    return new Promise<void>((resolve) => {
+      const wake = (): void => {
+        this.#wakers.delete(wake);
+        signal?.removeEventListener("abort", wake);
+        this.waiting--;
+        resolve();
+      };
+      this.#wakers.add(wake);
+      signal?.addEventListener("abort", wake, { once: true });
+    });
   }
 }
 

@@ -89,6 +89,9 @@ export type {
   ImageUpdate,
   ImageStatus,
   ImageData,
+  HeldImageMethod,
+  ImageHold,
+  ImageServiceControls,
   SnapshotMetadataOptions,
 } from "./image-service.js";
 export { CONTRACT_VERSION } from "./driver.js";

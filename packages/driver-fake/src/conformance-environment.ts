@@ -85,6 +85,7 @@ export function createFakeConformanceEnvironment(
     return {
       hosts,
       imageService,
+      imageControls: imageService,
       bootImage,
       // The path production uses: the kit registers the plugin into this container and resolves the
       // driver by its token; the scenario's private cloud travels as FAKE_TOKENS.Cloud.

@@ -242,6 +242,7 @@ export async function buildLibvirtEnvironment(
   const env: ConformanceEnvironment = {
     hosts: spec.hosts.map((h) => h.name),
     imageService,
+    imageControls: imageService,
     ...(spec.bootImage ? { bootImage: spec.bootImage } : {}),
     ...(spec.flavor ? { flavor: spec.flavor } : {}),
     ...(spec.verifyAdminPassword ? { verifyAdminPassword: spec.verifyAdminPassword } : {}),

@@ -38,8 +38,12 @@ type NestedQemu = typeof NestedQemuModule;
 /** The flavor the kit's instances get here: the guest's kernel and initramfs need this much RAM. */
 const NESTED_FLAVOR = { name: "m1.nano-nested", memoryMb: 256, vcpus: 1, rootGb: 1 } as const;
 
-/** Seconds a guest agent stays frozen once made unresponsive (it cannot be woken through itself). */
-const AGENT_FREEZE_SEC = 6;
+/**
+ * Seconds a guest agent stays frozen once made unresponsive (it cannot be woken through itself, so
+ * the kit's "ok" waits this out). Long enough for what the kit does meanwhile: see it stop answering
+ * (0.2 s after the order), then one call with a 0.3 s deadline that must fail within 1.3 s.
+ */
+const AGENT_FREEZE_SEC = 3;
 
 /** The package, or why it cannot be loaded (it is an optional peer of this one). */
 async function loadNestedQemu(): Promise<NestedQemu | string> {
@@ -574,6 +578,12 @@ export function nestedQemuEnvironment(validate: LibvirtOptionsValidator): Plugin
         });
       };
       return Object.assign(factory, {
+        // A guest start here: libvirt's start of QEMU (about 1 s) and a TCG boot to the agent (3-4 s
+        // on two idle cores, more while the other lane boots too). Runs start the scenarios with
+        // the most starts first, so a 30 s one does not run alone at the end.
+        guestStartMs: 5_000,
+        // Two hosts for the whole run: a scenario that fills one must run alone.
+        sharedHosts: true,
         async dispose() {
           const run = await started?.catch(() => undefined);
           started = undefined;

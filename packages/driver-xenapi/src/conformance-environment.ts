@@ -253,6 +253,7 @@ function simulatorEnvironment(options: XenapiConformanceOptions): ConformanceEnv
       const env: ConformanceEnvironment = {
         hosts: allHosts,
         imageService,
+        imageControls: imageService,
         bootImage,
         // Nova's XenAPI driver: the root VDI exported as VHD, whatever the source image was.
         imageSnapshotFormat: "vhd",
@@ -421,6 +422,7 @@ function realHostEnvironment(options: XenapiConformanceOptions): ConformanceEnvi
     return {
       hosts: [host],
       imageService,
+      imageControls: imageService,
       bootImage,
       // Nova's XenAPI driver: the root VDI exported as VHD, whatever the source image was.
       imageSnapshotFormat: "vhd",

@@ -69,11 +69,16 @@ export async function checkOsAdminUser(ctx: ScenarioContext): Promise<void> {
 export async function refuseOsAdminUser(ctx: ScenarioContext): Promise<void> {
   const inst = await ctx.spawn({ imageMeta: image(ctx, { os_admin_user: "cloud-admin", os_type: "linux" }), osType: "linux" });
   const pw = trackedPassword(ctx, "other");
-  await expectUnsupported(
+  const refusal = await expectUnsupported(
     ctx,
     "setAdminPassword (an image with os_admin_user cloud-admin)",
     () => ctx.driver.setAdminPassword(inst, pw, ctx.opts()),
     "adminPasswordAnyUser",
+  );
+  // What the operator reads: which account could not be served, not only which capability is missing.
+  check(
+    refusal.message.includes("cloud-admin"),
+    `the refusal does not say which account was asked for (os_admin_user cloud-admin): ${JSON.stringify(refusal.message)}`,
   );
   await expectState(ctx, inst, PowerState.RUNNING, "the refused setAdminPassword for os_admin_user cloud-admin");
   const verify = ctx.env.verifyAdminPassword?.bind(ctx.env);

@@ -40,6 +40,7 @@ export function depthScenarios(): ScenarioDefinition[] {
     }),
     effects({
       id: "effects.revert-chosen-snapshot",
+      guestStarts: 6,
       title: "with several instance snapshots, revert restores the one asked for (state and data); oldest first",
       capability: "instanceSnapshots",
       run: fx.checkRevertChosenSnapshot,
@@ -77,6 +78,7 @@ export function depthScenarios(): ScenarioDefinition[] {
     }),
     effects({
       id: "effects.power-cycle-boots",
+      guestStarts: 3,
       title: "power off boots nothing, power on boots once, power on of a running guest boots nothing",
       capability: null,
       run: fx.checkPowerCycleBoots,
@@ -149,6 +151,7 @@ export function depthScenarios(): ScenarioDefinition[] {
     }),
     migration({
       id: "migration.destination-full",
+      exclusive: "it fills the destination host's memory, which would refuse every other scenario's spawn or migration there meanwhile",
       title: "pre-checks refuse a destination without free memory, and accept once it has room",
       capability: "liveMigration",
       needs: twoHostsWithStorageFacts,
@@ -245,6 +248,7 @@ export function depthScenarios(): ScenarioDefinition[] {
     }),
     service({
       id: "service.lifecycle",
+      guestStarts: 7,
       title: "through ComputeService: boot, reboots, stop/start, pause, suspend, rescue, delete keep its records right",
       capability: null,
       // A dozen state changes in a row: on a real hypervisor each takes a boot or a save.
@@ -259,6 +263,7 @@ export function depthScenarios(): ScenarioDefinition[] {
     }),
     service({
       id: "service.instance-snapshots",
+      guestStarts: 3,
       title: "through ComputeService: instance snapshots create, list, revert (vm state follows), delete",
       capability: "instanceSnapshots",
       run: svc.checkServiceInstanceSnapshots,

@@ -26,6 +26,7 @@ export function mutationGapScenarios(): ScenarioDefinition[] {
     },
     {
       id: "input.options-omitted",
+      guestStarts: 7,
       title: "every options argument may be left out",
       group: "input",
       capability: null,
@@ -34,6 +35,7 @@ export function mutationGapScenarios(): ScenarioDefinition[] {
     },
     {
       id: "lifecycle.reboot-soft-is-clean",
+      guestStarts: 4,
       title: "a soft reboot of a guest honouring ACPI is clean, a hard one asks nothing, an ignored request falls back to hard (as the guest saw it); undeclared: HARD still works, SOFT is refused typed or done hard",
       group: "lifecycle",
       capability: "softReboot",
@@ -43,6 +45,7 @@ export function mutationGapScenarios(): ScenarioDefinition[] {
     },
     {
       id: "lifecycle.power-off-seen-by-guest",
+      guestStarts: 3,
       title: "power off: timeout 0 is hard and asks nothing, a stopped or saved guest is not asked, a clean timeout is clean (as the guest saw it)",
       group: "lifecycle",
       capability: null,
@@ -97,6 +100,7 @@ export function mutationGapScenarios(): ScenarioDefinition[] {
     },
     {
       id: "lifecycle.rescue-password",
+      guestStarts: 3,
       title: "rescue's rescuePassword opens root of the rescue system and no account of the instance's own",
       group: "lifecycle",
       capability: "rescue",
@@ -105,6 +109,7 @@ export function mutationGapScenarios(): ScenarioDefinition[] {
     },
     {
       id: "lifecycle.rescue-survives-reboot",
+      guestStarts: 6,
       title: "a rebooted or power-cycled rescued instance still runs the rescue system while in rescue mode (or the call is refused typed)",
       group: "lifecycle",
       capability: "rescue",
@@ -113,6 +118,7 @@ export function mutationGapScenarios(): ScenarioDefinition[] {
     },
     {
       id: "lifecycle.unrescue-after-crash",
+      guestStarts: 3,
       title: "a rescued instance whose rescue system crashed unrescues to its own system, RUNNING, and leaves rescue mode",
       group: "lifecycle",
       capability: "rescue",

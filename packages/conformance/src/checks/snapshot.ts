@@ -5,7 +5,7 @@
  */
 import { randomUUID } from "node:crypto";
 import { PowerState, TaskState, snapshotImageMetadata, type Instance } from "@virtkit/core";
-import { check, checkEqual, expectRejects, expectState, expectUnsupported, fail, waitFor } from "../assertions.js";
+import { check, checkEqual, describeError, expectRejects, expectState, expectUnsupported, fail, waitFor } from "../assertions.js";
 import type { ScenarioContext } from "../scenario.js";
 import { settle } from "./depth-support.js";
 import { checkUploadedFormat } from "./image-format.js";
@@ -242,4 +242,72 @@ export async function refuseInstanceSnapshots(ctx: ScenarioContext): Promise<voi
   await expectUnsupported(ctx, "revertToInstanceSnapshot", () => ctx.driver.revertToInstanceSnapshot(inst, id, ctx.opts()));
   await expectUnsupported(ctx, "deleteInstanceSnapshot", () => ctx.driver.deleteInstanceSnapshot(inst, id, ctx.opts()));
   await expectState(ctx, inst, PowerState.RUNNING, "the refused instance snapshot calls");
+}
+
+/** How long an image snapshot aborted during its upload may take to return (a stream to tear down). */
+const UPLOAD_ABORT_BOUND_MS = 5_000;
+
+/**
+ * An image snapshot aborted while the image service holds its calls on the image: first all of
+ * them (a driver that reads the image record first is caught there), then only the upload. Each
+ * time the call rejects typed and promptly, none of its image-service calls is left waiting (a
+ * request the abort did not reach would go on later: an upload after the abort was reported), and
+ * once the image service goes on the image is as it was (queued, no data). The instance runs.
+ */
+export async function checkImageUploadAborted(ctx: ScenarioContext): Promise<void> {
+  const controls = ctx.env.imageControls!;
+  const inst = await ctx.spawn(SNAPSHOT_INSTANCE);
+  for (const methods of [undefined, ["update"] as const]) {
+    const what = methods ? "its upload held" : "every image-service call on the image held";
+    const image = await ctx.env.imageService.create({ name: `${ctx.prefix}-held`, status: "queued" });
+    ctx.trackImage(image.id);
+    const hold = controls.hold(image.id, methods);
+    const abort = new AbortController();
+    try {
+      ctx.step(`snapshot with ${what}`);
+      const call = ctx.driver.snapshot(inst, image.id, ctx.opts({ signal: abort.signal }));
+      // Observed without waiting on it, so its rejection is never unhandled.
+      const outcome = call.then(
+        () => ({ done: "succeeded" as const }),
+        (err: unknown) => ({ done: "failed" as const, err }),
+      );
+      const first = await Promise.race([hold.reached.then((method) => ({ method })), outcome]);
+      if (!("method" in first)) {
+        if (first.done === "failed") ctx.recordError(first.err);
+        fail(
+          `with ${what}, the snapshot ${first.done === "succeeded" ? "succeeded" : `failed (${describeError(first.err)})`} without waiting for the image service`,
+        );
+      }
+      ctx.step(`abort while the image service holds its ${first.method}`);
+      const t0 = performance.now();
+      abort.abort(new Error("cancelled by the kit"));
+      await expectRejects(ctx, call, ["VIRTKIT_OPERATION_ABORTED"], `an image snapshot aborted with ${what}`);
+      const took = performance.now() - t0;
+      check(took < UPLOAD_ABORT_BOUND_MS, `the aborted snapshot (${what}) returned only after ${Math.round(took)} ms`);
+      await settle(100);
+      const waiting = hold.waiting();
+      check(
+        waiting === 0,
+        `${waiting} image-service call(s) of the aborted snapshot (${what}) still waiting 100 ms after it returned: the abort did not reach them, so they would go on`,
+      );
+      hold.release();
+      await settle(200);
+      const after = await ctx.env.imageService.get(image.id);
+      check(
+        after.status !== "active" && after.size === 0,
+        `the image snapshot aborted with ${what} was uploaded anyway once the image service went on (status ${after.status}, ${after.size} bytes)`,
+      );
+    } finally {
+      hold.release();
+    }
+    await waitFor(async () => (await ctx.driver.getInfo(inst, ctx.opts())).state === PowerState.RUNNING, 10_000);
+    await expectState(ctx, inst, PowerState.RUNNING, `the image snapshot aborted with ${what} (10 s after it)`);
+  }
+}
+
+/** Scenarios that hold the image service's calls need the environment's `imageControls`. */
+export function needsImageControls(env: ScenarioContext["env"]): string | undefined {
+  return typeof env.imageControls?.hold === "function"
+    ? undefined
+    : "the environment cannot hold its image service's calls (no imageControls.hold)";
 }

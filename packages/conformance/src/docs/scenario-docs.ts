@@ -90,6 +90,10 @@ export const SCENARIO_DOCS: Readonly<Record<string, ScenarioDoc>> = {
     rule: "An image snapshot's timeoutMs bounds the whole call, the caller's own task-state callback included: while the callback has not returned, the call still rejects with OperationTimeoutError by its deadline, and the instance is RUNNING as before once the callback returns.",
     nova: "The libvirt driver calls update_task_state (a database write through conductor) from inside snapshot(); the contract's deadline replaces Nova's RPC timeouts around the whole call.",
   },
+  "snapshot.image-upload-aborted": {
+    rule: "An image snapshot aborted while the image service is still taking its calls (first every call on the image held, then only the upload) rejects with OperationAbortedError within 5 s; 0.1 s later none of its image-service calls is still waiting (the abort reached them), and once the image service goes on the image is as it was (queued, no data). The instance is RUNNING.",
+    nova: "The libvirt driver streams the snapshot to Glance inside snapshot(); when the compute manager gives up, Glance must not end up with an active image of a snapshot reported failed (the manager deletes it). The contract asks the driver to pass its signal down instead.",
+  },
   "snapshot.instance-snapshots": {
     rule: "Instance snapshots are created while running, listed, reverted (the captured power state and the guest's data come back) and deleted; one created without a description has no description field, or the hypervisor's own text, never one holding undefined. Undeclared: refused with UnsupportedOperationError.",
     nova: "No Nova driver API: the contract's own, after libvirt's internal snapshots (virDomainSnapshotCreateXML / revertToSnapshot).",

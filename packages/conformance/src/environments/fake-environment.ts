@@ -62,6 +62,7 @@ export function fakeEnvironment(options: FakeEnvironmentOptions = {}): Conforman
     const env: ConformanceEnvironment = {
       hosts,
       imageService,
+      imageControls: imageService,
       async createDriver(host = hosts[0]!) {
         const driver = new FakeDriver({
           migrationDurationMs: 20,

@@ -30,6 +30,7 @@ import {
   type Capabilities,
   Secret,
   isSecret,
+  validateImageId,
   type ComputeDriver,
   type DestroyOptions,
   type ImageMeta,
@@ -576,6 +577,35 @@ class SnapshotAlwaysRaw extends WithGuest {
     await this.ctx.imageService.update(imageId, { diskFormat: "raw" }, serializeDisk(files));
   }
 }
+/**
+ * Takes the snapshot into a scratch image, then uploads a copy without passing the caller's signal
+ * down: an abort during the upload ends the call, not the request, and the image arrives later.
+ */
+class UploadDeafToAbort extends WithGuest {
+  override async snapshot(i: Instance, imageId: string, o?: ImageSnapshotOptions) {
+    const images = this.ctx.imageService;
+    validateImageId(imageId);
+    // The target's name, so the upload carries what the inner driver's own upload would.
+    const target = await images.get(imageId, o);
+    const scratch = await images.create({ name: target.name, status: "queued" });
+    try {
+      await this.inner.snapshot(i, scratch.id, o);
+      const { status, diskFormat, containerFormat, owner, minDisk, minRam, properties } = await images.get(scratch.id);
+      const data = await images.download(scratch.id);
+      const upload = images.update(imageId, { status, diskFormat, containerFormat, owner, minDisk, minRam, properties }, data);
+      upload.catch(() => undefined);
+      const signal = o?.signal;
+      await new Promise<void>((resolve, reject) => {
+        const onAbort = (): void => reject(new OperationAbortedError("snapshot"));
+        if (signal?.aborted) return onAbort();
+        signal?.addEventListener("abort", onAbort, { once: true });
+        upload.then(() => resolve(), reject).finally(() => signal?.removeEventListener("abort", onAbort));
+      });
+    } finally {
+      await images.delete(scratch.id);
+    }
+  }
+}
 /** Declares no instance snapshots and refuses every call of them but the listing, which answers. */
 class ListSnapshotsUndeclaredWorks extends DriverDecorator {
   override get capabilities(): Capabilities {
@@ -600,6 +630,19 @@ class AnyUserRefusalMisnamed extends DriverDecorator {
     const user = i.imageMeta.properties.os_admin_user;
     if (user !== undefined && user !== "root" && user !== "Administrator") {
       throw new UnsupportedOperationError("setAdminPassword", this.name, { detail: `account ${user}` });
+    }
+    return this.inner.setAdminPassword(i, pw, o);
+  }
+}
+/** Declares no adminPasswordAnyUser; the refusal names the capability but not the account asked for. */
+class AnyUserRefusalNameless extends DriverDecorator {
+  override get capabilities(): Capabilities {
+    return { ...this.inner.capabilities, adminPasswordAnyUser: false };
+  }
+  override async setAdminPassword(i: Instance, pw: Secret, o?: OperationOptions) {
+    const user = i.imageMeta.properties.os_admin_user;
+    if (user !== undefined && user !== "root" && user !== "Administrator") {
+      throw new UnsupportedOperationError("adminPasswordAnyUser", this.name);
     }
     return this.inner.setAdminPassword(i, pw, o);
   }
@@ -766,6 +809,7 @@ export const GAP_VARIANTS: readonly BrokenVariant[] = [
   v("snapshots", "snapshot-always-raw", "every image snapshot is uploaded as raw, whatever the source image's format", [IMAGE_RUNNING, IMAGE_STOPPED], (d, c) => new SnapshotAlwaysRaw(d, c)),
   v("refusal", "list-snapshots-undeclared-works", "declares no instance snapshots and refuses create, revert and delete, but listInstanceSnapshots answers", ["snapshot.instance-snapshots"], (d) => new ListSnapshotsUndeclaredWorks(d)),
   v("refusal", "any-user-refusal-misnamed", "declares no adminPasswordAnyUser; the refusal for another account names capability setAdminPassword", ["admin-password.os-admin-user"], (d) => new AnyUserRefusalMisnamed(d)),
+  v("refusal", "any-user-refusal-nameless", "declares no adminPasswordAnyUser; the refusal for another account does not say which account", ["admin-password.os-admin-user"], (d) => new AnyUserRefusalNameless(d)),
   v("accounts", "missing-account-reports-success", "setAdminPassword for an os_admin_user the guest lacks reports success", ["admin-password.missing-account"], (d) => new MissingAccountReportsSuccess(d)),
   v("refusal", "snapshot-options-required", "snapshot without options throws a TypeError", ["input.options-omitted"], (d) => new SnapshotOptionsRequired(d)),
   v("refusal", "instance-snapshot-options-required", "createInstanceSnapshot without options throws a TypeError", ["input.options-omitted"], (d) => new InstanceSnapshotOptionsRequired(d)),
@@ -775,5 +819,6 @@ export const GAP_VARIANTS: readonly BrokenVariant[] = [
   v("refusal", "stopped-agent-blamed", "setAdminPassword of a stopped instance whose agent hung before it stopped blames the agent", ["admin-password.not-running"], (d, c) => new StoppedAgentBlamed(d, c)),
   v("effects", "clean-wait-whole-intervals", "the clean-shutdown wait runs to a whole number of retry intervals, past the clean timeout", ["lifecycle.power-off-wait-bounded"], (d) => new CleanWaitWholeIntervals(d)),
   v("effects", "clean-wait-deaf-to-crash", "a clean power off waits out its clean timeout although the guest crashed meanwhile", ["lifecycle.power-off-wait-ends-on-crash"], (d, c) => new CleanWaitDeafToCrash(d, c)),
+  v("deadlines", "upload-deaf-to-abort", "an image snapshot aborted during its upload returns, but the upload, not given the signal, finishes later", ["snapshot.image-upload-aborted"], (d, c) => new UploadDeafToAbort(d, c)),
   v("migration", "migration-outlives-destroy", "destroy does not cancel the migration job: it fails seconds later", ["migration.destroy-during"], (d) => new MigrationOutlivesDestroy(d)),
 ];

@@ -20,6 +20,7 @@
  * (`@virtkit/conformance/vitest-reporter`).
  */
 import { describe, it, type TestContext } from "vitest";
+import { withHostsLock } from "../hosts-lock.js";
 import { DEFAULT_CLEANUP_TIMEOUT_MS, runScenario, scenarioDeadlineMs } from "../make-test.js";
 import { collectNotes, notRun, runNotes, scheduleScenarios, startOrder, type ConformanceRunOptions } from "../runner.js";
 import { levelCounts, type ScenarioLevel, type ScenarioResult } from "../types.js";
@@ -125,13 +126,15 @@ export function defineConformanceSuite(options: ConformanceSuiteOptions): void {
           }
           const notes = new Set<string>([...(options.driver.notes ?? []), ...(options.notes ?? []), ...runNotes(options)]);
           const cut = runSignal(options);
-          const result = await runScenario(def, collectNotes(options.environment, notes, options.plugin), {
-            scenarioTimeoutMs,
-            cleanupTimeoutMs,
-            slowCleanupMs: options.slowCleanupMs,
-            service: options.service,
-            signal: cut.signal,
-          }).finally(cut.dispose);
+          const result = await withHostsLock(options.environment, def, () =>
+            runScenario(def, collectNotes(options.environment, notes, options.plugin), {
+              scenarioTimeoutMs,
+              cleanupTimeoutMs,
+              slowCleanupMs: options.slowCleanupMs,
+              service: options.service,
+              signal: cut.signal,
+            }),
+          ).finally(cut.dispose);
           ctx.task.meta.virtkit = result;
           ctx.task.meta.virtkitNotes = [...notes];
           for (const w of result.warnings ?? []) await ctx.annotate(w, "virtkit.warning");
