@@ -430,7 +430,9 @@ export function buildDomainXml(spec: DomainSpec): string {
   // disables (model none) unless a device needs USB or the flavor or image names a model. A guest
   // kernel resetting an unused UHCI controller spends about 0.5 s of a TCG boot on it.
   const usb = usbControllerModel(instance.flavor.extraSpecs?.["hw:usb_model"], props.hw_usb_model);
-  if (bus === "usb") lines.push("    <controller type='usb' index='0'/>");
+  // A USB disk needs the controller, and PPC guests get their USB keyboard and mouse from it: libvirt
+  // picks the model (Nova leaves it unset there).
+  if (bus === "usb" || arch.startsWith("ppc")) lines.push("    <controller type='usb' index='0'/>");
   else lines.push(`    <controller type='usb' index='0'${attr("model", usb ?? "none")}/>`);
   if (imagePropertyTrue(props.hw_qemu_guest_agent)) {
     // No explicit socket path: libvirt picks one per daemon, so two daemons never collide.
@@ -462,8 +464,10 @@ export function usbControllerModel(flavorValue: unknown, imageValue: unknown): (
   const read = (value: unknown, field: string) => {
     if (value === undefined || value === null || value === "") return undefined;
     const found = USB_MODELS.find((m) => m === value);
-    if (found === undefined)
-      throw new InvalidInputError(field, `must be one of ${USB_MODELS.join(", ")}, got ${JSON.stringify(value)}`);
+    if (found === undefined) {
+      const shown = typeof value === "string" ? JSON.stringify(value.slice(0, 64)) : `a ${typeof value}`;
+      throw new InvalidInputError(field, `must be one of ${USB_MODELS.join(", ")}, got ${shown}`);
+    }
     return found;
   };
   const fromFlavor = read(flavorValue, "instance.flavor.extraSpecs.hw:usb_model");

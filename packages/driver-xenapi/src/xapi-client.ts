@@ -220,7 +220,11 @@ export class XapiClient {
    * Reads a VDI with `GET /export_raw_vdi` in `format` (`vhd`: a sparse dynamic VHD, `raw`: every
    * byte). Resolves once the host answered; the chunks stream as they arrive.
    */
-  async exportRawVdi(vdi: string, format: "raw" | "vhd", options?: CallOptions): Promise<AsyncIterable<Uint8Array>> {
+  async exportRawVdi(
+    vdi: string,
+    format: "raw" | "vhd",
+    options?: CallOptions,
+  ): Promise<AsyncIterable<Uint8Array> & { close(): void }> {
     const controller = new AbortController();
     const outer = options?.signal;
     const onAbort = () => controller.abort(outer?.reason);
@@ -238,7 +242,15 @@ export class XapiClient {
       }
       return r;
     }).finally(() => outer?.removeEventListener("abort", onAbort));
-    return streamBody(res);
+    // The caller's abort closes the body too: an upload cut short while its reader had not begun
+    // must not leave the host's response open. `close` does the same for a caller that gives up.
+    const close = (): void => {
+      res.destroy();
+    };
+    if (outer?.aborted) close();
+    else outer?.addEventListener("abort", close, { once: true });
+    res.once("close", () => outer?.removeEventListener("abort", close));
+    return Object.assign(streamBody(res), { close });
   }
 
   /**

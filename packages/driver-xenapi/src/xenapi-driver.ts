@@ -651,7 +651,13 @@ export class XenapiDriver implements ComputeDriver {
         if (!vdi) throw new InvalidStateError(instance.uuid, "snapshot", "without a root disk");
         await options?.onTaskState?.(TaskState.IMAGE_UPLOADING, TaskState.IMAGE_PENDING_UPLOAD);
         const data = await client.exportRawVdi(vdi, "vhd", { signal });
-        await images.update(imageId, snapshotImageMetadata(instance, "vhd", image.name), data, { signal });
+        try {
+          await images.update(imageId, snapshotImageMetadata(instance, "vhd", image.name), data, { signal });
+        } catch (err) {
+          // The image service may not have read it at all (an upload aborted while it waited).
+          data.close();
+          throw err;
+        }
       } finally {
         await this.#destroySnapshot(snap, AbortSignal.timeout(30_000)).catch((err: unknown) =>
           this.#options.logger?.warn("could not remove the image snapshot's VM", { error: describe(err) }),

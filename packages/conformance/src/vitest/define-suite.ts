@@ -23,6 +23,7 @@ import { describe, it, type TestContext } from "vitest";
 import { withHostsLock } from "../hosts-lock.js";
 import { DEFAULT_CLEANUP_TIMEOUT_MS, runScenario, scenarioDeadlineMs } from "../make-test.js";
 import { collectNotes, notRun, runNotes, scheduleScenarios, startOrder, type ConformanceRunOptions } from "../runner.js";
+import type { ScenarioDefinition } from "../scenario.js";
 import { levelCounts, type ScenarioLevel, type ScenarioResult } from "../types.js";
 import "./task-meta.js";
 import { assertSupportedVitest } from "./vitest-version.js";
@@ -99,6 +100,15 @@ export function defineConformanceSuite(options: ConformanceSuiteOptions): void {
   const scenarioTimeoutMs = options.scenarioTimeoutMs ?? 10_000;
   const cleanupTimeoutMs = options.cleanupTimeoutMs ?? DEFAULT_CLEANUP_TIMEOUT_MS;
   const concurrent = (options.parallel ?? 1) > 1;
+  // Where hosts are shared, a scenario may first wait for the lock (see withHostsLock): behind one
+  // that runs beside others (at most the longest) and every one that runs alone. vitest's timeout
+  // counts that wait, so it gets room for it; the kit's own deadline starts after it.
+  const whole = (d: ScenarioDefinition) => scenarioDeadlineMs(d, scenarioTimeoutMs) + cleanupTimeoutMs;
+  const lockWaitMs =
+    options.environment.sharedHosts === true && concurrent
+      ? Math.max(0, ...selected.map(whole)) +
+        selected.filter((d) => d.exclusive !== undefined).reduce((n, d) => n + whole(d), 0)
+      : 0;
   const run = { driver: options.driver, level };
   let stoppedBy: string | undefined;
   const register = () => {
@@ -109,7 +119,7 @@ export function defineConformanceSuite(options: ConformanceSuiteOptions): void {
       // vitest's own timeout sits above the kit's deadlines (scenario, then cleanup), so the kit reports first.
       test(
         `${def.id} [${def.level}] ${def.title}`,
-        { timeout: scenarioDeadlineMs(def, scenarioTimeoutMs) + cleanupTimeoutMs + 7_000 },
+        { timeout: scenarioDeadlineMs(def, scenarioTimeoutMs) + cleanupTimeoutMs + 7_000 + lockWaitMs },
         async (ctx: TestContext) => {
           ctx.task.meta.virtkitRun = run;
           const whyNotRun =
