@@ -621,30 +621,28 @@ class ListSnapshotsUndeclaredWorks extends DriverDecorator {
     throw new UnsupportedOperationError("instanceSnapshots", this.name);
   }
 }
-/** Declares no adminPasswordAnyUser and refuses another account, naming the wrong capability. */
-class AnyUserRefusalMisnamed extends DriverDecorator {
+/** Declares no adminPasswordAnyUser and refuses another account with `refusal(user)`. */
+abstract class AnyUserRefused extends DriverDecorator {
+  protected abstract refusal(user: string): UnsupportedOperationError;
   override get capabilities(): Capabilities {
     return { ...this.inner.capabilities, adminPasswordAnyUser: false };
   }
   override async setAdminPassword(i: Instance, pw: Secret, o?: OperationOptions) {
     const user = i.imageMeta.properties.os_admin_user;
-    if (user !== undefined && user !== "root" && user !== "Administrator") {
-      throw new UnsupportedOperationError("setAdminPassword", this.name, { detail: `account ${user}` });
-    }
+    if (user !== undefined && user !== "root" && user !== "Administrator") throw this.refusal(user);
     return this.inner.setAdminPassword(i, pw, o);
   }
 }
-/** Declares no adminPasswordAnyUser; the refusal names the capability but not the account asked for. */
-class AnyUserRefusalNameless extends DriverDecorator {
-  override get capabilities(): Capabilities {
-    return { ...this.inner.capabilities, adminPasswordAnyUser: false };
+/** The refusal names the wrong capability. */
+class AnyUserRefusalMisnamed extends AnyUserRefused {
+  protected refusal(user: string) {
+    return new UnsupportedOperationError("setAdminPassword", this.name, { detail: `account ${user}` });
   }
-  override async setAdminPassword(i: Instance, pw: Secret, o?: OperationOptions) {
-    const user = i.imageMeta.properties.os_admin_user;
-    if (user !== undefined && user !== "root" && user !== "Administrator") {
-      throw new UnsupportedOperationError("adminPasswordAnyUser", this.name);
-    }
-    return this.inner.setAdminPassword(i, pw, o);
+}
+/** The refusal names the capability but not the account asked for. */
+class AnyUserRefusalNameless extends AnyUserRefused {
+  protected refusal() {
+    return new UnsupportedOperationError("adminPasswordAnyUser", this.name);
   }
 }
 /** A password set that fails because the guest lacks the account is reported as done (the agent's error dropped). */
