@@ -428,8 +428,12 @@ export class XenapiDriver implements ComputeDriver {
       await this.#run("spawn", options, instance, async (signal) => {
         if (before) await settledOrAborted(before, signal);
         const imageMeta = request.imageMeta ?? instance.imageMeta;
-        // A password the agent could not set for the image's account is refused before anything is made.
-        if (request.adminPassword && agentEnabled(imageMeta)) checkAgentAccount(instance, imageMeta);
+        // Only the guest agent can set a spawn's password here: without one, or for an account the
+        // agent cannot set, it is refused before anything is made (the contract: never dropped).
+        if (request.adminPassword) {
+          if (!agentEnabled(imageMeta)) throw new GuestAgentNotEnabledError(instance.uuid);
+          checkAgentAccount(instance, imageMeta);
+        }
         if (await this.#find(instance, signal, true)) throw new InstanceExistsError(instance.uuid);
         const ref = await this.#createVm(instance, imageMeta, request.networkInfo, "instance", signal);
         await this.#client!.callAsync("VM.start_on", [ref, this.#hostRef, false, false], { signal });

@@ -73,13 +73,14 @@ export async function checkRevertChosenSnapshot(ctx: ScenarioContext): Promise<v
   const d = ctx.driver;
   const inst = await ctx.spawn();
   await write(ctx, inst, "a");
+  // Named against the alphabet (A is "-z", B "-a"): a listing sorted by name, not age, shows.
   ctx.step("createInstanceSnapshot A (running)");
-  const a = await d.createInstanceSnapshot(inst, `${ctx.prefix}-a`, ctx.opts());
+  const a = await d.createInstanceSnapshot(inst, `${ctx.prefix}-z`, ctx.opts());
   await write(ctx, inst, "b");
   ctx.step("power off");
   await d.powerOff(inst, ctx.opts({ cleanShutdownTimeoutSec: 0 }));
   ctx.step("createInstanceSnapshot B (stopped)");
-  const b = await d.createInstanceSnapshot(inst, `${ctx.prefix}-b`, ctx.opts());
+  const b = await d.createInstanceSnapshot(inst, `${ctx.prefix}-a`, ctx.opts());
   ctx.step("power on");
   await d.powerOn(inst, ctx.opts());
   await write(ctx, inst, "c");

@@ -4,7 +4,16 @@
  * instance names none (as Nova's instance does); two spawns of one uuid at once with a password
  * leave exactly one instance, the other refused with InstanceExistsError.
  */
-import { InstanceExistsError, OperationTimeoutError, PowerState, type ImageMeta, type Instance } from "@virtkit/core";
+import {
+  AdminPasswordNotSupportedError,
+  GuestAgentNotEnabledError,
+  InstanceExistsError,
+  OperationTimeoutError,
+  PowerState,
+  UnsupportedOperationError,
+  type ImageMeta,
+  type Instance,
+} from "@virtkit/core";
 import { check, checkEqual, describeError, expectGone, expectRejects, expectState, fail, skipForEnvironment, thrownWithCode } from "../assertions.js";
 import type { ScenarioContext } from "../scenario.js";
 import { settle, trackedPassword } from "./depth-support.js";
@@ -69,4 +78,33 @@ export async function checkFirstBootPassword(ctx: ScenarioContext): Promise<void
   const winner = results.findIndex((r) => r.status === "fulfilled");
   ctx.step("log in as root with the winning spawn's password");
   if (!(await verify(twin, "root", pws[winner]!))) fail("the password of the spawn that succeeded does not open root");
+}
+
+/**
+ * spawn's adminPassword for an image without a guest agent (the contract's
+ * `SpawnRequest.adminPassword`): set at first boot by other means, so it opens the admin account, or
+ * refused typed before anything is made; never taken and dropped.
+ */
+export async function checkSpawnPasswordWithoutAgent(ctx: ScenarioContext): Promise<void> {
+  const inst = ctx.newInstance({ imageMeta: image(ctx, { os_type: "linux", hw_qemu_guest_agent: false }), osType: "linux" });
+  const pw = trackedPassword(ctx, "noagent");
+  const what = "spawn with adminPassword, the image without a guest agent";
+  ctx.step(what);
+  try {
+    await ctx.driver.spawn({ instance: inst, adminPassword: pw }, ctx.opts());
+  } catch (err) {
+    ctx.recordError(err);
+    const codes = [GuestAgentNotEnabledError.CODE, AdminPasswordNotSupportedError.CODE, UnsupportedOperationError.CODE] as const;
+    if (!thrownWithCode(err, codes)) fail(`${what}: expected success or one of ${codes.join(", ")}, got ${describeError(err)}`);
+    await settle(30);
+    await expectGone(ctx, inst, `the refused ${what}`);
+    return;
+  }
+  await expectState(ctx, inst, PowerState.RUNNING, what);
+  const verify = ctx.env.verifyAdminPassword?.bind(ctx.env);
+  if (!verify) skipForEnvironment("the spawn took the password; the environment cannot log into the guest to check it was set");
+  ctx.step("log in as root");
+  if (!(await verify(inst, "root", pw))) {
+    fail(`${what} succeeded but the password does not open root: taken and dropped (refuse it typed instead, e.g. GuestAgentNotEnabledError)`);
+  }
 }

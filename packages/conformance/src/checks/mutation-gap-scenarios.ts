@@ -6,7 +6,7 @@
  */
 import type { ScenarioDefinition } from "../scenario.js";
 import { checkCpuTime, checkCpuTimeGrows } from "./cpu-time.js";
-import { checkFirstBootPassword } from "./first-boot-password.js";
+import { checkFirstBootPassword, checkSpawnPasswordWithoutAgent } from "./first-boot-password.js";
 import * as gs from "./guest-shutdown.js";
 import { checkBadArguments, checkOptionsOmitted } from "./input.js";
 import { needsTwoHosts } from "./migration.js";
@@ -132,6 +132,14 @@ export function mutationGapScenarios(): ScenarioDefinition[] {
       capability: null,
       level: "SHOULD",
       run: checkFirstBootPassword,
+    },
+    {
+      id: "admin-password.spawn-without-agent",
+      title: "spawn's adminPassword for an image without a guest agent: set (it opens root) or refused typed before anything is made, never dropped",
+      group: "admin-password",
+      capability: null,
+      level: "MUST",
+      run: checkSpawnPasswordWithoutAgent,
     },
     {
       id: "migration.destroy-during",

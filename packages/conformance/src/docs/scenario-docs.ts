@@ -190,6 +190,10 @@ export const SCENARIO_DOCS: Readonly<Record<string, ScenarioDoc>> = {
     rule: "spawn's adminPassword goes to the account setAdminPassword would use, with os_type inherited from the image when the instance has none (Windows: Administrator, not root); a spawn with a password honours its deadline like any other (nothing left behind); two spawns of one uuid at once leave one instance and refuse the other with InstanceExistsError.",
     nova: "Nova's instance.os_type comes from the image's os_type at boot; the libvirt driver picks Administrator for Windows guests.",
   },
+  "admin-password.spawn-without-agent": {
+    rule: "A spawn given an adminPassword for an image without a guest agent either sets it at first boot by other means (it then opens root) or is refused typed (GuestAgentNotEnabledError, AdminPasswordNotSupportedError or UnsupportedOperationError) with nothing made; a spawn that succeeds with the password unset fails.",
+    nova: "Nova injects a spawn's admin password through the config drive or file injection where it can, and the xenapi driver through its agent; a password it cannot inject is not silently accepted by the API.",
+  },
   "migration.destroy-during": {
     rule: "Destroying the instance on the source during a live migration stops the migration at once (it rejects typed) and, after the destination's rollback, the instance is on neither host.",
     nova: "Deleting an instance that is migrating aborts the libvirt migration job; the manager then rolls back at the destination.",

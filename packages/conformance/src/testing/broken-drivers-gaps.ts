@@ -742,6 +742,26 @@ class CleanWaitDeafToCrash extends WithGuest {
   }
 }
 
+// -- 2026-12-02: the contract's doc comments read against the kit -----------------------------------
+
+/** A spawn's password for an image without a guest agent is taken and dropped (the XenAPI driver did). */
+class SpawnPasswordDroppedWithoutAgent extends DriverDecorator {
+  override spawn(request: SpawnRequest, o?: OperationOptions) {
+    const meta = request.imageMeta ?? request.instance.imageMeta;
+    if (request.adminPassword === undefined || meta.properties.hw_qemu_guest_agent === true) return this.inner.spawn(request, o);
+    const dropped = { ...request };
+    delete (dropped as { adminPassword?: Secret }).adminPassword;
+    return this.inner.spawn(dropped, o);
+  }
+}
+
+/** Instance snapshots listed by name, not oldest first. */
+class SnapshotsListedByName extends DriverDecorator {
+  override async listInstanceSnapshots(i: Instance, o?: OperationOptions) {
+    return [...(await this.inner.listInstanceSnapshots(i, o))].sort((x, y) => x.name.localeCompare(y.name));
+  }
+}
+
 // -- the table --------------------------------------------------------------------------------------
 
 type Wrap = NonNullable<BrokenVariant["wrap"]>;
@@ -818,5 +838,7 @@ export const GAP_VARIANTS: readonly BrokenVariant[] = [
   v("effects", "clean-wait-whole-intervals", "the clean-shutdown wait runs to a whole number of retry intervals, past the clean timeout", ["lifecycle.power-off-wait-bounded"], (d) => new CleanWaitWholeIntervals(d)),
   v("effects", "clean-wait-deaf-to-crash", "a clean power off waits out its clean timeout although the guest crashed meanwhile", ["lifecycle.power-off-wait-ends-on-crash"], (d, c) => new CleanWaitDeafToCrash(d, c)),
   v("deadlines", "upload-deaf-to-abort", "an image snapshot aborted during its upload returns, but the upload, not given the signal, finishes later", ["snapshot.image-upload-aborted"], (d, c) => new UploadDeafToAbort(d, c)),
+  v("refusal", "spawn-password-dropped-without-agent", "spawn takes an adminPassword for an image without a guest agent and never sets it", ["admin-password.spawn-without-agent"], (d) => new SpawnPasswordDroppedWithoutAgent(d)),
+  v("wrong-state", "snapshots-listed-by-name", "listInstanceSnapshots sorts by name instead of oldest first", ["effects.revert-chosen-snapshot"], (d) => new SnapshotsListedByName(d)),
   v("migration", "migration-outlives-destroy", "destroy does not cancel the migration job: it fails seconds later", ["migration.destroy-during"], (d) => new MigrationOutlivesDestroy(d)),
 ];
