@@ -269,6 +269,17 @@ const migration: ScenarioDefinition[] = [
     refuse: mig.refuseAbort,
     needs: mig.needsTwoHosts,
   },
+  {
+    id: "migration.caller-cancels",
+    title: "liveMigration aborted by its caller or past its deadline rejects typed at once; the instance stays on the source",
+    group: "migration",
+    capability: "liveMigration",
+    level: "MUST",
+    // Twice the slowed move's 0.25 s, twice over, waited out to see that it did not go on.
+    waitsMs: 1_000,
+    run: mig.checkCallerCancels,
+    needs: mig.needsTwoHosts,
+  },
 ];
 
 const adminPassword: ScenarioDefinition[] = [

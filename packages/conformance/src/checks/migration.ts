@@ -5,11 +5,15 @@
  */
 import {
   DEFAULT_MIGRATION_POLICY,
+  LiveMigrationFailedError,
   MigrationPreCheckError,
+  OperationAbortedError,
+  OperationTimeoutError,
   PowerState,
   isInvalidInput,
   type Capability,
   type ComputeDriver,
+  type Instance,
   type LifecycleEvent,
   type MigrateData,
   type MigrationHostFacts,
@@ -284,6 +288,11 @@ export async function checkPreChecks(ctx: ScenarioContext): Promise<void> {
 
 async function prepare(ctx: ScenarioContext, src: ComputeDriver, dst: ComputeDriver) {
   const inst = await ctx.spawn();
+  return { inst, data: await prepareMove(ctx, src, dst, inst) };
+}
+
+/** The pre-checks and the destination's preparation for moving `inst` from `src` to `dst`. */
+async function prepareMove(ctx: ScenarioContext, src: ComputeDriver, dst: ComputeDriver, inst: Instance): Promise<MigrateData> {
   const srcInfo = await src.getHostInfo(ctx.opts());
   ctx.step("checkCanLiveMigrateDestination");
   let data: MigrateData;
@@ -315,8 +324,7 @@ async function prepare(ctx: ScenarioContext, src: ComputeDriver, dst: ComputeDri
     data = await src.checkCanLiveMigrateSource(inst, data, ctx.opts());
   }
   ctx.step("preLiveMigration");
-  data = await dst.preLiveMigration(inst, data, {}, ctx.opts());
-  return { inst, data };
+  return dst.preLiveMigration(inst, data, {}, ctx.opts());
 }
 
 /** A real move: running on the destination, gone from the source, events emitted. */
@@ -381,6 +389,56 @@ export async function checkAbort(ctx: ScenarioContext): Promise<void> {
   await dst.rollbackLiveMigrationAtDestination(inst, data, {}, ctx.opts());
   await expectState(ctx, inst, PowerState.RUNNING, "abort (on the source)", src);
   await expectGone(ctx, inst, "abort (on the destination)", dst);
+}
+
+/** How long a slowed migration takes in {@link checkCallerCancels}. */
+const SLOW_MOVE_MS = 250;
+
+/**
+ * The caller's signal and deadline hold for liveMigration as for every call (`OperationOptions`):
+ * aborted 30 ms in, or given a 50 ms deadline, it rejects typed within 1.5 s and the instance is
+ * still running on the source once the slowed move would have finished (a driver that only stops
+ * waiting lets the hypervisor finish the move), and gone from the destination after its rollback.
+ */
+export async function checkCallerCancels(ctx: ScenarioContext): Promise<void> {
+  const slow = ctx.env.hypervisorControls?.setMigrationDuration;
+  if (!slow) skipForEnvironment("the environment cannot slow a migration down");
+  const { src, dst } = await twoHosts(ctx);
+  const first = await prepare(ctx, src, dst);
+  const inst = first.inst;
+  await slow.call(ctx.env.hypervisorControls, SLOW_MOVE_MS);
+  try {
+    for (const how of ["signal", "deadline"] as const) {
+      const data = how === "signal" ? first.data : await prepareMove(ctx, src, dst, inst);
+      const what = how === "signal" ? "liveMigration aborted by its caller 30 ms in" : "liveMigration with a 50 ms deadline";
+      ctx.step(what);
+      const started = Date.now();
+      let moving: Promise<void>;
+      if (how === "signal") {
+        const caller = new AbortController();
+        const follow = () => caller.abort(ctx.signal.reason);
+        ctx.signal.addEventListener("abort", follow, { once: true });
+        moving = src.liveMigration(inst, data, { signal: caller.signal });
+        moving.catch(() => undefined).finally(() => ctx.signal.removeEventListener("abort", follow));
+        await new Promise((r) => setTimeout(r, 30));
+        caller.abort();
+      } else {
+        moving = src.liveMigration(inst, data, { signal: ctx.signal, timeoutMs: 50 });
+      }
+      const ended = how === "signal" ? OperationAbortedError.CODE : OperationTimeoutError.CODE;
+      await expectRejects(ctx, moving, [ended, LiveMigrationFailedError.CODE], what);
+      const tookMs = Date.now() - started;
+      check(tookMs < 1500, `${what} rejected only after ${tookMs} ms (the caller's ${how} must end the call at once)`);
+      // Long enough for a move the driver let go on to land on the destination (twice its time).
+      await new Promise((r) => setTimeout(r, Math.max(0, 2 * SLOW_MOVE_MS - tookMs)));
+      await expectState(ctx, inst, PowerState.RUNNING, `${what} (on the source, after the slowed move's time)`, src);
+      ctx.step(`rollbackLiveMigrationAtDestination after the ${how}`);
+      await dst.rollbackLiveMigrationAtDestination(inst, data, {}, ctx.opts());
+      await expectGone(ctx, inst, `${what} (on the destination, after its rollback)`, dst);
+    }
+  } finally {
+    await slow.call(ctx.env.hypervisorControls, 0);
+  }
 }
 
 /** Undeclared live migration is refused as unsupported. */

@@ -194,6 +194,10 @@ export const SCENARIO_DOCS: Readonly<Record<string, ScenarioDoc>> = {
     rule: "A spawn given an adminPassword for an image without a guest agent either sets it at first boot by other means (it then opens root) or is refused typed (GuestAgentNotEnabledError, AdminPasswordNotSupportedError or UnsupportedOperationError) with nothing made; a spawn that succeeds with the password unset fails.",
     nova: "Nova injects a spawn's admin password through the config drive or file injection where it can, and the xenapi driver through its agent; a password it cannot inject is not silently accepted by the API.",
   },
+  "migration.caller-cancels": {
+    rule: "liveMigration takes the caller's signal and deadline like every call: aborted 30 ms in, or with a 50 ms deadline, on a move slowed to 0.25 s, it rejects typed (OperationAbortedError / OperationTimeoutError, or LiveMigrationFailedError) within 1.5 s; 0.5 s after the call began the instance still runs on the source, and after the destination's rollback it is not there.",
+    nova: "Nova's live migration monitor aborts the libvirt job (virDomainAbortJob) when the migration is cancelled or exceeds its completion timeout, and the instance stays on the source.",
+  },
   "migration.destroy-during": {
     rule: "Destroying the instance on the source during a live migration stops the migration at once (it rejects typed) and, after the destination's rollback, the instance is on neither host.",
     nova: "Deleting an instance that is migrating aborts the libvirt migration job; the manager then rolls back at the destination.",

@@ -762,6 +762,24 @@ class SnapshotsListedByName extends DriverDecorator {
   }
 }
 
+/**
+ * liveMigration only stops waiting when its caller aborts or its deadline passes: the move, not
+ * given the signal, goes on and lands on the destination after the call rejected.
+ */
+class MigrationDeafToCaller extends DriverDecorator {
+  override liveMigration(i: Instance, data: MigrateData, o?: LiveMigrationOptions) {
+    const { signal, timeoutMs, ...rest } = o ?? {};
+    const move = this.inner.liveMigration(i, data, rest);
+    move.catch(() => undefined);
+    return new Promise<void>((resolve, reject) => {
+      void move.then(resolve, reject);
+      const end = (err: Error) => reject(err);
+      signal?.addEventListener("abort", () => end(new OperationAbortedError("liveMigration")), { once: true });
+      if (timeoutMs !== undefined) setTimeout(() => end(new OperationTimeoutError("liveMigration", timeoutMs)), timeoutMs);
+    });
+  }
+}
+
 // -- the table --------------------------------------------------------------------------------------
 
 type Wrap = NonNullable<BrokenVariant["wrap"]>;
@@ -840,5 +858,6 @@ export const GAP_VARIANTS: readonly BrokenVariant[] = [
   v("deadlines", "upload-deaf-to-abort", "an image snapshot aborted during its upload returns, but the upload, not given the signal, finishes later", ["snapshot.image-upload-aborted"], (d, c) => new UploadDeafToAbort(d, c)),
   v("refusal", "spawn-password-dropped-without-agent", "spawn takes an adminPassword for an image without a guest agent and never sets it", ["admin-password.spawn-without-agent"], (d) => new SpawnPasswordDroppedWithoutAgent(d)),
   v("wrong-state", "snapshots-listed-by-name", "listInstanceSnapshots sorts by name instead of oldest first", ["effects.revert-chosen-snapshot"], (d) => new SnapshotsListedByName(d)),
+  v("deadlines", "migration-deaf-to-caller", "liveMigration rejects when its caller aborts or its deadline passes, but the move goes on and lands", ["migration.caller-cancels"], (d) => new MigrationDeafToCaller(d)),
   v("migration", "migration-outlives-destroy", "destroy does not cancel the migration job: it fails seconds later", ["migration.destroy-during"], (d) => new MigrationOutlivesDestroy(d)),
 ];
