@@ -275,8 +275,8 @@ const migration: ScenarioDefinition[] = [
     group: "migration",
     capability: "liveMigration",
     level: "MUST",
-    // Twice the slowed move's 0.25 s, twice over, waited out to see that it did not go on.
-    waitsMs: 1_000,
+    // The slowed move's 1.5 s, waited out to see that it did not go on.
+    waitsMs: 1_800,
     run: mig.checkCallerCancels,
     needs: mig.needsTwoHosts,
   },
