@@ -275,7 +275,7 @@ const migration: ScenarioDefinition[] = [
     group: "migration",
     capability: "liveMigration",
     level: "MUST",
-    // The slowed move's 1.5 s, waited out to see that it did not go on.
+    // The slowed move's 1 s and 0.8 s more, watched to see that it did not go on.
     waitsMs: 1_800,
     run: mig.checkCallerCancels,
     needs: mig.needsTwoHosts,

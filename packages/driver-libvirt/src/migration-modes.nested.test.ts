@@ -534,10 +534,13 @@ describe.skipIf(REASON !== undefined)(
           // or more, and in CI runs (2026-12) the guest came out of such a move on the
           // destination with its kernel spinning and its agent dead for minutes.
           await host.exec(
-            ["sh", "-c", 'while o=$(virsh -q domjobinfo "$1" 2>/dev/null) && echo "$o" | grep -q "^Job type: *Unbounded"; do echo "$o" | grep -qE "^Auto converge throttle: *[1-9]" && exit 0; sleep 0.2; done', "throttled", instance.uuid],
+            ["sh", "-c", 'while o=$(virsh -q domjobinfo "$1" 2>/dev/null) && echo "$o" | grep -q "^Job type: *Unbounded"; do echo "$o" | grep -qE "^Auto converge throttle: *[1-9]" && exit 0; sleep 0.5; done', "throttled", instance.uuid],
             { timeoutMs: 200_000 },
           );
-          await guestSh(host, instance.uuid, "touch /run/dirty-stop", 60_000).catch(() => undefined);
+          // On the source while the move goes on; on the destination if it ended meanwhile.
+          await guestSh(host, instance.uuid, "touch /run/dirty-stop", 60_000).catch(() =>
+            guestSh(nodes[1 - at]!.host, instance.uuid, "touch /run/dirty-stop", 60_000).catch(() => undefined),
+          );
         },
       ).catch((err: unknown) => {
         if (!(err instanceof GuestWedgedError)) throw err;

@@ -157,8 +157,7 @@ export class XapiClient {
    */
   callAsync<T = XapiValue>(method: string, args: readonly XapiValue[] = [], options?: CallOptions): Promise<T> {
     return withDeadline(`XAPI ${method}`, options, this.#timeoutMs, async (signal) => {
-      await this.#tasks.ready(signal);
-      const task = await this.#callWithSession<string>(`Async.${method}`, args, signal);
+      const task = await this.#startTask(method, args, signal);
       return (await this.#tasks.wait(method, task, signal)) as T;
     }) as Promise<T>;
   }
@@ -172,15 +171,28 @@ export class XapiClient {
     args: readonly XapiValue[],
     options?: CallOptions,
   ): Promise<{ readonly task: string; readonly result: Promise<XapiValue> }> {
-    const task = await withDeadline(`XAPI ${method}`, options, this.#timeoutMs, async (signal) => {
-      await this.#tasks.ready(signal);
-      return this.#callWithSession<string>(`Async.${method}`, args, signal);
-    });
+    const task = await withDeadline(`XAPI ${method}`, options, this.#timeoutMs, (signal) => this.#startTask(method, args, signal));
     const result = withDeadline(`XAPI ${method}`, options, this.#timeoutMs, (signal) =>
       this.#tasks.wait(method, task, signal),
     );
     result.catch(() => undefined);
     return { task, result };
+  }
+
+  /**
+   * Sends `Async.<method>` and returns its task. The request is not cut off when `signal` fires:
+   * XAPI may have started the task already, and a task nobody learns of runs to its end (a VM
+   * moved after its caller was told the move was aborted). A task that arrives after the caller
+   * gave up is cancelled at once.
+   */
+  async #startTask(method: string, args: readonly XapiValue[], signal: AbortSignal): Promise<string> {
+    await this.#tasks.ready(signal);
+    const task = await this.#callWithSession<string>(`Async.${method}`, args, AbortSignal.timeout(this.#timeoutMs));
+    if (signal.aborted) {
+      void this.#callWithSession("task.cancel", [task], AbortSignal.timeout(5_000)).catch(() => undefined);
+      throw signal.reason instanceof Error ? signal.reason : new Error(`XAPI ${method}: aborted`);
+    }
+    return task;
   }
 
   /** `event.from(classes, token, timeout)`. */

@@ -86,7 +86,10 @@ export async function checkFirstBootPassword(ctx: ScenarioContext): Promise<void
  * refused typed before anything is made; never taken and dropped.
  */
 export async function checkSpawnPasswordWithoutAgent(ctx: ScenarioContext): Promise<void> {
-  const inst = ctx.newInstance({ imageMeta: image(ctx, { os_type: "linux", hw_qemu_guest_agent: false }), osType: "linux" });
+  const imageMeta = image(ctx, { os_type: "linux", hw_qemu_guest_agent: false });
+  // root is the account: no os_admin_user the environment's boot image may name.
+  const { os_admin_user: _named, ...properties } = imageMeta.properties;
+  const inst = ctx.newInstance({ imageMeta: { ...imageMeta, properties }, osType: "linux" });
   const pw = trackedPassword(ctx, "noagent");
   const what = "spawn with adminPassword, the image without a guest agent";
   ctx.step(what);

@@ -195,7 +195,7 @@ export const SCENARIO_DOCS: Readonly<Record<string, ScenarioDoc>> = {
     nova: "Nova injects a spawn's admin password through the config drive or file injection where it can, and the xenapi driver through its agent; a password it cannot inject is not silently accepted by the API.",
   },
   "migration.caller-cancels": {
-    rule: "liveMigration takes the caller's signal and deadline like every call: on two instances at once, moves slowed to 1.5 s, one aborted by its caller 30 ms in and one with a 50 ms deadline reject typed (OperationAbortedError / OperationTimeoutError, or LiveMigrationFailedError) within 1 s; once the moves would have finished both instances still run on the source, and after the destination's rollback they are not there. Only when the kit's own abort came after half the slowed move (a machine that loaded) may the call resolve, and then the instance must run on the destination.",
+    rule: "liveMigration takes the caller's signal and deadline like every call: on two instances at once, moves slowed to 1 s, one aborted by its caller 30 ms in and one with a 50 ms deadline reject typed (OperationAbortedError / OperationTimeoutError, or LiveMigrationFailedError) within 1 s; watched until 0.8 s past the slowed move's time, neither arrives on the destination; both still run on the source and are not on the destination after its rollback. Only when the kit's own abort came after half the slowed move (a machine that loaded) may the move have finished, and then the answer must match where the instance is.",
     nova: "Nova's live migration monitor aborts the libvirt job (virDomainAbortJob) when the migration is cancelled or exceeds its completion timeout, and the instance stays on the source.",
   },
   "migration.destroy-during": {

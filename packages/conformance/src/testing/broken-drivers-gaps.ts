@@ -747,8 +747,9 @@ class CleanWaitDeafToCrash extends WithGuest {
 /** A spawn's password for an image without a guest agent is taken and dropped (the XenAPI driver did). */
 class SpawnPasswordDroppedWithoutAgent extends DriverDecorator {
   override spawn(request: SpawnRequest, o?: OperationOptions) {
+    if (request.adminPassword === undefined) return this.inner.spawn(request, o);
     const meta = request.imageMeta ?? request.instance.imageMeta;
-    if (request.adminPassword === undefined || meta.properties.hw_qemu_guest_agent === true) return this.inner.spawn(request, o);
+    if (meta.properties.hw_qemu_guest_agent === true) return this.inner.spawn(request, o);
     const dropped = { ...request };
     delete (dropped as { adminPassword?: Secret }).adminPassword;
     return this.inner.spawn(dropped, o);
@@ -772,10 +773,18 @@ class MigrationDeafToCaller extends DriverDecorator {
     const move = this.inner.liveMigration(i, data, rest);
     move.catch(() => undefined);
     return new Promise<void>((resolve, reject) => {
-      void move.then(resolve, reject);
-      const end = (err: Error) => reject(err);
-      signal?.addEventListener("abort", () => end(new OperationAbortedError("liveMigration")), { once: true });
-      if (timeoutMs !== undefined) setTimeout(() => end(new OperationTimeoutError("liveMigration", timeoutMs)), timeoutMs);
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const onAbort = () => end(new OperationAbortedError("liveMigration"));
+      const end = (err?: unknown) => {
+        signal?.removeEventListener("abort", onAbort);
+        if (timer !== undefined) clearTimeout(timer);
+        if (err === undefined) resolve();
+        else reject(err as Error);
+      };
+      void move.then(() => end(), end);
+      if (signal?.aborted) return onAbort();
+      signal?.addEventListener("abort", onAbort, { once: true });
+      if (timeoutMs !== undefined) timer = setTimeout(() => end(new OperationTimeoutError("liveMigration", timeoutMs)), timeoutMs);
     });
   }
 }
