@@ -436,10 +436,8 @@ async function cancelMove(
   let moving: Promise<void>;
   if (how === "signal") {
     const caller = new AbortController();
-    const follow = () => caller.abort(ctx.signal.reason);
-    ctx.signal.addEventListener("abort", follow, { once: true });
-    moving = src.liveMigration(inst, data, { signal: caller.signal });
-    moving.catch(() => undefined).finally(() => ctx.signal.removeEventListener("abort", follow));
+    moving = src.liveMigration(inst, data, { signal: AbortSignal.any([ctx.signal, caller.signal]) });
+    moving.catch(() => undefined);
     await new Promise((r) => setTimeout(r, 30));
     firedMs = Date.now() - started;
     caller.abort();

@@ -31,6 +31,7 @@ import {
   Secret,
   isSecret,
   validateImageId,
+  withDeadline,
   type ComputeDriver,
   type DestroyOptions,
   type ImageMeta,
@@ -769,23 +770,9 @@ class SnapshotsListedByName extends DriverDecorator {
  */
 class MigrationDeafToCaller extends DriverDecorator {
   override liveMigration(i: Instance, data: MigrateData, o?: LiveMigrationOptions) {
-    const { signal, timeoutMs, ...rest } = o ?? {};
-    const move = this.inner.liveMigration(i, data, rest);
-    move.catch(() => undefined);
-    return new Promise<void>((resolve, reject) => {
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      const onAbort = () => end(new OperationAbortedError("liveMigration"));
-      const end = (err?: unknown) => {
-        signal?.removeEventListener("abort", onAbort);
-        if (timer !== undefined) clearTimeout(timer);
-        if (err === undefined) resolve();
-        else reject(err as Error);
-      };
-      void move.then(() => end(), end);
-      if (signal?.aborted) return onAbort();
-      signal?.addEventListener("abort", onAbort, { once: true });
-      if (timeoutMs !== undefined) timer = setTimeout(() => end(new OperationTimeoutError("liveMigration", timeoutMs)), timeoutMs);
-    });
+    const { signal: _signal, timeoutMs: _timeoutMs, ...rest } = o ?? {};
+    // core's race of the call against its signal and deadline, with the move itself left out of it.
+    return withDeadline("liveMigration", o, 0, () => this.inner.liveMigration(i, data, rest));
   }
 }
 
