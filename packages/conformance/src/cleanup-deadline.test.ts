@@ -100,27 +100,29 @@ describe("cleanup after a scenario", () => {
     const result = await run(0, { cleanupTimeoutMs: 3_000, slowCleanupMs: 2_000 });
     expect(result).toMatchObject({ status: "pass" });
     expect(result.warnings).toBeUndefined();
+    // A pass carries no log: only a failure needs explaining.
+    expect(result.log).toBeUndefined();
   });
 
-  it("fails a cleanup that does not finish by the deadline as 'state unknown', not as a leak", async () => {
+  it("fails a cleanup that does not finish by the deadline as 'state unknown', not as a leak, naming the call it waits on", async () => {
     const result = await run(2_000, { cleanupTimeoutMs: 300 });
-    expect(result).toMatchObject({
-      status: "fail",
-      reason: "cleanup did not finish in 0.3 s; state unknown",
-      step: "cleanup",
-    });
+    // The call that hung, with its instance, host and how long it had run: what a user looks at first.
+    const reason =
+      /^cleanup did not finish in 0\.3 s; state unknown \(still waiting on: destroy [\w-]+ on [\w.-]+ \(for 0\.[23] s\)\)$/;
+    expect(result).toMatchObject({ status: "fail", step: "cleanup" });
+    expect(result.reason).toMatch(reason);
     expect(result.leaks).toBeUndefined();
+    // The driver's own log comes with the failure: here the fake's line for the spawn.
+    expect(result.log?.some((l) => l.includes("spawned"))).toBe(true);
     const report = reportOf(result);
     expect(report.ok).toBe(false);
     expect(report.leaks).toEqual([]);
-    expect(new HumanReporter().render(report)).toContain(
-      "fail: cleanup did not finish in 0.3 s; state unknown [step: cleanup]",
-    );
-    expect(new JunitReporter().render(report)).toContain(
-      '<failure message="cleanup did not finish in 0.3 s; state unknown"',
-    );
+    expect(new HumanReporter().render(report)).toContain(`fail: ${result.reason} [step: cleanup]`);
+    expect(new HumanReporter().render(report)).toMatch(/driver log \(last \d+ lines?\):(\n {8}.*)*"msg":"spawned"/);
+    expect(new JunitReporter().render(report)).toContain(`<failure message="${result.reason}"`);
+    expect(new JunitReporter().render(report)).toMatch(/<system-out>[^<]*&quot;msg&quot;:&quot;spawned&quot;/);
     expect(new TapReporter().render(report)).toContain(
-      'not ok 1 - kit.spawn-one [MUST] spawn one instance\n  ---\n  reason: "cleanup did not finish in 0.3 s; state unknown"',
+      `not ok 1 - kit.spawn-one [MUST] spawn one instance\n  ---\n  reason: "${result.reason}"`,
     );
   });
 

@@ -158,7 +158,7 @@ export async function runScenario(
   let baselineImages = new Set<string>();
   let service: Promise<AdminPasswordService> | undefined;
   let cleanupResult: { outcome: CleanupOutcome; logLines: readonly string[] } = {
-    outcome: { leaks: [], durationMs: 0, timedOut: false, timeoutMs: 0 },
+    outcome: { leaks: [], durationMs: 0, timedOut: false, timeoutMs: 0, waitingOn: [] },
     logLines: [],
   };
   const execute = async (): Promise<ScenarioResult> => {
@@ -303,7 +303,7 @@ export async function runScenario(
     options.signal?.removeEventListener("abort", onOuterAbort);
     controller.abort(new Error("scenario finished"));
     const outcome = await withCleanupDeadline(
-      () => cleanup(env, drivers, instances, images, baselineImages, prefix, cleanupErrors),
+      (calls) => cleanup(env, drivers, instances, images, baselineImages, prefix, cleanupErrors, calls),
       options.cleanupTimeoutMs ?? DEFAULT_CLEANUP_TIMEOUT_MS,
       cleanupErrors,
     );
@@ -371,29 +371,54 @@ interface CleanupOutcome {
   /** True when the deadline passed first: nothing is known about what is left. */
   readonly timedOut: boolean;
   readonly timeoutMs: number;
+  /** At a timeout: the calls cleanup was still waiting on, and for how long (what to look at). */
+  readonly waitingOn: readonly string[];
+}
+
+/** The calls a cleanup has under way, so a cleanup that times out can say which one hung. */
+class CleanupCalls {
+  readonly #open = new Map<number, { label: string; since: number }>();
+  #next = 0;
+
+  /** `work` as one labelled call. */
+  track<T>(label: string, work: () => Promise<T>): Promise<T> {
+    const id = this.#next++;
+    this.#open.set(id, { label, since: performance.now() });
+    return work().finally(() => this.#open.delete(id));
+  }
+
+  /** `destroy x on host (for 58.1 s)`, oldest first. */
+  describe(): string[] {
+    const now = performance.now();
+    return [...this.#open.values()].map((c) => `${c.label} (for ${seconds(now - c.since)})`);
+  }
 }
 
 async function withCleanupDeadline(
-  work: () => Promise<string[]>,
+  work: (calls: CleanupCalls) => Promise<string[]>,
   timeoutMs: number,
   cleanupErrors: string[],
 ): Promise<CleanupOutcome> {
   const t0 = performance.now();
+  const calls = new CleanupCalls();
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<"timeout">((resolve) => {
     timer = setTimeout(() => resolve("timeout"), timeoutMs);
   });
-  const running = work();
+  const running = work(calls);
   // It may still settle after the deadline; keep that from surfacing as unhandled.
   running.catch(() => undefined);
   try {
     const leaks = await Promise.race([running, timeout]);
     const durationMs = performance.now() - t0;
     if (leaks === "timeout") {
-      cleanupErrors.push(`cleanup did not finish within ${timeoutMs} ms`);
-      return { leaks: [], durationMs, timedOut: true, timeoutMs };
+      const waitingOn = calls.describe();
+      cleanupErrors.push(
+        `cleanup did not finish within ${timeoutMs} ms${waitingOn.length > 0 ? `; still waiting on: ${waitingOn.join("; ")}` : ""}`,
+      );
+      return { leaks: [], durationMs, timedOut: true, timeoutMs, waitingOn };
     }
-    return { leaks, durationMs, timedOut: false, timeoutMs };
+    return { leaks, durationMs, timedOut: false, timeoutMs, waitingOn: [] };
   } finally {
     clearTimeout(timer);
   }
@@ -416,22 +441,27 @@ async function cleanup(
   baselineImages: ReadonlySet<string>,
   prefix: string,
   cleanupErrors: string[],
+  calls: CleanupCalls,
 ): Promise<string[]> {
   const leaks: string[] = [];
+  const t = calls.track.bind(calls);
   for (const [host, driver] of drivers) {
     // A few instances at once (different instances may be worked on concurrently): a scenario
     // that spawned 17 real guests otherwise spends half its cleanup deadline destroying them in turn.
     await forEachLimited(instances, CLEANUP_CONCURRENCY, async (inst) => {
       try {
-        if (!(await driver.instanceExists(inst))) return;
+        const on = `${inst.name} on ${host}`;
+        if (!(await t(`instanceExists ${on}`, () => driver.instanceExists(inst)))) return;
         if (driver.capabilities.instanceSnapshots) {
-          for (const snap of await driver.listInstanceSnapshots(inst).catch(() => [])) {
-            await driver.deleteInstanceSnapshot(inst, snap.id).catch((err: unknown) => {
-              cleanupErrors.push(`delete snapshot ${snap.id} on ${host}: ${describeError(err)}`);
-            });
+          for (const snap of await t(`listInstanceSnapshots ${on}`, () => driver.listInstanceSnapshots(inst)).catch(() => [])) {
+            await t(`deleteInstanceSnapshot ${snap.id} of ${on}`, () => driver.deleteInstanceSnapshot(inst, snap.id)).catch(
+              (err: unknown) => {
+                cleanupErrors.push(`delete snapshot ${snap.id} on ${host}: ${describeError(err)}`);
+              },
+            );
           }
         }
-        await driver.destroy(inst);
+        await t(`destroy ${on}`, () => driver.destroy(inst));
       } catch (err) {
         cleanupErrors.push(`destroy ${inst.name} on ${host}: ${describeError(err)}`);
       }
@@ -439,7 +469,7 @@ async function cleanup(
   }
   for (const id of images) {
     try {
-      await env.imageService.delete(id);
+      await t(`image delete ${id}`, () => env.imageService.delete(id));
     } catch {
       // The scenario may have deleted it already.
     }
@@ -448,10 +478,10 @@ async function cleanup(
   const tracked = new Set(instances.map((i) => i.uuid));
   for (const [host, driver] of drivers) {
     try {
-      for (const uuid of await driver.listInstanceUuids()) {
+      for (const uuid of await t(`listInstanceUuids on ${host}`, () => driver.listInstanceUuids())) {
         if (tracked.has(uuid)) leaks.push(`instance ${uuid} still listed on ${host}`);
       }
-      for (const name of await driver.listInstances()) {
+      for (const name of await t(`listInstances on ${host}`, () => driver.listInstances())) {
         if (
           name.startsWith(prefix) &&
           !instances.some((i) => i.name === name && leaks.some((l) => l.includes(i.uuid)))
@@ -464,7 +494,7 @@ async function cleanup(
     }
   }
   try {
-    for (const image of await env.imageService.list()) {
+    for (const image of await t("image list", () => env.imageService.list())) {
       if (!baselineImages.has(image.id)) leaks.push(`image ${image.id} (${image.name}) left in the image service`);
     }
   } catch (err) {
@@ -472,14 +502,15 @@ async function cleanup(
   }
   if (env.leftovers) {
     try {
-      leaks.push(...(await env.leftovers()));
+      const leftovers = env.leftovers.bind(env);
+      leaks.push(...(await t("environment leftovers", leftovers)));
     } catch (err) {
       cleanupErrors.push(`environment leftovers: ${describeError(err)}`);
     }
   }
   for (const [host, driver] of drivers) {
     try {
-      await driver.cleanupHost(host);
+      await t(`cleanupHost ${host}`, () => driver.cleanupHost(host));
     } catch (err) {
       cleanupErrors.push(`cleanupHost ${host}: ${describeError(err)}`);
     }
@@ -522,7 +553,9 @@ function finish(
       r = {
         ...r,
         status: "fail",
-        reason: `cleanup did not finish in ${seconds(cleanup.timeoutMs)}; state unknown`,
+        reason: `cleanup did not finish in ${seconds(cleanup.timeoutMs)}; state unknown${
+          cleanup.waitingOn.length > 0 ? ` (still waiting on: ${cleanup.waitingOn.join("; ")})` : ""
+        }`,
         step: "cleanup",
       };
     }
@@ -541,6 +574,7 @@ function finish(
   const values = [...new Set(secrets.flatMap((s) => [s.reveal(), JSON.stringify(s.reveal()).slice(1, -1)]))].filter(
     (v) => v.length > 0,
   );
+  const redact = (text: string) => values.reduce((t, v) => t.split(v).join(REDACTED), text);
   if (values.length > 0) {
     const found: string[] = [];
     if (errors.some((e) => values.some((v) => e.includes(v)))) found.push("an error");
@@ -560,5 +594,11 @@ function finish(
       };
     }
   }
+  // The driver's own account of a failure (a hung call, a retry loop), added after the secret
+  // check so a line that held a password fails the scenario above and shows here only redacted.
+  if (r.status === "fail" && logLines.length > 0) r = { ...r, log: logLines.slice(-FAILURE_LOG_LINES).map(redact) };
   return r;
 }
+
+/** How many of the driver's last log lines a failed result carries. */
+const FAILURE_LOG_LINES = 20;

@@ -48,6 +48,8 @@ export interface ScenarioResult {
   readonly leaks?: readonly string[];
   /** Observations that do not fail the scenario by themselves, e.g. `cleanup took 12.4 s`. */
   readonly warnings?: readonly string[];
+  /** On a failure: the driver's last log lines (at most 20), any secret cut out, to see what it was doing. */
+  readonly log?: readonly string[];
   readonly durationMs: number;
 }
 

@@ -16,6 +16,7 @@ import {
 } from "@virtkit/core";
 import { expectState, skipForEnvironment } from "../assertions.js";
 import type { ScenarioContext } from "../scenario.js";
+import { overTheWire } from "./migrate-data-wire.js";
 
 /** A guest control the scenario needs, bound to the environment, or a skip with the reason. */
 export function control<K extends keyof GuestControls>(
@@ -125,11 +126,14 @@ export async function prepareMove(
 ): Promise<MigrateData> {
   const srcInfo = await pair.src.getHostInfo(ctx.opts());
   ctx.step("checkCanLiveMigrateDestination");
-  let data = await pair.dst.checkCanLiveMigrateDestination(inst, srcInfo, policy, ctx.opts());
+  let data = overTheWire(
+    await pair.dst.checkCanLiveMigrateDestination(inst, srcInfo, policy, ctx.opts()),
+    "checkCanLiveMigrateDestination",
+  );
   ctx.step("checkCanLiveMigrateSource");
-  data = await pair.src.checkCanLiveMigrateSource(inst, data, ctx.opts());
+  data = overTheWire(await pair.src.checkCanLiveMigrateSource(inst, data, ctx.opts()), "checkCanLiveMigrateSource");
   ctx.step("preLiveMigration");
-  return pair.dst.preLiveMigration(inst, data, {}, ctx.opts());
+  return overTheWire(await pair.dst.preLiveMigration(inst, data, {}, ctx.opts()), "preLiveMigration");
 }
 
 /** A whole move: checks, preparation, the move, and the destination's post step. */

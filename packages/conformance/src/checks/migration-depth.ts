@@ -31,6 +31,7 @@ import {
 import type { ScenarioContext } from "../scenario.js";
 import { VIR_MIGRATE } from "./migration.js";
 import { control, hostPair, move, policyFor, prepareMove, spawnIn, type HostPair } from "./depth-support.js";
+import { overTheWire } from "./migrate-data-wire.js";
 
 const PRECHECK_REFUSALS = ["VIRTKIT_MIGRATION_PRECHECK_FAILED"];
 const NOT_RUNNING_REFUSALS = [
@@ -54,7 +55,10 @@ async function preChecks(
   const srcInfo = await pair.src.getHostInfo(ctx.opts());
   try {
     ctx.step(`checkCanLiveMigrateDestination (${what})`);
-    const data = await pair.dst.checkCanLiveMigrateDestination(inst, srcInfo, policy, ctx.opts());
+    const data = overTheWire(
+      await pair.dst.checkCanLiveMigrateDestination(inst, srcInfo, policy, ctx.opts()),
+      `checkCanLiveMigrateDestination (${what})`,
+    );
     ctx.step(`checkCanLiveMigrateSource (${what})`);
     await pair.src.checkCanLiveMigrateSource(inst, data, ctx.opts()).catch(async (err: unknown) => {
       // As Nova's conductor: what the destination check left for the source to see goes.

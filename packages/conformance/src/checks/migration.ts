@@ -34,6 +34,7 @@ import {
   thrownWithCode,
 } from "../assertions.js";
 import type { ScenarioContext } from "../scenario.js";
+import { overTheWire } from "./migrate-data-wire.js";
 
 /** VIR_MIGRATE_* bits (libvirt-domain.h, `virDomainMigrateFlags`). */
 export const VIR_MIGRATE = {
@@ -298,34 +299,40 @@ async function prepareMove(ctx: ScenarioContext, src: ComputeDriver, dst: Comput
   ctx.step("checkCanLiveMigrateDestination");
   let data: MigrateData;
   try {
-    data = await dst.checkCanLiveMigrateDestination(inst, srcInfo, DEFAULT_MIGRATION_POLICY, ctx.opts());
+    data = overTheWire(
+      await dst.checkCanLiveMigrateDestination(inst, srcInfo, DEFAULT_MIGRATION_POLICY, ctx.opts()),
+      "checkCanLiveMigrateDestination",
+    );
   } catch (err) {
     // Like Nova's `block_migration=auto`: hosts without shared storage need a block migration.
     if (!(err instanceof MigrationPreCheckError) || !dst.capabilities.blockMigration) throw err;
     ctx.recordError(err);
     ctx.step("checkCanLiveMigrateDestination (block migration)");
-    data = await dst.checkCanLiveMigrateDestination(
-      inst,
-      srcInfo,
-      { ...DEFAULT_MIGRATION_POLICY, block: true },
-      ctx.opts(),
+    data = overTheWire(
+      await dst.checkCanLiveMigrateDestination(inst, srcInfo, { ...DEFAULT_MIGRATION_POLICY, block: true }, ctx.opts()),
+      "checkCanLiveMigrateDestination (block migration)",
     );
   }
   ctx.step("checkCanLiveMigrateSource");
   try {
-    data = await src.checkCanLiveMigrateSource(inst, data, ctx.opts());
+    data = overTheWire(await src.checkCanLiveMigrateSource(inst, data, ctx.opts()), "checkCanLiveMigrateSource");
   } catch (err) {
     // Only the source can tell that the hosts share no storage (Nova's shared-storage probe): like
     // `block_migration=auto`, start again as a block migration when the driver can do one.
     if (!(err instanceof MigrationPreCheckError) || data.policy.block || !dst.capabilities.blockMigration) throw err;
     ctx.recordError(err);
+    ctx.step("cleanupLiveMigrationDestinationCheck, twice (it is idempotent: a retried call must not fail)");
+    await dst.cleanupLiveMigrationDestinationCheck?.(inst, data, ctx.opts());
     await dst.cleanupLiveMigrationDestinationCheck?.(inst, data, ctx.opts());
     ctx.step("checkCanLiveMigrateDestination, checkCanLiveMigrateSource (block migration)");
-    data = await dst.checkCanLiveMigrateDestination(inst, srcInfo, { ...DEFAULT_MIGRATION_POLICY, block: true }, ctx.opts());
-    data = await src.checkCanLiveMigrateSource(inst, data, ctx.opts());
+    data = overTheWire(
+      await dst.checkCanLiveMigrateDestination(inst, srcInfo, { ...DEFAULT_MIGRATION_POLICY, block: true }, ctx.opts()),
+      "checkCanLiveMigrateDestination (block migration)",
+    );
+    data = overTheWire(await src.checkCanLiveMigrateSource(inst, data, ctx.opts()), "checkCanLiveMigrateSource (block migration)");
   }
   ctx.step("preLiveMigration");
-  return dst.preLiveMigration(inst, data, {}, ctx.opts());
+  return overTheWire(await dst.preLiveMigration(inst, data, {}, ctx.opts()), "preLiveMigration");
 }
 
 /** A real move: running on the destination, gone from the source, events emitted. */

@@ -103,8 +103,8 @@ export const SCENARIO_DOCS: Readonly<Record<string, ScenarioDoc>> = {
     nova: "check_can_live_migrate_destination / check_can_live_migrate_source; newer Nova refuses tunnelled + native TLS.",
   },
   "migration.live": {
-    rule: "A real live migration between two hosts: afterwards the instance runs on the destination and is gone from the source, with the events emitted.",
-    nova: "pre_live_migration, live_migration, post_live_migration_at_destination (nova/compute/manager.py _do_live_migration).",
+    rule: "A real live migration between two hosts: afterwards the instance runs on the destination and is gone from the source, with the events emitted. The MigrateData each step returns must be plain JSON, and the next step gets it back from JSON (as another host would); cleanupLiveMigrationDestinationCheck, where the kit needs it, is called twice (it is idempotent).",
+    nova: "pre_live_migration, live_migration, post_live_migration_at_destination (nova/compute/manager.py _do_live_migration); migrate_data crosses hosts as a versioned object over RPC.",
   },
   "migration.rollback": {
     rule: "After preLiveMigration, a rollback at the destination leaves the instance running on the source only.",

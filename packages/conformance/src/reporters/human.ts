@@ -40,9 +40,13 @@ export class HumanReporter implements ConformanceReporter {
     const why = result.reason
       ? `\n      ${result.status}${result.mismatch ? ` (${result.mismatch})` : ""}: ${result.reason}${result.step ? ` [step: ${result.step}]` : ""}${result.location ? `\n      at ${result.location}` : ""}`
       : "";
+    const log =
+      result.status === "fail" && result.log && result.log.length > 0
+        ? `\n      driver log (last ${result.log.length} lines):${result.log.map((l) => `\n        ${l}`).join("")}`
+        : "";
     // Warnings show under any status: a passing scenario with a slow cleanup is still worth a look.
     const warnings = (result.warnings ?? []).map((w) => `\n      ${this.#paint("skipped", "warning")}: ${w}`).join("");
-    return (result.status === "pass" ? head : head + why) + warnings;
+    return (result.status === "pass" ? head : head + why + log) + warnings;
   }
 
   render(report: RunReport): string {

@@ -60,9 +60,9 @@ export class JunitReporter implements ConformanceReporter {
     const open = `    <testcase classname="${xmlEscape(`virtkit.${r.group}`)}" name="${xmlEscape(`${r.id} [${r.level}] ${r.title}`)}" time="${seconds(r.durationMs)}"`;
     const reason = xmlEscape(r.reason ?? "");
     // JUnit has no warning element; system-out is what CI result pages show for a passing case.
-    const out = r.warnings?.length
-      ? `\n      <system-out>${xmlEscape(r.warnings.map((w) => `warning: ${w}`).join("\n"))}</system-out>`
-      : "";
+    // A failure's driver log goes there too: what the driver was doing when it failed.
+    const lines = [...(r.warnings ?? []).map((w) => `warning: ${w}`), ...(r.status === "fail" ? (r.log ?? []) : [])];
+    const out = lines.length > 0 ? `\n      <system-out>${xmlEscape(lines.join("\n"))}</system-out>` : "";
     switch (r.status) {
       case "pass":
         return out ? `${open}>${out}\n    </testcase>` : `${open}/>`;

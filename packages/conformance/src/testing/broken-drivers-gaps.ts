@@ -34,6 +34,7 @@ import {
   withDeadline,
   type ComputeDriver,
   type DestroyOptions,
+  type HostInfo,
   type ImageMeta,
   type ImageSnapshotOptions,
   type InstanceSnapshot,
@@ -43,6 +44,7 @@ import {
   type LifecycleListener,
   type LiveMigrationOptions,
   type MigrateData,
+  type MigrationPolicy,
   type OperationOptions,
   type PowerOffOptions,
   type RebootType,
@@ -779,6 +781,24 @@ class MigrationDeafToCaller extends DriverDecorator {
 // -- the table --------------------------------------------------------------------------------------
 
 type Wrap = NonNullable<BrokenVariant["wrap"]>;
+/**
+ * The destination's check keeps a Date in MigrateData and the move reads it back as one: fine
+ * while both steps share one process, broken once Nova's RPC hands the data on as JSON.
+ */
+class MigrateDataWithADate extends DriverDecorator {
+  override async checkCanLiveMigrateDestination(i: Instance, src: HostInfo, p: MigrationPolicy, o?: OperationOptions) {
+    const data = await this.inner.checkCanLiveMigrateDestination(i, src, p, o);
+    return { ...data, extra: { ...data.extra, checkedAt: new Date() as unknown as string } };
+  }
+  override liveMigration(i: Instance, data: MigrateData, o?: LiveMigrationOptions) {
+    const checkedAt = data.extra.checkedAt as unknown as Date | undefined;
+    if (checkedAt !== undefined && Date.now() - checkedAt.getTime() > 3_600_000) {
+      throw new Error("the destination check is more than an hour old");
+    }
+    return this.inner.liveMigration(i, data, o);
+  }
+}
+
 const v = (defectClass: DefectClass, name: string, defect: string, caughtBy: readonly string[], wrap: Wrap): BrokenVariant => ({
   name,
   defectClass,
@@ -854,6 +874,7 @@ export const GAP_VARIANTS: readonly BrokenVariant[] = [
   v("deadlines", "upload-deaf-to-abort", "an image snapshot aborted during its upload returns, but the upload, not given the signal, finishes later", ["snapshot.image-upload-aborted"], (d, c) => new UploadDeafToAbort(d, c)),
   v("refusal", "spawn-password-dropped-without-agent", "spawn takes an adminPassword for an image without a guest agent and never sets it", ["admin-password.spawn-without-agent"], (d) => new SpawnPasswordDroppedWithoutAgent(d)),
   v("wrong-state", "snapshots-listed-by-name", "listInstanceSnapshots sorts by name instead of oldest first", ["effects.revert-chosen-snapshot"], (d) => new SnapshotsListedByName(d)),
+  v("migration", "migrate-data-with-a-date", "the destination check puts a Date into MigrateData (JSON turns it into text)", ["migration.live"], (d) => new MigrateDataWithADate(d)),
   v("deadlines", "migration-deaf-to-caller", "liveMigration rejects when its caller aborts or its deadline passes, but the move goes on and lands", ["migration.caller-cancels"], (d) => new MigrationDeafToCaller(d)),
   v("migration", "migration-outlives-destroy", "destroy does not cancel the migration job: it fails seconds later", ["migration.destroy-during"], (d) => new MigrationOutlivesDestroy(d)),
 ];

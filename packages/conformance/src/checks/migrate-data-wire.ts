@@ -1,0 +1,42 @@
+/**
+ * Nova hands `migrate_data` from host to host over RPC, as JSON: what one migration step returns
+ * reaches the next step only as what survives JSON. The kit checks that it survives unchanged and
+ * then hands the next step the copy, so a driver leaning on object identity, class instances or
+ * values JSON drops fails here rather than in a deployment.
+ */
+import type { MigrateData } from "@virtkit/core";
+import { fail } from "../assertions.js";
+
+/** `data` as the next host would receive it; fails naming the first value JSON cannot carry. */
+export function overTheWire(data: MigrateData, step: string): MigrateData {
+  const problem = notJson(data, "MigrateData");
+  if (problem !== undefined) fail(`${step} returned MigrateData that cannot cross to another host as JSON: ${problem}`);
+  return JSON.parse(JSON.stringify(data)) as MigrateData;
+}
+
+/** Where `value` stops being plain JSON, or undefined. An undefined object field is dropped, which keeps its meaning. */
+function notJson(value: unknown, path: string): string | undefined {
+  if (value === null || typeof value === "string" || typeof value === "boolean") return undefined;
+  if (typeof value === "number") return Number.isFinite(value) ? undefined : `${path} is ${value} (JSON makes it null)`;
+  if (Array.isArray(value)) {
+    for (const [i, item] of value.entries()) {
+      const p = item === undefined ? `${path}[${i}] is undefined (JSON makes it null)` : notJson(item, `${path}[${i}]`);
+      if (p !== undefined) return p;
+    }
+    return undefined;
+  }
+  if (typeof value === "object") {
+    const proto = Object.getPrototypeOf(value) as object | null;
+    if (proto !== Object.prototype && proto !== null) {
+      return `${path} is a ${(value as object).constructor?.name ?? "class instance"}, not a plain object`;
+    }
+    if (Object.getOwnPropertySymbols(value).length > 0) return `${path} has symbol keys (JSON drops them)`;
+    for (const [k, v] of Object.entries(value)) {
+      if (v === undefined) continue;
+      const p = notJson(v, `${path}.${k}`);
+      if (p !== undefined) return p;
+    }
+    return undefined;
+  }
+  return `${path} is a ${typeof value}`;
+}
