@@ -295,6 +295,22 @@ describe("rescue and snapshots", () => {
     expect(sim.leftovers().filter((l) => !/session/.test(l))).toEqual([]);
   });
 
+  it("a rescue password for a rescue image without the agent: the rescue goes on and the log says the password was not delivered", async () => {
+    const d = await driver();
+    const inst = instance();
+    await d.spawn({ instance: inst });
+    const password = new Secret("Vk-rescue-no-agent-1!");
+    const noAgent = { ...bootImage, properties: { os_type: "linux", xenapi_use_agent: false } };
+    await d.rescue(inst, noAgent, { rescuePassword: password });
+    const [rescueRef] = await probe.call<string[]>("VM.get_by_name_label", [`${inst.name}-rescue`]);
+    expect(str(await probe.call<XapiRecord>("VM.get_record", [rescueRef!]), "power_state")).toBe("Running");
+    const lines = logger.lines();
+    expect(lines.some((l) => l.includes("the rescue password cannot be delivered") && l.includes(inst.uuid))).toBe(true);
+    expect(lines.some((l) => l.includes(password.reveal()))).toBe(false);
+    await d.unrescue(inst);
+    await d.destroy(inst);
+  });
+
   it("instance snapshots: VM.snapshot, VM.revert restores disk and power state, delete removes the VM and its VDIs", async () => {
     const d = await driver();
     const inst = instance();

@@ -437,7 +437,7 @@ export class XenapiDriver implements ComputeDriver {
         if (await this.#find(instance, signal, true)) throw new InstanceExistsError(instance.uuid);
         const ref = await this.#createVm(instance, imageMeta, request.networkInfo, "instance", signal);
         await this.#client!.callAsync("VM.start_on", [ref, this.#hostRef, false, false], { signal });
-        if (request.adminPassword) await this.#injectPassword(instance, imageMeta, request.adminPassword, signal);
+        if (request.adminPassword) await this.#injectPassword(instance, imageMeta, request.adminPassword, signal, "spawn");
       });
     } finally {
       release();
@@ -605,7 +605,7 @@ export class XenapiDriver implements ComputeDriver {
         if (root) await this.#createVbd(rescueRef, root, "1", false, signal);
         await client.callAsync("VM.start_on", [rescueRef, this.#hostRef, false, false], { signal });
         if (options?.rescuePassword) {
-          await this.#injectPassword(instance, rescueImageMeta, options.rescuePassword, signal, rescueRef);
+          await this.#injectPassword(instance, rescueImageMeta, options.rescuePassword, signal, "rescue", rescueRef);
         }
       } catch (err) {
         await this.#undoRescue(instance, vm.ref).catch(() => undefined);
@@ -1460,14 +1460,28 @@ export class XenapiDriver implements ComputeDriver {
   }
 
   /** A password given at spawn or rescue: set through the agent where there is one; a failure is logged, not fatal. */
-  async #injectPassword(instance: Instance, imageMeta: ImageMeta, password: Secret, signal: AbortSignal, vmRef?: string): Promise<void> {
-    if (!agentEnabled(imageMeta)) return;
+  async #injectPassword(
+    instance: Instance,
+    imageMeta: ImageMeta,
+    password: Secret,
+    signal: AbortSignal,
+    operation: "spawn" | "rescue",
+    vmRef?: string,
+  ): Promise<void> {
+    if (!agentEnabled(imageMeta)) {
+      // Spawn refused such a password up front; a rescue goes on without it, as Nova's does
+      // without injection, and says so rather than dropping it silently.
+      this.#options.logger?.warn(`the ${operation} password cannot be delivered: the image enables no guest agent`, {
+        instance: instance.uuid,
+      });
+      return;
+    }
     try {
       const ref = vmRef ?? (await this.#get(instance, signal)).ref;
       await this.#agentPassword(instance, ref, password, signal, undefined);
     } catch (err) {
-      throwIfAborted("spawn", signal);
-      this.#options.logger?.warn("could not set the admin password at boot", { instance: instance.uuid, error: describe(err) });
+      throwIfAborted(operation, signal);
+      this.#options.logger?.warn(`could not set the ${operation} password at boot`, { instance: instance.uuid, error: describe(err) });
     }
   }
 
