@@ -23,7 +23,7 @@ import {
   type MigrationPolicy,
   type OperationOptions,
 } from "@virtkit/core";
-import { DomainJobType, Flags, type CallOptions, type TypedParam } from "@virtkit/libvirt-rpc";
+import { DomainJobType, Flags, isNoDomain, type CallOptions, type TypedParam } from "@virtkit/libvirt-rpc";
 import { buildVolumeXml, readDomainXml, readVolumeBacking, retargetDomainXml } from "./domain-xml.js";
 import { libvirtMessage, mapLibvirtError, type ErrorContext } from "./error-map.js";
 import type { Guest } from "./guest.js";
@@ -198,7 +198,12 @@ export class LiveMigrations {
       // instances on the destination the same way; QEMU would overcommit and the host swap).
       let usedKiB = 0n;
       for (const d of await api.connectListAllDomains(Flags.LIST_DOMAINS_ACTIVE, call)) {
-        const info = await api.domainGetInfo(d, call).catch(() => undefined);
+        // Only a guest gone since the listing holds nothing; any other failure leaves the count
+        // unknown, and a guess of "free" would let the move overcommit the host.
+        const info = await api.domainGetInfo(d, call).catch((err: unknown) => {
+          if (isNoDomain(err)) return undefined;
+          throw err;
+        });
         if (info) usedKiB += info.maxMemKiB;
       }
       const freeMb = dest.memoryMb - Number(usedKiB / 1024n);

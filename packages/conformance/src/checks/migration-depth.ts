@@ -146,6 +146,8 @@ export async function checkDestinationFull(ctx: ScenarioContext): Promise<void> 
   });
   ctx.step("fill the destination's memory");
   await pair.dst.spawn({ instance: filler }, ctx.opts());
+  // A filler that did not stay up frees the memory again: say so, rather than blame the pre-checks.
+  await expectState(ctx, filler, PowerState.RUNNING, "the spawn of the filler (on the destination, before the pre-checks)", pair.dst);
   const what = "live migration to a host without free memory";
   const refused = await preChecks(ctx, pair, inst, policyFor(pair), PRECHECK_REFUSALS, what);
   if (refused === undefined) fail(`${what} was accepted by both pre-checks`);
