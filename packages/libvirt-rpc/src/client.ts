@@ -281,6 +281,10 @@ export class RpcClient {
 
   /** Stop reading from the socket on behalf of `owner` (stream back-pressure). */
   pauseReading(owner: unknown): void {
+    // libvirtd may send a stream's first data before the reply to the call that opened it; paused
+    // then, the reply would never be read and every call on the link would wait behind it.
+    const serial = (owner as Partial<StreamSink>).serial;
+    if (serial !== undefined && this.pending.has(serial)) return;
     if (this.pausedBy.has(owner)) return;
     this.pausedBy.add(owner);
     if (this.pausedBy.size === 1) {

@@ -102,6 +102,44 @@ describe("domainOpenConsole", () => {
     await conn.close();
   });
 
+  it("a console that sends more than the read buffer before the open call's reply: the reply is still read, and other calls go on", async () => {
+    const { mock, conn } = await open();
+    const chunk = Buffer.alloc(256 * 1024, 0x61);
+    mock.on(Proc.DOMAIN_OPEN_CONSOLE, ({ header, conn: c }) => {
+      // libvirtd starts the stream before its worker sends the reply: 1.25 MiB of output comes
+      // first, in one write, more than the stream buffers (1 MiB) before it would pause the link.
+      const data = Buffer.concat(
+        Array.from({ length: 5 }, () => {
+          const packet = Buffer.concat([
+            mockPacket(header.proc, MessageType.STREAM, header.serial, MessageStatus.CONTINUE),
+            chunk,
+          ]);
+          packet.writeUInt32BE(packet.length, 0);
+          return packet;
+        }),
+      );
+      c.send(data);
+      setImmediate(() => c.send(mockPacket(header.proc, MessageType.REPLY, header.serial, MessageStatus.OK)));
+      return "no-reply";
+    });
+    mock.on(Proc.CONNECT_GET_HOSTNAME, () => ({ body: (w) => w.string("hv") }));
+    const deadline = <T>(p: Promise<T>) =>
+      Promise.race([p, new Promise<"stuck">((r) => setTimeout(() => r("stuck"), 1_000).unref())]);
+    const opened = deadline(conn.domainOpenConsole(dom, null, 0, { timeoutMs: 0 }));
+    const other = deadline(conn.connectGetHostname({ timeoutMs: 0 }));
+    const [stream, hostname] = await Promise.all([opened, other]);
+    expect(hostname).toBe("hv");
+    expect(stream).not.toBe("stuck");
+    if (stream === "stuck") return;
+    let got = 0;
+    for await (const piece of stream) {
+      got += (piece as Buffer).length;
+      if (got >= 5 * chunk.length) break;
+    }
+    expect(got).toBe(5 * chunk.length);
+    await conn.close();
+  });
+
   it("encodes a null device name (the first console) and rejects when the daemon refuses", async () => {
     const { mock, conn } = await open();
     let devName: string | null | undefined = "unset";
