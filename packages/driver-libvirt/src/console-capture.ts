@@ -119,15 +119,20 @@ export class ConsoleCapture {
     });
   }
 
-  /** Stops reading and aborts the stream; the captured text stays readable. */
-  close(): void {
-    if (this.#closed) return;
-    this.#closed = true;
-    this.#wake();
-    try {
-      this.#stream.destroy();
-    } catch {
-      // Already gone.
+  /**
+   * Stops reading and aborts the stream; the captured text stays readable. Settles once the daemon
+   * confirmed the abort (or the stream had already ended), never rejects.
+   */
+  close(): Promise<void> {
+    if (!this.#closed) {
+      this.#closed = true;
+      this.#wake();
+      try {
+        this.#stream.destroy();
+      } catch {
+        // Already gone.
+      }
     }
+    return this.#stream.released ?? Promise.resolve();
   }
 }

@@ -56,7 +56,7 @@ export class GuestConsoles {
     force: boolean,
     call: CallOptions,
   ): Promise<ConsoleCapture | undefined> {
-    this.#captures.get(uuid)?.close();
+    void this.#captures.get(uuid)?.close();
     try {
       const stream = await api.domainOpenConsole(dom, null, force ? Flags.CONSOLE_FORCE : 0, call);
       if (this.#closed) {
@@ -85,8 +85,21 @@ export class GuestConsoles {
 
   /** Ends the capture (what it captured stays readable unless `forget`). */
   close(uuid: string, forget = false): void {
-    this.#captures.get(uuid)?.close();
+    void this.#captures.get(uuid)?.close();
     if (forget) this.#captures.delete(uuid);
+  }
+
+  /**
+   * Ends the capture and waits, at most `waitMs`, until the daemon confirmed it: a console stream
+   * still open when QEMU is killed races libvirtd's own teardown of it (its log then says "stream
+   * is not open", and the destroy that killed QEMU was seen never to answer).
+   */
+  async closeAndWait(uuid: string, waitMs: number): Promise<void> {
+    const closing = this.#captures.get(uuid)?.close();
+    if (!closing) return;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([closing, new Promise<void>((resolve) => (timer = setTimeout(resolve, waitMs)))]);
+    clearTimeout(timer);
   }
 
   /** True when a PAUSED/RESUMED event of `uuid` belongs to a start's internal pause. */
@@ -100,7 +113,7 @@ export class GuestConsoles {
   /** Closes every capture; later attaches are refused. */
   closeAll(): void {
     this.#closed = true;
-    for (const capture of this.#captures.values()) capture.close();
+    for (const capture of this.#captures.values()) void capture.close();
     this.#captures.clear();
     this.#quietStarts.clear();
   }

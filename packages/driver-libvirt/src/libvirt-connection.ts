@@ -25,7 +25,11 @@ import {
 } from "@virtkit/libvirt-rpc";
 
 /** A readable byte stream (a storage volume download, a console); `destroy` aborts it. */
-export type ByteStream = AsyncIterable<Uint8Array> & { destroy(error?: Error): unknown };
+export type ByteStream = AsyncIterable<Uint8Array> & {
+  destroy(error?: Error): unknown;
+  /** Settles once the daemon has nothing more to send for the stream (an abort confirmed, its end). */
+  readonly released?: Promise<void>;
+};
 
 /** What the driver needs from a libvirt connection. */
 export interface LibvirtApi {

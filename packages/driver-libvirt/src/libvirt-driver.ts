@@ -182,6 +182,8 @@ export { withRescueDisk } from "./rescue-xml.js";
 const DRIVER = "libvirt";
 const DEFAULT_TIMEOUT_MS = 60_000;
 const LONG_TIMEOUT_MS = 300_000;
+/** How long a destroy waits for libvirtd to confirm the end of the guest's console stream. */
+const CONSOLE_CLOSE_WAIT_MS = 2_000;
 /** Nova's MAX_CONSOLE_BYTES. */
 const MAX_CONSOLE_BYTES = 100 * 1024;
 /** Deadline of the removal of what a failed spawn created (its own: the caller's may have passed). */
@@ -442,8 +444,9 @@ export class LibvirtDriver implements ComputeDriver {
    * `disks`, its volumes. Undefine and volume deletes go out together.
    */
   async #remove(api: LibvirtApi, instance: InstanceRef, call: CallOptions, disks: boolean): Promise<void> {
-    // The stream would end with the domain anyway; what it captured stays readable until forgotten.
-    this.#consoles.close(instance.uuid);
+    // Ended before QEMU is killed, so libvirtd tears the stream down on our request and not in a race
+    // with the guest's death; what it captured stays readable until forgotten.
+    await this.#consoles.closeAndWait(instance.uuid, CONSOLE_CLOSE_WAIT_MS);
     this.#handles.delete(instance.uuid);
     const guest = new Guest(api, { name: instance.name, uuid: instance.uuid, id: -1 }, call);
     // The definition tells whether a rescue disk exists too, so no delete is sent for nothing; it
@@ -851,6 +854,7 @@ export class LibvirtDriver implements ComputeDriver {
         });
         return;
       }
+      await this.#consoles.closeAndWait(instance.uuid, CONSOLE_CLOSE_WAIT_MS);
       this.#consoles.close(instance.uuid, true);
       this.#handles.delete(instance.uuid);
       await guest.destroy(instance.uuid);
@@ -877,7 +881,7 @@ export class LibvirtDriver implements ComputeDriver {
 
   /** Hard reboot: destroy (tolerantly) and start afresh from the persistent definition. */
   async #hardReboot(guest: Guest, instance: Instance): Promise<void> {
-    this.#consoles.close(instance.uuid);
+    await this.#consoles.closeAndWait(instance.uuid, CONSOLE_CLOSE_WAIT_MS);
     if (!(await guest.destroy(instance.uuid))) throw new InstanceNotFoundError(instance.uuid);
     // A fresh boot, not a restore of a suspended image.
     await guest.removeManagedSave();
@@ -930,7 +934,7 @@ export class LibvirtDriver implements ComputeDriver {
       async (api, call) => {
         const guest = this.#guest(api, instance, call);
         if (!(timeoutSec > 0 && (await this.#cleanShutdown(guest, timeoutSec, retrySec)))) {
-          this.#consoles.close(instance.uuid);
+          await this.#consoles.closeAndWait(instance.uuid, CONSOLE_CLOSE_WAIT_MS);
           if (!(await guest.destroy(instance.uuid))) throw new InstanceNotFoundError(instance.uuid);
         }
         // Powered off means SHUTDOWN: a suspended guest's saved memory is dropped, so the next
@@ -1066,7 +1070,7 @@ export class LibvirtDriver implements ComputeDriver {
         let rescued: Guest | undefined;
         try {
           const rescueXml = withRescueDisk(originalXml, rescueDisk);
-          this.#consoles.close(instance.uuid);
+          await this.#consoles.closeAndWait(instance.uuid, CONSOLE_CLOSE_WAIT_MS);
           await guest.destroy(instance.uuid);
           await guest.removeManagedSave();
           rescued = new Guest(api, await api.domainDefineXml(rescueXml, 0, call), call);
@@ -1179,7 +1183,7 @@ export class LibvirtDriver implements ComputeDriver {
         const guest = this.#guest(api, instance, call);
         const facts = readDomainXml(await api.domainGetXmlDesc(guest.dom, Flags.XML_INACTIVE, call));
         if (facts.rescueOriginalXml === undefined) throw this.#invalid(instance, "unrescue", await guest.status());
-        this.#consoles.close(instance.uuid);
+        await this.#consoles.closeAndWait(instance.uuid, CONSOLE_CLOSE_WAIT_MS);
         await guest.destroy(instance.uuid);
         const restored = new Guest(api, await api.domainDefineXml(facts.rescueOriginalXml, 0, call), call);
         await this.#start(restored, instance.uuid);

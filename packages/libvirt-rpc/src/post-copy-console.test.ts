@@ -140,6 +140,34 @@ describe("domainOpenConsole", () => {
     await conn.close();
   });
 
+  it("released: settles once the daemon confirmed an abort, not before; and when the link closes", async () => {
+    const { mock, conn } = await open();
+    const aborts: PacketHeader[] = [];
+    let confirm: (() => void) | undefined;
+    mock.on(Proc.DOMAIN_OPEN_CONSOLE, () => ({}));
+    mock.onAnyPacket = (header, _packet, c) => {
+      if (header.type === MessageType.STREAM && header.status === MessageStatus.ERROR) {
+        aborts.push(header);
+        // libvirtd confirms an abort with an empty STREAM/OK; held back until the test says so.
+        confirm = () => c.send(mockPacket(header.proc, MessageType.STREAM, header.serial, MessageStatus.OK));
+      }
+    };
+    const stream = await conn.domainOpenConsole(dom);
+    let released = false;
+    void stream.released.then(() => (released = true));
+    stream.destroy();
+    await new Promise((r) => setTimeout(r, 50));
+    expect(aborts).toHaveLength(1);
+    expect(released).toBe(false);
+    confirm!();
+    await stream.released;
+    expect(released).toBe(true);
+    // A stream still open when the link closes is released too (nothing more can come).
+    const open2 = await conn.domainOpenConsole(dom);
+    await conn.close();
+    await expect(open2.released).resolves.toBeUndefined();
+  });
+
   it("encodes a null device name (the first console) and rejects when the daemon refuses", async () => {
     const { mock, conn } = await open();
     let devName: string | null | undefined = "unset";

@@ -20,6 +20,12 @@ export class LibvirtReadStream extends Readable implements StreamSink {
   private state: ReadState = "open";
   /** @internal Set by the client when the call is sent. */
   serial = 0;
+  private settle: () => void = () => undefined;
+  /**
+   * Settles once the daemon has nothing more to send for this stream: its end, the confirmation of
+   * an abort, a failure, or the link's close. Never rejects.
+   */
+  readonly released: Promise<void> = new Promise<void>((resolve) => (this.settle = resolve));
 
   /** @internal */
   constructor(
@@ -82,6 +88,7 @@ export class LibvirtReadStream extends Readable implements StreamSink {
   /** @internal */
   onClose(err: Error): void {
     this.client.resumeReading(this);
+    this.settle();
     // A stream whose reader already stopped listening (or never got it, its open call having
     // failed) must not turn the link's death into an uncaught 'error' event.
     if (this.state !== "done") this.destroy(this.listenerCount("error") > 0 ? err : undefined);
@@ -98,6 +105,7 @@ export class LibvirtReadStream extends Readable implements StreamSink {
   private release(): void {
     this.client.unregisterStream(this.serial);
     this.client.resumeReading(this);
+    this.settle();
   }
 
   override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
