@@ -657,6 +657,11 @@ export class FakeDriver implements ComputeDriver {
       if (this.#host.instances.get(uuid) !== rec) throw new InstanceNotFoundError(uuid);
       // The task-state sequence of Nova's libvirt driver: pending upload, then uploading.
       await onTaskState?.(TaskState.IMAGE_PENDING_UPLOAD, TaskState.IMAGE_SNAPSHOT);
+      // The fake copies its in-memory disk without stopping anything: live only for a running guest.
+      options?.onSnapshotMethod?.(
+        rec.state === "RUNNING" ? "live" : "cold",
+        rec.state === "RUNNING" ? "the disk is copied while the guest runs" : `the guest is not running (${rec.state})`,
+      );
       // Nova's libvirt driver uploads in the root disk's format: raw stays raw, the rest is qcow2.
       const format = rec.imageMeta.diskFormat === "raw" ? "raw" : "qcow2";
       const data = diskImage(rec.guest.disk, format);

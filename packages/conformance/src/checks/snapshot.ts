@@ -23,13 +23,18 @@ async function imageSnapshot(ctx: ScenarioContext, inst: Instance, state: PowerS
   const image = await ctx.env.imageService.create({ name, status: "queued" });
   ctx.trackImage(image.id);
   const taskStates: (string | null)[] = [];
+  const methods: { method: unknown; reason: unknown; afterTaskStates: number }[] = [];
   ctx.step(`snapshot (${label})`);
   await ctx.driver.snapshot(
     inst,
     image.id,
-    ctx.opts({ onTaskState: (ts: TaskState, _expected: TaskState | null) => void taskStates.push(ts) }),
+    ctx.opts({
+      onTaskState: (ts: TaskState, _expected: TaskState | null) => void taskStates.push(ts),
+      onSnapshotMethod: (method: unknown, reason: unknown) => void methods.push({ method, reason, afterTaskStates: taskStates.length }),
+    }),
   );
   await expectState(ctx, inst, state, `an image snapshot of a ${label} instance`);
+  checkSnapshotMethod(methods, taskStates, state, label);
 
   ctx.step(`read the image back (${label})`);
   const got = await ctx.env.imageService.get(image.id);
@@ -52,6 +57,29 @@ async function imageSnapshot(ctx: ScenarioContext, inst: Instance, state: PowerS
     taskStates.indexOf(TaskState.IMAGE_PENDING_UPLOAD) < taskStates.indexOf(TaskState.IMAGE_UPLOADING),
     true,
     "task state order (image_pending_upload before image_uploading)",
+  );
+}
+
+/**
+ * `onSnapshotMethod` (optional for the driver): if told at all, told once, "live" or "cold" with a
+ * reason, before the upload begins; and never "live" for a guest that was not running.
+ */
+function checkSnapshotMethod(
+  methods: readonly { method: unknown; reason: unknown; afterTaskStates: number }[],
+  taskStates: readonly (string | null)[],
+  state: PowerState,
+  label: string,
+): void {
+  if (methods.length === 0) return;
+  check(methods.length === 1, `the image snapshot of a ${label} instance reported its method ${methods.length} times, expected once`);
+  const [{ method, reason, afterTaskStates }] = methods as [(typeof methods)[number]];
+  check(method === "live" || method === "cold", `onSnapshotMethod was told ${JSON.stringify(method)}, expected "live" or "cold"`);
+  check(typeof reason === "string" && reason.trim().length > 0, `onSnapshotMethod was told no reason for "${String(method)}"`);
+  const uploading = taskStates.indexOf(TaskState.IMAGE_UPLOADING);
+  check(uploading < 0 || afterTaskStates <= uploading, `onSnapshotMethod was told "${String(method)}" after the upload began (image_uploading)`);
+  check(
+    !(method === "live" && state !== PowerState.RUNNING),
+    `the image snapshot of a ${label} instance says "live" (the guest kept running), but the guest was not running`,
   );
 }
 

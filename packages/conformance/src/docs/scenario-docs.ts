@@ -75,11 +75,11 @@ export const SCENARIO_DOCS: Readonly<Record<string, ScenarioDoc>> = {
     nova: "Nova has no per-call deadline; this is the contract's own rule (every call that can hang takes a signal and a timeout).",
   },
   "snapshot.image-running": {
-    rule: "An image snapshot of a running instance lands in the image service (read from the service, never the driver's word) with Nova's metadata, and the instance stays RUNNING.",
+    rule: "An image snapshot of a running instance lands in the image service (read from the service, never the driver's word) with Nova's metadata, and the instance stays RUNNING. A driver that tells onSnapshotMethod tells it once, live or cold with a reason, before the upload begins.",
     nova: "ComputeDriver.snapshot(context, instance, image_id, update_task_state) uploads through the image API with the instance's metadata.",
   },
   "snapshot.image-stopped": {
-    rule: "An image snapshot of a stopped instance works the same and leaves it SHUTDOWN.",
+    rule: "An image snapshot of a stopped instance works the same and leaves it SHUTDOWN; onSnapshotMethod, if told, never says live for it.",
     nova: "Snapshots of stopped instances are cold snapshots in the libvirt driver.",
   },
   "snapshot.image-inherits-properties": {

@@ -799,6 +799,14 @@ class MigrateDataWithADate extends DriverDecorator {
   }
 }
 
+/** Every image snapshot is announced as live, also of a guest that is not running. */
+class SnapshotAlwaysSaysLive extends DriverDecorator {
+  override snapshot(i: Instance, imageId: string, o?: ImageSnapshotOptions) {
+    const told = o?.onSnapshotMethod;
+    return this.inner.snapshot(i, imageId, told ? { ...o, onSnapshotMethod: (_m, reason) => told("live", reason) } : o);
+  }
+}
+
 const v = (defectClass: DefectClass, name: string, defect: string, caughtBy: readonly string[], wrap: Wrap): BrokenVariant => ({
   name,
   defectClass,
@@ -874,6 +882,7 @@ export const GAP_VARIANTS: readonly BrokenVariant[] = [
   v("deadlines", "upload-deaf-to-abort", "an image snapshot aborted during its upload returns, but the upload, not given the signal, finishes later", ["snapshot.image-upload-aborted"], (d, c) => new UploadDeafToAbort(d, c)),
   v("refusal", "spawn-password-dropped-without-agent", "spawn takes an adminPassword for an image without a guest agent and never sets it", ["admin-password.spawn-without-agent"], (d) => new SpawnPasswordDroppedWithoutAgent(d)),
   v("wrong-state", "snapshots-listed-by-name", "listInstanceSnapshots sorts by name instead of oldest first", ["effects.revert-chosen-snapshot"], (d) => new SnapshotsListedByName(d)),
+  v("snapshots", "snapshot-always-says-live", "onSnapshotMethod says live for an image snapshot of a stopped guest", [IMAGE_STOPPED], (d) => new SnapshotAlwaysSaysLive(d)),
   v("migration", "migrate-data-with-a-date", "the destination check puts a Date into MigrateData (JSON turns it into text)", ["migration.live"], (d) => new MigrateDataWithADate(d)),
   v("deadlines", "migration-deaf-to-caller", "liveMigration rejects when its caller aborts or its deadline passes, but the move goes on and lands", ["migration.caller-cancels"], (d) => new MigrationDeafToCaller(d)),
   v("migration", "migration-outlives-destroy", "destroy does not cancel the migration job: it fails seconds later", ["migration.destroy-during"], (d) => new MigrationOutlivesDestroy(d)),
