@@ -19,6 +19,11 @@ export const OC_RESCUE_OF = "virtkit_instance";
 export const OC_RESCUED = "virtkit_rescued";
 /** On an instance snapshot: the power state name the instance had. */
 export const OC_SNAPSHOT_POWER = "virtkit_power_state";
+/**
+ * When an instance snapshot was taken, to the millisecond (XAPI's snapshot_time has whole seconds,
+ * so two snapshots of one second would otherwise list in no particular order).
+ */
+export const OC_SNAPSHOT_TAKEN = "virtkit_snapshot_taken";
 /** On a snapshot made only to upload an image (destroyed afterwards). */
 export const OC_IMAGE_SNAPSHOT = "virtkit_image_snapshot";
 /**

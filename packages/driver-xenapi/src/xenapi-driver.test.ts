@@ -331,6 +331,18 @@ describe("rescue and snapshots", () => {
     expect(sim.leftovers().filter((l) => !/session/.test(l))).toEqual([]);
   });
 
+  it("lists instance snapshots oldest first to the millisecond, though XAPI's snapshot_time has whole seconds", async () => {
+    const d = await driver();
+    const inst = instance();
+    await d.spawn({ instance: inst });
+    // Named against the alphabet, taken within one second.
+    const first = await d.createInstanceSnapshot(inst, "snap-z");
+    const second = await d.createInstanceSnapshot(inst, "snap-a");
+    expect(Date.parse(second.createdAt)).toBeGreaterThan(Date.parse(first.createdAt));
+    expect((await d.listInstanceSnapshots(inst)).map((s) => s.id)).toEqual([first.id, second.id]);
+    await d.destroy(inst);
+  });
+
   it("streams an image snapshot into the image service as VHD with core's metadata and the task states", async () => {
     const d = await driver();
     const inst = instance({ kernelId: "aki-1", osType: "linux" });

@@ -83,6 +83,7 @@ import {
   OC_RESCUE_OF,
   OC_ROLE,
   OC_SNAPSHOT_POWER,
+  OC_SNAPSHOT_TAKEN,
   OC_VDI_ROLE,
   bool,
   effectivePower,
@@ -681,9 +682,11 @@ export class XenapiDriver implements ComputeDriver {
       const vm = await this.#notRescued(instance, "createInstanceSnapshot", signal);
       const client = this.#ready();
       const state = toPowerState(power(vm));
+      const taken = new Date().toISOString();
       const snap = await client.callAsync<string>("VM.snapshot", [vm.ref, name], { signal });
       await Promise.all([
         client.call("VM.add_to_other_config", [snap, OC_SNAPSHOT_POWER, powerStateName(state)], { signal }),
+        client.call("VM.add_to_other_config", [snap, OC_SNAPSHOT_TAKEN, taken], { signal }),
         options?.description ? client.call("VM.set_name_description", [snap, options.description], { signal }) : undefined,
       ]);
       const rec = await client.call<XapiRecord>("VM.get_record", [snap], { signal });
@@ -702,7 +705,7 @@ export class XenapiDriver implements ComputeDriver {
       return recs
         .filter((r): r is XapiRecord => r !== undefined && strMap(r, "other_config")[OC_IMAGE_SNAPSHOT] === undefined)
         .map((r) => toInstanceSnapshot(instance.uuid, r))
-        .sort((a, b) => a.createdAt.localeCompare(b.createdAt));
+        .sort((a, b) => Date.parse(a.createdAt) - Date.parse(b.createdAt));
     });
   }
 
@@ -1604,10 +1607,15 @@ function toInstanceSnapshot(instanceUuid: string, rec: XapiRecord, description?:
     id: str(rec, "uuid"),
     name: str(rec, "name_label"),
     instanceUuid,
-    createdAt: xapiTime(str(rec, "snapshot_time")),
+    createdAt: snapshotTaken(strMap(rec, "other_config")[OC_SNAPSHOT_TAKEN]) ?? xapiTime(str(rec, "snapshot_time")),
     powerState: (PowerState as Record<string, PowerState>)[state] ?? PowerState.SHUTDOWN,
     ...(desc ? { description: desc } : {}),
   };
+}
+
+/** virtkit's own record of when a snapshot was taken, if it is a well-formed ISO-8601 time. */
+function snapshotTaken(value: string | undefined): string | undefined {
+  return value !== undefined && /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/.test(value) ? value : undefined;
 }
 
 /** XAPI's `20261130T12:00:00Z` (or ISO) as ISO-8601. */
