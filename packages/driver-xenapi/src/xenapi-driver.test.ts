@@ -188,7 +188,11 @@ describe("spawn and the power operations", () => {
     sim.guest(str(vm.rec, "uuid")).ignoreAcpi(true);
     // Another client's clean shutdown holds the VM (the guest ignores it).
     const other = probe.callAsync("VM.clean_shutdown", [vm.ref]).catch((e: unknown) => e);
-    await expect.poll(async () => Object.values(strMap(await probe.call<XapiRecord>("VM.get_record", [vm.ref]), "current_operations"))).toContain("clean_shutdown");
+    await expect
+      .poll(async () =>
+        Object.values(strMap(await probe.call<XapiRecord>("VM.get_record", [vm.ref]), "current_operations")),
+      )
+      .toContain("clean_shutdown");
     await d.powerOff(inst, { cleanShutdownTimeoutSec: 5 });
     expect((await d.getInfo(inst)).state).toBe(PowerState.SHUTDOWN);
     await other;
@@ -203,7 +207,9 @@ describe("spawn and the power operations", () => {
     expect((await d.getInfo(inst)).state).toBe(PowerState.SHUTDOWN);
     await d.powerOn(inst);
     sim.faults.failNext("VM.hard_shutdown", "VM_BAD_POWER_STATE", ["OpaqueRef:x", "halted", "running"]);
-    await expect(d.powerOff(inst, { cleanShutdownTimeoutSec: 0 })).rejects.toMatchObject({ code: "VIRTKIT_INVALID_STATE" });
+    await expect(d.powerOff(inst, { cleanShutdownTimeoutSec: 0 })).rejects.toMatchObject({
+      code: "VIRTKIT_INVALID_STATE",
+    });
     expect((await d.getInfo(inst)).state).toBe(PowerState.RUNNING);
   });
 
@@ -305,7 +311,9 @@ describe("rescue and snapshots", () => {
     const [rescueRef] = await probe.call<string[]>("VM.get_by_name_label", [`${inst.name}-rescue`]);
     expect(str(await probe.call<XapiRecord>("VM.get_record", [rescueRef!]), "power_state")).toBe("Running");
     const lines = logger.lines();
-    expect(lines.some((l) => l.includes("the rescue password cannot be delivered") && l.includes(inst.uuid))).toBe(true);
+    expect(lines.some((l) => l.includes("the rescue password cannot be delivered") && l.includes(inst.uuid))).toBe(
+      true,
+    );
     expect(lines.some((l) => l.includes(password.reveal()))).toBe(false);
     await d.unrescue(inst);
     await d.destroy(inst);
@@ -318,7 +326,12 @@ describe("rescue and snapshots", () => {
     const guest = sim.guest(str((await vmOf(inst))!.rec, "uuid"));
     guest.writeData("marker", "before");
     const snap = await d.createInstanceSnapshot(inst, "s1", { description: "first" });
-    expect(snap).toMatchObject({ instanceUuid: inst.uuid, name: "s1", powerState: PowerState.RUNNING, description: "first" });
+    expect(snap).toMatchObject({
+      instanceUuid: inst.uuid,
+      name: "s1",
+      powerState: PowerState.RUNNING,
+      description: "first",
+    });
     expect((await d.listInstanceSnapshots(inst)).map((s) => s.id)).toEqual([snap.id]);
     guest.writeData("marker", "after");
     await d.powerOff(inst, { cleanShutdownTimeoutSec: 0 });
@@ -326,7 +339,9 @@ describe("rescue and snapshots", () => {
     expect((await d.getInfo(inst)).state).toBe(PowerState.RUNNING);
     expect(sim.guest(str((await vmOf(inst))!.rec, "uuid")).readData("marker")).toBe("before");
     await d.deleteInstanceSnapshot(inst, snap.id);
-    await expect(d.revertToInstanceSnapshot(inst, snap.id)).rejects.toMatchObject({ code: "VIRTKIT_SNAPSHOT_NOT_FOUND" });
+    await expect(d.revertToInstanceSnapshot(inst, snap.id)).rejects.toMatchObject({
+      code: "VIRTKIT_SNAPSHOT_NOT_FOUND",
+    });
     await d.destroy(inst);
     expect(sim.leftovers().filter((l) => !/session/.test(l))).toEqual([]);
   });
@@ -340,6 +355,20 @@ describe("rescue and snapshots", () => {
     const second = await d.createInstanceSnapshot(inst, "snap-a");
     expect(Date.parse(second.createdAt)).toBeGreaterThan(Date.parse(first.createdAt));
     expect((await d.listInstanceSnapshots(inst)).map((s) => s.id)).toEqual([first.id, second.id]);
+    await d.destroy(inst);
+  });
+
+  it("a snapshot of a VM that carries a snapshot's marks (as a reverted one does) is still taken, with marks of its own", async () => {
+    const d = await driver();
+    const inst = instance();
+    await d.spawn({ instance: inst });
+    const vm = (await vmOf(inst))!;
+    await probe.call("VM.add_to_other_config", [vm.ref, "virtkit_snapshot_taken", "2026-01-01T00:00:00.000Z"]);
+    await probe.call("VM.add_to_other_config", [vm.ref, "virtkit_power_state", "SHUTDOWN"]);
+    const snap = await d.createInstanceSnapshot(inst, "after-revert");
+    expect(snap.createdAt).not.toBe("2026-01-01T00:00:00.000Z");
+    expect(snap.powerState).toBe(PowerState.RUNNING);
+    expect((await d.listInstanceSnapshots(inst)).map((s) => s.id)).toEqual([snap.id]);
     await d.destroy(inst);
   });
 
@@ -395,7 +424,9 @@ describe("admin password through the agent", () => {
     guest.setAgent("ok");
     await d.pause(inst);
     expect(await attempt()).toMatchObject({ code: "VIRTKIT_INSTANCE_NOT_RUNNING" });
-    const noAgent = instance({ imageMeta: { ...bootImage, properties: { ...bootImage.properties, hw_qemu_guest_agent: false } } });
+    const noAgent = instance({
+      imageMeta: { ...bootImage, properties: { ...bootImage.properties, hw_qemu_guest_agent: false } },
+    });
     await d.spawn({ instance: noAgent });
     await expect(d.setAdminPassword(noAgent, pw)).rejects.toMatchObject({ code: "VIRTKIT_GUEST_AGENT_NOT_ENABLED" });
     const all = [logger.lines().join("\n")];
@@ -443,11 +474,24 @@ describe("live migration", () => {
   });
 
   it("block-migrates across pools: migrate_receive, assert_can_migrate, migrate_send with VDI and VIF maps", async () => {
-    const probe2 = new XapiClient({ url: sim.secondPoolUrl, username: sim.username, password: new Secret(sim.password) });
+    const probe2 = new XapiClient({
+      url: sim.secondPoolUrl,
+      username: sim.username,
+      password: new Secret(sim.password),
+    });
     try {
-      const pool2Host = str(Object.values(await probe2.call<Record<string, XapiRecord>>("host.get_all_records"))[0]!, "name_label");
+      const pool2Host = str(
+        Object.values(await probe2.call<Record<string, XapiRecord>>("host.get_all_records"))[0]!,
+        "name_label",
+      );
       const src = await driver();
-      const dst = new XenapiDriver({ url: sim.secondPoolUrl, username: sim.username, password: new Secret(sim.password), imageService: images, logger });
+      const dst = new XenapiDriver({
+        url: sim.secondPoolUrl,
+        username: sim.username,
+        password: new Secret(sim.password),
+        imageService: images,
+        logger,
+      });
       drivers.push(dst);
       await dst.initHost(pool2Host);
       const inst = instance();
@@ -507,14 +551,19 @@ describe("crashes and guests of other kinds", () => {
 
   it("sets Administrator's password on a Windows guest (viridian), and refuses an account the agent cannot set", async () => {
     const d = await driver();
-    const win = instance({ osType: "windows", imageMeta: { ...bootImage, properties: { ...bootImage.properties, os_type: "windows" } } });
+    const win = instance({
+      osType: "windows",
+      imageMeta: { ...bootImage, properties: { ...bootImage.properties, os_type: "windows" } },
+    });
     await d.spawn({ instance: win });
     const pw = new Secret(`Vk-${randomUUID()}`);
     await d.setAdminPassword(win, pw);
     const guest = sim.guest(str((await vmOf(win))!.rec, "uuid"));
     expect(guest.verifyPassword("Administrator", pw.reveal())).toBe(true);
     expect(guest.verifyPassword("root", pw.reveal())).toBe(false);
-    const other = instance({ imageMeta: { ...bootImage, properties: { ...bootImage.properties, os_admin_user: "cloud-admin" } } });
+    const other = instance({
+      imageMeta: { ...bootImage, properties: { ...bootImage.properties, os_admin_user: "cloud-admin" } },
+    });
     await d.spawn({ instance: other });
     await expect(d.setAdminPassword(other, pw)).rejects.toMatchObject({
       code: "VIRTKIT_UNSUPPORTED_OPERATION",

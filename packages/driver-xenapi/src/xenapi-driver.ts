@@ -339,7 +339,12 @@ export class XenapiDriver implements ComputeDriver {
 
   async instanceExists(instance: Instance, options?: OperationOptions): Promise<boolean> {
     validateUuid(instance.uuid);
-    return this.#run("instanceExists", options, instance, async (signal) => (await this.#find(instance, signal)) !== undefined);
+    return this.#run(
+      "instanceExists",
+      options,
+      instance,
+      async (signal) => (await this.#find(instance, signal)) !== undefined,
+    );
   }
 
   async getInfo(instance: Instance, options?: OperationOptions): Promise<InstanceInfo> {
@@ -347,7 +352,9 @@ export class XenapiDriver implements ComputeDriver {
     return this.#run("getInfo", options, instance, async (signal) => {
       const vm = await this.#get(instance, signal);
       // While rescued, the instance runs as its rescue VM.
-      const rescue = bool(strMap(vm.rec, "other_config"), OC_RESCUED) ? await this.#rescueVm(instance, signal) : undefined;
+      const rescue = bool(strMap(vm.rec, "other_config"), OC_RESCUED)
+        ? await this.#rescueVm(instance, signal)
+        : undefined;
       const live = rescue ?? vm;
       const maxBytes = num(vm.rec, "memory_static_max");
       return {
@@ -393,7 +400,9 @@ export class XenapiDriver implements ComputeDriver {
     validateUuid(instance.uuid);
     return this.#run("getConsoleOutput", options, instance, async (signal) => {
       const vm = await this.#get(instance, signal);
-      const live = bool(strMap(vm.rec, "other_config"), OC_RESCUED) ? ((await this.#rescueVm(instance, signal)) ?? vm) : vm;
+      const live = bool(strMap(vm.rec, "other_config"), OC_RESCUED)
+        ? ((await this.#rescueVm(instance, signal)) ?? vm)
+        : vm;
       const domId = num(live.rec, "domid");
       if (str(live.rec, "power_state").toLowerCase() === "halted" || domId < 0) return "";
       // Nova's dom0 plugin: base64 of the zlib-compressed console ring.
@@ -438,7 +447,8 @@ export class XenapiDriver implements ComputeDriver {
         if (await this.#find(instance, signal, true)) throw new InstanceExistsError(instance.uuid);
         const ref = await this.#createVm(instance, imageMeta, request.networkInfo, "instance", signal);
         await this.#client!.callAsync("VM.start_on", [ref, this.#hostRef, false, false], { signal });
-        if (request.adminPassword) await this.#injectPassword(instance, imageMeta, request.adminPassword, signal, "spawn");
+        if (request.adminPassword)
+          await this.#injectPassword(instance, imageMeta, request.adminPassword, signal, "spawn");
       });
     } finally {
       release();
@@ -457,7 +467,10 @@ export class XenapiDriver implements ComputeDriver {
       if (moving && ended) {
         await settledOrAborted(moving, signal);
         const task = await moving;
-        if (task) await this.#ready().call("task.cancel", [task], { signal }).catch(() => undefined);
+        if (task)
+          await this.#ready()
+            .call("task.cancel", [task], { signal })
+            .catch(() => undefined);
         await settledOrAborted(ended, signal);
       }
       const vm = await this.#find(instance, signal);
@@ -599,7 +612,9 @@ export class XenapiDriver implements ComputeDriver {
       const client = this.#ready();
       if (state === "running") await client.callAsync("VM.hard_shutdown", [vm.ref], { signal });
       await client.call("VM.add_to_other_config", [vm.ref, OC_RESCUED, "true"], { signal });
-      await client.call("VM.add_to_blocked_operations", [vm.ref, "start", "virtkit: the instance is rescued"], { signal });
+      await client.call("VM.add_to_blocked_operations", [vm.ref, "start", "virtkit: the instance is rescued"], {
+        signal,
+      });
       try {
         const rescueRef = await this.#createVm(instance, rescueImageMeta, undefined, "rescue", signal);
         const root = await this.#rootVdi(vm.rec, signal);
@@ -642,13 +657,16 @@ export class XenapiDriver implements ComputeDriver {
     validateUuid(instance.uuid);
     validateImageId(imageId);
     const images = this.#options.imageService;
-    if (!images) throw new UnsupportedOperationError("imageSnapshot", this.name, { detail: "no image service configured" });
+    if (!images)
+      throw new UnsupportedOperationError("imageSnapshot", this.name, { detail: "no image service configured" });
     await this.#run("snapshot", options, instance, async (signal) => {
       const image = await images.get(imageId, { signal });
       const vm = await this.#notRescued(instance, "snapshot", signal);
       const client = this.#ready();
       await options?.onTaskState?.(TaskState.IMAGE_PENDING_UPLOAD, TaskState.IMAGE_SNAPSHOT);
-      const snap = await client.callAsync<string>("VM.snapshot", [vm.ref, `${str(vm.rec, "name_label")}-image`], { signal });
+      const snap = await client.callAsync<string>("VM.snapshot", [vm.ref, `${str(vm.rec, "name_label")}-image`], {
+        signal,
+      });
       try {
         await client.call("VM.add_to_other_config", [snap, OC_IMAGE_SNAPSHOT, imageId], { signal });
         const snapRec = await client.call<XapiRecord>("VM.get_record", [snap], { signal });
@@ -684,13 +702,21 @@ export class XenapiDriver implements ComputeDriver {
       const state = toPowerState(power(vm));
       const taken = new Date().toISOString();
       const snap = await client.callAsync<string>("VM.snapshot", [vm.ref, name], { signal });
-      await Promise.all([
-        client.call("VM.add_to_other_config", [snap, OC_SNAPSHOT_POWER, powerStateName(state)], { signal }),
-        client.call("VM.add_to_other_config", [snap, OC_SNAPSHOT_TAKEN, taken], { signal }),
-        options?.description ? client.call("VM.set_name_description", [snap, options.description], { signal }) : undefined,
-      ]);
       const rec = await client.call<XapiRecord>("VM.get_record", [snap], { signal });
-      return toInstanceSnapshot(instance.uuid, rec, options?.description);
+      // One write of the whole map: a mark the snapshot inherited (a VM reverted before) is replaced,
+      // where adding a key that exists fails with MAP_DUPLICATE_KEY.
+      const oc = {
+        ...strMap(rec, "other_config"),
+        [OC_SNAPSHOT_POWER]: powerStateName(state),
+        [OC_SNAPSHOT_TAKEN]: taken,
+      };
+      await Promise.all([
+        client.call("VM.set_other_config", [snap, oc], { signal }),
+        options?.description
+          ? client.call("VM.set_name_description", [snap, options.description], { signal })
+          : undefined,
+      ]);
+      return toInstanceSnapshot(instance.uuid, { ...rec, other_config: oc }, options?.description);
     });
   }
 
@@ -700,7 +726,9 @@ export class XenapiDriver implements ComputeDriver {
       const vm = await this.#get(instance, signal);
       const client = this.#ready();
       const recs = await Promise.all(
-        refs(vm.rec, "snapshots").map((r) => client.call<XapiRecord>("VM.get_record", [r], { signal }).catch(() => undefined)),
+        refs(vm.rec, "snapshots").map((r) =>
+          client.call<XapiRecord>("VM.get_record", [r], { signal }).catch(() => undefined),
+        ),
       );
       return recs
         .filter((r): r is XapiRecord => r !== undefined && strMap(r, "other_config")[OC_IMAGE_SNAPSHOT] === undefined)
@@ -798,13 +826,22 @@ export class XenapiDriver implements ComputeDriver {
         );
       }
       if (policy.bandwidthMiBps > 0) {
-        throw new MigrationPreCheckError("XAPI has no migration bandwidth cap: a policy with bandwidthMiBps > 0 cannot be honoured");
+        throw new MigrationPreCheckError(
+          "XAPI has no migration bandwidth cap: a policy with bandwidthMiBps > 0 cannot be honoured",
+        );
       }
       const base = { sourceHost: sourceHost.hostname, destHost: myName, policy: { ...policy }, plan };
       if (vm) {
         // Same pool: shared storage, so pool_migrate; a block migration has nothing to copy.
-        if (policy.block) throw new MigrationPreCheckError(`hosts ${sourceHost.hostname} and ${myName} share storage: no block migration`);
-        const extra: MigrateExtra = { mode: "pool", destHostRef: this.#hostRef, destHostUuid: str(this.#hostRec, "uuid") };
+        if (policy.block)
+          throw new MigrationPreCheckError(
+            `hosts ${sourceHost.hostname} and ${myName} share storage: no block migration`,
+          );
+        const extra: MigrateExtra = {
+          mode: "pool",
+          destHostRef: this.#hostRef,
+          destHostUuid: str(this.#hostRec, "uuid"),
+        };
         return { ...base, extra: { ...extra } };
       }
       if (!policy.block) {
@@ -831,12 +868,17 @@ export class XenapiDriver implements ComputeDriver {
     });
   }
 
-  async checkCanLiveMigrateSource(instance: Instance, data: MigrateData, options?: OperationOptions): Promise<MigrateData> {
+  async checkCanLiveMigrateSource(
+    instance: Instance,
+    data: MigrateData,
+    options?: OperationOptions,
+  ): Promise<MigrateData> {
     validateUuid(instance.uuid);
     const extra = readExtra(data);
     return this.#run("checkCanLiveMigrateSource", options, instance, async (signal) => {
       const vm = await this.#get(instance, signal);
-      if (bool(strMap(vm.rec, "other_config"), OC_RESCUED)) throw new MigrationPreCheckError(`instance ${instance.uuid} is rescued`);
+      if (bool(strMap(vm.rec, "other_config"), OC_RESCUED))
+        throw new MigrationPreCheckError(`instance ${instance.uuid} is rescued`);
       // XAPI's pool_migrate and migrate_send accept a Running VM, never a Paused one: a declared limit.
       if (power(vm) === "paused") {
         throw new UnsupportedOperationError("pausedMigration", this.name, {
@@ -853,7 +895,8 @@ export class XenapiDriver implements ComputeDriver {
             { signal },
           );
         } catch (err) {
-          if (isXapiError(err)) throw new MigrationPreCheckError(`XAPI refuses the move: ${err.xapiCode}`, { cause: err });
+          if (isXapiError(err))
+            throw new MigrationPreCheckError(`XAPI refuses the move: ${err.xapiCode}`, { cause: err });
           throw err;
         }
       }
@@ -921,7 +964,12 @@ export class XenapiDriver implements ComputeDriver {
               })();
         resolveTask(task);
         await result;
-        options?.onProgress?.({ dataTotalBytes: 0, dataProcessedBytes: 0, dataRemainingBytes: 0, elapsedMs: Date.now() - started });
+        options?.onProgress?.({
+          dataTotalBytes: 0,
+          dataProcessedBytes: 0,
+          dataRemainingBytes: 0,
+          elapsedMs: Date.now() - started,
+        });
       } catch (err) {
         if (err instanceof OperationTimeoutError || err instanceof OperationAbortedError) throw err;
         const reason = isXapiError(err, "TASK_CANCELLED")
@@ -963,7 +1011,10 @@ export class XenapiDriver implements ComputeDriver {
     await this.#run("rollbackLiveMigrationAtDestination", options, instance, async (signal) => {
       const vm = await this.#find(instance, signal);
       if (vm && power(vm) === "running") {
-        throw new LiveMigrationFailedError(instance.uuid, "the instance already runs on the destination; nothing to roll back");
+        throw new LiveMigrationFailedError(
+          instance.uuid,
+          "the instance already runs on the destination; nothing to roll back",
+        );
       }
     });
   }
@@ -1003,13 +1054,15 @@ export class XenapiDriver implements ComputeDriver {
     const { url, username, password } = this.#options;
     if (!url) throw new InvalidInputError("url", "the XAPI url is required");
     if (!username) throw new InvalidInputError("username", "the XAPI user is required");
-    if (!password) throw new InvalidInputError("password", "the XAPI password is required (VIRTKIT_XENAPI_PASSWORD or the prompt)");
+    if (!password)
+      throw new InvalidInputError("password", "the XAPI password is required (VIRTKIT_XENAPI_PASSWORD or the prompt)");
     return { url, username, password: typeof password === "function" ? await password() : password };
   }
 
   #ready(): XapiClient {
     if (this.#closed) throw new InvalidStateError(this.#hostLabel || "driver", "use the driver", "cleaned up");
-    if (!this.#client || !this.#events) throw new InvalidStateError("driver", "use the driver", "not initialised (call initHost)");
+    if (!this.#client || !this.#events)
+      throw new InvalidStateError("driver", "use the driver", "not initialised (call initHost)");
     return this.#client;
   }
 
@@ -1119,7 +1172,8 @@ export class XenapiDriver implements ComputeDriver {
   /** The instance's VM, refusing with InvalidStateError while it is rescued (only unrescue and destroy apply then). */
   async #notRescued(instance: Instance, operation: string, signal: AbortSignal): Promise<Vm> {
     const vm = await this.#get(instance, signal);
-    if (bool(strMap(vm.rec, "other_config"), OC_RESCUED)) throw new InvalidStateError(instance.uuid, operation, "RESCUED");
+    if (bool(strMap(vm.rec, "other_config"), OC_RESCUED))
+      throw new InvalidStateError(instance.uuid, operation, "RESCUED");
     return vm;
   }
 
@@ -1194,8 +1248,14 @@ export class XenapiDriver implements ComputeDriver {
         num(rec, "VCPUs_max") === vcpus && num(rec, "VCPUs_at_startup") === vcpus
           ? []
           : vcpus > num(rec, "VCPUs_max")
-            ? [["VM.set_VCPUs_max", vcpus], ["VM.set_VCPUs_at_startup", vcpus]]
-            : [["VM.set_VCPUs_at_startup", vcpus], ["VM.set_VCPUs_max", vcpus]];
+            ? [
+                ["VM.set_VCPUs_max", vcpus],
+                ["VM.set_VCPUs_at_startup", vcpus],
+              ]
+            : [
+                ["VM.set_VCPUs_at_startup", vcpus],
+                ["VM.set_VCPUs_max", vcpus],
+              ];
       // Independent of each other: one wave of calls (a failure undoes the whole VM below).
       await Promise.all([
         client.call("VM.set_is_a_template", [ref, false], { signal }),
@@ -1227,7 +1287,10 @@ export class XenapiDriver implements ComputeDriver {
                 sharable: false,
                 read_only: false,
                 xenstore_data: {},
-                other_config: { [OC_VDI_ROLE]: role === "rescue" ? "rescue-root" : "root", [OC_INSTANCE_UUID]: instance.uuid },
+                other_config: {
+                  [OC_VDI_ROLE]: role === "rescue" ? "rescue-root" : "root",
+                  [OC_INSTANCE_UUID]: instance.uuid,
+                },
                 sm_config: {},
                 tags: [],
               },
@@ -1239,7 +1302,7 @@ export class XenapiDriver implements ComputeDriver {
             this.#createVbd(ref, vdi, "0", true, signal),
           ]);
         })(),
-        ...(role === "instance" ? networkInfo ?? [] : []).map((nic, i) =>
+        ...(role === "instance" ? (networkInfo ?? []) : []).map((nic, i) =>
           client.call(
             "VIF.create",
             [
@@ -1267,7 +1330,13 @@ export class XenapiDriver implements ComputeDriver {
     }
   }
 
-  async #createVbd(vm: string, vdi: string, userdevice: string, bootable: boolean, signal: AbortSignal): Promise<string> {
+  async #createVbd(
+    vm: string,
+    vdi: string,
+    userdevice: string,
+    bootable: boolean,
+    signal: AbortSignal,
+  ): Promise<string> {
     return this.#ready().call<string>(
       "VBD.create",
       [
@@ -1349,7 +1418,9 @@ export class XenapiDriver implements ComputeDriver {
   /** The VDI behind the VM's userdevice 0 (its root disk). */
   async #rootVdi(rec: XapiRecord, signal: AbortSignal): Promise<string | undefined> {
     const client = this.#ready();
-    const vbds = await Promise.all(refs(rec, "VBDs").map((r) => client.call<XapiRecord>("VBD.get_record", [r], { signal })));
+    const vbds = await Promise.all(
+      refs(rec, "VBDs").map((r) => client.call<XapiRecord>("VBD.get_record", [r], { signal })),
+    );
     const disks = vbds.filter((v) => str(v, "type") === "Disk" && !isNullRef(str(v, "VDI")));
     const root = disks.find((v) => str(v, "userdevice") === "0") ?? disks[0];
     return root ? str(root, "VDI") : undefined;
@@ -1361,17 +1432,22 @@ export class XenapiDriver implements ComputeDriver {
    */
   async #destroyVm(vm: Vm, disks: "all" | "keep-disks" | "rescue", signal: AbortSignal): Promise<void> {
     const client = this.#ready();
-    const rec = Object.keys(vm.rec).length > 0 ? vm.rec : await client.call<XapiRecord>("VM.get_record", [vm.ref], { signal });
+    const rec =
+      Object.keys(vm.rec).length > 0 ? vm.rec : await client.call<XapiRecord>("VM.get_record", [vm.ref], { signal });
     const state = str(rec, "power_state").toLowerCase();
     if (state !== "halted" && state !== "") await client.callAsync("VM.hard_shutdown", [vm.ref], { signal });
     const vdis: string[] = [];
     if (disks !== "keep-disks") {
-      const vbds = await Promise.all(refs(rec, "VBDs").map((r) => client.call<XapiRecord>("VBD.get_record", [r], { signal })));
+      const vbds = await Promise.all(
+        refs(rec, "VBDs").map((r) => client.call<XapiRecord>("VBD.get_record", [r], { signal })),
+      );
       for (const vbd of vbds) {
         const vdi = str(vbd, "VDI");
         if (str(vbd, "type") !== "Disk" || isNullRef(vdi)) continue;
         if (disks === "rescue") {
-          const role = await client.call<Record<string, string>>("VDI.get_other_config", [vdi], { signal }).catch(() => ({}));
+          const role = await client
+            .call<Record<string, string>>("VDI.get_other_config", [vdi], { signal })
+            .catch(() => ({}));
           if ((role as Record<string, string>)[OC_VDI_ROLE] !== "rescue-root") continue;
         }
         vdis.push(vdi);
@@ -1400,7 +1476,9 @@ export class XenapiDriver implements ComputeDriver {
       if (isXapiError(err, "UUID_INVALID", "HANDLE_INVALID")) return undefined;
       throw err;
     });
-    const rec = ref ? await client.call<XapiRecord>("VM.get_record", [ref], { signal }).catch(() => undefined) : undefined;
+    const rec = ref
+      ? await client.call<XapiRecord>("VM.get_record", [ref], { signal }).catch(() => undefined)
+      : undefined;
     if (!ref || !rec || !bool(rec, "is_a_snapshot") || str(rec, "snapshot_of") !== vm.ref) {
       throw new SnapshotNotFoundError(instance.uuid, snapshotId);
     }
@@ -1412,14 +1490,26 @@ export class XenapiDriver implements ComputeDriver {
     const client = this.#ready();
     const oc = strMap(rec, "other_config");
     const calls: Promise<unknown>[] = [];
-    if (str(rec, "name_label") !== instance.name) calls.push(client.call("VM.set_name_label", [ref, instance.name], { signal }));
-    if (oc[OC_INSTANCE_UUID] !== instance.uuid || oc[OC_ROLE] !== "instance" || oc[OC_SNAPSHOT_POWER] !== undefined) {
-      const { [OC_SNAPSHOT_POWER]: _drop, ...rest } = oc;
+    if (str(rec, "name_label") !== instance.name)
+      calls.push(client.call("VM.set_name_label", [ref, instance.name], { signal }));
+    if (
+      oc[OC_INSTANCE_UUID] !== instance.uuid ||
+      oc[OC_ROLE] !== "instance" ||
+      oc[OC_SNAPSHOT_POWER] !== undefined ||
+      oc[OC_SNAPSHOT_TAKEN] !== undefined
+    ) {
+      // A revert copies the snapshot's own marks onto the VM; the next snapshot must not inherit them.
+      const { [OC_SNAPSHOT_POWER]: _power, [OC_SNAPSHOT_TAKEN]: _taken, ...rest } = oc;
       calls.push(
-        client.call("VM.set_other_config", [ref, { ...rest, [OC_ROLE]: "instance", [OC_INSTANCE_UUID]: instance.uuid }], { signal }),
+        client.call(
+          "VM.set_other_config",
+          [ref, { ...rest, [OC_ROLE]: "instance", [OC_INSTANCE_UUID]: instance.uuid }],
+          { signal },
+        ),
       );
     }
-    if (str(rec, "affinity") !== this.#hostRef) calls.push(client.call("VM.set_affinity", [ref, this.#hostRef], { signal }));
+    if (str(rec, "affinity") !== this.#hostRef)
+      calls.push(client.call("VM.set_affinity", [ref, this.#hostRef], { signal }));
     await Promise.all(calls);
   }
 
@@ -1432,7 +1522,12 @@ export class XenapiDriver implements ComputeDriver {
     await client.call("VM.remove_from_other_config", [ref, OC_RESCUED], { signal }).catch(() => undefined);
   }
 
-  async #setPassword(instance: Instance, password: Secret, signal: AbortSignal, timeoutMs: number | undefined): Promise<void> {
+  async #setPassword(
+    instance: Instance,
+    password: Secret,
+    signal: AbortSignal,
+    timeoutMs: number | undefined,
+  ): Promise<void> {
     if (!agentEnabled(instance.imageMeta)) throw new GuestAgentNotEnabledError(instance.uuid);
     checkAgentAccount(instance, instance.imageMeta);
     const vm = await this.#notRescued(instance, "setAdminPassword", signal);
@@ -1484,7 +1579,10 @@ export class XenapiDriver implements ComputeDriver {
       await this.#agentPassword(instance, ref, password, signal, undefined);
     } catch (err) {
       throwIfAborted(operation, signal);
-      this.#options.logger?.warn(`could not set the ${operation} password at boot`, { instance: instance.uuid, error: describe(err) });
+      this.#options.logger?.warn(`could not set the ${operation} password at boot`, {
+        instance: instance.uuid,
+        error: describe(err),
+      });
     }
   }
 
@@ -1501,7 +1599,11 @@ export class XenapiDriver implements ComputeDriver {
     const client = this.#ready();
     const [free, recs] = await Promise.all([
       this.#freeMemory(signal),
-      Promise.all(refs(host, "resident_VMs").map((r) => client.call<XapiRecord>("VM.get_record", [r], { signal }).catch(() => undefined))),
+      Promise.all(
+        refs(host, "resident_VMs").map((r) =>
+          client.call<XapiRecord>("VM.get_record", [r], { signal }).catch(() => undefined),
+        ),
+      ),
     ]);
     const guests = recs
       .filter((r): r is XapiRecord => r !== undefined && !bool(r, "is_control_domain"))
@@ -1520,11 +1622,18 @@ export class XenapiDriver implements ComputeDriver {
   }
 
   /** migrate_send's maps: every disk to the destination SR, every VIF to the destination network. */
-  async #migrateMaps(vm: Vm, extra: MigrateExtra, signal: AbortSignal): Promise<{ vdi: Record<string, string>; vif: Record<string, string> }> {
+  async #migrateMaps(
+    vm: Vm,
+    extra: MigrateExtra,
+    signal: AbortSignal,
+  ): Promise<{ vdi: Record<string, string>; vif: Record<string, string> }> {
     const client = this.#ready();
-    const vbds = await Promise.all(refs(vm.rec, "VBDs").map((r) => client.call<XapiRecord>("VBD.get_record", [r], { signal })));
+    const vbds = await Promise.all(
+      refs(vm.rec, "VBDs").map((r) => client.call<XapiRecord>("VBD.get_record", [r], { signal })),
+    );
     const vdi: Record<string, string> = {};
-    for (const v of vbds) if (str(v, "type") === "Disk" && !isNullRef(str(v, "VDI"))) vdi[str(v, "VDI")] = extra.destSr ?? "";
+    for (const v of vbds)
+      if (str(v, "type") === "Disk" && !isNullRef(str(v, "VDI"))) vdi[str(v, "VDI")] = extra.destSr ?? "";
     const vif: Record<string, string> = {};
     for (const r of refs(vm.rec, "VIFs")) vif[r] = extra.destNetwork ?? "";
     return { vdi, vif };
@@ -1573,9 +1682,12 @@ function checkAgentAccount(instance: Instance, imageMeta: ImageMeta): void {
 function pickNetwork(facts: PoolFacts, wanted: string | undefined, fallback: string | undefined): string {
   const nets = facts.networks;
   const pick =
-    (wanted && nets.find((n) => [str(n.rec, "bridge"), str(n.rec, "name_label"), str(n.rec, "uuid")].includes(wanted))) ||
+    (wanted &&
+      nets.find((n) => [str(n.rec, "bridge"), str(n.rec, "name_label"), str(n.rec, "uuid")].includes(wanted))) ||
     (fallback && nets.find((n) => [str(n.rec, "bridge"), str(n.rec, "name_label")].includes(fallback))) ||
-    nets.find((n) => str(n.rec, "bridge") !== "" && !bool(strMap(n.rec, "other_config"), "is_host_internal_management_network")) ||
+    nets.find(
+      (n) => str(n.rec, "bridge") !== "" && !bool(strMap(n.rec, "other_config"), "is_host_internal_management_network"),
+    ) ||
     nets[0];
   if (!pick) throw new InvalidInputError("network", "the pool has no network to plug the instance into");
   return pick.ref;
@@ -1645,7 +1757,10 @@ function describe(err: unknown): string {
 function readExtra(data: MigrateData): MigrateExtra {
   const e = data?.extra ?? {};
   if ((e.mode !== "pool" && e.mode !== "cross-pool") || typeof e.destHostRef !== "string") {
-    throw new InvalidInputError("migrateData.extra", "is not XenAPI migration data from checkCanLiveMigrateDestination");
+    throw new InvalidInputError(
+      "migrateData.extra",
+      "is not XenAPI migration data from checkCanLiveMigrateDestination",
+    );
   }
   return e as unknown as MigrateExtra;
 }
@@ -1662,4 +1777,3 @@ function receiveMap(extra: MigrateExtra): Record<string, string> {
 export function xenapiCapabilityList(): Capability[] {
   return (Object.entries(XENAPI_CAPABILITIES) as [Capability, boolean][]).filter(([, v]) => v).map(([k]) => k);
 }
-
