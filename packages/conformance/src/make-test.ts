@@ -157,9 +157,11 @@ export async function runScenario(
 
   let baselineImages = new Set<string>();
   let service: Promise<AdminPasswordService> | undefined;
-  let cleanupResult: { outcome: CleanupOutcome; logLines: readonly string[] } = {
+  let bodyLogLines = 0;
+  let cleanupResult: { outcome: CleanupOutcome; logLines: readonly string[]; driverLines: readonly string[] } = {
     outcome: { leaks: [], durationMs: 0, timedOut: false, timeoutMs: 0, waitingOn: [] },
     logLines: [],
+    driverLines: [],
   };
   const execute = async (): Promise<ScenarioResult> => {
     let result: ScenarioResult;
@@ -302,12 +304,15 @@ export async function runScenario(
   } finally {
     options.signal?.removeEventListener("abort", onOuterAbort);
     controller.abort(new Error("scenario finished"));
+    // Where the scenario's own lines end: a failure before cleanup is explained by those.
+    bodyLogLines = safeLogLines(env).length;
     const outcome = await withCleanupDeadline(
       (calls) => cleanup(env, drivers, instances, images, baselineImages, prefix, cleanupErrors, calls),
       options.cleanupTimeoutMs ?? DEFAULT_CLEANUP_TIMEOUT_MS,
       cleanupErrors,
     );
-    const logLines = [...safeLogLines(env), ...(service ? await serviceLogLines(service) : [])];
+    const driverLines = safeLogLines(env);
+    const logLines = [...driverLines, ...(service ? await serviceLogLines(service) : [])];
     // The environment's own teardown is bounded too: a hung one must not hang the whole run.
     const envTimeoutMs = options.cleanupTimeoutMs ?? DEFAULT_CLEANUP_TIMEOUT_MS;
     let envTimer: NodeJS.Timeout | undefined;
@@ -326,10 +331,13 @@ export async function runScenario(
     } finally {
       clearTimeout(envTimer);
     }
-    cleanupResult = { outcome, logLines };
+    cleanupResult = { outcome, logLines, driverLines };
   }
   const slowMs = options.slowCleanupMs ?? DEFAULT_SLOW_CLEANUP_MS;
-  return finish(raw, cleanupResult.outcome, slowMs, cleanupErrors, secrets, errors, cleanupResult.logLines);
+  return finish(raw, cleanupResult.outcome, slowMs, cleanupErrors, secrets, errors, cleanupResult.logLines, {
+    lines: cleanupResult.driverLines,
+    bodyEnd: bodyLogLines,
+  });
 }
 
 function notDeclaredReason(def: ScenarioDefinition, driver: ComputeDriver): string {
@@ -384,7 +392,10 @@ class CleanupCalls {
   track<T>(label: string, work: () => Promise<T>): Promise<T> {
     const id = this.#next++;
     this.#open.set(id, { label, since: performance.now() });
-    return work().finally(() => this.#open.delete(id));
+    // Through a promise even when `work` throws at once, so the entry always goes again.
+    return Promise.resolve()
+      .then(work)
+      .finally(() => this.#open.delete(id));
   }
 
   /** `destroy x on host (for 58.1 s)`, oldest first. */
@@ -543,6 +554,7 @@ function finish(
   secrets: readonly Secret[],
   errors: readonly string[],
   logLines: readonly string[],
+  driverLog: { readonly lines: readonly string[]; readonly bodyEnd: number },
 ): ScenarioResult {
   let r: ScenarioResult = { ...result };
   if (cleanupErrors.length > 0) r = { ...r, cleanupErrors: [...cleanupErrors] };
@@ -595,8 +607,13 @@ function finish(
     }
   }
   // The driver's own account of a failure (a hung call, a retry loop), added after the secret
-  // check so a line that held a password fails the scenario above and shows here only redacted.
-  if (r.status === "fail" && logLines.length > 0) r = { ...r, log: logLines.slice(-FAILURE_LOG_LINES).map(redact) };
+  // check so a line that held a password fails the scenario above and shows here only redacted:
+  // its lines up to the failure, or through cleanup when cleanup is what failed.
+  if (r.status === "fail") {
+    const inCleanup = r.step === "cleanup" || r.step === "leak check";
+    const lines = inCleanup ? driverLog.lines : driverLog.lines.slice(0, driverLog.bodyEnd);
+    if (lines.length > 0) r = { ...r, log: lines.slice(-FAILURE_LOG_LINES).map(redact) };
+  }
   return r;
 }
 

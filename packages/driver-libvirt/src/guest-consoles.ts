@@ -94,12 +94,22 @@ export class GuestConsoles {
    * still open when QEMU is killed races libvirtd's own teardown of it (its log then says "stream
    * is not open", and the destroy that killed QEMU was seen never to answer).
    */
-  async closeAndWait(uuid: string, waitMs: number): Promise<void> {
+  async closeAndWait(uuid: string, waitMs: number, signal?: AbortSignal): Promise<void> {
     const closing = this.#captures.get(uuid)?.close();
-    if (!closing) return;
+    if (!closing || signal?.aborted) return;
     let timer: NodeJS.Timeout | undefined;
-    await Promise.race([closing, new Promise<void>((resolve) => (timer = setTimeout(resolve, waitMs)))]);
+    let onAbort: (() => void) | undefined;
+    // Bounded, and no longer than the caller waits: the operation's own call then reports the abort.
+    await Promise.race([
+      closing,
+      new Promise<void>((resolve) => {
+        timer = setTimeout(resolve, waitMs);
+        onAbort = resolve;
+        signal?.addEventListener("abort", onAbort, { once: true });
+      }),
+    ]);
     clearTimeout(timer);
+    if (onAbort) signal?.removeEventListener("abort", onAbort);
   }
 
   /** True when a PAUSED/RESUMED event of `uuid` belongs to a start's internal pause. */

@@ -63,6 +63,8 @@ export interface ImageSnapshotJob {
   readonly onMethod?: (method: ImageSnapshotMethod, reason: string) => void;
   /** Starts the guest again after a cold copy (paused when it was paused). */
   readonly restart: (paused: boolean) => Promise<void>;
+  /** Ends the guest's console stream before QEMU is stopped for a cold copy. */
+  readonly beforeStop?: () => Promise<void>;
   readonly log?: (level: "info" | "warn", message: string, fields?: Record<string, unknown>) => void;
 }
 
@@ -184,7 +186,10 @@ export async function snapshotToImage(job: ImageSnapshotJob, call: CallOptions):
       job.onMethod?.("cold", reason);
       // Nova saves a running or paused guest so its disk is quiescent; a stopped one is copied as is.
       const save = before.power === PowerState.RUNNING || before.power === PowerState.PAUSED;
-      if (save) await api.domainManagedSave(guest.dom, 0, call);
+      if (save) {
+        await job.beforeStop?.();
+        await api.domainManagedSave(guest.dom, 0, call);
+      }
       try {
         copy = await clone();
       } finally {

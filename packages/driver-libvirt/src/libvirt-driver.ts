@@ -446,7 +446,7 @@ export class LibvirtDriver implements ComputeDriver {
   async #remove(api: LibvirtApi, instance: InstanceRef, call: CallOptions, disks: boolean): Promise<void> {
     // Ended before QEMU is killed, so libvirtd tears the stream down on our request and not in a race
     // with the guest's death; what it captured stays readable until forgotten.
-    await this.#consoles.closeAndWait(instance.uuid, CONSOLE_CLOSE_WAIT_MS);
+    await this.#consoles.closeAndWait(instance.uuid, CONSOLE_CLOSE_WAIT_MS, call.signal);
     this.#handles.delete(instance.uuid);
     const guest = new Guest(api, { name: instance.name, uuid: instance.uuid, id: -1 }, call);
     // The definition tells whether a rescue disk exists too, so no delete is sent for nothing; it
@@ -854,7 +854,7 @@ export class LibvirtDriver implements ComputeDriver {
         });
         return;
       }
-      await this.#consoles.closeAndWait(instance.uuid, CONSOLE_CLOSE_WAIT_MS);
+      await this.#consoles.closeAndWait(instance.uuid, CONSOLE_CLOSE_WAIT_MS, call.signal);
       this.#consoles.close(instance.uuid, true);
       this.#handles.delete(instance.uuid);
       await guest.destroy(instance.uuid);
@@ -881,7 +881,7 @@ export class LibvirtDriver implements ComputeDriver {
 
   /** Hard reboot: destroy (tolerantly) and start afresh from the persistent definition. */
   async #hardReboot(guest: Guest, instance: Instance): Promise<void> {
-    await this.#consoles.closeAndWait(instance.uuid, CONSOLE_CLOSE_WAIT_MS);
+    await this.#consoles.closeAndWait(instance.uuid, CONSOLE_CLOSE_WAIT_MS, guest.call.signal);
     if (!(await guest.destroy(instance.uuid))) throw new InstanceNotFoundError(instance.uuid);
     // A fresh boot, not a restore of a suspended image.
     await guest.removeManagedSave();
@@ -934,7 +934,7 @@ export class LibvirtDriver implements ComputeDriver {
       async (api, call) => {
         const guest = this.#guest(api, instance, call);
         if (!(timeoutSec > 0 && (await this.#cleanShutdown(guest, timeoutSec, retrySec)))) {
-          await this.#consoles.closeAndWait(instance.uuid, CONSOLE_CLOSE_WAIT_MS);
+          await this.#consoles.closeAndWait(instance.uuid, CONSOLE_CLOSE_WAIT_MS, call.signal);
           if (!(await guest.destroy(instance.uuid))) throw new InstanceNotFoundError(instance.uuid);
         }
         // Powered off means SHUTDOWN: a suspended guest's saved memory is dropped, so the next
@@ -1024,6 +1024,8 @@ export class LibvirtDriver implements ComputeDriver {
         if (status.power !== PowerState.RUNNING && status.power !== PowerState.PAUSED) {
           throw this.#invalid(instance, "suspend", status);
         }
+        // QEMU exits once saved: end the console first, as before a destroy.
+        await this.#consoles.closeAndWait(instance.uuid, CONSOLE_CLOSE_WAIT_MS, call.signal);
         await api.domainManagedSave(guest.dom, 0, call);
       },
       this.#longTimeout(),
@@ -1070,7 +1072,7 @@ export class LibvirtDriver implements ComputeDriver {
         let rescued: Guest | undefined;
         try {
           const rescueXml = withRescueDisk(originalXml, rescueDisk);
-          await this.#consoles.closeAndWait(instance.uuid, CONSOLE_CLOSE_WAIT_MS);
+          await this.#consoles.closeAndWait(instance.uuid, CONSOLE_CLOSE_WAIT_MS, call.signal);
           await guest.destroy(instance.uuid);
           await guest.removeManagedSave();
           rescued = new Guest(api, await api.domainDefineXml(rescueXml, 0, call), call);
@@ -1183,7 +1185,7 @@ export class LibvirtDriver implements ComputeDriver {
         const guest = this.#guest(api, instance, call);
         const facts = readDomainXml(await api.domainGetXmlDesc(guest.dom, Flags.XML_INACTIVE, call));
         if (facts.rescueOriginalXml === undefined) throw this.#invalid(instance, "unrescue", await guest.status());
-        await this.#consoles.closeAndWait(instance.uuid, CONSOLE_CLOSE_WAIT_MS);
+        await this.#consoles.closeAndWait(instance.uuid, CONSOLE_CLOSE_WAIT_MS, call.signal);
         await guest.destroy(instance.uuid);
         const restored = new Guest(api, await api.domainDefineXml(facts.rescueOriginalXml, 0, call), call);
         await this.#start(restored, instance.uuid);
@@ -1224,6 +1226,7 @@ export class LibvirtDriver implements ComputeDriver {
               this.#consoles.close(instance.uuid);
               await this.#start(guest, instance.uuid, paused);
             },
+            beforeStop: () => this.#consoles.closeAndWait(instance.uuid, CONSOLE_CLOSE_WAIT_MS, call.signal),
             log: (level, message, fields) => this.#log(level, message, fields),
           },
           call,

@@ -15,28 +15,38 @@ export function overTheWire(data: MigrateData, step: string): MigrateData {
 }
 
 /** Where `value` stops being plain JSON, or undefined. An undefined object field is dropped, which keeps its meaning. */
-function notJson(value: unknown, path: string): string | undefined {
+function notJson(value: unknown, path: string, seen: Set<object> = new Set()): string | undefined {
   if (value === null || typeof value === "string" || typeof value === "boolean") return undefined;
   if (typeof value === "number") return Number.isFinite(value) ? undefined : `${path} is ${value} (JSON makes it null)`;
+  if (typeof value !== "object") return `${path} is a ${typeof value}`;
+  // `seen` holds the ancestors only: the same object twice side by side is fine for JSON, a cycle is not.
+  if (seen.has(value)) return `${path} refers back to itself (JSON cannot hold a cycle)`;
+  seen.add(value);
+  try {
+    return notJsonObject(value, path, seen);
+  } finally {
+    seen.delete(value);
+  }
+}
+
+function notJsonObject(value: object, path: string, seen: Set<object>): string | undefined {
   if (Array.isArray(value)) {
-    for (const [i, item] of value.entries()) {
-      const p = item === undefined ? `${path}[${i}] is undefined (JSON makes it null)` : notJson(item, `${path}[${i}]`);
+    for (const [i, item] of (value as unknown[]).entries()) {
+      const p =
+        item === undefined ? `${path}[${i}] is undefined (JSON makes it null)` : notJson(item, `${path}[${i}]`, seen);
       if (p !== undefined) return p;
     }
     return undefined;
   }
-  if (typeof value === "object") {
-    const proto = Object.getPrototypeOf(value) as object | null;
-    if (proto !== Object.prototype && proto !== null) {
-      return `${path} is a ${(value as object).constructor?.name ?? "class instance"}, not a plain object`;
-    }
-    if (Object.getOwnPropertySymbols(value).length > 0) return `${path} has symbol keys (JSON drops them)`;
-    for (const [k, v] of Object.entries(value)) {
-      if (v === undefined) continue;
-      const p = notJson(v, `${path}.${k}`);
-      if (p !== undefined) return p;
-    }
-    return undefined;
+  const proto = Object.getPrototypeOf(value) as object | null;
+  if (proto !== Object.prototype && proto !== null) {
+    return `${path} is a ${value.constructor?.name ?? "class instance"}, not a plain object`;
   }
-  return `${path} is a ${typeof value}`;
+  if (Object.getOwnPropertySymbols(value).length > 0) return `${path} has symbol keys (JSON drops them)`;
+  for (const [k, v] of Object.entries(value)) {
+    if (v === undefined) continue;
+    const p = notJson(v, `${path}.${k}`, seen);
+    if (p !== undefined) return p;
+  }
+  return undefined;
 }

@@ -19,6 +19,7 @@ import {
   type MigrationPolicy,
 } from "@virtkit/core";
 import {
+  ConformanceFailure,
   check,
   checkEqual,
   describeError,
@@ -71,6 +72,8 @@ async function preChecks(
     });
     return undefined;
   } catch (err) {
+    // The kit's own verdict (MigrateData JSON cannot carry) stands as it is, not as a refusal.
+    if (err instanceof ConformanceFailure) throw err;
     ctx.recordError(err);
     const code = (err as { code?: unknown }).code;
     if (typeof code === "string" && codes.includes(code)) return code;

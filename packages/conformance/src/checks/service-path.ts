@@ -11,6 +11,7 @@ import {
   MemoryLogger,
   PowerState,
   VmState,
+  isSecret,
   powerStateName,
   type InstanceRecord,
   type InstanceStore,
@@ -95,7 +96,9 @@ export async function checkServiceLifecycle(ctx: ScenarioContext): Promise<void>
     await expectRecord(ctx, service, inst.uuid, A, R, "resume");
   }
   if (caps.rescue) {
-    await step(ctx, "rescue", () => service.rescue(inst.uuid, ctx.opts()));
+    const rescued = await step(ctx, "rescue", () => service.rescue(inst.uuid, ctx.opts()));
+    // The password the service generated for the rescue system: never in a log, error or report.
+    if (isSecret(rescued.password)) ctx.trackSecret(rescued.password);
     await expectRecord(ctx, service, inst.uuid, VmState.RESCUED, R, "rescue");
     await step(ctx, "unrescue", () => service.unrescue(inst.uuid, ctx.opts()));
     await expectRecord(ctx, service, inst.uuid, A, R, "unrescue");

@@ -103,7 +103,7 @@ export const SCENARIO_DOCS: Readonly<Record<string, ScenarioDoc>> = {
     nova: "check_can_live_migrate_destination / check_can_live_migrate_source; newer Nova refuses tunnelled + native TLS.",
   },
   "migration.live": {
-    rule: "A real live migration between two hosts: afterwards the instance runs on the destination and is gone from the source, with the events emitted. The MigrateData each step returns must be plain JSON, and the next step gets it back from JSON (as another host would); cleanupLiveMigrationDestinationCheck, where the kit needs it, is called twice (it is idempotent).",
+    rule: "A real live migration between two hosts: afterwards the instance runs on the destination and is gone from the source, with the events emitted. The MigrateData the pre-checks and preLiveMigration return must be plain JSON, and the next step gets it back from JSON (as another host would); cleanupLiveMigrationDestinationCheck, where the kit needs it, is called twice (it is idempotent).",
     nova: "pre_live_migration, live_migration, post_live_migration_at_destination (nova/compute/manager.py _do_live_migration); migrate_data crosses hosts as a versioned object over RPC.",
   },
   "migration.rollback": {
