@@ -174,6 +174,7 @@ export { PinoLogger, pinoLogger } from "./pino-logger.js";
 export type { PinoLike } from "./pino-logger.js";
 export type { Logger, LogLevel, LogFields, LogRecord, LogSink, JsonLoggerOptions } from "./logger.js";
 export { PASSWORD_GROUPS, PASSWORD_LENGTH, generatePassword } from "./password.js";
+export { forEachLimited, mapLimited } from "./limited.js";
 export {
   KNOWN_DRIVERS,
   pluginCandidates,

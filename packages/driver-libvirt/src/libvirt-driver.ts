@@ -20,6 +20,7 @@ import {
   VirtkitError,
   powerStateName,
   sleep,
+  mapLimited,
   withDeadline,
   type Capabilities,
   type Capability,
@@ -182,6 +183,8 @@ export { withRescueDisk } from "./rescue-xml.js";
 const DRIVER = "libvirt";
 const DEFAULT_TIMEOUT_MS = 60_000;
 const LONG_TIMEOUT_MS = 300_000;
+/** Requests one listing sends at once (libvirtd's max_client_requests defaults to 5). */
+const DAEMON_FANOUT = 4;
 /** How long a destroy waits for libvirtd to confirm the end of the guest's console stream. */
 const CONSOLE_CLOSE_WAIT_MS = 2_000;
 /** Nova's MAX_CONSOLE_BYTES. */
@@ -580,18 +583,18 @@ export class LibvirtDriver implements ComputeDriver {
   listInstances(options?: OperationOptions): Promise<readonly string[]> {
     return this.#run("list instances", undefined, options, async (api, call) => {
       const domains = await api.connectListAllDomains(0, call);
-      return Promise.all(
-        domains.map(async (d) => {
-          if (!DOMAIN_NAME_PATTERN.test(d.name)) return d.name;
-          try {
-            return readDomainXml(await api.domainGetXmlDesc(d, 0, call)).displayName ?? d.name;
-          } catch (err) {
-            // Undefined between the list and the read: it is gone, its libvirt name will do.
-            if (isNoDomain(err)) return d.name;
-            throw err;
-          }
-        }),
-      );
+      // A few reads at a time: one per domain all at once would exceed what libvirtd serves a
+      // client (5 by default), and it then stops reading from the connection.
+      return mapLimited(domains, DAEMON_FANOUT, async (d) => {
+        if (!DOMAIN_NAME_PATTERN.test(d.name)) return d.name;
+        try {
+          return readDomainXml(await api.domainGetXmlDesc(d, 0, call)).displayName ?? d.name;
+        } catch (err) {
+          // Undefined between the list and the read: it is gone, its libvirt name will do.
+          if (isNoDomain(err)) return d.name;
+          throw err;
+        }
+      });
     });
   }
 
@@ -1278,8 +1281,8 @@ export class LibvirtDriver implements ComputeDriver {
     return this.#run("list instance snapshots", instance, options, async (api, call) => {
       const { dom } = this.#guest(api, instance, call);
       const snaps = await api.domainListAllSnapshots(dom, 0, call);
-      const out = await Promise.all(
-        snaps.map(async (s) => toInstanceSnapshot(instance, s, await api.domainSnapshotGetXmlDesc(s, 0, call))),
+      const out = await mapLimited(snaps, DAEMON_FANOUT, async (s) =>
+        toInstanceSnapshot(instance, s, await api.domainSnapshotGetXmlDesc(s, 0, call)),
       );
       return out.sort((a, b) => a.createdAt.localeCompare(b.createdAt));
     });
