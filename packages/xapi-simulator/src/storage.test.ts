@@ -60,6 +60,33 @@ describe("snapshots and revert", () => {
     expect(await s.call("VM.get_snapshots", vm)).toEqual([]);
   });
 
+  it("revert puts the VM's fields back as they were at the snapshot (other_config, name, memory), keeps its tags and affinity, and makes the snapshot its parent", async () => {
+    const { ref: vm } = await spawnVm(s, "fields");
+    await s.call("VM.add_to_other_config", vm, "mark", "at-snapshot");
+    const snap = await s.call<string>("VM.snapshot", vm, "fields-snap");
+    expect(await s.call("VM.get_snapshot_metadata", snap)).not.toBe("");
+    expect(await s.call("VM.get_snapshot_metadata", vm)).toBe("");
+    await s.call("VM.add_to_other_config", snap, "only-on-the-snapshot", "1");
+    await s.call("VM.remove_from_other_config", vm, "mark");
+    await s.call("VM.add_to_other_config", vm, "later", "1");
+    await s.call("VM.set_name_label", vm, "renamed");
+    const memory = await s.call<string>("VM.get_memory_static_max", vm);
+    await s.call("VM.set_memory_limits", vm, "268435456", "268435456", "268435456", "268435456");
+    await s.call("VM.add_tags", vm, "kept");
+    const host = (await s.call<string[]>("host.get_all"))[0]!;
+    await s.call("VM.set_affinity", vm, host);
+    await s.call("VM.revert", snap);
+    const rec = await s.call<{ other_config: Record<string, string>; name_label: string; tags: string[]; affinity: string; parent: string; is_a_snapshot: boolean; is_a_template: boolean; snapshot_of: string }>("VM.get_record", vm);
+    expect(rec.other_config.mark).toBe("at-snapshot");
+    expect(rec.other_config.later).toBeUndefined();
+    expect(rec.other_config["only-on-the-snapshot"]).toBeUndefined();
+    expect(await s.call("VM.get_memory_static_max", vm)).toBe(memory);
+    expect(rec).toMatchObject({ name_label: "fields", tags: ["kept"], affinity: host, parent: snap, is_a_snapshot: false, is_a_template: false, snapshot_of: "OpaqueRef:NULL" });
+    // A clone of the snapshot is a VM of its own: no metadata.
+    const clone = await s.call<string>("VM.clone", snap, "from-snap");
+    expect(await s.call("VM.get_snapshot_metadata", clone)).toBe("");
+  });
+
   it("clone and copy carry the disk data to an independent VM", async () => {
     const { ref: vm, uuid } = await spawnVm(s, "orig");
     sim.guest(uuid).writeData("k", "v1");

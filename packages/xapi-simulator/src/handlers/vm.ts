@@ -39,6 +39,8 @@ function copyable(vm: XapiRecord): XapiRecord {
     "is_a_snapshot",
     "is_default_template",
     "power_state",
+    // Only a snapshot holds metadata (the VM it was taken of); its clones start without.
+    "snapshot_metadata",
   ]);
   const out: XapiRecord = {};
   for (const [k, v] of Object.entries(vm)) if (!skip.has(k)) out[k] = structuredClone(v);
@@ -235,6 +237,62 @@ function destroyVmRecord(pool: XapiPool, ref: string, withVdis = false): void {
   pool.cpu.forget(ref);
   pool.db.destroy("VM", ref);
   if (vm.is_a_snapshot !== true) pool.world.forgetGuestIfGone(String(vm.uuid));
+}
+
+/** What VM.revert never copies from a snapshot: identity, live state, devices and relations the VM keeps (XAPI's do_not_copy). */
+const REVERT_KEEPS = new Set([
+  "uuid",
+  "suspend_VDI",
+  "power_state",
+  "parent",
+  "current_operations",
+  "allowed_operations",
+  "guest_metrics",
+  "resident_on",
+  "domid",
+  "protection_policy",
+  "snapshot_schedule",
+  "scheduled_to_be_resident_on",
+  "snapshots",
+  "tags",
+  "affinity",
+  "consoles",
+  "VBDs",
+  "VIFs",
+  "VGPUs",
+  // Relations XAPI derives from other rows rather than storing on the VM.
+  "children",
+  "crash_dumps",
+  "VTPMs",
+  "metrics",
+]);
+/** Without metadata (a snapshot from before XAPI kept it) the snapshot's own record is the source, its snapshot marks left out. */
+const REVERT_KEEPS_WITHOUT_METADATA = new Set([
+  ...REVERT_KEEPS,
+  "name_label",
+  "is_a_snapshot",
+  "is_a_template",
+  "is_default_template",
+  "snapshot_of",
+  "snapshot_time",
+  "transportable_snapshot_id",
+  "snapshot_metadata",
+]);
+
+/** The fields VM.revert writes onto the VM: the snapshot's metadata (the VM as it was), less what the VM keeps. */
+function revertedFields(snap: XapiRecord): XapiRecord {
+  let source = snap;
+  let keeps = REVERT_KEEPS_WITHOUT_METADATA;
+  const metadata = snap.snapshot_metadata;
+  if (typeof metadata === "string" && metadata !== "") {
+    source = JSON.parse(metadata) as XapiRecord;
+    keeps = REVERT_KEEPS;
+  }
+  const out: XapiRecord = {};
+  for (const [k, v] of Object.entries(source)) if (!keeps.has(k)) out[k] = structuredClone(v);
+  // XAPI's default_values: a reverted VM is not restarted by HA.
+  out.ha_always_run = false;
+  return out;
 }
 
 function parseProvisionDisks(xml: string): { device: string; size: number; sr: string; bootable: boolean; type: string }[] {
@@ -538,7 +596,10 @@ export function vmMessages(): MessageDef[] {
         ctx.pool.vmOperation(ctx, vm as string, "snapshot", opMs(ctx), (rec) => {
           const pool = ctx.pool;
           const now = xapiDate();
-          const snap = duplicate(pool, vm as string, { name_label: name, is_a_template: true, is_a_snapshot: true, snapshot_of: vm, snapshot_time: now }, (v, vdiRef) =>
+          // snapshot_metadata: the VM's record as it was, which VM.revert copies back (XAPI keeps
+          // it serialised; its format is XAPI's own, so clients treat it as opaque).
+          const metadata = JSON.stringify(rec);
+          const snap = duplicate(pool, vm as string, { name_label: name, is_a_template: true, is_a_snapshot: true, snapshot_of: vm, snapshot_time: now, snapshot_metadata: metadata }, (v, vdiRef) =>
             (ignore as string[]).includes(vdiRef) ? undefined : { sr: v.SR as string, fields: { is_a_snapshot: true, snapshot_of: vdiRef, snapshot_time: now } },
           );
           for (const vbd of pool.db.get("VM", snap).VBDs as string[]) {
@@ -581,15 +642,9 @@ export function vmMessages(): MessageDef[] {
             );
             pool.createVbd({ VM: target, VDI: vdi, userdevice: vbd.userdevice, bootable: vbd.bootable, mode: vbd.mode, type: "Disk", empty: false, unpluggable: vbd.unpluggable });
           }
-          pool.updateVm(target, {
-            memory_static_max: snap.memory_static_max,
-            memory_dynamic_max: snap.memory_dynamic_max,
-            memory_dynamic_min: snap.memory_dynamic_min,
-            memory_static_min: snap.memory_static_min,
-            VCPUs_max: snap.VCPUs_max,
-            VCPUs_at_startup: snap.VCPUs_at_startup,
-            power_state: "Halted",
-          });
+          // The VM's fields go back to the snapshot's (xapi_vm_snapshot.ml revert_vm_fields), its
+          // parent becomes the snapshot, and its power state is the snapshot's (Halted).
+          pool.updateVm(target, { ...revertedFields(snap), parent: snapshot, power_state: snap.power_state ?? "Halted" });
         }),
       asyncOpts,
     ),
