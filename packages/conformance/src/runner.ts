@@ -3,6 +3,7 @@
  * parallelism and a suite deadline. The vitest runner uses the same `runScenario`, so both give
  * the same results.
  */
+import { setMaxListeners } from "node:events";
 import type { ConformanceEnvironmentFactory, DriverPlugin } from "@virtkit/core";
 import { timerDelay } from "@virtkit/core";
 import {
@@ -83,6 +84,9 @@ export async function runConformance(options: ConformanceRunOptions): Promise<Ru
   const selected = scheduleScenarios(options);
   const results: (ScenarioResult | undefined)[] = new Array(selected.length);
   const controller = new AbortController();
+  // Every running scenario listens on the run's signal (and lets go when it ends): as many
+  // listeners as scenarios at once is the design, not the leak Node warns of past 10.
+  setMaxListeners(Math.max(10, (options.parallel ?? 1) + 4), controller.signal);
   const onAbort = () => controller.abort(options.signal?.reason);
   options.signal?.addEventListener("abort", onAbort, { once: true });
   const suiteTimer =

@@ -19,6 +19,7 @@
  * and every test stores its {@link ScenarioResult} in `task.meta.virtkit` for the kit's reporters
  * (`@virtkit/conformance/vitest-reporter`).
  */
+import { setMaxListeners } from "node:events";
 import { describe, it, type TestContext } from "vitest";
 import { withHostsLock } from "../hosts-lock.js";
 import { DEFAULT_CLEANUP_TIMEOUT_MS, runScenario, scenarioDeadlineMs } from "../make-test.js";
@@ -51,6 +52,8 @@ export type ConformanceSuiteOptions = Omit<ConformanceRunOptions, "onResult" | "
  */
 function runSignal(options: ConformanceSuiteOptions): { signal: AbortSignal; dispose: () => void } {
   const controller = new AbortController();
+  // One listener per running scenario, each let go as it ends (as in the direct runner).
+  setMaxListeners(Math.max(10, (options.parallel ?? 1) + 4), controller.signal);
   const timer =
     options.suiteDeadline !== undefined
       ? setTimeout(() => {
