@@ -156,6 +156,34 @@ describe("runConformance against the fake driver", () => {
     ]);
   });
 
+  it("runs 16 scenarios at once without Node's listener-leak warning on the run's signal", async () => {
+    const warnings: string[] = [];
+    const onWarning = (w: Error) => warnings.push(`${w.name}: ${w.message}`);
+    process.on("warning", onWarning);
+    try {
+      const wait: ScenarioDefinition = {
+        id: "test.waits",
+        title: "waits a moment",
+        group: "test",
+        level: "MUST",
+        run: () => new Promise((r) => setTimeout(r, 20)),
+      };
+      const report = await runConformance({
+        driver: { name: "fake" },
+        environment: fakeEnvironment(),
+        scenarios: Array.from({ length: 16 }, () => wait),
+        parallel: 16,
+        signal: new AbortController().signal,
+      });
+      expect(report.summary.pass).toBe(16);
+      // Warnings are emitted on the next tick.
+      await new Promise((r) => setImmediate(r));
+      expect(warnings.filter((w) => w.startsWith("MaxListenersExceededWarning"))).toEqual([]);
+    } finally {
+      process.off("warning", onWarning);
+    }
+  });
+
   it("runs a scenario that must run alone by itself where the environment shares its hosts", async () => {
     let active = 0;
     let aloneRunning = false;
