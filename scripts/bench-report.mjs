@@ -59,6 +59,12 @@ function rows(b) {
     }
   }
   const rpc = b["libvirt-rpc"];
+  // Where the time of a call went, from the bench's CPU medians (older reports carry none).
+  const cpuNote = (c) =>
+    c && c.virtkit !== null && c.python !== null
+      ? `; CPU per RPC: client ${c.virtkit} vs ${c.python} µs` +
+        (c.daemonForVirtkit !== null && c.daemonForPython !== null ? `, daemon ${c.daemonForVirtkit} vs ${c.daemonForPython} µs` : "")
+      : "";
   if (rpc) {
     out.push([
       `libvirt-rpc: ${rpc.units.toLocaleString("en-US")} sequential lookup + get-info`,
@@ -69,7 +75,7 @@ function rows(b) {
     out.push([
       `libvirt-rpc: the same with ${rpc.inFlight} calls in flight`,
       `${x(rpc.concurrent.ratio.median)}x (${spread(rpc.concurrent.ratio)})`,
-      `rate, virtkit / libvirt-python with ${rpc.concurrent.pythonThreads} threads on one connection`,
+      `rate, virtkit / libvirt-python with ${rpc.concurrent.pythonThreads} threads on one connection, ${rpc.rounds} alternating rounds${cpuNote(rpc.concurrent.cpuPerRpcUs)}`,
       ">= 1.0x",
     ]);
     const heap = rpc.memory.samples.map((m) => `${m.heapMiB}`).join(" / ");

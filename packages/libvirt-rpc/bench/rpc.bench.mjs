@@ -6,6 +6,9 @@
 //       sharing ONE connection (libvirt-python releases the GIL during an RPC): rate ratio
 //       virtkit / python (goal >= 1.0); virtkit's rate / python's sequential rate for reference
 //   (c) client heap (and RSS) after GC at 10k, 50k and 100k units: must stay flat
+// Beside (a) and (b): the CPU each client and the daemon spent per RPC in those batches (the client
+// from its own process, the daemon from /proc when its process can be found from the socket), so a
+// ratio that misses its goal says which side the time went to.
 // Reproducibility: R rounds (BENCH_ROUNDS, default 7); each round runs the virtkit batch and the
 // python batch of a figure back to back, alternating which goes first, and yields one ratio per
 // figure. Reported: median ratio, spread (min-max of the per-round ratios), absolute medians.
@@ -18,7 +21,7 @@
 /* global process, console, performance */
 
 import { execFileSync, execFile } from "node:child_process";
-import { readdirSync, statSync } from "node:fs";
+import { readFileSync, readdirSync, readlinkSync, statSync } from "node:fs";
 import { cpus, loadavg } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -55,13 +58,25 @@ function distOlderThanSrc() {
   return walk(join(pkg, "src"));
 }
 
-// The python side: argv = socket, units, threads. Prints the seconds its batch took, nothing else.
+// The python side: argv = socket, units, threads, the daemon's pid (0: unknown). Prints the seconds
+// its timed batch took, the CPU seconds it used, and the daemon's CPU seconds meanwhile (-1: unknown).
 // threads > 1: that many threads share the one connection, each doing its share of the units;
 // the clock starts when all of them are ready (a barrier), so thread start-up is not timed.
 const PY = `
-import libvirt, sys, threading, time
+import libvirt, os, sys, threading, time
 libvirt.registerErrorHandler(lambda *a: None, None)
-sock, n, threads = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+sock, n, threads, daemon = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+ticks = os.sysconf("SC_CLK_TCK")
+
+def daemon_cpu():
+    # The daemon's CPU seconds so far (-1: unknown), read around the timed batch only.
+    if daemon <= 0:
+        return -1.0
+    try:
+        f = open("/proc/%d/stat" % daemon).read().split(") ")[1].split(" ")
+        return (int(f[11]) + int(f[12])) / ticks
+    except OSError:
+        return -1.0
 c = libvirt.open("test+unix:///default?socket=" + sock)
 
 def work(k):
@@ -70,9 +85,9 @@ def work(k):
 
 def batch(n, threads):
     if threads <= 1:
-        t = time.perf_counter()
+        t, c, d = time.perf_counter(), time.process_time(), daemon_cpu()
         work(n)
-        return time.perf_counter() - t
+        return time.perf_counter() - t, time.process_time() - c, daemon_cpu() - d
     shares = [n // threads + (1 if i < n % threads else 0) for i in range(threads)]
     ready = threading.Barrier(threads + 1)
     def run(k):
@@ -82,25 +97,75 @@ def batch(n, threads):
     for th in ts:
         th.start()
     ready.wait()
-    t = time.perf_counter()
+    t, c, d = time.perf_counter(), time.process_time(), daemon_cpu()
     for th in ts:
         th.join()
-    return time.perf_counter() - t
+    return time.perf_counter() - t, time.process_time() - c, daemon_cpu() - d
 
 batch(500, 1)
 if threads > 1:
     batch(max(500, 8 * threads), threads)
-print(batch(n, threads))
+print("%.6f %.6f %.6f" % batch(n, threads))
 c.close()
 `;
 
-/** One libvirt-python batch in its own process; resolves to the seconds it measured. */
+/** The daemon's CPU seconds so far (user + system, all threads), or undefined when its process is unknown. */
+function daemonCpuSeconds() {
+  if (daemonPid === undefined) return undefined;
+  try {
+    const fields = readFileSync(`/proc/${daemonPid}/stat`, "utf8").split(") ")[1].split(" ");
+    return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The pid of the process listening on UNIX socket `path` (its inode in /proc/net/unix, then whose fd it is). */
+function listenerPid(path) {
+  try {
+    const line = readFileSync("/proc/net/unix", "utf8").split("\n").find((l) => l.endsWith(` ${path}`));
+    const inode = line?.trim().split(/\s+/)[6];
+    if (!inode) return undefined;
+    for (const pid of readdirSync("/proc")) {
+      if (!/^\d+$/.test(pid)) continue;
+      let fds;
+      try {
+        fds = readdirSync(`/proc/${pid}/fd`);
+      } catch {
+        continue;
+      }
+      for (const fd of fds) {
+        try {
+          if (readlinkSync(`/proc/${pid}/fd/${fd}`) === `socket:[${inode}]`) return Number(pid);
+        } catch {
+          // gone meanwhile
+        }
+      }
+    }
+  } catch {
+    // no /proc: no daemon figures
+  }
+  return undefined;
+}
+
+/** CPU seconds a batch cost the daemon: its counter read before and after. */
+async function withDaemonCpu(fn) {
+  const before = daemonCpuSeconds();
+  const result = await fn();
+  const after = daemonCpuSeconds();
+  return { ...result, daemonCpu: before === undefined || after === undefined ? undefined : after - before };
+}
+
+/** One libvirt-python batch in its own process; resolves to the seconds it measured and the CPU seconds it used. */
 async function pythonSeconds(socket, units, threads) {
   // Asynchronous, so the virtkit connection keeps answering the daemon's keepalive meanwhile.
-  const { stdout } = await run(PYTHON, ["-c", PY, socket, String(units), String(threads)], { encoding: "utf8" });
-  const s = Number(stdout.trim().split("\n").at(-1));
-  if (!Number.isFinite(s) || s <= 0) throw new Error(`libvirt-python printed ${JSON.stringify(stdout)}`);
-  return s;
+  // The python side reads the daemon's counter itself, around its timed batch (not its start-up).
+  const { stdout } = await run(PYTHON, ["-c", PY, socket, String(units), String(threads), String(daemonPid ?? 0)], { encoding: "utf8" });
+  const [s, cpu, daemon] = (stdout.trim().split("\n").at(-1) ?? "").split(" ").map(Number);
+  if (!Number.isFinite(s) || s <= 0 || !Number.isFinite(cpu) || !Number.isFinite(daemon)) {
+    throw new Error(`libvirt-python printed ${JSON.stringify(stdout)}`);
+  }
+  return { seconds: s, cpu, daemonCpu: daemon < 0 || daemonPid === undefined ? undefined : daemon };
 }
 
 async function unitsSequential(conn, n) {
@@ -122,12 +187,17 @@ async function unitsConcurrent(conn, n, inFlight) {
   await Promise.all(Array.from({ length: Math.min(inFlight, n) }, worker));
 }
 
-/** Seconds one virtkit batch takes, starting from a collected heap (no earlier batch's garbage). */
+/** Seconds one virtkit batch takes and the CPU seconds it used, starting from a collected heap (no earlier batch's garbage). */
 async function virtkitSeconds(fn) {
   globalThis.gc?.();
-  const t0 = performance.now();
-  await fn();
-  return (performance.now() - t0) / 1000;
+  return withDaemonCpu(async () => {
+    const c0 = process.cpuUsage();
+    const t0 = performance.now();
+    await fn();
+    const seconds = (performance.now() - t0) / 1000;
+    const c = process.cpuUsage(c0);
+    return { seconds, cpu: (c.user + c.system) / 1e6 };
+  });
 }
 
 function mem() {
@@ -146,6 +216,11 @@ const r2 = (x) => Math.round(x * 100) / 100;
 const r3 = (x) => Math.round(x * 1000) / 1000;
 const spread = (xs) => ({ median: r3(median(xs)), min: r3(Math.min(...xs)), max: r3(Math.max(...xs)) });
 const rate = (seconds) => (2 * N) / seconds;
+/** Microseconds of CPU per RPC in one pair of batches: each client's own, and the daemon's while serving each. */
+const cpuPerRpc = ({ virtkit, python }) => {
+  const us = (s) => (s === undefined ? null : r2((s * 1e6) / (2 * N)));
+  return { virtkit: us(virtkit.cpu), python: us(python.cpu), daemonForVirtkit: us(virtkit.daemonCpu), daemonForPython: us(python.daemonCpu) };
+};
 const ms = (s) => `${(s * 1000).toFixed(0)} ms`;
 const perSec = (r) => `${Math.round(r).toLocaleString("en-US")}/s`;
 const pad = (s, w) => String(s).padStart(w);
@@ -155,6 +230,8 @@ const version = (v) => `${Math.floor(v / 1e6)}.${Math.floor(v / 1e3) % 1000}.${v
 // ---------------------------------------------------------------------------------------------
 
 const socket = privateDaemonSocket();
+const daemonPid = listenerPid(socket);
+const CLOCK_TICKS = Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).trim()) || 100;
 const staleDist = distOlderThanSrc();
 const loadBefore = loadavg().map(r2);
 const conn = await LibvirtConnection.open("test:///default", { socketPath: socket });
@@ -197,18 +274,24 @@ for (let round = 0; round < ROUNDS; round++) {
   const r = {
     round: round + 1,
     first: virtkitFirst ? "virtkit" : "python",
-    sequential: { virtkitMs: r2(seq.virtkit * 1000), pythonMs: r2(seq.python * 1000), ratio: r3(seq.virtkit / seq.python) },
+    sequential: {
+      virtkitMs: r2(seq.virtkit.seconds * 1000),
+      pythonMs: r2(seq.python.seconds * 1000),
+      ratio: r3(seq.virtkit.seconds / seq.python.seconds),
+      cpuPerRpcUs: cpuPerRpc(seq),
+    },
     concurrent: {
-      virtkitMs: r2(par.virtkit * 1000),
-      pythonMs: r2(par.python * 1000),
-      ratio: r3(rate(par.virtkit) / rate(par.python)),
-      vsPythonSequential: r3(rate(par.virtkit) / rate(seq.python)),
+      virtkitMs: r2(par.virtkit.seconds * 1000),
+      pythonMs: r2(par.python.seconds * 1000),
+      ratio: r3(rate(par.virtkit.seconds) / rate(par.python.seconds)),
+      vsPythonSequential: r3(rate(par.virtkit.seconds) / rate(seq.python.seconds)),
+      cpuPerRpcUs: cpuPerRpc(par),
     },
   };
   rounds.push(r);
   console.log(
-    `  round ${r.round}/${ROUNDS} (${r.first} first): (a) ${ms(seq.virtkit)} vs ${ms(seq.python)} = ${r.sequential.ratio.toFixed(2)}` +
-      `  (b) ${ms(par.virtkit)} vs ${ms(par.python)} = ${r.concurrent.ratio.toFixed(2)}x`,
+    `  round ${r.round}/${ROUNDS} (${r.first} first): (a) ${ms(seq.virtkit.seconds)} vs ${ms(seq.python.seconds)} = ${r.sequential.ratio.toFixed(2)}` +
+      `  (b) ${ms(par.virtkit.seconds)} vs ${ms(par.python.seconds)} = ${r.concurrent.ratio.toFixed(2)}x`,
   );
 }
 
@@ -235,6 +318,17 @@ const seqPy = med((r) => r.sequential.pythonMs);
 const parVk = med((r) => r.concurrent.virtkitMs);
 const parPy = med((r) => r.concurrent.pythonMs);
 const heapGrowth = r2(memory.at(-1).heapMiB - memory[0].heapMiB);
+/** Median over rounds of each CPU-per-RPC figure of `which` ("sequential" or "concurrent"); null where unknown. */
+const cpuMedians = (which) => {
+  const out = {};
+  for (const k of ["virtkit", "python", "daemonForVirtkit", "daemonForPython"]) {
+    const xs = rounds.map((r) => r[which].cpuPerRpcUs[k]).filter((x) => x !== null);
+    out[k] = xs.length === rounds.length ? r2(median(xs)) : null;
+  }
+  return out;
+};
+const seqCpu = cpuMedians("sequential");
+const parCpu = cpuMedians("concurrent");
 const passSeq = seqRatio.median <= GOAL_SEQUENTIAL;
 const passPar = parRatio.median >= GOAL_CONCURRENT;
 const flat = Math.abs(heapGrowth) < 2;
@@ -272,6 +366,13 @@ row(
   "",
   "",
 );
+const us = (x) => (x === null ? "?" : `${x.toFixed(1)} us`);
+const cpuLine = (what, c) =>
+  `    ${what}: client virtkit ${us(c.virtkit)} vs libvirt-python ${us(c.python)}; ` +
+  `daemon while serving virtkit ${us(c.daemonForVirtkit)} vs libvirt-python ${us(c.daemonForPython)}`;
+console.log("CPU per RPC (medians over rounds; the daemon's from /proc" + (daemonPid === undefined ? ", not found from the socket: ?" : ` pid ${daemonPid}`) + "):");
+console.log(cpuLine("(a) sequential", seqCpu));
+console.log(cpuLine(`(b) ${IN_FLIGHT} in flight / threads`, parCpu));
 console.log(
   `(c) heap after GC, baseline ${memBase.heapMiB} MiB: ` +
     memory.map((m) => `${m.units / 1000}k ${m.heapMiB} MiB (rss ${m.rssMiB})`).join(", ") +
@@ -312,6 +413,7 @@ console.log(
         pythonMs: r2(seqPy * 1000),
         virtkitRpcPerSec: Math.round(rate(seqVk)),
         pythonRpcPerSec: Math.round(rate(seqPy)),
+        cpuPerRpcUs: seqCpu,
         pass: passSeq,
       },
       concurrent: {
@@ -323,6 +425,7 @@ console.log(
         pythonMs: r2(parPy * 1000),
         virtkitRpcPerSec: Math.round(rate(parVk)),
         pythonRpcPerSec: Math.round(rate(parPy)),
+        cpuPerRpcUs: parCpu,
         pass: passPar,
       },
       memory: { baseline: memBase, samples: memory, heapGrowthMiB: heapGrowth, flat },
