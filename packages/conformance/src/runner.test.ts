@@ -165,6 +165,7 @@ describe("runConformance against the fake driver", () => {
         id: "test.waits",
         title: "waits a moment",
         group: "test",
+        capability: null,
         level: "MUST",
         run: () => new Promise((r) => setTimeout(r, 20)),
       };
