@@ -156,9 +156,29 @@ export async function expectState(
   const exists = await driver.instanceExists(instance, ctx.opts());
   check(exists, `after ${after}: instanceExists is false but getInfo reports the instance`);
   const uuids = await driver.listInstanceUuids(ctx.opts());
-  check(uuids.includes(instance.uuid), `after ${after}: listInstanceUuids does not contain the instance`);
+  const uuidTimes = uuids.filter((u) => u === instance.uuid).length;
+  check(uuidTimes > 0, `after ${after}: listInstanceUuids does not contain the instance`);
+  check(uuidTimes === 1, `after ${after}: listInstanceUuids lists the instance ${uuidTimes} times (one instance, one entry)`);
   const names = await driver.listInstances(ctx.opts());
-  check(names.includes(instance.name), `after ${after}: listInstances does not contain the instance's name`);
+  const nameTimes = names.filter((n) => n === instance.name).length;
+  check(nameTimes > 0, `after ${after}: listInstances does not contain the instance's name`);
+  check(nameTimes === 1, `after ${after}: listInstances lists the instance's name ${nameTimes} times (one instance, one entry)`);
+  // Names under this scenario's prefix are the kit's own: any other is something the driver made
+  // (a rescue domain, a leftover) and listed as if it were an instance.
+  const made = ctx.instanceNames?.();
+  if (made) {
+    const strangers = names.filter((n) => n.startsWith(`${ctx.prefix}-`) && !made.has(n));
+    check(
+      strangers.length === 0,
+      `after ${after}: listInstances names ${strangers.map((n) => JSON.stringify(n)).join(", ")}, which is not an instance (the scenario made only ${summarizeNames([...made])}): only instances are listed, not what the driver made for them`,
+    );
+  }
+}
+
+/** Names for a message: the first five, then how many more. */
+function summarizeNames(names: readonly string[]): string {
+  const shown = names.slice(0, 5).map((n) => JSON.stringify(n)).join(", ");
+  return names.length > 5 ? `${shown} and ${names.length - 5} more` : shown;
 }
 
 /** The instance is gone in every view: getInfo rejects with InstanceNotFoundError, exists and lists agree. */

@@ -218,6 +218,9 @@ export async function runScenario(
         instances.push(inst);
         return inst;
       },
+      instanceNames() {
+        return new Set(instances.map((i) => i.name));
+      },
       async spawn(overrides) {
         const inst = ctx.newInstance(overrides);
         ctx.step(`spawn ${inst.name}`);
@@ -598,10 +601,13 @@ function finish(
       r = JSON.parse(serialized) as ScenarioResult;
     }
     if (found.length > 0) {
+      // Secrets never appear anywhere: a MUST of the whole contract, whatever the scenario's own level.
+      const raised = r.level === "MUST" ? "" : ` (a MUST whatever this ${r.level} scenario's level)`;
       r = {
         ...r,
         status: "fail",
-        reason: `the password appeared in ${found.join(", ")}${r.reason ? ` (and: ${r.reason})` : ""}`,
+        level: "MUST",
+        reason: `the password appeared in ${found.join(", ")}${raised}${r.reason ? ` (and: ${r.reason})` : ""}`,
         step: "secret check",
       };
     }

@@ -28,6 +28,8 @@ export interface ScenarioContext {
   opts<T extends object = object>(extra?: T): OperationOptions & T;
   /** A new (not yet spawned) instance with a unique name, tracked for cleanup. */
   newInstance(overrides?: Partial<Instance>): Instance;
+  /** Names of every instance this scenario made (`newInstance`), spawned or not. */
+  instanceNames?(): ReadonlySet<string>;
   /** Spawns a new instance on the primary host and checks it is RUNNING. */
   spawn(overrides?: Partial<Instance>): Promise<Instance>;
   /** A driver for another host (created once, cleaned up by the kit). */

@@ -217,6 +217,16 @@ const snapshot: ScenarioDefinition[] = [
     run: snap.checkInstanceSnapshots,
     refuse: snap.refuseInstanceSnapshots,
   },
+  {
+    id: "snapshot.per-instance",
+    title: "snapshots belong to their instance: another's id is not found, each lists its own; 255-character names, ids of at most 255",
+    group: "snapshot",
+    capability: "instanceSnapshots",
+    level: "MUST",
+    guestStarts: 2,
+    run: snap.checkSnapshotsPerInstance,
+    refuse: snap.refuseInstanceSnapshots,
+  },
 ];
 
 const migration: ScenarioDefinition[] = [
@@ -290,6 +300,15 @@ const adminPassword: ScenarioDefinition[] = [
     capability: "setAdminPassword",
     level: "MUST",
     run: pw.checkSetPassword,
+    refuse: pw.refuseSetPassword,
+  },
+  {
+    id: "admin-password.characters",
+    title: "a password with ':', spaces, quotes, a backslash, '$' and 'é' takes effect whole",
+    group: "admin-password",
+    capability: "setAdminPassword",
+    level: "MUST",
+    run: pw.checkPasswordCharacters,
     refuse: pw.refuseSetPassword,
   },
   {

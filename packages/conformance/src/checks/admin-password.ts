@@ -50,6 +50,30 @@ export async function checkSetPassword(ctx: ScenarioContext): Promise<void> {
   check((await service.taskState(inst.uuid)) === null, "the task state was not cleared after a successful change");
 }
 
+/**
+ * A password is any text: one with the characters guest tooling trips over (chpasswd's ':' between
+ * user and password, a space, quotes, a backslash, '$', '#', a non-ASCII letter) takes effect whole,
+ * and a password cut at one of them does not open the account.
+ */
+export async function checkPasswordCharacters(ctx: ScenarioContext): Promise<void> {
+  if (!ctx.env.verifyAdminPassword)
+    skipForEnvironment("the environment cannot log into the guest to verify a password");
+  const inst = await ctx.spawn();
+  const head = `Vk${Math.random().toString(36).slice(2, 8)}`;
+  const password = new Secret(`${head}:x y'z"\\q$1#é!`);
+  ctx.trackSecret(password);
+  ctx.step("driver.setAdminPassword with ':', a space, quotes, a backslash, '$', '#' and 'é'");
+  await ctx.driver.setAdminPassword(inst, password, ctx.opts());
+  await verify(ctx, inst, password, "driver.setAdminPassword (a password of special characters)");
+  const cut = new Secret(head);
+  ctx.trackSecret(cut);
+  check(
+    !(await ctx.env.verifyAdminPassword.call(ctx.env, inst, adminUser(inst), cut)),
+    "the password up to its first ':' opens the account: the password was cut there",
+  );
+  await expectState(ctx, inst, PowerState.RUNNING, "setAdminPassword");
+}
+
 /** Without a password, the service generates one, sets it and returns it. */
 export async function checkGeneratedPassword(ctx: ScenarioContext): Promise<void> {
   const service = ctx.service ? await ctx.service() : undefined;

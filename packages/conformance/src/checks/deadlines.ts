@@ -7,6 +7,7 @@
  */
 import {
   AdminPasswordNotSupportedError,
+  DEFAULT_MIGRATION_POLICY,
   GuestAgentNotEnabledError,
   InstanceNotFoundError,
   OperationAbortedError,
@@ -386,3 +387,65 @@ export async function checkDeadlinesEveryOperation(ctx: ScenarioContext): Promis
 
 /** The operations the deadline check covers, for reports. */
 export const DEADLINE_OPERATIONS: readonly string[] = CASES.map((c) => c.op);
+
+/** The slowed hypervisor and the deadline of the long-deadline call in {@link checkInspectionDeadlines}. */
+const LONG_LATENCY_MS = 3_000;
+const LONG_DEADLINE_MS = 1_000;
+
+/**
+ * The calls that only look (host facts, listings, getInfo, existence, console, snapshot listing,
+ * the destination pre-check) keep `OperationOptions` too: an already aborted signal rejects each
+ * with `OperationAbortedError`; on a slowed hypervisor a 4 ms deadline rejects each with
+ * `OperationTimeoutError`; and a deadline of a whole second is kept as well as a short one (on a
+ * hypervisor slowed to 3 s, getInfo with 1 000 ms rejects typed before 2.5 s).
+ */
+export async function checkInspectionDeadlines(ctx: ScenarioContext): Promise<void> {
+  const d = ctx.driver;
+  const caps = d.capabilities;
+  const inst = await ctx.spawn();
+  const host = await d.getHostInfo(ctx.opts());
+  const calls: [string, (o: OperationOptions) => Promise<unknown>][] = [
+    ["getHostInfo", (o) => d.getHostInfo(o)],
+    ["listInstances", (o) => d.listInstances(o)],
+    ["listInstanceUuids", (o) => d.listInstanceUuids(o)],
+    ["instanceExists", (o) => d.instanceExists(inst, o)],
+    ["getInfo", (o) => d.getInfo(inst, o)],
+  ];
+  if (caps.consoleOutput) calls.push(["getConsoleOutput", (o) => d.getConsoleOutput(inst, o)]);
+  if (caps.instanceSnapshots) calls.push(["listInstanceSnapshots", (o) => d.listInstanceSnapshots(inst, o)]);
+  const failures: string[] = [];
+  ctx.step("every inspection call with an already aborted signal");
+  const aborted = new AbortController();
+  aborted.abort(new Error("cancelled by the kit"));
+  // The destination pre-check only with the aborted signal: cut short later it may leave a probe behind.
+  const withAborted: typeof calls = caps.liveMigration
+    ? [...calls, ["checkCanLiveMigrateDestination", (o) => d.checkCanLiveMigrateDestination(inst, host, DEFAULT_MIGRATION_POLICY, o)]]
+    : calls;
+  for (const [name, fn] of withAborted) {
+    await collect(failures, name, () => expectTyped(ctx, fn({ signal: aborted.signal }), OperationAbortedError, `${name} with an aborted signal`));
+  }
+  const setLatency = ctx.env.hypervisorControls?.setLatency?.bind(ctx.env.hypervisorControls);
+  if (setLatency) {
+    ctx.step(`every inspection call with a ${TIMEOUT_MS} ms deadline on a hypervisor slowed by ${LATENCY_MS} ms`);
+    await setLatency(LATENCY_MS);
+    try {
+      await Promise.all(
+        calls.map(([name, fn]) =>
+          collect(failures, name, () => expectTyped(ctx, fn({ signal: ctx.signal, timeoutMs: TIMEOUT_MS }), OperationTimeoutError, `${name} with a ${TIMEOUT_MS} ms deadline`)),
+        ),
+      );
+      ctx.step(`getInfo with a ${LONG_DEADLINE_MS} ms deadline on a hypervisor slowed by ${LONG_LATENCY_MS} ms`);
+      await setLatency(LONG_LATENCY_MS);
+      const t0 = performance.now();
+      await collect(failures, "getInfo", async () => {
+        await expectTyped(ctx, d.getInfo(inst, { signal: ctx.signal, timeoutMs: LONG_DEADLINE_MS }), OperationTimeoutError, `getInfo with a ${LONG_DEADLINE_MS} ms deadline`);
+        const ms = performance.now() - t0;
+        check(ms < LONG_LATENCY_MS - 500, `getInfo with a ${LONG_DEADLINE_MS} ms deadline rejected only after ${Math.round(ms)} ms`);
+      });
+    } finally {
+      await setLatency(0);
+    }
+  }
+  if (failures.length > 0) fail(failures.join("; "));
+  await expectState(ctx, inst, PowerState.RUNNING, "the inspection calls cut short");
+}

@@ -6,7 +6,7 @@
 import type { ConformanceEnvironment } from "@virtkit/core";
 import type { ScenarioDefinition } from "../scenario.js";
 import * as pw from "./admin-password-depth.js";
-import { DEADLINE_OPERATIONS, checkDeadlinesEveryOperation } from "./deadlines.js";
+import { DEADLINE_OPERATIONS, checkDeadlinesEveryOperation, checkInspectionDeadlines } from "./deadlines.js";
 import * as fx from "./effects.js";
 import * as ev from "./events-depth.js";
 import { needsTwoHosts } from "./migration.js";
@@ -134,6 +134,14 @@ export function depthScenarios(): ScenarioDefinition[] {
       // No waitsMs: its 4 ms deadlines want a warm process, not the run's first, busiest moments
       // (started first, it failed once in CI under the load of every package's tests).
       run: checkDeadlinesEveryOperation,
+    }),
+    row("deadlines")({
+      id: "deadlines.inspection",
+      title: "the calls that only look (host facts, listings, getInfo, existence, console, snapshots, the destination pre-check) reject an aborted signal and a passed deadline typed, a 1 s deadline as well as a 4 ms one",
+      capability: null,
+      // The long deadline's second on a hypervisor slowed to 3 s.
+      waitsMs: 1_000,
+      run: checkInspectionDeadlines,
     }),
     migration({
       id: "migration.storage-pre-checks",

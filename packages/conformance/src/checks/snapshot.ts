@@ -258,6 +258,47 @@ export async function checkInstanceSnapshots(ctx: ScenarioContext): Promise<void
   await expectState(ctx, inst, PowerState.RUNNING, "the refused revert");
 }
 
+/**
+ * Snapshots belong to their instance: two instances, each with one; an id of the other's is
+ * `SnapshotNotFoundError` for delete and revert (nothing of either changes), each listing holds its
+ * own only, a name of the full 255 characters is taken as given, every id is at most 255 characters,
+ * and a listing handed out earlier is not changed by later calls (the caller owns what it got).
+ */
+export async function checkSnapshotsPerInstance(ctx: ScenarioContext): Promise<void> {
+  const a = await ctx.spawn();
+  const b = await ctx.spawn();
+  const d = ctx.driver;
+  const longName = `${ctx.prefix}-`.padEnd(255, "n");
+  ctx.step("createInstanceSnapshot with a name of 255 characters");
+  const sa = await d.createInstanceSnapshot(a, longName, ctx.opts());
+  checkEqual(sa.name, longName, "the name of a snapshot named with 255 characters");
+  ctx.step("createInstanceSnapshot of the other instance");
+  const sb = await d.createInstanceSnapshot(b, `${ctx.prefix}-b`, ctx.opts());
+  const ids = async (inst: Instance) => (await d.listInstanceSnapshots(inst, ctx.opts())).map((s) => s.id);
+  const listedA = await d.listInstanceSnapshots(a, ctx.opts());
+  const heldA = JSON.stringify(listedA);
+  for (const s of [sa, sb, ...listedA]) {
+    check(s.id.length >= 1 && s.id.length <= 255, `snapshot id ${JSON.stringify(s.id.slice(0, 80))}... is ${s.id.length} characters: at most 255`);
+  }
+  checkEqual((await ids(a)).join(", "), sa.id, "the snapshots listed for the first instance (its own only)");
+  checkEqual((await ids(b)).join(", "), sb.id, "the snapshots listed for the second instance (its own only)");
+
+  ctx.step("delete, on the first instance, the other instance's snapshot");
+  await expectRejects(ctx, d.deleteInstanceSnapshot(a, sb.id, ctx.opts()), ["VIRTKIT_SNAPSHOT_NOT_FOUND"], "delete of another instance's snapshot id");
+  ctx.step("revert the first instance to the other instance's snapshot");
+  await expectRejects(ctx, d.revertToInstanceSnapshot(a, sb.id, ctx.opts()), ["VIRTKIT_SNAPSHOT_NOT_FOUND"], "revert to another instance's snapshot id");
+  checkEqual((await ids(b)).join(", "), sb.id, "the second instance's snapshots after the first refused its id");
+  checkEqual((await ids(a)).join(", "), sa.id, "the first instance's snapshots after it refused the other's id");
+  await expectState(ctx, a, PowerState.RUNNING, "the refused delete and revert of another instance's snapshot");
+  await expectState(ctx, b, PowerState.RUNNING, "another instance refusing this one's snapshot id");
+
+  ctx.step("delete each instance's own snapshot");
+  await d.deleteInstanceSnapshot(b, sb.id, ctx.opts());
+  await d.deleteInstanceSnapshot(a, sa.id, ctx.opts());
+  checkEqual((await ids(a)).length + (await ids(b)).length, 0, "snapshots left after deleting both");
+  check(JSON.stringify(listedA) === heldA, "a listing handed out earlier changed under its holder with later calls: the caller owns what it was given");
+}
+
 /** Undeclared instance snapshots are refused as unsupported: every call of the capability, not only create. */
 export async function refuseInstanceSnapshots(ctx: ScenarioContext): Promise<void> {
   const inst = await ctx.spawn();

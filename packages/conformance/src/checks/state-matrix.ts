@@ -46,6 +46,7 @@ import {
   type StateOutcome,
 } from "../expected-transitions.js";
 import type { ScenarioContext, ScenarioDefinition } from "../scenario.js";
+import { trackedPassword } from "./depth-support.js";
 import { EventLog, expectEvents, names, showSeq } from "./event-log.js";
 
 const power = (state: MatrixState): PowerState => PowerState[STATE_POWER[state]];
@@ -188,6 +189,7 @@ async function perform(
   op: MatrixOperation,
   inst: Instance,
   prepared: Prepared,
+  mustRefuse = false,
 ): Promise<PostCheck | undefined> {
   const d = ctx.driver;
   switch (op) {
@@ -208,7 +210,9 @@ async function perform(
     case "resume":
       return void (await d.resume(inst, ctx.opts()));
     case "rescue":
-      return void (await d.rescue(inst, inst.imageMeta, ctx.opts()));
+      // Where rescue must be refused it gets a password all the same (Nova always passes one):
+      // the refusal must not carry it.
+      return void (await d.rescue(inst, inst.imageMeta, ctx.opts(mustRefuse ? { rescuePassword: trackedPassword(ctx, "rescue-refused") } : {})));
     case "unrescue":
       return void (await d.unrescue(inst, ctx.opts()));
     case "destroy":
@@ -377,7 +381,7 @@ function runCell(
       let error: unknown;
       let failed = false;
       try {
-        postCheck = await perform(ctx, from, op, inst, prepared);
+        postCheck = await perform(ctx, from, op, inst, prepared, cell.outcomes.every((o) => o.kind === "refused"));
       } catch (err) {
         failed = true;
         error = err;

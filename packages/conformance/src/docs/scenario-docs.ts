@@ -202,6 +202,18 @@ export const SCENARIO_DOCS: Readonly<Record<string, ScenarioDoc>> = {
     rule: "Destroying the instance on the source during a live migration stops the migration at once (it rejects typed) and, after the destination's rollback, the instance is on neither host.",
     nova: "Deleting an instance that is migrating aborts the libvirt migration job; the manager then rolls back at the destination.",
   },
+  "snapshot.per-instance": {
+    rule: "Instance snapshots belong to their instance: with two instances holding one each, an id of the other's is SnapshotNotFoundError for deleteInstanceSnapshot and revertToInstanceSnapshot (both instances and their snapshots unchanged), each listing holds its own snapshot only, a name of 255 characters (the contract's limit) is kept as given, every id is at most 255 characters, and a listing returned earlier does not change under its holder with later calls.",
+    nova: "Nova's libvirt driver looks snapshots up on the instance's own domain (virDomainSnapshotLookupByName on that domain), and XenAPI's vmops on the VM's own snapshot list; Nova's API limits names to 255 characters.",
+  },
+  "admin-password.characters": {
+    rule: "setAdminPassword takes any text: a password holding ':', a space, quotes, a backslash, '$', '#' and a non-ASCII letter opens the admin account whole (checked in the guest), and its part before the ':' does not.",
+    nova: "Nova passes the API's admin password as given to the guest agent (qemu-guest-agent's guest-set-user-password base64-encodes it; the agent feeds chpasswd, whose 'user:password' line splits at the first ':'), so a driver must not build such a line itself.",
+  },
+  "deadlines.inspection": {
+    rule: "getHostInfo, listInstances, listInstanceUuids, instanceExists, getInfo, getConsoleOutput, listInstanceSnapshots and checkCanLiveMigrateDestination reject an already aborted signal with OperationAbortedError; on a hypervisor slowed by 100 ms the calls that only look reject a 4 ms deadline with OperationTimeoutError, and on one slowed to 3 s getInfo rejects a 1 000 ms deadline typed before 2.5 s.",
+    nova: "Nova bounds its calls to the hypervisor (libvirt's keepalive, XenAPI's session timeouts) so a status poll cannot hang the compute manager's periodic tasks.",
+  },
   "events.crash-announced": {
     rule: "A guest that crashes on its own is announced exactly once, as CRASHED, by the host running it (not STOPPED, not twice), and getInfo says CRASHED.",
     nova: "Nova's event.py has no crash transition (its libvirt host reports a crashed domain's stop as STOPPED); the contract adds CRASHED so a service can tell a crash from a deliberate stop.",

@@ -807,6 +807,144 @@ class SnapshotAlwaysSaysLive extends DriverDecorator {
   }
 }
 
+// -- Defects found by trying the kit from outside (2026-12-03): lists, snapshot ids, inputs, deadlines --
+
+class UuidsTwiceWhenPaused extends DriverDecorator {
+  readonly #known = new Map<string, Instance>();
+  override async spawn(request: SpawnRequest, options?: OperationOptions): Promise<void> {
+    await this.inner.spawn(request, options);
+    this.#known.set(request.instance.uuid, request.instance);
+  }
+  override async listInstanceUuids(options?: OperationOptions): Promise<readonly string[]> {
+    const ids = [...(await this.inner.listInstanceUuids(options))];
+    for (const id of [...ids]) {
+      const inst = this.#known.get(id);
+      if (inst && (await stateOf(this.inner, inst)) === PowerState.PAUSED) ids.push(id);
+    }
+    return ids;
+  }
+}
+
+class RescueDomainListed extends DriverDecorator {
+  readonly #rescued = new Map<string, Instance>();
+  override async rescue(instance: Instance, meta: ImageMeta, options?: RescueOptions): Promise<void> {
+    await this.inner.rescue(instance, meta, options);
+    this.#rescued.set(instance.uuid, instance);
+  }
+  override async unrescue(instance: Instance, options?: OperationOptions): Promise<void> {
+    await this.inner.unrescue(instance, options);
+    this.#rescued.delete(instance.uuid);
+  }
+  override async destroy(instance: Instance, options?: DestroyOptions): Promise<void> {
+    await this.inner.destroy(instance, options);
+    this.#rescued.delete(instance.uuid);
+  }
+  override async listInstances(options?: OperationOptions): Promise<readonly string[]> {
+    const names = [...(await this.inner.listInstances(options))];
+    for (const inst of this.#rescued.values()) if (await this.inner.instanceExists(inst)) names.push(`${inst.name}-rescue`);
+    return names;
+  }
+}
+
+class RescuePasswordInRefusal extends DriverDecorator {
+  override async rescue(instance: Instance, meta: ImageMeta, options?: RescueOptions): Promise<void> {
+    try {
+      await this.inner.rescue(instance, meta, options);
+    } catch (err) {
+      if (err instanceof Error && options?.rescuePassword) err.message += ` (rescue password ${options.rescuePassword.reveal()})`;
+      throw err;
+    }
+  }
+}
+
+class SnapshotName255Refused extends DriverDecorator {
+  override createInstanceSnapshot(instance: Instance, name: string, options?: OperationOptions & { readonly description?: string }): Promise<InstanceSnapshot> {
+    if (name.length >= 255) return Promise.reject(new InvalidInputError("name", "must be 1 to 254 characters"));
+    return this.inner.createInstanceSnapshot(instance, name, options);
+  }
+}
+
+class SnapshotIdsWithNames extends DriverDecorator {
+  readonly #toInner = new Map<string, string>();
+  #out(instance: Instance, s: InstanceSnapshot): InstanceSnapshot {
+    const id = `${instance.uuid}/${s.name}/${s.id}`;
+    this.#toInner.set(id, s.id);
+    return { ...s, id };
+  }
+  override async createInstanceSnapshot(instance: Instance, name: string, options?: OperationOptions & { readonly description?: string }): Promise<InstanceSnapshot> {
+    return this.#out(instance, await this.inner.createInstanceSnapshot(instance, name, options));
+  }
+  override async listInstanceSnapshots(instance: Instance, options?: OperationOptions): Promise<readonly InstanceSnapshot[]> {
+    return (await this.inner.listInstanceSnapshots(instance, options)).map((s) => this.#out(instance, s));
+  }
+  override revertToInstanceSnapshot(instance: Instance, id: string, options?: OperationOptions): Promise<void> {
+    return this.inner.revertToInstanceSnapshot(instance, this.#toInner.get(id) ?? id, options);
+  }
+  override deleteInstanceSnapshot(instance: Instance, id: string, options?: OperationOptions): Promise<void> {
+    return this.inner.deleteInstanceSnapshot(instance, this.#toInner.get(id) ?? id, options);
+  }
+}
+
+class SnapshotIdsHostWide extends DriverDecorator {
+  readonly #owner = new Map<string, Instance>();
+  override async createInstanceSnapshot(instance: Instance, name: string, options?: OperationOptions & { readonly description?: string }): Promise<InstanceSnapshot> {
+    const s = await this.inner.createInstanceSnapshot(instance, name, options);
+    this.#owner.set(s.id, instance);
+    return s;
+  }
+  override deleteInstanceSnapshot(instance: Instance, id: string, options?: OperationOptions): Promise<void> {
+    return this.inner.deleteInstanceSnapshot(this.#owner.get(id) ?? instance, id, options);
+  }
+  override revertToInstanceSnapshot(instance: Instance, id: string, options?: OperationOptions): Promise<void> {
+    return this.inner.revertToInstanceSnapshot(this.#owner.get(id) ?? instance, id, options);
+  }
+}
+
+class SnapshotListReused extends DriverDecorator {
+  readonly #lists = new Map<string, InstanceSnapshot[]>();
+  override async listInstanceSnapshots(instance: Instance, options?: OperationOptions): Promise<readonly InstanceSnapshot[]> {
+    const fresh = await this.inner.listInstanceSnapshots(instance, options);
+    const list = this.#lists.get(instance.uuid) ?? [];
+    this.#lists.set(instance.uuid, list);
+    list.length = 0;
+    list.push(...fresh);
+    return list;
+  }
+}
+
+class PasswordCutAtColon extends DriverDecorator {
+  override setAdminPassword(instance: Instance, password: Secret, options?: OperationOptions): Promise<void> {
+    const text = password.reveal();
+    return this.inner.setAdminPassword(instance, text.includes(":") ? new Secret(text.split(":")[0]!) : password, options);
+  }
+}
+
+/** timeoutMs of a second or more taken for seconds already converted, and dropped. */
+class LongDeadlinesDropped extends DriverDecorator {
+  override getInfo(instance: Instance, options?: OperationOptions): Promise<InstanceInfo> {
+    if (options?.timeoutMs !== undefined && options.timeoutMs >= 1000) {
+      const { timeoutMs: _dropped, ...rest } = options;
+      return this.inner.getInfo(instance, rest);
+    }
+    return this.inner.getInfo(instance, options);
+  }
+}
+
+class DestinationCheckDeaf extends DriverDecorator {
+  override checkCanLiveMigrateDestination(instance: Instance, source: HostInfo, policy: MigrationPolicy, _options?: OperationOptions): Promise<MigrateData> {
+    return this.inner.checkCanLiveMigrateDestination(instance, source, policy, {});
+  }
+}
+
+class InspectionIgnoresAborted extends DriverDecorator {
+  override listInstances(options?: OperationOptions): Promise<readonly string[]> {
+    return this.inner.listInstances(options?.signal?.aborted ? {} : options);
+  }
+  override instanceExists(instance: Instance, options?: OperationOptions): Promise<boolean> {
+    return this.inner.instanceExists(instance, options?.signal?.aborted ? {} : options);
+  }
+}
+
 const v = (defectClass: DefectClass, name: string, defect: string, caughtBy: readonly string[], wrap: Wrap): BrokenVariant => ({
   name,
   defectClass,
@@ -816,6 +954,8 @@ const v = (defectClass: DefectClass, name: string, defect: string, caughtBy: rea
 });
 
 const SOFT_CLEAN = "lifecycle.reboot-soft-is-clean";
+const PER_INSTANCE = "snapshot.per-instance";
+const INSPECTION = "deadlines.inspection";
 const POWER_SEEN = "lifecycle.power-off-seen-by-guest";
 const BAD = "input.bad-arguments";
 const IMAGE_RUNNING = "snapshot.image-running";
@@ -886,4 +1026,16 @@ export const GAP_VARIANTS: readonly BrokenVariant[] = [
   v("migration", "migrate-data-with-a-date", "the destination check puts a Date into MigrateData (JSON turns it into text)", ["migration.live"], (d) => new MigrateDataWithADate(d)),
   v("deadlines", "migration-deaf-to-caller", "liveMigration rejects when its caller aborts or its deadline passes, but the move goes on and lands", ["migration.caller-cancels"], (d) => new MigrationDeafToCaller(d)),
   v("migration", "migration-outlives-destroy", "destroy does not cancel the migration job: it fails seconds later", ["migration.destroy-during"], (d) => new MigrationOutlivesDestroy(d)),
+  // Found by trying the kit from outside (2026-12-03).
+  v("wrong-state", "uuids-twice-when-paused", "listInstanceUuids lists a paused instance twice", ["lifecycle.pause-unpause"], (d) => new UuidsTwiceWhenPaused(d)),
+  v("wrong-state", "rescue-domain-listed", "listInstances also names the rescue domain (<name>-rescue) while rescued", ["lifecycle.rescue-unrescue"], (d) => new RescueDomainListed(d)),
+  v("refusal", "rescue-password-in-refusal", "a refused rescue's error message holds the rescuePassword", ["state.rescued.rescue"], (d) => new RescuePasswordInRefusal(d)),
+  v("refusal", "snapshot-name-255-refused", "a snapshot name of 255 characters is refused (one short of the contract's limit)", [PER_INSTANCE], (d) => new SnapshotName255Refused(d)),
+  v("snapshots", "snapshot-ids-with-names", "snapshot ids are <uuid>/<name>/<id>: past 255 characters for a long name", [PER_INSTANCE], (d) => new SnapshotIdsWithNames(d)),
+  v("snapshots", "snapshot-ids-host-wide", "delete and revert find a snapshot id on whichever instance has it", [PER_INSTANCE], (d) => new SnapshotIdsHostWide(d)),
+  v("snapshots", "snapshot-list-reused", "listInstanceSnapshots refills one array per instance in place: a listing handed out changes later", [PER_INSTANCE], (d) => new SnapshotListReused(d)),
+  v("accounts", "password-cut-at-colon", "setAdminPassword keeps the password up to its first ':' (chpasswd's separator)", ["admin-password.characters"], (d) => new PasswordCutAtColon(d)),
+  v("deadlines", "long-deadlines-dropped", "getInfo drops a timeoutMs of a second or more", [INSPECTION], (d) => new LongDeadlinesDropped(d)),
+  v("deadlines", "destination-check-deaf", "checkCanLiveMigrateDestination ignores the caller's signal and deadline", [INSPECTION], (d) => new DestinationCheckDeaf(d)),
+  v("deadlines", "inspection-ignores-aborted", "listInstances and instanceExists run although the signal is already aborted", [INSPECTION], (d) => new InspectionIgnoresAborted(d)),
 ];
