@@ -403,7 +403,14 @@ function realHostEnvironment(options: XenapiConformanceOptions): ConformanceEnvi
   // leaves a boot image behind that the kit would count as its leak.
   let reachable: Promise<void> | undefined;
   const probeHost = async (pw: Secret): Promise<void> => {
-    const probe = new XapiClient({ url, username, password: pw, insecure: options.insecure, timeoutMs: options.timeoutMs ?? 15_000 });
+    const probe = new XapiClient({
+      url,
+      username,
+      password: pw,
+      insecure: options.insecure,
+      ...(options.allowHttp !== undefined ? { allowHttp: options.allowHttp } : {}),
+      timeoutMs: options.timeoutMs ?? 15_000,
+    });
     try {
       await probe.login();
     } finally {

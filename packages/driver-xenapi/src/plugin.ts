@@ -8,6 +8,7 @@ import { InMemoryImageService, Secret, TOKENS, cachedFactory, type DriverPlugin,
 import { z } from "zod";
 import { SIMULATOR_NOTE, createXenapiConformanceEnvironment } from "./conformance-environment.js";
 import { XENAPI_TOKENS } from "./plugin-tokens.js";
+import { plainHttpOffHost } from "./xapi-client.js";
 import { resolveXenapiPassword } from "./password-source.js";
 import { startEmbeddedSimulator } from "./simulator.js";
 import { XenapiDriver, type DriverLogger, type XenapiDriverOptions, type XenapiTarget } from "./xenapi-driver.js";
@@ -57,13 +58,6 @@ export const xenapiOptionsSchema = z.strictObject({
     "http:// would send the XAPI password across the network in clear: use https:// (with insecure=true for a self-signed certificate), or set allowHttp=true if the network is trusted",
 });
 
-/** `http://` to a host other than this machine's loopback. */
-function plainHttpOffHost(url: string): boolean {
-  const u = new URL(url);
-  if (u.protocol !== "http:") return false;
-  const host = u.hostname.replace(/^\[|\]$/g, "");
-  return !(host === "localhost" || host === "::1" || /^127\./.test(host));
-}
 
 /** Validated plugin options. */
 export type XenapiPluginOptions = z.output<typeof xenapiOptionsSchema>;

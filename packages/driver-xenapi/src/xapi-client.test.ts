@@ -303,6 +303,63 @@ describe("a broken or hostile host", () => {
     expect(JSON.stringify(err) + String(err) + err.xapiParams.join()).not.toContain(PASSWORD);
   });
 
+  it("a HOST_IS_SLAVE naming a master off this machine over http:// is refused: the password is not sent there", async () => {
+    let posts = 0;
+    const url = await serve((req, res) => {
+      posts++;
+      req.resume();
+      req.on("end", () =>
+        res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ jsonrpc: "2.0", error: ["HOST_IS_SLAVE", "192.0.2.2:18999"], id: 1 })),
+      );
+    });
+    const t0 = Date.now();
+    const err = (await client(url).call("VM.get_all", []).catch((e: unknown) => e)) as Error;
+    expect(err.message).toMatch(/redirected to its master 192\.0\.2\.2:18999, but http:\/\/ to 192\.0\.2\.2:18999 would send the XAPI password across the network in clear/);
+    expect(err.message).not.toContain(PASSWORD);
+    // Refused before any connection to the named master (a TEST-NET address: a try would hang to the deadline).
+    expect(Date.now() - t0).toBeLessThan(2_000);
+    expect(posts).toBe(1);
+  });
+
+  it("a url over http:// to another machine is refused unless allowHttp says the network is trusted", () => {
+    expect(() => client("http://192.0.2.2:80")).toThrow(/would send the XAPI password across the network in clear/);
+    expect(() => client("http://192.0.2.2:80", { allowHttp: true })).not.toThrow();
+    expect(() => client("http://localhost:80")).not.toThrow();
+  });
+
+  it("a password a hostile host echoes as the error code, or as an XML-RPC type, is masked", async () => {
+    const json = await serve((req, res) => {
+      req.resume();
+      req.on("end", () => res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ jsonrpc: "2.0", error: [PASSWORD, "x"], id: 1 })));
+    });
+    const e1 = (await client(json).call("VM.get_all", []).catch((e: unknown) => e)) as XapiError;
+    expect(`${e1.message} ${e1.xapiCode} ${JSON.stringify(e1)}`).not.toContain(PASSWORD);
+    const xml = await serve((req, res) => {
+      req.resume();
+      req.on("end", () =>
+        res
+          .writeHead(200, { "content-type": "text/xml" })
+          .end(`<?xml version="1.0"?><methodResponse><params><param><value><${PASSWORD}>1</${PASSWORD}></value></param></params></methodResponse>`),
+      );
+    });
+    const e2 = (await client(xml, { protocol: "xml-rpc" }).call("VM.get_all", []).catch((e: unknown) => e)) as Error;
+    expect(e2).toBeInstanceOf(Error);
+    const chain: string[] = [];
+    for (let e: unknown = e2; e instanceof Error; e = e.cause) chain.push(`${e.name}: ${e.message}`);
+    expect(chain.join(" | ")).toMatch(/unknown XML-RPC type <\*\*\*>/);
+    expect(chain.join(" | ")).not.toContain(PASSWORD);
+  });
+
+  it("JSON that is not a JSON-RPC reply (null) is a transport error, not a TypeError", async () => {
+    const url = await serve((req, res) => {
+      req.resume();
+      req.on("end", () => res.writeHead(200, { "content-type": "application/json" }).end("null"));
+    });
+    const err = (await client(url, { protocol: "json-rpc" }).call("VM.get_all", []).catch((e: unknown) => e)) as Error;
+    expect(err.name).toBe("XapiTransportError");
+    expect(err.message).toMatch(/JSON that is not a JSON-RPC reply/);
+  });
+
   it("a reply larger than the cap is a transport error, read no further", async () => {
     const url = await serve((req, res) => {
       req.resume();

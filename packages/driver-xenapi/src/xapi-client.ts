@@ -36,6 +36,17 @@ export interface ClientLogger {
   warn(msg: string, fields?: Readonly<Record<string, unknown>>): void;
 }
 
+/** `http://` to a host other than this machine's loopback: the password would cross the network in clear. */
+export function plainHttpOffHost(url: URL | string): boolean {
+  const u = typeof url === "string" ? new URL(url) : url;
+  if (u.protocol !== "http:") return false;
+  const host = u.hostname.replace(/^\[|\]$/g, "");
+  return !(host === "localhost" || host === "::1" || /^127\./.test(host));
+}
+
+const CLEAR_TEXT_REFUSED = (host: string): string =>
+  `http:// to ${host} would send the XAPI password across the network in clear: use https:// (with insecure=true for a self-signed certificate), or set allowHttp=true if the network is trusted`;
+
 /** Options of a {@link XapiClient}. */
 export interface XapiClientOptions {
   /** `https://host` (or `http://127.0.0.1:PORT` for a simulator). */
@@ -44,6 +55,11 @@ export interface XapiClientOptions {
   readonly password: Secret;
   /** Skip TLS certificate verification; default false (certificates are verified). */
   readonly insecure?: boolean;
+  /**
+   * Allows `http://` to a host that is not this machine's loopback, the url's or a pool master's a
+   * HOST_IS_SLAVE names (the password then crosses the network in clear); default false.
+   */
+  readonly allowHttp?: boolean;
   /** Default deadline of one call in ms (default 60 s). */
   readonly timeoutMs?: number;
   /** `auto` (default): JSON-RPC, falling back to XML-RPC when the host has no /jsonrpc. */
@@ -121,6 +137,7 @@ export class XapiClient {
       throw new XapiTransportError(`the XAPI url must be http(s), not ${base.protocol}`);
     }
     if (base.username || base.password) throw new XapiTransportError("the XAPI url must not carry credentials");
+    if (options.allowHttp !== true && plainHttpOffHost(base)) throw new XapiTransportError(CLEAR_TEXT_REFUSED(base.host));
     this.#options = options;
     this.#base = new URL(base.origin);
     this.#protocol = options.protocol === "auto" || options.protocol === undefined ? undefined : options.protocol;
@@ -417,12 +434,42 @@ export class XapiClient {
     const host = m?.[1] ?? master;
     next.hostname = host.includes(":") ? `[${host}]` : host;
     if (m?.[2]) next.port = m[2];
+    // Whoever answers may name any master: the password goes there only as it would to the url.
+    if (this.#options.allowHttp !== true && plainHttpOffHost(next)) {
+      throw new XapiTransportError(`the pool member redirected to its master ${next.host}, but ${CLEAR_TEXT_REFUSED(next.host)}`);
+    }
     this.#options.logger?.debug("XAPI host is a pool member; following the pool master", { master: next.host });
     this.#base = next;
   }
 
-  /** One RPC on the wire, JSON-RPC or XML-RPC. */
+  /** One RPC on the wire; what fails it says nothing a hostile reply put there of the password or a session. */
   async #rpc(method: string, params: readonly XapiValue[], signal: AbortSignal): Promise<XapiValue> {
+    try {
+      return await this.#rpcOnWire(method, params, signal);
+    } catch (err) {
+      throw this.#scrubbed(err);
+    }
+  }
+
+  /**
+   * `err`, or when its message or a cause's holds the password or a session ref (a reply that
+   * echoed it into a type name, a status text, ...), a transport error saying the same with them
+   * masked and no cause (the cause is where the secret is).
+   */
+  #scrubbed(err: unknown): unknown {
+    if (!(err instanceof Error) || err instanceof XapiError) return err;
+    const secrets = this.#masked().filter((v) => v.length > 0);
+    const texts: string[] = [];
+    for (let e: unknown = err, depth = 0; e instanceof Error && depth < 8; e = e.cause, depth++) texts.push(e.message);
+    if (!texts.some((t) => secrets.some((v) => t.includes(v)))) return err;
+    const mask = (t: string) => secrets.reduce((out, v) => out.split(v).join("***"), t);
+    const out = new XapiTransportError(mask(err.message));
+    out.name = err.name;
+    return out;
+  }
+
+  /** One RPC on the wire, JSON-RPC or XML-RPC. */
+  async #rpcOnWire(method: string, params: readonly XapiValue[], signal: AbortSignal): Promise<XapiValue> {
     if (this.#options.beforeCall) await this.#options.beforeCall(method, signal);
     if (this.#protocol !== "xml-rpc") {
       const result = await this.#jsonRpc(method, params, signal);
@@ -452,6 +499,11 @@ export class XapiClient {
     } catch {
       if (this.#protocol === undefined) return NO_JSON_RPC;
       throw new XapiTransportError(`${method}: the host answered something that is not JSON`);
+    }
+    // JSON, but not a JSON-RPC reply (null, a number, an array): not XAPI.
+    if (parsed === null || typeof parsed !== "object" || Array.isArray(parsed)) {
+      if (this.#protocol === undefined) return NO_JSON_RPC;
+      throw new XapiTransportError(`${method}: the host answered JSON that is not a JSON-RPC reply`);
     }
     this.#protocol ??= "json-rpc";
     const error = parsed.error;

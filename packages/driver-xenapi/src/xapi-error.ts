@@ -28,8 +28,10 @@ export class XapiError extends Error {
   /** The call that failed (`VM.start`), never its arguments. */
   readonly method: string;
 
-  constructor(method: string, code: string, params: readonly string[], sessionRefs: readonly string[] = []) {
-    const masked = maskXapiParams(code, params, sessionRefs);
+  constructor(method: string, rawCode: string, params: readonly string[], sessionRefs: readonly string[] = []) {
+    const masked = maskXapiParams(rawCode, params, sessionRefs);
+    // A hostile host may put a secret where the code goes: no real code contains one.
+    const [code = rawCode] = maskXapiParams("", [rawCode], sessionRefs);
     super(`${method}: ${code}${masked.length > 0 ? ` [${masked.join(", ")}]` : ""}`);
     this.xapiCode = code;
     this.xapiParams = Object.freeze(masked);

@@ -122,6 +122,8 @@ export interface XenapiDriverOptions {
   readonly target?: () => Promise<XenapiTarget>;
   /** Skip TLS certificate verification (default false). */
   readonly insecure?: boolean;
+  /** Allows `http://` to a host (or pool master) that is not this machine's loopback (default false). */
+  readonly allowHttp?: boolean;
   /** Default deadline of a contract call in ms (default 120 s). */
   readonly timeoutMs?: number;
   readonly protocol?: "auto" | "json-rpc" | "xml-rpc";
@@ -263,6 +265,7 @@ export class XenapiDriver implements ComputeDriver {
         username: target.username,
         password: target.password,
         insecure: this.#options.insecure,
+        ...(this.#options.allowHttp !== undefined ? { allowHttp: this.#options.allowHttp } : {}),
         protocol: this.#options.protocol,
         timeoutMs: this.#timeoutMs,
         logger: this.#options.logger,
