@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { dialerForUri, parseConnectUri } from "./connect-uri.js";
-import { LibvirtUriError } from "./errors.js";
+import { LibvirtUriError, maskUri } from "./errors.js";
 import { SshDialer } from "./transport/ssh-dialer.js";
 import type { TcpDialer } from "./transport/tcp-dialer.js";
 import { TlsDialer } from "./transport/tls-dialer.js";
@@ -66,6 +66,32 @@ describe("parseConnectUri", () => {
     expect(err).toBeInstanceOf(LibvirtUriError);
     expect(String((err as Error).message)).not.toContain("SECRET");
     expect((err as LibvirtUriError).uri).not.toContain("SECRET");
+  });
+});
+
+describe("a password in the URI", () => {
+  it("is refused, not passed on (ssh -l user:password would show it in ps), and the error shows none of it", () => {
+    for (const uri of [
+      "qemu+ssh://admin:S3cretPW@host/system",
+      "qemu+ssh://admin:S3c@ret/PW@host/system",
+      "qemu+tcp://admin:S3cret%40PW@host/system",
+    ]) {
+      let err: unknown;
+      try {
+        parseConnectUri(uri);
+      } catch (e) {
+        err = e;
+      }
+      expect(err, uri).toBeInstanceOf(LibvirtUriError);
+      expect((err as Error).message).toMatch(/a password in the URI is never used/);
+      expect((err as Error).message).not.toMatch(/S3c|PW|ret/);
+    }
+  });
+
+  it("is masked whole, however many '@' or '/' it holds", () => {
+    expect(maskUri("qemu+ssh://admin:p@ss/w@host/system?x=1")).toBe("qemu+ssh://admin:***@host/system?x=***");
+    expect(maskUri("qemu+ssh://admin@host/system")).toBe("qemu+ssh://admin@host/system");
+    expect(maskUri("qemu:///system")).toBe("qemu:///system");
   });
 });
 

@@ -31,6 +31,14 @@ const REMOTE_PARAMS = new Set([
   "proxy",
 ]);
 
+/**
+ * The query values the daemon is sent with the URI (those the client does not use itself), 3
+ * characters or longer: what a daemon's error may echo back, and what the client masks there.
+ */
+export function forwardedQueryValues(parsed: ParsedConnectUri): string[] {
+  return [...parsed.params].filter(([k, v]) => !REMOTE_PARAMS.has(k.toLowerCase()) && v.length >= 3).map(([, v]) => v);
+}
+
 /** The result of parsing a connection URI. */
 export interface ParsedConnectUri {
   /** The URI as given. */
@@ -73,7 +81,20 @@ export function parseConnectUri(uri: string): ParsedConnectUri {
   let hostPort = authority;
   const at = authority.lastIndexOf("@");
   if (at >= 0) {
-    user = decodeURIComponent(authority.slice(0, at));
+    const info = authority.slice(0, at);
+    // libvirt takes no password from a URI (ssh keys, TLS certificates or SASL authenticate): one
+    // given would be dropped, or worse shown (ps, an ssh -l argument): refused instead.
+    if (info.includes(":")) {
+      throw new LibvirtUriError(
+        uri,
+        "a password in the URI is never used (libvirt authenticates with ssh keys, TLS certificates or SASL): remove it",
+      );
+    }
+    try {
+      user = decodeURIComponent(info);
+    } catch {
+      throw new LibvirtUriError(uri, "the user name has a bad %-escape");
+    }
     hostPort = authority.slice(at + 1);
   }
   let host: string | undefined;

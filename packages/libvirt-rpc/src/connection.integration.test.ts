@@ -41,6 +41,13 @@ const domainXml = (name: string): string =>
   `<os><type arch='x86_64'>hvm</type></os></domain>`;
 
 describe.skipIf(!SOCKET)(`libvirt-rpc against a real libvirtd${SOCKET ? "" : ` (skipped: ${REASON})`}`, () => {
+  it("a refused open that echoes the URI's query (a token put there) says why without the token", async () => {
+    const err = (await LibvirtConnection.open("bogus+unix:///x?token=S3cretTOKEN", { socketPath: SOCKET }).catch((e: unknown) => e)) as LibvirtError;
+    expect(err).toBeInstanceOf(LibvirtError);
+    expect(err.message).toMatch(/no connection driver available for bogus:\/\/\/x\?token=\*\*\*/);
+    expect(JSON.stringify(err.remote) + err.message).not.toContain("S3cretTOKEN");
+  });
+
   it("opens test:///default through the daemon socket and reads host facts", async () => {
     await using conn = await openTest();
     const lib = await conn.connectGetLibVersion();

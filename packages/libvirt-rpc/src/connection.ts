@@ -4,12 +4,19 @@
 
 import { RpcClient, timerDelay, type Decoder, type Encoder, type RpcProgram } from "./client.js";
 import { QEMU_PROGRAM, REMOTE_PROGRAM } from "./packet.js";
-import { type ConnectUriOptions, type ParsedConnectUri, parseConnectUri, resolveConnectUri } from "./connect-uri.js";
+import {
+  type ConnectUriOptions,
+  type ParsedConnectUri,
+  forwardedQueryValues,
+  parseConnectUri,
+  resolveConnectUri,
+} from "./connect-uri.js";
 import {
   LibvirtAbortedError,
   LibvirtAuthUnsupportedError,
   LibvirtConnectionClosedError,
   LibvirtTimeoutError,
+  scrubLibvirtError,
 } from "./errors.js";
 import { EventRegistry, type DomainLifecycleListener, type EventSubscription } from "./events.js";
 import { DEFAULT_KEEPALIVE, type KeepaliveOptions } from "./keepalive.js";
@@ -243,8 +250,12 @@ export class LibvirtConnection implements AsyncDisposable {
           if (supported) client.startKeepalive(o.keepalive ?? DEFAULT_KEEPALIVE);
         }
       } catch (err) {
-        // A handshake call aborted by our deadline is a timeout; by the caller, an abort.
-        const failure = (err instanceof LibvirtAbortedError ? timedOut() : undefined) ?? err;
+        // A handshake call aborted by our deadline is a timeout; by the caller, an abort. A refused
+        // open may echo the URI's query (a token someone put there): masked as the URI is.
+        const failure = scrubLibvirtError(
+          (err instanceof LibvirtAbortedError ? timedOut() : undefined) ?? err,
+          forwardedQueryValues(this.uri),
+        );
         client.destroy(failure instanceof Error ? failure : undefined);
         throw failure;
       }

@@ -204,7 +204,32 @@ export class LibvirtVersionSkewError extends LibvirtRpcError {
  * auth parameters) replaced by `***`. Works on malformed URIs too, which is when it is needed.
  */
 export function maskUri(uri: string): string {
-  return uri.replace(/^([^?#]*?\/\/[^/?#@]*?:)[^@/?#]*@/, "$1***@").replace(/([?&][^=&#]*)=[^&#]*/g, "$1=***");
+  // Up to the query: a password runs from the first ':' of the user info to its LAST '@' (an
+  // unescaped '@' or '/' inside a password must not leave its tail showing).
+  const q = uri.search(/[?#]/);
+  let head = q < 0 ? uri : uri.slice(0, q);
+  const tail = q < 0 ? "" : uri.slice(q);
+  const start = head.indexOf("//");
+  const at = head.lastIndexOf("@");
+  if (start >= 0 && at > start) {
+    const info = head.slice(start + 2, at);
+    const colon = info.indexOf(":");
+    if (colon >= 0) head = `${head.slice(0, start + 2)}${info.slice(0, colon)}:***${head.slice(at)}`;
+  }
+  return head + tail.replace(/([?&][^=&#]*)=[^&#]*/g, "$1=***");
+}
+
+/** `err` with every one of `secrets` masked in a daemon error's text (libvirtd may echo what it was given). */
+export function scrubLibvirtError(err: unknown, secrets: readonly string[]): unknown {
+  if (!(err instanceof LibvirtError) || secrets.length === 0) return err;
+  const r = err.remote;
+  const texts = [r.message, r.str1, r.str2, r.str3];
+  if (!texts.some((t) => t !== null && secrets.some((v) => t.includes(v)))) return err;
+  const mask = (t: string | null) => (t === null ? null : secrets.reduce((out, v) => out.split(v).join("***"), t));
+  return new LibvirtError(
+    { ...r, message: mask(r.message), str1: mask(r.str1), str2: mask(r.str2), str3: mask(r.str3) },
+    err.procedure,
+  );
 }
 
 export class LibvirtUriError extends LibvirtRpcError {
