@@ -63,7 +63,16 @@ export type { CapabilityDeclaration } from "./base-driver.js";
 export { DEFAULT_MIGRATION_POLICY } from "./migration-policy.js";
 export type { MigrationPolicy, MigrationPlan, MigrationHostFacts } from "./migration-policy.js";
 export { Secret, isSecret } from "./secret.js";
-export { withDeadline, throwIfAborted, sleep, onAbort, raceSignal, MAX_TIMER_MS, timerDelay } from "./operation.js";
+export {
+  withDeadline,
+  throwIfAborted,
+  sleep,
+  onAbort,
+  raceSignal,
+  MAX_TIMER_MS,
+  timerDelay,
+  validateOperationOptions,
+} from "./operation.js";
 export type { OperationOptions } from "./operation.js";
 export {
   LIBVIRT_PLAN_SCHEME,

@@ -1,8 +1,8 @@
-// Deadlines and cancellation: many calls sharing one caller signal put one listener on it, and
+// Deadlines and cancellation (and the options that carry them): many calls sharing one caller signal put one listener on it, and
 // every one of them is still cancelled by it.
 import { getEventListeners } from "node:events";
 import { describe, expect, it } from "vitest";
-import { OperationAbortedError, OperationTimeoutError } from "./errors.js";
+import { InvalidInputError, OperationAbortedError, OperationTimeoutError } from "./errors.js";
 import { MAX_TIMER_MS, onAbort, raceSignal, sleep, timerDelay, withDeadline } from "./operation.js";
 
 describe("one caller signal, many calls", () => {
@@ -99,5 +99,31 @@ describe("deadlines longer than a timer holds", () => {
     expect(settled).toBe(false);
     ac.abort();
     await expect(nap).rejects.toBeInstanceOf(OperationAbortedError);
+  });
+});
+
+describe("withDeadline's options, as a JavaScript caller may get them wrong", () => {
+  it.each([
+    ["timeoutMs", { timeoutMs: Number.NaN }],
+    ["timeoutMs", { timeoutMs: 0 }],
+    ["timeoutMs", { timeoutMs: -1 }],
+    ["timeoutMs", { timeoutMs: "5" }],
+    ["signal", { signal: "nope" }],
+    ["options", 42],
+    ["options", null],
+  ])("refuses %s in %j with InvalidInputError naming it, before the call runs", async (field, options) => {
+    let ran = false;
+    const err = await withDeadline("op", options as never, 5_000, async () => {
+      ran = true;
+    }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(InvalidInputError);
+    expect((err as InvalidInputError).field).toBe(field);
+    expect(ran).toBe(false);
+  });
+
+  it("takes options left out, an AbortSignal, a positive deadline, and Infinity as no deadline", async () => {
+    for (const options of [undefined, {}, { signal: new AbortController().signal }, { timeoutMs: 50 }, { timeoutMs: Number.POSITIVE_INFINITY }]) {
+      await expect(withDeadline("op", options, 5_000, async () => "done")).resolves.toBe("done");
+    }
   });
 });

@@ -1,5 +1,5 @@
 import { setMaxListeners } from "node:events";
-import { OperationAbortedError, OperationTimeoutError } from "./errors.js";
+import { InvalidInputError, OperationAbortedError, OperationTimeoutError } from "./errors.js";
 
 /** Per caller signal, what to call when it aborts: one listener on it however many calls wait. */
 const relays = new WeakMap<AbortSignal, Set<(reason: unknown) => void>>();
@@ -55,6 +55,34 @@ export interface OperationOptions {
   readonly timeoutMs?: number;
 }
 
+/** An AbortSignal, by its shape (one from another realm or a polyfill counts too). */
+function isAbortSignal(v: unknown): v is AbortSignal {
+  return (
+    typeof v === "object" &&
+    v !== null &&
+    typeof (v as AbortSignal).aborted === "boolean" &&
+    typeof (v as AbortSignal).addEventListener === "function" &&
+    typeof (v as AbortSignal).removeEventListener === "function"
+  );
+}
+
+/**
+ * Refuses, with `InvalidInputError` naming the field, options a JavaScript caller got wrong: not
+ * an object, a `signal` that is not an AbortSignal, a `timeoutMs` that is not a positive number of
+ * milliseconds (NaN, 0, -1 or "5" would otherwise mean no deadline at all). Left out is fine;
+ * `Infinity` is no deadline, said outright.
+ */
+export function validateOperationOptions(options: unknown): void {
+  if (options === undefined) return;
+  if (typeof options !== "object" || options === null)
+    throw new InvalidInputError("options", "must be an object or left out");
+  const { signal, timeoutMs } = options as { signal?: unknown; timeoutMs?: unknown };
+  if (signal !== undefined && !isAbortSignal(signal)) throw new InvalidInputError("signal", "must be an AbortSignal");
+  if (timeoutMs !== undefined && !(typeof timeoutMs === "number" && timeoutMs > 0)) {
+    throw new InvalidInputError("timeoutMs", "must be a positive number of milliseconds");
+  }
+}
+
 /**
  * Runs `fn` under the caller's signal and a deadline. `fn` receives one signal that fires on
  * either, and should pass it down; the returned promise settles as soon as either fires even if
@@ -66,6 +94,7 @@ export async function withDeadline<T>(
   defaultTimeoutMs: number,
   fn: (signal: AbortSignal) => Promise<T>,
 ): Promise<T> {
+  validateOperationOptions(options);
   const outer = options?.signal;
   if (outer?.aborted) throw new OperationAbortedError(operation, { cause: outer.reason });
   const timeoutMs = options?.timeoutMs ?? defaultTimeoutMs;

@@ -30,6 +30,7 @@ import {
   sleep,
   snapshotImageMetadata,
   throwIfAborted,
+  validateOperationOptions,
   validateMigrationPolicy,
   validateRescueInput,
   validateSpawnRequest,
@@ -288,6 +289,7 @@ export class FakeDriver implements ComputeDriver {
   ): Promise<T> {
     const fault = this.#host.faults.take(op);
     if (fault === undefined && !mayWait && this.#latencyMs === 0) {
+      validateOperationOptions(options);
       throwIfAborted(op, options?.signal);
       return fn(options?.signal);
     }

@@ -81,6 +81,20 @@ export async function checkBadArguments(ctx: ScenarioContext): Promise<void> {
       await expectState(ctx, inst, PowerState.RUNNING, `the refused ${what}`);
     }
 
+    // The options every call takes: a deadline that is no positive number of ms would mean no
+    // deadline at all (NaN never fires), a signal that is no AbortSignal could never abort.
+    for (const [what, hint, opts] of [
+      ["timeoutMs NaN", "timeoutMs", { timeoutMs: Number.NaN }],
+      ["timeoutMs -1", "timeoutMs", { timeoutMs: -1 }],
+      ["timeoutMs 0", "timeoutMs", { timeoutMs: 0 }],
+      ['timeoutMs "5"', "timeoutMs", { timeoutMs: "5" as Loose }],
+      ['signal "nope"', "signal", { signal: "nope" as Loose }],
+    ] as const) {
+      await refused(ctx, `getInfo with ${what}`, hint, () => d.getInfo(inst, opts));
+      await refused(ctx, `power off with ${what}`, hint, () => d.powerOff(inst, { cleanShutdownTimeoutSec: 0, ...opts }));
+      await expectState(ctx, inst, PowerState.RUNNING, `the refused power off with ${what}`);
+    }
+
     // rescue: not rescued afterwards (unrescue is refused as for any instance not in rescue).
     if (d.capabilities.rescue) {
       await refused(ctx, "rescue with rescueImageMeta null", "imageMeta", () => d.rescue(inst, null as Loose, ctx.opts()));

@@ -945,6 +945,23 @@ class InspectionIgnoresAborted extends DriverDecorator {
   }
 }
 
+/** Options a JavaScript caller got wrong are "tidied": a deadline that is no positive number, or a signal that is no AbortSignal, dropped. */
+class OptionsTidiedAway extends DriverDecorator {
+  static tidy<T extends OperationOptions | undefined>(options: T): T {
+    if (!options) return options;
+    const o: { signal?: unknown; timeoutMs?: unknown } = { ...options };
+    if (!(typeof o.timeoutMs === "number" && o.timeoutMs > 0)) delete o.timeoutMs;
+    if (!(o.signal instanceof AbortSignal)) delete o.signal;
+    return o as T;
+  }
+  override getInfo(instance: Instance, options?: OperationOptions): Promise<InstanceInfo> {
+    return this.inner.getInfo(instance, OptionsTidiedAway.tidy(options));
+  }
+  override powerOff(instance: Instance, options?: PowerOffOptions): Promise<void> {
+    return this.inner.powerOff(instance, OptionsTidiedAway.tidy(options));
+  }
+}
+
 const v = (defectClass: DefectClass, name: string, defect: string, caughtBy: readonly string[], wrap: Wrap): BrokenVariant => ({
   name,
   defectClass,
@@ -1038,4 +1055,5 @@ export const GAP_VARIANTS: readonly BrokenVariant[] = [
   v("deadlines", "long-deadlines-dropped", "getInfo drops a timeoutMs of a second or more", [INSPECTION], (d) => new LongDeadlinesDropped(d)),
   v("deadlines", "destination-check-deaf", "checkCanLiveMigrateDestination ignores the caller's signal and deadline", [INSPECTION], (d) => new DestinationCheckDeaf(d)),
   v("deadlines", "inspection-ignores-aborted", "listInstances and instanceExists run although the signal is already aborted", [INSPECTION], (d) => new InspectionIgnoresAborted(d)),
+  v("refusal", "options-tidied-away", "a timeoutMs that is no positive number (NaN, 0, -1, \"5\") or a signal that is no AbortSignal is dropped: the call runs with no deadline", [BAD], (d) => new OptionsTidiedAway(d)),
 ];
