@@ -102,6 +102,8 @@ describe("buildDomainXml", () => {
     expect(path(parseXml(build()), "devices", "rng")).toBeUndefined();
     for (const bad of ["egd", "virtio'/><evil/>", 1]) {
       expect(() => build(bad), String(bad)).toThrow(/hw_rng_model: must be "virtio"/);
+      // Never the value itself (it can be anything, of any size).
+      expect(() => build(`${"x".repeat(600_000)}secret`)).toThrow(/got a 600006-character string$/);
       try {
         build(bad);
       } catch (err) {

@@ -449,7 +449,9 @@ export function buildDomainXml(spec: DomainSpec): string {
 export function rngModel(value: unknown): "virtio" | undefined {
   if (value === undefined || value === null || value === "") return undefined;
   if (typeof value === "string" && value.toLowerCase() === "virtio") return "virtio";
-  throw new InvalidInputError("imageMeta.properties.hw_rng_model", `must be "virtio", got ${JSON.stringify(value)}`);
+  // The value itself is not echoed (it can be anything, of any size): only what kind it was.
+  const got = typeof value === "string" ? `a ${value.length}-character string` : typeof value;
+  throw new InvalidInputError("imageMeta.properties.hw_rng_model", `must be "virtio", got ${got}`);
 }
 
 /** Nova's USBControllerModelType. */

@@ -21,6 +21,7 @@ import {
 } from "@virtkit/libvirt-rpc";
 import { describe, expect, it } from "vitest";
 import { mapLibvirtError, redact, redactLibvirtError } from "./error-map.js";
+import { XmlParseError } from "./xml.js";
 
 /** A daemon error as the rpc client raises it. */
 export function lvError(code: number, message = "boom", int1 = 0): LibvirtError {
@@ -63,6 +64,11 @@ describe("mapLibvirtError", () => {
     expect(mapLibvirtError(skew, { ...ctx, capability: "liveMigration" })).toMatchObject({
       capability: "liveMigration",
     });
+  });
+  it("maps XML from the daemon that does not parse to HypervisorUnavailableError, not the bare base error", () => {
+    const mapped = mapLibvirtError(new XmlParseError("elements nested deeper than 256"), ctx);
+    expect(mapped).toBeInstanceOf(HypervisorUnavailableError);
+    expect(mapped.message).toMatch(/libvirtd answered XML that does not parse: elements nested deeper than 256/);
   });
   it("passes virtkit errors through and wraps anything else", () => {
     const v = new InstanceNotFoundError("x");

@@ -28,6 +28,7 @@ import {
   findLibvirtError,
   type RemoteErrorFields,
 } from "@virtkit/libvirt-rpc";
+import { XmlParseError } from "./xml.js";
 
 /** Where an error happened, for the typed error's fields. */
 export interface ErrorContext {
@@ -148,5 +149,8 @@ export function mapLibvirtError(err: unknown, ctx: ErrorContext): VirtkitError {
     return new HypervisorUnavailableError(host, message, options);
   }
   if (err instanceof LibvirtUriError) return new InvalidInputError("uri", message, options);
+  // The daemon's XML (a domain, a snapshot, capabilities) that does not parse: the daemon is not answering as libvirt does.
+  if (err instanceof XmlParseError)
+    return new HypervisorUnavailableError(host, `libvirtd answered XML that does not parse: ${message}`, options);
   return new VirtkitError(`libvirt ${ctx.operation} failed on ${id}: ${message}`, options);
 }

@@ -37,4 +37,13 @@ describe("validateInstance (libvirt)", () => {
     expect(err).toBeInstanceOf(InvalidInputError);
     expect(err).toMatchObject({ field: "instance.uuid", reason: expect.stringContaining(reason) });
   });
+
+  it.each([null, undefined, 42, "i-1"])(
+    "refuses an instance that is %j with InvalidInputError on instance, not a TypeError",
+    (value) => {
+      expect(() => validateInstance(value as never)).toThrow(
+        expect.objectContaining({ field: "instance", name: "InvalidInputError" }),
+      );
+    },
+  );
 });

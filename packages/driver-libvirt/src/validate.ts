@@ -1,5 +1,5 @@
 /** Input checks the driver runs before anything reaches libvirt. */
-import { validateFlavor, validateInstanceName, validateUuid, type Instance } from "@virtkit/core";
+import { InvalidInputError, validateFlavor, validateInstanceName, validateUuid, type Instance } from "@virtkit/core";
 
 /**
  * Refuses an instance whose name, uuid or flavor libvirt should never see, with core's
@@ -7,6 +7,8 @@ import { validateFlavor, validateInstanceName, validateUuid, type Instance } fro
  * domains defined outside virtkit carry any; never the nil uuid).
  */
 export function validateInstance(instance: Instance): void {
+  // From JavaScript anything can come: not an object is refused as such, not read into.
+  if (typeof instance !== "object" || instance === null) throw new InvalidInputError("instance", "must be an object");
   validateUuid(instance.uuid, "instance.uuid");
   validateInstanceName(instance.name, "instance.name");
   validateFlavor(instance.flavor, "instance.flavor");

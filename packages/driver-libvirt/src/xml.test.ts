@@ -7,6 +7,20 @@ describe("escapeXml", () => {
   });
 });
 
+describe("parseXml on what a hostile daemon may send", () => {
+  it.each(["&#x110000;", "&#0;", "&#xD800;", "&#99999999999;"])(
+    "refuses the character reference %s as a parse error, not a RangeError",
+    (ref) => {
+      expect(() => parseXml(`<a>${ref}</a>`)).toThrow(XmlParseError);
+    },
+  );
+  it("refuses elements nested past 256, before any recursive walk could overflow, and reads 200 deep", () => {
+    const deep = (n: number) => `${"<d>".repeat(n)}${"</d>".repeat(n)}`;
+    expect(() => parseXml(deep(200_000))).toThrow(/nested deeper than 256/);
+    expect(parseXml(deep(200)).name).toBe("d");
+  });
+});
+
 describe("parseXml", () => {
   it("reads elements, attributes in both quotes, text, entities, CDATA, comments and the declaration", () => {
     const root = parseXml(

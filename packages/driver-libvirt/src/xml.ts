@@ -31,10 +31,24 @@ export class XmlParseError extends Error {
 
 const ENTITIES: Readonly<Record<string, string>> = { amp: "&", lt: "<", gt: ">", quot: '"', apos: "'" };
 
+/** A character reference's character; one XML does not allow (0, a surrogate, past U+10FFFF) is a parse error. */
+function fromReference(m: string, code: number): string {
+  const legal =
+    code === 0x9 ||
+    code === 0xa ||
+    code === 0xd ||
+    (code >= 0x20 && code <= 0xd7ff) ||
+    (code >= 0xe000 && code <= 0xfffd) ||
+    (code >= 0x10000 && code <= 0x10ffff);
+  if (!legal)
+    throw new XmlParseError(`character reference ${m.length > 16 ? `${m.slice(0, 16)}...` : m} names no XML character`);
+  return String.fromCodePoint(code);
+}
+
 function decodeEntities(s: string): string {
   return s.replace(/&(#x[0-9a-fA-F]+|#[0-9]+|[a-zA-Z]+);/g, (m, body: string) => {
-    if (body.startsWith("#x")) return String.fromCodePoint(parseInt(body.slice(2), 16));
-    if (body.startsWith("#")) return String.fromCodePoint(parseInt(body.slice(1), 10));
+    if (body.startsWith("#x")) return fromReference(m, parseInt(body.slice(2), 16));
+    if (body.startsWith("#")) return fromReference(m, parseInt(body.slice(1), 10));
     const e = ENTITIES[body];
     if (e === undefined) throw new XmlParseError(`unknown entity ${m}`);
     return e;
@@ -47,6 +61,9 @@ interface MutableElement {
   children: MutableElement[];
   text: string;
 }
+
+/** How deep elements may nest. */
+const MAX_DEPTH = 256;
 
 const NAME = /^[A-Za-z_][\w.:-]*/;
 const ATTR = /^\s+([A-Za-z_][\w.:-]*)\s*=\s*("([^"<]*)"|'([^'<]*)')/;
@@ -119,7 +136,12 @@ export function parseXml(input: string): XmlElement {
       if (parent) parent.children.push(el);
       else if (root) throw new XmlParseError("more than one root element");
       else root = el;
-      if (!selfClosing) stack.push(el);
+      if (!selfClosing) {
+        // libvirt's documents nest a dozen deep; a daemon nesting thousands would overflow every
+        // recursive walk of the tree (a destroy that could never read its disks).
+        if (stack.length >= MAX_DEPTH) throw new XmlParseError(`elements nested deeper than ${MAX_DEPTH}`);
+        stack.push(el);
+      }
     }
   }
   if (stack.length > 0) throw new XmlParseError(`unclosed element <${stack[stack.length - 1]?.name}>`);
