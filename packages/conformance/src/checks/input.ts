@@ -51,6 +51,7 @@ export async function checkBadArguments(ctx: ScenarioContext): Promise<void> {
     // spawn: nothing may be created.
     await refused(ctx, "spawn(null)", "request", () => d.spawn(null as Loose, ctx.opts()));
     await refused(ctx, "spawn(42)", "request", () => d.spawn(42 as Loose, ctx.opts()));
+    await refused(ctx, "spawn with instance null", "instance", () => d.spawn({ instance: null as Loose }, ctx.opts()));
     const fresh = ctx.newInstance();
     await refused(ctx, "spawn with imageMeta 42", "imageMeta", () =>
       d.spawn({ instance: fresh, imageMeta: 42 as Loose }, ctx.opts()),

@@ -962,6 +962,17 @@ class OptionsTidiedAway extends DriverDecorator {
   }
 }
 
+/** Reads the request's instance before checking it: spawn({ instance: null }) is a TypeError. */
+class SpawnReadsInstanceFirst extends DriverDecorator {
+  override spawn(request: SpawnRequest, options?: OperationOptions): Promise<void> {
+    if (typeof request === "object" && request !== null) {
+      const uuid = request.instance.uuid;
+      if (uuid === "") return Promise.reject(new InvalidInputError("instance.uuid", "must not be empty"));
+    }
+    return this.inner.spawn(request, options);
+  }
+}
+
 const v = (defectClass: DefectClass, name: string, defect: string, caughtBy: readonly string[], wrap: Wrap): BrokenVariant => ({
   name,
   defectClass,
@@ -1055,5 +1066,6 @@ export const GAP_VARIANTS: readonly BrokenVariant[] = [
   v("deadlines", "long-deadlines-dropped", "getInfo drops a timeoutMs of a second or more", [INSPECTION], (d) => new LongDeadlinesDropped(d)),
   v("deadlines", "destination-check-deaf", "checkCanLiveMigrateDestination ignores the caller's signal and deadline", [INSPECTION], (d) => new DestinationCheckDeaf(d)),
   v("deadlines", "inspection-ignores-aborted", "listInstances and instanceExists run although the signal is already aborted", [INSPECTION], (d) => new InspectionIgnoresAborted(d)),
+  v("refusal", "spawn-reads-instance-first", "spawn reads request.instance before checking it: { instance: null } is a TypeError", [BAD], (d) => new SpawnReadsInstanceFirst(d)),
   v("refusal", "options-tidied-away", "a timeoutMs that is no positive number (NaN, 0, -1, \"5\") or a signal that is no AbortSignal is dropped: the call runs with no deadline", [BAD], (d) => new OptionsTidiedAway(d)),
 ];
