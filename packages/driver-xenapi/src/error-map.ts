@@ -14,6 +14,7 @@ import {
   VirtkitError,
 } from "@virtkit/core";
 import { XapiError, XapiTransportError } from "./xapi-error.js";
+import { XmlRpcParseError } from "./xml-rpc.js";
 
 /** What the failing operation was about. */
 export interface ErrorContext {
@@ -41,6 +42,7 @@ export function mapXapiError(err: unknown, ctx: ErrorContext): VirtkitError {
   const host = ctx.host ?? "xapi";
   const id = ctx.instanceId ?? "unknown";
   if (err instanceof XapiTransportError) return new HypervisorUnavailableError(host, err.message, { cause: err });
+  if (err instanceof XmlRpcParseError) return new HypervisorUnavailableError(host, `the host answered malformed XML-RPC: ${err.message}`, { cause: err });
   if (!(err instanceof XapiError)) {
     return new HypervisorUnavailableError(host, `${ctx.operation} failed unexpectedly`, { cause: err });
   }

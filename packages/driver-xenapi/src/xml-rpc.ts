@@ -97,11 +97,20 @@ function unescapeXml(s: string): string {
         return '"';
       case "apos":
         return "'";
-      default:
-        return String.fromCodePoint(e.startsWith("#x") ? parseInt(e.slice(2), 16) : parseInt(e.slice(1), 10));
+      default: {
+        const code = e.startsWith("#x") ? parseInt(e.slice(2), 16) : parseInt(e.slice(1), 10);
+        // One XML does not allow (0, a surrogate, past U+10FFFF) is malformed, not a RangeError.
+        const legal =
+          code === 0x9 || code === 0xa || code === 0xd || (code >= 0x20 && code <= 0xd7ff) || (code >= 0xe000 && code <= 0xfffd) || (code >= 0x10000 && code <= 0x10ffff);
+        if (!legal) throw new XmlRpcParseError("a character reference names no XML character");
+        return String.fromCodePoint(code);
+      }
     }
   });
 }
+
+/** How deep elements may nest in a reply. */
+const MAX_DEPTH = 256;
 
 /** Malformed XML-RPC. */
 export class XmlRpcParseError extends Error {
@@ -130,7 +139,11 @@ export function parseXml(xml: string): Element {
       } else {
         const el: Element = { name: m[3], children: [], text: "" };
         top.children.push(el);
-        if (m[4] !== "/") stack.push(el);
+        if (m[4] !== "/") {
+          // XAPI's replies nest a few dozen deep; thousands would overflow the recursive decode.
+          if (stack.length > MAX_DEPTH) throw new XmlRpcParseError(`elements nested deeper than ${MAX_DEPTH}`);
+          stack.push(el);
+        }
       }
     }
   }
