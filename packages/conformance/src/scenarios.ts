@@ -227,6 +227,16 @@ const snapshot: ScenarioDefinition[] = [
     run: snap.checkSnapshotsPerInstance,
     refuse: snap.refuseInstanceSnapshots,
   },
+  {
+    id: "snapshot.power-and-respawn",
+    title: "a snapshot captured PAUSED reverts to PAUSED; an instance spawned again under a destroyed one's uuid has no snapshots",
+    group: "snapshot",
+    capability: "instanceSnapshots",
+    level: "MUST",
+    guestStarts: 2,
+    run: snap.checkSnapshotPowerAndRespawn,
+    refuse: snap.refuseInstanceSnapshots,
+  },
 ];
 
 const migration: ScenarioDefinition[] = [

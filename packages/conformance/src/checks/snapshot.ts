@@ -5,7 +5,7 @@
  */
 import { randomUUID } from "node:crypto";
 import { PowerState, TaskState, snapshotImageMetadata, type Instance } from "@virtkit/core";
-import { check, checkEqual, describeError, expectRejects, expectState, expectUnsupported, fail, waitFor } from "../assertions.js";
+import { check, checkEqual, describeError, expectGone, expectRejects, expectState, expectUnsupported, fail, waitFor } from "../assertions.js";
 import type { ScenarioContext } from "../scenario.js";
 import { settle } from "./depth-support.js";
 import { checkUploadedFormat } from "./image-format.js";
@@ -297,6 +297,40 @@ export async function checkSnapshotsPerInstance(ctx: ScenarioContext): Promise<v
   await d.deleteInstanceSnapshot(a, sa.id, ctx.opts());
   checkEqual((await ids(a)).length + (await ids(b)).length, 0, "snapshots left after deleting both");
   check(JSON.stringify(listedA) === heldA, "a listing handed out earlier changed under its holder with later calls: the caller owns what it was given");
+}
+
+/**
+ * A snapshot captured PAUSED brings the instance back PAUSED ("restores disk and power state as
+ * captured"); and an instance destroyed with a snapshot and spawned again under the same uuid (as
+ * Nova's rebuild and evacuate do) starts with none: the snapshots went with the instance.
+ */
+export async function checkSnapshotPowerAndRespawn(ctx: ScenarioContext): Promise<void> {
+  const d = ctx.driver;
+  const inst = await ctx.spawn();
+  if (d.capabilities.pause) {
+    ctx.step("pause, then createInstanceSnapshot (captured PAUSED)");
+    await d.pause(inst, ctx.opts());
+    const snap = await d.createInstanceSnapshot(inst, `${ctx.prefix}-paused`, ctx.opts());
+    checkEqual(snap.powerState, PowerState.PAUSED, "the powerState of a snapshot taken while paused");
+    await expectState(ctx, inst, PowerState.PAUSED, "a snapshot of a paused instance");
+    ctx.step("unpause, then revert to the snapshot captured PAUSED");
+    await d.unpause(inst, ctx.opts());
+    await d.revertToInstanceSnapshot(inst, snap.id, ctx.opts());
+    await expectState(ctx, inst, PowerState.PAUSED, "revert to a snapshot captured PAUSED");
+    await d.unpause(inst, ctx.opts());
+    await expectState(ctx, inst, PowerState.RUNNING, "unpause after the revert");
+  } else {
+    await d.createInstanceSnapshot(inst, `${ctx.prefix}-running`, ctx.opts());
+  }
+  ctx.step("destroy the instance with its snapshot, spawn it again under the same uuid");
+  await d.destroy(inst, ctx.opts());
+  await expectGone(ctx, inst, "destroy of an instance with a snapshot");
+  const again = await ctx.spawn({ uuid: inst.uuid, name: `${inst.name}-again` });
+  const left = await d.listInstanceSnapshots(again, ctx.opts());
+  check(
+    left.length === 0,
+    `the instance spawned again under a destroyed one's uuid lists ${left.length} snapshot(s) of the destroyed one (${left.map((s) => JSON.stringify(s.name)).join(", ")}): destroy leaves no snapshot behind`,
+  );
 }
 
 /** Undeclared instance snapshots are refused as unsupported: every call of the capability, not only create. */

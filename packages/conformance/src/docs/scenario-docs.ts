@@ -206,6 +206,10 @@ export const SCENARIO_DOCS: Readonly<Record<string, ScenarioDoc>> = {
     rule: "Instance snapshots belong to their instance: with two instances holding one each, an id of the other's is SnapshotNotFoundError for deleteInstanceSnapshot and revertToInstanceSnapshot (both instances and their snapshots unchanged), each listing holds its own snapshot only, a name of 255 characters (the contract's limit) is kept as given, every id is at most 255 characters, and a listing returned earlier does not change under its holder with later calls.",
     nova: "Nova's libvirt driver looks snapshots up on the instance's own domain (virDomainSnapshotLookupByName on that domain), and XenAPI's vmops on the VM's own snapshot list; Nova's API limits names to 255 characters.",
   },
+  "snapshot.power-and-respawn": {
+    rule: "A snapshot taken while PAUSED says powerState PAUSED, and reverting to it (from RUNNING) leaves the instance PAUSED; an instance destroyed with a snapshot and spawned again under the same uuid lists no snapshot.",
+    nova: "libvirt reverts a snapshot to the state it captured (paused stays paused); Nova's rebuild and evacuate spawn the same uuid again after destroy, and the libvirt driver's undefine removes the snapshots' metadata with the domain.",
+  },
   "admin-password.characters": {
     rule: "setAdminPassword takes any text: a password holding ':', a space, quotes, a backslash, '$', '#' and a non-ASCII letter opens the admin account whole (checked in the guest), and its part before the ':' does not.",
     nova: "Nova passes the API's admin password as given to the guest agent (qemu-guest-agent's guest-set-user-password base64-encodes it; the agent feeds chpasswd, whose 'user:password' line splits at the first ':'), so a driver must not build such a line itself.",

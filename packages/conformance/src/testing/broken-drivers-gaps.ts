@@ -973,6 +973,27 @@ class SpawnReadsInstanceFirst extends DriverDecorator {
   }
 }
 
+/** destroy keeps the instance's snapshots: an instance spawned again under its uuid lists them. */
+class DestroyKeepsSnapshots extends DriverDecorator {
+  readonly #left = new Map<string, InstanceSnapshot[]>();
+  override async destroy(instance: Instance, options?: DestroyOptions): Promise<void> {
+    const snaps = await this.inner.listInstanceSnapshots(instance).catch(() => [] as readonly InstanceSnapshot[]);
+    await this.inner.destroy(instance, options);
+    if (snaps.length > 0) this.#left.set(instance.uuid, [...snaps]);
+  }
+  override async listInstanceSnapshots(instance: Instance, options?: OperationOptions): Promise<readonly InstanceSnapshot[]> {
+    return [...(this.#left.get(instance.uuid) ?? []), ...(await this.inner.listInstanceSnapshots(instance, options))];
+  }
+}
+
+/** A revert to a snapshot captured PAUSED resumes the guest afterwards. */
+class RevertResumesPaused extends DriverDecorator {
+  override async revertToInstanceSnapshot(instance: Instance, id: string, options?: OperationOptions): Promise<void> {
+    await this.inner.revertToInstanceSnapshot(instance, id, options);
+    if ((await stateOf(this.inner, instance)) === PowerState.PAUSED) await this.inner.unpause(instance);
+  }
+}
+
 const v = (defectClass: DefectClass, name: string, defect: string, caughtBy: readonly string[], wrap: Wrap): BrokenVariant => ({
   name,
   defectClass,
@@ -1066,6 +1087,8 @@ export const GAP_VARIANTS: readonly BrokenVariant[] = [
   v("deadlines", "long-deadlines-dropped", "getInfo drops a timeoutMs of a second or more", [INSPECTION], (d) => new LongDeadlinesDropped(d)),
   v("deadlines", "destination-check-deaf", "checkCanLiveMigrateDestination ignores the caller's signal and deadline", [INSPECTION], (d) => new DestinationCheckDeaf(d)),
   v("deadlines", "inspection-ignores-aborted", "listInstances and instanceExists run although the signal is already aborted", [INSPECTION], (d) => new InspectionIgnoresAborted(d)),
+  v("snapshots", "destroy-keeps-snapshots", "destroy keeps the instance's snapshots: spawned again under its uuid, it lists them", ["snapshot.power-and-respawn"], (d) => new DestroyKeepsSnapshots(d)),
+  v("wrong-state", "revert-resumes-paused", "a revert to a snapshot captured PAUSED leaves the instance RUNNING", ["snapshot.power-and-respawn"], (d) => new RevertResumesPaused(d)),
   v("refusal", "spawn-reads-instance-first", "spawn reads request.instance before checking it: { instance: null } is a TypeError", [BAD], (d) => new SpawnReadsInstanceFirst(d)),
   v("refusal", "options-tidied-away", "a timeoutMs that is no positive number (NaN, 0, -1, \"5\") or a signal that is no AbortSignal is dropped: the call runs with no deadline", [BAD], (d) => new OptionsTidiedAway(d)),
 ];
