@@ -459,10 +459,12 @@ async function cleanup(
 ): Promise<string[]> {
   const leaks: string[] = [];
   const t = calls.track.bind(calls);
+  // One uuid spawned again (a rebuild) is one instance: its last record, cleaned once.
+  const byUuid = [...new Map(instances.map((i) => [i.uuid, i])).values()];
   for (const [host, driver] of drivers) {
     // A few instances at once (different instances may be worked on concurrently): a scenario
     // that spawned 17 real guests otherwise spends half its cleanup deadline destroying them in turn.
-    await forEachLimited(instances, CLEANUP_CONCURRENCY, async (inst) => {
+    await forEachLimited(byUuid, CLEANUP_CONCURRENCY, async (inst) => {
       try {
         const on = `${inst.name} on ${host}`;
         if (!(await t(`instanceExists ${on}`, () => driver.instanceExists(inst)))) return;

@@ -12,11 +12,12 @@ import { refused } from "./testing/refused.js";
 
 describe("the shared driver input checks", () => {
   it("spawn and rescue return the image meta normalised, or refuse it naming the field", () => {
-    expect(validateSpawnRequest({})).toBeUndefined();
-    expect(validateSpawnRequest({ imageMeta: { properties: { hw_qemu_guest_agent: "yes" } } })).toMatchObject({
+    expect(validateSpawnRequest({ instance: {} })).toBeUndefined();
+    expect(validateSpawnRequest({ instance: {}, imageMeta: { properties: { hw_qemu_guest_agent: "yes" } } })).toMatchObject({
       properties: { hw_qemu_guest_agent: true },
     });
-    expect(refused(() => validateSpawnRequest({ imageMeta: 42 })).field).toBe("request.imageMeta");
+    expect(refused(() => validateSpawnRequest({ instance: {}, imageMeta: 42 })).field).toBe("request.imageMeta");
+    for (const instance of [null, undefined, 42]) expect(refused(() => validateSpawnRequest({ instance })).field).toBe("request.instance");
     expect(validateRescueInput({ properties: {} }, undefined)).toEqual({ properties: {} });
     expect(refused(() => validateRescueInput(null, undefined)).field).toBe("rescueImageMeta");
   });

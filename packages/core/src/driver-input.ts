@@ -15,7 +15,9 @@ import { validateImageMeta, validateSafeString } from "./validation.js";
  */
 export function validateSpawnRequest(request: unknown): ImageMeta | undefined {
   if (typeof request !== "object" || request === null) throw new InvalidInputError("request", "must be an object");
-  const { imageMeta, adminPassword } = request as { imageMeta?: unknown; adminPassword?: unknown };
+  const { instance, imageMeta, adminPassword } = request as { instance?: unknown; imageMeta?: unknown; adminPassword?: unknown };
+  // Not read into by the caller's driver before its own checks: not an object is refused here.
+  if (typeof instance !== "object" || instance === null) throw new InvalidInputError("request.instance", "must be an object");
   const meta = imageMeta === undefined ? undefined : validateImageMeta(imageMeta, "request.imageMeta");
   if (adminPassword !== undefined && !isSecret(adminPassword)) {
     throw new InvalidInputError("request.adminPassword", "must be a Secret");

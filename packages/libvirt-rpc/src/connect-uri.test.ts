@@ -92,6 +92,21 @@ describe("a password in the URI", () => {
     expect(maskUri("qemu+ssh://admin:p@ss/w@host/system?x=1")).toBe("qemu+ssh://admin:***@host/system?x=***");
     expect(maskUri("qemu+ssh://admin@host/system")).toBe("qemu+ssh://admin@host/system");
     expect(maskUri("qemu:///system")).toBe("qemu:///system");
+    expect(maskUri("qemu+ssh://root:pa?ss@h/system")).toBe("qemu+ssh://root:***@h/system");
+    expect(maskUri("qemu+ssh://root:pa#ss@h/system")).toBe("qemu+ssh://root:***@h/system");
+    expect(maskUri("qemu+tcp://admin:1234@host/system")).toBe("qemu+tcp://admin:***@host/system");
+    expect(maskUri("qemu+tcp://host:1234/system?x=a@b")).toBe("qemu+tcp://host:1234/system?x=***");
+    expect(maskUri("qemu+tcp://[::1]:16509/system")).toBe("qemu+tcp://[::1]:16509/system");
+    expect(maskUri("qemu+ssh://u:p@[::1]/system")).toBe("qemu+ssh://u:***@[::1]/system");
+    for (const uri of ["qemu+ssh://root:S3?cr@h/system", "qemu+ssh://root:S3#cr@h/system"]) {
+      let err: unknown;
+      try {
+        parseConnectUri(uri);
+      } catch (e) {
+        err = e;
+      }
+      expect((err as Error).message, uri).not.toContain("S3");
+    }
   });
 });
 

@@ -204,19 +204,21 @@ export class LibvirtVersionSkewError extends LibvirtRpcError {
  * auth parameters) replaced by `***`. Works on malformed URIs too, which is when it is needed.
  */
 export function maskUri(uri: string): string {
-  // Up to the query: a password runs from the first ':' of the user info to its LAST '@' (an
-  // unescaped '@' or '/' inside a password must not leave its tail showing).
-  const q = uri.search(/[?#]/);
-  let head = q < 0 ? uri : uri.slice(0, q);
-  const tail = q < 0 ? "" : uri.slice(q);
-  const start = head.indexOf("//");
-  const at = head.lastIndexOf("@");
-  if (start >= 0 && at > start) {
-    const info = head.slice(start + 2, at);
-    const colon = info.indexOf(":");
-    if (colon >= 0) head = `${head.slice(0, start + 2)}${info.slice(0, colon)}:***${head.slice(at)}`;
+  const maskQuery = (t: string): string => t.replace(/([?&][^=&#]*)=[^&#]*/g, "$1=***");
+  const start = uri.indexOf("//");
+  if (start < 0) return maskQuery(uri);
+  const rest = uri.slice(start + 2);
+  // User info with a password: a ':' before any '/', '?', '#' or '@' of the authority, followed by
+  // something other than a port. It runs to the LAST '@' (a password may hold '@', '/', '?' or
+  // '#' unescaped); masking too much there only hides more.
+  const stop = rest.search(/[:/?#@]/);
+  const at = rest.lastIndexOf("@");
+  if (stop >= 0 && rest[stop] === ":" && at > stop) {
+    const seg = /^[^/?#@]*/.exec(rest.slice(stop + 1))?.[0] ?? "";
+    const isPort = /^\d*$/.test(seg) && rest[stop + 1 + seg.length] !== "@";
+    if (!isPort) return `${uri.slice(0, start + 2)}${rest.slice(0, stop)}:***${maskQuery(rest.slice(at))}`;
   }
-  return head + tail.replace(/([?&][^=&#]*)=[^&#]*/g, "$1=***");
+  return maskQuery(uri);
 }
 
 /** `err` with every one of `secrets` masked in a daemon error's text (libvirtd may echo what it was given). */
