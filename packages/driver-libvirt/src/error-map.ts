@@ -19,14 +19,14 @@ import {
   LibvirtAbortedError,
   LibvirtAuthUnsupportedError,
   LibvirtConnectionClosedError,
-  LibvirtError,
   LibvirtProtocolError,
   LibvirtTimeoutError,
   LibvirtUriError,
   LibvirtVersionSkewError,
   VirErrorNumber as E,
   findLibvirtError,
-  type RemoteErrorFields,
+  redact,
+  redactLibvirtError,
 } from "@virtkit/libvirt-rpc";
 import { XmlParseError } from "./xml.js";
 
@@ -49,27 +49,9 @@ export interface ErrorContext {
 }
 
 const DRIVER = "libvirt";
-const REDACTED = "***";
 
-/** Replaces every occurrence of every secret in `text`. */
-export function redact(text: string, secrets: readonly string[] | undefined): string {
-  let out = text;
-  for (const s of secrets ?? []) if (s !== "") out = out.split(s).join(REDACTED);
-  return out;
-}
-
-/** A copy of a daemon error with every secret replaced in its message and strings. */
-export function redactLibvirtError(err: LibvirtError, secrets: readonly string[] | undefined): LibvirtError {
-  const r = (v: string | null): string | null => (v === null ? null : redact(v, secrets));
-  const remote: RemoteErrorFields = {
-    ...err.remote,
-    message: r(err.remote.message),
-    str1: r(err.remote.str1),
-    str2: r(err.remote.str2),
-    str3: r(err.remote.str3),
-  };
-  return new LibvirtError(remote, err.procedure);
-}
+// One redaction for the client and the driver: libvirt-rpc's (the driver's secrets, the URI's query).
+export { redact, redactLibvirtError };
 
 /** The daemon's message without secrets (or a generic one). */
 export function libvirtMessage(err: unknown, secrets?: readonly string[]): string {

@@ -15,8 +15,9 @@ import {
   LibvirtAbortedError,
   LibvirtAuthUnsupportedError,
   LibvirtConnectionClosedError,
+  LibvirtError,
   LibvirtTimeoutError,
-  scrubLibvirtError,
+  redactLibvirtError,
 } from "./errors.js";
 import { EventRegistry, type DomainLifecycleListener, type EventSubscription } from "./events.js";
 import { DEFAULT_KEEPALIVE, type KeepaliveOptions } from "./keepalive.js";
@@ -252,10 +253,9 @@ export class LibvirtConnection implements AsyncDisposable {
       } catch (err) {
         // A handshake call aborted by our deadline is a timeout; by the caller, an abort. A refused
         // open may echo the URI's query (a token someone put there): masked as the URI is.
-        const failure = scrubLibvirtError(
-          (err instanceof LibvirtAbortedError ? timedOut() : undefined) ?? err,
-          forwardedQueryValues(this.uri),
-        );
+        const raw = (err instanceof LibvirtAbortedError ? timedOut() : undefined) ?? err;
+        const echoed = forwardedQueryValues(this.uri);
+        const failure = raw instanceof LibvirtError && echoed.length > 0 ? redactLibvirtError(raw, echoed) : raw;
         client.destroy(failure instanceof Error ? failure : undefined);
         throw failure;
       }

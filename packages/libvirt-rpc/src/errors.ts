@@ -221,17 +221,24 @@ export function maskUri(uri: string): string {
   return maskQuery(uri);
 }
 
-/** `err` with every one of `secrets` masked in a daemon error's text (libvirtd may echo what it was given). */
-export function scrubLibvirtError(err: unknown, secrets: readonly string[]): unknown {
-  if (!(err instanceof LibvirtError) || secrets.length === 0) return err;
-  const r = err.remote;
-  const texts = [r.message, r.str1, r.str2, r.str3];
-  if (!texts.some((t) => t !== null && secrets.some((v) => t.includes(v)))) return err;
-  const mask = (t: string | null) => (t === null ? null : secrets.reduce((out, v) => out.split(v).join("***"), t));
-  return new LibvirtError(
-    { ...r, message: mask(r.message), str1: mask(r.str1), str2: mask(r.str2), str3: mask(r.str3) },
-    err.procedure,
-  );
+/** Replaces every occurrence of every secret in `text`. */
+export function redact(text: string, secrets: readonly string[] | undefined): string {
+  let out = text;
+  for (const s of secrets ?? []) if (s !== "") out = out.split(s).join("***");
+  return out;
+}
+
+/** A copy of a daemon error with every secret replaced in its message and strings (libvirtd may echo what it was given). */
+export function redactLibvirtError(err: LibvirtError, secrets: readonly string[] | undefined): LibvirtError {
+  const r = (v: string | null): string | null => (v === null ? null : redact(v, secrets));
+  const remote: RemoteErrorFields = {
+    ...err.remote,
+    message: r(err.remote.message),
+    str1: r(err.remote.str1),
+    str2: r(err.remote.str2),
+    str3: r(err.remote.str3),
+  };
+  return new LibvirtError(remote, err.procedure);
 }
 
 export class LibvirtUriError extends LibvirtRpcError {

@@ -56,6 +56,8 @@ export {
   isInvalidArg,
   isMigrateUnsafe,
   isConnectionClosed,
+  redact,
+  redactLibvirtError,
 } from "./errors.js";
 export type { LibvirtRpcErrorCode, RemoteErrorFields } from "./errors.js";
 export { VirErrorNumber, VirErrorDomain, VirErrorLevel, virErrorName, virErrorDomainName } from "./error-codes.js";

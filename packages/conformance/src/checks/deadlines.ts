@@ -388,6 +388,28 @@ export async function checkDeadlinesEveryOperation(ctx: ScenarioContext): Promis
 /** The operations the deadline check covers, for reports. */
 export const DEADLINE_OPERATIONS: readonly string[] = CASES.map((c) => c.op);
 
+/**
+ * `call` on a slowed hypervisor must reject with OperationTimeoutError, unless it answered within
+ * `quickMs`: then it never waited on the hypervisor (a console or state the driver keeps), no
+ * deadline came into play, and it resolves true.
+ */
+async function expectTimeoutUnlessQuick(ctx: ScenarioContext, call: () => Promise<unknown>, quickMs: number, what: string): Promise<boolean> {
+  const t0 = performance.now();
+  const outcome = await call().then(
+    () => undefined,
+    (err: unknown) => ({ err }),
+  );
+  const ms = performance.now() - t0;
+  if (outcome === undefined && ms < quickMs) return true;
+  await expectTyped(
+    ctx,
+    outcome === undefined ? Promise.resolve() : Promise.reject(outcome.err),
+    OperationTimeoutError,
+    `${what}${outcome === undefined ? ` (answered after ${Math.round(ms)} ms)` : ""}`,
+  );
+  return false;
+}
+
 /** The slowed hypervisor and the deadline of the long-deadline call in {@link checkInspectionDeadlines}. */
 const LONG_LATENCY_MS = 3_000;
 const LONG_DEADLINE_MS = 1_000;
@@ -432,21 +454,7 @@ export async function checkInspectionDeadlines(ctx: ScenarioContext): Promise<vo
       await Promise.all(
         calls.map(([name, fn]) =>
           collect(failures, name, async () => {
-            const t0 = performance.now();
-            const outcome = await fn({ signal: ctx.signal, timeoutMs: TIMEOUT_MS }).then(
-              () => undefined,
-              (err: unknown) => ({ err }),
-            );
-            const ms = performance.now() - t0;
-            // Answered sooner than the hypervisor's added latency: it never waited on the hypervisor
-            // (a console kept by the driver), so no deadline came into play.
-            if (outcome === undefined && ms < LATENCY_MS) return;
-            await expectTyped(
-              ctx,
-              outcome === undefined ? Promise.resolve() : Promise.reject(outcome.err),
-              OperationTimeoutError,
-              `${name} with a ${TIMEOUT_MS} ms deadline${outcome === undefined ? ` (answered after ${Math.round(ms)} ms)` : ""}`,
-            );
+            await expectTimeoutUnlessQuick(ctx, () => fn({ signal: ctx.signal, timeoutMs: TIMEOUT_MS }), LATENCY_MS, `${name} with a ${TIMEOUT_MS} ms deadline`);
           }),
         ),
       );
@@ -454,18 +462,8 @@ export async function checkInspectionDeadlines(ctx: ScenarioContext): Promise<vo
       await setLatency(LONG_LATENCY_MS);
       const t0 = performance.now();
       await collect(failures, "getInfo", async () => {
-        const outcome = await d.getInfo(inst, { signal: ctx.signal, timeoutMs: LONG_DEADLINE_MS }).then(
-          () => undefined,
-          (err: unknown) => ({ err }),
-        );
-        // Answered sooner than the added latency: from the driver's own state, no deadline in play.
-        if (outcome === undefined && performance.now() - t0 < LONG_DEADLINE_MS) return;
-        await expectTyped(
-          ctx,
-          outcome === undefined ? Promise.resolve() : Promise.reject(outcome.err),
-          OperationTimeoutError,
-          `getInfo with a ${LONG_DEADLINE_MS} ms deadline`,
-        );
+        const opts = { signal: ctx.signal, timeoutMs: LONG_DEADLINE_MS };
+        if (await expectTimeoutUnlessQuick(ctx, () => d.getInfo(inst, opts), LONG_DEADLINE_MS, `getInfo with a ${LONG_DEADLINE_MS} ms deadline`)) return;
         const ms = performance.now() - t0;
         check(ms < LONG_LATENCY_MS - 500, `getInfo with a ${LONG_DEADLINE_MS} ms deadline rejected only after ${Math.round(ms)} ms`);
       });
