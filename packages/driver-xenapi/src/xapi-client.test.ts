@@ -350,6 +350,42 @@ describe("a broken or hostile host", () => {
     expect(chain.join(" | ")).not.toContain(PASSWORD);
   });
 
+  it("a password a host echoes in a failed task's error_info is masked", async () => {
+    const m = await mini();
+    m.handlers.set("Async.VM.start", () => m.task(10, { error: ["INTERNAL_ERROR", `login as root with ${PASSWORD} refused`] }));
+    const err = (await client(m.url).callAsync("VM.start", ["OpaqueRef:x", false, false]).catch((e: unknown) => e)) as XapiError;
+    expect(err).toBeInstanceOf(XapiError);
+    expect(err.xapiParams).toEqual(["login as root with *** refused"]);
+    expect(`${err.message} ${JSON.stringify(err)}`).not.toContain(PASSWORD);
+  });
+
+  it("a password echoed inside a parameter that is no string is masked in its JSON form too", async () => {
+    const tricky = 'pa"ss\\word';
+    const url = await serve((req, res) => {
+      req.resume();
+      req.on("end", () =>
+        res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ jsonrpc: "2.0", error: ["INTERNAL_ERROR", { tried: tricky }], id: 1 })),
+      );
+    });
+    const c = new XapiClient({ url, username: "root", password: new Secret(tricky), timeoutMs: 5_000 });
+    open.push(c);
+    const err = (await c.call("VM.get_all", []).catch((e: unknown) => e)) as XapiError;
+    expect(err.xapiParams).toEqual(['{"tried":"***"}']);
+    expect(err.message).not.toContain(JSON.stringify(tricky).slice(1, -1));
+  });
+
+  it("a HOST_IS_SLAVE naming a bare IPv6 master is that address on the url's port, not a port cut from the address", async () => {
+    const url = await serve((req, res) => {
+      req.resume();
+      req.on("end", () =>
+        res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ jsonrpc: "2.0", error: ["HOST_IS_SLAVE", "2001:db8::2"], id: 1 })),
+      );
+    });
+    const port = new URL(url).port;
+    const err = (await client(url).call("VM.get_all", []).catch((e: unknown) => e)) as Error;
+    expect(err.message).toContain(`redirected to its master [2001:db8::2]:${port}, but`);
+  });
+
   it("JSON that is not a JSON-RPC reply (null) is a transport error, not a TypeError", async () => {
     const url = await serve((req, res) => {
       req.resume();

@@ -341,6 +341,11 @@ export class XapiClient {
     this.#transport.close();
   }
 
+  /** @internal What no error may show (session refs, the password), for the task watcher's errors. */
+  maskedSecrets(): string[] {
+    return this.#masked();
+  }
+
   /** @internal The call behind `call`, for the task watcher. */
   callRaw<T>(method: string, args: readonly XapiValue[], signal: AbortSignal): Promise<T> {
     return this.#callWithSession<T>(method, args, signal);
@@ -429,11 +434,14 @@ export class XapiClient {
   #redirect(master: string | undefined): void {
     if (!master) return;
     const next = new URL(this.#base.origin);
-    // XAPI names the master by address; a simulator (or a non-default port) gives `address:port`.
-    const m = /^\[?([^\]]+?)\]?(?::(\d+))?$/.exec(master);
-    const host = m?.[1] ?? master;
+    // XAPI names the master by address; a simulator (or a non-default port) gives `address:port`,
+    // an IPv6 one `[address]:port`. A bare IPv6 address (more than one colon) has no port.
+    const bracketed = /^\[([^\]]+)\](?::(\d+))?$/.exec(master);
+    const plain = bracketed || master.split(":").length > 2 ? undefined : /^([^:]+)(?::(\d+))?$/.exec(master);
+    const host = bracketed?.[1] ?? plain?.[1] ?? master;
+    const port = bracketed?.[2] ?? plain?.[2];
     next.hostname = host.includes(":") ? `[${host}]` : host;
-    if (m?.[2]) next.port = m[2];
+    if (port) next.port = port;
     // Whoever answers may name any master: the password goes there only as it would to the url.
     if (this.#options.allowHttp !== true && plainHttpOffHost(next)) {
       throw new XapiTransportError(`the pool member redirected to its master ${next.host}, but ${CLEAR_TEXT_REFUSED(next.host)}`);
@@ -792,7 +800,8 @@ class EventWatcher {
       }
     }
     if (status === "cancelled") return Promise.reject(new XapiError(method, "TASK_CANCELLED", [task]));
-    return Promise.reject(xapiErrorFrom(method, record.error_info));
+    // A task's error_info is the host's text as much as a reply is: masked alike.
+    return Promise.reject(xapiErrorFrom(method, record.error_info, this.client.maskedSecrets()));
   }
 
   #wanted(): boolean {

@@ -15,7 +15,14 @@ export function maskXapiParams(code: string, params: readonly string[], sessionR
   return params.map((p) => {
     if (SESSION_CODES.has(code) && /^OpaqueRef:/.test(p)) return "***";
     let out = p;
-    for (const ref of sessionRefs) if (ref.length > 0) out = out.split(ref).join("***");
+    for (const ref of sessionRefs) {
+      if (ref.length === 0) continue;
+      out = out.split(ref).join("***");
+      // A parameter that is no string reaches here as JSON, where a secret holding `"`, `\` or a
+      // control character is written escaped.
+      const escaped = JSON.stringify(ref).slice(1, -1);
+      if (escaped !== ref) out = out.split(escaped).join("***");
+    }
     return out.replace(/session_id=[^&\s"']+/g, "session_id=***");
   });
 }
