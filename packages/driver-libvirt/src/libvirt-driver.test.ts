@@ -82,6 +82,21 @@ describe("LibvirtDriver (in-memory libvirt)", () => {
     expect(count(fake, "domainDefineXml")).toBe(0);
   });
 
+  it("lists a domain whose XML it cannot read by its libvirt name, with a warning, and the others as ever", async () => {
+    const warnings: string[] = [];
+    const { driver, fake } = await setup({ logger: { warn: (m: string) => warnings.push(m) } });
+    const good = inst({ name: "good-one" });
+    const bad = inst({ name: "bad-one", uuid: "0b6c1f7e-2d3a-4e5f-9a8b-7c6d5e4f3a2b" });
+    await driver.spawn({ instance: good });
+    await driver.spawn({ instance: bad });
+    const broken = fake.domains.get(bad.uuid)!;
+    // What another tool, or a daemon this driver refuses, might hand back: XML that does not parse.
+    broken.xml = "<domain><name>x</domain>";
+    const names = await driver.listInstances();
+    expect([...names].sort()).toEqual(["good-one", broken.dom.name].sort());
+    expect(warnings).toContain("domain XML could not be read; listed by its libvirt name");
+  });
+
   it("refuses to pause a paused domain even though libvirt would accept it", async () => {
     const { driver, fake } = await setup();
     const i = inst();

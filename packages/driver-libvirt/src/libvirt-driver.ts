@@ -102,6 +102,7 @@ import { PendingCleanups } from "./pending-cleanups.js";
 import { toPowerState } from "./power-state-map.js";
 import { withRescueDisk } from "./rescue-xml.js";
 import { imagePropertyTrue, validateInstance } from "./validate.js";
+import { XmlParseError } from "./xml.js";
 
 /** A structured logger (what the host application registers under `TOKENS.Logger`). */
 export interface DriverLogger {
@@ -592,6 +593,12 @@ export class LibvirtDriver implements ComputeDriver {
         } catch (err) {
           // Undefined between the list and the read: it is gone, its libvirt name will do.
           if (isNoDomain(err)) return d.name;
+          // XML this driver cannot read (another tool's, or a daemon's it refuses) costs that one
+          // domain its display name, not the whole listing.
+          if (err instanceof XmlParseError) {
+            this.#log("warn", "domain XML could not be read; listed by its libvirt name", { domain: d.name, err: err.message });
+            return d.name;
+          }
           throw err;
         }
       });
