@@ -126,14 +126,19 @@ export const plugin = { ...fake, name: "bad-register", register(container) { con
     expect(r.stderr).toMatch(/"bad-register": plugin bad-register did not register a driver under virtkit:driver:bad-register/);
   }, SLOW);
 
-  it("a driver that cannot be set up (host unreachable) is one error (exit 1), not the same failure per scenario", async () => {
+  it("a driver that cannot be set up (host unreachable) is one error (exit 1) and one failing report entry, not the same failure per scenario", async () => {
     const file = await unreachablePlugin(dir, "unreachable");
     const junit = join(dir, "unreachable.xml");
+    const tap = join(dir, "unreachable.tap");
     for (const runner of ["direct", "vitest"]) {
-      // An earlier run's passing report at the same path must not survive a run that wrote none.
+      // An earlier run's passing report at the same path must not survive: the files a CI job
+      // publishes say the run failed, and why.
       await writeFile(junit, '<testsuite failures="0"/>');
-      const r = virtkit(["conformance", "run", "--driver", file, "--runner", runner, "--junit", junit]);
-      expect(existsSync(junit)).toBe(false);
+      const r = virtkit(["conformance", "run", "--driver", file, "--runner", runner, "--junit", junit, "--tap", tap]);
+      const xml = await readFile(junit, "utf8");
+      expect(xml).toMatch(/<testsuites name="virtkit conformance: [^"]*" tests="1" failures="1"/);
+      expect(xml).toMatch(/<testcase classname="virtkit.setup" name="driver.setup \[MUST\][^"]*"[^>]*>\s*<failure message="the driver&apos;s setup failed, so no scenario ran: connect ECONNREFUSED 127\.0\.0\.1:1"/);
+      expect(await readFile(tap, "utf8")).toMatch(/^1\.\.1\n(# .*\n)*not ok 1 - driver\.setup /m);
       expect(r.status).toBe(1);
       expect(r.stdout).toBe("");
       expect(r.stderr.trimEnd().split("\n")).toHaveLength(1);

@@ -15,6 +15,7 @@ import { driverFlag, levelFlag, optionFlag, patternFlag } from "../../flags.js";
 import { checkReportPaths, planSuite, runSuite } from "../../run-suite.js";
 import { exploreDriver } from "../../explore-run.js";
 import { EXIT_INTERRUPTED, interruptedReport, partialReport, watchInterrupt } from "../../interrupt.js";
+import { isDriverSetupFailure, setupFailureReport } from "../../setup-failure-report.js";
 
 /** Flags of a scenario run that `--explore` has no use for. */
 const EXPLORE_IGNORES = [
@@ -77,8 +78,7 @@ export default class ConformanceRun extends VirtkitCommand {
     parallel: Flags.integer({
       min: 1,
       max: 64,
-      default: 4,
-      summary: "Scenarios run at once (lowered to what the environment runs fairly).",
+      summary: "Scenarios run at once (default: what the environment runs well, 4 unless it says; lowered to what it runs fairly).",
     }),
     runner: Flags.option({ options: ["vitest", "direct"] as const, default: "vitest" as const, summary: "Run through vitest's Node API or in-process." })(),
     junit: Flags.string({ summary: "Also write a JUnit XML report to this file.", helpValue: "<file>" }),
@@ -176,6 +176,15 @@ export default class ConformanceRun extends VirtkitCommand {
       }
       report = finished ?? (await run);
     } catch (err) {
+      if (isDriverSetupFailure(err)) {
+        const { summarize } = await import("@virtkit/conformance");
+        const failed = setupFailureReport(
+          { driver: seen.driver ?? { name: settings.spec, spec: settings.spec }, level: settings.level, runner: settings.runner, startedAt, selected: seen.total },
+          err,
+          summarize,
+        );
+        await this.writeReports(flags, failed);
+      }
       throw toCliError(err);
     } finally {
       interrupt.dispose();
