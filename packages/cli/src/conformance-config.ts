@@ -207,7 +207,7 @@ export interface RunFlags {
   readonly "scenario-timeout": number;
   readonly "cleanup-timeout": number;
   readonly "suite-timeout"?: number;
-  readonly parallel: number;
+  readonly parallel?: number;
   readonly runner: "vitest" | "direct";
   readonly config?: string;
   readonly "fail-fast"?: boolean;
@@ -227,7 +227,8 @@ export interface RunSettings {
   readonly scenarioTimeoutMs: number;
   readonly cleanupTimeoutMs: number;
   readonly suiteTimeoutMs?: number;
-  readonly parallel: number;
+  /** Absent: the environment's default (see `fairParallel`). */
+  readonly parallel?: number;
   readonly runner: "vitest" | "direct";
   readonly seed?: number;
   readonly timeouts?: Readonly<Record<string, number>>;
@@ -262,7 +263,7 @@ export async function runSettings(
     scenarioTimeoutMs: pick("scenario-timeout", cfg.scenarioTimeoutMs, flags["scenario-timeout"]),
     cleanupTimeoutMs: pick("cleanup-timeout", cfg.cleanupTimeoutMs, flags["cleanup-timeout"]),
     ...(suiteTimeoutMs !== undefined ? { suiteTimeoutMs } : {}),
-    parallel: pick("parallel", cfg.parallel, flags.parallel),
+    ...(flags.parallel !== undefined || cfg.parallel !== undefined ? { parallel: flags.parallel ?? cfg.parallel } : {}),
     runner: flags.runner,
     ...(seed !== undefined ? { seed } : {}),
     ...(cfg.timeouts !== undefined ? { timeouts: cfg.timeouts } : {}),

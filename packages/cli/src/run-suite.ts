@@ -23,7 +23,8 @@ export interface RunSuiteOptions {
   /** Deadline of each scenario's cleanup (default: the kit's, 60 s). */
   readonly cleanupTimeoutMs?: number;
   readonly suiteTimeoutMs?: number;
-  readonly parallel: number;
+  /** Scenarios at once; absent: the environment's `defaultParallel`, else {@link DEFAULT_PARALLEL}. */
+  readonly parallel?: number;
   readonly runner: "vitest" | "direct";
   readonly reporter?: ConformanceReporter;
   /** Shuffles the scenario order with this seed (`--shuffle --seed N`). */
@@ -171,13 +172,26 @@ export function fairScenarioTimeout(o: RunSuiteOptions, plugin: DriverPlugin): n
 }
 
 /** The plugin's environment the run names (`--env`), if any. */
-function namedEnvironment(o: RunSuiteOptions, plugin: DriverPlugin) {
+function namedEnvironment(o: Pick<RunSuiteOptions, "environment">, plugin: DriverPlugin) {
   return o.environment === undefined ? undefined : plugin.environments?.find((e) => e.name === o.environment);
 }
 
-/** The run's parallelism, lowered to what its named environment runs fairly at once. */
-export function fairParallel(o: RunSuiteOptions, plugin: DriverPlugin): number {
-  return Math.min(o.parallel, namedEnvironment(o, plugin)?.maxParallel ?? o.parallel);
+/** Scenarios at once when neither the run nor its environment says. */
+export const DEFAULT_PARALLEL = 4;
+
+/**
+ * The run's parallelism: its own, else what the environment runs well (`defaultParallel`), else
+ * {@link DEFAULT_PARALLEL}; lowered to what its named environment runs fairly at once.
+ */
+export function fairParallel(
+  o: Pick<RunSuiteOptions, "parallel" | "environment">,
+  plugin: DriverPlugin,
+  factory?: Pick<ConformanceEnvironmentFactory, "defaultParallel">,
+): { readonly wanted: number; readonly parallel: number } {
+  const preferred = factory?.defaultParallel;
+  const wanted =
+    o.parallel ?? (typeof preferred === "number" && Number.isInteger(preferred) && preferred >= 1 && preferred <= 64 ? preferred : DEFAULT_PARALLEL);
+  return { wanted, parallel: Math.min(wanted, namedEnvironment(o, plugin)?.maxParallel ?? wanted) };
 }
 
 /** Runs one driver; driver load and option errors surface as typed virtkit errors. */
@@ -203,10 +217,10 @@ export async function runSuite(o: RunSuiteOptions): Promise<RunReport> {
       throw err;
     }
   }
-  const parallel = fairParallel(o, resolved.plugin);
+  const { wanted, parallel } = fairParallel(o, resolved.plugin, resolved.environment);
   const lowered =
-    parallel < o.parallel
-      ? [`--parallel ${o.parallel} lowered to ${parallel}: the most the ${o.environment} environment runs fairly at once`]
+    parallel < wanted
+      ? [`--parallel ${wanted} lowered to ${parallel}: the most the ${o.environment} environment runs fairly at once`]
       : [];
   // The run's header: under vitest, once its worker has set the driver up (a setup failure is one
   // error and nothing else on stdout); directly, now (the check above has passed).

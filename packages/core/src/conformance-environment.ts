@@ -215,4 +215,10 @@ export type ConformanceEnvironmentFactory = ((context: ConformanceEnvironmentCon
    * fills a host's memory) must run alone. Absent: every scenario has hosts of its own.
    */
   readonly sharedHosts?: boolean;
+  /**
+   * How many scenarios run well at once here when the run does not say (`--parallel`): more where
+   * scenarios spend their time waiting on timers rather than on the CPU (an in-memory driver).
+   * Absent: the runner's own default (the CLI's is 4).
+   */
+  readonly defaultParallel?: number;
 };

@@ -16,7 +16,7 @@ interface MatrixColumnFlags {
   readonly env?: readonly string[];
   readonly "scenario-timeout": number;
   readonly "cleanup-timeout": number;
-  readonly parallel: number;
+  readonly parallel?: number;
   readonly runner: "vitest" | "direct";
 }
 
@@ -76,7 +76,7 @@ export default class Matrix extends VirtkitCommand {
       default: 60_000,
       summary: "Deadline of each scenario's cleanup in ms; slower cleanups that finish are only noted.",
     }),
-    parallel: Flags.integer({ min: 1, max: 64, default: 4, summary: "Scenarios run at once per driver." }),
+    parallel: Flags.integer({ min: 1, max: 64, summary: "Scenarios run at once per driver (default: what each environment runs well, 4 unless it says)." }),
     runner: Flags.option({ options: ["vitest", "direct"] as const, default: "vitest" as const, summary: "Run through vitest's Node API or in-process." })(),
     "bench-report": Flags.string({
       multiple: true,
@@ -236,7 +236,7 @@ export default class Matrix extends VirtkitCommand {
             level: "MUST",
             scenarioTimeoutMs: flags["scenario-timeout"],
             cleanupTimeoutMs: flags["cleanup-timeout"],
-            parallel: flags.parallel,
+            ...(flags.parallel !== undefined ? { parallel: flags.parallel } : {}),
             runner: flags.runner,
             signal: interrupt.signal,
           });
