@@ -31,6 +31,7 @@ import type {
   ScenarioDefinition,
 } from "./scenario.js";
 import { driverLocation } from "./failure-location.js";
+import { frozenCopy, frozenInputNote, withoutUndefined } from "./frozen-input.js";
 import type { CapabilityMismatch, ScenarioResult, ScenarioStatus } from "./types.js";
 
 /** Options of one scenario run. */
@@ -205,7 +206,9 @@ export async function runScenario(
       },
       newInstance(overrides = {}) {
         counter += 1;
-        const inst: Instance = {
+        // Frozen: a driver must not write into its inputs (frozen-input.ts). An override given as
+        // undefined leaves the field out (an instance that names no os_type of its own).
+        const inst: Instance = frozenCopy(withoutUndefined({
           uuid: randomUUID(),
           name: `${prefix}-${counter}`,
           flavor: env.flavor ?? { name: "m1.tiny", memoryMb: 64, vcpus: 1, rootGb: 1 },
@@ -214,7 +217,7 @@ export async function runScenario(
           userId: "conformance-user",
           osType: "linux",
           ...overrides,
-        };
+        }));
         instances.push(inst);
         return inst;
       },
@@ -285,6 +288,8 @@ export async function runScenario(
         result = done("fail", { reason: err.message, step, location, mismatch: "works-but-undeclared" });
       } else {
         let reason = err instanceof ConformanceFailure ? err.message : `unexpected error: ${describeError(err)}`;
+        const frozen = frozenInputNote(err);
+        if (frozen) reason = `${reason} (${frozen})`;
         if (declared && def.capability && isUnsupported(err) && !(err instanceof ConformanceFailure)) {
           reason = `declares ${def.capability} but refused with UnsupportedOperationError: ${describeError(err)}`;
         }

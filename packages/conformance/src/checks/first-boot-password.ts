@@ -28,9 +28,7 @@ function image(ctx: ScenarioContext, properties: ImageMeta["properties"]): Image
 
 /** An instance that names no os_type of its own. */
 function withoutOsType(ctx: ScenarioContext, imageMeta: ImageMeta): Instance {
-  const inst = ctx.newInstance({ imageMeta });
-  delete (inst as { osType?: string }).osType;
-  return inst;
+  return ctx.newInstance({ imageMeta, osType: undefined });
 }
 
 export async function checkFirstBootPassword(ctx: ScenarioContext): Promise<void> {

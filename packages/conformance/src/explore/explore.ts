@@ -16,6 +16,7 @@ import { DEFAULT_BOOT_IMAGE } from "../make-test.js";
 import { MATRIX_OPERATIONS } from "../expected-transitions.js";
 import type { ModelOperation } from "./model.js";
 import { ExploreSession, type ExploreTarget, type SessionSettings, type StepSpec } from "./session.js";
+import { frozenCopy } from "../frozen-input.js";
 
 /** Every operation a step can apply to an instance. */
 export const EXPLORE_OPERATIONS: readonly ModelOperation[] = [...MATRIX_OPERATIONS, "instance-snapshot-delete"];
@@ -283,7 +284,8 @@ export function exploreEnvironment(factory: ConformanceEnvironmentFactory, optio
 
 /** An instance like the kit's scenarios spawn (m1.tiny on the environment's boot image). */
 export function newInstance(env: ConformanceEnvironment, name: string): Instance {
-  return {
+  // Frozen, as the scenarios' instances are: a driver must not write into its inputs.
+  return frozenCopy({
     uuid: randomUUID(),
     name,
     flavor: { name: "m1.tiny", memoryMb: 64, vcpus: 1, rootGb: 1 },
@@ -291,7 +293,7 @@ export function newInstance(env: ConformanceEnvironment, name: string): Instance
     projectId: "conformance-project",
     userId: "conformance-user",
     osType: "linux",
-  };
+  });
 }
 
 /** A readable report of an exploration (for the CLI and scenario failures). */

@@ -973,6 +973,15 @@ class SpawnReadsInstanceFirst extends DriverDecorator {
   }
 }
 
+/** spawn fills a default into the caller's image properties: what the caller holds changes under it. */
+class SpawnWritesCallerImageMeta extends DriverDecorator {
+  override async spawn(request: SpawnRequest, options?: OperationOptions): Promise<void> {
+    const props = (request as { instance?: { imageMeta?: { properties?: Record<string, unknown> } } }).instance?.imageMeta?.properties;
+    if (props && props.hw_disk_bus === undefined) props.hw_disk_bus = "virtio";
+    return this.inner.spawn(request, options);
+  }
+}
+
 /** destroy keeps the instance's snapshots: an instance spawned again under its uuid lists them. */
 class DestroyKeepsSnapshots extends DriverDecorator {
   readonly #left = new Map<string, InstanceSnapshot[]>();
@@ -1090,5 +1099,6 @@ export const GAP_VARIANTS: readonly BrokenVariant[] = [
   v("snapshots", "destroy-keeps-snapshots", "destroy keeps the instance's snapshots: spawned again under its uuid, it lists them", ["snapshot.power-and-respawn"], (d) => new DestroyKeepsSnapshots(d)),
   v("wrong-state", "revert-resumes-paused", "a revert to a snapshot captured PAUSED leaves the instance RUNNING", ["snapshot.power-and-respawn"], (d) => new RevertResumesPaused(d)),
   v("refusal", "spawn-reads-instance-first", "spawn reads request.instance before checking it: { instance: null } is a TypeError", [BAD], (d) => new SpawnReadsInstanceFirst(d)),
+  v("refusal", "spawn-writes-caller-image-meta", "spawn fills a default (hw_disk_bus) into the caller's image properties", ["lifecycle.spawn"], (d) => new SpawnWritesCallerImageMeta(d)),
   v("refusal", "options-tidied-away", "a timeoutMs that is no positive number (NaN, 0, -1, \"5\") or a signal that is no AbortSignal is dropped: the call runs with no deadline", [BAD], (d) => new OptionsTidiedAway(d)),
 ];
