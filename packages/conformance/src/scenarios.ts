@@ -295,8 +295,8 @@ const migration: ScenarioDefinition[] = [
     group: "migration",
     capability: "liveMigration",
     level: "MUST",
-    // The slowed move's 0.5 s and 0.4 s more, watched to see that it did not go on.
-    waitsMs: 900,
+    // The slowed move's 0.7 s and 0.4 s more, watched to see that it did not go on.
+    waitsMs: 1_100,
     run: mig.checkCallerCancels,
     needs: mig.needsTwoHosts,
   },
