@@ -9,7 +9,7 @@ import { MemoryLogger, Secret, redact } from "@virtkit/core";
 import { afterEach, describe, expect, it } from "vitest";
 import { startMiniXapi, type MiniXapi } from "./testing/mini-xapi.js";
 import { LOGIN_VERSION, XapiClient, parseRrdLastValues } from "./xapi-client.js";
-import { XapiError } from "./xapi-error.js";
+import { XapiError, maskXapiParams } from "./xapi-error.js";
 
 const PASSWORD = "secret-pw";
 const open: { close(): Promise<unknown> }[] = [];
@@ -350,6 +350,12 @@ describe("a broken or hostile host", () => {
     expect(chain.join(" | ")).not.toContain(PASSWORD);
   });
 
+  it("masks a secret's JSON-escaped form without leaving an escape behind, and a very short secret by the whole parameter", () => {
+    expect(maskXapiParams("X", ['{"tried":"pa\\"ss"}'], ['pa"ss'])).toEqual(['{"tried":"***"}']);
+    // One letter masked wherever it occurs would say which letter it is ("h***lted").
+    expect(maskXapiParams("X", ["VM is halted", "running"], ["a"])).toEqual(["***", "running"]);
+  });
+
   it("a password a host echoes in a failed task's error_info is masked", async () => {
     const m = await mini();
     m.handlers.set("Async.VM.start", () => m.task(10, { error: ["INTERNAL_ERROR", `login as root with ${PASSWORD} refused`] }));
@@ -372,6 +378,23 @@ describe("a broken or hostile host", () => {
     const err = (await c.call("VM.get_all", []).catch((e: unknown) => e)) as XapiError;
     expect(err.xapiParams).toEqual(['{"tried":"***"}']);
     expect(err.message).not.toContain(JSON.stringify(tricky).slice(1, -1));
+  });
+
+  it("a HOST_IS_SLAVE naming something that is no host address is refused, not 'followed' to the member itself", async () => {
+    for (const master of ["fe80::1%eth0", "host:99999", "a/b", `user@${PASSWORD}`]) {
+      let posts = 0;
+      const url = await serve((req, res) => {
+        posts++;
+        req.resume();
+        req.on("end", () =>
+          res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ jsonrpc: "2.0", error: ["HOST_IS_SLAVE", master], id: 1 })),
+        );
+      });
+      const err = (await client(url).call("VM.get_all", []).catch((e: unknown) => e)) as Error;
+      expect(err.message, master).toMatch(/named its master by something that is no host address \(\d+ characters\)/);
+      expect(err.message).not.toContain(master);
+      expect(posts).toBe(1);
+    }
   });
 
   it("a HOST_IS_SLAVE naming a bare IPv6 master is that address on the url's port, not a port cut from the address", async () => {

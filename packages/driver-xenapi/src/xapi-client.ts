@@ -143,7 +143,8 @@ export class XapiClient {
     this.#protocol = options.protocol === "auto" || options.protocol === undefined ? undefined : options.protocol;
     this.#timeoutMs = options.timeoutMs ?? 60_000;
     this.#transport = new HttpTransport({ insecure: options.insecure, maxSockets: options.maxSockets });
-    this.#tasks = new EventWatcher(this);
+    // The watcher masks its task errors as a reply's are, through this closure (never a public method).
+    this.#tasks = new EventWatcher(this, () => this.#masked());
   }
 
   /** The pool master's origin currently in use (after any HOST_IS_SLAVE redirect). */
@@ -341,11 +342,6 @@ export class XapiClient {
     this.#transport.close();
   }
 
-  /** @internal What no error may show (session refs, the password), for the task watcher's errors. */
-  maskedSecrets(): string[] {
-    return this.#masked();
-  }
-
   /** @internal The call behind `call`, for the task watcher. */
   callRaw<T>(method: string, args: readonly XapiValue[], signal: AbortSignal): Promise<T> {
     return this.#callWithSession<T>(method, args, signal);
@@ -440,8 +436,19 @@ export class XapiClient {
     const plain = bracketed || master.split(":").length > 2 ? undefined : /^([^:]+)(?::(\d+))?$/.exec(master);
     const host = bracketed?.[1] ?? plain?.[1] ?? master;
     const port = bracketed?.[2] ?? plain?.[2];
-    next.hostname = host.includes(":") ? `[${host}]` : host;
-    if (port) next.port = port;
+    // URL's setters ignore what is no host or port, which would "follow" to the member itself: the
+    // address is parsed whole instead, and refused when it is none (not echoed: a host may put anything there).
+    let parsed: URL | undefined;
+    try {
+      parsed = new URL(`${next.protocol}//${host.includes(":") ? `[${host}]` : host}${port ? `:${port}` : ""}`);
+    } catch {
+      parsed = undefined;
+    }
+    if (!parsed || parsed.hostname === "" || parsed.username !== "" || parsed.pathname !== "/" || parsed.search !== "" || parsed.hash !== "") {
+      throw new XapiTransportError(`the pool member named its master by something that is no host address (${master.length} characters)`);
+    }
+    next.hostname = parsed.hostname;
+    if (port) next.port = parsed.port;
     // Whoever answers may name any master: the password goes there only as it would to the url.
     if (this.#options.allowHttp !== true && plainHttpOffHost(next)) {
       throw new XapiTransportError(`the pool member redirected to its master ${next.host}, but ${CLEAR_TEXT_REFUSED(next.host)}`);
@@ -666,7 +673,11 @@ class EventWatcher {
   readonly #toDestroy: string[] = [];
   #destroyTimer: NodeJS.Timeout | undefined;
 
-  constructor(private readonly client: XapiClient) {}
+  constructor(
+    private readonly client: XapiClient,
+    /** What no task error may show (the client's session refs and password). */
+    private readonly masked: () => string[],
+  ) {}
 
   #classes(): string[] {
     return this.#subscriber ? ["task", ...this.#subscriber.classes] : ["task"];
@@ -801,7 +812,7 @@ class EventWatcher {
     }
     if (status === "cancelled") return Promise.reject(new XapiError(method, "TASK_CANCELLED", [task]));
     // A task's error_info is the host's text as much as a reply is: masked alike.
-    return Promise.reject(xapiErrorFrom(method, record.error_info, this.client.maskedSecrets()));
+    return Promise.reject(xapiErrorFrom(method, record.error_info, this.masked()));
   }
 
   #wanted(): boolean {

@@ -17,11 +17,17 @@ export function maskXapiParams(code: string, params: readonly string[], sessionR
     let out = p;
     for (const ref of sessionRefs) {
       if (ref.length === 0) continue;
-      out = out.split(ref).join("***");
       // A parameter that is no string reaches here as JSON, where a secret holding `"`, `\` or a
-      // control character is written escaped.
+      // control character is written escaped: that form first, so no stray escape is left.
       const escaped = JSON.stringify(ref).slice(1, -1);
+      // A secret this short would mask every occurrence of common letters (and show which): the
+      // whole parameter goes instead.
+      if (ref.length < 4) {
+        if (out.includes(ref) || out.includes(escaped)) out = "***";
+        continue;
+      }
       if (escaped !== ref) out = out.split(escaped).join("***");
+      out = out.split(ref).join("***");
     }
     return out.replace(/session_id=[^&\s"']+/g, "session_id=***");
   });
