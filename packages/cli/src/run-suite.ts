@@ -220,7 +220,7 @@ export async function runSuite(o: RunSuiteOptions): Promise<RunReport> {
   const { wanted, parallel } = fairParallel(o, resolved.plugin, resolved.environment);
   const lowered =
     parallel < wanted
-      ? [`--parallel ${wanted} lowered to ${parallel}: the most the ${o.environment} environment runs fairly at once`]
+      ? [`${o.parallel !== undefined ? "--parallel" : "the default parallelism"} ${wanted} lowered to ${parallel}: the most the ${o.environment} environment runs fairly at once`]
       : [];
   // The run's header: under vitest, once its worker has set the driver up (a setup failure is one
   // error and nothing else on stdout); directly, now (the check above has passed).

@@ -20,8 +20,6 @@ export interface FailedSetupRun {
   readonly level: ScenarioLevel;
   readonly runner: RunReport["runner"];
   readonly startedAt: Date;
-  /** How many scenarios were selected (none ran). */
-  readonly selected: number | undefined;
 }
 
 /** One failing MUST entry with the setup error's message (already free of secrets: it is what stderr shows). */
@@ -41,7 +39,7 @@ export function setupFailureReport(run: FailedSetupRun, err: Error, summarize: S
     driver: run.driver,
     notes: [
       ...(run.driver.notes ?? []),
-      `no scenario ran${run.selected !== undefined ? ` (${run.selected} selected)` : ""}: the driver could not be set up`,
+      "no scenario ran: the driver could not be set up",
     ],
     level: run.level,
     startedAt: run.startedAt.toISOString(),

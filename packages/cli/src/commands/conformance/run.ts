@@ -179,11 +179,14 @@ export default class ConformanceRun extends VirtkitCommand {
       if (isDriverSetupFailure(err)) {
         const { summarize } = await import("@virtkit/conformance");
         const failed = setupFailureReport(
-          { driver: seen.driver ?? { name: settings.spec, spec: settings.spec }, level: settings.level, runner: settings.runner, startedAt, selected: seen.total },
+          { driver: seen.driver ?? { name: settings.spec, spec: settings.spec }, level: settings.level, runner: settings.runner, startedAt },
           err,
           summarize,
         );
-        await this.writeReports(flags, failed);
+        // The setup error is what the user must see; a report that cannot be written adds a line.
+        await this.writeReports(flags, failed).catch((e: unknown) =>
+          process.stderr.write(`virtkit: could not write the report files: ${e instanceof Error ? e.message : String(e)}\n`),
+        );
       }
       throw toCliError(err);
     } finally {
