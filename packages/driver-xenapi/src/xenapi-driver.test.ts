@@ -19,7 +19,7 @@ import { startXapiSimulator } from "@virtkit/xapi-simulator";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { OC_INSTANCE_UUID, str, strMap, type XapiRecord } from "./vm-record.js";
 import { XapiClient } from "./xapi-client.js";
-import type { XapiError } from "./xapi-error.js";
+import { XapiError as XapiErrorClass, type XapiError } from "./xapi-error.js";
 import { XenapiDriver, type XenapiDriverOptions } from "./xenapi-driver.js";
 
 type Sim = Awaited<ReturnType<typeof startXapiSimulator>>;
@@ -115,6 +115,50 @@ describe("spawn and the power operations", () => {
     await expect.poll(() => events.map((e) => e.transition)).toEqual(["STARTED"]);
     expect(events[0]).toMatchObject({ instanceUuid: inst.uuid, host: hostNames[0] });
     await expect(d.spawn({ instance: inst })).rejects.toMatchObject({ code: "VIRTKIT_INSTANCE_EXISTS" });
+  });
+
+  it("lists through get_all_records_where: this host's instances only, no template or snapshot on the wire", async () => {
+    const a = await driver(hostNames[0]);
+    const b = await driver(hostNames[1]);
+    const onA = instance({ name: "on-a" });
+    const onB = instance({ name: "on-b" });
+    await a.spawn({ instance: onA, imageMeta: bootImage });
+    await b.spawn({ instance: onB, imageMeta: bootImage });
+    await a.createInstanceSnapshot(onA, "snap");
+    await a.powerOff(onA, { cleanShutdownTimeoutSec: 0 });
+    const seen: string[] = [];
+    const original = XapiClient.prototype.call;
+    XapiClient.prototype.call = function (this: XapiClient, method: string, ...rest: unknown[]) {
+      seen.push(method);
+      return (original as (...args: unknown[]) => Promise<unknown>).call(this, method, ...rest);
+    } as typeof original;
+    try {
+      // Halted on A: listed by its affinity there, not on B.
+      expect(await a.listInstances()).toEqual(["on-a"]);
+      expect(await b.listInstances()).toEqual(["on-b"]);
+    } finally {
+      XapiClient.prototype.call = original;
+    }
+    expect(seen.filter((m) => m.startsWith("VM.get_all_records"))).toEqual(["VM.get_all_records_where", "VM.get_all_records_where"]);
+  });
+
+  it("a host without get_all_records_where is listed through get_all_records, asked once", async () => {
+    const a = await driver(hostNames[0]);
+    await a.spawn({ instance: instance({ name: "old-host" }), imageMeta: bootImage });
+    const seen: string[] = [];
+    const original = XapiClient.prototype.call;
+    XapiClient.prototype.call = function (this: XapiClient, method: string, ...rest: unknown[]) {
+      seen.push(method);
+      if (method === "VM.get_all_records_where") return Promise.reject(new XapiErrorClass(method, "MESSAGE_METHOD_UNKNOWN", [method]));
+      return (original as (...args: unknown[]) => Promise<unknown>).call(this, method, ...rest);
+    } as typeof original;
+    try {
+      expect(await a.listInstances()).toEqual(["old-host"]);
+      expect(await a.listInstances()).toEqual(["old-host"]);
+    } finally {
+      XapiClient.prototype.call = original;
+    }
+    expect(seen.filter((m) => m.startsWith("VM.get_all_records"))).toEqual(["VM.get_all_records_where", "VM.get_all_records", "VM.get_all_records"]);
   });
 
   it("maps each power operation to its XAPI call and VM_BAD_POWER_STATE to InvalidStateError", async () => {

@@ -221,6 +221,8 @@ export class XenapiDriver implements ComputeDriver {
   #client: XapiClient | undefined;
   #events: VmEventLoop | undefined;
   #hostRef = "";
+  /** The host has no get_all_records_where (MESSAGE_METHOD_UNKNOWN once): listings ask for every record. */
+  #noFilter = false;
   #hostRec: XapiRecord = {};
   /** The name `initHost` was given: events carry it. */
   #hostLabel = "";
@@ -1131,11 +1133,33 @@ export class XenapiDriver implements ComputeDriver {
 
   async #list(options: OperationOptions | undefined): Promise<Vm[]> {
     return this.#run("listInstances", options, undefined, async (signal) => {
-      const all = await this.#ready().call<Record<string, XapiRecord>>("VM.get_all_records", [], { signal });
+      const all = await this.#vmRecordsOnHost(signal);
+      // Checked here as well: the host's filter narrows the reply, this decides.
       return Object.entries(all)
         .filter(([, rec]) => vmKind(rec).kind === "instance" && isOnHost(rec, this.#hostRef))
         .map(([ref, rec]) => ({ ref, rec }));
     });
+  }
+
+  /**
+   * The VM records that can be instances on this host, filtered by the host (get_all_records_where):
+   * a pool's templates (a hundred on a XenServer install), snapshots, control domains and other
+   * hosts' VMs never cross the wire. A host without the filter gets get_all_records.
+   */
+  async #vmRecordsOnHost(signal: AbortSignal): Promise<Record<string, XapiRecord>> {
+    const client = this.#ready();
+    const host = this.#hostRef;
+    if (this.#noFilter || host.includes('"')) return client.call<Record<string, XapiRecord>>("VM.get_all_records", [], { signal });
+    const where =
+      'field "is_a_template" = "false" and field "is_a_snapshot" = "false" and field "is_control_domain" = "false" and ' +
+      `(field "resident_on" = "${host}" or (field "resident_on" = "OpaqueRef:NULL" and field "affinity" = "${host}"))`;
+    try {
+      return await client.call<Record<string, XapiRecord>>("VM.get_all_records_where", [where], { signal });
+    } catch (err) {
+      if (!isXapiError(err, "MESSAGE_METHOD_UNKNOWN")) throw err;
+      this.#noFilter = true;
+      return client.call<Record<string, XapiRecord>>("VM.get_all_records", [], { signal });
+    }
   }
 
   /**

@@ -54,6 +54,15 @@ describe("schema against XAPI's datamodel", () => {
   it("every message the simulator answers is XAPI's, with its parameter names, types and result", () => {
     const problems: string[] = [];
     for (const [name, def] of buildRegistry()) {
+      // XAPI's database layer adds get_all_records_where(session, expr) to every class beside
+      // get_all_records; the datamodel extraction lists only the idl's own messages.
+      if (def.name === "get_all_records_where") {
+        const base = fixture.classes[def.cls]?.messages.get_all_records;
+        if (!base || base[0]?.result !== def.result || JSON.stringify(def.params) !== JSON.stringify([["expr", "string"]])) {
+          problems.push(`${name}: not get_all_records' result with (expr string)`);
+        }
+        continue;
+      }
       const sigs = fixture.classes[def.cls]?.messages[def.name];
       if (!sigs) {
         problems.push(`${name}: no such message`);

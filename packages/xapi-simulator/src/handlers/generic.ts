@@ -1,5 +1,6 @@
-// Messages XAPI generates for every class: get_record, get_all, get_all_records, get_by_uuid,
+// Messages XAPI generates for every class: get_record, get_all, get_all_records(_where), get_by_uuid,
 // get_by_name_label, a getter per field and a setter (plus map/set add/remove) per writable field.
+import { matchesFilter, parseFilter } from "../db-filter.js";
 import { XapiError } from "../errors.js";
 import type { MessageDef } from "../registry.js";
 import { message } from "../registry.js";
@@ -54,6 +55,13 @@ export function genericMessages(cls: XapiClass): MessageDef[] {
     defs.push(
       message(cls, "get_all", [], `${cls} ref set`, (ctx) => [...ctx.pool.db.all(cls).keys()]),
       message(cls, "get_all_records", [], `(${cls} ref -> ${cls} record) map`, (ctx) => Object.fromEntries(ctx.pool.db.all(cls))),
+      // The database layer's filter (db-filter.ts): only the records the expression matches.
+      message(cls, "get_all_records_where", [["expr", "string"]], `(${cls} ref -> ${cls} record) map`, (ctx, [expr]) => {
+        const filter = parseFilter(expr as string);
+        const out: Record<string, unknown> = {};
+        for (const [ref, r] of ctx.pool.db.all(cls)) if (matchesFilter(filter, r, types)) out[ref] = r;
+        return out;
+      }),
     );
   }
   if ("name_label" in types && !NO_NAME_LOOKUP.has(cls)) {

@@ -1,0 +1,48 @@
+// XAPI's filter language for get_all_records_where, as XAPI parses and evaluates it.
+import { describe, expect, it } from "vitest";
+import { matchesFilter, parseFilter } from "./db-filter.js";
+import { XapiError } from "./errors.js";
+
+const types = { name_label: "string", is_a_template: "bool", power_state: "enum vm_power_state", VCPUs_max: "int", tags: "string set", other_config: "(string -> string) map" };
+const vm = { name_label: "web-1", is_a_template: false, power_state: "Running", VCPUs_max: 2, tags: ["a", "b'c"], other_config: { k: "v" } };
+const match = (expr: string) => matchesFilter(parseFilter(expr), vm, types);
+
+describe("get_all_records_where's filter", () => {
+  it("compares fields by their database text, named as the database names them", () => {
+    expect(match('field "is_a_template" = "false"')).toBe(true);
+    expect(match('field "is_a_template"="true"')).toBe(false);
+    expect(match('field "name__label" = "web-1"')).toBe(true);
+    expect(match('"Running" = field "power_state"')).toBe(true);
+    expect(match('field "VCPUs__max" = "2"')).toBe(true);
+    expect(match(`field "tags" = "('a' 'b\\'c')"`)).toBe(true);
+    expect(match("field \"other_config\" = \"(('k' 'v'))\"")).toBe(true);
+  });
+
+  it("and/or bind alike left to right, not binds loosest, parentheses group", () => {
+    expect(match("true and false or true")).toBe(true);
+    expect(match("false or true and false")).toBe(false);
+    // not takes everything after it: not (true and false)
+    expect(match("not true and false")).toBe(true);
+    expect(match("(not true) and false")).toBe(false);
+    expect(match('false or not field "power_state" = "Halted"')).toBe(true);
+  });
+
+  it("an expression that does not parse is INVALID_VALUE [expr, why]; a field the class lacks is INTERNAL_ERROR", () => {
+    for (const bad of ['field "a" =', 'field "a" == "b"', "true false", "(true", 'field "a" = "b', "yes", ""]) {
+      const err = (() => {
+        try {
+          parseFilter(bad);
+        } catch (e) {
+          return e;
+        }
+        return undefined;
+      })() as XapiError;
+      expect(err, bad).toBeInstanceOf(XapiError);
+      expect(err.code).toBe("INVALID_VALUE");
+      expect(err.params[0]).toBe(bad);
+    }
+    expect(() => match('field "name_label" = "web-1"')).toThrow(/INTERNAL_ERROR/);
+    expect(() => match('field "nope" = "x"')).toThrow(/INTERNAL_ERROR/);
+    expect(() => parseFilter("(".repeat(10_000) + "true" + ")".repeat(10_000))).toThrow(/INVALID_VALUE/);
+  });
+});
