@@ -290,6 +290,17 @@ const migration: ScenarioDefinition[] = [
     needs: mig.needsTwoHosts,
   },
   {
+    id: "migration.progress",
+    title: "onProgress reports sane numbers (bytes >= 0, remaining within the total, elapsed never back) and nothing after the call settled",
+    group: "migration",
+    capability: "liveMigration",
+    level: "SHOULD",
+    // The slowed move's 0.6 s and 0.3 s more, watched for a late report.
+    waitsMs: 900,
+    run: mig.checkMigrationProgress,
+    needs: mig.needsTwoHosts,
+  },
+  {
     id: "migration.caller-cancels",
     title: "liveMigration aborted by its caller or past its deadline rejects typed at once; the instance stays on the source",
     group: "migration",

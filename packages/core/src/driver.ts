@@ -133,6 +133,12 @@ export interface MigrationProgress {
 
 /** Live-migration call options. */
 export interface LiveMigrationOptions extends OperationOptions {
+  /**
+   * Reports of the move while it runs (a driver need not call it). Byte counts are finite and not
+   * negative, the remaining at most the total when a total is known (the processed may pass it:
+   * pages dirtied meanwhile are sent again), `elapsedMs` never goes back, and no report comes after
+   * `liveMigration` has settled.
+   */
   readonly onProgress?: (progress: MigrationProgress) => void;
 }
 

@@ -19,6 +19,7 @@ import {
   type MigrationHostFacts,
   type MigrationPlan,
   type MigrationPolicy,
+  type MigrationProgress,
 } from "@virtkit/core";
 import {
   check,
@@ -496,6 +497,47 @@ async function cancelMove(
   ctx.step(`rollbackLiveMigrationAtDestination after the ${how}`);
   await dst.rollbackLiveMigrationAtDestination(inst, data, {}, ctx.opts());
   await expectGone(ctx, inst, `${what} (on the destination, after its rollback)`, dst);
+}
+
+/**
+ * `onProgress` (optional for a driver to call) reports a move as it runs: every report's byte
+ * counts are finite and not negative, the remaining at most the total (when a total is known; the
+ * processed may pass it, as QEMU's does when it sends dirtied pages again), `elapsedMs` never goes
+ * back, and no report comes after `liveMigration` settled (watched 0.3 s more). The move is
+ * slowed to 0.6 s so a driver that reports has time to.
+ */
+export async function checkMigrationProgress(ctx: ScenarioContext): Promise<void> {
+  const slow = ctx.env.hypervisorControls?.setMigrationDuration;
+  if (!slow) skipForEnvironment("the environment cannot slow a migration down");
+  const { src, dst } = await twoHosts(ctx);
+  const { inst, data } = await prepare(ctx, src, dst);
+  const reports: { p: MigrationProgress; settled: boolean }[] = [];
+  let settled = false;
+  await slow.call(ctx.env.hypervisorControls, 600);
+  try {
+    ctx.step("liveMigration with onProgress");
+    await src.liveMigration(inst, data, { ...ctx.opts(), onProgress: (p) => reports.push({ p: { ...p }, settled }) });
+  } finally {
+    settled = true;
+    await slow.call(ctx.env.hypervisorControls, 0);
+  }
+  ctx.step("watch for a report after the call settled");
+  await new Promise((r) => setTimeout(r, 300));
+  const late = reports.filter((r) => r.settled).length;
+  check(late === 0, `onProgress was called ${late} time(s) after liveMigration settled`);
+  let lastElapsed = -Infinity;
+  for (const [i, { p }] of reports.entries()) {
+    const what = `onProgress report #${i + 1} ${JSON.stringify(p)}`;
+    for (const k of ["dataTotalBytes", "dataProcessedBytes", "dataRemainingBytes", "elapsedMs"] as const) {
+      check(typeof p[k] === "number" && Number.isFinite(p[k]) && p[k] >= 0, `${what}: ${k} is not a finite number >= 0`);
+    }
+    if (p.dataTotalBytes > 0) check(p.dataRemainingBytes <= p.dataTotalBytes, `${what}: more remaining than the total`);
+    check(p.elapsedMs >= lastElapsed, `${what}: elapsedMs went back from ${lastElapsed}`);
+    lastElapsed = p.elapsedMs;
+  }
+  ctx.step("postLiveMigrationAtDestination");
+  await dst.postLiveMigrationAtDestination(inst, data, {}, ctx.opts());
+  await expectState(ctx, inst, PowerState.RUNNING, "the reported move (on the destination)", dst);
 }
 
 /** Undeclared live migration is refused as unsupported. */

@@ -114,6 +114,10 @@ export const SCENARIO_DOCS: Readonly<Record<string, ScenarioDoc>> = {
     rule: "A migration aborted mid-way fails with LiveMigrationFailedError and leaves the instance running on the source.",
     nova: "live_migration_abort (libvirt: virDomainAbortJob).",
   },
+  "migration.progress": {
+    rule: "onProgress is optional for a driver to call; when it does, while the move (slowed to 0.6 s) runs: every byte count finite and >= 0, the remaining at most the total when a total is known (the processed may pass it: QEMU sends dirtied pages again), elapsedMs never going back, and no report after liveMigration settled (watched 0.3 s more).",
+    nova: "The libvirt driver's _live_migration_monitor reads the job's data_total/data_processed/data_remaining and updates the migration's progress; nothing is reported once the job has ended.",
+  },
   "admin-password.set": {
     rule: "A password set through the driver and through the compute service takes effect in the guest, as the environment verifies by its own means (a guest login), never by asking the driver.",
     nova: "ComputeDriver.set_admin_password; the manager's set_admin_password sets task_state UPDATING_PASSWORD and clears it (seed 000).",

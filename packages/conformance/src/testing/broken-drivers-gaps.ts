@@ -973,6 +973,16 @@ class SpawnReadsInstanceFirst extends DriverDecorator {
   }
 }
 
+/** A progress monitor whose last tick lands after the move has settled: the caller hears of it late. */
+class ProgressReportedLate extends DriverDecorator {
+  override async liveMigration(i: Instance, d: MigrateData, o?: LiveMigrationOptions): Promise<void> {
+    let last: Parameters<NonNullable<LiveMigrationOptions["onProgress"]>>[0] | undefined;
+    await this.inner.liveMigration(i, d, { ...o, onProgress: (p) => ((last = p), o?.onProgress?.(p)) });
+    const final = last ?? { dataTotalBytes: 1, dataProcessedBytes: 1, dataRemainingBytes: 0, elapsedMs: 1 };
+    setTimeout(() => o?.onProgress?.(final), 20);
+  }
+}
+
 /** spawn fills a default into the caller's image properties: what the caller holds changes under it. */
 class SpawnWritesCallerImageMeta extends DriverDecorator {
   override async spawn(request: SpawnRequest, options?: OperationOptions): Promise<void> {
@@ -1099,6 +1109,7 @@ export const GAP_VARIANTS: readonly BrokenVariant[] = [
   v("snapshots", "destroy-keeps-snapshots", "destroy keeps the instance's snapshots: spawned again under its uuid, it lists them", ["snapshot.power-and-respawn"], (d) => new DestroyKeepsSnapshots(d)),
   v("wrong-state", "revert-resumes-paused", "a revert to a snapshot captured PAUSED leaves the instance RUNNING", ["snapshot.power-and-respawn"], (d) => new RevertResumesPaused(d)),
   v("refusal", "spawn-reads-instance-first", "spawn reads request.instance before checking it: { instance: null } is a TypeError", [BAD], (d) => new SpawnReadsInstanceFirst(d)),
+  v("migration", "progress-reported-late", "the move's progress monitor reports once more after liveMigration settled", ["migration.progress"], (d) => new ProgressReportedLate(d)),
   v("refusal", "spawn-writes-caller-image-meta", "spawn fills a default (hw_disk_bus) into the caller's image properties", ["lifecycle.spawn"], (d) => new SpawnWritesCallerImageMeta(d)),
   v("refusal", "options-tidied-away", "a timeoutMs that is no positive number (NaN, 0, -1, \"5\") or a signal that is no AbortSignal is dropped: the call runs with no deadline", [BAD], (d) => new OptionsTidiedAway(d)),
 ];
