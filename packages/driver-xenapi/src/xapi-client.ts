@@ -187,11 +187,14 @@ export class XapiClient {
   async startAsync(
     method: string,
     args: readonly XapiValue[],
-    options?: CallOptions,
+    options?: CallOptions & {
+      /** The task's `progress` (0 to 1) each time the host moves it on, while the task is pending. */
+      readonly onTaskProgress?: (fraction: number) => void;
+    },
   ): Promise<{ readonly task: string; readonly result: Promise<XapiValue> }> {
     const task = await withDeadline(`XAPI ${method}`, options, this.#timeoutMs, (signal) => this.#startTask(method, args, signal));
     const result = withDeadline(`XAPI ${method}`, options, this.#timeoutMs, (signal) =>
-      this.#tasks.wait(method, task, signal),
+      this.#tasks.wait(method, task, signal, options?.onTaskProgress),
     );
     result.catch(() => undefined);
     return { task, result };
@@ -624,6 +627,8 @@ interface Waiter {
   resolve(value: XapiValue): void;
   reject(err: unknown): void;
   readonly method: string;
+  /** Told the task's progress while it is pending (never after it settled). */
+  readonly onProgress?: (fraction: number) => void;
 }
 
 /** Receives the events of classes other than `task` from the client's one `event.from` stream. */
@@ -738,7 +743,7 @@ class EventWatcher {
     };
   }
 
-  wait(method: string, task: string, signal: AbortSignal): Promise<XapiValue> {
+  wait(method: string, task: string, signal: AbortSignal, onProgress?: (fraction: number) => void): Promise<XapiValue> {
     const done = this.#finished.get(task);
     if (done) {
       this.#finished.delete(task);
@@ -757,6 +762,7 @@ class EventWatcher {
       signal.addEventListener("abort", onAbort, { once: true });
       this.#waiters.set(task, {
         method,
+        ...(onProgress ? { onProgress } : {}),
         resolve: (v) => {
           signal.removeEventListener("abort", onAbort);
           resolve(v);
@@ -857,6 +863,18 @@ class EventWatcher {
           }
           if (!ev.snapshot) continue;
           const status = ev.snapshot.status;
+          if (status === "pending") {
+            const progress = ev.snapshot.progress;
+            // A callback that throws is the caller's problem, not the event stream's.
+            if (typeof progress === "number" && Number.isFinite(progress)) {
+              try {
+                this.#waiters.get(ev.ref)?.onProgress?.(Math.min(1, Math.max(0, progress)));
+              } catch {
+                // ignored
+              }
+            }
+            continue;
+          }
           if (typeof status !== "string" || !FINAL_TASK_STATES.has(status)) continue;
           this.#finish(ev.ref, ev.snapshot);
         }

@@ -500,6 +500,31 @@ describe("live migration", () => {
     expect(await src.instanceExists(inst)).toBe(false);
   });
 
+  it("reports a slowed move's progress from its task, as a share of the guest's memory, and nothing after it settled", async () => {
+    const src = await driver();
+    const dst = await driver(hostNames[1]);
+    const inst = instance();
+    await src.spawn({ instance: inst });
+    let data = await dst.checkCanLiveMigrateDestination(inst, await src.getHostInfo(), DEFAULT_MIGRATION_POLICY);
+    data = await dst.preLiveMigration(inst, await src.checkCanLiveMigrateSource(inst, data));
+    const reports: { processed: number; total: number; remaining: number; settled: boolean }[] = [];
+    let settled = false;
+    sim.faults.setMigrationDuration(500);
+    await src.liveMigration(inst, data, {
+      onProgress: (p) => reports.push({ processed: p.dataProcessedBytes, total: p.dataTotalBytes, remaining: p.dataRemainingBytes, settled }),
+    });
+    settled = true;
+    sim.faults.setMigrationDuration(0);
+    await new Promise((r) => setTimeout(r, 200));
+    const total = inst.flavor.memoryMb * 1024 * 1024;
+    expect(reports.length).toBeGreaterThanOrEqual(5);
+    expect(reports.every((r) => r.total === total && r.processed + r.remaining === total && !r.settled)).toBe(true);
+    const processed = reports.map((r) => r.processed);
+    expect(processed).toEqual([...processed].sort((a, b) => a - b));
+    expect(processed.at(-1)).toBe(total);
+    await dst.postLiveMigrationAtDestination(inst, data);
+  });
+
   it("aborts a running pool migration with task.cancel, leaving the instance on the source", async () => {
     const src = await driver();
     const dst = await driver(hostNames[1]);

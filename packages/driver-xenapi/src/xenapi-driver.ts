@@ -953,29 +953,42 @@ export class XenapiDriver implements ComputeDriver {
       const client = this.#ready();
       const vm = await this.#get(instance, signal);
       const started = Date.now();
+      // XAPI reports a move as its task's progress, a fraction: told here as that fraction of the
+      // guest's memory, the bulk of what a live move sends. Never after this call settles.
+      const memory = num(vm.rec, "memory_dynamic_max") || num(vm.rec, "memory_static_max");
+      let settled = false;
+      let last = -1;
+      const report = (fraction: number): void => {
+        // The deadline or the caller's abort settles the call at once: nothing is told after it.
+        if (settled || signal.aborted || !options?.onProgress || fraction < last) return;
+        last = fraction;
+        const processed = Math.round(fraction * memory);
+        try {
+          options.onProgress({ dataTotalBytes: memory, dataProcessedBytes: processed, dataRemainingBytes: memory - processed, elapsedMs: Date.now() - started });
+        } catch {
+          // The caller's callback failing is no reason to fail the move.
+        }
+      };
       try {
         const { task, result } =
           extra.mode === "pool"
             ? await client.startAsync("VM.pool_migrate", [vm.ref, extra.destHostRef, xapiMigrateOptions(data.plan)], {
                 signal,
+                onTaskProgress: report,
               })
             : await (async () => {
                 const maps = await this.#migrateMaps(vm, extra, signal);
                 return client.startAsync(
                   "VM.migrate_send",
                   [vm.ref, receiveMap(extra), data.policy.live, maps.vdi, maps.vif, xapiMigrateOptions(data.plan), {}],
-                  { signal },
+                  { signal, onTaskProgress: report },
                 );
               })();
         resolveTask(task);
         await result;
-        options?.onProgress?.({
-          dataTotalBytes: 0,
-          dataProcessedBytes: 0,
-          dataRemainingBytes: 0,
-          elapsedMs: Date.now() - started,
-        });
+        report(1);
       } catch (err) {
+        settled = true;
         if (err instanceof OperationTimeoutError || err instanceof OperationAbortedError) throw err;
         const reason = isXapiError(err, "TASK_CANCELLED")
           ? "aborted"
@@ -983,6 +996,8 @@ export class XenapiDriver implements ComputeDriver {
             ? `XAPI ${err.xapiCode}`
             : describe(err);
         throw new LiveMigrationFailedError(instance.uuid, reason, { cause: err });
+      } finally {
+        settled = true;
       }
     });
   }

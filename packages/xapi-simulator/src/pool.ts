@@ -306,7 +306,13 @@ export class XapiPool {
     const opRef = ctx.task?.ref ?? `OpaqueRef:${randomUUID()}`;
     this.updateVm(ref, { current_operations: { ...(vm.current_operations as Record<string, string>), [opRef]: op } });
     try {
-      await ctx.sleep(durationMs);
+      // A long operation's task moves on in tenths, as XAPI's progress does (migrations report it).
+      if (ctx.task && durationMs >= 100) {
+        for (let i = 1; i <= 10; i++) {
+          await ctx.sleep(durationMs / 10);
+          if (i < 10 && this.db.find("task", ctx.task.ref)) this.db.update("task", ctx.task.ref, { progress: i / 10 });
+        }
+      } else await ctx.sleep(durationMs);
       return await apply(this.db.get("VM", ref));
     } finally {
       const now = this.db.find("VM", ref);
