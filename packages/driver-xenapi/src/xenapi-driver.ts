@@ -952,7 +952,7 @@ export class XenapiDriver implements ComputeDriver {
     await this.#run("liveMigration", options, instance, async (signal) => {
       const client = this.#ready();
       const vm = await this.#get(instance, signal);
-      const started = Date.now();
+      const started = performance.now();
       // XAPI reports a move as its task's progress, a fraction: told here as that fraction of the
       // guest's memory, the bulk of what a live move sends. Never after this call settles.
       const memory = num(vm.rec, "memory_dynamic_max") || num(vm.rec, "memory_static_max");
@@ -964,7 +964,14 @@ export class XenapiDriver implements ComputeDriver {
         last = fraction;
         const processed = Math.round(fraction * memory);
         try {
-          options.onProgress({ dataTotalBytes: memory, dataProcessedBytes: processed, dataRemainingBytes: memory - processed, elapsedMs: Date.now() - started });
+          const r: unknown = options.onProgress({
+            dataTotalBytes: memory,
+            dataProcessedBytes: processed,
+            dataRemainingBytes: memory - processed,
+            elapsedMs: Math.round(performance.now() - started),
+          });
+          // An async callback that rejects is as much the caller's own as one that throws.
+          if (r instanceof Promise) r.catch(() => undefined);
         } catch {
           // The caller's callback failing is no reason to fail the move.
         }

@@ -19,9 +19,9 @@ export type FilterExpr =
 type Token = "=" | "(" | ")" | "true" | "false" | "field" | "and" | "or" | "not" | { readonly s: string };
 
 const KEYWORDS = ["true", "false", "field", "and", "or", "not"] as const;
-/** Expressions longer than this are refused before parsing (no real filter comes close). */
+/** Expressions longer than this are refused before parsing: the simulator's own limit, not XAPI's. */
 const MAX_EXPR = 64 * 1024;
-/** Nesting deeper than this is refused (the parser recurses). */
+/** Nesting deeper than this is refused (the parser recurses): the simulator's own limit, not XAPI's. */
 const MAX_DEPTH = 256;
 
 function tokens(text: string): Token[] {
@@ -158,66 +158,93 @@ function dbText(value: unknown, type: XapiType): string {
  * Whether `record` (of a class with field types `types`) matches `expr`. A field is named as the
  * database names it: `name__label` for `name_label` (namespace and field joined by two underscores).
  */
-export function matchesFilter(expr: FilterExpr, record: Readonly<Record<string, unknown>>, types: Readonly<Record<string, string>>): boolean {
+export function matchesFilter(
+  cls: string,
+  expr: FilterExpr,
+  record: Readonly<Record<string, unknown>>,
+  types: Readonly<Record<string, string>>,
+): boolean {
   const text = (v: Value): string => {
     if ("literal" in v) return v.literal;
     const apiName = v.field.replace(/__/g, "_");
     const type = types[apiName];
-    if (type === undefined || (v.field !== apiName) !== NAMESPACED.has(apiName)) {
+    if (type === undefined || (v.field !== apiName) !== namespaced(cls, apiName)) {
       throw new XapiError("INTERNAL_ERROR", [`Db_exn.DBCache_NotFound("missing field", "${v.field}", "")`]);
     }
     return dbText(record[apiName], parseType(type));
   };
+  // A chain of and/or (`a or b or c ...`, any length) is walked down its left side in a loop, not
+  // by recursion: only nesting (parentheses, `not`) recurses, and the parser bounds that.
   const run = (e: FilterExpr): boolean => {
-    switch (e.op) {
-      case "true":
-        return true;
-      case "false":
-        return false;
-      case "not":
-        return !run(e.e);
-      case "and":
-        return run(e.a) && run(e.b);
-      case "or":
-        return run(e.a) || run(e.b);
-      case "eq":
-        return text(e.a) === text(e.b);
+    const links: Extract<FilterExpr, { op: "and" | "or" }>[] = [];
+    let first = e;
+    while (first.op === "and" || first.op === "or") {
+      links.push(first);
+      first = first.a;
     }
+    let value: boolean;
+    switch (first.op) {
+      case "true":
+        value = true;
+        break;
+      case "false":
+        value = false;
+        break;
+      case "not":
+        value = !run(first.e);
+        break;
+      case "eq":
+        value = text(first.a) === text(first.b);
+        break;
+    }
+    for (let i = links.length - 1; i >= 0; i--) {
+      const link = links[i]!;
+      value = link.op === "and" ? value && run(link.b) : value || run(link.b);
+    }
+    return value;
   };
   return run(expr);
 }
 
 /**
- * API fields the database keeps under a namespace (`name__label`): the datamodel's `namespace`
- * groups of the classes the simulator holds. A filter must name these with two underscores.
+ * API fields the database keeps under a namespace (`name__label`), by class: the datamodel's
+ * `namespace` groups of the classes the simulator holds (a host's `memory_overhead` is no
+ * namespace's, a VM's is). A filter must name these with two underscores.
  */
-const NAMESPACED = new Set([
-  "name_label",
-  "name_description",
-  "memory_overhead",
-  "memory_target",
-  "memory_static_max",
-  "memory_dynamic_max",
-  "memory_dynamic_min",
-  "memory_static_min",
-  "VCPUs_params",
-  "VCPUs_max",
-  "VCPUs_at_startup",
-  "actions_after_shutdown",
-  "actions_after_reboot",
-  "actions_after_crash",
-  "actions_after_softreboot",
-  "PV_bootloader",
-  "PV_kernel",
-  "PV_ramdisk",
-  "PV_args",
-  "PV_bootloader_args",
-  "PV_legacy_args",
-  "HVM_boot_policy",
-  "HVM_boot_params",
-  "HVM_shadow_multiplier",
-  "API_version_major",
-  "API_version_minor",
-  "API_version_vendor",
-  "API_version_vendor_implementation",
-]);
+const NAMESPACED_COMMON = ["name_label", "name_description"];
+const NAMESPACED: Readonly<Record<string, readonly string[]>> = {
+  VM: [
+    "memory_overhead",
+    "memory_target",
+    "memory_static_max",
+    "memory_dynamic_max",
+    "memory_dynamic_min",
+    "memory_static_min",
+    "VCPUs_params",
+    "VCPUs_max",
+    "VCPUs_at_startup",
+    "actions_after_shutdown",
+    "actions_after_reboot",
+    "actions_after_crash",
+    "actions_after_softreboot",
+    "PV_bootloader",
+    "PV_kernel",
+    "PV_ramdisk",
+    "PV_args",
+    "PV_bootloader_args",
+    "PV_legacy_args",
+    "HVM_boot_policy",
+    "HVM_boot_params",
+    "HVM_shadow_multiplier",
+  ],
+  host: ["API_version_major", "API_version_minor", "API_version_vendor", "API_version_vendor_implementation"],
+  host_metrics: ["memory_total", "memory_free"],
+  VM_metrics: ["memory_actual", "VCPUs_number", "VCPUs_utilisation", "VCPUs_CPU", "VCPUs_params", "VCPUs_flags"],
+  VBD: ["qos_algorithm_type", "qos_algorithm_params", "qos_supported_algorithms"],
+  VIF: ["qos_algorithm_type", "qos_algorithm_params", "qos_supported_algorithms"],
+};
+
+/** Whether `cls`'s API field `field` lives under a namespace in XAPI's database. */
+function namespaced(cls: string, field: string): boolean {
+  return NAMESPACED_COMMON.includes(field) || (NAMESPACED[cls]?.includes(field) ?? false);
+}

@@ -59,7 +59,7 @@ export function genericMessages(cls: XapiClass): MessageDef[] {
       message(cls, "get_all_records_where", [["expr", "string"]], `(${cls} ref -> ${cls} record) map`, (ctx, [expr]) => {
         const filter = parseFilter(expr as string);
         const out: Record<string, unknown> = {};
-        for (const [ref, r] of ctx.pool.db.all(cls)) if (matchesFilter(filter, r, types)) out[ref] = r;
+        for (const [ref, r] of ctx.pool.db.all(cls)) if (matchesFilter(cls, filter, r, types)) out[ref] = r;
         return out;
       }),
     );
