@@ -84,6 +84,27 @@ function instance(over: Partial<Instance> = {}): Instance {
 }
 
 /** The instance's VM as XAPI holds it (by the probe, not the driver). */
+/**
+ * The XAPI methods every client called while `body` ran; `refuse` may fail a method instead of
+ * sending it (a host that lacks it).
+ */
+async function callsDuring(body: () => Promise<void>, refuse: (method: string) => Error | undefined = () => undefined): Promise<string[]> {
+  const seen: string[] = [];
+  const original = XapiClient.prototype.call;
+  XapiClient.prototype.call = function (this: XapiClient, method: string, ...rest: unknown[]) {
+    seen.push(method);
+    const refused = refuse(method);
+    if (refused) return Promise.reject(refused);
+    return (original as (...args: unknown[]) => Promise<unknown>).call(this, method, ...rest);
+  } as typeof original;
+  try {
+    await body();
+  } finally {
+    XapiClient.prototype.call = original;
+  }
+  return seen;
+}
+
 async function vmOf(inst: Instance, client = probe): Promise<{ ref: string; rec: XapiRecord } | undefined> {
   for (const ref of await client.call<string[]>("VM.get_by_name_label", [inst.name])) {
     const rec = await client.call<XapiRecord>("VM.get_record", [ref]);
@@ -126,38 +147,23 @@ describe("spawn and the power operations", () => {
     await b.spawn({ instance: onB, imageMeta: bootImage });
     await a.createInstanceSnapshot(onA, "snap");
     await a.powerOff(onA, { cleanShutdownTimeoutSec: 0 });
-    const seen: string[] = [];
-    const original = XapiClient.prototype.call;
-    XapiClient.prototype.call = function (this: XapiClient, method: string, ...rest: unknown[]) {
-      seen.push(method);
-      return (original as (...args: unknown[]) => Promise<unknown>).call(this, method, ...rest);
-    } as typeof original;
-    try {
+    const seen = await callsDuring(async () => {
       // Halted on A: listed by its affinity there, not on B.
       expect(await a.listInstances()).toEqual(["on-a"]);
       expect(await b.listInstances()).toEqual(["on-b"]);
-    } finally {
-      XapiClient.prototype.call = original;
-    }
+    });
     expect(seen.filter((m) => m.startsWith("VM.get_all_records"))).toEqual(["VM.get_all_records_where", "VM.get_all_records_where"]);
   });
 
   it("a host without get_all_records_where is listed through get_all_records, asked once", async () => {
     const a = await driver(hostNames[0]);
     await a.spawn({ instance: instance({ name: "old-host" }), imageMeta: bootImage });
-    const seen: string[] = [];
-    const original = XapiClient.prototype.call;
-    XapiClient.prototype.call = function (this: XapiClient, method: string, ...rest: unknown[]) {
-      seen.push(method);
-      if (method === "VM.get_all_records_where") return Promise.reject(new XapiErrorClass(method, "MESSAGE_METHOD_UNKNOWN", [method]));
-      return (original as (...args: unknown[]) => Promise<unknown>).call(this, method, ...rest);
-    } as typeof original;
-    try {
+    const unknown = (method: string) =>
+      method === "VM.get_all_records_where" ? new XapiErrorClass(method, "MESSAGE_METHOD_UNKNOWN", [method]) : undefined;
+    const seen = await callsDuring(async () => {
       expect(await a.listInstances()).toEqual(["old-host"]);
       expect(await a.listInstances()).toEqual(["old-host"]);
-    } finally {
-      XapiClient.prototype.call = original;
-    }
+    }, unknown);
     expect(seen.filter((m) => m.startsWith("VM.get_all_records"))).toEqual(["VM.get_all_records_where", "VM.get_all_records", "VM.get_all_records"]);
   });
 

@@ -1171,7 +1171,8 @@ export class XenapiDriver implements ComputeDriver {
   async #vmRecordsOnHost(signal: AbortSignal): Promise<Record<string, XapiRecord>> {
     const client = this.#ready();
     const host = this.#hostRef;
-    if (this.#noFilter || host.includes('"')) return client.call<Record<string, XapiRecord>>("VM.get_all_records", [], { signal });
+    const every = () => client.call<Record<string, XapiRecord>>("VM.get_all_records", [], { signal });
+    if (this.#noFilter || host.includes('"')) return every();
     const where =
       'field "is_a_template" = "false" and field "is_a_snapshot" = "false" and field "is_control_domain" = "false" and ' +
       `(field "resident_on" = "${host}" or (field "resident_on" = "OpaqueRef:NULL" and field "affinity" = "${host}"))`;
@@ -1180,7 +1181,7 @@ export class XenapiDriver implements ComputeDriver {
     } catch (err) {
       if (!isXapiError(err, "MESSAGE_METHOD_UNKNOWN")) throw err;
       this.#noFilter = true;
-      return client.call<Record<string, XapiRecord>>("VM.get_all_records", [], { signal });
+      return every();
     }
   }
 

@@ -439,25 +439,21 @@ async function cancelMove(
   { inst, data }: { inst: Instance; data: MigrateData },
   how: "signal" | "deadline",
 ): Promise<void> {
-  const what = how === "signal" ? "liveMigration aborted by its caller 30 ms in" : "liveMigration with a 50 ms deadline";
+  // The caller aborts 30 ms in, or the deadline is 50 ms; the kit's own timer of that length says
+  // how late this machine runs its timers now.
+  const delayMs = how === "signal" ? 30 : 50;
+  const what = how === "signal" ? `liveMigration aborted by its caller ${delayMs} ms in` : `liveMigration with a ${delayMs} ms deadline`;
   ctx.step(what);
   const started = Date.now();
-  // When the kit's own 30 ms (or 50 ms) timer fired: how late this machine runs its timers now.
-  let firedMs: number;
-  let moving: Promise<void>;
-  if (how === "signal") {
-    const caller = new AbortController();
-    moving = src.liveMigration(inst, data, { signal: AbortSignal.any([ctx.signal, caller.signal]) });
-    moving.catch(() => undefined);
-    await new Promise((r) => setTimeout(r, 30));
-    firedMs = Date.now() - started;
-    caller.abort();
-  } else {
-    moving = src.liveMigration(inst, data, { signal: ctx.signal, timeoutMs: 50 });
-    const fired = new Promise<number>((r) => setTimeout(() => r(Date.now() - started), 50));
-    moving.catch(() => undefined);
-    firedMs = await fired;
-  }
+  const caller = new AbortController();
+  const moving =
+    how === "signal"
+      ? src.liveMigration(inst, data, { signal: AbortSignal.any([ctx.signal, caller.signal]) })
+      : src.liveMigration(inst, data, { signal: ctx.signal, timeoutMs: delayMs });
+  moving.catch(() => undefined);
+  await new Promise((r) => setTimeout(r, delayMs));
+  const firedMs = Date.now() - started;
+  if (how === "signal") caller.abort();
   const outcome = await moving.then(
     () => undefined,
     (err: unknown) => ({ err }),
@@ -477,11 +473,9 @@ async function cancelMove(
   const codes = [how === "signal" ? OperationAbortedError.CODE : OperationTimeoutError.CODE, LiveMigrationFailedError.CODE] as const;
   if (!thrownWithCode(outcome.err, codes)) fail(`${what}: expected one of ${codes.join(", ")}, got ${describeError(outcome.err)}`);
   check(tookMs - firedMs < 1000, `${what} rejected ${tookMs - firedMs} ms after the ${how} (the ${how} must end the call at once)`);
-  // Watched until well past the slowed move's time (a move the driver let go on lands meanwhile,
-  // however late the machine runs its timers), before the rollback could stop it.
-  // Later by as much as this machine ran the kit's timer late: a move let go on lands as late.
-  const expectedMs = how === "signal" ? 30 : 50;
-  const watchUntil = started + SLOW_MOVE_MS + WATCH_PAST_MS + Math.max(0, firedMs - expectedMs);
+  // Watched until well past the slowed move's time, later by as much as the kit's timer ran late
+  // (a move the driver let go on lands as late), before the rollback could stop it.
+  const watchUntil = started + SLOW_MOVE_MS + WATCH_PAST_MS + Math.max(0, firedMs - delayMs);
   for (;;) {
     if (await dst.instanceExists(inst, ctx.opts())) {
       if (lateAbort) {
