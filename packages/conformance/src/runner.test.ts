@@ -8,6 +8,9 @@ import { SCENARIOS } from "./scenarios.js";
 import { stableStringify } from "./stable-json.js";
 import { BROKEN_VARIANTS } from "./testing/broken-drivers.js";
 import { runAgainstVariant } from "./testing/catch-rate.js";
+import { DriverDecorator } from "./testing/driver-decorator.js";
+import { GAP_VARIANTS } from "./testing/broken-drivers-gaps.js";
+import type { Instance, InstanceInfo, OperationOptions } from "@virtkit/core";
 
 const service = computeServiceFactory();
 
@@ -297,6 +300,39 @@ describe("runConformance against the fake driver", () => {
       focus: ["^lifecycle\\.spawn$"],
     });
     expect(report.notes).toEqual(["XenAPI results come from a simulator"]);
+  });
+
+  it("takes a short deadline's late answer once for a stall of the machine, but not every time", async () => {
+    // A stall longer than the hypervisor's delay leaves the deadline's timer and the answer due at
+    // once, and Node may run the answer first: one late success is the machine, not the driver.
+    class LateOnce extends DriverDecorator {
+      #late = true;
+      override getInfo(instance: Instance, options?: OperationOptions): Promise<InstanceInfo> {
+        if (this.#late && options?.timeoutMs === 4) {
+          this.#late = false;
+          const { timeoutMs: _stalled, ...rest } = options;
+          return this.inner.getInfo(instance, rest);
+        }
+        return this.inner.getInfo(instance, options);
+      }
+    }
+    const focus = ["^deadlines\\.inspection$"];
+    const once = await runConformance({
+      driver: { name: "fake, late once" },
+      environment: fakeEnvironment({ wrapDriver: (d) => new LateOnce(d) }),
+      service,
+      focus,
+    });
+    expect(once.results.map((r) => `${r.id}: ${r.status} ${r.reason ?? ""}`)).toEqual(["deadlines.inspection: pass "]);
+    const always = GAP_VARIANTS.find((v) => v.name === "short-deadlines-dropped")!;
+    const late = await runConformance({
+      driver: { name: "fake, late every time" },
+      environment: fakeEnvironment({ wrapDriver: always.wrap! }),
+      service,
+      focus,
+    });
+    expect(late.results[0]?.status).toBe("fail");
+    expect(late.results[0]?.reason).toMatch(/getInfo with a 4 ms deadline \(answered after \d+ ms, late in each of 3 tries\)/);
   });
 
   it("never puts a password into the report, even when the driver leaks one into an error", async () => {

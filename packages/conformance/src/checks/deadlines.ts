@@ -391,23 +391,39 @@ export const DEADLINE_OPERATIONS: readonly string[] = CASES.map((c) => c.op);
 /**
  * `call` on a slowed hypervisor must reject with OperationTimeoutError, unless it answered within
  * `quickMs`: then it never waited on the hypervisor (a console or state the driver keeps), no
- * deadline came into play, and it resolves true.
+ * deadline came into play, and it resolves true. A late answer that succeeded is asked again, up to
+ * `attempts` times in all: on a loaded machine a stall longer than the latency leaves the deadline's
+ * timer and the hypervisor's answer due at once, and Node may run the answer first (timers of
+ * different durations run by list, not by due time). A driver that ignores its deadline answers
+ * late every time.
  */
-async function expectTimeoutUnlessQuick(ctx: ScenarioContext, call: () => Promise<unknown>, quickMs: number, what: string): Promise<boolean> {
-  const t0 = performance.now();
-  const outcome = await call().then(
-    () => undefined,
-    (err: unknown) => ({ err }),
-  );
-  const ms = performance.now() - t0;
-  if (outcome === undefined && ms < quickMs) return true;
-  await expectTyped(
-    ctx,
-    outcome === undefined ? Promise.resolve() : Promise.reject(outcome.err),
-    OperationTimeoutError,
-    `${what}${outcome === undefined ? ` (answered after ${Math.round(ms)} ms)` : ""}`,
-  );
-  return false;
+async function expectTimeoutUnlessQuick(
+  ctx: ScenarioContext,
+  call: () => Promise<unknown>,
+  quickMs: number,
+  what: string,
+  attempts = 3,
+): Promise<boolean> {
+  for (let attempt = 1; ; attempt++) {
+    // Started at the top of an event-loop turn: a timer set late in a long turn counts from the
+    // turn's start, and its wait would look shorter than it was.
+    await new Promise((resolve) => setImmediate(resolve));
+    const t0 = performance.now();
+    const outcome = await call().then(
+      () => undefined,
+      (err: unknown) => ({ err }),
+    );
+    const ms = performance.now() - t0;
+    if (outcome === undefined && ms < quickMs) return true;
+    if (outcome === undefined && attempt < attempts) continue;
+    await expectTyped(
+      ctx,
+      outcome === undefined ? Promise.resolve() : Promise.reject(outcome.err),
+      OperationTimeoutError,
+      `${what}${outcome === undefined ? ` (answered after ${Math.round(ms)} ms${attempts > 1 ? `, late in each of ${attempts} tries` : ""})` : ""}`,
+    );
+    return false;
+  }
 }
 
 /** The slowed hypervisor and the deadline of the long-deadline call in {@link checkInspectionDeadlines}. */
@@ -439,9 +455,13 @@ export async function checkInspectionDeadlines(ctx: ScenarioContext): Promise<vo
   ctx.step("every inspection call with an already aborted signal");
   const aborted = new AbortController();
   aborted.abort(new Error("cancelled by the kit"));
-  // The destination pre-check only with the aborted signal: cut short later it may leave a probe behind.
+  // The destination pre-check only with the aborted signal: cut short later it may leave a probe
+  // behind. Asked as Nova asks it, of the destination's driver with the source's facts; with a
+  // single host, of the source itself (a driver may refuse its own host, but not before the signal).
+  const dstHost = ctx.env.hosts[1];
+  const dst = caps.liveMigration && dstHost !== undefined ? await ctx.driverFor(dstHost) : d;
   const withAborted: typeof calls = caps.liveMigration
-    ? [...calls, ["checkCanLiveMigrateDestination", (o) => d.checkCanLiveMigrateDestination(inst, host, DEFAULT_MIGRATION_POLICY, o)]]
+    ? [...calls, ["checkCanLiveMigrateDestination", (o) => dst.checkCanLiveMigrateDestination(inst, host, DEFAULT_MIGRATION_POLICY, o)]]
     : calls;
   for (const [name, fn] of withAborted) {
     await collect(failures, name, () => expectTyped(ctx, fn({ signal: aborted.signal }), OperationAbortedError, `${name} with an aborted signal`));
@@ -454,7 +474,8 @@ export async function checkInspectionDeadlines(ctx: ScenarioContext): Promise<vo
       await Promise.all(
         calls.map(([name, fn]) =>
           collect(failures, name, async () => {
-            await expectTimeoutUnlessQuick(ctx, () => fn({ signal: ctx.signal, timeoutMs: TIMEOUT_MS }), LATENCY_MS, `${name} with a ${TIMEOUT_MS} ms deadline`);
+            // Quick is well under the delay: under load a wait on a timer can look shorter than it was.
+            await expectTimeoutUnlessQuick(ctx, () => fn({ signal: ctx.signal, timeoutMs: TIMEOUT_MS }), LATENCY_MS / 2, `${name} with a ${TIMEOUT_MS} ms deadline`);
           }),
         ),
       );
@@ -463,7 +484,8 @@ export async function checkInspectionDeadlines(ctx: ScenarioContext): Promise<vo
       const t0 = performance.now();
       await collect(failures, "getInfo", async () => {
         const opts = { signal: ctx.signal, timeoutMs: LONG_DEADLINE_MS };
-        if (await expectTimeoutUnlessQuick(ctx, () => d.getInfo(inst, opts), LONG_DEADLINE_MS, `getInfo with a ${LONG_DEADLINE_MS} ms deadline`)) return;
+        // One try: a stall of a whole second is not what this step is about, and each try costs seconds.
+        if (await expectTimeoutUnlessQuick(ctx, () => d.getInfo(inst, opts), LONG_DEADLINE_MS, `getInfo with a ${LONG_DEADLINE_MS} ms deadline`, 1)) return;
         const ms = performance.now() - t0;
         check(ms < LONG_LATENCY_MS - 500, `getInfo with a ${LONG_DEADLINE_MS} ms deadline rejected only after ${Math.round(ms)} ms`);
       });

@@ -219,7 +219,7 @@ export const SCENARIO_DOCS: Readonly<Record<string, ScenarioDoc>> = {
     nova: "Nova passes the API's admin password as given to the guest agent (qemu-guest-agent's guest-set-user-password base64-encodes it; the agent feeds chpasswd, whose 'user:password' line splits at the first ':'), so a driver must not build such a line itself.",
   },
   "deadlines.inspection": {
-    rule: "getHostInfo, listInstances, listInstanceUuids, instanceExists, getInfo, getConsoleOutput, listInstanceSnapshots and checkCanLiveMigrateDestination reject an already aborted signal with OperationAbortedError; on a hypervisor slowed by 100 ms the calls that only look reject a 4 ms deadline with OperationTimeoutError, and on one slowed to 3 s getInfo rejects a 1 000 ms deadline typed before 2.5 s.",
+    rule: "getHostInfo, listInstances, listInstanceUuids, instanceExists, getInfo, getConsoleOutput, listInstanceSnapshots and checkCanLiveMigrateDestination (asked of the destination's driver with the source's host facts, as Nova asks it) reject an already aborted signal with OperationAbortedError; on a hypervisor slowed by 100 ms the calls that only look reject a 4 ms deadline with OperationTimeoutError (a late answer is asked again, up to three tries in all: a stall of the test machine can run the answer before the deadline's timer), and on one slowed to 3 s getInfo rejects a 1 000 ms deadline typed before 2.5 s.",
     nova: "Nova bounds its calls to the hypervisor (libvirt's keepalive, XenAPI's session timeouts) so a status poll cannot hang the compute manager's periodic tasks.",
   },
   "events.crash-announced": {
