@@ -21,8 +21,8 @@ const ANCHOR = { name: "node -e 0", argv: ["-e", "0"] };
 const SUBJECTS = [
   { name: "virtkit --help", argv: [bin, "--help"], targetMs: 400 },
   { name: "virtkit conformance list --json", argv: [bin, "conformance", "list", "--json"] },
-  // The defaults as a user gets them: the vitest runner, and the fake's own 8 at once.
-  { name: "virtkit conformance run --driver fake (the defaults: vitest runner, 8 at once)", argv: [bin, "conformance", "run", "--driver", "fake", "--json"], targetMs: 3000 },
+  // The defaults as a user gets them: the vitest runner, and the fake's own 12 at once.
+  { name: "virtkit conformance run --driver fake (the defaults: vitest runner, 12 at once)", argv: [bin, "conformance", "run", "--driver", "fake", "--json"], targetMs: 3000 },
   { name: "virtkit conformance run --driver fake --parallel 4 (vitest runner)", argv: [bin, "conformance", "run", "--driver", "fake", "--parallel", "4", "--json"] },
   { name: "virtkit conformance run --driver fake --runner direct", argv: [bin, "conformance", "run", "--driver", "fake", "--runner", "direct", "--json"], targetMs: 3000 },
 ];
