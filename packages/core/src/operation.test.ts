@@ -3,7 +3,7 @@
 import { getEventListeners } from "node:events";
 import { describe, expect, it } from "vitest";
 import { InvalidInputError, OperationAbortedError, OperationTimeoutError } from "./errors.js";
-import { MAX_TIMER_MS, onAbort, raceSignal, sleep, timerDelay, withDeadline } from "./operation.js";
+import { MAX_TIMER_MS, onAbort, raceSignal, sleep, throwIfAborted, timerDelay, withDeadline } from "./operation.js";
 
 describe("one caller signal, many calls", () => {
   it("carries one listener however many calls wait on it, none once they are done, and no leak warning", async () => {
@@ -125,5 +125,46 @@ describe("withDeadline's options, as a JavaScript caller may get them wrong", ()
     for (const options of [undefined, {}, { signal: new AbortController().signal }, { timeoutMs: 50 }, { timeoutMs: Number.POSITIVE_INFINITY }]) {
       await expect(withDeadline("op", options, 5_000, async () => "done")).resolves.toBe("done");
     }
+  });
+});
+
+describe("a deadline is past when its time is, not when its timer ran", () => {
+  // After a stall of the process the deadline's timer and the work's timer are due at once, and
+  // Node may run the work's first: the work must still end in the deadline's error, changing nothing.
+  const stall = (ms: number) => {
+    const until = performance.now() + ms;
+    while (performance.now() < until);
+  };
+
+  it("throwIfAborted sees a deadline that passed while its timer had not run", async () => {
+    let changed = false;
+    const call = withDeadline("op", { timeoutMs: 4 }, 60_000, async (signal) => {
+      stall(20);
+      throwIfAborted("op", signal);
+      changed = true;
+    });
+    await expect(call).rejects.toBeInstanceOf(OperationTimeoutError);
+    expect(changed).toBe(false);
+  });
+
+  it("a sleep whose timer runs after the deadline's time rejects with the deadline's error", async () => {
+    for (let i = 0; i < 20; i++) {
+      let changed = false;
+      const call = withDeadline("op", { timeoutMs: 4 }, 60_000, async (signal) => {
+        const slept = sleep(1, signal, "op");
+        stall(20);
+        await slept;
+        changed = true;
+      });
+      await expect(call).rejects.toBeInstanceOf(OperationTimeoutError);
+      expect(changed).toBe(false);
+    }
+  });
+
+  it("leaves a caller's own signal, and a deadline not yet reached, as they were", async () => {
+    const outer = new AbortController();
+    expect(() => throwIfAborted("op", outer.signal)).not.toThrow();
+    await expect(withDeadline("op", { timeoutMs: 5_000 }, 60_000, async (signal) => (throwIfAborted("op", signal), "ok"))).resolves.toBe("ok");
+    await expect(withDeadline("op", { timeoutMs: 50 }, 60_000, async (signal) => (await sleep(1, signal, "op"), "slept"))).resolves.toBe("slept");
   });
 });

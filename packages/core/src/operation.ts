@@ -84,6 +84,15 @@ export function validateOperationOptions(options: unknown): void {
 }
 
 /**
+ * When the deadline behind each signal {@link withDeadline} hands out runs out (`performance.now()`
+ * ms), and how to fire it. After a stall of the process a deadline's timer and the timer of the work
+ * it bounds are due at once, and Node may run the work's first (timers of different durations run by
+ * list, not by due time): {@link throwIfAborted} and {@link sleep} read the clock, so a deadline is
+ * past when its time is, not when its timer ran.
+ */
+const DEADLINES = new WeakMap<AbortSignal, { readonly at: number; readonly expire: () => void }>();
+
+/**
  * Runs `fn` under the caller's signal and a deadline. `fn` receives one signal that fires on
  * either, and should pass it down; the returned promise settles as soon as either fires even if
  * `fn` ignores it.
@@ -105,12 +114,15 @@ export async function withDeadline<T>(
   let unlink: (() => void) | undefined;
   const stop = new Promise<never>((_, reject) => {
     if (Number.isFinite(timeoutMs) && timeoutMs > 0) {
-      timer = setTimeout(() => {
+      const expire = () => {
+        if (controller.signal.aborted) return;
         const err = new OperationTimeoutError(operation, timeoutMs);
         controller.abort(err);
         reject(err);
-      }, timerDelay(timeoutMs));
+      };
+      timer = setTimeout(expire, timerDelay(timeoutMs));
       timer.unref?.();
+      DEADLINES.set(controller.signal, { at: performance.now() + timeoutMs, expire });
     }
     if (outer) {
       unlink = onAbort(outer, (reason) => {
@@ -128,8 +140,12 @@ export async function withDeadline<T>(
   }
 }
 
-/** Throws the typed abort error if `signal` has fired. */
+/** Throws the typed abort error if `signal` has fired, or its {@link withDeadline} deadline is past. */
 export function throwIfAborted(operation: string, signal: AbortSignal | undefined): void {
+  if (signal !== undefined && !signal.aborted) {
+    const deadline = DEADLINES.get(signal);
+    if (deadline !== undefined && performance.now() >= deadline.at) deadline.expire();
+  }
   if (signal?.aborted) {
     const reason: unknown = signal.reason;
     if (reason instanceof OperationTimeoutError || reason instanceof OperationAbortedError) throw reason;
@@ -137,7 +153,7 @@ export function throwIfAborted(operation: string, signal: AbortSignal | undefine
   }
 }
 
-/** Resolves after `ms`, or rejects with the typed abort error when `signal` fires first. */
+/** Resolves after `ms`, or rejects with the typed abort error when `signal` fires first (or its `withDeadline` deadline is past by then). */
 export function sleep(ms: number, signal?: AbortSignal, operation = "sleep"): Promise<void> {
   return new Promise((resolve, reject) => {
     if (signal?.aborted) {
@@ -150,6 +166,13 @@ export function sleep(ms: number, signal?: AbortSignal, operation = "sleep"): Pr
     }
     const t = setTimeout(() => {
       unlink?.();
+      // Its deadline may be past although its timer has not run yet (see DEADLINES).
+      try {
+        throwIfAborted(operation, signal);
+      } catch (e) {
+        reject(e);
+        return;
+      }
       resolve();
     }, timerDelay(ms));
     const unlink = signal
