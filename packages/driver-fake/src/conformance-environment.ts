@@ -200,7 +200,7 @@ export function createFakeConformanceEnvironment(
     };
   };
   // In memory: a scenario's time is the latencies and durations it waits out, not CPU, so more at
-  // once finish sooner than the CLI's 4, even on two cores. About ten of the kit's scenarios wait
-  // on purpose for 0.4-1.2 s and start first: at 8 lanes they held all of them while the CPU idled.
+  // once finish sooner than the CLI's 4, even on two cores. The kit's scenarios that wait on purpose
+  // (0.3-1.1 s each) start first: at 8 lanes they held nearly all of them while the CPU idled.
   return Object.assign(factory, { defaultParallel: 12 });
 }

@@ -37,6 +37,14 @@ import { XapiClient } from "./xapi-client.js";
 import { XENAPI_TOKENS } from "./plugin-tokens.js";
 import { XenapiDriver, type XenapiDriverOptions, type XenapiTarget } from "./xenapi-driver.js";
 
+/**
+ * What a slowed hypervisor slows: calls, not the long polls (`event.from`) nor the destroys of
+ * finished tasks (a client's housekeeping, in bursts that outlive the call that ran the task).
+ */
+function isHypervisorWork(method: string): boolean {
+  return method !== "event.from" && method !== "task.destroy";
+}
+
 /** The options the environment takes (the plugin's, minus services it makes itself). */
 export type XenapiConformanceOptions = Omit<
   XenapiDriverOptions,
@@ -193,9 +201,7 @@ function simulatorEnvironment(options: XenapiConformanceOptions): ConformanceEnv
       const urlOf = (host: string) => (host === names[0] ? sim.url : pool1.has(host) ? sim.slaveUrl : sim.secondPoolUrl);
       const bootImage = await withBootImage(imageService);
       const beforeCall = async (method: string, signal: AbortSignal) => {
-        // The long polls and the destroys of finished tasks (a client's housekeeping, in bursts that
-        // outlive the call that ran the task) are not hypervisor work: only calls are slowed.
-        if (latencyMs > 0 && method !== "event.from" && method !== "task.destroy") await sleep(latencyMs, signal, `XAPI ${method}`);
+        if (latencyMs > 0 && isHypervisorWork(method)) await sleep(latencyMs, signal, `XAPI ${method}`);
       };
 
       // Instance uuid -> its VM's uuid, as last found. A VM keeps its uuid through every operation
@@ -443,7 +449,7 @@ function realHostEnvironment(options: XenapiConformanceOptions): ConformanceEnvi
           imageService,
           logger: logger.child({ host: h }),
           beforeCall: async (method, signal) => {
-            if (latencyMs > 0 && method !== "event.from") await sleep(latencyMs, signal, `XAPI ${method}`);
+            if (latencyMs > 0 && isHypervisorWork(method)) await sleep(latencyMs, signal, `XAPI ${method}`);
           },
         });
         drivers.push(driver);
