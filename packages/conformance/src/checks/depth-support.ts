@@ -78,6 +78,31 @@ export async function settle(ms: number): Promise<void> {
   await new Promise((r) => setImmediate(r));
 }
 
+/**
+ * How long this process stood still while a timed step ran: a 10 ms ticker's lateness summed (gaps
+ * under 20 ms count as none). A wall-clock bound on a driver's wait adds it, so a stall of a loaded
+ * test machine is not blamed on the driver, while a driver that waits too long on its own (no stall)
+ * still is. In-process time only: a remote hypervisor slowed by the load is not measured.
+ */
+export function stallMeter(): { stop(): number } {
+  const tickMs = 10;
+  let last = performance.now();
+  let stalledMs = 0;
+  const ticker = setInterval(() => {
+    const now = performance.now();
+    const late = now - last - tickMs;
+    if (late >= 2 * tickMs) stalledMs += late;
+    last = now;
+  }, tickMs);
+  return {
+    stop() {
+      clearInterval(ticker);
+      const late = performance.now() - last - tickMs;
+      return stalledMs + (late >= 2 * tickMs ? late : 0);
+    },
+  };
+}
+
 /** Two hosts and whether they share storage, as the environment says. */
 export interface HostPair {
   readonly src: ComputeDriver;
