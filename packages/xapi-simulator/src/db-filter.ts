@@ -212,7 +212,7 @@ export function matchesFilter(
  * namespace's, a VM's is). A filter must name these with two underscores.
  */
 const NAMESPACED_COMMON = ["name_label", "name_description"];
-const NAMESPACED: Readonly<Record<string, readonly string[]>> = {
+const NAMESPACED_BY_CLASS: Readonly<Record<string, readonly string[]>> = {
   VM: [
     "memory_overhead",
     "memory_target",
@@ -244,7 +244,11 @@ const NAMESPACED: Readonly<Record<string, readonly string[]>> = {
   VIF: ["qos_algorithm_type", "qos_algorithm_params", "qos_supported_algorithms"],
 };
 
+/** The same per class, common ones included, as sets: looked up for every field of every record a filter reads. */
+const NAMESPACED = new Map(Object.entries(NAMESPACED_BY_CLASS).map(([cls, fields]) => [cls, new Set([...NAMESPACED_COMMON, ...fields])]));
+const NAMESPACED_ELSEWHERE = new Set(NAMESPACED_COMMON);
+
 /** Whether `cls`'s API field `field` lives under a namespace in XAPI's database. */
 function namespaced(cls: string, field: string): boolean {
-  return NAMESPACED_COMMON.includes(field) || (NAMESPACED[cls]?.includes(field) ?? false);
+  return (NAMESPACED.get(cls) ?? NAMESPACED_ELSEWHERE).has(field);
 }

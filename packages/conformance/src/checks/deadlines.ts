@@ -21,7 +21,7 @@ import {
 } from "@virtkit/core";
 import { ConformanceFailure, check, checkEqual, describeError, expectGone, expectState, fail } from "../assertions.js";
 import type { ScenarioContext } from "../scenario.js";
-import { DriverEvents, hasControl, settle, trackedPassword } from "./depth-support.js";
+import { DriverEvents, hasControl, nextTurn, settle, trackedPassword } from "./depth-support.js";
 
 /** The hypervisor's extra latency while a call is cut short: far above the 4 ms deadline, so a stalled loop (GC, a loaded machine) cannot let the call finish first. */
 const LATENCY_MS = 100;
@@ -406,7 +406,7 @@ async function expectTimeoutUnlessQuick(
   for (let attempt = 1; ; attempt++) {
     // Started at the top of an event-loop turn: a timer set late in a long turn counts from the
     // turn's start, and its wait would look shorter than it was.
-    await new Promise((resolve) => setImmediate(resolve));
+    await nextTurn();
     const t0 = performance.now();
     let controlRanAfter: number | undefined;
     const control = setTimeout(() => (controlRanAfter = performance.now() - t0), o.deadlineMs);

@@ -72,10 +72,15 @@ export class DriverEvents {
   }
 }
 
+/** Resolves in the next turn of the event loop's check phase, after the timers due now have run. */
+export function nextTurn(): Promise<void> {
+  return new Promise((r) => setImmediate(r));
+}
+
 /** Lets already-due events and late completions arrive: `ms` of real time, then a turn of the loop. */
 export async function settle(ms: number): Promise<void> {
   await new Promise((r) => setTimeout(r, ms));
-  await new Promise((r) => setImmediate(r));
+  await nextTurn();
 }
 
 /**

@@ -920,20 +920,16 @@ class PasswordCutAtColon extends DriverDecorator {
 }
 
 /** timeoutMs of a second or more taken for seconds already converted, and dropped. */
-class LongDeadlinesDropped extends DriverDecorator {
-  override getInfo(instance: Instance, options?: OperationOptions): Promise<InstanceInfo> {
-    if (options?.timeoutMs !== undefined && options.timeoutMs >= 1000) {
-      const { timeoutMs: _dropped, ...rest } = options;
-      return this.inner.getInfo(instance, rest);
-    }
-    return this.inner.getInfo(instance, options);
+/** getInfo drops the timeoutMs of the deadlines `dropped` picks (a second or more; under a second). */
+class GetInfoDeadlinesDropped extends DriverDecorator {
+  constructor(
+    inner: ComputeDriver,
+    readonly dropped: (timeoutMs: number) => boolean,
+  ) {
+    super(inner);
   }
-}
-
-/** Late every time, as the kit's retries for a stalled machine must still see. */
-class ShortDeadlinesDropped extends DriverDecorator {
   override getInfo(instance: Instance, options?: OperationOptions): Promise<InstanceInfo> {
-    if (typeof options?.timeoutMs === "number" && options.timeoutMs > 0 && options.timeoutMs < 1000) {
+    if (typeof options?.timeoutMs === "number" && options.timeoutMs > 0 && this.dropped(options.timeoutMs)) {
       const { timeoutMs: _dropped, ...rest } = options;
       return this.inner.getInfo(instance, rest);
     }
@@ -1114,8 +1110,8 @@ export const GAP_VARIANTS: readonly BrokenVariant[] = [
   v("snapshots", "snapshot-ids-host-wide", "delete and revert find a snapshot id on whichever instance has it", [PER_INSTANCE], (d) => new SnapshotIdsHostWide(d)),
   v("snapshots", "snapshot-list-reused", "listInstanceSnapshots refills one array per instance in place: a listing handed out changes later", [PER_INSTANCE], (d) => new SnapshotListReused(d)),
   v("accounts", "password-cut-at-colon", "setAdminPassword keeps the password up to its first ':' (chpasswd's separator)", ["admin-password.characters"], (d) => new PasswordCutAtColon(d)),
-  v("deadlines", "long-deadlines-dropped", "getInfo drops a timeoutMs of a second or more", [INSPECTION], (d) => new LongDeadlinesDropped(d)),
-  v("deadlines", "short-deadlines-dropped", "getInfo drops a timeoutMs under a second: it answers after the hypervisor's delay, within its own default deadline", [INSPECTION], (d) => new ShortDeadlinesDropped(d)),
+  v("deadlines", "long-deadlines-dropped", "getInfo drops a timeoutMs of a second or more", [INSPECTION], (d) => new GetInfoDeadlinesDropped(d, (ms) => ms >= 1000)),
+  v("deadlines", "short-deadlines-dropped", "getInfo drops a timeoutMs under a second: it answers after the hypervisor's delay, within its own default deadline", [INSPECTION], (d) => new GetInfoDeadlinesDropped(d, (ms) => ms < 1000)),
   v("deadlines", "destination-check-deaf", "checkCanLiveMigrateDestination ignores the caller's signal and deadline", [INSPECTION], (d) => new DestinationCheckDeaf(d)),
   v("deadlines", "inspection-ignores-aborted", "listInstances and instanceExists run although the signal is already aborted", [INSPECTION], (d) => new InspectionIgnoresAborted(d)),
   v("snapshots", "destroy-keeps-snapshots", "destroy keeps the instance's snapshots: spawned again under its uuid, it lists them", ["snapshot.power-and-respawn"], (d) => new DestroyKeepsSnapshots(d)),
