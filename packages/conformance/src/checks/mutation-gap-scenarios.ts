@@ -68,8 +68,8 @@ export function mutationGapScenarios(): ScenarioDefinition[] {
       group: "lifecycle",
       capability: null,
       level: "MUST",
-      // A 0.3 s clean timeout run out, on top of shorter ones.
-      waitsMs: 400,
+      // A 0.9 s clean timeout run out, on top of shorter ones.
+      waitsMs: 1_000,
       run: gs.checkPowerOffWaitBounded,
     },
     {
