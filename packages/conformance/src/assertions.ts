@@ -111,7 +111,7 @@ export async function expectUnsupported(
   ctx: ScenarioContext,
   what: string,
   call: () => Promise<unknown>,
-  capability?: string,
+  capability?: string | readonly string[],
 ): Promise<UnsupportedOperationError> {
   ctx.step(what);
   try {
@@ -121,8 +121,9 @@ export async function expectUnsupported(
     // The error thrown, not a cause: core's isUnsupported() would accept a wrapped one.
     if (err instanceof UnsupportedOperationError) {
       // The contract: the refusal names the capability (a service shows it, the matrix keys by it).
-      if (capability !== undefined && err.capability !== capability) {
-        fail(`${what}: the refusal names capability ${JSON.stringify(err.capability)}, expected ${JSON.stringify(capability)}`);
+      const wanted = capability === undefined ? [] : typeof capability === "string" ? [capability] : capability;
+      if (wanted.length > 0 && !wanted.includes(err.capability)) {
+        fail(`${what}: the refusal names capability ${JSON.stringify(err.capability)}, expected ${wanted.map((c) => JSON.stringify(c)).join(" or ")}`);
       }
       return err;
     }

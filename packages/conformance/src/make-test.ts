@@ -32,6 +32,7 @@ import type {
 } from "./scenario.js";
 import { driverLocation } from "./failure-location.js";
 import { frozenCopy, frozenInputNote, withoutUndefined } from "./frozen-input.js";
+import { SecretScan } from "./secret-scan.js";
 import type { CapabilityMismatch, ScenarioResult, ScenarioStatus } from "./types.js";
 
 /** Options of one scenario run. */
@@ -84,7 +85,6 @@ export function declares(def: ScenarioDefinition, driver: ComputeDriver): boolea
   return caps.every((c) => driver.capabilities[c] === true);
 }
 
-const REDACTED = "[REDACTED]";
 
 /** The default deadline of a scenario body, and the pace a scenario's own `timeoutMs` is written for. */
 export const DEFAULT_SCENARIO_TIMEOUT_MS = 10_000;
@@ -202,7 +202,8 @@ export async function runScenario(
         options.onStep?.(name);
       },
       opts<T extends object = object>(extra?: T): OperationOptions & T {
-        return { signal: controller.signal, ...(extra ?? ({} as T)) };
+        // Frozen too: a driver writes its defaults into its own copy, not the caller's options.
+        return frozenCopy({ signal: controller.signal, ...(extra ?? ({} as T)) });
       },
       newInstance(overrides = {}) {
         counter += 1;
@@ -227,7 +228,7 @@ export async function runScenario(
       async spawn(overrides) {
         const inst = ctx.newInstance(overrides);
         ctx.step(`spawn ${inst.name}`);
-        await driver.spawn({ instance: inst }, ctx.opts());
+        await driver.spawn(frozenCopy({ instance: inst }), ctx.opts());
         await expectState(ctx, inst, PowerState.RUNNING, "spawn");
         if (env.guestControls?.whenBooted) {
           ctx.step(`wait for ${inst.name} to boot`);
@@ -592,20 +593,17 @@ function finish(
       r = { ...r, status: "fail", reason: `cleanup left ${n} behind: ${leaks.join("; ")}`, step: "leak check" };
     }
   }
-  // Each password as written raw and as JSON escapes it (quotes, backslashes), so neither form slips through.
-  const values = [...new Set(secrets.flatMap((s) => [s.reveal(), JSON.stringify(s.reveal()).slice(1, -1)]))].filter(
-    (v) => v.length > 0,
-  );
-  const redact = (text: string) => values.reduce((t, v) => t.split(v).join(REDACTED), text);
-  if (values.length > 0) {
+  // Each password as written, JSON-escaped, URL-encoded, or inside base64 or hex (see SecretScan).
+  const scan = new SecretScan(secrets.map((s) => s.reveal()));
+  const redact = (text: string) => scan.redact(text);
+  if (!scan.empty) {
     const found: string[] = [];
-    if (errors.some((e) => values.some((v) => e.includes(v)))) found.push("an error");
-    if (logLines.some((l) => values.some((v) => l.includes(v)))) found.push("a log line");
-    let serialized = JSON.stringify(r);
-    if (values.some((v) => serialized.includes(v))) {
+    if (errors.some((e) => scan.found(e))) found.push("an error");
+    if (logLines.some((l) => scan.found(l))) found.push("a log line");
+    const serialized = JSON.stringify(r);
+    if (scan.found(serialized)) {
       found.push("the report");
-      for (const v of values) serialized = serialized.split(v).join(REDACTED);
-      r = JSON.parse(serialized) as ScenarioResult;
+      r = JSON.parse(scan.redact(serialized)) as ScenarioResult;
     }
     if (found.length > 0) {
       // Secrets never appear anywhere: a MUST of the whole contract, whatever the scenario's own level.

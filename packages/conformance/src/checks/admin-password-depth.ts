@@ -7,6 +7,7 @@
 import { PasswordSetFailedError, PowerState, isSecret, type ImageMeta, type Instance } from "@virtkit/core";
 import { check, expectRejects, expectState, expectUnsupported, fail, skipForEnvironment } from "../assertions.js";
 import type { ScenarioContext } from "../scenario.js";
+import { frozenCopy } from "../frozen-input.js";
 import { spawnIn, trackedPassword } from "./depth-support.js";
 
 const OTHER_ACCOUNTS = ["root", "Administrator", "cloud-admin"];
@@ -219,7 +220,7 @@ async function spawnPasswordForRoot(
   const inst = ctx.newInstance({ imageMeta: image(ctx, { os_type: "linux", os_admin_user: "cloud-admin" }), osType: "linux" });
   const pw = trackedPassword(ctx, "boot");
   ctx.step("spawn with adminPassword and a request imageMeta without os_admin_user (the instance's names cloud-admin)");
-  await ctx.driver.spawn({ instance: inst, imageMeta: image(ctx, { os_type: "linux" }), adminPassword: pw }, ctx.opts());
+  await ctx.driver.spawn(frozenCopy({ instance: inst, imageMeta: image(ctx, { os_type: "linux" }), adminPassword: pw }), ctx.opts());
   await expectState(ctx, inst, PowerState.RUNNING, "spawn with an admin password");
   ctx.step("log in as root");
   if (!(await verify(inst, "root", pw))) {

@@ -7,6 +7,7 @@
 import { PowerState, Secret, isSecret, type Instance } from "@virtkit/core";
 import { check, expectRejects, expectState, expectUnsupported, fail, skipForEnvironment } from "../assertions.js";
 import type { ScenarioContext } from "../scenario.js";
+import { SecretScan } from "../secret-scan.js";
 
 /** A fresh, recognisable password (tracked as a secret). */
 function newPassword(ctx: ScenarioContext): Secret {
@@ -27,6 +28,13 @@ async function verify(ctx: ScenarioContext, inst: Instance, password: Secret, wh
   ctx.step(`verify in the guest (${what})`);
   const ok = await verifyFn.call(ctx.env, inst, adminUser(inst), password);
   if (!ok) fail(`the guest does not accept the password set by ${what}`);
+  // The console is handed to whoever may read it (Nova's console log API): the password set
+  // through the agent, or any other channel, must not show there.
+  if (ctx.driver.capabilities.consoleOutput) {
+    ctx.step(`the console output after ${what}`);
+    const out = await ctx.driver.getConsoleOutput(inst, ctx.opts());
+    if (new SecretScan([password.reveal()]).found(out)) fail(`the password set by ${what} appears in the instance's console output`);
+  }
 }
 
 /** Through the driver and the service, the password takes effect in the guest. */
@@ -215,7 +223,8 @@ export async function checkPasswordNoLeak(ctx: ScenarioContext): Promise<void> {
   }
   ctx.step("scan the logs");
   const lines = ctx.env.logLines?.() ?? [];
-  if (lines.some((l) => l.includes(pw.reveal()))) fail("the password appears in a log line");
+  const scan = new SecretScan([pw.reveal()]);
+  if (lines.some((l) => scan.found(l))) fail("the password appears in a log line");
 }
 
 /** Undeclared admin password is refused as unsupported (or not-supported, its specific form). */
@@ -223,7 +232,7 @@ export async function refuseSetPassword(ctx: ScenarioContext): Promise<void> {
   const inst = await ctx.spawn();
   const pw = newPassword(ctx);
   try {
-    await expectUnsupported(ctx, "setAdminPassword", () => ctx.driver.setAdminPassword(inst, pw, ctx.opts()));
+    await expectUnsupported(ctx, "setAdminPassword", () => ctx.driver.setAdminPassword(inst, pw, ctx.opts()), "setAdminPassword");
   } catch (err) {
     // AdminPasswordNotSupportedError is the contract's own "unsupported" for this operation.
     if ((err as { message?: string }).message?.includes("VIRTKIT_ADMIN_PASSWORD_NOT_SUPPORTED")) return;

@@ -227,18 +227,28 @@ function checkNamesOperation(err: OperationAbortedError | OperationTimeoutError,
   }
 }
 
-/** Requires `promise` to reject with exactly `cls` (the error thrown, not a cause). */
+/**
+ * Requires `promise` to reject with exactly `cls` (the error thrown, not a cause); a timeout's
+ * `timeoutMs` must be the caller's deadline (`deadlineMs`), the one that passed.
+ */
 async function expectTyped(
   ctx: ScenarioContext,
   promise: Promise<unknown>,
   cls: typeof OperationAbortedError | typeof OperationTimeoutError,
   what: string,
+  deadlineMs?: number,
 ): Promise<void> {
   try {
     await promise;
   } catch (err) {
     ctx.recordError(err);
-    if (err instanceof cls) return checkNamesOperation(err, what);
+    if (err instanceof cls) {
+      checkNamesOperation(err, what);
+      if (err instanceof OperationTimeoutError && deadlineMs !== undefined && err.timeoutMs !== deadlineMs) {
+        fail(`${what}: the OperationTimeoutError says ${JSON.stringify(err.timeoutMs)} ms, but the deadline that passed was the caller's ${deadlineMs} ms`);
+      }
+      return;
+    }
     fail(`${what}: expected ${cls.name}, got ${describeError(err)}`);
   }
   fail(`${what}: expected ${cls.name}, but it succeeded`);
@@ -348,7 +358,7 @@ export async function checkDeadlinesEveryOperation(ctx: ScenarioContext): Promis
             // No wall-clock bound here (a loaded machine stalls timers): a call that waited its work
             // out either succeeded (refused above) or changed something (found below).
             await collect(failures, t.c.op, () =>
-              expectTyped(ctx, call(ctx, t.c, t.inst, { timeoutMs: TIMEOUT_MS }, t.prepared), OperationTimeoutError, "past its deadline"),
+              expectTyped(ctx, call(ctx, t.c, t.inst, { timeoutMs: TIMEOUT_MS }, t.prepared), OperationTimeoutError, "past its deadline", TIMEOUT_MS),
             );
             await collect(failures, t.c.op, async () => {
               const mid = new AbortController();
@@ -425,6 +435,7 @@ async function expectTimeoutUnlessQuick(
       outcome === undefined ? Promise.resolve() : Promise.reject(outcome.err),
       OperationTimeoutError,
       `${o.what}${outcome === undefined ? ` (${late})` : ""}`,
+      o.deadlineMs,
     );
     return false;
   }

@@ -16,6 +16,7 @@ import {
 } from "@virtkit/core";
 import { check, checkEqual, describeError, expectGone, expectRejects, expectState, fail, skipForEnvironment, thrownWithCode } from "../assertions.js";
 import type { ScenarioContext } from "../scenario.js";
+import { frozenCopy } from "../frozen-input.js";
 import { settle, trackedPassword } from "./depth-support.js";
 
 function image(ctx: ScenarioContext, properties: ImageMeta["properties"]): ImageMeta {
@@ -39,7 +40,7 @@ export async function checkFirstBootPassword(ctx: ScenarioContext): Promise<void
   const win = withoutOsType(ctx, image(ctx, { os_type: "windows" }));
   const pw = trackedPassword(ctx, "firstboot");
   ctx.step("spawn with adminPassword: no os_type on the instance, the image says windows");
-  await d.spawn({ instance: win, adminPassword: pw }, ctx.opts());
+  await d.spawn(frozenCopy({ instance: win, adminPassword: pw }), ctx.opts());
   await expectState(ctx, win, PowerState.RUNNING, "spawn with an admin password");
   ctx.step("log in as Administrator");
   if (!(await verify(win, "Administrator", pw))) {
@@ -52,7 +53,7 @@ export async function checkFirstBootPassword(ctx: ScenarioContext): Promise<void
   ctx.step("spawn with adminPassword and a 1 ms deadline");
   await expectRejects(
     ctx,
-    d.spawn({ instance: late, adminPassword: trackedPassword(ctx, "late") }, { signal: ctx.signal, timeoutMs: 1 }),
+    d.spawn(frozenCopy({ instance: late, adminPassword: trackedPassword(ctx, "late") }), { signal: ctx.signal, timeoutMs: 1 }),
     [OperationTimeoutError.CODE],
     "spawn with an admin password past its 1 ms deadline",
   );
@@ -62,7 +63,7 @@ export async function checkFirstBootPassword(ctx: ScenarioContext): Promise<void
   const twin = ctx.newInstance({ imageMeta: image(ctx, { os_type: "linux" }) });
   const pws = [trackedPassword(ctx, "race-a"), trackedPassword(ctx, "race-b")];
   ctx.step("two spawns of one uuid at once, each with a password");
-  const results = await Promise.allSettled(pws.map((p) => d.spawn({ instance: twin, adminPassword: p }, ctx.opts())));
+  const results = await Promise.allSettled(pws.map((p) => d.spawn(frozenCopy({ instance: twin, adminPassword: p }), ctx.opts())));
   const ok = results.filter((r) => r.status === "fulfilled").length;
   for (const r of results) if (r.status === "rejected") ctx.recordError(r.reason);
   checkEqual(ok, 1, "spawns of one uuid at once that succeeded");
@@ -92,7 +93,7 @@ export async function checkSpawnPasswordWithoutAgent(ctx: ScenarioContext): Prom
   const what = "spawn with adminPassword, the image without a guest agent";
   ctx.step(what);
   try {
-    await ctx.driver.spawn({ instance: inst, adminPassword: pw }, ctx.opts());
+    await ctx.driver.spawn(frozenCopy({ instance: inst, adminPassword: pw }), ctx.opts());
   } catch (err) {
     ctx.recordError(err);
     const codes = [GuestAgentNotEnabledError.CODE, AdminPasswordNotSupportedError.CODE, UnsupportedOperationError.CODE] as const;

@@ -220,7 +220,7 @@ export async function checkPauseUnpause(ctx: ScenarioContext): Promise<void> {
 /** Undeclared pause is refused as unsupported. */
 export async function refusePause(ctx: ScenarioContext): Promise<void> {
   const inst = await ctx.spawn();
-  await expectUnsupported(ctx, "pause", () => ctx.driver.pause(inst, ctx.opts()));
+  await expectUnsupported(ctx, "pause", () => ctx.driver.pause(inst, ctx.opts()), "pause");
   await expectState(ctx, inst, PowerState.RUNNING, "the refused pause");
 }
 
@@ -246,7 +246,7 @@ export async function checkSuspendResume(ctx: ScenarioContext): Promise<void> {
 /** Undeclared suspend is refused as unsupported. */
 export async function refuseSuspend(ctx: ScenarioContext): Promise<void> {
   const inst = await ctx.spawn();
-  await expectUnsupported(ctx, "suspend", () => ctx.driver.suspend(inst, ctx.opts()));
+  await expectUnsupported(ctx, "suspend", () => ctx.driver.suspend(inst, ctx.opts()), "suspend");
   await expectState(ctx, inst, PowerState.RUNNING, "the refused suspend");
 }
 
@@ -264,7 +264,7 @@ export async function checkRescue(ctx: ScenarioContext): Promise<void> {
 /** Undeclared rescue is refused as unsupported. */
 export async function refuseRescue(ctx: ScenarioContext): Promise<void> {
   const inst = await ctx.spawn();
-  await expectUnsupported(ctx, "rescue", () => ctx.driver.rescue(inst, inst.imageMeta, ctx.opts()));
+  await expectUnsupported(ctx, "rescue", () => ctx.driver.rescue(inst, inst.imageMeta, ctx.opts()), "rescue");
   await expectState(ctx, inst, PowerState.RUNNING, "the refused rescue");
 }
 
@@ -303,7 +303,7 @@ export async function checkConsoleOutput(ctx: ScenarioContext): Promise<void> {
 /** Undeclared console output is refused as unsupported. */
 export async function refuseConsoleOutput(ctx: ScenarioContext): Promise<void> {
   const inst = await ctx.spawn();
-  await expectUnsupported(ctx, "getConsoleOutput", () => ctx.driver.getConsoleOutput(inst, ctx.opts()));
+  await expectUnsupported(ctx, "getConsoleOutput", () => ctx.driver.getConsoleOutput(inst, ctx.opts()), "consoleOutput");
 }
 
 /** Lifecycle events: one per transition, for the right instance and host; none after unregistering. */

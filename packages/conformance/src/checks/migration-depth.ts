@@ -191,12 +191,16 @@ export async function refusePausedMove(ctx: ScenarioContext): Promise<void> {
     if (!(err instanceof UnsupportedOperationError)) {
       fail(`${what}: pausedMigration is not declared, so UnsupportedOperationError was expected, got ${describeError(err)}`);
     }
+    check(err.capability === "pausedMigration", `${what}: the refusal names capability ${JSON.stringify(err.capability)}, expected "pausedMigration"`);
   }
   if (data !== undefined) {
     const accepted = data;
     try {
-      await expectUnsupported(ctx, `checkCanLiveMigrateSource (${what})`, () =>
-        pair.src.checkCanLiveMigrateSource(inst, accepted, ctx.opts()),
+      await expectUnsupported(
+        ctx,
+        `checkCanLiveMigrateSource (${what})`,
+        () => pair.src.checkCanLiveMigrateSource(inst, accepted, ctx.opts()),
+        "pausedMigration",
       );
     } finally {
       await pair.dst.cleanupLiveMigrationDestinationCheck?.(inst, accepted, ctx.opts()).catch((e: unknown) => ctx.recordError(e));
@@ -258,7 +262,7 @@ export async function refuseForceComplete(ctx: ScenarioContext): Promise<void> {
     const moving = pair.src.liveMigration(inst, data, ctx.opts());
     moving.catch(() => undefined);
     await new Promise((r) => setTimeout(r, 30));
-    await expectUnsupported(ctx, "liveMigrationForceComplete", () => pair.src.liveMigrationForceComplete(inst, ctx.opts()));
+    await expectUnsupported(ctx, "liveMigrationForceComplete", () => pair.src.liveMigrationForceComplete(inst, ctx.opts()), "forceCompleteMigration");
     ctx.step("liveMigration (after the refused force complete)");
     await moving;
   } finally {

@@ -229,7 +229,8 @@ function safeScheme(driver: ComputeDriver): string {
 /** Undeclared migration (or an undeclared part of the policy) is refused as unsupported. */
 export function refusePlan(c: MigrationCase): (ctx: ScenarioContext) => Promise<void> {
   return async (ctx) => {
-    await expectUnsupported(ctx, `planMigration (${c.name})`, async () => ctx.driver.planMigration(c.policy, c.facts));
+    // Whichever of the capabilities the policy needs is lacking.
+    await expectUnsupported(ctx, `planMigration (${c.name})`, async () => ctx.driver.planMigration(c.policy, c.facts), ["liveMigration", ...c.needs]);
   };
 }
 
@@ -540,6 +541,7 @@ export async function refuseLiveMigration(ctx: ScenarioContext): Promise<void> {
   const info = await ctx.driver.getHostInfo(ctx.opts());
   await expectUnsupported(ctx, "checkCanLiveMigrateDestination", () =>
     ctx.driver.checkCanLiveMigrateDestination(inst, info, DEFAULT_MIGRATION_POLICY, ctx.opts()),
+    "liveMigration",
   );
 }
 
@@ -561,17 +563,21 @@ export async function refusePreChecks(ctx: ScenarioContext): Promise<void> {
   const data = await refusalData(ctx);
   await expectUnsupported(ctx, "checkCanLiveMigrateSource", () =>
     ctx.driver.checkCanLiveMigrateSource(inst, data, ctx.opts()),
+    "liveMigration",
   );
-  await expectUnsupported(ctx, "preLiveMigration", () => ctx.driver.preLiveMigration(inst, data, {}, ctx.opts()));
+  await expectUnsupported(ctx, "preLiveMigration", () => ctx.driver.preLiveMigration(inst, data, {}, ctx.opts()), "liveMigration");
   await expectState(ctx, inst, PowerState.RUNNING, "the refused pre-checks");
 }
 
 /** Undeclared live migration: abort and force complete are refused as unsupported, the instance untouched. */
 export async function refuseAbort(ctx: ScenarioContext): Promise<void> {
   const inst = await ctx.spawn();
-  await expectUnsupported(ctx, "liveMigrationAbort", () => ctx.driver.liveMigrationAbort(inst, ctx.opts()));
-  await expectUnsupported(ctx, "liveMigrationForceComplete", () =>
-    ctx.driver.liveMigrationForceComplete(inst, ctx.opts()),
+  await expectUnsupported(ctx, "liveMigrationAbort", () => ctx.driver.liveMigrationAbort(inst, ctx.opts()), "liveMigration");
+  await expectUnsupported(
+    ctx,
+    "liveMigrationForceComplete",
+    () => ctx.driver.liveMigrationForceComplete(inst, ctx.opts()),
+    ["liveMigration", "forceCompleteMigration"],
   );
   await expectState(ctx, inst, PowerState.RUNNING, "the refused abort");
 }

@@ -159,7 +159,7 @@ export async function refuseImageSnapshot(ctx: ScenarioContext): Promise<void> {
   const inst = await ctx.spawn();
   const image = await ctx.env.imageService.create({ name: `${ctx.prefix}-refused`, status: "queued" });
   ctx.trackImage(image.id);
-  await expectUnsupported(ctx, "snapshot", () => ctx.driver.snapshot(inst, image.id, ctx.opts()));
+  await expectUnsupported(ctx, "snapshot", () => ctx.driver.snapshot(inst, image.id, ctx.opts()), "imageSnapshot");
   await expectState(ctx, inst, PowerState.RUNNING, "the refused snapshot");
 }
 
@@ -349,12 +349,13 @@ export async function refuseInstanceSnapshots(ctx: ScenarioContext): Promise<voi
   const inst = await ctx.spawn();
   await expectUnsupported(ctx, "createInstanceSnapshot", () =>
     ctx.driver.createInstanceSnapshot(inst, `${ctx.prefix}-s1`, ctx.opts()),
+    "instanceSnapshots",
   );
-  await expectUnsupported(ctx, "listInstanceSnapshots", () => ctx.driver.listInstanceSnapshots(inst, ctx.opts()));
+  await expectUnsupported(ctx, "listInstanceSnapshots", () => ctx.driver.listInstanceSnapshots(inst, ctx.opts()), "instanceSnapshots");
   // A well-formed id: the refusal must come from the capability, not from the id.
   const id = randomUUID();
-  await expectUnsupported(ctx, "revertToInstanceSnapshot", () => ctx.driver.revertToInstanceSnapshot(inst, id, ctx.opts()));
-  await expectUnsupported(ctx, "deleteInstanceSnapshot", () => ctx.driver.deleteInstanceSnapshot(inst, id, ctx.opts()));
+  await expectUnsupported(ctx, "revertToInstanceSnapshot", () => ctx.driver.revertToInstanceSnapshot(inst, id, ctx.opts()), "instanceSnapshots");
+  await expectUnsupported(ctx, "deleteInstanceSnapshot", () => ctx.driver.deleteInstanceSnapshot(inst, id, ctx.opts()), "instanceSnapshots");
   await expectState(ctx, inst, PowerState.RUNNING, "the refused instance snapshot calls");
 }
 

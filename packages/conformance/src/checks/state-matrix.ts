@@ -13,6 +13,8 @@ import {
   InvalidStateError,
   PowerState,
   Secret,
+  TaskState,
+  VmState,
   type Capability,
   type Instance,
 } from "@virtkit/core";
@@ -338,7 +340,7 @@ async function checkPresentSnapshots(
  * The context fields of an InvalidStateError: the refused instance's uuid (not its name or the
  * hypervisor's own id), and an operation and a state that say something.
  */
-function checkRefusalFields(err: InvalidStateError, inst: Instance, label: string): void {
+function checkRefusalFields(err: InvalidStateError, inst: Instance, label: string, from?: MatrixState): void {
   check(
     err.instanceId === inst.uuid,
     `${label}: the InvalidStateError names instance ${JSON.stringify(err.instanceId)}, expected its uuid ${inst.uuid}`,
@@ -347,7 +349,26 @@ function checkRefusalFields(err: InvalidStateError, inst: Instance, label: strin
     const v: unknown = err[field];
     check(typeof v === "string" && v.trim().length > 0, `${label}: the InvalidStateError's ${field} is ${JSON.stringify(v)}, expected a non-empty text`);
   }
+  if (from === undefined) return;
+  // core's doc comment: `state` is the power state name the instance was in (e.g. SHUTDOWN), or the
+  // vm or task state that forbids the operation; a detail may follow it ("RUNNING (no migration running)").
+  const names = [STATE_POWER[from], from, VM_STATE_OF[from], ...Object.values(TaskState)].map((n) => n.toUpperCase());
+  const said = err.state.trim().toUpperCase();
+  check(
+    names.some((n) => said === n || said.startsWith(`${n} `)),
+    `${label}: the InvalidStateError's state is ${JSON.stringify(err.state)}; expected the power state the instance was in (${STATE_POWER[from]}), its vm state (${VM_STATE_OF[from]}${from !== STATE_POWER[from] ? ` or ${from}` : ""}) or the task state that forbids the operation`,
+  );
 }
+
+/** Nova's vm state of an instance in each matrix state. */
+const VM_STATE_OF: Readonly<Record<MatrixState, VmState>> = {
+  RUNNING: VmState.ACTIVE,
+  PAUSED: VmState.PAUSED,
+  SUSPENDED: VmState.SUSPENDED,
+  SHUTDOWN: VmState.STOPPED,
+  CRASHED: VmState.ERROR,
+  RESCUED: VmState.RESCUED,
+};
 
 /** The body of one cell when every capability it needs is declared. */
 function runCell(
@@ -392,7 +413,7 @@ function runCell(
         // Only the error thrown counts (instanceof checks the error's own brand, never a cause).
         const refusal = cell.outcomes.find((o) => o.kind === "refused" && o.errors.some((cls) => error instanceof cls));
         if (!refusal) fail(`${label}: expected ${describeCell(cell)}, got ${describeError(error)}`);
-        if (error instanceof InvalidStateError) checkRefusalFields(error, inst, label);
+        if (error instanceof InvalidStateError) checkRefusalFields(error, inst, label, from);
         await expectState(ctx, inst, power(from), `the refused ${label}`);
         await expectEvents(ctx, log, inst, mark, [[]], `the refused ${label}`);
         await checkPresentSnapshots(ctx, inst, prepared, false, `the refused ${label}`);
@@ -472,7 +493,7 @@ function refuseCell(from: MatrixState, op: MatrixOperation): (ctx: ScenarioConte
     let current: MatrixState = "RUNNING";
     for (const step of preparation(ctx, from, op, prepared)) {
       if (step.capability !== null && !caps[step.capability]) {
-        await expectUnsupported(ctx, `prepare: ${step.what}`, () => step.run(inst));
+        await expectUnsupported(ctx, `prepare: ${step.what}`, () => step.run(inst), step.capability);
         await expectState(ctx, inst, power(current), `the refused ${step.what}`);
         return;
       }
@@ -481,7 +502,7 @@ function refuseCell(from: MatrixState, op: MatrixOperation): (ctx: ScenarioConte
       await expectState(ctx, inst, power(step.after), `the preparation's ${step.what}`);
       current = step.after;
     }
-    await expectUnsupported(ctx, label, () => perform(ctx, from, op, inst, prepared));
+    await expectUnsupported(ctx, label, () => perform(ctx, from, op, inst, prepared), OPERATION_CAPABILITY[op] ?? undefined);
     await expectState(ctx, inst, power(from), `the refused ${label}`);
   };
 }

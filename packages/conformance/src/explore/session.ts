@@ -27,6 +27,7 @@ import {
 import { ConformanceFailure, describeError } from "../assertions.js";
 import { withoutTransients } from "../checks/event-log.js";
 import { OPERATION_CAPABILITY, type EventSequence } from "../expected-transitions.js";
+import { SecretScan } from "../secret-scan.js";
 import {
   UNKNOWN_SNAPSHOT,
   configPower,
@@ -408,7 +409,7 @@ export class ExploreSession {
             await d.setAdminPassword(inst, password, this.#opts());
           } catch (err) {
             const text = `${inspect(err, { depth: 6 })} ${describeError(err)}`;
-            if (text.includes(password.reveal())) this.#fail(`${label}: the password appears in the error`);
+            if (new SecretScan([password.reveal()]).found(text)) this.#fail(`${label}: the password appears in the error`);
             throw err;
           }
         };

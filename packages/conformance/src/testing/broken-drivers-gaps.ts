@@ -1020,6 +1020,94 @@ class RevertResumesPaused extends DriverDecorator {
   }
 }
 
+// -- 2026-12-03, later: plausible driver bugs an outside hunt found the kit missing ----------------
+
+/** A failed set keeps its type, but its message quotes the agent command, which carries the password base64-encoded. */
+class PasswordBase64InError extends DriverDecorator {
+  override async setAdminPassword(instance: Instance, password: Secret, options?: OperationOptions): Promise<void> {
+    try {
+      await this.inner.setAdminPassword(instance, password, options);
+    } catch (err) {
+      if (err instanceof Error) {
+        const command = { execute: "guest-set-user-password", arguments: { username: "root", password: Buffer.from(password.reveal()).toString("base64"), crypted: false } };
+        err.message += ` (agent command: ${JSON.stringify(command)})`;
+      }
+      throw err;
+    }
+  }
+}
+
+/** The password is set through the serial console, and the command shows in the console output. */
+class PasswordInConsole extends DriverDecorator {
+  readonly #typed = new Map<string, string>();
+  override async setAdminPassword(instance: Instance, password: Secret, options?: OperationOptions): Promise<void> {
+    await this.inner.setAdminPassword(instance, password, options);
+    this.#typed.set(instance.uuid, `# echo 'root:${password.reveal()}' | chpasswd`);
+  }
+  override async getConsoleOutput(instance: Instance, options?: OperationOptions): Promise<string> {
+    const out = await this.inner.getConsoleOutput(instance, options);
+    const typed = this.#typed.get(instance.uuid);
+    return typed === undefined ? out : `${out}\n${typed}`;
+  }
+}
+
+/** An InvalidStateError names the power state by Nova's number ("4"), not its name ("SHUTDOWN"). */
+class InvalidStateNumeric extends DriverDecorator {
+  static renamed(err: unknown): unknown {
+    if (!(err instanceof InvalidStateError)) return err;
+    const n = (PowerState as Record<string, number>)[err.state];
+    return n === undefined ? err : new InvalidStateError(err.instanceId, err.operation, String(n), { cause: err.cause });
+  }
+  override pause(instance: Instance, options?: OperationOptions): Promise<void> {
+    return this.inner.pause(instance, options).catch((e: unknown) => Promise.reject(InvalidStateNumeric.renamed(e)));
+  }
+  override unpause(instance: Instance, options?: OperationOptions): Promise<void> {
+    return this.inner.unpause(instance, options).catch((e: unknown) => Promise.reject(InvalidStateNumeric.renamed(e)));
+  }
+}
+
+/** consoleOutput undeclared, and the refusal names the method instead of the capability. */
+class UnsupportedNamesMethod extends DriverDecorator {
+  override get capabilities(): Capabilities {
+    return { ...this.inner.capabilities, consoleOutput: false };
+  }
+  override getConsoleOutput(): Promise<string> {
+    return Promise.reject(new UnsupportedOperationError("getConsoleOutput", this.inner.name));
+  }
+}
+
+/** A timeout reports the driver's default deadline, not the caller's one that passed. */
+class TimeoutErrorDefaultMs extends DriverDecorator {
+  static restated(err: unknown): unknown {
+    return err instanceof OperationTimeoutError ? new OperationTimeoutError(err.operation, 300_000, { cause: err.cause }) : err;
+  }
+  override getInfo(instance: Instance, options?: OperationOptions): Promise<InstanceInfo> {
+    return this.inner.getInfo(instance, options).catch((e: unknown) => Promise.reject(TimeoutErrorDefaultMs.restated(e)));
+  }
+  override pause(instance: Instance, options?: OperationOptions): Promise<void> {
+    return this.inner.pause(instance, options).catch((e: unknown) => Promise.reject(TimeoutErrorDefaultMs.restated(e)));
+  }
+}
+
+/** Each call writes its default deadline into the caller's options object (`options.timeoutMs ??= ...`). */
+class OptionsWritten extends DriverDecorator {
+  static fill<T extends OperationOptions | undefined>(options: T): T {
+    if (options && options.timeoutMs === undefined) (options as { timeoutMs?: number }).timeoutMs = 30_000;
+    return options;
+  }
+  override getInfo(instance: Instance, options?: OperationOptions): Promise<InstanceInfo> {
+    return this.inner.getInfo(instance, OptionsWritten.fill(options));
+  }
+}
+
+/** spawn "scrubs" the password out of the caller's request once it is used. */
+class SpawnScrubsRequest extends DriverDecorator {
+  override async spawn(request: SpawnRequest, options?: OperationOptions): Promise<void> {
+    await this.inner.spawn(request, options);
+    if (request.adminPassword !== undefined) (request as { adminPassword?: Secret }).adminPassword = undefined;
+  }
+}
+
 const v = (defectClass: DefectClass, name: string, defect: string, caughtBy: readonly string[], wrap: Wrap): BrokenVariant => ({
   name,
   defectClass,
@@ -1120,4 +1208,12 @@ export const GAP_VARIANTS: readonly BrokenVariant[] = [
   v("migration", "progress-reported-late", "the move's progress monitor reports once more after liveMigration settled", ["migration.progress"], (d) => new ProgressReportedLate(d)),
   v("refusal", "spawn-writes-caller-image-meta", "spawn fills a default (hw_disk_bus) into the caller's image properties", ["lifecycle.spawn"], (d) => new SpawnWritesCallerImageMeta(d)),
   v("refusal", "options-tidied-away", "a timeoutMs that is no positive number (NaN, 0, -1, \"5\") or a signal that is no AbortSignal is dropped: the call runs with no deadline", [BAD], (d) => new OptionsTidiedAway(d)),
+  // Found by an outside hunt for plausible driver bugs (2026-12-03, later).
+  v("accounts", "password-base64-in-error", "a failed setAdminPassword's message quotes the agent command, the password in it base64-encoded", ["admin-password.no-leak"], (d) => new PasswordBase64InError(d)),
+  v("accounts", "password-in-console", "the password is set through the serial console and shows in getConsoleOutput", ["admin-password.set"], (d) => new PasswordInConsole(d)),
+  v("refusal", "invalid-state-numeric", "an InvalidStateError names the power state by its number (\"4\"), not its name", ["state.shutdown.pause"], (d) => new InvalidStateNumeric(d)),
+  v("refusal", "unsupported-names-method", "consoleOutput undeclared, the refusal names the method (getConsoleOutput), not the capability", ["lifecycle.console-output"], (d) => new UnsupportedNamesMethod(d)),
+  v("deadlines", "timeout-error-default-ms", "an OperationTimeoutError says the driver's default deadline, not the caller's that passed", [INSPECTION], (d) => new TimeoutErrorDefaultMs(d)),
+  v("refusal", "options-written", "getInfo writes its default timeoutMs into the caller's options object", ["lifecycle.spawn"], (d) => new OptionsWritten(d)),
+  v("refusal", "spawn-scrubs-request", "spawn clears adminPassword in the caller's request once used", ["admin-password.first-boot"], (d) => new SpawnScrubsRequest(d)),
 ];
