@@ -134,6 +134,26 @@ describe("ComputeService lifecycle", () => {
     expect(driver.callsOf("spawn")).toEqual([]);
   });
 
+  it("a uuid the host already has (another service's instance) leaves no record here, so no delete here destroys it", async () => {
+    const first = await booted();
+    // A second service on the same driver (host) with a store of its own.
+    const other = new ComputeService({ driver: first.driver, store: new InMemoryInstanceStore(), imageService: first.imageService, logger: new MemoryLogger(), host: "host-a" });
+    await expect(other.boot({ ...testInstance(), uuid: first.uuid })).rejects.toBeInstanceOf(InstanceExistsError);
+    expect(await other.list()).toEqual([]);
+    await expect(other.delete(first.uuid)).rejects.toBeInstanceOf(InstanceNotFoundError);
+    expect(first.driver.vms.get(first.uuid)?.power).toBe(PowerState.RUNNING);
+  });
+
+  it("refuses options of the wrong shape before it changes anything, as the driver would", async () => {
+    const { service, uuid, store } = await booted();
+    for (const bad of ["fast", 5000, { timeoutMs: -1 }, { timeoutMs: Number.NaN }, { signal: "nope" }]) {
+      await expect(service.pause(uuid, bad as never)).rejects.toBeInstanceOf(InvalidInputError);
+      await expect(service.get(uuid, bad as never)).rejects.toBeInstanceOf(InvalidInputError);
+      await expect(service.list(bad as never)).rejects.toBeInstanceOf(InvalidInputError);
+    }
+    expect(await store.get(uuid)).toMatchObject({ vmState: VmState.ACTIVE, taskState: null });
+  });
+
   it("refuses a duplicate uuid, and allows a repeated display name as Nova does", async () => {
     const { service, uuid, vm } = await booted();
     await expect(service.boot({ ...testInstance(), uuid })).rejects.toBeInstanceOf(InstanceExistsError);
@@ -272,6 +292,22 @@ describe("ComputeService lifecycle", () => {
     const err = await rejection(suspending);
     expect(err instanceof UnexpectedTaskStateError || err instanceof InstanceNotFoundError).toBe(true);
     await expect(service.get(uuid)).rejects.toBeInstanceOf(InstanceNotFoundError);
+  });
+
+  it("delete during boot wins: what the spawn made after the delete's destroy is destroyed too", async () => {
+    const { service, driver } = setup();
+    await service.init();
+    const inst = testInstance();
+    const gate = deferred();
+    // The spawn is under way (nothing on the host yet) when the delete comes: its destroy finds nothing.
+    driver.before("spawn", () => gate.promise);
+    const booting = service.boot(inst);
+    await new Promise((r) => setTimeout(r, 0));
+    await service.delete(inst.uuid);
+    gate.resolve();
+    expect(await rejection(booting)).toBeInstanceOf(InstanceNotFoundError);
+    await expect(service.get(inst.uuid)).rejects.toBeInstanceOf(InstanceNotFoundError);
+    expect(driver.vms.has(inst.uuid)).toBe(false);
   });
 
   it("a failed destroy leaves the instance in ERROR", async () => {

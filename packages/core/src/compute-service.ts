@@ -20,6 +20,7 @@ import {
   AdminPasswordNotSupportedError,
   GuestAgentNotEnabledError,
   GuestAgentUnresponsiveError,
+  InstanceExistsError,
   InstanceNotFoundError,
   InvalidInputError,
   InvalidStateError,
@@ -45,7 +46,7 @@ import { validateInstanceSnapshotInput, validateSnapshotId } from "./driver-inpu
 import { NullLogger, type Logger } from "./logger.js";
 import type { MigrationPolicy } from "./migration-policy.js";
 import type { BlockDeviceInfo, ImageMeta, Instance, NetworkInfo } from "./model.js";
-import { sleep, throwIfAborted, type OperationOptions } from "./operation.js";
+import { sleep, throwIfAborted, validateOperationOptions, type OperationOptions } from "./operation.js";
 import { PASSWORD_LENGTH, generatePassword } from "./password.js";
 import { Secret, isSecret } from "./secret.js";
 import { PowerState, TaskState, VmState } from "./states.js";
@@ -234,6 +235,9 @@ export class ComputeService {
 
   /** Calls `driver.initHost(host)` once; operations call it themselves. A failed init is retried next time. */
   async init(options?: OperationOptions): Promise<void> {
+    // Every operation comes through here (or get/list) before it changes anything: options a
+    // JavaScript caller got wrong are refused as the driver would (InvalidInputError naming the field).
+    validateOperationOptions(options);
     if (!this.#initHost) return;
     this.#init ??= this.driver.initHost(this.host, op(options)).catch((e: unknown) => {
       this.#init = undefined;
@@ -246,6 +250,7 @@ export class ComputeService {
 
   /** The record of an instance on this host; `InstanceNotFoundError` otherwise. */
   async get(uuid: string, options?: OperationOptions): Promise<InstanceRecord> {
+    validateOperationOptions(options);
     const record = await this.store.get(uuid, op(options));
     if (record.host !== this.host) throw new InstanceNotFoundError(uuid);
     return record;
@@ -253,6 +258,7 @@ export class ComputeService {
 
   /** Every instance on this host. */
   async list(options?: OperationOptions): Promise<readonly InstanceRecord[]> {
+    validateOperationOptions(options);
     return (await this.store.list(op(options))).filter((r) => r.host === this.host);
   }
 
@@ -316,6 +322,12 @@ export class ComputeService {
       const safe =
         password && containsSecret(err, password) ? new VirtkitError(`Failed to spawn instance ${inst.uuid}`) : err;
       log.error("spawn failed", { error: safe });
+      if (err instanceof InstanceExistsError) {
+        // The uuid is another's on this host (another service's, or left behind): the record this
+        // boot made goes, so no later delete of it destroys an instance this service never made.
+        await this.store.delete(inst.uuid, { ...CLEANUP, expectedTaskState: TaskState.SPAWNING }).catch(() => undefined);
+        throw err;
+      }
       const powerState = await this.#readPowerState(inst, CLEANUP, PowerState.NOSTATE);
       await this.#saveQuietly(
         inst.uuid,
@@ -325,12 +337,29 @@ export class ComputeService {
       throw safe;
     }
     const powerState = await this.#readPowerState(inst, options, PowerState.RUNNING);
-    log.info("instance active");
-    return this.store.save(
-      inst.uuid,
-      { vmState: VmState.ACTIVE, taskState: null, powerState },
-      { ...op(options), expectedTaskState: TaskState.SPAWNING },
-    );
+    try {
+      const saved = await this.store.save(
+        inst.uuid,
+        { vmState: VmState.ACTIVE, taskState: null, powerState },
+        { ...op(options), expectedTaskState: TaskState.SPAWNING },
+      );
+      log.info("instance active");
+      return saved;
+    } catch (err) {
+      // Deleted while it was being spawned (delete wins): the delete's destroy may have come
+      // before the spawn made anything, so what the spawn made goes now (Nova's build does the
+      // same when the instance is gone or DELETING once the spawn is over).
+      const deleted =
+        err instanceof InstanceNotFoundError ||
+        (err instanceof UnexpectedTaskStateError && err.actual === TaskState.DELETING);
+      if (deleted) {
+        log.warn("instance deleted while it was spawned; destroying what the spawn made");
+        await this.driver
+          .destroy(inst, { ...CLEANUP, destroyDisks: true })
+          .catch((e: unknown) => log.error("destroying what a deleted instance's spawn made failed", { error: e }));
+      }
+      throw err;
+    }
   }
 
   /** SOFT from ACTIVE; HARD also from STOPPED, PAUSED, SUSPENDED or ERROR. Ends ACTIVE. */

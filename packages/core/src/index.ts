@@ -209,6 +209,7 @@ export type {
   InstanceStore,
 } from "./instance-store.js";
 export { ComputeService, reconcileVmState } from "./compute-service.js";
+export { deliverLifecycleEvent } from "./lifecycle-listeners.js";
 export { computeServiceToken, registerComputeService, computeServiceFor } from "./compute-service-provider.js";
 export type { RegisterComputeServiceOptions } from "./compute-service-provider.js";
 export type {

@@ -3,7 +3,7 @@
  * by incoming migrations, its lifecycle event bus and its fault injector. Several `FakeDriver`s
  * may attach to one host (a reconnect sees the same instances).
  */
-import { InstanceNotFoundError, type LifecycleListener, type LifecycleTransition } from "@virtkit/core";
+import { InstanceNotFoundError, deliverLifecycleEvent, type LifecycleListener, type LifecycleTransition } from "@virtkit/core";
 import type { FakeCloud } from "./fake-cloud.js";
 import { FaultInjector } from "./faults.js";
 import type { FakeInstance } from "./fake-instance.js";
@@ -123,16 +123,11 @@ export class FakeHost {
     };
   }
 
-  /** @internal Emits a lifecycle event to every listener of this host; a throwing listener is ignored. */
+  /** @internal Emits a lifecycle event to every listener of this host; a throwing (or rejecting) listener is ignored. */
   emit(instanceUuid: string, transition: LifecycleTransition): void {
     const event = { instanceUuid, transition, host: this.name, timestamp: this.#cloud.clock.now() };
-    for (const l of [...this.#listeners]) {
-      try {
-        l(event);
-      } catch {
-        // A listener's failure is its own; the hypervisor carries on.
-      }
-    }
+    // A listener's failure is its own; the hypervisor carries on.
+    deliverLifecycleEvent(this.#listeners, event, () => undefined);
   }
 
   /** @internal Moves `rec` to `to` and emits the matching event. */

@@ -10,6 +10,7 @@ import { randomUUID } from "node:crypto";
 import { readFile, rm } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import {
+  deliverLifecycleEvent,
   InstanceExistsError,
   InstanceNotFoundError,
   InstanceNotRunningError,
@@ -1488,12 +1489,6 @@ export class LibvirtDriver implements ComputeDriver {
       return;
     }
     const event = { instanceUuid: e.domain.uuid, transition, host: this.#host, timestamp: Date.now() };
-    for (const l of this.#listeners) {
-      try {
-        l(event);
-      } catch (err) {
-        this.#log("warn", "lifecycle listener threw", { err });
-      }
-    }
+    deliverLifecycleEvent(this.#listeners, event, (err) => this.#log("warn", "lifecycle listener threw", { err }));
   }
 }
