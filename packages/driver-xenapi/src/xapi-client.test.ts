@@ -5,7 +5,9 @@ import https from "node:https";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { inspect } from "node:util";
 import { MemoryLogger, Secret, redact } from "@virtkit/core";
+import { startXapiSimulator } from "@virtkit/xapi-simulator";
 import { afterEach, describe, expect, it } from "vitest";
 import { startMiniXapi, type MiniXapi } from "./testing/mini-xapi.js";
 import { LOGIN_VERSION, XapiClient, parseRrdLastValues } from "./xapi-client.js";
@@ -278,6 +280,27 @@ describe("vmRrdLastValues", () => {
     expect(seen.slice(-2)).toEqual(["GET /vm_rrd session=OpaqueRef:s1", "GET /member/vm_rrd session=OpaqueRef:s1"]);
     expect(await c.vmRrdLastValues("gone")).toBeUndefined();
   });
+
+  it("does not follow a redirect that would carry the session in clear text to another machine", async () => {
+    let offHost = 0;
+    const server = http.createServer((req, res) => {
+      const url = new URL(req.url ?? "/", "http://x");
+      if (url.pathname === "/jsonrpc") {
+        req.resume();
+        req.on("end", () => res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ jsonrpc: "2.0", result: "OpaqueRef:s1", id: 1 })));
+        return;
+      }
+      offHost++;
+      res.writeHead(302, { location: `http://192.0.2.2:9/vm_rrd?session_id=${url.searchParams.get("session_id")}&uuid=vm-1` }).end();
+    });
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    open.push({ close: () => new Promise((r) => { server.closeAllConnections(); server.close(r); }) });
+    const c = client(`http://127.0.0.1:${(server.address() as AddressInfo).port}`, { timeoutMs: 2_000 });
+    const err = await c.vmRrdLastValues("vm-1").catch((e: unknown) => e);
+    expect(String(err)).toMatch(/in clear/);
+    expect(String(err)).not.toContain("OpaqueRef:s1");
+    expect(offHost).toBe(1);
+  });
 });
 
 describe("a broken or hostile host", () => {
@@ -301,6 +324,36 @@ describe("a broken or hostile host", () => {
     expect(err).toBeInstanceOf(XapiError);
     expect(err.message).toMatch(/SESSION_AUTHENTICATION_FAILED \[root, Authentication failure for password \*\*\*\]/);
     expect(JSON.stringify(err) + String(err) + err.xapiParams.join()).not.toContain(PASSWORD);
+  });
+
+  it("an HTTP failure echoing the password shows no part of it: masked before the body is cut or its odd characters blanked", async () => {
+    const secret = "Pässwörd-Ünïcode-99";
+    for (const body of [`${"x".repeat(195)}${secret}`, `bad password: ${secret}`]) {
+      const url = await serve((req, res) => {
+        req.resume();
+        req.on("end", () => res.writeHead(500, { "content-type": "text/plain; charset=utf-8" }).end(body));
+      });
+      const c = new XapiClient({ url, username: "root", password: new Secret(secret), timeoutMs: 2_000 });
+      open.push(c);
+      const err = await c.call("VM.get_all", []).catch((e: unknown) => e);
+      const text = `${inspect(err, { depth: 8 })} ${JSON.stringify(err)}`;
+      expect(text).not.toContain(secret.slice(0, 4));
+      expect(text).not.toContain("P ssw rd");
+      expect(text).not.toContain("code-99");
+    }
+  });
+
+  it("a client timeout too long for a timer (1e12 ms) still runs Async calls", async () => {
+    const sim = await startXapiSimulator();
+    const c = new XapiClient({ url: sim.url, username: sim.username, password: new Secret(sim.password), timeoutMs: 1e12 });
+    try {
+      const [vm] = Object.keys(await c.call<Record<string, unknown>>("VM.get_all_records_where", ['field "is_a_template" = "true"']));
+      expect(vm).toBeDefined();
+      await expect(c.callAsync("VM.clone", [vm!, "t"])).resolves.toMatch(/^OpaqueRef:/);
+    } finally {
+      await c.close();
+      await sim.close();
+    }
   });
 
   it("a HOST_IS_SLAVE naming a master off this machine over http:// is refused: the password is not sent there", async () => {

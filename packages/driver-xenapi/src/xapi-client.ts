@@ -11,13 +11,14 @@ import {
   HypervisorUnavailableError,
   OperationAbortedError,
   OperationTimeoutError,
+  timerDelay,
   withDeadline,
   type OperationOptions,
   type Secret,
   raceSignal,
 } from "@virtkit/core";
 import { HttpTransport } from "./http-transport.js";
-import { XapiError, XapiTransportError, isXapiError, xapiErrorFrom } from "./xapi-error.js";
+import { XapiError, XapiTransportError, isXapiError, maskXapiParams, xapiErrorFrom } from "./xapi-error.js";
 import {
   XapiFloat,
   XmlRpcParseError,
@@ -208,7 +209,7 @@ export class XapiClient {
    */
   async #startTask(method: string, args: readonly XapiValue[], signal: AbortSignal): Promise<string> {
     await this.#tasks.ready(signal);
-    const task = await this.#callWithSession<string>(`Async.${method}`, args, AbortSignal.timeout(this.#timeoutMs));
+    const task = await this.#callWithSession<string>(`Async.${method}`, args, AbortSignal.timeout(timerDelay(this.#timeoutMs)));
     if (signal.aborted) {
       void this.#callWithSession("task.cancel", [task], AbortSignal.timeout(5_000)).catch(() => undefined);
       throw signal.reason instanceof Error ? signal.reason : new Error(`XAPI ${method}: aborted`);
@@ -307,6 +308,12 @@ export class XapiClient {
         if ((reply.status === 301 || reply.status === 302 || reply.status === 307) && location && hop < 2) {
           const next = new URL(location, url);
           if (next.protocol !== "https:" && next.protocol !== "http:") throw new XapiTransportError("vm_rrd: redirected off HTTP(S)");
+          // The session rides in the query: never in clear text to another machine (as for HOST_IS_SLAVE).
+          if (this.#options.allowHttp !== true && plainHttpOffHost(next) && next.search.includes("session_id")) {
+            throw new XapiTransportError(
+              `vm_rrd: redirected to http://${next.host}, which would send the session across the network in clear (set allowHttp=true if the network is trusted)`,
+            );
+          }
           // XAPI's redirect to a pool member carries the query (the session) along; the session
           // is added only for the same origin, never handed to a host the redirect alone named.
           if (!next.searchParams.has("session_id") && next.origin === url.origin) next.searchParams.set("session_id", session);
@@ -334,7 +341,11 @@ export class XapiClient {
     this.#session = undefined;
     this.#sessionValue = undefined;
     if (session) {
-      const ref = await session.catch(() => undefined);
+      // A login still under way is waited for within the close's deadline only (a host that never
+      // answers would hold it for the whole client timeout); the sockets closed below end it.
+      const ref = await withDeadline("XAPI close", { timeoutMs: 5_000, ...options }, 5_000, (signal) => raceSignal(session, signal)).catch(
+        () => undefined,
+      );
       if (ref) {
         await withDeadline("XAPI logout", { timeoutMs: 5_000, ...options }, 5_000, (signal) =>
           this.#rpc("session.logout", [ref], signal),
@@ -575,7 +586,10 @@ export class XapiClient {
   }
 
   #httpFailure(what: string, status: number, body: Buffer): Error {
-    const text = body.toString("utf8", 0, Math.min(body.length, 200)).replace(/[^\x20-\x7e]/g, " ").trim();
+    // Masked before it is cut and its odd characters blanked: either first would leave a part of
+    // a secret (cut at the end, or with a letter blanked) that the mask no longer matches.
+    const [head = ""] = maskXapiParams("", [body.toString("utf8", 0, Math.min(body.length, 4_096))], this.#masked());
+    const text = head.slice(0, 200).replace(/[^\x20-\x7e]/g, " ").trim();
     const masked = xapiErrorFrom(what, ["HTTP_FAILURE", String(status), text], this.#masked());
     return new XapiTransportError(`${what}: HTTP ${status}`, { cause: masked });
   }

@@ -4,6 +4,8 @@
  */
 import { randomUUID } from "node:crypto";
 import { getEventListeners } from "node:events";
+import { createServer as createHttpServer } from "node:http";
+import { connect, createServer, type Socket } from "node:net";
 import {
   DEFAULT_MIGRATION_POLICY,
   InMemoryImageService,
@@ -654,6 +656,68 @@ describe("crashes and guests of other kinds", () => {
     expect((await d.getHostInfo()).memoryMb).toBe(before);
     expect(info.hypervisorType).toBe("Xen");
     expect(info.vcpus).toBeGreaterThan(0);
+  });
+});
+
+describe("initHost", () => {
+  /** A TCP relay to the simulator that resets every connection while `down`. */
+  async function flakyRelay(): Promise<{ url: string; down: boolean; close: () => Promise<void> }> {
+    const target = Number(new URL(sim.url).port);
+    const state = { down: true };
+    const sockets = new Set<Socket>();
+    const server = createServer((c) => {
+      if (state.down) return void c.destroy();
+      const up = connect(target, "127.0.0.1");
+      for (const s of [c, up]) {
+        sockets.add(s);
+        s.on("close", () => sockets.delete(s));
+      }
+      c.pipe(up).pipe(c);
+      c.on("error", () => up.destroy());
+      up.on("error", () => c.destroy());
+    });
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    const port = (server.address() as { port: number }).port;
+    return Object.assign(state, {
+      url: `http://127.0.0.1:${port}`,
+      close: () =>
+        new Promise<void>((r) => {
+          server.close(() => r());
+          for (const sock of sockets) sock.destroy();
+        }),
+    });
+  }
+
+  it("a failed init leaves nothing behind: once the host is back the next initHost works; a second one for the same host is a no-op", async () => {
+    const relay = await flakyRelay();
+    try {
+      const d = new XenapiDriver({ url: relay.url, username: sim.username, password: new Secret(sim.password), imageService: images, logger });
+      drivers.push(d);
+      await expect(d.initHost(hostNames[0]!, { timeoutMs: 2_000 })).rejects.toMatchObject({ code: "VIRTKIT_HYPERVISOR_UNAVAILABLE" });
+      relay.down = false;
+      await d.initHost(hostNames[0]!, { timeoutMs: 5_000 });
+      await d.initHost(hostNames[0]!, { timeoutMs: 5_000 });
+      expect((await d.getHostInfo()).hostname).toBe(hostNames[0]);
+      await expect(d.initHost("another-host")).rejects.toMatchObject({ code: "VIRTKIT_INVALID_STATE" });
+    } finally {
+      await relay.close();
+    }
+  }, 20_000);
+
+  it("cleanupHost keeps its deadline while a login never answers", async () => {
+    const silent = createHttpServer(() => undefined);
+    await new Promise<void>((r) => silent.listen(0, "127.0.0.1", r));
+    try {
+      const url = `http://127.0.0.1:${(silent.address() as { port: number }).port}`;
+      const d = new XenapiDriver({ url, username: sim.username, password: new Secret(sim.password), imageService: images, logger });
+      await expect(d.initHost(hostNames[0]!, { timeoutMs: 300 })).rejects.toMatchObject({ code: "VIRTKIT_OPERATION_TIMEOUT" });
+      const t0 = performance.now();
+      await d.cleanupHost("", { timeoutMs: 300 });
+      expect(performance.now() - t0).toBeLessThan(3_000);
+    } finally {
+      silent.closeAllConnections();
+      await new Promise<void>((r) => silent.close(() => r()));
+    }
   });
 });
 

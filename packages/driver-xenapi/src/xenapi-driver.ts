@@ -9,6 +9,7 @@
  * inside a pool and VM.migrate_send across pools.
  */
 import {
+  deliverLifecycleEvent,
   GuestAgentNotEnabledError,
   HypervisorUnavailableError,
   ImageNotFoundError,
@@ -260,46 +261,70 @@ export class XenapiDriver implements ComputeDriver {
   async initHost(host: string, options?: OperationOptions): Promise<void> {
     if (typeof host !== "string" || host.length === 0) throw new InvalidInputError("host", "must be a host name");
     await this.#run("initHost", options, undefined, async (signal) => {
+      // Initialised already for this host (a service's init after the caller's own): nothing to do.
+      if (this.#client && this.#events && this.#hostLabel === host) return;
       if (this.#client) throw new InvalidStateError(host, "initHost", "already initialised");
-      const target = await this.#target();
-      const client = new XapiClient({
-        url: target.url,
-        username: target.username,
-        password: target.password,
-        insecure: this.#options.insecure,
-        ...(this.#options.allowHttp !== undefined ? { allowHttp: this.#options.allowHttp } : {}),
-        protocol: this.#options.protocol,
-        timeoutMs: this.#timeoutMs,
-        logger: this.#options.logger,
-        beforeCall: this.#options.beforeCall,
-        maxSockets: DRIVER_SOCKETS,
-      });
-      this.#client = client;
-      this.#hostLabel = host;
-      await client.login({ signal });
-      // The pool's SR and networks are read when a spawn or a migration first needs them: a
-      // driver that only looks (a migration's other end, a service's reader) never asks.
-      const hosts = await client.call<Record<string, XapiRecord>>("host.get_all_records", [], { signal });
-      const wanted = this.#options.xapiHost ?? host;
-      const entries = Object.entries(hosts);
-      let match = entries.find(([, r]) => [str(r, "name_label"), str(r, "hostname"), str(r, "uuid")].includes(wanted));
-      if (!match && this.#options.xapiHost === undefined) {
-        const facts = await this.#poolFacts(signal);
-        match = entries.find(([ref]) => ref === facts.master);
+      try {
+        await this.#initHost(host, signal);
+      } catch (err) {
+        // A failed (or timed out) init leaves nothing behind: the next initHost starts afresh.
+        // (Set by #initHost meanwhile: the checks above narrowed these to undefined.)
+        const client = this.#client as XapiClient | undefined;
+        const events = this.#events as VmEventLoop | undefined;
+        this.#client = undefined;
+        this.#events = undefined;
+        this.#hostLabel = "";
+        void events?.stop().catch(() => undefined);
+        void client?.close({ timeoutMs: 5_000 }).catch(() => undefined);
+        throw err;
       }
-      if (!match) {
-        throw new InvalidInputError("xapiHost", `no host of the pool is called ${JSON.stringify(wanted)}`);
-      }
-      [this.#hostRef, this.#hostRec] = match;
-      const events = new VmEventLoop(
-        client,
-        this.#hostRef,
-        (uuid, t) => this.#emit(uuid, t),
-        (err) => this.#options.logger?.warn("XAPI event loop failed; retrying", { error: describe(err) }),
-      );
-      await events.start(signal);
-      this.#events = events;
     });
+  }
+
+  async #initHost(host: string, signal: AbortSignal): Promise<void> {
+    const target = await this.#target();
+    const client = new XapiClient({
+      url: target.url,
+      username: target.username,
+      password: target.password,
+      insecure: this.#options.insecure,
+      ...(this.#options.allowHttp !== undefined ? { allowHttp: this.#options.allowHttp } : {}),
+      protocol: this.#options.protocol,
+      timeoutMs: this.#timeoutMs,
+      logger: this.#options.logger,
+      beforeCall: this.#options.beforeCall,
+      maxSockets: DRIVER_SOCKETS,
+    });
+    this.#client = client;
+    this.#hostLabel = host;
+    await client.login({ signal });
+    // The pool's SR and networks are read when a spawn or a migration first needs them: a
+    // driver that only looks (a migration's other end, a service's reader) never asks.
+    const hosts = await client.call<Record<string, XapiRecord>>("host.get_all_records", [], { signal });
+    const wanted = this.#options.xapiHost ?? host;
+    const entries = Object.entries(hosts);
+    let match = entries.find(([, r]) => [str(r, "name_label"), str(r, "hostname"), str(r, "uuid")].includes(wanted));
+    if (!match && this.#options.xapiHost === undefined) {
+      const facts = await this.#poolFacts(signal);
+      match = entries.find(([ref]) => ref === facts.master);
+    }
+    if (!match) {
+      throw new InvalidInputError("xapiHost", `no host of the pool is called ${JSON.stringify(wanted)}`);
+    }
+    [this.#hostRef, this.#hostRec] = match;
+    const events = new VmEventLoop(
+      client,
+      this.#hostRef,
+      (uuid, t) => this.#emit(uuid, t),
+      (err) => this.#options.logger?.warn("XAPI event loop failed; retrying", { error: describe(err) }),
+    );
+    try {
+      await events.start(signal);
+    } catch (err) {
+      void events.stop().catch(() => undefined);
+      throw err;
+    }
+    this.#events = events;
   }
 
   async cleanupHost(_host: string, options?: OperationOptions): Promise<void> {
@@ -641,7 +666,8 @@ export class XenapiDriver implements ComputeDriver {
     await this.#run("unrescue", options, instance, async (signal) => {
       const vm = await this.#get(instance, signal);
       if (!bool(strMap(vm.rec, "other_config"), OC_RESCUED)) {
-        throw new InvalidStateError(instance.uuid, "unrescue", "not rescued");
+        // Named by its power state, as every refusal (core's InvalidStateError.state).
+        throw new InvalidStateError(instance.uuid, "unrescue", powerStateName(toPowerState(power(vm))));
       }
       const rescue = await this.#rescueVm(instance, signal);
       if (rescue) await this.#destroyVm(rescue, "rescue", signal);
@@ -1110,13 +1136,7 @@ export class XenapiDriver implements ComputeDriver {
 
   #emit(instanceUuid: string, transition: LifecycleTransition): void {
     const event: LifecycleEvent = { instanceUuid, transition, host: this.#hostLabel, timestamp: Date.now() };
-    for (const l of [...this.#listeners]) {
-      try {
-        l(event);
-      } catch (err) {
-        this.#options.logger?.warn("a lifecycle listener threw", { error: describe(err) });
-      }
-    }
+    deliverLifecycleEvent(this.#listeners, event, (err) => this.#options.logger?.warn("a lifecycle listener threw", { error: describe(err) }));
   }
 
   async #simple(
