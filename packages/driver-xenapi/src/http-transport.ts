@@ -67,8 +67,10 @@ export class HttpTransport {
   /**
    * An RPC: POSTs a string body to `url` and collects the reply, on the lean keep-alive client
    * (same semantics as {@link request}: one retry of a reset on a reused socket, the reply cap).
+   * `retry: false` for a call that must not run twice: a reset before any byte of the reply may
+   * come from a host that ran the call and dropped the link before answering.
    */
-  async rpc(url: URL, body: string, headers: Readonly<Record<string, string>>, signal: AbortSignal): Promise<HttpReply> {
+  async rpc(url: URL, body: string, headers: Readonly<Record<string, string>>, signal: AbortSignal, retry = true): Promise<HttpReply> {
     const pool = this.#pool(url);
     let head = `POST ${url.pathname}${url.search} HTTP/1.1\r\nHost: ${url.host}\r\n`;
     for (const [name, value] of Object.entries(headers)) {
@@ -79,7 +81,7 @@ export class HttpTransport {
     try {
       return await pool.exchange(head, body, signal);
     } catch (err) {
-      if (!isRetryableReset(err) || !(err as { reused?: boolean }).reused || signal.aborted) throw wrap(err, url);
+      if (!retry || !isRetryableReset(err) || !(err as { reused?: boolean }).reused || signal.aborted) throw wrap(err, url);
       return await pool.exchange(head, body, signal).catch((e: unknown) => {
         throw wrap(e, url);
       });

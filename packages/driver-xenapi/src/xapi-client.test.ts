@@ -258,6 +258,27 @@ describe("parseRrdLastValues", () => {
   });
 });
 
+describe("a link that drops after the host ran the call", () => {
+  it("sends a read again, but never a call that must not run twice", async () => {
+    const sim = await startXapiSimulator();
+    const c = new XapiClient({ url: sim.url, username: sim.username, password: new Secret(sim.password), timeoutMs: 5_000 });
+    try {
+      const [tpl] = Object.keys(await c.call<Record<string, unknown>>("VM.get_all_records_where", ['field "is_a_template" = "true"']));
+      // A read whose reply is lost on a reused socket is asked again and answers.
+      sim.faults.dropConnectionOnNext("VM.get_name_label");
+      await expect(c.call("VM.get_name_label", [tpl!])).resolves.toEqual(expect.any(String));
+      // A clone whose reply is lost: the host made one clone; the client does not make a second.
+      const before = (await c.call<string[]>("VM.get_all")).length;
+      sim.faults.dropConnectionOnNext("VM.clone");
+      await expect(c.call("VM.clone", [tpl!, "once"])).rejects.toMatchObject({ code: "VIRTKIT_HYPERVISOR_UNAVAILABLE" });
+      expect((await c.call<string[]>("VM.get_all")).length).toBe(before + 1);
+    } finally {
+      await c.close();
+      await sim.close();
+    }
+  });
+});
+
 describe("vmRrdLastValues", () => {
   it("follows the redirect to the host running the VM with the session, answers undefined on 404", async () => {
     const seen: string[] = [];

@@ -514,7 +514,7 @@ export class XapiClient {
     const body = JSON.stringify({ jsonrpc: "2.0", method, params, id });
     const url = this.#rpcUrl("/jsonrpc");
     const reply = await this.#transport
-      .rpc(url, body, { "content-type": "application/json" }, signal)
+      .rpc(url, body, { "content-type": "application/json" }, signal, safeToRepeat(method))
       .catch((err: unknown) => {
         throw this.#unavailable(err, signal);
       });
@@ -548,7 +548,7 @@ export class XapiClient {
   async #xmlRpc(method: string, params: readonly XapiValue[], signal: AbortSignal): Promise<XapiValue> {
     const url = this.#rpcUrl("/");
     const reply = await this.#transport
-      .rpc(url, encodeMethodCall(method, params), { "content-type": "text/xml" }, signal)
+      .rpc(url, encodeMethodCall(method, params), { "content-type": "text/xml" }, signal, safeToRepeat(method))
       .catch((err: unknown) => {
         throw this.#unavailable(err, signal);
       });
@@ -607,6 +607,17 @@ export class XapiClient {
 }
 
 const NO_JSON_RPC = Symbol("no-json-rpc");
+
+/**
+ * Whether a call may be sent again after a reset that came before any byte of its reply: reads,
+ * the event stream, and calls whose repeat only fails or costs a session (login, logout, task
+ * cancel and destroy). Anything else (VM.snapshot, VDI.create, Async.VM.start_on, ...) may have run
+ * on a host that dropped the link before answering: sending it again would run it twice.
+ */
+function safeToRepeat(method: string): boolean {
+  return /^(Async\.)?[A-Za-z_]+\.get_/.test(method) || SAFE_TO_REPEAT.has(method);
+}
+const SAFE_TO_REPEAT = new Set(["event.from", "session.login_with_password", "session.logout", "task.cancel", "task.destroy"]);
 
 /** `last_ds` of every `<ds>` in the head of an rrdtool XML dump (the `<rra>` archives are skipped). */
 export function parseRrdLastValues(xml: string): ReadonlyMap<string, number> {
