@@ -265,6 +265,22 @@ describe("spawn and the power operations", () => {
     expect((await d.getInfo(inst)).state).toBe(PowerState.RUNNING);
   });
 
+  it("a destroy while a power off is under way wins, whenever it comes: the VM goes", async () => {
+    const d = await driver();
+    for (const delayMs of [5, 19, 33, 47, 61, 75]) {
+      const inst = instance();
+      await d.spawn({ instance: inst });
+      sim.faults.setLatency(20);
+      const off = d.powerOff(inst).catch((e: unknown) => e);
+      await new Promise((r) => setTimeout(r, delayMs));
+      await d.destroy(inst);
+      await off;
+      sim.faults.setLatency(0);
+      expect(await d.instanceExists(inst)).toBe(false);
+      expect(await vmOf(inst)).toBeUndefined();
+    }
+  }, 30_000);
+
   it("many operations on one caller signal put one listener on it, removed again when it aborts", async () => {
     const d = await driver();
     const inst = instance();

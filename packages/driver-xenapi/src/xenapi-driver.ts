@@ -1505,7 +1505,15 @@ export class XenapiDriver implements ComputeDriver {
     const rec =
       Object.keys(vm.rec).length > 0 ? vm.rec : await client.call<XapiRecord>("VM.get_record", [vm.ref], { signal });
     const state = str(rec, "power_state").toLowerCase();
-    if (state !== "halted" && state !== "") await client.callAsync("VM.hard_shutdown", [vm.ref], { signal });
+    if (state !== "halted" && state !== "") {
+      await client.callAsync("VM.hard_shutdown", [vm.ref], { signal }).catch(async (err: unknown) => {
+        // Stopped meanwhile by a call already under way (a clean shutdown that finished): the VM
+        // is where the destroy wants it. Anything else is a refusal to report.
+        if (!isXapiError(err, "VM_BAD_POWER_STATE")) throw err;
+        const now = await client.call<string>("VM.get_power_state", [vm.ref], { signal });
+        if (now.toLowerCase() !== "halted") throw err;
+      });
+    }
     const vdis: string[] = [];
     if (disks !== "keep-disks") {
       const vbds = await Promise.all(
@@ -1523,7 +1531,10 @@ export class XenapiDriver implements ComputeDriver {
         vdis.push(vdi);
       }
     }
-    await client.call("VM.destroy", [vm.ref], { signal });
+    await client.call("VM.destroy", [vm.ref], { signal }).catch((err: unknown) => {
+      // Gone meanwhile (a failed spawn's own cleanup got there first): what a destroy wants.
+      if (!isXapiError(err, "HANDLE_INVALID")) throw err;
+    });
     await Promise.all(
       vdis.map((vdi) =>
         client.call("VDI.destroy", [vdi], { signal }).catch((err: unknown) => {
