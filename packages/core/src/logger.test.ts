@@ -141,6 +141,19 @@ describe("JsonLogger", () => {
     expect(out.text()).toContain(REDACTED);
   });
 
+  it("redacts API and private keys, cookies and sessions (a XAPI session logs in as the password does), under any of their usual names", () => {
+    const out = sink();
+    const log = new JsonLogger({ stream: out, level: "debug" });
+    for (const key of ["apiKey", "api_key", "privateKey", "pwd", "cookie", "session", "session_id", "sessionId", "xapiSession"]) {
+      log.info("event", { [key]: PASSWORD });
+    }
+    log.info("event", { note: `https://xen-1/vm_rrd?session_id=${PASSWORD}&uuid=u` });
+    log.info("event", { sessionCount: 3, pwdDir: "/tmp" });
+    expect(out.text()).not.toContain(PASSWORD);
+    expect(out.text()).toContain('"sessionCount":3');
+    expect(out.text()).toContain('"pwdDir":"/tmp"');
+  });
+
   it("keeps its own keys over same-named fields", () => {
     const out = sink();
     new JsonLogger({ stream: out }).info("real", { msg: "fake", level: "error" });

@@ -7,8 +7,12 @@
 /** What replaces a secret. */
 export const REDACTED = "***";
 
-/** Keys whose values are always redacted. */
-export const SECRET_KEY_PATTERN = /pass(word)?|secret|token|credential|auth/i;
+/**
+ * Keys whose values are always redacted: passwords, secrets, tokens, credentials, authorization,
+ * API and private keys, cookies, and sessions (a XAPI session reference logs the caller in as
+ * surely as the password: `session`, `session_id`, `xapiSession`, also in a URI's query).
+ */
+export const SECRET_KEY_PATTERN = /pass(word)?|secret|token|credential|auth|^pwd$|api[-_]?key|private[-_]?key|cookie|session(_?id)?$/i;
 
 /** A URI inside any text: scheme, `://`, then up to whitespace, a quote or a bracket. */
 const URI_IN_TEXT_RE = /[A-Za-z][A-Za-z0-9+.-]*:\/\/[^\s"'`<>()[\]{}]+/g;
