@@ -1,5 +1,5 @@
 import { EventEmitter } from "node:events";
-import { DriverRegistry, createContainer, driverToken, validatePluginManifest, validatePluginOptions, type Secret } from "@virtkit/core";
+import { DriverRegistry, MemoryLogger, createContainer, driverToken, validatePluginManifest, validatePluginOptions, type Secret } from "@virtkit/core";
 import { describe, expect, it } from "vitest";
 import { PASSWORD_ENV, promptHidden, resolveXenapiPassword } from "./password-source.js";
 import { plugin, xenapiOptionsSchema } from "./plugin.js";
@@ -47,8 +47,9 @@ describe("the xenapi plugin", () => {
     expect(child.isRegistered(driverToken("xenapi"), false)).toBe(false);
   });
 
-  it("runs against the embedded simulator when no url is given, through a DriverRegistry", async () => {
-    const registry = new DriverRegistry();
+  it("runs against the embedded simulator when no url is given, through a DriverRegistry, and says so in the service's log", async () => {
+    const logger = new MemoryLogger();
+    const registry = new DriverRegistry({ logger });
     registry.add("sim-host", plugin, {});
     const driver = registry.get("sim-host");
     expect(driver).toBeInstanceOf(XenapiDriver);
@@ -56,6 +57,7 @@ describe("the xenapi plugin", () => {
       await driver.initHost("sim-host");
       expect((await driver.getHostInfo()).hypervisorType).toBe("Xen");
       expect(await driver.listInstances()).toEqual([]);
+      expect(logger.records.some((r) => r.level === "warn" && /embedded XAPI simulator, not a real host/.test(r.msg))).toBe(true);
     } finally {
       await driver.cleanupHost("sim-host");
     }

@@ -67,7 +67,7 @@ function resolveOptional<T>(container: { isRegistered(t: symbol, r: boolean): bo
 }
 
 /** The driver options for plugin options (the password source, or the embedded simulator). */
-function driverOptions(options: XenapiPluginOptions) {
+function driverOptions(options: XenapiPluginOptions, logger?: DriverLogger) {
   const { password: _never, ...rest } = options;
   if (rest.url) {
     const username = rest.username ?? "root";
@@ -77,6 +77,9 @@ function driverOptions(options: XenapiPluginOptions) {
   return {
     ...rest,
     target: async () => {
+      // Said where a service looks (its log), not only in a conformance run's notes: a config
+      // that lost its url must not pass for a real host.
+      logger?.warn(`no url option: the XenAPI driver runs against the embedded XAPI simulator, not a real host (${SIMULATOR_NOTE})`);
       const sim = await startEmbeddedSimulator({ poolHosts: 2 });
       return { url: sim.url, username: sim.username, password: new Secret(sim.password), close: () => sim.close() };
     },
@@ -105,7 +108,7 @@ export const plugin: DriverPlugin<typeof xenapiOptionsSchema> = {
         const beforeCall = resolveOptional<NonNullable<XenapiDriverOptions["beforeCall"]>>(c, XENAPI_TOKENS.BeforeCall);
         const { password: _never, ...rest } = options;
         return new XenapiDriver({
-          ...(target ? { ...rest, target: async () => target } : driverOptions(options)),
+          ...(target ? { ...rest, target: async () => target } : driverOptions(options, logger)),
           imageService,
           ...(logger ? { logger } : {}),
           ...(beforeCall ? { beforeCall } : {}),
