@@ -154,6 +154,19 @@ describe("ComputeService lifecycle", () => {
     expect(await store.get(uuid)).toMatchObject({ vmState: VmState.ACTIVE, taskState: null });
   });
 
+  it("refuses a flavor below the image's minRam or minDisk before anything is made, as Nova's API does", async () => {
+    const { service, store, driver } = setup();
+    const base = testInstance();
+    for (const imageMeta of [{ ...base.imageMeta, minRam: base.flavor.memoryMb + 1 }, { ...base.imageMeta, minDisk: base.flavor.rootGb + 1 }]) {
+      await expect(service.boot({ ...testInstance(), imageMeta })).rejects.toBeInstanceOf(InvalidInputError);
+    }
+    // At the minimums exactly, and a root disk of 0 (the image's size), it boots.
+    await service.boot({ ...testInstance(), imageMeta: { ...base.imageMeta, minRam: base.flavor.memoryMb, minDisk: base.flavor.rootGb } });
+    await service.boot({ ...testInstance(), flavor: { ...base.flavor, rootGb: 0 }, imageMeta: { ...base.imageMeta, minDisk: 50 } });
+    expect(await store.list()).toHaveLength(2);
+    expect(driver.callsOf("spawn")).toHaveLength(2);
+  });
+
   it("refuses a duplicate uuid, and allows a repeated display name as Nova does", async () => {
     const { service, uuid, vm } = await booted();
     await expect(service.boot({ ...testInstance(), uuid })).rejects.toBeInstanceOf(InstanceExistsError);

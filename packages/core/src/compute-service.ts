@@ -292,6 +292,15 @@ export class ComputeService {
   async boot(instance: Instance, options: BootOptions = {}): Promise<InstanceRecord> {
     throwIfAborted("boot", options.signal);
     const inst = validateInstance(instance);
+    // Nova's API (_check_requested_image): the flavor must meet the image's minimums.
+    const { minRam, minDisk } = inst.imageMeta;
+    if (minRam !== undefined && inst.flavor.memoryMb < minRam) {
+      throw new InvalidInputError("instance.flavor.memoryMb", `${inst.flavor.memoryMb} MiB is less than the image's minRam of ${minRam} MiB`);
+    }
+    // A root disk of 0 GiB takes the image's size (Nova's rule): nothing to compare.
+    if (minDisk !== undefined && inst.flavor.rootGb > 0 && inst.flavor.rootGb < minDisk) {
+      throw new InvalidInputError("instance.flavor.rootGb", `${inst.flavor.rootGb} GiB is less than the image's minDisk of ${minDisk} GiB`);
+    }
     const password =
       options.adminPassword === undefined ? undefined : toPassword(options.adminPassword, "adminPassword");
     await this.init(options);
