@@ -265,6 +265,16 @@ describe("spawn and the power operations", () => {
     expect((await d.getInfo(inst)).state).toBe(PowerState.RUNNING);
   });
 
+  it("a spawn whose start is cut short by its deadline leaves no VM once the host has ended the start", async () => {
+    const d = await driver();
+    const inst = instance();
+    sim.faults.hangNextTask("VM.start_on");
+    await expect(d.spawn({ instance: inst }, { timeoutMs: 500 })).rejects.toMatchObject({ code: "VIRTKIT_OPERATION_TIMEOUT" });
+    sim.faults.releaseHungTasks();
+    await expect.poll(() => vmOf(inst), { timeout: 5_000, interval: 100 }).toBeUndefined();
+    expect(sim.leftovers().filter((l) => !l.includes("session"))).toEqual([]);
+  });
+
   it("a destroy while a power off is under way wins, whenever it comes: the VM goes", async () => {
     const d = await driver();
     for (const delayMs of [5, 19, 33, 47, 61, 75]) {

@@ -29,6 +29,7 @@ import {
   VirtkitError,
   isSecret,
   powerStateName,
+  sleep,
   snapshotImageMetadata,
   throwIfAborted,
   validateFlavor,
@@ -476,7 +477,11 @@ export class XenapiDriver implements ComputeDriver {
         }
         if (await this.#find(instance, signal, true)) throw new InstanceExistsError(instance.uuid);
         const ref = await this.#createVm(instance, imageMeta, request.networkInfo, "instance", signal);
-        await this.#client!.callAsync("VM.start_on", [ref, this.#hostRef, false, false], { signal });
+        await this.#client!.callAsync("VM.start_on", [ref, this.#hostRef, false, false], { signal }).catch((err: unknown) => {
+          // A start that failed or was cut short: the VM never ran as the instance, and goes.
+          this.#removeFailedSpawn(ref);
+          throw err;
+        });
         if (request.adminPassword)
           await this.#injectPassword(instance, imageMeta, request.adminPassword, signal, "spawn");
       });
@@ -1398,6 +1403,28 @@ export class XenapiDriver implements ComputeDriver {
       );
       throw err;
     }
+  }
+
+  /**
+   * Removes, in the background, the VM of a spawn whose start failed or was cut short. The host may
+   * still be ending the start's task (a cancelled or hung VM.start_on): the VM is busy
+   * (OTHER_OPERATION_IN_PROGRESS) until then, so the removal is tried again for up to 30 s.
+   */
+  #removeFailedSpawn(ref: string): void {
+    const signal = AbortSignal.timeout(30_000);
+    const remove = async (): Promise<void> => {
+      for (;;) {
+        try {
+          await this.#destroyVm({ ref, rec: {} }, "all", signal);
+          return;
+        } catch (err) {
+          if (isXapiError(err, "HANDLE_INVALID")) return;
+          if (!isXapiError(err, "OTHER_OPERATION_IN_PROGRESS") || signal.aborted || this.#closed) throw err;
+          await sleep(250, signal);
+        }
+      }
+    };
+    void remove().catch((e: unknown) => this.#options.logger?.warn("could not remove the VM of a failed spawn", { error: describe(e) }));
   }
 
   async #createVbd(
