@@ -600,10 +600,9 @@ function finish(
     const found: string[] = [];
     if (errors.some((e) => scan.found(e))) found.push("an error");
     if (logLines.some((l) => scan.found(l))) found.push("a log line");
-    const serialized = JSON.stringify(r);
-    if (scan.found(serialized)) {
+    if (scan.found(JSON.stringify(r))) {
       found.push("the report");
-      r = JSON.parse(scan.redact(serialized)) as ScenarioResult;
+      r = scan.redactData(r);
     }
     if (found.length > 0) {
       // Secrets never appear anywhere: a MUST of the whole contract, whatever the scenario's own level.

@@ -31,6 +31,14 @@ describe("SecretScan", () => {
     expect(new SecretScan([""]).found("anything")).toBe(false);
   });
 
+  it("redacts data string by string: a base64 run after an escape (\\n) leaves JSON that still parses", () => {
+    const result = { reason: `agent said:\n${b64(PW)}\t${b64(`x${PW}`)}`, nested: [{ why: `hex 0x${Buffer.from(PW).toString("hex")}` }] };
+    expect(scan.found(JSON.stringify(result))).toBe(true);
+    const out = scan.redactData(result);
+    expect(scan.found(JSON.stringify(out))).toBe(false);
+    expect(out.reason.startsWith("agent said:\n")).toBe(true);
+  });
+
   it("redacts every form found, leaving the rest of the text", () => {
     const text = `raw ${PW}; json ${JSON.stringify(PW)}; b64 ${b64(PW)}; hex ${Buffer.from(PW).toString("hex")}`;
     const out = scan.redact(text);

@@ -10,7 +10,8 @@ export const REDACTED = "[REDACTED]";
 
 /** Runs of base64 (standard or URL-safe alphabet) or hex long enough to hold a password. */
 const ENCODED_RUN = /[A-Za-z0-9+/_-]{8,}={0,2}/g;
-const HEX = /^(?:[0-9a-fA-F]{2}){4,}$/;
+/** Hex inside a run (glued to other letters: `0x70617373...`), tried at both alignments. */
+const HEX_RUN = /[0-9a-fA-F]{8,}/g;
 
 /** The forms of each secret searched for as text (the raw value, JSON-escaped, URL-encoded). */
 function plainForms(secrets: readonly string[]): string[] {
@@ -21,7 +22,9 @@ function plainForms(secrets: readonly string[]): string[] {
 /** The texts an encoded run may stand for: its base64 decodings at each alignment, and hex. */
 function decodings(run: string): string[] {
   const out: string[] = [];
-  if (HEX.test(run)) out.push(Buffer.from(run, "hex").toString("latin1"));
+  for (const hex of run.match(HEX_RUN) ?? []) {
+    for (const skip of [0, 1]) out.push(Buffer.from(hex.slice(skip, hex.length - ((hex.length - skip) % 2)), "hex").toString("latin1"));
+  }
   const b64 = run.replace(/=+$/, "");
   // A run may start inside a longer base64 text (cut by a character outside the alphabet):
   // each of the four alignments is decoded.
@@ -62,6 +65,16 @@ export class SecretScan {
     let out = this.#plain.reduce((t, f) => t.split(f).join(REDACTED), text);
     for (const run of this.#encodedRuns(out)) out = out.split(run).join(REDACTED);
     return out;
+  }
+
+  /**
+   * `value` (JSON data) with every string in it redacted, one string at a time: redacting its JSON
+   * text instead could take the letter of an escape (`\n` before a base64 run) and leave JSON
+   * that no longer parses.
+   */
+  redactData<T>(value: T): T {
+    if (this.empty) return value;
+    return JSON.parse(JSON.stringify(value), (_key, v: unknown) => (typeof v === "string" ? this.redact(v) : v)) as T;
   }
 
   /** The base64 or hex runs of `text` whose decoding holds a secret. */
