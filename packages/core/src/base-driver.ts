@@ -35,6 +35,7 @@ import type { MigrationHostFacts, MigrationPlan, MigrationPolicy } from "./migra
 import type { ImageMeta, Instance } from "./model.js";
 import type { OperationOptions } from "./operation.js";
 import type { Secret } from "./secret.js";
+import { deliverLifecycleEvent } from "./lifecycle-listeners.js";
 
 /** Capability methods the base class implements itself (the driver only has to emit events). */
 const IMPLEMENTED_HERE: ReadonlySet<string> = new Set(["registerEventListener"]);
@@ -219,16 +220,11 @@ export abstract class BaseComputeDriver implements ComputeDriver {
     };
   }
 
-  /** Sends one lifecycle event to every listener; a throwing listener does not stop the others. */
+  /** Sends one lifecycle event to every listener; a throwing (or rejecting) listener does not stop the others. */
   protected emitLifecycleEvent(instanceUuid: string, transition: LifecycleTransition, host: string): void {
     const event: LifecycleEvent = { instanceUuid, transition, host, timestamp: Date.now() };
-    for (const listener of [...this.#listeners]) {
-      try {
-        listener(event);
-      } catch {
-        // A listener's failure is its own; the driver's operation has happened.
-      }
-    }
+    // A listener's failure is its own; the driver's operation has happened.
+    deliverLifecycleEvent(this.#listeners, event, () => undefined);
   }
 
   /** The typed refusal for `capability` (for a driver that refuses only under some options). */
