@@ -275,6 +275,17 @@ describe("spawn and the power operations", () => {
     expect(sim.leftovers().filter((l) => !l.includes("session"))).toEqual([]);
   });
 
+  it("a spawn of the same uuid right after one whose start was cut short waits for that VM's removal, then spawns", async () => {
+    const d = await driver();
+    const inst = instance();
+    sim.faults.hangNextTask("VM.start_on");
+    await expect(d.spawn({ instance: inst }, { timeoutMs: 500 })).rejects.toMatchObject({ code: "VIRTKIT_OPERATION_TIMEOUT" });
+    setTimeout(() => sim.faults.releaseHungTasks(), 300);
+    await d.spawn({ instance: inst }, { timeoutMs: 20_000 });
+    expect((await d.getInfo(inst)).state).toBe(PowerState.RUNNING);
+    expect((await d.listInstanceUuids()).filter((u) => u === inst.uuid)).toHaveLength(1);
+  });
+
   it("a destroy while a power off is under way wins, whenever it comes: the VM goes", async () => {
     const d = await driver();
     for (const delayMs of [5, 19, 33, 47, 61, 75]) {
@@ -730,16 +741,46 @@ describe("initHost", () => {
     }
   }, 20_000);
 
-  it("cleanupHost keeps its deadline while a login never answers", async () => {
+  it("initHost called three times at once makes one client: one session, closed by cleanupHost; initHost after cleanupHost is refused", async () => {
+    const d = new XenapiDriver({ url: sim.url, username: sim.username, password: new Secret(sim.password), imageService: images, logger });
+    await Promise.all([d.initHost(hostNames[0]!), d.initHost(hostNames[0]!), d.initHost(hostNames[0]!)]);
+    expect((await d.getHostInfo()).hostname).toBe(hostNames[0]);
+    await d.cleanupHost("");
+    // The test's own probe client holds the one session left.
+    expect(sim.leftovers().filter((l) => l.includes("session"))).toEqual(["pool1: 1 session(s) still open"]);
+    await expect(d.initHost(hostNames[0]!)).rejects.toMatchObject({ code: "VIRTKIT_INVALID_STATE" });
+  });
+
+  it("a failed init closes its target too: a retry does not leave the first one running", async () => {
+    let opened = 0;
+    let closed = 0;
+    const d = new XenapiDriver({
+      imageService: images,
+      logger,
+      xapiHost: "no-such-host",
+      target: async () => {
+        opened++;
+        return { url: sim.url, username: sim.username, password: new Secret(sim.password), close: async () => void closed++ };
+      },
+    });
+    for (let i = 0; i < 2; i++) await expect(d.initHost(hostNames[0]!)).rejects.toMatchObject({ code: "VIRTKIT_INVALID_INPUT" });
+    await d.cleanupHost("");
+    expect([opened, closed]).toEqual([2, 2]);
+  });
+});
+
+describe("XapiClient.close", () => {
+  it("keeps its deadline while a login never answers", async () => {
     const silent = createHttpServer(() => undefined);
     await new Promise<void>((r) => silent.listen(0, "127.0.0.1", r));
     try {
-      const url = `http://127.0.0.1:${(silent.address() as { port: number }).port}`;
-      const d = new XenapiDriver({ url, username: sim.username, password: new Secret(sim.password), imageService: images, logger });
-      await expect(d.initHost(hostNames[0]!, { timeoutMs: 300 })).rejects.toMatchObject({ code: "VIRTKIT_OPERATION_TIMEOUT" });
+      const c = new XapiClient({ url: `http://127.0.0.1:${(silent.address() as { port: number }).port}`, username: "root", password: new Secret("pw"), timeoutMs: 60_000 });
+      const call = c.call("VM.get_all").catch((e: unknown) => e);
+      await new Promise((r) => setTimeout(r, 50));
       const t0 = performance.now();
-      await d.cleanupHost("", { timeoutMs: 300 });
-      expect(performance.now() - t0).toBeLessThan(3_000);
+      await c.close({ timeoutMs: 300 });
+      expect(performance.now() - t0).toBeLessThan(2_000);
+      expect(await call).toBeInstanceOf(Error);
     } finally {
       silent.closeAllConnections();
       await new Promise<void>((r) => silent.close(() => r()));

@@ -241,6 +241,12 @@ export class XenapiDriver implements ComputeDriver {
   readonly #migrationEnds = new Map<string, Promise<void>>();
   #closed = false;
   #closeTarget: (() => Promise<void>) | undefined;
+  /** The init under way or done (one at a time). */
+  #init: { readonly host: string; done: Promise<void> } | undefined;
+  /** The closing of failed inits' clients and targets (cleanupHost waits for them). */
+  readonly #abandoned: Promise<void>[] = [];
+  /** Failed spawns' VMs being removed, by instance uuid (a spawn or destroy of it waits for that). */
+  readonly #removals = new Map<string, Promise<void>>();
 
   constructor(options: XenapiDriverOptions) {
     this.#options = options;
@@ -262,24 +268,40 @@ export class XenapiDriver implements ComputeDriver {
   async initHost(host: string, options?: OperationOptions): Promise<void> {
     if (typeof host !== "string" || host.length === 0) throw new InvalidInputError("host", "must be a host name");
     await this.#run("initHost", options, undefined, async (signal) => {
-      // Initialised already for this host (a service's init after the caller's own): nothing to do.
-      if (this.#client && this.#events && this.#hostLabel === host) return;
-      if (this.#client) throw new InvalidStateError(host, "initHost", "already initialised");
-      try {
-        await this.#initHost(host, signal);
-      } catch (err) {
-        // A failed (or timed out) init leaves nothing behind: the next initHost starts afresh.
-        // (Set by #initHost meanwhile: the checks above narrowed these to undefined.)
-        const client = this.#client as XapiClient | undefined;
-        const events = this.#events as VmEventLoop | undefined;
-        this.#client = undefined;
-        this.#events = undefined;
-        this.#hostLabel = "";
-        void events?.stop().catch(() => undefined);
-        void client?.close({ timeoutMs: 5_000 }).catch(() => undefined);
-        throw err;
+      if (this.#closed) throw new InvalidStateError(host, "initHost", "cleaned up");
+      // One init at a time: a second call for the same host (a service's init after the caller's
+      // own, or at once beside it) waits for the first, done or under way; another host is refused.
+      if (this.#init && this.#init.host !== host) throw new InvalidStateError(host, "initHost", "already initialised");
+      if (!this.#init) {
+        const init: { host: string; done: Promise<void> } = { host, done: Promise.resolve() };
+        init.done = this.#initHost(host, signal).catch((err: unknown) => {
+          if (this.#init === init) this.#init = undefined;
+          this.#abandonInit();
+          throw err;
+        });
+        init.done.catch(() => undefined);
+        this.#init = init;
       }
+      await raceSignal(this.#init.done, signal);
     });
+  }
+
+  /**
+   * A failed (or timed out) init leaves nothing behind: its client, event loop and target are
+   * closed (cleanupHost waits for that within its deadline), and the next initHost starts afresh.
+   */
+  #abandonInit(): void {
+    const client = this.#client;
+    const events = this.#events;
+    const closeTarget = this.#closeTarget;
+    this.#client = undefined;
+    this.#events = undefined;
+    this.#closeTarget = undefined;
+    this.#hostLabel = "";
+    // A login still on the wire is not waited for: the init failed, its session is not wanted.
+    this.#abandoned.push(
+      Promise.allSettled([events?.stop(), client?.close({ timeoutMs: 100 }), closeTarget?.()]).then(() => undefined),
+    );
   }
 
   async #initHost(host: string, signal: AbortSignal): Promise<void> {
@@ -332,9 +354,12 @@ export class XenapiDriver implements ComputeDriver {
     if (this.#closed) return;
     this.#closed = true;
     this.#listeners.clear();
+    // Failed spawns' VMs still being removed get the rest of the deadline before the client goes.
+    await withDeadline("cleanupHost", options, 5_000, (signal) => raceSignal(Promise.all(this.#removals.values()), signal)).catch(() => undefined);
     await this.#events?.stop();
     await this.#client?.close({ timeoutMs: options?.timeoutMs ?? 5_000, signal: options?.signal });
     await this.#closeTarget?.().catch(() => undefined);
+    await withDeadline("cleanupHost", options, 5_000, (signal) => raceSignal(Promise.all(this.#abandoned), signal)).catch(() => undefined);
   }
 
   async getHostInfo(options?: OperationOptions): Promise<HostInfo> {
@@ -475,11 +500,12 @@ export class XenapiDriver implements ComputeDriver {
           if (!agentEnabled(imageMeta)) throw new GuestAgentNotEnabledError(instance.uuid);
           checkAgentAccount(instance, imageMeta);
         }
+        await this.#afterRemoval(instance.uuid, signal);
         if (await this.#find(instance, signal, true)) throw new InstanceExistsError(instance.uuid);
         const ref = await this.#createVm(instance, imageMeta, request.networkInfo, "instance", signal);
         await this.#client!.callAsync("VM.start_on", [ref, this.#hostRef, false, false], { signal }).catch((err: unknown) => {
           // A start that failed or was cut short: the VM never ran as the instance, and goes.
-          this.#removeFailedSpawn(ref);
+          this.#removeFailedSpawn(instance.uuid, ref);
           throw err;
         });
         if (request.adminPassword)
@@ -508,6 +534,7 @@ export class XenapiDriver implements ComputeDriver {
             .catch(() => undefined);
         await settledOrAborted(ended, signal);
       }
+      await this.#afterRemoval(instance.uuid, signal);
       const vm = await this.#find(instance, signal);
       if (!vm) return;
       if (bool(strMap(vm.rec, "other_config"), OC_RESCUED)) {
@@ -578,7 +605,10 @@ export class XenapiDriver implements ComputeDriver {
         // Nova's hard_shutdown_vm: a VM already halted (by the guest, a clean shutdown that landed
         // after all, or another caller) is what was asked for.
         if (!isXapiError(err, "VM_BAD_POWER_STATE")) throw err;
-        const now = await client.call<string>("VM.get_power_state", [vm.ref], { signal });
+        const now = await client.call<string>("VM.get_power_state", [vm.ref], { signal }).catch((e: unknown) => {
+          if (isXapiError(e, "HANDLE_INVALID")) return "halted";
+          throw e;
+        });
         if (now !== "Halted") throw err;
       }
     });
@@ -1410,7 +1440,7 @@ export class XenapiDriver implements ComputeDriver {
    * still be ending the start's task (a cancelled or hung VM.start_on): the VM is busy
    * (OTHER_OPERATION_IN_PROGRESS) until then, so the removal is tried again for up to 30 s.
    */
-  #removeFailedSpawn(ref: string): void {
+  #removeFailedSpawn(uuid: string, ref: string): void {
     const signal = AbortSignal.timeout(30_000);
     const remove = async (): Promise<void> => {
       for (;;) {
@@ -1424,7 +1454,18 @@ export class XenapiDriver implements ComputeDriver {
         }
       }
     };
-    void remove().catch((e: unknown) => this.#options.logger?.warn("could not remove the VM of a failed spawn", { error: describe(e) }));
+    const removal = remove()
+      .catch((e: unknown) => this.#options.logger?.warn("could not remove the VM of a failed spawn", { error: describe(e) }))
+      .finally(() => {
+        if (this.#removals.get(uuid) === removal) this.#removals.delete(uuid);
+      });
+    this.#removals.set(uuid, removal);
+  }
+
+  /** Waits (within `signal`) for the removal of a failed spawn's VM of `uuid`, if one is under way. */
+  async #afterRemoval(uuid: string, signal: AbortSignal): Promise<void> {
+    const removal = this.#removals.get(uuid);
+    if (removal) await raceSignal(removal, signal);
   }
 
   async #createVbd(
@@ -1543,10 +1584,17 @@ export class XenapiDriver implements ComputeDriver {
     }
     const vdis: string[] = [];
     if (disks !== "keep-disks") {
+      // A VBD gone meanwhile (another destroy of this VM got there first) has nothing left to remove.
       const vbds = await Promise.all(
-        refs(rec, "VBDs").map((r) => client.call<XapiRecord>("VBD.get_record", [r], { signal })),
+        refs(rec, "VBDs").map((r) =>
+          client.call<XapiRecord>("VBD.get_record", [r], { signal }).catch((e: unknown) => {
+            if (isXapiError(e, "HANDLE_INVALID")) return undefined;
+            throw e;
+          }),
+        ),
       );
       for (const vbd of vbds) {
+        if (!vbd) continue;
         const vdi = str(vbd, "VDI");
         if (str(vbd, "type") !== "Disk" || isNullRef(vdi)) continue;
         if (disks === "rescue") {
