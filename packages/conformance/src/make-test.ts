@@ -595,7 +595,6 @@ function finish(
   }
   // Each password as written, JSON-escaped, URL-encoded, or inside base64 or hex (see SecretScan).
   const scan = new SecretScan(secrets.map((s) => s.reveal()));
-  const redact = (text: string) => scan.redact(text);
   if (!scan.empty) {
     const found: string[] = [];
     if (errors.some((e) => scan.found(e))) found.push("an error");
@@ -622,7 +621,7 @@ function finish(
   if (r.status === "fail") {
     const inCleanup = r.step === "cleanup" || r.step === "leak check";
     const lines = inCleanup ? driverLog.lines : driverLog.lines.slice(0, driverLog.bodyEnd);
-    if (lines.length > 0) r = { ...r, log: lines.slice(-FAILURE_LOG_LINES).map(redact) };
+    if (lines.length > 0) r = { ...r, log: lines.slice(-FAILURE_LOG_LINES).map((l) => scan.redact(l)) };
   }
   return r;
 }

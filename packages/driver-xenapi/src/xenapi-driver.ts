@@ -354,12 +354,13 @@ export class XenapiDriver implements ComputeDriver {
     if (this.#closed) return;
     this.#closed = true;
     this.#listeners.clear();
-    // Failed spawns' VMs still being removed get the rest of the deadline before the client goes.
-    await withDeadline("cleanupHost", options, 5_000, (signal) => raceSignal(Promise.all(this.#removals.values()), signal)).catch(() => undefined);
+    // One wait within the deadline, before the client goes: failed spawns' VMs still being
+    // removed (they need the client) and failed inits' closing.
+    const pending = Promise.all([...this.#removals.values(), ...this.#abandoned]);
+    await withDeadline("cleanupHost", options, 5_000, (signal) => raceSignal(pending, signal)).catch(() => undefined);
     await this.#events?.stop();
     await this.#client?.close({ timeoutMs: options?.timeoutMs ?? 5_000, signal: options?.signal });
     await this.#closeTarget?.().catch(() => undefined);
-    await withDeadline("cleanupHost", options, 5_000, (signal) => raceSignal(Promise.all(this.#abandoned), signal)).catch(() => undefined);
   }
 
   async getHostInfo(options?: OperationOptions): Promise<HostInfo> {
