@@ -85,9 +85,10 @@ export async function settle(ms: number): Promise<void> {
 
 /**
  * How long this process stood still while a timed step ran: a 10 ms ticker's lateness summed (gaps
- * under 20 ms count as none). A wall-clock bound on a driver's wait adds it, so a stall of a loaded
- * test machine is not blamed on the driver, while a driver that waits too long on its own (no stall)
- * still is. In-process time only: a remote hypervisor slowed by the load is not measured.
+ * under 20 ms count as none). A wall-clock bound on a driver's wait tries once more when its overrun
+ * is no longer than this, so a stall of a loaded test machine is not blamed on the driver, while a
+ * driver that waits too long on its own (no stall) still is. In-process time only: a remote
+ * hypervisor slowed by the load is not measured.
  */
 export function stallMeter(): { stop(): number } {
   const tickMs = 10;
