@@ -4,7 +4,7 @@
  * suite (stryker.config.mjs, mutation/). Prints the mutation score and every surviving mutant as
  * `file:line  mutator  original -> replacement`.
  *
- *   pnpm mutation                                 # the whole configured scope (incremental)
+ *   pnpm mutation -- --concurrency 2 --force      # the measured scope (stryker.config.mjs), every mutant
  *   pnpm mutation -- --mutate packages/driver-fake/src/transitions.ts   # a subset
  *   pnpm mutation -- --report-only                # print the last report again, run nothing
  *   pnpm mutation -- --from-events                # a run cut short: what its mutants did so far
@@ -61,6 +61,9 @@ const UNDETECTED = new Set(["Survived", "NoCoverage"]);
 let detected = 0;
 let undetected = 0;
 const survivors = [];
+// Mutants a `// Stryker disable ...: <reason>` comment excludes (Stryker's "Ignored"): printed with
+// their reason, and a second score counts them as survivors, so the exclusion is never silent.
+const ignored = [];
 const byFile = [];
 for (const [file, entry] of Object.entries(report.files)) {
   const lines = entry.source.split("\n");
@@ -76,6 +79,8 @@ for (const [file, entry] of Object.entries(report.files)) {
           ? lines[start.line - 1].slice(start.column - 1, end.column - 1)
           : `${lines[start.line - 1].slice(start.column - 1)} ...`;
       survivors.push({ where: `${relative(ROOT, resolve(ROOT, file))}:${start.line}`, m, original });
+    } else if (m.status === "Ignored") {
+      ignored.push({ where: `${relative(ROOT, resolve(ROOT, file))}:${m.location.start.line}`, reason: m.statusReason ?? "" });
     }
   }
   detected += fileDetected;
@@ -98,6 +103,19 @@ for (const { where, m, original } of survivors) {
   const tag = m.status === "NoCoverage" ? " [no coverage]" : "";
   console.log(`  ${where}  ${m.mutatorName}  ${short(original)} -> ${short(m.replacement ?? "")}${tag}`);
 }
+if (ignored.length > 0) {
+  const reasons = new Map();
+  for (const { where, reason } of ignored) {
+    const file = where.replace(/:\d+$/, "");
+    const key = `${file}: ${reason}`;
+    reasons.set(key, (reasons.get(key) ?? 0) + 1);
+  }
+  console.log(`\nignored mutants (${ignored.length}, excluded from the score by a Stryker disable comment):`);
+  for (const [key, n] of reasons) console.log(`  ${String(n).padStart(3)}  ${key}`);
+}
 const total = score(detected, undetected);
 console.log(`\nmutation score: ${total.toFixed(2)} % (${detected} detected of ${detected + undetected}; goal ${GOAL} %)`);
+if (ignored.length > 0) {
+  console.log(`counting the ${ignored.length} ignored as survivors: ${score(detected, undetected + ignored.length).toFixed(2)} %`);
+}
 process.exit(total >= GOAL ? 0 : 1);

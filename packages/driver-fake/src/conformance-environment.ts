@@ -183,8 +183,8 @@ export function createFakeConformanceEnvironment(
       async leftovers() {
         const out: string[] = [];
         for (const h of cloud.hosts()) {
-          for (const rec of h.instances.values()) out.push(`instance ${rec.spec.uuid} (${rec.spec.name}) on ${h.name}`);
-          for (const uuid of h.reservations.keys()) out.push(`migration reservation for ${uuid} on ${h.name}`);
+          for (const uuid of h.instanceUuids()) out.push(`instance ${uuid} (${h.instances.get(uuid)?.spec.name}) on ${h.name}`);
+          for (const uuid of h.reservationUuids()) out.push(`migration reservation for ${uuid} on ${h.name}`);
         }
         return out;
       },

@@ -72,7 +72,7 @@ import type { FakeHost } from "./fake-host.js";
 import { FakeInstance, type MigrationJob } from "./fake-instance.js";
 import type { FakeOperation, FaultInjector } from "./faults.js";
 import { liveMigrationUri, planLibvirtMigration } from "./libvirt-migration-flags.js";
-import type { FakeLogger } from "./logger.js";
+import { SILENT_LOGGER, type FakeLogger } from "./logger.js";
 import { nextState, type InstanceStateName, type PowerOperation } from "./transitions.js";
 import { imagePropertyTrue, validateInstance, validateInstanceRef } from "./validate.js";
 
@@ -106,7 +106,10 @@ export interface FakeDriverOptions {
   readonly defaultTimeoutMs?: number;
   /** Extra real latency on every call (default 0), to exercise deadlines and cancellation. */
   readonly latencyMs?: number;
-  /** How long an unresponsive guest agent hangs before the call gives up (default 100 ms). */
+  /**
+   * How long an unresponsive guest agent hangs before the call gives up (default 5000 ms: a hung
+   * agent holds a call for seconds, so the caller's shorter deadline is what must end it).
+   */
   readonly agentTimeoutMs?: number;
   /** Simulated transfer time of a live migration, in clock ms (default 20), split into 10 progress steps. */
   readonly migrationDurationMs?: number;
@@ -153,7 +156,7 @@ export class FakeDriver implements ComputeDriver {
   readonly cloud: FakeCloud;
   readonly #host: FakeHost;
   readonly #images: ImageService;
-  readonly #log: FakeLogger | undefined;
+  readonly #log: FakeLogger;
   readonly #defaultTimeoutMs: number;
   readonly #agentTimeoutMs: number;
   #latencyMs: number;
@@ -194,9 +197,9 @@ export class FakeDriver implements ComputeDriver {
     });
     this.host = this.#host.name;
     this.#images = options.imageService;
-    this.#log = options.logger;
+    this.#log = options.logger ?? SILENT_LOGGER;
     this.#defaultTimeoutMs = checkMs(options.defaultTimeoutMs, "defaultTimeoutMs", 60_000);
-    this.#agentTimeoutMs = checkMs(options.agentTimeoutMs, "agentTimeoutMs", 100);
+    this.#agentTimeoutMs = checkMs(options.agentTimeoutMs, "agentTimeoutMs", 5_000);
     this.#latencyMs = checkMs(options.latencyMs, "latencyMs", 0);
     this.#migrationDurationMs = checkMs(options.migrationDurationMs, "migrationDurationMs", 20);
     this.#capabilities = this.#resolveCapabilities(options.capabilities ?? {});
@@ -336,7 +339,7 @@ export class FakeDriver implements ComputeDriver {
   async initHost(_host: string, options?: OperationOptions): Promise<void> {
     this.#begin("initHost");
     return this.#call("initHost", options, () => {
-      this.#log?.debug("fake host initialised", { host: this.host });
+      this.#log.debug("fake host initialised", { host: this.host });
     });
   }
 
@@ -347,7 +350,7 @@ export class FakeDriver implements ComputeDriver {
       for (const off of this.#unsubscribers) off();
       this.#unsubscribers.clear();
       this.#closed = true;
-      this.#log?.debug("fake host cleaned up", { host: this.host });
+      this.#log.debug("fake host cleaned up", { host: this.host });
     });
   }
 
@@ -442,7 +445,7 @@ export class FakeDriver implements ComputeDriver {
       guest.boot(now);
       this.#host.attach(rec);
       this.#host.emit(uuid, "STARTED");
-      this.#log?.debug("spawned", { host: this.host, instance: uuid });
+      this.#log.debug("spawned", { host: this.host, instance: uuid });
     });
   }
 
@@ -462,7 +465,7 @@ export class FakeDriver implements ComputeDriver {
       }
       this.#host.transition(rec, "SHUTDOWN");
       this.#host.detach(uuid);
-      this.#log?.debug("destroyed", { host: this.host, instance: uuid });
+      this.#log.debug("destroyed", { host: this.host, instance: uuid });
     });
   }
 
@@ -488,7 +491,7 @@ export class FakeDriver implements ComputeDriver {
           return;
         }
         // Nova falls back to a hard reboot when the guest does not react to the ACPI request.
-        this.#log?.info("guest ignored the soft reboot request, rebooting hard", { instance: rec.spec.uuid });
+        this.#log.info("guest ignored the soft reboot request, rebooting hard", { instance: rec.spec.uuid });
       }
       // A hard reboot destroys and recreates the domain, whatever state it was in (a suspended
       // guest's saved state is dropped: it boots afresh, it is not resumed; stopping a stopped
@@ -542,7 +545,7 @@ export class FakeDriver implements ComputeDriver {
           if (this.#host.instances.get(uuid) !== rec) return;
           if (rec.state !== "RUNNING") break;
         }
-        this.#log?.info("clean shutdown timed out, powering off hard", { instance: uuid, timeoutSec });
+        this.#log.info("clean shutdown timed out, powering off hard", { instance: uuid, timeoutSec });
       }
       guest.lastShutdown = "hard";
       this.#host.transition(rec, to);
@@ -671,7 +674,7 @@ export class FakeDriver implements ComputeDriver {
       await onTaskState?.(TaskState.IMAGE_UPLOADING, TaskState.IMAGE_PENDING_UPLOAD);
       throwIfAborted(op, signal);
       await this.#images.update(imageId, metadata, data, { signal });
-      this.#log?.debug("image snapshot uploaded", { instance: uuid, image: imageId, bytes: data.byteLength });
+      this.#log.debug("image snapshot uploaded", { instance: uuid, image: imageId, bytes: data.byteLength });
     });
   }
 
@@ -775,7 +778,7 @@ export class FakeDriver implements ComputeDriver {
         if (rec.state !== "RUNNING") throw new InstanceNotRunningError(uuid);
         guest.setPasswordHash(user, hash);
         guest.print(this.#now(), `qemu-ga[311]: info: guest-set-user-password called for user ${user}`);
-        this.#log?.info("admin password set", { instance: uuid, user });
+        this.#log.info("admin password set", { instance: uuid, user });
       });
     } catch (err) {
       // The call's deadline ran out while the agent hung: that is the agent's failure.
@@ -933,7 +936,7 @@ export class FakeDriver implements ComputeDriver {
         }
         dest.reservations.set(uuid, { memoryMb: need, sourceHost: src.name });
       }
-      this.#log?.debug("prepared incoming migration", { host: dest.name, instance: uuid });
+      this.#log.debug("prepared incoming migration", { host: dest.name, instance: uuid });
       return { ...data, extra: { ...data.extra, prepared: true, vifs: context?.networkInfo?.length ?? 0 } };
     });
   }
@@ -973,7 +976,7 @@ export class FakeDriver implements ComputeDriver {
       const startedAt = clock.now();
       const landState = rec.state;
       const total = rec.spec.flavor.memoryMb * MIB + (data.policy.block ? diskBytes(rec.guest.disk) : 0);
-      this.#log?.info("live migration started", { instance: uuid, source: this.host, destination: dest.name });
+      this.#log.info("live migration started", { instance: uuid, source: this.host, destination: dest.name });
       try {
         // Without VIR_MIGRATE_LIVE libvirt pauses the guest for the whole copy.
         if (!data.policy.live && rec.state === "RUNNING") this.#host.transition(rec, "PAUSED");
@@ -1007,13 +1010,12 @@ export class FakeDriver implements ComputeDriver {
         dest.reservations.delete(uuid);
         this.#host.detach(uuid);
         rec.migration = undefined;
-        rec.awaitingPostMigration = true;
         dest.attach(rec);
         this.#host.emit(uuid, "MIGRATION_COMPLETED");
         // A non-live copy or force-complete without post-copy paused the guest; it resumes on the destination.
         if (rec.state !== landState) dest.transition(rec, landState);
         dest.emit(uuid, landState === "RUNNING" ? "STARTED" : "PAUSED");
-        this.#log?.info("live migration completed", { instance: uuid, source: this.host, destination: dest.name });
+        this.#log.info("live migration completed", { instance: uuid, source: this.host, destination: dest.name });
       } catch (err) {
         if (rec.state === "PAUSED" && landState === "RUNNING" && this.#host.instances.get(uuid) === rec) {
           this.#host.transition(rec, "RUNNING");
@@ -1036,8 +1038,7 @@ export class FakeDriver implements ComputeDriver {
     checkMigrateData(data);
     return this.#call("postLiveMigrationAtDestination", options, () => {
       const rec = this.#get(instance.uuid);
-      rec.awaitingPostMigration = false;
-      this.#log?.debug("live migration finalised at destination", { host: this.host, instance: rec.spec.uuid });
+      this.#log.debug("live migration finalised at destination", { host: this.host, instance: rec.spec.uuid });
     });
   }
 
@@ -1052,7 +1053,7 @@ export class FakeDriver implements ComputeDriver {
     checkMigrateData(data);
     return this.#call("rollbackLiveMigrationAtDestination", options, () => {
       this.#host.reservations.delete(instance.uuid);
-      this.#log?.debug("incoming migration rolled back", { host: this.host, instance: instance.uuid });
+      this.#log.debug("incoming migration rolled back", { host: this.host, instance: instance.uuid });
     });
   }
 

@@ -152,6 +152,8 @@ export class FakeHost {
     return rec;
   }
 
+  // Stryker disable all: a debug view for JSON.stringify; no driver call or environment control reads it
+  // (MUTATION.md, "ignored").
   /** A debug view (no secrets). */
   toJSON(): Record<string, unknown> {
     return {
@@ -174,4 +176,5 @@ export class FakeHost {
       pendingFaults: this.faults.pending,
     };
   }
+  // Stryker restore all
 }

@@ -56,8 +56,6 @@ export class FakeInstance {
   rescueImageMeta: ImageMeta | undefined;
   snapshots: StoredSnapshot[] = [];
   migration: MigrationJob | undefined;
-  /** True between arriving by live migration and `postLiveMigrationAtDestination`. */
-  awaitingPostMigration = false;
   #cpuNs = 0n;
   #runningSince: number | undefined;
 

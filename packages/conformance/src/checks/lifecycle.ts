@@ -271,6 +271,7 @@ export async function refuseRescue(ctx: ScenarioContext): Promise<void> {
 /** Destroy, destroy again, destroy a stopped instance and one that never existed. */
 export async function checkDestroy(ctx: ScenarioContext): Promise<void> {
   const inst = await ctx.spawn();
+  await expectLeftoversSee(ctx, inst);
   ctx.step("destroy a running instance");
   await ctx.driver.destroy(inst, ctx.opts());
   await expectGone(ctx, inst, "destroy");
@@ -288,6 +289,22 @@ export async function checkDestroy(ctx: ScenarioContext): Promise<void> {
   ctx.step("destroy an instance that never existed");
   await ctx.driver.destroy(ghost, ctx.opts());
   await expectGone(ctx, ghost, "destroy of an unknown instance");
+}
+
+/**
+ * The environment's `leftovers()` is what every scenario's leak check reads: one that cannot see a
+ * live instance (a probe of the wrong host, pool or name) would pass every "destroy leaves nothing"
+ * vacuously. While the instance runs, something of it (by uuid or name) must be listed.
+ */
+async function expectLeftoversSee(ctx: ScenarioContext, inst: Instance): Promise<void> {
+  const leftovers = ctx.env.leftovers?.bind(ctx.env);
+  if (!leftovers) return;
+  ctx.step("the environment's leftovers() sees the running instance");
+  const seen = await leftovers();
+  check(
+    seen.some((line) => line.includes(inst.uuid) || line.includes(inst.name)),
+    `the environment's leftovers() does not list the running instance ${inst.name} (${inst.uuid}): every scenario's leak check is blind to it (got ${seen.length} line(s))`,
+  );
 }
 
 /** Console output is a string (and, after a boot, not empty). */

@@ -9,6 +9,7 @@ import { check, checkEqual, describeError, expectGone, expectRejects, expectStat
 import type { ScenarioContext } from "../scenario.js";
 import { settle } from "./depth-support.js";
 import { checkUploadedFormat } from "./image-format.js";
+import { EventLog } from "./event-log.js";
 
 /** Instance fields the snapshot metadata carries (kernel, ramdisk, os type). */
 const SNAPSHOT_INSTANCE: Partial<Instance> = {
@@ -25,16 +26,22 @@ async function imageSnapshot(ctx: ScenarioContext, inst: Instance, state: PowerS
   const taskStates: (string | null)[] = [];
   const methods: { method: unknown; reason: unknown; afterTaskStates: number }[] = [];
   ctx.step(`snapshot (${label})`);
-  await ctx.driver.snapshot(
-    inst,
-    image.id,
-    ctx.opts({
-      onTaskState: (ts: TaskState, _expected: TaskState | null) => void taskStates.push(ts),
-      onSnapshotMethod: (method: unknown, reason: unknown) => void methods.push({ method, reason, afterTaskStates: taskStates.length }),
-    }),
-  );
-  await expectState(ctx, inst, state, `an image snapshot of a ${label} instance`);
-  checkSnapshotMethod(methods, taskStates, state, label);
+  const events = new EventLog(ctx);
+  try {
+    await ctx.driver.snapshot(
+      inst,
+      image.id,
+      ctx.opts({
+        onTaskState: (ts: TaskState, _expected: TaskState | null) => void taskStates.push(ts),
+        onSnapshotMethod: (method: unknown, reason: unknown) => void methods.push({ method, reason, afterTaskStates: taskStates.length }),
+      }),
+    );
+    await expectState(ctx, inst, state, `an image snapshot of a ${label} instance`);
+    checkSnapshotMethod(methods, taskStates, state, label);
+    if (state === PowerState.RUNNING && methods[0]?.method === "cold") await checkColdCopyStopped(ctx, inst, events);
+  } finally {
+    events.stop();
+  }
 
   ctx.step(`read the image back (${label})`);
   const got = await ctx.env.imageService.get(image.id);
@@ -80,6 +87,24 @@ function checkSnapshotMethod(
   check(
     !(method === "live" && state !== PowerState.RUNNING),
     `the image snapshot of a ${label} instance says "live" (the guest kept running), but the guest was not running`,
+  );
+}
+
+/** What a guest leaving RUNNING for a cold copy announces: stopped, saved or paused. */
+const LEFT_RUNNING: readonly string[] = ["STOPPED", "SUSPENDED", "PAUSED"];
+
+/**
+ * "cold" for a running guest means it was stopped or saved for the copy (the contract's
+ * `ImageSnapshotMethod`): where the driver announces lifecycle events, the guest's leaving RUNNING
+ * during the call must show. A driver that copies a running disk and calls it cold would have the
+ * caller trust a crash-consistent image as a quiescent one.
+ */
+async function checkColdCopyStopped(ctx: ScenarioContext, inst: Instance, events: EventLog): Promise<void> {
+  if (!events.enabled) return;
+  const left = () => events.of(inst.uuid, 0).some((e) => LEFT_RUNNING.includes(e.transition));
+  check(
+    await waitFor(left, 500, ctx.signal),
+    `the image snapshot of a running instance said "cold" (stopped or saved for the copy), but no ${LEFT_RUNNING.join(", ")} event came during it: the guest never left RUNNING`,
   );
 }
 

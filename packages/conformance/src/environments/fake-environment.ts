@@ -66,7 +66,7 @@ export function fakeEnvironment(options: FakeEnvironmentOptions = {}): Conforman
       async createDriver(host = hosts[0]!) {
         const driver = new FakeDriver({
           migrationDurationMs: 20,
-          agentTimeoutMs: 100,
+          // A hung agent holds a call for seconds (the fake's default, 5 s): the caller's deadline must end it.
           // Shared storage, so the default (non-block) policy can really move an instance.
           storagePool: poolOf(host),
           // A smaller destination, so the pre-check has something to refuse.

@@ -807,6 +807,32 @@ class SnapshotAlwaysSaysLive extends DriverDecorator {
   }
 }
 
+/** Copies a running guest's disk live but tells the caller "cold" (stopped or saved for the copy). */
+class SnapshotSaysColdWhileRunning extends DriverDecorator {
+  override snapshot(i: Instance, imageId: string, o?: ImageSnapshotOptions) {
+    const told = o?.onSnapshotMethod;
+    return this.inner.snapshot(i, imageId, told ? { ...o, onSnapshotMethod: (_m, reason) => told("cold", reason) } : o);
+  }
+}
+
+/**
+ * setAdminPassword keeps the caller's deadline only while the agent answers: a hung agent holds the
+ * call for the agent's own timeout (a deadline checked between steps, not raced against the wait).
+ */
+class HungAgentOutlivesDeadline extends WithGuest {
+  override setAdminPassword(i: Instance, pw: Secret, o?: OperationOptions) {
+    let agent: string | undefined;
+    try {
+      agent = this.guest(i).agent;
+    } catch {
+      // Unknown instance: the driver's own answer.
+    }
+    if (agent !== "unresponsive") return this.inner.setAdminPassword(i, pw, o);
+    const { timeoutMs: _timeoutMs, signal: _signal, ...rest } = o ?? {};
+    return this.inner.setAdminPassword(i, pw, rest);
+  }
+}
+
 // -- Defects found by trying the kit from outside (2026-12-03): lists, snapshot ids, inputs, deadlines --
 
 class UuidsTwiceWhenPaused extends DriverDecorator {
@@ -1216,4 +1242,7 @@ export const GAP_VARIANTS: readonly BrokenVariant[] = [
   v("deadlines", "timeout-error-default-ms", "an OperationTimeoutError says the driver's default deadline, not the caller's that passed", [INSPECTION], (d) => new TimeoutErrorDefaultMs(d)),
   v("refusal", "options-written", "getInfo writes its default timeoutMs into the caller's options object", ["lifecycle.spawn"], (d) => new OptionsWritten(d)),
   v("refusal", "spawn-scrubs-request", "spawn clears adminPassword in the caller's request once used", ["admin-password.first-boot"], (d) => new SpawnScrubsRequest(d)),
+  // The ninth mutation measurement's survivors (2026-12-03).
+  v("snapshots", "snapshot-says-cold-while-running", "onSnapshotMethod says cold for an image snapshot of a running guest whose disk was copied live", [IMAGE_RUNNING], (d) => new SnapshotSaysColdWhileRunning(d)),
+  v("deadlines", "hung-agent-outlives-deadline", "setAdminPassword drops the caller's deadline and signal: a hung agent holds it for the agent's own timeout", ["admin-password.agent-unresponsive"], (d, c) => new HungAgentOutlivesDeadline(d, c)),
 ];
