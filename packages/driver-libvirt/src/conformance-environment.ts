@@ -165,8 +165,12 @@ export interface LibvirtEnvironmentSpec {
   readonly verifyRescuePassword?: ConformanceEnvironment["verifyRescuePassword"];
   readonly agentControls?: GuestAgentControls;
   readonly guestControls?: GuestControls;
-  /** Makes every migration this environment's drivers start slow (bandwidth in MiB/s, 0: as asked). */
-  readonly slowMigrationMiBps?: number;
+  /**
+   * The least a guest's live migration here sends, in MiB: with it, `setMigrationDuration(ms)` caps
+   * the link at this over `ms` (at least 1 MiB/s), so a move lasts at least `ms` and not much more.
+   * Absent: migrations cannot be slowed.
+   */
+  readonly migrationFloorMiB?: number;
   /** A host's size by the environment's own means. */
   readonly hostFacts?: (host: string) => Promise<HostFacts>;
   /** Whether two hosts share instance storage (absent: unknown). */
@@ -283,10 +287,10 @@ export async function buildLibvirtEnvironment(
         latencyMs = Math.max(0, ms);
       },
       ...(spec.hostFacts ? { hostFacts: spec.hostFacts } : {}),
-      ...(spec.slowMigrationMiBps !== undefined
+      ...(spec.migrationFloorMiB !== undefined
         ? {
             async setMigrationDuration(ms: number) {
-              migrationMiBps = ms > 0 ? spec.slowMigrationMiBps ?? 1 : 0;
+              migrationMiBps = ms > 0 ? migrationCapMiBps(spec.migrationFloorMiB!, ms) : 0;
             },
           }
         : {}),
@@ -353,4 +357,12 @@ export async function buildLibvirtEnvironment(
     },
   };
   return env;
+}
+
+/**
+ * The bandwidth cap (MiB/s) that makes a move of at least `floorMiB` last at least `ms`: a whole
+ * number (libvirt's unit), at least 1. A fixed 1 MiB/s made a 600 ms ask last 88 s on nested QEMU.
+ */
+export function migrationCapMiBps(floorMiB: number, ms: number): number {
+  return Math.max(1, Math.floor(floorMiB / (ms / 1000)));
 }

@@ -4,7 +4,9 @@
  * the shortest sequence that still diverges, reported with the seed and path that replay it.
  */
 import { randomUUID } from "node:crypto";
-import * as fc from "fast-check";
+// fast-check is loaded when an exploration runs, not with the kit: most runs never explore, and its
+// import is on every run's start-up path (the CLI's process and vitest's worker).
+import type * as FC from "fast-check";
 import type {
   ComputeDriver,
   ConformanceEnvironment,
@@ -77,7 +79,7 @@ export interface TargetProvider {
 }
 
 /** A step as fast-check sees it: applicable or not on the model, run on both sides. */
-class StepCommand implements fc.AsyncCommand<ExploreSession, ExploreSession> {
+class StepCommand implements FC.AsyncCommand<ExploreSession, ExploreSession> {
   constructor(readonly spec: StepSpec) {}
   check(m: Readonly<ExploreSession>): boolean {
     return m.applies(this.spec);
@@ -100,14 +102,15 @@ class StepCommand implements fc.AsyncCommand<ExploreSession, ExploreSession> {
 
 /** The step arbitrary: spawns, operations (weighted), guest writes, destroys of gone instances, migrations. */
 function stepArbitrary(
+  fc: typeof FC,
   operations: readonly ModelOperation[],
   withMigration: boolean,
   withData: boolean,
-): fc.Arbitrary<StepCommand> {
+): FC.Arbitrary<StepCommand> {
   const target = fc.nat({ max: 7 });
   // Snapshot steps twice as often: their bugs need a snapshot taken, a move, then a revert.
   const weighted = operations.flatMap((op) => (op.startsWith("instance-snapshot-") ? [op, op] : [op]));
-  const arbs: fc.WeightedArbitrary<StepSpec>[] = [
+  const arbs: FC.WeightedArbitrary<StepSpec>[] = [
     { weight: 3, arbitrary: fc.constant<StepSpec>({ kind: "spawn" }) },
     {
       weight: 14,
@@ -160,8 +163,9 @@ export async function explore(provider: TargetProvider, options: ExploreOptions 
   }
 
   const operations = (options.operations ?? EXPLORE_OPERATIONS).filter((op) => !leftOut.some((l) => l.operation === op));
+  const fc = await import("fast-check");
   const property = fc.asyncProperty(
-    fc.commands([stepArbitrary(operations, withMigration, withData)], { maxCommands: options.maxSteps ?? 20, size: "max" }),
+    fc.commands([stepArbitrary(fc, operations, withMigration, withData)], { maxCommands: options.maxSteps ?? 20, size: "max" }),
     async (cmds) => {
       const target = await provider.open();
       let session: ExploreSession | undefined;
@@ -179,7 +183,7 @@ export async function explore(provider: TargetProvider, options: ExploreOptions 
       }
     },
   );
-  const params: fc.Parameters<[Iterable<fc.AsyncCommand<ExploreSession, ExploreSession>>]> = {
+  const params: FC.Parameters<[Iterable<FC.AsyncCommand<ExploreSession, ExploreSession>>]> = {
     numRuns: options.runs ?? 100,
     ...(options.seed !== undefined ? { seed: options.seed } : {}),
     ...(options.path !== undefined ? { path: options.path } : {}),
