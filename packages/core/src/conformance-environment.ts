@@ -163,7 +163,11 @@ export interface ConformanceEnvironment {
   readonly notes: readonly string[];
   /** Log lines the drivers wrote (for the check that no secret is logged). */
   logLines?(): readonly string[];
-  /** What the driver left behind that the contract cannot list (disks, snapshots, domains), as descriptions. */
+  /**
+   * What the driver left behind that the contract cannot list (disks, snapshots, domains), as
+   * descriptions. Each instance still present is named by its uuid or its name, so the kit can
+   * tell a blind listing (one that never sees anything) from a clean host.
+   */
   leftovers?(): Promise<readonly string[]>;
   /** Releases everything the environment holds. */
   cleanup(): Promise<void>;

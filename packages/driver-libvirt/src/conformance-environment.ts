@@ -362,6 +362,8 @@ export async function buildLibvirtEnvironment(
 /**
  * The bandwidth cap (MiB/s) that makes a move of at least `floorMiB` last at least `ms`: a whole
  * number (libvirt's unit), at least 1. A fixed 1 MiB/s made a 600 ms ask last 88 s on nested QEMU.
+ * An ask beyond `floorMiB` seconds still gets 1 MiB/s, the smallest cap libvirt takes, so the move
+ * may then finish sooner than asked.
  */
 export function migrationCapMiBps(floorMiB: number, ms: number): number {
   return Math.max(1, Math.floor(floorMiB / (ms / 1000)));
