@@ -1,10 +1,11 @@
 /** Resolves a driver and runs the suite through the chosen runner, feeding a live reporter. */
+import { randomBytes } from "node:crypto";
 import { constants } from "node:fs";
-import { access, lstat, readlink, realpath, stat } from "node:fs/promises";
+import { access, lstat, open, readlink, realpath, rm, stat } from "node:fs/promises";
 import { basename, dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Errors } from "@oclif/core";
-import type { ConformanceReporter, RunPlan, RunReport, ScenarioLevel } from "@virtkit/conformance";
+import type { ConformanceReporter, ResolvedDriver, RunPlan, RunReport, ScenarioLevel } from "@virtkit/conformance";
 import type { ConformanceEnvironmentFactory, DriverPlugin } from "@virtkit/core";
 
 /** Where driver packages are also looked up: the CLI's own dependencies. */
@@ -39,7 +40,18 @@ export interface RunSuiteOptions {
   readonly signal?: AbortSignal;
   /** More directories to resolve the driver's package from (an installed driver deep in the tree: its own directory). */
   readonly paths?: readonly string[];
+  /**
+   * Called once the run is known to start: the driver loaded and resolved, the selection valid and
+   * not empty; before the driver's setup and any scenario. What it throws ends the run.
+   */
+  readonly onReady?: () => Promise<void> | void;
 }
+
+/**
+ * How long the driver's module may take to load (its top-level code, `await` included), as long as
+ * a driver's setup gets by default (`--scenario-timeout`'s 10 s).
+ */
+export const DRIVER_LOAD_TIMEOUT_MS = 10_000;
 
 /** Where the run's driver package is resolved from besides the current directory. */
 function searchPaths(o: Pick<RunSuiteOptions, "paths">): string[] {
@@ -71,8 +83,7 @@ export async function checkReportPaths(files: readonly (readonly [flag: string, 
   const targets: [flag: string, path: string, target: ReportTarget][] = [];
   for (const [flag, path] of files) {
     if (path === undefined) continue;
-    const fail = (why: string) =>
-      new Errors.CLIError(`cannot write the ${flag} report to ${path}: ${why}`, { exit: 2, code: "VIRTKIT_USAGE" });
+    const fail = (why: string) => reportPathError(flag, path, why);
     targets.push([flag, path, await reportTarget(path, fail)]);
   }
   // Two reports to one file (however spelt, through links too): the second would overwrite the first.
@@ -87,6 +98,11 @@ export async function checkReportPaths(files: readonly (readonly [flag: string, 
     }
     seen.set(target.key, flag);
   }
+}
+
+/** The usage error (exit 2) of a report path that cannot be written. */
+export function reportPathError(flag: string, path: string, why: string): Errors.CLIError {
+  return new Errors.CLIError(`cannot write the ${flag} report to ${path}: ${why}`, { exit: 2, code: "VIRTKIT_USAGE" });
 }
 
 /** Where a report path really writes: its final file (links followed), one key however it is spelt. */
@@ -117,7 +133,7 @@ async function reportTarget(path: string, fail: (why: string) => Error): Promise
       const parent = await stat(dir).catch(() => undefined);
       if (!parent) throw fail(`the directory ${dir} does not exist${via}`);
       if (!parent.isDirectory()) throw fail(`${dir} is not a directory${via}`);
-      await writable(dir, () => fail(`the directory ${dir} is not writable${via}`));
+      await creatable(dir, () => fail(`the directory ${dir} is not writable${via}`));
     } else if (st.isDirectory()) {
       throw fail(`it is a directory${via}`);
     } else if (!st.isFile() && file !== "/dev/null") {
@@ -125,6 +141,8 @@ async function reportTarget(path: string, fail: (why: string) => Error): Promise
       throw fail(`not a regular file${via}: reports are written to regular files (or /dev/null)`);
     } else {
       await writable(file, () => fail(`the file is not writable${via}`));
+      // A regular file there is removed when the run starts and the report made anew.
+      if (st.isFile()) await creatable(dir, () => fail(`the directory ${dir} is not writable${via}`));
     }
     const realDir = await realpath(dir).catch(() => dir);
     return { key: join(realDir, basename(file)), file, via };
@@ -139,14 +157,66 @@ async function writable(path: string, fail: () => Error): Promise<void> {
   }
 }
 
-/** `--dry-run`: the plan (what would run, skips and reasons), from one environment and driver; runs no scenario. */
-export async function planSuite(o: RunSuiteOptions): Promise<RunPlan> {
-  const { resolveDriver, planRun } = await import("@virtkit/conformance");
-  await checkSelection(o);
-  const resolved = await resolveDriver(o.spec, o.options, {
+/**
+ * Whether a file can be made and removed in `dir`, tried with a file of our own made and removed at
+ * once: `access(W_OK)` is not enough, root passes it for /proc, where no file is made or removed.
+ */
+async function creatable(dir: string, fail: () => Error): Promise<void> {
+  const probe = join(dir, `.virtkit-write-check-${process.pid}-${randomBytes(4).toString("hex")}`);
+  try {
+    await (await open(probe, "wx")).close();
+    await rm(probe);
+  } catch {
+    throw fail();
+  }
+}
+
+/**
+ * The run's driver resolved (`resolveDriver`), its module first imported here under the run's signal
+ * and {@link DRIVER_LOAD_TIMEOUT_MS}; `resolveDriver` then imports it again from Node's module cache
+ * (same spec, same search paths). A module whose top-level await never settles is a typed error at
+ * the deadline naming its file (exit 1, as a driver setup that never finishes), not a silent exit 13
+ * or a CLI that hangs; Ctrl-C while it loads, or while a named environment is made, stops at once
+ * (`VIRTKIT_INTERRUPTED`, exit 130): nothing of the run has started.
+ */
+async function resolveForRun(o: RunSuiteOptions): Promise<ResolvedDriver> {
+  const { resolveDriver } = await import("@virtkit/conformance");
+  const { loadDriverPlugin } = await import("@virtkit/core");
+  // resolveDriver adds the kit's own directory to the search paths: the same here, for the same file.
+  const kitDir = dirname(fileURLToPath(import.meta.resolve("@virtkit/conformance")));
+  try {
+    await loadDriverPlugin(o.spec, { paths: [...searchPaths(o), kitDir], timeoutMs: DRIVER_LOAD_TIMEOUT_MS, ...(o.signal ? { signal: o.signal } : {}) });
+  } catch (err) {
+    throw interruptedInstead(err, o.signal);
+  }
+  const resolving = resolveDriver(o.spec, o.options, {
     paths: searchPaths(o),
     ...(o.environment !== undefined ? { environment: o.environment } : {}),
   });
+  const signal = o.signal;
+  if (!signal) return resolving;
+  let onAbort: () => void = () => undefined;
+  const aborted = new Promise<never>((_, reject) => {
+    onAbort = () => reject(interruptedInstead(new Error("interrupted"), signal));
+    if (signal.aborted) onAbort();
+    else signal.addEventListener("abort", onAbort, { once: true });
+  });
+  try {
+    return await Promise.race([resolving, aborted]);
+  } catch (err) {
+    // What comes after the interruption is released as it comes.
+    if (signal.aborted) void resolving.then((r) => r.environment.dispose?.()).catch(() => undefined);
+    throw err;
+  } finally {
+    signal.removeEventListener("abort", onAbort);
+  }
+}
+
+/** `--dry-run`: the plan (what would run, skips and reasons), from one environment and driver; runs no scenario. */
+export async function planSuite(o: RunSuiteOptions): Promise<RunPlan> {
+  const { planRun } = await import("@virtkit/conformance");
+  await checkSelection(o);
+  const resolved = await resolveForRun(o);
   try {
     return await planRun({
       driver: resolved.descriptor,
@@ -196,14 +266,17 @@ export function fairParallel(
 
 /** Runs one driver; driver load and option errors surface as typed virtkit errors. */
 export async function runSuite(o: RunSuiteOptions): Promise<RunReport> {
-  const { resolveDriver, runConformance, runWithVitest } = await import("@virtkit/conformance");
+  const { runConformance, runWithVitest } = await import("@virtkit/conformance");
   // Driver stacks in failure locations point at the author's TypeScript when the driver ships source maps.
   process.setSourceMapsEnabled(true);
   const total = await checkSelection(o);
-  const resolved = await resolveDriver(o.spec, o.options, {
-    paths: searchPaths(o),
-    ...(o.environment !== undefined ? { environment: o.environment } : {}),
-  });
+  const resolved = await resolveForRun(o);
+  try {
+    await o.onReady?.();
+  } catch (err) {
+    await resolved.environment.dispose?.().catch(() => undefined);
+    throw err;
+  }
   const scenarioTimeoutMs = fairScenarioTimeout(o, resolved.plugin);
   if (o.runner === "vitest") {
     // vitest's worker makes its own environment (and checks the driver's setup there, before any

@@ -5,7 +5,7 @@ import { dirname, join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { z } from "zod";
-import { DriverLoadError, InvalidInputError, OperationAbortedError } from "./errors.js";
+import { DriverLoadError, InvalidInputError, OperationAbortedError, OperationTimeoutError } from "./errors.js";
 import {
   loadDriverPlugin,
   parseOptionPairs,
@@ -55,6 +55,8 @@ beforeAll(() => {
   write("drivers/contract2.mjs", pluginSource("future", 'contractVersion: "^2.0.0",'));
   write("drivers/throws.mjs", 'throw new Error("boom at import");');
   write("drivers/nothing.mjs", "export const unrelated = 1;");
+  write("drivers/never.mjs", "await new Promise(() => {});\nexport const plugin = {};");
+  write("drivers/never-too.mjs", "await new Promise(() => {});\nexport const plugin = {};");
   write("drivers/driver.ts", "export {}");
   write("project/package.json", JSON.stringify({ name: "user-project", type: "module" }));
   // A short name known to virtkit, installed in the user's project with an import-only exports map.
@@ -183,6 +185,22 @@ describe("loadDriverPlugin", () => {
     await expect(
       loadDriverPlugin("fake", { cwd: join(root, "project"), signal: controller.signal }),
     ).rejects.toBeInstanceOf(OperationAbortedError);
+  });
+
+  it("gives up on a module whose top-level await never settles at timeoutMs, naming its file", async () => {
+    const t0 = Date.now();
+    const err = await loadDriverPlugin("./drivers/never.mjs", { cwd: root, timeoutMs: 200 }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(OperationTimeoutError);
+    expect((err as Error).message).toBe(`loading the driver plugin ${join(root, "drivers", "never.mjs")} did not finish within 200 ms`);
+    expect(Date.now() - t0).toBeLessThan(5_000);
+    await expect(loadDriverPlugin("./drivers/local.mjs", { cwd: root, timeoutMs: 0 })).rejects.toBeInstanceOf(InvalidInputError);
+  });
+
+  it("an abort while a module hangs stops the wait (and its deadline) at once", async () => {
+    const controller = new AbortController();
+    const loading = loadDriverPlugin("./drivers/never-too.mjs", { cwd: root, timeoutMs: 60_000, signal: controller.signal });
+    setTimeout(() => controller.abort(new Error("Ctrl-C")), 50);
+    await expect(loading).rejects.toBeInstanceOf(OperationAbortedError);
   });
 });
 

@@ -14,7 +14,7 @@ import { fileURLToPath, pathToFileURL } from "node:url";
 import type { StandardSchemaV1 } from "@standard-schema/spec";
 import semver from "semver";
 import { CONTRACT_VERSION } from "./driver.js";
-import { DriverLoadError, InvalidInputError, OperationAbortedError } from "./errors.js";
+import { DriverLoadError, InvalidInputError, OperationAbortedError, OperationTimeoutError } from "./errors.js";
 import type { DriverPlugin, PluginOptions } from "./plugin.js";
 import { REDACTED } from "./logger.js";
 import { scrubOptionSecrets } from "./redact-options.js";
@@ -34,6 +34,11 @@ export interface LoadDriverPluginOptions {
   readonly paths?: readonly string[];
   /** Abandons the load; it rejects with `OperationAbortedError`. */
   readonly signal?: AbortSignal;
+  /**
+   * Deadline of the import (the module's top-level code, a top-level `await` included) in ms; past
+   * it the load rejects with `OperationTimeoutError` naming the file. Default: none.
+   */
+  readonly timeoutMs?: number;
 }
 
 const SHORT_NAME_RE = /^[a-z0-9][a-z0-9._-]*$/;
@@ -61,22 +66,24 @@ export function pluginCandidates(spec: string): string[] {
 /**
  * Loads a driver plugin: resolves `spec`, imports it, validates its manifest (export `plugin` or
  * default) and its contract range against {@link CONTRACT_VERSION}. Every failure is a
- * `DriverLoadError` whose reason says what went wrong.
+ * `DriverLoadError` whose reason says what went wrong, except an import still unfinished at
+ * `timeoutMs` (`OperationTimeoutError`: a hang is not a bad spec) and an abort (`OperationAbortedError`).
  */
 export async function loadDriverPlugin(spec: string, options: LoadDriverPluginOptions = {}): Promise<DriverPlugin> {
   if (typeof spec !== "string" || spec.trim().length === 0)
     throw new DriverLoadError(String(spec), "empty driver spec");
   const signal = options.signal;
   if (signal?.aborted) throw new OperationAbortedError(`load driver ${spec}`, { cause: signal.reason });
+  checkTimeout(options.timeoutMs);
   const cwd = resolvePath(options.cwd ?? process.cwd());
   const bases = [cwd, ...(options.paths ?? [])];
   const url = isPathSpec(spec, cwd) ? fileSpecUrl(spec, cwd) : packageSpecUrl(spec, bases);
   let mod: unknown;
   try {
     const load = TS_FILE_RE.test(new URL(url).pathname) ? importTypeScript(url, spec, bases) : import(url);
-    mod = await abortable(load, signal, `load driver ${spec}`);
+    mod = await bounded(load, signal, `load driver ${spec}`, options.timeoutMs, `loading the driver plugin ${moduleName(url)}`);
   } catch (e) {
-    if (e instanceof OperationAbortedError || e instanceof DriverLoadError) throw e;
+    if (e instanceof OperationAbortedError || e instanceof OperationTimeoutError || e instanceof DriverLoadError) throw e;
     throw new DriverLoadError(spec, `importing ${url} failed: ${messageOf(e)}`, { cause: e });
   }
   return validatePluginManifest(extractManifest(mod), spec);
@@ -263,17 +270,49 @@ async function importTypeScript(url: string, spec: string, bases: readonly strin
   return import(url);
 }
 
-async function abortable<T>(promise: Promise<T>, signal: AbortSignal | undefined, operation: string): Promise<T> {
-  if (!signal) return promise;
+function checkTimeout(timeoutMs: number | undefined): void {
+  if (timeoutMs !== undefined && !(Number.isInteger(timeoutMs) && timeoutMs >= 1 && timeoutMs <= 2_147_483_647)) {
+    throw new InvalidInputError("timeoutMs", "must be a whole number of milliseconds from 1 to 2147483647");
+  }
+}
+
+/** The file a module URL names (for messages), or the URL itself when it is no file. */
+function moduleName(url: string): string {
+  try {
+    return fileURLToPath(new URL(new URL(url).pathname, "file://"));
+  } catch {
+    return url;
+  }
+}
+
+/**
+ * `promise` unless `signal` fires (`OperationAbortedError: operation`) or `timeoutMs` passes first
+ * (`OperationTimeoutError: timedOut`). An import cannot be cancelled: it is only no longer waited for.
+ */
+async function bounded<T>(
+  promise: Promise<T>,
+  signal: AbortSignal | undefined,
+  operation: string,
+  timeoutMs?: number,
+  timedOut = operation,
+): Promise<T> {
+  if (!signal && timeoutMs === undefined) return promise;
   let onAbort: (() => void) | undefined;
-  const aborted = new Promise<never>((_, reject) => {
-    onAbort = () => reject(new OperationAbortedError(operation, { cause: signal.reason }));
-    signal.addEventListener("abort", onAbort, { once: true });
+  let timer: NodeJS.Timeout | undefined;
+  const stop = new Promise<never>((_, reject) => {
+    if (signal) {
+      onAbort = () => reject(new OperationAbortedError(operation, { cause: signal.reason }));
+      signal.addEventListener("abort", onAbort, { once: true });
+    }
+    // Not unref'd (unlike withDeadline's): while a top-level await nothing will settle is pending,
+    // this timer is all that keeps Node from exiting silently (code 13) instead of saying why.
+    if (timeoutMs !== undefined) timer = setTimeout(() => reject(new OperationTimeoutError(timedOut, timeoutMs)), timeoutMs);
   });
   try {
-    return await Promise.race([promise, aborted]);
+    return await Promise.race([promise, stop]);
   } finally {
-    if (onAbort) signal.removeEventListener("abort", onAbort);
+    if (timer) clearTimeout(timer);
+    if (onAbort) signal?.removeEventListener("abort", onAbort);
   }
 }
 
@@ -565,6 +604,8 @@ export interface DiscoverDriverPluginsOptions {
   readonly signal?: AbortSignal;
   /** At most this many package.json files are read (default 5000): a guard against huge trees. */
   readonly maxPackages?: number;
+  /** Deadline of each package's import in ms (see {@link LoadDriverPluginOptions.timeoutMs}); one past it is returned with its `error`. */
+  readonly timeoutMs?: number;
 }
 
 /** The marker a driver package may carry in its package.json (besides its name). */
@@ -630,6 +671,7 @@ export async function discoverDriverPlugins(
 ): Promise<DiscoveredDriver[]> {
   const { signal } = options;
   const maxPackages = options.maxPackages ?? 5000;
+  checkTimeout(options.timeoutMs);
   const seenDirs = new Set<string>();
   const seenPackages = new Set<string>();
   const found: DiscoveredDriver[] = [];
@@ -672,7 +714,7 @@ export async function discoverDriverPlugins(
       const file = entryOf(real, manifest, ".", name);
       const url = pathToFileURL(file).href;
       const load = TS_FILE_RE.test(file) ? importTypeScript(url, name, [real]) : import(url);
-      const mod = await abortable(load, signal, `load driver ${name}`);
+      const mod = await bounded(load, signal, `load driver ${name}`, options.timeoutMs, `loading the driver plugin ${file}`);
       const candidate = extractManifest(mod);
       // A package named like a driver that exports no driver manifest at all is not a driver.
       if ((candidate as { kind?: unknown } | undefined)?.kind !== "virtkit-driver" && !hasDriverMarker(manifest)) continue;

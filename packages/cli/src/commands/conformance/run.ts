@@ -12,7 +12,7 @@ import type {
 import { renderPlan, runSettings, type RunFlags } from "../../conformance-config.js";
 import { toCliError } from "../../errors.js";
 import { driverFlag, levelFlag, optionFlag, patternFlag } from "../../flags.js";
-import { checkReportPaths, planSuite, runSuite } from "../../run-suite.js";
+import { checkReportPaths, planSuite, reportPathError, runSuite } from "../../run-suite.js";
 import { exploreDriver } from "../../explore-run.js";
 import { EXIT_INTERRUPTED, interruptedReport, partialReport, watchInterrupt } from "../../interrupt.js";
 import { isDriverSetupFailure, setupFailureReport } from "../../setup-failure-report.js";
@@ -129,9 +129,17 @@ export default class ConformanceRun extends VirtkitCommand {
       if (!json) this.log(renderPlan(plan));
       return plan;
     }
-    // An earlier run's reports go now: a run that stops before writing its own (a driver that
-    // cannot be set up, exit 1) must not leave a CI job publishing a stale pass.
-    for (const file of [flags.junit, flags.tap, flags["report-json"]]) if (file) await removeStaleReport(file);
+    // An earlier run's reports go once the run is known to start (runSuite's onReady: the driver
+    // loaded, the selection valid), not before: a run that fails after that (a driver that cannot
+    // be set up, a crash) must not leave a CI job publishing a stale pass, but a typo (`--driver
+    // nope`, `--report-json package.json`) must not destroy a file when nothing ran.
+    let ready = false;
+    const removeStaleReports = async () => {
+      ready = true;
+      for (const [flag, file] of [["--junit", flags.junit], ["--tap", flags.tap], ["--report-json", flags["report-json"]]] as const) {
+        if (file) await removeStaleReport(flag, file);
+      }
+    };
     const human = new HumanReporter({ write: json ? undefined : (t) => process.stdout.write(t), color: !json && process.stdout.isTTY === true });
     // What finished so far, for the report of a run whose cleanup outlives the grace after Ctrl-C.
     const startedAt = new Date();
@@ -149,14 +157,17 @@ export default class ConformanceRun extends VirtkitCommand {
       render: (r) => human.render(r),
     };
     const interrupt = watchInterrupt({
-      onFirst: (signal, graceMs) =>
+      // Before the run starts nothing runs to clean up: runSuite stops at once and its error says so.
+      onFirst: (signal, graceMs) => {
+        if (!ready) return;
         process.stderr.write(
           `\n${signal}: no new scenario starts; waiting up to ${graceMs / 1000} s for the running ones to clean up, then writing the reports (again to exit at once)\n`,
-        ),
+        );
+      },
     });
     let report: RunReport;
     try {
-      const run = runSuite({ ...settings, reporter, signal: interrupt.signal });
+      const run = runSuite({ ...settings, reporter, signal: interrupt.signal, onReady: removeStaleReports });
       const cut = interrupt.graceOver.then(() => undefined);
       const finished = await Promise.race([run, cut]);
       const by = interrupt.by();
@@ -176,7 +187,8 @@ export default class ConformanceRun extends VirtkitCommand {
       }
       report = finished ?? (await run);
     } catch (err) {
-      if (isDriverSetupFailure(err)) {
+      // Only a run that started writes a report: before, the files named as reports are not touched.
+      if (ready && isDriverSetupFailure(err)) {
         const { summarize } = await import("@virtkit/conformance");
         const failed = setupFailureReport(
           { driver: seen.driver ?? { name: settings.spec, spec: settings.spec }, level: settings.level, runner: settings.runner, startedAt },
@@ -248,7 +260,13 @@ export default class ConformanceRun extends VirtkitCommand {
 }
 
 /** Removes a regular file at `file` (a report of an earlier run); anything else there is left as it is. */
-async function removeStaleReport(file: string): Promise<void> {
+async function removeStaleReport(flag: string, file: string): Promise<void> {
   const st = await lstat(file).catch(() => undefined);
-  if (st?.isFile()) await rm(file, { force: true });
+  if (!st?.isFile()) return;
+  try {
+    await rm(file, { force: true });
+  } catch (err) {
+    // Checked before the run (checkReportPaths), but the file system may still refuse.
+    throw reportPathError(flag, file, `an earlier file there cannot be replaced (${(err as NodeJS.ErrnoException).code ?? String(err)})`);
+  }
 }
