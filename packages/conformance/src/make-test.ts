@@ -9,6 +9,7 @@ import { inspect } from "node:util";
 import {
   isUnsupported,
   PowerState,
+  VirtkitError,
   type ComputeDriver,
   type ConformanceEnvironment,
   type ConformanceEnvironmentFactory,
@@ -139,6 +140,9 @@ export async function runScenario(
 
   const secrets: Secret[] = [];
   const errors: string[] = [];
+  // Typed errors whose instanceId names no instance of this scenario (core: every error about an
+  // instance names it by uuid); checked once the body has passed.
+  const misnamed: string[] = [];
   // The last error a driver call raised, with the step it was raised in (for the failure's location).
   let lastError: { err: unknown; step: string } | undefined;
   const drivers = new Map<string, ComputeDriver>();
@@ -251,6 +255,8 @@ export async function runScenario(
       },
       recordError(err) {
         lastError = { err, step };
+        const named = misnamedInstance(err, instances);
+        if (named) misnamed.push(`${step}: ${named}`);
         errors.push(inspect(err, { depth: 6 }));
         if (err instanceof Error) {
           errors.push(err.message);
@@ -272,6 +278,7 @@ export async function runScenario(
     const body = Promise.resolve().then(() => (declared || !refuse ? def.run(ctx) : refuse(ctx)));
     try {
       await withScenarioDeadline(body, controller, scenarioTimeoutMs);
+      if (misnamed.length > 0) throw new ConformanceFailure(misnamed[0]!);
       result = declared
         ? done("pass")
         : done("unsupported", { reason: `${notDeclaredReason(def, driver)}; refused with UnsupportedOperationError` });
@@ -306,6 +313,7 @@ export async function runScenario(
   };
 
   let raw: ScenarioResult;
+  let imageRecords: string[] = [];
   try {
     raw = await execute();
   } catch (err) {
@@ -315,6 +323,9 @@ export async function runScenario(
     controller.abort(new Error("scenario finished"));
     // Where the scenario's own lines end: a failure before cleanup is explained by those.
     bodyLogLines = safeLogLines(env).length;
+    // The images this scenario made, as the image service holds them (name, properties), read
+    // before cleanup deletes them: a password must not be written into an image's metadata.
+    if (secrets.length > 0) imageRecords = await readImageRecords(env, images);
     const outcome = await withCleanupDeadline(
       (calls) => cleanup(env, drivers, instances, images, baselineImages, prefix, cleanupErrors, calls),
       options.cleanupTimeoutMs ?? DEFAULT_CLEANUP_TIMEOUT_MS,
@@ -343,7 +354,7 @@ export async function runScenario(
     cleanupResult = { outcome, logLines, driverLines };
   }
   const slowMs = options.slowCleanupMs ?? DEFAULT_SLOW_CLEANUP_MS;
-  return finish(raw, cleanupResult.outcome, slowMs, cleanupErrors, secrets, errors, cleanupResult.logLines, {
+  return finish(raw, cleanupResult.outcome, slowMs, cleanupErrors, secrets, errors, cleanupResult.logLines, imageRecords, {
     lines: cleanupResult.driverLines,
     bodyEnd: bodyLogLines,
   });
@@ -565,6 +576,7 @@ function finish(
   secrets: readonly Secret[],
   errors: readonly string[],
   logLines: readonly string[],
+  imageRecords: readonly string[],
   driverLog: { readonly lines: readonly string[]; readonly bodyEnd: number },
 ): ScenarioResult {
   let r: ScenarioResult = { ...result };
@@ -599,6 +611,7 @@ function finish(
     const found: string[] = [];
     if (errors.some((e) => scan.found(e))) found.push("an error");
     if (logLines.some((l) => scan.found(l))) found.push("a log line");
+    if (imageRecords.some((t) => scan.found(t))) found.push("an image's metadata");
     if (scan.found(JSON.stringify(r))) {
       found.push("the report");
       r = scan.redactData(r);
@@ -628,3 +641,28 @@ function finish(
 
 /** How many of the driver's last log lines a failed result carries. */
 const FAILURE_LOG_LINES = 20;
+
+/**
+ * What is wrong with a typed error's `instanceId`, or undefined: core's errors about an instance
+ * carry its uuid, so one naming a snapshot id, a host or a name (arguments swapped, the wrong
+ * variable) is caught wherever the kit provokes it, not only where a scenario reads the field.
+ */
+function misnamedInstance(err: unknown, instances: readonly Instance[]): string | undefined {
+  if (!(err instanceof VirtkitError) || !Object.hasOwn(err, "instanceId")) return undefined;
+  const id: unknown = (err as VirtkitError & { instanceId?: unknown }).instanceId;
+  if (typeof id === "string" && instances.some((i) => i.uuid === id)) return undefined;
+  return `the ${err.name} names instance ${JSON.stringify(id)}, the uuid of no instance the call was about`;
+}
+
+/** Each image's record as JSON, for the secret check; an image that cannot be read is skipped. */
+async function readImageRecords(env: ConformanceEnvironment, ids: ReadonlySet<string>): Promise<string[]> {
+  const out: string[] = [];
+  for (const id of ids) {
+    try {
+      out.push(JSON.stringify(await env.imageService.get(id)));
+    } catch {
+      // Gone or never made: nothing of it to scan.
+    }
+  }
+  return out;
+}

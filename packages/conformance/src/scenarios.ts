@@ -189,7 +189,7 @@ const snapshot: ScenarioDefinition[] = [
   },
   {
     id: "snapshot.image-callback-stall",
-    title: "image snapshot: the call's deadline holds while the caller's task-state callback has not returned",
+    title: "image snapshot: the call's deadline holds while the caller's task-state callback has not returned; a callback that rejects ends the snapshot with its error, the image not active",
     group: "snapshot",
     capability: "imageSnapshot",
     level: "MUST",
@@ -262,7 +262,7 @@ const migration: ScenarioDefinition[] = [
   },
   {
     id: "migration.live",
-    title: "real live migration: running on the destination, gone from the source, events",
+    title: "real live migration: running on the destination (its guest answers with the data written before), gone from the source, events (the destination's own for a later pause and unpause)",
     group: "migration",
     capability: "liveMigration",
     level: "MUST",

@@ -81,7 +81,9 @@ export interface RescueOptions extends OperationOptions {
 
 /**
  * Nova's `update_task_state(task_state, expected_state)` callback: the driver reports progress
- * through the snapshot task states, and the caller compare-and-sets them.
+ * through the snapshot task states, and the caller compare-and-sets them. A callback that throws
+ * or rejects (the compare-and-set failed) ends the snapshot: the call rejects with that error or
+ * one caused by it, and the image is not made active.
  */
 export type TaskStateCallback = (taskState: TaskState, expectedState: TaskState | null) => void | Promise<void>;
 

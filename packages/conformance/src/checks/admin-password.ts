@@ -16,7 +16,8 @@ function newPassword(ctx: ScenarioContext): Secret {
   return s;
 }
 
-function adminUser(inst: Instance): string {
+/** The account setAdminPassword is for: the image's os_admin_user, else Administrator or root by os_type. */
+export function adminUser(inst: Instance): string {
   const fromImage = inst.imageMeta.properties.os_admin_user;
   if (typeof fromImage === "string" && fromImage.length > 0) return fromImage;
   return (inst.osType ?? inst.imageMeta.properties.os_type) === "windows" ? "Administrator" : "root";

@@ -27,12 +27,30 @@ export async function checkListenersIndependent(ctx: ScenarioContext): Promise<v
   });
   const offA = d.registerEventListener((e) => a.push(e));
   const offB = d.registerEventListener((e) => b.push(e));
+  const began = Date.now();
+  let offOnce: (() => void) | undefined;
+  let offD: (() => void) | undefined;
   try {
     const inst = await ctx.spawn();
+    // A listener that removes itself while an event is dispatched must not make the one after it
+    // miss that event (a dispatch loop over the live list, spliced underneath it).
+    ctx.step("register a listener that removes itself on this instance's STOPPED, then D");
+    let onceGot = 0;
+    offOnce = d.registerEventListener((e) => {
+      if (e.instanceUuid !== inst.uuid || e.transition !== "STOPPED") return;
+      onceGot++;
+      offOnce?.();
+    });
+    const dl: LifecycleEvent[] = [];
+    offD = d.registerEventListener((e) => dl.push(e));
+    // The power off starts at least 1.2 s after the driver was made, so a timestamp taken at
+    // another moment (the driver's connect, its event stream's start) shows.
+    await new Promise((r) => setTimeout(r, Math.max(0, began + 1_200 - Date.now())));
     ctx.step("power off");
+    const offAt = Date.now();
     await d.powerOff(inst, ctx.opts({ cleanShutdownTimeoutSec: 0 }));
     const arrived = await waitFor(
-      () => seq(a, inst.uuid).length >= 2 && seq(b, inst.uuid).length >= 2,
+      () => seq(a, inst.uuid).length >= 2 && seq(b, inst.uuid).length >= 2 && seq(dl, inst.uuid).includes("STOPPED"),
       EVENT_WAIT_MS,
       ctx.signal,
     );
@@ -55,6 +73,21 @@ export async function checkListenersIndependent(ctx: ScenarioContext): Promise<v
         `the ${e.transition} event's timestamp ${e.timestamp} is not milliseconds since the epoch near now (${now})`,
       );
     }
+    // And when the transition was seen: the STOPPED of this power off is stamped during the call
+    // or after it (0.5 s slack), not at some earlier moment of the driver's.
+    const stopped = seq2(a, inst.uuid).find((e) => e.transition === "STOPPED");
+    check(
+      stopped !== undefined && stopped.timestamp >= offAt - 500 && stopped.timestamp <= now + 500,
+      `the STOPPED event of a power off begun at ${offAt} is stamped ${stopped?.timestamp} (${stopped ? stopped.timestamp - offAt : "?"} ms from the call's start): an event's timestamp is when the driver saw the transition`,
+    );
+    check(onceGot === 1, `a listener that removed itself on its first STOPPED got ${onceGot}, expected 1`);
+    check(
+      seq(dl, inst.uuid).filter((t) => t === "STOPPED").length === 1,
+      `the listener registered after one that removed itself during the STOPPED event's dispatch got [${seq(dl, inst.uuid).join(",")}], expected one STOPPED`,
+    );
+    // D goes, so B is the last registered again for the double removal below.
+    offD();
+    offD = undefined;
     ctx.step("remove A (twice), then power on");
     offA();
     offA();
@@ -83,6 +116,8 @@ export async function checkListenersIndependent(ctx: ScenarioContext): Promise<v
     }
   } finally {
     offThrowing();
+    offOnce?.();
+    offD?.();
     offA();
     offB();
   }

@@ -163,14 +163,26 @@ export async function checkPowerOffSeenByGuest(ctx: ScenarioContext): Promise<vo
   const r3 = await record(inst);
   checkAsked(r2, r3, false, "power off with cleanShutdownTimeoutSec 0 (a hard stop)");
   checkEqual(r3.lastPowerOff, "hard", "how the guest last powered off after a power off with timeout 0");
-  if (!d.capabilities.suspend) return;
-  ctx.step("power on, suspend, then power off with a clean timeout");
+  // A clean power off that has returned is over: no fallback timer or retry of it may stop the
+  // instance powered on after it (work landing after the call settled).
+  ctx.step("power on, power off with a 1 s clean timeout, power on again at once");
   await d.powerOn(inst, ctx.opts());
+  await ctx.env.guestControls?.whenBooted?.(inst, ctx.opts());
+  const began = performance.now();
+  await d.powerOff(inst, ctx.opts({ cleanShutdownTimeoutSec: 1, retryIntervalSec: 1 }));
+  await d.powerOn(inst, ctx.opts());
+  ctx.step("still running 1.5 s after that power off began");
+  await sleepUntil(began + 1_500, ctx.signal);
+  await expectState(ctx, inst, PowerState.RUNNING, "a power on after a clean power off, once that power off's clean timeout is past");
+  if (!d.capabilities.suspend) return;
+  await ctx.env.guestControls?.whenBooted?.(inst, ctx.opts());
+  const r3b = await record(inst);
+  ctx.step("suspend, then power off with a clean timeout");
   await d.suspend(inst, ctx.opts());
   await d.powerOff(inst, ctx.opts({ cleanShutdownTimeoutSec: 5, retryIntervalSec: 1 }));
   await expectState(ctx, inst, PowerState.SHUTDOWN, "power off of a suspended instance");
   const r4 = await record(inst);
-  checkAsked(r3, r4, false, "power off of a suspended instance (its guest is saved to disk, it cannot be asked)");
+  checkAsked(r3b, r4, false, "power off of a suspended instance (its guest is saved to disk, it cannot be asked)");
   check(r4.lastPowerOff !== "clean", `a suspended guest shut down cleanly: ${show(r4)} (it was saved to disk, not running)`);
 }
 
@@ -314,4 +326,21 @@ export async function checkPowerOffWaitEndsOnCrash(ctx: ScenarioContext): Promis
     waited < 6000,
     `power off returned ${Math.round(waited)} ms after the guest crashed (${Math.round(crashed - t0)} ms into a 20 s clean wait): a crashed guest is shut down, the wait must end at the next poll`,
   );
+}
+
+/** Resolves at `deadline` (a performance.now() value), or rejects when `signal` aborts first. */
+function sleepUntil(deadline: number, signal: AbortSignal): Promise<void> {
+  const ms = Math.max(0, deadline - performance.now());
+  return new Promise((resolve, reject) => {
+    if (signal.aborted) return reject(signal.reason as Error);
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(signal.reason as Error);
+    };
+    const timer = setTimeout(() => {
+      signal.removeEventListener("abort", onAbort);
+      resolve();
+    }, ms);
+    signal.addEventListener("abort", onAbort, { once: true });
+  });
 }

@@ -4,6 +4,7 @@
  * leaving the state as it was.
  */
 import { randomUUID } from "node:crypto";
+import { getEventListeners } from "node:events";
 import { PowerState, type Instance, type LifecycleEvent, type LifecycleTransition } from "@virtkit/core";
 import {
   check,
@@ -17,6 +18,8 @@ import {
   skipForEnvironment,
 } from "../assertions.js";
 import type { ScenarioContext } from "../scenario.js";
+import { adminUser } from "./admin-password.js";
+import { trackedPassword } from "./depth-support.js";
 import { withoutTransients } from "./event-log.js";
 
 /** Spawn reaches RUNNING; the host answers; an unknown instance is unknown everywhere. */
@@ -34,6 +37,13 @@ export async function checkSpawn(ctx: ScenarioContext): Promise<void> {
     `getInfo: maxMemoryKb ${info.maxMemoryKb}, flavor says ${inst.flavor.memoryMb * 1024}`,
   );
   check(typeof info.cpuTimeNs === "bigint", "getInfo: cpuTimeNs must be a bigint");
+  // KiB, not MiB or pages: no running guest lives in less than 1 MiB (a flavor's 64 MiB read as
+  // MiB says 64).
+  check(
+    info.memoryKb >= 1024 && info.memoryKb <= info.maxMemoryKb,
+    `getInfo: memoryKb ${info.memoryKb} of a running instance is not within 1024..maxMemoryKb (${info.maxMemoryKb}): memory in use is in KiB`,
+  );
+  await checkSignalLeftClean(ctx, inst);
   ctx.step("spawn an instance that already exists");
   await expectRejects(
     ctx,
@@ -42,6 +52,27 @@ export async function checkSpawn(ctx: ScenarioContext): Promise<void> {
     "spawn of an existing uuid",
   );
   await expectState(ctx, inst, PowerState.RUNNING, "the refused second spawn");
+}
+
+/**
+ * A caller's signal is lent for the call only: once a call has settled (answered or refused), the
+ * driver holds no abort listener on it (core's onAbort: a listener left behind keeps the call's
+ * state alive for as long as the caller keeps its signal, one more per call).
+ */
+async function checkSignalLeftClean(ctx: ScenarioContext, inst: Instance): Promise<void> {
+  ctx.step("inspection calls with one long-lived signal, then count its abort listeners");
+  const own = new AbortController();
+  const opts = { signal: own.signal, timeoutMs: 30_000 };
+  const ghost = ctx.newInstance();
+  for (let i = 0; i < 3; i++) {
+    await ctx.driver.getInfo(inst, opts);
+    await ctx.driver.instanceExists(inst, opts);
+    await ctx.driver.listInstances(opts);
+    await ctx.driver.listInstanceUuids(opts);
+    await ctx.driver.getInfo(ghost, opts).catch((err: unknown) => ctx.recordError(err));
+  }
+  const left = getEventListeners(own.signal, "abort").length;
+  check(left === 0, `after 15 settled calls with one signal, the driver still holds ${left} abort listener(s) on it`);
 }
 
 /**
@@ -56,9 +87,23 @@ export async function checkConcurrentInstances(ctx: ScenarioContext): Promise<vo
   const events: LifecycleEvent[] = [];
   const off = d.capabilities.lifecycleEvents ? d.registerEventListener((e) => void events.push(e)) : undefined;
   try {
+    // A listing is the caller's: one handed out before the spawns must not change under it.
+    ctx.step("list instances before the spawns");
+    const uuidsBefore = await d.listInstanceUuids(ctx.opts());
+    const namesBefore = await d.listInstances(ctx.opts());
+    const heldUuids = [...uuidsBefore];
+    const heldNames = [...namesBefore];
     ctx.step("spawn four instances at once");
     const [a, b, c, gone] = (await Promise.all([0, 1, 2, 3].map(() => ctx.spawn()))) as [Instance, Instance, Instance, Instance];
     const spawned = [a, b, c, gone];
+    ctx.step("list instances after the spawns");
+    const uuidsAfter = await d.listInstanceUuids(ctx.opts());
+    await d.listInstances(ctx.opts());
+    check(spawned.every((i) => uuidsAfter.includes(i.uuid)), "listInstanceUuids after four spawns misses one of them");
+    check(
+      uuidsBefore.join(",") === heldUuids.join(",") && namesBefore.join(",") === heldNames.join(","),
+      "a listing handed out before the spawns changed under its holder (the driver reuses the array it returned)",
+    );
     const of = (i: Instance) => withoutTransients(events.filter((e) => e.instanceUuid === i.uuid).map((e) => e.transition));
     if (off) {
       ctx.step("events of the four spawns");
@@ -98,10 +143,72 @@ export async function checkConcurrentInstances(ctx: ScenarioContext): Promise<vo
       const misaddressed = events.filter((e) => spawned.some((i) => i.uuid === e.instanceUuid) && e.host !== ctx.host);
       check(misaddressed.length === 0, `events of these instances name host ${misaddressed[0]?.host}, expected ${ctx.host}`);
     }
+    if (pause) {
+      ctx.step("unpause");
+      await d.unpause(a, ctx.opts());
+    }
+    await concurrentPasswords(ctx, a, c);
+    await concurrentImageSnapshots(ctx, a, c);
   } finally {
     off?.();
   }
 }
+
+/**
+ * Two instances' passwords set at once: each opens its own guest's account and not the other's
+ * (a driver holding the password being set in one shared field gives both the last one).
+ */
+async function concurrentPasswords(ctx: ScenarioContext, a: Instance, c: Instance): Promise<void> {
+  const verify = ctx.env.verifyAdminPassword?.bind(ctx.env);
+  if (!ctx.driver.capabilities.setAdminPassword || !verify) return;
+  const pa = trackedPassword(ctx, "concurrent-a");
+  const pc = trackedPassword(ctx, "concurrent-c");
+  ctx.step("set two instances' passwords at once");
+  await Promise.all([ctx.driver.setAdminPassword(a, pa, ctx.opts()), ctx.driver.setAdminPassword(c, pc, ctx.opts())]);
+  ctx.step("verify both passwords in their guests");
+  for (const [inst, own, other, label] of [[a, pa, pc, "first"], [c, pc, pa, "second"]] as const) {
+    const user = adminUser(inst);
+    check(await verify(inst, user, own), `the ${label} of two passwords set at once does not open its own guest's ${user}`);
+    check(!(await verify(inst, user, other)), `the ${label} guest opens with the password set at the same time for the other instance`);
+  }
+}
+
+/**
+ * Two instances' image snapshots at once: each image holds its own instance's disk (a marker
+ * written into each guest first, read back from each image), and both images are active.
+ */
+async function concurrentImageSnapshots(ctx: ScenarioContext, a: Instance, c: Instance): Promise<void> {
+  if (!ctx.driver.capabilities.imageSnapshot) return;
+  const controls = ctx.env.guestControls;
+  const data = typeof controls?.writeData === "function" && typeof controls.readImageData === "function";
+  if (data) {
+    ctx.step("write a different marker into each guest");
+    await controls!.writeData!(a, CONCURRENT_KEY, "a");
+    await controls!.writeData!(c, CONCURRENT_KEY, "c");
+  }
+  ctx.step("image snapshots of two instances at once");
+  const images = await Promise.all(
+    ["a", "c"].map(async (label) => {
+      const image = await ctx.env.imageService.create({ name: `${ctx.prefix}-concurrent-${label}`, status: "queued" });
+      ctx.trackImage(image.id);
+      return image.id;
+    }),
+  );
+  const [ia, ic] = images as [string, string];
+  await Promise.all([ctx.driver.snapshot(a, ia, ctx.opts()), ctx.driver.snapshot(c, ic, ctx.opts())]);
+  for (const [id, label] of [[ia, "first"], [ic, "second"]] as const) {
+    const got = await ctx.env.imageService.get(id);
+    check(got.status === "active" && got.size > 0, `the ${label} of two image snapshots taken at once is ${got.status} with ${got.size} bytes, expected active with data`);
+  }
+  if (data) {
+    ctx.step("read each image's marker");
+    const ma = await controls!.readImageData!(ia, CONCURRENT_KEY);
+    const mc = await controls!.readImageData!(ic, CONCURRENT_KEY);
+    check(ma === "a" && mc === "c", `two image snapshots taken at once hold markers ${JSON.stringify(ma)} and ${JSON.stringify(mc)}, expected "a" and "c" (each its own instance's disk)`);
+  }
+}
+
+const CONCURRENT_KEY = "/conformance/concurrent-marker";
 
 /** How long events already due may take to arrive (a daemon's event stream lags its replies). */
 const CONCURRENT_EVENT_WAIT_MS = 2_000;

@@ -339,21 +339,47 @@ async function prepareMove(ctx: ScenarioContext, src: ComputeDriver, dst: Comput
 
 /** A real move: running on the destination, gone from the source, events emitted. */
 export async function checkLiveMigration(ctx: ScenarioContext): Promise<void> {
-  const { src, dst } = await twoHosts(ctx);
+  const { src, dst, dstHost } = await twoHosts(ctx);
   const events: LifecycleEvent[] = [];
   const offs = [src.registerEventListener((e) => events.push(e)), dst.registerEventListener((e) => events.push(e))];
   try {
     const { inst, data } = await prepare(ctx, src, dst);
+    // The guest itself, by the environment's own means (its agent, its disk), not the driver's word.
+    const controls = ctx.env.guestControls;
+    const guestData = typeof controls?.writeData === "function" && typeof controls.readData === "function";
+    if (guestData) {
+      ctx.step("write a marker into the guest");
+      await controls!.writeData!(inst, MOVED_KEY, "before the move");
+    }
     ctx.step("liveMigration");
     await src.liveMigration(inst, data, ctx.opts());
     ctx.step("postLiveMigrationAtDestination");
     await dst.postLiveMigrationAtDestination(inst, data, {}, ctx.opts());
     await expectState(ctx, inst, PowerState.RUNNING, "live migration (on the destination)", dst);
     await expectGone(ctx, inst, "live migration (on the source)", src);
+    if (guestData) {
+      ctx.step("the guest answers after the move, its marker kept");
+      const got = await controls!.readData!(inst, MOVED_KEY);
+      check(got === "before the move", `after the move the guest's disk holds ${JSON.stringify(got)}, expected the marker written before it`);
+    }
     if (src.capabilities.lifecycleEvents) {
       ctx.step("migration events");
       const seen = await waitFor(() => events.some((e) => e.instanceUuid === inst.uuid), 1000, ctx.signal);
       check(seen, "no lifecycle event was emitted for the migrated instance");
+      if (dst.capabilities.pause) {
+        // The destination announces what happens to an instance that arrived by migration, as to
+        // any other of its own.
+        ctx.step("pause and unpause on the destination: its events");
+        const mark = events.length;
+        await dst.pause(inst, ctx.opts());
+        await dst.unpause(inst, ctx.opts());
+        const later = () => events.slice(mark).filter((e) => e.instanceUuid === inst.uuid && e.host === dstHost).map((e) => e.transition);
+        await waitFor(() => later().includes("RESUMED"), 2_000, ctx.signal);
+        check(
+          later().includes("PAUSED") && later().includes("RESUMED"),
+          `pause and unpause of the migrated instance on the destination announced [${later().join(", ")}], expected PAUSED and RESUMED from the destination`,
+        );
+      }
     }
     ctx.step("destroy on the destination");
     await dst.destroy(inst, ctx.opts());
@@ -362,6 +388,8 @@ export async function checkLiveMigration(ctx: ScenarioContext): Promise<void> {
     for (const off of offs) off();
   }
 }
+
+const MOVED_KEY = "/conformance/moved-marker";
 
 /** After preLiveMigration, rollback at the destination leaves the instance running on the source only. */
 export async function checkRollback(ctx: ScenarioContext): Promise<void> {

@@ -45,11 +45,13 @@ export function mutationGapScenarios(): ScenarioDefinition[] {
     },
     {
       id: "lifecycle.power-off-seen-by-guest",
-      guestStarts: 3,
-      title: "power off: timeout 0 is hard and asks nothing, a stopped or saved guest is not asked, a clean timeout is clean (as the guest saw it)",
+      guestStarts: 5,
+      title: "power off: timeout 0 is hard and asks nothing, a stopped or saved guest is not asked, a clean timeout is clean (as the guest saw it), and nothing of a returned power off stops the instance powered on after it",
       group: "lifecycle",
       capability: null,
       level: "MUST",
+      // 1.5 s watched after a power off with a 1 s clean timeout.
+      waitsMs: 1_500,
       run: gs.checkPowerOffSeenByGuest,
     },
     {

@@ -7,6 +7,7 @@
 import { PowerState, type Instance } from "@virtkit/core";
 import { describeError, expectState, fail, skipForEnvironment, thrownWithCode } from "../assertions.js";
 import type { ScenarioContext } from "../scenario.js";
+import { SecretScan } from "../secret-scan.js";
 import { control, hasControl, trackedPassword } from "./depth-support.js";
 import { EventLog, expectEvents } from "./event-log.js";
 
@@ -30,6 +31,13 @@ export async function checkRescuePassword(ctx: ScenarioContext): Promise<void> {
   await expectBooted(ctx, inst, "rescue", "rescue");
   ctx.step("log into the rescue system as root");
   if (!(await verifyRescue(inst, "root", pw))) fail("the rescuePassword does not open root of the rescue system");
+  // The console goes to whoever may read it (Nova's console log API): the rescue password must not
+  // show there, as the admin password must not.
+  if (ctx.driver.capabilities.consoleOutput) {
+    ctx.step("the console output of the rescued instance");
+    const out = await ctx.driver.getConsoleOutput(inst, ctx.opts());
+    if (new SecretScan([pw.reveal()]).found(out)) fail("the rescuePassword appears in the rescued instance's console output");
+  }
   if (verify) {
     for (const user of ["root", "Administrator"]) {
       if (await verify(inst, user, pw)) fail(`the rescuePassword opens ${user} of the instance's own system (only the rescue system gets it)`);

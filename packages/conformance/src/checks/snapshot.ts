@@ -180,6 +180,50 @@ export async function checkImageSnapshotCallbackStalls(ctx: ScenarioContext): Pr
   await settle(200);
   await waitFor(async () => (await ctx.driver.getInfo(inst, ctx.opts())).state === PowerState.RUNNING, 10_000);
   await expectState(ctx, inst, PowerState.RUNNING, "the image snapshot cut short by its deadline (10 s after it)");
+  await checkImageSnapshotCallbackRejects(ctx, inst);
+}
+
+/**
+ * The caller's compare-and-set failing (its task-state callback rejects, as Nova's
+ * update_task_state raises when the instance was deleted meanwhile) ends the snapshot: the call
+ * rejects with that error (or one caused by it), the image does not become active, the guest runs.
+ */
+async function checkImageSnapshotCallbackRejects(ctx: ScenarioContext, inst: Instance): Promise<void> {
+  const image = await ctx.env.imageService.create({ name: `${ctx.prefix}-refused-cas`, status: "queued" });
+  ctx.trackImage(image.id);
+  const refusal = new Error("conformance: the caller's task-state compare-and-set failed");
+  ctx.step("snapshot whose task-state callback rejects at image_uploading");
+  let outcome: "resolved" | "rejected" = "resolved";
+  let caught: unknown;
+  try {
+    await ctx.driver.snapshot(
+      inst,
+      image.id,
+      ctx.opts({
+        onTaskState: (ts: TaskState) => (ts === TaskState.IMAGE_UPLOADING ? Promise.reject(refusal) : undefined),
+      }),
+    );
+  } catch (err) {
+    outcome = "rejected";
+    caught = err;
+    ctx.recordError(err);
+  }
+  check(outcome === "rejected", "an image snapshot whose task-state callback rejected (the caller's compare-and-set failed) reported success");
+  check(causedBy(caught, refusal), `an image snapshot whose task-state callback rejected failed with ${describeError(caught)}, not with the callback's error (or one caused by it)`);
+  await settle(200);
+  const got = await ctx.env.imageService.get(image.id);
+  check(got.status !== "active", "the image of a snapshot whose task-state callback rejected became active");
+  await waitFor(async () => (await ctx.driver.getInfo(inst, ctx.opts())).state === PowerState.RUNNING, 10_000);
+  await expectState(ctx, inst, PowerState.RUNNING, "the image snapshot ended by its callback's rejection");
+}
+
+/** True when `err` is `cause` or has it somewhere down its `cause` chain. */
+function causedBy(err: unknown, cause: Error): boolean {
+  for (let e = err, depth = 0; e !== undefined && e !== null && depth < 10; depth++) {
+    if (e === cause) return true;
+    e = (e as { cause?: unknown }).cause;
+  }
+  return false;
 }
 
 /** Undeclared image snapshots are refused as unsupported. */
@@ -263,13 +307,16 @@ export async function checkInstanceSnapshots(ctx: ScenarioContext): Promise<void
   const ids = async () => (await ctx.driver.listInstanceSnapshots(inst, ctx.opts())).map((s) => s.id).join(", ");
   checkEqual(await ids(), snap.id, "the snapshots listed after deleting the newer of two");
   ctx.step("delete a snapshot id that does not exist");
-  await expectRejects(
+  // A well-formed id (a UUID, as XenAPI's are) that names no snapshot of this instance.
+  const unknownId = randomUUID();
+  const notFound = await expectRejects(
     ctx,
-    // A well-formed id (a UUID, as XenAPI's are) that names no snapshot of this instance.
-    ctx.driver.deleteInstanceSnapshot(inst, randomUUID(), ctx.opts()),
+    ctx.driver.deleteInstanceSnapshot(inst, unknownId, ctx.opts()),
     ["VIRTKIT_SNAPSHOT_NOT_FOUND"],
     "delete of an unknown snapshot id",
   );
+  // Core's SnapshotNotFoundError(instanceId, snapshotId): the id asked for, not another.
+  checkEqual((notFound as { snapshotId?: unknown }).snapshotId, unknownId, "the SnapshotNotFoundError's snapshotId");
   checkEqual(await ids(), snap.id, "the snapshots listed after the refused delete of an unknown id");
 
   ctx.step("deleteInstanceSnapshot");

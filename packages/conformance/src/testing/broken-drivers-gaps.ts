@@ -55,6 +55,7 @@ import { parseDisk, serializeDisk } from "@virtkit/driver-fake";
 import type { FakeWrapContext } from "../environments/fake-environment.js";
 import { stateOf, type BrokenVariant, type DefectClass } from "./broken-drivers.js";
 import { DriverDecorator } from "./driver-decorator.js";
+import * as hunt from "./broken-drivers-hunt.js";
 
 /** A decorator that can reach the guest (environment side), as the depth variants do. */
 class WithGuest extends DriverDecorator {
@@ -1245,4 +1246,19 @@ export const GAP_VARIANTS: readonly BrokenVariant[] = [
   // The ninth mutation measurement's survivors (2026-12-03).
   v("snapshots", "snapshot-says-cold-while-running", "onSnapshotMethod says cold for an image snapshot of a running guest whose disk was copied live", [IMAGE_RUNNING], (d) => new SnapshotSaysColdWhileRunning(d)),
   v("deadlines", "hung-agent-outlives-deadline", "setAdminPassword drops the caller's deadline and signal: a hung agent holds it for the agent's own timeout", ["admin-password.agent-unresponsive"], (d, c) => new HungAgentOutlivesDeadline(d, c)),
+  // Found by an outside hunt for plausible driver bugs (2026-12-04).
+  v("accounts", "password-in-shared-field", "the password being set is held in one field of the driver: two set at once both get the later one", ["lifecycle.concurrent-instances"], (d) => new hunt.PasswordInSharedField(d)),
+  v("snapshots", "snapshot-target-in-shared-field", "the snapshot's target image is held in one field: two snapshots at once both write the later image", ["lifecycle.concurrent-instances"], (d) => new hunt.SnapshotTargetInSharedField(d)),
+  v("accounts", "password-in-image-properties", "an image snapshot after setAdminPassword records the password in the image's properties", ["lifecycle.concurrent-instances"], (d, c) => new hunt.PasswordInImageProperties(d, c.imageService)),
+  v("accounts", "rescue-password-on-console", "the rescuePassword is printed on the rescued instance's console", ["lifecycle.rescue-password"], (d) => new hunt.RescuePasswordOnConsole(d)),
+  v("effects", "power-off-timer-left-armed", "a clean power off arms a hard-stop timer for its clean timeout and never clears it: the instance powered on after it stops", ["lifecycle.power-off-seen-by-guest"], (d) => new hunt.PowerOffTimerLeftArmed(d)),
+  v("events", "listener-removal-skips-next", "a listener removing itself during dispatch makes the next listener miss that event", ["events.listeners-independent"], (d) => new hunt.ListenerRemovalSkipsNext(d)),
+  v("events", "event-stamped-at-connect", "every event's timestamp is the moment the driver connected, not when the transition was seen", ["events.listeners-independent"], (d) => new hunt.EventStampedAtConnect(d)),
+  v("refusal", "snapshot-not-found-swapped", "SnapshotNotFoundError is built with its arguments swapped: instanceId holds the snapshot id", [PER_INSTANCE, "snapshot.instance-snapshots"], (d) => new hunt.SnapshotNotFoundSwapped(d)),
+  v("refusal", "migration-failure-names-host", "LiveMigrationFailedError names the destination host as the instance", ["migration.caller-cancels", "migration.destroy-during", "migration.abort"], (d) => new hunt.MigrationFailureNamesHost(d)),
+  v("wrong-state", "uuid-list-reused", "listInstanceUuids refills one array in place: a listing handed out changes later", ["lifecycle.concurrent-instances"], (d) => new hunt.UuidListReused(d)),
+  v("units", "memory-in-mib", "getInfo's memoryKb is in MiB", ["lifecycle.spawn"], (d) => new hunt.MemoryInMib(d)),
+  v("deadlines", "task-state-rejection-swallowed", "the caller's task-state callback rejecting (its compare-and-set failed) is swallowed: the image becomes active", ["snapshot.image-callback-stall"], (d) => new hunt.TaskStateRejectionSwallowed(d)),
+  v("events", "destination-events-suppressed", "the destination drops every event of an instance that arrived by migration, later ones too", ["migration.live"], (d) => new hunt.DestinationEventsSuppressed(d)),
+  v("deadlines", "abort-listener-left", "getInfo and instanceExists add an abort listener to the caller's signal and never remove it", ["lifecycle.spawn"], (d) => new hunt.AbortListenerLeft(d)),
 ];

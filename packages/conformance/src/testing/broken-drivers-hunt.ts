@@ -1,0 +1,211 @@
+/**
+ * Broken variants from an outside hunt of 2026-12-04: a driver author's plausible defects that
+ * passed the whole kit then, each ONE defect as a small decorator around the healthy fake. They are
+ * listed in `GAP_VARIANTS` (broken-drivers-gaps.ts), whose test requires each caught where expected.
+ */
+import {
+  LiveMigrationFailedError,
+  SnapshotNotFoundError,
+  type ImageMeta,
+  type ImageSnapshotOptions,
+  type Instance,
+  type InstanceInfo,
+  type LifecycleListener,
+  type LiveMigrationOptions,
+  type MigrateData,
+  type OperationOptions,
+  type PowerOffOptions,
+  type RescueOptions,
+  type Secret,
+  type ImageService,
+} from "@virtkit/core";
+import { DriverDecorator } from "./driver-decorator.js";
+
+const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+/** The password being set is kept in one field of the driver: two at once both get the later one. */
+export class PasswordInSharedField extends DriverDecorator {
+  #pending: Secret | undefined;
+  override async setAdminPassword(instance: Instance, password: Secret, options?: OperationOptions): Promise<void> {
+    this.#pending = password;
+    await nextTurn(); // opening the agent channel
+    return this.inner.setAdminPassword(instance, this.#pending, options);
+  }
+}
+
+/** The snapshot's target image is kept in one field: two at once both write the later image. */
+export class SnapshotTargetInSharedField extends DriverDecorator {
+  #target = "";
+  override async snapshot(instance: Instance, imageId: string, options?: ImageSnapshotOptions): Promise<void> {
+    this.#target = imageId;
+    await nextTurn();
+    return this.inner.snapshot(instance, this.#target, options);
+  }
+}
+
+/** The admin password set last is recorded in the image snapshot's properties (as instance metadata). */
+export class PasswordInImageProperties extends DriverDecorator {
+  readonly #passwords = new Map<string, string>();
+  constructor(
+    inner: ConstructorParameters<typeof DriverDecorator>[0],
+    private readonly images: ImageService,
+  ) {
+    super(inner);
+  }
+  override async setAdminPassword(instance: Instance, password: Secret, options?: OperationOptions): Promise<void> {
+    await this.inner.setAdminPassword(instance, password, options);
+    this.#passwords.set(instance.uuid, password.reveal());
+  }
+  override async snapshot(instance: Instance, imageId: string, options?: ImageSnapshotOptions): Promise<void> {
+    await this.inner.snapshot(instance, imageId, options);
+    const password = this.#passwords.get(instance.uuid);
+    if (password === undefined) return;
+    const record = await this.images.get(imageId);
+    await this.images.update(imageId, { properties: { ...record.properties, instance_meta_admin_pass: password } });
+  }
+}
+
+/** The rescue system's password is printed on the console (as cloud-init does for generated ones). */
+export class RescuePasswordOnConsole extends DriverDecorator {
+  readonly #passwords = new Map<string, string>();
+  override async rescue(instance: Instance, rescueImageMeta: ImageMeta, options?: RescueOptions): Promise<void> {
+    await this.inner.rescue(instance, rescueImageMeta, options);
+    if (options?.rescuePassword) this.#passwords.set(instance.uuid, options.rescuePassword.reveal());
+  }
+  override async getConsoleOutput(instance: Instance, options?: OperationOptions): Promise<string> {
+    const out = await this.inner.getConsoleOutput(instance, options);
+    const password = this.#passwords.get(instance.uuid);
+    return password === undefined ? out : `${out}\nci-info: rescue password: ${password}\n`;
+  }
+}
+
+/** A clean power off arms a hard-stop fallback timer for the clean timeout and never clears it. */
+export class PowerOffTimerLeftArmed extends DriverDecorator {
+  override powerOff(instance: Instance, options?: PowerOffOptions): Promise<void> {
+    const sec = options?.cleanShutdownTimeoutSec;
+    if (typeof sec === "number" && sec > 0) {
+      setTimeout(() => void this.inner.powerOff(instance, { cleanShutdownTimeoutSec: 0 }).catch(() => undefined), sec * 1000).unref();
+    }
+    return this.inner.powerOff(instance, options);
+  }
+}
+
+/** Listeners are called by index over the live list: one removing itself makes the next miss the event. */
+export class ListenerRemovalSkipsNext extends DriverDecorator {
+  readonly #listeners: LifecycleListener[] = [];
+  #subscribed = false;
+  override registerEventListener(listener: LifecycleListener): () => void {
+    if (!this.#subscribed) {
+      this.#subscribed = true;
+      this.inner.registerEventListener((event) => {
+        for (let i = 0; i < this.#listeners.length; i++) {
+          try {
+            void this.#listeners[i]!(event);
+          } catch {
+            // one listener's failure is its own
+          }
+        }
+      });
+    }
+    this.#listeners.push(listener);
+    return () => {
+      const i = this.#listeners.indexOf(listener);
+      if (i >= 0) this.#listeners.splice(i, 1);
+    };
+  }
+}
+
+/** Every event is stamped with the moment the driver was made (its connect), not when it was seen. */
+export class EventStampedAtConnect extends DriverDecorator {
+  readonly #connectedAt = Date.now();
+  override registerEventListener(listener: LifecycleListener): () => void {
+    return this.inner.registerEventListener((event) => listener({ ...event, timestamp: this.#connectedAt }));
+  }
+}
+
+/** SnapshotNotFoundError built with its arguments swapped (the snapshot id as the instance's). */
+export class SnapshotNotFoundSwapped extends DriverDecorator {
+  override deleteInstanceSnapshot(instance: Instance, snapshotId: string, options?: OperationOptions): Promise<void> {
+    return this.inner.deleteInstanceSnapshot(instance, snapshotId, options).catch((err: unknown) => {
+      throw err instanceof SnapshotNotFoundError ? new SnapshotNotFoundError(snapshotId, instance.uuid) : err;
+    });
+  }
+}
+
+/** LiveMigrationFailedError names the destination host where the instance's uuid belongs. */
+export class MigrationFailureNamesHost extends DriverDecorator {
+  override liveMigration(instance: Instance, data: MigrateData, options?: LiveMigrationOptions): Promise<void> {
+    return this.inner.liveMigration(instance, data, options).catch((err: unknown) => {
+      throw err instanceof LiveMigrationFailedError ? new LiveMigrationFailedError(data.destHost, err.reason) : err;
+    });
+  }
+}
+
+/** listInstanceUuids refills one array in place: a listing handed out changes later. */
+export class UuidListReused extends DriverDecorator {
+  readonly #list: string[] = [];
+  override async listInstanceUuids(options?: OperationOptions): Promise<readonly string[]> {
+    const fresh = await this.inner.listInstanceUuids(options);
+    this.#list.length = 0;
+    this.#list.push(...fresh);
+    return this.#list;
+  }
+}
+
+/** getInfo's memory in use in MiB (the hypervisor's unit), not KiB. */
+export class MemoryInMib extends DriverDecorator {
+  override async getInfo(instance: Instance, options?: OperationOptions): Promise<InstanceInfo> {
+    const info = await this.inner.getInfo(instance, options);
+    return { ...info, memoryKb: Math.max(1, Math.round(info.memoryKb / 1024)) };
+  }
+}
+
+/** The caller's task-state callback's rejection is swallowed: the snapshot goes on to an active image. */
+export class TaskStateRejectionSwallowed extends DriverDecorator {
+  override snapshot(instance: Instance, imageId: string, options?: ImageSnapshotOptions): Promise<void> {
+    const report = options?.onTaskState;
+    if (!report) return this.inner.snapshot(instance, imageId, options);
+    return this.inner.snapshot(instance, imageId, {
+      ...options,
+      onTaskState: async (state, expected) => {
+        try {
+          await report(state, expected);
+        } catch {
+          // "the caller's problem"
+        }
+      },
+    });
+  }
+}
+
+/** Each inspection call adds an abort listener to the caller's signal and never removes it. */
+export class AbortListenerLeft extends DriverDecorator {
+  #hold(options?: OperationOptions): void {
+    options?.signal?.addEventListener("abort", () => undefined);
+  }
+  override getInfo(instance: Instance, options?: OperationOptions): Promise<InstanceInfo> {
+    this.#hold(options);
+    return this.inner.getInfo(instance, options);
+  }
+  override instanceExists(instance: Instance, options?: OperationOptions): Promise<boolean> {
+    this.#hold(options);
+    return this.inner.instanceExists(instance, options);
+  }
+}
+
+/** The destination drops every event of an instance that arrived by migration, later ones too. */
+export class DestinationEventsSuppressed extends DriverDecorator {
+  readonly #arrived = new Set<string>();
+  override async postLiveMigrationAtDestination(
+    instance: Instance,
+    data: MigrateData,
+    networkInfo: Parameters<DriverDecorator["postLiveMigrationAtDestination"]>[2],
+    options?: OperationOptions,
+  ): Promise<void> {
+    await this.inner.postLiveMigrationAtDestination(instance, data, networkInfo, options);
+    this.#arrived.add(instance.uuid);
+  }
+  override registerEventListener(listener: LifecycleListener): () => void {
+    return this.inner.registerEventListener((event) => (this.#arrived.has(event.instanceUuid) ? undefined : listener(event)));
+  }
+}
