@@ -108,6 +108,7 @@ export interface InstanceSnapshot {
   readonly id: string;
   readonly name: string;
   readonly instanceUuid: string;
+  /** When it was taken: an ISO 8601 time (`Date.parse` reads it), e.g. `2026-12-04T16:00:00.000Z`. */
   readonly createdAt: string;
   /** The power state the instance had when the snapshot was taken (revert restores it). */
   readonly powerState: PowerState;

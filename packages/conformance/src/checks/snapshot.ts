@@ -248,6 +248,7 @@ export async function checkInstanceSnapshots(ctx: ScenarioContext): Promise<void
     await guest!.writeData!(inst, "/conformance/marker", "before");
   }
   ctx.step("createInstanceSnapshot (running)");
+  const before = Date.now();
   const snap = await ctx.driver.createInstanceSnapshot(
     inst,
     `${ctx.prefix}-s1`,
@@ -265,6 +266,15 @@ export async function checkInstanceSnapshots(ctx: ScenarioContext): Promise<void
   check(found !== undefined, "listInstanceSnapshots does not contain the new snapshot");
   checkEqual(found?.name, `${ctx.prefix}-s1`, "the listed snapshot's name");
   checkEqual(found?.description, "conformance", "the listed snapshot's description");
+  // When it was taken, as ISO 8601 (core's doc): within the call, give or take a hypervisor's whole
+  // seconds (5 s).
+  for (const [what, s] of [["returned", snap], ["listed", found]] as const) {
+    const at = Date.parse(s?.createdAt ?? "");
+    check(
+      Number.isFinite(at) && at >= before - 5_000 && at <= Date.now() + 5_000,
+      `the ${what} snapshot's createdAt ${JSON.stringify(s?.createdAt)} is not an ISO 8601 time within the call that made it`,
+    );
+  }
 
   if (canData) {
     ctx.step("change the marker after the snapshot");

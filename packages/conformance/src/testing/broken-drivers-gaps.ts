@@ -1260,5 +1260,6 @@ export const GAP_VARIANTS: readonly BrokenVariant[] = [
   v("units", "memory-in-mib", "getInfo's memoryKb is in MiB", ["lifecycle.spawn"], (d) => new hunt.MemoryInMib(d)),
   v("deadlines", "task-state-rejection-swallowed", "the caller's task-state callback rejecting (its compare-and-set failed) is swallowed: the image becomes active", ["snapshot.image-callback-stall"], (d) => new hunt.TaskStateRejectionSwallowed(d)),
   v("events", "destination-events-suppressed", "the destination drops every event of an instance that arrived by migration, later ones too", ["migration.live"], (d) => new hunt.DestinationEventsSuppressed(d)),
+  v("units", "snapshot-created-at-seconds", "instance snapshots' createdAt is epoch seconds as text, not ISO 8601", ["snapshot.instance-snapshots"], (d) => new hunt.SnapshotCreatedAtSeconds(d)),
   v("deadlines", "abort-listener-left", "getInfo and instanceExists add an abort listener to the caller's signal and never remove it", ["lifecycle.spawn"], (d) => new hunt.AbortListenerLeft(d)),
 ];

@@ -10,6 +10,7 @@ import {
   type ImageSnapshotOptions,
   type Instance,
   type InstanceInfo,
+  type InstanceSnapshot,
   type LifecycleListener,
   type LiveMigrationOptions,
   type MigrateData,
@@ -209,3 +210,14 @@ export class DestinationEventsSuppressed extends DriverDecorator {
     return this.inner.registerEventListener((event) => (this.#arrived.has(event.instanceUuid) ? undefined : listener(event)));
   }
 }
+
+/** Instance snapshots' createdAt in epoch seconds as text, not ISO 8601. */
+export class SnapshotCreatedAtSeconds extends DriverDecorator {
+  override async createInstanceSnapshot(instance: Instance, name: string, options?: OperationOptions & { readonly description?: string }): Promise<InstanceSnapshot> {
+    return seconds(await this.inner.createInstanceSnapshot(instance, name, options));
+  }
+  override async listInstanceSnapshots(instance: Instance, options?: OperationOptions): Promise<readonly InstanceSnapshot[]> {
+    return (await this.inner.listInstanceSnapshots(instance, options)).map(seconds);
+  }
+}
+const seconds = (s: InstanceSnapshot): InstanceSnapshot => ({ ...s, createdAt: String(Math.floor(Date.parse(s.createdAt) / 1000)) });
