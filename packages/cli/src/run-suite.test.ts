@@ -41,3 +41,27 @@ describe("fairParallel", () => {
     expect(fairParallel(given(6, "plain"), plugin)).toEqual({ wanted: 6, parallel: 6 });
   });
 });
+
+describe("runSuite with the direct runner, interrupted before its first scenario", () => {
+  it("reports every selected scenario not run instead of failing with no report (as the vitest runner does)", async () => {
+    const { runSuite } = await import("./run-suite.js");
+    const controller = new AbortController();
+    const report = await runSuite({
+      spec: "fake",
+      options: [],
+      focus: ["^lifecycle\\.(spawn|not-found)$"],
+      skip: [],
+      level: "MUST",
+      scenarioTimeoutMs: 30_000,
+      runner: "direct",
+      signal: controller.signal,
+      // Ctrl-C once the run has started, before the driver's setup check (a nested run's hosts starting).
+      onReady: () => controller.abort(new Error("interrupted by SIGINT")),
+    });
+    expect(report.results.length).toBeGreaterThan(0);
+    for (const r of report.results) {
+      expect(r.status).toBe("skipped");
+      expect(r.reason).toBe("the run was aborted");
+    }
+  });
+});

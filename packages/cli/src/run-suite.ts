@@ -278,16 +278,17 @@ export async function runSuite(o: RunSuiteOptions): Promise<RunReport> {
     throw err;
   }
   const scenarioTimeoutMs = fairScenarioTimeout(o, resolved.plugin);
-  if (o.runner === "vitest") {
-    // vitest's worker makes its own environment (and checks the driver's setup there, before any
-    // scenario): nothing made here would be used, and nested hosts would start twice.
-    await resolved.environment.dispose?.().catch(() => undefined);
-  } else {
+  if (o.runner !== "vitest") {
     try {
       await checkDriverSetup(resolved.environment, scenarioTimeoutMs, o.signal);
     } catch (err) {
-      await resolved.environment.dispose?.().catch(() => undefined);
-      throw err;
+      // Ctrl-C while the driver was being set up (the nested hosts starting): the run has started
+      // (its reports are due, as under vitest), so it goes on below, where no scenario starts and
+      // each is reported not run. Anything else is the setup's failure.
+      if (!(o.signal?.aborted === true && isInterrupted(err))) {
+        await resolved.environment.dispose?.().catch(() => undefined);
+        throw err;
+      }
     }
   }
   const { wanted, parallel } = fairParallel(o, resolved.plugin, resolved.environment);
@@ -310,6 +311,79 @@ export async function runSuite(o: RunSuiteOptions): Promise<RunReport> {
     o.reporter?.onResult?.(r, ++finished, total);
   };
   if (o.runner === "vitest") {
+    // vitest's worker makes its own environment (and checks the driver's setup there, before any
+    // scenario) and nothing is made of this one; it is released once the worker is gone, so it can
+    // remove what the worker left (nested hosts a worker killed mid-start could not remove).
+    try {
+      return await runUnderVitest();
+    } finally {
+      await resolved.environment.dispose?.().catch(() => undefined);
+    }
+  }
+  if (o.signal?.aborted) {
+    // Interrupted before the first scenario (while the driver was being set up): runConformance
+    // never hears an abort that came before it starts, so the run's report is made here, every
+    // selected scenario not run, as runConformance reports those an interrupt kept from starting.
+    const { scheduleScenarios, summarize } = await import("@virtkit/conformance");
+    const t0 = Date.now();
+    const results = scheduleScenarios({ focus: o.focus, skip: o.skip, scenarioTimeoutMs, ...(o.seed !== undefined ? { seed: o.seed } : {}) }).map(
+      (def): RunReport["results"][number] => ({
+        id: def.id,
+        title: def.title,
+        group: def.group,
+        capability: def.capability,
+        level: def.level,
+        status: "skipped",
+        reason: "the run was aborted",
+        durationMs: 0,
+      }),
+    );
+    for (const r of results) onResult(r);
+    await resolved.environment.dispose?.().catch(() => undefined);
+    return withNotes(
+      {
+        driver: resolved.descriptor,
+        notes: [...(resolved.descriptor.notes ?? [])],
+        level: o.level,
+        startedAt: new Date(t0).toISOString(),
+        durationMs: Date.now() - t0,
+        runner: "direct",
+        results,
+        ...summarize(results, o.level),
+      },
+      lowered,
+    );
+  }
+  // runConformance listens on the signal it is given as it starts, and an abort event that came
+  // before is never heard: relayed, an interrupt that comes as the run starts still stops it.
+  const relay = new AbortController();
+  const onAbort = () => relay.abort(o.signal?.reason);
+  const report = runConformance({
+    driver: resolved.descriptor,
+    environment: resolved.environment,
+    service: resolved.service,
+    level: o.level,
+    focus: o.focus,
+    skip: o.skip,
+    scenarioTimeoutMs,
+    cleanupTimeoutMs: o.cleanupTimeoutMs,
+    suiteTimeoutMs: o.suiteTimeoutMs,
+    parallel,
+    ...(o.seed !== undefined ? { seed: o.seed } : {}),
+    ...(o.timeouts !== undefined ? { timeouts: o.timeouts } : {}),
+    ...(o.failFast ? { failFast: true } : {}),
+    ...(o.signal !== undefined ? { signal: relay.signal } : {}),
+    onResult: (r) => onResult(r),
+  });
+  if (o.signal?.aborted) onAbort();
+  else o.signal?.addEventListener("abort", onAbort, { once: true });
+  try {
+    return withNotes(await report, lowered);
+  } finally {
+    o.signal?.removeEventListener("abort", onAbort);
+  }
+
+  async function runUnderVitest(): Promise<RunReport> {
     const ran = await runWithVitest({
       settings: {
         spec: o.spec,
@@ -337,24 +411,11 @@ export async function runSuite(o: RunSuiteOptions): Promise<RunReport> {
     start();
     return withNotes(ran, lowered);
   }
-  const report = await runConformance({
-    driver: resolved.descriptor,
-    environment: resolved.environment,
-    service: resolved.service,
-    level: o.level,
-    focus: o.focus,
-    skip: o.skip,
-    scenarioTimeoutMs,
-    cleanupTimeoutMs: o.cleanupTimeoutMs,
-    suiteTimeoutMs: o.suiteTimeoutMs,
-    parallel,
-    ...(o.seed !== undefined ? { seed: o.seed } : {}),
-    ...(o.timeouts !== undefined ? { timeouts: o.timeouts } : {}),
-    ...(o.failFast ? { failFast: true } : {}),
-    ...(o.signal !== undefined ? { signal: o.signal } : {}),
-    onResult: (r) => onResult(r),
-  });
-  return withNotes(report, lowered);
+}
+
+/** The error {@link interruptedInstead} makes. */
+function isInterrupted(err: unknown): boolean {
+  return (err as { code?: unknown } | undefined)?.code === "VIRTKIT_INTERRUPTED";
 }
 
 /**

@@ -10,6 +10,7 @@
  * the driver's, and `virsh`/`qemu-img` inside the host container for what is on its disks.
  */
 import { execFile } from "node:child_process";
+import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -419,6 +420,29 @@ async function engineUnavailable(nq: NestedQemu, env: NodeJS.ProcessEnv, timeout
   return `no Docker engine answers at ${where}: start virtkit's private one with bash scripts/docker.sh start, then eval "$(bash scripts/docker.sh env)", or set DOCKER_HOST to a running engine`;
 }
 
+/** The session this process was given by its parent (the CLI, to its vitest worker), read before any factory sets one. */
+const INHERITED_SESSION = process.env.VIRTKIT_NESTED_QEMU_SESSION || undefined;
+
+/**
+ * Removes what this process's children left in `session` (a worker killed while its hosts were
+ * starting). `handedOn`: the hosts were started by a child, not here; a create it sent just before
+ * it died may still land, so a second pass follows a moment later.
+ */
+async function sweepSession(nq: NestedQemu, session: string, handedOn: boolean): Promise<void> {
+  for (let pass = 0; pass < (handedOn ? 2 : 1); pass++) {
+    if (pass > 0) await new Promise((r) => setTimeout(r, 1_000));
+    const swept = await nq.sweepNestedQemu({ session, timeoutMs: 30_000 }).catch((err: unknown) => ({
+      containers: [],
+      networks: [],
+      volumes: [],
+      failures: [err instanceof Error ? err.message : String(err)],
+    }));
+    if (swept.failures.length > 0) {
+      process.stderr.write(`virtkit: nested-qemu: could not remove ${swept.failures.join("; ")} (the next run sweeps it)\n`);
+    }
+  }
+}
+
 /** The driver's options on the nested hosts unless the run sets them. */
 export const NESTED_DRIVER_DEFAULTS = { softRebootTimeoutSec: 5, timeoutMs: 120_000 } as const;
 
@@ -483,7 +507,7 @@ export function nestedQemuEnvironment(validate: LibvirtOptionsValidator): Plugin
       });
     },
     async conformanceEnvironment(raw): Promise<ConformanceEnvironmentFactory> {
-      for (const key of ["uri", "virtType", "liveMigrationInboundAddr"] as const) {
+      for (const key of ["uri", "virtType", "liveMigrationInboundAddr", "allowPasswordOverTcp"] as const) {
         if (raw[key] !== undefined) {
           throw new InvalidInputError(`option.${key}`, `the nested-qemu environment sets ${key} for each of its hosts itself`);
         }
@@ -495,11 +519,30 @@ export function nestedQemuEnvironment(validate: LibvirtOptionsValidator): Plugin
       const nq = nqOrReason;
       nq.configureTestcontainers();
 
+      // This process's children (the CLI's vitest worker) label what they start with this
+      // factory's session; its dispose removes what they left (a worker killed at the end of an
+      // interrupted run cannot). Only the first factory of a process hands its session on.
+      const session = `${process.pid.toString(36)}-${randomBytes(4).toString("hex")}`;
+      const ownsSession = process.env[nq.SESSION_ENV] === undefined;
+      if (ownsSession) process.env[nq.SESSION_ENV] = session;
+
       let started: Promise<NestedRun> | undefined;
+      // Aborted by dispose: a start under way stops, removes what it created, and only then rejects.
+      let startAbort = new AbortController();
       const start = (): Promise<NestedRun> =>
         (started ??= (async () => {
-          const image = await nq.ensureImage({});
-          const hosts = await nq.startNestedHosts({ image: image.image, count: 2, timeoutMs: 180_000 });
+          const signal = startAbort.signal;
+          const image = await nq.ensureImage({ signal });
+          const hosts = await nq.startNestedHosts({
+            image: image.image,
+            count: 2,
+            timeoutMs: 180_000,
+            signal,
+            // The runner owns SIGINT/SIGTERM and disposes this environment: a handler here that
+            // raised the signal again would be taken for a second Ctrl-C (exit at once, no report).
+            handleSignals: false,
+            ...(INHERITED_SESSION !== undefined ? { session: INHERITED_SESSION } : {}),
+          });
           return { nq, hosts };
         })());
 
@@ -578,6 +621,9 @@ export function nestedQemuEnvironment(validate: LibvirtOptionsValidator): Plugin
               "this environment slows a migration by capping its bandwidth, which neither a pause nor post-copy can overcome; the faithful control (a guest dirtying memory faster than the link) is not built yet",
           },
           notes: [
+            ...(run.hosts.swept.length > 0
+              ? [`swept ${run.hosts.swept.length} leftovers of an earlier nested-qemu run whose process is gone (killed before its cleanup): ${run.hosts.swept.join(", ")}`]
+              : []),
             `nested QEMU: two libvirtd hosts in containers (image ${run.hosts.image}), real guests under TCG; guests checked through their agent, asked on the environment's own connection to each host's libvirtd, never through the driver`,
             "the guest honours ACPI (busybox acpid powers it off cleanly) and records every power-button press and every clean shutdown on its own disk; made to ignore ACPI, it counts the presses and does nothing, and a soft reboot falls back to hard after 5 s (softRebootTimeoutSec)",
           ],
@@ -591,9 +637,21 @@ export function nestedQemuEnvironment(validate: LibvirtOptionsValidator): Plugin
         // Two hosts for the whole run: a scenario that fills one must run alone.
         sharedHosts: true,
         async dispose() {
+          // A start under way (an interrupt during the hosts' start) is told to stop and waited for:
+          // the run ends with nothing of it left, not with containers still being created.
+          const startedHere = started !== undefined;
+          startAbort.abort(new Error("the nested-qemu environment was disposed"));
           const run = await started?.catch(() => undefined);
           started = undefined;
-          await run?.hosts.stop({ timeoutMs: 60_000 });
+          startAbort = new AbortController();
+          try {
+            await run?.hosts.stop({ timeoutMs: 60_000 });
+          } finally {
+            if (ownsSession) {
+              await sweepSession(nq, session, !startedHere);
+              if (process.env[nq.SESSION_ENV] === session) delete process.env[nq.SESSION_ENV];
+            }
+          }
         },
       });
     },

@@ -19,7 +19,7 @@ export {
 export { parseGuestPowerLog } from "./guest-power-log.js";
 export type { GuestPowerLog } from "./guest-power-log.js";
 export { LIBVIRTD_TCP_PORT } from "./host-layer.js";
-export { RUN_LABEL, OWNER_PID_LABEL, OWNER_HOST_LABEL } from "./labels.js";
+export { RUN_LABEL, OWNER_PID_LABEL, OWNER_HOST_LABEL, SESSION_LABEL, SESSION_ENV } from "./labels.js";
 export { NestedQemuTimeoutError } from "./abortable.js";
 export { startNestedHosts } from "./nested-hosts.js";
 export type { NestedHost, NestedHosts, StartNestedHostsOptions, ExecOutput } from "./nested-hosts.js";

@@ -14,8 +14,20 @@ export const OWNER_HOST_LABEL = "virtkit.nested-qemu.owner-host";
 /** On images: which layer (`base`, `hypervisor`, `guest`) and the hash of its inputs. */
 export const LAYER_LABEL = "virtkit.nested-qemu.layer";
 export const LAYER_HASH_LABEL = "virtkit.nested-qemu.inputs";
+/**
+ * The session a run belongs to: set by a process that hands the run to a child (the CLI, whose
+ * vitest worker starts the hosts), so it can remove what the child left once the child is gone.
+ */
+export const SESSION_LABEL = "virtkit.nested-qemu.session";
+/** The environment variable through which a parent process gives its children its session. */
+export const SESSION_ENV = "VIRTKIT_NESTED_QEMU_SESSION";
 
-/** The labels of resources created by run `runId` of this process. */
-export function runLabels(runId: string): Record<string, string> {
-  return { [RUN_LABEL]: runId, [OWNER_PID_LABEL]: String(process.pid), [OWNER_HOST_LABEL]: hostname() };
+/** The labels of resources created by run `runId` of this process (in `session`, if given). */
+export function runLabels(runId: string, session?: string): Record<string, string> {
+  return {
+    [RUN_LABEL]: runId,
+    [OWNER_PID_LABEL]: String(process.pid),
+    [OWNER_HOST_LABEL]: hostname(),
+    ...(session !== undefined && session !== "" ? { [SESSION_LABEL]: session } : {}),
+  };
 }

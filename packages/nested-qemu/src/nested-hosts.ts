@@ -57,6 +57,8 @@ export interface NestedHosts extends AsyncDisposable {
   /** Where the run's shared volume is mounted on every host (with `sharedDir`). */
   readonly sharedDir?: string;
   readonly hosts: readonly NestedHost[];
+  /** What the start's sweep removed of dead earlier runs (names of containers, networks, volumes). */
+  readonly swept: readonly string[];
   /** Removes the containers and the network; idempotent; bounded by `timeoutMs` (default 60 s). */
   stop(options?: WaitOptions): Promise<void>;
 }
@@ -74,6 +76,8 @@ export interface StartNestedHostsOptions {
   readonly onProgress?: (message: string) => void;
   /** Sweep what dead earlier runs left before starting (default true). */
   readonly sweep?: boolean;
+  /** The session the run's resources are labelled with (`SESSION_LABEL`), so a parent process can sweep them. */
+  readonly session?: string;
   /**
    * On SIGINT/SIGTERM remove everything, then raise the signal again so the process ends as it
    * would have (default true). Pass false when the program handles these signals and calls `stop()`.
@@ -128,7 +132,18 @@ function toHost(container: StartedTestContainer, network: string, links: HostLib
   };
 }
 
-/** Starts the hosts; on any failure removes what it created and rethrows. */
+/** Resolves once every promise of `pending` has settled, or after `timeoutMs`. */
+async function settled(pending: ReadonlySet<Promise<unknown>>, timeoutMs: number): Promise<void> {
+  if (pending.size === 0) return;
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([Promise.allSettled([...pending]), new Promise((r) => (timer = setTimeout(r, timeoutMs)))]);
+  clearTimeout(timer);
+}
+
+/**
+ * Starts the hosts; on any failure (an abort through `signal` included) removes what it created,
+ * waiting for container starts still under way, and only then rejects.
+ */
 export async function startNestedHosts(options: StartNestedHostsOptions = {}): Promise<NestedHosts> {
   configureTestcontainers();
   const docker = options.docker ?? dockerClient();
@@ -148,14 +163,15 @@ export async function startNestedHosts(options: StartNestedHostsOptions = {}): P
       })
     ).image;
   const signal = deadlineSignal(options.signal, options.timeoutMs ?? 120_000);
+  const sweptNames: string[] = [];
   if (options.sweep !== false) {
     const swept = await sweepNestedQemu({ docker, signal });
-    const n = swept.containers.length + swept.networks.length + swept.volumes.length;
-    if (n > 0) progress(`swept ${n} leftovers of earlier runs: ${[...swept.containers, ...swept.networks].join(", ")}`);
+    sweptNames.push(...swept.containers, ...swept.networks, ...swept.volumes);
+    if (sweptNames.length > 0) progress(`swept ${sweptNames.length} leftovers of earlier runs: ${sweptNames.join(", ")}`);
   }
 
   const runId = `${Date.now().toString(36)}-${randomBytes(3).toString("hex")}`;
-  const labels = runLabels(runId);
+  const labels = runLabels(runId, options.session);
   const networkName = `virtkit-nq-${runId}`;
   const containerIds = new Set<string>();
   let networkId: string | undefined;
@@ -227,12 +243,7 @@ export async function startNestedHosts(options: StartNestedHostsOptions = {}): P
     progress(`${sig}: removing the nested-qemu hosts of run ${runId}`);
     void (async () => {
       if (inFlight.size > 0) {
-        let timer: NodeJS.Timeout | undefined;
-        await Promise.race([
-          Promise.allSettled([...inFlight]),
-          new Promise((r) => (timer = setTimeout(r, 20_000))),
-        ]);
-        clearTimeout(timer);
+        await settled(inFlight, 20_000);
         await sweepNestedQemu({ docker, runId, timeoutMs: 30_000 }).catch(() => undefined);
       }
       await stop({ timeoutMs: 30_000 });
@@ -322,8 +333,19 @@ export async function startNestedHosts(options: StartNestedHostsOptions = {}): P
       network: networkName,
       ...(sharedDir !== undefined ? { sharedDir } : {}),
       hosts,
-      stop, [Symbol.asyncDispose]: () => stop() };
+      swept: sweptNames,
+      stop,
+      [Symbol.asyncDispose]: () => stop(),
+    };
   } catch (err) {
+    // A start given up on (aborted, timed out, a sibling failed) may still be creating its
+    // container, or waiting for its libvirtd: what exists goes now (which ends such a wait at
+    // once), the starts are waited for (bounded), so the sweep below sees a container created
+    // meanwhile and the caller, once this rejects, knows nothing of the run is left.
+    if (inFlight.size > 0) {
+      await sweepNestedQemu({ docker, runId, timeoutMs: 30_000 }).catch(() => undefined);
+      await settled(inFlight, 20_000);
+    }
     // Containers whose start failed half way carry the run's label: remove them by it.
     await sweepNestedQemu({ docker, runId, timeoutMs: 60_000 }).catch(() => undefined);
     await stop({ timeoutMs: 60_000 }).catch(() => undefined);

@@ -1,6 +1,6 @@
 import { hostname } from "node:os";
 import { describe, expect, it } from "vitest";
-import { OWNER_HOST_LABEL, OWNER_PID_LABEL, RUN_LABEL, runLabels } from "./labels.js";
+import { OWNER_HOST_LABEL, OWNER_PID_LABEL, RUN_LABEL, SESSION_LABEL, runLabels } from "./labels.js";
 import { abandoned } from "./sweep.js";
 
 const now = Date.now();
@@ -28,5 +28,14 @@ describe("what a sweep removes", () => {
     expect(abandoned(runLabels("r1"), now, { all: true })).toBe(true);
     expect(abandoned(runLabels("r1"), now, { runId: "r1" })).toBe(true);
     expect(abandoned(runLabels("r1"), now, { runId: "r2", all: true })).toBe(false);
+  });
+
+  it("with `session` picks the session's resources, live owner or not, and nothing else", () => {
+    // A CLI sweeps what its vitest worker (a child, in its session) left once the worker is gone.
+    expect(runLabels("r1", "s1")[SESSION_LABEL]).toBe("s1");
+    expect(SESSION_LABEL in runLabels("r1")).toBe(false);
+    expect(abandoned(runLabels("r1", "s1"), now, { session: "s1" })).toBe(true);
+    expect(abandoned(runLabels("r1", "s2"), now, { session: "s1" })).toBe(false);
+    expect(abandoned(runLabels("r1"), now, { session: "s1" })).toBe(false);
   });
 });

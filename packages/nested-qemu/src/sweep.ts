@@ -7,7 +7,7 @@ import { hostname } from "node:os";
 import type Docker from "dockerode";
 import { abortable, deadlineSignal } from "./abortable.js";
 import { dockerClient } from "./docker-engine.js";
-import { OWNER_HOST_LABEL, OWNER_PID_LABEL, RUN_LABEL } from "./labels.js";
+import { OWNER_HOST_LABEL, OWNER_PID_LABEL, RUN_LABEL, SESSION_LABEL } from "./labels.js";
 
 /** Options of {@link sweepNestedQemu}. */
 export interface SweepOptions {
@@ -19,6 +19,8 @@ export interface SweepOptions {
   readonly all?: boolean;
   /** Only this run's resources (whatever its owner). */
   readonly runId?: string;
+  /** Only the resources of runs in this session (whatever their owner: see `SESSION_LABEL`). */
+  readonly session?: string;
   /** Resources owned by a process on another machine count as abandoned after this long (default 1 h). */
   readonly foreignAfterMs?: number;
 }
@@ -49,6 +51,7 @@ export function abandoned(
 ): boolean {
   if (!labels || labels[RUN_LABEL] === undefined) return false;
   if (options.runId !== undefined) return labels[RUN_LABEL] === options.runId;
+  if (options.session !== undefined) return labels[SESSION_LABEL] === options.session;
   if (options.all) return true;
   const pid = Number(labels[OWNER_PID_LABEL]);
   if (labels[OWNER_HOST_LABEL] !== hostname()) return Date.now() - createdMs > (options.foreignAfterMs ?? 3_600_000);
