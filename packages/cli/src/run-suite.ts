@@ -324,19 +324,10 @@ export async function runSuite(o: RunSuiteOptions): Promise<RunReport> {
     // Interrupted before the first scenario (while the driver was being set up): runConformance
     // never hears an abort that came before it starts, so the run's report is made here, every
     // selected scenario not run, as runConformance reports those an interrupt kept from starting.
-    const { scheduleScenarios, summarize } = await import("@virtkit/conformance");
+    const { notRun, scheduleScenarios, summarize } = await import("@virtkit/conformance");
     const t0 = Date.now();
     const results = scheduleScenarios({ focus: o.focus, skip: o.skip, scenarioTimeoutMs, ...(o.seed !== undefined ? { seed: o.seed } : {}) }).map(
-      (def): RunReport["results"][number] => ({
-        id: def.id,
-        title: def.title,
-        group: def.group,
-        capability: def.capability,
-        level: def.level,
-        status: "skipped",
-        reason: "the run was aborted",
-        durationMs: 0,
-      }),
+      (def): RunReport["results"][number] => notRun(def, "the run was aborted"),
     );
     for (const r of results) onResult(r);
     await resolved.environment.dispose?.().catch(() => undefined);

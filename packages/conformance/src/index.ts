@@ -1,4 +1,4 @@
-export { runConformance, collectNotes, planRun, scheduleScenarios, shuffle } from "./runner.js";
+export { runConformance, collectNotes, notRun, planRun, scheduleScenarios, shuffle } from "./runner.js";
 export type { ConformanceRunOptions, RunPlan, PlannedScenario } from "./runner.js";
 export { DriverSetupError, withProbeDriver } from "./driver-probe.js";
 export type { DriverSetupStage, ProbeOptions } from "./driver-probe.js";
