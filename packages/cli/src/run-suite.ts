@@ -48,8 +48,9 @@ export interface RunSuiteOptions {
 }
 
 /**
- * How long the driver's module may take to load (its top-level code, `await` included), as long as
- * a driver's setup gets by default (`--scenario-timeout`'s 10 s).
+ * How long the driver's module may take to load (its top-level code, `await` included) at least:
+ * as long as a driver's setup gets by default (`--scenario-timeout`'s 10 s); a longer
+ * `--scenario-timeout` gives the load as long (a cold TypeScript driver on a loaded machine).
  */
 export const DRIVER_LOAD_TIMEOUT_MS = 10_000;
 
@@ -185,7 +186,7 @@ async function resolveForRun(o: RunSuiteOptions): Promise<ResolvedDriver> {
   // resolveDriver adds the kit's own directory to the search paths: the same here, for the same file.
   const kitDir = dirname(fileURLToPath(import.meta.resolve("@virtkit/conformance")));
   try {
-    await loadDriverPlugin(o.spec, { paths: [...searchPaths(o), kitDir], timeoutMs: DRIVER_LOAD_TIMEOUT_MS, ...(o.signal ? { signal: o.signal } : {}) });
+    await loadDriverPlugin(o.spec, { paths: [...searchPaths(o), kitDir], timeoutMs: Math.max(DRIVER_LOAD_TIMEOUT_MS, o.scenarioTimeoutMs), ...(o.signal ? { signal: o.signal } : {}) });
   } catch (err) {
     throw interruptedInstead(err, o.signal);
   }

@@ -654,14 +654,17 @@ function misnamedInstance(err: unknown, instances: readonly Instance[]): string 
   return `the ${err.name} names instance ${JSON.stringify(id)}, the uuid of no instance the call was about`;
 }
 
-/** Each image's record as JSON, for the secret check; an image that cannot be read is skipped. */
+/**
+ * Each image's record as JSON, for the secret check; an image that cannot be read is skipped. Bounded
+ * (5 s each): it runs between the scenario's deadline and cleanup's, under neither.
+ */
 async function readImageRecords(env: ConformanceEnvironment, ids: ReadonlySet<string>): Promise<string[]> {
   const out: string[] = [];
   for (const id of ids) {
     try {
-      out.push(JSON.stringify(await env.imageService.get(id)));
+      out.push(JSON.stringify(await env.imageService.get(id, { timeoutMs: 5_000, signal: AbortSignal.timeout(5_000) })));
     } catch {
-      // Gone or never made: nothing of it to scan.
+      // Gone, never made, or not answering: nothing of it to scan.
     }
   }
   return out;

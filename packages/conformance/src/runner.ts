@@ -89,6 +89,8 @@ export async function runConformance(options: ConformanceRunOptions): Promise<Ru
   setMaxListeners(Math.max(10, (options.parallel ?? 1) + 4), controller.signal);
   const onAbort = () => controller.abort(options.signal?.reason);
   options.signal?.addEventListener("abort", onAbort, { once: true });
+  // Aborted before the run began: every scenario is reported not run, as for a later abort.
+  if (options.signal?.aborted) onAbort();
   const suiteTimer =
     options.suiteTimeoutMs !== undefined
       ? setTimeout(() => controller.abort(new Error(`suite timeout (${options.suiteTimeoutMs} ms) reached`)), timerDelay(options.suiteTimeoutMs))

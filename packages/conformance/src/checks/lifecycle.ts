@@ -147,6 +147,10 @@ export async function checkConcurrentInstances(ctx: ScenarioContext): Promise<vo
       ctx.step("unpause");
       await d.unpause(a, ctx.opts());
     }
+    // c was just rebooted: its guest (agent, disk) answers only once it is up again.
+    ctx.step("wait for both guests");
+    await ctx.env.guestControls?.whenBooted?.(a, ctx.opts());
+    await ctx.env.guestControls?.whenBooted?.(c, ctx.opts());
     await concurrentPasswords(ctx, a, c);
     await concurrentImageSnapshots(ctx, a, c);
   } finally {
