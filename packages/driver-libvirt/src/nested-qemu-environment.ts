@@ -532,7 +532,14 @@ export function nestedQemuEnvironment(validate: LibvirtOptionsValidator): Plugin
       const start = (): Promise<NestedRun> =>
         (started ??= (async () => {
           const signal = startAbort.signal;
-          const image = await nq.ensureImage({ signal });
+          // Built here only when missing or out of date (`virtkit env build nested-qemu` builds it
+          // ahead of time): a build of a minute must show, a cached image says nothing.
+          const image = await nq.ensureImage({
+            signal,
+            onProgress: (p) => {
+              if (p.phase === "start" || p.phase === "done") process.stderr.write(`virtkit: nested-qemu image: ${p.layer}: ${p.phase} ${p.message}\n`);
+            },
+          });
           const hosts = await nq.startNestedHosts({
             image: image.image,
             count: 2,
