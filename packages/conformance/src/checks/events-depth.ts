@@ -45,7 +45,7 @@ export async function checkListenersIndependent(ctx: ScenarioContext): Promise<v
     offD = d.registerEventListener((e) => dl.push(e));
     // The power off starts at least 1.2 s after the driver was made, so a timestamp taken at
     // another moment (the driver's connect, its event stream's start) shows.
-    await new Promise((r) => setTimeout(r, Math.max(0, began + 1_200 - Date.now())));
+    await settle(Math.max(0, began + 1_200 - Date.now()));
     ctx.step("power off");
     const offAt = Date.now();
     await d.powerOff(inst, ctx.opts({ cleanShutdownTimeoutSec: 0 }));

@@ -6,6 +6,7 @@
  * down cleanly. Environments that cannot tell skip these checks with the reason.
  */
 import {
+  sleep,
   InstanceNotFoundError,
   OperationTimeoutError,
   PowerState,
@@ -172,7 +173,7 @@ export async function checkPowerOffSeenByGuest(ctx: ScenarioContext): Promise<vo
   await d.powerOff(inst, ctx.opts({ cleanShutdownTimeoutSec: 1, retryIntervalSec: 1 }));
   await d.powerOn(inst, ctx.opts());
   ctx.step("still running 1.5 s after that power off began");
-  await sleepUntil(began + 1_500, ctx.signal);
+  await sleep(Math.max(0, began + 1_500 - performance.now()), ctx.signal);
   await expectState(ctx, inst, PowerState.RUNNING, "a power on after a clean power off, once that power off's clean timeout is past");
   if (!d.capabilities.suspend) return;
   await ctx.env.guestControls?.whenBooted?.(inst, ctx.opts());
@@ -328,19 +329,3 @@ export async function checkPowerOffWaitEndsOnCrash(ctx: ScenarioContext): Promis
   );
 }
 
-/** Resolves at `deadline` (a performance.now() value), or rejects when `signal` aborts first. */
-function sleepUntil(deadline: number, signal: AbortSignal): Promise<void> {
-  const ms = Math.max(0, deadline - performance.now());
-  return new Promise((resolve, reject) => {
-    if (signal.aborted) return reject(signal.reason as Error);
-    const onAbort = () => {
-      clearTimeout(timer);
-      reject(signal.reason as Error);
-    };
-    const timer = setTimeout(() => {
-      signal.removeEventListener("abort", onAbort);
-      resolve();
-    }, ms);
-    signal.addEventListener("abort", onAbort, { once: true });
-  });
-}
