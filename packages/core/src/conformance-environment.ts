@@ -169,6 +169,12 @@ export interface ConformanceEnvironment {
    * tell a blind listing (one that never sees anything) from a clean host.
    */
   leftovers?(): Promise<readonly string[]>;
+  /**
+   * The disks the host's storage holds for `instance` (volume names, VDIs, files), read without the
+   * driver, whether or not the instance itself still exists: the kit checks `destroy`'s
+   * `destroyDisks` with it. Absent: those checks skip.
+   */
+  instanceDisks?(instance: Instance): Promise<readonly string[]>;
   /** Releases everything the environment holds. */
   cleanup(): Promise<void>;
 }

@@ -68,7 +68,7 @@ export interface PowerOffOptions extends OperationOptions {
 
 /** Destroy options. */
 export interface DestroyOptions extends OperationOptions {
-  /** Delete the instance's disks too (default true). */
+  /** Delete the instance's disks too (default true); false keeps them (see `destroy`). */
   readonly destroyDisks?: boolean;
   readonly networkInfo?: NetworkInfo;
   readonly blockDeviceInfo?: BlockDeviceInfo;
@@ -209,7 +209,12 @@ export interface ComputeDriver {
   // -- lifecycle --
   /** Creates and boots the instance; resolves when it is RUNNING. */
   spawn(request: SpawnRequest, options?: OperationOptions): Promise<void>;
-  /** Destroys the instance. Idempotent: an unknown or already stopped instance is fine. */
+  /**
+   * Destroys the instance. Idempotent: an unknown or already stopped instance is fine. With
+   * `destroyDisks: false` its disks stay on the host's storage (Nova: evacuation from shared
+   * storage); a later destroy with `destroyDisks` true (the default) removes them although the
+   * instance itself is gone, as Nova's libvirt driver does.
+   */
   destroy(instance: Instance, options?: DestroyOptions): Promise<void>;
   /**
    * SOFT needs capability `softReboot`: a running guest is asked (ACPI) and restarts itself

@@ -47,7 +47,12 @@ export function timerDelay(ms: number): number {
   return ms > MAX_TIMER_MS ? MAX_TIMER_MS : ms > 0 ? ms : 0;
 }
 
-/** Options every contract call takes: cancel with `signal`, bound with `timeoutMs`. */
+/**
+ * Options every contract call takes: cancel with `signal`, bound with `timeoutMs`. Both are lent
+ * for the call only: once it has settled, the driver holds no listener on `signal` and no timer of
+ * the deadline keeps the process alive (a timer left armed for a long `timeoutMs` would hold a
+ * service's shutdown, and the call's state, until it fires).
+ */
 export interface OperationOptions {
   /** Aborts the call; it rejects with {@link OperationAbortedError}. */
   readonly signal?: AbortSignal;

@@ -5,6 +5,7 @@
  */
 import { InstanceNotFoundError, InvalidInputError } from "@virtkit/core";
 import { systemClock, type Clock } from "./clock.js";
+import type { DiskFiles } from "./fake-disk.js";
 import type { FakeGuest } from "./fake-guest.js";
 import { FakeHost, type FakeHostOptions } from "./fake-host.js";
 import type { FakeInstance } from "./fake-instance.js";
@@ -27,6 +28,8 @@ export class FakeCloud {
   readonly clock: Clock;
   readonly #hosts = new Map<string, FakeHost>();
   readonly #where = new Map<string, FakeHost>();
+  /** Disks a destroy with `destroyDisks: false` left, by storage pool, then instance uuid. */
+  readonly #keptDisks = new Map<string, Map<string, DiskFiles>>();
 
   constructor(options: FakeCloudOptions = {}) {
     this.name = options.name ?? "private";
@@ -111,6 +114,37 @@ export class FakeCloud {
     const rec = this.#where.get(uuid)?.instances.get(uuid);
     if (!rec) throw new InstanceNotFoundError(uuid);
     return rec;
+  }
+
+  /**
+   * Disks kept on storage after a destroy with `destroyDisks: false`, as `[pool, uuid]` pairs:
+   * the environment's own view of the hosts' storage.
+   */
+  keptDisks(): [pool: string, uuid: string][] {
+    return [...this.#keptDisks].flatMap(([pool, disks]) => [...disks.keys()].map((uuid): [string, string] => [pool, uuid]));
+  }
+
+  /** @internal Leaves `disk` of instance `uuid` on storage `pool`. */
+  keepDisk(pool: string, uuid: string, disk: DiskFiles): void {
+    let disks = this.#keptDisks.get(pool);
+    if (!disks) this.#keptDisks.set(pool, (disks = new Map()));
+    disks.set(uuid, disk);
+  }
+
+  /** @internal A copy of instance `uuid`'s kept disk on storage `pool`, left there. */
+  keptDisk(pool: string, uuid: string): DiskFiles | undefined {
+    const disk = this.#keptDisks.get(pool)?.get(uuid);
+    return disk === undefined ? undefined : new Map(disk);
+  }
+
+  /** @internal Takes instance `uuid`'s kept disk off storage `pool` (to reuse or delete it). */
+  takeKeptDisk(pool: string, uuid: string): DiskFiles | undefined {
+    const disks = this.#keptDisks.get(pool);
+    const disk = disks?.get(uuid);
+    if (disk === undefined) return undefined;
+    disks!.delete(uuid);
+    if (disks!.size === 0) this.#keptDisks.delete(pool);
+    return disk;
   }
 
   /** @internal */

@@ -82,6 +82,25 @@ describe("spawn and inspection", () => {
     await check([], [a, b]);
   });
 
+  it("keeps the disk on destroyDisks: false for a later spawn of the instance, and a later destroy removes it", async () => {
+    const { driver, cloud } = one();
+    const instance = makeInstance();
+    await driver.spawn({ instance });
+    cloud.guest(instance.uuid).writeFile("/data/marker", "kept");
+    await driver.destroy(instance, { destroyDisks: false });
+    expect(await driver.instanceExists(instance)).toBe(false);
+    expect(cloud.keptDisks()).toEqual([["local:host-a", instance.uuid]]);
+    // Nova's evacuation onto shared storage: the new domain boots the disk that stayed.
+    await driver.spawn({ instance });
+    expect(cloud.guest(instance.uuid).readTextFile("/data/marker")).toBe("kept");
+    expect(cloud.keptDisks()).toEqual([]);
+    await driver.destroy(instance, { destroyDisks: false });
+    await driver.destroy(instance);
+    expect(cloud.keptDisks()).toEqual([]);
+    await driver.spawn({ instance });
+    expect(cloud.guest(instance.uuid).readTextFile("/data/marker")).toBeUndefined();
+  });
+
   it("refuses to spawn an existing uuid and changes nothing", async () => {
     const { driver } = one();
     const instance = makeInstance();

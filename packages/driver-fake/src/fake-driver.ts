@@ -426,13 +426,19 @@ export class FakeDriver implements ComputeDriver {
       if (this.cloud.locate(uuid)) throw new InstanceExistsError(uuid);
       const osType = instance.osType ?? imageMeta.properties.os_type;
       const adminUser = imageMeta.properties.os_admin_user;
-      const guest = new FakeGuest({
-        hostname: instance.hostname ?? instance.name,
-        memoryMb: instance.flavor.memoryMb,
-        vcpus: instance.flavor.vcpus,
-        osType,
-        adminUser,
-      });
+      // A disk a destroy kept on this host's storage is the instance's again (Nova's image backend
+      // reuses an existing disk: evacuation onto shared storage).
+      const keptDisk = this.cloud.keptDisk(this.#host.storagePool, uuid);
+      const guest = new FakeGuest(
+        {
+          hostname: instance.hostname ?? instance.name,
+          memoryMb: instance.flavor.memoryMb,
+          vcpus: instance.flavor.vcpus,
+          osType,
+          adminUser,
+        },
+        keptDisk,
+      );
       if (password !== undefined) {
         // First-boot injection (config drive): no agent needed.
         const hash = await FakeGuest.hashPassword(password);
@@ -444,6 +450,7 @@ export class FakeDriver implements ComputeDriver {
       const rec = new FakeInstance(instance, imageMeta, guest, this.#host.allocateInternalId(), now);
       guest.boot(now);
       this.#host.attach(rec);
+      if (keptDisk !== undefined) this.cloud.takeKeptDisk(this.#host.storagePool, uuid);
       this.#host.emit(uuid, "STARTED");
       this.#log.debug("spawned", { host: this.host, instance: uuid });
     });
@@ -457,7 +464,12 @@ export class FakeDriver implements ComputeDriver {
       const uuid = instance.uuid;
       // Destroy also cleans a prepared incoming migration (Nova's rollback at destination calls it).
       this.#host.reservations.delete(uuid);
+      const keepDisks = options?.destroyDisks === false;
+      const pool = this.#host.storagePool;
       const rec = this.#host.instances.get(uuid);
+      // Disks an earlier destroy kept go with this one (Nova's libvirt cleanup deletes the files
+      // whether or not the domain is still there).
+      if (!keepDisks) this.cloud.takeKeptDisk(pool, uuid);
       if (!rec) return;
       if (rec.migration) {
         rec.migration.aborted = true;
@@ -465,6 +477,7 @@ export class FakeDriver implements ComputeDriver {
       }
       this.#host.transition(rec, "SHUTDOWN");
       this.#host.detach(uuid);
+      if (keepDisks) this.cloud.keepDisk(pool, uuid, rec.guest.cloneDisk());
       this.#log.debug("destroyed", { host: this.host, instance: uuid });
     });
   }

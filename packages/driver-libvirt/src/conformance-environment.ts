@@ -345,6 +345,20 @@ export async function buildLibvirtEnvironment(
       }
       return out;
     },
+    async instanceDisks(instance) {
+      const out: string[] = [];
+      const call: CallOptions = { timeoutMs: 10_000 };
+      const one = new Set([instance.uuid]);
+      for (const host of spec.hosts) {
+        const conn = connections.get(host.name)?.find((c) => c.isOpen);
+        if (!conn) continue;
+        for (const pool of await conn.connectListAllStoragePools(0, call)) {
+          const vols = await conn.storagePoolListAllVolumes(pool, 0, call).catch(() => []);
+          for (const v of vols) if (instanceVolume(v.name, one)) out.push(`volume ${v.pool}/${v.name} on ${host.name}`);
+        }
+      }
+      return out;
+    },
     async cleanup() {
       for (const { host, driver } of drivers.splice(0)) {
         await driver.cleanupHost(host).catch(() => undefined);

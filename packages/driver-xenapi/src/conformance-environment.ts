@@ -366,6 +366,18 @@ function simulatorEnvironment(options: XenapiConformanceOptions): ConformanceEnv
         limits: {},
         notes: [SIMULATOR_NOTE, "each scenario runs against its own simulator: a pool of two hosts sharing one SR"],
         logLines: () => logger.lines(),
+        async instanceDisks(instance) {
+          // Every VDI tagged with the instance, in either pool, attached or not.
+          const out: string[] = [];
+          for (const [pool, p] of [["pool1", probe], ["pool2", probe2]] as const) {
+            const vdis = await p.call<Record<string, XapiRecord>>("VDI.get_all_records");
+            loggedIn.add(p);
+            for (const [ref, rec] of Object.entries(vdis)) {
+              if (strMap(rec, "other_config")[OC_INSTANCE_UUID] === instance.uuid) out.push(`${pool}: VDI ${str(rec, "name_label")} (${ref})`);
+            }
+          }
+          return out;
+        },
         async leftovers() {
           // The kit asks before it cleans the drivers up: their sessions (and those of the probes
           // that logged in) are still rightly open. Only sessions beyond those count.

@@ -537,7 +537,10 @@ export class XenapiDriver implements ComputeDriver {
       }
       await this.#afterRemoval(instance.uuid, signal);
       const vm = await this.#find(instance, signal);
-      if (!vm) return;
+      if (!vm) {
+        if (options?.destroyDisks !== false) await this.#destroyKeptDisks(instance.uuid, signal);
+        return;
+      }
       if (bool(strMap(vm.rec, "other_config"), OC_RESCUED)) {
         const rescue = await this.#rescueVm(instance, signal);
         if (rescue) await this.#destroyVm(rescue, "rescue", signal);
@@ -1614,6 +1617,41 @@ export class XenapiDriver implements ComputeDriver {
     await Promise.all(
       vdis.map((vdi) =>
         client.call("VDI.destroy", [vdi], { signal }).catch((err: unknown) => {
+          if (!isXapiError(err, "HANDLE_INVALID")) throw err;
+        }),
+      ),
+    );
+  }
+
+  /**
+   * The disks a destroy with `destroyDisks: false` left of an instance whose VM is gone, destroyed:
+   * found by the description spawn gave them, each confirmed by its instance tag and attached to no
+   * VM (a VDI in use, by the instance now running on another host of the pool, stays).
+   */
+  async #destroyKeptDisks(uuid: string, signal: AbortSignal): Promise<void> {
+    const client = this.#ready();
+    const every = () => client.call<Record<string, XapiRecord>>("VDI.get_all_records", [], { signal });
+    let vdis: Record<string, XapiRecord>;
+    if (this.#noFilter) vdis = await every();
+    else {
+      try {
+        vdis = await client.call<Record<string, XapiRecord>>(
+          "VDI.get_all_records_where",
+          [`field "name__description" = "root disk of ${uuid}"`],
+          { signal },
+        );
+      } catch (err) {
+        if (!isXapiError(err, "MESSAGE_METHOD_UNKNOWN")) throw err;
+        this.#noFilter = true;
+        vdis = await every();
+      }
+    }
+    const kept = Object.entries(vdis).filter(
+      ([, rec]) => strMap(rec, "other_config")[OC_INSTANCE_UUID] === uuid && refs(rec, "VBDs").length === 0,
+    );
+    await Promise.all(
+      kept.map(([ref]) =>
+        client.call("VDI.destroy", [ref], { signal }).catch((err: unknown) => {
           if (!isXapiError(err, "HANDLE_INVALID")) throw err;
         }),
       ),

@@ -3,6 +3,7 @@
  * and the illegal transitions next to it are tried and must be refused with `InvalidStateError`
  * leaving the state as it was.
  */
+import { createHook } from "node:async_hooks";
 import { randomUUID } from "node:crypto";
 import { getEventListeners } from "node:events";
 import { PowerState, type Instance, type LifecycleEvent, type LifecycleTransition } from "@virtkit/core";
@@ -44,6 +45,7 @@ export async function checkSpawn(ctx: ScenarioContext): Promise<void> {
     `getInfo: memoryKb ${info.memoryKb} of a running instance is not within 1024..maxMemoryKb (${info.maxMemoryKb}): memory in use is in KiB`,
   );
   await checkSignalLeftClean(ctx, inst);
+  await checkDeadlineTimersReleased(ctx, inst);
   ctx.step("spawn an instance that already exists");
   await expectRejects(
     ctx,
@@ -73,6 +75,56 @@ async function checkSignalLeftClean(ctx: ScenarioContext, inst: Instance): Promi
   }
   const left = getEventListeners(own.signal, "abort").length;
   check(left === 0, `after 15 settled calls with one signal, the driver still holds ${left} abort listener(s) on it`);
+}
+
+/** A deadline no other timer in the process uses: the kit knows the driver's timers by it. */
+const HOUR_MS = 3_600_000;
+
+/** What the kit reads of a Node timer (`_idleTimeout` and `_destroyed` are Node's own fields). */
+interface NodeTimer {
+  readonly _idleTimeout?: unknown;
+  readonly _destroyed?: unknown;
+  hasRef?(): boolean;
+}
+
+/**
+ * A call's deadline is lent for the call only, as its signal is: once the call has settled, no
+ * timer armed for it keeps the process alive (one left for a one-hour `timeoutMs` holds a
+ * service's exit, and the call's state, for an hour). Timers are seen as Node creates them
+ * (async_hooks), so a driver's own `setTimeout`, whichever way imported, is seen too.
+ */
+async function checkDeadlineTimersReleased(ctx: ScenarioContext, inst: Instance): Promise<void> {
+  ctx.step("inspection calls with a one-hour timeoutMs, then look for timers left armed for it");
+  const armed: NodeTimer[] = [];
+  const hook = createHook({
+    init(_id, type, _trigger, resource) {
+      if (type !== "Timeout") return;
+      const delay = (resource as NodeTimer)._idleTimeout;
+      // Armed for (most of) the hour: the call's deadline, or what was left of it.
+      if (typeof delay === "number" && delay > HOUR_MS / 2) armed.push(resource as NodeTimer);
+    },
+  });
+  const opts = { timeoutMs: HOUR_MS };
+  const ghost = ctx.newInstance();
+  hook.enable();
+  try {
+    for (let i = 0; i < 3; i++) {
+      await ctx.driver.getInfo(inst, opts);
+      await ctx.driver.instanceExists(inst, opts);
+      await ctx.driver.listInstances(opts);
+      await ctx.driver.listInstanceUuids(opts);
+      await ctx.driver.getInfo(ghost, opts).catch((err: unknown) => ctx.recordError(err));
+    }
+  } finally {
+    hook.disable();
+  }
+  // A clearTimeout in a finally that runs a turn later is fine.
+  await new Promise((resolve) => setImmediate(resolve));
+  const left = armed.filter((t) => t._destroyed !== true && (t.hasRef?.() ?? true)).length;
+  check(
+    left === 0,
+    `after 15 settled calls with timeoutMs ${HOUR_MS}, ${left} timer(s) armed for that deadline are still pending and keep the process alive (clear the deadline when the call settles)`,
+  );
 }
 
 /**

@@ -1,17 +1,18 @@
 /**
  * The rows that close the gaps the mutation run of the fake found (packages/conformance/MUTATION.md):
  * bad input, what the guest saw of reboots and power offs, CPU time, rescue seen from the guest,
- * the first-boot password, and destroy during a migration. Each declares what it needs; an
+ * the first-boot password, destroy during a migration and destroy keeping disks. Each declares what it needs; an
  * environment without a control skips with the reason, never passes.
  */
 import type { ScenarioDefinition } from "../scenario.js";
 import { checkCpuTime, checkCpuTimeGrows } from "./cpu-time.js";
+import { checkDestroyKeepsDisks } from "./destroy-disks.js";
 import { checkFirstBootPassword, checkSpawnPasswordWithoutAgent } from "./first-boot-password.js";
 import * as gs from "./guest-shutdown.js";
 import { checkBadArguments, checkOptionsOmitted } from "./input.js";
 import { needsTwoHosts } from "./migration.js";
 import { checkDestroyDuringMigration } from "./migration-destroy.js";
-import { checkRescuePassword, checkRescueSurvivesReboot, checkUnrescueAfterCrash } from "./rescue-depth.js";
+import { checkRescuedSnapshot, checkRescuePassword, checkRescueSurvivesReboot, checkUnrescueAfterCrash } from "./rescue-depth.js";
 
 /** Every gap-closing scenario, in report order. */
 export function mutationGapScenarios(): ScenarioDefinition[] {
@@ -101,6 +102,15 @@ export function mutationGapScenarios(): ScenarioDefinition[] {
       run: checkCpuTimeGrows,
     },
     {
+      id: "lifecycle.destroy-keeps-disks",
+      guestStarts: 2,
+      title: "destroy with destroyDisks: false leaves the disks on storage, a later destroy removes them; the default removes them at once",
+      group: "lifecycle",
+      capability: null,
+      level: "MUST",
+      run: checkDestroyKeepsDisks,
+    },
+    {
       id: "lifecycle.rescue-password",
       guestStarts: 3,
       title: "rescue's rescuePassword opens root of the rescue system and no account of the instance's own",
@@ -117,6 +127,16 @@ export function mutationGapScenarios(): ScenarioDefinition[] {
       capability: "rescue",
       level: "MUST",
       run: checkRescueSurvivesReboot,
+    },
+    {
+      id: "lifecycle.rescued-snapshot",
+      guestStarts: 2,
+      title: "an image snapshot of a rescued instance holds the instance's own disk, not the rescue system's (or is refused typed)",
+      group: "lifecycle",
+      capability: "rescue",
+      alsoNeeds: ["imageSnapshot"],
+      level: "MUST",
+      run: checkRescuedSnapshot,
     },
     {
       id: "lifecycle.unrescue-after-crash",

@@ -159,3 +159,46 @@ export async function checkUnrescueAfterCrash(ctx: ScenarioContext): Promise<voi
     log.stop();
   }
 }
+
+const RESCUE_SNAPSHOT_KEY = "/conformance/rescued-snapshot";
+
+/**
+ * An image snapshot of a rescued instance, where the driver takes it (the contract leaves it open),
+ * holds the instance's own disk ("writes the instance's disk into image"), not the rescue system's
+ * that the guest booted from: the marker written before the rescue is in the image. A typed
+ * InvalidStateError refusal (Nova's API never asks) passes, the instance still rescued.
+ */
+export async function checkRescuedSnapshot(ctx: ScenarioContext): Promise<void> {
+  const readImage = control(ctx, "readImageData", "the environment cannot read a marker back from an uploaded image");
+  const write = control(ctx, "writeData", "the environment cannot write into the guest's disk");
+  const d = ctx.driver;
+  const inst = await ctx.spawn();
+  ctx.step("write a marker into the instance's own disk");
+  await write(inst, RESCUE_SNAPSHOT_KEY, "own disk");
+  ctx.step("rescue");
+  await d.rescue(inst, inst.imageMeta, ctx.opts());
+  await expectBooted(ctx, inst, "rescue", "rescue");
+  const image = await ctx.env.imageService.create({ name: `${ctx.prefix}-rescued`, status: "queued" });
+  ctx.trackImage(image.id);
+  ctx.step("image snapshot of the rescued instance");
+  try {
+    await d.snapshot(inst, image.id, ctx.opts());
+  } catch (err) {
+    ctx.recordError(err);
+    if (!thrownWithCode(err, ["VIRTKIT_INVALID_STATE"])) {
+      fail(`snapshot of a rescued instance: expected success or InvalidStateError, got ${describeError(err)}`);
+    }
+    await expectState(ctx, inst, PowerState.RUNNING, "the refused snapshot");
+    await expectBooted(ctx, inst, "rescue", "the refused snapshot");
+    return;
+  }
+  ctx.step("read the marker back from the uploaded image");
+  const got = await readImage(image.id, RESCUE_SNAPSHOT_KEY);
+  if (got !== "own disk") {
+    fail(
+      `the image snapshot of a rescued instance holds ${JSON.stringify(got)} where the instance's own disk holds "own disk": ` +
+        "it copied the rescue system's disk, not the instance's",
+    );
+  }
+  await expectBooted(ctx, inst, "rescue", "the snapshot");
+}

@@ -1262,4 +1262,8 @@ export const GAP_VARIANTS: readonly BrokenVariant[] = [
   v("events", "destination-events-suppressed", "the destination drops every event of an instance that arrived by migration, later ones too", ["migration.live"], (d) => new hunt.DestinationEventsSuppressed(d)),
   v("units", "snapshot-created-at-seconds", "instance snapshots' createdAt is epoch seconds as text, not ISO 8601", ["snapshot.instance-snapshots"], (d) => new hunt.SnapshotCreatedAtSeconds(d)),
   v("deadlines", "abort-listener-left", "getInfo and instanceExists add an abort listener to the caller's signal and never remove it", ["lifecycle.spawn"], (d) => new hunt.AbortListenerLeft(d)),
+  v("effects", "destroy-disks-ignored", "destroy deletes the disks whatever destroyDisks says", ["lifecycle.destroy-keeps-disks"], (d) => new hunt.DestroyDisksIgnored(d)),
+  v("units", "cpu-time-microseconds", "getInfo's cpuTimeNs is in microseconds", ["lifecycle.cpu-time-grows"], (d) => new hunt.CpuTimeMicroseconds(d)),
+  v("snapshots", "rescued-snapshot-of-rescue-disk", "an image snapshot of a rescued instance uploads the rescue system's disk", ["lifecycle.rescued-snapshot"], (d, c) => new hunt.RescuedSnapshotOfRescueDisk(d, c.imageService)),
+  v("deadlines", "deadline-timer-left-armed", "getInfo races its call against a deadline timer it never clears", ["lifecycle.spawn"], (d) => new hunt.DeadlineTimerLeftArmed(d)),
 ];

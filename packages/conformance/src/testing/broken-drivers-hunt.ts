@@ -5,10 +5,12 @@
  */
 import {
   LiveMigrationFailedError,
+  OperationTimeoutError,
   SnapshotNotFoundError,
   type ImageMeta,
   type ImageSnapshotOptions,
   type Instance,
+  type DestroyOptions,
   type InstanceInfo,
   type InstanceSnapshot,
   type LifecycleListener,
@@ -20,6 +22,7 @@ import {
   type Secret,
   type ImageService,
 } from "@virtkit/core";
+import { serializeDisk } from "@virtkit/driver-fake";
 import { DriverDecorator } from "./driver-decorator.js";
 
 const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
@@ -221,3 +224,53 @@ export class SnapshotCreatedAtSeconds extends DriverDecorator {
   }
 }
 const seconds = (s: InstanceSnapshot): InstanceSnapshot => ({ ...s, createdAt: String(Math.floor(Date.parse(s.createdAt) / 1000)) });
+
+/** destroy deletes the disks whatever `destroyDisks` says (false is what shared storage needs). */
+export class DestroyDisksIgnored extends DriverDecorator {
+  override destroy(instance: Instance, options?: DestroyOptions): Promise<void> {
+    return this.inner.destroy(instance, { ...options, destroyDisks: true });
+  }
+}
+
+/** cpuTimeNs in microseconds (the unit some hypervisor APIs count in), not nanoseconds. */
+export class CpuTimeMicroseconds extends DriverDecorator {
+  override async getInfo(instance: Instance, options?: OperationOptions): Promise<InstanceInfo> {
+    const info = await this.inner.getInfo(instance, options);
+    return { ...info, cpuTimeNs: info.cpuTimeNs / 1000n };
+  }
+}
+
+/** In rescue mode the rescue disk comes first, and the snapshot copies "the first disk": the rescue system's. */
+export class RescuedSnapshotOfRescueDisk extends DriverDecorator {
+  readonly #rescued = new Set<string>();
+  constructor(
+    inner: ConstructorParameters<typeof DriverDecorator>[0],
+    private readonly images: ImageService,
+  ) {
+    super(inner);
+  }
+  override async rescue(instance: Instance, rescueImageMeta: ImageMeta, options?: RescueOptions): Promise<void> {
+    await this.inner.rescue(instance, rescueImageMeta, options);
+    this.#rescued.add(instance.uuid);
+  }
+  override async unrescue(instance: Instance, options?: OperationOptions): Promise<void> {
+    await this.inner.unrescue(instance, options);
+    this.#rescued.delete(instance.uuid);
+  }
+  override async snapshot(instance: Instance, imageId: string, options?: ImageSnapshotOptions): Promise<void> {
+    await this.inner.snapshot(instance, imageId, options);
+    if (!this.#rescued.has(instance.uuid)) return;
+    const rescueDisk = serializeDisk(new Map([["/etc/rescue-release", new TextEncoder().encode("rescue\n")]]));
+    await this.images.update(imageId, {}, rescueDisk);
+  }
+}
+
+/** getInfo races the call against a deadline timer it never clears (the driver's default: 2 min). */
+export class DeadlineTimerLeftArmed extends DriverDecorator {
+  override getInfo(instance: Instance, options?: OperationOptions): Promise<InstanceInfo> {
+    const ms = options?.timeoutMs ?? 120_000;
+    const deadline = new Promise<never>((_, reject) => setTimeout(() => reject(new OperationTimeoutError("getInfo", ms)), ms));
+    deadline.catch(() => undefined);
+    return Promise.race([this.inner.getInfo(instance, options), deadline]);
+  }
+}
