@@ -130,6 +130,11 @@ export interface PluginEnvironment {
     rawOptions: Readonly<Record<string, string>>,
     env: Readonly<Record<string, string | undefined>>,
   ): Promise<ConformanceEnvironmentFactory>;
+  /**
+   * What a run here would build before its first scenario (an image not built yet), one line, or
+   * undefined when nothing: `env list` says it beside "available". Builds nothing. Absent: nothing to build.
+   */
+  toBuild?(env: Readonly<Record<string, string | undefined>>, options?: OperationOptions): Promise<string | undefined>;
   /** Builds ahead of time what a run needs (an image); idempotent and cached. Absent: nothing to build. */
   prepare?(progress: EnvironmentProgress, options?: OperationOptions): Promise<void>;
 }

@@ -493,6 +493,17 @@ export function nestedQemuEnvironment(validate: LibvirtOptionsValidator): Plugin
       if (typeof nq === "string") return nq;
       return engineUnavailable(nq, env as NodeJS.ProcessEnv, options?.timeoutMs ?? 5_000);
     },
+    async toBuild(env, options) {
+      const nq = await loadNestedQemu();
+      if (typeof nq === "string") return undefined;
+      if ((await engineUnavailable(nq, env as NodeJS.ProcessEnv, options?.timeoutMs ?? 5_000)) !== undefined) return undefined;
+      const layers = await nq.layersToBuild({
+        ...(options?.signal ? { signal: options.signal } : {}),
+        timeoutMs: options?.timeoutMs ?? 10_000,
+      });
+      if (layers.length === 0) return undefined;
+      return `the first run builds the image first (about a minute from nothing; ${layers.join(", ")}), or build it now: virtkit env build nested-qemu`;
+    },
     async prepare(progress, options) {
       const nq = await loadNestedQemu();
       if (typeof nq === "string") throw new HypervisorUnavailableError("nested-qemu", nq);
@@ -537,7 +548,7 @@ export function nestedQemuEnvironment(validate: LibvirtOptionsValidator): Plugin
           const image = await nq.ensureImage({
             signal,
             onProgress: (p) => {
-              if (p.phase === "start" || p.phase === "done") process.stderr.write(`virtkit: nested-qemu image: ${p.layer}: ${p.phase} ${p.message}\n`);
+              if (p.phase === "start" || p.phase === "done" || p.phase === "foreign") process.stderr.write(`virtkit: nested-qemu image: ${p.layer}: ${p.phase} ${p.message}\n`);
             },
           });
           const hosts = await nq.startNestedHosts({

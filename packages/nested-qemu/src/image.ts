@@ -31,8 +31,11 @@ export type LayerName = "base" | "hypervisor" | "guest";
 /** One progress report of {@link ensureImage}. */
 export interface ImageProgress {
   readonly layer: LayerName;
-  /** `cached`: the tag exists; `start` / `done`: the layer's build; `output`: a line of it. */
-  readonly phase: "cached" | "start" | "output" | "done";
+  /**
+   * `cached`: the tag holds this build's image; `foreign`: it holds another (rebuilt); `start` /
+   * `done`: the layer's build; `output`: a line of it.
+   */
+  readonly phase: "cached" | "foreign" | "start" | "output" | "done";
   readonly message: string;
   /** Since `ensureImage` began. */
   readonly elapsedMs: number;
@@ -69,7 +72,7 @@ export interface NestedQemuImage {
   readonly totalMs: number;
 }
 
-interface LayerPlan {
+export interface LayerPlan {
   readonly name: LayerName;
   readonly tag: string;
   readonly hash: string;
@@ -125,7 +128,12 @@ export async function planLayers(aptRoot = "/etc/apt"): Promise<LayerPlan[]> {
   });
   const guestTag = `${IMAGE_REPOSITORY}/guest:${guestHash}`;
   return [
-    { name: "base", tag: baseTag, hash: baseHash, build: (ctx) => buildBase(ctx, baseTag, sources) },
+    {
+      name: "base",
+      tag: baseTag,
+      hash: baseHash,
+      build: (ctx) => buildBase(ctx, baseTag, sources, { [LAYER_LABEL]: "base", [LAYER_HASH_LABEL]: baseHash }),
+    },
     {
       name: "hypervisor",
       tag: hostTag,
@@ -153,14 +161,23 @@ export async function planLayers(aptRoot = "/etc/apt"): Promise<LayerPlan[]> {
   ];
 }
 
-async function imageExists(docker: Docker, tag: string, signal: AbortSignal): Promise<boolean> {
+/**
+ * Whether `plan`'s tag holds this build's image: `missing`, `ours`, or `foreign` (an image retagged
+ * or built from other inputs under the same tag: its layer labels say what it is). Exported for tests.
+ */
+export async function imageState(docker: Docker, plan: LayerPlan, signal: AbortSignal): Promise<"missing" | "ours" | { foreign: string }> {
+  let labels: Record<string, string> | null | undefined;
   try {
-    await abortable(docker.getImage(tag).inspect(), { signal, timeoutMs: 30_000, what: `docker image inspect ${tag}` });
-    return true;
+    const info = await abortable(docker.getImage(plan.tag).inspect(), { signal, timeoutMs: 30_000, what: `docker image inspect ${plan.tag}` });
+    labels = info.Config?.Labels;
   } catch (err) {
-    if ((err as { statusCode?: number }).statusCode === 404) return false;
+    if ((err as { statusCode?: number }).statusCode === 404) return "missing";
     throw err;
   }
+  const layer = labels?.[LAYER_LABEL];
+  const inputs = labels?.[LAYER_HASH_LABEL];
+  if (layer === plan.name && inputs === plan.hash) return "ours";
+  return { foreign: `labelled ${LAYER_LABEL}=${layer ?? "(none)"} ${LAYER_HASH_LABEL}=${inputs ?? "(none)"}, not ${plan.name} ${plan.hash}` };
 }
 
 /**
@@ -180,10 +197,15 @@ export async function ensureImage(options: EnsureImageOptions = {}): Promise<Nes
     const layerStart = Date.now();
     // A rebuilt parent changes no tag above it (tags hash inputs, not image ids), so the layers
     // above a rebuilt one are rebuilt too: they must be FROM the new parent.
-    if (!rebuildFromHere && (await imageExists(docker, plan.tag, signal))) {
-      report("cached", plan.tag);
-      layers.push({ name: plan.name, tag: plan.tag, built: false, ms: Date.now() - layerStart });
-      continue;
+    if (!rebuildFromHere) {
+      const state = await imageState(docker, plan, signal);
+      if (state === "ours") {
+        report("cached", plan.tag);
+        layers.push({ name: plan.name, tag: plan.tag, built: false, ms: Date.now() - layerStart });
+        continue;
+      }
+      // Not trusted: every guest of the run would boot whatever it is.
+      if (state !== "missing") report("foreign", `${plan.tag} holds another image (${state.foreign}): building it anew`);
     }
     rebuildFromHere = true;
     report("start", plan.tag);
@@ -204,6 +226,23 @@ export async function ensureImage(options: EnsureImageOptions = {}): Promise<Nes
     layers,
     totalMs: Date.now() - started,
   };
+}
+
+/**
+ * The layers a run would have to build before it starts (missing, or another image under the tag),
+ * by tag; empty when the image is built. Asks the engine only, builds nothing.
+ */
+export async function layersToBuild(
+  options: Pick<EnsureImageOptions, "docker" | "aptRoot" | "signal" | "timeoutMs"> = {},
+): Promise<string[]> {
+  const docker = options.docker ?? dockerClient();
+  const signal = deadlineSignal(options.signal, options.timeoutMs ?? 30_000);
+  const out: string[] = [];
+  for (const plan of await planLayers(options.aptRoot)) {
+    // Above a layer to build, every layer is rebuilt (its parent changes).
+    if (out.length > 0 || (await imageState(docker, plan, signal)) !== "ours") out.push(plan.tag);
+  }
+  return out;
 }
 
 /**
@@ -264,7 +303,7 @@ tar --numeric-owner -C "$R" -c .
 `;
 
 /** Layer (a): debootstrap minbase from the machine's mirror, imported as an image. */
-async function buildBase(ctx: BuildContext, tag: string, sources: DebianSources): Promise<void> {
+async function buildBase(ctx: BuildContext, tag: string, sources: DebianSources, labels: Readonly<Record<string, string>>): Promise<void> {
   if (process.getuid?.() !== 0) throw new Error("building the base image runs debootstrap, which needs root");
   const debootstrap = ["/usr/sbin/debootstrap", "/sbin/debootstrap"].find((p) => existsSync(p));
   if (debootstrap === undefined) {
@@ -317,7 +356,7 @@ async function buildBase(ctx: BuildContext, tag: string, sources: DebianSources)
     });
     // A failed debootstrap ends the tar stream early: the import then fails too, but the exit
     // status (with the log's tail) is the error worth reporting.
-    const imported = importImage(ctx, child.stdout, tag);
+    const imported = importImage(ctx, child.stdout, tag, labels);
     const [exit, imp] = await Promise.allSettled([exited, imported]);
     if (exit.status === "rejected") throw exit.reason;
     if (imp.status === "rejected") throw imp.reason;
@@ -336,12 +375,16 @@ function canUnshareMount(signal: AbortSignal): Promise<boolean> {
 }
 
 /** `docker import - tag` of a tar stream, through the engine's API. */
-async function importImage(ctx: BuildContext, tar: NodeJS.ReadableStream, tag: string): Promise<void> {
+async function importImage(ctx: BuildContext, tar: NodeJS.ReadableStream, tag: string, labels: Readonly<Record<string, string>>): Promise<void> {
   const colon = tag.lastIndexOf(":");
   const response = await ctx.docker.importImage(tar, {
     repo: tag.slice(0, colon),
     tag: tag.slice(colon + 1),
-    changes: ["ENV DEBIAN_FRONTEND=noninteractive", 'CMD ["/bin/bash"]'],
+    changes: [
+      "ENV DEBIAN_FRONTEND=noninteractive",
+      'CMD ["/bin/bash"]',
+      ...Object.entries(labels).map(([k, v]) => `LABEL ${k}=${JSON.stringify(v)}`),
+    ],
     abortSignal: ctx.signal,
   });
   await followJsonStream(response, ctx.signal, (line) => ctx.report("output", line));

@@ -1,4 +1,4 @@
-export { ensureImage, planLayers, IMAGE_REPOSITORY } from "./image.js";
+export { ensureImage, layersToBuild, planLayers, IMAGE_REPOSITORY } from "./image.js";
 export type { EnsureImageOptions, ImageProgress, LayerName, NestedQemuImage } from "./image.js";
 export {
   dockerHost,

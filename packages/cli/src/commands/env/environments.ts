@@ -67,6 +67,8 @@ export interface EnvironmentSummary {
   readonly unavailable?: string;
   /** Whether `virtkit env build` has something to build for it. */
   readonly buildable: boolean;
+  /** What a run would build before it starts (asked only where the environment is available). */
+  readonly toBuild?: string;
 }
 
 /** The matrix column of an environment: `<driver>-<env>`. */
@@ -77,11 +79,15 @@ export function environmentColumn(plugin: DriverPlugin, environment: PluginEnvir
 /** What an environment is, and whether it can run on this machine (asked of the plugin). */
 export async function summarizeEnvironment(plugin: DriverPlugin, environment: PluginEnvironment): Promise<EnvironmentSummary> {
   const unavailable = await environment.unavailable(process.env, { timeoutMs: 10_000 });
+  // A question to the engine that fails says nothing about whether the environment runs.
+  const toBuild =
+    unavailable === undefined ? await environment.toBuild?.(process.env, { timeoutMs: 10_000 }).catch(() => undefined) : undefined;
   return {
     name: environment.name,
     column: environmentColumn(plugin, environment),
     description: environment.description,
     ...(unavailable !== undefined ? { unavailable } : {}),
     buildable: typeof environment.prepare === "function",
+    ...(toBuild !== undefined ? { toBuild } : {}),
   };
 }

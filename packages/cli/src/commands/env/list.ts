@@ -34,7 +34,8 @@ export default class EnvList extends VirtkitCommand {
     }
     if (!this.jsonEnabled()) {
       for (const e of environments) {
-        this.log(`${e.driver} --env ${e.name}: ${e.unavailable ? `unavailable here: ${e.unavailable}` : "available"}${e.buildable ? " (virtkit env build " + e.name + ")" : ""}`);
+        const state = e.unavailable ? `unavailable here: ${e.unavailable}` : e.toBuild ? `available; ${e.toBuild}` : "available";
+        this.log(`${e.driver} --env ${e.name}: ${state}${e.buildable && !e.toBuild ? " (virtkit env build " + e.name + ")" : ""}`);
         this.log(`    ${e.description}`);
       }
       for (const d of defaults) this.log(d.description);
