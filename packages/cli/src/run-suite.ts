@@ -247,6 +247,26 @@ function namedEnvironment(o: Pick<RunSuiteOptions, "environment">, plugin: Drive
   return o.environment === undefined ? undefined : plugin.environments?.find((e) => e.name === o.environment);
 }
 
+/**
+ * Builds what the named environment needs (an image) before vitest's worker starts: the worker
+ * would build it too, but its output is not passed on, and a minute's build must show. What is
+ * cached says nothing. Interrupted, the run goes on to report every scenario not run.
+ */
+async function prepareNamedEnvironment(o: RunSuiteOptions, plugin: DriverPlugin): Promise<void> {
+  const named = namedEnvironment(o, plugin);
+  if (!named?.prepare) return;
+  try {
+    await named.prepare(
+      (line) => {
+        if (!/^\S+: cached /.test(line)) process.stderr.write(`virtkit: ${named.name}: ${line}\n`);
+      },
+      o.signal ? { signal: o.signal } : {},
+    );
+  } catch (err) {
+    if (o.signal?.aborted !== true) throw err;
+  }
+}
+
 /** Scenarios at once when neither the run nor its environment says. */
 export const DEFAULT_PARALLEL = 4;
 
@@ -316,6 +336,7 @@ export async function runSuite(o: RunSuiteOptions): Promise<RunReport> {
     // scenario) and nothing is made of this one; it is released once the worker is gone, so it can
     // remove what the worker left (nested hosts a worker killed mid-start could not remove).
     try {
+      await prepareNamedEnvironment(o, resolved.plugin);
       return await runUnderVitest();
     } finally {
       await resolved.environment.dispose?.().catch(() => undefined);
