@@ -180,6 +180,8 @@ export async function runScenario(
       drivers.set(host, driver);
       for (const i of await env.imageService.list()) baselineImages.add(i.id);
     } catch (err) {
+      const fault = await environmentFault(env);
+      if (fault) return done("fail", { reason: `environment failure, not the driver's: ${fault} (driver setup failed: ${describeError(err)})`, step });
       return done("fail", { reason: `driver setup failed: ${describeError(err)}`, step, location: driverLocation(err) });
     }
     const declared = declares(def, driver);
@@ -301,12 +303,16 @@ export async function runScenario(
         if (declared && def.capability && isUnsupported(err) && !(err instanceof ConformanceFailure)) {
           reason = `declares ${def.capability} but refused with UnsupportedOperationError: ${describeError(err)}`;
         }
-        result = done("fail", {
-          reason,
-          step,
-          location,
-          mismatch: declared && def.capability ? "declared-but-fails" : undefined,
-        });
+        // A host that died under the scenario: the environment's failure, whatever the driver said.
+        const fault = await environmentFault(env);
+        result = fault
+          ? done("fail", { reason: `environment failure, not the driver's: ${fault} (the scenario saw: ${reason})`, step })
+          : done("fail", {
+              reason,
+              step,
+              location,
+              mismatch: declared && def.capability ? "declared-but-fails" : undefined,
+            });
       }
     }
     return result;
@@ -637,6 +643,18 @@ function finish(
     if (lines.length > 0) r = { ...r, log: lines.slice(-FAILURE_LOG_LINES).map((l) => scan.redact(l)) };
   }
   return r;
+}
+
+/** The environment's own fault, if it reports one within 5 s (a question that fails says nothing). */
+async function environmentFault(env: ConformanceEnvironment): Promise<string | undefined> {
+  if (typeof env.environmentFault !== "function") return undefined;
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<undefined>((resolve) => (timer = setTimeout(resolve, 5_000, undefined)));
+  try {
+    return await Promise.race([env.environmentFault().catch(() => undefined), late]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /** How many of the driver's last log lines a failed result carries. */

@@ -175,6 +175,11 @@ export interface ConformanceEnvironment {
    * `destroyDisks` with it. Absent: those checks skip.
    */
   instanceDisks?(instance: Instance): Promise<readonly string[]>;
+  /**
+   * What broke in the environment itself (a host whose container died or was paused), or undefined:
+   * asked when a scenario fails, so the report blames the environment, not the driver.
+   */
+  environmentFault?(): Promise<string | undefined>;
   /** Releases everything the environment holds. */
   cleanup(): Promise<void>;
 }

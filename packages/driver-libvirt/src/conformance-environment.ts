@@ -175,6 +175,8 @@ export interface LibvirtEnvironmentSpec {
   readonly hostFacts?: (host: string) => Promise<HostFacts>;
   /** Whether two hosts share instance storage (absent: unknown). */
   readonly sharesStorage?: (a: string, b: string) => boolean;
+  /** What broke in the hosts themselves (a container that died), asked when a scenario fails. */
+  readonly environmentFault?: () => Promise<string | undefined>;
 }
 
 /**
@@ -297,6 +299,7 @@ export async function buildLibvirtEnvironment(
     },
     limits: spec.limits,
     notes: spec.notes,
+    ...(spec.environmentFault ? { environmentFault: spec.environmentFault } : {}),
     logLines: () => logger.lines(),
     async leftovers() {
       const out: string[] = [];

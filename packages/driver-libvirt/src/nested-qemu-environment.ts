@@ -611,6 +611,11 @@ export function nestedQemuEnvironment(validate: LibvirtOptionsValidator): Plugin
           hostFacts,
           // Each host keeps its disks in its own container: a live migration must copy them.
           sharesStorage: () => false,
+          async environmentFault() {
+            const faults = await Promise.all(run.hosts.hosts.map((h) => h.fault().catch(() => undefined)));
+            const found = faults.filter((f): f is string => f !== undefined);
+            return found.length > 0 ? found.join("; ") : undefined;
+          },
           // Real guests cost seconds each: what a single QEMU host proves as well runs in the
           // libvirt-qemu column; this one runs what needs a guest that boots, or two hosts.
           limits: {

@@ -43,6 +43,11 @@ export async function waitForAgent(
       return { reply, answeredAtMs: Date.now(), attempts };
     } catch (err) {
       last = (err as Error).message;
+      // A host whose daemon cannot be reached may be gone: then no wait helps, and it is said now.
+      if (/connect|connection|closed|ECONN/i.test(last)) {
+        const fault = await host.fault().catch(() => undefined);
+        if (fault !== undefined) throw new Error(`the agent of ${domain} cannot answer: ${fault} (last: ${last})`);
+      }
     }
     if (Date.now() + AGENT_POLL_MS >= deadline) {
       throw new Error(

@@ -46,6 +46,11 @@ export interface NestedHost {
   agentCommand(domain: string, command: string, options?: WaitOptions): Promise<string>;
   /** `domain`'s state as `virsh domstate` words it ("running", "shut off"...); undefined: not on this host. */
   domainState(domain: string, options?: WaitOptions): Promise<string | undefined>;
+  /**
+   * What is wrong with the host's container, as the engine says (gone, paused, exited with its
+   * code), or undefined while it runs; bounded by `timeoutMs` (default 5 s).
+   */
+  fault(options?: WaitOptions): Promise<string | undefined>;
 }
 
 /** The running hosts. `stop()` (or `await using`) removes everything the run created. */
@@ -105,7 +110,7 @@ class LoopbackContainer extends GenericContainer {
 const EXEC_DEFAULT_TIMEOUT_MS = 60_000;
 
 /** The host of `container`; its own libvirt link (for checks, never the driver's) goes into `links`. */
-function toHost(container: StartedTestContainer, network: string, links: HostLibvirt[]): NestedHost {
+function toHost(container: StartedTestContainer, network: string, links: HostLibvirt[], docker: Docker): NestedHost {
   const port = container.getMappedPort(LIBVIRTD_TCP_PORT);
   const name = container.getName().replace(/^\//, "");
   const uri = `qemu+tcp://127.0.0.1:${port}/system`;
@@ -118,6 +123,23 @@ function toHost(container: StartedTestContainer, network: string, links: HostLib
     port,
     agentCommand: (domain, command, options) => link.agentCommand(domain, command, options),
     domainState: (domain, options) => link.domainState(domain, options),
+    async fault(options = {}) {
+      let state: Docker.ContainerInspectInfo["State"];
+      try {
+        const info = await abortable(docker.getContainer(container.getId()).inspect(), {
+          signal: options.signal,
+          timeoutMs: options.timeoutMs ?? 5_000,
+          what: `docker inspect ${name}`,
+        });
+        state = info.State;
+      } catch (err) {
+        if ((err as { statusCode?: number }).statusCode === 404) return `host ${name}: its container is gone`;
+        throw err;
+      }
+      if (state.Paused) return `host ${name}: its container is paused`;
+      if (!state.Running) return `host ${name}: its container is ${state.Status} (exit code ${state.ExitCode}${state.OOMKilled ? ", killed out of memory" : ""})`;
+      return undefined;
+    },
     async exec(command, options = {}) {
       const timeoutMs = options.timeoutMs ?? EXEC_DEFAULT_TIMEOUT_MS;
       const secs = Math.max(1, Math.ceil(timeoutMs / 1000));
@@ -325,7 +347,7 @@ export async function startNestedHosts(options: StartNestedHostsOptions = {}): P
         return s;
       }),
     );
-    const hosts = started.map((c) => toHost(c, networkName, links));
+    const hosts = started.map((c) => toHost(c, networkName, links, docker));
     progress(`hosts ${hosts.map((h) => `${h.name} ${h.address} -> 127.0.0.1:${h.port}`).join(", ")}`);
     return {
       runId,

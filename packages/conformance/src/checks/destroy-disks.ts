@@ -27,6 +27,13 @@ export async function checkDestroyKeepsDisks(ctx: ScenarioContext): Promise<void
   if ((await disks(inst, "destroy with destroyDisks: false")).length === 0) {
     fail(`destroy with destroyDisks: false deleted the instance's disks (${running.join(", ")}); they must stay on storage`);
   }
+  // Idempotent with either value: a rollback at a destination destroys what may not be there.
+  ctx.step("destroy the gone instance again with destroyDisks: false, and an unknown one");
+  await d.destroy(inst, ctx.opts({ destroyDisks: false }));
+  await d.destroy(ctx.newInstance(), ctx.opts({ destroyDisks: false }));
+  if ((await disks(inst, "a second destroy with destroyDisks: false")).length === 0) {
+    fail("a second destroy with destroyDisks: false of the gone instance deleted the disks the first one kept");
+  }
   ctx.step("destroy the gone instance again, destroyDisks left to its default (true)");
   await d.destroy(inst, ctx.opts());
   const left = await disks(inst, "a second destroy with the default destroyDisks");

@@ -106,6 +106,16 @@ export async function checkRevertChosenSnapshot(ctx: ScenarioContext): Promise<v
   await d.revertToInstanceSnapshot(inst, b.id, ctx.opts());
   await expectState(ctx, inst, PowerState.SHUTDOWN, "revert to B after deleting A");
   await marker(ctx, inst, "b", "revert to B after deleting A");
+  // A new snapshot after a delete gets an id of its own (one counted from the listing's length
+  // would take B's), and B stays the one reverted to.
+  ctx.step("createInstanceSnapshot C after deleting A");
+  const c = await d.createInstanceSnapshot(inst, `${ctx.prefix}-c`, ctx.opts());
+  check(c.id !== b.id && c.id !== a.id, `the snapshot made after deleting A has id ${JSON.stringify(c.id)}, already used by ${c.id === b.id ? "B" : "A"}`);
+  const now = (await d.listInstanceSnapshots(inst, ctx.opts())).map((s) => s.id);
+  checkEqual(now.join(","), [b.id, c.id].join(","), "the snapshots after creating C (oldest first)");
+  ctx.step("revert to snapshot B once C exists");
+  await d.revertToInstanceSnapshot(inst, b.id, ctx.opts());
+  await marker(ctx, inst, "b", "revert to B once C exists");
 }
 
 function needData(ctx: ScenarioContext): void {

@@ -16,6 +16,7 @@ import {
 } from "@virtkit/core";
 import { check, checkEqual, describeError, expectGone, expectRejects, expectState, fail, skipForEnvironment, thrownWithCode } from "../assertions.js";
 import type { ScenarioContext } from "../scenario.js";
+import { SecretScan } from "../secret-scan.js";
 import { frozenCopy } from "../frozen-input.js";
 import { settle, trackedPassword } from "./depth-support.js";
 
@@ -47,6 +48,12 @@ export async function checkFirstBootPassword(ctx: ScenarioContext): Promise<void
     fail("the password given to spawn does not open Administrator although the image says os_type windows");
   }
   check(!(await verify(win, "root", pw)), "the password given to spawn of a Windows guest opens root (only Administrator gets it)");
+  // The console goes to whoever may read it (Nova's console log API), as for setAdminPassword.
+  if (d.capabilities.consoleOutput) {
+    ctx.step("the console output of the instance spawned with a password");
+    const out = await d.getConsoleOutput(win, ctx.opts());
+    if (new SecretScan([pw.reveal()]).found(out)) fail("the password given to spawn appears in the instance's console output");
+  }
 
   // Injecting takes work (a hash, an agent call): it runs under the call's deadline like the rest.
   const late = ctx.newInstance({ imageMeta: image(ctx, { os_type: "linux" }) });

@@ -66,6 +66,8 @@ export async function checkBadArguments(ctx: ScenarioContext): Promise<void> {
     // A type left out is not a HARD reboot by default: the contract has no default type.
     for (const [what, type] of [
       ['reboot with type "WARM"', "WARM"],
+      // The contract's types are SOFT and HARD, exactly: a lower-case one is another type.
+      ['reboot with type "soft"', "soft"],
       ["reboot with no type", undefined],
     ] as const) {
       await refused(ctx, what, "type", () => d.reboot(inst, type as Loose, ctx.opts()));
@@ -133,6 +135,10 @@ export async function checkBadArguments(ctx: ScenarioContext): Promise<void> {
         "description",
         () => d.createInstanceSnapshot(inst, `${ctx.prefix}-bad`, ctx.opts({ description: hugeText })),
         hugeText,
+      );
+      // Just past the bound: a check written as > 1025 or on bytes passes the 1 MiB one.
+      await refused(ctx, "instance snapshot with a 1,025-character description", "description", () =>
+        d.createInstanceSnapshot(inst, `${ctx.prefix}-bad`, ctx.opts({ description: "d".repeat(1025) })),
       );
       await refused(ctx, "instance snapshot with a control character in its description", "description", () =>
         d.createInstanceSnapshot(inst, `${ctx.prefix}-bad`, ctx.opts({ description: "bell\u0007" })),

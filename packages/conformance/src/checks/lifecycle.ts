@@ -29,7 +29,8 @@ export async function checkSpawn(ctx: ScenarioContext): Promise<void> {
   const host = await ctx.driver.getHostInfo(ctx.opts());
   check(typeof host.hostname === "string" && host.hostname.length > 0, "getHostInfo: empty hostname");
   check(host.vcpus >= 1 && host.memoryMb >= 1, "getHostInfo: vcpus and memoryMb must be >= 1");
-  const inst = await ctx.spawn();
+  // A guest hostname unlike the name: listInstances lists names, not what the guest calls itself.
+  const inst = await ctx.spawn({ hostname: `${ctx.prefix}-guest-hostname` });
   ctx.step("getInfo fields");
   const info = await ctx.driver.getInfo(inst, ctx.opts());
   check(info.vcpus === inst.flavor.vcpus, `getInfo: vcpus ${info.vcpus}, flavor says ${inst.flavor.vcpus}`);
@@ -46,6 +47,10 @@ export async function checkSpawn(ctx: ScenarioContext): Promise<void> {
   );
   await checkSignalLeftClean(ctx, inst);
   await checkDeadlineTimersReleased(ctx, inst);
+  // The refusal comes before anything is made: the running instance's disk is untouched.
+  const guest = ctx.env.guestControls;
+  const data = typeof guest?.writeData === "function" && typeof guest.readData === "function";
+  if (data) await guest!.writeData!(inst, EXISTING_KEY, "kept");
   ctx.step("spawn an instance that already exists");
   await expectRejects(
     ctx,
@@ -54,7 +59,14 @@ export async function checkSpawn(ctx: ScenarioContext): Promise<void> {
     "spawn of an existing uuid",
   );
   await expectState(ctx, inst, PowerState.RUNNING, "the refused second spawn");
+  if (data) {
+    ctx.step("read the running instance's disk after the refused second spawn");
+    const got = await guest!.readData!(inst, EXISTING_KEY);
+    check(got === "kept", `the refused second spawn changed the running instance's disk: it holds ${JSON.stringify(got)}, not "kept"`);
+  }
 }
+
+const EXISTING_KEY = "/conformance/spawn-existing";
 
 /**
  * A caller's signal is lent for the call only: once a call has settled (answered or refused), the

@@ -381,6 +381,13 @@ export async function checkLiveMigration(ctx: ScenarioContext): Promise<void> {
         );
       }
     }
+    // Nova's flags persist the instance on the destination (PERSIST_DEST): one that arrived only
+    // as a running guest would vanish at its first power off there.
+    ctx.step("power off and on on the destination");
+    await dst.powerOff(inst, ctx.opts({ cleanShutdownTimeoutSec: 0 }));
+    await expectState(ctx, inst, PowerState.SHUTDOWN, "power off of the migrated instance on the destination", dst);
+    await dst.powerOn(inst, ctx.opts());
+    await expectState(ctx, inst, PowerState.RUNNING, "power on of the migrated instance on the destination", dst);
     ctx.step("destroy on the destination");
     await dst.destroy(inst, ctx.opts());
     await expectGone(ctx, inst, "destroy on the destination", dst);

@@ -1266,4 +1266,12 @@ export const GAP_VARIANTS: readonly BrokenVariant[] = [
   v("units", "cpu-time-microseconds", "getInfo's cpuTimeNs is in microseconds", ["lifecycle.cpu-time-grows"], (d) => new hunt.CpuTimeMicroseconds(d)),
   v("snapshots", "rescued-snapshot-of-rescue-disk", "an image snapshot of a rescued instance uploads the rescue system's disk", ["lifecycle.rescued-snapshot"], (d, c) => new hunt.RescuedSnapshotOfRescueDisk(d, c.imageService)),
   v("deadlines", "deadline-timer-left-armed", "getInfo races its call against a deadline timer it never clears", ["lifecycle.spawn"], (d) => new hunt.DeadlineTimerLeftArmed(d)),
+  v("effects", "spawn-existing-reimages-disk", "a spawn of a uuid that already runs here overwrites its disk, then refuses", ["lifecycle.spawn"], (d, c) => new hunt.SpawnExistingReimagesDisk(d, c.cloud)),
+  v("snapshots", "snapshot-ids-by-count", "instance snapshot ids count the instance's snapshots: after a delete a new one takes a live id", ["effects.revert-chosen-snapshot"], (d) => new hunt.SnapshotIdsByCount(d)),
+  v("accounts", "first-boot-password-on-console", "the first-boot password goes on the kernel command line, which the console shows", ["admin-password.first-boot"], (d) => new hunt.FirstBootPasswordOnConsole(d)),
+  v("refusal", "destroy-keep-disks-unknown-throws", "destroy with destroyDisks: false of an instance not here throws InstanceNotFoundError", ["lifecycle.destroy-keeps-disks"], (d) => new hunt.DestroyKeepDisksUnknownThrows(d)),
+  v("wrong-state", "list-instances-hostname", "listInstances gives the guest hostname instead of the name", ["lifecycle.spawn"], (d) => new hunt.ListInstancesHostname(d)),
+  v("refusal", "description-cut-not-refused", "a 1,025-character description is cut to 1,024 and taken", [BAD], (d) => new hunt.DescriptionCutNotRefused(d)),
+  v("refusal", "reboot-type-any-case", "reboot takes soft and hard in any case", [BAD], (d) => new hunt.RebootTypeAnyCase(d)),
+  v("migration", "migrated-instance-transient", "PERSIST_DEST ignored: an instance that arrived by migration vanishes at its first power off there", ["migration.live"], (d) => new hunt.MigratedInstanceTransient(d)),
 ];

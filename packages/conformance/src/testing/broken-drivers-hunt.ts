@@ -1,9 +1,10 @@
 /**
- * Broken variants from an outside hunt of 2026-12-04: a driver author's plausible defects that
+ * Broken variants from outside hunts of 2026-12-04 (the second round: the last block): a driver author's plausible defects that
  * passed the whole kit then, each ONE defect as a small decorator around the healthy fake. They are
  * listed in `GAP_VARIANTS` (broken-drivers-gaps.ts), whose test requires each caught where expected.
  */
 import {
+  InstanceNotFoundError,
   LiveMigrationFailedError,
   OperationTimeoutError,
   SnapshotNotFoundError,
@@ -11,6 +12,8 @@ import {
   type ImageSnapshotOptions,
   type Instance,
   type DestroyOptions,
+  type RebootType,
+  type SpawnRequest,
   type InstanceInfo,
   type InstanceSnapshot,
   type LifecycleListener,
@@ -22,7 +25,7 @@ import {
   type Secret,
   type ImageService,
 } from "@virtkit/core";
-import { serializeDisk } from "@virtkit/driver-fake";
+import { serializeDisk, type FakeCloud } from "@virtkit/driver-fake";
 import { DriverDecorator } from "./driver-decorator.js";
 
 const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
@@ -272,5 +275,115 @@ export class DeadlineTimerLeftArmed extends DriverDecorator {
     const deadline = new Promise<never>((_, reject) => setTimeout(() => reject(new OperationTimeoutError("getInfo", ms)), ms));
     deadline.catch(() => undefined);
     return Promise.race([this.inner.getInfo(instance, options), deadline]);
+  }
+}
+
+// -- the second hunt of 2026-12-04 ---------------------------------------------------------------
+
+/** A spawn of a uuid that already runs here writes a fresh root disk over its disk, then refuses. */
+export class SpawnExistingReimagesDisk extends DriverDecorator {
+  constructor(
+    inner: ConstructorParameters<typeof DriverDecorator>[0],
+    private readonly cloud: FakeCloud,
+  ) {
+    super(inner);
+  }
+  override async spawn(request: SpawnRequest, options?: OperationOptions): Promise<void> {
+    const uuid = request.instance.uuid;
+    if (this.cloud.locate(uuid)) {
+      const guest = this.cloud.guest(uuid);
+      for (const path of guest.listFiles()) guest.deleteFile(path);
+      guest.writeFile("/etc/hostname", "fresh\n");
+    }
+    return this.inner.spawn(request, options);
+  }
+}
+
+/** Instance snapshot ids are `<uuid>.<how many the instance has>`: after a delete a new one takes a live id. */
+export class SnapshotIdsByCount extends DriverDecorator {
+  readonly #real = new Map<string, string>();
+  readonly #shown = new Map<string, string>();
+  override async createInstanceSnapshot(instance: Instance, name: string, options?: OperationOptions & { readonly description?: string }): Promise<InstanceSnapshot> {
+    const snap = await this.inner.createInstanceSnapshot(instance, name, options);
+    const id = `${instance.uuid}.${(await this.inner.listInstanceSnapshots(instance, options)).length}`;
+    this.#real.set(id, snap.id);
+    this.#shown.set(snap.id, id);
+    return { ...snap, id };
+  }
+  override async listInstanceSnapshots(instance: Instance, options?: OperationOptions): Promise<readonly InstanceSnapshot[]> {
+    return (await this.inner.listInstanceSnapshots(instance, options)).map((s) => ({ ...s, id: this.#shown.get(s.id) ?? s.id }));
+  }
+  override revertToInstanceSnapshot(instance: Instance, snapshotId: string, options?: OperationOptions): Promise<void> {
+    return this.inner.revertToInstanceSnapshot(instance, this.#real.get(snapshotId) ?? snapshotId, options);
+  }
+  override deleteInstanceSnapshot(instance: Instance, snapshotId: string, options?: OperationOptions): Promise<void> {
+    return this.inner.deleteInstanceSnapshot(instance, this.#real.get(snapshotId) ?? snapshotId, options);
+  }
+}
+
+/** The first-boot password goes on the guest's kernel command line, which the console shows. */
+export class FirstBootPasswordOnConsole extends DriverDecorator {
+  readonly #passwords = new Map<string, string>();
+  override async spawn(request: SpawnRequest, options?: OperationOptions): Promise<void> {
+    await this.inner.spawn(request, options);
+    if (request.adminPassword) this.#passwords.set(request.instance.uuid, request.adminPassword.reveal());
+  }
+  override async getConsoleOutput(instance: Instance, options?: OperationOptions): Promise<string> {
+    const out = await this.inner.getConsoleOutput(instance, options);
+    const password = this.#passwords.get(instance.uuid);
+    return password === undefined ? out : `[    0.000000] Command line: console=ttyS0 root_password=${password}\n${out}`;
+  }
+}
+
+/** destroy with destroyDisks: false of an instance not here throws InstanceNotFoundError. */
+export class DestroyKeepDisksUnknownThrows extends DriverDecorator {
+  override async destroy(instance: Instance, options?: DestroyOptions): Promise<void> {
+    if (options?.destroyDisks === false && !(await this.inner.instanceExists(instance, options))) throw new InstanceNotFoundError(instance.uuid);
+    return this.inner.destroy(instance, options);
+  }
+}
+
+/** listInstances gives each instance's guest hostname where it has one, not its name. */
+export class ListInstancesHostname extends DriverDecorator {
+  readonly #hostnames = new Map<string, string>();
+  override async spawn(request: SpawnRequest, options?: OperationOptions): Promise<void> {
+    await this.inner.spawn(request, options);
+    if (request.instance.hostname) this.#hostnames.set(request.instance.name, request.instance.hostname);
+  }
+  override async listInstances(options?: OperationOptions): Promise<readonly string[]> {
+    return (await this.inner.listInstances(options)).map((n) => this.#hostnames.get(n) ?? n);
+  }
+}
+
+/** A description of 1,025 characters is cut to 1,024 and taken, not refused. */
+export class DescriptionCutNotRefused extends DriverDecorator {
+  override createInstanceSnapshot(instance: Instance, name: string, options?: OperationOptions & { readonly description?: string }): Promise<InstanceSnapshot> {
+    const d = options?.description;
+    return this.inner.createInstanceSnapshot(instance, name, typeof d === "string" && d.length === 1025 ? { ...options, description: d.slice(0, 1024) } : options);
+  }
+}
+
+/** reboot takes "soft" and "hard" in any case. */
+export class RebootTypeAnyCase extends DriverDecorator {
+  override reboot(instance: Instance, type: RebootType, options?: OperationOptions): Promise<void> {
+    return this.inner.reboot(instance, (typeof type === "string" ? type.toUpperCase() : type) as RebootType, options);
+  }
+}
+
+/** PERSIST_DEST ignored: an instance that arrived by migration is transient, and its first power off there removes it. */
+export class MigratedInstanceTransient extends DriverDecorator {
+  readonly #arrived = new Set<string>();
+  override async postLiveMigrationAtDestination(
+    instance: Instance,
+    data: MigrateData,
+    networkInfo: Parameters<DriverDecorator["postLiveMigrationAtDestination"]>[2],
+    options?: OperationOptions,
+  ): Promise<void> {
+    await this.inner.postLiveMigrationAtDestination(instance, data, networkInfo, options);
+    this.#arrived.add(instance.uuid);
+  }
+  override async powerOff(instance: Instance, options?: PowerOffOptions): Promise<void> {
+    await this.inner.powerOff(instance, options);
+    if (this.#arrived.delete(instance.uuid)) await this.inner.destroy(instance, options);
   }
 }
