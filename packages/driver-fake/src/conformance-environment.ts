@@ -186,15 +186,11 @@ export function createFakeConformanceEnvironment(
           for (const uuid of h.instanceUuids()) out.push(`instance ${uuid} (${h.instances.get(uuid)?.spec.name}) on ${h.name}`);
           for (const uuid of h.reservationUuids()) out.push(`migration reservation for ${uuid} on ${h.name}`);
         }
-        for (const [pool, uuid] of cloud.keptDisks()) out.push(`disk of instance ${uuid} kept on storage ${pool}`);
+        out.push(...cloud.keptDiskDescriptions());
         return out;
       },
       async instanceDisks(instance) {
-        const out: string[] = [];
-        const host = cloud.locate(instance.uuid);
-        if (host) out.push(`disk of instance ${instance.uuid} on ${host.name}`);
-        for (const [pool, uuid] of cloud.keptDisks()) if (uuid === instance.uuid) out.push(`disk of instance ${uuid} kept on storage ${pool}`);
-        return out;
+        return cloud.instanceDisks(instance.uuid);
       },
       async cleanup() {
         for (const d of drivers.splice(0)) {

@@ -124,6 +124,19 @@ export class FakeCloud {
     return [...this.#keptDisks].flatMap(([pool, disks]) => [...disks.keys()].map((uuid): [string, string] => [pool, uuid]));
   }
 
+  /** The kept disks (of instance `uuid`, or all), described for an environment's view of storage. */
+  keptDiskDescriptions(uuid?: string): string[] {
+    return this.keptDisks()
+      .filter(([, u]) => uuid === undefined || u === uuid)
+      .map(([pool, u]) => `disk of instance ${u} kept on storage ${pool}`);
+  }
+
+  /** The disks of instance `uuid`, described: its live one (if it runs somewhere) and any kept. */
+  instanceDisks(uuid: string): string[] {
+    const host = this.locate(uuid);
+    return [...(host ? [`disk of instance ${uuid} on ${host.name}`] : []), ...this.keptDiskDescriptions(uuid)];
+  }
+
   /** @internal Leaves `disk` of instance `uuid` on storage `pool`. */
   keepDisk(pool: string, uuid: string, disk: DiskFiles): void {
     let disks = this.#keptDisks.get(pool);

@@ -493,10 +493,10 @@ export function nestedQemuEnvironment(validate: LibvirtOptionsValidator): Plugin
       if (typeof nq === "string") return nq;
       return engineUnavailable(nq, env as NodeJS.ProcessEnv, options?.timeoutMs ?? 5_000);
     },
-    async toBuild(env, options) {
+    async toBuild(_env, options) {
       const nq = await loadNestedQemu();
       if (typeof nq === "string") return undefined;
-      if ((await engineUnavailable(nq, env as NodeJS.ProcessEnv, options?.timeoutMs ?? 5_000)) !== undefined) return undefined;
+      // Asked where the environment is available (the engine answers): no second ping here.
       const layers = await nq.layersToBuild({
         ...(options?.signal ? { signal: options.signal } : {}),
         timeoutMs: options?.timeoutMs ?? 10_000,

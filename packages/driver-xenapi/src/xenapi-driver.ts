@@ -1228,15 +1228,24 @@ export class XenapiDriver implements ComputeDriver {
    * hosts' VMs never cross the wire. A host without the filter gets get_all_records.
    */
   async #vmRecordsOnHost(signal: AbortSignal): Promise<Record<string, XapiRecord>> {
-    const client = this.#ready();
     const host = this.#hostRef;
-    const every = () => client.call<Record<string, XapiRecord>>("VM.get_all_records", [], { signal });
-    if (this.#noFilter || host.includes('"')) return every();
-    const where =
-      'field "is_a_template" = "false" and field "is_a_snapshot" = "false" and field "is_control_domain" = "false" and ' +
-      `(field "resident_on" = "${host}" or (field "resident_on" = "OpaqueRef:NULL" and field "affinity" = "${host}"))`;
+    const where = host.includes('"')
+      ? undefined
+      : 'field "is_a_template" = "false" and field "is_a_snapshot" = "false" and field "is_control_domain" = "false" and ' +
+        `(field "resident_on" = "${host}" or (field "resident_on" = "OpaqueRef:NULL" and field "affinity" = "${host}"))`;
+    return this.#recordsWhere("VM", where, signal);
+  }
+
+  /**
+   * `<cls>.get_all_records_where(where)`; every record instead on a host without the filter
+   * (MESSAGE_METHOD_UNKNOWN, remembered) or with no `where`: callers check what they need anyway.
+   */
+  async #recordsWhere(cls: "VM" | "VDI", where: string | undefined, signal: AbortSignal): Promise<Record<string, XapiRecord>> {
+    const client = this.#ready();
+    const every = () => client.call<Record<string, XapiRecord>>(`${cls}.get_all_records`, [], { signal });
+    if (this.#noFilter || where === undefined) return every();
     try {
-      return await client.call<Record<string, XapiRecord>>("VM.get_all_records_where", [where], { signal });
+      return await client.call<Record<string, XapiRecord>>(`${cls}.get_all_records_where`, [where], { signal });
     } catch (err) {
       if (!isXapiError(err, "MESSAGE_METHOD_UNKNOWN")) throw err;
       this.#noFilter = true;
@@ -1630,22 +1639,7 @@ export class XenapiDriver implements ComputeDriver {
    */
   async #destroyKeptDisks(uuid: string, signal: AbortSignal): Promise<void> {
     const client = this.#ready();
-    const every = () => client.call<Record<string, XapiRecord>>("VDI.get_all_records", [], { signal });
-    let vdis: Record<string, XapiRecord>;
-    if (this.#noFilter) vdis = await every();
-    else {
-      try {
-        vdis = await client.call<Record<string, XapiRecord>>(
-          "VDI.get_all_records_where",
-          [`field "name__description" = "root disk of ${uuid}"`],
-          { signal },
-        );
-      } catch (err) {
-        if (!isXapiError(err, "MESSAGE_METHOD_UNKNOWN")) throw err;
-        this.#noFilter = true;
-        vdis = await every();
-      }
-    }
+    const vdis = await this.#recordsWhere("VDI", `field "name__description" = "root disk of ${uuid}"`, signal);
     const kept = Object.entries(vdis).filter(
       ([, rec]) => strMap(rec, "other_config")[OC_INSTANCE_UUID] === uuid && refs(rec, "VBDs").length === 0,
     );

@@ -6,7 +6,7 @@
 import { createHook } from "node:async_hooks";
 import { randomUUID } from "node:crypto";
 import { getEventListeners } from "node:events";
-import { PowerState, type Instance, type LifecycleEvent, type LifecycleTransition } from "@virtkit/core";
+import { PowerState, type Instance, type LifecycleEvent, type LifecycleTransition, type OperationOptions } from "@virtkit/core";
 import {
   check,
   expectGone,
@@ -68,15 +68,8 @@ export async function checkSpawn(ctx: ScenarioContext): Promise<void> {
 
 const EXISTING_KEY = "/conformance/spawn-existing";
 
-/**
- * A caller's signal is lent for the call only: once a call has settled (answered or refused), the
- * driver holds no abort listener on it (core's onAbort: a listener left behind keeps the call's
- * state alive for as long as the caller keeps its signal, one more per call).
- */
-async function checkSignalLeftClean(ctx: ScenarioContext, inst: Instance): Promise<void> {
-  ctx.step("inspection calls with one long-lived signal, then count its abort listeners");
-  const own = new AbortController();
-  const opts = { signal: own.signal, timeoutMs: 30_000 };
+/** Fifteen settled inspection calls with `opts`: three rounds of four on `inst` and one refused on an unknown instance. */
+async function inspectionCalls(ctx: ScenarioContext, inst: Instance, opts: OperationOptions): Promise<void> {
   const ghost = ctx.newInstance();
   for (let i = 0; i < 3; i++) {
     await ctx.driver.getInfo(inst, opts);
@@ -85,6 +78,17 @@ async function checkSignalLeftClean(ctx: ScenarioContext, inst: Instance): Promi
     await ctx.driver.listInstanceUuids(opts);
     await ctx.driver.getInfo(ghost, opts).catch((err: unknown) => ctx.recordError(err));
   }
+}
+
+/**
+ * A caller's signal is lent for the call only: once a call has settled (answered or refused), the
+ * driver holds no abort listener on it (core's onAbort: a listener left behind keeps the call's
+ * state alive for as long as the caller keeps its signal, one more per call).
+ */
+async function checkSignalLeftClean(ctx: ScenarioContext, inst: Instance): Promise<void> {
+  ctx.step("inspection calls with one long-lived signal, then count its abort listeners");
+  const own = new AbortController();
+  await inspectionCalls(ctx, inst, { signal: own.signal, timeoutMs: 30_000 });
   const left = getEventListeners(own.signal, "abort").length;
   check(left === 0, `after 15 settled calls with one signal, the driver still holds ${left} abort listener(s) on it`);
 }
@@ -116,17 +120,9 @@ async function checkDeadlineTimersReleased(ctx: ScenarioContext, inst: Instance)
       if (typeof delay === "number" && delay > HOUR_MS / 2) armed.push(resource as NodeTimer);
     },
   });
-  const opts = { timeoutMs: HOUR_MS };
-  const ghost = ctx.newInstance();
   hook.enable();
   try {
-    for (let i = 0; i < 3; i++) {
-      await ctx.driver.getInfo(inst, opts);
-      await ctx.driver.instanceExists(inst, opts);
-      await ctx.driver.listInstances(opts);
-      await ctx.driver.listInstanceUuids(opts);
-      await ctx.driver.getInfo(ghost, opts).catch((err: unknown) => ctx.recordError(err));
-    }
+    await inspectionCalls(ctx, inst, { timeoutMs: HOUR_MS });
   } finally {
     hook.disable();
   }

@@ -145,15 +145,11 @@ export function fakeEnvironment(options: FakeEnvironmentOptions = {}): Conforman
       async leftovers() {
         return [
           ...cloud.hosts().flatMap((h) => h.instanceUuids().map((u) => `instance ${u} left on fake host ${h.name}`)),
-          ...cloud.keptDisks().map(([pool, uuid]) => `disk of instance ${uuid} kept on storage ${pool}`),
+          ...cloud.keptDiskDescriptions(),
         ];
       },
       async instanceDisks(instance) {
-        const host = cloud.locate(instance.uuid);
-        return [
-          ...(host ? [`disk of instance ${instance.uuid} on ${host.name}`] : []),
-          ...cloud.keptDisks().flatMap(([pool, uuid]) => (uuid === instance.uuid ? [`disk of instance ${uuid} kept on storage ${pool}`] : [])),
-        ];
+        return cloud.instanceDisks(instance.uuid);
       },
       async cleanup() {
         // A private cloud: dropping the references frees everything.

@@ -200,9 +200,9 @@ export class AbortListenerLeft extends DriverDecorator {
   }
 }
 
-/** The destination drops every event of an instance that arrived by migration, later ones too. */
-export class DestinationEventsSuppressed extends DriverDecorator {
-  readonly #arrived = new Set<string>();
+/** A decorator that knows which instances arrived on its host by migration. */
+class TracksArrivals extends DriverDecorator {
+  protected readonly arrived = new Set<string>();
   override async postLiveMigrationAtDestination(
     instance: Instance,
     data: MigrateData,
@@ -210,10 +210,14 @@ export class DestinationEventsSuppressed extends DriverDecorator {
     options?: OperationOptions,
   ): Promise<void> {
     await this.inner.postLiveMigrationAtDestination(instance, data, networkInfo, options);
-    this.#arrived.add(instance.uuid);
+    this.arrived.add(instance.uuid);
   }
+}
+
+/** The destination drops every event of an instance that arrived by migration, later ones too. */
+export class DestinationEventsSuppressed extends TracksArrivals {
   override registerEventListener(listener: LifecycleListener): () => void {
-    return this.inner.registerEventListener((event) => (this.#arrived.has(event.instanceUuid) ? undefined : listener(event)));
+    return this.inner.registerEventListener((event) => (this.arrived.has(event.instanceUuid) ? undefined : listener(event)));
   }
 }
 
@@ -371,19 +375,9 @@ export class RebootTypeAnyCase extends DriverDecorator {
 }
 
 /** PERSIST_DEST ignored: an instance that arrived by migration is transient, and its first power off there removes it. */
-export class MigratedInstanceTransient extends DriverDecorator {
-  readonly #arrived = new Set<string>();
-  override async postLiveMigrationAtDestination(
-    instance: Instance,
-    data: MigrateData,
-    networkInfo: Parameters<DriverDecorator["postLiveMigrationAtDestination"]>[2],
-    options?: OperationOptions,
-  ): Promise<void> {
-    await this.inner.postLiveMigrationAtDestination(instance, data, networkInfo, options);
-    this.#arrived.add(instance.uuid);
-  }
+export class MigratedInstanceTransient extends TracksArrivals {
   override async powerOff(instance: Instance, options?: PowerOffOptions): Promise<void> {
     await this.inner.powerOff(instance, options);
-    if (this.#arrived.delete(instance.uuid)) await this.inner.destroy(instance, options);
+    if (this.arrived.delete(instance.uuid)) await this.inner.destroy(instance, options);
   }
 }
