@@ -207,13 +207,19 @@ export interface ComputeDriver {
   getConsoleOutput(instance: Instance, options?: OperationOptions): Promise<string>;
 
   // -- lifecycle --
-  /** Creates and boots the instance; resolves when it is RUNNING. */
+  /**
+   * Creates and boots the instance; resolves when it is RUNNING. A root disk of this instance that
+   * an earlier `destroy({ destroyDisks: false })` kept on the host's storage is booted as it is,
+   * never replaced by a fresh copy of the image (Nova's image backend reuses a disk that exists);
+   * if the spawn fails, that disk stays kept.
+   */
   spawn(request: SpawnRequest, options?: OperationOptions): Promise<void>;
   /**
    * Destroys the instance. Idempotent: an unknown or already stopped instance is fine. With
    * `destroyDisks: false` its disks stay on the host's storage (Nova: evacuation from shared
-   * storage); a later destroy with `destroyDisks` true (the default) removes them although the
-   * instance itself is gone, as Nova's libvirt driver does.
+   * storage) and a later spawn of the instance boots them; a later destroy with `destroyDisks`
+   * true (the default) removes them although the instance itself is gone, as Nova's libvirt
+   * driver does.
    */
   destroy(instance: Instance, options?: DestroyOptions): Promise<void>;
   /**

@@ -684,6 +684,14 @@ export function readVolumeBacking(xml: string): { path: string; format?: string 
   return { path: p, ...(format !== undefined ? { format } : {}) };
 }
 
+/** A volume's own file (path and format) from its XML; either may be absent. */
+export function readVolumeTarget(xml: string): { path?: string; format?: string } {
+  const target = child(parseXml(xml), "target");
+  const p = child(target, "path")?.text;
+  const format = child(target, "format")?.attributes.type;
+  return { ...(p ? { path: p } : {}), ...(format ? { format } : {}) };
+}
+
 /** Pool XML for a directory pool. */
 export function buildDirPoolXml(name: string, dir: string): string {
   return `<pool type='dir'><name>${escapeXml(name)}</name><target><path>${escapeXml(dir)}</path></target></pool>`;

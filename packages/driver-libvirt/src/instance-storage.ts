@@ -22,7 +22,7 @@ import {
   type StoragePool,
   type StorageVol,
 } from "@virtkit/libvirt-rpc";
-import { buildDirPoolXml, buildVolumeXml, readPoolFacts, type DiskSpec } from "./domain-xml.js";
+import { buildDirPoolXml, buildVolumeXml, readPoolFacts, readVolumeTarget, type DiskSpec } from "./domain-xml.js";
 import { libvirtMessage, virErrorCode } from "./error-map.js";
 import type { LibvirtApi } from "./libvirt-connection.js";
 
@@ -262,8 +262,8 @@ export class InstanceStorage {
 
   /**
    * Creates `<uuid>_disk<suffix>`: qcow2 over the image's base volume when the pool has one. With
-   * `replaceLeftover`, a volume of that name left by an earlier failed spawn is replaced once;
-   * without, its existence is a `LeftoverVolumeError` (the caller decides whose it is).
+   * `replaceLeftover`, a volume of that name is replaced once; without, its existence is a
+   * `LeftoverVolumeError` (the caller decides whose it is: spawn boots a disk a destroy kept).
    */
   async createDisk(
     api: LibvirtApi,
@@ -287,7 +287,7 @@ export class InstanceStorage {
     try {
       vol = await api.storageVolCreateXml(active.pool, xml, 0, call);
     } catch (err) {
-      if (virErrorCode(err) !== E.VIR_ERR_STORAGE_VOL_EXIST) throw this.mapError(err);
+      if (!isVolumeExists(err)) throw this.mapError(err);
       if (!replaceLeftover) throw new LeftoverVolumeError(name, { cause: err });
       this.#options.log("info", "replacing a leftover disk volume", { volume: name });
       await this.delete(api, name, call);
@@ -299,6 +299,17 @@ export class InstanceStorage {
     }
     const path = active.dir !== undefined && vol.key.startsWith("/") ? vol.key : await api.storageVolGetPath(vol, call);
     return { path, format: "qcow2" };
+  }
+
+  /**
+   * The disk `<uuid>_disk<suffix>` that exists already (a destroy with `destroyDisks: false` kept
+   * it), as the domain XML needs it; undefined when there is none.
+   */
+  async existingDisk(api: LibvirtApi, instance: Instance, suffix: string, call: CallOptions): Promise<DiskSpec | undefined> {
+    const vol = await this.find(api, `${instance.uuid}_disk${suffix}`, call);
+    if (!vol) return undefined;
+    const target = readVolumeTarget(await api.storageVolGetXmlDesc(vol, 0, call));
+    return { path: target.path ?? (await api.storageVolGetPath(vol, call)), format: target.format ?? "qcow2" };
   }
 
   /**
@@ -317,7 +328,7 @@ export class InstanceStorage {
     try {
       await api.storageVolCreateXml(active.pool, xml, 0, call);
     } catch (err) {
-      if (virErrorCode(err) !== E.VIR_ERR_STORAGE_VOL_EXIST) throw this.mapError(err);
+      if (!isVolumeExists(err)) throw this.mapError(err);
       await this.delete(api, name, call);
       try {
         await api.storageVolCreateXml(active.pool, xml, 0, call);
@@ -349,6 +360,20 @@ export class InstanceStorage {
     }
     return err;
   }
+}
+
+/**
+ * A volume of that name exists already. libvirt's storage driver says STORAGE_VOL_EXIST; its test
+ * driver (test:///default) says "storage vol already exists" under OPERATION_FAILED (older
+ * releases: INVALID_STORAGE_VOL).
+ */
+function isVolumeExists(err: unknown): boolean {
+  const code = virErrorCode(err);
+  if (code === E.VIR_ERR_STORAGE_VOL_EXIST) return true;
+  return (
+    (code === E.VIR_ERR_OPERATION_FAILED || code === E.VIR_ERR_INVALID_STORAGE_VOL) &&
+    libvirtMessage(err).includes("storage vol already exists")
+  );
 }
 
 /** A volume the driver was about to create exists already (internal: never leaves the driver). */

@@ -520,8 +520,8 @@ export class LibvirtDriver implements ComputeDriver {
 
   /** Removes what failed spawns left behind; what still cannot be removed stays pending. */
   async #finishPending(api: LibvirtApi): Promise<void> {
-    await this.#pending.finish(async ({ uuid, name, spawnId, attempts }) => {
-      await this.#removeSpawn(api, { uuid, name }, spawnId, CLEANUP_CALL);
+    await this.#pending.finish(async ({ uuid, name, spawnId, keepDisk, attempts }) => {
+      await this.#removeSpawn(api, { uuid, name }, spawnId, keepDisk, CLEANUP_CALL);
       this.#log("info", "removed what a failed spawn left behind", { instance: uuid, attempts });
     });
   }
@@ -774,6 +774,7 @@ export class LibvirtDriver implements ComputeDriver {
           const knownFree = !this.#conn.mayExist(api, uuid);
           const existing = knownFree ? FREE : settle(this.#lookupOrNull(api, uuid, call));
           let free = false;
+          let keptDisk = false;
           try {
             const base = await this.#storage.baseImage(api, imageMeta, call);
             const made = await settle(this.#storage.createDisk(api, instance, imageMeta, "", call, base, false));
@@ -791,7 +792,19 @@ export class LibvirtDriver implements ComputeDriver {
             let disk: DiskSpec;
             if (made.ok) disk = made.value;
             else if (made.error instanceof LeftoverVolumeError) {
-              disk = await this.#storage.createDisk(api, instance, imageMeta, "", call, base, true);
+              // A disk a destroy with destroyDisks: false kept: booted as it is, as Nova's image
+              // backend reuses a disk that exists (evacuation from shared storage needs its data).
+              // Not this spawn's to remove if the spawn fails.
+              keptDisk = true;
+              const kept = await this.#storage.existingDisk(api, instance, "", call);
+              if (kept) {
+                this.#log("info", "spawn boots the disk an earlier destroy kept", { instance: uuid });
+                disk = kept;
+              } else {
+                // Gone since (another destroy removed it): a fresh one, this spawn's.
+                keptDisk = false;
+                disk = await this.#storage.createDisk(api, instance, imageMeta, "", call, base, true);
+              }
             } else throw made.error;
             const consoleLogPath = this.#consoleLogPath(instance);
             const xml = buildDomainXml({
@@ -814,7 +827,7 @@ export class LibvirtDriver implements ComputeDriver {
             }
           } catch (err) {
             // Only once the uuid was known to be free is anything of it this spawn's to remove.
-            if (free) await this.#cleanupFailedSpawn(api, instance, spawnId);
+            if (free) await this.#cleanupFailedSpawn(api, instance, spawnId, keptDisk);
             throw err;
           }
           this.#log("info", "instance spawned", { instance: uuid });
@@ -831,11 +844,11 @@ export class LibvirtDriver implements ComputeDriver {
    * failed, even one whose reply was lost, anything of the instance may exist on the daemon, so
    * the removal is recorded first and only forgotten once it went through.
    */
-  async #cleanupFailedSpawn(api: LibvirtApi, instance: Instance, spawnId: string): Promise<void> {
+  async #cleanupFailedSpawn(api: LibvirtApi, instance: Instance, spawnId: string, keepDisk: boolean): Promise<void> {
     const { uuid } = instance;
-    this.#pending.add(uuid, instance.name, spawnId);
+    this.#pending.add(uuid, instance.name, spawnId, keepDisk);
     try {
-      await this.#removeSpawn(api, { uuid, name: instance.name }, spawnId, CLEANUP_CALL);
+      await this.#removeSpawn(api, { uuid, name: instance.name }, spawnId, keepDisk, CLEANUP_CALL);
       this.#pending.delete(uuid);
     } catch (err) {
       // The daemon is gone or the link broke: finished on the next call that reaches it.
@@ -848,9 +861,16 @@ export class LibvirtDriver implements ComputeDriver {
 
   /**
    * Removes what the spawn `spawnId` left: its domain (only if the domain carries that spawn's id:
-   * another spawn may have taken the uuid since) and the instance's disk volume.
+   * another spawn may have taken the uuid since) and the instance's disk volume, unless the spawn
+   * booted a disk an earlier destroy kept (`keepDisk`): that one stays kept.
    */
-  async #removeSpawn(api: LibvirtApi, instance: InstanceRef, spawnId: string, call: CallOptions): Promise<void> {
+  async #removeSpawn(
+    api: LibvirtApi,
+    instance: InstanceRef,
+    spawnId: string,
+    keepDisk: boolean,
+    call: CallOptions,
+  ): Promise<void> {
     const guest = new Guest(api, { name: instance.name, uuid: instance.uuid, id: -1 }, call);
     let xml: string | undefined;
     try {
@@ -871,7 +891,7 @@ export class LibvirtDriver implements ComputeDriver {
       await guest.destroy(instance.uuid);
       await guest.undefine(this.#conn.facts(api));
     }
-    await this.#storage.delete(api, instanceVolumeNames(instance.uuid).disk, call);
+    if (!keepDisk) await this.#storage.delete(api, instanceVolumeNames(instance.uuid).disk, call);
   }
 
   destroy(instance: Instance, options?: DestroyOptions): Promise<void> {

@@ -11,6 +11,8 @@ export interface PendingCleanup {
   readonly name: string;
   /** The failed spawn's id: a domain with another id is someone else's and is left alone. */
   readonly spawnId: string;
+  /** The spawn booted a disk an earlier destroy kept: the disk is not the spawn's to remove. */
+  readonly keepDisk: boolean;
   /** Attempts made so far. */
   attempts: number;
 }
@@ -21,8 +23,8 @@ export class PendingCleanups {
   #running: Promise<void> | undefined;
 
   /** Remembers that `uuid`'s partial spawn must be removed. */
-  add(uuid: string, name: string, spawnId: string): void {
-    this.#records.set(uuid, { uuid, name, spawnId, attempts: 0 });
+  add(uuid: string, name: string, spawnId: string, keepDisk = false): void {
+    this.#records.set(uuid, { uuid, name, spawnId, keepDisk, attempts: 0 });
   }
 
   /** Forgets `uuid` (removed, or the instance was spawned again successfully). */

@@ -117,7 +117,7 @@ describe("round trips of spawn + getInfo + destroy", () => {
     expect(fake.volumes.size).toBe(0);
   });
 
-  it("refuses a taken uuid without touching the existing instance's disk, and replaces a leftover disk", async () => {
+  it("refuses a taken uuid without touching the existing instance's disk, and boots a disk a destroy kept", async () => {
     const fake = new FakeLibvirt();
     const { driver } = await driverOn(fake);
     const i = inst();
@@ -125,12 +125,38 @@ describe("round trips of spawn + getInfo + destroy", () => {
     await expect(driver.spawn({ instance: i })).rejects.toBeInstanceOf(InstanceExistsError);
     expect(fake.volumes.has(`${i.uuid}_disk`)).toBe(true);
     expect(await driver.instanceExists(i)).toBe(true);
-    // A disk left by a crashed process (no domain): the next spawn of that uuid replaces it.
+    // destroyDisks: false keeps the disk; the next spawn of that uuid boots that very volume.
     await driver.destroy(i, { destroyDisks: false });
-    expect(fake.volumes.has(`${i.uuid}_disk`)).toBe(true);
+    const kept = fake.volumes.get(`${i.uuid}_disk`);
+    expect(kept).toBeDefined();
     await driver.spawn({ instance: i });
+    expect(fake.volumes.get(`${i.uuid}_disk`)).toBe(kept);
+    expect(fake.domains.get(i.uuid)!.xml).toContain(`/pool/${i.uuid}_disk`);
+    // test:///default says "exists" in its own words (OPERATION_FAILED): the same kept disk.
+    await driver.destroy(i, { destroyDisks: false });
+    fake.failNext("storageVolCreateXml", daemonError(E.VIR_ERR_OPERATION_FAILED, "operation failed: storage vol already exists"));
+    await driver.spawn({ instance: i });
+    expect(fake.volumes.get(`${i.uuid}_disk`)).toBe(kept);
     await driver.destroy(i);
     expect(fake.volumes.size).toBe(0);
+  });
+
+  it("a failed spawn that booted a kept disk leaves the disk kept", async () => {
+    const fake = new FakeLibvirt();
+    const { driver } = await driverOn(fake);
+    const i = inst();
+    await driver.spawn({ instance: i });
+    await driver.destroy(i, { destroyDisks: false });
+    const kept = fake.volumes.get(`${i.uuid}_disk`);
+    fake.failNext("domainCreateWithFlags", daemonError(E.VIR_ERR_INTERNAL_ERROR, "qemu died"));
+    await expect(driver.spawn({ instance: i })).rejects.toThrow();
+    expect(await driver.instanceExists(i)).toBe(false);
+    expect(fake.volumes.get(`${i.uuid}_disk`)).toBe(kept);
+    // A disk the failed spawn made itself is removed.
+    const j = inst();
+    fake.failNext("domainCreateWithFlags", daemonError(E.VIR_ERR_INTERNAL_ERROR, "qemu died"));
+    await expect(driver.spawn({ instance: j })).rejects.toThrow();
+    expect(fake.volumes.has(`${j.uuid}_disk`)).toBe(false);
   });
 });
 
@@ -234,12 +260,17 @@ describe("what the listing and the events say is only trusted while it holds", (
     expect(calls.filter((c) => !c.startsWith("storagePool"))).toEqual(["storageVolCreateXml", "domainLookupByUuid"]);
     expect(fake.volumes.has(`${i.uuid}_disk`)).toBe(true);
     expect(fake.domains.get(i.uuid)!.xml).toBe(domainXml(i.uuid, i.name));
-    // A leftover disk with no domain is replaced, after asking.
+    // A disk with no domain (a destroy kept it) is booted, after asking.
     const j = inst();
     await fake.storageVolCreateXml(pool, volumeXml(`${j.uuid}_disk`));
     calls.length = 0;
     await driver.spawn({ instance: j });
-    expect(calls.slice(0, 2)).toEqual(["storageVolCreateXml", "domainLookupByUuid"]);
+    expect(calls.slice(0, 4)).toEqual([
+      "storageVolCreateXml",
+      "domainLookupByUuid",
+      "storageVolLookupByName",
+      "storageVolGetXmlDesc",
+    ]);
     await driver.destroy(j);
     expect(fake.volumes.has(`${j.uuid}_disk`)).toBe(false);
   });

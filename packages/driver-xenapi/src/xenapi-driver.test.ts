@@ -275,6 +275,26 @@ describe("spawn and the power operations", () => {
     expect(sim.leftovers().filter((l) => !l.includes("session"))).toEqual([]);
   });
 
+  it("a spawn boots the root VDI a destroy with destroyDisks: false kept, and a failed one leaves it kept", async () => {
+    const d = await driver();
+    const inst = instance();
+    await d.spawn({ instance: inst });
+    const rootOf = async (): Promise<string> => {
+      const vm = (await vmOf(inst))!;
+      return str(await probe.call<XapiRecord>("VBD.get_record", [(vm.rec.VBDs as string[])[0]!]), "VDI");
+    };
+    const vdi = await rootOf();
+    await d.destroy(inst, { destroyDisks: false });
+    sim.faults.failNext("VM.start_on", "INTERNAL_ERROR", ["no memory"]);
+    await expect(d.spawn({ instance: inst })).rejects.toThrow();
+    await expect.poll(() => vmOf(inst), { timeout: 5_000, interval: 100 }).toBeUndefined();
+    expect(await probe.call<XapiRecord>("VDI.get_record", [vdi])).toBeDefined();
+    await d.spawn({ instance: inst });
+    expect(await rootOf()).toBe(vdi);
+    await d.destroy(inst);
+    await expect(probe.call("VDI.get_record", [vdi])).rejects.toMatchObject({ xapiCode: "HANDLE_INVALID" });
+  });
+
   it("a spawn of the same uuid right after one whose start was cut short waits for that VM's removal, then spawns", async () => {
     const d = await driver();
     const inst = instance();

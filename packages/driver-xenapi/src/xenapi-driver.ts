@@ -502,11 +502,15 @@ export class XenapiDriver implements ComputeDriver {
           checkAgentAccount(instance, imageMeta);
         }
         await this.#afterRemoval(instance.uuid, signal);
+        // Asked alongside the look-up: a disk a destroy with destroyDisks: false kept is booted.
+        const kept = this.#keptRootDisk(instance.uuid, signal);
+        kept.catch(() => undefined);
         if (await this.#find(instance, signal, true)) throw new InstanceExistsError(instance.uuid);
-        const ref = await this.#createVm(instance, imageMeta, request.networkInfo, "instance", signal);
+        const { ref, keptDisk } = await this.#createVm(instance, imageMeta, request.networkInfo, "instance", signal, kept);
         await this.#client!.callAsync("VM.start_on", [ref, this.#hostRef, false, false], { signal }).catch((err: unknown) => {
-          // A start that failed or was cut short: the VM never ran as the instance, and goes.
-          this.#removeFailedSpawn(instance.uuid, ref);
+          // A start that failed or was cut short: the VM never ran as the instance, and goes (a
+          // kept disk it booted stays kept).
+          this.#removeFailedSpawn(instance.uuid, ref, keptDisk ? "keep-disks" : "all");
           throw err;
         });
         if (request.adminPassword)
@@ -685,7 +689,7 @@ export class XenapiDriver implements ComputeDriver {
         signal,
       });
       try {
-        const rescueRef = await this.#createVm(instance, rescueImageMeta, undefined, "rescue", signal);
+        const { ref: rescueRef } = await this.#createVm(instance, rescueImageMeta, undefined, "rescue", signal);
         const root = await this.#rootVdi(vm.rec, signal);
         if (root) await this.#createVbd(rescueRef, root, "1", false, signal);
         await client.callAsync("VM.start_on", [rescueRef, this.#hostRef, false, false], { signal });
@@ -1334,14 +1338,19 @@ export class XenapiDriver implements ComputeDriver {
     return undefined;
   }
 
-  /** Clone, provision, shape, disk, VIFs: the VM of an instance or of its rescue, halted. Undone on failure. */
+  /**
+   * Clone, provision, shape, disk, VIFs: the VM of an instance or of its rescue, halted. Undone on
+   * failure. With `kept` resolving to a VDI, that disk is attached instead of a new one (and not
+   * removed if the VM is undone); `keptDisk` says whether it was.
+   */
   async #createVm(
     instance: Instance,
     imageMeta: ImageMeta,
     networkInfo: NetworkInfo | undefined,
     role: "instance" | "rescue",
     signal: AbortSignal,
-  ): Promise<string> {
+    kept?: Promise<string | undefined>,
+  ): Promise<{ ref: string; keptDisk: boolean }> {
     const client = this.#ready();
     const [template, facts] = await Promise.all([this.#templateRef(signal), this.#poolFacts(signal)]);
     const image = await this.#bootImage(imageMeta, signal);
@@ -1351,6 +1360,7 @@ export class XenapiDriver implements ComputeDriver {
     }
     const label = role === "rescue" ? `${instance.name}-rescue` : instance.name;
     const ref = await client.callAsync<string>("VM.clone", [template.ref, label], { signal });
+    let keptDisk: string | undefined;
     try {
       await client.callAsync("VM.provision", [ref], { signal });
       // The clone carries the template's fields, read once per driver.
@@ -1393,6 +1403,11 @@ export class XenapiDriver implements ComputeDriver {
           : undefined,
         client.call("VM.set_other_config", [ref, { ...strMap(rec, "other_config"), ...otherConfig }], { signal }),
         (async () => {
+          keptDisk = await kept;
+          if (keptDisk !== undefined) {
+            await this.#createVbd(ref, keptDisk, "0", true, signal);
+            return;
+          }
           const vdi = await client.call<string>(
             "VDI.create",
             [
@@ -1439,9 +1454,10 @@ export class XenapiDriver implements ComputeDriver {
           ),
         ),
       ]);
-      return ref;
+      return { ref, keptDisk: keptDisk !== undefined };
     } catch (err) {
-      await this.#destroyVm({ ref, rec: {} }, "all", AbortSignal.timeout(30_000)).catch((e: unknown) =>
+      const disks = keptDisk !== undefined ? "keep-disks" : "all";
+      await this.#destroyVm({ ref, rec: {} }, disks, AbortSignal.timeout(30_000)).catch((e: unknown) =>
         this.#options.logger?.warn("could not remove the VM of a failed spawn", { error: describe(e) }),
       );
       throw err;
@@ -1453,12 +1469,12 @@ export class XenapiDriver implements ComputeDriver {
    * still be ending the start's task (a cancelled or hung VM.start_on): the VM is busy
    * (OTHER_OPERATION_IN_PROGRESS) until then, so the removal is tried again for up to 30 s.
    */
-  #removeFailedSpawn(uuid: string, ref: string): void {
+  #removeFailedSpawn(uuid: string, ref: string, disks: "all" | "keep-disks"): void {
     const signal = AbortSignal.timeout(30_000);
     const remove = async (): Promise<void> => {
       for (;;) {
         try {
-          await this.#destroyVm({ ref, rec: {} }, "all", signal);
+          await this.#destroyVm({ ref, rec: {} }, disks, signal);
           return;
         } catch (err) {
           if (isXapiError(err, "HANDLE_INVALID")) return;
@@ -1633,16 +1649,27 @@ export class XenapiDriver implements ComputeDriver {
   }
 
   /**
-   * The disks a destroy with `destroyDisks: false` left of an instance whose VM is gone, destroyed:
-   * found by the description spawn gave them, each confirmed by its instance tag and attached to no
-   * VM (a VDI in use, by the instance now running on another host of the pool, stays).
+   * The disks a destroy with `destroyDisks: false` left of an instance whose VM is gone: found by
+   * the description spawn gave them, each confirmed by its instance tag and attached to no VM (a
+   * VDI in use, by the instance now running on another host of the pool, is not kept).
    */
-  async #destroyKeptDisks(uuid: string, signal: AbortSignal): Promise<void> {
-    const client = this.#ready();
+  async #keptDisks(uuid: string, signal: AbortSignal): Promise<[string, XapiRecord][]> {
     const vdis = await this.#recordsWhere("VDI", `field "name__description" = "root disk of ${uuid}"`, signal);
-    const kept = Object.entries(vdis).filter(
+    return Object.entries(vdis).filter(
       ([, rec]) => strMap(rec, "other_config")[OC_INSTANCE_UUID] === uuid && refs(rec, "VBDs").length === 0,
     );
+  }
+
+  /** The kept root disk (not a rescue system's) a spawn of `uuid` boots, if there is one. */
+  async #keptRootDisk(uuid: string, signal: AbortSignal): Promise<string | undefined> {
+    const kept = await this.#keptDisks(uuid, signal);
+    return kept.find(([, rec]) => strMap(rec, "other_config")[OC_VDI_ROLE] === "root")?.[0];
+  }
+
+  /** Destroys the disks a destroy with `destroyDisks: false` left of an instance whose VM is gone. */
+  async #destroyKeptDisks(uuid: string, signal: AbortSignal): Promise<void> {
+    const client = this.#ready();
+    const kept = await this.#keptDisks(uuid, signal);
     await Promise.all(
       kept.map(([ref]) =>
         client.call("VDI.destroy", [ref], { signal }).catch((err: unknown) => {

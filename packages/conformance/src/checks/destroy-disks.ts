@@ -2,12 +2,14 @@
  * `destroy`'s `destroyDisks`, seen on the host's storage by the environment (never the driver's
  * word): false leaves the instance's disks there (Nova passes it when the disks live on shared
  * storage another host takes over); a later destroy with the default removes them although the
- * instance is gone (the only way the contract offers to delete them); the default removes a running
- * instance's disks at once.
+ * instance is gone (the only way the contract offers to delete them); a spawn of the instance boots
+ * the kept disks, data and all; the default removes a running instance's disks at once.
  */
 import type { Instance } from "@virtkit/core";
 import { expectGone, fail, skipForEnvironment } from "../assertions.js";
 import type { ScenarioContext } from "../scenario.js";
+
+const KEPT_KEY = "/conformance/kept-disk";
 
 export async function checkDestroyKeepsDisks(ctx: ScenarioContext): Promise<void> {
   const instanceDisks = ctx.env.instanceDisks?.bind(ctx.env);
@@ -40,9 +42,35 @@ export async function checkDestroyKeepsDisks(ctx: ScenarioContext): Promise<void
   if (left.length > 0) {
     fail(`a destroy with destroyDisks true of an instance whose disks an earlier destroy kept left them: ${left.join(", ")}`);
   }
+  // A spawn of an instance whose disks a destroy kept boots them (evacuation: the data is the point).
   const other = await ctx.spawn();
+  const guest = ctx.env.guestControls;
+  const marker = guest?.writeData && guest.readData ? `kept-${other.uuid.slice(0, 8)}` : undefined;
+  if (marker !== undefined) {
+    ctx.step("write a marker into the guest's disk");
+    await guest!.writeData!(other, KEPT_KEY, marker);
+  }
+  const before = await disks(other, "spawn");
+  ctx.step("destroy with destroyDisks: false, then spawn the same instance again");
+  await d.destroy(other, ctx.opts({ destroyDisks: false }));
+  const again = await ctx.spawn({ uuid: other.uuid, name: other.name });
+  if (marker !== undefined) {
+    ctx.step("read the marker back from the respawned guest's disk");
+    const read = await guest!.readData!(again, KEPT_KEY);
+    if (read !== marker) {
+      fail(
+        `a spawn after destroy with destroyDisks: false did not boot the kept disk: the marker written before reads ${
+          read === undefined ? "as absent" : JSON.stringify(read)
+        } (the disk was replaced by a fresh copy of the image, losing the guest's data)`,
+      );
+    }
+  }
+  const respawned = await disks(again, "the spawn that should boot them");
+  if ([...respawned].sort().join("\n") !== [...before].sort().join("\n")) {
+    fail(`the respawned instance's disks (${respawned.join(", ")}) are not the kept ones (${before.join(", ")})`);
+  }
   ctx.step("destroy a running instance with the default destroyDisks");
-  await d.destroy(other, ctx.opts());
-  const stayed = await disks(other, "destroy with the default destroyDisks");
+  await d.destroy(again, ctx.opts());
+  const stayed = await disks(again, "destroy with the default destroyDisks");
   if (stayed.length > 0) fail(`destroy with the default destroyDisks (true) left the instance's disks: ${stayed.join(", ")}`);
 }

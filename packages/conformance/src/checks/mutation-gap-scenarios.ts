@@ -103,8 +103,9 @@ export function mutationGapScenarios(): ScenarioDefinition[] {
     },
     {
       id: "lifecycle.destroy-keeps-disks",
-      guestStarts: 2,
-      title: "destroy with destroyDisks: false leaves the disks on storage, a later destroy removes them; the default removes them at once",
+      guestStarts: 3,
+      title:
+        "destroy with destroyDisks: false leaves the disks on storage, a later spawn boots them as they were, a later destroy removes them; the default removes them at once",
       group: "lifecycle",
       capability: null,
       level: "MUST",

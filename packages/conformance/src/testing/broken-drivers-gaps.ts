@@ -1274,4 +1274,5 @@ export const GAP_VARIANTS: readonly BrokenVariant[] = [
   v("refusal", "description-cut-not-refused", "a 1,025-character description is cut to 1,024 and taken", [BAD], (d) => new hunt.DescriptionCutNotRefused(d)),
   v("refusal", "reboot-type-any-case", "reboot takes soft and hard in any case", [BAD], (d) => new hunt.RebootTypeAnyCase(d)),
   v("migration", "migrated-instance-transient", "PERSIST_DEST ignored: an instance that arrived by migration vanishes at its first power off there", ["migration.live"], (d) => new hunt.MigratedInstanceTransient(d)),
+  v("effects", "spawn-recreates-kept-disk", "spawn makes a fresh root disk from the image over the disk a destroy with destroyDisks: false kept", ["lifecycle.destroy-keeps-disks"], (d, c) => new hunt.SpawnRecreatesKeptDisk(d, c.cloud)),
 ];

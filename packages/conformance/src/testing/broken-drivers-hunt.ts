@@ -381,3 +381,24 @@ export class MigratedInstanceTransient extends TracksArrivals {
     if (this.arrived.delete(instance.uuid)) await this.inner.destroy(instance, options);
   }
 }
+
+// -- the second hunt's escapes caught later ------------------------------------------------------
+
+/** Spawn always makes a fresh root disk from the image, dropping a disk a destroy with destroyDisks: false kept. */
+export class SpawnRecreatesKeptDisk extends DriverDecorator {
+  constructor(
+    inner: ConstructorParameters<typeof DriverDecorator>[0],
+    private readonly cloud: FakeCloud,
+  ) {
+    super(inner);
+  }
+  override async spawn(request: SpawnRequest, options?: OperationOptions): Promise<void> {
+    const uuid = request.instance.uuid;
+    const hadKept = this.cloud.keptDisks().some(([, u]) => u === uuid);
+    await this.inner.spawn(request, options);
+    if (!hadKept) return;
+    const guest = this.cloud.guest(uuid);
+    for (const path of guest.listFiles()) guest.deleteFile(path);
+    guest.writeFile("/etc/hostname", "fresh\n");
+  }
+}
