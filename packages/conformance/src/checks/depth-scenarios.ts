@@ -178,6 +178,14 @@ export function depthScenarios(): ScenarioDefinition[] {
       refuseNeeds: ["liveMigration", "pause"],
     }),
     migration({
+      id: "migration.no-password-in-migrate-data",
+      title: "no step's MigrateData carries the admin password set before the move (it crosses hosts over RPC, into logs)",
+      capability: "liveMigration",
+      alsoNeeds: ["setAdminPassword"],
+      needs: twoHostsWithStorageFacts,
+      run: mig.checkNoPasswordInMigrateData,
+    }),
+    migration({
       id: "migration.non-live",
       title: "a non-live policy moves the instance, running on the destination afterwards",
       capability: "liveMigration",
@@ -186,7 +194,7 @@ export function depthScenarios(): ScenarioDefinition[] {
     }),
     migration({
       id: "migration.force-complete",
-      title: "force complete finishes a slow migration early; the instance runs on the destination",
+      title: "force complete finishes a slow migration early (an aborted one forces nothing); the instance runs on the destination",
       capability: "forceCompleteMigration",
       alsoNeeds: ["liveMigration"],
       needs: twoHostsWithStorageFacts,

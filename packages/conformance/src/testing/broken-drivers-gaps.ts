@@ -1275,4 +1275,6 @@ export const GAP_VARIANTS: readonly BrokenVariant[] = [
   v("refusal", "reboot-type-any-case", "reboot takes soft and hard in any case", [BAD], (d) => new hunt.RebootTypeAnyCase(d)),
   v("migration", "migrated-instance-transient", "PERSIST_DEST ignored: an instance that arrived by migration vanishes at its first power off there", ["migration.live"], (d) => new hunt.MigratedInstanceTransient(d)),
   v("effects", "spawn-recreates-kept-disk", "spawn makes a fresh root disk from the image over the disk a destroy with destroyDisks: false kept", ["lifecycle.destroy-keeps-disks"], (d, c) => new hunt.SpawnRecreatesKeptDisk(d, c.cloud)),
+  v("accounts", "password-in-migrate-data", "the last admin password set rides in checkCanLiveMigrateSource's MigrateData", ["migration.no-password-in-migrate-data"], (d) => new hunt.PasswordInMigrateData(d)),
+  v("deadlines", "force-complete-abort-acts", "liveMigrationForceComplete with an aborted signal is refused typed but forces the migration anyway", ["migration.force-complete"], (d) => new hunt.ForceCompleteAbortActs(d)),
 ];

@@ -6,6 +6,7 @@
 import {
   InstanceNotFoundError,
   LiveMigrationFailedError,
+  OperationAbortedError,
   OperationTimeoutError,
   SnapshotNotFoundError,
   type ImageMeta,
@@ -400,5 +401,27 @@ export class SpawnRecreatesKeptDisk extends DriverDecorator {
     const guest = this.cloud.guest(uuid);
     for (const path of guest.listFiles()) guest.deleteFile(path);
     guest.writeFile("/etc/hostname", "fresh\n");
+  }
+}
+
+/** The last admin password set rides in checkCanLiveMigrateSource's MigrateData (to re-inject it after the move). */
+export class PasswordInMigrateData extends DriverDecorator {
+  readonly #last = new Map<string, string>();
+  override async setAdminPassword(instance: Instance, password: Secret, options?: OperationOptions): Promise<void> {
+    await this.inner.setAdminPassword(instance, password, options);
+    this.#last.set(instance.uuid, password.reveal());
+  }
+  override async checkCanLiveMigrateSource(instance: Instance, data: MigrateData, options?: OperationOptions): Promise<MigrateData> {
+    const out = await this.inner.checkCanLiveMigrateSource(instance, data, options);
+    const pw = this.#last.get(instance.uuid);
+    return pw === undefined ? out : { ...out, extra: { ...out.extra, adminPass: pw } };
+  }
+}
+
+/** liveMigrationForceComplete forces first and looks at the caller's signal after: an aborted call is refused, yet forced. */
+export class ForceCompleteAbortActs extends DriverDecorator {
+  override async liveMigrationForceComplete(instance: Instance, options?: OperationOptions): Promise<void> {
+    await this.inner.liveMigrationForceComplete(instance, options?.timeoutMs !== undefined ? { timeoutMs: options.timeoutMs } : undefined);
+    if (options?.signal?.aborted) throw new OperationAbortedError("liveMigrationForceComplete");
   }
 }
