@@ -13,6 +13,7 @@ import {
   type ComputeDriver,
   type ConformanceEnvironment,
   type ConformanceEnvironmentFactory,
+  type Flavor,
   type ImageMeta,
   type Instance,
   type OperationOptions,
@@ -69,6 +70,9 @@ export const DEFAULT_BOOT_IMAGE: ImageMeta = Object.freeze({
   containerFormat: "bare",
   properties: Object.freeze({ hw_qemu_guest_agent: true, os_type: "linux" }),
 });
+
+/** The flavor instances get unless the environment says otherwise. */
+export const DEFAULT_FLAVOR: Flavor = Object.freeze({ name: "m1.tiny", memoryMb: 64, vcpus: 1, rootGb: 1 });
 
 /** Where an unresolved environment limit for `def` comes from: the id first, then the group. */
 export function environmentLimit(def: ScenarioDefinition, env: ConformanceEnvironment): string | undefined {
@@ -218,7 +222,7 @@ export async function runScenario(
         const inst: Instance = frozenCopy(withoutUndefined({
           uuid: randomUUID(),
           name: `${prefix}-${counter}`,
-          flavor: env.flavor ?? { name: "m1.tiny", memoryMb: 64, vcpus: 1, rootGb: 1 },
+          flavor: env.flavor ?? DEFAULT_FLAVOR,
           imageMeta: env.bootImage ?? DEFAULT_BOOT_IMAGE,
           projectId: "conformance-project",
           userId: "conformance-user",

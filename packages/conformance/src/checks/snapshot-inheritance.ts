@@ -8,7 +8,7 @@
  */
 import type { ImageMeta, Instance } from "@virtkit/core";
 import { check, checkEqual, expectState, PowerState } from "../assertions.js";
-import { DEFAULT_BOOT_IMAGE } from "../make-test.js";
+import { DEFAULT_BOOT_IMAGE, DEFAULT_FLAVOR } from "../make-test.js";
 import type { ScenarioContext } from "../scenario.js";
 
 /** Properties the snapshot must carry, with the values it must carry them with (strings, as Glance keeps them). */
@@ -48,7 +48,9 @@ export async function checkSnapshotInheritsImageProperties(ctx: ScenarioContext)
     minRam: 32,
     properties: { ...base.properties, ...want, hw_qemu_guest_agent: true, ...NOT_INHERITED },
   };
-  const inst: Instance = await ctx.spawn({ imageMeta });
+  // A root disk larger than the image's min_disk: min_disk must then come from the flavor.
+  const flavor = ctx.env.flavor ?? DEFAULT_FLAVOR;
+  const inst: Instance = await ctx.spawn({ imageMeta, flavor: { ...flavor, rootGb: Math.max(2, flavor.rootGb) } });
 
   ctx.step("create the queued image");
   const name = `${ctx.prefix}-snap-inherit`;

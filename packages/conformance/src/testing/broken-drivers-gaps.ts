@@ -1277,4 +1277,5 @@ export const GAP_VARIANTS: readonly BrokenVariant[] = [
   v("effects", "spawn-recreates-kept-disk", "spawn makes a fresh root disk from the image over the disk a destroy with destroyDisks: false kept", ["lifecycle.destroy-keeps-disks"], (d, c) => new hunt.SpawnRecreatesKeptDisk(d, c.cloud)),
   v("accounts", "password-in-migrate-data", "the last admin password set rides in checkCanLiveMigrateSource's MigrateData", ["migration.no-password-in-migrate-data"], (d) => new hunt.PasswordInMigrateData(d)),
   v("deadlines", "force-complete-abort-acts", "liveMigrationForceComplete with an aborted signal is refused typed but forces the migration anyway", ["migration.force-complete"], (d) => new hunt.ForceCompleteAbortActs(d)),
+  v("snapshots", "snapshot-min-disk-image-only", "an image snapshot's min_disk is the base image's alone, not the larger flavor root disk", ["snapshot.image-inherits-properties"], (d, c) => new hunt.SnapshotMinDiskImageOnly(d, c.imageService)),
 ];

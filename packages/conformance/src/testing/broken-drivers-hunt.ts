@@ -425,3 +425,17 @@ export class ForceCompleteAbortActs extends DriverDecorator {
     if (options?.signal?.aborted) throw new OperationAbortedError("liveMigrationForceComplete");
   }
 }
+
+/** An image snapshot's min_disk is the base image's alone: the flavor's larger root disk is forgotten. */
+export class SnapshotMinDiskImageOnly extends DriverDecorator {
+  constructor(
+    inner: ConstructorParameters<typeof DriverDecorator>[0],
+    private readonly images: ImageService,
+  ) {
+    super(inner);
+  }
+  override async snapshot(instance: Instance, imageId: string, options?: ImageSnapshotOptions): Promise<void> {
+    await this.inner.snapshot(instance, imageId, options);
+    await this.images.update(imageId, { minDisk: instance.imageMeta.minDisk ?? 0 });
+  }
+}
