@@ -365,6 +365,15 @@ const adminPassword: ScenarioDefinition[] = [
     run: pw.checkPasswordAgentUnresponsive,
   },
   {
+    id: "admin-password.agent-hang-isolated",
+    guestStarts: 2,
+    title: "one guest's hanging agent holds no other instance's password change",
+    group: "admin-password",
+    capability: "setAdminPassword",
+    level: "MUST",
+    run: pw.checkAgentHangIsolated,
+  },
+  {
     id: "admin-password.no-leak",
     title: "the password appears in no error, log line or report",
     group: "admin-password",

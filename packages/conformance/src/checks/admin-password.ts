@@ -200,6 +200,50 @@ export async function checkPasswordAgentUnresponsive(ctx: ScenarioContext): Prom
 }
 
 /**
+ * One guest's hung agent holds no other guest's: while a password change waits on a frozen agent,
+ * another instance's change goes through (a driver with one host-wide agent lock stalls them all).
+ */
+export async function checkAgentHangIsolated(ctx: ScenarioContext): Promise<void> {
+  const controls = ctx.env.agentControls;
+  if (!controls) skipForEnvironment("the environment cannot make a guest agent unresponsive");
+  const [hungInst, other] = await Promise.all([ctx.spawn(), ctx.spawn()]);
+  await controls.setAgent(hungInst, "unresponsive");
+  try {
+    ctx.step("setAdminPassword on the instance whose agent hangs (timeout 8 s)");
+    // Ended by the kit once the other change is through: the check costs no full timeout.
+    const stop = new AbortController();
+    const hung = ctx.driver.setAdminPassword(
+      hungInst,
+      newPassword(ctx),
+      ctx.opts({ timeoutMs: 8_000, signal: AbortSignal.any([ctx.signal, stop.signal]) }),
+    );
+    let hungSettled = false;
+    hung.then(
+      () => (hungSettled = true),
+      () => (hungSettled = true),
+    );
+    await new Promise((r) => setTimeout(r, 100));
+    ctx.step("setAdminPassword on another instance meanwhile");
+    const pw = newPassword(ctx);
+    await ctx.driver.setAdminPassword(other, pw, ctx.opts());
+    check(
+      !hungSettled,
+      "setAdminPassword on another instance finished only after the hung agent's call had failed: one guest's agent holds every other's",
+    );
+    stop.abort();
+    await expectRejects(
+      ctx,
+      hung,
+      ["VIRTKIT_GUEST_AGENT_UNRESPONSIVE", "VIRTKIT_OPERATION_TIMEOUT", "VIRTKIT_OPERATION_ABORTED"],
+      "setAdminPassword with a hanging agent",
+    );
+    await verify(ctx, other, pw, "setAdminPassword while another guest's agent hung");
+  } finally {
+    await controls.setAgent(hungInst, "ok");
+  }
+}
+
+/**
  * Every failing path with one distinctive password: the password must appear in no error, log
  * line or report (checked by `makeTest` over everything recorded).
  */

@@ -1278,4 +1278,5 @@ export const GAP_VARIANTS: readonly BrokenVariant[] = [
   v("accounts", "password-in-migrate-data", "the last admin password set rides in checkCanLiveMigrateSource's MigrateData", ["migration.no-password-in-migrate-data"], (d) => new hunt.PasswordInMigrateData(d)),
   v("deadlines", "force-complete-abort-acts", "liveMigrationForceComplete with an aborted signal is refused typed but forces the migration anyway", ["migration.force-complete"], (d) => new hunt.ForceCompleteAbortActs(d)),
   v("snapshots", "snapshot-min-disk-image-only", "an image snapshot's min_disk is the base image's alone, not the larger flavor root disk", ["snapshot.image-inherits-properties"], (d, c) => new hunt.SnapshotMinDiskImageOnly(d, c.imageService)),
+  v("deadlines", "agent-lock-host-wide", "guest-agent commands go through one host-wide lock: a hung agent stalls every other instance's password change", ["admin-password.agent-hang-isolated"], (d) => new hunt.AgentLockHostWide(d)),
 ];

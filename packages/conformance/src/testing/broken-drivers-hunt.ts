@@ -439,3 +439,19 @@ export class SnapshotMinDiskImageOnly extends DriverDecorator {
     await this.images.update(imageId, { minDisk: instance.imageMeta.minDisk ?? 0 });
   }
 }
+
+/** Guest-agent commands (password changes, snapshot quiescing) go through one host-wide lock: a hung agent stalls them all. */
+export class AgentLockHostWide extends DriverDecorator {
+  #tail: Promise<unknown> = Promise.resolve();
+  #locked<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.#tail.then(fn, fn);
+    this.#tail = run.catch(() => undefined);
+    return run;
+  }
+  override setAdminPassword(instance: Instance, password: Secret, options?: OperationOptions): Promise<void> {
+    return this.#locked(() => this.inner.setAdminPassword(instance, password, options));
+  }
+  override snapshot(instance: Instance, imageId: string, options?: ImageSnapshotOptions): Promise<void> {
+    return this.#locked(() => this.inner.snapshot(instance, imageId, options));
+  }
+}
