@@ -88,7 +88,11 @@ describe("the password source", () => {
         expect.objectContaining({ code: "VIRTKIT_INVALID_INPUT", message: expect.stringContaining(PASSWORD_ENV) }),
       );
       process.env[PASSWORD_ENV] = "from-env";
-      expect(typeof plugin.conformanceEnvironment!({ url: "https://xs1" })).toBe("function");
+      const real = plugin.conformanceEnvironment!({ url: "https://xs1" });
+      expect(typeof real).toBe("function");
+      // A real host keeps the CLI's default number of scenarios at once; only the simulator asks for more.
+      expect(real.defaultParallel).toBeUndefined();
+      expect(plugin.conformanceEnvironment!({}).defaultParallel).toBe(16);
     } finally {
       if (saved === undefined) delete process.env[PASSWORD_ENV];
       else process.env[PASSWORD_ENV] = saved;
