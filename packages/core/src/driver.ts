@@ -191,7 +191,11 @@ export interface ComputeDriver {
   // -- host --
   /** Connects and prepares the host; call once before anything else. */
   initHost(host: string, options?: OperationOptions): Promise<void>;
-  /** Releases connections and listeners. The driver is unusable afterwards. */
+  /**
+   * Releases connections and listeners. The driver is unusable afterwards: its listeners hear
+   * nothing more, and every call rejects with a `VirtkitError` (not `InstanceNotFoundError`) and
+   * acts on nothing; it never reconnects.
+   */
   cleanupHost(host: string, options?: OperationOptions): Promise<void>;
   getHostInfo(options?: OperationOptions): Promise<HostInfo>;
 

@@ -768,7 +768,9 @@ describe("initHost", () => {
     await d.cleanupHost("");
     // The test's own probe client holds the one session left.
     expect(sim.leftovers().filter((l) => l.includes("session"))).toEqual(["pool1: 1 session(s) still open"]);
-    await expect(d.initHost(hostNames[0]!)).rejects.toMatchObject({ code: "VIRTKIT_INVALID_STATE" });
+    await expect(d.initHost(hostNames[0]!)).rejects.toMatchObject({ code: "VIRTKIT_HYPERVISOR_UNAVAILABLE" });
+    // Unusable afterwards: refused as a host that is gone, never as an instance in a wrong state.
+    await expect(d.listInstances()).rejects.toMatchObject({ code: "VIRTKIT_HYPERVISOR_UNAVAILABLE", message: expect.stringMatching(/cleaned up/) });
   });
 
   it("a failed init closes its target too: a retry does not leave the first one running", async () => {

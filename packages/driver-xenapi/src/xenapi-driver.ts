@@ -268,7 +268,7 @@ export class XenapiDriver implements ComputeDriver {
   async initHost(host: string, options?: OperationOptions): Promise<void> {
     if (typeof host !== "string" || host.length === 0) throw new InvalidInputError("host", "must be a host name");
     await this.#run("initHost", options, undefined, async (signal) => {
-      if (this.#closed) throw new InvalidStateError(host, "initHost", "cleaned up");
+      if (this.#closed) throw new HypervisorUnavailableError(host, "the driver was cleaned up (cleanupHost)");
       // One init at a time: a second call for the same host (a service's init after the caller's
       // own, or at once beside it) waits for the first, done or under way; another host is refused.
       if (this.#init && this.#init.host !== host) throw new InvalidStateError(host, "initHost", "already initialised");
@@ -1156,9 +1156,10 @@ export class XenapiDriver implements ComputeDriver {
   }
 
   #ready(): XapiClient {
-    if (this.#closed) throw new InvalidStateError(this.#hostLabel || "driver", "use the driver", "cleaned up");
-    if (!this.#client || !this.#events)
-      throw new InvalidStateError("driver", "use the driver", "not initialised (call initHost)");
+    // The host's connection is what is missing, not an instance in a wrong state (an
+    // InvalidStateError would name the host as if it were an instance's uuid).
+    if (this.#closed) throw new HypervisorUnavailableError(this.#hostLabel || "driver", "the driver was cleaned up (cleanupHost)");
+    if (!this.#client || !this.#events) throw new HypervisorUnavailableError("driver", "not initialised (call initHost)");
     return this.#client;
   }
 

@@ -5,6 +5,7 @@
  * environment without a control skips with the reason, never passes.
  */
 import type { ScenarioDefinition } from "../scenario.js";
+import { checkCleanupHostReleases } from "./cleanup-host.js";
 import { checkCpuTime, checkCpuTimeGrows } from "./cpu-time.js";
 import { checkDestroyKeepsDisks } from "./destroy-disks.js";
 import { checkFirstBootPassword, checkSpawnPasswordWithoutAgent } from "./first-boot-password.js";
@@ -110,6 +111,14 @@ export function mutationGapScenarios(): ScenarioDefinition[] {
       capability: null,
       level: "MUST",
       run: checkDestroyKeepsDisks,
+    },
+    {
+      id: "lifecycle.cleanup-host-releases",
+      title: "after cleanupHost a driver's listeners hear nothing more and every call is refused typed, acting on nothing (a spawn creates no instance)",
+      group: "lifecycle",
+      capability: null,
+      level: "MUST",
+      run: checkCleanupHostReleases,
     },
     {
       id: "lifecycle.rescue-password",

@@ -170,6 +170,10 @@ export const SCENARIO_DOCS: Readonly<Record<string, ScenarioDoc>> = {
     rule: "A guest ignoring ACPI that crashes while a clean power off waits for it ends the wait: the call returns within about a poll of the crash, not at the end of the clean timeout, and the instance is SHUTDOWN.",
     nova: "_clean_shutdown polls the power state every second and returns once it is in SHUTDOWN_STATES (SHUTDOWN, CRASHED, SUSPENDED); power_off then destroys the domain.",
   },
+  "lifecycle.cleanup-host-releases": {
+    rule: "cleanupHost releases connections and listeners and leaves the driver unusable: checked on a second driver of the host, its listener hears nothing of what the first does afterwards, removing it is harmless, and listInstances, getHostInfo, getInfo, powerOn and spawn are each refused with a VirtkitError (not InstanceNotFoundError: the instance is there) and change nothing.",
+    nova: "ComputeDriver.cleanup_host: 'Clean up anything that is necessary for the driver gracefully stop, including ending remote sessions' (the libvirt driver closes its connection and its event thread); the contract adds that a cleaned-up driver refuses calls rather than reconnecting.",
+  },
   "lifecycle.cpu-time": {
     rule: "getInfo's cpuTimeNs (nanoseconds consumed) never runs backwards while the instance lives, never exceeds what its vCPUs could burn since the spawn, stands still while it is stopped and hardly moves while it is paused; a restart may count afresh.",
     nova: "get_info's cpu_time_ns (libvirt's virDomainGetInfo cpuTime), which Nova's diagnostics and metrics read.",

@@ -14,7 +14,8 @@
  * and from the fifth: snapshot calls that need their options, a description field set to undefined,
  * a task-state report outside the deadline, a Windows image's password set for root, a stopped
  * instance's hung agent blamed, a clean wait stretched to whole retry intervals; and from the
- * sixth: a clean wait that goes on after the guest crashed.
+ * sixth: a clean wait that goes on after the guest crashed; and from the seventh: listeners still
+ * heard after cleanupHost, a driver still answering and acting after it.
  * `broken-drivers-gaps.test.ts` requires each caught where expected, at its check's level.
  */
 import {
@@ -51,7 +52,7 @@ import {
   type RescueOptions,
   type SpawnRequest,
 } from "@virtkit/core";
-import { parseDisk, serializeDisk } from "@virtkit/driver-fake";
+import { FakeDriver, parseDisk, serializeDisk } from "@virtkit/driver-fake";
 import type { FakeWrapContext } from "../environments/fake-environment.js";
 import { stateOf, type BrokenVariant, type DefectClass } from "./broken-drivers.js";
 import { DriverDecorator } from "./driver-decorator.js";
@@ -1279,4 +1280,8 @@ export const GAP_VARIANTS: readonly BrokenVariant[] = [
   v("deadlines", "force-complete-abort-acts", "liveMigrationForceComplete with an aborted signal is refused typed but forces the migration anyway", ["migration.force-complete"], (d) => new hunt.ForceCompleteAbortActs(d)),
   v("snapshots", "snapshot-min-disk-image-only", "an image snapshot's min_disk is the base image's alone, not the larger flavor root disk", ["snapshot.image-inherits-properties"], (d, c) => new hunt.SnapshotMinDiskImageOnly(d, c.imageService)),
   v("deadlines", "agent-lock-host-wide", "guest-agent commands go through one host-wide lock: a hung agent stalls every other instance's password change", ["admin-password.agent-hang-isolated"], (d) => new hunt.AgentLockHostWide(d)),
+  v("listeners", "cleanup-keeps-listeners", "listeners hear the host's own event stream, which cleanupHost leaves running", ["lifecycle.cleanup-host-releases"], (d, c) =>
+    new hunt.CleanupKeepsListeners(d, new FakeDriver({ host: c.host, cloud: c.cloud, imageService: c.imageService, logger: c.logger })),
+  ),
+  v("listeners", "usable-after-cleanup", "cleanupHost removes the listeners but closes nothing: the driver still answers and acts afterwards", ["lifecycle.cleanup-host-releases"], (d) => new hunt.UsableAfterCleanup(d)),
 ];

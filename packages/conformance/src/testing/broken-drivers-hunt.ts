@@ -17,6 +17,7 @@ import {
   type SpawnRequest,
   type InstanceInfo,
   type InstanceSnapshot,
+  type ComputeDriver,
   type LifecycleListener,
   type LiveMigrationOptions,
   type MigrateData,
@@ -453,5 +454,37 @@ export class AgentLockHostWide extends DriverDecorator {
   }
   override snapshot(instance: Instance, imageId: string, options?: ImageSnapshotOptions): Promise<void> {
     return this.#locked(() => this.inner.snapshot(instance, imageId, options));
+  }
+}
+
+/** Listens through an event connection of its own (a second driver of the host), which cleanupHost leaves open. */
+export class CleanupKeepsListeners extends DriverDecorator {
+  constructor(
+    inner: ComputeDriver,
+    private readonly events: ComputeDriver,
+  ) {
+    super(inner);
+  }
+  override registerEventListener(listener: LifecycleListener): () => void {
+    // Refused as the driver refuses (undeclared, bad listener), then heard on the other connection.
+    this.inner.registerEventListener(listener)();
+    return this.events.registerEventListener(listener);
+  }
+}
+
+/** cleanupHost removes the listeners but closes nothing: the driver goes on answering and acting. */
+export class UsableAfterCleanup extends DriverDecorator {
+  readonly #offs = new Set<() => void>();
+  override registerEventListener(listener: LifecycleListener): () => void {
+    const off = this.inner.registerEventListener(listener);
+    this.#offs.add(off);
+    return () => {
+      this.#offs.delete(off);
+      off();
+    };
+  }
+  override async cleanupHost(): Promise<void> {
+    for (const off of this.#offs) off();
+    this.#offs.clear();
   }
 }
