@@ -8,6 +8,7 @@ import { z } from "zod";
 import { DriverLoadError, InvalidInputError, OperationAbortedError, OperationTimeoutError } from "./errors.js";
 import {
   loadDriverPlugin,
+  nearestKey,
   parseOptionPairs,
   pluginCandidates,
   validatePluginManifest,
@@ -332,6 +333,29 @@ describe("validatePluginOptions", () => {
         "Invalid option: unknown option key #2 (13 characters); known keys of driver opt: uri, timeout",
       );
     }
+  });
+
+  it("suggests the declared key a mistyped one most likely meant, naming only the declared key", () => {
+    const opts = manifest(z.object({ timeoutMs: z.coerce.number().optional(), uri: z.string().optional(), insecure: z.boolean().optional() }));
+    const message = (raw: Record<string, string>): string => {
+      try {
+        validatePluginOptions(opts, raw);
+      } catch (e) {
+        return (e as Error).message;
+      }
+      throw new Error("accepted");
+    };
+    expect(message({ timeoutMS: "5" })).toBe(
+      "Invalid option: unknown option key #1 (9 characters); did you mean timeoutMs?; known keys of driver opt: timeoutMs, uri, insecure",
+    );
+    expect(message({ timoutMs: "5" })).toContain("did you mean timeoutMs?");
+    expect(message({ insceure: "true" })).toContain("did you mean insecure?");
+    // Nothing close: no guess (and never the typed text).
+    expect(message({ hunter2secret: "1" })).not.toContain("did you mean");
+    expect(message({ url: "x" })).toContain("did you mean uri?");
+    expect(message({ colour: "red" })).not.toContain("did you mean");
+    expect(nearestKey("ur", ["uri"])).toBeUndefined();
+    expect(nearestKey("URI", ["uri"])).toBe("uri");
   });
 
   it("refuses unknown keys reported by a strict schema that is not a plain object, without naming them", () => {

@@ -471,6 +471,40 @@ function declaredKeys(schema: unknown): string[] | undefined {
   return undefined;
 }
 
+/**
+ * The declared key a mistyped one most likely meant: the same but for case, or one or two edits
+ * away (a third of its length at most). Only the declared key is ever shown, never what was typed:
+ * a pasted secret is not within two edits of an option's name.
+ */
+export function nearestKey(typed: string, known: readonly string[]): string | undefined {
+  const lower = typed.toLowerCase();
+  const sameButCase = known.find((k) => k.toLowerCase() === lower);
+  if (sameButCase !== undefined) return sameButCase;
+  const most = Math.min(2, Math.floor(typed.length / 3));
+  let best: { key: string; d: number } | undefined;
+  for (const k of known) {
+    if (Math.abs(k.length - typed.length) > most) continue;
+    const d = editDistance(lower, k.toLowerCase());
+    if (d <= most && (best === undefined || d < best.d)) best = { key: k, d };
+  }
+  return best?.key;
+}
+
+/** Levenshtein distance with adjacent transpositions counted as one edit. */
+function editDistance(a: string, b: string): number {
+  const rows: number[][] = Array.from({ length: a.length + 1 }, (_, i) => [i, ...Array<number>(b.length).fill(0)]);
+  for (let j = 1; j <= b.length; j++) rows[0]![j] = j;
+  for (let i = 1; i <= a.length; i++) {
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      let d = Math.min(rows[i - 1]![j]! + 1, rows[i]![j - 1]! + 1, rows[i - 1]![j - 1]! + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) d = Math.min(d, rows[i - 2]![j - 2]! + 1);
+      rows[i]![j] = d;
+    }
+  }
+  return rows[a.length]![b.length]!;
+}
+
 function pathKey(segment: PropertyKey | StandardSchemaV1.PathSegment): string {
   return typeof segment === "object" && segment !== null ? String(segment.key) : String(segment);
 }
@@ -492,7 +526,9 @@ export function validatePluginOptions<P extends DriverPlugin<StandardSchemaV1>>(
     const at = given.indexOf(key);
     const which = at >= 0 ? `#${at + 1} ` : "";
     const list = known === undefined ? "" : `; known keys of driver ${plugin.name}: ${known.length ? known.join(", ") : "none"}`;
-    return new InvalidInputError("option", `unknown option key ${which}(${characters(key)})${list}`);
+    const near = known === undefined ? undefined : nearestKey(key, known);
+    const hint = near === undefined ? "" : `; did you mean ${near}?`;
+    return new InvalidInputError("option", `unknown option key ${which}(${characters(key)})${hint}${list}`);
   };
   if (known !== undefined) {
     for (const key of given) if (!known.includes(key)) throw unknownKey(key);
