@@ -331,9 +331,16 @@ export interface ComputeDriver {
     context?: MigrationContext,
     options?: OperationOptions,
   ): Promise<void>;
-  /** On the source: abort the running migration. */
+  /**
+   * On the source: abort the running migration. With none running it rejects with
+   * `InvalidStateError` and changes nothing; an instance the host does not have is
+   * `InstanceNotFoundError` (Nova refuses to abort a migration that is not running).
+   */
   liveMigrationAbort(instance: Instance, options?: OperationOptions): Promise<void>;
-  /** On the source: force completion (post-copy, or pause the guest). */
+  /**
+   * On the source: force completion (post-copy, or pause the guest). Capability
+   * `forceCompleteMigration`; with no migration running, as {@link liveMigrationAbort}.
+   */
   liveMigrationForceComplete(instance: Instance, options?: OperationOptions): Promise<void>;
 
   // -- events (capability `lifecycleEvents`) --

@@ -1120,7 +1120,11 @@ export class XenapiDriver implements ComputeDriver {
     await this.#run("liveMigrationAbort", options, instance, async (signal) => {
       const pending = this.#migrations.get(instance.uuid);
       const task = pending ? await pending : "";
-      if (!task) throw new InvalidStateError(instance.uuid, "liveMigrationAbort", "not migrating");
+      if (!task) {
+        // An instance this host does not have is not found, as for every other call; one it has is not migrating.
+        await this.#get(instance, signal);
+        throw new InvalidStateError(instance.uuid, "liveMigrationAbort", "not migrating");
+      }
       await this.#ready().call("task.cancel", [task], { signal });
     });
   }

@@ -203,6 +203,12 @@ export function depthScenarios(): ScenarioDefinition[] {
       refuseNeeds: ["liveMigration"],
     }),
     migration({
+      id: "migration.abort-not-migrating",
+      title: "abort (and force complete) with no migration running is refused with InvalidStateError and changes nothing, an unknown instance is not found, and a later move is not cut short",
+      capability: "liveMigration",
+      run: mig.checkAbortWithoutMigration,
+    }),
+    migration({
       id: "migration.block-keeps-data",
       title: "a block migration carries the guest's disk to the destination",
       capability: "liveMigration",

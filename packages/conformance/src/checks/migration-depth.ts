@@ -507,3 +507,41 @@ export async function checkPlanFields(ctx: ScenarioContext): Promise<void> {
     check(got instanceof InvalidInputError, `planMigration with ${field} ${value} must be refused with InvalidInputError, got ${isPlan(got) ? "a plan" : describeError(got)}`);
   }
 }
+
+/**
+ * With no migration running, abort (and force complete, where declared) rejects with
+ * InvalidStateError itself and changes nothing: the instance still runs, and a migration started
+ * afterwards is not cut short by a stale abort. An instance the host does not have is
+ * InstanceNotFoundError. One host is enough.
+ */
+export async function checkAbortWithoutMigration(ctx: ScenarioContext): Promise<void> {
+  const d = ctx.driver;
+  const inst = await ctx.spawn();
+  ctx.step("liveMigrationAbort with no migration running");
+  await expectRejects(ctx, d.liveMigrationAbort(inst, ctx.opts()), ["VIRTKIT_INVALID_STATE"], "liveMigrationAbort with no migration running");
+  if (d.capabilities.forceCompleteMigration) {
+    ctx.step("liveMigrationForceComplete with no migration running");
+    await expectRejects(
+      ctx,
+      d.liveMigrationForceComplete(inst, ctx.opts()),
+      ["VIRTKIT_INVALID_STATE"],
+      "liveMigrationForceComplete with no migration running",
+    );
+  }
+  await expectState(ctx, inst, PowerState.RUNNING, "liveMigrationAbort with no migration running");
+  ctx.step("liveMigrationAbort of an instance the host does not have");
+  const stranger = ctx.newInstance();
+  await expectRejects(
+    ctx,
+    d.liveMigrationAbort(stranger, ctx.opts()),
+    ["VIRTKIT_INSTANCE_NOT_FOUND"],
+    "liveMigrationAbort of an instance the host does not have",
+  );
+  // A move started after the refused abort is not cut short by it (an abort remembered for later).
+  // Only where a move can happen at all (hostPair would otherwise skip what already passed).
+  if (ctx.env.hosts.length < 2 || typeof ctx.env.sharesStorage !== "function") return;
+  const pair = await hostPair(ctx, "any");
+  ctx.step("a migration after the refused aborts");
+  await move(ctx, pair, inst);
+  await expectState(ctx, inst, PowerState.RUNNING, "a migration after the refused aborts (on the destination)", pair.dst);
+}

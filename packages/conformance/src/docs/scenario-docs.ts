@@ -174,6 +174,10 @@ export const SCENARIO_DOCS: Readonly<Record<string, ScenarioDoc>> = {
     rule: "cleanupHost releases connections and listeners and leaves the driver unusable: checked on a second driver of the host, its listener hears nothing of what the first does afterwards, removing it is harmless, and listInstances, getHostInfo, getInfo, powerOn and spawn are each refused with a VirtkitError (not InstanceNotFoundError: the instance is there) and change nothing.",
     nova: "ComputeDriver.cleanup_host: 'Clean up anything that is necessary for the driver gracefully stop, including ending remote sessions' (the libvirt driver closes its connection and its event thread); the contract adds that a cleaned-up driver refuses calls rather than reconnecting.",
   },
+  "migration.abort-not-migrating": {
+    rule: "liveMigrationAbort of a running instance that is not migrating rejects with InvalidStateError itself (so does liveMigrationForceComplete where forceCompleteMigration is declared) and the instance still runs; an instance the host does not have is InstanceNotFoundError; where two hosts can move it, a migration started afterwards completes (no abort is kept for later).",
+    nova: "The API's live_migration_abort refuses a migration that is not running or preparing (InvalidMigrationState); the libvirt driver's abortJob fails with 'no job is active' when nothing runs.",
+  },
   "lifecycle.cpu-time": {
     rule: "getInfo's cpuTimeNs (nanoseconds consumed) never runs backwards while the instance lives, never exceeds what its vCPUs could burn since the spawn, stands still while it is stopped and hardly moves while it is paused; a restart may count afresh.",
     nova: "get_info's cpu_time_ns (libvirt's virDomainGetInfo cpuTime), which Nova's diagnostics and metrics read.",

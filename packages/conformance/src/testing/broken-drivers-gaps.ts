@@ -15,7 +15,8 @@
  * a task-state report outside the deadline, a Windows image's password set for root, a stopped
  * instance's hung agent blamed, a clean wait stretched to whole retry intervals; and from the
  * sixth: a clean wait that goes on after the guest crashed; and from the seventh: listeners still
- * heard after cleanupHost, a driver still answering and acting after it.
+ * heard after cleanupHost, a driver still answering and acting after it, an abort with no migration
+ * running swallowed or kept for the next one, an unknown instance's abort not called not-found.
  * `broken-drivers-gaps.test.ts` requires each caught where expected, at its check's level.
  */
 import {
@@ -1283,5 +1284,8 @@ export const GAP_VARIANTS: readonly BrokenVariant[] = [
   v("listeners", "cleanup-keeps-listeners", "listeners hear the host's own event stream, which cleanupHost leaves running", ["lifecycle.cleanup-host-releases"], (d, c) =>
     new hunt.CleanupKeepsListeners(d, new FakeDriver({ host: c.host, cloud: c.cloud, imageService: c.imageService, logger: c.logger })),
   ),
+  v("refusal", "abort-nothing-resolves", "liveMigrationAbort with no migration running resolves instead of refusing", ["migration.abort-not-migrating"], (d) => new hunt.AbortNothingResolves(d)),
+  v("migration", "stale-abort-kept", "a refused abort (no migration running) is kept and fails the instance's next migration", ["migration.abort-not-migrating"], (d) => new hunt.StaleAbortKept(d)),
+  v("refusal", "abort-unknown-invalid-state", "liveMigrationAbort of an instance the host does not have says InvalidStateError, not InstanceNotFoundError", ["migration.abort-not-migrating"], (d) => new hunt.AbortUnknownInvalidState(d)),
   v("listeners", "usable-after-cleanup", "cleanupHost removes the listeners but closes nothing: the driver still answers and acts afterwards", ["lifecycle.cleanup-host-releases"], (d) => new hunt.UsableAfterCleanup(d)),
 ];

@@ -5,6 +5,7 @@
  */
 import {
   InstanceNotFoundError,
+  InvalidStateError,
   LiveMigrationFailedError,
   OperationAbortedError,
   OperationTimeoutError,
@@ -486,5 +487,40 @@ export class UsableAfterCleanup extends DriverDecorator {
   override async cleanupHost(): Promise<void> {
     for (const off of this.#offs) off();
     this.#offs.clear();
+  }
+}
+
+/** An abort with no migration running is swallowed: it resolves as if it had aborted something. */
+export class AbortNothingResolves extends DriverDecorator {
+  override async liveMigrationAbort(instance: Instance, options?: OperationOptions): Promise<void> {
+    await this.inner.liveMigrationAbort(instance, options).catch((err: unknown) => {
+      if (!(err instanceof InvalidStateError)) throw err;
+    });
+  }
+}
+
+/** An abort with no migration running is refused but kept: the instance's next migration fails at once. */
+export class StaleAbortKept extends DriverDecorator {
+  readonly #pending = new Set<string>();
+  override async liveMigrationAbort(instance: Instance, options?: OperationOptions): Promise<void> {
+    try {
+      await this.inner.liveMigrationAbort(instance, options);
+    } catch (err) {
+      if (err instanceof InvalidStateError) this.#pending.add(instance.uuid);
+      throw err;
+    }
+  }
+  override async liveMigration(instance: Instance, data: MigrateData, options?: LiveMigrationOptions): Promise<void> {
+    if (this.#pending.delete(instance.uuid)) throw new LiveMigrationFailedError(instance.uuid, "aborted by request");
+    return this.inner.liveMigration(instance, data, options);
+  }
+}
+
+/** Aborting for an instance the host does not have says "not migrating" (InvalidStateError), not not-found. */
+export class AbortUnknownInvalidState extends DriverDecorator {
+  override async liveMigrationAbort(instance: Instance, options?: OperationOptions): Promise<void> {
+    await this.inner.liveMigrationAbort(instance, options).catch((err: unknown) => {
+      throw err instanceof InstanceNotFoundError ? new InvalidStateError(instance.uuid, "liveMigrationAbort", "not migrating") : err;
+    });
   }
 }
