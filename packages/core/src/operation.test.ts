@@ -168,3 +168,43 @@ describe("a deadline is past when its time is, not when its timer ran", () => {
     await expect(withDeadline("op", { timeoutMs: 50 }, 60_000, async (signal) => (await sleep(1, signal, "op"), "slept"))).resolves.toBe("slept");
   });
 });
+
+describe("a call made inside an operation's deadline", () => {
+  it("ends with the operation's deadline when that comes first: typed, naming the inner call, caused by the outer timeout", async () => {
+    const seen: AbortSignal[] = [];
+    const outer = withDeadline("outer op", undefined, 40, (signal) =>
+      withDeadline("inner call", { signal }, 60_000, (inner) => {
+        seen.push(inner, signal);
+        return new Promise<never>(() => undefined);
+      }),
+    );
+    const t0 = performance.now();
+    const err = await outer.catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(OperationTimeoutError);
+    expect(performance.now() - t0).toBeLessThan(1_000);
+    // The inner call ran under the operation's own signal (no controller or timer of its own).
+    expect(seen[0]).toBe(seen[1]);
+  });
+
+  it("the inner call's rejection, seen by itself, is OperationAbortedError caused by the outer timeout", async () => {
+    let innerErr: unknown;
+    await withDeadline("outer op", undefined, 30, async (signal) => {
+      innerErr = await withDeadline("inner call", { signal }, 60_000, () => new Promise<never>(() => undefined)).catch((e: unknown) => e);
+    }).catch(() => undefined);
+    await new Promise((r) => setTimeout(r, 60));
+    expect(innerErr).toBeInstanceOf(OperationAbortedError);
+    expect((innerErr as Error).message).toContain("inner call");
+    expect(((innerErr as Error).cause as Error)).toBeInstanceOf(OperationTimeoutError);
+  });
+
+  it("keeps its own deadline when that is the sooner one, or when it was given one", async () => {
+    const shorterDefault = withDeadline("outer op", undefined, 60_000, (signal) =>
+      withDeadline("inner call", { signal }, 30, () => new Promise<never>(() => undefined)),
+    );
+    await expect(shorterDefault).rejects.toMatchObject({ name: "OperationTimeoutError", message: expect.stringContaining("inner call") });
+    const given = withDeadline("outer op", undefined, 60_000, (signal) =>
+      withDeadline("inner call", { signal, timeoutMs: 30 }, 60_000, () => new Promise<never>(() => undefined)),
+    );
+    await expect(given).rejects.toMatchObject({ name: "OperationTimeoutError", message: expect.stringContaining("inner call") });
+  });
+});

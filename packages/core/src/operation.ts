@@ -112,6 +112,13 @@ export async function withDeadline<T>(
   const outer = options?.signal;
   if (outer?.aborted) throw new OperationAbortedError(operation, { cause: outer.reason });
   const timeoutMs = options?.timeoutMs ?? defaultTimeoutMs;
+  // A call made inside an operation under a deadline that runs out no later than this one would:
+  // a controller and timer of its own could never fire first, so the caller's signal serves (a
+  // driver's RPCs each went through here; this is most of a call's bookkeeping).
+  if (outer && options?.timeoutMs === undefined) {
+    const deadline = DEADLINES.get(outer);
+    if (deadline !== undefined && deadline.at <= performance.now() + timeoutMs) return underSignal(operation, outer, fn);
+  }
   const controller = new AbortController();
   // The calls of one operation that go out together each listen on it.
   setMaxListeners(256, controller.signal);
@@ -141,6 +148,19 @@ export async function withDeadline<T>(
     return await Promise.race([fn(controller.signal), stop]);
   } finally {
     if (timer) clearTimeout(timer);
+    unlink?.();
+  }
+}
+
+/** `fn` under `signal` alone, settling as soon as it fires (see {@link withDeadline}). */
+async function underSignal<T>(operation: string, signal: AbortSignal, fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  let unlink: (() => void) | undefined;
+  const stop = new Promise<never>((_, reject) => {
+    unlink = onAbort(signal, (reason) => reject(new OperationAbortedError(operation, { cause: reason })));
+  });
+  try {
+    return await Promise.race([fn(signal), stop]);
+  } finally {
     unlink?.();
   }
 }
