@@ -41,12 +41,19 @@ export function checkCanSetAdminPassword(virtType: string, instance: Instance): 
  * transports are fine; `allowPlainTcp` is the operator saying the network is trusted.
  */
 export function checkPasswordTransport(uri: string, allowPlainTcp: boolean): void {
-  const transport = /^[a-z][a-z0-9]*\+([a-z0-9]+):/i.exec(uri)?.[1]?.toLowerCase();
-  if (transport !== "tcp" || allowPlainTcp) return;
-  throw new AdminPasswordNotSupportedError(
-    "Refused: the connection to libvirtd is plain TCP, so the password would cross the network unencrypted; " +
+  if (passwordTransportAllowed(uri, allowPlainTcp)) return;
+  // The capability is then not declared (capabilities.ts), so the refusal is the contract's for that.
+  throw new UnsupportedOperationError("setAdminPassword", "libvirt", {
+    detail:
+      "the connection to libvirtd is plain TCP, so the password would cross the network unencrypted; " +
       "connect over unix, tls or ssh, or set the driver option allowPasswordOverTcp if the network is trusted",
-  );
+  });
+}
+
+/** Whether a password may be sent over `uri` (see {@link checkPasswordTransport}). */
+export function passwordTransportAllowed(uri: string, allowPlainTcp: boolean): boolean {
+  const transport = /^[a-z][a-z0-9]*\+([a-z0-9]+):/i.exec(uri)?.[1]?.toLowerCase();
+  return transport !== "tcp" || allowPlainTcp;
 }
 
 /** The account whose password is set: `os_admin_user`, else Administrator on Windows, else root. */

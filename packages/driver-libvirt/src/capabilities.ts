@@ -5,11 +5,21 @@ import { NO_CAPABILITIES, type Capabilities } from "@virtkit/core";
 export interface CapabilityFacts {
   /** A console log directory is configured and readable by the driver. */
   readonly consoleLog?: boolean;
+  /**
+   * A password may be sent on this connection: false on plain TCP (`xxx+tcp://`) unless the
+   * operator allowed it (`allowPasswordOverTcp`), where every password call is refused.
+   */
+  readonly passwordTransport?: boolean;
 }
 
 /** The capabilities of the driver for `virtType`. */
 export function libvirtCapabilities(virtType: string, facts: CapabilityFacts = {}): Capabilities {
-  const consoleOutput = facts.consoleLog === true;
+  const caps = byVirtType(virtType, facts.consoleLog === true);
+  // What the transport refuses is not declared: a run over plain TCP reads "unsupported", not "fails".
+  return facts.passwordTransport === false ? { ...caps, setAdminPassword: false, adminPasswordAnyUser: false } : caps;
+}
+
+function byVirtType(virtType: string, consoleOutput: boolean): Capabilities {
   switch (virtType) {
     case "test":
       // The test driver runs through the daemon: it has snapshots, managed save, set-user-password

@@ -1,5 +1,5 @@
 import {
-  AdminPasswordNotSupportedError,
+  UnsupportedOperationError,
   GuestAgentNotEnabledError,
   PasswordSetFailedError,
   Secret,
@@ -56,7 +56,7 @@ describe("admin password at spawn (set through the guest agent after the first b
   it("refuses typed over plain TCP unless the operator allows it", async () => {
     const { driver, fake } = await setup({ uri: "qemu+tcp://192.0.2.1/system" });
     await expect(driver.spawn({ instance: inst(true), adminPassword: new Secret(PASSWORD) })).rejects.toBeInstanceOf(
-      AdminPasswordNotSupportedError,
+      UnsupportedOperationError,
     );
     expect(fake.calls.map((c) => c.method)).not.toContain("domainDefineXml");
   });

@@ -69,7 +69,7 @@ import {
   type DomainLifecycleEvent,
   type DomainSnapshot,
 } from "@virtkit/libvirt-rpc";
-import { adminUser, checkCanSetAdminPassword, checkPasswordTransport, passwordError } from "./admin-password.js";
+import { adminUser, checkCanSetAdminPassword, checkPasswordTransport, passwordError, passwordTransportAllowed } from "./admin-password.js";
 import { libvirtCapabilities } from "./capabilities.js";
 import {
   DOMAIN_NAME_PATTERN,
@@ -311,7 +311,10 @@ export class LibvirtDriver implements ComputeDriver {
 
   /** Declared per virt type (see `libvirtCapabilities`). */
   get capabilities(): Capabilities {
-    return libvirtCapabilities(this.virtType, { consoleLog: this.#options.consoleLogDir !== undefined });
+    return libvirtCapabilities(this.virtType, {
+      consoleLog: this.#options.consoleLogDir !== undefined,
+      passwordTransport: passwordTransportAllowed(this.#options.uri, this.#options.allowPasswordOverTcp ?? false),
+    });
   }
 
   /** Instances whose failed spawn still has something to remove (finished on the next call). */

@@ -24,6 +24,12 @@ describe("the xenapi plugin", () => {
       timeoutMs: 5000,
     });
     expect(xenapiOptionsSchema.safeParse({ bogus: 1 }).success).toBe(false);
+    // A URL that does not parse is the option's error, not the schema's crash.
+    for (const bad of ["abc", "http://", "http://127.0.0.1:99999", "https://256.1.1.1", "https://a b"]) {
+      const r = xenapiOptionsSchema.safeParse({ url: bad });
+      expect(r.success, bad).toBe(false);
+      expect(r.error?.issues[0]?.path, bad).toEqual(["url"]);
+    }
   });
 
   it("refuses http:// to another machine (the password would cross the network in clear) unless allowHttp", () => {

@@ -21,12 +21,18 @@ const num = (schema: z.ZodNumber) =>
   z.preprocess((v) => (typeof v === "string" && v.trim() !== "" ? Number(v) : v), schema);
 const boolish = z.preprocess((v) => (v === "true" ? true : v === "false" ? false : v), z.boolean());
 
+/** Whether `text` is a URL at all (the WHATWG parser refuses a port past 65535, a bad IPv4, ...). */
+function parsesAsUrl(text: string): boolean {
+  return URL.canParse(text);
+}
+
 /** Options of the xenapi plugin (strict: unknown keys are refused; CLI strings are coerced). */
 export const xenapiOptionsSchema = z.strictObject({
   /** The pool master (or any member), `https://host`; absent: the embedded simulator. */
   url: z
     .string()
     .regex(/^https?:\/\/[^/@\s]+\/?$/, "an http(s) URL of the host, without credentials or path")
+    .refine(parsesAsUrl, "not a valid URL (a host name or IP address, a port up to 65535)")
     .optional(),
   /** The XAPI user (default root). */
   username: z.string().min(1).max(255).optional(),
@@ -52,7 +58,7 @@ export const xenapiOptionsSchema = z.strictObject({
   agentTimeoutSec: num(z.number().positive()).optional(),
   /** Allows `http://` to a host that is not this machine (the password then crosses the network in clear); default false. */
   allowHttp: boolish.optional(),
-}).refine((o) => o.url === undefined || o.allowHttp === true || !plainHttpOffHost(o.url), {
+}).refine((o) => o.url === undefined || o.allowHttp === true || !parsesAsUrl(o.url) || !plainHttpOffHost(o.url), {
   path: ["url"],
   message:
     "http:// would send the XAPI password across the network in clear: use https:// (with insecure=true for a self-signed certificate), or set allowHttp=true if the network is trusted",
