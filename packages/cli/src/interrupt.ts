@@ -4,6 +4,7 @@
  * exits at once. The exit code is 130 either way (128 + SIGINT), as a shell expects.
  */
 import type { DriverDescriptor, RunReport, ScenarioLevel, ScenarioResult } from "@virtkit/conformance";
+import { exitNow } from "./exit-guard.js";
 
 /** Exit code after an interruption. */
 export const EXIT_INTERRUPTED = 130;
@@ -42,7 +43,12 @@ const SIGNALS = ["SIGINT", "SIGTERM"] as const;
 
 /** Watches for SIGINT/SIGTERM until disposed. */
 export function watchInterrupt(options: WatchInterruptOptions = {}): InterruptWatch {
-  const source: SignalSource = options.source ?? (process as unknown as SignalSource);
+  // The real exit, even while a driver's process.exit is refused (exit-guard.ts).
+  const source: SignalSource = options.source ?? {
+    once: (event, listener) => process.once(event, listener),
+    removeListener: (event, listener) => process.removeListener(event, listener),
+    exit: exitNow,
+  };
   const graceMs = options.graceMs ?? INTERRUPT_GRACE_MS;
   const controller = new AbortController();
   let first: NodeJS.Signals | undefined;

@@ -26,7 +26,7 @@ export type {
   AdminPasswordService,
   AdminPasswordServiceFactory,
 } from "./scenario.js";
-export { SCENARIO_LEVELS, levelCounts, summarize } from "./types.js";
+export { SCENARIO_LEVELS, levelCounts, summarize, withRunErrors } from "./types.js";
 export type {
   ScenarioLevel,
   ScenarioStatus,

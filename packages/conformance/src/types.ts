@@ -98,7 +98,15 @@ export interface RunReport {
   readonly leaks: readonly string[];
   /** All warnings of all scenarios (slow cleanup, ...), prefixed with the scenario id; they do not affect `ok`. */
   readonly warnings: readonly string[];
-  /** True when no scenario at or above `level` failed and the suite timeout did not cut the run short. */
+  /**
+   * Errors outside any scenario: an uncaught exception or unhandled rejection of driver code, a
+   * failure of the runner itself. Any of them fails the run, whatever its scenarios did.
+   */
+  readonly errors?: readonly string[];
+  /**
+   * True when no scenario at or above `level` failed, the suite timeout did not cut the run short
+   * and no error came outside any scenario.
+   */
   readonly ok: boolean;
 }
 
@@ -111,6 +119,7 @@ export function levelCounts(scenarioLevel: ScenarioLevel, runLevel: ScenarioLeve
 export function summarize(
   results: readonly ScenarioResult[],
   level: ScenarioLevel,
+  errors: readonly string[] = [],
 ): Pick<RunReport, "summary" | "leaks" | "warnings" | "ok"> {
   const count = (s: ScenarioStatus) => results.filter((r) => r.status === s).length;
   const failingAtLevel = results.filter((r) => r.status === "fail" && levelCounts(r.level, level)).length;
@@ -128,6 +137,16 @@ export function summarize(
     leaks,
     warnings,
     // A run cut short by its suite timeout did not show conformance, whatever did pass.
-    ok: failingAtLevel === 0 && !results.some((r) => r.status === "skipped" && r.reason?.startsWith("suite timeout")),
+    ok:
+      failingAtLevel === 0 &&
+      errors.length === 0 &&
+      !results.some((r) => r.status === "skipped" && r.reason?.startsWith("suite timeout")),
   };
+}
+
+/** `report` with `errors` (outside any scenario) added: the run then fails. */
+export function withRunErrors(report: RunReport, errors: readonly string[]): RunReport {
+  if (errors.length === 0) return report;
+  const all = [...(report.errors ?? []), ...errors];
+  return { ...report, errors: all, ...summarize(report.results, report.level, all) };
 }

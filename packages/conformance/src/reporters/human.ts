@@ -65,9 +65,12 @@ export class HumanReporter implements ConformanceReporter {
     if (report.notes.length > 0) out.push("", "Notes:", ...report.notes.map((n) => `  - ${n}`));
     if (report.warnings.length > 0) out.push("", "Warnings:", ...report.warnings.map((w) => `  - ${w}`));
     if (report.leaks.length > 0) out.push("", "Leaks:", ...report.leaks.map((l) => `  - ${l}`));
+    const errors = report.errors ?? [];
+    if (errors.length > 0) out.push("", "Errors outside any scenario (they fail the run):", ...errors.map((e) => `  - ${e}`));
     const s = report.summary;
     const warned =
-      report.warnings.length > 0 ? `, ${report.warnings.length} warning${report.warnings.length === 1 ? "" : "s"}` : "";
+      (report.warnings.length > 0 ? `, ${report.warnings.length} warning${report.warnings.length === 1 ? "" : "s"}` : "") +
+      (errors.length > 0 ? `, ${errors.length} error${errors.length === 1 ? "" : "s"} outside any scenario` : "");
     out.push(
       "",
       `${report.ok ? this.#paint("pass", "PASS") : this.#paint("fail", "FAIL")}: ${s.pass} passed, ${s.fail} failed (${s.failingAtLevel} at level ${report.level}), ${s.unsupported} unsupported, ${s.skipped} skipped${warned} in ${report.durationMs} ms`,

@@ -32,7 +32,16 @@ export class JunitReporter implements ConformanceReporter {
     const name = `virtkit conformance: ${report.driver.name}`;
     const seconds = (ms: number) => (ms / 1000).toFixed(3);
     const cases = report.results.map((r) => this.#testcase(r, seconds, report.level));
-    const failures = s.failingAtLevel;
+    // Errors outside any scenario are one more case, failed: the XML still agrees with the exit code.
+    const errors = report.errors ?? [];
+    if (errors.length > 0) {
+      const text = xmlEscape(errors.join("\n"));
+      cases.push(
+        `    <testcase classname="virtkit.run" name="errors outside any scenario" time="0.000">\n      <failure message="${xmlEscape(`${errors.length} error(s) outside any scenario`)}" type="error">${text}</failure>\n    </testcase>`,
+      );
+    }
+    const failures = s.failingAtLevel + (errors.length > 0 ? 1 : 0);
+    const tests = s.total + (errors.length > 0 ? 1 : 0);
     const skipped = s.unsupported + s.skipped + (s.fail - s.failingAtLevel);
     const props = [
       ...report.notes.map((n) => `      <property name="note" value="${xmlEscape(n)}"/>`),
@@ -44,8 +53,8 @@ export class JunitReporter implements ConformanceReporter {
     ];
     return [
       `<?xml version="1.0" encoding="UTF-8"?>`,
-      `<testsuites name="${xmlEscape(name)}" tests="${s.total}" failures="${failures}" skipped="${skipped}" time="${seconds(report.durationMs)}">`,
-      `  <testsuite name="${xmlEscape(name)}" tests="${s.total}" failures="${failures}" errors="0" skipped="${skipped}" time="${seconds(report.durationMs)}" timestamp="${report.startedAt}">`,
+      `<testsuites name="${xmlEscape(name)}" tests="${tests}" failures="${failures}" skipped="${skipped}" time="${seconds(report.durationMs)}">`,
+      `  <testsuite name="${xmlEscape(name)}" tests="${tests}" failures="${failures}" errors="0" skipped="${skipped}" time="${seconds(report.durationMs)}" timestamp="${report.startedAt}">`,
       `    <properties>`,
       ...props,
       `    </properties>`,

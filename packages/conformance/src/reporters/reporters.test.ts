@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { summarize, type RunReport, type ScenarioResult } from "../types.js";
+import { summarize, withRunErrors, type RunReport, type ScenarioResult } from "../types.js";
 import { HumanReporter } from "./human.js";
 import { JsonReporter } from "./json.js";
 import { JunitReporter } from "./junit.js";
@@ -129,5 +129,25 @@ describe("reporters", () => {
     expect(tap).toContain(
       "ok 5 - snapshot.image-running [MUST] image # SKIP unsupported: capability imageSnapshot not declared",
     );
+  });
+
+  it("an error outside any scenario fails the run in every report, as it fails the exit code", () => {
+    const passing = results.filter((r) => r.status !== "fail");
+    const clean: RunReport = { ...report, results: passing, ...summarize(passing, "MUST") };
+    expect(clean.ok).toBe(true);
+    const broken = withRunErrors(clean, ["uncaught exception: Error: boom in the driver"]);
+    expect(broken.ok).toBe(false);
+    expect(broken.errors).toEqual(["uncaught exception: Error: boom in the driver"]);
+    expect(withRunErrors(clean, [])).toBe(clean);
+    const human = new HumanReporter().summary(broken);
+    expect(human).toMatch(/Errors outside any scenario \(they fail the run\):\n {2}- uncaught exception: Error: boom in the driver/);
+    expect(human).toMatch(/^FAIL: .*1 error outside any scenario/m);
+    expect(JSON.parse(new JsonReporter().render(broken))).toMatchObject({ ok: false, errors: ["uncaught exception: Error: boom in the driver"] });
+    const junit = new JunitReporter().render(broken);
+    expect(junit).toMatch(/<testsuite [^>]*tests="4" failures="1"/);
+    expect(junit).toContain('<testcase classname="virtkit.run" name="errors outside any scenario"');
+    const tap = new TapReporter().render(broken);
+    expect(tap.split("\n")[1]).toBe("1..4");
+    expect(tap).toContain("not ok 4 - errors outside any scenario");
   });
 });

@@ -7,7 +7,9 @@ const clean = (s: string) => s.replace(/[\r\n]+/g, " ").replace(/#/g, "\\#");
 /** TAP output. */
 export class TapReporter implements ConformanceReporter {
   render(report: RunReport): string {
-    const out = ["TAP version 13", `1..${report.results.length}`];
+    const errors = report.errors ?? [];
+    // Errors outside any scenario are one more test point, failed: TAP consumers fail the run on it.
+    const out = ["TAP version 13", `1..${report.results.length + (errors.length > 0 ? 1 : 0)}`];
     for (const n of report.notes) out.push(`# note: ${clean(n)}`);
     report.results.forEach((r, i) => {
       const head = `${i + 1} - ${r.id} [${r.level}] ${clean(r.title)}`;
@@ -30,6 +32,10 @@ export class TapReporter implements ConformanceReporter {
         out.push(...warnings, "  ...");
       }
     });
+    if (errors.length > 0) {
+      out.push(`not ok ${report.results.length + 1} - errors outside any scenario`, "  ---", "  errors:");
+      out.push(...errors.map((e) => `    - ${JSON.stringify(e)}`), "  ...");
+    }
     out.push(
       `# pass ${report.summary.pass}`,
       `# fail ${report.summary.fail}`,

@@ -255,16 +255,15 @@ export async function runWithVitest(options: RunWithVitestOptions): Promise<RunR
     driver: options.driver,
     notes: [
       ...new Set([...(options.driver.notes ?? []), ...(options.notes ?? []), ...runNotes(options.settings), ...collector.notes]),
-    ].concat(
-      collector.errors.map((e) => `vitest: ${e}`),
-      collector.errors.length > 0 && workerOutput.text().trim() !== "" ? [`vitest's last output: ${workerOutput.text().trim()}`] : [],
-    ),
+    ].concat(collector.errors.length > 0 && workerOutput.text().trim() !== "" ? [`vitest's last output: ${workerOutput.text().trim()}`] : []),
     level,
     startedAt: startedAt.toISOString(),
     durationMs: Math.round(performance.now() - t0),
     runner: "vitest",
     results,
-    ...summarize(results, level),
+    // An uncaught error of driver code (or vitest's own) fails the run, as the process's exit code does.
+    ...(collector.errors.length > 0 ? { errors: collector.errors.map((e) => `vitest: ${e}`) } : {}),
+    ...summarize(results, level, collector.errors),
   };
 }
 

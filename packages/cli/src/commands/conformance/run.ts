@@ -15,6 +15,7 @@ import { driverFlag, levelFlag, optionFlag, patternFlag } from "../../flags.js";
 import { checkReportPaths, planSuite, reportPathError, runSuite } from "../../run-suite.js";
 import { exploreDriver } from "../../explore-run.js";
 import { EXIT_INTERRUPTED, interruptedReport, partialReport, watchInterrupt } from "../../interrupt.js";
+import { collectStrayErrors, exitNow, guardExit } from "../../exit-guard.js";
 import { isDriverSetupFailure, setupFailureReport } from "../../setup-failure-report.js";
 
 /** Flags of a scenario run that `--explore` has no use for. */
@@ -166,6 +167,10 @@ export default class ConformanceRun extends VirtkitCommand {
       },
     });
     let report: RunReport;
+    // The direct runner runs the driver in this process: its process.exit must not end the run as a pass.
+    const releaseExit = settings.runner === "direct" ? guardExit() : () => undefined;
+    // Its stray errors too: collected, they fail the run in every report instead of crashing it.
+    const stray = settings.runner === "direct" ? collectStrayErrors() : undefined;
     try {
       const run = runSuite({ ...settings, reporter, signal: interrupt.signal, onReady: removeStaleReports });
       const cut = interrupt.graceOver.then(() => undefined);
@@ -183,7 +188,7 @@ export default class ConformanceRun extends VirtkitCommand {
         await this.writeReports(flags, report);
         if (!json) this.log(`\n${human.summary(report)}`);
         else this.log(JSON.stringify(report, null, 2));
-        process.exit(EXIT_INTERRUPTED);
+        exitNow(EXIT_INTERRUPTED);
       }
       report = finished ?? (await run);
     } catch (err) {
@@ -202,7 +207,13 @@ export default class ConformanceRun extends VirtkitCommand {
       }
       throw toCliError(err);
     } finally {
+      releaseExit();
+      stray?.release();
       interrupt.dispose();
+    }
+    if (stray && stray.errors.length > 0) {
+      const { withRunErrors } = await import("@virtkit/conformance");
+      report = withRunErrors(report, stray.errors);
     }
     const by = interrupt.by();
     if (by !== undefined) {
@@ -240,6 +251,8 @@ export default class ConformanceRun extends VirtkitCommand {
   ): Promise<ExploreResult> {
     const { formatExploreResult } = await import("@virtkit/conformance");
     let result: ExploreResult;
+    // Explored in this process: a driver's process.exit fails its sequence, not the command.
+    const releaseExit = guardExit();
     try {
       result = await exploreDriver({
         spec: flags.driver,
@@ -251,6 +264,8 @@ export default class ConformanceRun extends VirtkitCommand {
       });
     } catch (err) {
       throw toCliError(err);
+    } finally {
+      releaseExit();
     }
     const opts = (flags.option ?? []).map((o) => ` --option ${o}`).join("");
     if (!json) this.log(formatExploreResult(result, { command: `virtkit conformance run --driver ${flags.driver}${opts} --explore` }));

@@ -205,6 +205,7 @@ export class SimulatedBackend {
  */
 import {
   BaseComputeDriver,
+  HypervisorUnavailableError,
   InstanceExistsError,
   InstanceNotFoundError,
   InvalidStateError,
@@ -246,6 +247,7 @@ const POWER: Readonly<Record<SimulatedVm["power"], PowerState>> = {
 /** The ${name} compute driver. */
 export class ${Name}Driver extends BaseComputeDriver {
   readonly #options: ${Name}DriverOptions;
+  #closed = false;
 
   constructor(options: ${Name}DriverOptions) {
     super("${name}", ["pause"]);
@@ -261,7 +263,8 @@ export class ${Name}Driver extends BaseComputeDriver {
   }
 
   async cleanupHost(_host: string, _options?: OperationOptions): Promise<void> {
-    // Close connections and listeners here.
+    // Close connections and listeners here. The driver is unusable afterwards: every call refuses.
+    this.#closed = true;
   }
 
   async getHostInfo(options?: OperationOptions): Promise<HostInfo> {
@@ -337,6 +340,7 @@ export class ${Name}Driver extends BaseComputeDriver {
   async powerOff(instance: Instance, options?: PowerOffOptions): Promise<void> {
     const badOptions = powerOffOptionsError(options);
     if (badOptions) throw badOptions;
+    this.#usable();
     const clean = options?.cleanShutdownTimeoutSec ?? 60;
     const retryMs = Math.max(10, (options?.retryIntervalSec ?? 1) * 1000);
     // The caller's deadline bounds the whole call; the default one leaves room for the clean attempt.
@@ -389,7 +393,13 @@ export class ${Name}Driver extends BaseComputeDriver {
   // -- helpers --
 
   /** One hypervisor call under the caller's signal and deadline (the driver's default when none is given). */
+  /** Refuses a call after cleanupHost (the contract: unusable afterwards, never reconnected). */
+  #usable(): void {
+    if (this.#closed) throw new HypervisorUnavailableError(this.#options.host, "the driver was cleaned up (cleanupHost)");
+  }
+
   #call<T>(operation: string, options: OperationOptions | undefined, fn: (backend: SimulatedBackend) => T): Promise<T> {
+    this.#usable();
     return withDeadline(operation, options, this.#options.timeoutMs, (signal) =>
       this.#options.backend.call(operation, signal, () => fn(this.#options.backend)),
     );
