@@ -65,9 +65,12 @@ export async function checkCleanupHostReleases(ctx: ScenarioContext): Promise<vo
       ["getHostInfo", (dr) => dr.getHostInfo(ctx.opts())],
       ["getInfo", (dr) => dr.getInfo(inst, ctx.opts())],
       ["powerOn", (dr) => dr.powerOn(inst, ctx.opts())],
+      ["instanceExists", (dr) => dr.instanceExists(inst, ctx.opts())],
+      // Destroy's "an unknown instance is fine" must not turn into a quiet no-op (or a real destroy) here.
+      ["destroy", (dr) => dr.destroy(inst, ctx.opts())],
     ];
     for (const [name, call] of calls) await expectRefusedAfterCleanup(ctx, name, call(other));
-    await expectState(ctx, inst, PowerState.SHUTDOWN, "powerOn on another driver of the host after its cleanupHost");
+    await expectState(ctx, inst, PowerState.SHUTDOWN, "powerOn and destroy on another driver of the host after its cleanupHost");
 
     const fresh: Instance = ctx.newInstance();
     await expectRefusedAfterCleanup(ctx, "spawn", other.spawn({ instance: fresh }, ctx.opts()));

@@ -269,3 +269,37 @@ async function snapshotsWithoutOptions(ctx: ScenarioContext, inst: Instance): Pr
     checkEqual((await ctx.env.imageService.get(image.id)).status, "active", "the image after a snapshot without options");
   }
 }
+
+/** 30 days: beyond the 2^31 - 1 ms (24.8 days) a Node timer holds. */
+const THIRTY_DAYS_MS = 30 * 24 * 3600 * 1000;
+
+/**
+ * `timeoutMs: Infinity` is no deadline, and one longer than a Node timer holds is a long deadline,
+ * not an instant one (core's OperationOptions): a driver that hands either to setTimeout as it is
+ * gets its timer fired after 1 ms and times the call out at once.
+ */
+export async function checkUnboundedDeadlines(ctx: ScenarioContext): Promise<void> {
+  const d = ctx.driver;
+  for (const [label, timeoutMs] of [
+    ["Infinity", Number.POSITIVE_INFINITY],
+    ["30 days", THIRTY_DAYS_MS],
+  ] as const) {
+    const inst = ctx.newInstance();
+    const opts = ctx.opts({ timeoutMs });
+    ctx.step(`spawn with timeoutMs ${label}`);
+    await d.spawn({ instance: inst }, opts);
+    await expectState(ctx, inst, PowerState.RUNNING, `spawn with timeoutMs ${label}`);
+    ctx.step(`getInfo, listInstances, getHostInfo with timeoutMs ${label}`);
+    await d.getInfo(inst, opts);
+    await d.listInstances(opts);
+    await d.getHostInfo(opts);
+    ctx.step(`reboot HARD and power off with timeoutMs ${label}`);
+    await d.reboot(inst, "HARD", opts);
+    await d.powerOff(inst, ctx.opts({ timeoutMs, cleanShutdownTimeoutSec: 0 }));
+    await expectState(ctx, inst, PowerState.SHUTDOWN, `power off with timeoutMs ${label}`);
+    ctx.step(`power on and destroy with timeoutMs ${label}`);
+    await d.powerOn(inst, opts);
+    await d.destroy(inst, opts);
+    await expectGone(ctx, inst, `destroy with timeoutMs ${label}`);
+  }
+}

@@ -10,7 +10,7 @@ import { checkCpuTime, checkCpuTimeGrows } from "./cpu-time.js";
 import { checkDestroyKeepsDisks } from "./destroy-disks.js";
 import { checkFirstBootPassword, checkSpawnPasswordWithoutAgent } from "./first-boot-password.js";
 import * as gs from "./guest-shutdown.js";
-import { checkBadArguments, checkOptionsOmitted } from "./input.js";
+import { checkBadArguments, checkOptionsOmitted, checkUnboundedDeadlines } from "./input.js";
 import { needsTwoHosts } from "./migration.js";
 import { checkDestroyDuringMigration } from "./migration-destroy.js";
 import { checkRescuedSnapshot, checkRescuePassword, checkRescueSurvivesReboot, checkUnrescueAfterCrash } from "./rescue-depth.js";
@@ -25,6 +25,16 @@ export function mutationGapScenarios(): ScenarioDefinition[] {
       capability: null,
       level: "MUST",
       run: checkBadArguments,
+    },
+    {
+      id: "input.deadline-unbounded",
+      // Two instances, each booted by its spawn, its hard reboot and its power on.
+      guestStarts: 6,
+      title: "timeoutMs Infinity is no deadline and 30 days (past what a Node timer holds) a long one: spawn, inspection, reboot, power off and on, destroy all succeed",
+      group: "input",
+      capability: null,
+      level: "MUST",
+      run: checkUnboundedDeadlines,
     },
     {
       id: "input.options-omitted",

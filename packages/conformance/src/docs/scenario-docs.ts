@@ -170,8 +170,12 @@ export const SCENARIO_DOCS: Readonly<Record<string, ScenarioDoc>> = {
     rule: "A guest ignoring ACPI that crashes while a clean power off waits for it ends the wait: the call returns within about a poll of the crash, not at the end of the clean timeout, and the instance is SHUTDOWN.",
     nova: "_clean_shutdown polls the power state every second and returns once it is in SHUTDOWN_STATES (SHUTDOWN, CRASHED, SUSPENDED); power_off then destroys the domain.",
   },
+  "input.deadline-unbounded": {
+    rule: "OperationOptions.timeoutMs of Infinity means no deadline, and one beyond 2^31 - 1 ms (a Node timer's limit) is capped, not fired at once: spawn, getInfo, listInstances, getHostInfo, a hard reboot, power off and on and destroy all succeed with either.",
+    nova: "Nova's calls take no per-call deadline; the contract adds one, so what it means when unbounded is the contract's own rule.",
+  },
   "lifecycle.cleanup-host-releases": {
-    rule: "cleanupHost releases connections and listeners and leaves the driver unusable: checked on a second driver of the host, its listener hears nothing of what the first does afterwards, removing it is harmless, and listInstances, getHostInfo, getInfo, powerOn and spawn are each refused with a VirtkitError (not InstanceNotFoundError: the instance is there) and change nothing.",
+    rule: "cleanupHost releases connections and listeners and leaves the driver unusable: checked on a second driver of the host, its listener hears nothing of what the first does afterwards, removing it is harmless, and listInstances, getHostInfo, getInfo, powerOn, instanceExists, destroy and spawn are each refused with a VirtkitError (not InstanceNotFoundError: the instance is there) and change nothing.",
     nova: "ComputeDriver.cleanup_host: 'Clean up anything that is necessary for the driver gracefully stop, including ending remote sessions' (the libvirt driver closes its connection and its event thread); the contract adds that a cleaned-up driver refuses calls rather than reconnecting.",
   },
   "migration.abort-not-migrating": {

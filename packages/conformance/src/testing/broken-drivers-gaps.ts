@@ -16,7 +16,8 @@
  * instance's hung agent blamed, a clean wait stretched to whole retry intervals; and from the
  * sixth: a clean wait that goes on after the guest crashed; and from the seventh: listeners still
  * heard after cleanupHost, a driver still answering and acting after it, an abort with no migration
- * running swallowed or kept for the next one, an unknown instance's abort not called not-found.
+ * running swallowed or kept for the next one, an unknown instance's abort not called not-found, an
+ * unbounded deadline fired at once, a destroy after cleanupHost taken quietly.
  * `broken-drivers-gaps.test.ts` requires each caught where expected, at its check's level.
  */
 import {
@@ -1287,5 +1288,7 @@ export const GAP_VARIANTS: readonly BrokenVariant[] = [
   v("refusal", "abort-nothing-resolves", "liveMigrationAbort with no migration running resolves instead of refusing", ["migration.abort-not-migrating"], (d) => new hunt.AbortNothingResolves(d)),
   v("migration", "stale-abort-kept", "a refused abort (no migration running) is kept and fails the instance's next migration", ["migration.abort-not-migrating"], (d) => new hunt.StaleAbortKept(d)),
   v("refusal", "abort-unknown-invalid-state", "liveMigrationAbort of an instance the host does not have says InvalidStateError, not InstanceNotFoundError", ["migration.abort-not-migrating"], (d) => new hunt.AbortUnknownInvalidState(d)),
+  v("deadlines", "unbounded-timeout-fires", "a timeoutMs of Infinity or 30 days goes to setTimeout as it is: the spawn times out after 1 ms", ["input.deadline-unbounded"], (d) => new hunt.UnboundedTimeoutFires(d)),
+  v("refusal", "destroy-after-cleanup-quiet", "destroy after cleanupHost resolves (the refusal taken for an unknown instance's), doing nothing", ["lifecycle.cleanup-host-releases"], (d) => new hunt.DestroyAfterCleanupQuiet(d)),
   v("listeners", "usable-after-cleanup", "cleanupHost removes the listeners but closes nothing: the driver still answers and acts afterwards", ["lifecycle.cleanup-host-releases"], (d) => new hunt.UsableAfterCleanup(d)),
 ];

@@ -4,6 +4,7 @@
  * listed in `GAP_VARIANTS` (broken-drivers-gaps.ts), whose test requires each caught where expected.
  */
 import {
+  HypervisorUnavailableError,
   InstanceNotFoundError,
   InvalidStateError,
   LiveMigrationFailedError,
@@ -521,6 +522,27 @@ export class AbortUnknownInvalidState extends DriverDecorator {
   override async liveMigrationAbort(instance: Instance, options?: OperationOptions): Promise<void> {
     await this.inner.liveMigrationAbort(instance, options).catch((err: unknown) => {
       throw err instanceof InstanceNotFoundError ? new InvalidStateError(instance.uuid, "liveMigrationAbort", "not migrating") : err;
+    });
+  }
+}
+
+/** Hands the caller's timeoutMs to setTimeout as it is: Infinity or 30 days fire after 1 ms, the spawn times out at once. */
+export class UnboundedTimeoutFires extends DriverDecorator {
+  override async spawn(request: SpawnRequest, options?: OperationOptions): Promise<void> {
+    const ms = options?.timeoutMs;
+    if (ms !== undefined && ms > 2_147_483_647) {
+      await new Promise((r) => setTimeout(r, 1));
+      throw new OperationTimeoutError("spawn", ms);
+    }
+    return this.inner.spawn(request, options);
+  }
+}
+
+/** Destroy's "unknown instance is fine" swallows the cleaned-up driver's refusal: a destroy after cleanupHost resolves, doing nothing. */
+export class DestroyAfterCleanupQuiet extends DriverDecorator {
+  override async destroy(instance: Instance, options?: DestroyOptions): Promise<void> {
+    await this.inner.destroy(instance, options).catch((err: unknown) => {
+      if (!(err instanceof HypervisorUnavailableError)) throw err;
     });
   }
 }
