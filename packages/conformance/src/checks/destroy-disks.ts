@@ -5,9 +5,10 @@
  * instance is gone (the only way the contract offers to delete them); a spawn of the instance boots
  * the kept disks, data and all; the default removes a running instance's disks at once.
  */
-import type { Instance } from "@virtkit/core";
-import { expectGone, fail, skipForEnvironment } from "../assertions.js";
+import { VirtkitError, type Instance } from "@virtkit/core";
+import { describeError, expectGone, fail, skipForEnvironment } from "../assertions.js";
 import type { ScenarioContext } from "../scenario.js";
+import { settle } from "./depth-support.js";
 
 const KEPT_KEY = "/conformance/kept-disk";
 
@@ -53,6 +54,7 @@ export async function checkDestroyKeepsDisks(ctx: ScenarioContext): Promise<void
   const before = await disks(other, "spawn");
   ctx.step("destroy with destroyDisks: false, then spawn the same instance again");
   await d.destroy(other, ctx.opts({ destroyDisks: false }));
+  await failedSpawnKeepsDisk(ctx, other, await disks(other, "destroy with destroyDisks: false"));
   const again = await ctx.spawn({ uuid: other.uuid, name: other.name });
   if (marker !== undefined) {
     ctx.step("read the marker back from the respawned guest's disk");
@@ -73,4 +75,50 @@ export async function checkDestroyKeepsDisks(ctx: ScenarioContext): Promise<void
   await d.destroy(again, ctx.opts());
   const stayed = await disks(again, "destroy with the default destroyDisks");
   if (stayed.length > 0) fail(`destroy with the default destroyDisks (true) left the instance's disks: ${stayed.join(", ")}`);
+}
+
+/** Per-call latency while the spawn is made to fail. */
+const SLOW_CALL_MS = 150;
+/** Its deadlines: within the first call (a one-call driver), and a few calls in (an RPC driver). */
+const FAILING_SPAWN_DEADLINES_MS = [100, 400] as const;
+
+/**
+ * "If the spawn fails, that disk stays kept": a spawn of an instance whose disk a destroy kept, cut
+ * by its deadline part-way (the hypervisor slowed), must leave that disk where and as it was, and
+ * nothing running. Its failed-spawn cleanup is where a driver deletes what it did not make. Where
+ * the environment cannot slow its hypervisor, not tried.
+ */
+async function failedSpawnKeepsDisk(ctx: ScenarioContext, inst: Instance, kept: readonly string[]): Promise<void> {
+  for (const deadlineMs of FAILING_SPAWN_DEADLINES_MS) await failedSpawnOnce(ctx, inst, kept, deadlineMs);
+}
+
+async function failedSpawnOnce(ctx: ScenarioContext, inst: Instance, kept: readonly string[], deadlineMs: number): Promise<void> {
+  const slow = ctx.env.hypervisorControls?.setLatency?.bind(ctx.env.hypervisorControls);
+  if (!slow) return;
+  ctx.step(`spawn the instance whose disk was kept, the hypervisor slowed so a ${deadlineMs} ms deadline cuts it`);
+  await slow(SLOW_CALL_MS);
+  let failed = false;
+  try {
+    await ctx.driver.spawn({ instance: inst }, ctx.opts({ timeoutMs: deadlineMs }));
+  } catch (err) {
+    ctx.recordError(err);
+    if (!(err instanceof VirtkitError)) fail(`the spawn cut by its deadline rejected untyped: ${describeError(err)}`);
+    failed = true;
+  } finally {
+    await slow(0);
+  }
+  if (!failed) {
+    // Quick enough to finish: nothing was cut; put the disk back as it was for the rest.
+    await ctx.driver.destroy(inst, ctx.opts({ destroyDisks: false }));
+    return;
+  }
+  // A late completion or a late cleanup would show by now.
+  await settle(400);
+  await expectGone(ctx, inst, `a spawn cut by its ${deadlineMs} ms deadline`);
+  const after = await ctx.env.instanceDisks!(inst);
+  if ([...after].sort().join("\n") !== [...kept].sort().join("\n")) {
+    fail(
+      `a spawn cut by its ${deadlineMs} ms deadline, of an instance whose disk a destroy kept, left ${after.length === 0 ? "no disk" : after.join(", ")} where ${kept.join(", ")} was: if the spawn fails, that disk stays kept`,
+    );
+  }
 }

@@ -546,3 +546,15 @@ export class DestroyAfterCleanupQuiet extends DriverDecorator {
     });
   }
 }
+
+/** A failed spawn's cleanup destroys with the default destroyDisks: the disk an earlier destroy kept goes with it. */
+export class FailedSpawnDeletesKeptDisk extends DriverDecorator {
+  override async spawn(request: SpawnRequest, options?: OperationOptions): Promise<void> {
+    try {
+      await this.inner.spawn(request, options);
+    } catch (err) {
+      await this.inner.destroy(request.instance).catch(() => undefined);
+      throw err;
+    }
+  }
+}
