@@ -558,3 +558,21 @@ export class FailedSpawnDeletesKeptDisk extends DriverDecorator {
     }
   }
 }
+
+/** A migration ended by liveMigrationAbort rejects with OperationAbortedError, not the contract's LiveMigrationFailedError. */
+export class AbortedMoveUntyped extends DriverDecorator {
+  readonly #aborted = new Set<string>();
+  override async liveMigrationAbort(instance: Instance, options?: OperationOptions): Promise<void> {
+    this.#aborted.add(instance.uuid);
+    return this.inner.liveMigrationAbort(instance, options);
+  }
+  override async liveMigration(instance: Instance, data: MigrateData, options?: LiveMigrationOptions): Promise<void> {
+    this.#aborted.delete(instance.uuid);
+    try {
+      await this.inner.liveMigration(instance, data, options);
+    } catch (err) {
+      if (err instanceof LiveMigrationFailedError && this.#aborted.has(instance.uuid)) throw new OperationAbortedError("liveMigration");
+      throw err;
+    }
+  }
+}
