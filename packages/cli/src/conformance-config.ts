@@ -74,7 +74,8 @@ export async function loadConformanceConfig(file: string, knownIds: readonly str
   }
   let value: unknown;
   try {
-    value = JSON.parse(text);
+    // A byte-order mark (as some Windows editors save UTF-8) is not part of the JSON.
+    value = JSON.parse(text.charCodeAt(0) === 0xfeff ? text.slice(1) : text);
   } catch (err) {
     // Node's message may quote the text around the error (an unquoted password): only the place is said.
     throw usage(file, `not valid JSON${jsonErrorPlace(text, err)} (the text is not shown)`);

@@ -192,6 +192,12 @@ export const plugin = { ...fake, name: "bad-register", register(container) { con
     expect(at.stderr).toMatch(/not valid JSON at line 2, column 1 \(the text is not shown\)/);
     expect(at.stderr).not.toContain("hunter2");
     expect(virtkit(["conformance", "run", "--driver", "fake", "--config", join(dir, "none.json")]).stderr).toMatch(/cannot read it \(ENOENT\)/);
+    // UTF-8 with a byte-order mark (Windows editors) is still the JSON it holds.
+    const bom = join(dir, "bom.json");
+    await writeFile(bom, '\ufeff{ "level": "SHOULD", "focus": ["^lifecycle\\\\.spawn$"] }');
+    const withBom = virtkit(["conformance", "run", "--driver", "fake", "--config", bom, "--dry-run", "--json"]);
+    expect(withBom.status, withBom.stderr).toBe(0);
+    expect((JSON.parse(withBom.stdout) as { level: string }).level).toBe("SHOULD");
   }, SLOW);
 });
 

@@ -56,6 +56,24 @@ afterAll(async () => {
 });
 
 describe("installed drivers: one discovery for drivers, env list and matrix", () => {
+  it("a package whose import never settles is listed broken (timed out), not a silent exit 13", async () => {
+    const hung = await mkdtemp(join(tmpdir(), "virtkit-discovery-hang-"));
+    try {
+      await writeFile(join(hung, "package.json"), JSON.stringify({ name: "p", version: "0.0.0", private: true, dependencies: { "virtkit-driver-hang": "0.0.1" } }));
+      const pkg = join(hung, "node_modules", "virtkit-driver-hang");
+      await mkdir(pkg, { recursive: true });
+      await writeFile(join(pkg, "package.json"), JSON.stringify({ name: "virtkit-driver-hang", version: "0.0.1", type: "module", main: "index.js", keywords: ["virtkit-driver"] }));
+      await writeFile(join(pkg, "index.js"), "await new Promise(() => {});\n");
+      const r = virtkit(["drivers", "--json"], hung);
+      expect(r.status, r.stderr).toBe(0);
+      const listed = (JSON.parse(r.stdout) as { drivers: { package: string; status?: string; error?: string }[] }).drivers;
+      const entry = listed.find((d) => d.package === "virtkit-driver-hang");
+      expect(JSON.stringify(entry)).toMatch(/did not finish within 10000 ms/);
+    } finally {
+      await rm(hung, { recursive: true, force: true });
+    }
+  }, 60_000);
+
   it("env list shows the environments of a driver found by its kind, as drivers lists it", () => {
     const drivers = virtkit(["drivers", "--json"], project);
     expect(drivers.status, drivers.stderr).toBe(0);

@@ -4,7 +4,7 @@
  * CLI whose manifest says `kind: "virtkit-driver"`, not a fixed list of names.
  */
 import type { DiscoveredDriver, DriverPlugin } from "@virtkit/core";
-import { CLI_DIR } from "./run-suite.js";
+import { CLI_DIR, DRIVER_LOAD_TIMEOUT_MS } from "./run-suite.js";
 
 /** A driver that loads, with where its package can be resolved from. */
 export interface LoadedDriver {
@@ -18,7 +18,9 @@ export interface LoadedDriver {
 /** Every driver package installed for the current project and the CLI, broken ones included (with their error). */
 export async function installedDrivers(signal?: AbortSignal): Promise<DiscoveredDriver[]> {
   const { discoverDriverPlugins } = await import("@virtkit/core");
-  return discoverDriverPlugins([process.cwd(), CLI_DIR], signal !== undefined ? { signal } : {});
+  // Each import bounded as a run's is: one package whose import never settles is listed broken
+  // (timed out), instead of leaving Node nothing to wait on (a silent exit 13).
+  return discoverDriverPlugins([process.cwd(), CLI_DIR], { timeoutMs: DRIVER_LOAD_TIMEOUT_MS, ...(signal !== undefined ? { signal } : {}) });
 }
 
 /**

@@ -189,7 +189,8 @@ export default class Matrix extends VirtkitCommand {
     // Explicit drivers, or every driver `virtkit drivers` lists (the same discovery, not a fixed list).
     const columns: { spec: string; paths: readonly string[]; plugin?: DriverPlugin }[] = [];
     if (flags.driver) {
-      for (const spec of flags.driver) columns.push({ spec, paths: [] });
+      // A driver named twice is one column, not two identical ones.
+      for (const spec of new Set(flags.driver)) columns.push({ spec, paths: [] });
     } else {
       const { installedDrivers, loadedDrivers } = await import("../installed-drivers.js");
       const { loaded, left } = loadedDrivers(await installedDrivers());
