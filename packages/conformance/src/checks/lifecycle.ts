@@ -282,12 +282,35 @@ export async function checkNotFound(ctx: ScenarioContext): Promise<void> {
   const ghost = ctx.newInstance();
   ctx.step("instanceExists of an unknown instance");
   check(!(await ctx.driver.instanceExists(ghost, ctx.opts())), "instanceExists is true for an instance never spawned");
-  for (const [what, call] of [
-    ["getInfo", () => ctx.driver.getInfo(ghost, ctx.opts())],
-    ["powerOn", () => ctx.driver.powerOn(ghost, ctx.opts())],
-    ["powerOff", () => ctx.driver.powerOff(ghost, ctx.opts({ cleanShutdownTimeoutSec: 0 }))],
-    ["reboot", () => ctx.driver.reboot(ghost, "HARD", ctx.opts())],
-  ] as const) {
+  const d = ctx.driver;
+  const caps = d.capabilities;
+  // Each declared operation about one instance: the base ones and what the driver declares.
+  const calls: [string, () => Promise<unknown>][] = [
+    ["getInfo", () => d.getInfo(ghost, ctx.opts())],
+    ["powerOn", () => d.powerOn(ghost, ctx.opts())],
+    ["powerOff", () => d.powerOff(ghost, ctx.opts({ cleanShutdownTimeoutSec: 0 }))],
+    ["reboot", () => d.reboot(ghost, "HARD", ctx.opts())],
+  ];
+  if (caps.pause) calls.push(["pause", () => d.pause(ghost, ctx.opts())], ["unpause", () => d.unpause(ghost, ctx.opts())]);
+  if (caps.suspend) calls.push(["suspend", () => d.suspend(ghost, ctx.opts())], ["resume", () => d.resume(ghost, ctx.opts())]);
+  if (caps.rescue) {
+    calls.push(
+      ["rescue", () => d.rescue(ghost, { ...ghost.imageMeta, properties: { ...ghost.imageMeta.properties } }, ctx.opts())],
+      ["unrescue", () => d.unrescue(ghost, ctx.opts())],
+    );
+  }
+  if (caps.instanceSnapshots) {
+    calls.push(
+      ["createInstanceSnapshot", () => d.createInstanceSnapshot(ghost, "ghost-snap", ctx.opts())],
+      ["listInstanceSnapshots", () => d.listInstanceSnapshots(ghost, ctx.opts())],
+      ["revertToInstanceSnapshot", () => d.revertToInstanceSnapshot(ghost, "ghost-snap", ctx.opts())],
+      ["deleteInstanceSnapshot", () => d.deleteInstanceSnapshot(ghost, "ghost-snap", ctx.opts())],
+    );
+  }
+  if (caps.consoleOutput) calls.push(["getConsoleOutput", () => d.getConsoleOutput(ghost, ctx.opts())]);
+  if (caps.liveMigration) calls.push(["liveMigrationAbort", () => d.liveMigrationAbort(ghost, ctx.opts())]);
+  if (caps.forceCompleteMigration) calls.push(["liveMigrationForceComplete", () => d.liveMigrationForceComplete(ghost, ctx.opts())]);
+  for (const [what, call] of calls) {
     ctx.step(`${what} of an unknown instance`);
     await expectRejects(ctx, call(), ["VIRTKIT_INSTANCE_NOT_FOUND"], `${what} of an unknown instance`);
   }

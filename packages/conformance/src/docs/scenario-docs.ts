@@ -23,7 +23,7 @@ export const SCENARIO_DOCS: Readonly<Record<string, ScenarioDoc>> = {
     nova: "ComputeDriver.spawn must leave the guest running; the manager then reads power_state through get_info (nova/compute/manager.py _spawn).",
   },
   "lifecycle.not-found": {
-    rule: "Every operation on an instance that never existed rejects with InstanceNotFoundError, never a generic error or a silent success.",
+    rule: "Every operation on an instance that never existed rejects with InstanceNotFoundError, never a generic error or a silent success: getInfo, power on and off, reboot, and each declared one of pause/unpause, suspend/resume, rescue/unrescue, the four instance-snapshot calls, getConsoleOutput, liveMigrationAbort and liveMigrationForceComplete; instanceExists says false.",
     nova: NOT_FOUND_NOVA,
   },
   "lifecycle.reboot-hard": {

@@ -576,3 +576,13 @@ export class AbortedMoveUntyped extends DriverDecorator {
     }
   }
 }
+
+/** listInstanceSnapshots of an instance the host does not have answers [] (a query of nothing), not InstanceNotFoundError. */
+export class UnknownSnapshotListEmpty extends DriverDecorator {
+  override async listInstanceSnapshots(instance: Instance, options?: OperationOptions): Promise<readonly InstanceSnapshot[]> {
+    return this.inner.listInstanceSnapshots(instance, options).catch((err: unknown) => {
+      if (err instanceof InstanceNotFoundError) return [];
+      throw err;
+    });
+  }
+}
