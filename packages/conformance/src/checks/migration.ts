@@ -479,10 +479,13 @@ async function cancelMove(
   ctx.step(what);
   const started = Date.now();
   const caller = new AbortController();
+  // No report comes after the call settled (LiveMigrationOptions.onProgress), cut short or not.
+  const reports: number[] = [];
+  const onProgress = (): void => void reports.push(Date.now());
   const moving =
     how === "signal"
-      ? src.liveMigration(inst, data, { signal: AbortSignal.any([ctx.signal, caller.signal]) })
-      : src.liveMigration(inst, data, { signal: ctx.signal, timeoutMs: delayMs });
+      ? src.liveMigration(inst, data, { signal: AbortSignal.any([ctx.signal, caller.signal]), onProgress })
+      : src.liveMigration(inst, data, { signal: ctx.signal, timeoutMs: delayMs, onProgress });
   moving.catch(() => undefined);
   await new Promise((r) => setTimeout(r, delayMs));
   const firedMs = Date.now() - started;
@@ -502,6 +505,7 @@ async function cancelMove(
     await dst.postLiveMigrationAtDestination(inst, data, {}, ctx.opts());
     return;
   }
+  const settledAt = Date.now();
   ctx.recordError(outcome.err);
   const codes = [how === "signal" ? OperationAbortedError.CODE : OperationTimeoutError.CODE, LiveMigrationFailedError.CODE] as const;
   if (!thrownWithCode(outcome.err, codes)) fail(`${what}: expected one of ${codes.join(", ")}, got ${describeError(outcome.err)}`);
@@ -520,6 +524,8 @@ async function cancelMove(
     if (Date.now() >= watchUntil) break;
     await new Promise((r) => setTimeout(r, 50));
   }
+  const late = reports.filter((t) => t > settledAt).length;
+  check(late === 0, `${what}: onProgress was called ${late} time(s) after liveMigration had rejected (no report comes after it settled)`);
   await expectState(ctx, inst, PowerState.RUNNING, `${what} (on the source, after the slowed move's time)`, src);
   ctx.step(`rollbackLiveMigrationAtDestination after the ${how}`);
   await dst.rollbackLiveMigrationAtDestination(inst, data, {}, ctx.opts());

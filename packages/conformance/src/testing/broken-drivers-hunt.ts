@@ -586,3 +586,22 @@ export class UnknownSnapshotListEmpty extends DriverDecorator {
     });
   }
 }
+
+/** The migration's progress monitor outlives the call: cut short by its caller, it goes on reporting for a while. */
+export class ProgressAfterCancel extends DriverDecorator {
+  override async liveMigration(instance: Instance, data: MigrateData, options?: LiveMigrationOptions): Promise<void> {
+    const report = options?.onProgress;
+    const t0 = Date.now();
+    const monitor = report
+      ? setInterval(() => report({ dataTotalBytes: 100, dataProcessedBytes: 50, dataRemainingBytes: 50, elapsedMs: Date.now() - t0 }), 40)
+      : undefined;
+    try {
+      await this.inner.liveMigration(instance, data, options);
+      clearInterval(monitor);
+    } catch (err) {
+      // The monitor is stopped on its next check of the job, not when the call gives up.
+      setTimeout(() => clearInterval(monitor), 300);
+      throw err;
+    }
+  }
+}
