@@ -88,6 +88,9 @@ export async function refuseOsAdminUser(ctx: ScenarioContext): Promise<void> {
     ctx.step(`log in as ${account}`);
     check(!(await verify(inst, account, pw)), `the refused setAdminPassword for cloud-admin set the password of ${account}`);
   }
+  // Only ANOTHER account is refused: an image that names the guest's own admin (root) is served.
+  const named = await ctx.spawn({ imageMeta: image(ctx, { os_admin_user: "root", os_type: "linux" }), osType: "linux" });
+  await setFor(ctx, named, "root", "an image with os_admin_user root (the guest's own admin)");
 }
 
 /** The account the missing-account check names: no guest has it (the environment makes sure). */

@@ -230,7 +230,7 @@ export function depthScenarios(): ScenarioDefinition[] {
     }),
     password({
       id: "admin-password.os-admin-user",
-      title: "the image's os_admin_user gets the password, no other account",
+      title: "the image's os_admin_user gets the password, no other account (undeclared: another account is refused typed, root still served)",
       capability: "adminPasswordAnyUser",
       alsoNeeds: ["setAdminPassword"],
       run: pw.checkOsAdminUser,

@@ -19,7 +19,8 @@
  * running swallowed or kept for the next one, an unknown instance's abort not called not-found, an
  * unbounded deadline fired at once, a destroy after cleanupHost taken quietly, a failed spawn's
  * cleanup deleting a kept disk, an aborted migration that rejects untyped, an unknown instance's
- * snapshot list answered empty, progress reported after a cancelled migration rejected.
+ * snapshot list answered empty, progress reported after a cancelled migration rejected, an image
+ * naming root refused without adminPasswordAnyUser.
  * `broken-drivers-gaps.test.ts` requires each caught where expected, at its check's level.
  */
 import {
@@ -1296,5 +1297,6 @@ export const GAP_VARIANTS: readonly BrokenVariant[] = [
   v("refusal", "aborted-move-untyped", "a migration ended by liveMigrationAbort rejects with OperationAbortedError instead of LiveMigrationFailedError", ["migration.abort"], (d) => new hunt.AbortedMoveUntyped(d)),
   v("refusal", "unknown-snapshot-list-empty", "listInstanceSnapshots of an instance the host does not have answers [] instead of InstanceNotFoundError", ["lifecycle.not-found"], (d) => new hunt.UnknownSnapshotListEmpty(d)),
   v("deadlines", "progress-after-cancel", "a migration cut short by its caller goes on calling onProgress after it rejected", ["migration.caller-cancels"], (d) => new hunt.ProgressAfterCancel(d)),
+  v("accounts", "refuses-named-root", "without adminPasswordAnyUser, an image naming the guest's own admin (os_admin_user root) is refused too", ["admin-password.os-admin-user"], (d) => new hunt.RefusesNamedRoot(d)),
   v("listeners", "usable-after-cleanup", "cleanupHost removes the listeners but closes nothing: the driver still answers and acts afterwards", ["lifecycle.cleanup-host-releases"], (d) => new hunt.UsableAfterCleanup(d)),
 ];

@@ -5,6 +5,7 @@
  */
 import {
   HypervisorUnavailableError,
+  UnsupportedOperationError,
   InstanceNotFoundError,
   InvalidStateError,
   LiveMigrationFailedError,
@@ -19,6 +20,7 @@ import {
   type SpawnRequest,
   type InstanceInfo,
   type InstanceSnapshot,
+  type Capabilities,
   type ComputeDriver,
   type LifecycleListener,
   type LiveMigrationOptions,
@@ -603,5 +605,17 @@ export class ProgressAfterCancel extends DriverDecorator {
       setTimeout(() => clearInterval(monitor), 300);
       throw err;
     }
+  }
+}
+
+/** Without adminPasswordAnyUser, refuses every image that names an account, even the guest's own root. */
+export class RefusesNamedRoot extends DriverDecorator {
+  override get capabilities(): Capabilities {
+    return { ...this.inner.capabilities, adminPasswordAnyUser: false };
+  }
+  override async setAdminPassword(instance: Instance, password: Secret, options?: OperationOptions): Promise<void> {
+    const named = instance.imageMeta.properties.os_admin_user;
+    if (named) throw new UnsupportedOperationError("adminPasswordAnyUser", this.name, { detail: `the image names account ${named}` });
+    return this.inner.setAdminPassword(instance, password, options);
   }
 }
