@@ -148,6 +148,17 @@ export async function checkBadArguments(ctx: ScenarioContext): Promise<void> {
       await refused(ctx, 'delete snapshot id ""', "snapshotId", () => d.deleteInstanceSnapshot(inst, "", ctx.opts()));
       const hugeId = "i".repeat(1024 * 1024);
       await refused(ctx, "delete a 1 MiB snapshot id", "snapshotId", () => d.deleteInstanceSnapshot(inst, hugeId, ctx.opts()), hugeId);
+      // Just past the bounds the contract names (255 characters, no control characters): refused as
+      // input, not looked up and answered SnapshotNotFoundError.
+      await refused(ctx, "revert to a 256-character snapshot id", "snapshotId", () =>
+        d.revertToInstanceSnapshot(inst, "i".repeat(256), ctx.opts()),
+      );
+      await refused(ctx, "delete a snapshot id with a line break", "snapshotId", () =>
+        d.deleteInstanceSnapshot(inst, "a\nb", ctx.opts()),
+      );
+      await refused(ctx, "revert to a snapshot id with a control character", "snapshotId", () =>
+        d.revertToInstanceSnapshot(inst, "snap\u0000", ctx.opts()),
+      );
       ctx.step("listInstanceSnapshots (the refused calls made none)");
       const made = await d.listInstanceSnapshots(inst, ctx.opts());
       if (made.length > 0) fail(`the refused instance snapshot calls left ${made.length} snapshot(s)`);

@@ -362,8 +362,10 @@ export async function checkSnapshotsPerInstance(ctx: ScenarioContext): Promise<v
   ctx.step("createInstanceSnapshot with a name of 255 characters");
   const sa = await d.createInstanceSnapshot(a, longName, ctx.opts());
   checkEqual(sa.name, longName, "the name of a snapshot named with 255 characters");
-  ctx.step("createInstanceSnapshot of the other instance");
-  const sb = await d.createInstanceSnapshot(b, `${ctx.prefix}-b`, ctx.opts());
+  ctx.step("createInstanceSnapshot of the other instance, with a description of 1,024 characters (the bound, taken)");
+  const longDescription = "d".repeat(1024);
+  const sb = await d.createInstanceSnapshot(b, `${ctx.prefix}-b`, ctx.opts({ description: longDescription }));
+  checkEqual(sb.description, longDescription, "the description of a snapshot described with 1,024 characters");
   const ids = async (inst: Instance) => (await d.listInstanceSnapshots(inst, ctx.opts())).map((s) => s.id);
   const listedA = await d.listInstanceSnapshots(a, ctx.opts());
   const heldA = JSON.stringify(listedA);

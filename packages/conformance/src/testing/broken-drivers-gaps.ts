@@ -20,7 +20,8 @@
  * unbounded deadline fired at once, a destroy after cleanupHost taken quietly, a failed spawn's
  * cleanup deleting a kept disk, an aborted migration that rejects untyped, an unknown instance's
  * snapshot list answered empty, progress reported after a cancelled migration rejected, an image
- * naming root refused without adminPasswordAnyUser.
+ * naming root refused without adminPasswordAnyUser, a snapshot id past 255 looked up, a description
+ * bound tighter than 1,024.
  * `broken-drivers-gaps.test.ts` requires each caught where expected, at its check's level.
  */
 import {
@@ -1298,5 +1299,7 @@ export const GAP_VARIANTS: readonly BrokenVariant[] = [
   v("refusal", "unknown-snapshot-list-empty", "listInstanceSnapshots of an instance the host does not have answers [] instead of InstanceNotFoundError", ["lifecycle.not-found"], (d) => new hunt.UnknownSnapshotListEmpty(d)),
   v("deadlines", "progress-after-cancel", "a migration cut short by its caller goes on calling onProgress after it rejected", ["migration.caller-cancels"], (d) => new hunt.ProgressAfterCancel(d)),
   v("accounts", "refuses-named-root", "without adminPasswordAnyUser, an image naming the guest's own admin (os_admin_user root) is refused too", ["admin-password.os-admin-user"], (d) => new hunt.RefusesNamedRoot(d)),
+  v("refusal", "long-snapshot-id-looked-up", "revert to a 256-character snapshot id answers SnapshotNotFoundError instead of refusing the input", ["input.bad-arguments"], (d) => new hunt.LongSnapshotIdLookedUp(d)),
+  v("refusal", "description-bound-too-tight", "an instance snapshot description of 1,001 to 1,024 characters is refused (the contract allows 1,024)", ["snapshot.per-instance"], (d) => new hunt.DescriptionBoundTooTight(d)),
   v("listeners", "usable-after-cleanup", "cleanupHost removes the listeners but closes nothing: the driver still answers and acts afterwards", ["lifecycle.cleanup-host-releases"], (d) => new hunt.UsableAfterCleanup(d)),
 ];

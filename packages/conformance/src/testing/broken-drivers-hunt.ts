@@ -5,6 +5,7 @@
  */
 import {
   HypervisorUnavailableError,
+  InvalidInputError,
   UnsupportedOperationError,
   InstanceNotFoundError,
   InvalidStateError,
@@ -617,5 +618,25 @@ export class RefusesNamedRoot extends DriverDecorator {
     const named = instance.imageMeta.properties.os_admin_user;
     if (named) throw new UnsupportedOperationError("adminPasswordAnyUser", this.name, { detail: `the image names account ${named}` });
     return this.inner.setAdminPassword(instance, password, options);
+  }
+}
+
+/** A snapshot id past 255 characters is looked up (and not found) instead of refused as input. */
+export class LongSnapshotIdLookedUp extends DriverDecorator {
+  override async revertToInstanceSnapshot(instance: Instance, snapshotId: string, options?: OperationOptions): Promise<void> {
+    if (typeof snapshotId === "string" && snapshotId.length > 255) throw new SnapshotNotFoundError(instance.uuid, snapshotId.slice(0, 16));
+    return this.inner.revertToInstanceSnapshot(instance, snapshotId, options);
+  }
+}
+
+/** Refuses a description past 1,000 characters (a storage column's size), where the contract allows 1,024. */
+export class DescriptionBoundTooTight extends DriverDecorator {
+  override async createInstanceSnapshot(
+    instance: Instance,
+    name: string,
+    options?: OperationOptions & { readonly description?: string },
+  ): Promise<InstanceSnapshot> {
+    if ((options?.description?.length ?? 0) > 1000) throw new InvalidInputError("description", "at most 1000 characters");
+    return this.inner.createInstanceSnapshot(instance, name, options);
   }
 }
