@@ -31,6 +31,8 @@ export const SCENARIO_GROUPS = [
 const lifecycle: ScenarioDefinition[] = [
   {
     id: "lifecycle.spawn",
+    // The spawn, then a hard reboot and a power on (the deadline and signal checks of waiting calls).
+    guestStarts: 3,
     title: "spawn reaches RUNNING and every view agrees",
     group: "lifecycle",
     capability: null,

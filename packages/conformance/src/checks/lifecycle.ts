@@ -47,6 +47,7 @@ export async function checkSpawn(ctx: ScenarioContext): Promise<void> {
   );
   await checkSignalLeftClean(ctx, inst);
   await checkDeadlineTimersReleased(ctx, inst);
+  await checkWaitingCallsLeaveNothing(ctx, inst);
   // The refusal comes before anything is made: the running instance's disk is untouched.
   const guest = ctx.env.guestControls;
   const data = typeof guest?.writeData === "function" && typeof guest.readData === "function";
@@ -133,6 +134,43 @@ async function checkDeadlineTimersReleased(ctx: ScenarioContext, inst: Instance)
     left === 0,
     `after 15 settled calls with timeoutMs ${HOUR_MS}, ${left} timer(s) armed for that deadline are still pending and keep the process alive (clear the deadline when the call settles)`,
   );
+}
+
+/**
+ * The same for calls that wait (a clean power off polls the guest, a reboot and a power on wait for
+ * the domain): with one long-lived signal and a one-hour timeoutMs, once they settled no abort
+ * listener is left on the signal and no timer armed for the deadline keeps the process alive.
+ */
+async function checkWaitingCallsLeaveNothing(ctx: ScenarioContext, inst: Instance): Promise<void> {
+  ctx.step("reboot, a clean power off and a power on with one long-lived signal and a one-hour timeoutMs");
+  const own = new AbortController();
+  const opts = { signal: own.signal, timeoutMs: HOUR_MS };
+  const armed: NodeTimer[] = [];
+  const hook = createHook({
+    init(_id, type, _trigger, resource) {
+      if (type !== "Timeout") return;
+      const delay = (resource as NodeTimer)._idleTimeout;
+      if (typeof delay === "number" && delay > HOUR_MS / 2) armed.push(resource as NodeTimer);
+    },
+  });
+  hook.enable();
+  try {
+    await ctx.driver.reboot(inst, "HARD", opts);
+    // 2 s: a guest that ignores ACPI (the qemu column's) costs that, then the hard fallback.
+    await ctx.driver.powerOff(inst, { ...opts, cleanShutdownTimeoutSec: 2, retryIntervalSec: 1 });
+    await ctx.driver.powerOn(inst, opts);
+  } finally {
+    hook.disable();
+  }
+  await new Promise((resolve) => setImmediate(resolve));
+  const listeners = getEventListeners(own.signal, "abort").length;
+  check(listeners === 0, `after a reboot, a clean power off and a power on with one signal, the driver still holds ${listeners} abort listener(s) on it`);
+  const left = armed.filter((t) => t._destroyed !== true && (t.hasRef?.() ?? true)).length;
+  check(
+    left === 0,
+    `after a reboot, a clean power off and a power on with timeoutMs ${HOUR_MS}, ${left} timer(s) armed for that deadline are still pending and keep the process alive`,
+  );
+  await expectState(ctx, inst, PowerState.RUNNING, "a reboot, a clean power off and a power on");
 }
 
 /**

@@ -21,7 +21,7 @@
  * cleanup deleting a kept disk, an aborted migration that rejects untyped, an unknown instance's
  * snapshot list answered empty, progress reported after a cancelled migration rejected, an image
  * naming root refused without adminPasswordAnyUser, a snapshot id past 255 looked up, a description
- * bound tighter than 1,024.
+ * bound tighter than 1,024, a power off's listener left on the caller's signal.
  * `broken-drivers-gaps.test.ts` requires each caught where expected, at its check's level.
  */
 import {
@@ -1301,5 +1301,6 @@ export const GAP_VARIANTS: readonly BrokenVariant[] = [
   v("accounts", "refuses-named-root", "without adminPasswordAnyUser, an image naming the guest's own admin (os_admin_user root) is refused too", ["admin-password.os-admin-user"], (d) => new hunt.RefusesNamedRoot(d)),
   v("refusal", "long-snapshot-id-looked-up", "revert to a 256-character snapshot id answers SnapshotNotFoundError instead of refusing the input", ["input.bad-arguments"], (d) => new hunt.LongSnapshotIdLookedUp(d)),
   v("refusal", "description-bound-too-tight", "an instance snapshot description of 1,001 to 1,024 characters is refused (the contract allows 1,024)", ["snapshot.per-instance"], (d) => new hunt.DescriptionBoundTooTight(d)),
+  v("deadlines", "wait-listener-left", "a power off leaves its abort listener on the caller's signal after it settled", ["lifecycle.spawn"], (d) => new hunt.WaitListenerLeft(d)),
   v("listeners", "usable-after-cleanup", "cleanupHost removes the listeners but closes nothing: the driver still answers and acts afterwards", ["lifecycle.cleanup-host-releases"], (d) => new hunt.UsableAfterCleanup(d)),
 ];

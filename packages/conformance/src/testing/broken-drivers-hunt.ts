@@ -640,3 +640,11 @@ export class DescriptionBoundTooTight extends DriverDecorator {
     return this.inner.createInstanceSnapshot(instance, name, options);
   }
 }
+
+/** A power off's clean wait listens on the caller's signal and never stops listening once done. */
+export class WaitListenerLeft extends DriverDecorator {
+  override async powerOff(instance: Instance, options?: PowerOffOptions): Promise<void> {
+    options?.signal?.addEventListener("abort", () => undefined);
+    return this.inner.powerOff(instance, options);
+  }
+}
