@@ -21,8 +21,10 @@ describe("the exit guard", () => {
   it("turns a driver's process.exit into an error while the run goes on, and gives exit back after", () => {
     const { target, exited } = fakeProcess();
     const original = target.exit;
-    const release = guardExit(target as unknown as NodeJS.Process);
+    const attempts: string[] = [];
+    const release = guardExit(target as unknown as NodeJS.Process, (err) => attempts.push(err.message));
     expect(() => target.exit(0)).toThrow(ExitDuringRunError);
+    expect(attempts).toHaveLength(1);
     expect(() => target.exit(0)).toThrow(/process.exit\(0\) was called during the conformance run/);
     expect(exited).toEqual([]);
     release();

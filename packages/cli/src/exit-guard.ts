@@ -17,11 +17,16 @@ export class ExitDuringRunError extends Error {
   }
 }
 
-/** Guards `process` until the returned function is called. */
-export function guardExit(target: NodeJS.Process = process): () => void {
+/**
+ * Guards `process` until the returned function is called. `onAttempt` hears of every refused exit
+ * (the command fails the run for it, whatever the level of the scenario that made it).
+ */
+export function guardExit(target: NodeJS.Process = process, onAttempt?: (err: ExitDuringRunError) => void): () => void {
   const original = target.exit;
   const refuse = (code?: unknown): never => {
-    throw new ExitDuringRunError(code);
+    const err = new ExitDuringRunError(code);
+    onAttempt?.(err);
+    throw err;
   };
   target.exit = refuse as typeof target.exit;
   const onExit = (code: number): void => {

@@ -207,4 +207,13 @@ describe("a call made inside an operation's deadline", () => {
     );
     await expect(given).rejects.toMatchObject({ name: "OperationTimeoutError", message: expect.stringContaining("inner call") });
   });
+
+  it("a signal whose operation has settled gives a later call no deadline of its own: that call keeps its own", async () => {
+    let stale: AbortSignal | undefined;
+    await withDeadline("outer op", undefined, 60_000, async (signal) => {
+      stale = signal;
+    });
+    const late = withDeadline("late call", { signal: stale! }, 30, () => new Promise<never>(() => undefined));
+    await expect(late).rejects.toMatchObject({ name: "OperationTimeoutError", message: expect.stringContaining("late call") });
+  });
 });

@@ -149,6 +149,9 @@ export async function withDeadline<T>(
   } finally {
     if (timer) clearTimeout(timer);
     unlink?.();
+    // Settled: the signal has no deadline any more (work still holding it must not pass for
+    // bounded by one, as withDeadline's fast path would take it).
+    DEADLINES.delete(controller.signal);
   }
 }
 

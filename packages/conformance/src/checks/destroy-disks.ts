@@ -6,7 +6,7 @@
  * the kept disks, data and all; the default removes a running instance's disks at once.
  */
 import { VirtkitError, type Instance } from "@virtkit/core";
-import { describeError, expectGone, fail, skipForEnvironment } from "../assertions.js";
+import { describeError, expectGone, fail, skipForEnvironment, waitFor } from "../assertions.js";
 import type { ScenarioContext } from "../scenario.js";
 import { settle } from "./depth-support.js";
 
@@ -112,7 +112,9 @@ async function failedSpawnOnce(ctx: ScenarioContext, inst: Instance, kept: reado
     await ctx.driver.destroy(inst, ctx.opts({ destroyDisks: false }));
     return;
   }
-  // A late completion or a late cleanup would show by now.
+  // The driver's own cleanup of the cut spawn may still run (a slowed call in flight): waited for,
+  // then a late completion would have shown.
+  await waitFor(async () => !(await ctx.driver.instanceExists(inst, ctx.opts())), 10_000, ctx.signal);
   await settle(400);
   await expectGone(ctx, inst, `a spawn cut by its ${deadlineMs} ms deadline`);
   const after = await ctx.env.instanceDisks!(inst);

@@ -3,7 +3,7 @@
  * and the illegal transitions next to it are tried and must be refused with `InvalidStateError`
  * leaving the state as it was.
  */
-import { createHook } from "node:async_hooks";
+import { AsyncLocalStorage, createHook } from "node:async_hooks";
 import { randomUUID } from "node:crypto";
 import { getEventListeners } from "node:events";
 import { PowerState, type Instance, type LifecycleEvent, type LifecycleTransition, type OperationOptions } from "@virtkit/core";
@@ -104,6 +104,36 @@ interface NodeTimer {
   hasRef?(): boolean;
 }
 
+/** Marks the async context of the calls {@link hourTimersLeft} watches. */
+const callsContext = new AsyncLocalStorage<symbol>();
+
+/**
+ * Runs `calls` and counts the timers armed meanwhile for (most of) an hour, the calls' deadline or
+ * what was left of it, that are still pending and ref'd a turn after they settled (a clearTimeout
+ * in a finally that runs a turn later is fine).
+ */
+async function hourTimersLeft(calls: () => Promise<unknown>): Promise<number> {
+  const armed: NodeTimer[] = [];
+  // Only timers made on behalf of these calls: scenarios running beside this one arm long timers of
+  // their own (a 30-day deadline, a migration's hour), which are not this driver's leftovers.
+  const mine = Symbol("these calls");
+  const hook = createHook({
+    init(_id, type, _trigger, resource) {
+      if (type !== "Timeout" || callsContext.getStore() !== mine) return;
+      const delay = (resource as NodeTimer)._idleTimeout;
+      if (typeof delay === "number" && delay > HOUR_MS / 2) armed.push(resource as NodeTimer);
+    },
+  });
+  hook.enable();
+  try {
+    await callsContext.run(mine, calls);
+  } finally {
+    hook.disable();
+  }
+  await new Promise((resolve) => setImmediate(resolve));
+  return armed.filter((t) => t._destroyed !== true && (t.hasRef?.() ?? true)).length;
+}
+
 /**
  * A call's deadline is lent for the call only, as its signal is: once the call has settled, no
  * timer armed for it keeps the process alive (one left for a one-hour `timeoutMs` holds a
@@ -112,24 +142,7 @@ interface NodeTimer {
  */
 async function checkDeadlineTimersReleased(ctx: ScenarioContext, inst: Instance): Promise<void> {
   ctx.step("inspection calls with a one-hour timeoutMs, then look for timers left armed for it");
-  const armed: NodeTimer[] = [];
-  const hook = createHook({
-    init(_id, type, _trigger, resource) {
-      if (type !== "Timeout") return;
-      const delay = (resource as NodeTimer)._idleTimeout;
-      // Armed for (most of) the hour: the call's deadline, or what was left of it.
-      if (typeof delay === "number" && delay > HOUR_MS / 2) armed.push(resource as NodeTimer);
-    },
-  });
-  hook.enable();
-  try {
-    await inspectionCalls(ctx, inst, { timeoutMs: HOUR_MS });
-  } finally {
-    hook.disable();
-  }
-  // A clearTimeout in a finally that runs a turn later is fine.
-  await new Promise((resolve) => setImmediate(resolve));
-  const left = armed.filter((t) => t._destroyed !== true && (t.hasRef?.() ?? true)).length;
+  const left = await hourTimersLeft(() => inspectionCalls(ctx, inst, { timeoutMs: HOUR_MS }));
   check(
     left === 0,
     `after 15 settled calls with timeoutMs ${HOUR_MS}, ${left} timer(s) armed for that deadline are still pending and keep the process alive (clear the deadline when the call settles)`,
@@ -145,27 +158,17 @@ async function checkWaitingCallsLeaveNothing(ctx: ScenarioContext, inst: Instanc
   ctx.step("reboot, a clean power off and a power on with one long-lived signal and a one-hour timeoutMs");
   const own = new AbortController();
   const opts = { signal: own.signal, timeoutMs: HOUR_MS };
-  const armed: NodeTimer[] = [];
-  const hook = createHook({
-    init(_id, type, _trigger, resource) {
-      if (type !== "Timeout") return;
-      const delay = (resource as NodeTimer)._idleTimeout;
-      if (typeof delay === "number" && delay > HOUR_MS / 2) armed.push(resource as NodeTimer);
-    },
-  });
-  hook.enable();
-  try {
+  // The scenario's deadline still ends these calls (read off ctx.signal: nothing is added to own.signal).
+  const follow = (): void => own.abort(ctx.signal.reason);
+  ctx.signal.addEventListener("abort", follow, { once: true });
+  const left = await hourTimersLeft(async () => {
     await ctx.driver.reboot(inst, "HARD", opts);
     // 2 s: a guest that ignores ACPI (the qemu column's) costs that, then the hard fallback.
     await ctx.driver.powerOff(inst, { ...opts, cleanShutdownTimeoutSec: 2, retryIntervalSec: 1 });
     await ctx.driver.powerOn(inst, opts);
-  } finally {
-    hook.disable();
-  }
-  await new Promise((resolve) => setImmediate(resolve));
+  }).finally(() => ctx.signal.removeEventListener("abort", follow));
   const listeners = getEventListeners(own.signal, "abort").length;
   check(listeners === 0, `after a reboot, a clean power off and a power on with one signal, the driver still holds ${listeners} abort listener(s) on it`);
-  const left = armed.filter((t) => t._destroyed !== true && (t.hasRef?.() ?? true)).length;
   check(
     left === 0,
     `after a reboot, a clean power off and a power on with timeoutMs ${HOUR_MS}, ${left} timer(s) armed for that deadline are still pending and keep the process alive`,

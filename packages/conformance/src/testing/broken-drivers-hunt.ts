@@ -283,7 +283,10 @@ export class RescuedSnapshotOfRescueDisk extends DriverDecorator {
 export class DeadlineTimerLeftArmed extends DriverDecorator {
   override getInfo(instance: Instance, options?: OperationOptions): Promise<InstanceInfo> {
     const ms = options?.timeoutMs ?? 120_000;
-    const deadline = new Promise<never>((_, reject) => setTimeout(() => reject(new OperationTimeoutError("getInfo", ms)), ms));
+    // Capped as a timer holds it: this variant's defect is the timer left armed, not an overflow.
+    const deadline = new Promise<never>((_, reject) =>
+      setTimeout(() => reject(new OperationTimeoutError("getInfo", ms)), Math.min(ms, 2_147_483_647)),
+    );
     deadline.catch(() => undefined);
     return Promise.race([this.inner.getInfo(instance, options), deadline]);
   }
@@ -643,8 +646,14 @@ export class DescriptionBoundTooTight extends DriverDecorator {
 
 /** A power off's clean wait listens on the caller's signal and never stops listening once done. */
 export class WaitListenerLeft extends DriverDecorator {
+  // One left per signal is the defect; more would only set off Node's leak warning in the kit's runs.
+  readonly #leftOn = new WeakSet<AbortSignal>();
   override async powerOff(instance: Instance, options?: PowerOffOptions): Promise<void> {
-    options?.signal?.addEventListener("abort", () => undefined);
+    const signal = options?.signal;
+    if (signal && !this.#leftOn.has(signal)) {
+      this.#leftOn.add(signal);
+      signal.addEventListener("abort", () => undefined);
+    }
     return this.inner.powerOff(instance, options);
   }
 }

@@ -251,6 +251,12 @@ export async function runWithVitest(options: RunWithVitestOptions): Promise<RunR
   });
   ordered.push(...collector.results.filter((r) => !selected.some((s) => s.id === r.id)));
   const results = ordered;
+  const runErrors = [
+    ...collector.errors.map((e) => `vitest: ${e}`),
+    ...results
+      .filter((r) => r.status === "fail" && /process\.exit unexpectedly called/.test(r.reason ?? ""))
+      .map((r) => `${r.id}: the driver called process.exit (vitest refused it)`),
+  ];
   return {
     driver: options.driver,
     notes: [
@@ -261,9 +267,11 @@ export async function runWithVitest(options: RunWithVitestOptions): Promise<RunR
     durationMs: Math.round(performance.now() - t0),
     runner: "vitest",
     results,
-    // An uncaught error of driver code (or vitest's own) fails the run, as the process's exit code does.
-    ...(collector.errors.length > 0 ? { errors: collector.errors.map((e) => `vitest: ${e}`) } : {}),
-    ...summarize(results, level, collector.errors),
+    // An uncaught error of driver code (or vitest's own) fails the run, as the process's exit code
+    // does; so does a driver's process.exit (vitest refuses it into the scenario that made it, which
+    // may be below the run's level: ending the process is never a SHOULD matter).
+    ...(runErrors.length > 0 ? { errors: runErrors } : {}),
+    ...summarize(results, level, runErrors),
   };
 }
 

@@ -167,10 +167,16 @@ export default class ConformanceRun extends VirtkitCommand {
       },
     });
     let report: RunReport;
-    // The direct runner runs the driver in this process: its process.exit must not end the run as a pass.
-    const releaseExit = settings.runner === "direct" ? guardExit() : () => undefined;
-    // Its stray errors too: collected, they fail the run in every report instead of crashing it.
-    const stray = settings.runner === "direct" ? collectStrayErrors() : undefined;
+    // Driver code runs in this process (all of it under the direct runner; the plugin, its
+    // environment's set-up and disposal under vitest): its process.exit must not end the run as a
+    // pass, and its stray errors fail the run in every report instead of crashing it. Held until
+    // the exit code is set.
+    const stray = collectStrayErrors();
+    const releaseExit = guardExit(process, (err) => stray.errors.push(err.message));
+    const release = (): void => {
+      releaseExit();
+      stray.release();
+    };
     try {
       const run = runSuite({ ...settings, reporter, signal: interrupt.signal, onReady: removeStaleReports });
       const cut = interrupt.graceOver.then(() => undefined);
@@ -188,6 +194,7 @@ export default class ConformanceRun extends VirtkitCommand {
         await this.writeReports(flags, report);
         if (!json) this.log(`\n${human.summary(report)}`);
         else this.log(JSON.stringify(report, null, 2));
+        release();
         exitNow(EXIT_INTERRUPTED);
       }
       report = finished ?? (await run);
@@ -205,13 +212,13 @@ export default class ConformanceRun extends VirtkitCommand {
           process.stderr.write(`virtkit: could not write the report files: ${e instanceof Error ? e.message : String(e)}\n`),
         );
       }
+      release();
       throw toCliError(err);
     } finally {
-      releaseExit();
-      stray?.release();
       interrupt.dispose();
     }
-    if (stray && stray.errors.length > 0) {
+    const reported = stray.errors.length;
+    if (reported > 0) {
       const { withRunErrors } = await import("@virtkit/conformance");
       report = withRunErrors(report, stray.errors);
     }
@@ -230,6 +237,9 @@ export default class ConformanceRun extends VirtkitCommand {
       process.exitCode = EXIT_INTERRUPTED;
     }
     else if (!report.ok) process.exitCode = 1;
+    // An error that came after the reports were written (stderr said it) still fails the command.
+    if (stray.errors.length > reported && by === undefined) process.exitCode = 1;
+    release();
     return report;
   }
 

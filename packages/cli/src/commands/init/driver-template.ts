@@ -392,12 +392,12 @@ export class ${Name}Driver extends BaseComputeDriver {
 
   // -- helpers --
 
-  /** One hypervisor call under the caller's signal and deadline (the driver's default when none is given). */
   /** Refuses a call after cleanupHost (the contract: unusable afterwards, never reconnected). */
   #usable(): void {
     if (this.#closed) throw new HypervisorUnavailableError(this.#options.host, "the driver was cleaned up (cleanupHost)");
   }
 
+  /** One hypervisor call under the caller's signal and deadline (the driver's default when none is given). */
   #call<T>(operation: string, options: OperationOptions | undefined, fn: (backend: SimulatedBackend) => T): Promise<T> {
     this.#usable();
     return withDeadline(operation, options, this.#options.timeoutMs, (signal) =>
