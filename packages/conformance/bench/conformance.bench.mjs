@@ -5,7 +5,9 @@
 // ...), and the figure is the median of the per-round ratios subject / anchor with their spread
 // (min–max), next to the absolute medians. Run after `pnpm build`:
 // `pnpm --filter @virtkit/conformance bench`. BENCH_ROUNDS (default 11) sets the rounds; the last
-// line is `BENCH_JSON {...}` with every figure.
+// line is `BENCH_JSON {...}` with every figure. The package script turns off two Node warnings
+// that only the deliberately broken variants cause (a leaked abort listener, an Infinity timer),
+// a screenful of them otherwise.
 /* global process, console, performance */
 import { spawnSync } from "node:child_process";
 import { cpus } from "node:os";

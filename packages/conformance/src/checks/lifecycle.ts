@@ -106,6 +106,8 @@ interface NodeTimer {
 
 /** Marks the async context of the calls {@link hourTimersLeft} watches. */
 const callsContext = new AsyncLocalStorage<symbol>();
+/** How many {@link hourTimersLeft} are under way (runs may overlap); the last one out disables it. */
+let contextUsers = 0;
 
 /**
  * Runs `calls` and counts the timers armed meanwhile for (most of) an hour, the calls' deadline or
@@ -125,10 +127,14 @@ async function hourTimersLeft(calls: () => Promise<unknown>): Promise<number> {
     },
   });
   hook.enable();
+  contextUsers++;
   try {
     await callsContext.run(mine, calls);
   } finally {
     hook.disable();
+    // Once run, an AsyncLocalStorage keeps Node's promise hooks on for the whole process (Node 20),
+    // which slows every promise of every scenario after this one: off again when nobody uses it.
+    if (--contextUsers === 0) callsContext.disable();
   }
   await new Promise((resolve) => setImmediate(resolve));
   return armed.filter((t) => t._destroyed !== true && (t.hasRef?.() ?? true)).length;
