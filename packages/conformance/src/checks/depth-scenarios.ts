@@ -209,6 +209,14 @@ export function depthScenarios(): ScenarioDefinition[] {
       run: mig.checkAbortWithoutMigration,
     }),
     migration({
+      id: "migration.steps-aborted",
+      title: "every migration step with an already aborted signal rejects with OperationAbortedError and does nothing; the steps then work and the move completes",
+      capability: "liveMigration",
+      needs: twoHostsWithStorageFacts,
+      guestStarts: 2,
+      run: mig.checkMigrationStepsAborted,
+    }),
+    migration({
       id: "migration.block-keeps-data",
       title: "a block migration carries the guest's disk to the destination",
       capability: "liveMigration",

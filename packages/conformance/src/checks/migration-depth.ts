@@ -9,6 +9,7 @@
 import {
   DEFAULT_MIGRATION_POLICY,
   InvalidInputError,
+  OperationAbortedError,
   PowerState,
   Secret,
   UnsupportedOperationError,
@@ -18,6 +19,7 @@ import {
   type MigrationHostFacts,
   type MigrationPlan,
   type MigrationPolicy,
+  type VirtkitErrorCode,
 } from "@virtkit/core";
 import {
   ConformanceFailure,
@@ -544,4 +546,52 @@ export async function checkAbortWithoutMigration(ctx: ScenarioContext): Promise<
   ctx.step("a migration after the refused aborts");
   await move(ctx, pair, inst);
   await expectState(ctx, inst, PowerState.RUNNING, "a migration after the refused aborts (on the destination)", pair.dst);
+}
+
+/**
+ * Every step of Nova's sequence takes the caller's signal: each one called with an already aborted
+ * signal rejects with OperationAbortedError itself and does nothing (the same step then works, and
+ * the move completes), on both hosts. A step that ignores it lets a cancelled request go on
+ * reserving the destination or moving the guest.
+ */
+export async function checkMigrationStepsAborted(ctx: ScenarioContext): Promise<void> {
+  const pair = await hostPair(ctx, "any");
+  const inst = await ctx.spawn();
+  const policy = policyFor(pair);
+  const aborted = new AbortController();
+  aborted.abort(new Error("cancelled by the kit"));
+  const cancelled = { signal: aborted.signal };
+  const refused = async (what: string, call: () => Promise<unknown>, codes: readonly VirtkitErrorCode[] = [OperationAbortedError.CODE]) => {
+    ctx.step(`${what} with an already aborted signal`);
+    await expectRejects(ctx, call(), codes, `${what} with an already aborted signal`);
+  };
+  const srcInfo = await pair.src.getHostInfo(ctx.opts());
+  await refused("checkCanLiveMigrateDestination", () => pair.dst.checkCanLiveMigrateDestination(inst, srcInfo, policy, cancelled));
+  ctx.step("checkCanLiveMigrateDestination");
+  let data = overTheWire(await pair.dst.checkCanLiveMigrateDestination(inst, srcInfo, policy, ctx.opts()), "checkCanLiveMigrateDestination");
+  const checked = data;
+  await refused("checkCanLiveMigrateSource", () => pair.src.checkCanLiveMigrateSource(inst, checked, cancelled));
+  if (pair.dst.cleanupLiveMigrationDestinationCheck) {
+    await refused("cleanupLiveMigrationDestinationCheck", () => pair.dst.cleanupLiveMigrationDestinationCheck!(inst, checked, cancelled));
+  }
+  ctx.step("checkCanLiveMigrateSource");
+  data = overTheWire(await pair.src.checkCanLiveMigrateSource(inst, data, ctx.opts()), "checkCanLiveMigrateSource");
+  const sourceChecked = data;
+  await refused("preLiveMigration", () => pair.dst.preLiveMigration(inst, sourceChecked, {}, cancelled));
+  ctx.step("preLiveMigration");
+  data = overTheWire(await pair.dst.preLiveMigration(inst, data, {}, ctx.opts()), "preLiveMigration");
+  const prepared = data;
+  // The contract's liveMigration rejects with LiveMigrationFailedError when aborted; the caller's
+  // own signal may also be OperationAbortedError (migration.caller-cancels takes both too).
+  await refused("liveMigration", () => pair.src.liveMigration(inst, prepared, cancelled), [OperationAbortedError.CODE, "VIRTKIT_LIVE_MIGRATION_FAILED"]);
+  await expectState(ctx, inst, PowerState.RUNNING, "every migration step refused for its aborted signal (on the source)");
+  await expectGone(ctx, inst, "every migration step refused for its aborted signal (not on the destination)", pair.dst);
+  await refused("rollbackLiveMigrationAtDestination", () => pair.dst.rollbackLiveMigrationAtDestination(inst, prepared, {}, cancelled));
+  ctx.step("liveMigration");
+  await pair.src.liveMigration(inst, prepared, ctx.opts());
+  await refused("postLiveMigrationAtDestination", () => pair.dst.postLiveMigrationAtDestination(inst, prepared, {}, cancelled));
+  ctx.step("postLiveMigrationAtDestination");
+  await pair.dst.postLiveMigrationAtDestination(inst, prepared, {}, ctx.opts());
+  await expectState(ctx, inst, PowerState.RUNNING, "the move after the refused steps (on the destination)", pair.dst);
+  await expectGone(ctx, inst, "the move after the refused steps (the source)");
 }

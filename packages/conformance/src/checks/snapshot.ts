@@ -215,6 +215,47 @@ async function checkImageSnapshotCallbackRejects(ctx: ScenarioContext, inst: Ins
   check(got.status !== "active", "the image of a snapshot whose task-state callback rejected became active");
   await waitFor(async () => (await ctx.driver.getInfo(inst, ctx.opts())).state === PowerState.RUNNING, 10_000);
   await expectState(ctx, inst, PowerState.RUNNING, "the image snapshot ended by its callback's rejection");
+  await checkImageSnapshotCallbackThrows(ctx, inst);
+}
+
+/**
+ * The same compare-and-set failing as a plain function's throw (a synchronous callback, as most
+ * callers write one), at the first task state: the contract says "throws or rejects", and a driver
+ * that only catches rejections lets the snapshot go on or the throw escape.
+ */
+async function checkImageSnapshotCallbackThrows(ctx: ScenarioContext, inst: Instance): Promise<void> {
+  const image = await ctx.env.imageService.create({ name: `${ctx.prefix}-thrown-cas`, status: "queued" });
+  ctx.trackImage(image.id);
+  const refusal = new Error("conformance: the caller's task-state callback threw");
+  let reported = 0;
+  ctx.step("snapshot whose task-state callback throws synchronously at its first task state");
+  let outcome: "resolved" | "rejected" = "resolved";
+  let caught: unknown;
+  try {
+    await ctx.driver.snapshot(
+      inst,
+      image.id,
+      ctx.opts({
+        onTaskState: () => {
+          reported++;
+          throw refusal;
+        },
+      }),
+    );
+  } catch (err) {
+    outcome = "rejected";
+    caught = err;
+    ctx.recordError(err);
+  }
+  check(reported > 0, "an image snapshot never reported a task state to its callback");
+  check(outcome === "rejected", "an image snapshot whose task-state callback threw (synchronously) reported success");
+  check(causedBy(caught, refusal), `an image snapshot whose task-state callback threw failed with ${describeError(caught)}, not with the callback's error (or one caused by it)`);
+  check(reported === 1, `the task-state callback was called ${reported} times after it threw at the first task state; the snapshot must end there`);
+  await settle(200);
+  const got = await ctx.env.imageService.get(image.id);
+  check(got.status !== "active", "the image of a snapshot whose task-state callback threw became active");
+  await waitFor(async () => (await ctx.driver.getInfo(inst, ctx.opts())).state === PowerState.RUNNING, 10_000);
+  await expectState(ctx, inst, PowerState.RUNNING, "the image snapshot ended by its callback's throw");
 }
 
 /** True when `err` is `cause` or has it somewhere down its `cause` chain. */

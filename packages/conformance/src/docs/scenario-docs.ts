@@ -182,6 +182,10 @@ export const SCENARIO_DOCS: Readonly<Record<string, ScenarioDoc>> = {
     rule: "liveMigrationAbort of a running instance that is not migrating rejects with InvalidStateError itself (so does liveMigrationForceComplete where forceCompleteMigration is declared) and the instance still runs; an instance the host does not have is InstanceNotFoundError; where two hosts can move it, a migration started afterwards completes (no abort is kept for later).",
     nova: "The API's live_migration_abort refuses a migration that is not running or preparing (InvalidMigrationState); the libvirt driver's abortJob fails with 'no job is active' when nothing runs.",
   },
+  "migration.steps-aborted": {
+    rule: "checkCanLiveMigrateDestination, checkCanLiveMigrateSource, cleanupLiveMigrationDestinationCheck (where implemented), preLiveMigration, liveMigration, rollbackLiveMigrationAtDestination and postLiveMigrationAtDestination, each called with an already aborted signal, reject with OperationAbortedError itself (liveMigration may say LiveMigrationFailedError) and change nothing: the instance still runs on the source only; each step then succeeds with a live signal and the move completes.",
+    nova: "Nova's compute manager runs these steps as RPCs that a cancelled request never reaches; the contract's OperationOptions carry the cancellation to each step instead, so a step must honour it like every other call.",
+  },
   "lifecycle.cpu-time": {
     rule: "getInfo's cpuTimeNs (nanoseconds consumed) never runs backwards while the instance lives, never exceeds what its vCPUs could burn since the spawn, stands still while it is stopped and hardly moves while it is paused; a restart may count afresh.",
     nova: "get_info's cpu_time_ns (libvirt's virDomainGetInfo cpuTime), which Nova's diagnostics and metrics read.",

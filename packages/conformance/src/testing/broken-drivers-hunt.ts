@@ -26,6 +26,7 @@ import {
   type LifecycleListener,
   type LiveMigrationOptions,
   type MigrateData,
+  type MigrationContext,
   type OperationOptions,
   type PowerOffOptions,
   type RescueOptions,
@@ -189,6 +190,40 @@ export class TaskStateRejectionSwallowed extends DriverDecorator {
         }
       },
     });
+  }
+}
+
+/** A task-state callback that throws (not rejects) is logged and ignored: the snapshot goes on. */
+export class TaskStateThrowIgnored extends DriverDecorator {
+  override snapshot(instance: Instance, imageId: string, options?: ImageSnapshotOptions): Promise<void> {
+    const report = options?.onTaskState;
+    if (!report) return this.inner.snapshot(instance, imageId, options);
+    return this.inner.snapshot(instance, imageId, {
+      ...options,
+      onTaskState: (state, expected) => {
+        let answer: void | Promise<void>;
+        try {
+          answer = report(state, expected);
+        } catch {
+          // "only a rejection means the compare-and-set failed"
+          return undefined;
+        }
+        return answer;
+      },
+    });
+  }
+}
+
+/** The destination's preparation drops the caller's signal: a cancelled request still prepares the move. */
+export class PreMigrationIgnoresSignal extends DriverDecorator {
+  override preLiveMigration(
+    instance: Instance,
+    data: MigrateData,
+    context?: MigrationContext,
+    options?: OperationOptions,
+  ): Promise<MigrateData> {
+    const { signal: _dropped, ...rest } = options ?? {};
+    return this.inner.preLiveMigration(instance, data, context, rest);
   }
 }
 
