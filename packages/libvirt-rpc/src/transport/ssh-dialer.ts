@@ -80,10 +80,39 @@ export class SshDialer implements Dialer {
       child.once("spawn", resolve);
       child.once("error", reject);
     });
-    const duplex = Duplex.from({ readable: child.stdout, writable: child.stdin });
-    child.once("exit", (code) => {
-      if (!duplex.destroyed) {
-        duplex.destroy(code ? new Error(`ssh exited with status ${code}: ${stderr.trim()}`) : undefined);
+    // ssh's stdout ends (and its stdin breaks) before ssh has exited: taken at once, the link would
+    // read as closed by the daemon, losing why ssh gave up (an unknown host, a refused key). The
+    // link ends only once ssh has exited, and a failed ssh ends it with its status and what it printed.
+    const { stdout, stdin } = child;
+    const duplex = new Duplex({
+      read() {
+        stdout.resume();
+      },
+      write(chunk: Buffer, _encoding, callback) {
+        // A write into an ssh that is gone is dropped: its exit says why the link ended.
+        if (stdin.destroyed) callback();
+        else stdin.write(chunk, () => callback());
+      },
+      final(callback) {
+        stdin.end();
+        callback();
+      },
+      destroy(err, callback) {
+        stdout.destroy();
+        stdin.destroy();
+        callback(err);
+      },
+    });
+    stdin.on("error", () => undefined);
+    stdout.on("data", (d: Buffer) => {
+      if (!duplex.push(d)) stdout.pause();
+    });
+    child.once("close", (code, sig) => {
+      if (duplex.destroyed) return;
+      if (code === 0) duplex.push(null);
+      else {
+        const why = stderr.trim() || "it printed nothing";
+        duplex.destroy(new Error(`ssh exited with ${code !== null ? `status ${code}` : `signal ${sig ?? "unknown"}`}: ${why}`));
       }
     });
     duplex.once("close", () => {
