@@ -2,7 +2,7 @@
 // depends on build).
 import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
@@ -195,6 +195,7 @@ export const plugin = {
       ["conformance", "run", "--driver", "fake", "--level", "SOMETIMES"],
       ["conformance", "run", "--driver", "fake", "--focus", "("],
       ["conformance", "run", "--driver", "fake", "--parallel", "0"],
+      ["conformance", "run", "--driver", "fake", "--report-json", ""],
       ["no-such-command"],
     ];
     for (const args of cases) {
@@ -209,6 +210,19 @@ export const plugin = {
     const json = virtkit(["conformance", "run", "--driver", "no-such-driver", "--json"]);
     expect(json.status).toBe(2);
     expect(JSON.parse(json.stdout)).toMatchObject({ error: { code: "VIRTKIT_DRIVER_LOAD_FAILED", exit: 2 } });
+  });
+
+  it("refuses a matrix --driver that names nothing installed with exit 2, before any column runs or a report is written", async () => {
+    const out = await mkdtemp(join(tmpdir(), "virtkit-matrix-typo-"));
+    try {
+      const r = virtkit(["matrix", "--driver", "fake", "--driver", "no-such-driver", "--out", out]);
+      expect(r.status).toBe(2);
+      expect(r.stderr.trimEnd().split("\n")).toHaveLength(1);
+      expect(r.stderr).toMatch(/^virtkit: error: Cannot load driver "no-such-driver": not found/);
+      expect(await readdir(out)).toEqual([]);
+    } finally {
+      await rm(out, { recursive: true, force: true });
+    }
   });
 
   it("never echoes an --option that may hold a credential in a usage error", () => {

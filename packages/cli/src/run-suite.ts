@@ -84,6 +84,8 @@ export async function checkReportPaths(files: readonly (readonly [flag: string, 
   const targets: [flag: string, path: string, target: ReportTarget][] = [];
   for (const [flag, path] of files) {
     if (path === undefined) continue;
+    // An empty value (`--junit ''`, an unset shell variable) would read as the current directory.
+    if (path.trim() === "") throw new Errors.CLIError(`${flag} needs a file path; it was given an empty one`, { exit: 2, code: "VIRTKIT_USAGE" });
     const fail = (why: string) => reportPathError(flag, path, why);
     targets.push([flag, path, await reportTarget(path, fail)]);
   }

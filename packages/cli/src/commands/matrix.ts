@@ -4,6 +4,7 @@ import { Errors, Flags } from "@oclif/core";
 import { VirtkitCommand } from "../base-command.js";
 import type { BenchReport, RunReport, SupportMatrix, UnavailableDriver } from "@virtkit/conformance";
 import type { DriverPlugin } from "@virtkit/core";
+import { toCliError } from "../errors.js";
 import { driverFlag } from "../flags.js";
 import { checkReportPaths, runSuite } from "../run-suite.js";
 import { prepareOutputDir, shownPath } from "../output-dir.js";
@@ -116,6 +117,9 @@ export default class Matrix extends VirtkitCommand {
         });
       };
       cut = await this.runColumns(flags, reports, unavailable, interrupt, errored, checkpoint);
+    } catch (err) {
+      // A --driver that names nothing installed: exit 2, as `conformance run` says it.
+      throw toCliError(err);
     } finally {
       interrupt.dispose();
     }
@@ -181,7 +185,7 @@ export default class Matrix extends VirtkitCommand {
     /** Writes what finished; `running`, the column about to start, is shown as not finished (a killed run leaves that). */
     checkpoint: (running?: UnavailableDriver) => Promise<void>,
   ): Promise<boolean> {
-    const { loadDriverPlugin } = await import("@virtkit/core");
+    const { loadDriverPlugin, DriverLoadError } = await import("@virtkit/core");
     const { CLI_DIR } = await import("../run-suite.js");
     const notStarted = (name: string, spec: string, version?: string): void => {
       unavailable.push({ name, spec, ...(version ? { version } : {}), reason: `not run: the matrix was interrupted by ${interrupt.by()}` });
@@ -190,7 +194,17 @@ export default class Matrix extends VirtkitCommand {
     const columns: { spec: string; paths: readonly string[]; plugin?: DriverPlugin }[] = [];
     if (flags.driver) {
       // A driver named twice is one column, not two identical ones.
-      for (const spec of new Set(flags.driver)) columns.push({ spec, paths: [] });
+      for (const spec of new Set(flags.driver)) {
+        // A name that finds no driver at all is a typo, refused as `conformance run` refuses it (exit
+        // 2) before any column runs or a report is overwritten; one that is found but will not load
+        // is a failed column below.
+        try {
+          columns.push({ spec, paths: [], plugin: await loadDriverPlugin(spec, { paths: [CLI_DIR] }) });
+        } catch (err) {
+          if (err instanceof DriverLoadError && err.reason.startsWith("not found")) throw err;
+          columns.push({ spec, paths: [] });
+        }
+      }
     } else {
       const { installedDrivers, loadedDrivers } = await import("../installed-drivers.js");
       const { loaded, left } = loadedDrivers(await installedDrivers());
