@@ -41,8 +41,8 @@ const lifecycle: ScenarioDefinition[] = [
   },
   {
     id: "lifecycle.concurrent-instances",
-    guestStarts: 5,
-    title: "calls about different instances at once (spawns, then pause, power off, reboot, destroy; then passwords and image snapshots) each end as if alone; a listing handed out does not change",
+    guestStarts: 7,
+    title: "calls about different instances at once (spawns, then pause, power off, reboot, destroy; then passwords, image and instance snapshots, suspends and resumes) each end as if alone; a listing handed out does not change",
     group: "lifecycle",
     capability: null,
     level: "MUST",

@@ -260,6 +260,8 @@ export async function checkConcurrentInstances(ctx: ScenarioContext): Promise<vo
     await ctx.env.guestControls?.whenBooted?.(c, ctx.opts());
     await concurrentPasswords(ctx, a, c);
     await concurrentImageSnapshots(ctx, a, c);
+    await concurrentInstanceSnapshots(ctx, a, c);
+    await concurrentSuspends(ctx, a, c);
   } finally {
     off?.();
   }
@@ -317,6 +319,48 @@ async function concurrentImageSnapshots(ctx: ScenarioContext, a: Instance, c: In
     const mc = await controls!.readImageData!(ic, CONCURRENT_KEY);
     check(ma === "a" && mc === "c", `two image snapshots taken at once hold markers ${JSON.stringify(ma)} and ${JSON.stringify(mc)}, expected "a" and "c" (each its own instance's disk)`);
   }
+}
+
+/**
+ * Two instances' snapshots taken at once: each is its own instance's (uuid, name, listing), neither
+ * listing shows the other's, and deleting one leaves the other.
+ */
+async function concurrentInstanceSnapshots(ctx: ScenarioContext, a: Instance, c: Instance): Promise<void> {
+  const d = ctx.driver;
+  if (!d.capabilities.instanceSnapshots) return;
+  ctx.step("instance snapshots of two instances at once");
+  const [sa, sc] = await Promise.all([
+    d.createInstanceSnapshot(a, `${ctx.prefix}-concurrent-a`, ctx.opts()),
+    d.createInstanceSnapshot(c, `${ctx.prefix}-concurrent-c`, ctx.opts()),
+  ]);
+  for (const [snap, inst, name, label] of [[sa, a, "a", "first"], [sc, c, "c", "second"]] as const) {
+    check(
+      snap.instanceUuid === inst.uuid && snap.name === `${ctx.prefix}-concurrent-${name}`,
+      `the ${label} of two instance snapshots taken at once says instance ${snap.instanceUuid} and name ${JSON.stringify(snap.name)}, expected ${inst.uuid} and ${JSON.stringify(`${ctx.prefix}-concurrent-${name}`)}`,
+    );
+  }
+  const [la, lc] = await Promise.all([d.listInstanceSnapshots(a, ctx.opts()), d.listInstanceSnapshots(c, ctx.opts())]);
+  check(la.some((s) => s.id === sa.id) && !la.some((s) => s.id === sc.id), `after two instance snapshots at once, the first instance lists [${la.map((s) => s.id).join(", ")}]: its own must be there, the other's not`);
+  check(lc.some((s) => s.id === sc.id) && !lc.some((s) => s.id === sa.id), `after two instance snapshots at once, the second instance lists [${lc.map((s) => s.id).join(", ")}]: its own must be there, the other's not`);
+  ctx.step("delete the first of them");
+  await d.deleteInstanceSnapshot(a, sa.id, ctx.opts());
+  const left = await d.listInstanceSnapshots(c, ctx.opts());
+  check(left.some((s) => s.id === sc.id), "deleting one instance's snapshot removed the snapshot another instance took at the same time");
+  await d.deleteInstanceSnapshot(c, sc.id, ctx.opts());
+}
+
+/** Two instances suspended at once, then resumed at once: each ends as if alone, in every view. */
+async function concurrentSuspends(ctx: ScenarioContext, a: Instance, c: Instance): Promise<void> {
+  const d = ctx.driver;
+  if (!d.capabilities.suspend) return;
+  ctx.step("suspend two instances at once");
+  await Promise.all([d.suspend(a, ctx.opts()), d.suspend(c, ctx.opts())]);
+  await expectState(ctx, a, PowerState.SUSPENDED, "two suspends at once (the first)");
+  await expectState(ctx, c, PowerState.SUSPENDED, "two suspends at once (the second)");
+  ctx.step("resume both at once");
+  await Promise.all([d.resume(a, ctx.opts()), d.resume(c, ctx.opts())]);
+  await expectState(ctx, a, PowerState.RUNNING, "two resumes at once (the first)");
+  await expectState(ctx, c, PowerState.RUNNING, "two resumes at once (the second)");
 }
 
 const CONCURRENT_KEY = "/conformance/concurrent-marker";

@@ -10,6 +10,7 @@ import {
   InstanceNotFoundError,
   InvalidStateError,
   LiveMigrationFailedError,
+  PowerState,
   OperationAbortedError,
   OperationTimeoutError,
   SnapshotNotFoundError,
@@ -224,6 +225,33 @@ export class PreMigrationIgnoresSignal extends DriverDecorator {
   ): Promise<MigrateData> {
     const { signal: _dropped, ...rest } = options ?? {};
     return this.inner.preLiveMigration(instance, data, context, rest);
+  }
+}
+
+/** The instance a snapshot is for is kept in one field across an await: two at once both go to the last one asked. */
+export class SharedSnapshotTarget extends DriverDecorator {
+  #target: Instance | undefined;
+  override async createInstanceSnapshot(
+    instance: Instance,
+    name: string,
+    options?: OperationOptions & { readonly description?: string },
+  ): Promise<InstanceSnapshot> {
+    this.#target = instance;
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    return this.inner.createInstanceSnapshot(this.#target, name, options);
+  }
+}
+
+/** The same for suspend: two at once suspend the last instance asked (twice), the other keeps running. */
+export class SharedSuspendTarget extends DriverDecorator {
+  #target: Instance | undefined;
+  override async suspend(instance: Instance, options?: OperationOptions): Promise<void> {
+    this.#target = instance;
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    const target = this.#target;
+    // "already suspended" is fine for the caller
+    if ((await this.inner.getInfo(target, options)).state === PowerState.SUSPENDED) return;
+    return this.inner.suspend(target, options);
   }
 }
 
