@@ -164,7 +164,7 @@ const lifecycle: ScenarioDefinition[] = [
 const snapshot: ScenarioDefinition[] = [
   {
     id: "snapshot.image-running",
-    title: "image snapshot of a running instance: Nova's metadata, state kept",
+    title: "image snapshot of a running instance: Nova's metadata, state kept; said live, the guest never stopped, paused or rebooted for it",
     group: "snapshot",
     capability: "imageSnapshot",
     level: "MUST",

@@ -7,7 +7,7 @@ import { randomUUID } from "node:crypto";
 import { InvalidStateError, PowerState, TaskState, snapshotImageMetadata, type Instance } from "@virtkit/core";
 import { check, checkEqual, describeError, expectGone, expectRejects, expectState, expectUnsupported, fail, waitFor } from "../assertions.js";
 import type { ScenarioContext } from "../scenario.js";
-import { settle } from "./depth-support.js";
+import { hasControl, settle } from "./depth-support.js";
 import { checkUploadedFormat } from "./image-format.js";
 import { EventLog } from "./event-log.js";
 
@@ -25,6 +25,7 @@ async function imageSnapshot(ctx: ScenarioContext, inst: Instance, state: PowerS
   ctx.trackImage(image.id);
   const taskStates: (string | null)[] = [];
   const methods: { method: unknown; reason: unknown; afterTaskStates: number }[] = [];
+  const boots = state === PowerState.RUNNING && hasControl(ctx, "bootCount") ? await ctx.env.guestControls!.bootCount!(inst) : undefined;
   ctx.step(`snapshot (${label})`);
   const events = new EventLog(ctx);
   try {
@@ -39,6 +40,7 @@ async function imageSnapshot(ctx: ScenarioContext, inst: Instance, state: PowerS
     await expectState(ctx, inst, state, `an image snapshot of a ${label} instance`);
     checkSnapshotMethod(methods, taskStates, state, label);
     if (state === PowerState.RUNNING && methods[0]?.method === "cold") await checkColdCopyStopped(ctx, inst, events);
+    if (state === PowerState.RUNNING && methods[0]?.method === "live") await checkLiveCopyKeptRunning(ctx, inst, events, boots);
   } finally {
     events.stop();
   }
@@ -110,6 +112,31 @@ async function checkColdCopyStopped(ctx: ScenarioContext, inst: Instance, events
     `the image snapshot of a running instance said "cold" (stopped or saved for the copy), but no ${LEFT_RUNNING.join(" or ")} event came during it: the guest never left RUNNING`,
   );
 }
+
+/**
+ * "live" means the guest kept running while its disk was copied, no downtime (the contract's
+ * `ImageSnapshotMethod`): no event of it leaving RUNNING (stopped, saved, paused) or starting again
+ * during the call, and where the environment counts boots, no boot. A driver that pauses or saves
+ * the guest and calls it live has the caller promise its users a snapshot without downtime.
+ */
+async function checkLiveCopyKeptRunning(ctx: ScenarioContext, inst: Instance, events: EventLog, boots: number | undefined): Promise<void> {
+  if (events.enabled) {
+    // Events lag their cause: what the call did shows within a moment.
+    await settle(200);
+    const broke = events.of(inst.uuid, 0).filter((e) => LIVE_BREAKS.includes(e.transition));
+    check(
+      broke.length === 0,
+      `the image snapshot of a running instance said "live" (no downtime), but the guest announced [${broke.map((e) => e.transition).join(", ")}] during it`,
+    );
+  }
+  if (boots !== undefined) {
+    const after = await ctx.env.guestControls!.bootCount!(inst);
+    check(after === boots, `the image snapshot of a running instance said "live", but the guest booted during it (boot count ${boots} before, ${after} after)`);
+  }
+}
+
+/** What a guest that kept running never announces. */
+const LIVE_BREAKS: readonly string[] = ["STOPPED", "SUSPENDED", "PAUSED", "STARTED", "RESUMED"];
 
 /** Image snapshot of a running instance. */
 export async function checkImageSnapshotRunning(ctx: ScenarioContext): Promise<void> {

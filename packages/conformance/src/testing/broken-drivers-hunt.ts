@@ -255,6 +255,22 @@ export class SharedSuspendTarget extends DriverDecorator {
   }
 }
 
+/** A running guest is paused for the copy and the snapshot still said to be live ("hardly any downtime"). */
+export class LiveSnapshotPauses extends DriverDecorator {
+  override async snapshot(instance: Instance, imageId: string, options?: ImageSnapshotOptions): Promise<void> {
+    if ((await this.inner.getInfo(instance, options)).state !== PowerState.RUNNING) return this.inner.snapshot(instance, imageId, options);
+    await this.inner.pause(instance, options);
+    try {
+      await this.inner.snapshot(instance, imageId, {
+        ...options,
+        onSnapshotMethod: () => options?.onSnapshotMethod?.("live", "a pause of a few milliseconds for a consistent copy"),
+      });
+    } finally {
+      await this.inner.unpause(instance, options);
+    }
+  }
+}
+
 /** Each inspection call adds an abort listener to the caller's signal and never removes it. */
 export class AbortListenerLeft extends DriverDecorator {
   #hold(options?: OperationOptions): void {
