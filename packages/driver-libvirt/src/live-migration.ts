@@ -318,6 +318,7 @@ export class LiveMigrations {
 
   /** On the destination, after the source refused: the shared-storage probe goes. */
   async cleanupDestinationCheck(instance: Instance, data: MigrateData, options?: OperationOptions): Promise<void> {
+    this.host.requireMigration();
     await this.host.run("clean up the destination check", instance, options, (api, call) =>
       this.#removeMarker(api, data, call),
     );
@@ -545,12 +546,15 @@ export class LiveMigrations {
   }
 
   async postAtDestination(instance: Instance, options?: OperationOptions): Promise<void> {
+    this.host.requireMigration();
     return this.host.run("post live migration at destination", instance, options, async (api, call) => {
       await this.host.guest(api, instance, call);
     });
   }
 
   async rollbackAtDestination(instance: Instance, data: MigrateData, options?: OperationOptions): Promise<void> {
+    // Undeclared, refused like the other steps: a rollback here would remove the instance.
+    this.host.requireMigration();
     return this.host.run("rollback live migration at destination", instance, options, async (api, call) => {
       await this.#removeMarker(api, data, call);
       // Copied disks belong to this host only after a block migration.

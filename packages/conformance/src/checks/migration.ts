@@ -581,6 +581,13 @@ export async function refuseLiveMigration(ctx: ScenarioContext): Promise<void> {
     ctx.driver.checkCanLiveMigrateDestination(inst, info, DEFAULT_MIGRATION_POLICY, ctx.opts()),
     "liveMigration",
   );
+  // The move and the destination's last steps too: a caller holding migrate data from elsewhere
+  // (another driver's checks) must not get a move, nor a post or rollback that touches the instance.
+  const data = await refusalData(ctx);
+  await expectUnsupported(ctx, "liveMigration", () => ctx.driver.liveMigration(inst, data, ctx.opts()), "liveMigration");
+  await expectUnsupported(ctx, "postLiveMigrationAtDestination", () => ctx.driver.postLiveMigrationAtDestination(inst, data, {}, ctx.opts()), "liveMigration");
+  await expectUnsupported(ctx, "rollbackLiveMigrationAtDestination", () => ctx.driver.rollbackLiveMigrationAtDestination(inst, data, {}, ctx.opts()), "liveMigration");
+  await expectState(ctx, inst, PowerState.RUNNING, "the refused migration steps");
 }
 
 /** Migration data for refusal checks: what a caller would hand the later steps. */

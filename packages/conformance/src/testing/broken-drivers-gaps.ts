@@ -1273,6 +1273,7 @@ export const GAP_VARIANTS: readonly BrokenVariant[] = [
   v("views", "shared-snapshot-target", "the instance a snapshot is for is kept in one field across an await: two instance snapshots at once both go to the last instance asked", ["lifecycle.concurrent-instances"], (d) => new hunt.SharedSnapshotTarget(d)),
   v("wrong-state", "shared-suspend-target", "the instance to suspend is kept in one field across an await: two suspends at once suspend the last instance asked, the other keeps running", ["lifecycle.concurrent-instances"], (d) => new hunt.SharedSuspendTarget(d)),
   v("snapshots", "live-snapshot-pauses", "a running guest is paused for an image snapshot that is still reported live (no downtime)", ["snapshot.image-running"], (d) => new hunt.LiveSnapshotPauses(d)),
+  v("refusal", "undeclared-rollback-runs", "live migration undeclared and refused, but rollbackLiveMigrationAtDestination still runs and removes the instance", ["migration.live"], (d) => new hunt.UndeclaredRollbackRuns(d)),
   v("deadlines", "abort-listener-left", "getInfo and instanceExists add an abort listener to the caller's signal and never remove it", ["lifecycle.spawn"], (d) => new hunt.AbortListenerLeft(d)),
   v("effects", "destroy-disks-ignored", "destroy deletes the disks whatever destroyDisks says", ["lifecycle.destroy-keeps-disks"], (d) => new hunt.DestroyDisksIgnored(d)),
   v("units", "cpu-time-microseconds", "getInfo's cpuTimeNs is in microseconds", ["lifecycle.cpu-time-grows"], (d) => new hunt.CpuTimeMicroseconds(d)),

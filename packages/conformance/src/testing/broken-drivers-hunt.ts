@@ -28,6 +28,7 @@ import {
   type LiveMigrationOptions,
   type MigrateData,
   type MigrationContext,
+  type MigrationPlan,
   type OperationOptions,
   type PowerOffOptions,
   type RescueOptions,
@@ -268,6 +269,53 @@ export class LiveSnapshotPauses extends DriverDecorator {
     } finally {
       await this.inner.unpause(instance, options);
     }
+  }
+}
+
+/**
+ * Live migration undeclared, and refused at the checks and the move, but the destination's rollback
+ * still runs (it removes the instance), as the libvirt driver's did on a hypervisor without migration.
+ */
+export class UndeclaredRollbackRuns extends DriverDecorator {
+  override get capabilities(): Capabilities {
+    return {
+      ...this.inner.capabilities,
+      liveMigration: false,
+      blockMigration: false,
+      tunnelledMigration: false,
+      nativeTlsMigration: false,
+      postCopy: false,
+      autoConverge: false,
+      pausedMigration: false,
+      forceCompleteMigration: false,
+    };
+  }
+  #refuse(): never {
+    throw new UnsupportedOperationError("liveMigration", this.name);
+  }
+  override planMigration(): MigrationPlan {
+    this.#refuse();
+  }
+  override checkCanLiveMigrateDestination(): Promise<MigrateData> {
+    this.#refuse();
+  }
+  override checkCanLiveMigrateSource(): Promise<MigrateData> {
+    this.#refuse();
+  }
+  override preLiveMigration(): Promise<MigrateData> {
+    this.#refuse();
+  }
+  override liveMigration(): Promise<void> {
+    this.#refuse();
+  }
+  override postLiveMigrationAtDestination(): Promise<void> {
+    this.#refuse();
+  }
+  override liveMigrationAbort(): Promise<void> {
+    this.#refuse();
+  }
+  override liveMigrationForceComplete(): Promise<void> {
+    this.#refuse();
   }
 }
 
