@@ -211,78 +211,50 @@ export async function checkImageSnapshotCallbackStalls(ctx: ScenarioContext): Pr
 }
 
 /**
- * The caller's compare-and-set failing (its task-state callback rejects, as Nova's
- * update_task_state raises when the instance was deleted meanwhile) ends the snapshot: the call
- * rejects with that error (or one caused by it), the image does not become active, the guest runs.
+ * The caller's compare-and-set failing ends the snapshot: the call rejects with the callback's error
+ * (or one caused by it), the image does not become active, the guest runs. Checked as a rejection at
+ * image_uploading (Nova's update_task_state raising when the instance was deleted meanwhile) and as
+ * a synchronous throw at the first task state (a plain function, as most callers write one: the
+ * contract says "throws or rejects"; a driver that only catches rejections lets the snapshot go on).
  */
 async function checkImageSnapshotCallbackRejects(ctx: ScenarioContext, inst: Instance): Promise<void> {
-  const image = await ctx.env.imageService.create({ name: `${ctx.prefix}-refused-cas`, status: "queued" });
-  ctx.trackImage(image.id);
-  const refusal = new Error("conformance: the caller's task-state compare-and-set failed");
-  ctx.step("snapshot whose task-state callback rejects at image_uploading");
-  let outcome: "resolved" | "rejected" = "resolved";
-  let caught: unknown;
-  try {
-    await ctx.driver.snapshot(
-      inst,
-      image.id,
-      ctx.opts({
-        onTaskState: (ts: TaskState) => (ts === TaskState.IMAGE_UPLOADING ? Promise.reject(refusal) : undefined),
-      }),
-    );
-  } catch (err) {
-    outcome = "rejected";
-    caught = err;
-    ctx.recordError(err);
-  }
-  check(outcome === "rejected", "an image snapshot whose task-state callback rejected (the caller's compare-and-set failed) reported success");
-  check(causedBy(caught, refusal), `an image snapshot whose task-state callback rejected failed with ${describeError(caught)}, not with the callback's error (or one caused by it)`);
-  await settle(200);
-  const got = await ctx.env.imageService.get(image.id);
-  check(got.status !== "active", "the image of a snapshot whose task-state callback rejected became active");
-  await waitFor(async () => (await ctx.driver.getInfo(inst, ctx.opts())).state === PowerState.RUNNING, 10_000);
-  await expectState(ctx, inst, PowerState.RUNNING, "the image snapshot ended by its callback's rejection");
-  await checkImageSnapshotCallbackThrows(ctx, inst);
+  await snapshotEndedByCallback(ctx, inst, "rejects");
+  await snapshotEndedByCallback(ctx, inst, "throws");
 }
 
-/**
- * The same compare-and-set failing as a plain function's throw (a synchronous callback, as most
- * callers write one), at the first task state: the contract says "throws or rejects", and a driver
- * that only catches rejections lets the snapshot go on or the throw escape.
- */
-async function checkImageSnapshotCallbackThrows(ctx: ScenarioContext, inst: Instance): Promise<void> {
-  const image = await ctx.env.imageService.create({ name: `${ctx.prefix}-thrown-cas`, status: "queued" });
+async function snapshotEndedByCallback(ctx: ScenarioContext, inst: Instance, how: "rejects" | "throws"): Promise<void> {
+  const did = how === "rejects" ? "rejected" : "threw";
+  const image = await ctx.env.imageService.create({ name: `${ctx.prefix}-${how}-cas`, status: "queued" });
   ctx.trackImage(image.id);
-  const refusal = new Error("conformance: the caller's task-state callback threw");
+  const refusal = new Error(`conformance: the caller's task-state callback ${did}`);
   let reported = 0;
-  ctx.step("snapshot whose task-state callback throws synchronously at its first task state");
+  const onTaskState =
+    how === "rejects"
+      ? (ts: TaskState) => (ts === TaskState.IMAGE_UPLOADING ? Promise.reject(refusal) : undefined)
+      : () => {
+          reported++;
+          throw refusal;
+        };
+  ctx.step(how === "rejects" ? "snapshot whose task-state callback rejects at image_uploading" : "snapshot whose task-state callback throws synchronously at its first task state");
   let outcome: "resolved" | "rejected" = "resolved";
   let caught: unknown;
   try {
-    await ctx.driver.snapshot(
-      inst,
-      image.id,
-      ctx.opts({
-        onTaskState: () => {
-          reported++;
-          throw refusal;
-        },
-      }),
-    );
+    await ctx.driver.snapshot(inst, image.id, ctx.opts({ onTaskState }));
   } catch (err) {
     outcome = "rejected";
     caught = err;
     ctx.recordError(err);
   }
-  check(reported > 0, "an image snapshot never reported a task state to its callback");
-  check(outcome === "rejected", "an image snapshot whose task-state callback threw (synchronously) reported success");
-  check(causedBy(caught, refusal), `an image snapshot whose task-state callback threw failed with ${describeError(caught)}, not with the callback's error (or one caused by it)`);
-  check(reported === 1, `the task-state callback was called ${reported} times after it threw at the first task state; the snapshot must end there`);
+  check(outcome === "rejected", `an image snapshot whose task-state callback ${did} (the caller's compare-and-set failed) reported success`);
+  check(causedBy(caught, refusal), `an image snapshot whose task-state callback ${did} failed with ${describeError(caught)}, not with the callback's error (or one caused by it)`);
+  if (how === "throws") {
+    check(reported === 1, `the task-state callback was called ${reported} times after it threw at the first task state; the snapshot must end there`);
+  }
   await settle(200);
   const got = await ctx.env.imageService.get(image.id);
-  check(got.status !== "active", "the image of a snapshot whose task-state callback threw became active");
+  check(got.status !== "active", `the image of a snapshot whose task-state callback ${did} became active`);
   await waitFor(async () => (await ctx.driver.getInfo(inst, ctx.opts())).state === PowerState.RUNNING, 10_000);
-  await expectState(ctx, inst, PowerState.RUNNING, "the image snapshot ended by its callback's throw");
+  await expectState(ctx, inst, PowerState.RUNNING, `the image snapshot ended by its callback (it ${did})`);
 }
 
 /** True when `err` is `cause` or has it somewhere down its `cause` chain. */
