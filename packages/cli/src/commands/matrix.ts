@@ -201,7 +201,7 @@ export default class Matrix extends VirtkitCommand {
         try {
           columns.push({ spec, paths: [], plugin: await loadDriverPlugin(spec, { paths: [CLI_DIR] }) });
         } catch (err) {
-          if (err instanceof DriverLoadError && err.reason.startsWith("not found")) throw err;
+          if (err instanceof DriverLoadError && (err.reason.startsWith("not found") || err.reason.startsWith("no such file"))) throw err;
           columns.push({ spec, paths: [] });
         }
       }

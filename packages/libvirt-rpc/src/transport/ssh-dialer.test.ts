@@ -11,11 +11,16 @@ let dir: string;
 let fakeSsh: string;
 // One that reaches its far end, here `cat`: what goes in comes back, and it exits 0 at end of input.
 let echoSsh: string;
+// One that leaves a process holding its pipes when it exits (a ProxyCommand, a wrapper's job).
+let lingeringSsh: string;
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), "virtkit-ssh-"));
   fakeSsh = join(dir, "ssh");
   await writeFile(fakeSsh, "#!/bin/sh\necho 'ssh: Could not resolve hostname nosuchhost.invalid: Name or service not known' >&2\nexit 255\n");
   await chmod(fakeSsh, 0o755);
+  lingeringSsh = join(dir, "ssh-lingering");
+  await writeFile(lingeringSsh, "#!/bin/sh\nsleep 5 &\necho 'ssh: connect to host h port 22: Connection refused' >&2\nexit 255\n");
+  await chmod(lingeringSsh, 0o755);
   echoSsh = join(dir, "ssh-echo");
   await writeFile(echoSsh, "#!/bin/sh\nexec cat\n");
   await chmod(echoSsh, 0o755);
@@ -33,6 +38,14 @@ describe("SshDialer", () => {
     expect(err.message).toContain("ssh exited with status 255");
     expect(err.message).toContain("Could not resolve hostname nosuchhost.invalid");
     expect(err.message).not.toContain("closed by the daemon");
+  });
+
+  it("ends the link when ssh exits even if something it left holds its pipes open", async () => {
+    const t0 = performance.now();
+    const client = new RpcClient(await new SshDialer({ host: "h", sshBinary: lingeringSsh }).dial());
+    const err = await new Promise<Error>((resolve) => client.onClose(resolve));
+    expect(err.message).toContain("ssh exited with status 255: ssh: connect to host h port 22: Connection refused");
+    expect(performance.now() - t0).toBeLessThan(5_000);
   });
 
   it("carries bytes both ways and ends cleanly when ssh exits 0", async () => {

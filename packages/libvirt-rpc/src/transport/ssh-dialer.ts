@@ -47,6 +47,9 @@ export function sshRemoteCommand(o: SshDialerOptions): string {
  * Connects by running the system `ssh` and talking to libvirtd through `virt-ssh-helper` or `nc` on
  * the remote host, like libvirt's `qemu+ssh://` transport. Authentication is ssh's (agent, keys).
  */
+/** How long ssh's pipes may take to drain after it exited. */
+const EXIT_DRAIN_MS = 200;
+
 export class SshDialer implements Dialer {
   readonly description: string;
 
@@ -74,7 +77,7 @@ export class SshDialer implements Dialer {
     let stderr = "";
     child.stderr.setEncoding("utf8");
     child.stderr.on("data", (d: string) => {
-      if (stderr.length < 4096) stderr += d;
+      if (stderr.length < 4096) stderr = (stderr + d).slice(0, 4096);
     });
     await new Promise<void>((resolve, reject) => {
       child.once("spawn", resolve);
@@ -100,6 +103,7 @@ export class SshDialer implements Dialer {
       destroy(err, callback) {
         stdout.destroy();
         stdin.destroy();
+        child.stderr.destroy();
         callback(err);
       },
     });
@@ -107,13 +111,21 @@ export class SshDialer implements Dialer {
     stdout.on("data", (d: Buffer) => {
       if (!duplex.push(d)) stdout.pause();
     });
-    child.once("close", (code, sig) => {
-      if (duplex.destroyed) return;
-      if (code === 0) duplex.push(null);
-      else {
-        const why = stderr.trim() || "it printed nothing";
-        duplex.destroy(new Error(`ssh exited with ${code !== null ? `status ${code}` : `signal ${sig ?? "unknown"}`}: ${why}`));
-      }
+    // Ended on ssh's exit, not on its pipes' close: a process ssh left behind (a ProxyCommand, a
+    // wrapper's background job) may hold them open for ever. What ssh wrote before it exited is
+    // still read: its pipes get a moment to drain.
+    child.once("exit", (code, sig) => {
+      const finish = () => {
+        if (duplex.destroyed) return;
+        if (code === 0) duplex.push(null);
+        else {
+          const why = stderr.trim() || "it printed nothing";
+          duplex.destroy(new Error(`ssh exited with ${code !== null ? `status ${code}` : `signal ${sig ?? "unknown"}`}: ${why}`));
+        }
+      };
+      const drained = Promise.all([child.stdout, child.stderr].map((p) => (p.readableEnded || p.destroyed ? undefined : new Promise((r) => p.once("close", r)))));
+      const grace = new Promise((r) => setTimeout(r, EXIT_DRAIN_MS).unref());
+      void Promise.race([drained, grace]).then(finish);
     });
     duplex.once("close", () => {
       if (child.exitCode === null) child.kill();
