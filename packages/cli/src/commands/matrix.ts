@@ -191,7 +191,8 @@ export default class Matrix extends VirtkitCommand {
       unavailable.push({ name, spec, ...(version ? { version } : {}), reason: `not run: the matrix was interrupted by ${interrupt.by()}` });
     };
     // Explicit drivers, or every driver `virtkit drivers` lists (the same discovery, not a fixed list).
-    const columns: { spec: string; paths: readonly string[]; plugin?: DriverPlugin }[] = [];
+    /** `failed`: why a named driver that exists did not load (loaded once, not again per column). */
+    const columns: { spec: string; paths: readonly string[]; plugin?: DriverPlugin; failed?: unknown }[] = [];
     if (flags.driver) {
       // A driver named twice is one column, not two identical ones.
       for (const spec of new Set(flags.driver)) {
@@ -202,7 +203,7 @@ export default class Matrix extends VirtkitCommand {
           columns.push({ spec, paths: [], plugin: await loadDriverPlugin(spec, { paths: [CLI_DIR] }) });
         } catch (err) {
           if (err instanceof DriverLoadError && (err.reason.startsWith("not found") || err.reason.startsWith("no such file"))) throw err;
-          columns.push({ spec, paths: [] });
+          columns.push({ spec, paths: [], failed: err });
         }
       }
     } else {
@@ -212,13 +213,14 @@ export default class Matrix extends VirtkitCommand {
       // A broken driver package is listed by `drivers`: here it is a column with why it did not run.
       if (!flags.env) for (const l of left) unavailable.push({ name: l.package, spec: l.package, ...(l.version ? { version: l.version } : {}), reason: l.reason });
     }
-    for (const { spec, paths, plugin: found } of columns) {
+    for (const { spec, paths, plugin: found, failed } of columns) {
       if (interrupt.by() !== undefined) {
         notStarted(found?.name ?? spec, spec, found?.version);
         continue;
       }
       let plugin: DriverPlugin;
       try {
+        if (failed !== undefined) throw failed;
         plugin = found ?? (await loadDriverPlugin(spec, { paths: [CLI_DIR] }));
       } catch (err) {
         const reason = (err as Error).message.split("\n")[0] ?? "cannot load";

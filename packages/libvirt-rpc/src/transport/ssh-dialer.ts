@@ -43,13 +43,13 @@ export function sshRemoteCommand(o: SshDialerOptions): string {
   return `sh -c ${shellQuote(`if which virt-ssh-helper >/dev/null 2>&1; then ${helper}; else ${ncCmd}; fi`)}`;
 }
 
+/** How long ssh's pipes may take to drain after it exited. */
+const EXIT_DRAIN_MS = 200;
+
 /**
  * Connects by running the system `ssh` and talking to libvirtd through `virt-ssh-helper` or `nc` on
  * the remote host, like libvirt's `qemu+ssh://` transport. Authentication is ssh's (agent, keys).
  */
-/** How long ssh's pipes may take to drain after it exited. */
-const EXIT_DRAIN_MS = 200;
-
 export class SshDialer implements Dialer {
   readonly description: string;
 
@@ -84,9 +84,8 @@ export class SshDialer implements Dialer {
       child.once("error", reject);
     });
     // ssh's stdout ends (and its stdin breaks) before ssh has exited: taken at once, the link would
-    // read as closed by the daemon, losing why ssh gave up (an unknown host, a refused key). The
-    // link ends only once ssh has exited, and a failed ssh ends it with its status and what it printed.
-    const { stdout, stdin } = child;
+    // read as closed by the daemon, losing why ssh gave up (an unknown host, a refused key).
+    const { stdout, stdin, stderr: errors } = child;
     const duplex = new Duplex({
       read() {
         stdout.resume();
@@ -103,7 +102,7 @@ export class SshDialer implements Dialer {
       destroy(err, callback) {
         stdout.destroy();
         stdin.destroy();
-        child.stderr.destroy();
+        errors.destroy();
         callback(err);
       },
     });
@@ -111,9 +110,9 @@ export class SshDialer implements Dialer {
     stdout.on("data", (d: Buffer) => {
       if (!duplex.push(d)) stdout.pause();
     });
-    // Ended on ssh's exit, not on its pipes' close: a process ssh left behind (a ProxyCommand, a
-    // wrapper's background job) may hold them open for ever. What ssh wrote before it exited is
-    // still read: its pipes get a moment to drain.
+    // So the link ends on ssh's exit, with its status and what it printed; not on its pipes' close:
+    // a process ssh left behind (a ProxyCommand, a wrapper's background job) may hold them open for
+    // ever. What ssh wrote before it exited is still read: its pipes get a moment to drain.
     child.once("exit", (code, sig) => {
       const finish = () => {
         if (duplex.destroyed) return;
@@ -123,7 +122,7 @@ export class SshDialer implements Dialer {
           duplex.destroy(new Error(`ssh exited with ${code !== null ? `status ${code}` : `signal ${sig ?? "unknown"}`}: ${why}`));
         }
       };
-      const drained = Promise.all([child.stdout, child.stderr].map((p) => (p.readableEnded || p.destroyed ? undefined : new Promise((r) => p.once("close", r)))));
+      const drained = Promise.all([stdout, errors].map((p) => (p.readableEnded || p.destroyed ? undefined : new Promise((r) => p.once("close", r)))));
       const grace = new Promise((r) => setTimeout(r, EXIT_DRAIN_MS).unref());
       void Promise.race([drained, grace]).then(finish);
     });
