@@ -2,7 +2,7 @@
 // and says which; 0 when every column keeps the contract.
 import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
-import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { mkdtemp, readFile, readdir, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -47,13 +47,57 @@ describe("virtkit matrix: the exit code", () => {
     expect(r.stdout).toMatch(/failed \(a MUST scenario, or the driver could not be set up\): dying\n/);
     expect(r.stdout).toMatch(new RegExp(`^fake: ${SCENARIOS.length} pass, 0 fail`, "m"));
     // The column's line names what failed and why, so a log alone says what to look at.
-    expect(r.stdout).toMatch(/^dying: \d+ pass, \d+ fail, .*; failed: [a-z.-]+ and \d+ more: not run: the vitest run failed: [^;]*Worker exited unexpectedly[^;]*$/m);
+    expect(r.stdout).toMatch(/^dying: \d+ pass, \d+ fail, .*; failed: [a-z.-]+ and \d+ more: not run: the vitest run failed: [^;]*Worker exited unexpectedly[^;]*; errors outside any scenario: vitest: [^;]*Worker exited unexpectedly$/m);
     const written = JSON.parse(await readFile(join(dir, "dying", "support-matrix.json"), "utf8")) as SupportMatrix;
     const cells = Object.values(written.cells["dying"] ?? {});
     const lost = cells.filter((c) => c.status === "fail" && /^not run: the vitest run failed: .*Worker exited unexpectedly/.test(c.reason ?? ""));
     // Far more than the one scenario whose spawn killed the worker: every one it never got to.
     expect(lost.length).toBeGreaterThan(100);
     expect(written.drivers.find((d) => d.name === "dying")?.ok).toBe(false);
+  }, SLOW);
+
+  it("a driver's stray rejection or process.exit fails its own column; the matrix is written whole and the next column runs", async () => {
+    // One un-awaited rejection on the first spawn, one process.exit(0) on the first pause: both outside the kit's reach.
+    const stray = await wrappedFakePlugin(
+      dir,
+      "stray",
+      `(d) => {
+  const spawn = d.spawn.bind(d);
+  d.spawn = async (...args) => { if (!globalThis.strayOnce) { globalThis.strayOnce = true; Promise.reject(new Error("stray from spawn")); } return spawn(...args); };
+}`,
+    );
+    const exiting = await wrappedFakePlugin(
+      dir,
+      "exiting",
+      `(d) => {
+  const pause = d.pause.bind(d);
+  d.pause = async (...args) => { if (!globalThis.exitOnce) { globalThis.exitOnce = true; setTimeout(() => process.exit(0), 0); } return pause(...args); };
+}`,
+    );
+    const r = matrix(["--driver", stray, "--driver", exiting, "--driver", "fake", "--out", join(dir, "stray")]);
+    expect(r.status, r.stderr).toBe(1);
+    expect(r.stdout).toMatch(/^stray: .*errors outside any scenario: unhandled rejection: Error: stray from spawn/m);
+    expect(r.stdout).toMatch(new RegExp(`^fake: ${SCENARIOS.length} pass, 0 fail`, "m"));
+    expect(r.stdout).toMatch(/failed \(a MUST scenario, or the driver could not be set up\): stray, exiting\n/);
+    const written = JSON.parse(await readFile(join(dir, "stray", "support-matrix.json"), "utf8")) as SupportMatrix;
+    const byName = new Map(written.drivers.map((d) => [d.name, d]));
+    expect(byName.get("stray")).toMatchObject({ availability: "ran", ok: false, errors: [expect.stringMatching(/stray from spawn/)] });
+    expect(byName.get("exiting")).toMatchObject({ availability: "ran", ok: false });
+    expect(byName.get("exiting")?.errors?.join("\n")).toMatch(/process\.exit\(0\) was called during the conformance run/);
+    expect(byName.get("fake")).toMatchObject({ availability: "ran", ok: true });
+    const md = await readFile(join(dir, "stray", "support-matrix.md"), "utf8");
+    expect(md).toMatch(/\*\*stray\*\*: error outside any scenario \(fails the column\): unhandled rejection: Error: stray from spawn/);
+    // Written whole: no temporary file left beside the matrix.
+    expect((await readdir(join(dir, "stray"))).sort()).toEqual(["support-matrix.html", "support-matrix.json", "support-matrix.md"]);
+  }, SLOW);
+
+  it("a driver whose import never settles fails its column after the load deadline; the next column runs", async () => {
+    const hanging = join(dir, "hanging.mjs");
+    await writeFile(hanging, "await new Promise(() => { setInterval(() => {}, 1000); });\nexport const plugin = {};\n");
+    const r = matrix(["--driver", hanging, "--driver", "fake", "--scenario-timeout", "10000", "--out", join(dir, "hanging")]);
+    expect(r.status, r.stderr).toBe(1);
+    expect(r.stdout).toMatch(/hanging\.mjs: not run \(loading the driver plugin \S*hanging\.mjs did not finish within 10000 ms\)/);
+    expect(r.stdout).toMatch(new RegExp(`^fake: ${SCENARIOS.length} pass, 0 fail`, "m"));
   }, SLOW);
 
   it("an --env that names no column is a usage error (exit 2), not an empty matrix", () => {

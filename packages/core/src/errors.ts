@@ -278,13 +278,19 @@ export class DriverLoadError extends VirtkitError {
   static readonly CODE = "VIRTKIT_DRIVER_LOAD_FAILED";
   override readonly code = "VIRTKIT_DRIVER_LOAD_FAILED" as const;
   override name = "DriverLoadError";
+  /** True when the spec names nothing at all (no package, no file): a typo, not a broken driver. */
+  readonly notFound: boolean;
   constructor(
     /** What the caller asked for: a short name, a package name or a path. */
     readonly spec: string,
     readonly reason: string,
-    options?: VirtkitErrorOptions,
+    options?: VirtkitErrorOptions & {
+      /** True when the spec names nothing at all (no package, no file): a typo, not a broken driver. */
+      readonly notFound?: boolean;
+    },
   ) {
     super(`Cannot load driver "${spec}": ${reason}`, options);
+    this.notFound = options?.notFound === true;
     brand(this, DriverLoadError);
   }
 }

@@ -172,7 +172,10 @@ describe("loadDriverPlugin", () => {
     ["a file URL with an encoded slash", "file:///tmp/a%2Fb.js", /not a valid file URL/],
   ])("refuses %s", async (_label, spec, reason) => {
     const cwd = spec.startsWith("./") ? root : join(root, "project");
-    expect((await loadError(spec, cwd)).reason).toMatch(reason);
+    const err = await loadError(spec, cwd);
+    expect(err.reason).toMatch(reason);
+    // A spec that names nothing (a typo) is told apart by a field, not by the reason's wording.
+    expect(err.notFound).toBe(["nosuch", "@acme/nosuch", "./drivers/missing.mjs"].includes(spec));
   });
 
   it("keeps the import failure as the cause", async () => {

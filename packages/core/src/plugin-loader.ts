@@ -106,7 +106,7 @@ function fileSpecUrl(spec: string, cwd: string): string {
   if (!MODULE_FILE_RE.test(file)) {
     throw new DriverLoadError(spec, "a driver file must be a .js or .mjs module (or .ts / .mts, run through tsx)");
   }
-  if (!existsSync(file) || !statSync(file).isFile()) throw new DriverLoadError(spec, `no such file: ${file}`);
+  if (!existsSync(file) || !statSync(file).isFile()) throw new DriverLoadError(spec, `no such file: ${file}`, { notFound: true });
   // The query (if any) is kept: callers use it to bypass the module cache.
   return url.href;
 }
@@ -121,7 +121,7 @@ function packageSpecUrl(spec: string, bases: readonly string[]): string {
   if (!candidates.some((c) => PACKAGE_RE.test(c))) {
     throw new DriverLoadError(spec, "not a short name, a package name or a path to a .js/.mjs file");
   }
-  throw new DriverLoadError(spec, `not found (tried ${candidates.join(", ")} from ${bases.join(", ")})`);
+  throw new DriverLoadError(spec, `not found (tried ${candidates.join(", ")} from ${bases.join(", ")})`, { notFound: true });
 }
 
 function splitPackage(name: string): { pkg: string; subpath: string } {

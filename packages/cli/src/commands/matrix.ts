@@ -1,4 +1,4 @@
-import { writeFile } from "node:fs/promises";
+import { rename, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { Errors, Flags } from "@oclif/core";
 import { VirtkitCommand } from "../base-command.js";
@@ -10,6 +10,7 @@ import { checkReportPaths, runSuite } from "../run-suite.js";
 import { prepareOutputDir, shownPath } from "../output-dir.js";
 import { environmentColumn } from "./env/environments.js";
 import { EXIT_INTERRUPTED, interruptedReport, watchInterrupt, type InterruptWatch } from "../interrupt.js";
+import { collectStrayErrors, guardExit } from "../exit-guard.js";
 
 /** The flags the columns' runs take. */
 interface MatrixColumnFlags {
@@ -105,6 +106,18 @@ export default class Matrix extends VirtkitCommand {
     let cut: boolean;
     /** Columns whose run could not start (a driver that cannot be set up): unlike an environment absent here, a failure. */
     const errored: string[] = [];
+    // Drivers run in this process (all of a column under the direct runner; plugins and their
+    // environments under vitest): a stray error of theirs fails the column it came during instead
+    // of crashing the matrix half-written, and their process.exit cannot end it as a pass.
+    const stray = collectStrayErrors();
+    const releaseExit = guardExit(process, (err) => stray.errors.push(err.message));
+    /** Stray errors already given to a column. */
+    let attributed = 0;
+    const takeStray = (): string[] => {
+      const fresh = stray.errors.slice(attributed);
+      attributed = stray.errors.length;
+      return fresh;
+    };
     try {
       // Written after every column: a run cut short (a killed CI job) still leaves what finished.
       let checkpointFailed = false;
@@ -116,8 +129,10 @@ export default class Matrix extends VirtkitCommand {
           checkpointFailed = true;
         });
       };
-      cut = await this.runColumns(flags, reports, unavailable, interrupt, errored, checkpoint);
+      cut = await this.runColumns(flags, reports, unavailable, interrupt, errored, checkpoint, takeStray);
     } catch (err) {
+      releaseExit();
+      stray.release();
       // A --driver that names nothing installed: exit 2, as `conformance run` says it.
       throw toCliError(err);
     } finally {
@@ -132,6 +147,14 @@ export default class Matrix extends VirtkitCommand {
       });
     }
     const written = await this.writeMatrix(files, reports, unavailable, bench);
+    // Held until the matrix is written: an error after the last column (a driver's late timer) still fails the command.
+    releaseExit();
+    stray.release();
+    const late = takeStray();
+    if (late.length > 0 && !cut) {
+      this.warn(`an error came from driver code after its column finished (${late.join("; ")}): the matrix fails`);
+      errored.push("(after the last column)");
+    }
     if (cut) {
       // A column's scenarios outlived the grace: exit now, their cleanup goes on without us.
       if (this.jsonEnabled()) this.log(JSON.stringify(written, null, 2));
@@ -163,9 +186,9 @@ export default class Matrix extends VirtkitCommand {
     const { buildMatrix, renderHtml, renderMarkdown, stableStringify } = await import("@virtkit/conformance");
     const { benchWithoutColumn } = await import("../bench-reports.js");
     const matrix = buildMatrix([...reports], [...unavailable]);
-    await writeFile(files.json, stableStringify(matrix) + "\n");
-    await writeFile(files.markdown, renderMarkdown(matrix, { bench }));
-    await writeFile(files.html, renderHtml(matrix, undefined, { bench }));
+    await writeAtomically(files.json, stableStringify(matrix) + "\n");
+    await writeAtomically(files.markdown, renderMarkdown(matrix, { bench }));
+    await writeAtomically(files.html, renderHtml(matrix, undefined, { bench }));
     if (quiet) return { files, matrix };
     for (const name of benchWithoutColumn(bench, matrix)) this.warn(`--bench-report for ${name}: the matrix has no such column; not shown`);
     if (!this.jsonEnabled()) this.log(`wrote ${[files.json, files.markdown, files.html].map(shownPath).join(", ")}`);
@@ -184,9 +207,13 @@ export default class Matrix extends VirtkitCommand {
     errored: string[],
     /** Writes what finished; `running`, the column about to start, is shown as not finished (a killed run leaves that). */
     checkpoint: (running?: UnavailableDriver) => Promise<void>,
+    /** The stray errors of driver code since the last call (they fail the column that was running). */
+    takeStray: () => string[],
   ): Promise<boolean> {
     const { loadDriverPlugin, DriverLoadError } = await import("@virtkit/core");
-    const { CLI_DIR } = await import("../run-suite.js");
+    const { CLI_DIR, DRIVER_LOAD_TIMEOUT_MS } = await import("../run-suite.js");
+    // A driver whose import never settles (a top-level await on a dead host) fails its column, not the matrix.
+    const loadOptions = { paths: [CLI_DIR], timeoutMs: Math.max(DRIVER_LOAD_TIMEOUT_MS, flags["scenario-timeout"]), signal: interrupt.signal };
     const notStarted = (name: string, spec: string, version?: string): void => {
       unavailable.push({ name, spec, ...(version ? { version } : {}), reason: `not run: the matrix was interrupted by ${interrupt.by()}` });
     };
@@ -200,9 +227,9 @@ export default class Matrix extends VirtkitCommand {
         // 2) before any column runs or a report is overwritten; one that is found but will not load
         // is a failed column below.
         try {
-          columns.push({ spec, paths: [], plugin: await loadDriverPlugin(spec, { paths: [CLI_DIR] }) });
+          columns.push({ spec, paths: [], plugin: await loadDriverPlugin(spec, loadOptions) });
         } catch (err) {
-          if (err instanceof DriverLoadError && (err.reason.startsWith("not found") || err.reason.startsWith("no such file"))) throw err;
+          if (err instanceof DriverLoadError && err.notFound) throw err;
           columns.push({ spec, paths: [], failed: err });
         }
       }
@@ -221,7 +248,7 @@ export default class Matrix extends VirtkitCommand {
       let plugin: DriverPlugin;
       try {
         if (failed !== undefined) throw failed;
-        plugin = found ?? (await loadDriverPlugin(spec, { paths: [CLI_DIR] }));
+        plugin = found ?? (await loadDriverPlugin(spec, loadOptions));
       } catch (err) {
         const reason = (err as Error).message.split("\n")[0] ?? "cannot load";
         unavailable.push({ name: spec, spec, reason });
@@ -242,6 +269,9 @@ export default class Matrix extends VirtkitCommand {
           continue;
         }
         await checkpoint({ name: label, spec, version, reason: "the matrix was stopped while it ran this column", failed: true });
+        // What came before this column started (between columns, from a finished one's timers) is not this column's.
+        const before = takeStray();
+        if (before.length > 0) errored.push(`(between columns: ${before.join("; ")})`);
         try {
           const running = runSuite({
             spec,
@@ -266,7 +296,9 @@ export default class Matrix extends VirtkitCommand {
           }
           const by = interrupt.by();
           const { summarize } = await import("@virtkit/conformance");
-          const ran = by !== undefined ? interruptedReport(finished, by, summarize) : finished;
+          const { withRunErrors } = await import("@virtkit/conformance");
+          const withStray = withRunErrors(finished, takeStray());
+          const ran = by !== undefined ? interruptedReport(withStray, by, summarize) : withStray;
           // The column is the configuration's label (libvirt, libvirt-qemu), not just the driver's name.
           const report: RunReport = label === ran.driver.name ? ran : { ...ran, driver: { ...ran.driver, name: label } };
           const setupFailed =
@@ -285,7 +317,8 @@ export default class Matrix extends VirtkitCommand {
             }
           }
         } catch (err) {
-          const reason = (err as Error).message.split("\n")[0] ?? "failed";
+          const strayed = takeStray();
+          const reason = [(err as Error).message.split("\n")[0] ?? "failed", ...strayed].join("; ");
           unavailable.push({ name: label, spec, version, reason, failed: true });
           errored.push(label);
           if (!this.jsonEnabled()) this.log(`${label}: not run (${reason})`);
@@ -297,8 +330,30 @@ export default class Matrix extends VirtkitCommand {
   }
 }
 
+/**
+ * Writes `file` whole or not at all (a temporary file renamed over it): a matrix killed while
+ * writing leaves the last complete one, never a truncated JSON.
+ */
+async function writeAtomically(file: string, text: string): Promise<void> {
+  const tmp = `${file}.${process.pid}.tmp`;
+  try {
+    await writeFile(tmp, text);
+    await rename(tmp, file);
+  } catch (err) {
+    await rm(tmp, { force: true }).catch(() => undefined);
+    throw err;
+  }
+}
+
 /** The failed scenarios of a column with why, for its line (the first five; the rest counted). */
 export function failedLine(report: RunReport): string {
+  const errors = report.errors ?? [];
+  const outside = errors.length > 0 ? `; errors outside any scenario: ${errors.slice(0, 3).join("; ")}${errors.length > 3 ? `; and ${errors.length - 3} more` : ""}` : "";
+  return failedScenarios(report) + outside;
+}
+
+/** The failed scenarios, same reasons grouped. */
+function failedScenarios(report: RunReport): string {
   const failed = report.results.filter((r) => r.status === "fail");
   if (failed.length === 0) return "";
   // Scenarios failing for the same reason (a dead worker fails them all alike) share one entry.

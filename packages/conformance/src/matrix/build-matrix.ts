@@ -36,6 +36,8 @@ export interface MatrixDriver {
   readonly availability: "ran" | "unavailable" | "failed";
   readonly reason?: string;
   readonly notes: readonly string[];
+  /** Errors of driver code outside any scenario (an uncaught exception, an unhandled rejection): each fails the column. */
+  readonly errors?: readonly string[];
   readonly ok?: boolean;
   readonly summary?: {
     readonly pass: number;
@@ -89,6 +91,7 @@ export function buildMatrix(
       ...(d.spec ? { spec: d.spec } : {}),
       availability: "ran",
       notes: [...report.notes],
+      ...(report.errors && report.errors.length > 0 ? { errors: [...report.errors] } : {}),
       ok: report.ok,
       summary: {
         pass: report.summary.pass,

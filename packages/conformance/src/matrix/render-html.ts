@@ -82,6 +82,7 @@ export function renderHtml(matrix: SupportMatrix, title = "virtkit support matri
       : d.availability === "failed"
         ? [`<li><strong>${e(d.name)}</strong>: the run did not finish: ${e(d.reason ?? "")}</li>`]
         : []),
+    ...(d.errors ?? []).map((n) => `<li><strong>${e(d.name)}</strong>: error outside any scenario (fails the column): ${e(n)}</li>`),
     ...d.notes.map((n) => `<li><strong>${e(d.name)}</strong>: ${e(n)}</li>`),
     ...(bench.has(d.name) ? [`<li><strong>${e(d.name)}</strong>: ${e(benchProvenance(bench.get(d.name)!))}</li>`] : []),
   ]);

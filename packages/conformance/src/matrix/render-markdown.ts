@@ -59,6 +59,7 @@ export function renderMarkdown(matrix: SupportMatrix, options: MatrixRenderOptio
   const driverNotes = drivers.flatMap((d) => [
     ...(d.availability === "unavailable" ? [`**${d.name}**: environment unavailable: ${cell(d.reason ?? "")}`] : []),
     ...(d.availability === "failed" ? [`**${d.name}**: the run did not finish: ${cell(d.reason ?? "")}`] : []),
+    ...(d.errors ?? []).map((n) => `**${d.name}**: error outside any scenario (fails the column): ${cell(n)}`),
     ...d.notes.map((n) => `**${d.name}**: ${cell(n)}`),
     ...(bench.has(d.name) ? [`**${d.name}**: ${cell(benchProvenance(bench.get(d.name)!))}`] : []),
   ]);

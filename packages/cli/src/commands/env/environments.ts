@@ -1,6 +1,6 @@
 /** The named environments of every installed driver plugin (what `env list` shows and `env build` finds). */
 import type { DriverPlugin, PluginEnvironment } from "@virtkit/core";
-import { CLI_DIR } from "../../run-suite.js";
+import { CLI_DIR, DRIVER_LOAD_TIMEOUT_MS } from "../../run-suite.js";
 
 /** One environment with the plugin that offers it. */
 export interface OfferedEnvironment {
@@ -17,7 +17,7 @@ export async function loadPlugins(specs?: readonly string[]): Promise<DriverPlug
   const { loadDriverPlugin } = await import("@virtkit/core");
   const out: DriverPlugin[] = [];
   // A driver asked for by name must load.
-  for (const spec of specs) out.push(await loadDriverPlugin(spec, { paths: [CLI_DIR] }));
+  for (const spec of specs) out.push(await loadDriverPlugin(spec, { paths: [CLI_DIR], timeoutMs: DRIVER_LOAD_TIMEOUT_MS }));
   return out;
 }
 
