@@ -1,3 +1,4 @@
+import { existsSync, readFileSync } from "node:fs";
 import { chmod, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -11,6 +12,8 @@ let dir: string;
 let fakeSsh: string;
 // One that reaches its far end, here `cat`: what goes in comes back, and it exits 0 at end of input.
 let echoSsh: string;
+// One that ignores SIGTERM and never exits by itself (an ssh stuck on a host that drops packets).
+let deafSsh: string;
 // One that leaves a process holding its pipes when it exits (a ProxyCommand, a wrapper's job).
 let lingeringSsh: string;
 beforeAll(async () => {
@@ -21,6 +24,9 @@ beforeAll(async () => {
   lingeringSsh = join(dir, "ssh-lingering");
   await writeFile(lingeringSsh, "#!/bin/sh\nsleep 5 &\necho 'ssh: connect to host h port 22: Connection refused' >&2\nexit 255\n");
   await chmod(lingeringSsh, 0o755);
+  deafSsh = join(dir, "ssh-deaf");
+  await writeFile(deafSsh, `#!/bin/sh\necho $$ > "$0.pid"\ntrap '' TERM\nwhile :; do sleep 0.1; done\n`);
+  await chmod(deafSsh, 0o755);
   echoSsh = join(dir, "ssh-echo");
   await writeFile(echoSsh, "#!/bin/sh\nexec cat\n");
   await chmod(echoSsh, 0o755);
@@ -46,6 +52,51 @@ describe("SshDialer", () => {
     const err = await new Promise<Error>((resolve) => client.onClose(resolve));
     expect(err.message).toContain("ssh exited with status 255: ssh: connect to host h port 22: Connection refused");
     expect(performance.now() - t0).toBeLessThan(5_000);
+  });
+
+  it("an aborted signal: the dial rejects with its reason and starts no ssh", async () => {
+    const marker = join(dir, "started");
+    const spy = join(dir, "ssh-spy");
+    await writeFile(spy, `#!/bin/sh\ntouch ${marker}\nexec cat\n`);
+    await chmod(spy, 0o755);
+    const reason = new Error("gave up");
+    await expect(new SshDialer({ host: "h", sshBinary: spy }).dial(AbortSignal.abort(reason))).rejects.toBe(reason);
+    await new Promise((r) => setTimeout(r, 200));
+    expect(existsSync(marker)).toBe(false);
+  });
+
+  it("an abort after the link is up leaves it up: the signal bounds the dial, not the link", async () => {
+    const controller = new AbortController();
+    const link = await new SshDialer({ host: "h", sshBinary: echoSsh }).dial(controller.signal);
+    controller.abort(new Error("connect is over"));
+    const received: Buffer[] = [];
+    link.on("data", (d: Buffer) => received.push(d));
+    const ended = new Promise<void>((resolve, reject) => {
+      link.once("end", resolve);
+      link.once("error", reject);
+    });
+    link.end(Buffer.from("still here"));
+    await ended;
+    expect(Buffer.concat(received).toString()).toBe("still here");
+  });
+
+  it("a link ended while ssh ignores SIGTERM kills it within seconds, leaving no process behind", async () => {
+    const link = await new SshDialer({ host: "h", sshBinary: deafSsh }).dial();
+    const pidFile = `${deafSsh}.pid`;
+    const t0 = performance.now();
+    while (!existsSync(pidFile) && performance.now() - t0 < 5_000) await new Promise((r) => setTimeout(r, 20));
+    const pid = Number(readFileSync(pidFile, "utf8"));
+    link.destroy();
+    const alive = () => {
+      try {
+        process.kill(pid, 0);
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    while (alive() && performance.now() - t0 < 10_000) await new Promise((r) => setTimeout(r, 50));
+    expect(alive()).toBe(false);
   });
 
   it("carries bytes both ways and ends cleanly when ssh exits 0", async () => {

@@ -1,4 +1,4 @@
-import { spawn } from "node:child_process";
+import { spawn, type ChildProcess } from "node:child_process";
 import { Duplex } from "node:stream";
 import type { Dialer } from "./dialer.js";
 
@@ -45,6 +45,8 @@ export function sshRemoteCommand(o: SshDialerOptions): string {
 
 /** How long ssh's pipes may take to drain after it exited. */
 const EXIT_DRAIN_MS = 200;
+/** How long ssh gets to go after SIGTERM before SIGKILL. */
+const KILL_AFTER_MS = 2_000;
 
 /**
  * Connects by running the system `ssh` and talking to libvirtd through `virt-ssh-helper` or `nc` on
@@ -70,18 +72,29 @@ export class SshDialer implements Dialer {
   }
 
   async dial(signal?: AbortSignal): Promise<Duplex> {
-    const child = spawn(this.options.sshBinary ?? "ssh", this.args(), {
-      stdio: ["pipe", "pipe", "pipe"],
-      signal,
-    });
+    if (signal?.aborted) throw abortReason(signal);
+    // No `signal` for spawn itself: it would kill ssh on an abort long after the link is up (the
+    // caller's connect signal stays alive with the link); it bounds the dial only, as for TCP.
+    const child = spawn(this.options.sshBinary ?? "ssh", this.args(), { stdio: ["pipe", "pipe", "pipe"] });
     let stderr = "";
     child.stderr.setEncoding("utf8");
     child.stderr.on("data", (d: string) => {
       if (stderr.length < 4096) stderr = (stderr + d).slice(0, 4096);
     });
     await new Promise<void>((resolve, reject) => {
-      child.once("spawn", resolve);
-      child.once("error", reject);
+      const onAbort = (): void => {
+        stop(child);
+        reject(abortReason(signal!));
+      };
+      child.once("spawn", () => {
+        signal?.removeEventListener("abort", onAbort);
+        resolve();
+      });
+      child.once("error", (err) => {
+        signal?.removeEventListener("abort", onAbort);
+        reject(err);
+      });
+      signal?.addEventListener("abort", onAbort, { once: true });
     });
     // ssh's stdout ends (and its stdin breaks) before ssh has exited: taken at once, the link would
     // read as closed by the daemon, losing why ssh gave up (an unknown host, a refused key).
@@ -126,9 +139,26 @@ export class SshDialer implements Dialer {
       const grace = new Promise((r) => setTimeout(r, EXIT_DRAIN_MS).unref());
       void Promise.race([drained, grace]).then(finish);
     });
-    duplex.once("close", () => {
-      if (child.exitCode === null) child.kill();
-    });
+    duplex.once("close", () => stop(child));
     return duplex;
   }
+}
+
+/** Why a dial stopped: the signal's reason when it is an error. */
+function abortReason(signal: AbortSignal): Error {
+  return signal.reason instanceof Error ? signal.reason : new Error("dial aborted");
+}
+
+/**
+ * Ends ssh: SIGTERM, then SIGKILL if it is still there after {@link KILL_AFTER_MS} (an ssh stuck
+ * connecting to a host that drops packets may outlive a TERM for its whole ConnectTimeout).
+ */
+function stop(child: ChildProcess): void {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  child.kill("SIGTERM");
+  const force = setTimeout(() => {
+    if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+  }, KILL_AFTER_MS);
+  force.unref();
+  child.once("exit", () => clearTimeout(force));
 }
