@@ -24,11 +24,11 @@ import type { ScenarioContext } from "../scenario.js";
 import { DriverEvents, hasControl, nextTurn, settle, trackedPassword } from "./depth-support.js";
 
 /** The hypervisor's extra latency while a call is cut short: far above the 4 ms deadline, so a stalled loop (GC, a loaded machine) cannot let the call finish first. */
-const LATENCY_MS = 100;
+export const LATENCY_MS = 100;
 /** The deadline given to a call on the slowed hypervisor (and when the mid-way abort fires). */
-const TIMEOUT_MS = 4;
+export const TIMEOUT_MS = 4;
 /** From the calls' start: long enough for a call that ignored its deadline to finish. */
-const LATE_WAIT_MS = 3 * LATENCY_MS;
+export const LATE_WAIT_MS = 3 * LATENCY_MS;
 
 /** Refusals that say a password cannot be set here at all (so no deadline applies). */
 const NOT_POSSIBLE = [AdminPasswordNotSupportedError, GuestAgentNotEnabledError] as const;
@@ -231,7 +231,7 @@ function checkNamesOperation(err: OperationAbortedError | OperationTimeoutError,
  * Requires `promise` to reject with exactly `cls` (the error thrown, not a cause); a timeout's
  * `timeoutMs` must be the caller's deadline (`deadlineMs`), the one that passed.
  */
-async function expectTyped(
+export async function expectTyped(
   ctx: ScenarioContext,
   promise: Promise<unknown>,
   cls: typeof OperationAbortedError | typeof OperationTimeoutError,
@@ -408,7 +408,7 @@ export const DEADLINE_OPERATIONS: readonly string[] = CASES.map((c) => c.op);
  * once, and Node may run the answer first (timers of different durations run by list, not by due
  * time): the call is asked again, up to `attempts` tries in all.
  */
-async function expectTimeoutUnlessQuick(
+export async function expectTimeoutUnlessQuick(
   ctx: ScenarioContext,
   call: () => Promise<unknown>,
   o: { readonly quickMs: number; readonly deadlineMs: number; readonly what: string; readonly attempts: number },

@@ -217,6 +217,16 @@ export function depthScenarios(): ScenarioDefinition[] {
       run: mig.checkMigrationStepsAborted,
     }),
     migration({
+      id: "migration.steps-timed-out",
+      title: "every migration step past its deadline on a slowed hypervisor rejects with OperationTimeoutError and does nothing, even later; the steps then work and the move completes",
+      capability: "liveMigration",
+      needs: twoHostsWithStorageFacts,
+      guestStarts: 2,
+      // Five waits for a late completion, and the slowed calls.
+      waitsMs: 2_000,
+      run: mig.checkMigrationStepsTimedOut,
+    }),
+    migration({
       id: "migration.block-keeps-data",
       title: "a block migration carries the guest's disk to the destination",
       capability: "liveMigration",

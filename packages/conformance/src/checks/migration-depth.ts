@@ -9,7 +9,9 @@
 import {
   DEFAULT_MIGRATION_POLICY,
   InvalidInputError,
+  LiveMigrationFailedError,
   OperationAbortedError,
+  OperationTimeoutError,
   PowerState,
   Secret,
   UnsupportedOperationError,
@@ -36,7 +38,8 @@ import {
 import type { ScenarioContext } from "../scenario.js";
 import { SecretScan } from "../secret-scan.js";
 import { VIR_MIGRATE } from "./migration.js";
-import { control, hostPair, move, policyFor, prepareMove, spawnIn, type HostPair } from "./depth-support.js";
+import { control, hostPair, move, policyFor, prepareMove, settle, spawnIn, type HostPair } from "./depth-support.js";
+import { LATE_WAIT_MS, LATENCY_MS, TIMEOUT_MS, expectTimeoutUnlessQuick } from "./deadlines.js";
 import { overTheWire } from "./migrate-data-wire.js";
 
 const PRECHECK_REFUSALS = ["VIRTKIT_MIGRATION_PRECHECK_FAILED"];
@@ -594,4 +597,62 @@ export async function checkMigrationStepsAborted(ctx: ScenarioContext): Promise<
   await pair.dst.postLiveMigrationAtDestination(inst, prepared, {}, ctx.opts());
   await expectState(ctx, inst, PowerState.RUNNING, "the move after the refused steps (on the destination)", pair.dst);
   await expectGone(ctx, inst, "the move after the refused steps (the source)");
+}
+
+/**
+ * Every migration step whose deadline passes on a slowed hypervisor rejects with
+ * `OperationTimeoutError` (a step answered at once, from what the driver holds, needs none;
+ * `liveMigration` may say `LiveMigrationFailedError` as for an abort) and does nothing, checked
+ * after a wait in which a late completion would show: the instance runs on the source and the
+ * destination has none. Each step then works with no deadline and the move completes (a timed-out
+ * preparation left nothing in the way).
+ */
+export async function checkMigrationStepsTimedOut(ctx: ScenarioContext): Promise<void> {
+  const setLatency = ctx.env.hypervisorControls?.setLatency?.bind(ctx.env.hypervisorControls);
+  if (!setLatency) skipForEnvironment("the environment cannot slow its hypervisor (no hypervisorControls.setLatency)");
+  const pair = await hostPair(ctx, "any");
+  const inst = await ctx.spawn();
+  const policy = policyFor(pair);
+  const srcInfo = await pair.src.getHostInfo(ctx.opts());
+  const short = { signal: ctx.signal, timeoutMs: TIMEOUT_MS };
+  /** `call` on the slowed hypervisor; then the latency is restored and a late completion given time to show. */
+  const timedOut = async (what: string, call: () => Promise<unknown>): Promise<void> => {
+    ctx.step(`${what} with a ${TIMEOUT_MS} ms deadline on a hypervisor slowed by ${LATENCY_MS} ms`);
+    await setLatency(LATENCY_MS);
+    try {
+      await expectTimeoutUnlessQuick(ctx, call, { quickMs: LATENCY_MS / 2, deadlineMs: TIMEOUT_MS, what: `${what} with a ${TIMEOUT_MS} ms deadline`, attempts: 3 });
+    } finally {
+      await setLatency(0);
+    }
+    await settle(LATE_WAIT_MS);
+  };
+  await timedOut("checkCanLiveMigrateDestination", () => pair.dst.checkCanLiveMigrateDestination(inst, srcInfo, policy, short));
+  ctx.step("checkCanLiveMigrateDestination");
+  const checked = overTheWire(await pair.dst.checkCanLiveMigrateDestination(inst, srcInfo, policy, ctx.opts()), "checkCanLiveMigrateDestination");
+  await timedOut("checkCanLiveMigrateSource", () => pair.src.checkCanLiveMigrateSource(inst, checked, short));
+  ctx.step("checkCanLiveMigrateSource");
+  const sourceChecked = overTheWire(await pair.src.checkCanLiveMigrateSource(inst, checked, ctx.opts()), "checkCanLiveMigrateSource");
+  await timedOut("preLiveMigration", () => pair.dst.preLiveMigration(inst, sourceChecked, {}, short));
+  await expectGone(ctx, inst, "a preLiveMigration past its deadline (nothing on the destination)", pair.dst);
+  ctx.step("preLiveMigration");
+  const prepared = overTheWire(await pair.dst.preLiveMigration(inst, sourceChecked, {}, ctx.opts()), "preLiveMigration");
+  // No quick answer can be right here: moving a guest takes the hypervisor.
+  ctx.step(`liveMigration with a ${TIMEOUT_MS} ms deadline on a hypervisor slowed by ${LATENCY_MS} ms`);
+  await setLatency(LATENCY_MS);
+  try {
+    await expectRejects(ctx, pair.src.liveMigration(inst, prepared, short), [OperationTimeoutError.CODE, LiveMigrationFailedError.CODE], `liveMigration with a ${TIMEOUT_MS} ms deadline`);
+  } finally {
+    await setLatency(0);
+  }
+  ctx.step("wait for a late completion");
+  await settle(LATE_WAIT_MS);
+  // The destination first: a move that went on shows there, where the source would only say "not found".
+  await expectGone(ctx, inst, "a liveMigration past its deadline (not on the destination)", pair.dst);
+  await expectState(ctx, inst, PowerState.RUNNING, "a liveMigration past its deadline (still on the source)");
+  ctx.step("liveMigration");
+  await pair.src.liveMigration(inst, prepared, ctx.opts());
+  ctx.step("postLiveMigrationAtDestination");
+  await pair.dst.postLiveMigrationAtDestination(inst, prepared, {}, ctx.opts());
+  await expectState(ctx, inst, PowerState.RUNNING, "the move after the timed-out steps (on the destination)", pair.dst);
+  await expectGone(ctx, inst, "the move after the timed-out steps (the source)");
 }

@@ -1309,4 +1309,6 @@ export const GAP_VARIANTS: readonly BrokenVariant[] = [
   v("refusal", "description-bound-too-tight", "an instance snapshot description of 1,001 to 1,024 characters is refused (the contract allows 1,024)", ["snapshot.per-instance"], (d) => new hunt.DescriptionBoundTooTight(d)),
   v("deadlines", "wait-listener-left", "a power off leaves its abort listener on the caller's signal after it settled", ["lifecycle.spawn"], (d) => new hunt.WaitListenerLeft(d)),
   v("listeners", "usable-after-cleanup", "cleanupHost removes the listeners but closes nothing: the driver still answers and acts afterwards", ["lifecycle.cleanup-host-releases"], (d) => new hunt.UsableAfterCleanup(d)),
+  v("deadlines", "migration-deadline-completes-late", "liveMigration past its deadline rejects at the deadline, but the move it started lands on the destination later", ["migration.steps-timed-out", "migration.caller-cancels"], (d) => new hunt.MigrationDeadlineCompletesLate(d)),
+  v("deadlines", "pre-migration-ignores-deadline", "preLiveMigration drops the caller's deadline: on a slow destination it prepares after the caller gave up", ["migration.steps-timed-out"], (d) => new hunt.PreMigrationIgnoresDeadline(d)),
 ];

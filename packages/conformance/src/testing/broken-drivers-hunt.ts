@@ -784,3 +784,30 @@ export class WaitListenerLeft extends DriverDecorator {
     return this.inner.powerOff(instance, options);
   }
 }
+
+/** liveMigration past its deadline says so at the deadline, but the move it started goes on and lands on the destination. */
+export class MigrationDeadlineCompletesLate extends DriverDecorator {
+  override liveMigration(instance: Instance, data: MigrateData, options?: LiveMigrationOptions): Promise<void> {
+    const timeoutMs = options?.timeoutMs;
+    if (timeoutMs === undefined) return this.inner.liveMigration(instance, data, options);
+    const { timeoutMs: _dropped, ...rest } = options ?? {};
+    const moving = this.inner.liveMigration(instance, data, rest);
+    moving.catch(() => undefined);
+    return new Promise((_resolve, reject) =>
+      setTimeout(() => reject(new OperationTimeoutError("liveMigration", timeoutMs)), timeoutMs),
+    );
+  }
+}
+
+/** preLiveMigration drops the caller's deadline: on a slow destination it prepares long after the caller gave up. */
+export class PreMigrationIgnoresDeadline extends DriverDecorator {
+  override preLiveMigration(
+    instance: Instance,
+    data: MigrateData,
+    context?: MigrationContext,
+    options?: OperationOptions,
+  ): Promise<MigrateData> {
+    const { timeoutMs: _dropped, ...rest } = options ?? {};
+    return this.inner.preLiveMigration(instance, data, context, rest);
+  }
+}
