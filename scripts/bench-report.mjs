@@ -53,7 +53,10 @@ function rows(b) {
       out.push([
         `libvirt driver: spawn + getInfo + destroy of ${r.n.toLocaleString("en-US")}, ${r.concurrency === 1 ? "sequential" : `${r.concurrency} at a time`}`,
         `${x(r.ratio)} (${x(r.ratioMin)}–${x(r.ratioMax)})`,
-        `virtkit / libvirt-python doing the same (same XML, same daemon), ${r.rounds} alternating rounds; ${r.virtkitRpcPerInstance} vs ${r.pythonRpcPerInstance} RPCs per instance`,
+        (r.minimal
+          ? `virtkit / libvirt-python doing the same and watching lifecycle events as Nova's driver does (same XML, same daemon), ${r.rounds} rotating rounds; against libvirt-python without events ${x(r.minimal.ratio)} (${x(r.minimal.ratioMin)}–${x(r.minimal.ratioMax)})`
+          : `virtkit / libvirt-python doing the same (same XML, same daemon), ${r.rounds} alternating rounds`) +
+          `; ${r.virtkitRpcPerInstance} vs ${r.pythonRpcPerInstance} RPCs per instance`,
         `<= ${drv.goalRatio}`,
       ]);
     }

@@ -9,10 +9,16 @@
 # undefineFlags(MANAGED_SAVE|SNAPSHOTS_METADATA) / vol.delete = 7 RPCs. (`dom.create()` would be
 # 8: libvirt's remote driver follows REMOTE_PROC_DOMAIN_CREATE with a LOOKUP_BY_UUID for the id.)
 #
+# With "events": true at init the worker watches lifecycle events as Nova's libvirt driver does
+# (nova/virt/libvirt/host.py: libvirt's default event loop in a thread of its own, then
+# domainEventRegisterAny(None, VIR_DOMAIN_EVENT_ID_LIFECYCLE, ...) on the connection): the same
+# duty LibvirtDriver has, so the same event traffic and its cost on both sides.
+#
 # Commands:
-#   {"cmd":"init","socket":..,"domainXml":..,"volumeXml":..,"pool":..,"threads":32}
-#   {"cmd":"run","uuids":[...],"conc":1|32}  -> {"total":s,"spawn":s,"getInfo":s,"destroy":s}
-#                                               (total wall time; mean latency of each operation)
+#   {"cmd":"init","socket":..,"domainXml":..,"volumeXml":..,"pool":..,"threads":32,"events":bool}
+#   {"cmd":"run","uuids":[...],"conc":1|32}  -> {"total":s,"spawn":s,"getInfo":s,"destroy":s,"events":k}
+#                                               (total wall time; mean latency of each operation;
+#                                               lifecycle events received meanwhile, 0 unwatched)
 #   {"cmd":"probe","uuids":[...]}            -> RPCs per phase from libvirt's client log
 #                                               (needs LIBVIRT_LOG_FILTERS/OUTPUTS, see the bench)
 #   {"cmd":"sweep","uuids":[...]}            -> removes any domain/volume of these uuids
@@ -48,6 +54,7 @@ PROC_NAMES = {
 
 conn = None
 pool = None
+events_seen = [0]
 DOMAIN_XML = ""
 VOLUME_XML = ""
 
@@ -140,10 +147,15 @@ def batch(uuids, conc, between=None):
         latency["destroy"].append(t3 - t2)
 
     try:
+        seen = events_seen[0]
         t0 = clock()
         each(lifecycle, n, conc)
         total = clock() - t0
-        return {"total": total, **{op: sum(xs) / len(xs) for op, xs in latency.items()}}
+        return {
+            "total": total,
+            **{op: sum(xs) / len(xs) for op, xs in latency.items()},
+            "events": events_seen[0] - seen,
+        }
     finally:
         # Leave nothing behind, whatever failed.
         for d in doms:
@@ -218,6 +230,21 @@ def sweep(uuids):
     return {"domains": doms, "volumes": vols}
 
 
+def watch_events():
+    """Nova's way: libvirt's default event loop run by a thread of its own (before the open)."""
+    libvirt.virEventRegisterDefaultImpl()
+
+    def loop():
+        while True:
+            libvirt.virEventRunDefaultImpl()
+
+    threading.Thread(target=loop, daemon=True).start()
+
+
+def on_lifecycle(_conn, _dom, _event, _detail, _opaque):
+    events_seen[0] += 1
+
+
 def main():
     global conn, pool, DOMAIN_XML, VOLUME_XML
     # Ctrl-C reaches the whole process group: the bench finishes the batch, sweeps, then quits us.
@@ -231,7 +258,11 @@ def main():
         cmd = msg["cmd"]
         try:
             if cmd == "init":
+                if msg.get("events"):
+                    watch_events()
                 conn = libvirt.open("test+unix:///default?socket=" + msg["socket"])
+                if msg.get("events"):
+                    conn.domainEventRegisterAny(None, libvirt.VIR_DOMAIN_EVENT_ID_LIFECYCLE, on_lifecycle, None)
                 pool = conn.storagePoolLookupByName(msg["pool"])
                 DOMAIN_XML = msg["domainXml"]
                 VOLUME_XML = msg["volumeXml"]
