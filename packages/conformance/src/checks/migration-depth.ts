@@ -568,12 +568,20 @@ export async function checkMigrationStepsAborted(ctx: ScenarioContext): Promise<
     ctx.step(`${what} with an already aborted signal`);
     await expectRejects(ctx, call(), codes, `${what} with an already aborted signal`);
   };
+  /** After each refused step, not only the last: a step that acts and then rejects shows here. */
+  const unmoved = async (what: string) => {
+    // The destination first: a move that went on shows there, where the source would only say "not found".
+    await expectGone(ctx, inst, `${what} refused for its aborted signal (not on the destination)`, pair.dst);
+    await expectState(ctx, inst, PowerState.RUNNING, `${what} refused for its aborted signal (on the source)`);
+  };
   const srcInfo = await pair.src.getHostInfo(ctx.opts());
   await refused("checkCanLiveMigrateDestination", () => pair.dst.checkCanLiveMigrateDestination(inst, srcInfo, policy, cancelled));
+  await unmoved("checkCanLiveMigrateDestination");
   ctx.step("checkCanLiveMigrateDestination");
   let data = overTheWire(await pair.dst.checkCanLiveMigrateDestination(inst, srcInfo, policy, ctx.opts()), "checkCanLiveMigrateDestination");
   const checked = data;
   await refused("checkCanLiveMigrateSource", () => pair.src.checkCanLiveMigrateSource(inst, checked, cancelled));
+  await unmoved("checkCanLiveMigrateSource");
   if (pair.dst.cleanupLiveMigrationDestinationCheck) {
     await refused("cleanupLiveMigrationDestinationCheck", () => pair.dst.cleanupLiveMigrationDestinationCheck!(inst, checked, cancelled));
   }
@@ -581,14 +589,14 @@ export async function checkMigrationStepsAborted(ctx: ScenarioContext): Promise<
   data = overTheWire(await pair.src.checkCanLiveMigrateSource(inst, data, ctx.opts()), "checkCanLiveMigrateSource");
   const sourceChecked = data;
   await refused("preLiveMigration", () => pair.dst.preLiveMigration(inst, sourceChecked, {}, cancelled));
+  await unmoved("preLiveMigration");
   ctx.step("preLiveMigration");
   data = overTheWire(await pair.dst.preLiveMigration(inst, data, {}, ctx.opts()), "preLiveMigration");
   const prepared = data;
   // The contract's liveMigration rejects with LiveMigrationFailedError when aborted; the caller's
   // own signal may also be OperationAbortedError (migration.caller-cancels takes both too).
   await refused("liveMigration", () => pair.src.liveMigration(inst, prepared, cancelled), [OperationAbortedError.CODE, "VIRTKIT_LIVE_MIGRATION_FAILED"]);
-  await expectState(ctx, inst, PowerState.RUNNING, "every migration step refused for its aborted signal (on the source)");
-  await expectGone(ctx, inst, "every migration step refused for its aborted signal (not on the destination)", pair.dst);
+  await unmoved("liveMigration");
   await refused("rollbackLiveMigrationAtDestination", () => pair.dst.rollbackLiveMigrationAtDestination(inst, prepared, {}, cancelled));
   ctx.step("liveMigration");
   await pair.src.liveMigration(inst, prepared, ctx.opts());

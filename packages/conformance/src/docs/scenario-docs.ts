@@ -183,7 +183,7 @@ export const SCENARIO_DOCS: Readonly<Record<string, ScenarioDoc>> = {
     nova: "The API's live_migration_abort refuses a migration that is not running or preparing (InvalidMigrationState); the libvirt driver's abortJob fails with 'no job is active' when nothing runs.",
   },
   "migration.steps-aborted": {
-    rule: "checkCanLiveMigrateDestination, checkCanLiveMigrateSource, cleanupLiveMigrationDestinationCheck (where implemented), preLiveMigration, liveMigration, rollbackLiveMigrationAtDestination and postLiveMigrationAtDestination, each called with an already aborted signal, reject with OperationAbortedError itself (liveMigration may say LiveMigrationFailedError) and change nothing: the instance still runs on the source only; each step then succeeds with a live signal and the move completes.",
+    rule: "checkCanLiveMigrateDestination, checkCanLiveMigrateSource, cleanupLiveMigrationDestinationCheck (where implemented), preLiveMigration, liveMigration, rollbackLiveMigrationAtDestination and postLiveMigrationAtDestination, each called with an already aborted signal, reject with OperationAbortedError itself (liveMigration may say LiveMigrationFailedError) and change nothing: after each refused step, not only the last, the instance still runs on the source only; each step then succeeds with a live signal and the move completes.",
     nova: "Nova's compute manager runs these steps as RPCs that a cancelled request never reaches; the contract's OperationOptions carry the cancellation to each step instead, so a step must honour it like every other call.",
   },
   "lifecycle.cpu-time": {
