@@ -23,7 +23,7 @@ import {
   type MigrationPolicy,
   type OperationOptions,
 } from "@virtkit/core";
-import { DomainJobType, Flags, isNoDomain, type CallOptions, type TypedParam } from "@virtkit/libvirt-rpc";
+import { DomainJobType, DomainState, Flags, isNoDomain, type CallOptions, type TypedParam } from "@virtkit/libvirt-rpc";
 import { buildVolumeXml, readDomainXml, readVolumeBacking, retargetDomainXml } from "./domain-xml.js";
 import { libvirtMessage, mapLibvirtError, type ErrorContext } from "./error-map.js";
 import type { Guest } from "./guest.js";
@@ -146,6 +146,51 @@ export interface MigrationHost {
   readonly longTimeoutMs: number;
 }
 
+/**
+ * How long a migration cut short by its caller (signal or deadline) waits for libvirt to have ended
+ * the move before it rejects. The job is aborted at once; until the perform call returns, the
+ * destination still holds the incoming domain (listed there, about to be removed) and QEMU is
+ * still tearing the move down: a caller that rolls back or destroys then races libvirt's own
+ * cleanup. Bounded, so a cancelled call still ends promptly when the daemon is slow to answer.
+ */
+export const ABORT_SETTLE_MS = 600;
+/** How often a refused abort of a cut-short move is asked again. */
+const ABORT_RETRY_MS = 50;
+/** How long a rollback waits for libvirt to end the incoming side of a cut-short move itself. */
+const INCOMING_TEARDOWN_MS = 5_000;
+const INCOMING_POLL_MS = 100;
+/** VIR_DOMAIN_PAUSED_MIGRATION: the reason an incoming domain is paused until its move ends. */
+const PAUSED_MIGRATION = 2;
+
+/** One migration this driver runs, from the first call of `migrate` to its end. */
+interface Flight {
+  abortRequested: boolean;
+  readonly done: Promise<void>;
+  /** Settles when the perform call has (or was given up on ABORT_SETTLE_MS after a cut). */
+  performing?: Promise<void>;
+}
+
+/**
+ * A signal that fires `graceMs` after `signal` does (with its reason), and `release` to drop the
+ * listener and timer once the work it bounds has settled.
+ */
+function lagging(signal: AbortSignal, graceMs: number): { signal: AbortSignal; release: () => void } {
+  const lag = new AbortController();
+  let timer: NodeJS.Timeout | undefined;
+  const fire = (): void => {
+    timer = setTimeout(() => lag.abort(signal.reason), graceMs);
+  };
+  if (signal.aborted) fire();
+  else signal.addEventListener("abort", fire, { once: true });
+  return {
+    signal: lag.signal,
+    release: () => {
+      signal.removeEventListener("abort", fire);
+      if (timer) clearTimeout(timer);
+    },
+  };
+}
+
 /** The migration steps of one driver. */
 export class LiveMigrations {
   /** VIR_MIGRATE_* bitmask of each migration this driver is running, by instance uuid. */
@@ -155,7 +200,7 @@ export class LiveMigrations {
    * that comes before libvirt has started the job (the job exists only once the perform call
    * reached QEMU) is recorded here and honoured, never answered "no migration running".
    */
-  readonly #inFlight = new Map<string, { abortRequested: boolean; done: Promise<void> }>();
+  readonly #inFlight = new Map<string, Flight>();
 
   constructor(private readonly host: MigrationHost) {}
 
@@ -388,10 +433,15 @@ export class LiveMigrations {
     h.requireMigration();
     validateUuid(instance.uuid, "instance.uuid");
     let finished!: () => void;
-    const flight = { abortRequested: false, done: new Promise<void>((r) => (finished = r)) };
+    const flight: Flight = { abortRequested: false, done: new Promise<void>((r) => (finished = r)) };
     this.#inFlight.set(instance.uuid, flight);
     try {
       return await this.#migrate(instance, data, options, flight, fail);
+    } catch (err) {
+      // Cut short by the caller: the call gave up at once, the move it aborted may still be ending.
+      // Rejected once it has (bounded), so the caller finds the instance on the source only.
+      if (flight.performing) await flight.performing;
+      throw err;
     } finally {
       if (this.#inFlight.get(instance.uuid) === flight) this.#inFlight.delete(instance.uuid);
       finished();
@@ -402,7 +452,7 @@ export class LiveMigrations {
     instance: Instance,
     data: MigrateData,
     options: LiveMigrationOptions | undefined,
-    flight: { abortRequested: boolean },
+    flight: Flight,
     fail: (reason: string, cause?: unknown) => LiveMigrationFailedError,
   ): Promise<void> {
     const h = this.host;
@@ -494,7 +544,26 @@ export class LiveMigrations {
       const started = Date.now();
       let done = false;
       this.#active.set(instance.uuid, bitmask);
-      const onAbort = () => void api.domainAbortJob(dom, { timeoutMs: 10_000 }).catch(() => undefined);
+      // Cut short by the caller: the move is aborted, not only left unwatched (libvirt then tears
+      // it down, which can take a second or more with disks to copy). A refused abort (the job not
+      // yet abortable) is asked again until it is accepted or the perform call ended.
+      const onAbort = () =>
+        void (async () => {
+          for (let attempt = 1; !done; attempt++) {
+            try {
+              await api.domainAbortJob(dom, { timeoutMs: 10_000 });
+              return;
+            } catch (err) {
+              if (attempt === 1) {
+                h.log("warn", "migration abort refused, asking again until the move ends", {
+                  instance: instance.uuid,
+                  err: libvirtMessage(err),
+                });
+              }
+            }
+            await sleep(ABORT_RETRY_MS);
+          }
+        })();
       signal.addEventListener("abort", onAbort, { once: true });
       const monitor = (async () => {
         let downtimeSet = false;
@@ -519,14 +588,24 @@ export class LiveMigrations {
           }
         }
       })();
+      // The perform call outlives a cut by ABORT_SETTLE_MS: its answer says the aborted move ended.
+      const performCall = lagging(signal, ABORT_SETTLE_MS);
       try {
         // An abort asked for while the move was being prepared: it never starts.
         if (flight.abortRequested) throw fail("aborted before the migration started");
-        await api.domainMigratePerform3Params(dom, destUri, params, new Uint8Array(0), bitmask, { signal });
+        const perform = api.domainMigratePerform3Params(dom, destUri, params, new Uint8Array(0), bitmask, {
+          signal: performCall.signal,
+        });
+        flight.performing = perform.then(
+          () => undefined,
+          () => undefined,
+        );
+        await perform;
       } catch (err) {
         if (err instanceof LiveMigrationFailedError) throw err;
         throw fail(flight.abortRequested ? `aborted: ${libvirtMessage(err)}` : libvirtMessage(err), err);
       } finally {
+        performCall.release();
         done = true;
         this.#active.delete(instance.uuid);
         signal.removeEventListener("abort", onAbort);
@@ -557,9 +636,32 @@ export class LiveMigrations {
     this.host.requireMigration();
     return this.host.run("rollback live migration at destination", instance, options, async (api, call) => {
       await this.#removeMarker(api, data, call);
+      await this.#incomingEnded(api, instance, call);
       // Copied disks belong to this host only after a block migration.
       await this.host.remove(api, instance, call, data.policy.block);
     });
+  }
+
+  /**
+   * Waits (bounded) for an incoming domain of a cut-short move to be removed by libvirt itself: the
+   * source's cancelled perform call ends the destination's side too, and a destroy sent meanwhile
+   * races libvirt's own teardown of that QEMU. Whatever is still there afterwards is removed.
+   */
+  async #incomingEnded(api: LibvirtApi, instance: Instance, call: CallOptions): Promise<void> {
+    const dom = { name: instance.name, uuid: instance.uuid, id: -1 };
+    const until = Date.now() + INCOMING_TEARDOWN_MS;
+    for (;;) {
+      let state;
+      try {
+        state = await api.domainGetState(dom, 0, call);
+      } catch (err) {
+        if (isNoDomain(err)) return;
+        throw err;
+      }
+      // Paused for the move: the incoming side. Anything else is not libvirt's to end.
+      if (state.state !== DomainState.PAUSED || state.reason !== PAUSED_MIGRATION || Date.now() >= until) return;
+      await sleep(INCOMING_POLL_MS, call.signal, "rollback live migration at destination");
+    }
   }
 
   async #activeJob(api: LibvirtApi, instance: Instance, operation: string, call: CallOptions): Promise<Guest> {

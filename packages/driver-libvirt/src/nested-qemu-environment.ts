@@ -637,9 +637,6 @@ export function nestedQemuEnvironment(validate: LibvirtOptionsValidator): Plugin
                 `${COVERED_ON_ONE_HOST}: it checks the driver's own answers, not what the guest does`,
               ]),
             ),
-            // Not a pass: a daemon crash the driver's calls may trigger, left visible as a limit.
-            "migration.caller-cancels":
-              "in a CI run (2026-12-02) the source host's libvirtd 9.0 segfaulted (a NULL dereference in libvirt_driver_qemu.so, the kernel's log) right after this scenario aborted two in-flight migrations from the caller's side and its cleanup destroyed the guests; not reproduced alone, the sequence is not pinned down yet, so the fake and XenAPI columns check it and this one does not",
             "migration.force-complete":
               "this environment slows a migration by capping its bandwidth, which neither a pause nor post-copy can overcome; the faithful control (a guest dirtying memory faster than the link) is not built yet",
           },
