@@ -441,9 +441,9 @@ const WATCH_PAST_MS = 400;
 /**
  * The caller's signal and deadline hold for liveMigration as for every call (`OperationOptions`):
  * aborted 30 ms in, or given a 50 ms deadline (two instances at once), it rejects typed within 1 s,
- * the instance does not arrive on the destination while watched until 0.4 s past the slowed move's
- * 0.7 s (a driver that only stops waiting lets the hypervisor finish the move), runs on the source,
- * and is gone from the destination after its rollback.
+ * the instance does not arrive on the destination (there and gone from the source) while watched
+ * until 0.4 s past the slowed move's 0.7 s (a driver that only stops waiting lets the hypervisor
+ * finish the move), runs on the source, and is gone from the destination after its rollback.
  */
 export async function checkCallerCancels(ctx: ScenarioContext): Promise<void> {
   const slow = ctx.env.hypervisorControls?.setMigrationDuration;
@@ -514,7 +514,10 @@ async function cancelMove(
   // (a move the driver let go on lands as late), before the rollback could stop it.
   const watchUntil = started + SLOW_MOVE_MS + WATCH_PAST_MS + Math.max(0, firedMs - delayMs);
   for (;;) {
-    if (await dst.instanceExists(inst, ctx.opts())) {
+    // Listed on the destination while the source still has it is the cut-short move's incoming
+    // side, which the hypervisor may take a while to tear down (libvirt lists it until then): not
+    // an arrival. Arrived is on the destination and gone from the source.
+    if ((await dst.instanceExists(inst, ctx.opts())) && !(await src.instanceExists(inst, ctx.opts()))) {
       if (lateAbort) {
         await dst.postLiveMigrationAtDestination(inst, data, {}, ctx.opts());
         return;
