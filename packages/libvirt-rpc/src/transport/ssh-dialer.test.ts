@@ -80,13 +80,14 @@ describe("SshDialer", () => {
     expect(Buffer.concat(received).toString()).toBe("still here");
   });
 
+  // Timed from the destroy: on a loaded machine (CI runs every package at once) the shell script can
+  // take seconds to start, which is not what this checks.
   it("a link ended while ssh ignores SIGTERM kills it within seconds, leaving no process behind", async () => {
     const link = await new SshDialer({ host: "h", sshBinary: deafSsh }).dial();
     const pidFile = `${deafSsh}.pid`;
-    const t0 = performance.now();
-    while (!existsSync(pidFile) && performance.now() - t0 < 5_000) await new Promise((r) => setTimeout(r, 20));
+    const started = performance.now();
+    while (!existsSync(pidFile) && performance.now() - started < 15_000) await new Promise((r) => setTimeout(r, 20));
     const pid = Number(readFileSync(pidFile, "utf8"));
-    link.destroy();
     const alive = () => {
       try {
         process.kill(pid, 0);
@@ -95,9 +96,14 @@ describe("SshDialer", () => {
         return false;
       }
     };
+    expect(alive()).toBe(true);
+    const t0 = performance.now();
+    link.destroy();
     while (alive() && performance.now() - t0 < 10_000) await new Promise((r) => setTimeout(r, 50));
     expect(alive()).toBe(false);
-  });
+    // SIGTERM is ignored: the SIGKILL 2 s later ends it, with room for a loaded machine.
+    expect(performance.now() - t0).toBeLessThan(5_000);
+  }, 30_000);
 
   it("carries bytes both ways and ends cleanly when ssh exits 0", async () => {
     const link = await new SshDialer({ host: "h", sshBinary: echoSsh }).dial();
