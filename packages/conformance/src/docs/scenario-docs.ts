@@ -87,7 +87,7 @@ export const SCENARIO_DOCS: Readonly<Record<string, ScenarioDoc>> = {
     nova: "nova/compute/utils.py get_image_metadata / initialize_instance_snapshot_metadata, with CONF.non_inheritable_image_properties.",
   },
   "snapshot.image-callback-stall": {
-    rule: "An image snapshot's timeoutMs bounds the whole call, the caller's own task-state callback included: while the callback has not returned, the call still rejects with OperationTimeoutError by its deadline, and the instance is RUNNING as before once the callback returns.",
+    rule: "An image snapshot's timeoutMs bounds the whole call, the caller's own task-state callback included: while the callback has not returned, the call still rejects with OperationTimeoutError by its deadline, and the instance is RUNNING as before once the callback returns. Then the callback rejects at image_uploading, and again throws synchronously at its first task state: each time the call rejects with the callback's error (or one caused by it), the callback is not called again, no update of the image reaches the image service until the instance is RUNNING again and 0.6 s more (held and counted where the environment can hold the image service), and the image does not become active.",
     nova: "The libvirt driver calls update_task_state (a database write through conductor) from inside snapshot(); the contract's deadline replaces Nova's RPC timeouts around the whole call.",
   },
   "snapshot.image-upload-aborted": {

@@ -1311,4 +1311,6 @@ export const GAP_VARIANTS: readonly BrokenVariant[] = [
   v("listeners", "usable-after-cleanup", "cleanupHost removes the listeners but closes nothing: the driver still answers and acts afterwards", ["lifecycle.cleanup-host-releases"], (d) => new hunt.UsableAfterCleanup(d)),
   v("deadlines", "migration-deadline-completes-late", "liveMigration past its deadline rejects at the deadline, but the move it started lands on the destination later", ["migration.steps-timed-out", "migration.caller-cancels"], (d) => new hunt.MigrationDeadlineCompletesLate(d)),
   v("deadlines", "pre-migration-ignores-deadline", "preLiveMigration drops the caller's deadline: on a slow destination it prepares after the caller gave up", ["migration.steps-timed-out"], (d) => new hunt.PreMigrationIgnoresDeadline(d)),
+  // Found by reading the kit's fixed waits (2026-12-06).
+  v("deadlines", "task-state-failure-upload-goes-on", "the caller's task-state callback failing rejects the snapshot at once, but the copy goes on: 500 ms later the image is uploaded and active", ["snapshot.image-callback-stall"], (d) => new hunt.TaskStateFailureUploadGoesOn(d)),
 ];

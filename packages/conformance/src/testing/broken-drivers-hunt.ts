@@ -195,6 +195,33 @@ export class TaskStateRejectionSwallowed extends DriverDecorator {
   }
 }
 
+/**
+ * The caller's task-state callback failing rejects the call at once, as the contract says, but the
+ * copy already under way is left to finish: half a second later it is uploaded and the image made
+ * active (a driver that races the callback against the work instead of stopping the work).
+ */
+export class TaskStateFailureUploadGoesOn extends DriverDecorator {
+  override snapshot(instance: Instance, imageId: string, options?: ImageSnapshotOptions): Promise<void> {
+    const report = options?.onTaskState;
+    if (!report) return this.inner.snapshot(instance, imageId, options);
+    return new Promise<void>((resolve, reject) => {
+      this.inner
+        .snapshot(instance, imageId, {
+          ...options,
+          onTaskState: async (state, expected) => {
+            try {
+              await report(state, expected);
+            } catch (err) {
+              reject(err);
+              await new Promise((r) => setTimeout(r, 500));
+            }
+          },
+        })
+        .then(resolve, reject);
+    });
+  }
+}
+
 /** A task-state callback that throws (not rejects) is logged and ignored: the snapshot goes on. */
 export class TaskStateThrowIgnored extends DriverDecorator {
   override snapshot(instance: Instance, imageId: string, options?: ImageSnapshotOptions): Promise<void> {
