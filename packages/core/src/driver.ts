@@ -83,7 +83,8 @@ export interface RescueOptions extends OperationOptions {
  * Nova's `update_task_state(task_state, expected_state)` callback: the driver reports progress
  * through the snapshot task states, and the caller compare-and-sets them. A callback that throws
  * or rejects (the compare-and-set failed) ends the snapshot: the call rejects with that error or
- * one caused by it, and the image is not made active.
+ * one caused by it, the callback is not called again, nothing more of the snapshot reaches the
+ * image service (no update or upload of the image afterwards), and the image is not made active.
  */
 export type TaskStateCallback = (taskState: TaskState, expectedState: TaskState | null) => void | Promise<void>;
 
@@ -315,6 +316,9 @@ export interface ComputeDriver {
    * On the source: moves the instance. Resolves when it runs on the destination (then call
    * `postLiveMigrationAtDestination` there); rejects with `LiveMigrationFailedError` when it
    * failed or was aborted, leaving it running on the source (then call the rollback there).
+   * Cut short by its signal or deadline, it aborts the move, and may wait a moment (under a
+   * second) for the hypervisor to have ended it before rejecting, so that the caller's rollback
+   * does not race the hypervisor's own teardown.
    */
   liveMigration(instance: Instance, data: MigrateData, options?: LiveMigrationOptions): Promise<void>;
   /** On the destination, after success. */

@@ -4,12 +4,13 @@
 // domain, paused for the migration, until the source's cancelled call removes it.
 import {
   DEFAULT_MIGRATION_POLICY,
+  LiveMigrationFailedError,
   OperationAbortedError,
   OperationTimeoutError,
   type Instance,
   type MigrationPolicy,
 } from "@virtkit/core";
-import { DomainState, VirErrorNumber as E, type CallOptions, type Domain, type DomainStateInfo, type TypedParam } from "@virtkit/libvirt-rpc";
+import { DomainJobType, DomainState, VirErrorNumber as E, type CallOptions, type Domain, type DomainStateInfo, type TypedParam } from "@virtkit/libvirt-rpc";
 import { describe, expect, it } from "vitest";
 import { LibvirtDriver } from "./libvirt-driver.js";
 import { ABORT_SETTLE_MS } from "./live-migration.js";
@@ -23,6 +24,12 @@ class MovingLibvirt extends FakeLibvirt {
   teardownMs = 100;
   /** Aborts refused (the job not abortable yet) before one is accepted. */
   refuseAborts = 0;
+  /** Aborts refused until this time (ms since epoch), whatever `refuseAborts` says. */
+  refuseAbortsUntil = 0;
+  /** How long reading the definition takes (the move's preparation). */
+  xmlDelayMs = 0;
+  /** Whether libvirt lists the job while the perform call is under way (else it ended by itself). */
+  jobListed = true;
   performEndedAt: number | undefined;
   #onAbort: (() => void) | undefined;
 
@@ -35,9 +42,11 @@ class MovingLibvirt extends FakeLibvirt {
     opts?: CallOptions,
   ): Promise<Uint8Array> {
     this.calls.push({ method: "domainMigratePerform3Params", args: [dom, dconnuri, params, flags] });
+    if (this.jobListed) this.jobType = DomainJobType.UNBOUNDED;
     return new Promise<Uint8Array>((resolve, reject) => {
       const end = (err: Error) => {
         this.performEndedAt ??= Date.now();
+        this.jobType = DomainJobType.NONE;
         reject(err);
       };
       // libvirt's answer once the aborted move is torn down.
@@ -48,9 +57,14 @@ class MovingLibvirt extends FakeLibvirt {
     });
   }
 
+  override async domainGetXmlDesc(dom: Domain): Promise<string> {
+    if (this.xmlDelayMs > 0) await new Promise((r) => setTimeout(r, this.xmlDelayMs));
+    return super.domainGetXmlDesc(dom);
+  }
+
   override async domainAbortJob(dom: Domain): Promise<void> {
     this.calls.push({ method: "domainAbortJob", args: [dom] });
-    if (this.refuseAborts > 0) {
+    if (Date.now() < this.refuseAbortsUntil || this.refuseAborts > 0) {
       this.refuseAborts--;
       throw daemonError(E.VIR_ERR_OPERATION_INVALID, "Requested operation is not valid: no job is active on the domain");
     }
@@ -150,7 +164,60 @@ describe("a live migration cut short by its caller", () => {
   });
 });
 
+describe("a live migration cut short by its caller, harder cases", () => {
+  const aborts = (f: MovingLibvirt) => f.calls.filter((c) => c.method === "domainAbortJob").length;
+  const performs = (f: MovingLibvirt) => f.calls.filter((c) => c.method === "domainMigratePerform3Params").length;
+
+  it("sends no perform call when the caller's signal fired while the move was being prepared", async () => {
+    const { src, srcFake, i, pre } = await prepared();
+    srcFake.xmlDelayMs = 100;
+    const { err } = await cutShort(src, i, pre, "signal");
+    expect(err).toBeInstanceOf(OperationAbortedError);
+    // The preparation goes on past the rejection: give it time to reach the perform call.
+    await new Promise((r) => setTimeout(r, 300));
+    expect(performs(srcFake)).toBe(0);
+    expect(await src.instanceExists(i)).toBe(true);
+  });
+
+  it("keeps asking for the abort while libvirt still runs the job after the perform call was given up on", async () => {
+    const { src, srcFake, i, pre } = await prepared();
+    srcFake.teardownMs = 50;
+    // Refused past the settle bound: the caller has its rejection before any abort is accepted.
+    srcFake.refuseAbortsUntil = Date.now() + ABORT_SETTLE_MS + 400;
+    const { err, rejectedAt } = await cutShort(src, i, pre, "signal");
+    expect(err).toBeInstanceOf(OperationAbortedError);
+    expect(srcFake.performEndedAt).toBeUndefined();
+    await new Promise((r) => setTimeout(r, Math.max(0, srcFake.refuseAbortsUntil - Date.now()) + 300));
+    expect(srcFake.performEndedAt).toBeDefined();
+    expect(srcFake.performEndedAt!).toBeGreaterThan(rejectedAt);
+  });
+
+  it("stops asking for the abort once libvirt runs no job any more", async () => {
+    const { src, srcFake, i, pre } = await prepared();
+    srcFake.jobListed = false;
+    srcFake.refuseAbortsUntil = Number.POSITIVE_INFINITY;
+    const { err } = await cutShort(src, i, pre, "signal");
+    expect(err).toBeInstanceOf(OperationAbortedError);
+    await new Promise((r) => setTimeout(r, 200));
+    const asked = aborts(srcFake);
+    await new Promise((r) => setTimeout(r, 400));
+    expect(aborts(srcFake)).toBe(asked);
+  });
+});
+
 describe("rollback at the destination after a cut-short move", () => {
+  it("does not destroy the guest when the move it waits on lands there instead (the abort came too late)", async () => {
+    const { dest, dstFake, i, pre } = await prepared();
+    await dstFake.domainDefineXml(`<domain type='qemu'><name>${i.name}</name><uuid>${i.uuid}</uuid></domain>`);
+    await dstFake.domainCreateWithFlags(dstFake.domains.get(i.uuid)!.dom, 0);
+    dstFake.incoming.add(i.uuid);
+    // The move completes: libvirt resumes the guest on this host.
+    setTimeout(() => dstFake.incoming.delete(i.uuid), 250);
+    await expect(dest.rollbackLiveMigrationAtDestination(i, pre)).rejects.toBeInstanceOf(LiveMigrationFailedError);
+    expect(dstFake.calls.some((c) => c.method === "domainDestroy")).toBe(false);
+    expect(await dest.instanceExists(i)).toBe(true);
+  });
+
   it("leaves the incoming domain to libvirt's own teardown instead of destroying it meanwhile", async () => {
     const { dest, dstFake, i, pre } = await prepared();
     // The incoming side, as libvirt lists it during the move.

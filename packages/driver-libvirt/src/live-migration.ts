@@ -153,9 +153,11 @@ export interface MigrationHost {
  * still tearing the move down: a caller that rolls back or destroys then races libvirt's own
  * cleanup. Bounded, so a cancelled call still ends promptly when the daemon is slow to answer.
  */
-export const ABORT_SETTLE_MS = 600;
+export const ABORT_SETTLE_MS = 400;
 /** How often a refused abort of a cut-short move is asked again. */
 const ABORT_RETRY_MS = 50;
+/** How long a refused abort is asked again while libvirt still runs the job (the perform call may have been given up on). */
+const ABORT_RETRY_BUDGET_MS = 10_000;
 /** How long a rollback waits for libvirt to end the incoming side of a cut-short move itself. */
 const INCOMING_TEARDOWN_MS = 5_000;
 const INCOMING_POLL_MS = 100;
@@ -546,20 +548,28 @@ export class LiveMigrations {
       this.#active.set(instance.uuid, bitmask);
       // Cut short by the caller: the move is aborted, not only left unwatched (libvirt then tears
       // it down, which can take a second or more with disks to copy). A refused abort (the job not
-      // yet abortable) is asked again until it is accepted or the perform call ended.
+      // yet abortable) is asked again until it is accepted or libvirt runs no job any more: not
+      // until the perform call ended, which is given up on ABORT_SETTLE_MS after the cut while the
+      // daemon may still carry the move through.
       const onAbort = () =>
         void (async () => {
-          for (let attempt = 1; !done; attempt++) {
+          const until = Date.now() + ABORT_RETRY_BUDGET_MS;
+          for (let attempt = 1; ; attempt++) {
             try {
               await api.domainAbortJob(dom, { timeoutMs: 10_000 });
               return;
             } catch (err) {
+              if (isNoDomain(err) || Date.now() >= until) return;
               if (attempt === 1) {
                 h.log("warn", "migration abort refused, asking again until the move ends", {
                   instance: instance.uuid,
                   err: libvirtMessage(err),
                 });
               }
+            }
+            if (done) {
+              const job = await api.domainGetJobInfo(dom, { timeoutMs: 10_000 }).catch(() => undefined);
+              if (job === undefined || job.type === DomainJobType.NONE) return;
             }
             await sleep(ABORT_RETRY_MS);
           }
@@ -591,8 +601,10 @@ export class LiveMigrations {
       // The perform call outlives a cut by ABORT_SETTLE_MS: its answer says the aborted move ended.
       const performCall = lagging(signal, ABORT_SETTLE_MS);
       try {
-        // An abort asked for while the move was being prepared: it never starts.
+        // An abort asked for while the move was being prepared: it never starts. Nor when the
+        // caller's signal fired meanwhile (the perform call's own signal lags it, so it would go out).
         if (flight.abortRequested) throw fail("aborted before the migration started");
+        if (signal.aborted) throw fail("cut short before the migration started", signal.reason);
         const perform = api.domainMigratePerform3Params(dom, destUri, params, new Uint8Array(0), bitmask, {
           signal: performCall.signal,
         });
@@ -650,6 +662,7 @@ export class LiveMigrations {
   async #incomingEnded(api: LibvirtApi, instance: Instance, call: CallOptions): Promise<void> {
     const dom = { name: instance.name, uuid: instance.uuid, id: -1 };
     const until = Date.now() + INCOMING_TEARDOWN_MS;
+    let incoming = false;
     for (;;) {
       let state;
       try {
@@ -659,8 +672,21 @@ export class LiveMigrations {
         throw err;
       }
       // Paused for the move: the incoming side. Anything else is not libvirt's to end.
-      if (state.state !== DomainState.PAUSED || state.reason !== PAUSED_MIGRATION || Date.now() >= until) return;
-      await sleep(INCOMING_POLL_MS, call.signal, "rollback live migration at destination");
+      if (state.state === DomainState.PAUSED && state.reason === PAUSED_MIGRATION) {
+        incoming = true;
+        if (Date.now() >= until) return;
+        await sleep(INCOMING_POLL_MS, call.signal, "rollback live migration at destination");
+        continue;
+      }
+      // The move it was asked to undo landed meanwhile (the source's abort came too late): this is
+      // now the only running copy of the guest, which a rollback must not destroy.
+      if (incoming && state.state === DomainState.RUNNING) {
+        throw new LiveMigrationFailedError(
+          instance.uuid,
+          "the migration being rolled back completed on this host while the rollback waited for it to end: the instance runs here and was not removed",
+        );
+      }
+      return;
     }
   }
 
