@@ -25,7 +25,8 @@ beforeAll(async () => {
   await writeFile(lingeringSsh, "#!/bin/sh\nsleep 5 &\necho 'ssh: connect to host h port 22: Connection refused' >&2\nexit 255\n");
   await chmod(lingeringSsh, 0o755);
   deafSsh = join(dir, "ssh-deaf");
-  await writeFile(deafSsh, `#!/bin/sh\necho $$ > "$0.pid"\ntrap '' TERM\nwhile :; do sleep 0.1; done\n`);
+  // Deaf before it says its pid, which appears whole (renamed into place).
+  await writeFile(deafSsh, `#!/bin/sh\ntrap '' TERM\necho $$ > "$0.pid.tmp"\nmv "$0.pid.tmp" "$0.pid"\nwhile :; do sleep 0.1; done\n`);
   await chmod(deafSsh, 0o755);
   echoSsh = join(dir, "ssh-echo");
   await writeFile(echoSsh, "#!/bin/sh\nexec cat\n");
@@ -80,14 +81,17 @@ describe("SshDialer", () => {
     expect(Buffer.concat(received).toString()).toBe("still here");
   });
 
-  // Timed from the destroy: on a loaded machine (CI runs every package at once) the shell script can
-  // take seconds to start, which is not what this checks.
+  // Timed from the destroy, not from the dial (the script's start is not what this checks).
   it("a link ended while ssh ignores SIGTERM kills it within seconds, leaving no process behind", async () => {
     const link = await new SshDialer({ host: "h", sshBinary: deafSsh }).dial();
     const pidFile = `${deafSsh}.pid`;
+    // An empty read would be pid 0, which `process.kill(0, 0)` takes for this process group, alive
+    // for ever (CI hit that window when the script wrote its pid file in place).
     const started = performance.now();
-    while (!existsSync(pidFile) && performance.now() - started < 15_000) await new Promise((r) => setTimeout(r, 20));
-    const pid = Number(readFileSync(pidFile, "utf8"));
+    const written = () => (existsSync(pidFile) ? /^\d+\n$/.exec(readFileSync(pidFile, "utf8"))?.[0] : undefined);
+    while (written() === undefined && performance.now() - started < 15_000) await new Promise((r) => setTimeout(r, 20));
+    const pid = Number(written());
+    expect(pid).toBeGreaterThan(1);
     const alive = () => {
       try {
         process.kill(pid, 0);
