@@ -31,6 +31,8 @@ class MovingLibvirt extends FakeLibvirt {
   /** Whether libvirt lists the job while the perform call is under way (else it ended by itself). */
   jobListed = true;
   performEndedAt: number | undefined;
+  /** Ends the perform call with libvirt's answer `err` (the move failed by itself). */
+  failPerform: (err: Error) => void = () => undefined;
   #onAbort: (() => void) | undefined;
 
   override async domainMigratePerform3Params(
@@ -49,6 +51,7 @@ class MovingLibvirt extends FakeLibvirt {
         this.jobType = DomainJobType.NONE;
         reject(err);
       };
+      this.failPerform = end;
       // libvirt's answer once the aborted move is torn down.
       this.#onAbort = () => setTimeout(() => end(new Error("operation aborted: migration out: canceled by client")), this.teardownMs);
       // The rpc client gives up on its own when the call's signal fires (the daemon goes on).
@@ -187,9 +190,26 @@ describe("a live migration cut short by its caller, harder cases", () => {
     const { err, rejectedAt } = await cutShort(src, i, pre, "signal");
     expect(err).toBeInstanceOf(OperationAbortedError);
     expect(srcFake.performEndedAt).toBeUndefined();
-    await new Promise((r) => setTimeout(r, Math.max(0, srcFake.refuseAbortsUntil - Date.now()) + 300));
+    // Asked again, backing off to one try a second, until accepted.
+    const by = srcFake.refuseAbortsUntil + 1_500;
+    while (srcFake.performEndedAt === undefined && Date.now() < by) await new Promise((r) => setTimeout(r, 50));
     expect(srcFake.performEndedAt).toBeDefined();
     expect(srcFake.performEndedAt!).toBeGreaterThan(rejectedAt);
+  });
+
+  it("asks libvirt no more once it answered the perform call, even with every abort refused", async () => {
+    const { src, srcFake, i, pre } = await prepared();
+    srcFake.refuseAbortsUntil = Number.POSITIVE_INFINITY;
+    // The move fails by itself just after the cut; libvirt then lists another job (the caller's next one).
+    const caller = new AbortController();
+    const moving = src.liveMigration(i, pre, { signal: caller.signal });
+    setTimeout(() => caller.abort(new Error("the caller gave up")), 30);
+    setTimeout(() => srcFake.failPerform(new Error("migration failed by itself")), 60);
+    await expect(moving).rejects.toBeInstanceOf(OperationAbortedError);
+    srcFake.jobType = DomainJobType.UNBOUNDED;
+    const asked = aborts(srcFake);
+    await new Promise((r) => setTimeout(r, 500));
+    expect(aborts(srcFake)).toBe(asked);
   });
 
   it("stops asking for the abort once libvirt runs no job any more", async () => {
@@ -212,6 +232,19 @@ describe("rollback at the destination after a cut-short move", () => {
     await dstFake.domainCreateWithFlags(dstFake.domains.get(i.uuid)!.dom, 0);
     dstFake.incoming.add(i.uuid);
     // The move completes: libvirt resumes the guest on this host.
+    setTimeout(() => dstFake.incoming.delete(i.uuid), 250);
+    await expect(dest.rollbackLiveMigrationAtDestination(i, pre)).rejects.toBeInstanceOf(LiveMigrationFailedError);
+    expect(dstFake.calls.some((c) => c.method === "domainDestroy")).toBe(false);
+    expect(await dest.instanceExists(i)).toBe(true);
+  });
+
+  it("does not destroy the guest either when the move lands paused (a guest moved paused stays paused)", async () => {
+    const { dest, dstFake, i, pre } = await prepared();
+    await dstFake.domainDefineXml(`<domain type='qemu'><name>${i.name}</name><uuid>${i.uuid}</uuid></domain>`);
+    await dstFake.domainCreateWithFlags(dstFake.domains.get(i.uuid)!.dom, 0);
+    dstFake.domains.get(i.uuid)!.state = DomainState.PAUSED;
+    dstFake.incoming.add(i.uuid);
+    // Landed: paused for the user now, no longer for the move.
     setTimeout(() => dstFake.incoming.delete(i.uuid), 250);
     await expect(dest.rollbackLiveMigrationAtDestination(i, pre)).rejects.toBeInstanceOf(LiveMigrationFailedError);
     expect(dstFake.calls.some((c) => c.method === "domainDestroy")).toBe(false);

@@ -545,6 +545,8 @@ export class LiveMigrations {
       const destUri = typeof data.extra.destUri === "string" ? data.extra.destUri : null;
       const started = Date.now();
       let done = false;
+      /** Whether libvirt answered the perform call (it was not given up on after a cut). */
+      let answered = false;
       this.#active.set(instance.uuid, bitmask);
       // Cut short by the caller: the move is aborted, not only left unwatched (libvirt then tears
       // it down, which can take a second or more with disks to copy). A refused abort (the job not
@@ -555,6 +557,13 @@ export class LiveMigrations {
         void (async () => {
           const until = Date.now() + ABORT_RETRY_BUDGET_MS;
           for (let attempt = 1; ; attempt++) {
+            // Once the perform call settled: libvirt's answer means the move ended; given up on, the
+            // job is asked about first, so a job the caller started after the move is not aborted.
+            if (done) {
+              if (answered) return;
+              const job = await api.domainGetJobInfo(dom, { timeoutMs: 10_000 }).catch(() => undefined);
+              if (job === undefined || job.type === DomainJobType.NONE) return;
+            }
             try {
               await api.domainAbortJob(dom, { timeoutMs: 10_000 });
               return;
@@ -567,11 +576,8 @@ export class LiveMigrations {
                 });
               }
             }
-            if (done) {
-              const job = await api.domainGetJobInfo(dom, { timeoutMs: 10_000 }).catch(() => undefined);
-              if (job === undefined || job.type === DomainJobType.NONE) return;
-            }
-            await sleep(ABORT_RETRY_MS);
+            // Backing off: a move in post-copy refuses every abort.
+            await sleep(Math.min(ABORT_RETRY_MS * 2 ** (attempt - 1), 1_000));
           }
         })();
       signal.addEventListener("abort", onAbort, { once: true });
@@ -608,10 +614,8 @@ export class LiveMigrations {
         const perform = api.domainMigratePerform3Params(dom, destUri, params, new Uint8Array(0), bitmask, {
           signal: performCall.signal,
         });
-        flight.performing = perform.then(
-          () => undefined,
-          () => undefined,
-        );
+        const settled = (): void => void (answered = !performCall.signal.aborted);
+        flight.performing = perform.then(settled, settled);
         await perform;
       } catch (err) {
         if (err instanceof LiveMigrationFailedError) throw err;
@@ -679,11 +683,11 @@ export class LiveMigrations {
         continue;
       }
       // The move it was asked to undo landed meanwhile (the source's abort came too late): this is
-      // now the only running copy of the guest, which a rollback must not destroy.
-      if (incoming && state.state === DomainState.RUNNING) {
+      // now the only copy of the guest, running or (moved paused) paused, which a rollback must not destroy.
+      if (incoming && state.state !== DomainState.SHUTOFF) {
         throw new LiveMigrationFailedError(
           instance.uuid,
-          "the migration being rolled back completed on this host while the rollback waited for it to end: the instance runs here and was not removed",
+          "the migration being rolled back completed on this host while the rollback waited for it to end: the instance is here and was not removed",
         );
       }
       return;
