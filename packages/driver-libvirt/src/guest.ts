@@ -19,6 +19,8 @@ import { toPowerState } from "./power-state-map.js";
 /** The domain's state as libvirt reports it and as the contract names it. */
 export interface DomainStatus {
   readonly domainState: number;
+  /** libvirt's reason for the state (e.g. a virDomainPausedReason while PAUSED). */
+  readonly reason: number;
   readonly power: PowerState;
   readonly managedSave: boolean;
 }
@@ -50,10 +52,10 @@ export class Guest {
 
   /** State and managed-save image (the latter only asked when it can matter: shut off). */
   async status(): Promise<DomainStatus> {
-    const { state } = await this.api.domainGetState(this.dom, 0, this.call);
+    const { state, reason } = await this.api.domainGetState(this.dom, 0, this.call);
     const managedSave =
       state === DomainState.SHUTOFF ? await this.api.domainHasManagedSaveImage(this.dom, 0, this.call) : false;
-    return { domainState: state, power: toPowerState(state, managedSave), managedSave };
+    return { domainState: state, reason, power: toPowerState(state, managedSave), managedSave };
   }
 
   /** Polls until `accept(status)`; undefined when `maxMs` passed first. */

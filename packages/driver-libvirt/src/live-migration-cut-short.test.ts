@@ -10,14 +10,12 @@ import {
   type Instance,
   type MigrationPolicy,
 } from "@virtkit/core";
-import { DomainJobType, DomainState, VirErrorNumber as E, type CallOptions, type Domain, type DomainStateInfo, type TypedParam } from "@virtkit/libvirt-rpc";
+import { DomainJobType, DomainPausedReason, DomainState, VirErrorNumber as E, type CallOptions, type Domain, type DomainStateInfo, type TypedParam } from "@virtkit/libvirt-rpc";
 import { describe, expect, it } from "vitest";
-import { LibvirtDriver } from "./libvirt-driver.js";
+import type { LibvirtDriver } from "./libvirt-driver.js";
 import { ABORT_SETTLE_MS } from "./live-migration.js";
 import { FakeLibvirt, daemonError } from "./testing/fake-libvirt.js";
-
-/** libvirt's paused reason of a domain that is the incoming side of a move. */
-const PAUSED_MIGRATION = 2;
+import { twoHosts } from "./testing/two-hosts.js";
 
 class MovingLibvirt extends FakeLibvirt {
   /** How long libvirt takes from an accepted abort to the perform call's answer. */
@@ -86,7 +84,7 @@ class IncomingLibvirt extends FakeLibvirt {
   }
   override async domainGetState(dom: Domain): Promise<DomainStateInfo> {
     const s = await super.domainGetState(dom);
-    return this.incoming.has(dom.uuid) ? { state: DomainState.PAUSED, reason: PAUSED_MIGRATION } : s;
+    return this.incoming.has(dom.uuid) ? { state: DomainState.PAUSED, reason: DomainPausedReason.MIGRATION } : s;
   }
   /** libvirt's own teardown of the incoming domain. */
   gone(uuid: string): void {
@@ -105,13 +103,7 @@ const inst = (): Instance => ({
 const block: MigrationPolicy = { ...DEFAULT_MIGRATION_POLICY, block: true };
 
 async function prepared() {
-  const srcFake = new MovingLibvirt();
-  const dstFake = new IncomingLibvirt();
-  dstFake.hostname = "dest-host";
-  const src = new LibvirtDriver({ uri: "qemu:///system", pollIntervalMs: 1, connector: async () => srcFake });
-  const dest = new LibvirtDriver({ uri: "qemu:///system", pollIntervalMs: 1, connector: async () => dstFake });
-  await src.initHost("src");
-  await dest.initHost("dest");
+  const { src, dest, srcFake, dstFake } = await twoHosts(new MovingLibvirt(), new IncomingLibvirt());
   const i = inst();
   await src.spawn({ instance: i });
   const data = await dest.checkCanLiveMigrateDestination(i, { ...(await src.getHostInfo()), hostname: "src" }, block);
@@ -226,30 +218,20 @@ describe("a live migration cut short by its caller, harder cases", () => {
 });
 
 describe("rollback at the destination after a cut-short move", () => {
-  it("does not destroy the guest when the move it waits on lands there instead (the abort came too late)", async () => {
-    const { dest, dstFake, i, pre } = await prepared();
-    await dstFake.domainDefineXml(`<domain type='qemu'><name>${i.name}</name><uuid>${i.uuid}</uuid></domain>`);
-    await dstFake.domainCreateWithFlags(dstFake.domains.get(i.uuid)!.dom, 0);
-    dstFake.incoming.add(i.uuid);
-    // The move completes: libvirt resumes the guest on this host.
-    setTimeout(() => dstFake.incoming.delete(i.uuid), 250);
-    await expect(dest.rollbackLiveMigrationAtDestination(i, pre)).rejects.toBeInstanceOf(LiveMigrationFailedError);
-    expect(dstFake.calls.some((c) => c.method === "domainDestroy")).toBe(false);
-    expect(await dest.instanceExists(i)).toBe(true);
-  });
-
-  it("does not destroy the guest either when the move lands paused (a guest moved paused stays paused)", async () => {
-    const { dest, dstFake, i, pre } = await prepared();
-    await dstFake.domainDefineXml(`<domain type='qemu'><name>${i.name}</name><uuid>${i.uuid}</uuid></domain>`);
-    await dstFake.domainCreateWithFlags(dstFake.domains.get(i.uuid)!.dom, 0);
-    dstFake.domains.get(i.uuid)!.state = DomainState.PAUSED;
-    dstFake.incoming.add(i.uuid);
-    // Landed: paused for the user now, no longer for the move.
-    setTimeout(() => dstFake.incoming.delete(i.uuid), 250);
-    await expect(dest.rollbackLiveMigrationAtDestination(i, pre)).rejects.toBeInstanceOf(LiveMigrationFailedError);
-    expect(dstFake.calls.some((c) => c.method === "domainDestroy")).toBe(false);
-    expect(await dest.instanceExists(i)).toBe(true);
-  });
+  // The move lands: libvirt resumes the guest here, or (moved paused) leaves it paused for the user.
+  for (const landed of ["running", "paused"] as const) {
+    it(`does not destroy the guest when the move it waits on lands there ${landed} instead (the abort came too late)`, async () => {
+      const { dest, dstFake, i, pre } = await prepared();
+      await dstFake.domainDefineXml(`<domain type='qemu'><name>${i.name}</name><uuid>${i.uuid}</uuid></domain>`);
+      await dstFake.domainCreateWithFlags(dstFake.domains.get(i.uuid)!.dom, 0);
+      if (landed === "paused") dstFake.domains.get(i.uuid)!.state = DomainState.PAUSED;
+      dstFake.incoming.add(i.uuid);
+      setTimeout(() => dstFake.incoming.delete(i.uuid), 250);
+      await expect(dest.rollbackLiveMigrationAtDestination(i, pre)).rejects.toBeInstanceOf(LiveMigrationFailedError);
+      expect(dstFake.calls.some((c) => c.method === "domainDestroy")).toBe(false);
+      expect(await dest.instanceExists(i)).toBe(true);
+    });
+  }
 
   it("leaves the incoming domain to libvirt's own teardown instead of destroying it meanwhile", async () => {
     const { dest, dstFake, i, pre } = await prepared();

@@ -1,8 +1,8 @@
 import { DEFAULT_MIGRATION_POLICY, MigrationPreCheckError, type Instance, type MigrationPolicy } from "@virtkit/core";
 import type { StoragePool, StorageVol } from "@virtkit/libvirt-rpc";
 import { describe, expect, it } from "vitest";
-import { LibvirtDriver } from "./libvirt-driver.js";
 import { FakeLibvirt } from "./testing/fake-libvirt.js";
+import { twoHosts } from "./testing/two-hosts.js";
 
 /** The in-memory libvirt, keeping each volume's XML (so overlays keep their backing store). */
 class VolumeXmlLibvirt extends FakeLibvirt {
@@ -32,13 +32,7 @@ const inst = (): Instance => ({
 });
 
 async function hosts(destHasBase: boolean) {
-  const srcFake = new VolumeXmlLibvirt();
-  const dstFake = new VolumeXmlLibvirt();
-  dstFake.hostname = "dest-host";
-  const src = new LibvirtDriver({ uri: "qemu:///system", pollIntervalMs: 1, connector: async () => srcFake });
-  const dest = new LibvirtDriver({ uri: "qemu:///system", pollIntervalMs: 1, connector: async () => dstFake });
-  await src.initHost("src");
-  await dest.initHost("dest");
+  const { src, dest, srcFake, dstFake } = await twoHosts(new VolumeXmlLibvirt(), new VolumeXmlLibvirt());
   const pool = srcFake.pool;
   const baseXml = `<volume><name>${BASE}</name><capacity unit='bytes'>${2 ** 30}</capacity></volume>`;
   await srcFake.storageVolCreateXml(pool, baseXml);
@@ -95,18 +89,7 @@ describe("block migration of a disk that is an overlay of a base image", () => {
 
 describe("shared storage libvirt cannot recognise (trustSharedStorage)", () => {
   async function migrateShared(trust: boolean, probedShared: boolean): Promise<number> {
-    const srcFake = new VolumeXmlLibvirt();
-    const dstFake = new VolumeXmlLibvirt();
-    dstFake.hostname = "dest-host";
-    const src = new LibvirtDriver({
-      uri: "qemu:///system",
-      pollIntervalMs: 1,
-      trustSharedStorage: trust,
-      connector: async () => srcFake,
-    });
-    const dest = new LibvirtDriver({ uri: "qemu:///system", pollIntervalMs: 1, connector: async () => dstFake });
-    await src.initHost("src");
-    await dest.initHost("dest");
+    const { src, dest, srcFake } = await twoHosts(new VolumeXmlLibvirt(), new VolumeXmlLibvirt(), { trustSharedStorage: trust });
     const i = { ...inst(), imageMeta: { id: "plain", diskFormat: "qcow2", properties: {} } } as Instance;
     await src.spawn({ instance: i });
     const data = await dest.checkCanLiveMigrateDestination(

@@ -11,6 +11,7 @@ import {
   PowerState,
   VirtkitError,
   powerStateName,
+  onAbort,
   sleep,
   validateUuid,
   withDeadline,
@@ -23,10 +24,19 @@ import {
   type MigrationPolicy,
   type OperationOptions,
 } from "@virtkit/core";
-import { DomainJobType, DomainState, Flags, isNoDomain, type CallOptions, type TypedParam } from "@virtkit/libvirt-rpc";
+import {
+  DomainJobType,
+  DomainPausedReason,
+  DomainState,
+  Flags,
+  isNoDomain,
+  type CallOptions,
+  type Domain,
+  type TypedParam,
+} from "@virtkit/libvirt-rpc";
 import { buildVolumeXml, readDomainXml, readVolumeBacking, retargetDomainXml } from "./domain-xml.js";
 import { libvirtMessage, mapLibvirtError, type ErrorContext } from "./error-map.js";
-import type { Guest } from "./guest.js";
+import { Guest, type DomainStatus } from "./guest.js";
 import type { InstanceStorage } from "./instance-storage.js";
 import type { LibvirtApi } from "./libvirt-connection.js";
 import { VIR_MIGRATE, effectiveMigrationFlags, migrateFlagNames, planMigration } from "./migration-flags.js";
@@ -161,8 +171,16 @@ const ABORT_RETRY_BUDGET_MS = 10_000;
 /** How long a rollback waits for libvirt to end the incoming side of a cut-short move itself. */
 const INCOMING_TEARDOWN_MS = 5_000;
 const INCOMING_POLL_MS = 100;
-/** VIR_DOMAIN_PAUSED_MIGRATION: the reason an incoming domain is paused until its move ends. */
-const PAUSED_MIGRATION = 2;
+
+/** The incoming side of a move: paused until it ends. */
+const incomingMove = (s: DomainStatus): boolean =>
+  s.domainState === DomainState.PAUSED && s.reason === DomainPausedReason.MIGRATION;
+
+/** Where a cut-short move's perform call is: settled (`done`), and if so whether libvirt answered it. */
+interface PerformState {
+  done: boolean;
+  answered: boolean;
+}
 
 /** One migration this driver runs, from the first call of `migrate` to its end. */
 interface Flight {
@@ -182,12 +200,12 @@ function lagging(signal: AbortSignal, graceMs: number): { signal: AbortSignal; r
   const fire = (): void => {
     timer = setTimeout(() => lag.abort(signal.reason), graceMs);
   };
+  const unregister = signal.aborted ? () => undefined : onAbort(signal, fire);
   if (signal.aborted) fire();
-  else signal.addEventListener("abort", fire, { once: true });
   return {
     signal: lag.signal,
     release: () => {
-      signal.removeEventListener("abort", fire);
+      unregister();
       if (timer) clearTimeout(timer);
     },
   };
@@ -544,48 +562,16 @@ export class LiveMigrations {
       }
       const destUri = typeof data.extra.destUri === "string" ? data.extra.destUri : null;
       const started = Date.now();
-      let done = false;
-      /** Whether libvirt answered the perform call (it was not given up on after a cut). */
-      let answered = false;
+      const perform: PerformState = { done: false, answered: false };
       this.#active.set(instance.uuid, bitmask);
-      // Cut short by the caller: the move is aborted, not only left unwatched (libvirt then tears
-      // it down, which can take a second or more with disks to copy). A refused abort (the job not
-      // yet abortable) is asked again until it is accepted or libvirt runs no job any more: not
-      // until the perform call ended, which is given up on ABORT_SETTLE_MS after the cut while the
-      // daemon may still carry the move through.
-      const onAbort = () =>
-        void (async () => {
-          const until = Date.now() + ABORT_RETRY_BUDGET_MS;
-          for (let attempt = 1; ; attempt++) {
-            // Once the perform call settled: libvirt's answer means the move ended; given up on, the
-            // job is asked about first, so a job the caller started after the move is not aborted.
-            if (done) {
-              if (answered) return;
-              const job = await api.domainGetJobInfo(dom, { timeoutMs: 10_000 }).catch(() => undefined);
-              if (job === undefined || job.type === DomainJobType.NONE) return;
-            }
-            try {
-              await api.domainAbortJob(dom, { timeoutMs: 10_000 });
-              return;
-            } catch (err) {
-              if (isNoDomain(err) || Date.now() >= until) return;
-              if (attempt === 1) {
-                h.log("warn", "migration abort refused, asking again until the move ends", {
-                  instance: instance.uuid,
-                  err: libvirtMessage(err),
-                });
-              }
-            }
-            // Backing off: a move in post-copy refuses every abort.
-            await sleep(Math.min(ABORT_RETRY_MS * 2 ** (attempt - 1), 1_000));
-          }
-        })();
-      signal.addEventListener("abort", onAbort, { once: true });
+      // Cut short by the caller: the move is aborted, not only left unwatched.
+      const abortMove = () => void this.#abortCutMove(api, dom, instance, perform);
+      const stopAborting = onAbort(signal, abortMove);
       const monitor = (async () => {
         let downtimeSet = false;
-        while (!done) {
+        while (!perform.done) {
           await sleep(500, signal, "migration monitor").catch(() => undefined);
-          if (done || signal.aborted) return;
+          if (perform.done || signal.aborted) return;
           try {
             if (!downtimeSet && data.policy.maxDowntimeMs > 0) {
               await api.domainMigrateSetMaxDowntime(dom, data.policy.maxDowntimeMs, 0, call);
@@ -611,20 +597,20 @@ export class LiveMigrations {
         // caller's signal fired meanwhile (the perform call's own signal lags it, so it would go out).
         if (flight.abortRequested) throw fail("aborted before the migration started");
         if (signal.aborted) throw fail("cut short before the migration started", signal.reason);
-        const perform = api.domainMigratePerform3Params(dom, destUri, params, new Uint8Array(0), bitmask, {
+        const performing = api.domainMigratePerform3Params(dom, destUri, params, new Uint8Array(0), bitmask, {
           signal: performCall.signal,
         });
-        const settled = (): void => void (answered = !performCall.signal.aborted);
-        flight.performing = perform.then(settled, settled);
-        await perform;
+        const settled = (): void => void (perform.answered = !performCall.signal.aborted);
+        flight.performing = performing.then(settled, settled);
+        await performing;
       } catch (err) {
         if (err instanceof LiveMigrationFailedError) throw err;
         throw fail(flight.abortRequested ? `aborted: ${libvirtMessage(err)}` : libvirtMessage(err), err);
       } finally {
         performCall.release();
-        done = true;
+        perform.done = true;
         this.#active.delete(instance.uuid);
-        signal.removeEventListener("abort", onAbort);
+        stopAborting();
         await monitor;
       }
       // The guest now runs on the destination from copied disks: the source's copies are stale
@@ -664,33 +650,60 @@ export class LiveMigrations {
    * races libvirt's own teardown of that QEMU. Whatever is still there afterwards is removed.
    */
   async #incomingEnded(api: LibvirtApi, instance: Instance, call: CallOptions): Promise<void> {
-    const dom = { name: instance.name, uuid: instance.uuid, id: -1 };
-    const until = Date.now() + INCOMING_TEARDOWN_MS;
+    const guest = new Guest(api, { name: instance.name, uuid: instance.uuid, id: -1 }, call);
     let incoming = false;
-    for (;;) {
-      let state;
-      try {
-        state = await api.domainGetState(dom, 0, call);
-      } catch (err) {
-        if (isNoDomain(err)) return;
-        throw err;
-      }
-      // Paused for the move: the incoming side. Anything else is not libvirt's to end.
-      if (state.state === DomainState.PAUSED && state.reason === PAUSED_MIGRATION) {
+    let after: DomainStatus | undefined;
+    try {
+      const ended = (s: DomainStatus): boolean => {
+        if (!incomingMove(s)) return true;
         incoming = true;
-        if (Date.now() >= until) return;
-        await sleep(INCOMING_POLL_MS, call.signal, "rollback live migration at destination");
-        continue;
+        return false;
+      };
+      after = await guest.waitFor(ended, INCOMING_POLL_MS, INCOMING_TEARDOWN_MS);
+    } catch (err) {
+      if (isNoDomain(err)) return;
+      throw err;
+    }
+    // The move it was asked to undo landed meanwhile (the source's abort came too late): this is
+    // now the only copy of the guest, running or (moved paused) paused, which a rollback must not destroy.
+    if (incoming && after !== undefined && after.domainState !== DomainState.SHUTOFF) {
+      throw new LiveMigrationFailedError(
+        instance.uuid,
+        "the migration being rolled back completed on this host while the rollback waited for it to end: the instance is here and was not removed",
+      );
+    }
+  }
+
+  /**
+   * Aborts a move its caller cut short (libvirt then tears it down, which can take a second or more
+   * with disks to copy). A refused abort (the job not yet abortable) is asked again, backing off,
+   * until accepted or libvirt runs no job any more: not only until the perform call settled, which
+   * is given up on ABORT_SETTLE_MS after the cut while the daemon may still carry the move through.
+   */
+  async #abortCutMove(api: LibvirtApi, dom: Domain, instance: Instance, perform: PerformState): Promise<void> {
+    const until = Date.now() + ABORT_RETRY_BUDGET_MS;
+    for (let attempt = 1; ; attempt++) {
+      // Once the perform call settled: libvirt's answer means the move ended; given up on, the job is
+      // asked about first, so a job the caller started after the move is not aborted.
+      if (perform.done) {
+        if (perform.answered) return;
+        const job = await api.domainGetJobInfo(dom, { timeoutMs: 10_000 }).catch(() => undefined);
+        if (job === undefined || job.type === DomainJobType.NONE) return;
       }
-      // The move it was asked to undo landed meanwhile (the source's abort came too late): this is
-      // now the only copy of the guest, running or (moved paused) paused, which a rollback must not destroy.
-      if (incoming && state.state !== DomainState.SHUTOFF) {
-        throw new LiveMigrationFailedError(
-          instance.uuid,
-          "the migration being rolled back completed on this host while the rollback waited for it to end: the instance is here and was not removed",
-        );
+      try {
+        await api.domainAbortJob(dom, { timeoutMs: 10_000 });
+        return;
+      } catch (err) {
+        if (isNoDomain(err) || Date.now() >= until) return;
+        if (attempt === 1) {
+          this.host.log("warn", "migration abort refused, asking again until the move ends", {
+            instance: instance.uuid,
+            err: libvirtMessage(err),
+          });
+        }
       }
-      return;
+      // Backing off: a move in post-copy refuses every abort.
+      await sleep(Math.min(ABORT_RETRY_MS * 2 ** (attempt - 1), 1_000));
     }
   }
 

@@ -65,6 +65,7 @@ export type { VirErrorName, VirErrorDomainName } from "./error-codes.js";
 export {
   AgentCommandTimeout,
   DomainState,
+  DomainPausedReason,
   DomainEventType,
   DomainEventId,
   DomainJobType,

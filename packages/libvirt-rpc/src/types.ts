@@ -43,6 +43,13 @@ export const DomainState = {
 /** A virDomainState value. */
 export type DomainStateValue = (typeof DomainState)[keyof typeof DomainState];
 
+/** virDomainPausedReason values the drivers act on (the `reason` of a PAUSED domain's state). */
+export const DomainPausedReason = {
+  USER: 1,
+  /** The incoming side of a migration, paused until the move ends. */
+  MIGRATION: 2,
+} as const;
+
 /** virDomainGetInfo result. Memory sizes are in KiB; cpuTime in nanoseconds. */
 export interface DomainInfo {
   state: number;

@@ -4,7 +4,7 @@
  * snapshots create, list, revert (the captured state really comes back) and delete.
  */
 import { randomUUID } from "node:crypto";
-import { ImageNotFoundError, InvalidStateError, PowerState, TaskState, snapshotImageMetadata, type Instance } from "@virtkit/core";
+import { ImageNotFoundError, InvalidStateError, PowerState, TaskState, snapshotImageMetadata, type ImageRecord, type Instance } from "@virtkit/core";
 import { check, checkEqual, describeError, expectGone, expectRejects, expectState, expectUnsupported, fail, waitFor } from "../assertions.js";
 import type { ScenarioContext } from "../scenario.js";
 import { hasControl, settle } from "./depth-support.js";
@@ -256,7 +256,7 @@ async function snapshotEndedByCallback(ctx: ScenarioContext, inst: Instance, how
   const hold = ctx.env.imageControls?.hold(image.id, ["update"]);
   let lateUpdate = false;
   void hold?.reached.then(() => (lateUpdate = true));
-  let got: Awaited<ReturnType<ScenarioContext["env"]["imageService"]["get"]>> | undefined;
+  let got: ImageRecord | undefined;
   try {
     check(outcome === "rejected", `an image snapshot whose task-state callback ${did} (the caller's compare-and-set failed) reported success`);
     check(causedBy(caught, refusal), `an image snapshot whose task-state callback ${did} failed with ${describeError(caught)}, not with the callback's error (or one caused by it)`);

@@ -85,12 +85,11 @@ describe("SshDialer", () => {
   it("a link ended while ssh ignores SIGTERM kills it within seconds, leaving no process behind", async () => {
     const link = await new SshDialer({ host: "h", sshBinary: deafSsh }).dial();
     const pidFile = `${deafSsh}.pid`;
-    // An empty read would be pid 0, which `process.kill(0, 0)` takes for this process group, alive
-    // for ever (CI hit that window when the script wrote its pid file in place).
+    // The file appears whole (renamed into place): read in place half written, its empty text was
+    // pid 0, which `process.kill(0, 0)` takes for this process group, alive for ever (seen in CI).
     const started = performance.now();
-    const written = () => (existsSync(pidFile) ? /^\d+\n$/.exec(readFileSync(pidFile, "utf8"))?.[0] : undefined);
-    while (written() === undefined && performance.now() - started < 15_000) await new Promise((r) => setTimeout(r, 20));
-    const pid = Number(written());
+    while (!existsSync(pidFile) && performance.now() - started < 15_000) await new Promise((r) => setTimeout(r, 20));
+    const pid = Number(readFileSync(pidFile, "utf8"));
     expect(pid).toBeGreaterThan(1);
     const alive = () => {
       try {
