@@ -111,6 +111,32 @@ describe("conformance run: usage errors before the run", () => {
     expect(existsSync(join(dir, "explore.xml"))).toBe(false);
   }, SLOW);
 
+  it("--explore: a driver's unhandled rejection fails the exploration with a result (human and --json), not a crash", async () => {
+    // The rejection leaves spawn un-awaited: every step still agrees with the model.
+    const stray = await brokenPlugin(
+      "explore-stray",
+      `(d) => {
+  const spawn = d.spawn.bind(d);
+  d.spawn = async (...args) => { if (!globalThis.strayOnce) { globalThis.strayOnce = true; Promise.reject(new Error("stray from spawn")); } return spawn(...args); };
+}`,
+    );
+    const human = virtkit(["conformance", "run", "--driver", stray, "--explore", "--runs", "3", "--seed", "7"]);
+    expect(human.status, human.stderr).toBe(1);
+    expect(human.stdout).toMatch(/^errors outside any step \(they fail the exploration\):\n {2}unhandled rejection: Error: stray from spawn$/m);
+    expect(human.stdout).toMatch(/^replay: virtkit conformance run --driver \S+explore-stray\.mjs --explore --seed 7$/m);
+    expect(human.stderr).not.toMatch(/\n\s+at /); // no crash's stack trace
+
+    const json = virtkit(["conformance", "run", "--driver", stray, "--explore", "--runs", "3", "--seed", "7", "--json"]);
+    expect(json.status, json.stderr).toBe(1);
+    const result = JSON.parse(json.stdout) as { ok: boolean; seed: number; errors?: string[] };
+    expect(result).toMatchObject({ ok: false, seed: 7, errors: ["unhandled rejection: Error: stray from spawn"] });
+
+    // The same driver without the stray rejection explores clean.
+    const clean = virtkit(["conformance", "run", "--driver", "fake", "--explore", "--runs", "3", "--seed", "7"]);
+    expect(clean.status, clean.stderr).toBe(0);
+    expect(clean.stdout).not.toMatch(/errors outside any step/);
+  }, SLOW);
+
   it("a broken register is one load error (exit 2), not a failure per scenario", async () => {
     const file = join(dir, "bad-register.mjs");
     await writeFile(

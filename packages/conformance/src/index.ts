@@ -101,6 +101,7 @@ export {
   explore,
   exploreEnvironment,
   formatExploreResult,
+  withExploreErrors,
   EXPLORE_OPERATIONS,
   ExploreDivergence,
   EXPLORE_SCENARIO,

@@ -11,7 +11,7 @@ import {
 } from "../expected-transitions.js";
 import { runConformance } from "../runner.js";
 import { BROKEN_VARIANTS } from "../testing/broken-drivers.js";
-import { exploreEnvironment, formatExploreResult } from "./explore.js";
+import { exploreEnvironment, formatExploreResult, withExploreErrors, type ExploreResult } from "./explore.js";
 import {
   explainingSequences,
   expectationsFor,
@@ -137,4 +137,20 @@ describe("the explorer catches and shrinks", () => {
     const text = formatExploreResult(a, { command: "virtkit conformance run --driver fake --explore" });
     expect(text).toContain(`--seed ${SEED} --path ${a.path}`);
   }, 180_000);
+
+  it("errors outside any step fail a clean exploration and are printed with the replay; a divergence keeps its steps", () => {
+    const clean: ExploreResult = { ok: true, runs: 5, seed: 9, shrinks: 0, steps: [], interrupted: false, leftOut: [], durationMs: 10 };
+    expect(withExploreErrors(clean, [])).toBe(clean);
+    const stray = withExploreErrors(clean, ["unhandled rejection: Error: late"]);
+    expect(stray).toMatchObject({ ok: false, errors: ["unhandled rejection: Error: late"] });
+    const text = formatExploreResult(stray, { command: "virtkit conformance run --driver x --explore" });
+    expect(text).toMatch(/^explore: 5 random sequences, no divergence from the model \(seed 9, /);
+    expect(text).toContain("\nerrors outside any step (they fail the exploration):\n  unhandled rejection: Error: late\n");
+    expect(text).toContain("replay: virtkit conformance run --driver x --explore --seed 9");
+    const diverged = withExploreErrors({ ...clean, ok: false, steps: ["spawn ok", "✗ ExploreDivergence: pause"], failure: "pause" }, ["uncaught exception: Error: x"]);
+    const both = formatExploreResult(diverged);
+    expect(both).toMatch(/^explore: the driver diverged from the model/);
+    expect(both).toContain("   2. ✗ ExploreDivergence: pause");
+    expect(both).toContain("uncaught exception: Error: x");
+  });
 });

@@ -52,7 +52,7 @@ export interface ExploreOptions {
 
 /** What an exploration found. */
 export interface ExploreResult {
-  /** True when no sequence diverged from the model. */
+  /** True when no sequence diverged from the model and no error came outside any step. */
   readonly ok: boolean;
   /** Sequences run (before shrinking). */
   readonly runs: number;
@@ -70,6 +70,18 @@ export interface ExploreResult {
   /** Operations left out because the environment limits their state cells (`state.<state>.<op>`), with the reason. */
   readonly leftOut: readonly { readonly operation: ModelOperation; readonly reason: string }[];
   readonly durationMs: number;
+  /**
+   * Errors outside any step: an uncaught exception or unhandled rejection of driver code while the
+   * sequences ran (collected by whoever ran them in its process, see {@link withExploreErrors}).
+   * Any of them fails the exploration, whatever the sequences showed.
+   */
+  readonly errors?: readonly string[];
+}
+
+/** `result` with `errors` (outside any step) added: any makes it fail. */
+export function withExploreErrors(result: ExploreResult, errors: readonly string[]): ExploreResult {
+  if (errors.length === 0) return result;
+  return { ...result, ok: false, errors: [...(result.errors ?? []), ...errors] };
 }
 
 /** Creates one exploration target for a sequence, and releases it afterwards. */
@@ -304,16 +316,23 @@ export function newInstance(env: ConformanceEnvironment, name: string): Instance
 export function formatExploreResult(result: ExploreResult, replay?: { readonly command: string }): string {
   const secs = `${(result.durationMs / 1000).toFixed(1)} s`;
   const left = result.leftOut.map((l) => `\n  left out: ${l.operation}: ${l.reason}`).join("");
-  if (result.ok) {
+  const errors = result.errors ?? [];
+  const stray = errors.length === 0 ? "" : `\nerrors outside any step (they fail the exploration):${errors.map((e) => `\n  ${e}`).join("")}`;
+  const replayLine = replay
+    ? `replay: ${replay.command} --seed ${result.seed}${result.path ? ` --path ${result.path}` : ""}`
+    : `replay: seed ${result.seed}${result.path ? `, path ${result.path}` : ""}`;
+  const diverged = result.failure !== undefined || result.steps.length > 0 || (!result.ok && errors.length === 0);
+  if (!diverged) {
     const cut = result.interrupted ? " (cut short by the time limit)" : "";
-    return `explore: ${result.runs} random sequences, no divergence from the model (seed ${result.seed}, ${secs})${cut}${left}`;
+    const head = `explore: ${result.runs} random sequences, no divergence from the model (seed ${result.seed}, ${secs})${cut}`;
+    // No divergence, but driver code threw outside the kit's reach: a failure all the same.
+    return errors.length === 0 ? `${head}${left}` : `${head}${stray}\n${replayLine}${left}`;
   }
   const lines = [
     `explore: the driver diverged from the model (seed ${result.seed}, after ${result.runs} sequences, shrunk ${result.shrinks} times, ${secs})`,
     `shortest failing sequence:`,
     ...result.steps.map((s, i) => `  ${String(i + 1).padStart(2)}. ${s}`),
   ];
-  if (replay) lines.push(`replay: ${replay.command} --seed ${result.seed}${result.path ? ` --path ${result.path}` : ""}`);
-  else lines.push(`replay: seed ${result.seed}${result.path ? `, path ${result.path}` : ""}`);
-  return lines.join("\n") + left;
+  lines.push(replayLine);
+  return lines.join("\n") + stray + left;
 }

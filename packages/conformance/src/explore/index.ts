@@ -1,4 +1,4 @@
-export { explore, exploreEnvironment, formatExploreResult, newInstance, EXPLORE_OPERATIONS } from "./explore.js";
+export { explore, exploreEnvironment, formatExploreResult, newInstance, withExploreErrors, EXPLORE_OPERATIONS } from "./explore.js";
 export type { ExploreOptions, ExploreResult, TargetProvider } from "./explore.js";
 export { ExploreSession, ExploreDivergence } from "./session.js";
 export { EXPLORE_SCENARIO, EXPLORE_SCENARIO_SEED, EXPLORE_SCENARIO_BUDGET, checkExploreFixedSeed } from "./explore-scenario.js";

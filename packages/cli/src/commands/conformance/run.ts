@@ -259,9 +259,11 @@ export default class ConformanceRun extends VirtkitCommand {
     flags: { driver: string; env?: string; option?: string[]; runs?: number; seed?: number; "suite-timeout"?: number },
     json: boolean,
   ): Promise<ExploreResult> {
-    const { formatExploreResult } = await import("@virtkit/conformance");
+    const { formatExploreResult, withExploreErrors } = await import("@virtkit/conformance");
     let result: ExploreResult;
-    // Explored in this process: a driver's process.exit fails its sequence, not the command.
+    // Explored in this process: a driver's process.exit fails its sequence, not the command, and its
+    // uncaught exceptions and unhandled rejections fail the exploration with a result, not a crash.
+    const stray = collectStrayErrors();
     const releaseExit = guardExit();
     try {
       result = await exploreDriver({
@@ -273,13 +275,18 @@ export default class ConformanceRun extends VirtkitCommand {
         ...(flags["suite-timeout"] !== undefined ? { timeLimitMs: flags["suite-timeout"] } : {}),
       });
     } catch (err) {
+      stray.release();
       throw toCliError(err);
     } finally {
       releaseExit();
     }
+    result = withExploreErrors(result, [...stray.errors]);
     const opts = (flags.option ?? []).map((o) => ` --option ${o}`).join("");
     if (!json) this.log(formatExploreResult(result, { command: `virtkit conformance run --driver ${flags.driver}${opts} --explore` }));
     if (!result.ok) process.exitCode = 1;
+    // Held until the exit code is set: one that comes later (stderr says it) still fails the command.
+    if (stray.errors.length > (result.errors?.length ?? 0)) process.exitCode = 1;
+    stray.release();
     return result;
   }
 }
