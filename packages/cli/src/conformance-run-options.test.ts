@@ -111,6 +111,19 @@ describe("conformance run: usage errors before the run", () => {
     expect(existsSync(join(dir, "explore.xml"))).toBe(false);
   }, SLOW);
 
+  it("a --focus that backtracks catastrophically over a title does not hang the CLI or the vitest worker", () => {
+    // Exponential in a title's length under a backtracking engine: hours, and no Ctrl-C while it runs.
+    const evil = "^(\\w+\\s?)+!$";
+    const opts = { encoding: "utf8" as const, env: cleanEnv, timeout: 60_000 };
+    const list = spawnSync(process.execPath, [bin, "conformance", "list", "--focus", evil, "--json"], opts);
+    expect(list.status, list.stderr).toBe(0);
+    expect((JSON.parse(list.stdout) as { scenarios: unknown[] }).scenarios).toEqual([]);
+    // The default runner matches again in its worker: one real scenario beside the evil pattern.
+    const run = spawnSync(process.execPath, [bin, "conformance", "run", "--driver", "fake", "--focus", `${evil}|^lifecycle\\.spawn$`], opts);
+    expect(run.status, run.stderr).toBe(0);
+    expect(run.stdout).toMatch(/PASS: 1 passed, 0 failed/);
+  }, SLOW);
+
   it("--explore: a driver's unhandled rejection fails the exploration with a result (human and --json), not a crash", async () => {
     // The rejection leaves spawn un-awaited: every step still agrees with the model.
     const stray = await brokenPlugin(

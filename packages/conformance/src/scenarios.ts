@@ -12,6 +12,7 @@ import { checkSnapshotInheritsImageProperties } from "./checks/snapshot-inherita
 import { stateMatrixScenarios } from "./checks/state-matrix.js";
 import { EXPLORE_SCENARIO } from "./explore/explore-scenario.js";
 import type { ScenarioDefinition } from "./scenario.js";
+import { userPattern } from "./user-pattern.js";
 
 /** Scenario groups, in report order. */
 export const SCENARIO_GROUPS = [
@@ -409,7 +410,7 @@ export function selectScenarios(
   scenarios: readonly ScenarioDefinition[],
   filter: { readonly focus?: readonly string[]; readonly skip?: readonly string[] } = {},
 ): ScenarioDefinition[] {
-  const compile = (ps: readonly string[] | undefined) => (ps ?? []).map((p) => new RegExp(p));
+  const compile = (ps: readonly string[] | undefined) => (ps ?? []).map(userPattern);
   const focus = compile(filter.focus);
   const skip = compile(filter.skip);
   const matches = (s: ScenarioDefinition, rs: RegExp[]) => rs.some((r) => r.test(s.id) || r.test(s.title));
