@@ -42,8 +42,8 @@ const lifecycle: ScenarioDefinition[] = [
   },
   {
     id: "lifecycle.concurrent-instances",
-    guestStarts: 7,
-    title: "calls about different instances at once (spawns, then pause, power off, reboot, destroy; then passwords, image and instance snapshots, suspends and resumes) each end as if alone; a listing handed out does not change",
+    guestStarts: 13,
+    title: "calls about different instances at once (spawns, then pause, power off, reboot, destroy; then passwords, image and instance snapshots, suspends and resumes, rescues with their passwords) each end as if alone; a listing handed out does not change",
     group: "lifecycle",
     capability: null,
     level: "MUST",

@@ -14,6 +14,7 @@ import {
   expectRejects,
   expectState,
   expectUnsupported,
+  describeError,
   fail,
   waitFor,
   skipForEnvironment,
@@ -262,6 +263,7 @@ export async function checkConcurrentInstances(ctx: ScenarioContext): Promise<vo
     await concurrentImageSnapshots(ctx, a, c);
     await concurrentInstanceSnapshots(ctx, a, c);
     await concurrentSuspends(ctx, a, c);
+    await concurrentRescues(ctx, a, c);
   } finally {
     off?.();
   }
@@ -361,6 +363,71 @@ async function concurrentSuspends(ctx: ScenarioContext, a: Instance, c: Instance
   await Promise.all([d.resume(a, ctx.opts()), d.resume(c, ctx.opts())]);
   await expectState(ctx, a, PowerState.RUNNING, "two resumes at once (the first)");
   await expectState(ctx, c, PowerState.RUNNING, "two resumes at once (the second)");
+}
+
+/**
+ * Two instances rescued at once, each with its own rescue password, then unrescued one at a time:
+ * rescue mode and its password belong to each instance (a driver keeping "the rescued instance" or
+ * "the rescue password" in one field for the whole driver unrescues the wrong one, or gives both
+ * rescue systems the last password).
+ */
+async function concurrentRescues(ctx: ScenarioContext, a: Instance, c: Instance): Promise<void> {
+  const d = ctx.driver;
+  if (!d.capabilities.rescue) return;
+  const verifyRescue = ctx.env.verifyRescuePassword?.bind(ctx.env);
+  const booted = ctx.env.guestControls?.bootedSystem?.bind(ctx.env.guestControls);
+  const expectSystem = async (inst: Instance, want: "rescue" | "instance", after: string): Promise<void> => {
+    if (!booted) return;
+    const got = await booted(inst);
+    check(got === want, `after ${after} the guest runs the ${got} system, expected the ${want} system`);
+  };
+  const pa = trackedPassword(ctx, "concurrent-rescue-a");
+  const pc = trackedPassword(ctx, "concurrent-rescue-c");
+  ctx.step("rescue two instances at once, each with its own rescue password");
+  await Promise.all([
+    d.rescue(a, a.imageMeta, ctx.opts({ rescuePassword: pa })),
+    d.rescue(c, c.imageMeta, ctx.opts({ rescuePassword: pc })),
+  ]);
+  await expectState(ctx, a, PowerState.RUNNING, "two rescues at once (the first)");
+  await expectState(ctx, c, PowerState.RUNNING, "two rescues at once (the second)");
+  await expectSystem(a, "rescue", "two rescues at once (the first)");
+  await expectSystem(c, "rescue", "two rescues at once (the second)");
+  if (verifyRescue) {
+    ctx.step("log into both rescue systems as root");
+    for (const [inst, own, other, label] of [[a, pa, pc, "first"], [c, pc, pa, "second"]] as const) {
+      check(await verifyRescue(inst, "root", own), `the ${label} of two rescues at once: its rescuePassword does not open root of its rescue system`);
+      check(!(await verifyRescue(inst, "root", other)), `the ${label} of two rescues at once: its rescue system opens with the password given to the other instance's rescue`);
+    }
+  }
+  ctx.step("unrescue the first only");
+  await d.unrescue(a, ctx.opts());
+  await expectState(ctx, a, PowerState.RUNNING, "unrescue of the first of two rescued instances");
+  await expectSystem(a, "instance", "unrescue of the first of two rescued instances");
+  await expectSystem(c, "rescue", "unrescue of the other of two rescued instances (this one was left in rescue)");
+  // Whichever of the two rescues finished last, the first is now rescued after the second: a
+  // driver that remembers only the last rescue unrescues the wrong one next.
+  ctx.step("rescue the first again, then unrescue the second");
+  await d.rescue(a, a.imageMeta, ctx.opts());
+  await unrescueOther(ctx, c, "the second of two rescued instances, rescued before the other");
+  await expectSystem(a, "rescue", "unrescue of the other of two rescued instances (this one was left in rescue)");
+  ctx.step("unrescue the first");
+  await unrescueOther(ctx, a, "the first of two rescued instances, after the other was unrescued");
+}
+
+/** Unrescues `inst`, which another instance's rescue and unrescue came around: it must still be in rescue, and come out. */
+async function unrescueOther(ctx: ScenarioContext, inst: Instance, what: string): Promise<void> {
+  try {
+    await ctx.driver.unrescue(inst, ctx.opts());
+  } catch (err) {
+    ctx.recordError(err);
+    fail(`unrescue of ${what} failed (${describeError(err)}): another instance's rescue or unrescue took this one's rescue mode`);
+  }
+  await expectState(ctx, inst, PowerState.RUNNING, `unrescue of ${what}`);
+  const booted = ctx.env.guestControls?.bootedSystem;
+  if (booted) {
+    const got = await booted.call(ctx.env.guestControls, inst);
+    check(got === "instance", `after unrescue of ${what} the guest runs the ${got} system, expected its own`);
+  }
 }
 
 const CONCURRENT_KEY = "/conformance/concurrent-marker";

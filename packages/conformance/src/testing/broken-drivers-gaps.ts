@@ -1313,4 +1313,7 @@ export const GAP_VARIANTS: readonly BrokenVariant[] = [
   v("deadlines", "pre-migration-ignores-deadline", "preLiveMigration drops the caller's deadline: on a slow destination it prepares after the caller gave up", ["migration.steps-timed-out"], (d) => new hunt.PreMigrationIgnoresDeadline(d)),
   // Found by reading the kit's fixed waits (2026-12-06).
   v("deadlines", "task-state-failure-upload-goes-on", "the caller's task-state callback failing rejects the snapshot at once, but the copy goes on: 500 ms later the image is uploaded and active", ["snapshot.image-callback-stall"], (d) => new hunt.TaskStateFailureUploadGoesOn(d)),
+  // Found by reading which operations lifecycle.concurrent-instances overlaps (2026-12-06).
+  v("wrong-state", "rescue-one-slot", "rescue mode is kept in one field for the whole driver: with two instances rescued, unrescuing the first unrescues the other", ["lifecycle.concurrent-instances"], (d) => new hunt.RescueOneSlot(d)),
+  v("accounts", "rescue-password-one-slot", "the rescue password is held in one field for the whole driver: two rescues at once both get the last password", ["lifecycle.concurrent-instances"], (d) => new hunt.RescuePasswordOneSlot(d)),
 ];

@@ -838,3 +838,36 @@ export class PreMigrationIgnoresDeadline extends DriverDecorator {
     return this.inner.preLiveMigration(instance, data, context, rest);
   }
 }
+
+/**
+ * Rescue mode kept in one field for the whole driver (the instance rescued last), not per instance:
+ * alone every rescue and unrescue is right; with two instances rescued, unrescuing the first brings
+ * back the second and leaves the first in rescue.
+ */
+export class RescueOneSlot extends DriverDecorator {
+  #rescued: Instance | undefined;
+  override async rescue(instance: Instance, rescueImageMeta: ImageMeta, options?: RescueOptions): Promise<void> {
+    await this.inner.rescue(instance, rescueImageMeta, options);
+    this.#rescued = instance;
+  }
+  override unrescue(instance: Instance, options?: OperationOptions): Promise<void> {
+    const target = this.#rescued ?? instance;
+    this.#rescued = undefined;
+    return this.inner.unrescue(target, options);
+  }
+}
+
+/**
+ * The rescue password held in one field for the whole driver while the rescue system is prepared:
+ * two rescues at once both give their rescue systems the password that came last.
+ */
+export class RescuePasswordOneSlot extends DriverDecorator {
+  #password: Secret | undefined;
+  override async rescue(instance: Instance, rescueImageMeta: ImageMeta, options?: RescueOptions): Promise<void> {
+    if (options?.rescuePassword === undefined) return this.inner.rescue(instance, rescueImageMeta, options);
+    this.#password = options.rescuePassword;
+    // Preparing the rescue disk: long enough for another rescue's call to arrive.
+    await new Promise((r) => setTimeout(r, 5));
+    return this.inner.rescue(instance, rescueImageMeta, { ...options, rescuePassword: this.#password });
+  }
+}
